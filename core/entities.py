@@ -1,0 +1,213 @@
+"""Value objects that cross the store boundary.
+
+Rows become these only inside :mod:`mltop.core.store`; everything above the store (importers,
+CLI, TUI) speaks in these terms. They are frozen so a screen can hold one without fearing that a
+worker changes it underneath.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class Status(StrEnum):
+    """Run status, in MLflow's vocabulary, which every other tracker maps onto."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+    SCHEDULED = "SCHEDULED"
+
+    @classmethod
+    def parse(cls, value: object, default: Status | None = None) -> Status:
+        """Map a tracker's status word (any case, a few synonyms) onto a Status."""
+        text = str(value).strip().upper() if value is not None else ""
+        aliases = {
+            "DONE": cls.FINISHED,
+            "SUCCESS": cls.FINISHED,
+            "SUCCEEDED": cls.FINISHED,
+            "COMPLETED": cls.FINISHED,
+            "ERROR": cls.FAILED,
+            "CRASHED": cls.FAILED,
+            "FAILURE": cls.FAILED,
+            "CANCELLED": cls.KILLED,
+            "CANCELED": cls.KILLED,
+            "QUEUED": cls.SCHEDULED,
+        }
+        if text in cls.__members__:
+            return cls[text]
+        if text in aliases:
+            return aliases[text]
+        return default if default is not None else cls.FINISHED
+
+
+def stable_id(*parts: str) -> str:
+    """A run or experiment id that is the same on every import of the same source.
+
+    Idempotence rests on this: re-importing a source produces the same ids, so rows are replaced,
+    never duplicated.
+    """
+    digest = hashlib.sha1("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    return digest[:16]
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """One thing discovery found: a run folder, a tracker database, a log directory."""
+
+    kind: str
+    location: Path
+    root: Path | None = None
+
+    @property
+    def key(self) -> str:
+        return str(self.location)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One unreadable file or unit: shown to the user as ``path: message``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class SourceCount:
+    runs: int = 0
+    points: int = 0
+
+
+@dataclass
+class ImportReport:
+    """What one ingest did, per source kind, and what it could not read."""
+
+    counts: dict[str, SourceCount] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    sources_seen: int = 0
+    removed_runs: int = 0
+
+    def add(self, kind: str, runs: int = 0, points: int = 0) -> None:
+        count = self.counts.setdefault(kind, SourceCount())
+        count.runs += runs
+        count.points += points
+
+    def problem(self, path: str | Path, message: str) -> None:
+        one_line = " ".join(str(message).split())
+        if len(one_line) > 300:
+            one_line = one_line[:297] + "..."
+        self.problems.append(Problem(str(path), one_line))
+
+    @property
+    def runs_added(self) -> int:
+        return sum(c.runs for c in self.counts.values())
+
+    @property
+    def points_added(self) -> int:
+        return sum(c.points for c in self.counts.values())
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as an importer hands it to the store."""
+
+    id: str
+    source_kind: str
+    location: str
+    name: str
+    status: Status = Status.FINISHED
+    experiment_id: str | None = None
+    native_id: str | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    parent_id: str | None = None
+    git_commit: str | None = None
+    host: str | None = None
+    lifecycle: str = "active"
+    artifact_uri: str | None = None
+    error: str | None = None
+    updated: float | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run as the store returns it, with its experiment's name resolved."""
+
+    id: str
+    name: str
+    status: str
+    experiment: str | None
+    source_kind: str
+    location: str
+    start_time: float | None
+    end_time: float | None
+    parent_id: str | None
+    git_commit: str | None
+    host: str | None
+    lifecycle: str
+    artifact_uri: str | None
+    error: str | None
+    updated: float | None
+    native_id: str | None = None
+    experiment_id: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.start_time is None:
+            return None
+        if self.end_time is not None:
+            return max(0.0, self.end_time - self.start_time)
+        if self.updated is not None:
+            return max(0.0, self.updated - self.start_time)
+        return None
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the store remembers of a source file, so a re-scan reads only what changed."""
+
+    path: str
+    size: int
+    mtime: float
+    inode: int
+    offset: int
+    head: str
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """One metric of one run, summarised on import so the runs table never reads histories."""
+
+    run_id: str
+    key: str
+    last: float | None
+    min: float | None
+    max: float | None
+    count: int
+    first_step: int | None
+    last_step: int | None
+    min_step: int | None
+    max_step: int | None
+    last_time: float | None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    id: str
+    name: str
+    source_kind: str
+    runs: int
+
+
+@dataclass(frozen=True)
+class LogFile:
+    run_id: str
+    path: str

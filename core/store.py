@@ -1,0 +1,826 @@
+"""The DuckDB metadata store: the one module that holds SQL against the store file.
+
+Everything in the store is derived from the sources (tracker files, logs, servers), so it can be
+deleted and rebuilt at any time. Writes are batch-first (Arrow tables, never ``executemany``,
+which manages ~400 rows/s) and happen inside :meth:`Store.transaction`, so a unit of import (one
+or more whole runs) is either fully in the store or not at all, even after SIGKILL.
+
+DuckDB lets one process hold a file read-write and refuses every other process, even read-only.
+:func:`open_store` therefore falls back to a private temporary store when the file is locked (a
+second mltop, or ``mltop runs`` while the TUI is open) and says so in :attr:`Store.note`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from mltop.core.entities import (
+    Experiment,
+    FileState,
+    LogFile,
+    MetricSummary,
+    Run,
+    RunRecord,
+)
+
+STORE_ENV = "MLTOP_STORE"
+STORE_DIR = ".mltop"
+STORE_FILE = "store.duckdb"
+
+POINTS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("key", pa.string()),
+        ("step", pa.int64()),
+        ("ts", pa.float64()),
+        ("value", pa.float64()),
+    ]
+)
+
+# Numbered migrations. A store records the highest number applied; opening it applies the rest in
+# order, each in its own transaction. Never edit a released migration: add the next one.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            "CREATE SEQUENCE IF NOT EXISTS source_ids START 1",
+            """CREATE TABLE sources (
+                id INTEGER DEFAULT nextval('source_ids'),
+                kind VARCHAR NOT NULL,
+                location VARCHAR NOT NULL,
+                last_scan DOUBLE
+            )""",
+            """CREATE TABLE files (
+                path VARCHAR NOT NULL,
+                source VARCHAR,
+                size BIGINT,
+                mtime DOUBLE,
+                inode BIGINT,
+                "offset" BIGINT,
+                head VARCHAR,
+                run_id VARCHAR
+            )""",
+            """CREATE TABLE experiments (
+                id VARCHAR NOT NULL,
+                source_kind VARCHAR,
+                source VARCHAR,
+                native_id VARCHAR,
+                name VARCHAR
+            )""",
+            """CREATE TABLE runs (
+                id VARCHAR NOT NULL,
+                source_kind VARCHAR NOT NULL,
+                source VARCHAR NOT NULL,
+                location VARCHAR,
+                native_id VARCHAR,
+                experiment_id VARCHAR,
+                name VARCHAR,
+                status VARCHAR,
+                lifecycle VARCHAR,
+                start_time DOUBLE,
+                end_time DOUBLE,
+                parent_id VARCHAR,
+                git_commit VARCHAR,
+                host VARCHAR,
+                artifact_uri VARCHAR,
+                error VARCHAR,
+                updated DOUBLE
+            )""",
+            "CREATE TABLE params (run_id VARCHAR, key VARCHAR, value VARCHAR, num DOUBLE)",
+            "CREATE TABLE tags (run_id VARCHAR, key VARCHAR, value VARCHAR)",
+            """CREATE TABLE metrics (
+                run_id VARCHAR, key VARCHAR, step BIGINT, ts DOUBLE, value DOUBLE
+            )""",
+        ],
+    ),
+    (
+        # The runs table must never aggregate full histories: keep one summary row per metric.
+        # Backfilled from the histories already in the store.
+        2,
+        [
+            """CREATE TABLE metric_summary (
+                run_id VARCHAR, key VARCHAR,
+                last DOUBLE, min DOUBLE, max DOUBLE, count BIGINT,
+                first_step BIGINT, last_step BIGINT, min_step BIGINT, max_step BIGINT,
+                last_time DOUBLE
+            )""",
+            "INSERT INTO metric_summary {summary_select}",
+        ],
+    ),
+    (
+        3,
+        ["CREATE TABLE logs (run_id VARCHAR, path VARCHAR)"],
+    ),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;
+# min/max ignore NaN so one diverged step does not hide the best value.
+_SUMMARY_SELECT = """
+SELECT run_id, key,
+       arg_max(value, (step, coalesce(ts, 0))) AS last,
+       min(value) FILTER (WHERE NOT isnan(value)) AS min,
+       max(value) FILTER (WHERE NOT isnan(value)) AS max,
+       count(*) AS count,
+       min(step) AS first_step,
+       max(step) AS last_step,
+       arg_min(step, value) FILTER (WHERE NOT isnan(value)) AS min_step,
+       arg_max(step, value) FILTER (WHERE NOT isnan(value)) AS max_step,
+       max(ts) AS last_time
+FROM metrics {where}
+GROUP BY run_id, key
+"""
+
+_RUN_COLUMNS = (
+    "r.id, r.name, r.status, e.name, r.source_kind, r.location, r.start_time, r.end_time, "
+    "r.parent_id, r.git_commit, r.host, r.lifecycle, r.artifact_uri, r.error, r.updated, "
+    "r.native_id, r.experiment_id"
+)
+_RUN_FROM = "runs r LEFT JOIN experiments e ON e.id = r.experiment_id"
+
+
+class StoreError(Exception):
+    """The store file cannot be used (corrupt, not a DuckDB file, newer schema)."""
+
+
+def default_store_path(root: Path) -> Path:
+    return root / STORE_DIR / STORE_FILE
+
+
+def _as_float(value: object) -> float | None:
+    """The numeric reading of a param, so `params.lr < 0.01` compares numbers, not strings."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "None"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class RunQuery:
+    """A WHERE fragment over ``runs r`` with its parameters, as produced by the filter language.
+
+    The fragment is built from the parsed structure only; user text travels in ``params``.
+    """
+
+    where: str = "TRUE"
+    params: tuple[Any, ...] = ()
+
+
+class Store:
+    """A DuckDB metadata store. Use :func:`open_store` to get one."""
+
+    def __init__(self, path: Path | None, *, note: str | None = None, temp_dir: Path | None = None):
+        self.path = path
+        self.note = note
+        self._temp_dir = temp_dir
+        self._lock = threading.RLock()
+        self._con = duckdb.connect(str(path) if path is not None else ":memory:")
+        try:
+            self._migrate()
+        except duckdb.Error as exc:
+            self._con.close()
+            raise StoreError(f"{path}: not a usable mltop store ({exc})") from exc
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def is_temporary(self) -> bool:
+        return self._temp_dir is not None or self.path is None
+
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._con.close()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for another thread (one cursor per thread is DuckDB's safe pattern)."""
+        return self._con.cursor()
+
+    def schema_version(self) -> int:
+        row = self._con.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied DOUBLE)")
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema {current} is newer than this mltop ({SCHEMA_VERSION});"
+                " upgrade mltop or delete the store (it is rebuilt from the sources)"
+            )
+        for number, statements in MIGRATIONS:
+            if number <= current:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for statement in statements:
+                    con.execute(statement.format(summary_select=_SUMMARY_SELECT.format(where="")))
+                con.execute("INSERT INTO schema_version VALUES (?, ?)", [number, time.time()])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (also across SIGKILL)."""
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute("ROLLBACK")
+                raise
+            else:
+                self._con.execute("COMMIT")
+
+    def _with_ids(self, name: str, ids: Iterable[str]) -> None:
+        table = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
+        self._con.register(name, table)
+
+    # -- files (incremental scanning) -------------------------------------------------------------
+
+    def file_states(self, source: str | None = None) -> dict[str, FileState]:
+        """Remembered state of every source file (or of one source's files), by path."""
+        sql = 'SELECT path, size, mtime, inode, "offset", head, run_id FROM files'
+        args: list[Any] = []
+        if source is not None:
+            sql += " WHERE source = ?"
+            args.append(source)
+        with self._lock:
+            rows = self._con.execute(sql, args).fetchall()
+        return {
+            row[0]: FileState(row[0], row[1], row[2], row[3], row[4], row[5] or "", row[6])
+            for row in rows
+        }
+
+    def put_files(self, source: str, states: Sequence[FileState]) -> None:
+        if not states:
+            return
+        table = pa.table(
+            {
+                "path": [s.path for s in states],
+                "source": [source] * len(states),
+                "size": pa.array([s.size for s in states], pa.int64()),
+                "mtime": pa.array([s.mtime for s in states], pa.float64()),
+                "inode": pa.array([s.inode for s in states], pa.int64()),
+                "offset": pa.array([s.offset for s in states], pa.int64()),
+                "head": [s.head for s in states],
+                "run_id": pa.array([s.run_id for s in states], pa.string()),
+            }
+        )
+        with self._lock:
+            self._con.register("_new_files", table)
+            try:
+                self._con.execute("DELETE FROM files WHERE path IN (SELECT path FROM _new_files)")
+                self._con.execute(
+                    'INSERT INTO files (path, source, size, mtime, inode, "offset", head, run_id) '
+                    'SELECT path, source, size, mtime, inode, "offset", head, run_id '
+                    "FROM _new_files"
+                )
+            finally:
+                self._con.unregister("_new_files")
+
+    def delete_files(self, paths: Iterable[str]) -> None:
+        with self._lock:
+            self._with_ids("_gone_files", paths)
+            try:
+                self._con.execute("DELETE FROM files WHERE path IN (SELECT id FROM _gone_files)")
+            finally:
+                self._con.unregister("_gone_files")
+
+    # -- sources ----------------------------------------------------------------------------------
+
+    def touch_sources(self, sources: Iterable[tuple[str, str]]) -> None:
+        """Record (kind, location) of discovered sources with the time of this scan."""
+        rows = list(dict.fromkeys(sources))
+        if not rows:
+            return
+        now = time.time()
+        table = pa.table(
+            {
+                "kind": [k for k, _ in rows],
+                "location": [loc for _, loc in rows],
+                "last_scan": [now] * len(rows),
+            }
+        )
+        with self._lock:
+            self._con.register("_seen", table)
+            try:
+                self._con.execute(
+                    "UPDATE sources SET last_scan = s.last_scan FROM _seen s "
+                    "WHERE sources.kind = s.kind AND sources.location = s.location"
+                )
+                self._con.execute(
+                    "INSERT INTO sources (kind, location, last_scan) "
+                    "SELECT kind, location, last_scan FROM _seen s WHERE NOT EXISTS "
+                    "(SELECT 1 FROM sources x WHERE x.kind = s.kind AND x.location = s.location)"
+                )
+            finally:
+                self._con.unregister("_seen")
+
+    def source_kinds(self) -> list[str]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT DISTINCT source_kind FROM runs ORDER BY source_kind"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def forget_sources_under(self, root: str, keep: Iterable[str]) -> int:
+        """Drop runs, files and sources under ``root`` whose source was not seen in this scan.
+
+        The store mirrors the folder: a run folder deleted on disk disappears from the table.
+        Returns the number of runs removed.
+        """
+        prefix = root.rstrip(os.sep) + os.sep
+        with self._lock:
+            self._with_ids("_keep", keep)
+            try:
+                gone = [
+                    r[0]
+                    for r in self._con.execute(
+                        "SELECT id FROM runs WHERE (source = ? OR starts_with(source, ?)) "
+                        "AND source NOT IN (SELECT id FROM _keep)",
+                        [root, prefix],
+                    ).fetchall()
+                ]
+                self._con.execute(
+                    "DELETE FROM files WHERE (source = ? OR starts_with(source, ?)) "
+                    "AND source NOT IN (SELECT id FROM _keep)",
+                    [root, prefix],
+                )
+                self._con.execute(
+                    "DELETE FROM sources WHERE (location = ? OR starts_with(location, ?)) "
+                    "AND location NOT IN (SELECT id FROM _keep)",
+                    [root, prefix],
+                )
+                self._con.execute(
+                    "DELETE FROM experiments WHERE (source = ? OR starts_with(source, ?)) "
+                    "AND source NOT IN (SELECT id FROM _keep)",
+                    [root, prefix],
+                )
+            finally:
+                self._con.unregister("_keep")
+            if gone:
+                self.delete_runs(gone)
+        return len(gone)
+
+    # -- writes: experiments, runs, params, tags ---------------------------------------------------
+
+    def put_experiments(self, experiments: Sequence[tuple[str, str, str, str | None, str]]) -> None:
+        """Replace experiments given as (id, source_kind, source, native_id, name)."""
+        if not experiments:
+            return
+        cols = list(zip(*experiments, strict=True))
+        table = pa.table(
+            {
+                "id": pa.array(cols[0], pa.string()),
+                "source_kind": pa.array(cols[1], pa.string()),
+                "source": pa.array(cols[2], pa.string()),
+                "native_id": pa.array(cols[3], pa.string()),
+                "name": pa.array(cols[4], pa.string()),
+            }
+        )
+        with self._lock:
+            self._con.register("_new_exps", table)
+            try:
+                self._con.execute("DELETE FROM experiments WHERE id IN (SELECT id FROM _new_exps)")
+                self._con.execute(
+                    "INSERT INTO experiments SELECT DISTINCT ON (id) id, source_kind, source, "
+                    "native_id, name FROM _new_exps"
+                )
+            finally:
+                self._con.unregister("_new_exps")
+
+    def put_runs(
+        self,
+        source: str,
+        runs: Sequence[RunRecord],
+        params: Iterable[tuple[str, str, object]] = (),
+        tags: Iterable[tuple[str, str, object]] = (),
+    ) -> None:
+        """Replace these runs with their params and tags (idempotent: same ids, same rows).
+
+        ``params`` and ``tags`` are (run_id, key, value) triples; params keep their text and, when
+        it parses, their number.
+        """
+        if not runs:
+            return
+        fields = [
+            "id", "source_kind", "location", "native_id", "experiment_id", "name", "status",
+            "lifecycle", "start_time", "end_time", "parent_id", "git_commit", "host",
+            "artifact_uri", "error", "updated",
+        ]  # fmt: skip
+        data: dict[str, list[Any]] = {f: [] for f in fields}
+        for run in runs:
+            for f in fields:
+                value = getattr(run, f)
+                data[f].append(str(value) if f == "status" else value)
+        floats = {"start_time", "end_time", "updated"}
+        table = pa.table(
+            {
+                f: pa.array(v, pa.float64() if f in floats else pa.string())
+                for f, v in data.items()
+            }
+            | {"source": pa.array([source] * len(runs), pa.string())}
+        )
+        param_rows = list(params)
+        param_table = pa.table(
+            {
+                "run_id": pa.array([p[0] for p in param_rows], pa.string()),
+                "key": pa.array([p[1] for p in param_rows], pa.string()),
+                "value": pa.array([_param_text(p[2]) for p in param_rows], pa.string()),
+                "num": pa.array([_as_float(p[2]) for p in param_rows], pa.float64()),
+            }
+        )
+        tag_rows = list(tags)
+        tag_table = pa.table(
+            {
+                "run_id": pa.array([t[0] for t in tag_rows], pa.string()),
+                "key": pa.array([t[1] for t in tag_rows], pa.string()),
+                "value": pa.array([_param_text(t[2]) for t in tag_rows], pa.string()),
+            }
+        )
+        cols = ", ".join(["source", *fields])
+        with self._lock:
+            con = self._con
+            con.register("_new_runs", table)
+            con.register("_new_params", param_table)
+            con.register("_new_tags", tag_table)
+            try:
+                for name in ("params", "tags"):
+                    con.execute(
+                        f"DELETE FROM {name} WHERE run_id IN (SELECT id FROM _new_runs)"  # noqa: S608
+                    )
+                con.execute("DELETE FROM runs WHERE id IN (SELECT id FROM _new_runs)")
+                con.execute(
+                    f"INSERT INTO runs ({cols}) SELECT DISTINCT ON (id) {cols} FROM _new_runs"
+                )
+                con.execute(
+                    "INSERT INTO params SELECT DISTINCT ON (run_id, key) run_id, key, value, num "
+                    "FROM _new_params"
+                )
+                con.execute(
+                    "INSERT INTO tags SELECT DISTINCT ON (run_id, key) run_id, key, value "
+                    "FROM _new_tags"
+                )
+            finally:
+                for name in ("_new_runs", "_new_params", "_new_tags"):
+                    con.unregister(name)
+
+    def set_run_status(
+        self, run_id: str, status: str, end_time: float | None, updated: float | None
+    ) -> None:
+        with self._lock:
+            self._con.execute(
+                "UPDATE runs SET status = ?, end_time = ?, updated = ? WHERE id = ?",
+                [status, end_time, updated, run_id],
+            )
+
+    def delete_runs(self, run_ids: Iterable[str]) -> None:
+        with self._lock:
+            self._with_ids("_gone_runs", run_ids)
+            try:
+                for table in ("params", "tags", "metrics", "metric_summary", "logs"):
+                    self._con.execute(
+                        f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM _gone_runs)"  # noqa: S608
+                    )
+                self._con.execute("DELETE FROM files WHERE run_id IN (SELECT id FROM _gone_runs)")
+                self._con.execute("DELETE FROM runs WHERE id IN (SELECT id FROM _gone_runs)")
+            finally:
+                self._con.unregister("_gone_runs")
+
+    # -- writes: metric points ---------------------------------------------------------------------
+
+    def add_points(self, points: pa.Table) -> int:
+        """Append metric points (columns of :data:`POINTS_SCHEMA`). Returns rows added."""
+        if points.num_rows == 0:
+            return 0
+        points = points.select([f.name for f in POINTS_SCHEMA]).cast(POINTS_SCHEMA)
+        with self._lock:
+            self._con.register("_new_points", points)
+            try:
+                self._con.execute(
+                    "INSERT INTO metrics SELECT run_id, key, step, ts, value FROM _new_points"
+                )
+            finally:
+                self._con.unregister("_new_points")
+        return points.num_rows
+
+    def delete_points(self, run_ids: Iterable[str], keys: Iterable[str] | None = None) -> None:
+        """Forget histories of these runs (all keys, or only ``keys``) before a re-read."""
+        with self._lock:
+            self._with_ids("_pt_runs", run_ids)
+            try:
+                if keys is None:
+                    self._con.execute(
+                        "DELETE FROM metrics WHERE run_id IN (SELECT id FROM _pt_runs)"
+                    )
+                else:
+                    self._with_ids("_pt_keys", keys)
+                    try:
+                        self._con.execute(
+                            "DELETE FROM metrics WHERE run_id IN (SELECT id FROM _pt_runs) "
+                            "AND key IN (SELECT id FROM _pt_keys)"
+                        )
+                    finally:
+                        self._con.unregister("_pt_keys")
+            finally:
+                self._con.unregister("_pt_runs")
+
+    def refresh_summaries(self, run_ids: Iterable[str]) -> None:
+        """Recompute metric_summary for these runs from their full histories, in SQL."""
+        with self._lock:
+            self._with_ids("_sum_runs", run_ids)
+            try:
+                self._con.execute(
+                    "DELETE FROM metric_summary WHERE run_id IN (SELECT id FROM _sum_runs)"
+                )
+                self._con.execute(
+                    "INSERT INTO metric_summary "
+                    + _SUMMARY_SELECT.format(
+                        where="WHERE run_id IN (SELECT id FROM _sum_runs)"
+                    )
+                )
+            finally:
+                self._con.unregister("_sum_runs")
+
+    # -- writes: logs ------------------------------------------------------------------------------
+
+    def put_logs(self, run_id: str, paths: Sequence[str]) -> None:
+        with self._lock:
+            self._con.execute("DELETE FROM logs WHERE run_id = ?", [run_id])
+            if paths:
+                table = pa.table({"run_id": [run_id] * len(paths), "path": list(paths)})
+                self._con.register("_new_logs", table)
+                try:
+                    self._con.execute("INSERT INTO logs SELECT run_id, path FROM _new_logs")
+                finally:
+                    self._con.unregister("_new_logs")
+
+    def logs(self, run_id: str) -> list[LogFile]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT run_id, path FROM logs WHERE run_id = ? ORDER BY path", [run_id]
+            ).fetchall()
+        return [LogFile(*r) for r in rows]
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def _runs_from(self, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
+        return [Run(*row) for row in rows]
+
+    def runs(
+        self,
+        query: RunQuery | None = None,
+        *,
+        order: str = "start",
+        descending: bool = True,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs matching a filter, newest first by default."""
+        query = query or RunQuery()
+        order_sql = {
+            "start": "r.start_time",
+            "name": "r.name",
+            "status": "r.status",
+            "experiment": "e.name",
+            "source": "r.source_kind",
+            "duration": "coalesce(r.end_time, r.updated) - r.start_time",
+        }.get(order, "r.start_time")
+        direction = "DESC" if descending else "ASC"
+        sql = (
+            f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE {query.where} "
+            f"ORDER BY {order_sql} {direction} NULLS LAST, r.name, r.id"
+        )
+        args = list(query.params)
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        with self._lock:
+            rows = self._con.execute(sql, args).fetchall()
+        return self._runs_from(rows)
+
+    def run(self, run_id: str) -> Run | None:
+        with self._lock:
+            row = self._con.execute(
+                f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE r.id = ?", [run_id]
+            ).fetchone()
+        return Run(*row) if row else None
+
+    def find_runs(self, ref: str) -> list[Run]:
+        """Runs whose name is ``ref`` exactly, else whose id starts with ``ref``."""
+        with self._lock:
+            rows = self._con.execute(
+                f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE r.name = ? ORDER BY r.start_time",
+                [ref],
+            ).fetchall()
+            if not rows:
+                rows = self._con.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE starts_with(r.id, ?) "
+                    "OR r.native_id = ? ORDER BY r.start_time",
+                    [ref.lower(), ref],
+                ).fetchall()
+        return self._runs_from(rows)
+
+    def children(self, run_id: str) -> list[Run]:
+        with self._lock:
+            rows = self._con.execute(
+                f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE r.parent_id = ? ORDER BY r.name",
+                [run_id],
+            ).fetchall()
+        return self._runs_from(rows)
+
+    def count_runs(self, query: RunQuery | None = None) -> int:
+        query = query or RunQuery()
+        with self._lock:
+            row = self._con.execute(
+                f"SELECT count(*) FROM {_RUN_FROM} WHERE {query.where}", list(query.params)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def params(self, run_id: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", [run_id]
+            ).fetchall()
+        return dict(rows)
+
+    def tags(self, run_id: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", [run_id]
+            ).fetchall()
+        return dict(rows)
+
+    def params_for(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Params of several runs at once: {run_id: {key: value}}."""
+        out: dict[str, dict[str, str]] = {r: {} for r in run_ids}
+        with self._lock:
+            self._with_ids("_pf_runs", run_ids)
+            try:
+                rows = self._con.execute(
+                    "SELECT run_id, key, value FROM params "
+                    "WHERE run_id IN (SELECT id FROM _pf_runs) ORDER BY key"
+                ).fetchall()
+            finally:
+                self._con.unregister("_pf_runs")
+        for run_id, key, value in rows:
+            out[run_id][key] = value
+        return out
+
+    def summaries(self, run_ids: Sequence[str]) -> dict[str, dict[str, MetricSummary]]:
+        """Metric summaries of several runs: {run_id: {key: summary}}."""
+        out: dict[str, dict[str, MetricSummary]] = {r: {} for r in run_ids}
+        with self._lock:
+            self._with_ids("_ms_runs", run_ids)
+            try:
+                rows = self._con.execute(
+                    "SELECT run_id, key, last, min, max, count, first_step, last_step, "
+                    "min_step, max_step, last_time FROM metric_summary "
+                    "WHERE run_id IN (SELECT id FROM _ms_runs) ORDER BY key"
+                ).fetchall()
+            finally:
+                self._con.unregister("_ms_runs")
+        for row in rows:
+            out[row[0]][row[1]] = MetricSummary(*row)
+        return out
+
+    def param_keys(self) -> list[str]:
+        with self._lock:
+            return [
+                r[0]
+                for r in self._con.execute(
+                    "SELECT key FROM params GROUP BY key ORDER BY count(*) DESC, key"
+                ).fetchall()
+            ]
+
+    def metric_keys(self) -> list[str]:
+        with self._lock:
+            return [
+                r[0]
+                for r in self._con.execute(
+                    "SELECT key FROM metric_summary GROUP BY key ORDER BY count(*) DESC, key"
+                ).fetchall()
+            ]
+
+    def experiments(self) -> list[Experiment]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT e.id, e.name, e.source_kind, count(r.id) FROM experiments e "
+                "LEFT JOIN runs r ON r.experiment_id = e.id "
+                "GROUP BY e.id, e.name, e.source_kind ORDER BY e.name"
+            ).fetchall()
+        return [Experiment(*r) for r in rows]
+
+    def history(self, run_id: str, key: str) -> pa.Table:
+        """The full history of one metric, ordered by step (step, ts, value)."""
+        with self._lock:
+            return self._con.sql(
+                "SELECT step, ts, value FROM metrics WHERE run_id = ? AND key = ? "
+                "ORDER BY step, ts",
+                params=[run_id, key],
+            ).to_arrow_table()
+
+    def point_count(self, run_id: str | None = None) -> int:
+        with self._lock:
+            if run_id is None:
+                row = self._con.execute("SELECT count(*) FROM metrics").fetchone()
+            else:
+                row = self._con.execute(
+                    "SELECT count(*) FROM metrics WHERE run_id = ?", [run_id]
+                ).fetchone()
+        return int(row[0]) if row else 0
+
+    def table_counts(self) -> dict[str, int]:
+        """Row counts of every table: for tests and `mltop ingest --verbose`."""
+        out = {}
+        with self._lock:
+            for table in (
+                "sources", "files", "experiments", "runs", "params", "tags", "metrics",
+                "metric_summary", "logs",
+            ):  # fmt: skip
+                row = self._con.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+                out[table] = int(row[0]) if row else 0
+        return out
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "lock" in text and ("conflict" in text or "could not set lock" in text)
+
+
+def open_store(root: Path, store_path: Path | None = None) -> Store:
+    """Open the store for ``root``: ``--store``, then ``$MLTOP_STORE``, then ``root/.mltop/``.
+
+    When another process holds the file (DuckDB allows one writer and then refuses even readers),
+    or the folder is not writable, return a private temporary store instead, with
+    :attr:`Store.note` saying why; the caller re-imports the sources into it.
+    """
+    if store_path is None and os.environ.get(STORE_ENV):
+        store_path = Path(os.environ[STORE_ENV]).expanduser()
+    path = store_path or default_store_path(root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent.name == STORE_DIR:
+            ignore = path.parent / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# created by mltop: the store is rebuilt from the sources\n*\n")
+        return Store(path)
+    except duckdb.Error as exc:
+        if _is_lock_error(exc):
+            why = f"{path} is in use by another mltop"
+        else:
+            raise StoreError(f"{path}: cannot open store ({' '.join(str(exc).split())})") from exc
+    except OSError as exc:
+        why = f"cannot write {path.parent} ({exc.strerror or exc})"
+    temp_dir = Path(tempfile.mkdtemp(prefix="mltop-store-"))
+    return Store(
+        temp_dir / STORE_FILE,
+        note=f"{why}; using a private temporary store built from the sources",
+        temp_dir=temp_dir,
+    )
+
+
+def open_memory_store() -> Store:
+    """An in-memory store, for tests and one-shot reads."""
+    return Store(None)
+
+
+def mapping_rows(run_id: str, mapping: Mapping[str, object]) -> list[tuple[str, str, object]]:
+    """(run_id, key, value) triples for :meth:`Store.put_runs` from a params or tags dict."""
+    return [(run_id, str(k), v) for k, v in mapping.items()]

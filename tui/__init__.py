@@ -1,0 +1,1 @@
+"""mltop's Textual app."""
