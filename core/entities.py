@@ -134,6 +134,9 @@ class RunRecord:
     artifact_uri: str | None = None
     error: str | None = None
     updated: float | None = None
+    # The discovered source this run came from (defaults to its location); a full re-scan
+    # forgets runs whose source is gone.
+    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ class FileState:
     offset: int
     head: str
     run_id: str | None = None
+    source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -288,13 +288,14 @@ class Store:
             for row in rows
         }
 
-    def put_files(self, source: str, states: Sequence[FileState]) -> None:
+    def put_files(self, source: str | None, states: Sequence[FileState]) -> None:
+        """Record file states; each state's own ``source`` wins over the ``source`` argument."""
         if not states:
             return
         table = pa.table(
             {
                 "path": [s.path for s in states],
-                "source": [source] * len(states),
+                "source": pa.array([s.source or source for s in states], pa.string()),
                 "size": pa.array([s.size for s in states], pa.int64()),
                 "mtime": pa.array([s.mtime for s in states], pa.float64()),
                 "inode": pa.array([s.inode for s in states], pa.int64()),
@@ -428,7 +429,7 @@ class Store:
 
     def put_runs(
         self,
-        source: str,
+        source: str | None,
         runs: Sequence[RunRecord],
         params: Iterable[tuple[str, str, object]] = (),
         tags: Iterable[tuple[str, str, object]] = (),
@@ -436,7 +437,8 @@ class Store:
         """Replace these runs with their params and tags (idempotent: same ids, same rows).
 
         ``params`` and ``tags`` are (run_id, key, value) triples; params keep their text and, when
-        it parses, their number.
+        it parses, their number. ``source`` is the discovered source of all these runs; when None,
+        each run's own ``source`` (or else its location) is used.
         """
         if not runs:
             return
@@ -452,11 +454,8 @@ class Store:
                 data[f].append(str(value) if f == "status" else value)
         floats = {"start_time", "end_time", "updated"}
         table = pa.table(
-            {
-                f: pa.array(v, pa.float64() if f in floats else pa.string())
-                for f, v in data.items()
-            }
-            | {"source": pa.array([source] * len(runs), pa.string())}
+            {f: pa.array(v, pa.float64() if f in floats else pa.string()) for f, v in data.items()}
+            | {"source": pa.array([source or r.source or r.location for r in runs], pa.string())}
         )
         param_rows = list(params)
         param_table = pa.table(
@@ -483,9 +482,7 @@ class Store:
             con.register("_new_tags", tag_table)
             try:
                 for name in ("params", "tags"):
-                    con.execute(
-                        f"DELETE FROM {name} WHERE run_id IN (SELECT id FROM _new_runs)"  # noqa: S608
-                    )
+                    con.execute(f"DELETE FROM {name} WHERE run_id IN (SELECT id FROM _new_runs)")
                 con.execute("DELETE FROM runs WHERE id IN (SELECT id FROM _new_runs)")
                 con.execute(
                     f"INSERT INTO runs ({cols}) SELECT DISTINCT ON (id) {cols} FROM _new_runs"
@@ -517,7 +514,7 @@ class Store:
             try:
                 for table in ("params", "tags", "metrics", "metric_summary", "logs"):
                     self._con.execute(
-                        f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM _gone_runs)"  # noqa: S608
+                        f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM _gone_runs)"
                     )
                 self._con.execute("DELETE FROM files WHERE run_id IN (SELECT id FROM _gone_runs)")
                 self._con.execute("DELETE FROM runs WHERE id IN (SELECT id FROM _gone_runs)")
@@ -572,9 +569,7 @@ class Store:
                 )
                 self._con.execute(
                     "INSERT INTO metric_summary "
-                    + _SUMMARY_SELECT.format(
-                        where="WHERE run_id IN (SELECT id FROM _sum_runs)"
-                    )
+                    + _SUMMARY_SELECT.format(where="WHERE run_id IN (SELECT id FROM _sum_runs)")
                 )
             finally:
                 self._con.unregister("_sum_runs")
@@ -612,22 +607,21 @@ class Store:
         descending: bool = True,
         limit: int | None = None,
     ) -> list[Run]:
-        """Runs matching a filter, newest first by default."""
+        """Runs matching a filter, newest first by default.
+
+        ``order`` is an attribute (name, start, end, status, experiment, source, duration) or
+        ``metrics.KEY`` (last value), ``metrics.KEY.min``/``.max``, or ``params.KEY`` (numbers
+        before text).
+        """
         query = query or RunQuery()
-        order_sql = {
-            "start": "r.start_time",
-            "name": "r.name",
-            "status": "r.status",
-            "experiment": "e.name",
-            "source": "r.source_kind",
-            "duration": "coalesce(r.end_time, r.updated) - r.start_time",
-        }.get(order, "r.start_time")
+        order_exprs, order_args = order_clause(order)
         direction = "DESC" if descending else "ASC"
+        order_sql = ", ".join(f"{expr} {direction} NULLS LAST" for expr in order_exprs)
         sql = (
             f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE {query.where} "
-            f"ORDER BY {order_sql} {direction} NULLS LAST, r.name, r.id"
+            f"ORDER BY {order_sql}, r.name, r.id"
         )
-        args = list(query.params)
+        args = [*query.params, *order_args]
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
@@ -774,9 +768,56 @@ class Store:
                 "sources", "files", "experiments", "runs", "params", "tags", "metrics",
                 "metric_summary", "logs",
             ):  # fmt: skip
-                row = self._con.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+                row = self._con.execute(f"SELECT count(*) FROM {table}").fetchone()
                 out[table] = int(row[0]) if row else 0
         return out
+
+
+_ATTRIBUTE_ORDER = {
+    "start": "r.start_time",
+    "end": "r.end_time",
+    "name": "lower(r.name)",
+    "status": "r.status",
+    "experiment": "lower(e.name)",
+    "source": "r.source_kind",
+    "duration": "coalesce(r.end_time, r.updated) - r.start_time",
+    "id": "r.id",
+}
+
+
+def order_clause(order: str) -> tuple[list[str], list[Any]]:
+    """SQL for ORDER BY over ``runs r``; keys travel as parameters, never as SQL text."""
+    if order in _ATTRIBUTE_ORDER:
+        return [_ATTRIBUTE_ORDER[order]], []
+    for prefix in ("metrics.", "metric."):
+        if order.startswith(prefix):
+            key = order[len(prefix) :]
+            column = "last"
+            for agg in ("min", "max", "last", "count"):
+                if key.endswith("." + agg):
+                    key, column = key[: -len(agg) - 1], agg
+                    break
+            return (
+                [
+                    f"(SELECT ms.{column} FROM metric_summary ms "
+                    "WHERE ms.run_id = r.id AND ms.key = ?)"
+                ],
+                [key],
+            )
+    for prefix in ("params.", "param."):
+        if order.startswith(prefix):
+            key = order[len(prefix) :]
+            return (
+                [
+                    "(SELECT p.num FROM params p WHERE p.run_id = r.id AND p.key = ?)",
+                    "(SELECT p.value FROM params p WHERE p.run_id = r.id AND p.key = ?)",
+                ],
+                [key, key],
+            )
+    raise ValueError(
+        f"cannot sort by {order!r}: use one of {', '.join(sorted(_ATTRIBUTE_ORDER))}, "
+        "metrics.KEY or params.KEY"
+    )
 
 
 def _is_lock_error(exc: BaseException) -> bool:

@@ -12,6 +12,7 @@ Lightning CSVs, Keras CSVLogger, generic logs). Non-numeric cells become NULL an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
@@ -92,8 +93,11 @@ def wide_to_points(
         if step_col and not row_step
         else "(row_number() OVER (PARTITION BY filename) - 1)"
     )
+    # Times come as epoch numbers (seconds, or ms with time_scale=0.001) or as ISO strings.
     time_expr = (
-        f"TRY_CAST({_quote_ident(time_col)} AS DOUBLE) * {float(time_scale)!r}"
+        f"coalesce(TRY_CAST(CAST({_quote_ident(time_col)} AS VARCHAR) AS DOUBLE) "
+        f"* {float(time_scale)!r}, "
+        f"epoch(TRY_CAST(CAST({_quote_ident(time_col)} AS VARCHAR) AS TIMESTAMPTZ)))"
         if time_col
         else "NULL::DOUBLE"
     )
@@ -102,7 +106,10 @@ def wide_to_points(
         f"TRY_CAST(trim(CAST({_quote_ident(c)} AS VARCHAR), '\"') AS DOUBLE) AS {_quote_ident(c)}"
         for c in metric_cols
     )
-    base = f"SELECT {file_expr} AS filename, {step_expr} AS step, {time_expr} AS ts, {casts} FROM {relation_sql}"
+    base = (
+        f"SELECT {file_expr} AS filename, {step_expr} AS step, {time_expr} AS ts, {casts} "
+        f"FROM {relation_sql}"
+    )
     if run_of_file is not None:
         mapping = pa.table(
             {"filename": list(run_of_file.keys()), "run_id": list(run_of_file.values())}
@@ -179,7 +186,5 @@ def bytes_to_tempfile(data: bytes, suffix: str) -> str:
 
 
 def remove_quietly(path: str | Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass

@@ -41,9 +41,7 @@ class Importer(Protocol):
         """Sources in this folder, judged by marker files; None when there are none."""
         ...
 
-    def import_sources(
-        self, store: Store, refs: Sequence[SourceRef], report: ImportReport
-    ) -> None:
+    def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
         """Bring these sources up to date in the store; never raise on bad input."""
         ...
 
@@ -97,7 +95,11 @@ def classify(path: Path, old: FileState | None) -> tuple[Change, os.stat_result 
 
 
 def file_state(
-    path: Path, st: os.stat_result, offset: int, run_id: str | None = None
+    path: Path,
+    st: os.stat_result,
+    offset: int,
+    run_id: str | None = None,
+    source: str | None = None,
 ) -> FileState:
     """The state to record after reading ``path`` up to ``offset``."""
     return FileState(
@@ -108,6 +110,7 @@ def file_state(
         offset=offset,
         head=head_fingerprint(path, st.st_size),
         run_id=run_id,
+        source=source,
     )
 
 

@@ -1,0 +1,351 @@
+"""The ``mltop`` command line.
+
+``mltop [PATH]`` opens the TUI; the subcommands print tables or JSON for shells, pipes and CI.
+Exit codes: 0 ok, 1 problems found (unreadable files, a failed gate), 2 usage errors.
+The TUI is imported only by the commands that open it, so scripted use never loads Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from mltop.core import __version__
+from mltop.core.discovery import ingest
+from mltop.core.entities import ImportReport, Run
+from mltop.core.formatting import fmt_duration, fmt_iso, fmt_time, fmt_value
+from mltop.core.store import RunQuery, Store, StoreError, open_store
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+USAGE = """\
+usage: mltop [PATH] [--store FILE]          open the TUI on PATH (default: .)
+       mltop ingest [PATH]                  import the runs under PATH into the store
+       mltop runs [PATH] [--filter EXPR] [--sort KEY] [--json]
+                                            print the runs table
+       mltop demo                           train the sample project in a temporary folder
+                                            and open mltop on it
+
+Run `mltop COMMAND --help` for a command's options.
+Sources read: mltop run folders, MLflow (mlflow.db, mlruns/), DVC and dvclive, TensorBoard,
+Lightning and Keras CSV loggers, Hugging Face trainer_state.json, W&B offline runs, trackio,
+and plain JSONL/CSV metric logs.
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so every usage error exits 2 the same way."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _stdout(file: TextIO | None = None) -> Console:
+    console = Console(file=file, highlight=False, soft_wrap=False)
+    if not console.is_terminal:
+        # Piped or redirected: no terminal width to fit, so never truncate cells.
+        console = Console(file=file, highlight=False, soft_wrap=False, width=1000)
+    return console
+
+
+def _open(path: Path, store_arg: str | None, err: Console) -> Store:
+    store = open_store(path, Path(store_arg).expanduser() if store_arg else None)
+    if store.note:
+        err.print(Text(f"mltop: {store.note}", style="yellow"))
+    return store
+
+
+def _resolve_root(arg: str | None) -> Path:
+    root = Path(arg or ".").expanduser()
+    if not root.exists():
+        raise UsageError(f"mltop: {root}: no such file or folder")
+    return root.resolve()
+
+
+def _store_root(root: Path) -> Path:
+    return root if root.is_dir() else root.parent
+
+
+def _ingest(root: Path, store: Store, err: Console, show_progress: bool) -> ImportReport:
+    if not show_progress:
+        return ingest(root, store)
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} sources"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    task = None
+
+    def update(what: str, done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            task = progress.add_task("importing", total=total or 1)
+        progress.update(task, completed=done, total=total or 1, description=f"importing {what}")
+
+    with progress:
+        return ingest(root, store, progress=update)
+
+
+def _print_problems(report: ImportReport, err: Console) -> None:
+    for problem in report.problems:
+        err.print(Text(str(problem)))
+
+
+# -- ingest --
+
+
+def cmd_ingest(argv: Sequence[str]) -> int:
+    parser = _Parser(prog="mltop ingest", description="Import the runs found under PATH.")
+    parser.add_argument("path", nargs="?", default=".")
+    parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
+    args = parser.parse_args(argv)
+    root = _resolve_root(args.path)
+    err = _stderr()
+    out = _stdout()
+    with _open(_store_root(root), args.store, err) as store:
+        report = _ingest(root, store, err, show_progress=err.is_terminal)
+        counts = store.table_counts()
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    table.add_column("source")
+    table.add_column("runs added", justify="right")
+    table.add_column("points added", justify="right")
+    for kind, count in sorted(report.counts.items()):
+        table.add_row(kind, f"{count.runs:,}", f"{count.points:,}")
+    if report.counts:
+        out.print(table)
+    out.print(
+        f"{report.sources_seen:,} sources, {counts['runs']:,} runs, "
+        f"{counts['metrics']:,} points in the store"
+        + (f", {report.removed_runs} runs removed" if report.removed_runs else "")
+        + (f", {len(report.problems)} problem files" if report.problems else "")
+    )
+    _print_problems(report, err)
+    return EXIT_PROBLEMS if report.problems else EXIT_OK
+
+
+# -- runs --
+
+
+def _compile_filter(text: str | None) -> RunQuery:
+    if not text or not text.strip():
+        return RunQuery()
+    from mltop.core import query
+
+    try:
+        return query.compile_query(text)
+    except query.QueryError as exc:
+        raise UsageError(f"mltop: bad filter\n{query.format_error(text, exc)}") from exc
+
+
+def _parse_sort(sort: str | None) -> tuple[str, bool]:
+    if not sort:
+        return "start", True
+    if sort.startswith("-"):
+        return sort[1:], True
+    if sort.startswith("+"):
+        return sort[1:], False
+    # Attributes read naturally ascending except time; metrics and params ascending.
+    return sort, sort in ("start", "end", "duration")
+
+
+def _common_keys(per_run: dict[str, dict[str, Any]], limit: int) -> list[str]:
+    seen: dict[str, int] = {}
+    for values in per_run.values():
+        for key in values:
+            seen[key] = seen.get(key, 0) + 1
+    return [k for k, _ in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+
+
+def _json_number(value: float | None) -> float | str | None:
+    """JSON has no NaN or infinity: spell them as strings, like MLflow's REST API does."""
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def run_json(run: Run, params: dict[str, str], metrics: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "name": run.name,
+        "status": run.status,
+        "experiment": run.experiment,
+        "source": run.source_kind,
+        "location": run.location,
+        "start": fmt_iso(run.start_time),
+        "end": fmt_iso(run.end_time),
+        "duration": run.duration,
+        "parent_id": run.parent_id,
+        "git_commit": run.git_commit,
+        "lifecycle": run.lifecycle,
+        "params": params,
+        "metrics": {k: _json_number(s.last) for k, s in metrics.items()},
+    }
+
+
+def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
+    parser = _Parser(prog="mltop runs", description="Print the runs found under PATH.")
+    parser.add_argument("path", nargs="?", default=".")
+    parser.add_argument("--filter", "-f", dest="filter", help="filter expression")
+    parser.add_argument(
+        "--sort",
+        help="name, start, duration, status, metrics.KEY, params.KEY (--sort=-KEY: descending)",
+    )
+    parser.add_argument("--desc", action="store_true", help="sort descending")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--limit", type=int, help="at most this many runs")
+    parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
+    args = parser.parse_args(argv)
+    root = _resolve_root(args.path)
+    query = _compile_filter(args.filter)
+    order, descending = _parse_sort(args.sort)
+    descending = descending or args.desc
+    err = _stderr()
+    with _open(_store_root(root), args.store, err) as store:
+        report = _ingest(root, store, err, show_progress=err.is_terminal and not args.json)
+        try:
+            runs = store.runs(query, order=order, descending=descending, limit=args.limit)
+        except ValueError as exc:
+            raise UsageError(f"mltop: {exc}") from exc
+        ids = [r.id for r in runs]
+        params = store.params_for(ids)
+        metrics = store.summaries(ids)
+    out = _stdout(out_file)
+    if args.json:
+        data = [run_json(r, params[r.id], metrics[r.id]) for r in runs]
+        (out_file or sys.stdout).write(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    else:
+        out.print(_runs_table(runs, params, metrics))
+        out.print(f"{len(runs)} runs")
+    _print_problems(report, err)
+    return EXIT_PROBLEMS if report.problems else EXIT_OK
+
+
+def _runs_table(
+    runs: Sequence[Run], params: dict[str, dict[str, str]], metrics: dict[str, dict[str, Any]]
+) -> Table:
+    param_keys = _common_keys(params, 6)
+    metric_keys = _common_keys(metrics, 6)
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for col in ("name", "status", "experiment", "source", "start", "duration"):
+        table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=40)
+    for key in param_keys:
+        table.add_column(Text(f"params.{key}"), no_wrap=True, overflow="ellipsis", max_width=24)
+    for key in metric_keys:
+        table.add_column(Text(key), justify="right", no_wrap=True)
+    for run in runs:
+        cells = [
+            Text(run.name),
+            Text(run.status),
+            Text(run.experiment or "—"),
+            Text(run.source_kind),
+            Text(fmt_time(run.start_time)),
+            Text(fmt_duration(run.duration)),
+        ]
+        cells += [Text(params[run.id].get(k, "—")) for k in param_keys]
+        cells += [
+            Text(fmt_value(metrics[run.id][k].last) if k in metrics[run.id] else "—")
+            for k in metric_keys
+        ]
+        table.add_row(*cells)
+    return table
+
+
+# -- the TUI and the demo --
+
+
+def cmd_open(argv: Sequence[str]) -> int:
+    parser = _Parser(prog="mltop", usage=USAGE, add_help=False)
+    parser.add_argument("path", nargs="?", default=".")
+    parser.add_argument("--store")
+    args = parser.parse_args(argv)
+    root = _resolve_root(args.path)
+    try:
+        from mltop.tui.app import run_app
+    except ImportError:
+        _stderr().print(
+            "mltop: the TUI is not available in this installation; "
+            "use `mltop runs` or `mltop ingest`"
+        )
+        return EXIT_PROBLEMS
+    return run_app(root, store_path=Path(args.store) if args.store else None)
+
+
+def cmd_demo(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="mltop demo",
+        description="Train the bundled sample project in a temporary folder and open mltop on it.",
+    )
+    parser.add_argument("--dir", help="folder to create the demo in (default: a temporary one)")
+    parser.add_argument("--no-tui", action="store_true", help="only train and print the runs table")
+    args = parser.parse_args(argv)
+    from mltop.core.demo import prepare_demo
+
+    err = _stderr()
+    folder = prepare_demo(Path(args.dir) if args.dir else None, log=lambda m: err.print(Text(m)))
+    if args.no_tui:
+        return cmd_runs([str(folder)])
+    return cmd_open([str(folder)])
+
+
+COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "ingest": cmd_ingest,
+    "runs": cmd_runs,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if args and args[0] in ("-h", "--help", "help"):
+            sys.stdout.write(USAGE)
+            return EXIT_OK
+        if args and args[0] in ("-V", "--version"):
+            sys.stdout.write(f"mltop {__version__}\n")
+            return EXIT_OK
+        if args and args[0] in COMMANDS:
+            return COMMANDS[args[0]](args[1:])
+        return cmd_open(args)
+    except UsageError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_USAGE
+    except StoreError as exc:
+        sys.stderr.write(f"mltop: {exc}\n")
+        return EXIT_PROBLEMS
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `mltop runs | head`: the reader left; say nothing, as other Unix tools do.
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

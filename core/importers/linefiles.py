@@ -1,0 +1,212 @@
+"""Incremental, batched reading of append-only line files (JSONL and CSV metric logs).
+
+Training jobs append to these while mltop watches, so each scan reads only the bytes after the
+recorded offset, up to the last complete line (a line still being written waits for the next
+scan). Every file that changed is parsed in one DuckDB scan; only when that scan fails is each
+file parsed alone, and a broken file falls back to a line-by-line read that keeps every good line
+and reports the bad ones in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from mltop.core import tabular
+from mltop.core.entities import FileState, ImportReport
+from mltop.core.importers.base import Change, classify, file_state, read_complete
+
+
+@dataclass(frozen=True)
+class LineFile:
+    """One metric log file of one run, with what the store remembers of it."""
+
+    path: Path
+    run_id: str
+    old: FileState | None
+    source: str | None = None
+
+
+@dataclass
+class LineBatch:
+    """What a batch read produced: points, new file states, and which runs need what."""
+
+    points: pa.Table = field(default_factory=tabular.empty_points)
+    states: list[FileState] = field(default_factory=list)
+    replaced_runs: set[str] = field(default_factory=set)
+    deleted: list[LineFile] = field(default_factory=list)
+    changed_runs: set[str] = field(default_factory=set)
+    mtimes: dict[str, float] = field(default_factory=dict)
+
+
+def _ends_with_newline(path: Path, size: int) -> bool:
+    if size == 0:
+        return True
+    with open(path, "rb") as fh:
+        fh.seek(size - 1)
+        return fh.read(1) == b"\n"
+
+
+def _first_line(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.readline()
+
+
+def _python_jsonl(path: str, origin: Path, report: ImportReport) -> str | None:
+    """Keep the parseable JSON-object lines of a broken file; report the rest in one line."""
+    good: list[str] = []
+    bad = 0
+    first_bad = 0
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            text = raw.decode("utf-8", errors="replace").strip()
+            if not text:
+                continue
+            try:
+                obj = json.loads(text)
+            except (ValueError, RecursionError):
+                obj = None
+            if not isinstance(obj, dict):
+                bad += 1
+                first_bad = first_bad or number
+                continue
+            good.append(json.dumps(_flat_numbers(obj), allow_nan=True))
+    if bad:
+        report.problem(
+            origin,
+            f"{bad} malformed line{'s' if bad != 1 else ''} skipped (first at line {first_bad})",
+        )
+    if not good:
+        return None
+    return tabular.bytes_to_tempfile(("\n".join(good) + "\n").encode(), ".jsonl")
+
+
+def _flat_numbers(obj: dict[str, object]) -> dict[str, object]:
+    """Keep scalar fields only: nested values cannot be a metric and confuse type inference."""
+    out: dict[str, object] = {}
+    for key, value in obj.items():
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float | str):
+            out[key] = value
+    return out
+
+
+def read_line_files(
+    files: Sequence[LineFile],
+    fmt: str,
+    report: ImportReport,
+    *,
+    delimiter: str | None = None,
+    step_col: str | None = None,
+    time_col: str | None = None,
+    exclude: Sequence[str] = (),
+    row_step: bool = False,
+) -> LineBatch:
+    """Read what changed in these files since their recorded state.
+
+    ``fmt`` is "jsonl" or "csv". Files that were truncated or replaced are read from the start
+    and their runs listed in ``replaced_runs`` (the caller deletes those runs' old points first).
+    """
+    batch = LineBatch()
+    sources: dict[str, str] = {}  # path DuckDB reads -> run id
+    origin: dict[str, LineFile] = {}
+    temps: list[str] = []
+    try:
+        for lf in files:
+            change, st = classify(lf.path, lf.old)
+            if change is Change.UNCHANGED:
+                continue
+            if change is Change.DELETED or st is None:
+                batch.deleted.append(lf)
+                batch.changed_runs.add(lf.run_id)
+                continue
+            batch.changed_runs.add(lf.run_id)
+            batch.mtimes[lf.run_id] = max(batch.mtimes.get(lf.run_id, 0.0), st.st_mtime)
+            offset = 0 if change in (Change.NEW, Change.REPLACED) else lf.old.offset  # type: ignore[union-attr]
+            if offset == 0:
+                batch.replaced_runs.add(lf.run_id)
+            try:
+                if offset == 0 and _ends_with_newline(lf.path, st.st_size):
+                    read_path, new_offset = str(lf.path), st.st_size
+                else:
+                    data, new_offset = read_complete(lf.path, offset)
+                    if not data:
+                        batch.states.append(file_state(lf.path, st, offset, lf.run_id, lf.source))
+                        continue
+                    if fmt == "csv" and offset > 0:
+                        data = _first_line(lf.path) + data
+                    read_path = tabular.bytes_to_tempfile(data, "." + fmt)
+                    temps.append(read_path)
+            except OSError as exc:
+                report.problem(lf.path, f"cannot read ({exc.strerror or exc})")
+                continue
+            sources[read_path] = lf.run_id
+            origin[read_path] = lf
+            batch.states.append(file_state(lf.path, st, new_offset, lf.run_id, lf.source))
+        if sources:
+            batch.points = _parse(
+                sources, origin, fmt, report, temps,
+                delimiter=delimiter, step_col=step_col, time_col=time_col,
+                exclude=exclude, row_step=row_step,
+            )  # fmt: skip
+    finally:
+        for temp in temps:
+            tabular.remove_quietly(temp)
+    return batch
+
+
+def _parse(
+    sources: dict[str, str],
+    origin: dict[str, LineFile],
+    fmt: str,
+    report: ImportReport,
+    temps: list[str],
+    **kwargs: object,
+) -> pa.Table:
+    delimiter = kwargs.pop("delimiter")
+    reader = (
+        tabular.jsonl_points
+        if fmt == "jsonl"
+        else lambda m, **kw: tabular.csv_points(m, delimiter=delimiter, **kw)  # type: ignore[arg-type]
+    )
+    try:
+        return reader(sources, **kwargs)
+    except tabular.ParseError:
+        pass
+    tables = []
+    for path, run_id in sources.items():
+        lf = origin[path]
+        try:
+            tables.append(reader({path: run_id}, **kwargs))
+            continue
+        except tabular.ParseError as exc:
+            if fmt != "jsonl":
+                report.problem(lf.path, f"not a readable CSV ({exc})")
+                continue
+        cleaned = _python_jsonl(path, lf.path, report)
+        if cleaned is None:
+            report.problem(lf.path, "no JSON object lines with metric values")
+            continue
+        temps.append(cleaned)
+        try:
+            tables.append(reader({cleaned: run_id}, **kwargs))
+        except tabular.ParseError as exc:
+            report.problem(lf.path, str(exc))
+    return pa.concat_tables(tables) if tables else tabular.empty_points()
+
+
+def newest_mtime(paths: Sequence[Path]) -> float | None:
+    best: float | None = None
+    for p in paths:
+        try:
+            m = os.stat(p).st_mtime
+        except OSError:
+            continue
+        best = m if best is None else max(best, m)
+    return best

@@ -1,0 +1,243 @@
+"""Importer for mltop's own run folders (written by :mod:`mltop.core.tracking`).
+
+A folder with ``mltop-run.json`` is one run. Its ``metrics.jsonl`` grows while the job runs, so
+only new complete lines are read on each scan, and all changed runs of a scan are parsed in one
+DuckDB ``read_json``. Runs are written in batches of whole runs, each batch in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mltop.core.entities import (
+    FileState,
+    ImportReport,
+    RunRecord,
+    SourceRef,
+    Status,
+    stable_id,
+)
+from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.linefiles import LineFile, read_line_files
+from mltop.core.store import Store
+from mltop.core.tracking import META_FILE, METRICS_FILE, OUTPUT_FILE, PARAMS_FILE
+
+KIND = "mltop"
+BATCH_RUNS = 500
+LOG_SUFFIXES = (".log", ".out", ".err")
+MAX_META_BYTES = 4 * 1024 * 1024
+
+
+def experiment_id(name: str) -> str:
+    return stable_id("mltop-experiment", name)
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A small JSON object file; ValueError with a one-line reason otherwise."""
+    size = path.stat().st_size
+    if size > MAX_META_BYTES:
+        raise ValueError(f"too large for a metadata file ({size} bytes)")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ValueError("empty file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start})") from exc
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, found {type(obj).__name__}")
+    return obj
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def _flatten(prefix: str, value: object, out: dict[str, object]) -> None:
+    """Nested params become dotted keys, as MLflow and DVC users know them (``model.lr``)."""
+    if isinstance(value, dict) and (value or not prefix):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, list):
+        out[prefix] = json.dumps(value)
+    else:
+        out[prefix] = value
+
+
+class MltopRunsImporter:
+    kind = KIND
+
+    def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
+        if META_FILE not in filenames:
+            return None
+        return Detection([SourceRef(KIND, dirpath)], claimed=set(filenames), prune=True)
+
+    def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
+        known = store.file_states()
+        for start in range(0, len(refs), BATCH_RUNS):
+            self._import_batch(store, refs[start : start + BATCH_RUNS], known, report)
+
+    def _import_batch(
+        self,
+        store: Store,
+        refs: Sequence[SourceRef],
+        known: dict[str, FileState],
+        report: ImportReport,
+    ) -> None:
+        metric_files: list[LineFile] = []
+        meta_changed: dict[str, SourceRef] = {}
+        meta_states: dict[str, list[FileState]] = {}
+        for ref in refs:
+            folder = ref.location
+            run_id = stable_id(KIND, str(folder))
+            changed = False
+            states: list[FileState] = []
+            for name in (META_FILE, PARAMS_FILE):
+                path = folder / name
+                change, st = classify(path, known.get(str(path)))
+                if change is not Change.UNCHANGED:
+                    changed = True
+                if st is not None:
+                    states.append(file_state(path, st, st.st_size, run_id, str(folder)))
+            metrics = folder / METRICS_FILE
+            metric_files.append(LineFile(metrics, run_id, known.get(str(metrics)), str(folder)))
+            if changed:
+                meta_changed[run_id] = ref
+            meta_states[run_id] = states
+
+        batch = read_line_files(metric_files, "jsonl", report)
+        # A run whose metrics changed gets its metadata re-read too: `updated` drives staleness.
+        for run_id in batch.changed_runs:
+            ref = next((r for r in refs if stable_id(KIND, str(r.location)) == run_id), None)
+            if ref is not None:
+                meta_changed.setdefault(run_id, ref)
+        if not meta_changed and not batch.changed_runs:
+            return
+
+        records: list[RunRecord] = []
+        experiments: dict[str, str] = {}
+        params: list[tuple[str, str, object]] = []
+        tags: list[tuple[str, str, object]] = []
+        logs: dict[str, list[str]] = {}
+        skipped: set[str] = set()
+        for run_id, ref in meta_changed.items():
+            parsed = self._read_run(ref, run_id, report)
+            if parsed is None:
+                skipped.add(run_id)
+                continue
+            record, exp_name, run_params, run_tags, run_logs = parsed
+            records.append(record)
+            if record.experiment_id is not None:
+                experiments[record.experiment_id] = exp_name
+            params.extend((run_id, k, v) for k, v in run_params.items())
+            tags.extend((run_id, k, v) for k, v in run_tags.items())
+            logs[run_id] = run_logs
+
+        points = batch.points
+        if skipped:
+            keep = pc.invert(
+                pc.is_in(points.column("run_id"), value_set=pa.array(sorted(skipped), pa.string()))
+            )
+            points = points.filter(keep)
+        states = [s for s in batch.states if s.run_id not in skipped]
+        for run_id, run_states in meta_states.items():
+            if run_id not in skipped and run_id in meta_changed:
+                states.extend(run_states)
+        with store.transaction():
+            store.put_experiments(
+                [(eid, KIND, "", None, name) for eid, name in experiments.items()]
+            )
+            store.put_runs(None, records, params, tags)
+            replaced = (batch.replaced_runs | {lf.run_id for lf in batch.deleted}) - skipped
+            if replaced:
+                store.delete_points(replaced)
+            added = store.add_points(points)
+            store.refresh_summaries((batch.changed_runs | set(meta_changed)) - skipped)
+            store.delete_files([str(lf.path) for lf in batch.deleted])
+            store.put_files(None, states)
+            for run_id, paths in logs.items():
+                store.put_logs(run_id, paths)
+        new_runs = sum(1 for r in records if str(Path(r.location) / META_FILE) not in known)
+        report.add(KIND, runs=new_runs, points=added)
+
+    def _read_run(
+        self, ref: SourceRef, run_id: str, report: ImportReport
+    ) -> tuple[RunRecord, str, dict[str, object], dict[str, object], list[str]] | None:
+        folder = ref.location
+        try:
+            meta = _read_json_object(folder / META_FILE)
+        except (OSError, ValueError) as exc:
+            reason = str(exc) if isinstance(exc, ValueError) else f"cannot read ({exc})"
+            report.problem(folder / META_FILE, reason)
+            return None
+        run_params: dict[str, object] = {}
+        params_path = folder / PARAMS_FILE
+        if params_path.exists():
+            try:
+                _flatten("", _read_json_object(params_path), run_params)
+            except (OSError, ValueError) as exc:
+                report.problem(params_path, str(exc))
+        raw_tags = meta.get("tags")
+        run_tags: dict[str, object] = (
+            {str(k): v for k, v in raw_tags.items()} if isinstance(raw_tags, dict) else {}
+        )
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            names = []
+        updated = max(
+            (s.st_mtime for s in (_stat(folder / n) for n in names) if s is not None),
+            default=None,
+        )
+        run_logs = sorted(
+            str(folder / n) for n in names if n == OUTPUT_FILE or n.endswith(LOG_SUFFIXES)
+        )
+        name = meta.get("name")
+        record = RunRecord(
+            id=run_id,
+            source_kind=KIND,
+            location=str(folder),
+            name=str(name) if name not in (None, "") else folder.name,
+            status=Status.parse(meta.get("status"), Status.RUNNING),
+            experiment_id=experiment_id(_experiment_name(meta, folder)),
+            native_id=str(meta["id"]) if meta.get("id") is not None else None,
+            start_time=_float(meta.get("start_time")),
+            end_time=_float(meta.get("end_time")),
+            git_commit=str(meta["git_commit"]) if meta.get("git_commit") else None,
+            host=str(meta["host"]) if meta.get("host") else None,
+            error=str(meta["error"]) if meta.get("error") else None,
+            updated=updated,
+        )
+        return record, _experiment_name(meta, folder), run_params, run_tags, run_logs
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _experiment_name(meta: dict[str, Any], folder: Path) -> str:
+    name = meta.get("experiment")
+    return str(name) if name not in (None, "") else folder.parent.name
+
+
+IMPORTER = MltopRunsImporter()

@@ -1,0 +1,231 @@
+"""mltop's own run format and the few lines a training script needs to write it.
+
+    from mltop.core.tracking import start_run
+
+    with start_run("runs", name="sgd-lr0.1", params={"lr": 0.1}) as run:
+        for epoch in range(20):
+            run.log(step=epoch, loss=loss, val_acc=acc)
+
+One folder per run, plain files that any tool (or ``tail -f``) can read:
+
+* ``mltop-run.json``  metadata: name, experiment, status, start/end, host, git commit, error.
+  Rewritten atomically (temp file + rename) on each status change, so a reader never sees half.
+* ``params.json``     the run's parameters.
+* ``metrics.jsonl``   one JSON object per ``log()`` call: ``{"step": 3, "ts": ..., "loss": 0.4}``,
+  appended and flushed per line, so a live reader sees each step as it happens. Non-finite
+  values are written as ``NaN``/``Infinity``, which DuckDB's ``read_json`` accepts.
+* ``output.log``      the console output, when ``capture_output=True``.
+
+The status becomes FINISHED when the block ends, FAILED (with the exception message) when it
+raises; a job killed with SIGKILL stays RUNNING, and mltop shows it as stale once its files stop
+changing. Nothing here needs a store or a running mltop.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+FORMAT = "mltop-run/1"
+META_FILE = "mltop-run.json"
+PARAMS_FILE = "params.json"
+METRICS_FILE = "metrics.jsonl"
+OUTPUT_FILE = "output.log"
+
+
+def _git_commit(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) >= 7 else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    try:  # numpy scalars and friends
+        return value.item()
+    except AttributeError:
+        return str(value)
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"metric values must be numbers, got {value!r}") from exc
+
+
+class _Tee(io.TextIOBase):
+    """Copies console output to the run's output.log while still printing it."""
+
+    def __init__(self, stream: TextIO, log: TextIO):
+        self._stream = stream
+        self._log = log
+
+    def write(self, text: str) -> int:
+        self._stream.write(text)
+        self._log.write(text)
+        self._log.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+        self._log.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+
+class Run:
+    """A run being logged. Create it with :func:`start_run`."""
+
+    def __init__(
+        self,
+        folder: Path,
+        name: str,
+        experiment: str,
+        params: Mapping[str, Any],
+        tags: Mapping[str, Any],
+    ):
+        self.folder = folder
+        self.name = name
+        self._step = 0
+        self._meta: dict[str, Any] = {
+            "format": FORMAT,
+            "id": uuid.uuid4().hex,
+            "name": name,
+            "experiment": experiment,
+            "status": "RUNNING",
+            "start_time": time.time(),
+            "end_time": None,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "git_commit": _git_commit(Path.cwd()),
+            "error": None,
+            "tags": {str(k): str(v) for k, v in tags.items()},
+        }
+        folder.mkdir(parents=True, exist_ok=False)
+        (folder / PARAMS_FILE).write_text(
+            json.dumps(_jsonable(dict(params)), indent=2, sort_keys=True) + "\n",
+            encoding="utf-8",
+        )
+        self._write_meta()
+        self._metrics = open(folder / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+
+    @property
+    def id(self) -> str:
+        return str(self._meta["id"])
+
+    def _write_meta(self) -> None:
+        tmp = self.folder / (META_FILE + ".tmp")
+        tmp.write_text(json.dumps(self._meta, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.folder / META_FILE)
+
+    def log(self, step: int | None = None, **metrics: float) -> None:
+        """Append one line of metric values at ``step`` (default: one more than the last)."""
+        if step is None:
+            step = self._step
+        self._step = int(step) + 1
+        row: dict[str, Any] = {"step": int(step), "ts": round(time.time(), 6)}
+        for key, value in metrics.items():
+            row[key] = _number(value)
+        # allow_nan writes NaN/Infinity literally; DuckDB's read_json reads them back as floats.
+        self._metrics.write(json.dumps(row, allow_nan=True) + "\n")
+        self._metrics.flush()
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._meta["tags"][str(key)] = str(value)
+        self._write_meta()
+
+    def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
+        if self._meta["end_time"] is not None:
+            return
+        self._metrics.close()
+        self._meta.update(status=status, end_time=time.time(), error=error)
+        self._write_meta()
+
+
+def _unique_folder(root: Path, name: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name).strip(".") or "run"
+    folder = root / safe
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = root / f"{safe}-{n}"
+    return folder
+
+
+@contextmanager
+def start_run(
+    root: str | os.PathLike[str],
+    name: str | None = None,
+    params: Mapping[str, Any] | None = None,
+    *,
+    experiment: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    capture_output: bool = False,
+) -> Iterator[Run]:
+    """Log a run into a new folder under ``root`` for the duration of the ``with`` block.
+
+    ``experiment`` defaults to the name of ``root``. With ``capture_output`` the console output of
+    the block is also written to ``output.log`` (mltop shows it in the run's logs).
+    """
+    root_path = Path(root)
+    root_path.mkdir(parents=True, exist_ok=True)
+    run_name = name or time.strftime("run-%Y%m%d-%H%M%S")
+    run = Run(
+        _unique_folder(root_path, run_name),
+        run_name,
+        experiment or root_path.resolve().name,
+        params or {},
+        tags or {},
+    )
+    log_file: TextIO | None = None
+    saved = (sys.stdout, sys.stderr)
+    if capture_output:
+        log_file = open(run.folder / OUTPUT_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        sys.stdout = _Tee(saved[0], log_file)  # type: ignore[assignment]
+        sys.stderr = _Tee(saved[1], log_file)  # type: ignore[assignment]
+    try:
+        yield run
+    except BaseException as exc:
+        if capture_output:
+            import traceback
+
+            traceback.print_exc()
+        kind = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        run.finish(kind, error=f"{type(exc).__name__}: {exc}")
+        raise
+    else:
+        run.finish("FINISHED")
+    finally:
+        if log_file is not None:
+            sys.stdout, sys.stderr = saved
+            log_file.close()
+
+
+__all__ = ["META_FILE", "METRICS_FILE", "PARAMS_FILE", "Run", "start_run"]
