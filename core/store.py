@@ -151,6 +151,21 @@ _RUN_COLUMNS = (
 _RUN_FROM = "runs r LEFT JOIN experiments e ON e.id = r.experiment_id"
 
 
+# DuckDB 2 refuses further work on a connection while a result is half-read (fetchone leaves it
+# so), which would also block the appender: every read here drains its result with fetchall.
+
+
+#: Metric aggregates the runs table can show (metric_summary columns).
+RUNS_TABLE_AGGREGATES = ("last", "min", "max", "count")
+# Attributes the runs screen can sort by beyond those of :meth:`Store.runs`.
+_BROWSER_ORDER = {
+    "host": "lower(r.host)",
+    "commit": "r.git_commit",
+    "updated": "r.updated",
+    "location": "r.location",
+}
+
+
 class StoreError(Exception):
     """The store file cannot be used (corrupt, not a DuckDB file, newer schema)."""
 
@@ -188,6 +203,19 @@ class RunQuery:
 
     where: str = "TRUE"
     params: tuple[Any, ...] = ()
+
+    def and_(self, other: RunQuery) -> RunQuery:
+        """Both filters at once (the runs screen adds an experiment to the typed filter)."""
+        if other.where == "TRUE":
+            return self
+        if self.where == "TRUE":
+            return other
+        return RunQuery(f"({self.where}) AND ({other.where})", (*self.params, *other.params))
+
+    @staticmethod
+    def experiment(experiment_id: str) -> RunQuery:
+        """Runs of one experiment, by its store id."""
+        return RunQuery("r.experiment_id = ?", (experiment_id,))
 
 
 class Store:
@@ -229,7 +257,8 @@ class Store:
         return self._con.cursor()
 
     def schema_version(self) -> int:
-        row = self._con.execute("SELECT max(version) FROM schema_version").fetchone()
+        rows = self._con.execute("SELECT max(version) FROM schema_version").fetchall()
+        row = rows[0] if rows else None
         return int(row[0]) if row and row[0] is not None else 0
 
     def _migrate(self) -> None:
@@ -576,16 +605,29 @@ class Store:
 
     # -- writes: logs ------------------------------------------------------------------------------
 
-    def put_logs(self, run_id: str, paths: Sequence[str]) -> None:
+    def put_logs(self, logs: Mapping[str, Sequence[str]] | str, paths: Sequence[str] = ()) -> None:
+        """Replace the log files of runs: ``put_logs({run_id: [path, ...]})`` for a batch, or
+        ``put_logs(run_id, [path, ...])`` for one run."""
+        if isinstance(logs, str):
+            logs = {logs: list(paths)}
+        if not logs:
+            return
+        pairs = [(run_id, path) for run_id, paths in logs.items() for path in paths]
+        table = pa.table(
+            {
+                "run_id": pa.array([p[0] for p in pairs], pa.string()),
+                "path": pa.array([p[1] for p in pairs], pa.string()),
+            }
+        )
         with self._lock:
-            self._con.execute("DELETE FROM logs WHERE run_id = ?", [run_id])
-            if paths:
-                table = pa.table({"run_id": [run_id] * len(paths), "path": list(paths)})
-                self._con.register("_new_logs", table)
-                try:
-                    self._con.execute("INSERT INTO logs SELECT run_id, path FROM _new_logs")
-                finally:
-                    self._con.unregister("_new_logs")
+            self._with_ids("_log_runs", logs.keys())
+            self._con.register("_new_logs", table)
+            try:
+                self._con.execute("DELETE FROM logs WHERE run_id IN (SELECT id FROM _log_runs)")
+                self._con.execute("INSERT INTO logs SELECT run_id, path FROM _new_logs")
+            finally:
+                self._con.unregister("_new_logs")
+                self._con.unregister("_log_runs")
 
     def logs(self, run_id: str) -> list[LogFile]:
         with self._lock:
@@ -633,8 +675,8 @@ class Store:
         with self._lock:
             row = self._con.execute(
                 f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE r.id = ?", [run_id]
-            ).fetchone()
-        return Run(*row) if row else None
+            ).fetchall()
+        return Run(*row[0]) if row else None
 
     def find_runs(self, ref: str) -> list[Run]:
         """Runs whose name is ``ref`` exactly, else whose id starts with ``ref``."""
@@ -664,8 +706,8 @@ class Store:
         with self._lock:
             row = self._con.execute(
                 f"SELECT count(*) FROM {_RUN_FROM} WHERE {query.where}", list(query.params)
-            ).fetchone()
-        return int(row[0]) if row else 0
+            ).fetchall()
+        return int(row[0][0]) if row else 0
 
     def params(self, run_id: str) -> dict[str, str]:
         with self._lock:
@@ -753,12 +795,159 @@ class Store:
     def point_count(self, run_id: str | None = None) -> int:
         with self._lock:
             if run_id is None:
-                row = self._con.execute("SELECT count(*) FROM metrics").fetchone()
+                row = self._con.execute("SELECT count(*) FROM metrics").fetchall()
             else:
                 row = self._con.execute(
                     "SELECT count(*) FROM metrics WHERE run_id = ?", [run_id]
-                ).fetchone()
-        return int(row[0]) if row else 0
+                ).fetchall()
+        return int(row[0][0]) if row else 0
+
+    # -- reads for the runs browser ----------------------------------------------------------------
+
+    def runs_table(
+        self,
+        query: RunQuery | None = None,
+        *,
+        params: Sequence[str] = (),
+        metrics: Sequence[tuple[str, str]] = (),
+        order: tuple[str, ...] = ("attr", "start"),
+        descending: bool = True,
+        limit: int | None = None,
+    ) -> pa.Table:
+        """The runs matching ``query`` as one Arrow table, sorted in SQL, for the runs screen.
+
+        Every row carries the run's attributes (id, parent_id, name, experiment, status,
+        source_kind, location, lifecycle, start_time, end_time, updated, duration, host,
+        git_commit) and one column
+        per requested param (text, named ``params.KEY``) and metric aggregate (``metrics`` holds
+        ``(key, aggregate)`` pairs with aggregate one of :data:`RUNS_TABLE_AGGREGATES`; named
+        ``metrics.KEY.AGG``, the aggregate always spelled out so no key can be mistaken for one).
+
+        ``order`` is ``("attr", NAME)`` with NAME a key of the attribute order (name, start,
+        duration, ...), ``("param", KEY)`` (numbers before text) or ``("metric", KEY, AGG)``.
+        Ties fall back to name and id, so the order is stable between reloads.
+        """
+        query = query or RunQuery()
+        metric_cols = list(metrics)
+        for _, agg in metric_cols:
+            if agg not in RUNS_TABLE_AGGREGATES:
+                raise ValueError(f"unknown metric aggregate {agg!r}")
+        select = [
+            "r.id", "r.parent_id", "r.name", "e.name AS experiment", "r.status",
+            "r.source_kind", "r.location", "r.lifecycle", "r.start_time", "r.end_time",
+            "r.updated", "coalesce(r.end_time, r.updated) - r.start_time AS duration",
+            "r.host", "r.git_commit",
+        ]  # fmt: skip
+        joins: list[str] = []
+        join_args: list[Any] = []
+        names = [
+            "id", "parent_id", "name", "experiment", "status", "source_kind", "location",
+            "lifecycle", "start_time", "end_time", "updated", "duration", "host", "git_commit",
+        ]  # fmt: skip
+        # Keys travel as parameters; aliases are positional, never built from user text.
+        for i, key in enumerate(params):
+            joins.append(f"LEFT JOIN params p{i} ON p{i}.run_id = r.id AND p{i}.key = ?")
+            join_args.append(key)
+            select.append(f"p{i}.value")
+            names.append(f"params.{key}")
+        for i, (key, agg) in enumerate(metric_cols):
+            joins.append(f"LEFT JOIN metric_summary m{i} ON m{i}.run_id = r.id AND m{i}.key = ?")
+            join_args.append(key)
+            select.append(f"m{i}.{agg}")
+            names.append(f"metrics.{key}.{agg}")
+        direction = "DESC" if descending else "ASC"
+        kind = order[0] if order else "attr"
+        if kind == "attr":
+            name = order[1] if len(order) > 1 else "start"
+            attribute_order = {**_ATTRIBUTE_ORDER, **_BROWSER_ORDER}
+            if name not in attribute_order:
+                raise ValueError(f"cannot sort by {name!r}")
+            order_exprs = [attribute_order[name]]
+        elif kind == "param" and len(order) == 2:
+            joins.append("LEFT JOIN params po ON po.run_id = r.id AND po.key = ?")
+            join_args.append(order[1])
+            order_exprs = ["po.num", "po.value"]
+        elif kind == "metric" and len(order) == 3 and order[2] in RUNS_TABLE_AGGREGATES:
+            joins.append("LEFT JOIN metric_summary mo ON mo.run_id = r.id AND mo.key = ?")
+            join_args.append(order[1])
+            # NaN sorts above every number in DuckDB; a diverged run belongs with the missing.
+            order_exprs = [f"CASE WHEN isnan(mo.{order[2]}) THEN NULL ELSE mo.{order[2]} END"]
+        else:
+            raise ValueError(f"cannot sort by {order!r}")
+        order_sql = ", ".join(f"{expr} {direction} NULLS LAST" for expr in order_exprs)
+        sql = (
+            f"SELECT {', '.join(select)} FROM {_RUN_FROM} {' '.join(joins)} "
+            f"WHERE {query.where} ORDER BY {order_sql}, lower(r.name), r.id"
+        )
+        args = [*join_args, *query.params]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        with self._lock:
+            table = self._con.sql(sql, params=args).to_arrow_table()
+        return table.rename_columns(names)
+
+    def run_stats(self, stale_before: float) -> dict[str, Any]:
+        """Counts for the runs screen's header: total, running, stale and runs per source kind.
+
+        A RUNNING run whose last sign of life (``updated``, else its start) is older than
+        ``stale_before`` (epoch seconds) counts as stale, not running: its job most likely died
+        without writing a final status.
+        """
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT source_kind, count(*), "
+                "count(*) FILTER (WHERE upper(status) = 'RUNNING' "
+                "  AND NOT coalesce(coalesce(updated, start_time) < ?, FALSE)), "
+                "count(*) FILTER (WHERE upper(status) = 'RUNNING' "
+                "  AND coalesce(coalesce(updated, start_time) < ?, FALSE)) "
+                "FROM runs GROUP BY source_kind ORDER BY source_kind",
+                [stale_before, stale_before],
+            ).fetchall()
+        return {
+            "total": sum(int(r[1]) for r in rows),
+            "running": sum(int(r[2]) for r in rows),
+            "stale": sum(int(r[3]) for r in rows),
+            "by_kind": {r[0]: int(r[1]) for r in rows},
+        }
+
+    def history_buckets(self, run_id: str, key: str, buckets: int, x: str = "step") -> pa.Table:
+        """One metric's history cut into at most ``buckets`` equal slices of x, in SQL.
+
+        A chart ``buckets`` dots wide draws one slice per dot column; keeping each slice's min
+        and max (not a sample) means a single spike among a million points stays visible.
+        ``x`` is ``"step"`` or ``"time"`` (epoch seconds; points without a time are left out).
+
+        Columns: bucket (0..buckets-1, proportional to x), x_min, x_max, y_min, y_max (finite
+        values only; null when the slice has none), y_mean, y_last (value at the slice's
+        highest x, NaN kept), n (points), nonfinite (NaN/inf points).
+        """
+        columns = {"step": "CAST(step AS DOUBLE)", "time": "ts"}
+        if x not in columns:
+            raise ValueError(f"x must be 'step' or 'time', not {x!r}")
+        buckets = max(1, int(buckets))
+        sql = f"""
+            WITH pts AS (
+                SELECT {columns[x]} AS x, step, value AS y FROM metrics
+                WHERE run_id = ? AND key = ? AND {columns[x]} IS NOT NULL
+            ),
+            span AS (SELECT min(x) AS lo, max(x) AS hi FROM pts)
+            SELECT CASE WHEN span.hi > span.lo
+                        THEN least(CAST(floor((x - span.lo) / (span.hi - span.lo) * ?) AS BIGINT),
+                                   ? - 1)
+                        ELSE 0 END AS bucket,
+                   min(x) AS x_min, max(x) AS x_max,
+                   min(y) FILTER (WHERE isfinite(y)) AS y_min,
+                   max(y) FILTER (WHERE isfinite(y)) AS y_max,
+                   avg(y) FILTER (WHERE isfinite(y)) AS y_mean,
+                   arg_max(y, (x, step)) AS y_last,
+                   count(*) AS n,
+                   count(*) FILTER (WHERE NOT isfinite(y)) AS nonfinite
+            FROM pts, span
+            GROUP BY bucket ORDER BY bucket
+        """
+        with self._lock:
+            return self._con.sql(sql, params=[run_id, key, buckets, buckets]).to_arrow_table()
 
     def table_counts(self) -> dict[str, int]:
         """Row counts of every table: for tests and `mltop ingest --verbose`."""
@@ -768,9 +957,147 @@ class Store:
                 "sources", "files", "experiments", "runs", "params", "tags", "metrics",
                 "metric_summary", "logs",
             ):  # fmt: skip
-                row = self._con.execute(f"SELECT count(*) FROM {table}").fetchone()
-                out[table] = int(row[0]) if row else 0
+                row = self._con.execute(f"SELECT count(*) FROM {table}").fetchall()
+                out[table] = int(row[0][0]) if row else 0
         return out
+
+    # -- reads for comparing runs (diff, overlay) --------------------------------------------------
+
+    def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        """Several runs by id in one query: {run_id: Run}; unknown ids are absent."""
+        with self._lock:
+            self._with_ids("_rb_runs", run_ids)
+            try:
+                rows = self._con.execute(
+                    f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} "
+                    "WHERE r.id IN (SELECT id FROM _rb_runs)"
+                ).fetchall()
+            finally:
+                self._con.unregister("_rb_runs")
+        return {row[0]: Run(*row) for row in rows}
+
+    def param_values(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, tuple[str, float | None]]]:
+        """Params of several runs with their numeric reading: {run_id: {key: (text, number)}}.
+
+        A diff needs both: equality is decided on the text, a delta only when both are numbers.
+        """
+        out: dict[str, dict[str, tuple[str, float | None]]] = {r: {} for r in run_ids}
+        with self._lock:
+            self._with_ids("_pv_runs", run_ids)
+            try:
+                rows = self._con.execute(
+                    "SELECT run_id, key, value, num FROM params "
+                    "WHERE run_id IN (SELECT id FROM _pv_runs) ORDER BY key"
+                ).fetchall()
+            finally:
+                self._con.unregister("_pv_runs")
+        for run_id, key, value, num in rows:
+            out[run_id][key] = (value, num)
+        return out
+
+    def overlay_points(
+        self,
+        run_ids: Sequence[str],
+        key: str,
+        *,
+        x: str = "step",
+        buckets: int = 200,
+        x_range: tuple[float | None, float | None] = (None, None),
+    ) -> pa.Table:
+        """One metric of several runs on a common x axis, at most ``buckets`` points per run.
+
+        ``x`` is ``"step"``, ``"time"`` (the point's epoch seconds) or ``"relative"`` (seconds
+        since the run's start, else since its first point). Buckets split the x range shared by
+        all runs (``x_range`` narrows it, for zooming) into equal widths, so every run is sampled
+        at the same horizontal resolution; a run with no more points than ``buckets`` keeps each
+        point. A bucket's ``y`` is the mean of its finite values (NaN or ±inf when it has none),
+        ``y_min``/``y_max`` its extremes, ``step`` its last step.
+
+        Columns: ord (position in ``run_ids``), run_id, x, y, y_min, y_max, step, n (points in
+        the bucket), nonfinite, total (points of the run for ``key``), placed (those with an x in
+        range). A run with points but none placed has one row with null x; a run without the
+        metric has no row.
+        """
+        x_exprs = {
+            "step": "CAST(m.step AS DOUBLE)",
+            "time": "m.ts",
+            "relative": "m.ts - coalesce(s.start_time, min(m.ts) OVER (PARTITION BY m.run_id))",
+        }
+        if x not in x_exprs:
+            raise ValueError(f"x must be one of {', '.join(x_exprs)}, not {x!r}")
+        buckets = max(1, int(buckets))
+        lo, hi = x_range
+        ids = list(dict.fromkeys(run_ids))
+        selected = pa.table(
+            {
+                "id": pa.array(ids, pa.string()),
+                "ord": pa.array(range(len(ids)), pa.int64()),
+            }
+        )
+        sql = f"""
+            WITH sel AS (
+                SELECT o.id, o.ord, r.start_time FROM _ov_runs o LEFT JOIN runs r ON r.id = o.id
+            ),
+            pts AS (
+                SELECT s.ord, m.run_id, m.step, m.ts, m.value, {x_exprs[x]} AS x
+                FROM metrics m JOIN sel s ON s.id = m.run_id
+                WHERE m.key = ?
+            ),
+            valid AS (
+                SELECT * FROM pts
+                WHERE x IS NOT NULL AND isfinite(x)
+                  AND (CAST(? AS DOUBLE) IS NULL OR x >= ?)
+                  AND (CAST(? AS DOUBLE) IS NULL OR x <= ?)
+            ),
+            bounds AS (
+                SELECT coalesce(CAST(? AS DOUBLE), min(x)) AS lo,
+                       coalesce(CAST(? AS DOUBLE), max(x)) AS hi
+                FROM valid
+            ),
+            counted AS (SELECT run_id, count(*) AS n FROM valid GROUP BY run_id),
+            bucketed AS (
+                SELECT v.*,
+                       CASE WHEN c.n <= ? THEN
+                                row_number() OVER (PARTITION BY v.run_id ORDER BY v.x, v.step, v.ts)
+                            WHEN b.hi <= b.lo THEN 0
+                            ELSE least(CAST(floor((v.x - b.lo) / (b.hi - b.lo) * ?) AS BIGINT),
+                                       ? - 1)
+                       END AS bucket
+                FROM valid v JOIN counted c ON c.run_id = v.run_id CROSS JOIN bounds b
+            ),
+            agg AS (
+                SELECT run_id, bucket,
+                       avg(x) AS x,
+                       coalesce(avg(value) FILTER (WHERE isfinite(value)),
+                                max(value) FILTER (WHERE NOT isfinite(value))) AS y,
+                       min(value) FILTER (WHERE NOT isnan(value)) AS y_min,
+                       max(value) FILTER (WHERE NOT isnan(value)) AS y_max,
+                       max(step) AS step,
+                       count(*) AS n,
+                       count(*) FILTER (WHERE NOT isfinite(value)) AS nonfinite
+                FROM bucketed GROUP BY run_id, bucket
+            ),
+            stats AS (
+                SELECT run_id, any_value(ord) AS ord, count(*) AS total,
+                       count(*) FILTER (WHERE x IS NOT NULL AND isfinite(x)
+                           AND (CAST(? AS DOUBLE) IS NULL OR x >= ?)
+                           AND (CAST(? AS DOUBLE) IS NULL OR x <= ?)) AS placed
+                FROM pts GROUP BY run_id
+            )
+            SELECT st.ord, st.run_id, a.x, a.y, a.y_min, a.y_max, a.step, a.n, a.nonfinite,
+                   st.total, st.placed
+            FROM stats st LEFT JOIN agg a ON a.run_id = st.run_id
+            ORDER BY st.ord, a.x NULLS LAST, a.step
+        """
+        args = [key, lo, lo, hi, hi, lo, hi, buckets, buckets, buckets, lo, lo, hi, hi]
+        with self._lock:
+            self._con.register("_ov_runs", selected)
+            try:
+                return self._con.sql(sql, params=args).to_arrow_table()
+            finally:
+                self._con.unregister("_ov_runs")
 
 
 _ATTRIBUTE_ORDER = {

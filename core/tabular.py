@@ -164,7 +164,11 @@ def jsonl_points(run_of_file: dict[str, str], **kwargs: object) -> pa.Table:
     if not run_of_file:
         return empty_points()
     relation = jsonl_relation(list(run_of_file))
-    return wide_to_points(relation, _describe(relation), run_of_file=run_of_file, **kwargs)  # type: ignore[arg-type]
+    columns = _describe(relation)
+    if [c for c in columns if c != "filename"] == ["json"]:
+        # DuckDB falls back to one raw "json" column when some records are not objects.
+        raise ParseError("some lines are not JSON objects")
+    return wide_to_points(relation, columns, run_of_file=run_of_file, **kwargs)  # type: ignore[arg-type]
 
 
 def csv_points(

@@ -166,8 +166,7 @@ class GenericLogsImporter:
             added = store.add_points(batch.points)
             store.refresh_summaries(set(changed) - deleted)
             store.put_files(None, batch.states)
-            for run_id, paths in logs.items():
-                store.put_logs(run_id, paths)
+            store.put_logs(logs)
         report.add(fmt, runs=new_runs, points=added)
 
 

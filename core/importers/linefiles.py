@@ -76,13 +76,15 @@ def _python_jsonl(path: str, origin: Path, report: ImportReport) -> str | None:
                 first_bad = first_bad or number
                 continue
             good.append(json.dumps(_flat_numbers(obj), allow_nan=True))
+    if not good:
+        what = f"{bad} line{'s' if bad != 1 else ''}" if bad else "no lines"
+        report.problem(origin, f"no JSON object lines with metric values ({what} unreadable)")
+        return None
     if bad:
         report.problem(
             origin,
             f"{bad} malformed line{'s' if bad != 1 else ''} skipped (first at line {first_bad})",
         )
-    if not good:
-        return None
     return tabular.bytes_to_tempfile(("\n".join(good) + "\n").encode(), ".jsonl")
 
 
@@ -191,7 +193,6 @@ def _parse(
                 continue
         cleaned = _python_jsonl(path, lf.path, report)
         if cleaned is None:
-            report.problem(lf.path, "no JSON object lines with metric values")
             continue
         temps.append(cleaned)
         try:

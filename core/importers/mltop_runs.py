@@ -104,9 +104,11 @@ class MltopRunsImporter:
         metric_files: list[LineFile] = []
         meta_changed: dict[str, SourceRef] = {}
         meta_states: dict[str, list[FileState]] = {}
+        ref_of: dict[str, SourceRef] = {}
         for ref in refs:
             folder = ref.location
             run_id = stable_id(KIND, str(folder))
+            ref_of[run_id] = ref
             changed = False
             states: list[FileState] = []
             for name in (META_FILE, PARAMS_FILE):
@@ -125,9 +127,7 @@ class MltopRunsImporter:
         batch = read_line_files(metric_files, "jsonl", report)
         # A run whose metrics changed gets its metadata re-read too: `updated` drives staleness.
         for run_id in batch.changed_runs:
-            ref = next((r for r in refs if stable_id(KIND, str(r.location)) == run_id), None)
-            if ref is not None:
-                meta_changed.setdefault(run_id, ref)
+            meta_changed.setdefault(run_id, ref_of[run_id])
         if not meta_changed and not batch.changed_runs:
             return
 
@@ -172,8 +172,7 @@ class MltopRunsImporter:
             store.refresh_summaries((batch.changed_runs | set(meta_changed)) - skipped)
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
-            for run_id, paths in logs.items():
-                store.put_logs(run_id, paths)
+            store.put_logs(logs)
         new_runs = sum(1 for r in records if str(Path(r.location) / META_FILE) not in known)
         report.add(KIND, runs=new_runs, points=added)
 

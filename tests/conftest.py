@@ -1,0 +1,55 @@
+"""Shared helpers: real run folders written with mltop's own writer, and fixture locations."""
+
+from __future__ import annotations
+
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from mltop.core.tracking import start_run
+
+FIXTURES = Path(__file__).parent / "fixtures"
+# The public pipeline files stay in the shared folder beside the checkout (CI always has it).
+SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+
+
+def copy_fixture(relative: str, dest: Path) -> Path:
+    """Copy a fixture folder into ``dest`` with write permission (the originals are read-only)."""
+    src = FIXTURES / relative
+    target = dest / Path(relative).name
+    shutil.copytree(src, target)
+    for path in [target, *target.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    return target
+
+
+def write_run(
+    root: Path,
+    name: str,
+    steps: int = 5,
+    params: dict[str, object] | None = None,
+    fail: bool = False,
+    experiment: str | None = None,
+) -> Path:
+    """A real run folder, as a training script using mltop.core.tracking would leave it."""
+    try:
+        with start_run(root, name=name, params=params or {"lr": 0.1}, experiment=experiment) as run:
+            for step in range(steps):
+                run.log(step=step, loss=1.0 / (step + 1), acc=step / max(steps, 1))
+            if fail:
+                raise RuntimeError("diverged: loss is NaN")
+    except RuntimeError:
+        pass
+    return run.folder
+
+
+@pytest.fixture
+def runs_root(tmp_path: Path) -> Path:
+    """A folder with three finished runs and one failed run."""
+    root = tmp_path / "project"
+    for i, lr in enumerate((0.1, 0.01, 0.001)):
+        write_run(root / "runs", f"sgd-lr{lr}", steps=10 + i, params={"lr": lr, "model": "sgd"})
+    write_run(root / "runs", "sgd-diverged", steps=3, params={"lr": 5.0, "model": "sgd"}, fail=True)
+    return root

@@ -1,0 +1,49 @@
+"""The discovery walk: what it finds, what it skips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import write_run
+
+from mltop.core.discovery import discover
+
+
+@pytest.mark.parametrize(
+    "skipped",
+    [".git", ".mltop", "node_modules", "__pycache__", ".venv", "venv", ".tox", "site-packages"],
+)
+def test_runs_inside_skipped_folders_are_not_found(tmp_path: Path, skipped: str) -> None:
+    write_run(tmp_path / skipped / "runs", "hidden")
+    write_run(tmp_path / "runs", "visible")
+    found = discover(tmp_path)
+    assert [ref.location.name for ref in found.refs] == ["visible"]
+
+
+def test_a_virtualenv_under_any_name_is_skipped(tmp_path: Path) -> None:
+    env = tmp_path / "my-env"
+    env.mkdir()
+    (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    write_run(env / "lib" / "runs", "hidden")
+    assert discover(tmp_path).refs == []
+
+
+def test_a_run_folder_claims_its_files(tmp_path: Path) -> None:
+    folder = write_run(tmp_path / "runs", "one")
+    found = discover(tmp_path)
+    assert [(ref.kind, ref.location) for ref in found.refs] == [("mltop", folder)]
+
+
+def test_sources_are_found_at_any_depth_and_in_stable_order(tmp_path: Path) -> None:
+    for name in ("b", "a", "c"):
+        write_run(tmp_path / "deep" / "er" / name, "run")
+    found = [ref.location.parent.name for ref in discover(tmp_path).refs]
+    assert found == ["a", "b", "c"]
+
+
+def test_a_single_file_can_be_the_root(tmp_path: Path) -> None:
+    log = tmp_path / "train.metrics.jsonl"
+    log.write_text('{"step": 0, "loss": 1}\n')
+    found = discover(log)
+    assert [(r.kind, r.location) for r in found.refs] == [("jsonl", log)]

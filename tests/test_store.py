@@ -1,0 +1,214 @@
+"""The DuckDB store: idempotent writes, migrations, the locked-store fallback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from mltop.core.discovery import ingest
+from mltop.core.entities import RunRecord, Status
+from mltop.core.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    StoreError,
+    default_store_path,
+    open_memory_store,
+    open_store,
+)
+
+
+def test_store_lives_in_dot_mltop_with_a_gitignore(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:
+        assert store.path == tmp_path / ".mltop" / "store.duckdb"
+        assert store.note is None
+    assert (tmp_path / ".mltop" / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_store_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "elsewhere" / "custom.duckdb"
+    monkeypatch.setenv("MLTOP_STORE", str(target))
+    with open_store(tmp_path / "root") as store:
+        assert store.path == target
+    assert target.exists()
+
+
+def test_importing_twice_gives_the_same_rows(runs_root: Path) -> None:
+    with open_store(runs_root) as store:
+        first = ingest(runs_root, store)
+        counts = store.table_counts()
+        second = ingest(runs_root, store)
+        assert store.table_counts() == counts
+    assert first.runs_added == 4
+    assert second.runs_added == 0 and second.points_added == 0
+    assert counts["runs"] == 4
+    assert counts["metrics"] == (10 + 11 + 12 + 3) * 2
+
+
+def test_rebuilding_a_deleted_store_gives_the_same_runs(runs_root: Path) -> None:
+    with open_store(runs_root) as store:
+        ingest(runs_root, store)
+        before = sorted((r.id, r.name, r.status) for r in store.runs())
+    for name in os.listdir(runs_root / ".mltop"):
+        (runs_root / ".mltop" / name).unlink()
+    with open_store(runs_root) as store:
+        ingest(runs_root, store)
+        assert sorted((r.id, r.name, r.status) for r in store.runs()) == before
+
+
+def test_put_runs_replaces_params_and_tags() -> None:
+    store = open_memory_store()
+    run = RunRecord(id="r1", source_kind="test", location="/x", name="a", status=Status.RUNNING)
+    with store.transaction():
+        store.put_runs("/x", [run], params=[("r1", "lr", "0.1")], tags=[("r1", "t", "1")])
+    with store.transaction():
+        store.put_runs("/x", [run], params=[("r1", "lr", 0.2)], tags=[])
+    assert store.params("r1") == {"lr": "0.2"}
+    assert store.tags("r1") == {}
+    assert store.count_runs() == 1
+
+
+def test_a_failed_transaction_leaves_nothing_behind() -> None:
+    store = open_memory_store()
+    run = RunRecord(id="r1", source_kind="test", location="/x", name="a")
+    points = pa.table(
+        {"run_id": ["r1"], "key": ["loss"], "step": [0], "ts": [None], "value": [1.0]}
+    )
+    with pytest.raises(RuntimeError), store.transaction():
+        store.put_runs("/x", [run])
+        store.add_points(points)
+        raise RuntimeError("importer crashed")
+    assert store.table_counts()["runs"] == 0
+    assert store.table_counts()["metrics"] == 0
+
+
+def test_summary_ignores_nan_for_best_but_keeps_it_as_last() -> None:
+    store = open_memory_store()
+    points = pa.table(
+        {
+            "run_id": ["r"] * 4,
+            "key": ["loss"] * 4,
+            "step": [0, 1, 2, 3],
+            "ts": [1.0, 2.0, 3.0, 4.0],
+            "value": [0.9, 0.2, float("inf"), float("nan")],
+        }
+    )
+    with store.transaction():
+        store.add_points(points)
+        store.refresh_summaries(["r"])
+    summary = store.summaries(["r"])["r"]["loss"]
+    assert summary.count == 4
+    assert summary.min == 0.2 and summary.min_step == 1
+    assert summary.max == float("inf") and summary.max_step == 2
+    assert summary.last != summary.last  # NaN survives as the last value
+    assert summary.last_step == 3
+
+
+def test_migrating_an_older_store_backfills_summaries(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER, applied DOUBLE)")
+    for statement in MIGRATIONS[0][1]:
+        con.execute(statement)
+    con.execute("INSERT INTO schema_version VALUES (1, 0)")
+    con.execute(
+        "INSERT INTO runs (id, source_kind, source, name, status) "
+        "VALUES ('r1', 'mltop', '/x', 'old-run', 'FINISHED')"
+    )
+    con.execute("INSERT INTO metrics VALUES ('r1', 'acc', 0, 1.0, 0.5), ('r1', 'acc', 1, 2.0, 0.7)")
+    con.close()
+
+    with open_store(tmp_path, path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        summary = store.summaries(["r1"])["r1"]["acc"]
+        assert (summary.last, summary.max, summary.count) == (0.7, 0.7, 2)
+        assert store.logs("r1") == []
+
+
+def test_an_empty_database_file_is_migrated_from_scratch(tmp_path: Path) -> None:
+    path = tmp_path / "empty.duckdb"
+    duckdb.connect(str(path)).close()
+    with open_store(tmp_path, path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.table_counts()["runs"] == 0
+
+
+def test_a_store_from_a_newer_mltop_is_refused_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "future.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER, applied DOUBLE)")
+    con.execute("INSERT INTO schema_version VALUES (999, 0)")
+    con.close()
+    with pytest.raises(StoreError, match="newer than this mltop"):
+        open_store(tmp_path, path)
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.duckdb"
+    path.write_bytes(b"this is not a duckdb file at all" * 100)
+    with pytest.raises(StoreError, match=r"garbage\.duckdb"):
+        open_store(tmp_path, path)
+
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from mltop.core.store import open_store
+    store = open_store(Path(sys.argv[1]))
+    print("holding", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+@pytest.fixture
+def held_store(runs_root: Path):
+    """Another real process holding the root's store read-write, as a running TUI does."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(runs_root)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        yield runs_root
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_locked_store_falls_back_to_a_private_temporary_one(held_store: Path) -> None:
+    store = open_store(held_store)
+    try:
+        assert store.is_temporary
+        assert "in use by another mltop" in (store.note or "")
+        report = ingest(held_store, store)
+        assert report.runs_added == 4
+        temp = store.path
+    finally:
+        store.close()
+    assert temp is not None and not temp.exists()
+    assert default_store_path(held_store).exists()
+
+
+def test_mltop_runs_works_while_another_mltop_holds_the_store(held_store: Path) -> None:
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "mltop.core.cli", "runs", str(held_store), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(notes) == 1 and "temporary store" in notes[0]
+    assert "sgd-lr0.1" in result.stdout
+    assert time.monotonic() - start < 60
