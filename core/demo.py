@@ -15,7 +15,17 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".mltop", "runs", "data", "__init__.py")
+IGNORE = shutil.ignore_patterns(
+    "__pycache__",
+    "*.pyc",
+    ".mltop",
+    "runs",
+    "data",
+    "models",
+    "reports",
+    "metrics.json",
+    "__init__.py",
+)
 
 
 def sample_project_dir() -> Path:
