@@ -30,6 +30,7 @@ from mltop.core.directions import load_directions
 from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport, Run
 from mltop.core.formatting import fmt_duration, fmt_iso, fmt_time, fmt_value
+from mltop.core.sanitize import inert
 from mltop.core.store import RunQuery, Store, StoreError, open_store
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -310,12 +311,24 @@ _FILTER_HINT = re.compile(r"[\s=<>!~()]")
 
 
 def _run_brief(run: Run) -> str:
-    return f"{run.name} ({run.id[:8]}, {run.source_kind}, {run.location})"
+    return inert(f"{run.name} ({run.id[:8]}, {run.source_kind}, {run.location})")
 
 
 def _candidates(runs: Sequence[Run], limit: int = 8) -> str:
     shown = "; ".join(_run_brief(r) for r in runs[:limit])
     return shown + (f"; and {len(runs) - limit} more" if len(runs) > limit else "")
+
+
+def _filter_or_none(text: str) -> RunQuery | None:
+    """The filter ``text`` means; None when it is one word that is no filter (a mistyped name)."""
+    from mltop.core import query
+
+    try:
+        return query.compile_query(text)
+    except query.QueryError as exc:
+        if not any(c.isspace() for c in text):
+            return None
+        raise UsageError(f"mltop diff: bad filter\n{query.format_error(text, exc)}") from exc
 
 
 def _resolve_ref(store: Store, ref: str, *, single: bool = False) -> list[Run]:
@@ -326,14 +339,15 @@ def _resolve_ref(store: Store, ref: str, *, single: bool = False) -> list[Run]:
     found = store.find_runs(text)
     if len(found) == 1:
         return found
-    shown = " ".join(text.split())
+    shown = inert(" ".join(text.split()))
     if len(found) > 1:
         raise UsageError(
             f"mltop diff: {shown!r} is ambiguous, it matches {len(found)} runs: "
             f"{_candidates(found)}; give an id prefix instead"
         )
-    if _FILTER_HINT.search(text):
-        runs = store.runs(_compile_filter(text), order="start", descending=False)
+    query = _filter_or_none(text) if _FILTER_HINT.search(text) else None
+    if query is not None:
+        runs = store.runs(query, order="start", descending=False)
         if not runs:
             raise UsageError(f"mltop diff: filter {shown!r} selects no runs")
         if single and len(runs) > 1:
@@ -409,7 +423,7 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
             ids = [base_id, *(i for i in ids if i != base_id)]
         if len(ids) < 2:
             raise UsageError(
-                f"mltop diff: need at least 2 runs to compare, {args.runs!r} selects {len(ids)}"
+                f"mltop diff: need at least 2 runs to compare, the arguments select {len(ids)}"
             )
         comparison = compare_runs(
             store,
@@ -428,7 +442,7 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         _stdout(out_file).print(render_table(comparison))
     _print_problems(report, err)
     for failure in failures or ():
-        err.print(Text(f"mltop diff: regression: {failure}", style="red"))
+        err.print(Text(f"mltop diff: regression: {inert(str(failure))}", style="red"))
     return EXIT_PROBLEMS if failures else EXIT_OK
 
 

@@ -9,6 +9,8 @@ and reports the bad ones in one line.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -86,6 +88,50 @@ def _python_jsonl(path: str, origin: Path, report: ImportReport) -> str | None:
             f"{bad} malformed line{'s' if bad != 1 else ''} skipped (first at line {first_bad})",
         )
     return tabular.bytes_to_tempfile(("\n".join(good) + "\n").encode(), ".jsonl")
+
+
+def _python_csv(path: str, delimiter: str | None) -> tuple[str | None, str | None]:
+    """Keep the header and the rows with as many fields as it: (cleaned file, one-line note).
+
+    DuckDB gives up on a whole file for one broken row (or mixed line endings); this keeps
+    every readable row of a damaged metrics CSV.
+    """
+    sep = delimiter or ","
+    with open(path, "rb") as fh:
+        text = fh.read().decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    header = _csv_fields(lines[0], sep) if lines else None
+    if not header or len(header) < 2:
+        return None, None
+    good: list[list[str]] = [header]
+    bad = 0
+    first_bad = 0
+    for number, line in enumerate(lines[1:], 2):
+        if not line.strip():
+            continue
+        fields = _csv_fields(line, sep)
+        if fields is None or len(fields) != len(header):
+            bad += 1
+            first_bad = first_bad or number
+            continue
+        good.append(fields)
+    note = (
+        f"{bad} malformed row{'s' if bad != 1 else ''} skipped (first at line {first_bad})"
+        if bad
+        else None
+    )
+    if len(good) < 2:
+        return None, note
+    out = io.StringIO()
+    csv.writer(out, delimiter=sep, lineterminator="\n").writerows(good)
+    return tabular.bytes_to_tempfile(out.getvalue().encode(), ".csv"), note
+
+
+def _csv_fields(line: str, sep: str) -> list[str] | None:
+    try:
+        return next(csv.reader([line.replace("\x00", "")], delimiter=sep))
+    except (csv.Error, StopIteration):
+        return None
 
 
 def _flat_numbers(obj: dict[str, object]) -> dict[str, object]:
@@ -189,7 +235,18 @@ def _parse(
             continue
         except tabular.ParseError as exc:
             if fmt != "jsonl":
-                report.problem(lf.path, f"not a readable CSV ({exc})")
+                cleaned, note = _python_csv(path, delimiter)  # type: ignore[arg-type]
+                if cleaned is None:
+                    report.problem(lf.path, f"not a readable CSV ({exc})")
+                    continue
+                temps.append(cleaned)
+                try:
+                    tables.append(reader({cleaned: run_id}, **kwargs))
+                except tabular.ParseError as again:
+                    report.problem(lf.path, f"not a readable CSV ({again})")
+                    continue
+                if note:
+                    report.problem(lf.path, note)
                 continue
         cleaned = _python_jsonl(path, lf.path, report)
         if cleaned is None:
