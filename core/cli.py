@@ -44,6 +44,11 @@ usage: mltop [PATH] [--store FILE]          open the TUI on PATH (default: .)
                   [--metrics REGEX] [--format table|json|md] [--fail-on THRESHOLDS]
                                             compare runs' params and metrics against a
                                             baseline; --fail-on gates CI on regressions
+       mltop tail RUN|FILE [-f] [--grep REGEX] [-n N] [-C PATH]
+                                            print a run's logs (or a log file); -f follows
+       mltop pipelines [PATH] [--format table|json|md] [--dag FILE] [--github OWNER/REPO]
+                                            CI and ML pipelines side by side by lifecycle
+                                            phase, coverage and MLOps maturity
        mltop demo                           train the sample project in a temporary folder
                                             and open mltop on it
 
@@ -446,6 +451,77 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     return EXIT_PROBLEMS if failures else EXIT_OK
 
 
+# -- tail --
+
+_TAIL_DESCRIPTION = """\
+Print a run's console and log files, or one log file, highlighted as in the Logs screen.
+
+RUN is a run name or id prefix (its logs: output.log, *.log, *.out, *.err of the run), or the path
+of a log file. Colours only on a terminal and never with NO_COLOR set; escape sequences from the
+log are neutralised either way. With --follow, new lines print as they are written (Ctrl-C stops)
+across log rotation and truncation."""
+
+
+def cmd_tail(argv: Sequence[str], out_file: TextIO | None = None) -> int:
+    from mltop.core.logmodel import LineMatcher, PatternError
+    from mltop.core.logtail import TailOptions, tail_files, use_colour
+
+    parser = _Parser(
+        prog="mltop tail",
+        description=_TAIL_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("run", metavar="RUN|FILE", help="run name, id prefix, or log file")
+    parser.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    parser.add_argument("--grep", "-g", metavar="REGEX", help="only lines matching REGEX")
+    parser.add_argument("--invert-match", "-v", action="store_true", help="only lines not matching")
+    parser.add_argument(
+        "--lines", "-n", type=int, metavar="N", help="start at the last N lines (default: all)"
+    )
+    parser.add_argument("--no-timestamps", action="store_true", help="hide leading timestamps")
+    parser.add_argument("--root", "-C", default=".", help="folder with the runs (default: .)")
+    parser.add_argument("--store", help="store file (default: ROOT/.mltop/store.duckdb)")
+    args = parser.parse_args(argv)
+    matcher = None
+    if args.grep is not None:
+        try:
+            matcher = LineMatcher(args.grep, invert=args.invert_match)
+        except PatternError as exc:
+            raise UsageError(f"mltop tail: --grep: {exc}") from exc
+    err = _stderr()
+    target = Path(args.run).expanduser()
+    if target.is_file():
+        paths = [target]
+    else:
+        root = _resolve_root(args.root)
+        with _open(_store_root(root), args.store, err) as store:
+            report = _ingest(root, store, err, show_progress=err.is_terminal)
+            found = store.find_runs(args.run) if args.run.strip() else []
+            if len(found) != 1:
+                what = "no run named" if not found else f"{len(found)} runs match"
+                hint = f": {_candidates(found)}" if found else " (and no such log file)"
+                raise UsageError(f"mltop tail: {what} {' '.join(args.run.split())!r}{hint}")
+            run = found[0]
+            paths = [Path(log.path) for log in store.logs(run.id)]
+        _print_problems(report, err)
+        if not paths:
+            err.print(Text(f"mltop tail: run {run.name!r} ({run.id[:8]}) has no log files"))
+            return EXIT_PROBLEMS
+    out = out_file or sys.stdout
+    options = TailOptions(
+        follow=args.follow,
+        last=args.lines if args.lines is not None else (10 if args.follow else None),
+        matcher=matcher,
+        hide_timestamps=args.no_timestamps,
+        colour=use_colour(out),
+    )
+    try:
+        problems = tail_files(paths, out, sys.stderr, options)
+    except KeyboardInterrupt:
+        return EXIT_OK  # the way to stop following
+    return EXIT_PROBLEMS if problems else EXIT_OK
+
+
 # -- the TUI and the demo --
 
 
@@ -483,10 +559,39 @@ def cmd_demo(argv: Sequence[str]) -> int:
     return cmd_open([str(folder)])
 
 
+def cmd_pipelines(argv: Sequence[str]) -> int:
+    parser = _Parser(
+        prog="mltop pipelines",
+        description="Show the CI (DevOps) and ML (MLOps) pipelines under PATH side by side.",
+    )
+    parser.add_argument("path", nargs="?", default=".")
+    parser.add_argument("--format", choices=("table", "json", "md"), default="table")
+    parser.add_argument("--dag", metavar="FILE", help="print one pipeline's graph")
+    parser.add_argument(
+        "--github",
+        metavar="OWNER/REPO",
+        help="fetch GitHub Actions run status for this repository (token: $GITHUB_TOKEN)",
+    )
+    parser.add_argument("--branch", help="GitHub branch whose latest runs to show")
+    args = parser.parse_args(argv)
+    from mltop.core.pipelines.cli import pipelines_command
+
+    root = _resolve_root(args.path)
+    return pipelines_command(
+        root,
+        fmt=args.format,
+        dag=Path(args.dag) if args.dag else None,
+        github_repo=args.github,
+        github_branch=args.branch,
+    )
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "ingest": cmd_ingest,
     "runs": cmd_runs,
     "diff": cmd_diff,
+    "pipelines": cmd_pipelines,
+    "tail": cmd_tail,
     "demo": cmd_demo,
 }
 

@@ -1,0 +1,109 @@
+"""``mltop pipelines [PATH] [--format table|json|md] [--dag FILE]`` as a plain function.
+
+The main CLI parses arguments and calls :func:`pipelines_command`; keeping the work here lets it
+be tested without a subprocess. Exit codes: 0 all read cleanly, 1 something was found but has
+problems (or nothing was found), 2 a usage error (unknown format, missing path or file).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from mltop.core.pipelines.github_runs import DEFAULT_API
+from mltop.core.pipelines.overview import (
+    GitHubOptions,
+    build_overview,
+    load_pipeline,
+    stage_statuses,
+)
+from mltop.core.pipelines.phases import load_overrides
+from mltop.core.pipelines.render import (
+    inert,
+    pipeline_dict,
+    render_dag,
+    render_dag_markdown,
+    render_json,
+    render_markdown,
+    render_table,
+)
+
+FORMATS = ("table", "json", "md")
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def pipelines_command(
+    path: Path,
+    fmt: str = "table",
+    dag: Path | None = None,
+    out: TextIO = sys.stdout,
+    *,
+    github_repo: str | None = None,
+    github_token: str | None = None,
+    github_api: str = DEFAULT_API,
+    github_branch: str | None = None,
+) -> int:
+    """Print the DevOps/MLOps side-by-side view of ``path`` (or one graph with ``dag``).
+
+    GitHub Actions run status is fetched only when ``github_repo`` (``owner/name``) is given;
+    the token defaults to the ``GITHUB_TOKEN`` environment variable.
+    """
+    if fmt not in FORMATS:
+        out.write(f"error: unknown format {inert(fmt, 40)!r} (use {', '.join(FORMATS)})\n")
+        return EXIT_USAGE
+    path = Path(path)
+    if not path.exists():
+        out.write(f"error: {inert(path)} does not exist\n")
+        return EXIT_USAGE
+    github = (
+        GitHubOptions(github_repo, github_token, github_api, github_branch) if github_repo else None
+    )
+    if dag is not None:
+        return _dag_command(path, Path(dag), fmt, out, github)
+    overview = build_overview(path, github)
+    if not overview.pipelines:
+        if fmt == "json":
+            out.write(render_json(overview) + "\n")
+        else:
+            out.write(f"no pipeline definitions found under {inert(path)}\n")
+        return EXIT_PROBLEMS
+    if fmt == "json":
+        out.write(render_json(overview) + "\n")
+    elif fmt == "md":
+        out.write(render_markdown(overview))
+    else:
+        out.write(render_table(overview))
+    return EXIT_PROBLEMS if overview.problems else EXIT_OK
+
+
+def _dag_command(path: Path, dag: Path, fmt: str, out: TextIO, github: GitHubOptions | None) -> int:
+    root = path if path.is_dir() else path.parent
+    target = dag
+    if not target.is_file() and not dag.is_absolute() and (root / dag).is_file():
+        target = root / dag
+    if not target.is_file():
+        out.write(f"error: {inert(dag)} is not a file\n")
+        return EXIT_USAGE
+    overrides = load_overrides(root)
+    pipeline = load_pipeline(target, root, overrides)
+    statuses, notes, problems = stage_statuses(pipeline, root, github)
+    problems = [*overrides.problems, *pipeline.problems, *problems]
+    if fmt == "json":
+        data = pipeline_dict(pipeline, statuses, root)
+        data["notes"] = notes
+        data["problems"] = problems
+        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "md":
+        out.write(render_dag_markdown(pipeline, statuses))
+    else:
+        width = max(60, shutil.get_terminal_size((100, 40)).columns)
+        out.write(render_dag(pipeline, statuses, root, width=width))
+        for note in notes:
+            out.write(f"Note: {inert(note)}\n")
+        extra = [p for p in problems if p not in pipeline.problems]
+        for problem in extra:
+            out.write(f"problem: {inert(problem, 400)}\n")
+    return EXIT_PROBLEMS if problems or not pipeline.stages else EXIT_OK

@@ -1,0 +1,349 @@
+"""DevOps and MLOps pipelines side by side: phase coverage and an MLOps maturity reading.
+
+The maturity levels follow the usual reading of MLOps practice:
+
+* level 0: training is manual; there is no pipeline definition with a training stage;
+* level 1: training is an automated pipeline (dvc.yaml, Kubeflow, Argo) that also prepares and
+  validates data and evaluates the model;
+* level 2: the training pipeline itself is run by CI/CD: a CI job runs ``dvc repro``/``dvc exp
+  run`` or submits the Kubeflow/Argo/Tekton pipeline.
+
+Every reading comes with the evidence it rests on (which stage, which rule) and the concrete
+pieces still missing, so a user can check it rather than trust it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mltop.core.pipelines.model import Phase, Pipeline, Stage
+from mltop.core.pipelines.phases import name_tokens, runs_ml_pipeline
+
+MLOPS_GAPS = {
+    Phase.SOURCE: "no data stage",
+    Phase.BUILD: "no feature or preprocessing stage",
+    Phase.TEST: "no training stage",
+    Phase.VERIFY: "no evaluation stage",
+    Phase.PACKAGE: "no model registry stage",
+    Phase.DEPLOY: "no model deployment stage",
+    Phase.MONITOR: "nothing watches drift or data quality",
+}
+DEVOPS_GAPS = {
+    Phase.SOURCE: "no checkout stage",
+    Phase.BUILD: "no build or lint stage",
+    Phase.TEST: "no test stage",
+    Phase.VERIFY: "no security scan or e2e stage",
+    Phase.PACKAGE: "no package or image stage",
+    Phase.DEPLOY: "no deploy stage",
+    Phase.MONITOR: "nothing monitors the running service",
+}
+
+
+@dataclass(frozen=True)
+class PhaseRow:
+    phase: Phase
+    devops: tuple[Stage, ...]
+    mlops: tuple[Stage, ...]
+    devops_note: str = ""
+
+    @property
+    def coverage(self) -> str:
+        if self.devops and self.mlops:
+            return "both"
+        if self.devops:
+            return "DevOps only"
+        if self.mlops:
+            return "MLOps only"
+        return "none"
+
+    @property
+    def devops_gap(self) -> str:
+        return "" if self.devops else (self.devops_note or DEVOPS_GAPS[self.phase])
+
+    @property
+    def mlops_gap(self) -> str:
+        return "" if self.mlops else MLOPS_GAPS[self.phase]
+
+
+@dataclass(frozen=True)
+class Maturity:
+    level: int
+    headline: str
+    evidence: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    devops: Pipeline | None
+    mlops: Pipeline | None
+    rows: tuple[PhaseRow, ...]
+    unmapped_devops: tuple[Stage, ...]
+    unmapped_mlops: tuple[Stage, ...]
+    maturity: Maturity
+
+    def summary(self) -> str:
+        parts = []
+        for label, pipeline, side in (
+            ("DevOps", self.devops, "devops"),
+            ("MLOps", self.mlops, "mlops"),
+        ):
+            if pipeline is None:
+                parts.append(f"{label}: no pipeline found")
+                continue
+            covered = [r.phase.value for r in self.rows if getattr(r, side)]
+            parts.append(
+                f"{label} covers {len(covered)} of {len(Phase)} phases"
+                + (f" ({', '.join(covered)})" if covered else "")
+            )
+        both = [r.phase.value for r in self.rows if r.coverage == "both"]
+        neither = [r.phase.value for r in self.rows if r.coverage == "none"]
+        parts.append("both: " + (", ".join(both) if both else "none"))
+        parts.append("neither: " + (", ".join(neither) if neither else "none"))
+        return "; ".join(parts)
+
+
+def _by_phase(pipeline: Pipeline | None, phase: Phase) -> tuple[Stage, ...]:
+    if pipeline is None:
+        return ()
+    return tuple(s for s in pipeline.stages if s.phase is phase)
+
+
+def _is_data_validation(stage: Stage) -> bool:
+    tokens = set(name_tokens(stage.name)) | set(name_tokens(stage.id))
+    if any(t.startswith("validat") or t in ("expectations", "schema") for t in tokens):
+        return stage.phase in (Phase.SOURCE, Phase.BUILD) or bool({"data", "dataset"} & tokens)
+    return "data validation" in stage.phase_reason or any(
+        k in c for c in stage.commands for k in ("great_expectations", "pandera", "tfdv")
+    )
+
+
+def _names(stages: Iterable[Stage], limit: int = 4) -> str:
+    names = [s.name if len(s.name) <= 40 else s.id for s in stages]
+    text = ", ".join(names[:limit])
+    if len(names) > limit:
+        text += f" and {len(names) - limit} more"
+    return text
+
+
+def _display(pipeline: Pipeline, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return Path(pipeline.path).resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(pipeline.path)
+
+
+def compare(
+    devops: Pipeline | None,
+    mlops: Pipeline | None,
+    ci_pipelines: Sequence[Pipeline] = (),
+    root: Path | None = None,
+) -> Comparison:
+    """Align two phase-assigned pipelines by phase and read MLOps maturity.
+
+    ``ci_pipelines`` are all CI definitions found (not only the one shown), because any of
+    them running the ML pipeline is level-2 evidence.
+    """
+    checkout_inside = devops is not None and any(
+        any("checkout" in a for a in s.actions) for s in devops.stages
+    )
+    rows = tuple(
+        PhaseRow(
+            p,
+            _by_phase(devops, p),
+            _by_phase(mlops, p),
+            "checkout happens inside jobs" if p is Phase.SOURCE and checkout_inside else "",
+        )
+        for p in Phase
+    )
+    unmapped_dev = tuple(s for s in devops.stages if s.phase is None) if devops else ()
+    unmapped_ml = tuple(s for s in mlops.stages if s.phase is None) if mlops else ()
+    ci = list(ci_pipelines)
+    if devops is not None and all(p.path != devops.path for p in ci):
+        ci.append(devops)
+    maturity = read_maturity(mlops, ci, rows, root)
+    return Comparison(devops, mlops, rows, unmapped_dev, unmapped_ml, maturity)
+
+
+def read_maturity(
+    mlops: Pipeline | None,
+    ci_pipelines: Sequence[Pipeline],
+    rows: Sequence[PhaseRow],
+    root: Path | None = None,
+) -> Maturity:
+    evidence: list[str] = []
+    missing: list[str] = []
+    by_phase = {row.phase: row for row in rows}
+    ci_runs: list[str] = []
+    ci_trains: list[str] = []
+    train_commands = {
+        " ".join(c.split())
+        for s in (mlops.stages if mlops is not None else ())
+        if s.phase is Phase.TEST
+        for c in s.commands
+        if c.strip()
+    }
+    for pipeline in ci_pipelines:
+        for stage in pipeline.stages:
+            where = f"CI job {stage.name!r} in {_display(pipeline, root)}"
+            command = runs_ml_pipeline(stage)
+            same = _runs_one_of(stage, train_commands)
+            if command:
+                ci_runs.append(f"{where} runs `{command}`")
+            elif same:
+                ci_runs.append(f"{where} runs the training stage's command `{same}`")
+            elif stage.phase is Phase.TEST and "train" in stage.phase_reason:
+                ci_trains.append(
+                    f"CI job {stage.name!r} in {_display(pipeline, root)} trains "
+                    f"({stage.phase_reason})"
+                )
+    if mlops is None:
+        evidence.append("no ML pipeline definition found (dvc.yaml, Kubeflow, Argo)")
+        evidence.extend(ci_trains)
+        missing.append("no automated training pipeline")
+        missing.extend(_ops_gaps(by_phase))
+        return Maturity(0, "level 0: training is manual", tuple(evidence), tuple(missing))
+    where = _display(mlops, root)
+    train = by_phase[Phase.TEST].mlops
+    evaluate = by_phase[Phase.VERIFY].mlops
+    data = by_phase[Phase.SOURCE].mlops
+    validation = [s for s in mlops.stages if _is_data_validation(s)]
+    if not train:
+        evidence.append(f"{where} has no training stage")
+        missing.append("no training stage in the ML pipeline")
+        if not evaluate:
+            missing.append("no evaluation stage")
+        missing.extend(_ops_gaps(by_phase))
+        return Maturity(
+            0,
+            f"level 0: {where} automates no training, so training is manual",
+            tuple(evidence),
+            tuple(missing),
+        )
+    evidence.append(f"{where} trains in {_names(train)} ({train[0].phase_reason})")
+    if data:
+        evidence.append(f"data stages: {_names(data)}")
+    else:
+        missing.append("no data preparation stage")
+    if validation:
+        evidence.append(f"data validation: {_names(validation)}")
+    else:
+        missing.append("no data validation stage")
+    if evaluate:
+        evidence.append(f"evaluation: {_names(evaluate)}")
+    else:
+        missing.append("no evaluation stage")
+    level = 1
+    if ci_runs:
+        level = 2
+        evidence.extend(ci_runs)
+    else:
+        missing.append(
+            "no CI job runs the ML pipeline (`dvc repro`, `dvc exp run` or a pipeline submit)"
+        )
+    missing.extend(_ops_gaps(by_phase))
+    partial = [m for m in missing if m in ("no evaluation stage", "no data validation stage")]
+    if level == 2:
+        headline = "level 2: the training pipeline is automated and CI runs it" + (
+            "" if not partial else f", though it has {' and '.join(partial)}"
+        )
+    else:
+        headline = (
+            "level 1: training is an automated pipeline"
+            + (" with evaluation" if evaluate else ", but nothing evaluates the model")
+            + "; the pipeline itself is not run by CI"
+        )
+    return Maturity(level, headline, tuple(evidence), tuple(missing))
+
+
+def _runs_one_of(stage: Stage, commands: set[str]) -> str | None:
+    """A command of the ML pipeline's training stage that this CI stage runs verbatim."""
+    if not commands:
+        return None
+    for block in stage.commands:
+        for line in block.splitlines():
+            flat = " ".join(line.split())
+            if flat in commands:
+                return flat
+    return None
+
+
+def _ops_gaps(by_phase: dict[Phase, PhaseRow]) -> list[str]:
+    gaps = []
+    if not by_phase[Phase.PACKAGE].mlops:
+        gaps.append("no model registry stage")
+    if not by_phase[Phase.DEPLOY].mlops and not by_phase[Phase.DEPLOY].devops:
+        gaps.append("nothing deploys the model")
+    if not by_phase[Phase.MONITOR].mlops and not by_phase[Phase.MONITOR].devops:
+        gaps.append("nothing monitors drift or data quality")
+    if not by_phase[Phase.TEST].devops:
+        gaps.append("no CI job runs tests")
+    return gaps
+
+
+DEVOPS_PREFERENCE = ("github-actions", "gitlab-ci", "azure-pipelines", "tekton")
+MLOPS_PREFERENCE = ("dvc", "kubeflow", "argo")
+
+
+def project_dir(pipeline: Pipeline) -> Path:
+    """The folder a pipeline belongs to: the repository root for ``.github/workflows`` files,
+    the file's own folder otherwise."""
+    path = Path(pipeline.path)
+    if path.parent.name == "workflows" and path.parent.parent.name == ".github":
+        return path.parent.parent.parent
+    return path.parent
+
+
+def same_project(ci: Pipeline, ml: Pipeline) -> bool:
+    """True when ``ci`` sits in the ML pipeline's folder or a folder above it."""
+    ci_dir, ml_dir = project_dir(ci).resolve(), project_dir(ml).resolve()
+    return ci_dir == ml_dir or ci_dir in ml_dir.parents
+
+
+def pick(
+    pipelines: Sequence[Pipeline], root: Path | None = None
+) -> tuple[Pipeline | None, Pipeline | None]:
+    """The DevOps and MLOps pipeline to show side by side when a folder holds several.
+
+    MLOps: dvc.yaml before Kubeflow before Argo, the shallowest project first, then the one
+    with most stages. DevOps: a CI file of the same folder as that ML pipeline first, then one
+    from a folder above it, then the shallowest, then the one covering most phases (ties: a
+    file named ``ci``, the format order, the path). Nested test fixtures and vendored copies
+    therefore lose to the project's own files.
+    """
+    devops = [p for p in pipelines if p.kind == "devops" and p.stages]
+    mlops = [p for p in pipelines if p.kind == "mlops" and p.stages]
+    base = Path(root).resolve() if root is not None else None
+
+    def depth(p: Pipeline) -> int:
+        folder = project_dir(p).resolve()
+        if base is not None and (folder == base or base in folder.parents):
+            return len(folder.relative_to(base).parts)
+        return len(folder.parts)
+
+    def ml_key(p: Pipeline) -> tuple[int, int, int, str]:
+        fmt = MLOPS_PREFERENCE.index(p.format) if p.format in MLOPS_PREFERENCE else 9
+        return (fmt, depth(p), -len(p.stages), str(p.path))
+
+    ml = min(mlops, key=ml_key) if mlops else None
+
+    def dev_key(p: Pipeline) -> tuple[int, int, int, int, int, str]:
+        phases = {s.phase for s in p.stages if s.phase is not None}
+        fmt = DEVOPS_PREFERENCE.index(p.format) if p.format in DEVOPS_PREFERENCE else 9
+        closeness = 2
+        if ml is not None and same_project(p, ml):
+            closeness = 0 if project_dir(p).resolve() == project_dir(ml).resolve() else 1
+        return (
+            closeness,
+            depth(p),
+            -len(phases),
+            0 if Path(p.path).stem.lower() == "ci" else 1,
+            fmt,
+            str(p.path),
+        )
+
+    return (min(devops, key=dev_key) if devops else None), ml
