@@ -14,6 +14,10 @@ from mltop.core.importers.base import Importer
 # module name in mltop.core.importers -> attribute holding the Importer instance
 _IMPORTERS: list[str] = [
     "mltop_runs",
+    "wandb_offline",
+    "trackio",
+    "dvc",
+    "dvclive",
     "generic_logs",
 ]
 

@@ -1,0 +1,947 @@
+"""Importer for DVC projects: the workspace, and every experiment DVC keeps in git.
+
+A DVC project (a folder with ``.dvc/``) becomes these runs, all in one experiment named after
+the project folder:
+
+* ``workspace`` (source kind ``dvc``): params from ``params.yaml`` (``train.lr``) and the other
+  params files the pipeline names, final values from the metrics files declared in
+  ``dvc.yaml`` (stage ``metrics:`` outputs and the top-level ``metrics:`` list), and histories
+  from the DVCLive folders behind them (``<dir>/plots/metrics/**/*.tsv``). While ``dvc exp run``
+  trains, the TSVs grow and are read incrementally.
+* one run per experiment ref ``refs/exps/<baseline 2>/<baseline 38>/<name>`` (kind
+  ``dvc-exp``): the same files as they are in the experiment's commit, read with the ``git``
+  command line (no DVC needed); its parent is the baseline commit's run.
+* queued experiments (the ``refs/exps/celery/stash`` reflog, status SCHEDULED, params only, as
+  ``dvc exp show`` gives them) and failed ones (``refs/exps/celery/failed``, FAILED).
+* the baseline commits of those experiments and HEAD (kind ``dvc``), named by a branch or tag
+  pointing at them (DVC's naming), else by their short sha.
+
+Git is asked only when a ref file changed since the last scan (a few stats), every call has a
+timeout, and a commit already imported is not read again: refs point at immutable commits.
+Metric names keep DVCLive's ``/`` (``train/loss``); ``dvc exp show`` prints the same metric as
+``train.loss``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import re
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+from mltop.core import tabular
+from mltop.core.entities import (
+    FileState,
+    ImportReport,
+    Run,
+    RunRecord,
+    SourceRef,
+    Status,
+    stable_id,
+)
+from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.dvclive import (
+    PLOTS_METRICS,
+    FormatError,
+    TsvFile,
+    TsvSource,
+    first_line,
+    flatten_params,
+    header_keys,
+    metric_points,
+    parse_document,
+    parse_tsvs,
+    read_tsv_files,
+    tsv_paths,
+    tsv_prefix,
+)
+from mltop.core.store import RunQuery, Store
+
+KIND = "dvc"
+EXP_KIND = "dvc-exp"
+GIT_TIMEOUT = 30.0
+PARAMS_FILE = "params.yaml"
+DVC_YAML = "dvc.yaml"
+DVC_LOCK = "dvc.lock"
+WORKSPACE = "workspace"
+EXP_REF = re.compile(r"^refs/exps/([0-9a-f]{2})/([0-9a-f]{38})/(.+)$")
+QUEUE_REFS = {"refs/exps/celery/stash": Status.SCHEDULED, "refs/exps/celery/failed": Status.FAILED}
+STASH_MESSAGE = re.compile(r"dvc-exp:([0-9a-f]{40}):([0-9a-f]{40}):(.*)$")
+CLAIMED = frozenset({DVC_YAML, DVC_LOCK, PARAMS_FILE, ".dvcignore"})
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+def project_id(root: Path) -> str:
+    return stable_id(KIND, str(root))
+
+
+def workspace_id(root: Path) -> str:
+    return stable_id(KIND, str(root), WORKSPACE)
+
+
+def commit_run_id(root: Path, sha: str) -> str:
+    return stable_id(KIND, str(root), "commit", sha)
+
+
+def exp_run_id(root: Path, key: str) -> str:
+    return stable_id(EXP_KIND, str(root), key)
+
+
+# -- the pipeline's files ------------------------------------------------------------------------
+
+
+def _entries(value: object) -> list[object]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _entry_paths(value: object) -> list[str]:
+    """Paths of a ``metrics:``/``plots:``/``outs:`` list: strings or one-key dicts."""
+    out: list[str] = []
+    for entry in _entries(value):
+        if isinstance(entry, str):
+            out.append(entry)
+        elif isinstance(entry, dict):
+            out.extend(str(k) for k in entry)
+    return out
+
+
+def _join(base: str, path: str) -> str | None:
+    if not path or "${" in path or posixpath.isabs(path):
+        return None
+    joined = posixpath.normpath(posixpath.join(base, path))
+    return None if joined.startswith("..") else joined
+
+
+@dataclass
+class Layout:
+    """Where one revision of a project keeps its params, metrics and histories."""
+
+    params: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    live_dirs: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+def layout(dvc_yamls: dict[str, object], exists: Callable[[str], bool]) -> Layout:
+    """Params files, metrics files and DVCLive folders named by these parsed ``dvc.yaml`` files.
+
+    ``exists`` answers for the same revision (the workspace, or a commit's tree). A DVCLive
+    folder is the folder of a metrics file that has ``plots/metrics`` under it, or the folder
+    above a plots entry ending in ``plots/metrics``.
+    """
+    out = Layout()
+    params: dict[str, None] = {}
+    metrics: dict[str, None] = {}
+    plots: dict[str, None] = {}
+    if exists(PARAMS_FILE):
+        params[PARAMS_FILE] = None
+    for yaml_path, doc in sorted(dvc_yamls.items()):
+        base = posixpath.dirname(yaml_path)
+        if not isinstance(doc, dict):
+            out.problems.append((yaml_path, "not a DVC pipeline (expected a mapping)"))
+            continue
+        for path in _entry_paths(doc.get("params")):
+            if (joined := _join(base, path)) is not None:
+                params[joined] = None
+        for path in _entry_paths(doc.get("metrics")):
+            if (joined := _join(base, path)) is not None:
+                metrics[joined] = None
+        for path in _entry_paths(doc.get("plots")):
+            if (joined := _join(base, path)) is not None:
+                plots[joined] = None
+        stages = doc.get("stages")
+        if not isinstance(stages, dict):
+            continue
+        for stage in stages.values():
+            if not isinstance(stage, dict):
+                continue
+            if isinstance(stage.get("do"), dict):
+                stage = stage["do"]  # foreach/matrix stages: templated paths are skipped
+            wdir = stage.get("wdir", ".")
+            stage_base = _join(base, wdir if isinstance(wdir, str) else ".") or base
+            for entry in _entries(stage.get("params")):
+                if isinstance(entry, dict):
+                    for name in entry:
+                        if (joined := _join(stage_base, str(name))) is not None:
+                            params[joined] = None
+                elif (
+                    isinstance(entry, str)
+                    and (joined := _join(stage_base, PARAMS_FILE)) is not None
+                ):
+                    params[joined] = None
+            for path in _entry_paths(stage.get("metrics")):
+                if (joined := _join(stage_base, path)) is not None:
+                    metrics[joined] = None
+            for path in _entry_paths(stage.get("plots")):
+                if (joined := _join(stage_base, path)) is not None:
+                    plots[joined] = None
+    out.params = [p for p in params if exists(p)]
+    out.metrics = list(metrics)
+    live: dict[str, None] = {}
+    for path in metrics:
+        folder = posixpath.dirname(path)
+        if exists(posixpath.join(folder, PLOTS_METRICS) if folder else PLOTS_METRICS):
+            live[folder] = None
+    for path in plots:
+        parts = path.split("/")
+        for i in range(len(parts) - 1):
+            if parts[i] == "plots" and parts[i + 1] == "metrics":
+                live["/".join(parts[:i])] = None
+                break
+    out.live_dirs = list(live)
+    return out
+
+
+def plots_dir(live_dir: str) -> str:
+    return posixpath.join(live_dir, PLOTS_METRICS) if live_dir else PLOTS_METRICS
+
+
+def params_of(docs: Iterable[tuple[str, object]]) -> dict[str, object]:
+    """Flattened params: ``params.yaml`` keys bare (``train.lr``), other files as ``file:key``."""
+    out: dict[str, object] = {}
+    for path, doc in docs:
+        if isinstance(doc, dict):
+            label = "" if path == PARAMS_FILE else f"{path}:"
+            out.update({label + k: v for k, v in flatten_params(doc).items() if k})
+    return out
+
+
+def _metrics_table(
+    docs: Sequence[tuple[str, object, float | None]],
+    run_id: str,
+    history: set[str],
+    live_with_tsvs: set[str],
+) -> tuple[pa.Table, list[str]]:
+    """Final-value points of a run's metrics files, each at its file's time (first file wins
+    for a repeated name; a name with a TSV history is left to the history)."""
+    tables: list[pa.Table] = []
+    keys: list[str] = []
+    taken = set(history)
+    for path, doc, when in docs:
+        drop_step = posixpath.dirname(path) in live_with_tsvs
+        table, names = metric_points(doc, run_id, taken, when, drop_step)
+        tables.append(table)
+        keys.extend(names)
+        taken.update(names)
+    if not tables:
+        return tabular.empty_points(), []
+    return pa.concat_tables(tables), keys
+
+
+# -- git -----------------------------------------------------------------------------------------
+
+
+class GitError(Exception):
+    """git is missing, failed or timed out; the message is one line."""
+
+
+def find_git_dir(root: Path) -> Path | None:
+    """The repository's git dir for a folder in it (a ``.git`` folder or ``gitdir:`` file)."""
+    for parent in [root, *root.parents]:
+        dot = parent / ".git"
+        if dot.is_dir():
+            return dot
+        if dot.is_file():
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                text = dot.read_text(encoding="utf-8").strip()
+                if text.startswith("gitdir:"):
+                    target = Path(text[7:].strip())
+                    return target if target.is_absolute() else (parent / target).resolve()
+            return None
+    return None
+
+
+def head_sha(git_dir: Path) -> str | None:
+    """HEAD's commit, read from the git dir's files (no subprocess): for the workspace run."""
+    try:
+        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if _SHA.match(head):
+        return head
+    if not head.startswith("ref:"):
+        return None
+    ref = head[4:].strip()
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        sha = (git_dir / ref).read_text(encoding="utf-8").strip()
+        if _SHA.match(sha):
+            return sha
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        for line in (git_dir / "packed-refs").read_text(encoding="utf-8").splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and _SHA.match(sha):
+                return sha
+    return None
+
+
+def ref_files(git_dir: Path) -> list[Path]:
+    """The files whose change means DVC's experiments (or the names of commits) changed."""
+    out = [git_dir / "HEAD", git_dir / "packed-refs"]
+    for sub in ("refs/exps", "refs/heads", "refs/tags"):
+        for dirpath, dirnames, filenames in os.walk(git_dir / sub):
+            dirnames.sort()
+            out.extend(Path(dirpath) / f for f in sorted(filenames))
+    out.extend(git_dir / "logs" / ref for ref in QUEUE_REFS)
+    return [p for p in out if p.is_file()]
+
+
+class Git:
+    """The git command line in one repository, every call with a timeout."""
+
+    def __init__(self, cwd: Path, timeout: float = GIT_TIMEOUT):
+        self.cwd = cwd
+        self.timeout = timeout
+        self.env = {
+            **os.environ,
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_OPTIONAL_LOCKS": "0",
+            "LC_ALL": "C",
+        }
+
+    def run(self, *args: str, data: bytes | None = None, check: bool = True) -> bytes:
+        command = ["git", "-c", "safe.directory=*", "-c", "core.quotepath=off", *args]
+        try:
+            done = subprocess.run(  # fixed argv, no shell
+                command,
+                cwd=self.cwd,
+                input=data,
+                capture_output=True,
+                timeout=self.timeout,
+                env=self.env,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            raise GitError("git is not installed; DVC experiments were not read") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise GitError(f"git {args[0]} timed out after {self.timeout:.0f} s") from exc
+        except OSError as exc:
+            raise GitError(f"cannot run git ({exc.strerror or exc})") from exc
+        self.stderr = done.stderr.decode("utf-8", errors="replace")
+        if check and done.returncode != 0:
+            first = self.stderr.strip().splitlines()[:1]
+            raise GitError(f"git {args[0]} failed: {first[0] if first else done.returncode}")
+        return done.stdout
+
+    def blobs(self, specs: Sequence[str]) -> list[bytes | None]:
+        """Contents of ``rev:path`` specs in one ``cat-file --batch`` (None when missing)."""
+        usable = [s for s in specs if "\n" not in s]
+        if not usable:
+            return [None] * len(specs)
+        out = self.run("cat-file", "--batch", data=("\n".join(usable) + "\n").encode())
+        found: dict[str, bytes | None] = {}
+        pos = 0
+        for spec in usable:
+            end = out.find(b"\n", pos)
+            if end < 0:
+                break
+            header = out[pos:end].split(b" ")
+            pos = end + 1
+            if len(header) == 3 and header[1] in (b"blob", b"tree", b"commit", b"tag"):
+                size = int(header[2])
+                found[spec] = out[pos : pos + size] if header[1] == b"blob" else None
+                pos += size + 1
+            else:
+                found[spec] = None
+        return [found.get(s) for s in specs]
+
+
+@dataclass
+class ExpRef:
+    """A run DVC keeps in git: an experiment, a queued/failed entry, or a commit."""
+
+    key: str
+    kind: str
+    name: str
+    sha: str
+    time: float | None
+    status: Status
+    baseline: str | None
+    ref: str
+    read_metrics: bool = True
+
+
+@dataclass
+class Revision:
+    """The project's files at one commit: the tree listing and parsed documents."""
+
+    paths: set[str]
+    dirs: set[str]
+    docs: dict[str, object] = field(default_factory=dict)
+
+    def exists(self, path: str) -> bool:
+        return path in self.paths or path in self.dirs
+
+
+# -- the importer --------------------------------------------------------------------------------
+
+
+class DvcImporter:
+    kind = KIND
+
+    def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
+        names = set(filenames)
+        if not names & {DVC_YAML, DVC_LOCK, ".dvcignore"}:
+            return None
+        if not (dirpath / ".dvc").is_dir():
+            return None
+        return Detection([SourceRef(KIND, dirpath)], claimed=set(CLAIMED & names))
+
+    def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
+        known = store.file_states()
+        for ref in refs:
+            root = ref.location
+            try:
+                self._workspace(store, root, known, report)
+            except OSError as exc:
+                report.problem(root, f"cannot read DVC workspace ({exc.strerror or exc})")
+            except Exception as exc:  # the experiments are still worth reading
+                report.problem(root, f"DVC workspace not imported ({type(exc).__name__}: {exc})")
+            try:
+                self._git(store, root, report)
+            except GitError as exc:
+                report.problem(root, str(exc))
+            except OSError as exc:
+                report.problem(root, f"cannot read DVC experiments ({exc.strerror or exc})")
+            except Exception as exc:  # one odd project must not stop the others
+                report.problem(root, f"DVC experiments not imported ({type(exc).__name__}: {exc})")
+
+    # -- workspace -------------------------------------------------------------------------------
+
+    def _workspace(
+        self, store: Store, root: Path, known: dict[str, FileState], report: ImportReport
+    ) -> None:
+        source = str(root)
+        run_id = workspace_id(root)
+        yaml_paths = [DVC_YAML] if (root / DVC_YAML).is_file() else []
+        with contextlib.suppress(OSError):
+            for entry in sorted(os.scandir(root), key=lambda e: e.name):
+                if not entry.name.startswith(".") and (Path(entry.path) / DVC_YAML).is_file():
+                    yaml_paths.append(f"{entry.name}/{DVC_YAML}")
+
+        def exists(rel: str) -> bool:
+            return (root / rel).exists()
+
+        yamls: dict[str, object] = {}
+        for rel in yaml_paths:
+            yamls[rel] = self._read_doc(root / rel, report)
+        lay = layout(yamls, exists)
+        for rel, message in lay.problems:
+            report.problem(root / rel, message)
+        tsvs: list[tuple[Path, str]] = []
+        for live in lay.live_dirs:
+            tsvs.extend(tsv_paths(root / plots_dir(live)))
+        docs = [rel for rel in [*yaml_paths, *lay.params, *lay.metrics] if (root / rel).is_file()]
+        files = [root / rel for rel in dict.fromkeys(docs)] + [p for p, _ in tsvs]
+        changes = {str(p): classify(p, known.get(str(p))) for p in files}
+        gone = [p for p, s in known.items() if s.run_id == run_id and p not in changes]
+        if not gone and all(c is Change.UNCHANGED for c, _ in changes.values()):
+            return
+
+        existed = store.run(run_id)
+        full = (
+            existed is None
+            or any(p.endswith(".tsv") for p in gone)
+            or any(changes[str(p)][0] is Change.REPLACED for p, _ in tsvs)
+        )
+        batch = read_tsv_files(
+            [TsvFile(p, run_id, prefix, known.get(str(p)), source) for p, prefix in tsvs],
+            {run_id} if full else set(),
+            report,
+        )
+        history = batch.keys.get(run_id, set())
+        params = params_of((rel, self._read_doc(root / rel, report)) for rel in lay.params)
+        metric_docs = [
+            (rel, self._read_doc(root / rel, report), st.st_mtime)
+            for rel in lay.metrics
+            if (st := changes.get(str(root / rel), (None, None))[1]) is not None
+        ]
+        live_with_tsvs = {
+            live
+            for live in lay.live_dirs
+            if any(Path(p).is_relative_to(root / live) for p, _ in tsvs)
+        }
+        mtimes = [st.st_mtime for _, st in changes.values() if st is not None]
+        updated = max(mtimes) if mtimes else None
+        json_points, json_keys = _metrics_table(metric_docs, run_id, history, live_with_tsvs)
+        times = [t for t in batch.points.column("ts").to_pylist() if t is not None] if full else []
+        start = min(times) if times else (existed.start_time if existed else None)
+        start = start or (min(mtimes) if mtimes else None)
+        git_dir = find_git_dir(root)
+        record = RunRecord(
+            id=run_id,
+            source_kind=KIND,
+            location=source,
+            name=WORKSPACE,
+            status=_workspace_status(root),
+            experiment_id=project_id(root),
+            native_id=WORKSPACE,
+            start_time=start,
+            end_time=updated,
+            git_commit=head_sha(git_dir) if git_dir else None,
+            updated=updated,
+            source=source,
+        )
+        states = list(batch.states)
+        for rel in dict.fromkeys(docs):
+            _, st = changes[str(root / rel)]
+            if st is not None:
+                states.append(file_state(root / rel, st, st.st_size, run_id, source))
+        with store.transaction():
+            store.put_experiments([(project_id(root), KIND, source, root.name, root.name)])
+            store.put_runs(source, [record], [(run_id, k, v) for k, v in params.items()])
+            if full:
+                store.delete_points([run_id])
+            else:
+                store.delete_points([run_id], set(json_keys) | batch.new_keys.get(run_id, set()))
+            added = store.add_points(batch.points) + store.add_points(json_points)
+            store.refresh_summaries([run_id])
+            store.delete_files(gone)
+            store.put_files(source, states)
+        report.add(KIND, runs=0 if existed else 1, points=added)
+
+    def _read_doc(self, path: Path, report: ImportReport) -> object:
+        try:
+            return parse_document(path.read_bytes(), path.name)
+        except FormatError as exc:
+            report.problem(path, str(exc))
+        except OSError as exc:
+            report.problem(path, f"cannot read ({exc.strerror or exc})")
+        return None
+
+    # -- experiments in git ----------------------------------------------------------------------
+
+    def _git(self, store: Store, root: Path, report: ImportReport) -> None:
+        git_dir = find_git_dir(root)
+        if git_dir is None:
+            return
+        source = str(root)
+        old = {
+            p: s
+            for p, s in store.file_states(source).items()
+            if s.run_id is None and Path(p).is_relative_to(git_dir)
+        }
+        current = {}
+        for path in ref_files(git_dir):
+            with contextlib.suppress(OSError):
+                current[str(path)] = path.stat()
+        if old and set(old) == set(current) and all(_same(old[p], st) for p, st in current.items()):
+            return
+
+        git = Git(root)
+        runs = self._git_runs(git, git_dir, report)
+        prefix = git.run("rev-parse", "--show-prefix").decode("utf-8", "replace").strip()
+        existing = {
+            r.id: r
+            for r in store.runs(RunQuery("r.source = ?", (source,)))
+            if r.source_kind in (KIND, EXP_KIND)
+        }
+        wanted: dict[str, ExpRef] = {}
+        for item in runs:
+            run_id = (
+                commit_run_id(root, item.sha) if item.kind == KIND else exp_run_id(root, item.key)
+            )
+            wanted[run_id] = item
+        parents = {sha: commit_run_id(root, sha) for sha in {i.baseline for i in runs} if sha}
+        to_read = {
+            run_id: item
+            for run_id, item in wanted.items()
+            if not _unchanged(existing.get(run_id), item, parents)
+        }
+        gone = [r for r in existing if r not in wanted and r != workspace_id(root)]
+        records, params, tags, points = self._read_revisions(
+            git, root, prefix, to_read, parents, report
+        )
+        states = [file_state(Path(p), st, st.st_size, None, source) for p, st in current.items()]
+        workspace = existing.get(workspace_id(root))
+        head = head_sha(git_dir)
+        with store.transaction():
+            store.put_experiments([(project_id(root), KIND, source, root.name, root.name)])
+            if gone:
+                store.delete_runs(gone)
+            store.put_runs(source, records, params, tags)
+            read_ids = [r.id for r in records]
+            store.delete_points(read_ids)
+            added = store.add_points(points)
+            store.refresh_summaries(read_ids)
+            if workspace is not None and head and workspace.git_commit != head:
+                self._repoint_workspace(store, workspace, head)
+            store.delete_files([p for p in old if p not in current])
+            store.put_files(source, states)
+        for kind in (KIND, EXP_KIND):
+            new = sum(1 for r in records if r.id not in existing and r.source_kind == kind)
+            report.add(kind, runs=new, points=added if kind == EXP_KIND else 0)
+
+    def _repoint_workspace(self, store: Store, run: Run, head: str) -> None:
+        record = _record_of(run, git_commit=head)
+        store.put_runs(
+            run.location,
+            [record],
+            [(run.id, k, v) for k, v in store.params(run.id).items()],
+            [(run.id, k, v) for k, v in store.tags(run.id).items()],
+        )
+
+    def _git_runs(self, git: Git, git_dir: Path, report: ImportReport) -> list[ExpRef]:
+        listing = git.run(
+            "for-each-ref",
+            "--format=%(objectname)%00%(committerdate:unix)%00%(refname)",
+            "refs/exps",
+            "refs/heads",
+            "refs/tags",
+        )
+        for line in git.stderr.splitlines():
+            match = re.search(r"ignoring broken ref (\S+)", line)
+            if match:
+                report.problem(git_dir / match.group(1), "broken git ref; ignored")
+        names: dict[str, list[str]] = {}
+        out: list[ExpRef] = []
+        queues: list[str] = []
+        for line in listing.decode("utf-8", errors="replace").splitlines():
+            parts = line.split("\x00")
+            if len(parts) != 3 or not _SHA.match(parts[0]):
+                continue
+            sha, when, refname = parts
+            match = EXP_REF.match(refname)
+            if match:
+                out.append(
+                    ExpRef(
+                        key=refname,
+                        kind=EXP_KIND,
+                        name=match.group(3),
+                        sha=sha,
+                        time=_float(when),
+                        status=Status.FINISHED,
+                        baseline=match.group(1) + match.group(2),
+                        ref=refname,
+                    )
+                )
+            elif refname in QUEUE_REFS:
+                queues.append(refname)
+            elif refname.startswith(("refs/heads/", "refs/tags/")):
+                names.setdefault(sha, []).append(refname)
+        for refname in queues:
+            out.extend(self._queue(git, refname, report, git_dir))
+        head = git.run("rev-parse", "--verify", "-q", "HEAD", check=False).decode().strip()
+        commits = {i.baseline for i in out if i.baseline}
+        if _SHA.match(head):
+            commits.add(head)
+        times = self._commit_times(git, sorted(commits))
+        for sha in sorted(commits):
+            out.append(
+                ExpRef(
+                    key=sha,
+                    kind=KIND,
+                    name=_commit_name(sha, names.get(sha, [])),
+                    sha=sha,
+                    time=times.get(sha),
+                    status=Status.FINISHED,
+                    baseline=None,
+                    ref=sha,
+                )
+            )
+        return out
+
+    def _queue(self, git: Git, refname: str, report: ImportReport, git_dir: Path) -> list[ExpRef]:
+        """Entries of a DVC queue stash (its reflog): queued or failed experiments."""
+        text = git.run("log", "-g", "--format=%H%x00%ct%x00%gs", refname, "--", check=False)
+        out = []
+        for line in text.decode("utf-8", errors="replace").splitlines():
+            parts = line.split("\x00")
+            if len(parts) != 3 or not _SHA.match(parts[0]):
+                continue
+            match = STASH_MESSAGE.search(parts[2])
+            if not match:
+                continue
+            name = match.group(3) or parts[0][:7]
+            out.append(
+                ExpRef(
+                    key=f"{refname}@{parts[0]}",
+                    kind=EXP_KIND,
+                    name=name,
+                    sha=parts[0],
+                    time=_float(parts[1]),
+                    status=QUEUE_REFS[refname],
+                    baseline=match.group(2),
+                    ref=refname,
+                    read_metrics=False,
+                )
+            )
+        return out
+
+    def _commit_times(self, git: Git, shas: Sequence[str]) -> dict[str, float]:
+        if not shas:
+            return {}
+        text = git.run("log", "--no-walk=unsorted", "--format=%H %ct", *shas, "--", check=False)
+        out = {}
+        for line in text.decode("utf-8", errors="replace").splitlines():
+            sha, _, when = line.partition(" ")
+            if (value := _float(when)) is not None:
+                out[sha] = value
+        return out
+
+    def _read_revisions(
+        self,
+        git: Git,
+        root: Path,
+        prefix: str,
+        items: dict[str, ExpRef],
+        parents: dict[str, str],
+        report: ImportReport,
+    ) -> tuple[list[RunRecord], list, list, pa.Table]:
+        revisions: dict[str, Revision] = {}
+        for item in items.values():
+            if item.sha in revisions:
+                continue
+            try:
+                listing = git.run("ls-tree", "-r", "-z", "--name-only", item.sha, "--", ".")
+            except GitError as exc:
+                report.problem(root, f"{item.ref}: cannot list commit {item.sha[:7]} ({exc})")
+                continue
+            paths = set()
+            for raw in listing.split(b"\x00"):
+                if raw:
+                    name = raw.decode("utf-8", errors="replace")
+                    paths.add(name[len(prefix) :] if prefix and name.startswith(prefix) else name)
+            dirs = {posixpath.dirname(p) for p in paths}
+            for d in list(dirs):
+                while d:
+                    d = posixpath.dirname(d)
+                    dirs.add(d)
+            revisions[item.sha] = Revision(paths, dirs)
+
+        def fetch(wants: list[tuple[str, str]]) -> None:
+            contents = git.blobs([f"{sha}:{prefix}{path}" for sha, path in wants])
+            for (sha, path), data in zip(wants, contents, strict=True):
+                if data is None:
+                    continue
+                try:
+                    revisions[sha].docs[path] = parse_document(data, path)
+                except FormatError as exc:
+                    report.problem(f"{root}@{sha[:7]}:{path}", str(exc))
+
+        fetch(
+            [
+                (sha, p)
+                for sha, rev in revisions.items()
+                for p in rev.paths
+                if posixpath.basename(p) == DVC_YAML or p == DVC_LOCK
+            ]
+        )
+        layouts: dict[str, Layout] = {}
+        second: list[tuple[str, str]] = []
+        for sha, rev in revisions.items():
+            yamls = {p: d for p, d in rev.docs.items() if posixpath.basename(p) == DVC_YAML}
+            lay = layout(yamls, rev.exists)
+            layouts[sha] = lay
+            for rel, message in lay.problems:
+                report.problem(f"{root}@{sha[:7]}:{rel}", message)
+            second.extend((sha, p) for p in [*lay.params, *lay.metrics] if p in rev.paths)
+        fetch(second)
+        tsv_specs: list[tuple[str, str, str]] = []  # sha, path, prefix
+        for sha, lay in layouts.items():
+            for live in lay.live_dirs:
+                base = plots_dir(live) + "/"
+                for p in sorted(revisions[sha].paths):
+                    if p.startswith(base) and p.endswith(".tsv"):
+                        tsv_specs.append((sha, p, tsv_prefix(p[len(base) :])))
+
+        records: list[RunRecord] = []
+        params: list[tuple[str, str, object]] = []
+        tags: list[tuple[str, str, object]] = []
+        tables: list[pa.Table] = []
+        sources: list[TsvSource] = []
+        temps: list[str] = []
+        try:
+            wanted_tsvs = {
+                (sha, p): prefix_
+                for sha, p, prefix_ in tsv_specs
+                if any(i.sha == sha and i.read_metrics for i in items.values())
+            }
+            blobs = git.blobs([f"{sha}:{prefix}{p}" for sha, p in wanted_tsvs])
+            tsv_files: dict[str, list[tuple[str, str, str]]] = {}
+            for (sha, p), data in zip(wanted_tsvs, blobs, strict=True):
+                if data is None:
+                    continue
+                temp = tabular.bytes_to_tempfile(data, ".tsv")
+                temps.append(temp)
+                tsv_files.setdefault(sha, []).append((temp, p, wanted_tsvs[(sha, p)]))
+            for run_id, item in items.items():
+                rev = revisions.get(item.sha)
+                if rev is None:
+                    continue
+                lay = layouts[item.sha]
+                run_params = params_of((p, rev.docs.get(p)) for p in lay.params)
+                params.extend((run_id, k, v) for k, v in run_params.items())
+                tags.extend((run_id, k, v) for k, v in _tags(item).items())
+                history: set[str] = set()
+                live_with_tsvs: set[str] = set()
+                if item.read_metrics:
+                    for temp, path, prefix_ in tsv_files.get(item.sha, []):
+                        sources.append(
+                            TsvSource(temp, run_id, prefix_, f"{root}@{item.sha[:7]}:{path}")
+                        )
+                        live_with_tsvs.update(
+                            live for live in lay.live_dirs if path.startswith(plots_dir(live))
+                        )
+                        history.update(_tsv_keys(temp, prefix_))
+                    docs = [
+                        (
+                            p,
+                            rev.docs.get(p) if p in rev.docs else self._cached(root, rev, p),
+                            item.time,
+                        )
+                        for p in lay.metrics
+                    ]
+                    table, _ = _metrics_table(docs, run_id, history, live_with_tsvs)
+                    tables.append(table)
+                if (
+                    item.kind == KIND
+                    and item.sha not in parents
+                    and not run_params
+                    and not (lay.metrics or tsv_files.get(item.sha))
+                ):
+                    continue  # HEAD of a repository with nothing DVC tracks: not a run
+                records.append(
+                    RunRecord(
+                        id=run_id,
+                        source_kind=item.kind,
+                        location=str(root),
+                        name=item.name,
+                        status=item.status,
+                        experiment_id=project_id(root),
+                        native_id=item.sha,
+                        start_time=item.time,
+                        end_time=item.time if item.status is not Status.SCHEDULED else None,
+                        parent_id=parents.get(item.baseline) if item.baseline else None,
+                        git_commit=item.sha,
+                        updated=item.time,
+                        source=str(root),
+                    )
+                )
+            tables.append(parse_tsvs(sources, report))
+        finally:
+            for temp in temps:
+                tabular.remove_quietly(temp)
+        points = pa.concat_tables(tables) if tables else tabular.empty_points()
+        return records, params, tags, points
+
+    def _cached(self, root: Path, rev: Revision, path: str) -> object:
+        """A metrics file DVC keeps in its cache (``cache: true``), found through dvc.lock."""
+        lock = rev.docs.get(DVC_LOCK)
+        stages = lock.get("stages") if isinstance(lock, dict) else None
+        if not isinstance(stages, dict):
+            return None
+        for stage in stages.values():
+            if not isinstance(stage, dict):
+                continue
+            for out in _entries(stage.get("outs")):
+                if not isinstance(out, dict) or out.get("path") != path:
+                    continue
+                digest = out.get("md5") or out.get("hash")
+                if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{32}", digest):
+                    continue
+                for cache in ("files/md5", ""):
+                    blob = root / ".dvc" / "cache" / cache / digest[:2] / digest[2:]
+                    if blob.is_file():
+                        with contextlib.suppress(OSError, FormatError):
+                            return parse_document(blob.read_bytes(), path)
+        return None
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _same(old: FileState, st: os.stat_result) -> bool:
+    return old.size == st.st_size and old.mtime == st.st_mtime and old.inode == st.st_ino
+
+
+def _commit_name(sha: str, refs: list[str]) -> str:
+    """DVC's name for a commit: a branch pointing at it, else a tag, else its short sha."""
+    for prefix in ("refs/heads/", "refs/tags/"):
+        matching = sorted(r[len(prefix) :] for r in refs if r.startswith(prefix))
+        if matching:
+            return "main" if "main" in matching else matching[0]
+    return sha[:7]
+
+
+def _tags(item: ExpRef) -> dict[str, str]:
+    out = {"dvc.rev": item.sha}
+    if item.baseline:
+        out["dvc.baseline"] = item.baseline
+    if item.kind == EXP_KIND:
+        out["dvc.ref"] = item.ref
+    if item.status is Status.SCHEDULED:
+        out["dvc.queue"] = "queued"
+    elif item.status is Status.FAILED:
+        out["dvc.queue"] = "failed"
+    return out
+
+
+def _tsv_keys(path: str, prefix: str) -> list[str]:
+    with contextlib.suppress(OSError):
+        return header_keys(first_line(Path(path)), prefix)
+    return []
+
+
+def _unchanged(run: Run | None, item: ExpRef, parents: dict[str, str]) -> bool:
+    if run is None:
+        return False
+    parent = parents.get(item.baseline) if item.baseline else None
+    return (
+        run.native_id == item.sha
+        and run.name == item.name
+        and run.status == item.status
+        and run.parent_id == parent
+        and run.source_kind == item.kind
+    )
+
+
+def _record_of(run: Run, **changes: object) -> RunRecord:
+    fields = {
+        "id": run.id,
+        "source_kind": run.source_kind,
+        "location": run.location,
+        "name": run.name,
+        "status": Status.parse(run.status),
+        "experiment_id": run.experiment_id,
+        "native_id": run.native_id,
+        "start_time": run.start_time,
+        "end_time": run.end_time,
+        "parent_id": run.parent_id,
+        "git_commit": run.git_commit,
+        "host": run.host,
+        "lifecycle": run.lifecycle,
+        "artifact_uri": run.artifact_uri,
+        "error": run.error,
+        "updated": run.updated,
+        "source": run.location,
+    }
+    fields.update(changes)
+    return RunRecord(**fields)  # type: ignore[arg-type]
+
+
+def _workspace_status(root: Path) -> Status:
+    """RUNNING while a ``dvc repro``/``exp run`` holds a write lock on the pipeline."""
+    try:
+        lock = json.loads((root / ".dvc" / "tmp" / "rwlock").read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return Status.FINISHED
+    return Status.RUNNING if isinstance(lock, dict) and lock.get("write") else Status.FINISHED
+
+
+IMPORTER = DvcImporter()
