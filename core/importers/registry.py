@@ -18,6 +18,10 @@ _IMPORTERS: list[str] = [
     "trackio",
     "dvc",
     "dvclive",
+    "tensorboard",
+    "lightning",
+    "keras_csv",
+    "hf_trainer",
     "generic_logs",
 ]
 

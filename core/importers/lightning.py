@@ -1,0 +1,211 @@
+"""Importer for PyTorch Lightning's CSVLogger: ``<save_dir>/<name>/version_N/metrics.csv``.
+
+Each version folder is one run (named after the folder), in an experiment named after the
+logger's name folder (``lightning_logs`` by default). ``metrics.csv`` is sparse: a row holds only
+the metrics logged at that moment, keyed by ``step``; its ``epoch`` column is Lightning's own
+bookkeeping, written on every row, and is not imported as a metric. ``hparams.yaml`` gives the
+params.
+
+The CSV grows while training runs, so only its new complete lines are read on a re-scan; when a
+new metric appears Lightning rewrites the whole file with a wider header, which reads as a
+replaced file and is re-read in full.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mltop.core.entities import (
+    FileState,
+    ImportReport,
+    RunRecord,
+    SourceRef,
+    Status,
+    stable_id,
+)
+from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.linefiles import LineFile, read_line_files
+from mltop.core.store import Store
+
+KIND = "lightning"
+METRICS_FILE = "metrics.csv"
+HPARAMS_FILE = "hparams.yaml"
+BATCH_RUNS = 500
+MAX_HPARAMS_BYTES = 4 * 1024 * 1024
+NOT_METRICS = ("epoch",)
+
+
+def experiment_id(folder: Path) -> str:
+    return stable_id("lightning-experiment", str(folder))
+
+
+class _LenientLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """safe_load that shows Python-specific tags (``!!python/object``...) as text, not errors.
+
+    Lightning dumps hparams with ``yaml.dump``, so an argparse Namespace or a custom class shows
+    up as a python tag; building it would run code, refusing it would lose every param.
+    """
+
+
+def _tagged_as_text(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)
+    return f"<{node.tag}>"
+
+
+_LenientLoader.add_multi_constructor("tag:yaml.org,2002:python/", _tagged_as_text)
+_LenientLoader.add_multi_constructor("!", _tagged_as_text)
+
+
+def read_hparams(path: Path) -> dict[str, object]:
+    """hparams.yaml as flat params (nested keys dotted); ValueError with a one-line reason."""
+    size = path.stat().st_size
+    if size > MAX_HPARAMS_BYTES:
+        raise ValueError(f"too large for a hparams file ({size} bytes)")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start})") from exc
+    try:
+        data = yaml.load(text, Loader=_LenientLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"malformed YAML{where}") from exc
+    except RecursionError as exc:
+        raise ValueError("YAML nested too deeply") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a mapping of hyperparameters, found {type(data).__name__}")
+    out: dict[str, object] = {}
+    _flatten("", data, out)
+    return out
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, object]) -> None:
+    if isinstance(value, dict) and (value or not prefix):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
+    elif isinstance(value, list | tuple):
+        out[prefix] = json.dumps(value, default=str)
+    else:
+        out[prefix] = value
+
+
+class LightningImporter:
+    kind = KIND
+
+    def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
+        if METRICS_FILE not in filenames:
+            return None
+        if HPARAMS_FILE not in filenames and not dirpath.name.startswith("version_"):
+            return None
+        claimed = {METRICS_FILE} | ({HPARAMS_FILE} if HPARAMS_FILE in filenames else set())
+        # Not pruned: a TensorBoardLogger may write event files into the same version folder.
+        return Detection([SourceRef(KIND, dirpath)], claimed=claimed)
+
+    def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
+        known = store.file_states()
+        unique = list({ref.key: ref for ref in refs}.values())
+        for start in range(0, len(unique), BATCH_RUNS):
+            try:
+                self._import_batch(store, unique[start : start + BATCH_RUNS], known, report)
+            except Exception as exc:  # a bug on one batch must not hide the other sources
+                where = unique[start].location
+                report.problem(where, f"cannot import: {type(exc).__name__}: {exc}")
+
+    def _import_batch(
+        self,
+        store: Store,
+        refs: Sequence[SourceRef],
+        known: dict[str, FileState],
+        report: ImportReport,
+    ) -> None:
+        files: list[LineFile] = []
+        folders: dict[str, Path] = {}
+        hparams_changed: set[str] = set()
+        hparams_states: dict[str, FileState] = {}
+        for ref in refs:
+            folder = ref.location
+            run_id = stable_id(KIND, str(folder))
+            folders[run_id] = folder
+            metrics = folder / METRICS_FILE
+            files.append(LineFile(metrics, run_id, known.get(str(metrics)), str(folder)))
+            hp = folder / HPARAMS_FILE
+            change, st = classify(hp, known.get(str(hp)))
+            if change is not Change.UNCHANGED:
+                hparams_changed.add(run_id)
+            if st is not None:
+                hparams_states[run_id] = file_state(hp, st, st.st_size, run_id, str(folder))
+        batch = read_line_files(
+            files, "csv", report, delimiter=",", step_col="step", time_col="", exclude=NOT_METRICS
+        )
+        deleted = {lf.run_id for lf in batch.deleted}
+        changed = (batch.changed_runs | hparams_changed) - deleted
+        if not changed and not deleted:
+            return
+        records: list[RunRecord] = []
+        params: list[tuple[str, str, object]] = []
+        experiments: dict[str, str] = {}
+        for run_id in sorted(changed):
+            folder = folders[run_id]
+            run_params: dict[str, object] = {}
+            hp = folder / HPARAMS_FILE
+            if run_id in hparams_states:
+                try:
+                    run_params = read_hparams(hp)
+                except (OSError, ValueError) as exc:
+                    reason = str(exc) if isinstance(exc, ValueError) else f"cannot read ({exc})"
+                    report.problem(hp, reason)
+            params.extend((run_id, k, v) for k, v in run_params.items())
+            experiments[experiment_id(folder.parent)] = folder.parent.name
+            records.append(
+                RunRecord(
+                    id=run_id,
+                    source_kind=KIND,
+                    location=str(folder),
+                    name=folder.name,
+                    status=Status.FINISHED,
+                    experiment_id=experiment_id(folder.parent),
+                    updated=_newest_mtime([folder / METRICS_FILE, hp]),
+                    source=str(folder),
+                )
+            )
+        states = [s for s in batch.states if s.run_id not in deleted]
+        states += [s for r, s in hparams_states.items() if r in changed]
+        new_runs = sum(1 for r in records if str(Path(r.location) / METRICS_FILE) not in known)
+        with store.transaction():
+            store.put_experiments([(e, KIND, "", None, n) for e, n in experiments.items()])
+            store.put_runs(None, records, params)
+            if deleted:
+                store.delete_runs(deleted)
+            replaced = batch.replaced_runs - deleted
+            if replaced:
+                store.delete_points(replaced)
+            added = store.add_points(batch.points)
+            store.refresh_summaries(changed)
+            store.delete_files([str(lf.path) for lf in batch.deleted])
+            store.put_files(None, states)
+        report.add(KIND, runs=new_runs, points=added)
+
+
+def _newest_mtime(paths: list[Path]) -> float | None:
+    best: float | None = None
+    for path in paths:
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            continue
+        best = mtime if best is None else max(best, mtime)
+    return best
+
+
+IMPORTER = LightningImporter()
