@@ -157,6 +157,22 @@ _RUN_FROM = "runs r LEFT JOIN experiments e ON e.id = r.experiment_id"
 
 #: Metric aggregates the runs table can show (metric_summary columns).
 RUNS_TABLE_AGGREGATES = ("last", "min", "max", "count")
+#: Run attributes :meth:`Store.runs_table` can return, by name, with their SQL.
+RUNS_TABLE_ATTRIBUTES = {
+    "experiment": "e.name",
+    "source_kind": "r.source_kind",
+    "location": "r.location",
+    "lifecycle": "r.lifecycle",
+    "deleted": "coalesce(r.lifecycle = 'deleted', FALSE)",
+    "status": "r.status",
+    "start_time": "r.start_time",
+    "end_time": "r.end_time",
+    "updated": "r.updated",
+    "duration": "coalesce(r.end_time, r.updated) - r.start_time",
+    "host": "r.host",
+    "git_commit": "r.git_commit",
+}
+
 # Attributes the runs screen can sort by beyond those of :meth:`Store.runs`.
 _BROWSER_ORDER = {
     "host": "lower(r.host)",
@@ -383,6 +399,12 @@ class Store:
             finally:
                 self._con.unregister("_seen")
 
+    def sources(self) -> list[tuple[str, str]]:
+        """Every recorded source as (kind, location): the watcher maps changed paths to them."""
+        with self._lock:
+            rows = self._con.execute("SELECT kind, location FROM sources").fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     def source_kinds(self) -> list[str]:
         with self._lock:
             rows = self._con.execute(
@@ -567,6 +589,48 @@ class Store:
                 self._con.unregister("_new_points")
         return points.num_rows
 
+    def add_new_points(self, points: pa.Table) -> int:
+        """Append only the points the store does not hold yet; returns rows added.
+
+        For sources that can only re-send a whole history (a tracking server's API): a point
+        counts as held when a stored one of the same run and key has the same step, time and
+        value (NaN equals NaN, a missing time equals a missing time). Repeats are matched one to
+        one, so a history that really logs the same point twice keeps both copies.
+        """
+        if points.num_rows == 0:
+            return 0
+        points = points.select([f.name for f in POINTS_SCHEMA]).cast(POINTS_SCHEMA)
+        same = (
+            "o.run_id = n.run_id AND o.key = n.key AND o.step = n.step "
+            "AND o.ts IS NOT DISTINCT FROM n.ts AND o.value IS NOT DISTINCT FROM n.value "
+            "AND o.k = n.k"
+        )
+        with self._lock:
+            self._con.register("_cand_points", points)
+            try:
+                rows = self._con.execute(
+                    f"""
+                    INSERT INTO metrics
+                    WITH n AS (
+                        SELECT run_id, key, step, ts, value, row_number() OVER
+                            (PARTITION BY run_id, key, step, ts, value) AS k
+                        FROM _cand_points
+                    ),
+                    o AS (
+                        SELECT run_id, key, step, ts, value, row_number() OVER
+                            (PARTITION BY run_id, key, step, ts, value) AS k
+                        FROM metrics
+                        WHERE run_id IN (SELECT DISTINCT run_id FROM _cand_points)
+                          AND key IN (SELECT DISTINCT key FROM _cand_points)
+                    )
+                    SELECT n.run_id, n.key, n.step, n.ts, n.value FROM n
+                    WHERE NOT EXISTS (SELECT 1 FROM o WHERE {same})
+                    """
+                ).fetchall()
+            finally:
+                self._con.unregister("_cand_points")
+        return int(rows[0][0]) if rows else 0
+
     def delete_points(self, run_ids: Iterable[str], keys: Iterable[str] | None = None) -> None:
         """Forget histories of these runs (all keys, or only ``keys``) before a re-read."""
         with self._lock:
@@ -628,6 +692,34 @@ class Store:
             finally:
                 self._con.unregister("_new_logs")
                 self._con.unregister("_log_runs")
+
+    def touch_log_runs(self, mtimes: Mapping[str, float]) -> list[str]:
+        """Raise ``updated`` of the runs owning these log files to the files' mtimes.
+
+        A job that only prints (no new metrics) is still alive; without this its run would turn
+        stale while its log grows. Returns the ids of the runs touched.
+        """
+        if not mtimes:
+            return []
+        table = pa.table(
+            {
+                "path": pa.array(list(mtimes), pa.string()),
+                "mtime": pa.array(list(mtimes.values()), pa.float64()),
+            }
+        )
+        with self._lock:
+            self._con.register("_log_mtimes", table)
+            try:
+                rows = self._con.execute(
+                    "UPDATE runs SET updated = t.mtime FROM (SELECT l.run_id, "
+                    "max(m.mtime) AS mtime FROM logs l JOIN _log_mtimes m ON l.path = m.path "
+                    "GROUP BY l.run_id) t "
+                    "WHERE runs.id = t.run_id AND coalesce(runs.updated, 0) < t.mtime "
+                    "RETURNING runs.id"
+                ).fetchall()
+            finally:
+                self._con.unregister("_log_mtimes")
+        return [r[0] for r in rows]
 
     def logs(self, run_id: str) -> list[LogFile]:
         with self._lock:
@@ -700,6 +792,12 @@ class Store:
                 [run_id],
             ).fetchall()
         return self._runs_from(rows)
+
+    def run_ids_of_source(self, source: str) -> set[str]:
+        """Ids of the runs a source produced, to find the ones that vanished from it."""
+        with self._lock:
+            rows = self._con.execute("SELECT id FROM runs WHERE source = ?", [source]).fetchall()
+        return {r[0] for r in rows}
 
     def count_runs(self, query: RunQuery | None = None) -> int:
         query = query or RunQuery()
@@ -808,84 +906,120 @@ class Store:
         self,
         query: RunQuery | None = None,
         *,
+        attributes: Sequence[str] | None = None,
         params: Sequence[str] = (),
         metrics: Sequence[tuple[str, str]] = (),
         order: tuple[str, ...] = ("attr", "start"),
         descending: bool = True,
         limit: int | None = None,
+        stale_before: float | None = None,
     ) -> pa.Table:
         """The runs matching ``query`` as one Arrow table, sorted in SQL, for the runs screen.
 
-        Every row carries the run's attributes (id, parent_id, name, experiment, status,
-        source_kind, location, lifecycle, start_time, end_time, updated, duration, host,
-        git_commit) and one column
-        per requested param (text, named ``params.KEY``) and metric aggregate (``metrics`` holds
-        ``(key, aggregate)`` pairs with aggregate one of :data:`RUNS_TABLE_AGGREGATES`; named
+        Every row carries ``id``, ``parent_id``, ``name`` and ``state`` (the status in lower
+        case, ``stale`` for a RUNNING run silent since before ``stale_before``), then the
+        requested ``attributes`` (default: all of :data:`RUNS_TABLE_ATTRIBUTES`), one column per
+        param (text, named ``params.KEY``) and one per metric aggregate (``metrics`` holds
+        ``(key, aggregate)`` pairs, aggregate one of :data:`RUNS_TABLE_AGGREGATES`; named
         ``metrics.KEY.AGG``, the aggregate always spelled out so no key can be mistaken for one).
 
-        ``order`` is ``("attr", NAME)`` with NAME a key of the attribute order (name, start,
-        duration, ...), ``("param", KEY)`` (numbers before text) or ``("metric", KEY, AGG)``.
+        ``order`` is ``("attr", NAME)`` (name, start, duration, status, ...), ``("param", KEY)``
+        (numbers before text) or ``("metric", KEY, AGG)``; NaN sorts with the missing values.
         Ties fall back to name and id, so the order is stable between reloads.
+
+        Only the columns asked for cross into Arrow: for 100,000 runs each string column costs
+        milliseconds, and the filter is applied before any param or metric is joined.
         """
         query = query or RunQuery()
+        attrs = list(RUNS_TABLE_ATTRIBUTES if attributes is None else attributes)
+        for name in attrs:
+            if name not in RUNS_TABLE_ATTRIBUTES:
+                raise ValueError(f"unknown run attribute {name!r}")
         metric_cols = list(metrics)
         for _, agg in metric_cols:
             if agg not in RUNS_TABLE_AGGREGATES:
                 raise ValueError(f"unknown metric aggregate {agg!r}")
-        select = [
-            "r.id", "r.parent_id", "r.name", "e.name AS experiment", "r.status",
-            "r.source_kind", "r.location", "r.lifecycle", "r.start_time", "r.end_time",
-            "r.updated", "coalesce(r.end_time, r.updated) - r.start_time AS duration",
-            "r.host", "r.git_commit",
+        stale = "FALSE" if stale_before is None else "coalesce(r.updated, r.start_time) < ?"
+        base = [
+            "r.id", "r.parent_id", "r.name",
+            "CASE WHEN upper(r.status) = 'RUNNING' AND coalesce(" + stale + ", FALSE) "
+            "THEN 'stale' ELSE lower(coalesce(r.status, 'FINISHED')) END AS state",
         ]  # fmt: skip
+        base_args: list[Any] = [] if stale_before is None else [stale_before]
+        base += [f"{RUNS_TABLE_ATTRIBUTES[name]} AS {name}" for name in attrs]
+        names = ["id", "parent_id", "name", "state", *attrs]
+        select = [f"b.{n}" for n in names]
         joins: list[str] = []
         join_args: list[Any] = []
-        names = [
-            "id", "parent_id", "name", "experiment", "status", "source_kind", "location",
-            "lifecycle", "start_time", "end_time", "updated", "duration", "host", "git_commit",
-        ]  # fmt: skip
         # Keys travel as parameters; aliases are positional, never built from user text.
         for i, key in enumerate(params):
-            joins.append(f"LEFT JOIN params p{i} ON p{i}.run_id = r.id AND p{i}.key = ?")
+            joins.append(
+                f"LEFT JOIN (SELECT run_id, value FROM params WHERE key = ?) p{i} "
+                f"ON p{i}.run_id = b.id"
+            )
             join_args.append(key)
             select.append(f"p{i}.value")
             names.append(f"params.{key}")
         for i, (key, agg) in enumerate(metric_cols):
-            joins.append(f"LEFT JOIN metric_summary m{i} ON m{i}.run_id = r.id AND m{i}.key = ?")
+            joins.append(
+                f"LEFT JOIN (SELECT run_id, {agg} AS v FROM metric_summary WHERE key = ?) m{i} "
+                f"ON m{i}.run_id = b.id"
+            )
             join_args.append(key)
-            select.append(f"m{i}.{agg}")
+            select.append(f"m{i}.v")
             names.append(f"metrics.{key}.{agg}")
-        direction = "DESC" if descending else "ASC"
         kind = order[0] if order else "attr"
         if kind == "attr":
             name = order[1] if len(order) > 1 else "start"
             attribute_order = {**_ATTRIBUTE_ORDER, **_BROWSER_ORDER}
             if name not in attribute_order:
                 raise ValueError(f"cannot sort by {name!r}")
-            order_exprs = [attribute_order[name]]
+            base.append(f"{attribute_order[name]} AS _o0")
+            order_exprs = ["b._o0"]
         elif kind == "param" and len(order) == 2:
-            joins.append("LEFT JOIN params po ON po.run_id = r.id AND po.key = ?")
+            joins.append(
+                "LEFT JOIN (SELECT run_id, num, value FROM params WHERE key = ?) po "
+                "ON po.run_id = b.id"
+            )
             join_args.append(order[1])
             order_exprs = ["po.num", "po.value"]
         elif kind == "metric" and len(order) == 3 and order[2] in RUNS_TABLE_AGGREGATES:
-            joins.append("LEFT JOIN metric_summary mo ON mo.run_id = r.id AND mo.key = ?")
+            joins.append(
+                f"LEFT JOIN (SELECT run_id, CASE WHEN isnan({order[2]}) THEN NULL "
+                f"ELSE {order[2]} END AS v FROM metric_summary WHERE key = ?) mo "
+                "ON mo.run_id = b.id"
+            )
             join_args.append(order[1])
-            # NaN sorts above every number in DuckDB; a diverged run belongs with the missing.
-            order_exprs = [f"CASE WHEN isnan(mo.{order[2]}) THEN NULL ELSE mo.{order[2]} END"]
+            order_exprs = ["mo.v"]
         else:
             raise ValueError(f"cannot sort by {order!r}")
+        direction = "DESC" if descending else "ASC"
         order_sql = ", ".join(f"{expr} {direction} NULLS LAST" for expr in order_exprs)
         sql = (
-            f"SELECT {', '.join(select)} FROM {_RUN_FROM} {' '.join(joins)} "
-            f"WHERE {query.where} ORDER BY {order_sql}, lower(r.name), r.id"
+            f"WITH b AS (SELECT {', '.join(base)} FROM {_RUN_FROM} WHERE {query.where}) "
+            f"SELECT {', '.join(select)} FROM b {' '.join(joins)} "
+            f"ORDER BY {order_sql}, b.name, b.id"
         )
-        args = [*join_args, *query.params]
+        args = [*base_args, *query.params, *join_args]
         if limit is not None:
             sql += " LIMIT ?"
             args.append(int(limit))
         with self._lock:
             table = self._con.sql(sql, params=args).to_arrow_table()
         return table.rename_columns(names)
+
+    def param_key_stats(self) -> list[tuple[str, int, int]]:
+        """(key, runs having it, distinct values) per param key, most common first.
+
+        The runs screen shows params that tell runs apart: a key with one value everywhere
+        says nothing in a column.
+        """
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT key, count(*) AS n, count(DISTINCT value) AS d FROM params "
+                "GROUP BY key ORDER BY n DESC, key"
+            ).fetchall()
+        return [(r[0], int(r[1]), int(r[2])) for r in rows]
 
     def run_stats(self, stale_before: float) -> dict[str, Any]:
         """Counts for the runs screen's header: total, running, stale and runs per source kind.
@@ -918,17 +1052,22 @@ class Store:
         and max (not a sample) means a single spike among a million points stays visible.
         ``x`` is ``"step"`` or ``"time"`` (epoch seconds; points without a time are left out).
 
-        Columns: bucket (0..buckets-1, proportional to x), x_min, x_max, y_min, y_max (finite
-        values only; null when the slice has none), y_mean, y_last (value at the slice's
-        highest x, NaN kept), n (points), nonfinite (NaN/inf points).
+        Columns: bucket (0..buckets-1, proportional to x), x_min, x_max, y_min, y_max, y_mean
+        (of finite values only; NaN when the slice has none, never null, so the columns convert
+        to numpy without copies), y_last (value at the slice's highest x, NaN kept), n (points),
+        nonfinite (NaN/inf points).
         """
         columns = {"step": "CAST(step AS DOUBLE)", "time": "ts"}
         if x not in columns:
             raise ValueError(f"x must be 'step' or 'time', not {x!r}")
         buckets = max(1, int(buckets))
+        # Non-finite values become NULL in fy, so the plain aggregates skip them (cheaper than
+        # FILTER clauses: this query reads every point of the history).
         sql = f"""
             WITH pts AS (
-                SELECT {columns[x]} AS x, step, value AS y FROM metrics
+                SELECT {columns[x]} AS x, value AS y,
+                       CASE WHEN isfinite(value) THEN value END AS fy
+                FROM metrics
                 WHERE run_id = ? AND key = ? AND {columns[x]} IS NOT NULL
             ),
             span AS (SELECT min(x) AS lo, max(x) AS hi FROM pts)
@@ -937,12 +1076,12 @@ class Store:
                                    ? - 1)
                         ELSE 0 END AS bucket,
                    min(x) AS x_min, max(x) AS x_max,
-                   min(y) FILTER (WHERE isfinite(y)) AS y_min,
-                   max(y) FILTER (WHERE isfinite(y)) AS y_max,
-                   avg(y) FILTER (WHERE isfinite(y)) AS y_mean,
-                   arg_max(y, (x, step)) AS y_last,
+                   coalesce(min(fy), 'NaN'::DOUBLE) AS y_min,
+                   coalesce(max(fy), 'NaN'::DOUBLE) AS y_max,
+                   coalesce(avg(fy), 'NaN'::DOUBLE) AS y_mean,
+                   arg_max(y, x) AS y_last,
                    count(*) AS n,
-                   count(*) FILTER (WHERE NOT isfinite(y)) AS nonfinite
+                   count(*) - count(fy) AS nonfinite
             FROM pts, span
             GROUP BY bucket ORDER BY bucket
         """
@@ -1018,12 +1157,12 @@ class Store:
         Columns: ord (position in ``run_ids``), run_id, x, y, y_min, y_max, step, n (points in
         the bucket), nonfinite, total (points of the run for ``key``), placed (those with an x in
         range). A run with points but none placed has one row with null x; a run without the
-        metric has no row.
+        metric has no row. Rows are ordered by ord, then x.
         """
         x_exprs = {
-            "step": "CAST(m.step AS DOUBLE)",
-            "time": "m.ts",
-            "relative": "m.ts - coalesce(s.start_time, min(m.ts) OVER (PARTITION BY m.run_id))",
+            "step": "CAST(p.step AS DOUBLE)",
+            "time": "p.ts",
+            "relative": "p.ts - o.t0",
         }
         if x not in x_exprs:
             raise ValueError(f"x must be one of {', '.join(x_exprs)}, not {x!r}")
@@ -1036,39 +1175,54 @@ class Store:
                 "ord": pa.array(range(len(ids)), pa.int64()),
             }
         )
+        # Relative time needs each run's origin: its recorded start, else its first point.
+        origin = (
+            """, origin AS (
+                SELECT r.id AS run_id, coalesce(any_value(r.start_time), min(p.ts)) AS t0
+                FROM runs r JOIN raw p ON p.run_id = r.id GROUP BY r.id
+            )"""
+            if x == "relative"
+            else ""
+        )
+        origin_join = "JOIN origin o ON o.run_id = p.run_id" if x == "relative" else ""
+        # A run with few points keeps them all: its bucket is the point's own (negated) rowid,
+        # which is unique without the cost of a window function.
         sql = f"""
-            WITH sel AS (
-                SELECT o.id, o.ord, r.start_time FROM _ov_runs o LEFT JOIN runs r ON r.id = o.id
-            ),
+            WITH raw AS (
+                SELECT m.rowid AS rid, m.run_id, m.step, m.ts, m.value FROM metrics m
+                WHERE m.key = ? AND m.run_id IN (SELECT id FROM _ov_runs)
+            ){origin},
             pts AS (
-                SELECT s.ord, m.run_id, m.step, m.ts, m.value, {x_exprs[x]} AS x
-                FROM metrics m JOIN sel s ON s.id = m.run_id
-                WHERE m.key = ?
+                SELECT p.rid, p.run_id, p.step, p.value, {x_exprs[x]} AS x
+                FROM raw p {origin_join}
             ),
-            valid AS (
-                SELECT * FROM pts
-                WHERE x IS NOT NULL AND isfinite(x)
-                  AND (CAST(? AS DOUBLE) IS NULL OR x >= ?)
-                  AND (CAST(? AS DOUBLE) IS NULL OR x <= ?)
+            flagged AS MATERIALIZED (
+                SELECT *, coalesce(isfinite(x)
+                          AND (CAST(? AS DOUBLE) IS NULL OR x >= ?)
+                          AND (CAST(? AS DOUBLE) IS NULL OR x <= ?), FALSE) AS placed
+                FROM pts
+            ),
+            stats AS (
+                SELECT run_id, count(*) AS total, count(*) FILTER (WHERE placed) AS placed
+                FROM flagged GROUP BY run_id
             ),
             bounds AS (
                 SELECT coalesce(CAST(? AS DOUBLE), min(x)) AS lo,
                        coalesce(CAST(? AS DOUBLE), max(x)) AS hi
-                FROM valid
+                FROM flagged WHERE placed
             ),
-            counted AS (SELECT run_id, count(*) AS n FROM valid GROUP BY run_id),
             bucketed AS (
-                SELECT v.*,
-                       CASE WHEN c.n <= ? THEN
-                                row_number() OVER (PARTITION BY v.run_id ORDER BY v.x, v.step, v.ts)
+                SELECT f.run_id, f.step, f.value, f.x,
+                       CASE WHEN s.placed <= ? THEN -1 - f.rid
                             WHEN b.hi <= b.lo THEN 0
-                            ELSE least(CAST(floor((v.x - b.lo) / (b.hi - b.lo) * ?) AS BIGINT),
+                            ELSE least(CAST(floor((f.x - b.lo) / (b.hi - b.lo) * ?) AS BIGINT),
                                        ? - 1)
                        END AS bucket
-                FROM valid v JOIN counted c ON c.run_id = v.run_id CROSS JOIN bounds b
+                FROM flagged f JOIN stats s ON s.run_id = f.run_id CROSS JOIN bounds b
+                WHERE f.placed
             ),
             agg AS (
-                SELECT run_id, bucket,
+                SELECT run_id,
                        avg(x) AS x,
                        coalesce(avg(value) FILTER (WHERE isfinite(value)),
                                 max(value) FILTER (WHERE NOT isfinite(value))) AS y,
@@ -1078,20 +1232,14 @@ class Store:
                        count(*) AS n,
                        count(*) FILTER (WHERE NOT isfinite(value)) AS nonfinite
                 FROM bucketed GROUP BY run_id, bucket
-            ),
-            stats AS (
-                SELECT run_id, any_value(ord) AS ord, count(*) AS total,
-                       count(*) FILTER (WHERE x IS NOT NULL AND isfinite(x)
-                           AND (CAST(? AS DOUBLE) IS NULL OR x >= ?)
-                           AND (CAST(? AS DOUBLE) IS NULL OR x <= ?)) AS placed
-                FROM pts GROUP BY run_id
             )
-            SELECT st.ord, st.run_id, a.x, a.y, a.y_min, a.y_max, a.step, a.n, a.nonfinite,
+            SELECT o.ord, st.run_id, a.x, a.y, a.y_min, a.y_max, a.step, a.n, a.nonfinite,
                    st.total, st.placed
-            FROM stats st LEFT JOIN agg a ON a.run_id = st.run_id
-            ORDER BY st.ord, a.x NULLS LAST, a.step
+            FROM stats st JOIN _ov_runs o ON o.id = st.run_id
+            LEFT JOIN agg a ON a.run_id = st.run_id
+            ORDER BY o.ord, a.x NULLS LAST, a.step
         """
-        args = [key, lo, lo, hi, hi, lo, hi, buckets, buckets, buckets, lo, lo, hi, hi]
+        args = [key, lo, lo, hi, hi, lo, hi, buckets, buckets, buckets]
         with self._lock:
             self._con.register("_ov_runs", selected)
             try:

@@ -14,6 +14,8 @@ from mltop.core.importers.base import Importer
 # module name in mltop.core.importers -> attribute holding the Importer instance
 _IMPORTERS: list[str] = [
     "mltop_runs",
+    "mlflow_sqlite",
+    "mlflow_files",
     "wandb_offline",
     "trackio",
     "dvc",
