@@ -1,0 +1,59 @@
+"""Helpers for driving the app in tests: build a project, start the app, wait for quiet."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from mltop.tui.app import MltopApp
+from mltop.tui.screens.runs import RunsScreen
+
+SIZE = (120, 40)
+
+
+def make_app(root: Path, tmp_path: Path, **kwargs: object) -> MltopApp:
+    """The app over ``root`` with a real DuckDB store file in ``tmp_path``."""
+    return MltopApp(root, tmp_path / "store" / "store.duckdb", **kwargs)  # type: ignore[arg-type]
+
+
+async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    """Let the app run (workers included) until ``predicate`` holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await pilot.pause()
+        if predicate():
+            return
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if predicate():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("the app did not reach the expected state in time")
+        await asyncio.sleep(0.02)
+
+
+async def settled(pilot: Pilot) -> RunsScreen:
+    """Wait until the runs screen has read the folder and answered its latest request."""
+    app = pilot.app
+    assert isinstance(app, MltopApp)
+    await until(pilot, lambda: app.runs_screen.settled)
+    return app.runs_screen
+
+
+def names(screen: RunsScreen) -> list[str]:
+    assert screen.view is not None
+    return screen.view.table.column("name").to_pylist()
+
+
+async def type_text(pilot: Pilot, text: str) -> None:
+    """Type ``text`` into the focused input in one edit (key by key is slow and adds nothing)."""
+    from textual.widgets import Input
+
+    focused = pilot.app.focused
+    assert isinstance(focused, Input)
+    focused.insert_text_at_cursor(text)
+    await pilot.pause()

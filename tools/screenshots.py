@@ -1,0 +1,137 @@
+"""Regenerate the README screenshots from the real app on a freshly trained sample project.
+
+    python tools/screenshots.py            # writes screenshots/runs.svg and run_detail.svg
+
+The sample project is copied to a temporary folder and trained (about 10 s), one more run is
+left RUNNING as a live job would be, and the app is driven at 120x40 with Textual's test
+harness: the runs table sorted by validation accuracy with two runs marked, then one run's
+detail screen with its charts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+    from mltop.tui.screens.runs import RunsScreen
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = (120, 40)
+LIVE_RUN = "sgd-lr0.05-live"
+DETAIL_RUN = "mlp-lr0.1"
+
+
+# The live run's writer, kept open until the screenshots are taken (closing it would finish it).
+_LIVE: list[object] = []
+
+
+def prepare(folder: Path) -> Path:
+    """Train the sample project in ``folder`` and add a run that is still going."""
+    from mltop.core.demo import prepare_demo
+    from mltop.core.tracking import start_run
+
+    project = prepare_demo(folder / "sample_project", log=lambda m: print(m, file=sys.stderr))
+    # A job still training: its folder says RUNNING and its last line is seconds old.
+    live = start_run(
+        project / "runs" / "digits",
+        name=LIVE_RUN,
+        params={"model": "sgd", "lr": 0.05, "alpha": 0.0001, "epochs": 40, "dataset": "digits"},
+        experiment="digits",
+        tags={"model": "sgd", "dataset": "digits"},
+    )
+    run = live.__enter__()  # left open on purpose: the run stays RUNNING
+    _LIVE.append(live)
+    for step in range(17):
+        loss = 1.6 * math.exp(-step / 5) + 0.12
+        run.log(step=step, train_loss=loss, val_loss=loss + 0.04,
+                train_acc=1 - loss / 2.2, val_acc=1 - (loss + 0.05) / 2.2)  # fmt: skip
+    return project
+
+
+async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 60.0) -> None:
+    """Let the app work (its workers included) until ``predicate`` holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the app did not get there in time")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause(0.05)
+
+
+async def settled(pilot: Pilot) -> RunsScreen:
+    screen = pilot.app.runs_screen  # type: ignore[attr-defined]
+    await until(pilot, lambda: screen.settled)
+    return screen
+
+
+async def shoot(project: Path, out: Path) -> None:
+    from mltop.core.runs_view import Column
+    from mltop.tui.app import MltopApp
+    from mltop.tui.screens.run_detail import RunDetailScreen
+
+    store = project.parent / "store.duckdb"
+    app = MltopApp(project, store)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await settled(pilot)
+        screen.sort_by(Column.metric("val_acc"), True)
+        await settled(pilot)
+        names = screen.view.table.column("name").to_pylist() if screen.view else []
+        table = screen.table
+        for name in ("sgd-lr0.1", "logreg-C1"):
+            if name in names:
+                table.move_cursor(row=names.index(name))
+                await pilot.press("space")
+        table.move_cursor(row=0)
+        await pilot.pause()
+        app.save_screenshot("runs.svg", str(out))
+        experiments = screen.view.table.column("experiment").to_pylist() if screen.view else []
+        row = next(
+            (i for i, (n, e) in enumerate(zip(names, experiments, strict=True))
+             if n == DETAIL_RUN and e == "digits"),
+            0,
+        )  # fmt: skip
+        table.move_cursor(row=row)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.details)
+        detail = app.screen
+        assert isinstance(detail, RunDetailScreen)
+        await until(pilot, lambda: all(c.series is not None for c in detail.charts.values()))
+        await pilot.pause()
+        app.save_screenshot("run_detail.svg", str(out))
+    app.close_store()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
+    parser.add_argument("--project", type=Path, help="use an already trained copy")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="mltop-shots-") as tmp:
+        # The header shows the folder as ~/...: make that the sample project's own parent.
+        os.environ["HOME"] = tmp
+        project = args.project or prepare(Path(tmp))
+        started = time.perf_counter()
+        try:
+            asyncio.run(shoot(project, args.out))
+        finally:
+            for live in _LIVE:  # finish the live run before its folder goes away
+                live.__exit__(None, None, None)  # type: ignore[attr-defined]
+        print(f"wrote {args.out / 'runs.svg'} and {args.out / 'run_detail.svg'} "
+              f"({time.perf_counter() - started:.1f} s)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

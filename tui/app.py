@@ -1,0 +1,280 @@
+"""The mltop app: opens the store and keeps it in step with the folder, in worker threads.
+
+``mltop [PATH]`` draws the runs screen at once. A worker opens the store (a private copy when
+another mltop holds the file: the footer says so), the runs screen shows what the store already
+knows, and then a second worker re-scans the folder (:func:`mltop.core.discovery.ingest`),
+reporting progress and each committed batch so the table fills as runs arrive.
+
+The UI thread only draws. Store calls happen in workers; the store serialises them with its own
+lock, and :meth:`MltopApp.store_in_use` counts them so quitting can wait for the last one before
+closing the file. Quitting mid-import stops the import at its next transaction boundary (each
+unit of import is one transaction, so nothing half-written is left behind).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.worker import Worker, WorkerState
+
+from mltop.core.entities import ImportReport
+from mltop.core.store import Store, StoreError, open_store
+from mltop.tui.keymap import load_keymap
+from mltop.tui.messages import (
+    IngestFinished,
+    IngestProgress,
+    StoreChanged,
+    StoreFailed,
+    StoreOpened,
+)
+from mltop.tui.screens.help import HelpScreen, binding_rows
+from mltop.tui.screens.runs import RunsScreen
+
+# A reload per committed batch would redraw (and re-query) constantly during a big first import.
+CHANGE_INTERVAL = 1.0
+
+
+class IngestCancelled(BaseException):
+    """Raised inside the import thread to stop it (a BaseException, so no importer keeps going)."""
+
+
+class _WatchedStore:
+    """The store as the importers see it during an ingest from the UI.
+
+    Every unit of import runs in ``transaction()``; here each one first checks whether the user
+    has quit (and stops the import cleanly if so) and afterwards tells the UI that new rows are
+    committed, at most every :data:`CHANGE_INTERVAL` seconds.
+    """
+
+    def __init__(self, store: Store, cancel: threading.Event, changed: Any) -> None:
+        self._store = store
+        self._cancel = cancel
+        self._changed = changed
+        self._last = 0.0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._cancel.is_set():
+            raise IngestCancelled()
+        with self._store.transaction():
+            yield
+        now = time.monotonic()
+        if now - self._last >= CHANGE_INTERVAL:
+            self._last = now
+            self._changed()
+
+
+class MltopApp(App[int]):
+    """mltop over one folder (or file) and its store."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "mltop"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "quit", id="app.quit"),
+        # Textual only hints on ctrl+c; in a terminal tool it must quit.
+        Binding("ctrl+c", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_c"),
+        Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_q"),
+        Binding("question_mark", "help", "help", id="app.help"),
+        Binding(
+            "ctrl+p", "command_palette", "commands", show=False, priority=True, id="app.commands"
+        ),
+    ]
+
+    def __init__(
+        self,
+        root: Path,
+        store_path: Path | None = None,
+        *,
+        scan: bool = True,
+        keymap: dict[str, str] | None = None,
+        keymap_problem: str | None = None,
+        store: Store | None = None,
+        mlflow_url: str | tuple[str, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        self.root = root
+        self.store_path = store_path
+        # MLflow tracking servers to read besides the folder (see mltop.core.importers.mlflow_rest)
+        self.mlflow_urls: tuple[str, ...] = (
+            (mlflow_url,) if isinstance(mlflow_url, str) else tuple(mlflow_url or ())
+        )
+        self.scan = scan
+        self.store: Store | None = store
+        self._owns_store = store is None
+        self._keymap_problem = keymap_problem
+        self._cancel = threading.Event()
+        self._users = 0
+        self._users_lock = threading.Condition()
+        self.ingesting = False
+        self._rescan = False
+        self.last_report: ImportReport | None = None
+        self.runs_screen = RunsScreen(root)
+        if keymap:
+            self.set_keymap(keymap)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(self.runs_screen)
+        if self._keymap_problem:
+            self.notify(self._keymap_problem, severity="warning", timeout=8)
+        if self.store is not None:
+            self.post_message(StoreOpened(self.store))
+        else:
+            self._open_store()
+
+    @contextlib.contextmanager
+    def store_in_use(self) -> Iterator[Store]:
+        """Hold the store for one piece of worker work (quitting waits for it to end)."""
+        with self._users_lock:
+            self._users += 1
+        try:
+            if self.store is None:
+                raise StoreError("the store is not open")
+            yield self.store
+        finally:
+            with self._users_lock:
+                self._users -= 1
+                self._users_lock.notify_all()
+
+    def wait_for_store_users(self, timeout: float) -> bool:
+        """Wait until no worker uses the store; False if one still does after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        with self._users_lock:
+            while self._users:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._users_lock.wait(left)
+        return True
+
+    def close_store(self) -> None:
+        """Stop any import and close the store once no worker is using it."""
+        self._cancel.set()
+        if self.store is not None and self._owns_store and self.wait_for_store_users(10.0):
+            self.store.close()
+
+    @work(thread=True, exclusive=True, group="store")
+    def _open_store(self) -> None:
+        store_root = self.root if self.root.is_dir() else self.root.parent
+        try:
+            store = open_store(store_root, self.store_path)
+        except (StoreError, OSError) as exc:
+            self.post_message(StoreFailed(str(exc)))
+            return
+        self.post_message(StoreOpened(store))
+
+    def on_store_opened(self, message: StoreOpened) -> None:
+        self.store = message.store
+        if message.store.note:
+            self.notify(message.store.note, severity="warning", timeout=10)
+        self.runs_screen.store_ready(message.store.note)
+
+    def on_store_failed(self, message: StoreFailed) -> None:
+        self.runs_screen.store_failed(message.error)
+        self.notify(message.error, severity="error", timeout=20)
+
+    # -- ingest ----------------------------------------------------------------------------------
+
+    def start_ingest(self) -> None:
+        """Re-scan the folder (unchanged files cost one stat each).
+
+        One scan at a time: two interleaved scans of the same files could both append the same
+        new lines. A request during a scan runs once that scan is over.
+        """
+        if self.store is None or not self.scan or self._cancel.is_set():
+            return
+        if self.ingesting:
+            self._rescan = True
+            return
+        self.ingesting = True
+        self._rescan = False
+        self._ingest()
+
+    @work(thread=True, group="ingest")
+    def _ingest(self) -> None:
+        # Imported here: the importers are not needed for the first frame.
+        from mltop.core.discovery import ingest
+
+        screen = self.runs_screen
+
+        def progress(what: str, done: int, total: int) -> None:
+            if self._cancel.is_set():
+                raise IngestCancelled()
+            screen.post_message(IngestProgress(what, done, total))
+
+        report = None
+        error = None
+        try:
+            with self.store_in_use() as store:
+                watched = _WatchedStore(
+                    store, self._cancel, lambda: screen.post_message(StoreChanged())
+                )
+                report = ingest(self.root, watched, progress=progress)  # type: ignore[arg-type]
+        except IngestCancelled:
+            error = "cancelled"
+        except Exception as exc:  # the UI must survive any import failure and say what it was
+            error = f"{type(exc).__name__}: {exc}"
+        screen.post_message(IngestFinished(report, error))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if worker.group == "ingest" and event.state in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            self.ingesting = False
+            if self._rescan:
+                self.start_ingest()
+        if event.state == WorkerState.ERROR and worker.error is not None:
+            error = worker.error
+            self.notify(f"{type(error).__name__}: {error}", severity="error", timeout=10)
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        extra = getattr(screen, "help_extra", None)
+        title = getattr(screen, "HELP_TITLE", type(screen).__name__)
+        self.push_screen(
+            HelpScreen(title, binding_rows(screen), extra() if callable(extra) else None)
+        )
+
+    async def action_quit(self) -> None:
+        self._cancel.set()
+        self.exit(0)
+
+
+def run_app(
+    root: Path,
+    store_path: Path | None = None,
+    *,
+    mlflow_url: str | tuple[str, ...] | None = None,
+) -> int:
+    """Open the TUI on ``root`` (what ``mltop [PATH]`` calls). Returns the exit code.
+
+    ``mlflow_url`` names the MLflow tracking server(s) to read too (``--mlflow``).
+    """
+    keymap, problem = load_keymap()
+    app = MltopApp(root, store_path, keymap=keymap, keymap_problem=problem, mlflow_url=mlflow_url)
+    try:
+        result = app.run()
+    finally:
+        app.close_store()
+    return int(result or 0)

@@ -1,0 +1,96 @@
+"""``e`` on the runs screen: show the runs of one experiment (or of all of them)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from mltop.core.entities import Experiment
+from mltop.core.sanitize import inert
+
+ALL = ""
+
+
+class ExperimentPicker(ModalScreen[tuple[str, str] | None]):
+    """Dismisses with (experiment id, name), ``(ALL, "")`` for every experiment, or None."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "cancel", id="experiments.cancel"),
+        Binding("j", "cursor(1)", "down", show=False, id="experiments.down"),
+        Binding("k", "cursor(-1)", "up", show=False, id="experiments.up"),
+    ]
+
+    DEFAULT_CSS = """
+    ExperimentPicker {
+        align: center middle;
+    }
+    ExperimentPicker > Vertical {
+        width: 72;
+        max-width: 100%;
+        height: auto;
+        max-height: 80%;
+        border: round $accent;
+        border-title-color: $accent;
+        background: $surface;
+    }
+    ExperimentPicker OptionList, ExperimentPicker OptionList:focus {
+        height: auto;
+        max-height: 100%;
+        border: none;
+    }
+    """
+
+    def __init__(self, experiments: list[Experiment], current: str | None) -> None:
+        super().__init__()
+        self.experiments = experiments
+        self.current = current or ALL
+
+    def compose(self) -> ComposeResult:
+        total = sum(e.runs for e in self.experiments)
+        options = [Option(Text.assemble(("all experiments", "bold"), f"  {total} runs"), id="-")]
+        width = max((len(inert(e.name)) for e in self.experiments), default=10)
+        for i, exp in enumerate(self.experiments):
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(inert(exp.name).ljust(width))
+            line.append(f"  {exp.runs:>5} runs  ", style="")
+            line.append(inert(exp.source_kind), style="dim")
+            options.append(Option(line, id=str(i)))
+        with Vertical() as box:
+            box.border_title = "experiment"
+            yield OptionList(*options)
+
+    def on_mount(self) -> None:
+        option_list = self.query_one(OptionList)
+        for i, exp in enumerate(self.experiments):
+            if exp.id == self.current:
+                option_list.highlighted = i + 1
+                break
+        else:
+            option_list.highlighted = 0
+        option_list.focus()
+
+    @on(OptionList.OptionSelected)
+    def _chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id == "-":
+            self.dismiss((ALL, ""))
+            return
+        exp = self.experiments[int(event.option.id or 0)]
+        self.dismiss((exp.id, exp.name))
+
+    def action_cursor(self, delta: int) -> None:
+        option_list = self.query_one(OptionList)
+        if delta > 0:
+            option_list.action_cursor_down()
+        else:
+            option_list.action_cursor_up()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,573 @@
+"""One run: overview, params, tags, metric summaries, and a grid of charts (``enter`` on a run).
+
+Charts ask for data when they know their width (``LineChart.Resized``); the screen gathers
+those requests for a moment and one worker answers them all from the store, each history cut to
+the chart's dot columns in SQL. Smoothing, log scale and the metric filter only redraw what is
+already loaded; switching the x axis between step and time loads again.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Input, Static
+from textual.worker import get_current_worker
+
+from mltop.core.entities import MetricSummary, Run
+from mltop.core.formatting import fmt_duration, fmt_value
+from mltop.core.runs_view import STATUS_SYMBOLS, metric_goal, stale_after
+from mltop.core.sanitize import inert
+from mltop.tui.commands import ScreenCommand, ScreenCommands
+from mltop.tui.messages import ChartDataLoaded, DetailsLoaded, RunDetails
+from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
+from mltop.tui.widgets.filter_bar import FilterBar
+from mltop.tui.widgets.keybar import KeyBar
+from mltop.tui.widgets.run_table import status_styles
+
+if TYPE_CHECKING:
+    from mltop.tui.app import MltopApp
+
+CHART_MIN_WIDTH = 34
+NARROW = 100
+REQUEST_DELAY = 0.03
+
+
+def run_state(run: Run, now: float | None = None) -> str:
+    """The status word shown for a run (``stale`` for a silent RUNNING one)."""
+    state = (run.status or "FINISHED").lower()
+    seen = run.updated if run.updated is not None else run.start_time
+    now = time.time() if now is None else now
+    if state == "running" and seen is not None and seen < now - stale_after():
+        return "stale"
+    return state
+
+
+def fmt_clock(epoch: float | None) -> str:
+    if epoch is None:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def relative_location(location: str, root: Path) -> str:
+    try:
+        return str(Path(location).relative_to(root))
+    except ValueError:
+        return location
+
+
+def name_matcher(text: str) -> re.Pattern[str] | None:
+    """A case-insensitive regex from the filter text (taken literally if it is not one)."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return re.compile(text, re.IGNORECASE)
+    except re.error:
+        return re.compile(re.escape(text), re.IGNORECASE)
+
+
+def best_of(summary: MetricSummary) -> tuple[float | None, int | None]:
+    if metric_goal(summary.key) == "min":
+        return summary.min, summary.min_step
+    return summary.max, summary.max_step
+
+
+class RunDetailScreen(Screen[None]):
+    CSS_PATH = "run_detail.tcss"
+    COMMANDS: ClassVar = {ScreenCommands}
+    HELP_TITLE = "run detail"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "back", id="detail.back"),
+        Binding("slash", "filter", "filter", priority=True, id="detail.filter"),
+        Binding("x", "x_axis", "step/time", id="detail.x_axis"),
+        Binding("plus,equals_sign", "smooth(1)", "smoothing", key_display="+/-",
+                id="detail.smooth_more"),
+        Binding("minus", "smooth(-1)", "less smoothing", show=False, id="detail.smooth_less"),
+        Binding("y", "log_y", "log scale", id="detail.log_y"),
+        Binding("enter,z", "focus_chart", "focus chart", id="detail.focus_chart"),
+        Binding("i", "toggle_info", "info", id="detail.info"),
+        Binding("down,j", "move_focus(0, 1)", "chart below", show=False, id="detail.chart_down"),
+        Binding("up,k", "move_focus(0, -1)", "chart above", show=False, id="detail.chart_up"),
+        Binding("right", "move_focus(1, 0)", "next chart", show=False, id="detail.chart_right"),
+        Binding("left", "move_focus(-1, 0)", "previous chart", show=False,
+                id="detail.chart_left"),
+    ]  # fmt: skip
+
+    smoothing_index: reactive[int] = reactive(0)
+    log_y: reactive[bool] = reactive(False)
+    x_kind: reactive[str] = reactive("step")
+
+    def __init__(self, run_id: str, root: Path) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.root = root
+        self.details: RunDetails | None = None
+        self.charts: dict[str, LineChart] = {}
+        self.filter_text = ""
+        self._pending: dict[str, int] = {}
+        self._flush_scheduled = False
+        self._info_forced: bool | None = None
+
+    @property
+    def mltop(self) -> MltopApp:
+        return self.app  # type: ignore[return-value]
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(" loading…", style="dim"), id="detail-header")
+        with Horizontal(id="detail-body"):
+            with VerticalScroll(id="detail-info"):
+                yield Static(id="detail-overview")
+                yield Static(id="detail-params")
+                yield Static(id="detail-tags")
+                yield Static(id="detail-metrics")
+            with Vertical(id="detail-charts-pane"):
+                yield Static(id="detail-charts-title")
+                yield FilterBar("filter metrics and params (text or regex)", id="detail-filter")
+                yield VerticalScroll(id="detail-charts")
+        yield KeyBar(id="detail-keys")
+
+    def on_mount(self) -> None:
+        self.query_one("#detail-info").border_title = "overview"
+        self.query_one(FilterBar).return_to = self._first_chart
+        self._apply_width()
+        self._draw_charts_title()
+        self._load_details()
+
+    def on_resize(self) -> None:
+        self._apply_width()
+        self.call_after_refresh(self._draw_info)
+
+    def _apply_width(self) -> None:
+        width = self.size.width or 120
+        info = self.query_one("#detail-info")
+        show_info = self._info_forced if self._info_forced is not None else width >= NARROW
+        info.display = show_info
+        if show_info:
+            info.styles.width = max(34, min(56, int(width * 0.36))) if width >= NARROW else "1fr"
+        pane = self.query_one("#detail-charts-pane")
+        pane.display = width >= NARROW or not show_info
+        pane_width = width - (info.styles.width.value if show_info and width >= NARROW else 0)
+        columns = max(1, int(pane_width) // CHART_MIN_WIDTH)
+        grid = self.query_one("#detail-charts")
+        grid.styles.grid_size_columns = columns
+
+    # -- details ---------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="detail")
+    def _load_details(self) -> None:
+        with self.mltop.store_in_use() as store:
+            run = store.run(self.run_id)
+            if run is None:
+                self.post_message(DetailsLoaded(None, self.run_id))
+                return
+            details = RunDetails(
+                run=run,
+                params=store.params(self.run_id),
+                tags=store.tags(self.run_id),
+                metrics=store.summaries([self.run_id])[self.run_id],
+                parent=store.run(run.parent_id) if run.parent_id else None,
+                children=store.children(self.run_id),
+                logs=store.logs(self.run_id),
+                points=store.point_count(self.run_id),
+            )
+        self.post_message(DetailsLoaded(details, self.run_id))
+
+    def on_details_loaded(self, message: DetailsLoaded) -> None:
+        details = message.details
+        if details is None:
+            self.query_one("#detail-header", Static).update(
+                Text(" this run is no longer in the store", style="bold red")
+            )
+            return
+        self.details = details
+        self._draw_header()
+        self._draw_info()
+        grid = self.query_one("#detail-charts", VerticalScroll)
+        charts = [LineChart(key) for key in sorted(details.metrics)]
+        for chart in charts:
+            chart.smoothing = SMOOTHING_STEPS[self.smoothing_index]
+            chart.log_y = self.log_y
+            self.charts[chart.key] = chart
+        if charts:
+            grid.mount_all(charts)
+        else:
+            grid.mount(Static(Text("this run logged no metrics", style="dim")))
+        self._apply_filter()
+        self._draw_charts_title()
+        if charts and (self.focused is None or self.focused.id == "detail-info"):
+            charts[0].focus()
+
+    def _draw_header(self) -> None:
+        assert self.details is not None
+        run = self.details.run
+        state = run_state(run)
+        header = Text(no_wrap=True, overflow="ellipsis")
+        header.append(f" {inert(run.name)} ", style="bold reverse")
+        header.append("  ")
+        header.append(f"{STATUS_SYMBOLS.get(state, '?')} {state}", style=self._state_style(state))
+        header.append(f" {fmt_duration(run.duration)}")
+        if run.experiment:
+            header.append(f"  ·  {inert(run.experiment)}")
+        where = relative_location(run.location, self.root)
+        header.append(f"  ·  {inert(run.source_kind)} {inert(where)}")
+        if run.git_commit:
+            header.append(f"  ·  git {inert(run.git_commit)[:7]}")
+        if run.host:
+            header.append(f"  ·  host {inert(run.host)}")
+        self.query_one("#detail-header", Static).update(header)
+
+    def _draw_info(self) -> None:
+        details = self.details
+        if details is None:
+            return
+        matcher = name_matcher(self.filter_text)
+        self.query_one("#detail-overview", Static).update(self._overview(details))
+        self.query_one("#detail-params", Static).update(_pairs("params", details.params, matcher))
+        self.query_one("#detail-tags", Static).update(_pairs("tags", details.tags, matcher))
+        self.query_one("#detail-metrics", Static).update(self._metrics_table(details, matcher))
+
+    def _state_style(self, state: str) -> Style:
+        return status_styles(self.app).get(state, Style())
+
+    def _overview(self, details: RunDetails) -> RenderableType:
+        run = details.run
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        state = run_state(run)
+        status = Text(f"{STATUS_SYMBOLS.get(state, '?')} {state}", style=self._state_style(state))
+        if state == "stale":
+            status.append("  (RUNNING, no update for a while)", style="dim")
+        grid.add_row("status", status)
+        grid.add_row("started", fmt_clock(run.start_time))
+        if run.end_time is not None:
+            grid.add_row("ended", fmt_clock(run.end_time))
+        elif run.updated is not None:
+            grid.add_row("updated", fmt_clock(run.updated))
+        grid.add_row("duration", fmt_duration(run.duration))
+        grid.add_row("source", Text(inert(run.source_kind)))
+        grid.add_row("location", Text(inert(relative_location(run.location, self.root))))
+        if run.experiment:
+            grid.add_row("experiment", Text(inert(run.experiment)))
+        if run.git_commit:
+            grid.add_row("commit", Text(inert(run.git_commit)))
+        if run.host:
+            grid.add_row("host", Text(inert(run.host)))
+        grid.add_row("id", Text(inert(run.native_id or run.id)))
+        if details.parent is not None:
+            grid.add_row("parent", Text(inert(details.parent.name)))
+        elif run.parent_id:
+            grid.add_row("parent", Text(inert(run.parent_id)))
+        if details.children:
+            names = ", ".join(inert(c.name) for c in details.children[:8])
+            more = len(details.children) - 8
+            grid.add_row(
+                f"children ({len(details.children)})",
+                Text(names + (f", … {more} more" if more > 0 else "")),
+            )
+        for log in details.logs[:3]:
+            grid.add_row("log", Text(inert(relative_location(log.path, self.root))))
+        if run.lifecycle and run.lifecycle != "active":
+            grid.add_row("lifecycle", Text(inert(run.lifecycle)))
+        if run.error:
+            grid.add_row("error", Text(inert(run.error), style="red"))
+        grid.add_row("points", f"{details.points:,}")
+        return grid
+
+    def _metrics_table(
+        self, details: RunDetails, matcher: re.Pattern[str] | None
+    ) -> RenderableType:
+        """Two lines per metric so the panel stays narrow: name, last and best (with its step),
+        then min, max and the number of points."""
+        rows = [s for k, s in details.metrics.items() if matcher is None or matcher.search(k)]
+        total = len(details.metrics)
+        count = f"{len(rows)}" if len(rows) == total else f"{len(rows)} of {total}"
+        out = Text(no_wrap=True, overflow="crop")
+        out.append(f"\nmetrics ({count})", style="bold")
+        if not rows:
+            return out
+        # The panel's width less one column for its scrollbar.
+        width = max(24, (self.query_one("#detail-metrics").content_size.width or 41) - 1)
+        cells = []
+        for summary in rows:
+            best, step = best_of(summary)
+            arrow = "↓" if metric_goal(summary.key) == "min" else "↑"
+            best_text = fmt_value(best) + (f" {arrow}@{step}" if step is not None else "")
+            cells.append((summary, fmt_value(summary.last), best_text))
+        last_w = max(4, *(len(c[1]) for c in cells))
+        best_w = max(4, *(len(c[2]) for c in cells))
+        name_w = max(6, width - last_w - best_w - 2)
+        header = " " * name_w + " " + "last".rjust(last_w) + " " + "best".rjust(best_w)
+        out.append("\n" + header[:width], style="dim")
+        for summary, last, best_text in cells:
+            name = Text(inert(summary.key), style="bold", no_wrap=True, overflow="ellipsis")
+            name.truncate(name_w, overflow="ellipsis", pad=True)
+            out.append("\n")
+            out.append_text(name)
+            out.append(" " + last.rjust(last_w) + " ")
+            value, _, where = best_text.partition(" ")
+            out.append(value.rjust(best_w - (len(where) + 1 if where else 0)))
+            if where:
+                out.append(" " + where, style="dim")
+            spread = (
+                f"  min {fmt_value(summary.min)}  max {fmt_value(summary.max)}  n {summary.count:,}"
+            )
+            out.append("\n" + spread[:width], style="dim")
+        return out
+
+    # -- charts ----------------------------------------------------------------------------------
+
+    @on(LineChart.Resized)
+    def _chart_resized(self, event: LineChart.Resized) -> None:
+        self._request(event.chart.key, event.buckets)
+
+    def _request(self, key: str, buckets: int) -> None:
+        self._pending[key] = buckets
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.set_timer(REQUEST_DELAY, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._pending:
+            return
+        requests = dict(self._pending)
+        self._pending.clear()
+        self._load_charts(requests, self.x_kind)
+
+    @work(thread=True, group="charts")
+    def _load_charts(self, requests: dict[str, int], x_kind: str) -> None:
+        worker = get_current_worker()
+        with self.mltop.store_in_use() as store:
+            for key, buckets in requests.items():
+                if worker.is_cancelled:
+                    return
+                table = store.history_buckets(self.run_id, key, buckets, x=x_kind)
+                self.post_message(ChartDataLoaded(key, table, x_kind, buckets))
+
+    def on_chart_data_loaded(self, message: ChartDataLoaded) -> None:
+        chart = self.charts.get(message.key)
+        if chart is None or message.x != self.x_kind:
+            return
+        chart.set_buckets(message.buckets, message.width, message.x)
+
+    def _reload_charts(self) -> None:
+        for key, chart in self.charts.items():
+            chart.show_message("loading…")
+            self._request(key, chart.wanted_buckets())
+
+    def _visible_charts(self) -> list[LineChart]:
+        return [c for c in self.charts.values() if c.display]
+
+    def _apply_filter(self) -> None:
+        matcher = name_matcher(self.filter_text)
+        shown = 0
+        for key, chart in self.charts.items():
+            visible = matcher is None or bool(matcher.search(key))
+            chart.display = visible
+            shown += visible
+        bar = self.query_one(FilterBar)
+        total = len(self.charts)
+        bar.show_count(f"{shown} of {total} metrics" if matcher is not None else f"{total} metrics")
+        self._draw_info()
+        self._draw_charts_title()
+
+    def _draw_charts_title(self) -> None:
+        smoothing = SMOOTHING_STEPS[self.smoothing_index]
+        title = Text(no_wrap=True, overflow="ellipsis")
+        title.append(f" charts ({len(self._visible_charts())})", style="bold")
+        title.append("   x: ", style="dim")
+        title.append(self.x_kind)
+        title.append("   smoothing ", style="dim")
+        title.append(f"{smoothing:g}" if smoothing else "off")
+        title.append("   log-y ", style="dim")
+        title.append("on" if self.log_y else "off")
+        self.query_one("#detail-charts-title", Static).update(title)
+        self.query_one(KeyBar).update_keys()
+
+    def watch_smoothing_index(self, index: int) -> None:
+        for chart in self.charts.values():
+            chart.smoothing = SMOOTHING_STEPS[index]
+        if self.is_mounted:
+            self._draw_charts_title()
+
+    def watch_log_y(self, value: bool) -> None:
+        for chart in self.charts.values():
+            chart.log_y = value
+        if self.is_mounted:
+            self._draw_charts_title()
+
+    def watch_x_kind(self) -> None:
+        if self.is_mounted:
+            self._reload_charts()
+            self._draw_charts_title()
+
+    # -- actions ---------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "/" typed inside an input is text (a regex, a metric called val/loss), not a command.
+        return not (action == "filter" and isinstance(self.focused, Input))
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).focus_input()
+
+    @on(FilterBar.Changed)
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        self.filter_text = event.text
+        self._apply_filter()
+
+    def _first_chart(self) -> LineChart | None:
+        matcher = name_matcher(self.filter_text)
+        for key, chart in self.charts.items():
+            if matcher is None or matcher.search(key):
+                return chart
+        return None
+
+    @on(FilterBar.Submitted)
+    def _filter_submitted(self, event: FilterBar.Submitted) -> None:
+        self.filter_text = event.text
+        self._apply_filter()
+
+    @on(FilterBar.Cleared)
+    def _filter_cleared(self) -> None:
+        self.filter_text = ""
+        self._apply_filter()
+
+    def action_x_axis(self) -> None:
+        self.x_kind = "time" if self.x_kind == "step" else "step"
+
+    def action_smooth(self, delta: int) -> None:
+        self.smoothing_index = max(0, min(len(SMOOTHING_STEPS) - 1, self.smoothing_index + delta))
+
+    def action_log_y(self) -> None:
+        self.log_y = not self.log_y
+
+    def action_toggle_info(self) -> None:
+        info = self.query_one("#detail-info")
+        self._info_forced = not info.display
+        self._apply_width()
+
+    def action_move_focus(self, dx: int, dy: int) -> None:
+        charts = self._visible_charts()
+        if not charts:
+            return
+        focused = self.focused
+        if focused not in charts:
+            charts[0].focus()
+            return
+        assert isinstance(focused, LineChart)
+        columns = self.query_one("#detail-charts").styles.grid_size_columns or 1
+        index = charts.index(focused) + dx + dy * columns
+        if 0 <= index < len(charts):
+            charts[index].focus()
+            charts[index].scroll_visible()
+
+    def action_focus_chart(self) -> None:
+        from mltop.tui.screens.chart_focus import ChartFocusScreen
+
+        focused = self.focused
+        chart = focused if isinstance(focused, LineChart) else None
+        if chart is None:
+            visible = self._visible_charts()
+            if not visible:
+                return
+            chart = visible[0]
+        name = self.details.run.name if self.details else self.run_id
+
+        def closed(settings: tuple[str, int, bool] | None) -> None:
+            if settings is None:
+                return
+            x_kind, smoothing_index, log_y = settings
+            self.smoothing_index = smoothing_index
+            self.log_y = log_y
+            self.x_kind = x_kind
+
+        self.app.push_screen(
+            ChartFocusScreen(
+                self.run_id, chart.key, name, self.x_kind, self.smoothing_index, self.log_y
+            ),
+            closed,
+        )
+
+    def on_screen_resume(self) -> None:
+        self.query_one(KeyBar).update_keys()
+
+    # -- help and palette ------------------------------------------------------------------------
+
+    def help_extra(self) -> RenderableType:
+        return Text(
+            "\nCharts draw each metric's full history cut to the chart's width: every dot column"
+            " spans the min..max of its slice, so spikes stay visible. With smoothing on, the"
+            " raw values are dimmed under an exponential moving average.\n"
+            "The filter (/) takes text or a regular expression and narrows charts, params,"
+            " tags and the metrics table together.",
+            style="",
+        )
+
+    def commands(self) -> list[ScreenCommand]:
+        out = [
+            ScreenCommand("X axis: step", "plot against the step", lambda: self._set_x("step")),
+            ScreenCommand("X axis: time", "plot against wall time", lambda: self._set_x("time")),
+            ScreenCommand("Smoothing off", "raw values", lambda: self._set_smoothing(0)),
+            ScreenCommand("Log scale on/off", "toggle log-y", self.action_log_y),
+        ]
+        for key in self.charts:
+            out.append(
+                ScreenCommand(f"Chart {inert(key)}", "open this chart large", self._focuser(key))
+            )
+        return out
+
+    def _set_x(self, kind: str) -> None:
+        self.x_kind = kind
+
+    def _set_smoothing(self, index: int) -> None:
+        self.smoothing_index = index
+
+    def _focuser(self, key: str):  # type: ignore[no-untyped-def]
+        def run() -> None:
+            chart = self.charts.get(key)
+            if chart is not None:
+                chart.focus()
+                self.action_focus_chart()
+
+        return run
+
+
+def _pairs(title: str, values: dict[str, str], matcher: re.Pattern[str] | None) -> RenderableType:
+    """A key/value list; long values wrap within the panel."""
+    rows = [
+        (k, v)
+        for k, v in values.items()
+        if matcher is None or matcher.search(k) or matcher.search(v)
+    ]
+    heading = Text(
+        f"\n{title} ({len(rows)}" + (f" of {len(values)})" if len(rows) != len(values) else ")"),
+        style="bold",
+    )
+    if not rows:
+        return heading
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="dim", no_wrap=True, overflow="ellipsis", max_width=24)
+    grid.add_column(overflow="fold")
+    for key, value in rows:
+        grid.add_row(Text(inert(key)), Text(inert(value, keep_newlines=True)))
+    return Group(heading, grid)

@@ -1,0 +1,55 @@
+"""The key line at the bottom of a screen, generated from the screen's own bindings.
+
+Built from ``screen.active_bindings`` so a user keymap shows the keys it set, and a screen can
+append live counts to a label (``space mark (2)``) through :meth:`KeyBar.update_keys`.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class KeyBar(Static):
+    DEFAULT_CSS = """
+    KeyBar {
+        height: 1;
+        width: 1fr;
+        background: $panel;
+        color: $text-muted;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self._extra: dict[str, str] = {}
+        self._right: Text | None = None
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.update_keys)
+
+    def update_keys(self, extra: dict[str, str] | None = None, right: Text | None = None) -> None:
+        """Redraw; ``extra`` maps an action name to a suffix for its label."""
+        if extra is not None:
+            self._extra = extra
+        if right is not None:
+            self._right = right
+        seen: set[str] = set()
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for key, active in self.screen.active_bindings.items():
+            binding = active.binding
+            if not binding.show or not binding.description or binding.action in seen:
+                continue
+            seen.add(binding.action)
+            label = binding.description + self._extra.get(binding.action, "")
+            if text:
+                text.append("  ")
+            text.append(self.app.get_key_display(binding) or key, style="bold")
+            text.append(" " + label)
+        if self._right is not None:
+            room = self.content_size.width - text.cell_len - self._right.cell_len
+            if room > 1:
+                text.append(" " * room)
+                text.append_text(self._right)
+        self.update(text)
