@@ -36,9 +36,11 @@ from mltop.core.store import RunQuery, Store, StoreError, open_store
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 USAGE = """\
-usage: mltop [PATH] [--store FILE]          open the TUI on PATH (default: .)
-       mltop ingest [PATH]                  import the runs under PATH into the store
-       mltop runs [PATH] [--filter EXPR] [--sort KEY] [--json]
+usage: mltop [PATH] [--store FILE] [--mlflow URL]
+                                            open the TUI on PATH (default: .)
+       mltop ingest [PATH] [--mlflow URL]   import the runs under PATH (and of an MLflow
+                                            tracking server) into the store
+       mltop runs [PATH] [--filter EXPR] [--sort KEY] [--json] [--mlflow URL]
                                             print the runs table
        mltop diff RUN RUN [RUN ...] [-C PATH] [--baseline RUN] [--only-changed]
                   [--metrics REGEX] [--format table|json|md] [--fail-on THRESHOLDS]
@@ -49,13 +51,15 @@ usage: mltop [PATH] [--store FILE]          open the TUI on PATH (default: .)
        mltop pipelines [PATH] [--format table|json|md] [--dag FILE] [--github OWNER/REPO]
                                             CI and ML pipelines side by side by lifecycle
                                             phase, coverage and MLOps maturity
-       mltop demo                           train the sample project in a temporary folder
-                                            and open mltop on it
+       mltop demo [--live]                  train the sample project in a temporary folder
+                                            and open mltop on it (--live: and follow a run
+                                            training in the background)
 
 Run `mltop COMMAND --help` for a command's options.
 Sources read: mltop run folders, MLflow (mlflow.db, mlruns/), DVC and dvclive, TensorBoard,
 Lightning and Keras CSV loggers, Hugging Face trainer_state.json, W&B offline runs, trackio,
-and plain JSONL/CSV metric logs.
+and plain JSONL/CSV metric logs. --mlflow URL (or MLFLOW_TRACKING_URI=http(s)://...) also reads
+an MLflow tracking server, with MLflow's MLFLOW_TRACKING_TOKEN / _USERNAME / _PASSWORD auth.
 """
 
 
@@ -123,6 +127,67 @@ def _ingest(root: Path, store: Store, err: Console, show_progress: bool) -> Impo
         return ingest(root, store, progress=update)
 
 
+_MLFLOW_HELP = (
+    "also import the runs of this MLflow tracking server (repeatable; MLFLOW_TRACKING_URI is "
+    "read too when it is an http(s) URL)"
+)
+
+
+def _mlflow_urls(given: Sequence[str] | None) -> list[str]:
+    """Servers to read: each --mlflow, then MLFLOW_TRACKING_URI when it names an http(s) server.
+
+    A bad URL is a usage error, said before any work starts.
+    """
+    from mltop.core.httpclient import RemoteError
+    from mltop.core.importers import mlflow_rest
+
+    urls: list[str] = []
+    seen: set[str] = set()
+    for url in [*(given or ()), *mlflow_rest.urls_from_env()]:
+        try:
+            canonical = mlflow_rest.normalize_url(url)[0]
+        except RemoteError as exc:
+            raise UsageError(f"mltop: --mlflow: {exc}") from exc
+        if canonical not in seen:
+            seen.add(canonical)
+            urls.append(url)
+    return urls
+
+
+def _sync_servers(
+    urls: Sequence[str], store: Store, report: ImportReport, err: Console, *, histories: bool,
+    show_progress: bool,
+) -> None:  # fmt: skip
+    """Import MLflow tracking servers into ``store``; failures land in ``report`` as one line."""
+    if not urls:
+        return
+    from mltop.core.importers import mlflow_rest
+
+    if not show_progress:
+        for url in urls:
+            mlflow_rest.sync_server(store, url, report, histories=histories)
+        return
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def update(what: str, done: int, total: int) -> None:
+        if what not in tasks:
+            tasks[what] = progress.add_task(what, total=total or None)
+        progress.update(tasks[what], completed=done, total=total or None)
+
+    with progress:
+        for url in urls:
+            tasks.clear()
+            mlflow_rest.sync_server(store, url, report, histories=histories, progress=update)
+
+
 def _print_problems(report: ImportReport, err: Console) -> None:
     for problem in report.problems:
         err.print(Text(str(problem)))
@@ -132,15 +197,22 @@ def _print_problems(report: ImportReport, err: Console) -> None:
 
 
 def cmd_ingest(argv: Sequence[str]) -> int:
-    parser = _Parser(prog="mltop ingest", description="Import the runs found under PATH.")
+    parser = _Parser(
+        prog="mltop ingest",
+        description="Import the runs found under PATH (and of MLflow tracking servers, with "
+        "their full metric histories).",
+    )
     parser.add_argument("path", nargs="?", default=".")
     parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
+    parser.add_argument("--mlflow", action="append", metavar="URL", help=_MLFLOW_HELP)
     args = parser.parse_args(argv)
     root = _resolve_root(args.path)
+    urls = _mlflow_urls(args.mlflow)
     err = _stderr()
     out = _stdout()
     with _open(_store_root(root), args.store, err) as store:
         report = _ingest(root, store, err, show_progress=err.is_terminal)
+        _sync_servers(urls, store, report, err, histories=True, show_progress=err.is_terminal)
         counts = store.table_counts()
     table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("source")
@@ -235,14 +307,24 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--limit", type=int, help="at most this many runs")
     parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
+    parser.add_argument(
+        "--mlflow",
+        action="append",
+        metavar="URL",
+        help=_MLFLOW_HELP + "; only latest metric values are fetched (`mltop ingest --mlflow` "
+        "fetches full histories)",
+    )
     args = parser.parse_args(argv)
     root = _resolve_root(args.path)
+    urls = _mlflow_urls(args.mlflow)
     query = _compile_filter(args.filter)
     order, descending = _parse_sort(args.sort)
     descending = descending or args.desc
     err = _stderr()
     with _open(_store_root(root), args.store, err) as store:
-        report = _ingest(root, store, err, show_progress=err.is_terminal and not args.json)
+        show_progress = err.is_terminal and not args.json
+        report = _ingest(root, store, err, show_progress=show_progress)
+        _sync_servers(urls, store, report, err, histories=False, show_progress=show_progress)
         try:
             runs = store.runs(query, order=order, descending=descending, limit=args.limit)
         except ValueError as exc:
@@ -529,8 +611,10 @@ def cmd_open(argv: Sequence[str]) -> int:
     parser = _Parser(prog="mltop", usage=USAGE, add_help=False)
     parser.add_argument("path", nargs="?", default=".")
     parser.add_argument("--store")
+    parser.add_argument("--mlflow", action="append")
     args = parser.parse_args(argv)
     root = _resolve_root(args.path)
+    urls = _mlflow_urls(args.mlflow)
     try:
         from mltop.tui.app import run_app
     except ImportError:
@@ -539,7 +623,16 @@ def cmd_open(argv: Sequence[str]) -> int:
             "use `mltop runs` or `mltop ingest`"
         )
         return EXIT_PROBLEMS
-    return run_app(root, store_path=Path(args.store) if args.store else None)
+    store_path = Path(args.store) if args.store else None
+    if root.is_file() and root.suffix.lower() in (".log", ".out", ".err", ".txt") and not urls:
+        from mltop.tui.screens.logs import run_logs_app  # a text log: straight to the Logs screen
+
+        return run_logs_app([root])
+    if not urls:
+        return run_app(root, store_path=store_path)
+    # One server is passed as its URL, several as a tuple of URLs.
+    server: str | tuple[str, ...] = urls[0] if len(urls) == 1 else tuple(urls)
+    return run_app(root, store_path=store_path, mlflow_url=server)
 
 
 def cmd_demo(argv: Sequence[str]) -> int:
@@ -549,14 +642,50 @@ def cmd_demo(argv: Sequence[str]) -> int:
     )
     parser.add_argument("--dir", help="folder to create the demo in (default: a temporary one)")
     parser.add_argument("--no-tui", action="store_true", help="only train and print the runs table")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="then train one slow run in the background and follow its log as it trains",
+    )
     args = parser.parse_args(argv)
     from mltop.core.demo import prepare_demo
 
     err = _stderr()
     folder = prepare_demo(Path(args.dir) if args.dir else None, log=lambda m: err.print(Text(m)))
+    if args.live:
+        return _demo_live(folder, args.no_tui, err)
     if args.no_tui:
         return cmd_runs([str(folder)])
     return cmd_open([str(folder)])
+
+
+def _demo_live(folder: Path, no_tui: bool, err: Console) -> int:
+    """Start the live run and follow it: in the TUI, or (``--no-tui``) printed until it ends."""
+    import threading
+
+    from mltop.core.demo import LIVE_CONSOLE, start_live, wait_for_live_run
+    from mltop.core.tracking import OUTPUT_FILE
+
+    proc = start_live(folder, log=lambda m: err.print(Text(m)))
+    run_folder = wait_for_live_run(folder, proc)
+    if run_folder is None:
+        err.print(Text(f"mltop demo: the live run did not start (see {folder / LIVE_CONSOLE})"))
+        return EXIT_PROBLEMS
+    log = run_folder / OUTPUT_FILE
+    if not no_tui:
+        from mltop.tui.screens.logs import run_app_following
+
+        return run_app_following(folder, log, title=f"{run_folder.name} (live demo)")
+    from mltop.core.logtail import TailOptions, tail_files, use_colour
+
+    done = threading.Event()
+    threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True).start()
+    options = TailOptions(follow=True, colour=use_colour(sys.stdout), poll=0.5)
+    try:
+        tail_files([log], sys.stdout, sys.stderr, options, stop=done)
+    except KeyboardInterrupt:
+        err.print(Text(f"mltop demo: the live run goes on in the background (pid {proc.pid})"))
+    return EXIT_OK
 
 
 def cmd_pipelines(argv: Sequence[str]) -> int:
