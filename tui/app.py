@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,6 +40,8 @@ from mltop.tui.screens.runs import RunsScreen
 
 # A reload per committed batch would redraw (and re-query) constantly during a big first import.
 CHANGE_INTERVAL = 1.0
+# How often an MLflow server given with --mlflow is asked for new and changed runs.
+REMOTE_RESYNC_SECONDS = 15.0
 
 
 class IngestCancelled(BaseException):
@@ -112,6 +114,7 @@ class MltopApp(App[int]):
             (mlflow_url,) if isinstance(mlflow_url, str) else tuple(mlflow_url or ())
         )
         self.scan = scan
+        self._mlflow_clients: dict[str, Any] = {}
         self.store: Store | None = store
         self._owns_store = store is None
         self._keymap_problem = keymap_problem
@@ -182,6 +185,9 @@ class MltopApp(App[int]):
         if message.store.note:
             self.notify(message.store.note, severity="warning", timeout=10)
         self.runs_screen.store_ready(message.store.note)
+        if self.mlflow_urls and self.scan:
+            # A server has no file events to wait for: poll it, as MLflow's own UI does.
+            self.set_interval(REMOTE_RESYNC_SECONDS, self.start_ingest)
 
     def on_store_failed(self, message: StoreFailed) -> None:
         self.runs_screen.store_failed(message.error)
@@ -224,11 +230,35 @@ class MltopApp(App[int]):
                     store, self._cancel, lambda: screen.post_message(StoreChanged())
                 )
                 report = ingest(self.root, watched, progress=progress)  # type: ignore[arg-type]
+                for url in self.mlflow_urls:
+                    self._sync_server(url, watched, report, progress)
         except IngestCancelled:
             error = "cancelled"
         except Exception as exc:  # the UI must survive any import failure and say what it was
             error = f"{type(exc).__name__}: {exc}"
         screen.post_message(IngestFinished(report, error))
+
+    def _sync_server(
+        self, url: str, store: Store, report: ImportReport, progress: Callable[..., None]
+    ) -> None:
+        """Runs of an MLflow server: latest values first (the table shows them), histories next.
+
+        The client is kept between scans, so a re-scan only fetches what changed and the charts
+        of a remote run that is still training keep growing.
+        """
+        from mltop.core.importers import mlflow_rest
+
+        try:
+            client = self._mlflow_clients.get(url)
+            if client is None:
+                client = self._mlflow_clients[url] = mlflow_rest.connect(url)
+            plan = mlflow_rest.sync_runs(store, client, report, progress=progress)
+            self.runs_screen.post_message(StoreChanged())
+            mlflow_rest.import_histories(
+                store, client, plan, report, progress=progress, should_stop=self._cancel.is_set
+            )
+        except mlflow_rest.RemoteError as exc:
+            report.problem(mlflow_rest.scrub(url), str(exc))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
