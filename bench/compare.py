@@ -5,7 +5,10 @@ Arrow batches), then times:
 
 * ``compare_runs`` of all 100 runs, with best-of-history aggregates (goal ≤ 300 ms),
 * ``overlay`` of one metric across the 100 runs, 200 buckets, EMA 0.6 (goal ≤ 200 ms),
-  on each x axis.
+  on each x axis,
+* and the compare screen's own work on that data: the table's cell texts for all 100 runs
+  (``build_layout``, in a worker; goal ≤ 100 ms) and drawing the 100-line overlay chart at
+  120x40 (``draw_overlay``, on the UI thread when the chart changes; goal ≤ 50 ms).
 
 Usage: ``python bench/compare.py [--runs 100] [--metrics 50] [--steps 1000] [--repeat 5]``.
 Prints the median and best of the repeats; exits 1 when a median misses its goal.
@@ -138,6 +141,26 @@ def main(argv: list[str] | None = None) -> int:
         )
     series = overlay(store, ids, "val_loss")
     print(f"overlay: {len(series)} series, {max(len(s.x) for s in series)} points each at most")
+
+    # Imported here: the rest of the benchmark needs no Textual.
+    from rich.style import Style
+
+    from mltop.tui.widgets.compare_table import build_layout
+    from mltop.tui.widgets.overlay_chart import OverlayStyles, draw_overlay, run_colour
+
+    check(f"build_layout({args.runs} runs)", lambda: build_layout(comparison), 100)
+    styles = OverlayStyles(
+        axis=Style(dim=True),
+        muted=Style(dim=True),
+        runs=tuple(Style(color=run_colour(i)) for i in range(len(series))),
+        text=Style(),
+    )
+    # The chart's inside at 120x40: 116 columns, 14 rows (legend, plot and x labels).
+    check(
+        f"draw_overlay({args.runs} runs, 116x14 cells)",
+        lambda: draw_overlay(series, 116, 14, styles, on_top=0, legend_max=2),
+        50,
+    )
     store.close()
     return 0 if ok else 1
 

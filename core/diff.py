@@ -36,7 +36,7 @@ from typing import Literal
 from mltop.core.directions import Direction, DirectionRules, load_directions
 from mltop.core.entities import MetricSummary, Run
 from mltop.core.formatting import fmt_value
-from mltop.core.store import Store
+from mltop.core.store import RunQuery, Store
 
 RowKind = Literal["param", "metric"]
 
@@ -442,6 +442,26 @@ def compare_runs(
     )
 
 
+def previous_run(store: Store, run_id: str) -> Run | None:
+    """The run of the same experiment that started just before ``run_id`` (None if none).
+
+    "Before" is the store's newest-first order (start time, then name and id), so runs started
+    in the same second still have a previous one. A run without a start time or an experiment
+    has no previous run: there is nothing to say which run came before it.
+    """
+    run = store.run(run_id)
+    if run is None or run.start_time is None or run.experiment_id is None:
+        return None
+    newest_first = store.runs(RunQuery.experiment(run.experiment_id), order="start")
+    ids = [r.id for r in newest_first]
+    if run_id not in ids:
+        return None
+    for older in newest_first[ids.index(run_id) + 1 :]:
+        if older.start_time is not None:
+            return older
+    return None
+
+
 # -- regression gates ----------------------------------------------------------------------------
 
 _GATE = re.compile(
@@ -610,5 +630,6 @@ __all__ = [
     "compare_runs",
     "load_compare_data",
     "parse_gates",
+    "previous_run",
     "run_labels",
 ]

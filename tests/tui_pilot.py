@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from textual.pilot import Pilot
+from textual.worker import WorkerCancelled
 
 from mltop.tui.app import MltopApp
 from mltop.tui.screens.runs import RunsScreen
@@ -27,7 +29,9 @@ async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15
         await pilot.pause()
         if predicate():
             return
-        await pilot.app.workers.wait_for_complete()
+        # An exclusive worker superseded by a newer request is cancelled: keep waiting.
+        with contextlib.suppress(WorkerCancelled):
+            await pilot.app.workers.wait_for_complete()
         await pilot.pause()
         if predicate():
             return

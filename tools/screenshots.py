@@ -1,11 +1,11 @@
 """Regenerate the README screenshots from the real app on a freshly trained sample project.
 
-    python tools/screenshots.py            # writes screenshots/runs.svg and run_detail.svg
+    python tools/screenshots.py     # writes screenshots/runs.svg, run_detail.svg, compare.svg
 
 The sample project is copied to a temporary folder and trained (about 10 s), one more run is
 left RUNNING as a live job would be, and the app is driven at 120x40 with Textual's test
 harness: the runs table sorted by validation accuracy with two runs marked, then one run's
-detail screen with its charts.
+detail screen with its charts, then three runs of one experiment compared side by side.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SIZE = (120, 40)
 LIVE_RUN = "sgd-lr0.05-live"
 DETAIL_RUN = "mlp-lr0.1"
+# Compared in the "digits" experiment; the first is the baseline.
+COMPARE_RUNS = ("sgd-lr0.1", "sgd-lr0.01", "mlp-lr0.1")
 
 
 # The live run's writer, kept open until the screenshots are taken (closing it would finish it).
@@ -109,7 +111,45 @@ async def shoot(project: Path, out: Path) -> None:
         await until(pilot, lambda: all(c.series is not None for c in detail.charts.values()))
         await pilot.pause()
         app.save_screenshot("run_detail.svg", str(out))
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is screen)
+        await shoot_compare(pilot, screen, names, experiments, out)
     app.close_store()
+
+
+async def shoot_compare(
+    pilot: Pilot, screen: RunsScreen, names: list[str], experiments: list[str], out: Path
+) -> None:
+    """Compare three runs of one experiment, the cursor on a run's validation accuracy."""
+    from mltop.tui.screens.compare import CompareScreen
+
+    app = pilot.app
+    table = screen.table
+    table.clear_marks()
+    rows = {(n, e): i for i, (n, e) in enumerate(zip(names, experiments, strict=True))}
+    for name in COMPARE_RUNS:
+        if (name, "digits") in rows:
+            table.move_cursor(row=rows[(name, "digits")])
+            await pilot.press("space")
+    await pilot.press("c")
+
+    def ready() -> bool:
+        compare = app.screen
+        return (
+            isinstance(compare, CompareScreen)
+            and compare.comparison is not None
+            and bool(compare.chart.series)
+        )
+
+    # Polled rather than awaited: the screen's exclusive workers may end cancelled.
+    deadline = time.monotonic() + 60
+    while not ready():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the compare screen did not open in time")
+        await pilot.pause(0.05)
+    await pilot.press("l", "l")  # the second run's column: the line under the table explains it
+    await pilot.pause(0.3)
+    app.save_screenshot("compare.svg", str(out))
 
 
 def main() -> int:
@@ -128,7 +168,7 @@ def main() -> int:
         finally:
             for live in _LIVE:  # finish the live run before its folder goes away
                 live.__exit__(None, None, None)  # type: ignore[attr-defined]
-        print(f"wrote {args.out / 'runs.svg'} and {args.out / 'run_detail.svg'} "
+        print(f"wrote runs.svg, run_detail.svg and compare.svg in {args.out} "
               f"({time.perf_counter() - started:.1f} s)")  # fmt: skip
     return 0
 

@@ -119,3 +119,33 @@ class ChartDataLoaded(Message):
         self.x = x
         self.width = width
         self.info = info
+
+
+class CompareLoaded(Message):
+    """A comparison for the compare screen, with its table layout worked out in the worker.
+
+    ``layout`` is a :class:`mltop.tui.widgets.compare_table.CompareLayout`; ``error`` is set
+    (and the rest None) when the runs could not be compared.
+    """
+
+    def __init__(
+        self, comparison: Any, layout: Any, generation: int, error: str | None = None
+    ) -> None:
+        super().__init__()
+        self.comparison = comparison
+        self.layout = layout
+        self.generation = generation
+        self.error = error
+
+
+class OverlayLoaded(Message):
+    """One metric of the compared runs on a shared x axis (:func:`mltop.core.overlay.overlay`).
+
+    ``request`` is the (metric, x axis, smoothing, buckets) it answers, so a late answer to an
+    older request is dropped.
+    """
+
+    def __init__(self, request: tuple[str, str, float, int], series: list[Any]) -> None:
+        super().__init__()
+        self.request = request
+        self.series = series

@@ -88,10 +88,13 @@ class RunsScreen(Screen[None]):
                 id="runs.column_left"),
         Binding("greater_than_sign", "move_column(1)", "move sorted column right", show=False,
                 id="runs.column_right"),
+        Binding("c", "compare", "compare", id="runs.compare"),
+        Binding("d", "diff_previous", "diff prev", id="runs.diff_previous"),
         Binding("e", "experiment", "experiment", id="runs.experiment"),
         Binding("o", "fold", "fold/unfold children", show=False, id="runs.fold"),
         Binding("O", "fold_all", "fold/unfold all", show=False, id="runs.fold_all"),
         Binding("r", "refresh", "refresh", id="runs.refresh"),
+        Binding("p", "pipelines", "pipelines", id="runs.pipelines"),
         Binding("escape", "escape", "clear filter/marks", show=False, id="runs.escape"),
     ]  # fmt: skip
 
@@ -114,6 +117,8 @@ class RunsScreen(Screen[None]):
         # Param/metric values of every run, kept between reloads until the store changes.
         self.values_cache = ValuesCache()
         self.store_version = 0
+        # Marked run ids in the order they were marked: compare takes the first as its baseline.
+        self.mark_order: list[str] = []
         self._filter_timer: Timer | None = None
         self._progress: tuple[str, int, int] | None = None
         self._ingest_started = False
@@ -594,8 +599,27 @@ class RunsScreen(Screen[None]):
         self.app.push_screen(RunDetailScreen(event.run_id, self.root))
 
     @on(RunTable.MarksChanged)
-    def _marks_changed(self) -> None:
+    def _marks_changed(self, event: RunTable.MarksChanged) -> None:
+        self.mark_order = [i for i in self.mark_order if i in event.marked]
+        self.mark_order += [i for i in event.marked if i not in self.mark_order]
         self._update_keys()
+
+    def action_compare(self) -> None:
+        from mltop.tui.screens.compare import open_compare
+
+        marked = self.table.marked
+        ordered = [i for i in self.mark_order if i in marked]
+        open_compare(self, ordered + sorted(marked.difference(ordered)), self.root)
+
+    def action_diff_previous(self) -> None:
+        from mltop.tui.screens.compare import open_diff_with_previous
+
+        open_diff_with_previous(self, self.table.current_run_id(), self.root)
+
+    def action_pipelines(self) -> None:
+        from mltop.tui.screens.pipelines import PipelinesScreen
+
+        self.app.push_screen(PipelinesScreen(self.root))
 
     def on_screen_resume(self) -> None:
         self._update_keys()
