@@ -53,7 +53,6 @@ from mltop.core.importers.dvclive import (
     TsvFile,
     TsvSource,
     first_line,
-    flatten_params,
     header_keys,
     metric_points,
     parse_document,
@@ -62,6 +61,7 @@ from mltop.core.importers.dvclive import (
     tsv_paths,
     tsv_prefix,
 )
+from mltop.core.importers.params import flatten_params
 from mltop.core.store import RunQuery, Store
 
 KIND = "dvc"

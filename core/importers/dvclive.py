@@ -30,6 +30,7 @@ import yaml
 from mltop.core import tabular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Change, Detection, classify, file_state, read_complete
+from mltop.core.importers.params import flatten_params
 from mltop.core.store import Store
 
 KIND = "dvclive"
@@ -71,23 +72,6 @@ def parse_document(data: bytes, name: str) -> object:
         raise FormatError(f"malformed YAML{where}") from exc
     except (RecursionError, ValueError) as exc:
         raise FormatError(f"unreadable ({type(exc).__name__})") from exc
-
-
-def flatten_params(value: object, prefix: str = "", out: dict[str, object] | None = None) -> dict:
-    """Nested params as dotted keys (``train.lr``), as DVC shows them; lists as JSON text."""
-    out = {} if out is None else out
-    if isinstance(value, dict) and (value or not prefix):
-        for key, inner in value.items():
-            flatten_params(inner, f"{prefix}.{key}" if prefix else str(key), out)
-    elif isinstance(value, list | tuple | dict):
-        out[prefix] = json.dumps(value, default=str, allow_nan=True)
-    elif value is None:
-        out[prefix] = "null"
-    elif isinstance(value, int | float | bool | str):
-        out[prefix] = value
-    else:
-        out[prefix] = str(value)
-    return out
 
 
 def flatten_metrics(value: object, prefix: str = "", out: dict[str, float] | None = None) -> dict:

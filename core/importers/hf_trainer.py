@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.params import read_json_object
 from mltop.core.store import POINTS_SCHEMA, Store
 
 KIND = "hf-trainer"
@@ -58,26 +59,8 @@ def experiment_id(folder: Path) -> str:
 
 def _read_state(path: Path) -> dict[str, Any]:
     """A trainer_state.json as a dict; ValueError with a one-line reason otherwise."""
-    size = path.stat().st_size
-    if size > MAX_STATE_BYTES:
-        raise ValueError(f"too large for a trainer state ({size} bytes)")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise ValueError("empty file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text (byte {exc.start})") from exc
-    try:
-        state = json.loads(text)  # Python's json keeps NaN and Infinity, as the Trainer writes
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"malformed JSON at line {exc.lineno} column {exc.colno}") from exc
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deeply") from exc
-    if not isinstance(state, dict):
-        raise ValueError(f"expected a JSON object, found {type(state).__name__}")
-    history = state.get("log_history")
-    if not isinstance(history, list):
+    state = read_json_object(path, MAX_STATE_BYTES, "a trainer state")
+    if not isinstance(state.get("log_history"), list):
         raise ValueError("no log_history list")
     return state
 

@@ -13,11 +13,9 @@ replaced file and is re-read in full.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -31,6 +29,7 @@ from mltop.core.entities import (
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.linefiles import LineFile, read_line_files
+from mltop.core.importers.params import flatten_params
 from mltop.core.store import Store
 
 KIND = "lightning"
@@ -86,18 +85,8 @@ def read_hparams(path: Path) -> dict[str, object]:
     if not isinstance(data, dict):
         raise ValueError(f"expected a mapping of hyperparameters, found {type(data).__name__}")
     out: dict[str, object] = {}
-    _flatten("", data, out)
+    flatten_params(data, out=out)
     return out
-
-
-def _flatten(prefix: str, value: Any, out: dict[str, object]) -> None:
-    if isinstance(value, dict) and (value or not prefix):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    elif isinstance(value, list | tuple):
-        out[prefix] = json.dumps(value, default=str)
-    else:
-        out[prefix] = value
 
 
 class LightningImporter:

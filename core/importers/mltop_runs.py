@@ -7,7 +7,6 @@ DuckDB ``read_json``. Runs are written in batches of whole runs, each batch in o
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from mltop.core.entities import (
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.linefiles import LineFile, read_line_files
+from mltop.core.importers.params import flatten_params, read_json_object
 from mltop.core.store import Store
 from mltop.core.tracking import META_FILE, METRICS_FILE, OUTPUT_FILE, PARAMS_FILE
 
@@ -39,46 +39,12 @@ def experiment_id(name: str) -> str:
     return stable_id("mltop-experiment", name)
 
 
-def _read_json_object(path: Path) -> dict[str, Any]:
-    """A small JSON object file; ValueError with a one-line reason otherwise."""
-    size = path.stat().st_size
-    if size > MAX_META_BYTES:
-        raise ValueError(f"too large for a metadata file ({size} bytes)")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise ValueError("empty file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text (byte {exc.start})") from exc
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"malformed JSON at line {exc.lineno} column {exc.colno}") from exc
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deeply") from exc
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, found {type(obj).__name__}")
-    return obj
-
-
 def _float(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
         return float(value)
     return None
-
-
-def _flatten(prefix: str, value: object, out: dict[str, object]) -> None:
-    """Nested params become dotted keys, as MLflow and DVC users know them (``model.lr``)."""
-    if isinstance(value, dict) and (value or not prefix):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    elif isinstance(value, list):
-        out[prefix] = json.dumps(value)
-    else:
-        out[prefix] = value
 
 
 class MltopRunsImporter:
@@ -181,7 +147,7 @@ class MltopRunsImporter:
     ) -> tuple[RunRecord, str, dict[str, object], dict[str, object], list[str]] | None:
         folder = ref.location
         try:
-            meta = _read_json_object(folder / META_FILE)
+            meta = read_json_object(folder / META_FILE, MAX_META_BYTES)
         except (OSError, ValueError) as exc:
             reason = str(exc) if isinstance(exc, ValueError) else f"cannot read ({exc})"
             report.problem(folder / META_FILE, reason)
@@ -190,7 +156,7 @@ class MltopRunsImporter:
         params_path = folder / PARAMS_FILE
         if params_path.exists():
             try:
-                _flatten("", _read_json_object(params_path), run_params)
+                flatten_params(read_json_object(params_path, MAX_META_BYTES), out=run_params)
             except (OSError, ValueError) as exc:
                 report.problem(params_path, str(exc))
         raw_tags = meta.get("tags")

@@ -45,6 +45,7 @@ import pyarrow as pa
 from mltop.core import tabular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Detection, file_state
+from mltop.core.importers.params import flatten_params
 from mltop.core.store import RunQuery, Store
 
 KIND = "trackio"
@@ -138,16 +139,6 @@ def _decode(raw: object) -> object:
         return json.loads(raw)
     except (ValueError, RecursionError):
         return None
-
-
-def _flatten(prefix: str, value: object, out: dict[str, object]) -> None:
-    if isinstance(value, dict) and (value or not prefix):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    elif isinstance(value, list | dict):
-        out[prefix] = json.dumps(value, allow_nan=True)
-    else:
-        out[prefix] = value
 
 
 @dataclass
@@ -423,7 +414,7 @@ class TrackioImporter:
                     tags.append((run_id, tag, value))
             config.pop("_Created", None)
             flat: dict[str, object] = {}
-            _flatten("", config, flat)
+            flatten_params(config, out=flat)
             params.extend((run_id, k, v) for k, v in flat.items())
             if meta.alerts:
                 tags.append((run_id, "trackio.alerts", "; ".join(meta.alerts)))

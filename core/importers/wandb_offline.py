@@ -35,6 +35,7 @@ from mltop.core.entities import (
 )
 from mltop.core.importers import wandb_records as wr
 from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.params import flatten_params
 from mltop.core.store import Store
 
 KIND = "wandb-offline"
@@ -90,17 +91,6 @@ def _json(raw: bytes) -> object:
         return json.loads(raw)
     except (ValueError, RecursionError):
         return raw.decode("utf-8", errors="replace")
-
-
-def _flatten(prefix: str, value: object, out: dict[str, object]) -> None:
-    """Nested config becomes dotted keys (``model.alpha``), as W&B's own UI shows it."""
-    if isinstance(value, dict) and (value or not prefix):
-        for key, inner in value.items():
-            _flatten(f"{prefix}.{key}" if prefix else str(key), inner, out)
-    elif isinstance(value, list | dict):
-        out[prefix] = json.dumps(value, allow_nan=True)
-    else:
-        out[prefix] = value
 
 
 def _folder_start(folder: Path) -> float | None:
@@ -209,7 +199,7 @@ class _Reading:
                 continue
             for name in [k for k in self.config if k == key or k.startswith(key + ".")]:
                 del self.config[name]
-            _flatten(key, _json(raw), self.config)
+            flatten_params(_json(raw), key, self.config)
 
     def _history(self, history: wr.History) -> None:
         step = history.step
