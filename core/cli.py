@@ -36,7 +36,7 @@ from mltop.core.store import RunQuery, Store, StoreError, open_store
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
 USAGE = """\
-usage: mltop [PATH] [--store FILE] [--mlflow URL]
+usage: mltop [PATH] [--store FILE] [--mlflow URL] [--github OWNER/REPO]
                                             open the TUI on PATH (default: .)
        mltop ingest [PATH] [--mlflow URL]   import the runs under PATH (and of an MLflow
                                             tracking server) into the store
@@ -612,6 +612,7 @@ def cmd_open(argv: Sequence[str]) -> int:
     parser.add_argument("path", nargs="?", default=".")
     parser.add_argument("--store")
     parser.add_argument("--mlflow", action="append")
+    parser.add_argument("--github", metavar="OWNER/REPO")
     args = parser.parse_args(argv)
     root = _resolve_root(args.path)
     urls = _mlflow_urls(args.mlflow)
@@ -629,10 +630,10 @@ def cmd_open(argv: Sequence[str]) -> int:
 
         return run_logs_app([root])
     if not urls:
-        return run_app(root, store_path=store_path)
+        return run_app(root, store_path=store_path, github=args.github)
     # One server is passed as its URL, several as a tuple of URLs.
     server: str | tuple[str, ...] = urls[0] if len(urls) == 1 else tuple(urls)
-    return run_app(root, store_path=store_path, mlflow_url=server)
+    return run_app(root, store_path=store_path, mlflow_url=server, github=args.github)
 
 
 def cmd_demo(argv: Sequence[str]) -> int:

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -1114,6 +1115,61 @@ class Store:
             finally:
                 self._con.unregister("_rb_runs")
         return {row[0]: Run(*row) for row in rows}
+
+    # -- reads for linking pipelines to runs -------------------------------------------------------
+
+    def runs_at_commits(self, shas: Sequence[str]) -> dict[str, list[Run]]:
+        """Runs logged at each commit, newest first: {sha: [Run]} (every sha is a key).
+
+        Either side may be abbreviated: a short ``sha`` matches the full commits it starts
+        (``a1b2c3d``), and a full ``sha`` matches a run that recorded a short one (at least 7
+        characters). Case is ignored, as git's hex is.
+        """
+        wanted = [s.strip().lower() for s in shas if s and s.strip()]
+        out: dict[str, list[Run]] = {s: [] for s in shas}
+        if not wanted:
+            return out
+        with self._lock:
+            self._with_ids("_commits", wanted)
+            try:
+                rows = self._con.execute(
+                    f"SELECT c.id, {_RUN_COLUMNS} FROM {_RUN_FROM} "
+                    "JOIN _commits c ON starts_with(lower(r.git_commit), c.id) "
+                    "OR (length(r.git_commit) >= 7 AND starts_with(c.id, lower(r.git_commit))) "
+                    "ORDER BY r.start_time DESC NULLS LAST, r.name, r.id"
+                ).fetchall()
+            finally:
+                self._con.unregister("_commits")
+        by_lower: dict[str, list[Run]] = defaultdict(list)
+        for row in rows:
+            by_lower[row[0]].append(Run(*row[1:]))
+        for sha in shas:
+            out[sha] = list(by_lower.get(sha.strip().lower(), [])) if sha else []
+        return out
+
+    def runs_under(self, folders: Sequence[str]) -> dict[str, list[Run]]:
+        """Runs whose location is each folder or inside it, newest first: {folder: [Run]}."""
+        out: dict[str, list[Run]] = {f: [] for f in folders}
+        wanted = [f.rstrip("/") or "/" for f in folders if f]
+        if not wanted:
+            return out
+        with self._lock:
+            self._with_ids("_folders", wanted)
+            try:
+                rows = self._con.execute(
+                    f"SELECT f.id, {_RUN_COLUMNS} FROM {_RUN_FROM} "
+                    "JOIN _folders f ON r.location = f.id OR starts_with(r.location, "
+                    "CASE WHEN f.id = '/' THEN '/' ELSE f.id || '/' END) "
+                    "ORDER BY r.start_time DESC NULLS LAST, r.name, r.id"
+                ).fetchall()
+            finally:
+                self._con.unregister("_folders")
+        by_folder: dict[str, list[Run]] = defaultdict(list)
+        for row in rows:
+            by_folder[row[0]].append(Run(*row[1:]))
+        for folder in folders:
+            out[folder] = list(by_folder.get(folder.rstrip("/") or "/", [])) if folder else []
+        return out
 
     def param_values(
         self, run_ids: Sequence[str]

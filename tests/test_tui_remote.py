@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import mlflow_server
+import pytest
 from conftest import write_run
 from tui_pilot import SIZE, make_app, names, settled, until
 

@@ -1,11 +1,13 @@
 """Regenerate the README screenshots from the real app on a freshly trained sample project.
 
-    python tools/screenshots.py     # writes screenshots/runs.svg, run_detail.svg, compare.svg
+    python tools/screenshots.py     # writes screenshots/runs.svg, run_detail.svg, compare.svg,
+                                    # pipelines.svg
 
 The sample project is copied to a temporary folder and trained (about 10 s), one more run is
 left RUNNING as a live job would be, and the app is driven at 120x40 with Textual's test
 harness: the runs table sorted by validation accuracy with two runs marked, then one run's
-detail screen with its charts, then three runs of one experiment compared side by side.
+detail screen with its charts, then three runs of one experiment compared side by side, then
+the sample's CI and dvc pipelines lined up by lifecycle phase.
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ async def shoot(project: Path, out: Path) -> None:
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is screen)
         await shoot_compare(pilot, screen, names, experiments, out)
+        await shoot_pipelines(pilot, screen, out)
     app.close_store()
 
 
@@ -152,6 +155,28 @@ async def shoot_compare(
     app.save_screenshot("compare.svg", str(out))
 
 
+async def shoot_pipelines(pilot: Pilot, screen: RunsScreen, out: Path) -> None:
+    """The sample's CI and dvc pipelines side by side, the training stage and its runs selected."""
+    from mltop.tui.screens.pipelines import PipelinesScreen
+
+    app = pilot.app
+    deadline = time.monotonic() + 60
+    while app.screen is not screen:  # back to the runs table from wherever the last shot was
+        if time.monotonic() > deadline:
+            raise TimeoutError("could not get back to the runs table")
+        await pilot.press("escape")
+        await pilot.pause(0.05)
+    await pilot.press("p")
+    # Polled rather than awaited: the screen's exclusive workers may end cancelled.
+    while not (isinstance(app.screen, PipelinesScreen) and app.screen.settled):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the pipelines screen did not open in time")
+        await pilot.pause(0.05)
+    await pilot.press("j")  # prepare → train, whose pane lists the runs it is linked to
+    await pilot.pause(0.3)
+    app.save_screenshot("pipelines.svg", str(out))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
@@ -168,7 +193,7 @@ def main() -> int:
         finally:
             for live in _LIVE:  # finish the live run before its folder goes away
                 live.__exit__(None, None, None)  # type: ignore[attr-defined]
-        print(f"wrote runs.svg, run_detail.svg and compare.svg in {args.out} "
+        print(f"wrote runs.svg, run_detail.svg, compare.svg and pipelines.svg in {args.out} "
               f"({time.perf_counter() - started:.1f} s)")  # fmt: skip
     return 0
 

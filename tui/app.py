@@ -105,9 +105,15 @@ class MltopApp(App[int]):
         keymap_problem: str | None = None,
         store: Store | None = None,
         mlflow_url: str | tuple[str, ...] | None = None,
+        github: str | None = None,
+        github_api: str | None = None,
     ) -> None:
         super().__init__()
         self.root = root
+        # GitHub Actions run status on the pipelines screen: OWNER/REPO (token: $GITHUB_TOKEN);
+        # the API address is only changed for GitHub Enterprise and tests.
+        self.github_repo = github
+        self.github_api = github_api
         self.store_path = store_path
         # MLflow tracking servers to read besides the folder (see mltop.core.importers.mlflow_rest)
         self.mlflow_urls: tuple[str, ...] = (
@@ -296,13 +302,22 @@ def run_app(
     store_path: Path | None = None,
     *,
     mlflow_url: str | tuple[str, ...] | None = None,
+    github: str | None = None,
 ) -> int:
     """Open the TUI on ``root`` (what ``mltop [PATH]`` calls). Returns the exit code.
 
-    ``mlflow_url`` names the MLflow tracking server(s) to read too (``--mlflow``).
+    ``mlflow_url`` names the MLflow tracking server(s) to read too (``--mlflow``); ``github``
+    the repository whose Actions runs the pipelines screen shows (``--github OWNER/REPO``).
     """
     keymap, problem = load_keymap()
-    app = MltopApp(root, store_path, keymap=keymap, keymap_problem=problem, mlflow_url=mlflow_url)
+    app = MltopApp(
+        root,
+        store_path,
+        keymap=keymap,
+        keymap_problem=problem,
+        mlflow_url=mlflow_url,
+        github=github,
+    )
     try:
         result = app.run()
     finally:

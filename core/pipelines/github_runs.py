@@ -213,25 +213,74 @@ def stage_status(stage: Stage, jobs: list[dict[str, Any]]) -> StageStatus | None
     return StageStatus(state, summary, duration, tuple(details), source="github")
 
 
-def github_status(
-    pipeline: Pipeline, client: GitHubClient, workflow_path: str, branch: str | None = None
-) -> tuple[dict[str, StageStatus], str]:
-    """Status of each job of the latest run of ``workflow_path`` (``.github/workflows/x.yml``).
+@dataclass(frozen=True)
+class CiRun:
+    """The workflow run whose jobs gave the statuses: enough to name it and to find the
+    experiment runs logged at its commit (``head_sha``)."""
 
-    Returns the per-stage statuses and a one-line description of the run used.
-    """
+    id: int | None
+    number: int | None
+    head_sha: str
+    branch: str | None
+    state: StatusState
+    url: str | None = None
+    created: float | None = None
+
+    def describe(self) -> str:
+        number = self.number if self.number is not None else self.id
+        text = f"GitHub run #{number} {self.state.value}"
+        if self.branch:
+            text += f" on {one_line(self.branch, 40)}"
+        if self.head_sha:
+            text += f" ({self.head_sha[:7]})"
+        return text
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def latest_run(
+    client: GitHubClient, workflow_path: str, branch: str | None = None
+) -> dict[str, Any] | None:
+    """The newest run of ``workflow_path`` (``.github/workflows/x.yml``) among recent runs."""
     runs = client.runs(branch=branch)
     wanted = workflow_path.removeprefix("./")
     mine = [r for r in runs if str(r.get("path") or "").split("@", 1)[0] == wanted]
     if not mine:
-        return {}, f"no recent GitHub run of {workflow_path}"
-    run = max(mine, key=lambda r: (_time(r.get("created_at")) or 0.0, r.get("id") or 0))
+        return None
+    return max(mine, key=lambda r: (_time(r.get("created_at")) or 0.0, r.get("id") or 0))
+
+
+def ci_run(run: dict[str, Any]) -> CiRun:
+    sha = str(run.get("head_sha") or "")
+    url = run.get("html_url")
+    branch = run.get("head_branch")
+    return CiRun(
+        id=_int_or_none(run.get("id")),
+        number=_int_or_none(run.get("run_number")),
+        head_sha=sha if re.fullmatch(r"[0-9a-fA-F]{4,64}", sha) else "",
+        branch=str(branch) if isinstance(branch, str) and branch else None,
+        state=job_state(run),
+        url=url if isinstance(url, str) else None,
+        created=_time(run.get("created_at")),
+    )
+
+
+def github_run_status(
+    pipeline: Pipeline, client: GitHubClient, workflow_path: str, branch: str | None = None
+) -> tuple[dict[str, StageStatus], str, CiRun | None]:
+    """Like :func:`github_status`, plus the run the statuses came from (None if no run)."""
+    run = latest_run(client, workflow_path, branch)
+    if run is None:
+        return {}, f"no recent GitHub run of {workflow_path}", None
     jobs = client.jobs(int(run["id"]))
     statuses = {}
     for stage in pipeline.stages:
         status = stage_status(stage, jobs)
         if status is not None:
             statuses[stage.id] = status
+    info = ci_run(run)
     state = job_state(run)
     label = f"run #{run.get('run_number', run.get('id'))}"
     head = str(run.get("head_sha") or "")[:7]
@@ -240,5 +289,16 @@ def github_status(
     if branch_name:
         text += f" on {one_line(branch_name, 40)}"
     if head:
-        text += f" ({head})"
+        text += f" ({one_line(head, 7)})"
+    return statuses, text, info
+
+
+def github_status(
+    pipeline: Pipeline, client: GitHubClient, workflow_path: str, branch: str | None = None
+) -> tuple[dict[str, StageStatus], str]:
+    """Status of each job of the latest run of ``workflow_path`` (``.github/workflows/x.yml``).
+
+    Returns the per-stage statuses and a one-line description of the run used.
+    """
+    statuses, text, _run = github_run_status(pipeline, client, workflow_path, branch)
     return statuses, text

@@ -13,7 +13,13 @@ from pathlib import Path
 
 from mltop.core.pipelines.compare import Comparison, compare, pick, same_project
 from mltop.core.pipelines.detect import discover, parse_file
-from mltop.core.pipelines.github_runs import DEFAULT_API, GitHubClient, GitHubError, github_status
+from mltop.core.pipelines.github_runs import (
+    DEFAULT_API,
+    CiRun,
+    GitHubClient,
+    GitHubError,
+    github_run_status,
+)
 from mltop.core.pipelines.model import Pipeline, StageStatus
 from mltop.core.pipelines.phases import PhaseOverrides, assign_phases, load_overrides
 from mltop.core.pipelines.status import (
@@ -44,9 +50,24 @@ class Overview:
     statuses: dict[Path, dict[str, StageStatus]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    ci_runs: dict[Path, CiRun] = field(default_factory=dict)
 
     def status_of(self, pipeline: Pipeline | None) -> dict[str, StageStatus]:
         return self.statuses.get(Path(pipeline.path), {}) if pipeline is not None else {}
+
+    def ci_run_of(self, pipeline: Pipeline | None) -> CiRun | None:
+        """The CI server's run the pipeline's statuses came from, when one was asked for."""
+        return self.ci_runs.get(Path(pipeline.path)) if pipeline is not None else None
+
+
+@dataclass
+class PipelineStatus:
+    """What is known about one pipeline's last run, and what got in the way of knowing it."""
+
+    statuses: dict[str, StageStatus] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    ci_run: CiRun | None = None
 
 
 def load_pipeline(path: Path, root: Path, overrides: PhaseOverrides | None = None) -> Pipeline:
@@ -54,23 +75,21 @@ def load_pipeline(path: Path, root: Path, overrides: PhaseOverrides | None = Non
     return assign_phases(parse_file(path), overrides, root)
 
 
-def stage_statuses(
+def pipeline_status(
     pipeline: Pipeline, root: Path, github: GitHubOptions | None = None
-) -> tuple[dict[str, StageStatus], list[str], list[str]]:
-    """Known statuses for one pipeline, plus notes and problems met while finding them."""
-    statuses: dict[str, StageStatus] = {}
-    notes: list[str] = []
-    problems: list[str] = []
+) -> PipelineStatus:
+    """Known statuses for one pipeline, the CI run they came from, notes and problems."""
+    result = PipelineStatus()
     if pipeline.format == "dvc" and pipeline.stages:
-        statuses.update(dvc_status(pipeline))
+        result.statuses.update(dvc_status(pipeline))
     if pipeline.kind == "devops" and pipeline.stages:
         reports = []
         for report_path in find_junit_reports(root):
             try:
                 reports.append(parse_junit(report_path))
             except JUnitError as exc:
-                problems.append(str(exc))
-        statuses.update(attach_junit(pipeline, reports, root))
+                result.problems.append(str(exc))
+        result.statuses.update(attach_junit(pipeline, reports, root))
     if github is not None and pipeline.format == "github-actions" and pipeline.stages:
         try:
             client = GitHubClient(
@@ -80,17 +99,36 @@ def stage_statuses(
                 github.timeout,
             )
             rel = _relative(pipeline.path, root)
-            found, note = github_status(pipeline, client, rel, github.branch)
-            statuses.update(found)
-            notes.append(note)
+            found, note, run = github_run_status(pipeline, client, rel, github.branch)
+            result.statuses.update(found)
+            result.notes.append(note)
+            result.ci_run = run
         except GitHubError as exc:
-            problems.append(str(exc))
-    return statuses, notes, problems
+            result.problems.append(str(exc))
+    return result
 
 
-def build_overview(path: Path, github: GitHubOptions | None = None) -> Overview:
+def stage_statuses(
+    pipeline: Pipeline, root: Path, github: GitHubOptions | None = None
+) -> tuple[dict[str, StageStatus], list[str], list[str]]:
+    """Known statuses for one pipeline, plus notes and problems met while finding them."""
+    found = pipeline_status(pipeline, root, github)
+    return found.statuses, found.notes, found.problems
+
+
+def build_overview(
+    path: Path,
+    github: GitHubOptions | None = None,
+    *,
+    devops: Path | None = None,
+    mlops: Path | None = None,
+) -> Overview:
     """The comparison for a folder (auto-picking one DevOps and one MLOps pipeline), or for
-    one pipeline file shown on its side of the table."""
+    one pipeline file shown on its side of the table.
+
+    ``devops``/``mlops`` name the file to show on that side instead of the automatic pick
+    (the TUI's picker); a file that is no longer found falls back to the pick, with a note.
+    """
     path = Path(path)
     root = path if path.is_dir() else path.parent
     overrides = load_overrides(root)
@@ -99,19 +137,41 @@ def build_overview(path: Path, github: GitHubOptions | None = None) -> Overview:
     pipelines = [assign_phases(parse_file(f), overrides, root) for f in files]
     for pipeline in pipelines:
         problems.extend(pipeline.problems)
-    devops, mlops = pick(pipelines, root)
+    auto_devops, auto_mlops = pick(pipelines, root)
+    notes: list[str] = []
+    chosen_devops = _chosen(pipelines, devops, auto_devops, notes)
+    chosen_mlops = _chosen(pipelines, mlops, auto_mlops, notes)
     # only CI of the ML pipeline's own project can be evidence that CI runs it
-    ci = [p for p in pipelines if p.kind == "devops" and (mlops is None or same_project(p, mlops))]
-    comparison = compare(devops, mlops, ci, root)
-    overview = Overview(root, pipelines, comparison, problems=problems)
-    for chosen in (devops, mlops):
+    ci = [
+        p
+        for p in pipelines
+        if p.kind == "devops" and (chosen_mlops is None or same_project(p, chosen_mlops))
+    ]
+    comparison = compare(chosen_devops, chosen_mlops, ci, root)
+    overview = Overview(root, pipelines, comparison, problems=problems, notes=notes)
+    for chosen in (chosen_devops, chosen_mlops):
         if chosen is None:
             continue
-        statuses, notes, status_problems = stage_statuses(chosen, root, github)
-        overview.statuses[Path(chosen.path)] = statuses
-        overview.notes.extend(notes)
-        overview.problems.extend(status_problems)
+        found = pipeline_status(chosen, root, github)
+        overview.statuses[Path(chosen.path)] = found.statuses
+        overview.notes.extend(found.notes)
+        overview.problems.extend(found.problems)
+        if found.ci_run is not None:
+            overview.ci_runs[Path(chosen.path)] = found.ci_run
     return overview
+
+
+def _chosen(
+    pipelines: list[Pipeline], wanted: Path | None, auto: Pipeline | None, notes: list[str]
+) -> Pipeline | None:
+    if wanted is None:
+        return auto
+    target = Path(wanted).resolve()
+    for pipeline in pipelines:
+        if Path(pipeline.path).resolve() == target:
+            return pipeline
+    notes.append(f"{wanted} is no longer found; showing the automatic pick")
+    return auto
 
 
 def _relative(path: Path, root: Path) -> str:

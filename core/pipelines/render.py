@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mltop.core.pipelines.compare import Comparison, PhaseRow
+from mltop.core.pipelines.dag_layout import pipeline_drawing
 from mltop.core.pipelines.model import (
     Matrix,
     Pipeline,
@@ -333,14 +334,37 @@ def _box(lines: list[str], width: int) -> list[str]:
 def render_dag(
     pipeline: Pipeline, statuses: dict[str, StageStatus], root: Path, width: int = 100
 ) -> str:
-    """The stage graph top-down like ``dvc dag``: one row of boxes per dependency level, then
-    every edge listed (lines between arbitrary boxes would not survive a narrow terminal)."""
-    by_id = {s.id: s for s in pipeline.stages}
+    """The stage graph top-down like ``dvc dag``: layers of boxes joined by lines (see
+    :mod:`mltop.core.pipelines.dag_layout`), then every edge listed. A graph wider than
+    ``width`` is drawn as rows of boxes per dependency level instead, since a terminal would
+    wrap the lines into nonsense."""
     out = [
         f"{inert(_rel(pipeline.path, root), 100)}  ({pipeline.format}, {len(pipeline.stages)} "
         f"stages, {len(pipeline.edges)} edges)",
         "",
     ]
+    drawing = pipeline_drawing(pipeline, statuses, max_box_width=30)
+    if drawing.mode == "lines" and drawing.width <= width:
+        out.extend(drawing.lines)
+    else:
+        out.extend(_dag_rows(pipeline, statuses, width))
+    if pipeline.edges:
+        out.append("")
+        out.append("edges:")
+        for edge in pipeline.edges:
+            kind = "" if edge.kind == "needs" else f"  ({edge.kind})"
+            out.append(f"  {inert(edge.source, 60)} → {inert(edge.target, 60)}{kind}")
+    if pipeline.problems:
+        out.append("")
+        out.append("problems:")
+        out.extend(f"  {inert(p, 400)}" for p in pipeline.problems)
+    return "\n".join(out) + "\n"
+
+
+def _dag_rows(pipeline: Pipeline, statuses: dict[str, StageStatus], width: int) -> list[str]:
+    """One row of boxes per dependency level, wrapped to ``width``, with a ``▼`` between."""
+    by_id = {s.id: s for s in pipeline.stages}
+    out: list[str] = []
     box_width = 34
     levels = layers(pipeline)
     for index, level in enumerate(levels):
@@ -376,17 +400,7 @@ def render_dag(
         if index < len(levels) - 1:
             out.append("   │")
             out.append("   ▼")
-    if pipeline.edges:
-        out.append("")
-        out.append("edges:")
-        for edge in pipeline.edges:
-            kind = "" if edge.kind == "needs" else f"  ({edge.kind})"
-            out.append(f"  {inert(edge.source, 60)} → {inert(edge.target, 60)}{kind}")
-    if pipeline.problems:
-        out.append("")
-        out.append("problems:")
-        out.extend(f"  {inert(p, 400)}" for p in pipeline.problems)
-    return "\n".join(out) + "\n"
+    return out
 
 
 def render_dag_markdown(pipeline: Pipeline, statuses: dict[str, StageStatus]) -> str:

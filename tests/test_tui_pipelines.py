@@ -1,0 +1,412 @@
+"""The pipelines screen and the pipeline graph, driven with keys over real pipeline files, real
+run folders and a real store; GitHub answers come from a server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import write_run
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import OptionList
+from tui_pilot import SIZE, make_app
+
+from mltop.core.tracking import META_FILE
+from mltop.tui.app import MltopApp
+from mltop.tui.commands import ScreenCommands
+from mltop.tui.screens.help import HelpScreen
+from mltop.tui.screens.pipeline_dag import DagCanvas, PipelineDagScreen
+from mltop.tui.screens.pipeline_picker import PipelinePicker
+from mltop.tui.screens.pipelines import PipelinesScreen
+from mltop.tui.screens.runs import RunsScreen
+from mltop.tui.widgets.phase_grid import PhaseGrid
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_project"
+SHA = "acb5820ced9479c074f688cc328bf03f341a511d"
+HOSTILE = "boom[red]x[/red]\x1b[31m"
+
+
+async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 15.0) -> None:
+    """Let the app run until ``predicate`` holds. Polls rather than awaiting workers: a worker
+    cancelled by a newer request (they are exclusive) would end that wait with an error."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the app did not reach the expected state in time")
+        await pilot.pause(0.02)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """The sample project's own pipelines and two finished runs under ``runs/``."""
+    root = tmp_path / "proj"
+    (root / ".github" / "workflows").mkdir(parents=True)
+    shutil.copy(SAMPLE / "dvc.yaml", root / "dvc.yaml")
+    shutil.copy(SAMPLE / ".github" / "workflows" / "ci.yml", root / ".github/workflows/ci.yml")
+    write_run(root / "runs", "sgd-lr0.1", steps=3)
+    write_run(root / "runs", "rf-depth4", steps=3)
+    return root
+
+
+async def open_pipelines(pilot: Pilot) -> PipelinesScreen:
+    app = pilot.app
+    assert isinstance(app, MltopApp)
+    await until(pilot, lambda: app.runs_screen.settled)
+    await pilot.press("p")
+    await until(pilot, lambda: isinstance(app.screen, PipelinesScreen) and app.screen.settled)
+    screen = app.screen
+    assert isinstance(screen, PipelinesScreen)
+    await pilot.pause()
+    return screen
+
+
+def grid_text(screen: PipelinesScreen) -> str:
+    return screen.grid.render().plain
+
+
+def line_with(text: str, start: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith(start))
+
+
+def static_text(screen: Any, selector: str) -> str:
+    """What a Static shows (Text, a table or a group of them), as plain text."""
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(screen.query_one(selector).content)
+    return console.export_text()
+
+
+async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
+    project: Path, tmp_path: Path
+) -> None:
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        data = screen.data
+        assert data is not None
+        comparison = data.overview.comparison
+        assert comparison.devops is not None and comparison.mlops is not None
+        assert Path(comparison.devops.path).name == "ci.yml"
+        assert Path(comparison.mlops.path).name == "dvc.yaml"
+        text = grid_text(screen)
+        assert "DevOps: .github/workflows/ci.yml" in text and "MLOps: dvc.yaml (dvc)" in text
+        phases = [line[:19].strip() for line in text.splitlines()[2:]]
+        assert phases[:7] == [
+            "source / data",
+            "build / prepare",
+            "test / train",
+            "verify / evaluate",
+            "package / register",
+            "deploy",
+            "monitor",
+        ]
+        test_row = line_with(text, "test / train")
+        assert "• test" in test_row and "○ train" in test_row and "both" in test_row
+        assert "← lint" in test_row  # dependencies
+        assert "→ 2 runs" in test_row  # the training stage's runs, under the project folder
+        assert "✗ no feature or preprocessing stage" in line_with(text, "build / prepare")
+        assert "none" in line_with(text, "deploy")
+        summary = static_text(screen, "#pl-summary")
+        assert "DevOps covers 3 of 7" in summary and "MLOps covers 3 of 7" in summary
+        assert "MLOps maturity: level 2" in summary
+        assert "evidence" in summary and "missing" in summary
+        assert "no model registry stage" in summary
+        # the first MLOps stage is selected; its pane says why it sits in its phase
+        assert screen.grid.side == "mlops" and screen.grid.selected_stage.id == "prepare"
+        detail = static_text(screen, "#pl-detail")
+        assert 'name "prepare" says prepare' in detail and "not run" in detail
+
+
+async def test_reasons_toggle_and_side_moves(project: Path, tmp_path: Path) -> None:
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        assert "why:" not in grid_text(screen)
+        await pilot.click(PhaseGrid, offset=(25, 3))  # the DevOps cell of build / prepare
+        assert screen.grid.side == "devops" and screen.grid.selected_stage.id == "lint"  # type: ignore[union-attr]
+        await pilot.click(PhaseGrid, offset=(70, 2))  # the MLOps cell of source / data
+        assert screen.grid.side == "mlops" and screen.grid.selected_stage.id == "prepare"  # type: ignore[union-attr]
+        await pilot.press("r")
+        assert 'why: name "train" says train' in grid_text(screen)
+        await pilot.press("j", "h")  # train, then the DevOps stage of the same phase
+        await pilot.pause()
+        assert screen.grid.side == "devops" and screen.grid.selected_stage.id == "test"
+        detail = static_text(screen, "#pl-detail")
+        assert "needs   lint" in detail and "2 combinations" in detail
+        await pilot.press("k", "k", "k")
+        assert screen.grid.index == -1  # the DevOps header
+        assert ".github/workflows/ci.yml" in static_text(screen, "#pl-detail")
+
+
+async def test_graph_view_draws_the_stages_and_moves_between_boxes(
+    project: Path, tmp_path: Path
+) -> None:
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        await pilot.press("g")
+        await until(pilot, lambda: isinstance(app.screen, PipelineDagScreen) and app.screen.settled)
+        dag = app.screen
+        assert isinstance(dag, PipelineDagScreen)
+        drawn = dag.query_one(DagCanvas).render().plain  # type: ignore[union-attr]
+        for name in ("prepare", "train", "evaluate"):
+            assert f"│ {name}" in drawn
+        assert "▼" in drawn and "┬" in drawn and "→ 2 runs" in drawn
+        assert dag.drawing is not None and dag.drawing.layers == [
+            ["prepare"],
+            ["train"],
+            ["evaluate"],
+        ]
+        assert dag.selected == "prepare"
+        await pilot.press("down")
+        assert dag.selected == "train"
+        assert "→ 2 runs" in static_text(dag, "#dag-detail")
+        await pilot.press("down", "down")
+        assert dag.selected == "evaluate"
+        await pilot.press("tab")  # the other side's graph
+        await until(pilot, lambda: dag.drawing is not None and dag.side == "devops")
+        assert dag.drawing.layers == [["lint"], ["test"], ["pipeline"]]  # type: ignore[union-attr]
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is screen
+        # enter on a stage opens the graph on that stage
+        await pilot.press("j", "enter")
+        await until(pilot, lambda: isinstance(app.screen, PipelineDagScreen) and app.screen.settled)
+        assert app.screen.selected == "train"  # type: ignore[attr-defined]
+
+
+async def test_picker_switches_a_side(project: Path, tmp_path: Path) -> None:
+    other = project / "experiments" / "big"
+    other.mkdir(parents=True)
+    (other / "dvc.yaml").write_text(
+        "stages:\n  ingest:\n    cmd: python ingest.py\n  fit:\n    cmd: python train.py\n"
+        "    deps: [data]\n  register:\n    cmd: mlflow models register -m x\n"
+    )
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        assert Path(screen.data.overview.comparison.mlops.path) == project / "dvc.yaml"  # type: ignore[union-attr]
+        await pilot.press("P")
+        await until(pilot, lambda: isinstance(app.screen, PipelinePicker))
+        picker = app.screen
+        assert isinstance(picker, PipelinePicker) and picker.side == "mlops"
+        listed = [Path(p.path) for p in picker.pipelines]
+        assert listed[:2] == [project / "dvc.yaml", other / "dvc.yaml"]  # MLOps first
+        options = picker.query_one(OptionList)
+        ci = listed.index(project / ".github/workflows/ci.yml")
+        assert options.get_option_at_index(ci).disabled  # a CI file cannot go on the MLOps side
+        options.highlighted = 1
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen and screen.settled)
+        mlops = screen.data.overview.comparison.mlops  # type: ignore[union-attr]
+        assert Path(mlops.path) == other / "dvc.yaml"  # type: ignore[union-attr]
+        assert "MLOps: experiments/big/dvc.yaml" in grid_text(screen)
+        assert "register" in line_with(grid_text(screen), "package / register")
+        # enter on the DevOps header opens the picker for that side
+        await pilot.press("h", "home", "enter")
+        await until(pilot, lambda: isinstance(app.screen, PipelinePicker))
+        assert app.screen.side == "devops"  # type: ignore[attr-defined]
+        await pilot.press("escape")
+
+
+async def test_empty_folder_says_no_pipelines_found(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    root.mkdir()
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        assert screen.has_class("-empty")
+        empty = static_text(screen, "#pl-empty")
+        assert "No pipelines found under" in empty and "dvc.yaml" in empty
+        await pilot.press("g", "P", "o", "r", "j", "enter")  # nothing to act on: no crash
+        await pilot.pause()
+        assert app.screen is screen
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_hostile_stage_names_stay_literal(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    escaped = HOSTILE.replace("\x1b", "\\e")
+    (root / "dvc.yaml").write_text(
+        f'stages:\n  "{escaped}":\n    cmd: python train.py "[bold]x[/]"\n'
+        f"  after:\n    cmd: python evaluate.py\n    deps: [out]\n"
+    )
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        shown = "boom[red]x[/red]␛[31m"
+        assert shown in grid_text(screen)
+        detail = static_text(screen, "#pl-detail")
+        assert shown in detail and 'python train.py "[bold]x[/]"' in detail
+        await pilot.press("g")
+        await until(pilot, lambda: isinstance(app.screen, PipelineDagScreen) and app.screen.settled)
+        drawn = app.screen.query_one(DagCanvas).render().plain  # type: ignore[union-attr]
+        assert "boom[red]x[/red]␛[31m" in drawn and "\x1b" not in drawn
+
+
+async def test_o_lists_the_linked_runs_in_the_runs_table(project: Path, tmp_path: Path) -> None:
+    write_run(project.parent / "elsewhere", "stranger", steps=2)
+    app = make_app(project.parent, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        await pilot.press("j")  # train
+        assert screen.grid.selected_stage.id == "train"  # type: ignore[union-attr]
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        runs = app.runs_screen
+        assert runs.filter_text.startswith("location ~")
+        await until(pilot, lambda: runs.settled and runs.view is not None and runs.view.rows == 2)
+        assert sorted(runs.view.table.column("name").to_pylist()) == ["rf-depth4", "sgd-lr0.1"]  # type: ignore[union-attr]
+
+
+async def test_help_lists_every_binding_id_and_works_at_80x24(
+    project: Path, tmp_path: Path
+) -> None:
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_pipelines(pilot)
+        text = grid_text(screen)
+        assert "coverage" not in text.splitlines()[0]  # the column is left out when narrow
+        assert "test / train" in text and "○ train" in text
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        ids = {i for row in app.screen._rows for i in row[3].split(", ")}
+        for binding in (*PipelinesScreen.BINDINGS, *PhaseGrid.BINDINGS):
+            assert binding.id in ids  # type: ignore[union-attr]
+        await pilot.press("escape", "g")
+        await until(pilot, lambda: isinstance(app.screen, PipelineDagScreen) and app.screen.settled)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        ids = {i for row in app.screen._rows for i in row[3].split(", ")}  # type: ignore[attr-defined]
+        for binding in PipelineDagScreen.BINDINGS:
+            assert binding.id in ids  # type: ignore[union-attr]
+
+
+async def test_runs_screen_offers_pipelines_by_key_and_palette(
+    project: Path, tmp_path: Path
+) -> None:
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.runs_screen.settled)
+        runs = app.runs_screen
+
+        provider = ScreenCommands(runs)
+        names = [c.name for c in provider._commands()]
+        assert "pipelines" in names
+        binding = next(b for b in RunsScreen.BINDINGS if b.id == "runs.pipelines")  # type: ignore[union-attr]
+        assert binding.key == "p"  # type: ignore[union-attr]
+
+
+# -- GitHub Actions through a local server ------------------------------------------------------
+
+
+class _GitHub(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if self.path.startswith("/repos/o/r/actions/runs?"):
+            body: dict[str, Any] = {
+                "total_count": 1,
+                "workflow_runs": [
+                    {
+                        "id": 42,
+                        "path": ".github/workflows/ci.yml",
+                        "head_branch": "main",
+                        "head_sha": SHA,
+                        "run_number": 7,
+                        "status": "completed",
+                        "conclusion": "failure",
+                        "created_at": "2026-01-02T10:00:00Z",
+                    }
+                ],
+            }
+        elif self.path.startswith("/repos/o/r/actions/runs/42/jobs"):
+            body = {
+                "total_count": 2,
+                "jobs": [
+                    {
+                        "name": "lint",
+                        "status": "completed",
+                        "conclusion": "success",
+                        "started_at": "2026-01-02T10:00:00Z",
+                        "completed_at": "2026-01-02T10:00:14Z",
+                    },
+                    {
+                        "name": "test (3.11)",
+                        "status": "completed",
+                        "conclusion": "failure",
+                        "started_at": "2026-01-02T10:00:20Z",
+                        "completed_at": "2026-01-02T10:01:24Z",
+                    },
+                ],
+            }
+        else:
+            self.send_error(404)
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def github() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _GitHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_github_job_status_and_runs_at_the_ci_commit(
+    project: Path, tmp_path: Path, github: str
+) -> None:
+    for name in ("sgd-lr0.1", "rf-depth4"):
+        meta = project / "runs" / name / META_FILE
+        data = json.loads(meta.read_text())
+        data["git_commit"] = SHA[:10]
+        meta.write_text(json.dumps(data))
+    app = MltopApp(project, tmp_path / "store.duckdb", github="o/r", github_api=github)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        text = grid_text(screen)
+        assert "GitHub o/r" in static_text(screen, "#pl-header")
+        note = text.splitlines()[1]
+        assert "✗ run #7 acb5820  → 2 runs at this commit" in note
+        assert "✓ lint  passed 14s" in line_with(text, "build / prepare")
+        assert "✗ test  failed 1m04s" in line_with(text, "test / train")
+        await pilot.press("h")  # a CI job: the runs at its run's commit
+        detail = static_text(screen, "#pl-detail")
+        assert "CI runs → 2 runs" in detail and f"at commit {SHA[:7]}" in detail
+        await pilot.press("home")  # the CI file as a whole
+        detail = static_text(screen, "#pl-detail")
+        assert "GitHub run #7 failed on main (acb5820)" in detail
+
+
+async def test_a_github_failure_is_said_and_the_rest_still_shows(
+    project: Path, tmp_path: Path, github: str
+) -> None:
+    app = MltopApp(project, tmp_path / "store.duckdb", github="o/missing", github_api=github)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        assert "404 not found: o/missing" in static_text(screen, "#pl-summary")
+        assert any("404 not found" in str(n.message) for n in app._notifications)
+        assert "• lint" in line_with(grid_text(screen), "build / prepare")
