@@ -7,13 +7,17 @@ user would run ``python train.py``, and logs with mltop's own writer.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+
+from mltop.core.tracking import META_FILE
 
 IGNORE = shutil.ignore_patterns(
     "__pycache__",
@@ -48,3 +52,48 @@ def prepare_demo(
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         log(f"mltop demo: train.py exited with {result.returncode}: {tail[0]}")
     return target
+
+
+#: Where the background live run's own stdout/stderr go (its console is also in its output.log).
+LIVE_CONSOLE = "live-train.out"
+
+
+def start_live(folder: Path, log: Callable[[str], None] = print) -> subprocess.Popen[bytes]:
+    """Start ``train.py --live`` (one slow run, about a minute) in the background.
+
+    The process gets a session of its own and no terminal: the TUI that follows it owns the
+    terminal, and quitting the TUI does not stop the training. Its console lands in the run
+    folder's ``output.log`` (the run writer copies it there) and, for anything printed before
+    the run starts, in :data:`LIVE_CONSOLE` beside ``train.py``.
+    """
+    with open(folder / LIVE_CONSOLE, "ab") as console:
+        proc = subprocess.Popen(
+            [sys.executable, "-u", "train.py", "--live"],
+            cwd=folder,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    log(f"mltop demo: a live run is training in the background (pid {proc.pid})")
+    return proc
+
+
+def wait_for_live_run(
+    folder: Path, proc: subprocess.Popen[bytes], timeout: float = 30.0
+) -> Path | None:
+    """The run folder the live process created (found by its pid), once it exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for meta in (folder / "runs").glob(f"*/*/{META_FILE}"):
+            try:
+                data = json.loads(meta.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("pid") == proc.pid:
+                return meta.parent
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.1)
+    return None

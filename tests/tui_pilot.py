@@ -30,8 +30,12 @@ async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15
         if predicate():
             return
         # An exclusive worker superseded by a newer request is cancelled: keep waiting.
-        with contextlib.suppress(WorkerCancelled):
-            await pilot.app.workers.wait_for_complete()
+        # The live watcher's worker runs until the app closes: wait for the others only.
+        # (An empty list means "all workers" to Textual, so only wait when there are some.)
+        finite = [w for w in pilot.app.workers if w.group != "watch"]
+        if finite:
+            with contextlib.suppress(WorkerCancelled):
+                await pilot.app.workers.wait_for_complete(finite)
         await pilot.pause()
         if predicate():
             return

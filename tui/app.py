@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App
@@ -31,12 +31,16 @@ from mltop.tui.keymap import load_keymap
 from mltop.tui.messages import (
     IngestFinished,
     IngestProgress,
+    LiveUpdate,
     StoreChanged,
     StoreFailed,
     StoreOpened,
 )
 from mltop.tui.screens.help import HelpScreen, binding_rows
 from mltop.tui.screens.runs import RunsScreen
+
+if TYPE_CHECKING:
+    from mltop.core.watch import WatchUpdate
 
 # A reload per committed batch would redraw (and re-query) constantly during a big first import.
 CHANGE_INTERVAL = 1.0
@@ -107,6 +111,7 @@ class MltopApp(App[int]):
         mlflow_url: str | tuple[str, ...] | None = None,
         github: str | None = None,
         github_api: str | None = None,
+        live: bool = True,
     ) -> None:
         super().__init__()
         self.root = root
@@ -120,6 +125,9 @@ class MltopApp(App[int]):
             (mlflow_url,) if isinstance(mlflow_url, str) else tuple(mlflow_url or ())
         )
         self.scan = scan
+        # Follow the folder after the first scan (watchfiles); tests turn it off for determinism.
+        self.live = scan and live
+        self._watching = False
         self._mlflow_clients: dict[str, Any] = {}
         self.store: Store | None = store
         self._owns_store = store is None
@@ -144,6 +152,10 @@ class MltopApp(App[int]):
             self.post_message(StoreOpened(self.store))
         else:
             self._open_store()
+
+    def on_unmount(self) -> None:
+        # However the app ends, thread workers (the live watcher, an import) must stop too.
+        self._cancel.set()
 
     @contextlib.contextmanager
     def store_in_use(self) -> Iterator[Store]:
@@ -231,7 +243,10 @@ class MltopApp(App[int]):
         report = None
         error = None
         try:
-            with self.store_in_use() as store:
+            # The live watcher imports into the same store: never both at once.
+            from mltop.core.watch import INGEST_LOCK
+
+            with INGEST_LOCK, self.store_in_use() as store:
                 watched = _WatchedStore(
                     store, self._cancel, lambda: screen.post_message(StoreChanged())
                 )
@@ -266,6 +281,38 @@ class MltopApp(App[int]):
         except mlflow_rest.RemoteError as exc:
             report.problem(mlflow_rest.scrub(url), str(exc))
 
+    # -- live ------------------------------------------------------------------------------------
+
+    @work(thread=True, group="watch", exit_on_error=False)
+    def _watch(self) -> None:
+        """Follow the folder while mltop is open: changed files go through the importers'
+        incremental path, new runs appear and charts grow. Started after the first scan."""
+        from mltop.core.watch import Watcher
+
+        if not self.root.exists():
+            return
+        with self.store_in_use() as store:
+            watcher = Watcher([self.root], store, self._live_update, self._cancel)
+            watcher.run()
+        if watcher.error and not self._cancel.is_set():
+            self.call_from_thread(
+                self.notify,
+                f"live updates fell back to polling: {watcher.error}",
+                severity="warning",
+                markup=False,
+            )
+
+    def _live_update(self, update: WatchUpdate) -> None:
+        if update.store_changed or update.stale_runs:
+            self.post_message(LiveUpdate(update.changed_runs, update.new_runs))
+
+    def on_live_update(self, message: LiveUpdate) -> None:
+        self.runs_screen.post_message(StoreChanged())
+        for screen in self.screen_stack:
+            live = getattr(screen, "live_changed", None)
+            if callable(live) and screen is not self.runs_screen:
+                live(message.changed_runs)
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if worker.group == "ingest" and event.state in (
@@ -276,6 +323,9 @@ class MltopApp(App[int]):
             self.ingesting = False
             if self._rescan:
                 self.start_ingest()
+            elif self.live and not self._watching and not self._cancel.is_set():
+                self._watching = True
+                self._watch()
         if event.state == WorkerState.ERROR and worker.error is not None:
             error = worker.error
             self.notify(f"{type(error).__name__}: {error}", severity="error", timeout=10)

@@ -149,3 +149,12 @@ class OverlayLoaded(Message):
         super().__init__()
         self.request = request
         self.series = series
+
+
+class LiveUpdate(Message):
+    """The live watcher imported changes: which runs changed (new ones included)."""
+
+    def __init__(self, changed_runs: frozenset[str], new_runs: frozenset[str]) -> None:
+        super().__init__()
+        self.changed_runs = changed_runs
+        self.new_runs = new_runs

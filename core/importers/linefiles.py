@@ -165,6 +165,10 @@ def read_line_files(
     sources: dict[str, str] = {}  # path DuckDB reads -> run id
     origin: dict[str, LineFile] = {}
     temps: list[str] = []
+    # Files DuckDB reads in place, with the stat their recorded offset comes from: a writer may
+    # append while DuckDB reads, and then the points would run past the offset (and be read
+    # again by the next scan).
+    in_place: dict[str, tuple[os.stat_result, int]] = {}
     try:
         for lf in files:
             change, st = classify(lf.path, lf.old)
@@ -180,8 +184,9 @@ def read_line_files(
             if offset == 0:
                 batch.replaced_runs.add(lf.run_id)
             try:
-                if offset == 0 and _ends_with_newline(lf.path, st.st_size):
+                if offset == 0 and st.st_size and _ends_with_newline(lf.path, st.st_size):
                     read_path, new_offset = str(lf.path), st.st_size
+                    in_place[read_path] = (st, len(batch.states))
                 else:
                     data, new_offset = read_complete(lf.path, offset)
                     if not data:
@@ -198,15 +203,48 @@ def read_line_files(
             origin[read_path] = lf
             batch.states.append(file_state(lf.path, st, new_offset, lf.run_id, lf.source))
         if sources:
-            batch.points = _parse(
-                sources, origin, fmt, report, temps,
+            options = dict(
                 delimiter=delimiter, step_col=step_col, time_col=time_col,
                 exclude=exclude, row_step=row_step,
             )  # fmt: skip
+            batch.points = _parse(sources, origin, fmt, report, temps, **options)
+            if _grew_while_read(sources, origin, in_place, batch, temps):
+                batch.points = _parse(sources, origin, fmt, report, temps, **options)
     finally:
         for temp in temps:
             tabular.remove_quietly(temp)
     return batch
+
+
+def _grew_while_read(
+    sources: dict[str, str],
+    origin: dict[str, LineFile],
+    in_place: dict[str, tuple[os.stat_result, int]],
+    batch: LineBatch,
+    temps: list[str],
+) -> bool:
+    """Swap files that grew during the in-place read for snapshots of their complete lines.
+
+    Rare (a write landing during the parse), so the caller simply parses again.
+    """
+    swapped = False
+    for path, (st, state_index) in in_place.items():
+        try:
+            now = os.stat(path)
+        except OSError:
+            continue  # deleted meanwhile: the next scan notices
+        if now.st_size == st.st_size and now.st_mtime_ns == st.st_mtime_ns:
+            continue
+        lf = origin.pop(path)
+        run_id = sources.pop(path)
+        data, new_offset = read_complete(lf.path, 0)
+        snapshot = tabular.bytes_to_tempfile(data, Path(path).suffix or ".txt")
+        temps.append(snapshot)
+        sources[snapshot] = run_id
+        origin[snapshot] = lf
+        batch.states[state_index] = file_state(lf.path, now, new_offset, lf.run_id, lf.source)
+        swapped = True
+    return swapped
 
 
 def _parse(

@@ -100,6 +100,7 @@ class RunDetailScreen(Screen[None]):
         Binding("y", "log_y", "log scale", id="detail.log_y"),
         Binding("enter,z", "focus_chart", "focus chart", id="detail.focus_chart"),
         Binding("i", "toggle_info", "info", id="detail.info"),
+        Binding("l", "logs", "logs", id="detail.logs"),
         Binding("down,j", "move_focus(0, 1)", "chart below", show=False, id="detail.chart_down"),
         Binding("up,k", "move_focus(0, -1)", "chart above", show=False, id="detail.chart_up"),
         Binding("right", "move_focus(1, 0)", "next chart", show=False, id="detail.chart_right"),
@@ -195,11 +196,22 @@ class RunDetailScreen(Screen[None]):
                 Text(" this run is no longer in the store", style="bold red")
             )
             return
+        reloaded = self.details is not None
         self.details = details
         self._draw_header()
         self._draw_info()
         grid = self.query_one("#detail-charts", VerticalScroll)
-        charts = [LineChart(key) for key in sorted(details.metrics)]
+        if reloaded:
+            # A live update: new metrics get a chart, existing charts fetch their longer history.
+            for chart in self.charts.values():
+                self._request(chart.key, chart.wanted_buckets())
+            fresh = [k for k in sorted(details.metrics) if k not in self.charts]
+            if not fresh:
+                self._draw_charts_title()
+                return
+            if not self.charts:
+                grid.remove_children()
+        charts = [LineChart(key) for key in sorted(details.metrics) if key not in self.charts]
         for chart in charts:
             chart.smoothing = SMOOTHING_STEPS[self.smoothing_index]
             chart.log_y = self.log_y
@@ -460,6 +472,16 @@ class RunDetailScreen(Screen[None]):
 
     def action_log_y(self) -> None:
         self.log_y = not self.log_y
+
+    def action_logs(self) -> None:
+        from mltop.tui.screens.logs import LogsScreen
+
+        self.app.push_screen(LogsScreen(run_id=self.run_id))
+
+    def live_changed(self, run_ids: frozenset[str]) -> None:
+        """The live watcher imported new rows of this run: redraw the overview, grow charts."""
+        if self.run_id in run_ids and self.details is not None:
+            self._load_details()
 
     def action_toggle_info(self) -> None:
         info = self.query_one("#detail-info")

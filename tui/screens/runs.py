@@ -94,6 +94,7 @@ class RunsScreen(Screen[None]):
         Binding("o", "fold", "fold/unfold children", show=False, id="runs.fold"),
         Binding("O", "fold_all", "fold/unfold all", show=False, id="runs.fold_all"),
         Binding("r", "refresh", "refresh", id="runs.refresh"),
+        Binding("l", "logs", "logs", id="runs.logs"),
         Binding("p", "pipelines", "pipelines", id="runs.pipelines"),
         Binding("escape", "escape", "clear filter/marks", show=False, id="runs.escape"),
     ]  # fmt: skip
@@ -615,6 +616,15 @@ class RunsScreen(Screen[None]):
         from mltop.tui.screens.compare import open_diff_with_previous
 
         open_diff_with_previous(self, self.table.current_run_id(), self.root)
+
+    def action_logs(self) -> None:
+        from mltop.tui.screens.logs import LogsScreen
+
+        run_id = self.table.current_run_id()
+        if run_id is None:
+            self.notify("no run selected", timeout=3)
+            return
+        self.app.push_screen(LogsScreen(run_id=run_id))
 
     def action_pipelines(self) -> None:
         from mltop.tui.screens.pipelines import PipelinesScreen

@@ -1,0 +1,219 @@
+"""``mltop tail``: a run's logs for shells and pipes, inert, and followed across rotation."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mltop.core.cli import main
+from mltop.core.logfile import FileEvent
+from mltop.core.logmodel import LineMatcher
+from mltop.core.logtail import TailOptions, tail_files
+from mltop.core.tracking import start_run
+
+HOSTILE_LINES = [
+    "2024-05-01 12:00:00,001 INFO epoch 1 \x1b[32mok\x1b[0m",
+    "2024-05-01 12:00:01,002 WARNING title \x1b]0;pwned\x07 clipboard \x1b]52;c;AAAA\x07",
+    "2024-05-01 12:00:02,003 ERROR [bold]boom[/] \x1b[2J\x1b[H",
+    " 10%|#   |\r 60%|######|\r100%|##########|",
+]
+
+
+def _mltop(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "mltop.core.cli", "tail", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    with start_run(root / "runs", name="noisy", capture_output=True) as run:
+        for line in HOSTILE_LINES:
+            print(line)
+        run.log(step=0, loss=1.0)
+    with start_run(root / "runs", name="quiet") as run:
+        run.log(step=0, loss=1.0)
+    return root
+
+
+def test_tail_prints_a_run_log_inert_without_colour_in_a_pipe(project: Path) -> None:
+    result = _mltop("noisy", "-C", str(project))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "\x1b" not in out and "\x07" not in out
+    lines = out.splitlines()
+    assert lines[0] == "2024-05-01 12:00:00,001 INFO epoch 1 ok"
+    assert "␛]0;pwned␇" in lines[1] and "␛]52;c;AAAA␇" in lines[1]
+    assert lines[2] == "2024-05-01 12:00:02,003 ERROR [bold]boom[/] "
+    assert lines[3] == "100%|##########|"  # the progress bar's last state only
+
+
+def _tail(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["tail", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_tail_greps_inverts_and_counts_lines(project: Path, capsys) -> None:
+    root = str(project)
+    assert _tail(capsys, "noisy", "-C", root, "--grep", "error|warn")[1].count("\n") == 2
+    inverted = _tail(capsys, "noisy", "-C", root, "--grep", "error|warn", "-v")[1]
+    assert [line[:4] for line in inverted.splitlines()] == ["2024", "100%"]
+    assert _tail(capsys, "noisy", "-C", root, "-n", "1")[1] == "100%|##########|\n"
+    hidden = _tail(capsys, "noisy", "-C", root, "-n", "3", "--no-timestamps")[1]
+    assert hidden.splitlines()[0].startswith("WARNING title")
+
+
+def test_tail_a_file_by_path(project: Path) -> None:
+    log = next(project.glob("runs/noisy*/output.log"))
+    result = _mltop(str(log), "--grep", "INFO")
+    assert result.returncode == 0
+    assert result.stdout == "2024-05-01 12:00:00,001 INFO epoch 1 ok\n"
+
+
+def test_tail_exit_codes(project: Path, capsys) -> None:
+    code, _, err = _tail(capsys, "no-such-run", "-C", str(project))
+    assert code == 2 and "no run named 'no-such-run'" in err
+    assert _tail(capsys, "noisy", "-C", str(project), "--grep", "(")[0] == 2
+    code, _, err = _tail(capsys, "quiet", "-C", str(project))
+    assert code == 1 and "has no log files" in err
+
+
+def test_colour_output_holds_only_style_escapes(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text("\n".join(HOSTILE_LINES) + "\n")
+    out, err = io.StringIO(), io.StringIO()
+    tail_files([log], out, err, TailOptions(colour=True))
+    text = out.getvalue()
+    assert "\x1b[" in text  # coloured
+    assert not re.sub(r"\x1b\[[0-9;]*m", "", text).count("\x1b")
+    assert "\x07" not in text and "[bold]boom[/]" in text
+
+
+def test_no_color_turns_colour_off(project: Path) -> None:
+    from mltop.core.logtail import use_colour
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert use_colour(Tty())
+    os.environ["NO_COLOR"] = "1"
+    try:
+        assert not use_colour(Tty())
+    finally:
+        del os.environ["NO_COLOR"]
+
+
+def test_follow_prints_new_lines_across_truncation_and_rotation(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text("before 1\nbefore 2\n")
+    out, err = io.StringIO(), io.StringIO()
+    stop = threading.Event()
+    options = TailOptions(follow=True, last=1, matcher=LineMatcher("e"), poll=0.05)
+    thread = threading.Thread(target=tail_files, args=([log], out, err, options, stop))
+    thread.start()
+
+    def wait_for(text: str, stream: io.StringIO) -> None:
+        deadline = time.monotonic() + 10
+        while text not in stream.getvalue():
+            assert time.monotonic() < deadline, (text, stream.getvalue())
+            time.sleep(0.01)
+
+    try:
+        wait_for("before 2\n", out)
+        with open(log, "a") as fh:  # a real writer appends, half a line first
+            fh.write("half ")
+            fh.flush()
+            time.sleep(0.2)
+            assert "half" not in out.getvalue()
+            fh.write("done\n")
+        wait_for("half done\n", out)
+        os.truncate(log, 0)
+        with open(log, "a") as fh:
+            fh.write("new start\n")
+        wait_for("new start\n", out)
+        wait_for(FileEvent.TRUNCATED.value, err)
+        os.rename(log, tmp_path / "train.log.1")
+        log.write_text("rotated file\n")
+        wait_for("rotated file\n", out)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert out.getvalue() == "before 2\nhalf done\nnew start\nrotated file\n"
+    assert "before 1" not in out.getvalue()
+
+
+def test_follow_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text("first\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mltop.core.cli", "tail", "-f", str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "first\n"
+        with open(log, "a") as fh:
+            fh.write("second\n")
+        assert proc.stdout.readline() == "second\n"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    assert proc.returncode == 0
+
+
+def test_a_log_file_on_the_command_line_opens_the_logs_screen(tmp_path: Path, monkeypatch) -> None:
+    import mltop.tui.screens.logs as logs_screen
+
+    opened: list[list[Path]] = []
+    monkeypatch.setattr(logs_screen, "run_logs_app", lambda paths: opened.append(paths) or 0)
+    log = tmp_path / "job.out"
+    log.write_text("hello\n")
+    assert main([str(log)]) == 0
+    assert opened == [[log.resolve()]]
+
+
+LIVE_TRAIN = """
+import sys, time
+from mltop.core.tracking import start_run
+assert sys.argv[1:] == ["--live"]
+with start_run("runs/digits", name="sgd-live", capture_output=True) as run:
+    for step in range(3):
+        print(f"epoch {step}", flush=True)
+        run.log(step=step, loss=1.0)
+        time.sleep(0.2)
+"""
+
+
+def test_demo_live_starts_a_detached_run_and_finds_its_folder(tmp_path: Path) -> None:
+    from mltop.core.demo import start_live, wait_for_live_run
+
+    (tmp_path / "train.py").write_text(LIVE_TRAIN)
+    proc = start_live(tmp_path, log=lambda m: None)
+    try:
+        folder = wait_for_live_run(tmp_path, proc, timeout=30)
+        assert folder is not None and folder.name == "sgd-live"
+        assert os.getsid(proc.pid) != os.getsid(0)  # its own session: no terminal of ours
+        assert proc.wait(timeout=30) == 0
+        assert (folder / "output.log").read_text().splitlines() == ["epoch 0", "epoch 1", "epoch 2"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()

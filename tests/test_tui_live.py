@@ -1,0 +1,70 @@
+"""While mltop is open, runs written by a training job appear and their charts grow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import write_run
+from tui_pilot import SIZE, make_app, names, settled, until
+
+from mltop.core.tracking import METRICS_FILE, start_run
+from mltop.tui.screens.logs import LogsScreen
+from mltop.tui.screens.run_detail import RunDetailScreen
+
+
+async def test_a_new_run_appears_without_a_refresh(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    write_run(root / "runs", "first")
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await settled(pilot)
+        await until(pilot, lambda: app._watching)
+        write_run(root / "runs", "second")
+        await until(pilot, lambda: sorted(names(screen)) == ["first", "second"], timeout=30)
+
+
+async def test_an_open_run_grows_as_its_job_logs(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    with start_run(root / "runs", name="live", params={"lr": 0.1}) as run:
+        run.log(step=0, loss=1.0)
+        app = make_app(root, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await settled(pilot)
+            await until(pilot, lambda: app._watching)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+            detail = app.screen
+            assert isinstance(detail, RunDetailScreen)
+            await until(pilot, lambda: detail.details is not None)
+            assert detail.details.metrics["loss"].count == 1
+            with open(run.folder / METRICS_FILE, "a") as fh:
+                for step in range(1, 6):
+                    fh.write(json.dumps({"step": step, "loss": 1.0 / (step + 1)}) + "\n")
+                fh.write(json.dumps({"step": 6, "acc": 0.5}) + "\n")
+            await until(
+                pilot,
+                lambda: (
+                    detail.details is not None
+                    and detail.details.metrics["loss"].count == 6
+                    and "acc" in detail.charts
+                ),
+                timeout=30,
+            )
+
+
+async def test_l_opens_the_logs_of_the_current_run(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    with start_run(root / "runs", name="talky", capture_output=True) as run:
+        print("epoch 1/3 loss=0.5")
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(app.screen, LogsScreen))
+        logs = app.screen
+        assert isinstance(logs, LogsScreen)
+        await until(pilot, lambda: bool(logs.models))
+        assert logs.models[0].path == run.folder / "output.log"
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, LogsScreen))
