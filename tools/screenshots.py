@@ -85,7 +85,8 @@ async def shoot(project: Path, out: Path) -> None:
     from mltop.tui.screens.run_detail import RunDetailScreen
 
     store = project.parent / "store.duckdb"
-    app = MltopApp(project, store)
+    # No live watcher: a screenshot is one still frame, and waiting on workers must end.
+    app = MltopApp(project, store, live=False)
     async with app.run_test(size=SIZE) as pilot:
         screen = await settled(pilot)
         screen.sort_by(Column.metric("val_acc"), True)
