@@ -9,17 +9,17 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from mltop.core.entities import Experiment
 from mltop.core.sanitize import inert
+from mltop.tui.screens.picker import OptionPicker
 
 ALL = ""
 
 
-class ExperimentPicker(ModalScreen[tuple[str, str] | None]):
+class ExperimentPicker(OptionPicker[tuple[str, str] | None]):
     """Dismisses with (experiment id, name), ``(ALL, "")`` for every experiment, or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -29,22 +29,8 @@ class ExperimentPicker(ModalScreen[tuple[str, str] | None]):
     ]
 
     DEFAULT_CSS = """
-    ExperimentPicker {
-        align: center middle;
-    }
     ExperimentPicker > Vertical {
         width: 72;
-        max-width: 100%;
-        height: auto;
-        max-height: 80%;
-        border: round $accent;
-        border-title-color: $accent;
-        background: $surface;
-    }
-    ExperimentPicker OptionList, ExperimentPicker OptionList:focus {
-        height: auto;
-        max-height: 100%;
-        border: none;
     }
     """
 
@@ -84,13 +70,3 @@ class ExperimentPicker(ModalScreen[tuple[str, str] | None]):
             return
         exp = self.experiments[int(event.option.id or 0)]
         self.dismiss((exp.id, exp.name))
-
-    def action_cursor(self, delta: int) -> None:
-        option_list = self.query_one(OptionList)
-        if delta > 0:
-            option_list.action_cursor_down()
-        else:
-            option_list.action_cursor_up()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

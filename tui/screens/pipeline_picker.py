@@ -12,11 +12,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from mltop.core.pipelines.model import Pipeline, one_line
+from mltop.tui.screens.picker import OptionPicker
 from mltop.tui.widgets.phase_grid import SIDE_LABELS, Side
 
 
@@ -27,7 +27,7 @@ def relative(path: Path, root: Path) -> str:
         return str(path)
 
 
-class PipelinePicker(ModalScreen[Path | None]):
+class PipelinePicker(OptionPicker[Path | None]):
     """Dismisses with the chosen pipeline's path, or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -37,22 +37,8 @@ class PipelinePicker(ModalScreen[Path | None]):
     ]
 
     DEFAULT_CSS = """
-    PipelinePicker {
-        align: center middle;
-    }
     PipelinePicker > Vertical {
         width: 100;
-        max-width: 100%;
-        height: auto;
-        max-height: 80%;
-        border: round $accent;
-        border-title-color: $accent;
-        background: $surface;
-    }
-    PipelinePicker OptionList, PipelinePicker OptionList:focus {
-        height: auto;
-        max-height: 100%;
-        border: none;
     }
     PipelinePicker .picker--hint {
         color: $text-muted;
@@ -123,15 +109,3 @@ class PipelinePicker(ModalScreen[Path | None]):
     def _chosen(self, event: OptionList.OptionSelected) -> None:
         pipeline = self.pipelines[int(event.option.id or 0)]
         self.dismiss(Path(pipeline.path))
-
-    def action_cursor(self, delta: int) -> None:
-        if not self.pipelines:
-            return
-        option_list = self.query_one(OptionList)
-        if delta > 0:
-            option_list.action_cursor_down()
-        else:
-            option_list.action_cursor_up()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
