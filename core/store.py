@@ -151,6 +151,12 @@ _RUN_COLUMNS = (
 )
 _RUN_FROM = "runs r LEFT JOIN experiments e ON e.id = r.experiment_id"
 
+#: ``runs.updated`` (the newest sign of life of a run) is kept to within this many seconds.
+UPDATED_RESOLUTION = 10.0
+
+#: Id sets up to this size are matched without a join (see :meth:`Store._matching`).
+SMALL_ID_SET = 256
+
 
 # DuckDB 2 refuses further work on a connection while a result is half-read (fetchone leaves it
 # so), which would also block the appender: every read here drains its result with fetchall.
@@ -300,6 +306,15 @@ class Store:
                 con.execute("ROLLBACK")
                 raise
 
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file.
+
+        DuckDB does this itself once the log reaches 16 MB; a long live session writing small
+        batches calls it sooner, so the rows the log holds in memory do not pile up for hours.
+        """
+        with self._lock, contextlib.suppress(duckdb.Error):
+            self._con.execute("CHECKPOINT")
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All writes inside commit together or not at all (also across SIGKILL)."""
@@ -318,16 +333,43 @@ class Store:
         table = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
         self._con.register(name, table)
 
+    @contextlib.contextmanager
+    def _matching(self, column: str, ids: Iterable[str], name: str) -> Iterator[tuple[str, list]]:
+        """A WHERE predicate "``column`` is one of ``ids``" and its parameters.
+
+        Up to :data:`SMALL_ID_SET` ids are one list parameter (``list_contains``, a plain
+        filter); more are registered as an Arrow table and semi-joined. The live watcher writes
+        a handful of runs every half second, and DuckDB keeps about half a kilobyte of native
+        memory per hash-join query (up to ~25 MB), so joins there showed up as steady growth.
+        """
+        wanted = [i for i in dict.fromkeys(ids) if i is not None]
+        if len(wanted) <= SMALL_ID_SET:
+            yield f"list_contains(?::VARCHAR[], {column})", [wanted]
+            return
+        self._with_ids(name, wanted)
+        try:
+            yield f"{column} IN (SELECT id FROM {name})", []
+        finally:
+            self._con.unregister(name)
+
     # -- files (incremental scanning) -------------------------------------------------------------
 
-    def file_states(self, source: str | None = None) -> dict[str, FileState]:
-        """Remembered state of every source file (or of one source's files), by path."""
+    def file_states(
+        self, source: str | None = None, *, sources: Iterable[str] | None = None
+    ) -> dict[str, FileState]:
+        """Remembered state of every source file, or of one ``source``'s or some ``sources``'
+        files, by path. (A live batch touches a few sources of a store that may know
+        thousands: asking for those only keeps each batch small.)"""
         sql = 'SELECT path, size, mtime, inode, "offset", head, run_id FROM files'
-        args: list[Any] = []
-        if source is not None:
-            sql += " WHERE source = ?"
-            args.append(source)
-        with self._lock:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self._lock)
+            args: list[Any] = []
+            if source is not None:
+                sql += " WHERE source = ?"
+                args.append(source)
+            elif sources is not None:
+                where, args = stack.enter_context(self._matching("source", sources, "_fs_src"))
+                sql += f" WHERE {where}"
             rows = self._con.execute(sql, args).fetchall()
         return {
             row[0]: FileState(row[0], row[1], row[2], row[3], row[4], row[5] or "", row[6])
@@ -350,10 +392,11 @@ class Store:
                 "run_id": pa.array([s.run_id for s in states], pa.string()),
             }
         )
-        with self._lock:
+        paths = [st.path for st in states]
+        with self._lock, self._matching("path", paths, "_put_paths") as (where, args):
             self._con.register("_new_files", table)
             try:
-                self._con.execute("DELETE FROM files WHERE path IN (SELECT path FROM _new_files)")
+                self._con.execute(f"DELETE FROM files WHERE {where}", args)
                 self._con.execute(
                     'INSERT INTO files (path, source, size, mtime, inode, "offset", head, run_id) '
                     'SELECT path, source, size, mtime, inode, "offset", head, run_id '
@@ -363,12 +406,11 @@ class Store:
                 self._con.unregister("_new_files")
 
     def delete_files(self, paths: Iterable[str]) -> None:
-        with self._lock:
-            self._with_ids("_gone_files", paths)
-            try:
-                self._con.execute("DELETE FROM files WHERE path IN (SELECT id FROM _gone_files)")
-            finally:
-                self._con.unregister("_gone_files")
+        paths = list(paths)
+        if not paths:
+            return
+        with self._lock, self._matching("path", paths, "_gone_files") as (where, args):
+            self._con.execute(f"DELETE FROM files WHERE {where}", args)
 
     # -- sources ----------------------------------------------------------------------------------
 
@@ -468,10 +510,10 @@ class Store:
                 "name": pa.array(cols[4], pa.string()),
             }
         )
-        with self._lock:
+        with self._lock, self._matching("id", cols[0], "_exp_ids") as (where, args):
             self._con.register("_new_exps", table)
             try:
-                self._con.execute("DELETE FROM experiments WHERE id IN (SELECT id FROM _new_exps)")
+                self._con.execute(f"DELETE FROM experiments WHERE {where}", args)
                 self._con.execute(
                     "INSERT INTO experiments SELECT DISTINCT ON (id) id, source_kind, source, "
                     "native_id, name FROM _new_exps"
@@ -527,15 +569,20 @@ class Store:
             }
         )
         cols = ", ".join(["source", *fields])
-        with self._lock:
+        ids = [r.id for r in runs]
+        with (
+            self._lock,
+            self._matching("run_id", ids, "_run_ids") as (by_run, args),
+            self._matching("id", ids, "_run_ids2") as (by_id, id_args),
+        ):
             con = self._con
             con.register("_new_runs", table)
             con.register("_new_params", param_table)
             con.register("_new_tags", tag_table)
             try:
                 for name in ("params", "tags"):
-                    con.execute(f"DELETE FROM {name} WHERE run_id IN (SELECT id FROM _new_runs)")
-                con.execute("DELETE FROM runs WHERE id IN (SELECT id FROM _new_runs)")
+                    con.execute(f"DELETE FROM {name} WHERE {by_run}", args)
+                con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
                 con.execute(
                     f"INSERT INTO runs ({cols}) SELECT DISTINCT ON (id) {cols} FROM _new_runs"
                 )
@@ -561,17 +608,15 @@ class Store:
             )
 
     def delete_runs(self, run_ids: Iterable[str]) -> None:
-        with self._lock:
-            self._with_ids("_gone_runs", run_ids)
-            try:
-                for table in ("params", "tags", "metrics", "metric_summary", "logs"):
-                    self._con.execute(
-                        f"DELETE FROM {table} WHERE run_id IN (SELECT id FROM _gone_runs)"
-                    )
-                self._con.execute("DELETE FROM files WHERE run_id IN (SELECT id FROM _gone_runs)")
-                self._con.execute("DELETE FROM runs WHERE id IN (SELECT id FROM _gone_runs)")
-            finally:
-                self._con.unregister("_gone_runs")
+        ids = list(run_ids)
+        with (
+            self._lock,
+            self._matching("run_id", ids, "_gone_runs") as (by_run, args),
+            self._matching("id", ids, "_gone_ids") as (by_id, id_args),
+        ):
+            for table in ("params", "tags", "metrics", "metric_summary", "logs", "files"):
+                self._con.execute(f"DELETE FROM {table} WHERE {by_run}", args)
+            self._con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
 
     # -- writes: metric points ---------------------------------------------------------------------
 
@@ -634,39 +679,26 @@ class Store:
 
     def delete_points(self, run_ids: Iterable[str], keys: Iterable[str] | None = None) -> None:
         """Forget histories of these runs (all keys, or only ``keys``) before a re-read."""
-        with self._lock:
-            self._with_ids("_pt_runs", run_ids)
-            try:
-                if keys is None:
+        with self._lock, self._matching("run_id", run_ids, "_pt_runs") as (by_run, args):
+            if keys is None:
+                self._con.execute(f"DELETE FROM metrics WHERE {by_run}", args)
+            else:
+                with self._matching("key", keys, "_pt_keys") as (by_key, key_args):
                     self._con.execute(
-                        "DELETE FROM metrics WHERE run_id IN (SELECT id FROM _pt_runs)"
+                        f"DELETE FROM metrics WHERE {by_run} AND {by_key}", args + key_args
                     )
-                else:
-                    self._with_ids("_pt_keys", keys)
-                    try:
-                        self._con.execute(
-                            "DELETE FROM metrics WHERE run_id IN (SELECT id FROM _pt_runs) "
-                            "AND key IN (SELECT id FROM _pt_keys)"
-                        )
-                    finally:
-                        self._con.unregister("_pt_keys")
-            finally:
-                self._con.unregister("_pt_runs")
 
     def refresh_summaries(self, run_ids: Iterable[str]) -> None:
         """Recompute metric_summary for these runs from their full histories, in SQL."""
-        with self._lock:
-            self._with_ids("_sum_runs", run_ids)
-            try:
-                self._con.execute(
-                    "DELETE FROM metric_summary WHERE run_id IN (SELECT id FROM _sum_runs)"
-                )
-                self._con.execute(
-                    "INSERT INTO metric_summary "
-                    + _SUMMARY_SELECT.format(where="WHERE run_id IN (SELECT id FROM _sum_runs)")
-                )
-            finally:
-                self._con.unregister("_sum_runs")
+        run_ids = list(run_ids)
+        if not run_ids:
+            return
+        with self._lock, self._matching("run_id", run_ids, "_sum_runs") as (where, args):
+            self._con.execute(f"DELETE FROM metric_summary WHERE {where}", args)
+            self._con.execute(
+                "INSERT INTO metric_summary " + _SUMMARY_SELECT.format(where=f"WHERE {where}"),
+                args,
+            )
 
     # -- writes: logs ------------------------------------------------------------------------------
 
@@ -684,15 +716,13 @@ class Store:
                 "path": pa.array([p[1] for p in pairs], pa.string()),
             }
         )
-        with self._lock:
-            self._with_ids("_log_runs", logs.keys())
+        with self._lock, self._matching("run_id", logs.keys(), "_log_runs") as (where, args):
             self._con.register("_new_logs", table)
             try:
-                self._con.execute("DELETE FROM logs WHERE run_id IN (SELECT id FROM _log_runs)")
+                self._con.execute(f"DELETE FROM logs WHERE {where}", args)
                 self._con.execute("INSERT INTO logs SELECT run_id, path FROM _new_logs")
             finally:
                 self._con.unregister("_new_logs")
-                self._con.unregister("_log_runs")
 
     def touch_log_runs(self, mtimes: Mapping[str, float]) -> list[str]:
         """Raise ``updated`` of the runs owning these log files to the files' mtimes.
@@ -721,6 +751,46 @@ class Store:
             finally:
                 self._con.unregister("_log_mtimes")
         return [r[0] for r in rows]
+
+    def touch_runs(
+        self, mtimes: Mapping[str, float], *, older_than: float = UPDATED_RESOLUTION
+    ) -> list[str]:
+        """Raise ``updated`` of these runs to the given times, when it is more than
+        ``older_than`` seconds behind (never lower it).
+
+        The cheap write for a run whose metrics grew while its metadata stayed as it was: one
+        UPDATE per :data:`SMALL_ID_SET` runs instead of rewriting the runs. A job logging every
+        second would otherwise update its row every batch, and each DuckDB UPDATE keeps version
+        memory; staleness is judged in minutes, so seconds of lag cost nothing. Returns ids
+        touched.
+        """
+        items = [(run_id, float(t)) for run_id, t in mtimes.items() if t is not None]
+        touched: list[str] = []
+        with self._lock:
+            for start in range(0, len(items), SMALL_ID_SET):
+                chunk = items[start : start + SMALL_ID_SET]
+                ids = [c[0] for c in chunk]
+                times = [c[1] for c in chunk]
+                new_time = "list_extract(?::DOUBLE[], list_position(?::VARCHAR[], id))"
+                rows = self._con.execute(
+                    f"UPDATE runs SET updated = {new_time} "
+                    f"WHERE list_contains(?::VARCHAR[], id) "
+                    f"AND coalesce(updated, 0) < {new_time} - ? RETURNING id",
+                    [times, ids, ids, times, ids, older_than],
+                ).fetchall()
+                touched.extend(r[0] for r in rows)
+        return touched
+
+    def log_paths(self, run_ids: Iterable[str]) -> dict[str, list[str]]:
+        """The log files recorded for several runs: {run_id: [path, ...]} (sorted)."""
+        out: dict[str, list[str]] = {}
+        with self._lock, self._matching("run_id", run_ids, "_lp_runs") as (where, args):
+            rows = self._con.execute(
+                f"SELECT run_id, path FROM logs WHERE {where} ORDER BY path", args
+            ).fetchall()
+        for run_id, path in rows:
+            out.setdefault(run_id, []).append(path)
+        return out
 
     def logs(self, run_id: str) -> list[LogFile]:
         with self._lock:
@@ -825,15 +895,11 @@ class Store:
     def params_for(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """Params of several runs at once: {run_id: {key: value}}."""
         out: dict[str, dict[str, str]] = {r: {} for r in run_ids}
-        with self._lock:
-            self._with_ids("_pf_runs", run_ids)
-            try:
-                rows = self._con.execute(
-                    "SELECT run_id, key, value FROM params "
-                    "WHERE run_id IN (SELECT id FROM _pf_runs) ORDER BY key"
-                ).fetchall()
-            finally:
-                self._con.unregister("_pf_runs")
+        with self._lock, self._matching("run_id", run_ids, "_pf_runs") as (where, args):
+            rows = self._con.execute(
+                f"SELECT run_id, key, value FROM params WHERE {where} ORDER BY key",
+                args,
+            ).fetchall()
         for run_id, key, value in rows:
             out[run_id][key] = value
         return out
@@ -841,16 +907,13 @@ class Store:
     def summaries(self, run_ids: Sequence[str]) -> dict[str, dict[str, MetricSummary]]:
         """Metric summaries of several runs: {run_id: {key: summary}}."""
         out: dict[str, dict[str, MetricSummary]] = {r: {} for r in run_ids}
-        with self._lock:
-            self._with_ids("_ms_runs", run_ids)
-            try:
-                rows = self._con.execute(
-                    "SELECT run_id, key, last, min, max, count, first_step, last_step, "
-                    "min_step, max_step, last_time FROM metric_summary "
-                    "WHERE run_id IN (SELECT id FROM _ms_runs) ORDER BY key"
-                ).fetchall()
-            finally:
-                self._con.unregister("_ms_runs")
+        with self._lock, self._matching("run_id", run_ids, "_ms_runs") as (where, args):
+            rows = self._con.execute(
+                "SELECT run_id, key, last, min, max, count, first_step, last_step, "
+                "min_step, max_step, last_time FROM metric_summary "
+                f"WHERE {where} ORDER BY key",
+                args,
+            ).fetchall()
         for row in rows:
             out[row[0]][row[1]] = MetricSummary(*row)
         return out
@@ -1105,15 +1168,10 @@ class Store:
 
     def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, Run]:
         """Several runs by id in one query: {run_id: Run}; unknown ids are absent."""
-        with self._lock:
-            self._with_ids("_rb_runs", run_ids)
-            try:
-                rows = self._con.execute(
-                    f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} "
-                    "WHERE r.id IN (SELECT id FROM _rb_runs)"
-                ).fetchall()
-            finally:
-                self._con.unregister("_rb_runs")
+        with self._lock, self._matching("r.id", run_ids, "_rb_runs") as (where, args):
+            rows = self._con.execute(
+                f"SELECT {_RUN_COLUMNS} FROM {_RUN_FROM} WHERE {where}", args
+            ).fetchall()
         return {row[0]: Run(*row) for row in rows}
 
     # -- reads for linking pipelines to runs -------------------------------------------------------
@@ -1179,15 +1237,11 @@ class Store:
         A diff needs both: equality is decided on the text, a delta only when both are numbers.
         """
         out: dict[str, dict[str, tuple[str, float | None]]] = {r: {} for r in run_ids}
-        with self._lock:
-            self._with_ids("_pv_runs", run_ids)
-            try:
-                rows = self._con.execute(
-                    "SELECT run_id, key, value, num FROM params "
-                    "WHERE run_id IN (SELECT id FROM _pv_runs) ORDER BY key"
-                ).fetchall()
-            finally:
-                self._con.unregister("_pv_runs")
+        with self._lock, self._matching("run_id", run_ids, "_pv_runs") as (where, args):
+            rows = self._con.execute(
+                f"SELECT run_id, key, value, num FROM params WHERE {where} ORDER BY key",
+                args,
+            ).fetchall()
         for run_id, key, value, num in rows:
             out[run_id][key] = (value, num)
         return out

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +109,34 @@ def test_an_unchanged_tree_reads_nothing(runs_root: Path) -> None:
     _, report = _ingest(runs_root, store)
     assert report.points_added == 0 and report.runs_added == 0
     assert store.table_counts() == counts
+
+
+def test_growing_metrics_keep_the_run_alive_without_rewriting_it(runs_root: Path) -> None:
+    store, _ = _ingest(runs_root)
+    folder = runs_root / "runs" / "sgd-lr0.1"
+    run = _by_name(store)["sgd-lr0.1"]
+    later = time.time() + 3600  # an hour of silence, then the job logs again
+    with open(folder / METRICS_FILE, "a") as fh:
+        fh.write(json.dumps({"step": 10, "loss": 0.01}) + "\n")
+    os.utime(folder / METRICS_FILE, (later, later))
+    _, report = _ingest(runs_root, store)
+    after = _by_name(store)["sgd-lr0.1"]
+    assert report.points_added == 1
+    assert after.updated == later and after.status == run.status and after.name == run.name
+    assert store.params(run.id) == {"lr": "0.1", "model": "sgd"}
+    assert store.summaries([run.id])[run.id]["loss"].last == 0.01
+
+
+def test_a_log_file_that_appears_while_metrics_grow_is_listed(runs_root: Path) -> None:
+    store, _ = _ingest(runs_root)
+    folder = runs_root / "runs" / "sgd-lr0.1"
+    run_id = _by_name(store)["sgd-lr0.1"].id
+    before = [log.path for log in store.logs(run_id)]
+    (folder / "train.err").write_text("CUDA warning\n")
+    with open(folder / METRICS_FILE, "a") as fh:
+        fh.write(json.dumps({"step": 10, "loss": 0.01}) + "\n")
+    _ingest(runs_root, store)
+    assert [log.path for log in store.logs(run_id)] == sorted([*before, str(folder / "train.err")])
 
 
 BAD_METRICS = {

@@ -14,10 +14,12 @@ import pyarrow as pa
 import pytest
 
 from mltop.core.discovery import ingest
-from mltop.core.entities import RunRecord, Status
+from mltop.core.entities import FileState, RunRecord, Status
 from mltop.core.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    SMALL_ID_SET,
+    UPDATED_RESOLUTION,
     StoreError,
     default_store_path,
     open_memory_store,
@@ -212,3 +214,78 @@ def test_mltop_runs_works_while_another_mltop_holds_the_store(held_store: Path) 
     assert len(notes) == 1 and "temporary store" in notes[0]
     assert "sgd-lr0.1" in result.stdout
     assert time.monotonic() - start < 60
+
+
+def _runs(n: int, prefix: str = "r") -> list[RunRecord]:
+    return [
+        RunRecord(id=f"{prefix}{i}", source_kind="test", location=f"/x/{prefix}{i}", name=f"n{i}")
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("count", [2, SMALL_ID_SET + 50])
+def test_deleting_runs_by_id_works_for_small_and_large_id_sets(count: int) -> None:
+    # Small id sets are matched with a list parameter, large ones with a join: same rows go.
+    store = open_memory_store()
+    keep, gone = _runs(5, "keep"), _runs(count, "gone")
+    points = pa.table(
+        {
+            "run_id": [r.id for r in keep + gone],
+            "key": ["loss"] * (len(keep) + count),
+            "step": [0] * (len(keep) + count),
+            "ts": [None] * (len(keep) + count),
+            "value": [1.0] * (len(keep) + count),
+        }
+    )
+    with store.transaction():
+        store.put_runs(None, keep + gone, params=[(r.id, "lr", 0.1) for r in keep + gone])
+        store.add_points(points)
+        store.refresh_summaries([r.id for r in keep + gone])
+    with store.transaction():
+        store.delete_runs([r.id for r in gone])
+    assert sorted(r.id for r in store.runs()) == sorted(r.id for r in keep)
+    assert store.table_counts()["metrics"] == 5
+    assert set(store.summaries([r.id for r in keep + gone])["keep0"]) == {"loss"}
+    assert store.params_for([r.id for r in gone + keep])["gone0"] == {}
+    assert set(store.runs_by_id([r.id for r in gone + keep])) == {r.id for r in keep}
+
+
+@pytest.mark.parametrize("count", [3, SMALL_ID_SET + 10])
+def test_file_states_of_some_sources_only(count: int) -> None:
+    store = open_memory_store()
+    states = [
+        FileState(f"/src{i}/metrics.jsonl", 10, 1.0, i, 10, "h", f"run{i}", f"/src{i}")
+        for i in range(count + 5)
+    ]
+    with store.transaction():
+        store.put_files(None, states)
+    wanted = [f"/src{i}" for i in range(count)]
+    expected = {f"/src{i}/metrics.jsonl" for i in range(count)}
+    assert set(store.file_states(sources=wanted)) == expected
+    assert store.file_states(sources=[]) == {}
+    assert len(store.file_states()) == count + 5
+
+
+def test_touching_runs_raises_updated_only_when_it_lags() -> None:
+    store = open_memory_store()
+    run = RunRecord(id="r1", source_kind="test", location="/x", name="a", updated=1000.0)
+    with store.transaction():
+        store.put_runs(None, [run])
+    # Within the resolution nothing is written; past it, updated moves; it never goes back.
+    assert store.touch_runs({"r1": 1000.0 + UPDATED_RESOLUTION / 2}) == []
+    assert store.run("r1").updated == 1000.0
+    assert store.touch_runs({"r1": 1100.0, "unknown": 5.0}) == ["r1"]
+    assert store.run("r1").updated == 1100.0
+    assert store.touch_runs({"r1": 500.0}, older_than=0) == []
+    assert store.run("r1").updated == 1100.0
+    assert store.touch_runs({"r1": 1100.5}, older_than=0) == ["r1"]
+
+
+def test_log_paths_of_several_runs() -> None:
+    store = open_memory_store()
+    with store.transaction():
+        store.put_logs({"a": ["/a/z.log", "/a/output.log"], "b": ["/b/output.log"]})
+    assert store.log_paths(["a", "b", "c"]) == {
+        "a": ["/a/output.log", "/a/z.log"],
+        "b": ["/b/output.log"],
+    }

@@ -56,7 +56,8 @@ class MltopRunsImporter:
         return Detection([SourceRef(KIND, dirpath)], claimed=set(filenames), prune=True)
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
-        known = store.file_states()
+        # Each file state of a run folder is recorded with the folder as its source.
+        known = store.file_states(sources=(str(ref.location) for ref in refs))
         for start in range(0, len(refs), BATCH_RUNS):
             self._import_batch(store, refs[start : start + BATCH_RUNS], known, report)
 
@@ -91,11 +92,24 @@ class MltopRunsImporter:
             meta_states[run_id] = states
 
         batch = read_line_files(metric_files, "jsonl", report)
-        # A run whose metrics changed gets its metadata re-read too: `updated` drives staleness.
-        for run_id in batch.changed_runs:
-            meta_changed.setdefault(run_id, ref_of[run_id])
         if not meta_changed and not batch.changed_runs:
             return
+        # A run whose metrics grew while its metadata stayed is the live case (a job logging
+        # every second): only its points, file offsets and `updated` are written, unless a log
+        # file appeared or vanished in its folder, which needs the whole run re-read.
+        grown_only = {
+            run_id: batch.mtimes.get(run_id)
+            for run_id in batch.changed_runs
+            if run_id not in meta_changed and run_id not in batch.replaced_runs
+        }
+        if grown_only:
+            recorded = store.log_paths(grown_only)
+            for run_id in list(grown_only):
+                if _log_files(ref_of[run_id].location) != recorded.get(run_id, []):
+                    del grown_only[run_id]
+        for run_id in batch.changed_runs:
+            if run_id not in grown_only:
+                meta_changed.setdefault(run_id, ref_of[run_id])
 
         records: list[RunRecord] = []
         experiments: dict[str, str] = {}
@@ -131,6 +145,7 @@ class MltopRunsImporter:
                 [(eid, KIND, "", None, name) for eid, name in experiments.items()]
             )
             store.put_runs(None, records, params, tags)
+            store.touch_runs({r: t for r, t in grown_only.items() if t is not None})
             replaced = (batch.replaced_runs | {lf.run_id for lf in batch.deleted}) - skipped
             if replaced:
                 store.delete_points(replaced)
@@ -171,9 +186,7 @@ class MltopRunsImporter:
             (s.st_mtime for s in (_stat(folder / n) for n in names) if s is not None),
             default=None,
         )
-        run_logs = sorted(
-            str(folder / n) for n in names if n == OUTPUT_FILE or n.endswith(LOG_SUFFIXES)
-        )
+        run_logs = _log_names(folder, names)
         name = meta.get("name")
         record = RunRecord(
             id=run_id,
@@ -191,6 +204,17 @@ class MltopRunsImporter:
             updated=updated,
         )
         return record, _experiment_name(meta, folder), run_params, run_tags, run_logs
+
+
+def _log_names(folder: Path, names: Sequence[str]) -> list[str]:
+    return sorted(str(folder / n) for n in names if n == OUTPUT_FILE or n.endswith(LOG_SUFFIXES))
+
+
+def _log_files(folder: Path) -> list[str]:
+    try:
+        return _log_names(folder, os.listdir(folder))
+    except OSError:
+        return []
 
 
 def _stat(path: Path) -> os.stat_result | None:
