@@ -35,7 +35,7 @@ from mltop.core.entities import ImportReport, Run, SourceRef, Status
 from mltop.core.importers.base import Importer
 from mltop.core.importers.registry import importers as default_importers
 from mltop.core.runs_view import stale_after
-from mltop.core.store import Store
+from mltop.core.store import UPDATED_RESOLUTION, Store
 
 __all__ = ["INGEST_LOCK", "LOG_SUFFIXES", "WatchUpdate", "Watcher", "is_stale"]
 
@@ -45,7 +45,7 @@ INGEST_LOCK = threading.RLock()
 LOG_SUFFIXES = (".log", ".out", ".err", ".txt")
 #: A growing log marks its run alive (``updated``) at most this often: staleness is judged in
 #: minutes, and a write per batch would cost more than the rest of following a chatty log.
-TOUCH_INTERVAL = 10.0
+TOUCH_INTERVAL = UPDATED_RESOLUTION
 
 
 def is_stale(run: Run, now: float | None = None, after: float | None = None) -> bool:
@@ -105,6 +105,7 @@ class Watcher:
         min_interval: float = 0.5,
         full_interval: float = 2.0,
         stale_check: float = 30.0,
+        checkpoint_interval: float = 60.0,
         stale_seconds: float | None = None,
         debounce_ms: int = 50,
         step_ms: int = 10,
@@ -117,6 +118,9 @@ class Watcher:
         self.min_interval = min_interval
         self.full_interval = full_interval
         self.stale_check = stale_check
+        self.checkpoint_interval = checkpoint_interval
+        self._last_checkpoint = time.monotonic()
+        self._written = False  # imports since the last checkpoint
         self.stale_seconds = stale_seconds
         self.debounce_ms = debounce_ms
         self.step_ms = step_ms
@@ -167,6 +171,7 @@ class Watcher:
                 if time.monotonic() - last_stale >= self.stale_check:
                     last_stale = time.monotonic()
                     self._report(self.check_stale())
+                self._maybe_checkpoint()
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             self._poll()
@@ -194,10 +199,20 @@ class Watcher:
             with contextlib.suppress(Exception):  # a UI callback must not end the watch
                 self.on_update(update)
 
+    def _maybe_checkpoint(self) -> None:
+        """Checkpoint the store every ``checkpoint_interval`` seconds while imports happen."""
+        if not self._written or time.monotonic() - self._last_checkpoint < self.checkpoint_interval:
+            return
+        with INGEST_LOCK:
+            self.store.checkpoint()
+        self._written = False
+        self._last_checkpoint = time.monotonic()
+
     def _poll(self) -> None:
         """The fallback without inotify: rescan every few seconds."""
         while not self.stop_event.wait(max(5.0, self.full_interval)):
             self._report(self.apply(set(), force_full=True))
+            self._maybe_checkpoint()
 
     # -- one batch --------------------------------------------------------------------------------
 
@@ -270,6 +285,7 @@ class Watcher:
             if due:
                 self._touched.update(due)
                 changed |= set(self.store.touch_log_runs(due))
+        self._written = self._written or bool(changed or report.removed_runs or refs or full)
         return WatchUpdate(
             changed_runs=frozenset(changed),
             new_runs=new,

@@ -197,3 +197,31 @@ def test_a_fast_writer_cannot_flood_the_ui(runs_root: Path, tmp_path: Path) -> N
     assert updates, "the writer's changes were reported"
     # Thousands of writes, yet at most one update per min_interval (plus the first).
     assert len(updates) <= elapsed / 0.25 + 2
+
+
+def test_a_long_session_folds_its_write_ahead_log_into_the_store(
+    runs_root: Path, tmp_path: Path
+) -> None:
+    from mltop.core.store import open_store
+
+    store = open_store(runs_root)
+    ingest(runs_root, store)
+    store.checkpoint()
+    wal = Path(f"{store.path}.wal")
+    metrics = runs_root / "runs" / "sgd-lr0.1" / METRICS_FILE
+    watcher, _updates, thread = _watch(runs_root, store, min_interval=0.05, checkpoint_interval=0)
+    try:
+        with open(metrics, "a") as fh:
+            fh.write('{"step": 10, "loss": 0.01}\n')
+        run_id = next(r.id for r in store.runs() if r.name == "sgd-lr0.1")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if store.point_count(run_id) == 21 and (not wal.exists() or wal.stat().st_size == 0):
+                break
+            time.sleep(0.05)
+        assert store.point_count(run_id) == 21
+        assert not wal.exists() or wal.stat().st_size == 0
+    finally:
+        watcher.stop()
+        thread.join(5)
+        store.close()
