@@ -24,6 +24,25 @@ async def test_a_new_run_appears_without_a_refresh(tmp_path: Path) -> None:
         await until(pilot, lambda: sorted(names(screen)) == ["first", "second"], timeout=30)
 
 
+async def test_runs_that_appear_under_another_screen_are_listed_on_return(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "project"
+    write_run(root / "runs", "first")
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await settled(pilot)
+        await until(pilot, lambda: app._watching)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        version = screen.store_version
+        write_run(root / "runs", "second")
+        await until(pilot, lambda: screen.store_version > version, timeout=30)
+        assert names(screen) == ["first"]  # not reloaded for nobody
+        await pilot.press("escape")
+        await until(pilot, lambda: sorted(names(screen)) == ["first", "second"], timeout=30)
+
+
 async def test_an_open_run_grows_as_its_job_logs(tmp_path: Path) -> None:
     root = tmp_path / "project"
     with start_run(root / "runs", name="live", params={"lr": 0.1}) as run:

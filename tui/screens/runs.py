@@ -118,6 +118,7 @@ class RunsScreen(Screen[None]):
         # Param/metric values of every run, kept between reloads until the store changes.
         self.values_cache = ValuesCache()
         self.store_version = 0
+        self._reload_on_resume = False
         # Marked run ids in the order they were marked: compare takes the first as its baseline.
         self.mark_order: list[str] = []
         self._filter_timer: Timer | None = None
@@ -180,6 +181,11 @@ class RunsScreen(Screen[None]):
 
     def on_store_changed(self, message: StoreChanged) -> None:
         self.store_version += 1
+        if self.is_attached and self.app.screen is not self:
+            # Under run detail or logs while a job writes: the table is reloaded once on the way
+            # back instead of twice a second for nobody (each reload is a query over all runs).
+            self._reload_on_resume = True
+            return
         self.reload(keys=True)
 
     def on_ingest_finished(self, message: IngestFinished) -> None:
@@ -633,6 +639,9 @@ class RunsScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self._update_keys()
+        if self._reload_on_resume:
+            self._reload_on_resume = False
+            self.reload(keys=True)
 
     # -- help and palette ------------------------------------------------------------------------
 
