@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -51,6 +52,8 @@ __all__ = ["LogsApp", "LogsChanged", "LogsScreen", "run_app_following", "run_log
 LOGS_RETRY = 3.0
 #: Typing in the filter field applies it after this pause.
 FILTER_DELAY = 0.25
+#: The screen repaints a followed log at most this often (seconds).
+PAINT_INTERVAL = 0.1
 
 
 class LogInput(Input):
@@ -160,6 +163,9 @@ class LogsScreen(Screen[None]):
         self._watch: FileWatch | None = None
         self._input_mode: str | None = None  # "search" | "filter" while the field is open
         self._filter_timer: Timer | None = None
+        self._paint_timer: Timer | None = None
+        self._last_paint = 0.0
+        self._view_stale = False
         self._filter_invert = False
         self._last_search: LineMatcher | None = None
 
@@ -299,6 +305,29 @@ class LogsScreen(Screen[None]):
             if change.refresh.appeared:
                 self.notify(f"{name} appeared", timeout=3)
         if any(model is self.model for model, _ in message.changes):
+            self._view_stale = True
+        self._schedule_paint()
+
+    def _schedule_paint(self) -> None:
+        """Repaint at most every :data:`PAINT_INTERVAL` seconds.
+
+        The model takes every line as it is written; the screen shows the newest state ten
+        times a second. A job printing a thousand lines a second replaces the whole view on each
+        paint, and each paint costs Textual about as much as the rest of following combined.
+        """
+        if self._paint_timer is not None:
+            return
+        wait = PAINT_INTERVAL - (time.monotonic() - self._last_paint)
+        if wait <= 0:
+            self._paint()
+        else:
+            self._paint_timer = self.set_timer(wait, self._paint)
+
+    def _paint(self) -> None:
+        self._paint_timer = None
+        self._last_paint = time.monotonic()
+        if self._view_stale:
+            self._view_stale = False
             self.view.model_changed()
         self._draw_header()
 
@@ -348,7 +377,7 @@ class LogsScreen(Screen[None]):
                 if model.filtering:
                     header.append(f" {model.progress:.0%}", style="yellow")
             header.append(f"  ·  {inert(str(model.path.parent))}", style="dim")
-        self.query_one("#logs-header", Static).update(header)
+        self.query_one("#logs-header", Static).update(header, layout=False)  # one fixed row
         self._draw_files()
 
     def _draw_files(self) -> None:
@@ -362,7 +391,7 @@ class LogsScreen(Screen[None]):
             line.append(label, style="bold reverse" if i == self.current else "dim")
             line.append(" ")
         line.append(" [ ] switch", style="dim")
-        files.update(line)
+        files.update(line, layout=False)
 
     # -- actions -----------------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         height: 1fr;
         width: 1fr;
         background: $surface;
-        scrollbar-size-vertical: 1;
+        scrollbar-size-vertical: 0;
         scrollbar-size-horizontal: 1;
     }
     LogView > .log-view--cursor {
@@ -102,7 +102,10 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     def model_changed(self) -> None:
         """The model gained or lost rows: resize the scroll area, keep following."""
         rows = self.model.rows if self.model is not None else 0
-        width = self.size.width if self.wrap else max(self._max_width, self.size.width)
+        # The content's width, not the widget's: a virtual width that counts the vertical
+        # scrollbar's column would bring up a horizontal scrollbar for nothing.
+        room = self.scrollable_content_region.width
+        width = room if self.wrap else max(self._max_width, room)
         self.virtual_size = Size(width, rows)
         if self.follow:
             self._scroll_to_end()
@@ -132,6 +135,11 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     # -- following --------------------------------------------------------------------------------
 
     def watch_follow(self, follow: bool) -> None:
+        # Following, the view is at the end by definition: the vertical scrollbar would say
+        # nothing and costs a second paint for every batch of lines (its thumb moves). Paused,
+        # it shows where in the file the view is.
+        self.styles.scrollbar_size_vertical = 0 if follow else 1
+        self.call_after_refresh(self.model_changed)  # the content width changed with it
         if follow:
             self._scroll_to_end()
         self._frame_key = None
