@@ -12,6 +12,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mltop.core.discovery import ingest
 from mltop.core.entities import FileState, RunRecord, Status
@@ -20,6 +22,7 @@ from mltop.core.store import (
     SCHEMA_VERSION,
     SMALL_ID_SET,
     UPDATED_RESOLUTION,
+    Store,
     StoreError,
     default_store_path,
     open_memory_store,
@@ -289,3 +292,59 @@ def test_log_paths_of_several_runs() -> None:
         "a": ["/a/output.log", "/a/z.log"],
         "b": ["/b/output.log"],
     }
+
+
+# Whole numbers (made unique below) or NaN: a tie between two equal values would leave the
+# step of the min or max to the order DuckDB happens to aggregate in.
+_values = st.one_of(st.integers(-1000, 1000).map(float), st.just(float("nan")))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    chunks=st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(["loss", "acc"]), st.integers(0, 40), _values),
+            min_size=1,
+            max_size=8,
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_folding_appended_points_equals_summarising_the_whole_history(chunks) -> None:
+    # Histories arrive in chunks, as a live job's do; folded summaries must be what a full
+    # recompute says. Values are made unique so the step of a min or max is well defined.
+    folded, full = open_memory_store(), open_memory_store()
+    seen = 0
+    for chunk in chunks:
+        rows = [(key, step, value + 1e-6 * (seen + i) if value == value else value)
+                for i, (key, step, value) in enumerate(chunk)]  # fmt: skip
+        seen += len(chunk)
+        points = pa.table(
+            {
+                "run_id": ["r"] * len(rows),
+                "key": [r[0] for r in rows],
+                "step": [r[1] for r in rows],
+                "ts": [float(seen + i) for i in range(len(rows))],
+                "value": [r[2] for r in rows],
+            }
+        )
+        for store in (folded, full):
+            with store.transaction():
+                store.add_points(points)
+        with folded.transaction():
+            folded.fold_into_summaries(points)
+        with full.transaction():
+            full.refresh_summaries(["r"])
+
+    def comparable(store: Store) -> dict[str, tuple]:
+        out = {}
+        for key, s in store.summaries(["r"])["r"].items():
+            out[key] = tuple(
+                "nan" if isinstance(v, float) and v != v else v
+                for v in (s.last, s.min, s.max, s.count, s.first_step, s.last_step,
+                          s.min_step, s.max_step, s.last_time)
+            )  # fmt: skip
+        return out
+
+    assert comparable(folded) == comparable(full)

@@ -97,10 +97,11 @@ class MltopRunsImporter:
         # A run whose metrics grew while its metadata stayed is the live case (a job logging
         # every second): only its points, file offsets and `updated` are written, unless a log
         # file appeared or vanished in its folder, which needs the whole run re-read.
+        reread = batch.replaced_runs | {lf.run_id for lf in batch.deleted}
         grown_only = {
             run_id: batch.mtimes.get(run_id)
             for run_id in batch.changed_runs
-            if run_id not in meta_changed and run_id not in batch.replaced_runs
+            if run_id not in meta_changed and run_id not in reread
         }
         if grown_only:
             recorded = store.log_paths(grown_only)
@@ -150,7 +151,13 @@ class MltopRunsImporter:
             if replaced:
                 store.delete_points(replaced)
             added = store.add_points(points)
-            store.refresh_summaries((batch.changed_runs | set(meta_changed)) - skipped)
+            # Appended points fold into the stored summaries; other runs are summarised anew.
+            store.refresh_summaries(set(meta_changed) - skipped)
+            if grown_only:
+                grown = pa.array(sorted(grown_only), pa.string())
+                store.fold_into_summaries(
+                    points.filter(pc.is_in(points.column("run_id"), value_set=grown))
+                )
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
             store.put_logs(logs)
