@@ -359,6 +359,12 @@ class Store:
         with self._lock, contextlib.suppress(duckdb.Error):
             self._con.execute("CHECKPOINT")
 
+    def memory_usage(self) -> str:
+        """DuckDB's own account of the memory its buffers hold, as it prints it ("3.2 MiB")."""
+        with self._lock:
+            rows = self._con.execute("SELECT memory_usage FROM pragma_database_size()").fetchall()
+        return str(rows[0][0]) if rows else "?"
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All writes inside commit together or not at all (also across SIGKILL)."""
