@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from follow import cpu_seconds, rss_mb
@@ -32,9 +33,9 @@ from mltop.tui.screens.run_detail import RunDetailScreen
 FOLLOW = Path(__file__).with_name("follow.py")
 
 
-async def wait_for(pilot: object, predicate: object, timeout: float = 30.0) -> None:
+async def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
+    while not predicate():
         if time.monotonic() > deadline:
             raise SystemExit("the app did not reach the expected screen in time")
         await asyncio.sleep(0.05)
@@ -55,11 +56,11 @@ async def session(
 ) -> None:
     app = MltopApp(root, store)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app._watching and app.runs_screen.settled)
-        await wait_for(pilot, lambda: app.runs_screen.table.row_count > 0)
+        await wait_for(lambda: app._watching and app.runs_screen.settled)
+        await wait_for(lambda: app.runs_screen.table.row_count > 0)
         await pilot.press("l" if args.screen == "logs" else "enter")
         wanted = LogsScreen if args.screen == "logs" else RunDetailScreen
-        await wait_for(pilot, lambda: isinstance(app.screen, wanted))
+        await wait_for(lambda: isinstance(app.screen, wanted))
         await asyncio.sleep(args.warmup)
         cpu0, wall0, rss0 = cpu_seconds(), time.monotonic(), rss_mb()
         first = progress(app)

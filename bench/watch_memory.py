@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import duckdb
+from follow import rss_mb
 
 from mltop.core.discovery import ingest
 from mltop.core.store import open_store
@@ -56,11 +57,6 @@ def _duckdb_library() -> ctypes.CDLL | None:
         if hasattr(lib, "duckdb_je_mallctl"):
             return lib
     return None
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def jemalloc_mb(lib: ctypes.CDLL, name: str) -> float:

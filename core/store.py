@@ -411,16 +411,13 @@ class Store:
         files, by path. (A live batch touches a few sources of a store that may know
         thousands: asking for those only keeps each batch small.)"""
         sql = 'SELECT path, size, mtime, inode, "offset", head, run_id FROM files'
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(self._lock)
-            args: list[Any] = []
-            if source is not None:
-                sql += " WHERE source = ?"
-                args.append(source)
-            elif sources is not None:
-                where, args = stack.enter_context(self._matching("source", sources, "_fs_src"))
-                sql += f" WHERE {where}"
-            rows = self._con.execute(sql, args).fetchall()
+        wanted = [source] if source is not None else sources
+        with self._lock:
+            if wanted is None:
+                rows = self._con.execute(sql).fetchall()
+            else:
+                with self._matching("source", wanted, "_fs_src") as (where, args):
+                    rows = self._con.execute(f"{sql} WHERE {where}", args).fetchall()
         return {
             row[0]: FileState(row[0], row[1], row[2], row[3], row[4], row[5] or "", row[6])
             for row in rows

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from conftest import write_run
-from tui_pilot import SIZE, make_app, names, settled, until
+from tui_pilot import SIZE, make_app, names, settled, until, watching
 
 from mltop.core.tracking import METRICS_FILE, start_run
 from mltop.tui.screens.logs import LogsScreen
@@ -18,8 +18,7 @@ async def test_a_new_run_appears_without_a_refresh(tmp_path: Path) -> None:
     write_run(root / "runs", "first")
     app = make_app(root, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
-        await until(pilot, lambda: app._watching)
+        screen = await watching(pilot)
         write_run(root / "runs", "second")
         await until(pilot, lambda: sorted(names(screen)) == ["first", "second"], timeout=30)
 
@@ -31,8 +30,7 @@ async def test_runs_that_appear_under_another_screen_are_listed_on_return(
     write_run(root / "runs", "first")
     app = make_app(root, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
-        await until(pilot, lambda: app._watching)
+        screen = await watching(pilot)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
         version = screen.store_version
@@ -49,8 +47,7 @@ async def test_an_open_run_grows_as_its_job_logs(tmp_path: Path) -> None:
         run.log(step=0, loss=1.0)
         app = make_app(root, tmp_path)
         async with app.run_test(size=SIZE) as pilot:
-            await settled(pilot)
-            await until(pilot, lambda: app._watching)
+            await watching(pilot)
             await pilot.press("enter")
             await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
             detail = app.screen

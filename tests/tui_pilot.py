@@ -52,6 +52,15 @@ async def settled(pilot: Pilot) -> RunsScreen:
     return app.runs_screen
 
 
+async def watching(pilot: Pilot) -> RunsScreen:
+    """:func:`settled`, and the live watcher started (it starts after the first scan)."""
+    screen = await settled(pilot)
+    app = pilot.app
+    assert isinstance(app, MltopApp)
+    await until(pilot, lambda: app._watching)
+    return screen
+
+
 def names(screen: RunsScreen) -> list[str]:
     assert screen.view is not None
     return screen.view.table.column("name").to_pylist()
