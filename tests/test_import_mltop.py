@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import copy_fixture, write_run
 
+from mltop.core import tabular
 from mltop.core.discovery import ingest
 from mltop.core.store import Store, open_memory_store
 from mltop.core.tracking import META_FILE, METRICS_FILE
@@ -54,6 +55,26 @@ def test_appended_steps_are_read_from_the_last_offset(runs_root: Path) -> None:
     run = _by_name(store)["sgd-lr0.1"]
     assert store.summaries([run.id])[run.id]["loss"].last == 0.005
     assert store.point_count(run.id) == 10 * 2 + 3
+
+
+def test_following_continues_across_reopenings_of_the_parse_database(
+    runs_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The parse database is reopened every few uses (DuckDB keeps native memory per parse
+    # that only closing frees); every scan after a reopening must still read the new steps.
+    monkeypatch.setattr(tabular, "RECYCLE_AFTER", 2)
+    store, _ = _ingest(runs_root)
+    metrics = runs_root / "runs" / "sgd-lr0.1" / METRICS_FILE
+    databases = [tabular.connection()]  # held, so a new one cannot reuse an old one's id
+    for step in range(10, 16):
+        with open(metrics, "a") as fh:
+            fh.write(json.dumps({"step": step, "loss": 1.0 / step}) + "\n")
+        _, report = _ingest(runs_root, store)
+        assert report.points_added == 1
+        databases.append(tabular.connection())
+    run = _by_name(store)["sgd-lr0.1"]
+    assert store.history(run.id, "loss").to_pydict()["step"] == list(range(16))
+    assert len({id(con) for con in databases}) > 2
 
 
 def test_a_half_written_last_line_waits_for_the_next_scan(runs_root: Path) -> None:

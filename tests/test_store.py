@@ -294,6 +294,8 @@ def test_log_paths_of_several_runs() -> None:
     }
 
 
+# Two runs, one with a name that is not plain ASCII: the fold groups by codes and maps back.
+_RUNS = ["r", "rün 2"]
 # Whole numbers (made unique below) or NaN: a tie between two equal values would leave the
 # step of the min or max to the order DuckDB happens to aggregate in.
 _values = st.one_of(st.integers(-1000, 1000).map(float), st.just(float("nan")))
@@ -303,7 +305,12 @@ _values = st.one_of(st.integers(-1000, 1000).map(float), st.just(float("nan")))
 @given(
     chunks=st.lists(
         st.lists(
-            st.tuples(st.sampled_from(["loss", "acc"]), st.integers(0, 40), _values),
+            st.tuples(
+                st.sampled_from(_RUNS),
+                st.sampled_from(["loss", "acc"]),
+                st.integers(0, 40),
+                _values,
+            ),
             min_size=1,
             max_size=8,
         ),
@@ -312,21 +319,22 @@ _values = st.one_of(st.integers(-1000, 1000).map(float), st.just(float("nan")))
     )
 )
 def test_folding_appended_points_equals_summarising_the_whole_history(chunks) -> None:
-    # Histories arrive in chunks, as a live job's do; folded summaries must be what a full
-    # recompute says. Values are made unique so the step of a min or max is well defined.
+    # Histories of several runs arrive in chunks, as live jobs' do; folded summaries must be
+    # what a full recompute says. Values are made unique so the step of a min or max is well
+    # defined.
     folded, full = open_memory_store(), open_memory_store()
     seen = 0
     for chunk in chunks:
-        rows = [(key, step, value + 1e-6 * (seen + i) if value == value else value)
-                for i, (key, step, value) in enumerate(chunk)]  # fmt: skip
+        rows = [(run, key, step, value + 1e-6 * (seen + i) if value == value else value)
+                for i, (run, key, step, value) in enumerate(chunk)]  # fmt: skip
         seen += len(chunk)
         points = pa.table(
             {
-                "run_id": ["r"] * len(rows),
-                "key": [r[0] for r in rows],
-                "step": [r[1] for r in rows],
+                "run_id": [r[0] for r in rows],
+                "key": [r[1] for r in rows],
+                "step": [r[2] for r in rows],
                 "ts": [float(seen + i) for i in range(len(rows))],
-                "value": [r[2] for r in rows],
+                "value": [r[3] for r in rows],
             }
         )
         for store in (folded, full):
@@ -335,16 +343,17 @@ def test_folding_appended_points_equals_summarising_the_whole_history(chunks) ->
         with folded.transaction():
             folded.fold_into_summaries(points)
         with full.transaction():
-            full.refresh_summaries(["r"])
+            full.refresh_summaries(_RUNS)
 
-    def comparable(store: Store) -> dict[str, tuple]:
+    def comparable(store: Store) -> dict[tuple[str, str], tuple]:
         out = {}
-        for key, s in store.summaries(["r"])["r"].items():
-            out[key] = tuple(
-                "nan" if isinstance(v, float) and v != v else v
-                for v in (s.last, s.min, s.max, s.count, s.first_step, s.last_step,
-                          s.min_step, s.max_step, s.last_time)
-            )  # fmt: skip
+        for run, by_key in store.summaries(list(_RUNS)).items():
+            for key, s in by_key.items():
+                out[run, key] = tuple(
+                    "nan" if isinstance(v, float) and v != v else v
+                    for v in (s.last, s.min, s.max, s.count, s.first_step, s.last_step,
+                              s.min_step, s.max_step, s.last_time)
+                )  # fmt: skip
         return out
 
     assert comparable(folded) == comparable(full)
