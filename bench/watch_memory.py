@@ -10,8 +10,11 @@ watch loop does. Every ``--every`` batches it prints, next to resident memory:
 
 * glibc's heap in use (``mallinfo2``: Python's larger objects and C++ containers),
 * DuckDB's own accounting of its buffers (``pragma_database_size``),
-* jemalloc's allocated and resident bytes: DuckDB's Linux wheel links its own jemalloc
-  (``duckdb_je_*``), whose memory glibc never sees and ``malloc_trim`` cannot return.
+* jemalloc's allocated and active bytes: DuckDB's Linux wheel links its own jemalloc
+  (``duckdb_je_*``), whose memory glibc never sees and ``malloc_trim`` cannot return
+  (jemalloc's "resident" figure counts retained mappings and reads above the process's RSS).
+
+Like the app's watcher, the replay lets DuckDB purge freed memory on background threads.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ def main() -> int:
         with start_run(root / "runs", name="replay") as run:
             store = open_store(root)
             ingest(root, store)
+            store.release_memory_in_background()
             watcher = Watcher([root], store, lambda _update: None)
             paths = {str(run.folder / METRICS_FILE)}
             start, step = time.perf_counter(), 0
@@ -100,7 +104,7 @@ def main() -> int:
                 if jemalloc is not None:
                     parts.append(
                         f"jemalloc allocated {jemalloc_mb(jemalloc, 'stats.allocated'):5.1f} "
-                        f"resident {jemalloc_mb(jemalloc, 'stats.resident'):5.1f}"
+                        f"active {jemalloc_mb(jemalloc, 'stats.active'):5.1f}"
                     )
                 parts.append(f"{time.perf_counter() - start:5.1f} s")
                 print("   ".join(parts), flush=True)

@@ -19,10 +19,10 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -152,6 +152,8 @@ _RUN_COLUMNS = (
 )
 _RUN_FROM = "runs r LEFT JOIN experiments e ON e.id = r.experiment_id"
 
+_Row = TypeVar("_Row")
+
 #: ``runs.updated`` (the newest sign of life of a run) is kept to within this many seconds.
 UPDATED_RESOLUTION = 10.0
 
@@ -216,6 +218,16 @@ def _fold(old: MetricSummary, new: MetricSummary) -> MetricSummary | None:
         max_step=high_step,
         last_time=max(times) if times else None,
     )
+
+
+def _first_per(rows: Iterable[_Row], key: Callable[[_Row], Hashable]) -> list[_Row]:
+    """The first row of each key, in order. Done here rather than with SQL ``DISTINCT ON``:
+    DuckDB 2.0 keeps native memory after every hash grouping of text from a registered Arrow
+    table, and these writes run on every live import batch."""
+    first: dict[Hashable, _Row] = {}
+    for row in rows:
+        first.setdefault(key(row), row)
+    return list(first.values())
 
 
 def _coded_points(points: pa.Table) -> tuple[pa.Table, list[str], list[str]]:
@@ -372,6 +384,16 @@ class Store:
         """
         with self._lock, contextlib.suppress(duckdb.Error):
             self._con.execute("CHECKPOINT")
+
+    def release_memory_in_background(self) -> None:
+        """Let DuckDB's allocator hand freed memory back to the system on its own threads.
+
+        DuckDB's Linux build allocates through its own jemalloc, which purges freed pages only
+        when the thread that freed them allocates again; a watcher importing small batches for
+        hours kept several MB of freed pages resident that way. The setting is process-wide.
+        """
+        with self._lock, contextlib.suppress(duckdb.Error):
+            self._con.execute("SET allocator_background_threads = true")
 
     def memory_usage(self) -> str:
         """DuckDB's own account of the memory its buffers hold, as it prints it ("3.2 MiB")."""
@@ -561,6 +583,7 @@ class Store:
         """Replace experiments given as (id, source_kind, source, native_id, name)."""
         if not experiments:
             return
+        experiments = _first_per(experiments, lambda e: e[0])
         cols = list(zip(*experiments, strict=True))
         table = pa.table(
             {
@@ -576,8 +599,8 @@ class Store:
             try:
                 self._con.execute(f"DELETE FROM experiments WHERE {where}", args)
                 self._con.execute(
-                    "INSERT INTO experiments SELECT DISTINCT ON (id) id, source_kind, source, "
-                    "native_id, name FROM _new_exps"
+                    "INSERT INTO experiments SELECT id, source_kind, source, native_id, name "
+                    "FROM _new_exps"
                 )
             finally:
                 self._con.unregister("_new_exps")
@@ -597,6 +620,7 @@ class Store:
         """
         if not runs:
             return
+        runs = _first_per(runs, lambda r: r.id)
         fields = [
             "id", "source_kind", "location", "native_id", "experiment_id", "name", "status",
             "lifecycle", "start_time", "end_time", "parent_id", "git_commit", "host",
@@ -612,7 +636,7 @@ class Store:
             {f: pa.array(v, pa.float64() if f in floats else pa.string()) for f, v in data.items()}
             | {"source": pa.array([source or r.source or r.location for r in runs], pa.string())}
         )
-        param_rows = list(params)
+        param_rows = _first_per(params, lambda p: (p[0], p[1]))
         param_table = pa.table(
             {
                 "run_id": pa.array([p[0] for p in param_rows], pa.string()),
@@ -621,7 +645,7 @@ class Store:
                 "num": pa.array([_as_float(p[2]) for p in param_rows], pa.float64()),
             }
         )
-        tag_rows = list(tags)
+        tag_rows = _first_per(tags, lambda t: (t[0], t[1]))
         tag_table = pa.table(
             {
                 "run_id": pa.array([t[0] for t in tag_rows], pa.string()),
@@ -644,17 +668,9 @@ class Store:
                 for name in ("params", "tags"):
                     con.execute(f"DELETE FROM {name} WHERE {by_run}", args)
                 con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
-                con.execute(
-                    f"INSERT INTO runs ({cols}) SELECT DISTINCT ON (id) {cols} FROM _new_runs"
-                )
-                con.execute(
-                    "INSERT INTO params SELECT DISTINCT ON (run_id, key) run_id, key, value, num "
-                    "FROM _new_params"
-                )
-                con.execute(
-                    "INSERT INTO tags SELECT DISTINCT ON (run_id, key) run_id, key, value "
-                    "FROM _new_tags"
-                )
+                con.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM _new_runs")
+                con.execute("INSERT INTO params SELECT run_id, key, value, num FROM _new_params")
+                con.execute("INSERT INTO tags SELECT run_id, key, value FROM _new_tags")
             finally:
                 for name in ("_new_runs", "_new_params", "_new_tags"):
                     con.unregister(name)

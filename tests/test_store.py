@@ -57,6 +57,27 @@ def test_importing_twice_gives_the_same_rows(runs_root: Path) -> None:
     assert counts["metrics"] == (10 + 11 + 12 + 3) * 2
 
 
+def test_a_batch_naming_a_run_or_param_twice_stores_it_once() -> None:
+    # Some sources repeat a record (a run listed by two pages, a param logged twice); the
+    # first one wins and the store never holds two rows for one id.
+    store = open_memory_store()
+    first = RunRecord(id="r", source_kind="mltop", location="/runs/r", name="first")
+    again = RunRecord(id="r", source_kind="mltop", location="/runs/r", name="again")
+    store.put_experiments(
+        [("e", "mltop", "/runs", None, "one"), ("e", "mltop", "/runs", None, "two")]
+    )
+    store.put_runs(
+        None,
+        [first, again],
+        params=[("r", "lr", 0.1), ("r", "lr", 0.2), ("r", "bs", 32)],
+        tags=[("r", "team", "a"), ("r", "team", "b")],
+    )
+    assert [r.name for r in store.runs()] == ["first"]
+    assert store.params("r") == {"lr": "0.1", "bs": "32"}
+    assert store.tags("r") == {"team": "a"}
+    assert [e.name for e in store.experiments()] == ["one"]
+
+
 def test_rebuilding_a_deleted_store_gives_the_same_runs(runs_root: Path) -> None:
     with open_store(runs_root) as store:
         ingest(runs_root, store)
