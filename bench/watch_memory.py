@@ -13,8 +13,6 @@ watch loop does. Every ``--every`` batches it prints, next to resident memory:
 * jemalloc's allocated and active bytes: DuckDB's Linux wheel links its own jemalloc
   (``duckdb_je_*``), whose memory glibc never sees and ``malloc_trim`` cannot return
   (jemalloc's "resident" figure counts retained mappings and reads above the process's RSS).
-
-Like the app's watcher, the replay lets DuckDB purge freed memory on background threads.
 """
 
 from __future__ import annotations
@@ -82,7 +80,6 @@ def main() -> int:
         with start_run(root / "runs", name="replay") as run:
             store = open_store(root)
             ingest(root, store)
-            store.release_memory_in_background()
             watcher = Watcher([root], store, lambda _update: None)
             paths = {str(run.folder / METRICS_FILE)}
             start, step = time.perf_counter(), 0

@@ -385,16 +385,6 @@ class Store:
         with self._lock, contextlib.suppress(duckdb.Error):
             self._con.execute("CHECKPOINT")
 
-    def release_memory_in_background(self) -> None:
-        """Let DuckDB's allocator hand freed memory back to the system on its own threads.
-
-        DuckDB's Linux build allocates through its own jemalloc, which purges freed pages only
-        when the thread that freed them allocates again; a watcher importing small batches for
-        hours kept several MB of freed pages resident that way. The setting is process-wide.
-        """
-        with self._lock, contextlib.suppress(duckdb.Error):
-            self._con.execute("SET allocator_background_threads = true")
-
     def memory_usage(self) -> str:
         """DuckDB's own account of the memory its buffers hold, as it prints it ("3.2 MiB")."""
         with self._lock:

@@ -151,7 +151,6 @@ class Watcher:
                 return path in files
             return not _skipped(path)
 
-        self.store.release_memory_in_background()
         pending: set[str] = set()
         last_stale = time.monotonic()
         try:
