@@ -230,17 +230,59 @@ def _first_per(rows: Iterable[_Row], key: Callable[[_Row], Hashable]) -> list[_R
     return list(first.values())
 
 
-def _coded_points(points: pa.Table) -> tuple[pa.Table, list[str], list[str]]:
-    """Points with ``run_id`` and ``key`` replaced by integer codes, and the names per code.
+def _batch_summaries(points: pa.Table) -> list[MetricSummary]:
+    """What metric_summary would say of these points alone, computed with Arrow.
 
-    DuckDB 2.0 keeps ~0.5 KB of native memory for good after every GROUP BY on text keys that
-    come from outside its tables (a registered Arrow table, an unnested list), and the live
-    watcher groups a batch of points twice a second; grouped by integer codes it keeps nothing.
+    Not with DuckDB: version 2.0 keeps ~0.5 KB of native memory for good after every grouping
+    of a registered Arrow table (measured linear over 16,000 batches), and the live watcher
+    summarises a batch twice a second. Same rules as ``_SUMMARY_SELECT``: ``last`` is the value
+    at the highest (step, time), nulls skipped as ``arg_max`` does; min and max skip NaN;
+    ``count`` counts every point.
     """
-    runs = pc.dictionary_encode(points.column("run_id").combine_chunks())
-    keys = pc.dictionary_encode(points.column("key").combine_chunks())
-    coded = points.set_column(0, "run_id", runs.indices).set_column(1, "key", keys.indices)
-    return coded, runs.dictionary.to_pylist(), keys.dictionary.to_pylist()
+    keys = ["run_id", "key"]
+    table = points.append_column("_ts", pc.fill_null(points.column("ts"), 0.0))
+    ordered = table.sort_by([("run_id", "ascending"), ("key", "ascending"),
+                             ("step", "ascending"), ("_ts", "ascending")])  # fmt: skip
+    every = ordered.group_by(keys, use_threads=False).aggregate(
+        [
+            ("value", "last"),
+            ("value", "count", pc.CountOptions(mode="all")),
+            ("step", "min"),
+            ("step", "max"),
+            ("ts", "max"),
+        ]
+    )
+    numbers = table.filter(pc.invert(pc.is_nan(table.column("value"))))
+    extremes: dict[str, dict[tuple[str, str], tuple[float, int]]] = {}
+    for name, order in (("min", "ascending"), ("max", "descending")):
+        ranked = numbers.sort_by([("run_id", "ascending"), ("key", "ascending"), ("value", order)])
+        first = ranked.group_by(keys, use_threads=False).aggregate(
+            [("value", "first"), ("step", "first")]
+        )
+        extremes[name] = {
+            (r["run_id"], r["key"]): (r["value_first"], r["step_first"]) for r in first.to_pylist()
+        }
+    out = []
+    for r in every.to_pylist():
+        group = (r["run_id"], r["key"])
+        low, low_step = extremes["min"].get(group, (None, None))
+        high, high_step = extremes["max"].get(group, (None, None))
+        out.append(
+            MetricSummary(
+                run_id=r["run_id"],
+                key=r["key"],
+                last=r["value_last"],
+                min=low,
+                max=high,
+                count=r["value_count"],
+                first_step=r["step_min"],
+                last_step=r["step_max"],
+                min_step=low_step,
+                max_step=high_step,
+                last_time=r["ts_max"],
+            )
+        )
+    return out
 
 
 def _summary_table(rows: Sequence[MetricSummary]) -> pa.Table:
@@ -780,18 +822,9 @@ class Store:
         if points.num_rows == 0:
             return
         points = points.select([f.name for f in POINTS_SCHEMA]).cast(POINTS_SCHEMA)
-        coded, run_ids, key_names = _coded_points(points)
+        fresh = _batch_summaries(points)
+        run_ids = list(dict.fromkeys(r.run_id for r in fresh))
         with self._lock:
-            self._con.register("_fold_points", coded)
-            try:
-                fresh = [
-                    (run_ids[row[0]], key_names[row[1]], *row[2:])
-                    for row in self._con.execute(
-                        _SUMMARY_SELECT.format(table="_fold_points", where="")
-                    ).fetchall()
-                ]
-            finally:
-                self._con.unregister("_fold_points")
             with self._matching("run_id", run_ids, "_fold_runs") as (where, args):
                 stored = self._con.execute(
                     "SELECT run_id, key, last, min, max, count, first_step, last_step, "
@@ -800,8 +833,7 @@ class Store:
                 ).fetchall()
             rows = {(r[0], r[1]): MetricSummary(*r) for r in stored}
             recompute: set[str] = set()
-            for row in fresh:
-                new = MetricSummary(*row)
+            for new in fresh:
                 old = rows.get((new.run_id, new.key))
                 merged = new if old is None else _fold(old, new)
                 if merged is None:

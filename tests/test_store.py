@@ -378,3 +378,39 @@ def test_folding_appended_points_equals_summarising_the_whole_history(chunks) ->
         return out
 
     assert comparable(folded) == comparable(full)
+
+
+def test_folding_points_without_times_or_numbers_equals_a_full_recompute() -> None:
+    # Points without a time (sorted as time 0) and a batch ending on NaN: the fold's Arrow
+    # summary must agree with the SQL one on last, min/max and their steps.
+    folded, full = open_memory_store(), open_memory_store()
+    chunks = [
+        {"step": [0, 1, 1], "ts": [None, None, 5.0], "value": [3.0, 1.0, 2.0]},
+        {"step": [2, 3], "ts": [None, 7.0], "value": [float("nan"), 9.0]},
+        {"step": [4, 5], "ts": [None, None], "value": [-1.0, float("nan")]},
+    ]
+    for chunk in chunks:
+        n = len(chunk["step"])
+        points = pa.table({"run_id": ["r"] * n, "key": ["loss"] * n, **chunk})
+        for store in (folded, full):
+            with store.transaction():
+                store.add_points(points)
+        with folded.transaction():
+            folded.fold_into_summaries(points)
+        with full.transaction():
+            full.refresh_summaries(["r"])
+    got, want = folded.summaries(["r"])["r"]["loss"], full.summaries(["r"])["r"]["loss"]
+    assert (got.min, got.max, got.min_step, got.max_step) == (-1.0, 9.0, 4, 3)
+    assert got.last != got.last and want.last != want.last  # NaN, the value at step 5
+    assert (got.count, got.first_step, got.last_step, got.last_time) == (
+        want.count,
+        want.first_step,
+        want.last_step,
+        want.last_time,
+    )
+    assert (got.min, got.max, got.min_step, got.max_step) == (
+        want.min,
+        want.max,
+        want.min_step,
+        want.max_step,
+    )
