@@ -222,8 +222,8 @@ def _fold(old: MetricSummary, new: MetricSummary) -> MetricSummary | None:
 
 def _first_per(rows: Iterable[_Row], key: Callable[[_Row], Hashable]) -> list[_Row]:
     """The first row of each key, in order. Done here rather than with SQL ``DISTINCT ON``:
-    DuckDB 2.0 keeps native memory after every hash grouping of text from a registered Arrow
-    table, and these writes run on every live import batch."""
+    DuckDB 2.0 keeps native memory after every grouping of a registered Arrow table (see
+    :func:`_batch_summaries`), and these writes run on every live import batch."""
     first: dict[Hashable, _Row] = {}
     for row in rows:
         first.setdefault(key(row), row)
@@ -825,13 +825,11 @@ class Store:
         fresh = _batch_summaries(points)
         run_ids = list(dict.fromkeys(r.run_id for r in fresh))
         with self._lock:
-            with self._matching("run_id", run_ids, "_fold_runs") as (where, args):
-                stored = self._con.execute(
-                    "SELECT run_id, key, last, min, max, count, first_step, last_step, "
-                    f"min_step, max_step, last_time FROM metric_summary WHERE {where}",
-                    args,
-                ).fetchall()
-            rows = {(r[0], r[1]): MetricSummary(*r) for r in stored}
+            rows = {
+                (run_id, key): summary
+                for run_id, by_key in self.summaries(run_ids).items()
+                for key, summary in by_key.items()
+            }
             recompute: set[str] = set()
             for new in fresh:
                 old = rows.get((new.run_id, new.key))

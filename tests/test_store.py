@@ -315,6 +315,18 @@ def test_log_paths_of_several_runs() -> None:
     }
 
 
+def _append_both_ways(folded: Store, full: Store, points: pa.Table) -> None:
+    """Append ``points`` to both stores: ``folded`` folds them into its summaries, ``full``
+    recomputes the summaries of their runs from the whole history."""
+    for store in (folded, full):
+        with store.transaction():
+            store.add_points(points)
+    with folded.transaction():
+        folded.fold_into_summaries(points)
+    with full.transaction():
+        full.refresh_summaries(points.column("run_id").unique().to_pylist())
+
+
 # Two runs, one with a name that is not plain ASCII: the fold groups by codes and maps back.
 _RUNS = ["r", "rün 2"]
 # Whole numbers (made unique below) or NaN: a tie between two equal values would leave the
@@ -358,13 +370,7 @@ def test_folding_appended_points_equals_summarising_the_whole_history(chunks) ->
                 "value": [r[3] for r in rows],
             }
         )
-        for store in (folded, full):
-            with store.transaction():
-                store.add_points(points)
-        with folded.transaction():
-            folded.fold_into_summaries(points)
-        with full.transaction():
-            full.refresh_summaries(_RUNS)
+        _append_both_ways(folded, full, points)
 
     def comparable(store: Store) -> dict[tuple[str, str], tuple]:
         out = {}
@@ -392,13 +398,7 @@ def test_folding_points_without_times_or_numbers_equals_a_full_recompute() -> No
     for chunk in chunks:
         n = len(chunk["step"])
         points = pa.table({"run_id": ["r"] * n, "key": ["loss"] * n, **chunk})
-        for store in (folded, full):
-            with store.transaction():
-                store.add_points(points)
-        with folded.transaction():
-            folded.fold_into_summaries(points)
-        with full.transaction():
-            full.refresh_summaries(["r"])
+        _append_both_ways(folded, full, points)
     got, want = folded.summaries(["r"])["r"]["loss"], full.summaries(["r"])["r"]["loss"]
     assert (got.min, got.max, got.min_step, got.max_step) == (-1.0, 9.0, 4, 3)
     assert got.last != got.last and want.last != want.last  # NaN, the value at step 5
