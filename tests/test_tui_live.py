@@ -84,3 +84,24 @@ async def test_l_opens_the_logs_of_the_current_run(tmp_path: Path) -> None:
         assert logs.models[0].path == run.folder / "output.log"
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, LogsScreen))
+
+
+async def test_the_logs_header_follows_the_run_to_its_end(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    with start_run(root / "runs", name="talky", capture_output=True) as run:
+        print("epoch 1/3 loss=0.5")
+        app = make_app(root, tmp_path)
+        async with app.run_test(size=SIZE) as pilot:
+            await watching(pilot)
+            await pilot.press("l")
+            await until(pilot, lambda: isinstance(app.screen, LogsScreen))
+            logs = app.screen
+            assert isinstance(logs, LogsScreen)
+            await until(pilot, lambda: logs.run is not None)
+
+            def header() -> str:
+                return str(logs.query_one("#logs-header").render())
+
+            assert "running" in header()
+            run.finish()
+            await until(pilot, lambda: "finished" in header(), timeout=30)

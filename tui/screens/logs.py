@@ -92,6 +92,14 @@ class RunLogsLoaded(Message):
         self.error = error
 
 
+class RunRefreshed(Message):
+    """The run's record as the store has it now (status, duration for the header)."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+
+
 class SearchDone(Message):
     def __init__(
         self, model: LogModel, row: int | None, wrapped: bool, pattern: str, forward: bool
@@ -236,6 +244,25 @@ class LogsScreen(Screen[None]):
             self._stop.wait(LOGS_RETRY)
             if self._stop.is_set():
                 return
+
+    def live_changed(self, run_ids: frozenset[str]) -> None:
+        """The live watcher imported rows of this run: its status and duration may have moved."""
+        if self.run is not None and self.run.id in run_ids:
+            self._refresh_run()
+
+    @work(thread=True, exclusive=True, group="logs-run", exit_on_error=False)
+    def _refresh_run(self) -> None:
+        try:
+            with self._store() as store:
+                run = store.run(self.run_id or "")
+        except Exception:  # a closed store while quitting: the header keeps what it shows
+            return
+        if run is not None:
+            self.post_message(RunRefreshed(run))
+
+    def on_run_refreshed(self, message: RunRefreshed) -> None:
+        self.run = message.run
+        self._draw_header()
 
     def on_run_logs_loaded(self, message: RunLogsLoaded) -> None:
         self.run = message.run
