@@ -148,6 +148,27 @@ def test_growing_metrics_keep_the_run_alive_without_rewriting_it(runs_root: Path
     assert store.summaries([run.id])[run.id]["loss"].last == 0.01
 
 
+def test_a_run_ending_with_new_steps_has_the_summaries_of_its_whole_history(
+    runs_root: Path,
+) -> None:
+    # The job's last scan sees its final steps and its status change together: the new points
+    # fold into the stored summaries, which must equal summaries computed from scratch.
+    store, _ = _ingest(runs_root)
+    folder = runs_root / "runs" / "sgd-lr0.1"
+    with open(folder / METRICS_FILE, "a") as fh:
+        fh.write(json.dumps({"step": 10, "loss": 0.001, "acc": 0.5}) + "\n")
+        fh.write(json.dumps({"step": 11, "loss": 0.2, "lr": 0.1}) + "\n")
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["status"] = "KILLED"
+    (folder / META_FILE).write_text(json.dumps(meta))
+    _ingest(runs_root, store)
+    run = _by_name(store)["sgd-lr0.1"]
+    fresh, _ = _ingest(runs_root)
+    assert run.status == "KILLED"
+    assert store.summaries([run.id]) == fresh.summaries([run.id])
+    assert store.summaries([run.id])[run.id]["loss"].min == 0.001
+
+
 def test_a_log_file_that_appears_while_metrics_grow_is_listed(runs_root: Path) -> None:
     store, _ = _ingest(runs_root)
     folder = runs_root / "runs" / "sgd-lr0.1"

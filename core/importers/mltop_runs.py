@@ -151,13 +151,16 @@ class MltopRunsImporter:
             if replaced:
                 store.delete_points(replaced)
             added = store.add_points(points)
-            # Appended points fold into the stored summaries; other runs are summarised anew.
-            store.refresh_summaries(set(meta_changed) - skipped)
-            if grown_only:
-                grown = pa.array(sorted(grown_only), pa.string())
-                store.fold_into_summaries(
-                    points.filter(pc.is_in(points.column("run_id"), value_set=grown))
+            # A history read anew is summarised anew; points appended to a history fold into
+            # its stored summaries, also when the run's metadata changed with them (the job
+            # finishing): recomputing a long run's summaries would read its whole history.
+            store.refresh_summaries(replaced)
+            if replaced:
+                read_anew = pa.array(sorted(replaced), pa.string())
+                points = points.filter(
+                    pc.invert(pc.is_in(points.column("run_id"), value_set=read_anew))
                 )
+            store.fold_into_summaries(points)
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
             store.put_logs(logs)
