@@ -106,6 +106,8 @@ _TRACE_START = re.compile(
     r"|The above exception was the direct cause"
 )
 _TRACE_FRAME = re.compile(r"\s+File \"[^\"]*\", line \d+")
+# Python 3.11+ points at the failing expression under its source line: "    ~~~~^^^^^".
+_TRACE_CARETS = re.compile(r"\s+[~^]+\s*")
 # The last line of a traceback: "ValueError: bad", "torch.OutOfMemoryError", "KeyboardInterrupt".
 _EXCEPTION = re.compile(r"(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Interrupt|Exit)(?::|$)")
 
@@ -113,7 +115,7 @@ _EXCEPTION = re.compile(r"(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Interr
 def classify(plain: str, previous: str | None = None) -> Level:
     """The level of one line, from its words; ``previous`` lets a traceback's code lines count."""
     head = plain[:_PREFIX]
-    if _TRACE_START.match(head) or _TRACE_FRAME.match(head):
+    if _TRACE_START.match(head) or _TRACE_FRAME.match(head) or _TRACE_CARETS.fullmatch(plain):
         return Level.TRACEBACK
     if _EXCEPTION.match(head) or _ERROR.search(head):
         return Level.ERROR

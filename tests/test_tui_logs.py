@@ -71,6 +71,34 @@ async def test_hostile_lines_render_literally_and_inert(tmp_path: Path) -> None:
         assert "\x1b" not in svg and "\x07" not in svg
 
 
+async def test_errors_warnings_and_tracebacks_are_coloured_on_screen(tmp_path: Path) -> None:
+    lines = [
+        "epoch 1 ok",
+        "WARNING: disk almost full",
+        "Traceback (most recent call last):",
+        '  File "train.py", line 3, in <module>',
+        "    fit()",
+        "ValueError: loss is nan",
+    ]
+    app = LogsApp([_log(tmp_path, lines)], follow=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await _opened(pilot, app, len(lines))
+
+        def colours(y: int) -> set[str]:
+            return {
+                seg.style.color.name
+                for seg in screen.view.render_line(y)
+                if seg.text.strip() and seg.style is not None and seg.style.color is not None
+            }
+
+        plain = colours(0)
+        warning = colours(1)
+        assert warning and warning != plain
+        for y in range(2, 6):  # each line of the traceback, the exception line included
+            shown = colours(y)
+            assert shown and shown != plain and shown != warning, lines[y]
+
+
 async def test_follow_shows_a_real_writers_lines_and_pauses_on_scroll_up(tmp_path: Path) -> None:
     path = _log(tmp_path, [f"line {i}" for i in range(100)])
     app = LogsApp([path])

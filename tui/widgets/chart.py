@@ -172,7 +172,10 @@ def _fit(text: Text, width: int) -> list[Segment]:
     text = text.copy()
     text.no_wrap = True
     text.truncate(width, overflow="ellipsis", pad=True)
-    return [seg for seg in text.render(_console(), end="") if seg.text]
+    console = _console()
+    segments = [seg for seg in text.render(console, end="") if seg.text]
+    # Without spans, Text.render leaves the text's own style out of its segments.
+    return list(Segment.apply_style(segments, console.get_style(text.style, default=Style.null())))
 
 
 _RENDER_CONSOLE: Console | None = None

@@ -290,6 +290,10 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _strip(self, text: Text, width: int, style: Style, x: int = 0) -> Strip:
         text.end = ""
-        segments = [s for s in text.render(self.app.console) if s.text != "\n"]
-        strip = Strip(Segment.apply_style(segments, style), text.cell_len)
+        console = self.app.console
+        segments = [s for s in text.render(console) if s.text != "\n"]
+        # Text.render leaves the line's own style (a traceback's red) out of its segments when
+        # the line has no spans; it is the base under every segment, as a console would put it.
+        line_style = console.get_style(text.style, default=Style.null())
+        strip = Strip(Segment.apply_style(segments, style + line_style), text.cell_len)
         return strip.crop_extend(x, x + width, style)
