@@ -1,12 +1,13 @@
 """Regenerate the README screenshots from the real app on a freshly trained sample project.
 
     python tools/screenshots.py     # writes screenshots/runs.svg, run_detail.svg, compare.svg,
-                                    # pipelines.svg
+                                    # logs.svg, pipelines.svg
 
 The sample project is copied to a temporary folder and trained (about 10 s), one more run is
 left RUNNING as a live job would be, and the app is driven at 120x40 with Textual's test
 harness: the runs table sorted by validation accuracy with two runs marked, then one run's
 detail screen with its charts, then three runs of one experiment compared side by side, then
+the console log of the run that diverged (its traceback highlighted, the search on "nan"), then
 the sample's CI and dvc pipelines lined up by lifecycle phase.
 """
 
@@ -34,6 +35,8 @@ LIVE_RUN = "sgd-lr0.05-live"
 DETAIL_RUN = "mlp-lr0.1"
 # Compared in the "digits" experiment; the first is the baseline.
 COMPARE_RUNS = ("sgd-lr0.1", "sgd-lr0.01", "mlp-lr0.1")
+# The sample's run that fails on purpose (learning rate too high): its log ends in a traceback.
+LOGS_RUN = "mlp-lr3"
 
 
 # The live run's writer, kept open until the screenshots are taken (closing it would finish it).
@@ -117,6 +120,7 @@ async def shoot(project: Path, out: Path) -> None:
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is screen)
         await shoot_compare(pilot, screen, names, experiments, out)
+        await shoot_logs(pilot, screen, names, experiments, out)
         await shoot_pipelines(pilot, screen, out)
     app.close_store()
 
@@ -156,17 +160,43 @@ async def shoot_compare(
     app.save_screenshot("compare.svg", str(out))
 
 
+async def back_to_runs(pilot: Pilot, screen: RunsScreen, deadline: float) -> None:
+    while pilot.app.screen is not screen:  # back to the runs table from wherever the last shot was
+        if time.monotonic() > deadline:
+            raise TimeoutError("could not get back to the runs table")
+        await pilot.press("escape")
+        await pilot.pause(0.05)
+
+
+async def shoot_logs(
+    pilot: Pilot, screen: RunsScreen, names: list[str], experiments: list[str], out: Path
+) -> None:
+    """The diverged run's console log: the end of its traceback, the epochs where loss was nan."""
+    from mltop.tui.screens.logs import LogsScreen
+
+    app = pilot.app
+    deadline = time.monotonic() + 60
+    await back_to_runs(pilot, screen, deadline)
+    rows = {(n, e): i for i, (n, e) in enumerate(zip(names, experiments, strict=True))}
+    screen.table.move_cursor(row=rows.get((LOGS_RUN, "digits"), 0))
+    await pilot.press("l")
+    while not (isinstance(app.screen, LogsScreen) and app.screen.model is not None):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the logs screen did not open in time")
+        await pilot.pause(0.05)
+    await pilot.pause(0.5)  # the follow worker's first read
+    await pilot.press("slash", *"nan", "enter")
+    await pilot.pause(0.5)
+    app.save_screenshot("logs.svg", str(out))
+
+
 async def shoot_pipelines(pilot: Pilot, screen: RunsScreen, out: Path) -> None:
     """The sample's CI and dvc pipelines side by side, the training stage and its runs selected."""
     from mltop.tui.screens.pipelines import PipelinesScreen
 
     app = pilot.app
     deadline = time.monotonic() + 60
-    while app.screen is not screen:  # back to the runs table from wherever the last shot was
-        if time.monotonic() > deadline:
-            raise TimeoutError("could not get back to the runs table")
-        await pilot.press("escape")
-        await pilot.pause(0.05)
+    await back_to_runs(pilot, screen, deadline)
     await pilot.press("p")
     # Polled rather than awaited: the screen's exclusive workers may end cancelled.
     while not (isinstance(app.screen, PipelinesScreen) and app.screen.settled):
@@ -194,8 +224,8 @@ def main() -> int:
         finally:
             for live in _LIVE:  # finish the live run before its folder goes away
                 live.__exit__(None, None, None)  # type: ignore[attr-defined]
-        print(f"wrote runs.svg, run_detail.svg, compare.svg and pipelines.svg in {args.out} "
-              f"({time.perf_counter() - started:.1f} s)")  # fmt: skip
+        shots = "runs.svg, run_detail.svg, compare.svg, logs.svg and pipelines.svg"
+        print(f"wrote {shots} in {args.out} ({time.perf_counter() - started:.1f} s)")
     return 0
 
 
