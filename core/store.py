@@ -358,6 +358,7 @@ class Store:
         self._temp_dir = temp_dir
         self._lock = threading.RLock()
         self._con = duckdb.connect(str(path) if path is not None else ":memory:")
+        self._purge_freed_memory_in_background()
         try:
             self._migrate()
         except duckdb.Error as exc:
@@ -365,6 +366,17 @@ class Store:
             raise StoreError(f"{path}: not a usable mltop store ({exc})") from exc
 
     # -- lifecycle -------------------------------------------------------------------------------
+
+    def _purge_freed_memory_in_background(self) -> None:
+        """Let DuckDB's allocator return freed pages to the system on its own threads.
+
+        DuckDB's Linux build allocates through its own jemalloc, which purges a thread's freed
+        pages only when that thread allocates again. A big import and the checkpoint after it
+        (millions of points) free ~200 MB on worker threads that then sit idle: without this the
+        process kept them resident for good (bench/store_memory.py). The setting is process-wide.
+        """
+        with contextlib.suppress(duckdb.Error):
+            self._con.execute("SET allocator_background_threads = true")
 
     @property
     def is_temporary(self) -> bool:
