@@ -19,7 +19,8 @@ the app runs). It reports, goals in brackets:
 Metric latency is measured per point from the store's history; a soak (or ``--cheap-metrics``)
 only takes the newest point of each update from the metric summary instead, so the benchmark's
 own queries do not show up as memory growth. ``--log-only`` leaves the watcher and store out, to
-see what following the log alone costs.
+see what following the log alone costs. Like the ``mltop`` command, the process caps glibc's
+malloc arenas first (:mod:`mltop.core.malloc`); ``--default-arenas`` leaves glibc's default.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pathlib import Path
 
 from mltop.core.discovery import ingest
 from mltop.core.logmodel import LogModel, ModelChange, follow_logs
+from mltop.core.malloc import limit_malloc_arenas
 from mltop.core.store import open_store
 from mltop.core.watch import Watcher, WatchUpdate
 
@@ -217,8 +219,13 @@ def main() -> int:
         "--cheap-metrics", action="store_true", help="newest point per update only (soak default)"
     )
     parser.add_argument("--log-only", action="store_true", help="no watcher, no store imports")
+    parser.add_argument(
+        "--default-arenas", action="store_true", help="glibc's default malloc arenas (baseline)"
+    )
     parser.add_argument("--writer", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not args.default_arenas:
+        limit_malloc_arenas()  # as the mltop command does first thing
     if args.writer:
         root, seconds, lines, points = args.writer
         writer(Path(root), float(seconds), float(lines), float(points))

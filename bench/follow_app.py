@@ -26,6 +26,7 @@ from pathlib import Path
 
 from follow import cpu_seconds, rss_mb
 
+from mltop.core.malloc import limit_malloc_arenas
 from mltop.tui.app import MltopApp
 from mltop.tui.screens.logs import LogsScreen
 from mltop.tui.screens.run_detail import RunDetailScreen
@@ -86,6 +87,7 @@ async def session(
 
 
 def main() -> int:
+    limit_malloc_arenas()  # as the mltop command does first thing
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=120.0, help="length of the window")
     parser.add_argument("--soak", type=float, help="same as --seconds, for a long window")

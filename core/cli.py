@@ -30,6 +30,7 @@ from mltop.core.directions import load_directions
 from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport, Run
 from mltop.core.formatting import fmt_duration, fmt_iso, fmt_time, fmt_value
+from mltop.core.malloc import limit_malloc_arenas
 from mltop.core.sanitize import inert
 from mltop.core.store import RunQuery, Store, StoreError, open_store
 
@@ -727,6 +728,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_malloc_arenas()  # before the TUI's threads start (see mltop.core.malloc)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in ("-h", "--help", "help"):
