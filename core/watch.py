@@ -34,6 +34,7 @@ from mltop.core.discovery import SKIP_DIRS, ingest
 from mltop.core.entities import ImportReport, Run, SourceRef, Status
 from mltop.core.importers.base import Importer
 from mltop.core.importers.registry import importers as default_importers
+from mltop.core.query import compile_query
 from mltop.core.runs_view import stale_after
 from mltop.core.store import UPDATED_RESOLUTION, Store
 
@@ -320,8 +321,6 @@ class Watcher:
 
     def check_stale(self, now: float | None = None) -> WatchUpdate | None:
         """An update when the set of stale RUNNING runs changed since the last check."""
-        from mltop.core.query import compile_query
-
         running = self.store.runs(compile_query("status = RUNNING"))
         now = time.time() if now is None else now
         stale = frozenset(r.id for r in running if is_stale(r, now, self.stale_seconds))
