@@ -31,6 +31,7 @@ from textual.widget import Widget
 
 from mltop.core.formatting import fmt_duration, fmt_value
 from mltop.core.sanitize import inert
+from mltop.tui.widgets.segments import text_segments
 
 BRAILLE = 0x2800
 # Bit of each dot in a braille cell, indexed [row 0..3][column 0..1] (Unicode's dot numbering).
@@ -172,10 +173,7 @@ def _fit(text: Text, width: int) -> list[Segment]:
     text = text.copy()
     text.no_wrap = True
     text.truncate(width, overflow="ellipsis", pad=True)
-    console = _console()
-    segments = [seg for seg in text.render(console, end="") if seg.text]
-    # Without spans, Text.render leaves the text's own style out of its segments.
-    return list(Segment.apply_style(segments, console.get_style(text.style, default=Style.null())))
+    return text_segments(text, _console())
 
 
 _RENDER_CONSOLE: Console | None = None

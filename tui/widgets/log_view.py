@@ -25,6 +25,7 @@ from textual.strip import Strip
 
 from mltop.core.loghighlight import clean_line, render
 from mltop.core.logmodel import LogModel
+from mltop.tui.widgets.segments import text_segments
 
 #: Horizontal extent never grows past this (a 1 MB line would make the scrollbar useless).
 MAX_WIDTH = 4000
@@ -289,11 +290,6 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         return strips[:height]
 
     def _strip(self, text: Text, width: int, style: Style, x: int = 0) -> Strip:
-        text.end = ""
-        console = self.app.console
-        segments = [s for s in text.render(console) if s.text != "\n"]
-        # Text.render leaves the line's own style (a traceback's red) out of its segments when
-        # the line has no spans; it is the base under every segment, as a console would put it.
-        line_style = console.get_style(text.style, default=Style.null())
-        strip = Strip(Segment.apply_style(segments, style + line_style), text.cell_len)
+        segments = text_segments(text, self.app.console)
+        strip = Strip(Segment.apply_style(segments, style), text.cell_len)
         return strip.crop_extend(x, x + width, style)
