@@ -13,14 +13,22 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
-__all__ = ["ARENAS", "limit_malloc_arenas"]
+__all__ = ["ARENAS", "is_glibc", "limit_malloc_arenas"]
 
 #: Arenas glibc may create for the whole process (glibc's default: 8 per core).
 ARENAS = 2
 #: ``mallopt`` parameter number of M_ARENA_MAX in glibc's malloc.h.
 _M_ARENA_MAX = -8
+
+
+def is_glibc() -> bool:
+    """Whether this process runs on glibc, asked of the C library itself (instant, unlike
+    ``platform.libc_ver``, which reads through the Python executable's file)."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
+    except (ValueError, OSError, AttributeError):
+        return False
 
 
 def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
@@ -30,7 +38,7 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     A ``MALLOC_ARENA_MAX`` in the environment is the user's choice and is left alone, and so is
     any C library other than glibc.
     """
-    if os.environ.get("MALLOC_ARENA_MAX") or platform.libc_ver()[0] != "glibc":
+    if os.environ.get("MALLOC_ARENA_MAX") or not is_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-import platform
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    platform.libc_ver()[0] != "glibc", reason="the arena cap is a glibc setting"
-)
+from mltop.core.malloc import is_glibc
+
+pytestmark = pytest.mark.skipif(not is_glibc(), reason="the arena cap is a glibc setting")
 
 # Starts six threads that each allocate through malloc (blocks above pymalloc's 512 bytes) and
 # stay alive, then counts the heaps glibc's malloc_info reports (one <heap> per arena).
