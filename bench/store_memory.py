@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,7 +70,7 @@ def main() -> int:
         print(f"{args.runs} runs x {args.steps:,} steps x 5 metrics, each case in a fresh process")
         for case, label in (("off", "purging off (baseline)"), ("on", "purging on (mltop)")):
             root = Path(tmp) / case
-            subprocess.run(["cp", "-r", str(tree), str(root)], check=True)
+            shutil.copytree(tree, root)
             out = subprocess.run(
                 [sys.executable, __file__, "--case", case, "--root", str(root)],
                 check=True, capture_output=True, text=True,

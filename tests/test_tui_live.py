@@ -69,6 +69,15 @@ async def test_an_open_run_grows_as_its_job_logs(tmp_path: Path) -> None:
             )
 
 
+async def _open_logs(pilot) -> LogsScreen:  # type: ignore[no-untyped-def]
+    """Press ``l`` on the runs table and return the Logs screen it opens."""
+    await pilot.press("l")
+    await until(pilot, lambda: isinstance(pilot.app.screen, LogsScreen))
+    logs = pilot.app.screen
+    assert isinstance(logs, LogsScreen)
+    return logs
+
+
 async def test_l_opens_the_logs_of_the_current_run(tmp_path: Path) -> None:
     root = tmp_path / "project"
     with start_run(root / "runs", name="talky", capture_output=True) as run:
@@ -76,10 +85,7 @@ async def test_l_opens_the_logs_of_the_current_run(tmp_path: Path) -> None:
     app = make_app(root, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settled(pilot)
-        await pilot.press("l")
-        await until(pilot, lambda: isinstance(app.screen, LogsScreen))
-        logs = app.screen
-        assert isinstance(logs, LogsScreen)
+        logs = await _open_logs(pilot)
         await until(pilot, lambda: bool(logs.models))
         assert logs.models[0].path == run.folder / "output.log"
         await pilot.press("escape")
@@ -93,10 +99,7 @@ async def test_the_logs_header_follows_the_run_to_its_end(tmp_path: Path) -> Non
         app = make_app(root, tmp_path)
         async with app.run_test(size=SIZE) as pilot:
             await watching(pilot)
-            await pilot.press("l")
-            await until(pilot, lambda: isinstance(app.screen, LogsScreen))
-            logs = app.screen
-            assert isinstance(logs, LogsScreen)
+            logs = await _open_logs(pilot)
             await until(pilot, lambda: logs.run is not None)
 
             def header() -> str:
