@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mltop.core.store import Store
 from mltop.core.tracking import start_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -53,3 +54,18 @@ def runs_root(tmp_path: Path) -> Path:
         write_run(root / "runs", f"sgd-lr{lr}", steps=10 + i, params={"lr": lr, "model": "sgd"})
     write_run(root / "runs", "sgd-diverged", steps=3, params={"lr": 5.0, "model": "sgd"}, fail=True)
     return root
+
+
+def summary_rows(store: Store) -> dict[tuple[str, str], tuple[object, ...]]:
+    """Every metric summary in the store, comparable across stores (NaN equals NaN).
+
+    Following a run folds its appended points into these rows; tests compare them with a fresh
+    import of the same files."""
+    ids = [run.id for run in store.runs()]
+    out: dict[tuple[str, str], tuple[object, ...]] = {}
+    for run_id, by_key in store.summaries(ids).items():
+        for key, s in by_key.items():
+            values = (s.last, s.min, s.max, s.count, s.first_step, s.last_step, s.min_step,
+                      s.max_step, s.last_time)  # fmt: skip
+            out[run_id, key] = tuple("nan" if v != v else v for v in values)
+    return out

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, copy_fixture
+from conftest import FIXTURES, copy_fixture, summary_rows
 
 from mltop.core.discovery import discover
 from mltop.core.entities import ImportReport, stable_id
@@ -118,6 +118,9 @@ def test_keras_appended_epochs_are_the_only_new_points(keras_dir: Path) -> None:
     assert _import(store, keras_dir, keras_csv.IMPORTER).points_added == 3
     assert _history(store, _keras_id(path), "val_accuracy")[-1] == (15, 0.97)
     assert _history(store, _keras_id(path), "loss")[-1] == (16, 0.03)
+    fresh = open_memory_store()
+    _import(fresh, keras_dir, keras_csv.IMPORTER)
+    assert summary_rows(store) == summary_rows(fresh)
 
 
 def test_keras_resume_from_an_earlier_epoch_replaces_the_orphaned_rows(keras_dir: Path) -> None:

@@ -13,7 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, copy_fixture
+from conftest import FIXTURES, copy_fixture, summary_rows
 
 from mltop.core.discovery import discover
 from mltop.core.entities import ImportReport, stable_id
@@ -107,6 +107,9 @@ def test_appended_rows_are_the_only_new_points(logs: Path) -> None:
         fh.write("0.4\r\n")
     assert _import(store, logs).points_added == 2
     assert _history(store, run_id, "val_loss")[-1] == (195, 0.4)
+    fresh = open_memory_store()
+    _import(fresh, logs)
+    assert summary_rows(store) == summary_rows(fresh)
 
 
 def test_a_rewritten_wider_header_replaces_the_history(logs: Path) -> None:

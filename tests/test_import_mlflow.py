@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import summary_rows
 
 from mltop.core.entities import ImportReport, SourceRef
 from mltop.core.importers import mlflow_files, mlflow_sqlite
@@ -411,6 +412,9 @@ def test_files_appended_lines_add_only_new_points(tmp_path: Path, monkeypatch) -
     last = store.history(run_id(FILES, str(root), live.name), "train_loss").to_pylist()[-1]
     assert (last["step"], last["value"]) == (17, 0.29)
     points_consistent(store)
+    fresh = open_memory_store()
+    run_import(fresh, FILES, root)
+    assert summary_rows(store) == summary_rows(fresh)
 
     def untouchable(*args: object, **kwargs: object) -> None:
         raise AssertionError("an unchanged file was read")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, copy_fixture
+from conftest import FIXTURES, copy_fixture, summary_rows
 
 from mltop.core import tfrecord
 from mltop.core.discovery import discover
@@ -261,6 +261,9 @@ def test_appended_events_are_read_from_the_last_complete_record(tmp_path: Path) 
     run_id = stable_id("tensorboard", str(run))
     assert [s for s, _, _ in _history(store, run_id, "loss")] == list(range(15))
     assert store.run(run_id).updated == 1e9 + 14
+    fresh = open_memory_store()
+    _import(fresh, tmp_path)
+    assert summary_rows(store) == summary_rows(fresh)
 
 
 def test_truncated_last_record_waits_for_the_rest(tmp_path: Path) -> None:

@@ -428,3 +428,122 @@ def test_folding_points_without_times_or_numbers_equals_a_full_recompute() -> No
         want.min_step,
         want.max_step,
     )
+
+
+def _comparable(store: Store, runs: list[str]) -> dict[tuple[str, str], tuple]:
+    out = {}
+    for run, by_key in store.summaries(runs).items():
+        for key, s in by_key.items():
+            out[run, key] = tuple(
+                "nan" if isinstance(v, float) and v != v else v
+                for v in (s.last, s.min, s.max, s.count, s.first_step, s.last_step,
+                          s.min_step, s.max_step, s.last_time)
+            )  # fmt: skip
+    return out
+
+
+_cuts = st.one_of(
+    st.tuples(st.just("points"), st.sampled_from(_RUNS), st.none()),
+    st.tuples(st.just("points"), st.sampled_from(_RUNS), st.sampled_from(["loss", "acc"])),
+    st.tuples(st.just("run"), st.sampled_from(_RUNS), st.none()),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batches=st.lists(
+        st.tuples(
+            st.lists(_cuts, max_size=2),
+            st.lists(
+                st.tuples(
+                    st.sampled_from(_RUNS),
+                    st.sampled_from(["loss", "acc"]),
+                    st.integers(0, 40),
+                    _values,
+                ),
+                max_size=6,
+            ),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_updating_summaries_after_cuts_and_appends_equals_a_full_recompute(batches) -> None:
+    # Importers delete what they re-read (whole histories, single metrics, whole runs), then
+    # append, in one transaction; update_summaries must fold only what is safe to fold.
+    updated, full = open_memory_store(), open_memory_store()
+    seen = 0
+    for cuts, adds in batches:
+        rows = [(run, key, step, value + 1e-6 * (seen + i) if value == value else value)
+                for i, (run, key, step, value) in enumerate(adds)]  # fmt: skip
+        seen += len(adds)
+        points = pa.table(
+            {
+                "run_id": pa.array([r[0] for r in rows], pa.string()),
+                "key": pa.array([r[1] for r in rows], pa.string()),
+                "step": pa.array([r[2] for r in rows], pa.int64()),
+                "ts": pa.array([float(seen + i) for i in range(len(rows))], pa.float64()),
+                "value": pa.array([r[3] for r in rows], pa.float64()),
+            }
+        )
+        for store in (updated, full):
+            with store.transaction():
+                for what, run, key in cuts:
+                    if what == "run":
+                        store.delete_runs([run])
+                    else:
+                        store.delete_points([run], None if key is None else [key])
+                store.add_points(points)
+                changed = {run for _, run, _ in cuts} | {r[0] for r in rows}
+                if store is updated:
+                    store.update_summaries(changed, [points])
+                else:
+                    store.refresh_summaries(_RUNS)
+        assert _comparable(updated, list(_RUNS)) == _comparable(full, list(_RUNS))
+
+
+def test_updating_summaries_outside_a_transaction_reads_the_histories() -> None:
+    # Nobody recorded what was deleted: the stored points are summarised as they are.
+    store = open_memory_store()
+    points = pa.table({"run_id": ["r"] * 3, "key": ["loss"] * 3, "step": [0, 1, 2],
+                       "ts": [None] * 3, "value": [3.0, 2.0, 1.0]})  # fmt: skip
+    with store.transaction():
+        store.add_points(points)
+        store.update_summaries(["r"], [points])
+    store.delete_points(["r"], ["loss"])
+    store.add_points(points.slice(2))
+    store.update_summaries(["r"], [points.slice(2)])
+    summary = store.summaries(["r"])["r"]["loss"]
+    assert (summary.count, summary.first_step, summary.last) == (1, 2, 1.0)
+
+
+def test_updating_summaries_folds_a_growing_run_without_reading_its_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The live case: 25 appended steps must not read a long history again, and a run listed as
+    # changed without new or deleted points keeps its row.
+    store = open_memory_store()
+    big = pa.table({"run_id": ["a"] * 1000, "key": ["loss"] * 1000, "step": list(range(1000)),
+                    "ts": [float(i) for i in range(1000)],
+                    "value": [1.0 / (i + 1) for i in range(1000)]})  # fmt: skip
+    other = pa.table({"run_id": ["b"], "key": ["loss"], "step": [0], "ts": [0.0], "value": [5.0]})
+    with store.transaction():
+        store.add_points(big)
+        store.add_points(other)
+        store.update_summaries(["a", "b"], [big, other])
+    read: list[list[str]] = []
+    original = store.refresh_summaries
+    monkeypatch.setattr(
+        store,
+        "refresh_summaries",
+        lambda ids, keys=None: (read.append(list(ids)), original(ids, keys)),
+    )
+    more = pa.table({"run_id": ["a"] * 2, "key": ["loss"] * 2, "step": [1000, 1001],
+                     "ts": [1000.0, 1001.0], "value": [-1.0, 0.5]})  # fmt: skip
+    with store.transaction():
+        store.add_points(more)
+        store.update_summaries(["a", "b"], [more])
+    assert all(not ids for ids in read)
+    a, b = store.summaries(["a"])["a"]["loss"], store.summaries(["b"])["b"]["loss"]
+    assert (a.count, a.last, a.min, a.min_step, a.last_step) == (1002, 0.5, -1.0, 1000, 1001)
+    assert (b.count, b.last) == (1, 5.0)

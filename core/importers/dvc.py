@@ -503,7 +503,7 @@ class DvcImporter:
             else:
                 store.delete_points([run_id], set(json_keys) | batch.new_keys.get(run_id, set()))
             added = store.add_points(batch.points) + store.add_points(json_points)
-            store.refresh_summaries([run_id])
+            store.update_summaries([run_id], [batch.points, json_points])
             store.delete_files(gone)
             store.put_files(source, states)
         report.add(KIND, runs=0 if existed else 1, points=added)

@@ -164,7 +164,7 @@ class GenericLogsImporter:
             if replaced:
                 store.delete_points(replaced)
             added = store.add_points(batch.points)
-            store.refresh_summaries(set(changed) - deleted)
+            store.update_summaries(set(changed) - deleted, [batch.points])
             store.put_files(None, batch.states)
             store.put_logs(logs)
         report.add(fmt, runs=new_runs, points=added)

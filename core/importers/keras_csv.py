@@ -262,7 +262,7 @@ class KerasCsvImporter:
             if replaced:
                 store.delete_points(replaced)
             added = store.add_points(pa.concat_tables(tables)) if tables else 0
-            store.refresh_summaries([u.run_id for u in live])
+            store.update_summaries([u.run_id for u in live], tables)
             store.delete_files([str(u.path) for u in updates if u.deleted])
             store.put_files(None, [u.state for u in live if u.state is not None])
         report.add(KIND, runs=sum(1 for u in live if str(u.path) not in known), points=added)

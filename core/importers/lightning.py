@@ -180,7 +180,7 @@ class LightningImporter:
             if replaced:
                 store.delete_points(replaced)
             added = store.add_points(batch.points)
-            store.refresh_summaries(changed)
+            store.update_summaries(changed, [batch.points])
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
         report.add(KIND, runs=new_runs, points=added)

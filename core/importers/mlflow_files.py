@@ -691,7 +691,7 @@ def _write_batch(
         if points.num_rows:
             store.add_points(points)
         if metrics.touched:
-            store.refresh_summaries(sorted(metrics.touched & {p.run_id for p, _ in ready}))
+            store.update_summaries(metrics.touched & {p.run_id for p, _ in ready}, [points])
         gone_paths = [g for p, _ in ready for g in p.gone_paths] + metrics.forget
         if gone_paths:
             store.delete_files(gone_paths)

@@ -151,16 +151,7 @@ class MltopRunsImporter:
             if replaced:
                 store.delete_points(replaced)
             added = store.add_points(points)
-            # A history read anew is summarised anew; points appended to a history fold into
-            # its stored summaries, also when the run's metadata changed with them (the job
-            # finishing): recomputing a long run's summaries would read its whole history.
-            store.refresh_summaries(replaced)
-            if replaced:
-                read_anew = pa.array(sorted(replaced), pa.string())
-                points = points.filter(
-                    pc.invert(pc.is_in(points.column("run_id"), value_set=read_anew))
-                )
-            store.fold_into_summaries(points)
+            store.update_summaries(batch.changed_runs - skipped, [points])
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
             store.put_logs(logs)

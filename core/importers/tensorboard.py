@@ -297,8 +297,7 @@ class TensorBoardImporter:
             if gone:
                 store.delete_runs(gone)
             added = store.add_points(pa.concat_tables(tables)) if tables else 0
-            if changed:
-                store.refresh_summaries(changed)
+            store.update_summaries(changed, tables)
             store.delete_files([p for u in batch for p in u.deleted_files])
             store.put_files(None, [s for u in batch for s in u.states])
         report.add(KIND, runs=sum(1 for u in batch if u.is_new), points=added)

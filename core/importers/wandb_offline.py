@@ -338,7 +338,7 @@ class WandbOfflineImporter:
             elif summary_keys:
                 store.delete_points([run_id], summary_keys)
             added = store.add_points(points) + store.add_points(summary_points)
-            store.refresh_summaries([run_id])
+            store.update_summaries([run_id], [points, summary_points])
             store.put_files(source, [state, *log_states])
             store.put_logs(run_id, [str(log)] if log_st is not None else [])
         report.add(KIND, runs=0 if existing is not None else 1, points=added)
