@@ -56,12 +56,15 @@ def runs_root(tmp_path: Path) -> Path:
     return root
 
 
-def summary_rows(store: Store) -> dict[tuple[str, str], tuple[object, ...]]:
-    """Every metric summary in the store, comparable across stores (NaN equals NaN).
+def summary_rows(
+    store: Store, run_ids: list[str] | None = None
+) -> dict[tuple[str, str], tuple[object, ...]]:
+    """The metric summaries of ``run_ids`` (default: every run), comparable across stores (NaN
+    equals NaN).
 
     Following a run folds its appended points into these rows; tests compare them with a fresh
     import of the same files."""
-    ids = [run.id for run in store.runs()]
+    ids = [run.id for run in store.runs()] if run_ids is None else run_ids
     out: dict[tuple[str, str], tuple[object, ...]] = {}
     for run_id, by_key in store.summaries(ids).items():
         for key, s in by_key.items():

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
+from conftest import summary_rows
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -386,18 +387,7 @@ def test_folding_appended_points_equals_summarising_the_whole_history(chunks) ->
         )
         _append_both_ways(folded, full, points)
 
-    def comparable(store: Store) -> dict[tuple[str, str], tuple]:
-        out = {}
-        for run, by_key in store.summaries(list(_RUNS)).items():
-            for key, s in by_key.items():
-                out[run, key] = tuple(
-                    "nan" if isinstance(v, float) and v != v else v
-                    for v in (s.last, s.min, s.max, s.count, s.first_step, s.last_step,
-                              s.min_step, s.max_step, s.last_time)
-                )  # fmt: skip
-        return out
-
-    assert comparable(folded) == comparable(full)
+    assert summary_rows(folded, _RUNS) == summary_rows(full, _RUNS)
 
 
 def test_folding_points_without_times_or_numbers_equals_a_full_recompute() -> None:
@@ -428,18 +418,6 @@ def test_folding_points_without_times_or_numbers_equals_a_full_recompute() -> No
         want.min_step,
         want.max_step,
     )
-
-
-def _comparable(store: Store, runs: list[str]) -> dict[tuple[str, str], tuple]:
-    out = {}
-    for run, by_key in store.summaries(runs).items():
-        for key, s in by_key.items():
-            out[run, key] = tuple(
-                "nan" if isinstance(v, float) and v != v else v
-                for v in (s.last, s.min, s.max, s.count, s.first_step, s.last_step,
-                          s.min_step, s.max_step, s.last_time)
-            )  # fmt: skip
-    return out
 
 
 _cuts = st.one_of(
@@ -499,7 +477,7 @@ def test_updating_summaries_after_cuts_and_appends_equals_a_full_recompute(batch
                     store.update_summaries(changed, [points])
                 else:
                     store.refresh_summaries(_RUNS)
-        assert _comparable(updated, list(_RUNS)) == _comparable(full, list(_RUNS))
+        assert summary_rows(updated, _RUNS) == summary_rows(full, _RUNS)
 
 
 def test_updating_summaries_outside_a_transaction_reads_the_histories() -> None:
