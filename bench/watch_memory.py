@@ -2,6 +2,7 @@
 
     python bench/watch_memory.py                 # 1,200 batches (a 10-minute soak's worth)
     python bench/watch_memory.py --batches 3000 --every 500 --checkpoint 120
+    python bench/watch_memory.py --checkpoint 120 --block-size 262144   # DuckDB's default blocks
 
 The soak in ``bench/follow.py`` takes ten minutes a try. This does the watcher's work of the
 same soak in about half a minute: each batch appends 25 steps of two metrics to an mltop run
@@ -10,6 +11,8 @@ watch loop does. Every ``--every`` batches it prints, next to resident memory:
 
 * glibc's heap in use (``mallinfo2``: Python's larger objects and C++ containers),
 * DuckDB's own accounting of its buffers (``pragma_database_size``),
+* DuckDB's buffers by what holds them (``duckdb_memory()``: table blocks written to the file,
+  rows still only in memory),
 * jemalloc's allocated and active bytes: DuckDB's Linux wheel links its own jemalloc
   (``duckdb_je_*``), whose memory glibc never sees and ``malloc_trim`` cannot return
   (jemalloc's "resident" figure counts retained mappings and reads above the process's RSS).
@@ -28,6 +31,7 @@ from pathlib import Path
 import duckdb
 from follow import rss_mb
 
+from mltop.core import store as store_module
 from mltop.core.discovery import ingest
 from mltop.core.store import open_store
 from mltop.core.tracking import METRICS_FILE, start_run
@@ -73,7 +77,14 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=1200)
     parser.add_argument("--every", type=int, default=100, help="print every N batches")
     parser.add_argument("--checkpoint", type=int, default=0, help="CHECKPOINT every N batches")
+    parser.add_argument(
+        "--block-size",
+        type=int,
+        default=store_module.BLOCK_SIZE,
+        help=f"block size of the new store (mltop: {store_module.BLOCK_SIZE}; DuckDB: 262144)",
+    )
     args = parser.parse_args()
+    store_module.BLOCK_SIZE = args.block_size
     libc, jemalloc = _libc(), _duckdb_library()
     with tempfile.TemporaryDirectory(prefix="mltop-watch-memory-") as tmp:
         root = Path(tmp) / "project"
@@ -97,7 +108,7 @@ def main() -> int:
                 if libc is not None:
                     info = libc.mallinfo2()
                     parts.append(f"glibc in use {(info.uordblks + info.hblkhd) / 1e6:5.1f}")
-                parts.append(f"duckdb buffers {store.memory_usage()}")
+                parts.append(f"duckdb buffers {store.memory_usage()} ({store.memory_by_tag()})")
                 if jemalloc is not None:
                     parts.append(
                         f"jemalloc allocated {jemalloc_mb(jemalloc, 'stats.allocated'):5.1f} "

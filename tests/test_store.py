@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from mltop.core.discovery import ingest
 from mltop.core.entities import FileState, RunRecord, Status
 from mltop.core.store import (
+    BLOCK_SIZE,
     MIGRATIONS,
     SCHEMA_VERSION,
     SMALL_ID_SET,
@@ -50,6 +51,35 @@ def test_an_open_store_lets_duckdb_purge_freed_memory_in_the_background(tmp_path
         assert setting == [(True,)]
     finally:
         store.close()
+
+
+def _block_size(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("SELECT block_size FROM pragma_database_size()").fetchall()[0][0]
+
+
+def test_a_new_store_file_uses_small_blocks(runs_root: Path) -> None:
+    # Ten tables, nine of them small: each holds at least one block in memory once written.
+    with open_store(runs_root) as store:
+        ingest(runs_root, store)
+        store.checkpoint()
+        path = store.path
+    assert path is not None and _block_size(path) == BLOCK_SIZE < 256 * 1024
+
+
+def test_a_store_made_with_duckdbs_default_blocks_still_opens(runs_root: Path) -> None:
+    # Stores written before mltop chose its block size keep theirs, and their rows.
+    path = runs_root / ".mltop" / "store.duckdb"
+    path.parent.mkdir()
+    with duckdb.connect(str(path)) as con:
+        con.execute("CREATE TABLE t (i INTEGER)")  # an empty 256 KB-block file for the store
+        con.execute("DROP TABLE t")
+    assert _block_size(path) == 256 * 1024
+    with open_store(runs_root) as store:
+        assert ingest(runs_root, store).runs_added == 4
+    with open_store(runs_root) as store:
+        assert len(store.runs()) == 4 and store.point_count() > 0
+    assert _block_size(path) == 256 * 1024
 
 
 def test_store_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
