@@ -756,12 +756,12 @@ class Store:
 
     def delete_runs(self, run_ids: Iterable[str]) -> None:
         ids = list(run_ids)
-        self._note_cut(ids, None)
         with (
             self._lock,
             self._matching("run_id", ids, "_gone_runs") as (by_run, args),
             self._matching("id", ids, "_gone_ids") as (by_id, id_args),
         ):
+            self._note_cut(ids, None)
             for table in ("params", "tags", "metrics", "metric_summary", "logs", "files"):
                 self._con.execute(f"DELETE FROM {table} WHERE {by_run}", args)
             self._con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
@@ -831,8 +831,8 @@ class Store:
         keys = None if keys is None else list(keys)
         if keys == []:
             return
-        self._note_cut(run_ids, keys)
         with self._lock, self._matching("run_id", run_ids, "_pt_runs") as (by_run, args):
+            self._note_cut(run_ids, keys)
             if keys is None:
                 self._con.execute(f"DELETE FROM metrics WHERE {by_run}", args)
             else:
@@ -842,6 +842,8 @@ class Store:
                     )
 
     def _note_cut(self, run_ids: Iterable[str], keys: Iterable[str] | None) -> None:
+        """Remember, for update_summaries, that these runs' points (or these keys') were deleted
+        in the open transaction. Called with the lock held."""
         cut = self._cut_histories
         if cut is None:
             return
