@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from pathlib import Path
 
@@ -110,6 +111,29 @@ def test_appended_rows_are_the_only_new_points(logs: Path) -> None:
     fresh = open_memory_store()
     _import(fresh, logs)
     assert summary_rows(store) == summary_rows(fresh)
+
+
+def test_a_growing_metrics_file_keeps_the_run_and_moves_its_clock(logs: Path) -> None:
+    # The live case: only `updated` is written for the run, its params and name stay.
+    store = open_memory_store()
+    _import(store, logs)
+    run_id = _run_id(logs, "version_0")
+    before = store.run(run_id)
+    params = store.params(run_id)
+    metrics = logs / "lightning_logs" / "version_0" / "metrics.csv"
+    with open(metrics, "a", newline="") as fh:
+        fh.write("8,189,0.5,,\r\n")
+    later = (before.updated or 0) + 3600
+    os.utime(metrics, (later, later))
+    assert _import(store, logs).points_added == 1
+    after = store.run(run_id)
+    assert after.updated == later
+    assert (after.name, after.experiment, after.status) == (
+        before.name,
+        before.experiment,
+        before.status,
+    )
+    assert store.params(run_id) == params
 
 
 def test_a_rewritten_wider_header_replaces_the_history(logs: Path) -> None:

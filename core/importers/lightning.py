@@ -102,7 +102,8 @@ class LightningImporter:
         return Detection([SourceRef(KIND, dirpath)], claimed=claimed)
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
-        known = store.file_states()
+        # A version folder's files are recorded with the folder as their source.
+        known = store.file_states(sources=(str(ref.location) for ref in refs))
         unique = list({ref.key: ref for ref in refs}.values())
         for start in range(0, len(unique), BATCH_RUNS):
             try:
@@ -141,10 +142,17 @@ class LightningImporter:
         changed = (batch.changed_runs | hparams_changed) - deleted
         if not changed and not deleted:
             return
+        # A run whose metrics.csv grew while its hparams stayed is the live case (a job logging
+        # every step): its record, params and experiment are as stored, only `updated` moves.
+        grown_only = {
+            run_id: batch.mtimes[run_id]
+            for run_id in batch.changed_runs - deleted - hparams_changed - batch.replaced_runs
+            if run_id in batch.mtimes
+        }
         records: list[RunRecord] = []
         params: list[tuple[str, str, object]] = []
         experiments: dict[str, str] = {}
-        for run_id in sorted(changed):
+        for run_id in sorted(changed - grown_only.keys()):
             folder = folders[run_id]
             run_params: dict[str, object] = {}
             hp = folder / HPARAMS_FILE
@@ -174,6 +182,7 @@ class LightningImporter:
         with store.transaction():
             store.put_experiments([(e, KIND, "", None, n) for e, n in experiments.items()])
             store.put_runs(None, records, params)
+            store.touch_runs(grown_only)
             if deleted:
                 store.delete_runs(deleted)
             replaced = batch.replaced_runs - deleted
