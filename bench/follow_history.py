@@ -37,6 +37,17 @@ STEPS_PER_BATCH = 25
 KEYS = ("train_loss", "val_loss", "acc", "lr", "grad_norm")
 
 
+def _appender(path: Path, rows: Callable[[int, int], str]) -> Callable[[int], Path]:
+    """What the training job does each batch: append the next steps' rows to ``path``."""
+
+    def grow(start: int) -> Path:
+        with open(path, "a") as fh:
+            fh.write(rows(start, STEPS_PER_BATCH))
+        return path
+
+    return grow
+
+
 def lightning(root: Path, steps: int) -> Callable[[int], Path]:
     folder = root / "lightning_logs" / "version_0"
     folder.mkdir(parents=True)
@@ -50,13 +61,7 @@ def lightning(root: Path, steps: int) -> Callable[[int], Path]:
         )
 
     path.write_text("epoch,step," + ",".join(KEYS) + "\n" + rows(0, steps))
-
-    def grow(start: int) -> Path:
-        with open(path, "a") as fh:
-            fh.write(rows(start, STEPS_PER_BATCH))
-        return path
-
-    return grow
+    return _appender(path, rows)
 
 
 def mltop_run(root: Path, steps: int) -> Callable[[int], Path]:
@@ -76,13 +81,7 @@ def mltop_run(root: Path, steps: int) -> Callable[[int], Path]:
 
     with open(path, "a") as fh:
         fh.write(rows(0, steps))
-
-    def grow(start: int) -> Path:
-        with open(path, "a") as fh:
-            fh.write(rows(start, STEPS_PER_BATCH))
-        return path
-
-    return grow
+    return _appender(path, rows)
 
 
 def mlflow_files(root: Path, steps: int) -> Callable[[int], Path]:
@@ -95,13 +94,7 @@ def mlflow_files(root: Path, steps: int) -> Callable[[int], Path]:
         return "".join(f"{base + s} {1 / (s + 1)} {s}\n" for s in range(start, start + count))
 
     path.write_text(rows(0, steps))
-
-    def grow(start: int) -> Path:
-        with open(path, "a") as fh:
-            fh.write(rows(start, STEPS_PER_BATCH))
-        return path
-
-    return grow
+    return _appender(path, rows)
 
 
 FORMATS = {"Lightning CSV": lightning, "mltop run folder": mltop_run, "MLflow files": mlflow_files}

@@ -848,10 +848,8 @@ class Store:
         if cut is None:
             return
         for run_id in run_ids:
-            if keys is None or (run_id in cut and cut[run_id] is None):
-                cut[run_id] = None
-            else:
-                cut.setdefault(run_id, set()).update(keys)  # type: ignore[union-attr]
+            noted = cut.get(run_id, set())
+            cut[run_id] = None if keys is None or noted is None else noted | set(keys)
 
     def update_summaries(self, run_ids: Iterable[str], appended: Sequence[pa.Table]) -> None:
         """Bring the summaries of ``run_ids`` up to date after their points were written.
@@ -871,27 +869,24 @@ class Store:
             self.refresh_summaries(sorted(wanted))
             return
         whole = {r for r in wanted if r in cut and cut[r] is None}
+        keyed = {r: keys for r in wanted - whole if (keys := cut.get(r))}
         self.refresh_summaries(sorted(whole))
-        for run_id in sorted(wanted - whole):
-            keys = cut.get(run_id)
-            if keys:
-                self.refresh_summaries([run_id], sorted(keys))
+        for run_id, keys in sorted(keyed.items()):
+            self.refresh_summaries([run_id], sorted(keys))
         tables = [t for t in appended if t.num_rows]
-        if not tables:
-            return
+        if not tables or not wanted - whole:
+            return  # a first import reads every history anew: nothing to fold, nothing to cast
+        foldable = pa.array(sorted(wanted - whole), pa.string())
         points = pa.concat_tables(
             [t.select([f.name for f in POINTS_SCHEMA]).cast(POINTS_SCHEMA) for t in tables]
         )
-        runs = points.column("run_id")
-        keep = pc.is_in(runs, value_set=pa.array(sorted(wanted - whole), pa.string()))
-        for run_id in sorted(wanted - whole):
-            keys = cut.get(run_id)
-            if keys:  # those keys were summarised from their histories just now
-                mask = pc.and_(
-                    pc.equal(runs, run_id),
-                    pc.is_in(points.column("key"), value_set=pa.array(sorted(keys), pa.string())),
-                )
-                keep = pc.and_(keep, pc.invert(mask))
+        keep = pc.is_in(points.column("run_id"), value_set=foldable)
+        for run_id, keys in keyed.items():  # those keys were summarised from their histories
+            redone = pc.and_(
+                pc.equal(points.column("run_id"), run_id),
+                pc.is_in(points.column("key"), value_set=pa.array(sorted(keys), pa.string())),
+            )
+            keep = pc.and_(keep, pc.invert(redone))
         self.fold_into_summaries(points.filter(keep))
 
     def refresh_summaries(self, run_ids: Iterable[str], keys: Iterable[str] | None = None) -> None:

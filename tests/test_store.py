@@ -377,18 +377,32 @@ _RUNS = ["r", "rün 2"]
 # Whole numbers (made unique below) or NaN: a tie between two equal values would leave the
 # step of the min or max to the order DuckDB happens to aggregate in.
 _values = st.one_of(st.integers(-1000, 1000).map(float), st.just(float("nan")))
+_point = st.tuples(
+    st.sampled_from(_RUNS), st.sampled_from(["loss", "acc"]), st.integers(0, 40), _values
+)
+
+
+def _chunk_table(chunk: list[tuple[str, str, int, float]], seen: int) -> pa.Table:
+    """Points of a drawn chunk, the ``seen`` points before it setting times and making each
+    number unique (so the step of a min or max is well defined)."""
+    rows = [(run, key, step, value + 1e-6 * (seen + i) if value == value else value)
+            for i, (run, key, step, value) in enumerate(chunk)]  # fmt: skip
+    return pa.table(
+        {
+            "run_id": pa.array([r[0] for r in rows], pa.string()),
+            "key": pa.array([r[1] for r in rows], pa.string()),
+            "step": pa.array([r[2] for r in rows], pa.int64()),
+            "ts": pa.array([float(seen + len(chunk) + i) for i in range(len(rows))], pa.float64()),
+            "value": pa.array([r[3] for r in rows], pa.float64()),
+        }
+    )
 
 
 @settings(max_examples=60, deadline=None)
 @given(
     chunks=st.lists(
         st.lists(
-            st.tuples(
-                st.sampled_from(_RUNS),
-                st.sampled_from(["loss", "acc"]),
-                st.integers(0, 40),
-                _values,
-            ),
+            _point,
             min_size=1,
             max_size=8,
         ),
@@ -403,19 +417,8 @@ def test_folding_appended_points_equals_summarising_the_whole_history(chunks) ->
     folded, full = open_memory_store(), open_memory_store()
     seen = 0
     for chunk in chunks:
-        rows = [(run, key, step, value + 1e-6 * (seen + i) if value == value else value)
-                for i, (run, key, step, value) in enumerate(chunk)]  # fmt: skip
+        _append_both_ways(folded, full, _chunk_table(chunk, seen))
         seen += len(chunk)
-        points = pa.table(
-            {
-                "run_id": [r[0] for r in rows],
-                "key": [r[1] for r in rows],
-                "step": [r[2] for r in rows],
-                "ts": [float(seen + i) for i in range(len(rows))],
-                "value": [r[3] for r in rows],
-            }
-        )
-        _append_both_ways(folded, full, points)
 
     assert summary_rows(folded, _RUNS) == summary_rows(full, _RUNS)
 
@@ -463,12 +466,7 @@ _cuts = st.one_of(
         st.tuples(
             st.lists(_cuts, max_size=2),
             st.lists(
-                st.tuples(
-                    st.sampled_from(_RUNS),
-                    st.sampled_from(["loss", "acc"]),
-                    st.integers(0, 40),
-                    _values,
-                ),
+                _point,
                 max_size=6,
             ),
         ),
@@ -482,18 +480,8 @@ def test_updating_summaries_after_cuts_and_appends_equals_a_full_recompute(batch
     updated, full = open_memory_store(), open_memory_store()
     seen = 0
     for cuts, adds in batches:
-        rows = [(run, key, step, value + 1e-6 * (seen + i) if value == value else value)
-                for i, (run, key, step, value) in enumerate(adds)]  # fmt: skip
+        points = _chunk_table(adds, seen)
         seen += len(adds)
-        points = pa.table(
-            {
-                "run_id": pa.array([r[0] for r in rows], pa.string()),
-                "key": pa.array([r[1] for r in rows], pa.string()),
-                "step": pa.array([r[2] for r in rows], pa.int64()),
-                "ts": pa.array([float(seen + i) for i in range(len(rows))], pa.float64()),
-                "value": pa.array([r[3] for r in rows], pa.float64()),
-            }
-        )
         for store in (updated, full):
             with store.transaction():
                 for what, run, key in cuts:
@@ -502,7 +490,7 @@ def test_updating_summaries_after_cuts_and_appends_equals_a_full_recompute(batch
                     else:
                         store.delete_points([run], None if key is None else [key])
                 store.add_points(points)
-                changed = {run for _, run, _ in cuts} | {r[0] for r in rows}
+                changed = {run for _, run, _ in cuts} | {a[0] for a in adds}
                 if store is updated:
                     store.update_summaries(changed, [points])
                 else:
