@@ -49,6 +49,38 @@ def _is_virtualenv(dirpath: str, filenames: list[str]) -> bool:
     return "pyvenv.cfg" in filenames
 
 
+Walk = Iterable[tuple[str, list[str], list[str]]]
+
+
+def walk_tree(root: Path) -> Walk:
+    """``os.walk(root)`` top-down without following symlinks, as a loop over an explicit stack.
+
+    Python 3.11's ``os.walk`` recurses once per level and raises RecursionError on a tree about
+    1,000 folders deep; this walk's depth costs only stack entries. As with ``os.walk`` the
+    caller may prune or reorder ``dirnames`` in place, and unreadable folders are passed over.
+    """
+    stack = [str(root)]
+    while stack:
+        top = stack.pop()
+        dirnames: list[str] = []
+        filenames: list[str] = []
+        try:
+            with os.scandir(top) as entries:
+                for entry in entries:
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        is_dir = False
+                    (dirnames if is_dir else filenames).append(entry.name)
+        except OSError:
+            continue
+        yield top, dirnames, filenames
+        for name in reversed(dirnames):
+            path = os.path.join(top, name)
+            if not os.path.islink(path):
+                stack.append(path)
+
+
 @dataclass(frozen=True)
 class Found:
     refs: list[SourceRef]
@@ -63,9 +95,9 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     seen: set[tuple[str, str]] = set()
     root = root.resolve()
     if root.is_file():
-        walk: Iterable[tuple[str, list[str], list[str]]] = [(str(root.parent), [], [root.name])]
+        walk: Walk = [(str(root.parent), [], [root.name])]
     else:
-        walk = os.walk(root, onerror=None, followlinks=False)
+        walk = walk_tree(root)
     for dirpath, dirnames, filenames in walk:
         if _is_virtualenv(dirpath, filenames):
             dirnames[:] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,22 @@ def test_a_single_file_can_be_the_root(tmp_path: Path) -> None:
     log.write_text('{"step": 0, "loss": 1}\n')
     found = discover(log)
     assert [(r.kind, r.location) for r in found.refs] == [("jsonl", log)]
+
+
+def test_a_folder_tree_deeper_than_pythons_recursion_limit_is_walked(tmp_path: Path) -> None:
+    # 1,100 levels: past the default recursion limit of 1,000 that a recursive walk would hit.
+    chain = [tmp_path / "deep"]
+    for _ in range(1_099):
+        chain.append(chain[-1] / "d")
+    for folder in chain:
+        folder.mkdir()
+    try:
+        deepest = write_run(chain[-1] / "runs", "bottom")
+        write_run(tmp_path / "runs", "top")
+        found = [ref.location for ref in discover(tmp_path).refs]
+        assert found == [deepest, tmp_path / "runs" / "top"]
+    finally:
+        # shutil.rmtree (and so pytest's own clean-up) recurses per level: take it down here.
+        shutil.rmtree(chain[-1] / "runs", ignore_errors=True)
+        for folder in reversed(chain):
+            folder.rmdir()
