@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mltop.core.entities import ImportReport, SourceRef
 from mltop.core.importers.base import Importer
 from mltop.core.importers.registry import importers as default_importers
+from mltop.core.regular_files import file_type
 from mltop.core.store import STORE_DIR, Store
 
 SKIP_DIRS = frozenset(
@@ -49,7 +50,7 @@ def _is_virtualenv(dirpath: str, filenames: list[str]) -> bool:
     return "pyvenv.cfg" in filenames
 
 
-Walk = Iterable[tuple[str, list[str], list[str]]]
+Walk = Iterable[tuple[str, list[str], list[str], list[tuple[str, str]]]]
 
 
 def walk_tree(root: Path) -> Walk:
@@ -58,23 +59,31 @@ def walk_tree(root: Path) -> Walk:
     Python 3.11's ``os.walk`` recurses once per level and raises RecursionError on a tree about
     1,000 folders deep; this walk's depth costs only stack entries. As with ``os.walk`` the
     caller may prune or reorder ``dirnames`` in place, and unreadable folders are passed over.
+    Unlike ``os.walk``, ``filenames`` holds regular files only (symlinks followed); FIFOs,
+    devices and sockets come apart as ``(name, what it is)``, because opening one as a source
+    would block or never end. Dangling symlinks name nothing to read and are left out.
     """
     stack = [str(root)]
     while stack:
         top = stack.pop()
         dirnames: list[str] = []
         filenames: list[str] = []
+        others: list[tuple[str, str]] = []
         try:
             with os.scandir(top) as entries:
                 for entry in entries:
                     try:
-                        is_dir = entry.is_dir()
+                        if entry.is_dir():
+                            dirnames.append(entry.name)
+                        elif entry.is_file():
+                            filenames.append(entry.name)
+                        else:
+                            others.append((entry.name, file_type(entry.stat().st_mode)))
                     except OSError:
-                        is_dir = False
-                    (dirnames if is_dir else filenames).append(entry.name)
+                        continue  # vanished, or a symlink to nothing
         except OSError:
             continue
-        yield top, dirnames, filenames
+        yield top, dirnames, filenames, others
         for name in reversed(dirnames):
             path = os.path.join(top, name)
             if not os.path.islink(path):
@@ -85,6 +94,8 @@ def walk_tree(root: Path) -> Walk:
 class Found:
     refs: list[SourceRef]
     importers: dict[str, Importer]
+    #: Files that are not regular files (FIFOs, devices, sockets), with what each is: never read.
+    not_regular: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
@@ -93,15 +104,17 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     by_kind = {imp.kind: imp for imp in chosen}
     refs: list[SourceRef] = []
     seen: set[tuple[str, str]] = set()
+    not_regular: list[tuple[Path, str]] = []
     root = root.resolve()
     if root.is_file():
-        walk: Walk = [(str(root.parent), [], [root.name])]
+        walk: Walk = [(str(root.parent), [], [root.name], [])]
     else:
         walk = walk_tree(root)
-    for dirpath, dirnames, filenames in walk:
+    for dirpath, dirnames, filenames, others in walk:
         if _is_virtualenv(dirpath, filenames):
             dirnames[:] = []
             continue
+        not_regular.extend((Path(dirpath) / name, what) for name, what in sorted(others))
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         filenames.sort()
         path = Path(dirpath)
@@ -120,7 +133,7 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
             if detection.prune:
                 dirnames[:] = []
                 break
-    return Found(refs, by_kind)
+    return Found(refs, by_kind, not_regular)
 
 
 def ingest(
@@ -156,6 +169,10 @@ def ingest(
         done += len(refs)
         if progress:
             progress(kind, done, total)
+    reported = {problem.path for problem in report.problems}
+    for path, what in found.not_regular:
+        if str(path) not in reported:  # an importer that looked for it by name said so already
+            report.problem(path, f"not read ({what}, not a regular file)")
     store.touch_sources((ref.kind, str(ref.location)) for ref in found.refs)
     if forget_missing and root.is_dir():
         report.removed_runs = store.forget_sources_under(

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import errno
 import os
-import stat
 import threading
 import time
 from array import array
@@ -37,6 +35,8 @@ from enum import Enum
 from pathlib import Path
 
 import numpy as np
+
+from mltop.core.regular_files import NotRegularFile, open_fd
 
 __all__ = [
     "FileCursor",
@@ -189,15 +189,14 @@ class Step:
 
 
 def _open_regular(path: str) -> tuple[int, os.stat_result] | None:
+    """The file's descriptor and stat; None while it is missing, NotRegularFile for a FIFO..."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        fd = open_fd(path)
+    except NotRegularFile:
+        raise
     except OSError:
         return None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise OSError(errno.EINVAL, "not a regular file", path)
-    return fd, st
+    return fd, os.fstat(fd)
 
 
 class FileCursor:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from mltop.core.entities import FileState, ImportReport, SourceRef
+from mltop.core.regular_files import open_regular
 from mltop.core.store import Store
 
 HEAD_BYTES = 256
@@ -61,7 +62,7 @@ def head_fingerprint(path: Path | str, size: int | None = None) -> str:
     from a replaced one even when it was shorter than HEAD_BYTES at the last scan.
     """
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             data = fh.read(HEAD_BYTES if size is None else min(size, HEAD_BYTES))
     except OSError:
         return ""
@@ -119,7 +120,7 @@ def read_complete(path: Path, offset: int, limit: int | None = None) -> tuple[by
 
     A line still being written (no newline yet) is left for the next scan.
     """
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         fh.seek(offset)
         data = fh.read() if limit is None else fh.read(limit)
     end = data.rfind(b"\n")

@@ -48,6 +48,7 @@ from mltop.core.entities import (
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.dvclive import (
+    MAX_DOC_BYTES,
     PLOTS_METRICS,
     FormatError,
     TsvFile,
@@ -57,11 +58,13 @@ from mltop.core.importers.dvclive import (
     metric_points,
     parse_document,
     parse_tsvs,
+    read_doc,
     read_tsv_files,
     tsv_paths,
     tsv_prefix,
 )
 from mltop.core.importers.params import flatten_params
+from mltop.core.regular_files import read_limited
 from mltop.core.store import RunQuery, Store
 
 KIND = "dvc"
@@ -244,6 +247,15 @@ class GitError(Exception):
     """git is missing, failed or timed out; the message is one line."""
 
 
+MAX_GIT_FILE = 64 * 1024
+MAX_PACKED_REFS = 64 * 1024 * 1024  # one line per ref: tens of MB in the largest repositories
+
+
+def _git_text(path: Path, limit: int = MAX_GIT_FILE) -> str:
+    """A small git file (HEAD, a ref, a ``.git`` pointer), stripped; OSError when unreadable."""
+    return read_limited(path, limit, "a git file").decode("utf-8").strip()
+
+
 def find_git_dir(root: Path) -> Path | None:
     """The repository's git dir for a folder in it (a ``.git`` folder or ``gitdir:`` file)."""
     for parent in [root, *root.parents]:
@@ -252,7 +264,7 @@ def find_git_dir(root: Path) -> Path | None:
             return dot
         if dot.is_file():
             with contextlib.suppress(OSError, UnicodeDecodeError):
-                text = dot.read_text(encoding="utf-8").strip()
+                text = _git_text(dot)
                 if text.startswith("gitdir:"):
                     target = Path(text[7:].strip())
                     return target if target.is_absolute() else (parent / target).resolve()
@@ -263,7 +275,7 @@ def find_git_dir(root: Path) -> Path | None:
 def head_sha(git_dir: Path) -> str | None:
     """HEAD's commit, read from the git dir's files (no subprocess): for the workspace run."""
     try:
-        head = (git_dir / "HEAD").read_text(encoding="utf-8").strip()
+        head = _git_text(git_dir / "HEAD")
     except (OSError, UnicodeDecodeError):
         return None
     if _SHA.match(head):
@@ -272,11 +284,11 @@ def head_sha(git_dir: Path) -> str | None:
         return None
     ref = head[4:].strip()
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        sha = (git_dir / ref).read_text(encoding="utf-8").strip()
+        sha = _git_text(git_dir / ref)
         if _SHA.match(sha):
             return sha
     with contextlib.suppress(OSError, UnicodeDecodeError):
-        for line in (git_dir / "packed-refs").read_text(encoding="utf-8").splitlines():
+        for line in _git_text(git_dir / "packed-refs", MAX_PACKED_REFS).splitlines():
             sha, _, name = line.partition(" ")
             if name == ref and _SHA.match(sha):
                 return sha
@@ -510,7 +522,7 @@ class DvcImporter:
 
     def _read_doc(self, path: Path, report: ImportReport) -> object:
         try:
-            return parse_document(path.read_bytes(), path.name)
+            return read_doc(path)
         except FormatError as exc:
             report.problem(path, str(exc))
         except OSError as exc:
@@ -852,7 +864,9 @@ class DvcImporter:
                     blob = root / ".dvc" / "cache" / cache / digest[:2] / digest[2:]
                     if blob.is_file():
                         with contextlib.suppress(OSError, FormatError):
-                            return parse_document(blob.read_bytes(), path)
+                            return parse_document(
+                                read_limited(blob, MAX_DOC_BYTES, "a params or metrics file"), path
+                            )
         return None
 
 

@@ -31,6 +31,7 @@ from mltop.core import tabular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Change, Detection, classify, file_state, read_complete
 from mltop.core.importers.params import flatten_params
+from mltop.core.regular_files import open_regular, read_limited
 from mltop.core.store import Store
 
 KIND = "dvclive"
@@ -206,7 +207,7 @@ class TsvBatch:
 
 
 def first_line(path: Path) -> bytes:
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         return fh.readline(65536)
 
 
@@ -289,9 +290,14 @@ def dvc_root_of(folder: Path) -> Path | None:
     return None
 
 
+def read_doc(path: Path) -> object:
+    """A params or metrics file read whole (a regular file within MAX_DOC_BYTES), parsed."""
+    return parse_document(read_limited(path, MAX_DOC_BYTES, "a params or metrics file"), path.name)
+
+
 def read_doc_file(path: Path, report: ImportReport) -> object:
     try:
-        return parse_document(path.read_bytes(), path.name)
+        return read_doc(path)
     except FormatError as exc:
         report.problem(path, str(exc))
     except OSError as exc:

@@ -19,6 +19,7 @@ from pathlib import Path
 from mltop.core.entities import ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Detection
 from mltop.core.importers.linefiles import LineFile, read_line_files
+from mltop.core.regular_files import open_regular
 from mltop.core.store import Store
 from mltop.core.tabular import STEP_COLUMNS
 
@@ -33,7 +34,7 @@ def _stem(name: str) -> str:
 
 def _head(path: Path, limit: int = 65536) -> str:
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             raw = fh.read(limit)
     except OSError:
         return ""

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Change, Detection, classify, file_state, read_complete
+from mltop.core.regular_files import open_regular
 from mltop.core.store import POINTS_SCHEMA, Store
 
 KIND = "keras"
@@ -49,7 +50,7 @@ def _split_header(line: str) -> list[str] | None:
 def keras_header(path: Path) -> list[str] | None:
     """The CSV header when it has CSVLogger's shape (``epoch`` + sorted unique names)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(HEAD_BYTES)
     except OSError:
         return None
@@ -288,7 +289,7 @@ def _last_stored_epoch(store: Store, run_id: str) -> int | None:
 def _line_number(path: Path, offset: int) -> int:
     """The 1-based line number at byte ``offset`` (for messages about appended rows)."""
     count = 0
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         remaining = offset
         while remaining > 0:
             chunk = fh.read(min(remaining, 1 << 20))

@@ -30,6 +30,7 @@ from mltop.core.entities import (
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.linefiles import LineFile, read_line_files
 from mltop.core.importers.params import flatten_params
+from mltop.core.regular_files import read_limited
 from mltop.core.store import Store
 
 KIND = "lightning"
@@ -64,10 +65,7 @@ _LenientLoader.add_multi_constructor("!", _tagged_as_text)
 
 def read_hparams(path: Path) -> dict[str, object]:
     """hparams.yaml as flat params (nested keys dotted); ValueError with a one-line reason."""
-    size = path.stat().st_size
-    if size > MAX_HPARAMS_BYTES:
-        raise ValueError(f"too large for a hparams file ({size} bytes)")
-    raw = path.read_bytes()
+    raw = read_limited(path, MAX_HPARAMS_BYTES, "a hparams file")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

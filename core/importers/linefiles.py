@@ -22,6 +22,7 @@ import pyarrow as pa
 from mltop.core import tabular
 from mltop.core.entities import FileState, ImportReport
 from mltop.core.importers.base import Change, classify, file_state, read_complete
+from mltop.core.regular_files import open_regular
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,13 @@ class LineBatch:
 def _ends_with_newline(path: Path, size: int) -> bool:
     if size == 0:
         return True
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         fh.seek(size - 1)
         return fh.read(1) == b"\n"
 
 
 def _first_line(path: Path) -> bytes:
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         return fh.readline()
 
 
@@ -64,7 +65,7 @@ def _python_jsonl(path: str, origin: Path, report: ImportReport) -> str | None:
     good: list[str] = []
     bad = 0
     first_bad = 0
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         for number, raw in enumerate(fh, 1):
             text = raw.decode("utf-8", errors="replace").strip()
             if not text:
@@ -97,7 +98,7 @@ def _python_csv(path: str, delimiter: str | None) -> tuple[str | None, str | Non
     every readable row of a damaged metrics CSV.
     """
     sep = delimiter or ","
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:
         text = fh.read().decode("utf-8", errors="replace")
     lines = text.splitlines()
     header = _csv_fields(lines[0], sep) if lines else None

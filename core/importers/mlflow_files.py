@@ -51,6 +51,7 @@ from mltop.core.importers.base import (
     file_state,
     read_complete,
 )
+from mltop.core.regular_files import open_regular
 from mltop.core.store import POINTS_SCHEMA, Store
 from mltop.core.tabular import ParseError, bytes_to_tempfile, connection, remove_quietly
 
@@ -175,7 +176,7 @@ def looks_like_store(dirpath: Path, dirnames: Sequence[str]) -> bool:
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             data = fh.read(MAX_META_BYTES + 1)
     except OSError as exc:
         raise UnitError(f"cannot read: {exc.strerror or exc}") from exc
@@ -197,7 +198,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def read_value(path: str | Path) -> tuple[str, bytes]:
     """A param or tag value: the whole file, as MLflow wrote it (no stripping), and its bytes."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             data = fh.read()
     except OSError as exc:
         raise UnitError(f"cannot read: {exc.strerror or exc}") from exc

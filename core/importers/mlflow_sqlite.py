@@ -44,6 +44,7 @@ import pyarrow as pa
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers.base import Detection, head_fingerprint
+from mltop.core.regular_files import open_regular
 from mltop.core.store import POINTS_SCHEMA, Store
 
 KIND = "mlflow-sqlite"
@@ -79,7 +80,7 @@ class SourceError(Exception):
 
 def has_sqlite_header(path: Path) -> bool:
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             return fh.read(16) == SQLITE_HEADER
     except OSError:
         return False

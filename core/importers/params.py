@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mltop.core.regular_files import SourceFileError, read_limited
+
 
 def flatten_params(
     value: object, prefix: str = "", out: dict[str, object] | None = None
@@ -35,10 +37,10 @@ def read_json_object(path: Path, max_bytes: int, what: str = "a metadata file") 
 
     Python's json keeps NaN and Infinity, as trackers write them.
     """
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"too large for {what} ({size} bytes)")
-    raw = path.read_bytes()
+    try:
+        raw = read_limited(path, max_bytes, what)
+    except SourceFileError as exc:
+        raise ValueError(str(exc)) from exc
     if not raw.strip():
         raise ValueError("empty file")
     try:

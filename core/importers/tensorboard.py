@@ -36,6 +36,7 @@ from mltop.core.entities import (
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.tfevents import EventColumns, decode
+from mltop.core.regular_files import open_regular
 from mltop.core.store import POINTS_SCHEMA, RunQuery, Store
 
 KIND = "tensorboard"
@@ -203,7 +204,7 @@ class TensorBoardImporter:
             old = known.get(str(path))
             offset = old.offset if only_changed and change is Change.APPENDED and old else 0
             try:
-                with open(path, "rb") as fh:
+                with open_regular(path) as fh:
                     fh.seek(offset)
                     buf = fh.read()
             except OSError as exc:

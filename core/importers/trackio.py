@@ -46,6 +46,7 @@ from mltop.core import tabular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Detection, file_state
 from mltop.core.importers.params import flatten_params
+from mltop.core.regular_files import open_regular
 from mltop.core.store import RunQuery, Store
 
 KIND = "trackio"
@@ -66,7 +67,7 @@ def _columns(con: sqlite3.Connection, table: str) -> set[str]:
 def is_trackio_db(path: Path) -> bool:
     """A SQLite file with trackio's ``metrics`` table (run_name, step, metrics columns)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             if fh.read(16) != SQLITE_MAGIC:
                 return False
         con = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)

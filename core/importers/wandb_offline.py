@@ -36,6 +36,7 @@ from mltop.core.entities import (
 from mltop.core.importers import wandb_records as wr
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.params import flatten_params
+from mltop.core.regular_files import open_regular
 from mltop.core.store import Store
 
 KIND = "wandb-offline"
@@ -303,7 +304,7 @@ class WandbOfflineImporter:
             return
 
         start = known[str(path)].offset if prior is not None and change is Change.APPENDED else 0
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             fh.seek(start)
             data = fh.read()
         if start == 0:

@@ -1,0 +1,101 @@
+"""Opening source files: regular files only, and small files read whole within a size limit.
+
+Sources are found by name, and a name says nothing about what is behind it. A FIFO named
+``metrics.jsonl`` blocks ``open()`` until a writer comes (forever, in practice), and a symlink
+to ``/dev/zero`` or ``/dev/urandom`` never ends, so reading it whole grows until memory runs
+out. Every importer and the watcher open sources through :func:`open_regular`, which opens
+without blocking and refuses anything that is not a regular file, and read small whole files
+(metadata, params, hyperparameters) through :func:`read_limited`, which stops at a limit chosen
+per kind of file. Both raise :class:`OSError` subclasses, so the readers' existing
+``except OSError`` paths turn them into one-line problems naming the file.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+class SourceFileError(OSError):
+    """Why a source file was not read; ``str()`` is the reason alone (problems name the file)."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class NotRegularFile(SourceFileError):
+    """A source path that is a FIFO, a device, a socket or a folder: never read."""
+
+
+class FileTooLarge(SourceFileError):
+    """A file read whole that is larger than the limit for its kind."""
+
+
+def file_type(mode: int) -> str:
+    """What a non-regular file is, in words for a problem line."""
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def is_regular(path: Path | str) -> bool:
+    """Whether ``path`` (symlinks followed) is a regular file; False when it cannot be stat'ed."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def open_fd(path: Path | str) -> int:
+    """A blocking read-only descriptor on a regular file, or NotRegularFile without waiting.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting for a writer; the
+    flag is cleared again once the descriptor is known to be a regular file.
+    """
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, f"{file_type(mode)}, not a regular file", str(path))
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular(path: Path | str) -> BinaryIO:
+    """``open(path, "rb")`` for a regular file; NotRegularFile for anything else."""
+    return os.fdopen(open_fd(path), "rb")
+
+
+def read_limited(path: Path | str, limit: int, what: str = "this kind of file") -> bytes:
+    """The whole of a regular file of at most ``limit`` bytes; FileTooLarge beyond it.
+
+    The size is checked before reading and again by reading one byte past the limit, so a file
+    that grows while being read cannot take more memory than the limit either.
+    """
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        data = fh.read(limit + 1) if size <= limit else b""
+        if size > limit or len(data) > limit:
+            raise FileTooLarge(
+                errno.EFBIG,
+                f"{max(size, len(data)):,} bytes is over the {limit:,}-byte limit for {what}",
+                str(path),
+            )
+    return data
