@@ -95,7 +95,8 @@ def read_limited(path: Path | str, limit: int, what: str = "this kind of file") 
         if size > limit or len(data) > limit:
             raise FileTooLarge(
                 errno.EFBIG,
-                f"{max(size, len(data)):,} bytes is over the {limit:,}-byte limit for {what}",
+                f"too large: {max(size, len(data)):,} bytes, "
+                f"over the {limit:,}-byte limit for {what}",
                 str(path),
             )
     return data

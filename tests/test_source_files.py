@@ -106,11 +106,14 @@ def test_a_hparams_file_over_its_size_limit_is_refused_naming_the_limit(tmp_path
     version = tmp_path / "lightning_logs" / "version_0"
     version.mkdir(parents=True)
     (version / "metrics.csv").write_text("epoch,step,loss\n0,0,1.0\n")
-    (version / "hparams.yaml").write_text("lr: 0.1\n" + "# padding\n" * (MAX_HPARAMS_BYTES // 10))
+    hparams = version / "hparams.yaml"
+    hparams.write_text("lr: 0.1\n" + "# padding\n" * (MAX_HPARAMS_BYTES // 10))
+    size = hparams.stat().st_size
     result = _ingest(tmp_path)
     assert result.returncode == EXIT_PROBLEMS
     (line,) = [line for line in result.stderr.splitlines() if "hparams.yaml" in line]
-    assert f"over the {MAX_HPARAMS_BYTES:,}-byte limit for a hparams file" in line
+    limit = f"{MAX_HPARAMS_BYTES:,}-byte limit for a hparams file"
+    assert f"too large: {size:,} bytes, over the {limit}" in line
     with open_store(tmp_path) as store:
         assert [run.name for run in store.runs()] == ["version_0"]
 

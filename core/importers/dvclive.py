@@ -32,13 +32,13 @@ from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, S
 from mltop.core.importers.base import Change, Detection, classify, file_state, read_complete
 from mltop.core.importers.params import flatten_params
 from mltop.core.regular_files import open_regular, read_limited
+from mltop.core.safe_yaml import YamlRefused, load_yaml
 from mltop.core.store import Store
 
 KIND = "dvclive"
 PLOTS_METRICS = "plots/metrics"
 MAX_DOC_BYTES = 16 * 1024 * 1024
 _STEP_TIME = {"step", "timestamp"}
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class FormatError(ValueError):
@@ -62,7 +62,9 @@ def parse_document(data: bytes, name: str) -> object:
             return json.loads(text) if text.strip() else None
         if lower.endswith(".toml"):
             return tomllib.loads(text)
-        return yaml.load(text, Loader=_Loader)  # a safe loader
+        return load_yaml(text)
+    except YamlRefused as exc:
+        raise FormatError(f"refused: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise FormatError(f"malformed JSON at line {exc.lineno} column {exc.colno}") from exc
     except tomllib.TOMLDecodeError as exc:

@@ -31,6 +31,7 @@ from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.linefiles import LineFile, read_line_files
 from mltop.core.importers.params import flatten_params
 from mltop.core.regular_files import read_limited
+from mltop.core.safe_yaml import YamlRefused, load_yaml
 from mltop.core.store import Store
 
 KIND = "lightning"
@@ -45,24 +46,6 @@ def experiment_id(folder: Path) -> str:
     return stable_id("lightning-experiment", str(folder))
 
 
-class _LenientLoader(yaml.SafeLoader):  # type: ignore[misc]
-    """safe_load that shows Python-specific tags (``!!python/object``...) as text, not errors.
-
-    Lightning dumps hparams with ``yaml.dump``, so an argparse Namespace or a custom class shows
-    up as a python tag; building it would run code, refusing it would lose every param.
-    """
-
-
-def _tagged_as_text(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> str:
-    if isinstance(node, yaml.ScalarNode):
-        return str(node.value)
-    return f"<{node.tag}>"
-
-
-_LenientLoader.add_multi_constructor("tag:yaml.org,2002:python/", _tagged_as_text)
-_LenientLoader.add_multi_constructor("!", _tagged_as_text)
-
-
 def read_hparams(path: Path) -> dict[str, object]:
     """hparams.yaml as flat params (nested keys dotted); ValueError with a one-line reason."""
     raw = read_limited(path, MAX_HPARAMS_BYTES, "a hparams file")
@@ -71,7 +54,9 @@ def read_hparams(path: Path) -> dict[str, object]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"not UTF-8 text (byte {exc.start})") from exc
     try:
-        data = yaml.load(text, Loader=_LenientLoader)  # a SafeLoader subclass
+        data = load_yaml(text)  # python tags (a Namespace in hparams) come back as text
+    except YamlRefused as exc:
+        raise ValueError(f"refused: {exc}") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

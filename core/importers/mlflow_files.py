@@ -52,6 +52,7 @@ from mltop.core.importers.base import (
     read_complete,
 )
 from mltop.core.regular_files import open_regular
+from mltop.core.safe_yaml import YamlRefused, load_yaml
 from mltop.core.store import POINTS_SCHEMA, Store
 from mltop.core.tabular import ParseError, bytes_to_tempfile, connection, remove_quietly
 
@@ -64,11 +65,6 @@ BATCH_RUNS = 500
 BATCH_BYTES = 32 << 20
 _SEP = "\x1f"  # between the file index and the line in the combined temporary file
 _LINE_HELP = "not 'timestamp value step' lines"
-
-try:
-    _YAML_LOADER: Any = yaml.CSafeLoader
-except AttributeError:  # PyYAML built without libyaml
-    _YAML_LOADER = yaml.SafeLoader
 
 
 class UnitError(Exception):
@@ -187,7 +183,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise UnitError(f"not UTF-8 text (byte {exc.start})") from exc
     try:
-        doc = yaml.load(text, Loader=_YAML_LOADER)
+        doc = load_yaml(text)
+    except YamlRefused as exc:
+        raise UnitError(f"refused: {exc}") from exc
     except yaml.YAMLError as exc:
         raise UnitError(f"not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(doc, dict):
