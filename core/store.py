@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -28,6 +27,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mltop.core import scratch
 from mltop.core.entities import (
     Experiment,
     FileState,
@@ -1658,6 +1658,15 @@ def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in text and ("conflict" in text or "could not set lock" in text)
 
 
+def scratch_base(store_path: Path) -> Path:
+    """Where processes using this store keep temporary files: ``.mltop/tmp`` beside it.
+
+    Inside a ``.mltop`` folder, which discovery and the watcher skip, wherever the store is.
+    """
+    folder = store_path.parent
+    return (folder if folder.name == STORE_DIR else folder / STORE_DIR) / "tmp"
+
+
 def open_store(root: Path, store_path: Path | None = None) -> Store:
     """Open the store for ``root``: ``--store``, then ``$MLTOP_STORE``, then ``root/.mltop/``.
 
@@ -1674,7 +1683,9 @@ def open_store(root: Path, store_path: Path | None = None) -> Store:
             ignore = path.parent / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# created by mltop: the store is rebuilt from the sources\n*\n")
-        return Store(path)
+        store = Store(path)
+        scratch.place_in(scratch_base(path))
+        return store
     except duckdb.Error as exc:
         if _is_lock_error(exc):
             why = f"{path} is in use by another mltop"
@@ -1682,7 +1693,7 @@ def open_store(root: Path, store_path: Path | None = None) -> Store:
             raise StoreError(f"{path}: cannot open store ({' '.join(str(exc).split())})") from exc
     except OSError as exc:
         why = f"cannot write {path.parent} ({exc.strerror or exc})"
-    temp_dir = Path(tempfile.mkdtemp(prefix="mltop-store-"))
+    temp_dir = Path(scratch.mkdtemp(prefix="store-"))
     return Store(
         temp_dir / STORE_FILE,
         note=f"{why}; using a private temporary store built from the sources",

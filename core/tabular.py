@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from mltop.core import scratch
 from mltop.core.store import POINTS_SCHEMA
 
 STEP_COLUMNS = ("step", "epoch", "iteration", "iter", "global_step", "_step")
@@ -198,8 +198,12 @@ def csv_points(
 
 
 def bytes_to_tempfile(data: bytes, suffix: str) -> str:
-    """DuckDB cannot read from a byte offset: new bytes go through a temporary file."""
-    fd, name = tempfile.mkstemp(prefix="mltop-slice-", suffix=suffix)
+    """DuckDB cannot read from a byte offset: new bytes go through a temporary file.
+
+    It lives in this process's scratch folder (see :mod:`mltop.core.scratch`), so a process
+    killed before removing it leaves it where the next start sweeps it away.
+    """
+    fd, name = scratch.mkstemp(suffix)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
     return name

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -127,8 +127,7 @@ def test_rebuilding_a_deleted_store_gives_the_same_runs(runs_root: Path) -> None
     with open_store(runs_root) as store:
         ingest(runs_root, store)
         before = sorted((r.id, r.name, r.status) for r in store.runs())
-    for name in os.listdir(runs_root / ".mltop"):
-        (runs_root / ".mltop" / name).unlink()
+    shutil.rmtree(runs_root / ".mltop")  # the store file, its WAL and the temporary folder
     with open_store(runs_root) as store:
         ingest(runs_root, store)
         assert sorted((r.id, r.name, r.status) for r in store.runs()) == before

@@ -19,7 +19,7 @@ trackio runs SQLite in WAL mode, so committed rows may sit in ``<db>-wal`` until
 So: no ``-wal`` (or an empty one) -> ``immutable=1``, which creates nothing; a non-empty
 ``-wal`` with its ``-shm`` (a live writer) -> ``mode=ro``; a non-empty ``-wal`` without
 ``-shm`` (a killed writer), or when ``mode=ro`` fails -> copy the database and its WAL to a
-temporary folder and read the copy, which leaves the project folder untouched.
+scratch folder and read the copy, which leaves the project folder untouched.
 
 Incremental reading: ``metrics.id`` only grows, so the recorded offset of the database file is
 the highest id read; a scan after the file changed reads the newer rows only, and re-reads the
@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,7 +41,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from mltop.core import tabular
+from mltop.core import scratch, tabular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Detection, file_state
 from mltop.core.importers.params import flatten_params
@@ -107,7 +106,7 @@ def open_readonly(path: Path) -> Iterator[sqlite3.Connection]:
             finally:
                 con.close()
             return
-    folder = tempfile.mkdtemp(prefix="mltop-trackio-")
+    folder = scratch.mkdtemp(prefix="trackio-")
     try:
         copy = Path(folder) / path.name
         shutil.copyfile(path, copy)
