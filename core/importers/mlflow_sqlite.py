@@ -1,9 +1,9 @@
 """MLflow's SQLite tracking store: ``mlflow.db``, MLflow's default backend since 3.7.
 
 Read with the standard library's ``sqlite3`` (DuckDB's SQLite extension would have to be
-downloaded), always read-only through a ``file:...?mode=ro`` URI so a running MLflow server or
-training job is never blocked by mltop, and with ``immutable=1`` when nothing is writing the file
-(no ``-wal``/``-journal`` beside it and no write for a few seconds), which skips locking entirely.
+downloaded), always read-only so a running MLflow server or training job is never blocked by
+mltop, and never creating a file beside the database (no ``-shm`` for a ``-wal`` left without
+one): :mod:`mltop.core.importers.sqlite_readonly` chooses how to open it.
 
 Incremental strategy (the database is one file, so file offsets do not help):
 
@@ -31,7 +31,6 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-import time
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ import pyarrow as pa
 
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
+from mltop.core.importers import sqlite_readonly
 from mltop.core.importers.base import Detection, head_fingerprint
 from mltop.core.regular_files import open_regular
 from mltop.core.store import POINTS_SCHEMA, Store
@@ -53,8 +53,6 @@ DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 REQUIRED_TABLES = frozenset({"experiments", "runs", "metrics", "params", "tags"})
 # Alembic's table: every MLflow SQL store has it, a random app database with a `runs` table not.
 MLFLOW_MARKER = "alembic_version"
-# A database untouched this long, with no -wal or -journal beside it, is read with immutable=1.
-QUIET_SECONDS = 5.0
 BUSY_TIMEOUT = 2.0
 BATCH_RUNS = 500  # also keeps IN lists under SQLite's old 999-variable limit
 BATCH_POINTS = 250_000
@@ -96,23 +94,19 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _quiet(db: Path, st_mtime: float) -> bool:
-    """Nothing is writing the database: no WAL or rollback journal, no recent write."""
-    for suffix in ("-wal", "-journal"):
-        if Path(str(db) + suffix).exists():
-            return False
-    return time.time() - st_mtime > QUIET_SECONDS
+_CONNECT = {"isolation_level": None, "timeout": BUSY_TIMEOUT, "check_same_thread": False}
 
 
-def connect(db: Path, immutable: bool) -> sqlite3.Connection:
-    """A read-only connection that never takes a write lock (autocommit; reads BEGIN explicitly)."""
-    uri = db.absolute().as_uri() + "?mode=ro" + ("&immutable=1" if immutable else "")
-    con = sqlite3.connect(
-        uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT, check_same_thread=False
-    )
-    # SQLite stores whatever bytes it is given as TEXT: a bad byte must not cost the whole file.
-    con.text_factory = _decode
-    return con
+@contextlib.contextmanager
+def open_database(db: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection that never takes a write lock nor creates a file beside ``db``.
+
+    Autocommit (reads BEGIN explicitly); how it gets in is :mod:`.sqlite_readonly`'s choice.
+    """
+    with sqlite_readonly.open_readonly(db, **_CONNECT) as con:
+        # SQLite stores whatever bytes it is given as TEXT: a bad byte must not cost the file.
+        con.text_factory = _decode
+        yield con
 
 
 def _decode(data: bytes) -> str:
@@ -128,9 +122,10 @@ def is_mlflow_db(path: Path) -> bool:
     """SQLite header plus MLflow's tables; a quick check for the discovery walk."""
     if not has_sqlite_header(path):
         return False
+    # The schema is all detection needs: a WAL without its index is not worth a copy here.
+    how = sqlite_readonly.how_to_open(path)
     try:
-        st = path.stat()
-        con = connect(path, immutable=_quiet(path, st.st_mtime))
+        con = sqlite_readonly.connect_uri(path, "immutable" if how == "copy" else how, **_CONNECT)
     except (OSError, *DB_ERRORS):
         return False
     try:
@@ -436,14 +431,14 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
         return  # the database is gone; discovery forgets vanished sources
     if db_old is not None and same_state(db_now, db_old) and same_state(wal_now, wal_old):
         return
-    st = db_now[0]
     if not has_sqlite_header(db):
         report.problem(db, "not a SQLite database (bad header)")
         return
     fresh = db_old is None
+    opened = contextlib.ExitStack()
     try:
-        con = connect(db, immutable=_quiet(db, st.st_mtime))
-    except DB_ERRORS as exc:
+        con = opened.enter_context(open_database(db))
+    except (OSError, *DB_ERRORS) as exc:
         report.problem(db, f"cannot open read-only: {_one_line(exc)}")
         return
     try:
@@ -468,7 +463,7 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
             store, con, db, source, snap, work, experiments, run_of, report
         )
     finally:
-        con.close()
+        opened.close()
     states_now = [recorded(db, db_now)]
     if wal_now is not None:
         states_now.append(recorded(wal, wal_now))

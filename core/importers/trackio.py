@@ -6,20 +6,9 @@ have no state: a run is FINISHED unless trackio says otherwise (it never does).
 
 Opening the database without disturbing it
 ------------------------------------------
-trackio runs SQLite in WAL mode, so committed rows may sit in ``<db>-wal`` until a checkpoint.
-
-* ``?immutable=1`` reads the main file only and never looks at the WAL: on a project whose
-  writer is live (or was killed before checkpointing) it silently misses the newest rows. We
-  checked: a database with one row in the main file and one committed row in its WAL reads one
-  row with ``immutable=1`` and two with ``mode=ro``. The fixture itself ended checkpointed (no
-  ``-wal``), so there ``immutable=1`` misses nothing.
-* ``?mode=ro`` reads the WAL through the writer's ``-shm`` index, but creates ``-shm`` next to
-  the database when it is missing (any reader does).
-
-So: no ``-wal`` (or an empty one) -> ``immutable=1``, which creates nothing; a non-empty
-``-wal`` with its ``-shm`` (a live writer) -> ``mode=ro``; a non-empty ``-wal`` without
-``-shm`` (a killed writer), or when ``mode=ro`` fails -> copy the database and its WAL to a
-scratch folder and read the copy, which leaves the project folder untouched.
+trackio runs SQLite in WAL mode, so committed rows may sit in ``<db>-wal`` until a checkpoint;
+:mod:`mltop.core.importers.sqlite_readonly` reads them without creating ``-shm`` beside the
+database (``immutable=1`` with no WAL, ``mode=ro`` through a live writer's index, else a copy).
 
 Incremental reading: ``metrics.id`` only grows, so the recorded offset of the database file is
 the highest id read; a scan after the file changed reads the newer rows only, and re-reads the
@@ -31,9 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,8 +29,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from mltop.core import scratch, tabular
+from mltop.core import tabular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
+from mltop.core.importers import sqlite_readonly
 from mltop.core.importers.base import Detection, file_state
 from mltop.core.importers.params import flatten_params
 from mltop.core.regular_files import open_regular
@@ -80,45 +69,9 @@ def is_trackio_db(path: Path) -> bool:
         con.close()
 
 
-@contextlib.contextmanager
-def open_readonly(path: Path) -> Iterator[sqlite3.Connection]:
+def open_readonly(path: Path) -> contextlib.AbstractContextManager[sqlite3.Connection]:
     """Open a trackio database for reading without changing its folder (see module doc)."""
-    wal = Path(f"{path}-wal")
-    shm = Path(f"{path}-shm")
-    wal_size = wal.stat().st_size if wal.exists() else 0
-    uri = path.resolve().as_uri()
-    if wal_size == 0:
-        con = sqlite3.connect(f"{uri}?immutable=1", uri=True)
-        try:
-            yield con
-        finally:
-            con.close()
-        return
-    if shm.exists():
-        try:
-            con = sqlite3.connect(f"{uri}?mode=ro", uri=True)
-            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        except sqlite3.Error:
-            pass
-        else:
-            try:
-                yield con
-            finally:
-                con.close()
-            return
-    folder = scratch.mkdtemp(prefix="trackio-")
-    try:
-        copy = Path(folder) / path.name
-        shutil.copyfile(path, copy)
-        with contextlib.suppress(OSError):
-            shutil.copyfile(wal, Path(f"{copy}-wal"))
-        con = sqlite3.connect(str(copy))
-        try:
-            yield con
-        finally:
-            con.close()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    return sqlite_readonly.open_readonly(path)
 
 
 def _epoch(text: object) -> float | None:
