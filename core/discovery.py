@@ -8,15 +8,17 @@ itself) are skipped by name.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Concatenate, ParamSpec
 
 from mltop.core.entities import ImportReport, SourceRef
 from mltop.core.importers.base import Importer
 from mltop.core.importers.registry import importers as default_importers
-from mltop.core.regular_files import file_type
+from mltop.core.regular_files import Confinement, confined_to, file_type
 from mltop.core.store import STORE_DIR, Store
 
 SKIP_DIRS = frozenset(
@@ -41,6 +43,8 @@ SKIP_DIRS = frozenset(
         ".dvc",
     }
 )
+
+P = ParamSpec("P")
 
 Progress = Callable[[str, int, int], None]
 """progress(what, done, total): called as sources are imported."""
@@ -99,7 +103,11 @@ class Found:
 
 
 def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
-    """Walk ``root`` and list its sources, in walk order, without reading them."""
+    """Walk ``root`` and list its sources, in walk order, without reading them.
+
+    Detection may peek at a file's head; run inside :func:`confined_to` (as :func:`ingest`
+    does) so that a symlink out of ``root`` is not followed by it either.
+    """
     chosen = list(importers) if importers is not None else default_importers()
     by_kind = {imp.kind: imp for imp in chosen}
     refs: list[SourceRef] = []
@@ -136,6 +144,31 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     return Found(refs, by_kind, not_regular)
 
 
+def report_refused(report: ImportReport, confinement: Confinement) -> None:
+    """One problem line per symlink not followed that no reader reported already."""
+    reported = {problem.path for problem in report.problems}
+    for path, reason in confinement.refused.items():
+        if path not in reported:
+            report.problem(path, reason)
+
+
+def _confined(
+    ingest: Callable[Concatenate[Path, P], ImportReport],
+) -> Callable[Concatenate[Path, P], ImportReport]:
+    """Run an ingest of ``root`` confined to it (see :func:`confined_to`), reporting refusals."""
+
+    @functools.wraps(ingest)
+    def confined(root: Path, *args: P.args, **kwargs: P.kwargs) -> ImportReport:
+        resolved = root.resolve()
+        with confined_to(resolved if resolved.is_dir() else resolved.parent) as confinement:
+            report = ingest(root, *args, **kwargs)
+        report_refused(report, confinement)
+        return report
+
+    return confined
+
+
+@_confined
 def ingest(
     root: Path,
     store: Store,
@@ -147,7 +180,8 @@ def ingest(
     """Discover sources under ``root`` and import what changed since the last scan.
 
     Runs whose source disappeared from disk are removed (the store mirrors the folder) when
-    ``forget_missing`` is set and ``root`` is a folder.
+    ``forget_missing`` is set and ``root`` is a folder. A symlink out of ``root`` is not
+    followed (see :func:`~mltop.core.regular_files.confined_to`) and becomes a problem line.
     """
     report = ImportReport()
     root = root.resolve()

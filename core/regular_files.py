@@ -12,10 +12,14 @@ per kind of file. Both raise :class:`OSError` subclasses, so the readers' existi
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import stat
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +39,58 @@ class NotRegularFile(SourceFileError):
 
 class FileTooLarge(SourceFileError):
     """A file read whole that is larger than the limit for its kind."""
+
+
+class OutsideTree(SourceFileError):
+    """A symlink whose target lies outside the folder being imported: not followed."""
+
+
+@dataclass
+class Confinement:
+    """The folders an import may read (real paths), and the symlinks it refused to follow."""
+
+    roots: tuple[str, ...]
+    refused: dict[str, str] = field(default_factory=dict)  # path -> one-line reason
+
+    def holds(self, real: str) -> bool:
+        return any(real == root or real.startswith(root.rstrip("/") + "/") for root in self.roots)
+
+
+_confinement: ContextVar[Confinement | None] = ContextVar("mltop_confinement", default=None)
+
+
+@contextlib.contextmanager
+def confined_to(*roots: Path | str) -> Iterator[Confinement]:
+    """Within this block (in this thread), refuse symlinked files that point outside ``roots``.
+
+    mltop reads what lies inside the folder it was pointed at: a symlink is followed when its
+    target is inside, and refused when it points elsewhere, for files as for folders (the
+    discovery walk never descends a folder symlink; a target inside is walked in its own
+    place). The refusals are collected so the import can report each once.
+    """
+    confinement = Confinement(tuple(os.path.realpath(root) for root in roots))
+    token = _confinement.set(confinement)
+    try:
+        yield confinement
+    finally:
+        _confinement.reset(token)
+
+
+def _check_inside(path: Path | str) -> None:
+    confinement = _confinement.get()
+    if confinement is None:
+        return
+    try:
+        if not stat.S_ISLNK(os.lstat(path).st_mode):
+            return
+    except OSError:
+        return  # opening it says what is wrong
+    real = os.path.realpath(path)
+    if confinement.holds(real):
+        return
+    reason = f"a symlink to {real}, outside {confinement.roots[0]}: not followed"
+    confinement.refused.setdefault(str(path), reason)
+    raise OutsideTree(errno.EXDEV, reason, str(path))
 
 
 def file_type(mode: int) -> str:
@@ -61,11 +117,13 @@ def is_regular(path: Path | str) -> bool:
 
 
 def open_fd(path: Path | str) -> int:
-    """A blocking read-only descriptor on a regular file, or NotRegularFile without waiting.
+    """A blocking read-only descriptor on a regular file, or NotRegularFile without waiting
+    (OutsideTree for a symlink out of the folder being imported, see :func:`confined_to`).
 
     ``O_NONBLOCK`` makes opening a FIFO return at once instead of waiting for a writer; the
     flag is cleared again once the descriptor is known to be a regular file.
     """
+    _check_inside(path)
     fd = os.open(path, _OPEN_FLAGS)
     try:
         mode = os.fstat(fd).st_mode

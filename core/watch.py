@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mltop.core.discovery import SKIP_DIRS, ingest
+from mltop.core.discovery import SKIP_DIRS, ingest, report_refused
 from mltop.core.entities import ImportReport, Run, SourceRef, Status
 from mltop.core.importers.base import Importer
 from mltop.core.importers.registry import importers as default_importers
 from mltop.core.query import compile_query
+from mltop.core.regular_files import confined_to
 from mltop.core.runs_view import stale_after
 from mltop.core.store import UPDATED_RESOLUTION, Store
 
@@ -263,13 +264,17 @@ class Watcher:
                 by_kind: dict[str, list[SourceRef]] = {}
                 for ref in refs.values():
                     by_kind.setdefault(ref.kind, []).append(ref)
-                for kind, group in by_kind.items():
-                    try:
-                        self._by_kind[kind].import_sources(self.store, group, report)
-                    except Exception as exc:  # an importer bug must not stop the watch
-                        report.problem(
-                            group[0].location, f"{kind} import failed: {type(exc).__name__}: {exc}"
-                        )
+                inside = (r if r.is_dir() else r.parent for r in self.roots)
+                with confined_to(*inside) as confinement:
+                    for kind, group in by_kind.items():
+                        try:
+                            self._by_kind[kind].import_sources(self.store, group, report)
+                        except Exception as exc:  # an importer bug must not stop the watch
+                            report.problem(
+                                group[0].location,
+                                f"{kind} import failed: {type(exc).__name__}: {exc}",
+                            )
+                report_refused(report, confinement)
                 changed = set()
                 after_ids: set[str] = set()
                 for location in refs:
