@@ -73,12 +73,15 @@ def walk_tree(root: Path) -> Walk:
         dirnames: list[str] = []
         filenames: list[str] = []
         others: list[tuple[str, str]] = []
+        linked: set[str] = set()  # folder symlinks: listed, never descended
         try:
             with os.scandir(top) as entries:
                 for entry in entries:
                     try:
                         if entry.is_dir():
                             dirnames.append(entry.name)
+                            if entry.is_symlink():  # from the directory entry: no system call
+                                linked.add(entry.name)
                         elif entry.is_file():
                             filenames.append(entry.name)
                         else:
@@ -88,10 +91,7 @@ def walk_tree(root: Path) -> Walk:
         except OSError:
             continue
         yield top, dirnames, filenames, others
-        for name in reversed(dirnames):
-            path = os.path.join(top, name)
-            if not os.path.islink(path):
-                stack.append(path)
+        stack.extend(os.path.join(top, name) for name in reversed(dirnames) if name not in linked)
 
 
 @dataclass(frozen=True)
