@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from conftest import write_run
+from test_import_mlflow import FILES, filestore_copy, run_import
 
 from mltop.core.cli import EXIT_PROBLEMS
 from mltop.core.importers.lightning import MAX_HPARAMS_BYTES
+from mltop.core.importers.mlflow_files import MAX_VALUE_BYTES
 from mltop.core.logfile import FileCursor
 from mltop.core.regular_files import NotRegularFile
-from mltop.core.store import open_store
+from mltop.core.store import open_memory_store, open_store
 
 DEADLINE = 60  # seconds; the whole ingest takes two
 
@@ -141,3 +143,19 @@ def test_following_a_fifo_named_like_a_log_is_refused_at_once(tmp_path: Path) ->
         pytest.fail("opening a FIFO to follow it blocked")
     assert isinstance(outcome[0], NotRegularFile)
     assert str(outcome[0]) == "a FIFO, not a regular file"
+
+
+def test_an_mlflow_param_file_far_over_mlflows_limits_is_refused_alone(tmp_path: Path) -> None:
+    mlruns = filestore_copy(tmp_path)
+    params = sorted(mlruns.glob("*/*/params/learning_rate"))[0].parent
+    (params / "learning_rate").write_bytes(b"0.1" * (MAX_VALUE_BYTES // 2))
+    store = open_memory_store()
+    report = run_import(store, FILES, mlruns)
+    assert [str(problem) for problem in report.problems] == [
+        f"{params / 'learning_rate'}: cannot read: too large: "
+        f"{3 * (MAX_VALUE_BYTES // 2):,} bytes, over the {MAX_VALUE_BYTES:,}-byte limit "
+        "for an MLflow param or tag"
+    ]
+    (run,) = [run for run in store.runs() if run.native_id == params.parent.name]
+    assert "learning_rate" not in store.params_for([run.id])[run.id]
+    assert "model" in store.params_for([run.id])[run.id]

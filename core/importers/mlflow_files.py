@@ -51,7 +51,7 @@ from mltop.core.importers.base import (
     file_state,
     read_complete,
 )
-from mltop.core.regular_files import open_regular
+from mltop.core.regular_files import open_regular, read_limited
 from mltop.core.safe_yaml import YamlRefused, load_yaml
 from mltop.core.store import POINTS_SCHEMA, Store
 from mltop.core.tabular import ParseError, bytes_to_tempfile, connection, remove_quietly
@@ -60,6 +60,8 @@ KIND = "mlflow-files"
 META = "meta.yaml"
 TRASH = ".trash"
 MAX_META_BYTES = 1 << 20
+# MLflow caps params and tags at a few thousand characters; a file far larger is not one.
+MAX_VALUE_BYTES = 1 << 20
 RACY_SECONDS = 2.0  # see settled()
 BATCH_RUNS = 500
 BATCH_BYTES = 32 << 20
@@ -196,8 +198,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 def read_value(path: str | Path) -> tuple[str, bytes]:
     """A param or tag value: the whole file, as MLflow wrote it (no stripping), and its bytes."""
     try:
-        with open_regular(path) as fh:
-            data = fh.read()
+        data = read_limited(path, MAX_VALUE_BYTES, "an MLflow param or tag")
     except OSError as exc:
         raise UnitError(f"cannot read: {exc.strerror or exc}") from exc
     try:
