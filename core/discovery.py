@@ -9,11 +9,12 @@ itself) are skipped by name.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mltop.core.entities import ImportReport, SourceRef
+from mltop.core.entities import ImportReport, Problem, SourceRef
 from mltop.core.importers.base import Importer
 from mltop.core.importers.registry import importers as default_importers
 from mltop.core.store import STORE_DIR, Store
@@ -41,6 +42,10 @@ SKIP_DIRS = frozenset(
     }
 )
 
+# Suffixes of the files that hold runs (SQLite trackers, metric logs): one of these left unclaimed
+# because it cannot even be opened is a problem line, not a file silently passed over.
+SOURCE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".jsonl", ".csv", ".tsv")
+
 Progress = Callable[[str, int, int], None]
 """progress(what, done, total): called as sources are imported."""
 
@@ -53,6 +58,27 @@ def _is_virtualenv(dirpath: str, filenames: list[str]) -> bool:
 class Found:
     refs: list[SourceRef]
     importers: dict[str, Importer]
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _problem(path: Path | str, message: str) -> Problem:
+    return Problem(str(path), " ".join(message.split()))
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a regular file cannot be opened for reading, or None when it can (or is not regular).
+
+    Opened with O_NONBLOCK and only after a stat says it is a regular file, so a FIFO or a
+    device under the folder is never opened here.
+    """
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
@@ -60,12 +86,19 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     chosen = list(importers) if importers is not None else default_importers()
     by_kind = {imp.kind: imp for imp in chosen}
     refs: list[SourceRef] = []
+    problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     root = root.resolve()
+
+    def unlisted(exc: OSError) -> None:
+        # A folder that cannot be listed may hold runs: say so instead of walking past it.
+        where = exc.filename or root
+        problems.append(_problem(where, f"cannot list folder ({exc.strerror or exc})"))
+
     if root.is_file():
         walk: Iterable[tuple[str, list[str], list[str]]] = [(str(root.parent), [], [root.name])]
     else:
-        walk = os.walk(root, onerror=None, followlinks=False)
+        walk = os.walk(root, onerror=unlisted, followlinks=False)
     for dirpath, dirnames, filenames in walk:
         if _is_virtualenv(dirpath, filenames):
             dirnames[:] = []
@@ -75,20 +108,34 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
         path = Path(dirpath)
         unclaimed = list(filenames)
         for imp in chosen:
-            detection = imp.detect(path, dirnames, unclaimed)
+            try:
+                detection = imp.detect(path, dirnames, unclaimed)
+            except Exception as exc:  # one odd file must not stop the walk over the others
+                problems.append(
+                    _problem(path, f"{imp.kind} detection failed: {type(exc).__name__}: {exc}")
+                )
+                continue
             if detection is None:
                 continue
+            problems.extend(_problem(p, message) for p, message in detection.problems)
             for ref in detection.refs:
                 key = (ref.kind, str(ref.location))
                 if key not in seen:
                     seen.add(key)
                     refs.append(SourceRef(ref.kind, ref.location, root))
-            if detection.claimed:
-                unclaimed = [f for f in unclaimed if f not in detection.claimed]
+            claimed = detection.claimed | {p.name for p, _ in detection.problems}
+            if claimed:
+                unclaimed = [f for f in unclaimed if f not in claimed]
             if detection.prune:
                 dirnames[:] = []
+                unclaimed = []
                 break
-    return Found(refs, by_kind)
+        for name in unclaimed:
+            if name.lower().endswith(SOURCE_SUFFIXES):
+                why = _unreadable(path / name)
+                if why is not None:
+                    problems.append(_problem(path / name, why))
+    return Found(refs, by_kind, problems)
 
 
 def ingest(
@@ -108,6 +155,8 @@ def ingest(
     root = root.resolve()
     found = discover(root, importers)
     report.sources_seen = len(found.refs)
+    for problem in found.problems:
+        report.problem(problem.path, problem.message)
     by_kind: dict[str, list[SourceRef]] = {}
     for ref in found.refs:
         by_kind.setdefault(ref.kind, []).append(ref)
@@ -126,7 +175,8 @@ def ingest(
             progress(kind, done, total)
     store.touch_sources((ref.kind, str(ref.location)) for ref in found.refs)
     if forget_missing and root.is_dir():
-        report.removed_runs = store.forget_sources_under(
-            str(root), [str(ref.location) for ref in found.refs]
-        )
+        # A source that could not be read this time keeps the runs it had: an unreadable or
+        # half-copied file is not a deleted one.
+        keep = [str(ref.location) for ref in found.refs] + [p.path for p in found.problems]
+        report.removed_runs = store.forget_sources_under(str(root), keep)
     return report

@@ -64,20 +64,33 @@ def _columns(con: sqlite3.Connection, table: str) -> set[str]:
 
 
 def is_trackio_db(path: Path) -> bool:
-    """A SQLite file with trackio's ``metrics`` table (run_name, step, metrics columns)."""
+    """A SQLite file with trackio's ``metrics`` table (run_name, step, metrics columns).
+
+    Raises TrackioError when the file is SQLite but its schema cannot be read (a damaged
+    database may be a trackio project: it is reported, not passed over). SQLite's message for a
+    corrupt schema can carry the corrupt bytes, which Python fails to decode: UnicodeDecodeError.
+    """
     try:
         with open(path, "rb") as fh:
             if fh.read(16) != SQLITE_MAGIC:
                 return False
         con = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
-    except (OSError, sqlite3.Error, ValueError):
+    except (OSError, ValueError):
         return False
+    except sqlite3.Error as exc:
+        raise TrackioError(f"damaged SQLite database ({_one_line(exc)})") from exc
     try:
         return {"run_name", "step", "metrics"} <= _columns(con, "metrics")
-    except sqlite3.Error:
-        return False
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
+        raise TrackioError(f"damaged SQLite database ({_one_line(exc)})") from exc
     finally:
         con.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):  # SQLite's message quoted bytes of a corrupt schema
+        return "malformed database schema (bytes that are not UTF-8)"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -354,8 +367,15 @@ class TrackioImporter:
     def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
         refs: list[SourceRef] = []
         claimed: set[str] = set()
+        problems: list[tuple[Path, str]] = []
         for name in filenames:
-            if not name.endswith(".db") or not is_trackio_db(dirpath / name):
+            if not name.endswith(".db"):
+                continue
+            try:
+                if not is_trackio_db(dirpath / name):
+                    continue
+            except TrackioError as exc:
+                problems.append((dirpath / name, str(exc)))
                 continue
             stem = name[:-3]
             refs.append(SourceRef(KIND, dirpath / name))
@@ -365,7 +385,9 @@ class TrackioImporter:
                 for f in filenames
                 if f == f"{stem}.lock" or (f.startswith(stem) and f.endswith(".parquet"))
             }
-        return Detection(refs, claimed=claimed) if refs else None
+        if not refs and not problems:
+            return None
+        return Detection(refs, claimed=claimed, problems=problems)
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
         known = store.file_states()

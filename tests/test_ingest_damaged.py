@@ -1,0 +1,156 @@
+"""Damaged and unreadable sources: each is one problem line naming the file, the rest imported.
+
+The damaged files are made from the real fixtures (trackio 0.43 and MLflow 3.17.2 databases,
+see tests/fixtures/*/PROVENANCE.md) by the ways files really break: a schema page with bytes
+that are not UTF-8, a copy cut short, a zero-byte file, garbage under a tracker's name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from mltop.core.discovery import ingest
+from mltop.core.entities import ImportReport
+from mltop.core.store import Store, open_memory_store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+TRACKIO_DB = FIXTURES / "trackio" / "trackio_dir" / "corpus-digits.db"
+SCHEMA_NOT_UTF8 = "damaged SQLite database (malformed database schema (bytes that are not UTF-8))"
+
+
+def trackio_copy(folder: Path, name: str = "corpus-digits.db") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    shutil.copyfile(TRACKIO_DB, target)
+    return target
+
+
+def mlflow_copy(dest: Path) -> Path:
+    with tarfile.open(FIXTURES / "mlflow" / "small-sqlite.tar.gz") as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "small-sqlite" / "mlflow.db"
+
+
+def corrupt_schema(db: Path) -> None:
+    """Overwrite the first table's name in sqlite_master with bytes that are not UTF-8.
+
+    SQLite then rejects the schema and quotes the name in its message, which Python's sqlite3
+    cannot decode: the read raises UnicodeDecodeError, not sqlite3.DatabaseError.
+    """
+    data = bytearray(db.read_bytes())
+    sql = data.find(b"CREATE TABLE ")
+    name = bytes(data[sql + 13 : data.index(b" ", sql + 13)])
+    at = data.rfind(b"table" + name + name, 0, sql)
+    assert sql > 0 and at > 0
+    data[at + 5 : at + 7] = b"\xff\xfe"
+    db.write_bytes(bytes(data))
+
+
+def problems_by_name(report: ImportReport) -> dict[str, str]:
+    return {Path(p.path).name: p.message for p in report.problems}
+
+
+def run_names(store: Store) -> set[str]:
+    return {run.name for run in store.runs()}
+
+
+def test_a_db_with_a_corrupt_schema_does_not_stop_the_other_sources(runs_root: Path) -> None:
+    trackio_copy(runs_root / "trackio")
+    bad = trackio_copy(runs_root / "other", "broken.db")
+    corrupt_schema(bad)
+    store = open_memory_store()
+    report = ingest(runs_root, store)
+    kinds = sorted((run.source_kind, run.name) for run in store.runs())
+    assert kinds == [
+        ("mltop", "sgd-diverged"), ("mltop", "sgd-lr0.001"), ("mltop", "sgd-lr0.01"),
+        ("mltop", "sgd-lr0.1"), ("trackio", "sgd-lr0.01"), ("trackio", "sgd-lr0.1"),
+    ]  # fmt: skip
+    assert problems_by_name(report) == {"broken.db": SCHEMA_NOT_UTF8}
+
+
+def test_a_damaged_db_beside_a_healthy_one_in_the_same_folder_costs_only_itself(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "trackio"
+    trackio_copy(folder)
+    corrupt_schema(trackio_copy(folder, "a-broken.db"))
+    store = open_memory_store()
+    report = ingest(tmp_path, store)
+    assert run_names(store) == {"sgd-lr0.01", "sgd-lr0.1"}
+    assert list(problems_by_name(report)) == ["a-broken.db"]
+
+
+def test_cli_ingest_names_the_damaged_db_without_a_traceback(runs_root: Path) -> None:
+    corrupt_schema(trackio_copy(runs_root, "broken.db"))
+    done = subprocess.run(
+        [sys.executable, "-m", "mltop.core.cli", "ingest", str(runs_root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "4 runs" in done.stdout and "1 problem files" in done.stdout
+    assert done.stderr.strip() == f"{runs_root / 'broken.db'}: {SCHEMA_NOT_UTF8}"
+
+
+# -- mlflow.db: a source by its name ----------------------------------------------------------
+
+
+def test_a_zero_byte_mlflow_db_is_a_problem_line(tmp_path: Path) -> None:
+    (tmp_path / "mlflow.db").write_bytes(b"")
+    report = ingest(tmp_path, open_memory_store())
+    assert problems_by_name(report) == {"mlflow.db": "empty file"}
+
+
+def test_a_garbage_mlflow_db_is_a_problem_line(tmp_path: Path) -> None:
+    (tmp_path / "mlflow.db").write_bytes(os.urandom(4096))
+    report = ingest(tmp_path, open_memory_store())
+    assert problems_by_name(report) == {"mlflow.db": "not a SQLite database (bad header)"}
+
+
+def test_a_sqlite_mlflow_db_without_mlflows_tables_is_a_problem_line(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "mlflow.db")
+    con.execute("CREATE TABLE notes (body TEXT)")
+    con.commit()
+    con.close()
+    report = ingest(tmp_path, open_memory_store())
+    message = problems_by_name(report)["mlflow.db"]
+    assert message.startswith("not an MLflow tracking database (no ")
+
+
+def test_a_truncated_mlflow_db_is_a_problem_line_every_scan(tmp_path: Path) -> None:
+    db = mlflow_copy(tmp_path)
+    with open(db, "r+b") as fh:
+        fh.truncate(db.stat().st_size // 3)
+    store = open_memory_store()
+    for _ in range(2):  # not recorded as read: the next scan says it again
+        report = ingest(tmp_path, store)
+        assert list(problems_by_name(report)) == ["mlflow.db"]
+    assert store.runs() == []
+
+
+def test_an_app_database_that_is_not_a_tracker_stays_silent(tmp_path: Path) -> None:
+    con = sqlite3.connect(tmp_path / "app.db")
+    con.execute("CREATE TABLE runs (id INTEGER)")
+    con.commit()
+    con.close()
+    (tmp_path / "notes.db").write_text("not a database")
+    report = ingest(tmp_path, open_memory_store())
+    assert report.problems == []
+
+
+@pytest.mark.parametrize("name", ["x.db", "mlflow.db"])
+def test_a_damaged_sqlite_file_under_any_db_name_is_reported(tmp_path: Path, name: str) -> None:
+    db = trackio_copy(tmp_path, name)
+    corrupt_schema(db)
+    report = ingest(tmp_path, open_memory_store())
+    assert list(problems_by_name(report)) == [name]
