@@ -7,6 +7,7 @@ that are not UTF-8, a copy cut short, a zero-byte file, garbage under a tracker'
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -154,3 +155,70 @@ def test_a_damaged_sqlite_file_under_any_db_name_is_reported(tmp_path: Path, nam
     corrupt_schema(db)
     report = ingest(tmp_path, open_memory_store())
     assert list(problems_by_name(report)) == [name]
+
+
+# -- JSONL metric logs ------------------------------------------------------------------------
+
+LOG = FIXTURES / "training-logs" / "python-logging" / "run-a.metrics.jsonl"
+
+
+def jsonl_copy(folder: Path, lines: list[str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / LOG.name
+    if lines is None:
+        shutil.copyfile(LOG, target)
+    else:
+        target.write_text("\n".join(lines) + "\n")
+    return target
+
+
+def fixture_lines() -> list[str]:
+    return LOG.read_text().splitlines()
+
+
+def points_of(store: Store) -> int:
+    ids = [run.id for run in store.runs()]
+    return sum(s.count for by_key in store.summaries(ids).values() for s in by_key.values())
+
+
+def test_a_field_named_empty_costs_that_field_not_the_file(tmp_path: Path) -> None:
+    whole = open_memory_store()
+    ingest(jsonl_copy(tmp_path / "whole"), whole)
+    lines = fixture_lines()
+    lines[2] = lines[2][:-1] + ', "": 5}'
+    path = jsonl_copy(tmp_path / "odd", lines)
+    store = open_memory_store()
+    report = ingest(path.parent, store)
+    assert problems_by_name(report) == {
+        path.name: 'the field named "" left out of 1 line (first at line 3)'
+    }
+    (run,) = store.runs()
+    assert run.status == "FINISHED"
+    assert points_of(store) == points_of(whole) > 0
+
+
+def test_a_jsonl_with_no_readable_line_writes_nothing_and_says_so_every_scan(
+    tmp_path: Path,
+) -> None:
+    # The first line names a step, so the file is taken for a metric log; nothing parses.
+    path = jsonl_copy(tmp_path, ['{"step": 1, "loss": 0.5', "[1, 2, 3]", '"text"'])
+    store = open_memory_store()
+    for _ in range(2):
+        report = ingest(tmp_path, store)
+        assert problems_by_name(report) == {
+            path.name: "no JSON object lines with metric values (3 lines unreadable)"
+        }
+        assert store.runs() == []
+
+
+def test_a_metric_named_filename_is_imported(tmp_path: Path) -> None:
+    # DuckDB's own file-name column once took that name: every line failed to parse.
+    name = "filename"
+    lines = [json.dumps({"epoch": i, "time": i * 1.0, name: i / 10}) for i in range(5)]
+    path = jsonl_copy(tmp_path, lines)
+    store = open_memory_store()
+    report = ingest(path.parent, store)
+    assert report.problems == []
+    (run,) = store.runs()
+    summary = store.summaries([run.id])[run.id]
+    assert summary[name].count == 5 and summary[name].last == 0.4

@@ -60,10 +60,16 @@ def _first_line(path: Path) -> bytes:
 
 
 def _python_jsonl(path: str, origin: Path, report: ImportReport) -> str | None:
-    """Keep the parseable JSON-object lines of a broken file; report the rest in one line."""
+    """Keep the parseable JSON-object lines of a broken file; report the rest in one line.
+
+    A field named "" cannot be a column (DuckDB then reads no line of the file as an object):
+    its value is left out of the line, and the problem line says so.
+    """
     good: list[str] = []
     bad = 0
     first_bad = 0
+    unnamed = 0
+    first_unnamed = 0
     with open(path, "rb") as fh:
         for number, raw in enumerate(fh, 1):
             text = raw.decode("utf-8", errors="replace").strip()
@@ -77,17 +83,29 @@ def _python_jsonl(path: str, origin: Path, report: ImportReport) -> str | None:
                 bad += 1
                 first_bad = first_bad or number
                 continue
+            if "" in obj:
+                del obj[""]
+                unnamed += 1
+                first_unnamed = first_unnamed or number
             good.append(json.dumps(_flat_numbers(obj), allow_nan=True))
-    if not good:
-        what = f"{bad} line{'s' if bad != 1 else ''}" if bad else "no lines"
-        report.problem(origin, f"no JSON object lines with metric values ({what} unreadable)")
-        return None
+    notes = []
     if bad:
-        report.problem(
-            origin,
-            f"{bad} malformed line{'s' if bad != 1 else ''} skipped (first at line {first_bad})",
+        notes.append(f"{_lines(bad, 'malformed ')} skipped (first at line {first_bad})")
+    if unnamed:
+        notes.append(
+            f'the field named "" left out of {_lines(unnamed)} (first at line {first_unnamed})'
         )
+    if not good:
+        what = f"{_lines(bad)} unreadable" if bad else "no lines"
+        report.problem(origin, f"no JSON object lines with metric values ({what})")
+        return None
+    if notes:
+        report.problem(origin, "; ".join(notes))
     return tabular.bytes_to_tempfile(("\n".join(good) + "\n").encode(), ".jsonl")
+
+
+def _lines(n: int, what: str = "") -> str:
+    return f"{n} {what}line{'s' if n != 1 else ''}"
 
 
 def _python_csv(path: str, delimiter: str | None) -> tuple[str | None, str | None]:
@@ -198,6 +216,7 @@ def read_line_files(
                     temps.append(read_path)
             except OSError as exc:
                 report.problem(lf.path, f"cannot read ({exc.strerror or exc})")
+                _leave_as_it_was(batch, lf)
                 continue
             sources[read_path] = lf.run_id
             origin[read_path] = lf
@@ -207,13 +226,30 @@ def read_line_files(
                 delimiter=delimiter, step_col=step_col, time_col=time_col,
                 exclude=exclude, row_step=row_step,
             )  # fmt: skip
-            batch.points = _parse(sources, origin, fmt, report, temps, **options)
+            failed: set[Path] = set()
+            batch.points = _parse(sources, origin, fmt, report, temps, failed, **options)
             if _grew_while_read(sources, origin, in_place, batch, temps):
-                batch.points = _parse(sources, origin, fmt, report, temps, **options)
+                failed.clear()
+                batch.points = _parse(sources, origin, fmt, report, temps, failed, **options)
+            for lf in origin.values():
+                if lf.path in failed:
+                    _leave_as_it_was(batch, lf)
     finally:
         for temp in temps:
             tabular.remove_quietly(temp)
     return batch
+
+
+def _leave_as_it_was(batch: LineBatch, lf: LineFile) -> None:
+    """A file none of whose new lines could be read changes nothing in the store.
+
+    Its run is not marked changed (no empty run is written, no points deleted) and its state is
+    not recorded, so the next scan reads it again and says again what is wrong.
+    """
+    batch.states = [s for s in batch.states if s.path != str(lf.path)]
+    batch.changed_runs.discard(lf.run_id)
+    batch.replaced_runs.discard(lf.run_id)
+    batch.mtimes.pop(lf.run_id, None)
 
 
 def _grew_while_read(
@@ -253,8 +289,10 @@ def _parse(
     fmt: str,
     report: ImportReport,
     temps: list[str],
+    failed: set[Path],
     **kwargs: object,
 ) -> pa.Table:
+    """Points of every file; a file that yields nothing readable is added to ``failed``."""
     delimiter = kwargs.pop("delimiter")
     reader = (
         tabular.jsonl_points
@@ -276,24 +314,28 @@ def _parse(
                 cleaned, note = _python_csv(path, delimiter)  # type: ignore[arg-type]
                 if cleaned is None:
                     report.problem(lf.path, f"not a readable CSV ({exc})")
+                    failed.add(lf.path)
                     continue
                 temps.append(cleaned)
                 try:
                     tables.append(reader({cleaned: run_id}, **kwargs))
                 except tabular.ParseError as again:
                     report.problem(lf.path, f"not a readable CSV ({again})")
+                    failed.add(lf.path)
                     continue
                 if note:
                     report.problem(lf.path, note)
                 continue
         cleaned = _python_jsonl(path, lf.path, report)
         if cleaned is None:
+            failed.add(lf.path)
             continue
         temps.append(cleaned)
         try:
             tables.append(reader({cleaned: run_id}, **kwargs))
         except tabular.ParseError as exc:
-            report.problem(lf.path, str(exc))
+            report.problem(lf.path, f"not readable as JSON lines ({exc})")
+            failed.add(lf.path)
     return pa.concat_tables(tables) if tables else tabular.empty_points()
 
 
