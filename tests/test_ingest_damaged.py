@@ -222,3 +222,30 @@ def test_a_metric_named_filename_is_imported(tmp_path: Path) -> None:
     (run,) = store.runs()
     summary = store.summaries([run.id])[run.id]
     assert summary[name].count == 5 and summary[name].last == 0.4
+
+
+# -- trackio: a database beside its .lock ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file (a trackio project database was expected beside its .lock)"),
+        (
+            b"\x00garbage" * 100,
+            "not a SQLite database (bad header; a trackio project was expected)",
+        ),
+    ],
+)
+def test_a_trackio_database_beside_its_lock_that_is_not_sqlite_is_a_problem_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    (tmp_path / "proj.db").write_bytes(content)
+    (tmp_path / "proj.lock").write_bytes(b"")
+    report = ingest(tmp_path, open_memory_store())
+    assert problems_by_name(report) == {"proj.db": message}
+
+
+def test_a_lone_empty_db_without_a_trackio_lock_stays_silent(tmp_path: Path) -> None:
+    (tmp_path / "cache.db").write_bytes(b"")
+    assert ingest(tmp_path, open_memory_store()).problems == []

@@ -87,6 +87,21 @@ def is_trackio_db(path: Path) -> bool:
         con.close()
 
 
+def _not_a_project(path: Path) -> str | None:
+    """Why a database beside its trackio lock file is no project; None when it cannot be read
+    (discovery reports unreadable files)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if not head:
+        return "empty file (a trackio project database was expected beside its .lock)"
+    if head != SQLITE_MAGIC:
+        return "not a SQLite database (bad header; a trackio project was expected)"
+    return "not a trackio project database (no metrics table with run_name, step, metrics)"
+
+
 def _one_line(exc: BaseException) -> str:
     if isinstance(exc, UnicodeDecodeError):  # SQLite's message quoted bytes of a corrupt schema
         return "malformed database schema (bytes that are not UTF-8)"
@@ -371,13 +386,18 @@ class TrackioImporter:
         for name in filenames:
             if not name.endswith(".db"):
                 continue
+            stem = name[:-3]
             try:
                 if not is_trackio_db(dirpath / name):
+                    # trackio keeps an empty <project>.lock beside each project database: with
+                    # it, a .db that is not a readable project is a damaged one, not another app's.
+                    why = _not_a_project(dirpath / name) if f"{stem}.lock" in filenames else None
+                    if why is not None:
+                        problems.append((dirpath / name, why))
                     continue
             except TrackioError as exc:
                 problems.append((dirpath / name, str(exc)))
                 continue
-            stem = name[:-3]
             refs.append(SourceRef(KIND, dirpath / name))
             claimed |= {f for f in filenames if f == name or f.startswith(name + "-")}
             claimed |= {
