@@ -249,3 +249,41 @@ def test_a_trackio_database_beside_its_lock_that_is_not_sqlite_is_a_problem_line
 def test_a_lone_empty_db_without_a_trackio_lock_stays_silent(tmp_path: Path) -> None:
     (tmp_path / "cache.db").write_bytes(b"")
     assert ingest(tmp_path, open_memory_store()).problems == []
+
+
+# -- DVCLive TSVs -----------------------------------------------------------------------------
+
+
+def dvclive_copy(dest: Path) -> Path:
+    """The DVC fixture's dvclive/ folder alone: read by the DVCLive importer, outside DVC."""
+    with tarfile.open(FIXTURES / "dvc" / "dvc-project.tar.gz") as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("dvc-project/dvclive")]
+        tar.extractall(dest, members=members, filter="data")
+    return dest / "dvc-project" / "dvclive"
+
+
+def test_a_tsv_row_with_bytes_that_are_not_utf8_costs_that_row_only(tmp_path: Path) -> None:
+    folder = dvclive_copy(tmp_path)
+    whole = open_memory_store()
+    ingest(folder, whole)
+    tsv = folder / "plots" / "metrics" / "train" / "loss.tsv"
+    data = tsv.read_bytes()
+    tsv.write_bytes(data[:20] + b"\xff\xfe" + data[20:])
+    store = open_memory_store()
+    report = ingest(folder, store)
+    assert [(p.path, p.message) for p in report.problems] == [
+        (str(tsv), "1 row with bytes that are not UTF-8 (first at line 2)")
+    ]
+    assert points_of(store) == points_of(whole) - 1
+
+
+def test_an_unreadable_tsv_is_named_by_its_own_path_every_scan(tmp_path: Path) -> None:
+    folder = dvclive_copy(tmp_path)
+    tsv = folder / "plots" / "metrics" / "train" / "loss.tsv"
+    tsv.write_bytes(b"step\tloss\n\xff\xfe\x00\n")
+    store = open_memory_store()
+    for _ in range(2):
+        report = ingest(folder, store)
+        (problem,) = report.problems
+        assert problem.path == str(tsv) and problem.message.startswith("not a readable TSV")
+        assert "mltop-slice" not in problem.message

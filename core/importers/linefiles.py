@@ -108,11 +108,12 @@ def _lines(n: int, what: str = "") -> str:
     return f"{n} {what}line{'s' if n != 1 else ''}"
 
 
-def _python_csv(path: str, delimiter: str | None) -> tuple[str | None, str | None]:
+def keep_readable_csv_rows(path: str, delimiter: str | None) -> tuple[str | None, str | None]:
     """Keep the header and the rows with as many fields as it: (cleaned file, one-line note).
 
-    DuckDB gives up on a whole file for one broken row (or mixed line endings); this keeps
-    every readable row of a damaged metrics CSV.
+    DuckDB gives up on a whole file for one broken row (or mixed line endings, or a byte that
+    is not UTF-8); this keeps every readable row of a damaged metrics CSV, and the note counts
+    the rows left out and the rows whose bytes were not UTF-8 (their damaged values are lost).
     """
     sep = delimiter or ","
     with open(path, "rb") as fh:
@@ -124,20 +125,30 @@ def _python_csv(path: str, delimiter: str | None) -> tuple[str | None, str | Non
     good: list[list[str]] = [header]
     bad = 0
     first_bad = 0
+    garbled = 0
+    first_garbled = 0
     for number, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
+        if "\ufffd" in line:
+            garbled += 1
+            first_garbled = first_garbled or number
         fields = _csv_fields(line, sep)
         if fields is None or len(fields) != len(header):
             bad += 1
             first_bad = first_bad or number
             continue
         good.append(fields)
-    note = (
-        f"{bad} malformed row{'s' if bad != 1 else ''} skipped (first at line {first_bad})"
-        if bad
-        else None
-    )
+    notes = []
+    if bad:
+        rows = f"{bad} malformed row{'s' if bad != 1 else ''}"
+        notes.append(f"{rows} skipped (first at line {first_bad})")
+    if garbled:
+        notes.append(
+            f"{garbled} row{'s' if garbled != 1 else ''} with bytes that are not UTF-8 "
+            f"(first at line {first_garbled})"
+        )
+    note = "; ".join(notes) or None
     if len(good) < 2:
         return None, note
     out = io.StringIO()
@@ -311,7 +322,7 @@ def _parse(
             continue
         except tabular.ParseError as exc:
             if fmt != "jsonl":
-                cleaned, note = _python_csv(path, delimiter)  # type: ignore[arg-type]
+                cleaned, note = keep_readable_csv_rows(path, delimiter)  # type: ignore[arg-type]
                 if cleaned is None:
                     report.problem(lf.path, f"not a readable CSV ({exc})")
                     failed.add(lf.path)
