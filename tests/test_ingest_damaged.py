@@ -287,3 +287,23 @@ def test_an_unreadable_tsv_is_named_by_its_own_path_every_scan(tmp_path: Path) -
         (problem,) = report.problems
         assert problem.path == str(tsv) and problem.message.startswith("not a readable TSV")
         assert "mltop-slice" not in problem.message
+
+
+# -- the app over a folder with a damaged database --------------------------------------------
+
+
+async def test_the_app_shows_the_healthy_runs_and_names_the_damaged_db(
+    runs_root: Path, tmp_path: Path
+) -> None:
+    from tui_pilot import SIZE, make_app, names, settled
+
+    corrupt_schema(trackio_copy(runs_root, "broken.db"))
+    app = make_app(runs_root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await settled(pilot)
+        assert sorted(names(screen)) == ["sgd-diverged", "sgd-lr0.001", "sgd-lr0.01", "sgd-lr0.1"]
+        report = app.last_report
+        assert report is not None
+        assert [Path(p.path).name for p in report.problems] == ["broken.db"]
+        notes = [str(n.message) for n in app._notifications]
+        assert any("broken.db" in note and "damaged SQLite database" in note for note in notes)
