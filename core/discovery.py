@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mltop.core.entities import ImportReport, Problem, SourceRef
-from mltop.core.importers.base import Importer
+from mltop.core.importers.base import Detection, Importer
 from mltop.core.importers.registry import importers as default_importers
 from mltop.core.store import STORE_DIR, Store
 
@@ -81,6 +81,39 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
+def _detect(
+    imp: Importer, path: Path, dirnames: list[str], filenames: list[str], problems: list[Problem]
+) -> Detection | None:
+    """``imp.detect`` guarded: one odd file must not stop the walk, nor hide its neighbours.
+
+    When detection raises, each file is offered alone to find the ones that make it raise; those
+    are problem lines and the folder is detected again without them. Only when no single file
+    is to blame is the whole folder the problem.
+    """
+    try:
+        return imp.detect(path, dirnames, filenames)
+    except Exception as exc:
+        error: Exception = exc
+    culprits = []
+    for name in filenames:
+        try:
+            imp.detect(path, list(dirnames), [name])
+        except Exception as exc:
+            culprits.append(name)
+            problems.append(_failed(path / name, imp, exc))
+    if culprits:
+        try:
+            return imp.detect(path, dirnames, [f for f in filenames if f not in culprits])
+        except Exception as exc:
+            error = exc
+    problems.append(_failed(path, imp, error))
+    return None
+
+
+def _failed(where: Path, imp: Importer, exc: Exception) -> Problem:
+    return _problem(where, f"{imp.kind} detection failed: {type(exc).__name__}: {exc}")
+
+
 def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     """Walk ``root`` and list its sources, in walk order, without reading them."""
     chosen = list(importers) if importers is not None else default_importers()
@@ -108,13 +141,7 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
         path = Path(dirpath)
         unclaimed = list(filenames)
         for imp in chosen:
-            try:
-                detection = imp.detect(path, dirnames, unclaimed)
-            except Exception as exc:  # one odd file must not stop the walk over the others
-                problems.append(
-                    _problem(path, f"{imp.kind} detection failed: {type(exc).__name__}: {exc}")
-                )
-                continue
+            detection = _detect(imp, path, dirnames, unclaimed, problems)
             if detection is None:
                 continue
             problems.extend(_problem(p, message) for p, message in detection.problems)

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from mltop.core.discovery import ingest
-from mltop.core.entities import ImportReport
+from mltop.core.discovery import discover, ingest
+from mltop.core.entities import ImportReport, SourceRef
+from mltop.core.importers.base import Detection
 from mltop.core.store import Store, open_memory_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -307,3 +308,49 @@ async def test_the_app_shows_the_healthy_runs_and_names_the_damaged_db(
         assert [Path(p.path).name for p in report.problems] == ["broken.db"]
         notes = [str(n.message) for n in app._notifications]
         assert any("broken.db" in note and "damaged SQLite database" in note for note in notes)
+
+
+# -- detection, file by file ------------------------------------------------------------------
+
+
+def test_a_jsonl_nested_deeper_than_pythons_reader_does_not_hide_its_neighbour(
+    tmp_path: Path,
+) -> None:
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"step": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    jsonl_copy(tmp_path)
+    store = open_memory_store()
+    report = ingest(tmp_path, store)
+    assert [run.name for run in store.runs()] == ["run-a"]
+    assert problems_by_name(report) == {
+        "deep.jsonl": "no JSON object lines with metric values (1 line unreadable)"
+    }
+
+
+class _RaisesOnOneName:
+    """A detector that raises on one file name.
+
+    Every real detector that raised on some file was fixed; this stand-in is the only way left to
+    reach the guard that keeps the next such bug from hiding the file's neighbours.
+    """
+
+    kind = "odd"
+
+    def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
+        if "poison.txt" in filenames:
+            raise KeyError("poison")
+        refs = [SourceRef("odd", dirpath / f) for f in filenames if f.endswith(".txt")]
+        return Detection(refs, claimed={r.location.name for r in refs}) if refs else None
+
+    def import_sources(self, store: Store, refs: object, report: ImportReport) -> None:
+        return None
+
+
+def test_a_detector_that_raises_on_one_file_still_detects_the_others(tmp_path: Path) -> None:
+    for name in ("a.txt", "b.txt", "poison.txt"):
+        (tmp_path / name).write_text("x")
+    found = discover(tmp_path, [_RaisesOnOneName()])
+    assert sorted(ref.location.name for ref in found.refs) == ["a.txt", "b.txt"]
+    assert [(Path(p.path).name, p.message) for p in found.problems] == [
+        ("poison.txt", "odd detection failed: KeyError: 'poison'")
+    ]
