@@ -3,7 +3,8 @@
 Each format's healthy source (copied from tests/fixtures, see each PROVENANCE.md) is copied into
 a few hundred folders, and one of its files is damaged in each copy the way files really break:
 cut short, bytes flipped, a block overwritten with garbage, emptied, numbers made huge or turned
-into other JSON types, lines dropped or repeated, bytes that are not UTF-8. For the SQLite
+into other JSON types or nested deeper than parsers go, lines dropped or repeated, bytes that
+are not UTF-8. For the SQLite
 trackers some copies get values of the wrong type or out of range written by SQL instead.
 
 One ``mltop`` ingest per format then runs in a subprocess, twice over the same store (the second
@@ -136,8 +137,13 @@ def not_utf8(rng: random.Random, data: bytes) -> bytes:
     return data[:at] + rng.choice([b"\xff\xfe", b"\xc3", b"\x00", b"\xed\xa0\x80"]) + data[at:]
 
 
+def deeply_nested(rng: random.Random, data: bytes) -> bytes:
+    depth = rng.choice([1_000, 100_000])
+    return _replace_number(rng, data, [b"[" * depth + b"]" * depth, b"{" * depth])
+
+
 BINARY = [truncate, flip_bytes, garbage_block, all_garbage, empty]
-TEXT = [*BINARY, huge_number, wrong_type, drop_or_repeat_lines, not_utf8]
+TEXT = [*BINARY, huge_number, wrong_type, drop_or_repeat_lines, not_utf8, deeply_nested]
 
 
 # -- formats --------------------------------------------------------------------------------------

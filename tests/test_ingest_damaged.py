@@ -354,3 +354,12 @@ def test_a_detector_that_raises_on_one_file_still_detects_the_others(tmp_path: P
     assert [(Path(p.path).name, p.message) for p in found.problems] == [
         ("poison.txt", "odd detection failed: KeyError: 'poison'")
     ]
+
+
+def test_a_dvclive_metrics_json_nested_too_deeply_says_so(tmp_path: Path) -> None:
+    folder = dvclive_copy(tmp_path)
+    (folder / "metrics.json").write_text('{"acc": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    report = ingest(folder, open_memory_store())
+    assert [(Path(p.path).name, p.message) for p in report.problems] == [
+        ("metrics.json", "nested too deeply to read")
+    ]

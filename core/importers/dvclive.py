@@ -71,8 +71,10 @@ def parse_document(data: bytes, name: str) -> object:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise FormatError(f"malformed YAML{where}") from exc
-    except (RecursionError, ValueError) as exc:
-        raise FormatError(f"unreadable ({type(exc).__name__})") from exc
+    except RecursionError as exc:
+        raise FormatError("nested too deeply to read") from exc
+    except ValueError as exc:
+        raise FormatError(f"unreadable ({' '.join(str(exc).split()) or 'bad value'})") from exc
 
 
 def flatten_metrics(value: object, prefix: str = "", out: dict[str, float] | None = None) -> dict:
