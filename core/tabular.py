@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mltop.core.store import POINTS_SCHEMA
 
@@ -96,12 +97,16 @@ def wide_to_points(
     exclude: Sequence[str] = (),
     time_scale: float = 1.0,
     row_step: bool = False,
+    no_step: dict[str, int] | None = None,
 ) -> pa.Table:
     """Reshape a wide relation (one row per step) to long points with UNPIVOT, in DuckDB.
 
     ``relation_sql`` is a FROM-able expression built by this module (never from user text).
     Either ``run_of_file`` maps the relation's FILE_COLUMN to run ids, or ``run_id``
     names the single run. Without a step column the row number is the step.
+
+    Values on rows whose step is missing or no integer (text, beyond int64) cannot be placed:
+    they are left out, and counted per run id in ``no_step`` so the caller can say so.
     """
     con = connection()
     step_col = step_col if step_col is not None else _pick(columns, STEP_COLUMNS)
@@ -146,13 +151,23 @@ def wide_to_points(
             FROM (UNPIVOT ({base}) ON COLUMNS(* EXCLUDE ({FILE_COLUMN}, {_STEP}, {_TS}))
                   INTO NAME key VALUE value) u
             JOIN _file_runs m ON m.filename = u.{FILE_COLUMN}
-            WHERE u.value IS NOT NULL AND u.{_STEP} IS NOT NULL
+            WHERE u.value IS NOT NULL
         """
         table = con.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
         raise ParseError(" ".join(str(exc).split())) from exc
     finally:
         con.unregister("_file_runs")
+    steps = table.column("step")
+    if steps.null_count:
+        placed = pc.is_valid(steps)
+        if no_step is not None:
+            lost = table.filter(pc.invert(placed)).group_by("run_id").aggregate([("key", "count")])
+            for run, count in zip(
+                lost.column("run_id").to_pylist(), lost.column("key_count").to_pylist(), strict=True
+            ):
+                no_step[run] = no_step.get(run, 0) + count
+        table = table.filter(placed)
     return table.cast(POINTS_SCHEMA)
 
 

@@ -363,3 +363,41 @@ def test_a_dvclive_metrics_json_nested_too_deeply_says_so(tmp_path: Path) -> Non
     assert [(Path(p.path).name, p.message) for p in report.problems] == [
         ("metrics.json", "nested too deeply to read")
     ]
+
+
+# -- values that cannot be placed on a step ---------------------------------------------------
+
+
+def test_jsonl_values_without_a_usable_step_are_counted_not_dropped_silently(
+    tmp_path: Path,
+) -> None:
+    path = jsonl_copy(
+        tmp_path,
+        [
+            '{"step": 1, "loss": 0.5}',
+            '{"step": "x", "loss": 0.4}',
+            '{"step": 99999999999999999999999, "loss": 0.3, "acc": 1}',
+            '{"loss": 0.25}',
+            '{"step": 4, "loss": 0.2}',
+        ],
+    )
+    store = open_memory_store()
+    report = ingest(tmp_path, store)
+    assert problems_by_name(report) == {path.name: "4 values without a usable step skipped"}
+    assert points_of(store) == 2
+
+
+def test_a_tsv_row_with_a_step_that_is_no_number_is_counted(tmp_path: Path) -> None:
+    folder = dvclive_copy(tmp_path)
+    whole = open_memory_store()
+    ingest(folder, whole)
+    tsv = folder / "plots" / "metrics" / "val" / "acc.tsv"
+    lines = tsv.read_text().splitlines()
+    lines[3] = "three\t" + lines[3].split("\t", 1)[1]
+    tsv.write_text("\n".join(lines) + "\n")
+    store = open_memory_store()
+    report = ingest(folder, store)
+    assert [(p.path, p.message) for p in report.problems] == [
+        (str(tsv), "1 value without a usable step skipped")
+    ]
+    assert points_of(store) == points_of(whole) - 1

@@ -30,7 +30,7 @@ import yaml
 from mltop.core import tabular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Change, Detection, classify, file_state, read_complete
-from mltop.core.importers.linefiles import keep_readable_csv_rows
+from mltop.core.importers.linefiles import add_note, keep_readable_csv_rows
 from mltop.core.importers.params import flatten_params
 from mltop.core.store import Store
 
@@ -156,13 +156,16 @@ def parse_tsvs(
     if not sources:
         return tabular.empty_points()
     tokens = {s.path: str(i) for i, s in enumerate(sources)}
+    no_step: dict[str, int] = {}  # token -> values on rows without a usable step
     try:
-        raw = tabular.csv_points(tokens, delimiter="\t")
+        raw = tabular.csv_points(tokens, delimiter="\t", no_step=no_step)
     except tabular.ParseError:
         tables = []
         for s in sources:
             try:
-                tables.append(tabular.csv_points({s.path: tokens[s.path]}, delimiter="\t"))
+                tables.append(
+                    tabular.csv_points({s.path: tokens[s.path]}, delimiter="\t", no_step=no_step)
+                )
                 continue
             except tabular.ParseError as exc:
                 error = str(exc).replace(s.path, Path(s.origin).name)
@@ -170,7 +173,9 @@ def parse_tsvs(
             try:
                 if cleaned is None:
                     raise tabular.ParseError(error)
-                tables.append(tabular.csv_points({cleaned: tokens[s.path]}, delimiter="\t"))
+                tables.append(
+                    tabular.csv_points({cleaned: tokens[s.path]}, delimiter="\t", no_step=no_step)
+                )
                 if note:
                     report.problem(s.origin, note)
             except tabular.ParseError as again:
@@ -181,6 +186,10 @@ def parse_tsvs(
                 if cleaned is not None:
                     tabular.remove_quietly(cleaned)
         raw = pa.concat_tables(tables) if tables else tabular.empty_points()
+    origin_of = {tokens[s.path]: s.origin for s in sources}
+    for token, count in sorted(no_step.items()):
+        values = f"{count} value{'s' if count != 1 else ''}"
+        add_note(report, origin_of[token], f"{values} without a usable step skipped")
     if raw.num_rows == 0:
         return tabular.empty_points()
     mapping = pa.table(

@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -303,17 +303,64 @@ def _parse(
     failed: set[Path],
     **kwargs: object,
 ) -> pa.Table:
-    """Points of every file; a file that yields nothing readable is added to ``failed``."""
+    """Points of every file; a file that yields nothing readable is added to ``failed``.
+
+    Values on lines without a usable step are left out, and each file that had some says how
+    many (a silent gap in a chart would look like a run that did not log).
+    """
     delimiter = kwargs.pop("delimiter")
-    reader = (
+    parse = (
         tabular.jsonl_points
         if fmt == "jsonl"
         else lambda m, **kw: tabular.csv_points(m, delimiter=delimiter, **kw)  # type: ignore[arg-type]
     )
+    no_step: dict[str, int] = {}
+
+    def reader(files: dict[str, str], **kw: object) -> pa.Table:
+        counted: dict[str, int] = {}
+        table = parse(files, no_step=counted, **kw)  # counted only when the parse succeeds
+        for run, count in counted.items():
+            no_step[run] = no_step.get(run, 0) + count
+        return table
+
     try:
-        return reader(sources, **kwargs)
+        points = reader(sources, **kwargs)
     except tabular.ParseError:
-        pass
+        points = _parse_one_by_one(
+            sources, origin, fmt, report, temps, failed, reader, delimiter, **kwargs
+        )
+    path_of = {run_id: origin[path].path for path, run_id in sources.items()}
+    for run_id, count in sorted(no_step.items()):
+        where = path_of.get(run_id)
+        if where is not None:
+            values = f"{count} value{'s' if count != 1 else ''}"
+            add_note(report, where, f"{values} without a usable step skipped")
+    return points
+
+
+def add_note(report: ImportReport, path: Path | str, note: str) -> None:
+    """Say ``note`` about ``path``, on the line already about it if there is one: one line per
+    file, however many things are wrong with it."""
+    for i in range(len(report.problems) - 1, -1, -1):
+        if report.problems[i].path == str(path):
+            earlier = report.problems.pop(i)
+            report.problem(path, f"{earlier.message}; {note}")
+            return
+    report.problem(path, note)
+
+
+def _parse_one_by_one(
+    sources: dict[str, str],
+    origin: dict[str, LineFile],
+    fmt: str,
+    report: ImportReport,
+    temps: list[str],
+    failed: set[Path],
+    reader: Callable[..., pa.Table],
+    delimiter: object,
+    **kwargs: object,
+) -> pa.Table:
+    """The files of a batch DuckDB could not parse together, each alone, then line by line."""
     tables = []
     for path, run_id in sources.items():
         lf = origin[path]
