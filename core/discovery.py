@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import os
+import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Concatenate, ParamSpec
 
-from mltop.core.entities import ImportReport, SourceRef
-from mltop.core.importers.base import Importer
+from mltop.core.entities import ImportReport, Problem, SourceRef
+from mltop.core.importers.base import Detection, Importer
 from mltop.core.importers.registry import importers as default_importers
 from mltop.core.regular_files import Confinement, confined_to, file_type
 from mltop.core.store import STORE_DIR, Store
@@ -46,6 +47,10 @@ SKIP_DIRS = frozenset(
 
 P = ParamSpec("P")
 
+# Suffixes of the files that hold runs (SQLite trackers, metric logs): one of these left unclaimed
+# because it cannot even be opened is a problem line, not a file silently passed over.
+SOURCE_SUFFIXES = (".db", ".sqlite", ".sqlite3", ".jsonl", ".csv", ".tsv")
+
 Progress = Callable[[str, int, int], None]
 """progress(what, done, total): called as sources are imported."""
 
@@ -57,12 +62,13 @@ def _is_virtualenv(dirpath: str, filenames: list[str]) -> bool:
 Walk = Iterable[tuple[str, list[str], list[str], list[tuple[str, str]]]]
 
 
-def walk_tree(root: Path) -> Walk:
+def walk_tree(root: Path, onerror: Callable[[OSError], None] | None = None) -> Walk:
     """``os.walk(root)`` top-down without following symlinks, as a loop over an explicit stack.
 
     Python 3.11's ``os.walk`` recurses once per level and raises RecursionError on a tree about
     1,000 folders deep; this walk's depth costs only stack entries. As with ``os.walk`` the
-    caller may prune or reorder ``dirnames`` in place, and unreadable folders are passed over.
+    caller may prune or reorder ``dirnames`` in place, and a folder that cannot be listed is
+    handed to ``onerror`` (when given) and passed over.
     Unlike ``os.walk``, ``filenames`` holds regular files only (symlinks followed); FIFOs,
     devices and sockets come apart as ``(name, what it is)``, because opening one as a source
     would block or never end. Dangling symlinks name nothing to read and are left out.
@@ -88,7 +94,9 @@ def walk_tree(root: Path) -> Walk:
                             others.append((entry.name, file_type(entry.stat().st_mode)))
                     except OSError:
                         continue  # vanished, or a symlink to nothing
-        except OSError:
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
             continue
         yield top, dirnames, filenames, others
         stack.extend(os.path.join(top, name) for name in reversed(dirnames) if name not in linked)
@@ -100,6 +108,60 @@ class Found:
     importers: dict[str, Importer]
     #: Files that are not regular files (FIFOs, devices, sockets), with what each is: never read.
     not_regular: list[tuple[Path, str]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _problem(path: Path | str, message: str) -> Problem:
+    return Problem(str(path), " ".join(message.split()))
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a regular file cannot be opened for reading, or None when it can (or is not regular).
+
+    Opened with O_NONBLOCK and only after a stat says it is a regular file, so a FIFO or a
+    device under the folder is never opened here.
+    """
+    try:
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+    except OSError as exc:
+        return f"cannot read ({exc.strerror or type(exc).__name__})"
+    return None
+
+
+def _detect(
+    imp: Importer, path: Path, dirnames: list[str], filenames: list[str], problems: list[Problem]
+) -> Detection | None:
+    """``imp.detect`` guarded: one odd file must not stop the walk, nor hide its neighbours.
+
+    When detection raises, each file is offered alone to find the ones that make it raise; those
+    are problem lines and the folder is detected again without them. Only when no single file
+    is to blame is the whole folder the problem.
+    """
+    try:
+        return imp.detect(path, dirnames, filenames)
+    except Exception as exc:
+        error: Exception = exc
+    culprits = []
+    for name in filenames:
+        try:
+            imp.detect(path, list(dirnames), [name])
+        except Exception as exc:
+            culprits.append(name)
+            problems.append(_failed(path / name, imp, exc))
+    if culprits:
+        try:
+            return imp.detect(path, dirnames, [f for f in filenames if f not in culprits])
+        except Exception as exc:
+            error = exc
+    problems.append(_failed(path, imp, error))
+    return None
+
+
+def _failed(where: Path, imp: Importer, exc: Exception) -> Problem:
+    return _problem(where, f"{imp.kind} detection failed: {type(exc).__name__}: {exc}")
 
 
 def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
@@ -111,13 +173,20 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     chosen = list(importers) if importers is not None else default_importers()
     by_kind = {imp.kind: imp for imp in chosen}
     refs: list[SourceRef] = []
+    problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     not_regular: list[tuple[Path, str]] = []
     root = root.resolve()
+
+    def unlisted(exc: OSError) -> None:
+        # A folder that cannot be listed may hold runs: say so instead of walking past it.
+        where = exc.filename or root
+        problems.append(_problem(where, f"cannot list folder ({exc.strerror or exc})"))
+
     if root.is_file():
         walk: Walk = [(str(root.parent), [], [root.name], [])]
     else:
-        walk = walk_tree(root)
+        walk = walk_tree(root, onerror=unlisted)
     for dirpath, dirnames, filenames, others in walk:
         if _is_virtualenv(dirpath, filenames):
             dirnames[:] = []
@@ -128,20 +197,28 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
         path = Path(dirpath)
         unclaimed = list(filenames)
         for imp in chosen:
-            detection = imp.detect(path, dirnames, unclaimed)
+            detection = _detect(imp, path, dirnames, unclaimed, problems)
             if detection is None:
                 continue
+            problems.extend(_problem(p, message) for p, message in detection.problems)
             for ref in detection.refs:
                 key = (ref.kind, str(ref.location))
                 if key not in seen:
                     seen.add(key)
                     refs.append(SourceRef(ref.kind, ref.location, root))
-            if detection.claimed:
-                unclaimed = [f for f in unclaimed if f not in detection.claimed]
+            claimed = detection.claimed | {p.name for p, _ in detection.problems}
+            if claimed:
+                unclaimed = [f for f in unclaimed if f not in claimed]
             if detection.prune:
                 dirnames[:] = []
+                unclaimed = []
                 break
-    return Found(refs, by_kind, not_regular)
+        for name in unclaimed:
+            if name.lower().endswith(SOURCE_SUFFIXES):
+                why = _unreadable(path / name)
+                if why is not None:
+                    problems.append(_problem(path / name, why))
+    return Found(refs, by_kind, not_regular, problems)
 
 
 def report_refused(report: ImportReport, confinement: Confinement) -> None:
@@ -187,6 +264,8 @@ def ingest(
     root = root.resolve()
     found = discover(root, importers)
     report.sources_seen = len(found.refs)
+    for problem in found.problems:
+        report.problem(problem.path, problem.message)
     by_kind: dict[str, list[SourceRef]] = {}
     for ref in found.refs:
         by_kind.setdefault(ref.kind, []).append(ref)
@@ -209,7 +288,8 @@ def ingest(
             report.problem(path, f"not read ({what}, not a regular file)")
     store.touch_sources((ref.kind, str(ref.location)) for ref in found.refs)
     if forget_missing and root.is_dir():
-        report.removed_runs = store.forget_sources_under(
-            str(root), [str(ref.location) for ref in found.refs]
-        )
+        # A source that could not be read this time keeps the runs it had: an unreadable or
+        # half-copied file is not a deleted one.
+        keep = [str(ref.location) for ref in found.refs] + [p.path for p in found.problems]
+        report.removed_runs = store.forget_sources_under(str(root), keep)
     return report

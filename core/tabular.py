@@ -20,12 +20,19 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mltop.core import scratch
 from mltop.core.store import POINTS_SCHEMA
 
 STEP_COLUMNS = ("step", "epoch", "iteration", "iter", "global_step", "_step")
 TIME_COLUMNS = ("ts", "timestamp", "time", "_timestamp", "wall_time", "created_time")
+
+# Names of the columns this module adds to a relation. A metric may be called anything, including
+# "filename", "step" or "ts": the added columns must never collide with a column of the file.
+FILE_COLUMN = "__mltop_file"
+_STEP = "__mltop_step"
+_TS = "__mltop_ts"
 
 _local = threading.local()
 
@@ -90,24 +97,28 @@ def wide_to_points(
     exclude: Sequence[str] = (),
     time_scale: float = 1.0,
     row_step: bool = False,
+    no_step: dict[str, int] | None = None,
 ) -> pa.Table:
     """Reshape a wide relation (one row per step) to long points with UNPIVOT, in DuckDB.
 
     ``relation_sql`` is a FROM-able expression built by this module (never from user text).
-    Either ``run_of_file`` maps the relation's ``filename`` column to run ids, or ``run_id``
+    Either ``run_of_file`` maps the relation's FILE_COLUMN to run ids, or ``run_id``
     names the single run. Without a step column the row number is the step.
+
+    Values on rows whose step is missing or no integer (text, beyond int64) cannot be placed:
+    they are left out, and counted per run id in ``no_step`` so the caller can say so.
     """
     con = connection()
     step_col = step_col if step_col is not None else _pick(columns, STEP_COLUMNS)
     time_col = time_col if time_col is not None else _pick(columns, TIME_COLUMNS)
-    skip = {"filename", *(c for c in (step_col, time_col) if c), *exclude}
+    skip = {FILE_COLUMN, *(c for c in (step_col, time_col) if c), *exclude}
     metric_cols = [c for c in columns if c not in skip]
     if not metric_cols:
         return empty_points()
     step_expr = (
         f"TRY_CAST({_quote_ident(step_col)} AS BIGINT)"
         if step_col and not row_step
-        else "(row_number() OVER (PARTITION BY filename) - 1)"
+        else f"(row_number() OVER (PARTITION BY {FILE_COLUMN}) - 1)"
     )
     # Times come as epoch numbers (seconds, or ms with time_scale=0.001) or as ISO strings.
     time_expr = (
@@ -117,13 +128,14 @@ def wide_to_points(
         if time_col
         else "NULL::DOUBLE"
     )
-    file_expr = "filename" if run_of_file is not None else "''"
+    file_expr = FILE_COLUMN if run_of_file is not None else "''"
     casts = ", ".join(
         f"TRY_CAST(trim(CAST({_quote_ident(c)} AS VARCHAR), '\"') AS DOUBLE) AS {_quote_ident(c)}"
         for c in metric_cols
     )
     base = (
-        f"SELECT {file_expr} AS filename, {step_expr} AS step, {time_expr} AS ts, {casts} "
+        f"SELECT {file_expr} AS {FILE_COLUMN}, {step_expr} AS {_STEP}, {time_expr} AS {_TS}, "
+        f"{casts} "
         f"FROM {relation_sql}"
     )
     if run_of_file is not None:
@@ -135,17 +147,27 @@ def wide_to_points(
     con.register("_file_runs", mapping)
     try:
         sql = f"""
-            SELECT m.run_id, u.key, u.step, u.ts, u.value
-            FROM (UNPIVOT ({base}) ON COLUMNS(* EXCLUDE (filename, step, ts))
+            SELECT m.run_id, u.key, u.{_STEP} AS step, u.{_TS} AS ts, u.value
+            FROM (UNPIVOT ({base}) ON COLUMNS(* EXCLUDE ({FILE_COLUMN}, {_STEP}, {_TS}))
                   INTO NAME key VALUE value) u
-            JOIN _file_runs m ON m.filename = u.filename
-            WHERE u.value IS NOT NULL AND u.step IS NOT NULL
+            JOIN _file_runs m ON m.filename = u.{FILE_COLUMN}
+            WHERE u.value IS NOT NULL
         """
         table = con.sql(sql).to_arrow_table()
     except duckdb.Error as exc:
         raise ParseError(" ".join(str(exc).split())) from exc
     finally:
         con.unregister("_file_runs")
+    steps = table.column("step")
+    if steps.null_count:
+        placed = pc.is_valid(steps)
+        if no_step is not None:
+            lost = table.filter(pc.invert(placed)).group_by("run_id").aggregate([("key", "count")])
+            for run, count in zip(
+                lost.column("run_id").to_pylist(), lost.column("key_count").to_pylist(), strict=True
+            ):
+                no_step[run] = no_step.get(run, 0) + count
+        table = table.filter(placed)
     return table.cast(POINTS_SCHEMA)
 
 
@@ -161,7 +183,8 @@ def _describe(relation_sql: str) -> list[str]:
 def jsonl_relation(paths: Sequence[str]) -> str:
     files = "[" + ", ".join(_quote_literal(p) for p in paths) + "]"
     return (
-        f"read_json({files}, format='newline_delimited', union_by_name=true, filename=true, "
+        f"read_json({files}, format='newline_delimited', union_by_name=true, "
+        f"filename={_quote_literal(FILE_COLUMN)}, "
         "maximum_object_size=67108864, sample_size=-1)"
     )
 
@@ -170,7 +193,8 @@ def csv_relation(paths: Sequence[str], delimiter: str | None = None) -> str:
     files = "[" + ", ".join(_quote_literal(p) for p in paths) + "]"
     delim = f", delim={_quote_literal(delimiter)}" if delimiter else ""
     return (
-        f"read_csv({files}, header=true, union_by_name=true, filename=true, "
+        f"read_csv({files}, header=true, union_by_name=true, "
+        f"filename={_quote_literal(FILE_COLUMN)}, "
         f"all_varchar=true, sample_size=-1{delim})"
     )
 
@@ -181,7 +205,7 @@ def jsonl_points(run_of_file: dict[str, str], **kwargs: object) -> pa.Table:
         return empty_points()
     relation = jsonl_relation(list(run_of_file))
     columns = _describe(relation)
-    if [c for c in columns if c != "filename"] == ["json"]:
+    if [c for c in columns if c != FILE_COLUMN] == ["json"]:
         # DuckDB falls back to one raw "json" column when some records are not objects.
         raise ParseError("some lines are not JSON objects")
     return wide_to_points(relation, columns, run_of_file=run_of_file, **kwargs)  # type: ignore[arg-type]

@@ -33,6 +33,9 @@ class Detection:
     refs: list[SourceRef] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)
     prune: bool = False
+    # Files that look like a source of this kind but cannot be read as one: (path, one line).
+    # Reported as problems so a damaged source is never skipped without a word.
+    problems: list[tuple[Path, str]] = field(default_factory=list)
 
 
 class Importer(Protocol):

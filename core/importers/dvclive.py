@@ -30,6 +30,7 @@ import yaml
 from mltop.core import tabular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Change, Detection, classify, file_state, read_complete
+from mltop.core.importers.linefiles import add_note, keep_readable_csv_rows
 from mltop.core.importers.params import flatten_params
 from mltop.core.regular_files import open_regular, read_limited
 from mltop.core.safe_yaml import YamlRefused, load_yaml
@@ -73,8 +74,10 @@ def parse_document(data: bytes, name: str) -> object:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise FormatError(f"malformed YAML{where}") from exc
-    except (RecursionError, ValueError) as exc:
-        raise FormatError(f"unreadable ({type(exc).__name__})") from exc
+    except RecursionError as exc:
+        raise FormatError("nested too deeply to read") from exc
+    except ValueError as exc:
+        raise FormatError(f"unreadable ({' '.join(str(exc).split()) or 'bad value'})") from exc
 
 
 def flatten_metrics(value: object, prefix: str = "", out: dict[str, float] | None = None) -> dict:
@@ -144,25 +147,52 @@ class TsvSource:
     origin: str  # the file to name in problems (a workspace path, or "rev:path" from git)
 
 
-def parse_tsvs(sources: Sequence[TsvSource], report: ImportReport) -> pa.Table:
+def parse_tsvs(
+    sources: Sequence[TsvSource], report: ImportReport, failed: set[str] | None = None
+) -> pa.Table:
     """Points of these TSVs, all parsed in one DuckDB scan (file by file if that fails).
 
     Keys get their folder prefix back (the column of ``train/loss.tsv`` is ``loss``), and
-    DVCLive's millisecond timestamps become seconds.
+    DVCLive's millisecond timestamps become seconds. A file DuckDB cannot parse keeps its
+    readable rows; one with none is named in the report and its origin added to ``failed``.
     """
     if not sources:
         return tabular.empty_points()
     tokens = {s.path: str(i) for i, s in enumerate(sources)}
+    no_step: dict[str, int] = {}  # token -> values on rows without a usable step
     try:
-        raw = tabular.csv_points(tokens, delimiter="\t")
+        raw = tabular.csv_points(tokens, delimiter="\t", no_step=no_step)
     except tabular.ParseError:
         tables = []
         for s in sources:
             try:
-                tables.append(tabular.csv_points({s.path: tokens[s.path]}, delimiter="\t"))
+                tables.append(
+                    tabular.csv_points({s.path: tokens[s.path]}, delimiter="\t", no_step=no_step)
+                )
+                continue
             except tabular.ParseError as exc:
-                report.problem(s.origin, f"not a readable TSV ({exc})")
+                error = str(exc).replace(s.path, Path(s.origin).name)
+            cleaned, note = keep_readable_csv_rows(s.path, "\t")
+            try:
+                if cleaned is None:
+                    raise tabular.ParseError(error)
+                tables.append(
+                    tabular.csv_points({cleaned: tokens[s.path]}, delimiter="\t", no_step=no_step)
+                )
+                if note:
+                    report.problem(s.origin, note)
+            except tabular.ParseError as again:
+                report.problem(s.origin, f"not a readable TSV ({again})")
+                if failed is not None:
+                    failed.add(s.origin)
+            finally:
+                if cleaned is not None:
+                    tabular.remove_quietly(cleaned)
         raw = pa.concat_tables(tables) if tables else tabular.empty_points()
+    origin_of = {tokens[s.path]: s.origin for s in sources}
+    for token, count in sorted(no_step.items()):
+        values = f"{count} value{'s' if count != 1 else ''}"
+        add_note(report, origin_of[token], f"{values} without a usable step skipped")
     if raw.num_rows == 0:
         return tabular.empty_points()
     mapping = pa.table(
@@ -251,7 +281,10 @@ def read_tsv_files(files: Sequence[TsvFile], full_runs: set[str], report: Import
             temp = tabular.bytes_to_tempfile(data, ".tsv")
             temps.append(temp)
             sources.append(TsvSource(temp, tf.run_id, tf.prefix, str(tf.path)))
-        batch.points = parse_tsvs(sources, report)
+        failed: set[str] = set()
+        batch.points = parse_tsvs(sources, report, failed)
+        # A TSV none of whose rows could be read is not recorded: the next scan says it again.
+        batch.states = [s for s in batch.states if s.path not in failed]
     finally:
         for temp in temps:
             tabular.remove_quietly(temp)

@@ -47,8 +47,9 @@ def _looks_like_jsonl_metrics(path: Path) -> bool:
         return False
     try:
         obj = json.loads(line)
-    except ValueError:
-        # A first line longer than the sniff window still counts if it names a step key.
+    except (ValueError, RecursionError):
+        # A first line longer than the sniff window (or nested deeper than Python's JSON
+        # reader goes) still counts if it names a step key.
         return any(f'"{k}"' in line for k in STEP_COLUMNS)
     return isinstance(obj, dict) and any(k.lower() in STEP_COLUMNS for k in obj)
 

@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,10 +61,16 @@ def _first_line(path: Path) -> bytes:
 
 
 def _python_jsonl(path: str, origin: Path, report: ImportReport) -> str | None:
-    """Keep the parseable JSON-object lines of a broken file; report the rest in one line."""
+    """Keep the parseable JSON-object lines of a broken file; report the rest in one line.
+
+    A field named "" cannot be a column (DuckDB then reads no line of the file as an object):
+    its value is left out of the line, and the problem line says so.
+    """
     good: list[str] = []
     bad = 0
     first_bad = 0
+    unnamed = 0
+    first_unnamed = 0
     with open_regular(path) as fh:
         for number, raw in enumerate(fh, 1):
             text = raw.decode("utf-8", errors="replace").strip()
@@ -78,24 +84,37 @@ def _python_jsonl(path: str, origin: Path, report: ImportReport) -> str | None:
                 bad += 1
                 first_bad = first_bad or number
                 continue
+            if "" in obj:
+                del obj[""]
+                unnamed += 1
+                first_unnamed = first_unnamed or number
             good.append(json.dumps(_flat_numbers(obj), allow_nan=True))
-    if not good:
-        what = f"{bad} line{'s' if bad != 1 else ''}" if bad else "no lines"
-        report.problem(origin, f"no JSON object lines with metric values ({what} unreadable)")
-        return None
+    notes = []
     if bad:
-        report.problem(
-            origin,
-            f"{bad} malformed line{'s' if bad != 1 else ''} skipped (first at line {first_bad})",
+        notes.append(f"{_lines(bad, 'malformed ')} skipped (first at line {first_bad})")
+    if unnamed:
+        notes.append(
+            f'the field named "" left out of {_lines(unnamed)} (first at line {first_unnamed})'
         )
+    if not good:
+        what = f"{_lines(bad)} unreadable" if bad else "no lines"
+        report.problem(origin, f"no JSON object lines with metric values ({what})")
+        return None
+    if notes:
+        report.problem(origin, "; ".join(notes))
     return tabular.bytes_to_tempfile(("\n".join(good) + "\n").encode(), ".jsonl")
 
 
-def _python_csv(path: str, delimiter: str | None) -> tuple[str | None, str | None]:
+def _lines(n: int, what: str = "") -> str:
+    return f"{n} {what}line{'s' if n != 1 else ''}"
+
+
+def keep_readable_csv_rows(path: str, delimiter: str | None) -> tuple[str | None, str | None]:
     """Keep the header and the rows with as many fields as it: (cleaned file, one-line note).
 
-    DuckDB gives up on a whole file for one broken row (or mixed line endings); this keeps
-    every readable row of a damaged metrics CSV.
+    DuckDB gives up on a whole file for one broken row (or mixed line endings, or a byte that
+    is not UTF-8); this keeps every readable row of a damaged metrics CSV, and the note counts
+    the rows left out and the rows whose bytes were not UTF-8 (their damaged values are lost).
     """
     sep = delimiter or ","
     with open_regular(path) as fh:
@@ -107,20 +126,30 @@ def _python_csv(path: str, delimiter: str | None) -> tuple[str | None, str | Non
     good: list[list[str]] = [header]
     bad = 0
     first_bad = 0
+    garbled = 0
+    first_garbled = 0
     for number, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
+        if "\ufffd" in line:
+            garbled += 1
+            first_garbled = first_garbled or number
         fields = _csv_fields(line, sep)
         if fields is None or len(fields) != len(header):
             bad += 1
             first_bad = first_bad or number
             continue
         good.append(fields)
-    note = (
-        f"{bad} malformed row{'s' if bad != 1 else ''} skipped (first at line {first_bad})"
-        if bad
-        else None
-    )
+    notes = []
+    if bad:
+        rows = f"{bad} malformed row{'s' if bad != 1 else ''}"
+        notes.append(f"{rows} skipped (first at line {first_bad})")
+    if garbled:
+        notes.append(
+            f"{garbled} row{'s' if garbled != 1 else ''} with bytes that are not UTF-8 "
+            f"(first at line {first_garbled})"
+        )
+    note = "; ".join(notes) or None
     if len(good) < 2:
         return None, note
     out = io.StringIO()
@@ -199,6 +228,7 @@ def read_line_files(
                     temps.append(read_path)
             except OSError as exc:
                 report.problem(lf.path, f"cannot read ({exc.strerror or exc})")
+                _leave_as_it_was(batch, lf)
                 continue
             sources[read_path] = lf.run_id
             origin[read_path] = lf
@@ -208,13 +238,30 @@ def read_line_files(
                 delimiter=delimiter, step_col=step_col, time_col=time_col,
                 exclude=exclude, row_step=row_step,
             )  # fmt: skip
-            batch.points = _parse(sources, origin, fmt, report, temps, **options)
+            failed: set[Path] = set()
+            batch.points = _parse(sources, origin, fmt, report, temps, failed, **options)
             if _grew_while_read(sources, origin, in_place, batch, temps):
-                batch.points = _parse(sources, origin, fmt, report, temps, **options)
+                failed.clear()
+                batch.points = _parse(sources, origin, fmt, report, temps, failed, **options)
+            for lf in origin.values():
+                if lf.path in failed:
+                    _leave_as_it_was(batch, lf)
     finally:
         for temp in temps:
             tabular.remove_quietly(temp)
     return batch
+
+
+def _leave_as_it_was(batch: LineBatch, lf: LineFile) -> None:
+    """A file none of whose new lines could be read changes nothing in the store.
+
+    Its run is not marked changed (no empty run is written, no points deleted) and its state is
+    not recorded, so the next scan reads it again and says again what is wrong.
+    """
+    batch.states = [s for s in batch.states if s.path != str(lf.path)]
+    batch.changed_runs.discard(lf.run_id)
+    batch.replaced_runs.discard(lf.run_id)
+    batch.mtimes.pop(lf.run_id, None)
 
 
 def _grew_while_read(
@@ -254,18 +301,67 @@ def _parse(
     fmt: str,
     report: ImportReport,
     temps: list[str],
+    failed: set[Path],
     **kwargs: object,
 ) -> pa.Table:
+    """Points of every file; a file that yields nothing readable is added to ``failed``.
+
+    Values on lines without a usable step are left out, and each file that had some says how
+    many (a silent gap in a chart would look like a run that did not log).
+    """
     delimiter = kwargs.pop("delimiter")
-    reader = (
+    parse = (
         tabular.jsonl_points
         if fmt == "jsonl"
         else lambda m, **kw: tabular.csv_points(m, delimiter=delimiter, **kw)  # type: ignore[arg-type]
     )
+    no_step: dict[str, int] = {}
+
+    def reader(files: dict[str, str], **kw: object) -> pa.Table:
+        counted: dict[str, int] = {}
+        table = parse(files, no_step=counted, **kw)  # counted only when the parse succeeds
+        for run, count in counted.items():
+            no_step[run] = no_step.get(run, 0) + count
+        return table
+
     try:
-        return reader(sources, **kwargs)
+        points = reader(sources, **kwargs)
     except tabular.ParseError:
-        pass
+        points = _parse_one_by_one(
+            sources, origin, fmt, report, temps, failed, reader, delimiter, **kwargs
+        )
+    path_of = {run_id: origin[path].path for path, run_id in sources.items()}
+    for run_id, count in sorted(no_step.items()):
+        where = path_of.get(run_id)
+        if where is not None:
+            values = f"{count} value{'s' if count != 1 else ''}"
+            add_note(report, where, f"{values} without a usable step skipped")
+    return points
+
+
+def add_note(report: ImportReport, path: Path | str, note: str) -> None:
+    """Say ``note`` about ``path``, on the line already about it if there is one: one line per
+    file, however many things are wrong with it."""
+    for i in range(len(report.problems) - 1, -1, -1):
+        if report.problems[i].path == str(path):
+            earlier = report.problems.pop(i)
+            report.problem(path, f"{earlier.message}; {note}")
+            return
+    report.problem(path, note)
+
+
+def _parse_one_by_one(
+    sources: dict[str, str],
+    origin: dict[str, LineFile],
+    fmt: str,
+    report: ImportReport,
+    temps: list[str],
+    failed: set[Path],
+    reader: Callable[..., pa.Table],
+    delimiter: object,
+    **kwargs: object,
+) -> pa.Table:
+    """The files of a batch DuckDB could not parse together, each alone, then line by line."""
     tables = []
     for path, run_id in sources.items():
         lf = origin[path]
@@ -274,27 +370,31 @@ def _parse(
             continue
         except tabular.ParseError as exc:
             if fmt != "jsonl":
-                cleaned, note = _python_csv(path, delimiter)  # type: ignore[arg-type]
+                cleaned, note = keep_readable_csv_rows(path, delimiter)  # type: ignore[arg-type]
                 if cleaned is None:
                     report.problem(lf.path, f"not a readable CSV ({exc})")
+                    failed.add(lf.path)
                     continue
                 temps.append(cleaned)
                 try:
                     tables.append(reader({cleaned: run_id}, **kwargs))
                 except tabular.ParseError as again:
                     report.problem(lf.path, f"not a readable CSV ({again})")
+                    failed.add(lf.path)
                     continue
                 if note:
                     report.problem(lf.path, note)
                 continue
         cleaned = _python_jsonl(path, lf.path, report)
         if cleaned is None:
+            failed.add(lf.path)
             continue
         temps.append(cleaned)
         try:
             tables.append(reader({cleaned: run_id}, **kwargs))
         except tabular.ParseError as exc:
-            report.problem(lf.path, str(exc))
+            report.problem(lf.path, f"not readable as JSON lines ({exc})")
+            failed.add(lf.path)
     return pa.concat_tables(tables) if tables else tabular.empty_points()
 
 

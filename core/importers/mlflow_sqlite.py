@@ -34,6 +34,7 @@ import sqlite3
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ def _text(value: object) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):  # SQLite's message quoted bytes of a corrupt schema
+        return "malformed database schema (bytes that are not UTF-8)"
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
@@ -118,23 +121,63 @@ def table_names(con: sqlite3.Connection) -> set[str]:
     return {_text(r[0]) for r in rows}
 
 
-def is_mlflow_db(path: Path) -> bool:
-    """SQLite header plus MLflow's tables; a quick check for the discovery walk."""
-    if not has_sqlite_header(path):
-        return False
-    # The schema is all detection needs: a WAL without its index is not worth a copy here.
-    how = sqlite_readonly.how_to_open(path)
+DEFAULT_NAME = "mlflow.db"  # what `mlflow server`/`mlflow ui` create: a source by its name alone
+
+
+class DbKind(Enum):
+    MLFLOW = "mlflow"
+    OTHER = "other"
+    DAMAGED = "damaged"
+
+
+def probe_db(path: Path) -> tuple[DbKind, str]:
+    """Whether a ``*.db`` is an MLflow database, some other file, or a damaged SQLite database.
+
+    A SQLite file whose schema cannot be read is DAMAGED (with SQLite's one-line reason): it may
+    well be a tracker's database, so it must be reported, not passed over. A file named
+    ``mlflow.db`` is taken as MLFLOW whatever it holds, so the import says what is wrong with it.
+    A file that cannot be opened is OTHER here; discovery reports unreadable source files.
+    """
+    named = path.name == DEFAULT_NAME
     try:
+        with open_regular(path) as fh:
+            header = fh.read(16)
+    except OSError:
+        return DbKind.OTHER, ""
+    if header != SQLITE_HEADER:
+        return (DbKind.MLFLOW if named else DbKind.OTHER), ""
+    # The schema is all detection needs: a WAL without its index is not worth a copy here.
+    try:
+        how = sqlite_readonly.how_to_open(path)
         con = sqlite_readonly.connect_uri(path, "immutable" if how == "copy" else how, **_CONNECT)
-    except (OSError, *DB_ERRORS):
-        return False
+    except OSError:
+        return DbKind.OTHER, ""
+    except DB_ERRORS as exc:
+        return DbKind.DAMAGED, f"damaged SQLite database ({_one_line(exc)})"
     try:
         tables = table_names(con)
-    except DB_ERRORS:
-        return path.name == "mlflow.db"  # named like one: let the import report what is wrong
+        if tables >= REQUIRED_TABLES and MLFLOW_MARKER in tables:
+            return DbKind.MLFLOW, ""
+        # Named like one but without MLflow's tables: the import says what is missing, unless
+        # the file is trackio's (its `metrics` table has a run_name column).
+        if named and "run_name" not in _columns(con, "metrics"):
+            return DbKind.MLFLOW, ""
+    except DB_ERRORS as exc:
+        if named:
+            return DbKind.MLFLOW, ""  # the import reports what is wrong
+        return DbKind.DAMAGED, f"damaged SQLite database ({_one_line(exc)})"
     finally:
         con.close()
-    return tables >= REQUIRED_TABLES and MLFLOW_MARKER in tables
+    return DbKind.OTHER, ""
+
+
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {_text(r[1]) for r in con.execute(f"PRAGMA table_info({table})").fetchall()}
+
+
+def is_mlflow_db(path: Path) -> bool:
+    """MLflow's tables, or the name mlflow.db: a check for the discovery walk."""
+    return probe_db(path)[0] is DbKind.MLFLOW
 
 
 @contextlib.contextmanager
@@ -431,8 +474,11 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
         return  # the database is gone; discovery forgets vanished sources
     if db_old is not None and same_state(db_now, db_old) and same_state(wal_now, wal_old):
         return
+    st = db_now[0]
     if not has_sqlite_header(db):
-        report.problem(db, "not a SQLite database (bad header)")
+        report.problem(
+            db, "empty file" if st.st_size == 0 else "not a SQLite database (bad header)"
+        )
         return
     fresh = db_old is None
     opened = contextlib.ExitStack()
@@ -537,15 +583,22 @@ class MlflowSqliteImporter:
     def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
         refs: list[SourceRef] = []
         claimed: set[str] = set()
+        problems: list[tuple[Path, str]] = []
         for name in filenames:
             if not name.endswith(DB_SUFFIXES):
                 continue
             path = dirpath / name
-            if not is_mlflow_db(path):
+            kind, why = probe_db(path)
+            if kind is DbKind.DAMAGED:
+                problems.append((path, why))
+                continue
+            if kind is not DbKind.MLFLOW:
                 continue
             refs.append(SourceRef(KIND, path))
             claimed.update(name + suffix for suffix in ("", "-wal", "-shm", "-journal"))
-        return Detection(refs=refs, claimed=claimed) if refs else None
+        if not refs and not problems:
+            return None
+        return Detection(refs=refs, claimed=claimed, problems=problems)
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
         for ref in refs:

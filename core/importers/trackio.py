@@ -53,20 +53,48 @@ def _columns(con: sqlite3.Connection, table: str) -> set[str]:
 
 
 def is_trackio_db(path: Path) -> bool:
-    """A SQLite file with trackio's ``metrics`` table (run_name, step, metrics columns)."""
+    """A SQLite file with trackio's ``metrics`` table (run_name, step, metrics columns).
+
+    Raises TrackioError when the file is SQLite but its schema cannot be read (a damaged
+    database may be a trackio project: it is reported, not passed over). SQLite's message for a
+    corrupt schema can carry the corrupt bytes, which Python fails to decode: UnicodeDecodeError.
+    """
     try:
         with open_regular(path) as fh:
             if fh.read(16) != SQLITE_MAGIC:
                 return False
         con = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
-    except (OSError, sqlite3.Error, ValueError):
+    except (OSError, ValueError):
         return False
+    except sqlite3.Error as exc:
+        raise TrackioError(f"damaged SQLite database ({_one_line(exc)})") from exc
     try:
         return {"run_name", "step", "metrics"} <= _columns(con, "metrics")
-    except sqlite3.Error:
-        return False
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
+        raise TrackioError(f"damaged SQLite database ({_one_line(exc)})") from exc
     finally:
         con.close()
+
+
+def _not_a_project(path: Path) -> str | None:
+    """Why a database beside its trackio lock file is no project; None when it cannot be read
+    (discovery reports unreadable files)."""
+    try:
+        with open_regular(path) as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if not head:
+        return "empty file (a trackio project database was expected beside its .lock)"
+    if head != SQLITE_MAGIC:
+        return "not a SQLite database (bad header; a trackio project was expected)"
+    return "not a trackio project database (no metrics table with run_name, step, metrics)"
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):  # SQLite's message quoted bytes of a corrupt schema
+        return "malformed database schema (bytes that are not UTF-8)"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def open_readonly(path: Path) -> contextlib.AbstractContextManager[sqlite3.Connection]:
@@ -307,10 +335,22 @@ class TrackioImporter:
     def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
         refs: list[SourceRef] = []
         claimed: set[str] = set()
+        problems: list[tuple[Path, str]] = []
         for name in filenames:
-            if not name.endswith(".db") or not is_trackio_db(dirpath / name):
+            if not name.endswith(".db"):
                 continue
             stem = name[:-3]
+            try:
+                if not is_trackio_db(dirpath / name):
+                    # trackio keeps an empty <project>.lock beside each project database: with
+                    # it, a .db that is not a readable project is a damaged one, not another app's.
+                    why = _not_a_project(dirpath / name) if f"{stem}.lock" in filenames else None
+                    if why is not None:
+                        problems.append((dirpath / name, why))
+                    continue
+            except TrackioError as exc:
+                problems.append((dirpath / name, str(exc)))
+                continue
             refs.append(SourceRef(KIND, dirpath / name))
             claimed |= {f for f in filenames if f == name or f.startswith(name + "-")}
             claimed |= {
@@ -318,7 +358,9 @@ class TrackioImporter:
                 for f in filenames
                 if f == f"{stem}.lock" or (f.startswith(stem) and f.endswith(".parquet"))
             }
-        return Detection(refs, claimed=claimed) if refs else None
+        if not refs and not problems:
+            return None
+        return Detection(refs, claimed=claimed, problems=problems)
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
         known = store.file_states()
