@@ -37,7 +37,7 @@ HOSTILE = (
     "[red]x[/]"
 )
 # The same without what a file name cannot hold (NUL, "/" as in "[/]"), and a short one for keys.
-FILE_NAME = "f\x1b]0;TITLE\x07 \x1b[2J\x9b31m\u202eRLO\nforged: line\rcr [bold]x"
+FILE_NAME = "f\x1b]0;TITLE\x07 \x1b]52;c;QQ==\x07 \x1b[2J\x9b31m\u202eRLO\nforged: line\rcr [bold]x"
 KEY = "k\x1b[2J\x9b\u202e[red]"
 
 # Raw characters a terminal acts on (tab and newline are layout).
@@ -51,14 +51,13 @@ def assert_inert(output: str) -> None:
     )
 
 
-def _mltop(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _mltop(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     return subprocess.run(
         [sys.executable, "-m", "mltop.core.cli", *args],
         capture_output=True,
         text=True,
         encoding="utf-8",
-        cwd=cwd,
         env=env,
         timeout=180,
     )
@@ -169,7 +168,9 @@ def test_ingest_problem_is_one_inert_line_whatever_the_folder_name(
     assert_inert(result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, lines
-    assert lines[0].startswith(str(project / "f␛]0;TITLE␇ ␛[2J\\x9b31m\\u202eRLO␊forged: line␍cr"))
+    assert lines[0].startswith(
+        str(project / "f␛]0;TITLE␇ ␛]52;c;QQ==␇ ␛[2J\\x9b31m\\u202eRLO␊forged: line␍cr")
+    )
     assert lines[0].endswith("(1 line unreadable)")
     assert "5 runs" in result.stdout
 
