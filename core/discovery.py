@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mltop.core.entities import ImportReport, SourceRef
@@ -53,6 +53,18 @@ def _is_virtualenv(dirpath: str, filenames: list[str]) -> bool:
 class Found:
     refs: list[SourceRef]
     importers: dict[str, Importer]
+    # Sources whose paths are not UTF-8: the store keeps paths as text, so they are left out and
+    # reported rather than stopping the whole import.
+    undecodable: list[Path] = field(default_factory=list)
+
+
+def _decodable(name: str) -> bool:
+    """False for a name Python read with undecodable bytes (as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
@@ -61,6 +73,7 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     by_kind = {imp.kind: imp for imp in chosen}
     refs: list[SourceRef] = []
     seen: set[tuple[str, str]] = set()
+    undecodable: list[Path] = []
     root = root.resolve()
     if root.is_file():
         walk: Iterable[tuple[str, list[str], list[str]]] = [(str(root.parent), [], [root.name])]
@@ -80,15 +93,19 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
                 continue
             for ref in detection.refs:
                 key = (ref.kind, str(ref.location))
-                if key not in seen:
-                    seen.add(key)
+                if key in seen:
+                    continue
+                seen.add(key)
+                if _decodable(key[1]):
                     refs.append(SourceRef(ref.kind, ref.location, root))
+                else:
+                    undecodable.append(ref.location)
             if detection.claimed:
                 unclaimed = [f for f in unclaimed if f not in detection.claimed]
             if detection.prune:
                 dirnames[:] = []
                 break
-    return Found(refs, by_kind)
+    return Found(refs, by_kind, undecodable)
 
 
 def ingest(
@@ -108,6 +125,8 @@ def ingest(
     root = root.resolve()
     found = discover(root, importers)
     report.sources_seen = len(found.refs)
+    for path in found.undecodable:
+        report.problem(path, "the path is not valid UTF-8; skipped (rename it to import it)")
     by_kind: dict[str, list[SourceRef]] = {}
     for ref in found.refs:
         by_kind.setdefault(ref.kind, []).append(ref)

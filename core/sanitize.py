@@ -48,10 +48,10 @@ def _build_table(keep_newlines: bool) -> dict[int, str]:
     # Line and paragraph separators break a one-line cell as a newline would.
     for code in (0x2028, 0x2029):
         table[code] = f"\\u{code:04x}"
-    # Lone surrogates (a file name's undecodable bytes, as Python reads them) cannot be encoded:
-    # printed raw they stop the output with an error.
+    # Lone surrogates cannot be encoded: printed raw they stop the output with an error. Python
+    # reads a file name's undecodable byte 0xNN as U+DCNN, so those show as the byte, \xNN.
     for code in range(0xD800, 0xE000):
-        table[code] = f"\\u{code:04x}"
+        table[code] = f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code < 0xDD00 else f"\\u{code:04x}"
     return table
 
 

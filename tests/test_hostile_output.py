@@ -338,3 +338,25 @@ def test_a_server_error_message_is_one_inert_problem_line(tmp_path: Path) -> Non
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, lines
     assert lines[0].startswith(url) and "st␛]0;TITLE␇ c␛]52;c;cm0gLXJm␇" in lines[0]
+
+
+def test_a_source_whose_path_is_not_utf8_is_one_problem_and_the_rest_imports(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "project"
+    for name in ("kept", "latin"):
+        with start_run(root / "runs", name=name) as run:
+            run.log(step=0, loss=0.5)
+    # A folder named in Latin-1 (as old archives unpack): Python reads its byte 0xE9 as U+DCE9.
+    latin = os.fsencode(root / "runs" / "latin")
+    os.rename(latin, latin.replace(b"latin", b"caf\xe9"))
+    result = _mltop("runs", str(root), "--json", "--store", _store(tmp_path))
+    assert result.returncode == 1
+    assert [r["name"] for r in json.loads(result.stdout)] == ["kept"]
+    assert_inert(result.stderr)
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert (
+        line
+        == f"{root}/runs/caf\\xe9: the path is not valid UTF-8; skipped (rename it to import it)"
+    )
