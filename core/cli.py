@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import math
 import os
 import re
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -31,7 +31,7 @@ from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport, Run
 from mltop.core.formatting import fmt_duration, fmt_iso, fmt_time, fmt_value
 from mltop.core.malloc import limit_malloc_arenas
-from mltop.core.sanitize import inert
+from mltop.core.sanitize import inert, inert_json
 from mltop.core.store import RunQuery, Store, StoreError, open_store
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -90,7 +90,7 @@ def _stdout(file: TextIO | None = None) -> Console:
 def _open(path: Path, store_arg: str | None, err: Console) -> Store:
     store = open_store(path, Path(store_arg).expanduser() if store_arg else None)
     if store.note:
-        err.print(Text(f"mltop: {store.note}", style="yellow"))
+        err.print(Text(f"mltop: {inert(store.note)}", style="yellow"))
     return store
 
 
@@ -103,6 +103,11 @@ def _resolve_root(arg: str | None) -> Path:
 
 def _store_root(root: Path) -> Path:
     return root if root.is_dir() else root.parent
+
+
+def _progress_text(what: str) -> str:
+    """A progress label as Rich's ``TextColumn`` shows it: it parses markup, so escape it too."""
+    return escape(inert(what))
 
 
 def _ingest(root: Path, store: Store, err: Console, show_progress: bool) -> ImportReport:
@@ -122,7 +127,8 @@ def _ingest(root: Path, store: Store, err: Console, show_progress: bool) -> Impo
         nonlocal task
         if task is None:
             task = progress.add_task("importing", total=total or 1)
-        progress.update(task, completed=done, total=total or 1, description=f"importing {what}")
+        description = f"importing {_progress_text(what)}"
+        progress.update(task, completed=done, total=total or 1, description=description)
 
     with progress:
         return ingest(root, store, progress=update)
@@ -180,7 +186,7 @@ def _sync_servers(
 
     def update(what: str, done: int, total: int) -> None:
         if what not in tasks:
-            tasks[what] = progress.add_task(what, total=total or None)
+            tasks[what] = progress.add_task(_progress_text(what), total=total or None)
         progress.update(tasks[what], completed=done, total=total or None)
 
     with progress:
@@ -191,7 +197,7 @@ def _sync_servers(
 
 def _print_problems(report: ImportReport, err: Console) -> None:
     for problem in report.problems:
-        err.print(Text(str(problem)))
+        err.print(Text(str(problem)))  # one inert line, whatever the file name holds
 
 
 # -- ingest --
@@ -220,7 +226,7 @@ def cmd_ingest(argv: Sequence[str]) -> int:
     table.add_column("runs added", justify="right")
     table.add_column("points added", justify="right")
     for kind, count in sorted(report.counts.items()):
-        table.add_row(kind, f"{count.runs:,}", f"{count.points:,}")
+        table.add_row(Text(inert(kind)), f"{count.runs:,}", f"{count.points:,}")
     if report.counts:
         out.print(table)
     out.print(
@@ -336,7 +342,7 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     out = _stdout(out_file)
     if args.json:
         data = [run_json(r, params[r.id], metrics[r.id]) for r in runs]
-        (out_file or sys.stdout).write(json.dumps(data, indent=2, allow_nan=False) + "\n")
+        (out_file or sys.stdout).write(inert_json(data, indent=2, allow_nan=False) + "\n")
     else:
         out.print(_runs_table(runs, params, metrics))
         out.print(f"{len(runs)} runs")
@@ -353,19 +359,21 @@ def _runs_table(
     for col in ("name", "status", "experiment", "source", "start", "duration"):
         table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=40)
     for key in param_keys:
-        table.add_column(Text(f"params.{key}"), no_wrap=True, overflow="ellipsis", max_width=24)
+        table.add_column(
+            Text(f"params.{inert(key)}"), no_wrap=True, overflow="ellipsis", max_width=24
+        )
     for key in metric_keys:
-        table.add_column(Text(key), justify="right", no_wrap=True)
+        table.add_column(Text(inert(key)), justify="right", no_wrap=True)
     for run in runs:
         cells = [
-            Text(run.name),
-            Text(run.status),
-            Text(run.experiment or "—"),
-            Text(run.source_kind),
+            Text(inert(run.name)),
+            Text(inert(run.status)),
+            Text(inert(run.experiment or "—")),
+            Text(inert(run.source_kind)),
             Text(fmt_time(run.start_time)),
             Text(fmt_duration(run.duration)),
         ]
-        cells += [Text(params[run.id].get(k, "—")) for k in param_keys]
+        cells += [Text(inert(params[run.id].get(k, "—"))) for k in param_keys]
         cells += [
             Text(fmt_value(metrics[run.id][k].last) if k in metrics[run.id] else "—")
             for k in metric_keys
@@ -499,7 +507,7 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     err = _stderr()
     directions = load_directions(_store_root(root))
     for problem in directions.problems:
-        err.print(Text(f"mltop: {problem}", style="yellow"))
+        err.print(Text(f"mltop: {inert(problem)}", style="yellow"))
     with _open(_store_root(root), args.store, err) as store:
         report = _ingest(root, store, err, show_progress=err.is_terminal and args.format == "table")
         runs: list[Run] = []
@@ -588,7 +596,7 @@ def cmd_tail(argv: Sequence[str], out_file: TextIO | None = None) -> int:
             paths = [Path(log.path) for log in store.logs(run.id)]
         _print_problems(report, err)
         if not paths:
-            err.print(Text(f"mltop tail: run {run.name!r} ({run.id[:8]}) has no log files"))
+            err.print(Text(f"mltop tail: run {inert(run.name)!r} ({run.id[:8]}) has no log files"))
             return EXIT_PROBLEMS
     out = out_file or sys.stdout
     options = TailOptions(
@@ -741,10 +749,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return COMMANDS[args[0]](args[1:])
         return cmd_open(args)
     except UsageError as exc:
-        sys.stderr.write(f"{exc}\n")
+        sys.stderr.write(inert(str(exc), keep_newlines=True) + "\n")
         return EXIT_USAGE
     except StoreError as exc:
-        sys.stderr.write(f"mltop: {exc}\n")
+        sys.stderr.write(f"mltop: {inert(str(exc))}\n")
         return EXIT_PROBLEMS
     except KeyboardInterrupt:
         return 130

@@ -12,7 +12,6 @@ JSON has no NaN or infinity; they are written as the strings ``"NaN"``, ``"Infin
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from rich.text import Text
 from mltop.core.diff import Cell, Comparison, GateFailure, Row, Verdict
 from mltop.core.directions import Direction
 from mltop.core.formatting import fmt_value
-from mltop.core.sanitize import inert
+from mltop.core.sanitize import inert, inert_json
 
 VERDICT_STYLE = {
     Verdict.BETTER: "green",
@@ -268,7 +267,7 @@ def comparison_json(
 
 
 def render_json(comparison: Comparison, failures: Sequence[GateFailure] | None = None) -> str:
-    return json.dumps(comparison_json(comparison, failures), indent=2, allow_nan=False) + "\n"
+    return inert_json(comparison_json(comparison, failures), indent=2, allow_nan=False) + "\n"
 
 
 # -- Markdown -------------------------------------------------------------------------------------

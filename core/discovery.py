@@ -109,6 +109,9 @@ class Found:
     #: Files that are not regular files (FIFOs, devices, sockets), with what each is: never read.
     not_regular: list[tuple[Path, str]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Sources whose paths are not UTF-8: the store keeps paths as text, so they are left out and
+    # reported rather than stopping the whole import.
+    undecodable: list[Path] = field(default_factory=list)
 
 
 def _problem(path: Path | str, message: str) -> Problem:
@@ -164,6 +167,15 @@ def _failed(where: Path, imp: Importer, exc: Exception) -> Problem:
     return _problem(where, f"{imp.kind} detection failed: {type(exc).__name__}: {exc}")
 
 
+def _decodable(name: str) -> bool:
+    """False for a name Python read with undecodable bytes (as lone surrogates)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     """Walk ``root`` and list its sources, in walk order, without reading them.
 
@@ -176,6 +188,7 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     not_regular: list[tuple[Path, str]] = []
+    undecodable: list[Path] = []
     root = root.resolve()
 
     def unlisted(exc: OSError) -> None:
@@ -203,9 +216,13 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
             problems.extend(_problem(p, message) for p, message in detection.problems)
             for ref in detection.refs:
                 key = (ref.kind, str(ref.location))
-                if key not in seen:
-                    seen.add(key)
+                if key in seen:
+                    continue
+                seen.add(key)
+                if _decodable(key[1]):
                     refs.append(SourceRef(ref.kind, ref.location, root))
+                else:
+                    undecodable.append(ref.location)
             claimed = detection.claimed | {p.name for p, _ in detection.problems}
             if claimed:
                 unclaimed = [f for f in unclaimed if f not in claimed]
@@ -218,7 +235,7 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
                 why = _unreadable(path / name)
                 if why is not None:
                     problems.append(_problem(path / name, why))
-    return Found(refs, by_kind, not_regular, problems)
+    return Found(refs, by_kind, not_regular, problems, undecodable)
 
 
 def report_refused(report: ImportReport, confinement: Confinement) -> None:
@@ -266,6 +283,8 @@ def ingest(
     report.sources_seen = len(found.refs)
     for problem in found.problems:
         report.problem(problem.path, problem.message)
+    for path in found.undecodable:
+        report.problem(path, "the path is not valid UTF-8; skipped (rename it to import it)")
     by_kind: dict[str, list[SourceRef]] = {}
     for ref in found.refs:
         by_kind.setdefault(ref.kind, []).append(ref)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from mltop.core.sanitize import inert
+
 
 class Status(StrEnum):
     """Run status, in MLflow's vocabulary, which every other tracker maps onto."""
@@ -76,7 +78,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
+        # One line, inert: a file name holding a newline or an escape sequence cannot forge a
+        # second message or drive the terminal.
+        return inert(f"{self.path}: {self.message}")
 
 
 @dataclass

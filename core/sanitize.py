@@ -18,14 +18,16 @@ sees that the log tried one).
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
+from typing import Any
 
 from rich.color import Color
 from rich.style import Style
 from rich.text import Text
 
-__all__ = ["decode", "inert", "inert_plain", "inert_text", "is_inert"]
+__all__ = ["decode", "inert", "inert_json", "inert_plain", "inert_text", "is_inert"]
 
 
 def _build_table(keep_newlines: bool) -> dict[int, str]:
@@ -46,6 +48,10 @@ def _build_table(keep_newlines: bool) -> dict[int, str]:
     # Line and paragraph separators break a one-line cell as a newline would.
     for code in (0x2028, 0x2029):
         table[code] = f"\\u{code:04x}"
+    # Lone surrogates cannot be encoded: printed raw they stop the output with an error. Python
+    # reads a file name's undecodable byte 0xNN as U+DCNN, so those show as the byte, \xNN.
+    for code in range(0xD800, 0xE000):
+        table[code] = f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code < 0xDD00 else f"\\u{code:04x}"
     return table
 
 
@@ -72,6 +78,22 @@ def inert(text: object, *, keep_newlines: bool = False) -> str:
 def is_inert(text: str, *, keep_newlines: bool = False) -> bool:
     """Whether ``text`` is already safe to show (nothing :func:`inert` would replace)."""
     return inert(text, keep_newlines=keep_newlines) == text
+
+
+# What ``json.dumps(ensure_ascii=False)`` leaves raw that ``inert`` would replace: DEL, C1 controls,
+# bidi overrides, line separators and lone surrogates (it escapes C0 controls itself).
+_JSON_RAW = re.compile("[" + "".join(chr(code) for code in _ONE_LINE if code >= 0x7F) + "]")
+
+
+def inert_json(value: Any, **options: Any) -> str:
+    """``json.dumps(value)`` that a terminal can show safely and a parser reads back exactly.
+
+    Text stays readable (``ensure_ascii=False``: a run named "学习" prints as such), but every
+    character :func:`inert` would replace is written as a ``\\uXXXX`` escape. Outside strings
+    JSON is plain ASCII, so the escapes land only inside strings and decode to the same value.
+    """
+    text = json.dumps(value, ensure_ascii=False, **options)
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def decode(data: bytes) -> str:

@@ -7,6 +7,7 @@ sequence is dropped or shown as text, and what Rich then writes holds only its o
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
@@ -16,7 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from mltop.core.loghighlight import clean_line, render
-from mltop.core.sanitize import decode, inert, inert_plain, inert_text, is_inert
+from mltop.core.sanitize import decode, inert, inert_json, inert_plain, inert_text, is_inert
 
 
 def test_escape_sequences_become_visible_stand_ins() -> None:
@@ -55,6 +56,32 @@ def test_markup_and_unicode_pass_unchanged() -> None:
 def test_none_and_numbers_become_text() -> None:
     assert inert(None) == ""
     assert inert(0.5) == "0.5"
+
+
+def test_undecodable_file_name_bytes_print_as_escapes() -> None:
+    name = b"run\xff".decode("utf-8", errors="surrogateescape")
+    shown = inert(name)
+    assert shown == "run\\xff"  # the byte as it is in the name
+    shown.encode("utf-8")  # printable on a UTF-8 terminal (the raw surrogate raises)
+
+
+any_character = st.one_of(
+    st.characters(exclude_categories=()),  # surrogates included
+    st.sampled_from("\x00\x1b\x7f\x85\x9b\u202e\u2066\u2028\udcff\n\r\t"),
+)
+
+
+@given(st.text(alphabet=any_character))
+def test_json_reads_back_exactly_and_shows_nothing_raw(text: str) -> None:
+    value = {text: [text, 1.5, None]}
+    dumped = inert_json(value, indent=2)
+    assert json.loads(dumped) == value
+    assert is_inert(dumped, keep_newlines=True)
+    dumped.encode("utf-8")
+
+
+def test_json_keeps_readable_text_readable() -> None:
+    assert inert_json(["学习 café", "x\u202ey\x9b"]) == '["学习 café", "x\\u202ey\\u009b"]'
 
 
 @given(st.text())

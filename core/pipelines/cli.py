@@ -7,7 +7,6 @@ problems (or nothing was found), 2 a usage error (unknown format, missing path o
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -30,6 +29,7 @@ from mltop.core.pipelines.render import (
     render_markdown,
     render_table,
 )
+from mltop.core.sanitize import inert_json
 
 FORMATS = ("table", "json", "md")
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
@@ -95,7 +95,7 @@ def _dag_command(path: Path, dag: Path, fmt: str, out: TextIO, github: GitHubOpt
         data = pipeline_dict(pipeline, statuses, root)
         data["notes"] = notes
         data["problems"] = problems
-        out.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        out.write(inert_json(data, indent=2) + "\n")
     elif fmt == "md":
         out.write(render_dag_markdown(pipeline, statuses))
     else:

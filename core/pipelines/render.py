@@ -7,7 +7,6 @@ Everything taken from a pipeline file (names, commands, paths) passes through :f
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from mltop.core.pipelines.model import (
     one_line,
 )
 from mltop.core.pipelines.overview import Overview
+from mltop.core.sanitize import inert_json
 
 
 def inert(text: object, limit: int = 300) -> str:
@@ -183,7 +183,7 @@ def overview_dict(overview: Overview) -> dict[str, Any]:
 
 
 def render_json(overview: Overview) -> str:
-    return json.dumps(overview_dict(overview), indent=2, ensure_ascii=False)
+    return inert_json(overview_dict(overview), indent=2)
 
 
 # --- plain text table --------------------------------------------------------------------------
