@@ -733,3 +733,52 @@ def test_store_add_new_points_keeps_repeats_one_to_one(tmp_path):
         more = pa.concat_tables([table, table.slice(2, 1)])
         assert store.add_new_points(more) == 1
         assert store.point_count("a") == 4
+
+
+# -- hostile servers -------------------------------------------------------------------------------
+
+BEYOND_INT64 = 1180591620717411303424  # 2**70: valid JSON, no int64 column can hold it
+
+
+def _one_experiment(fake: FakeServer) -> None:
+    fake.route(EXPERIMENTS, reply(200, {"experiments": [{"experiment_id": "0", "name": "D"}]}))
+
+
+def _run(native: str, step: int, key: str = "m") -> dict[str, Any]:
+    return {
+        "info": {"run_id": native, "experiment_id": "0", "status": "FINISHED"},
+        "data": {"metrics": [{"key": key, "value": 1.0, "timestamp": 1, "step": step}]},
+    }
+
+
+@pytest.mark.parametrize("command", ["runs", "ingest"])
+def test_step_beyond_int64_is_a_problem_line_and_the_rest_is_imported(
+    fake, tmp_path, capsys, command
+):
+    _one_experiment(fake)
+    fake.route(RUNS, reply(200, {"runs": [_run("r1", BEYOND_INT64), _run("r2", 3)]}))
+    fake.route(BULK, reply(200, {"metrics": [
+        {"key": "m", "value": 0.5, "timestamp": 1, "step": 2, "run_id": "r1"},
+        {"key": "m", "value": 1.0, "timestamp": 1, "step": BEYOND_INT64, "run_id": "r1"},
+        {"key": "m", "value": 1.0, "timestamp": 1, "step": 3, "run_id": "r2"},
+    ]}))  # fmt: skip
+    store_path = tmp_path / "s.duckdb"
+    code = cli.main([command, str(tmp_path), "--store", str(store_path), "--mlflow", fake.url])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    lines = err.strip().splitlines()
+    assert lines[0] == (
+        f"{fake.url}: run r1 (r1): metric 'm': latest value skipped (step "
+        f"{BEYOND_INT64} is beyond the 64-bit range)"
+    )
+    if command == "ingest":
+        assert lines[1:] == [
+            f"{fake.url}: run r1 (r1): metric 'm': skipped 1 point(s) whose step is beyond "
+            "the 64-bit range"
+        ]
+    with open_store(tmp_path, store_path) as store:
+        runs = {r.native_id: r for r in store.runs()}
+        assert set(runs) == {"r1", "r2"}
+        assert store.history(runs["r2"].id, "m").column("step").to_pylist() == [3]
+        r1_steps = store.history(runs["r1"].id, "m").column("step").to_pylist()
+        assert r1_steps == ([2] if command == "ingest" else [])

@@ -49,7 +49,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -85,6 +85,8 @@ FLUSH_POINTS = 250_000
 FLUSH_SECONDS = 1.0
 RUNNING_RECHECK = 60.0
 MAX_RUN_PROBLEMS = 20
+# MLflow stores steps as int64; JSON can carry any integer, which no int64 column can hold.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 # MLflow's own defaults are 120 s and 7 retries (minutes of waiting); fewer attempts suit an
 # interactive tool, and the MLflow variables still override them.
@@ -441,6 +443,14 @@ class RemoteRun:
     tags: dict[str, str]
     # (key, step, timestamp ms or None, value): MLflow's latest value of each metric
     latest: tuple[tuple[str, int, int | None, float], ...]
+    # (key, why) of latest values that cannot be stored, e.g. a step beyond int64
+    unusable: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        """Every metric the run has, usable latest value or not (their histories are read)."""
+        keys = [k for k, *_ in self.latest]
+        return tuple(keys + [k for k, _ in self.unusable if k not in keys])
 
 
 class BadRun(ValueError):
@@ -471,6 +481,7 @@ def parse_run(obj: Mapping[str, Any]) -> RemoteRun:
     if not isinstance(native, str) or not native:
         raise BadRun("no run id")
     latest: list[tuple[str, int, int | None, float]] = []
+    unusable: list[tuple[str, str]] = []
     metrics = data.get("metrics") or []
     if not isinstance(metrics, list):
         raise BadRun("metrics is not a list")
@@ -480,7 +491,11 @@ def parse_run(obj: Mapping[str, Any]) -> RemoteRun:
         value = as_float(m.get("value", 0.0))
         if value is None:
             raise BadRun(f"metric {m['key']!r} has no numeric value")
-        latest.append((m["key"], as_int(m.get("step")) or 0, as_int(m.get("timestamp")), value))
+        step = as_int(m.get("step")) or 0
+        if not INT64_MIN <= step <= INT64_MAX:
+            unusable.append((m["key"], f"step {step} is beyond the 64-bit range"))
+            continue
+        latest.append((m["key"], step, as_int(m.get("timestamp")), value))
     exp = info.get("experiment_id")
 
     def text(value: object) -> str | None:
@@ -498,17 +513,35 @@ def parse_run(obj: Mapping[str, Any]) -> RemoteRun:
         params=tuple(_pairs(data.get("params"), "param")),
         tags=dict(_pairs(data.get("tags"), "tag")),
         latest=tuple(sorted(latest)),
+        unusable=tuple(sorted(set(unusable))),
     )
 
 
-def parse_points(metrics: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, ...]:
-    """(steps int64, times float64 seconds or NaN, values float64) of history points.
+class Points(NamedTuple):
+    """One metric's parsed history, and how many points had a step no int64 can hold."""
+
+    steps: np.ndarray  # int64
+    times: np.ndarray  # float64 seconds, NaN when absent
+    values: np.ndarray  # float64
+    beyond_int64: int = 0
+
+
+def parse_points(metrics: Sequence[Mapping[str, Any]]) -> Points:
+    """The history points of one metric, as arrays.
 
     Values may be numbers or MLflow's "NaN"/"Infinity" strings; numpy parses both at C speed.
-    A point without a usable value is dropped (counted by the caller from the lengths).
+    A point without a usable value is dropped (counted by the caller from the lengths); a point
+    whose step is beyond int64 is dropped and counted in ``beyond_int64`` for a problem line.
     """
     n = len(metrics)
-    steps = np.fromiter((as_int(m.get("step")) or 0 for m in metrics), np.int64, n)
+    raw_steps = [as_int(m.get("step")) or 0 for m in metrics]
+    try:
+        steps = np.array(raw_steps, dtype=np.int64).reshape(n)
+        in_range = None
+    except OverflowError:
+        in_range = np.array([INT64_MIN <= s <= INT64_MAX for s in raw_steps], dtype=bool)
+        steps = np.array([s if ok else 0 for s, ok in zip(raw_steps, in_range, strict=True)])
+        steps = steps.astype(np.int64).reshape(n)
     times = np.fromiter(
         ((t if (t := as_int(m.get("timestamp"))) is not None else np.nan) for m in metrics),
         np.float64,
@@ -516,13 +549,18 @@ def parse_points(metrics: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, ...]
     )
     raw = [m.get("value", 0.0) for m in metrics]
     try:
-        values = np.array(raw, dtype=np.float64)
+        values = np.array(raw, dtype=np.float64).reshape(n)
+        keep = None
     except (TypeError, ValueError):
         parsed = [as_float(v) for v in raw]
         keep = np.array([v is not None for v in parsed], dtype=bool)
-        values = np.array([v for v in parsed if v is not None], dtype=np.float64)
-        steps, times = steps[keep], times[keep]
-    return steps, times / 1000.0, values
+        values = np.array([v if v is not None else np.nan for v in parsed], dtype=np.float64)
+    if in_range is not None:
+        keep = in_range if keep is None else keep & in_range
+    if keep is not None:
+        steps, times, values = steps[keep], times[keep], values[keep]
+    beyond = 0 if in_range is None else int(n - np.count_nonzero(in_range))
+    return Points(steps, times / 1000.0, values, beyond)
 
 
 # -- phase 1: runs ---------------------------------------------------------------------------------
@@ -702,6 +740,7 @@ def sync_runs(
     seen: set[str] = set()
     pending: list[_Pending] = []
     bad = 0
+    unusable = 0
     if progress:
         progress("mlflow runs", 0, 0)
 
@@ -730,12 +769,22 @@ def sync_runs(
                 continue
             seen.add(run.native_id)
             record = to_record(url, run, deleted)
-            meta = _digest(record, run.params, sorted(run.tags.items()), run.latest)
-            hist = _digest(record.status, run.end_ms, run.latest)
+            for key, why in run.unusable:
+                unusable += 1
+                if unusable <= MAX_RUN_PROBLEMS:
+                    report.problem(
+                        url,
+                        f"run {record.name} ({run.native_id}): metric {key!r}: latest value "
+                        f"skipped ({why})",
+                    )
+            # ``unusable`` joins the digests only when present, so existing states stay valid.
+            odd = (run.unusable,) if run.unusable else ()
+            meta = _digest(record, run.params, sorted(run.tags.items()), run.latest, *odd)
+            hist = _digest(record.status, run.end_ms, run.latest, *odd)
             state = by_native.get(run.native_id)
             old_meta, old_hist = _parse_head(state.head) if state else ("", "")
             fetched_at = state.mtime if state else 0.0
-            if not run.latest:
+            if not run.metric_keys:
                 # Nothing to fetch: the run's histories are complete as they are (empty).
                 recorded_hist, fetch = hist, False
             else:
@@ -750,7 +799,7 @@ def sync_runs(
                         record.id,
                         run.native_id,
                         record.name,
-                        tuple(k for k, *_ in run.latest),
+                        run.metric_keys,
                         meta,
                         hist,
                         tuple((k, step, ts) for k, step, ts, _ in run.latest),
@@ -766,6 +815,8 @@ def sync_runs(
     flush()
     if bad > 3:
         report.problem(url, f"runs/search: skipped {bad} runs in all")
+    if unusable > MAX_RUN_PROBLEMS:
+        report.problem(url, f"runs/search: skipped {unusable} latest values in all")
     gone = [s for native, s in by_native.items() if native not in seen]
     if gone:
         with store.transaction():
@@ -784,7 +835,7 @@ def sync_runs(
 class _JobState:
     job: HistoryJob
     waiting: set[str]
-    parts: list[tuple[str, tuple[np.ndarray, ...]]] = field(default_factory=list)
+    parts: list[tuple[str, Points]] = field(default_factory=list)
     failed: bool = False
 
 
@@ -828,7 +879,7 @@ def import_histories(
             return
         tables = []
         for state in ready:
-            for key, (steps, times, values) in state.parts:
+            for key, (steps, times, values, _) in state.parts:
                 n = len(values)
                 tables.append(
                     pa.table(
@@ -866,10 +917,16 @@ def import_histories(
         ready.clear()
         ready_points = 0
 
-    def deliver(state: _JobState, key: str, points: tuple[np.ndarray, ...]) -> None:
+    def deliver(state: _JobState, key: str, points: Points) -> None:
         nonlocal done, ready_points
         if state.failed or key not in state.waiting:
             return
+        if points.beyond_int64:
+            report.problem(
+                url,
+                f"run {state.job.name} ({state.job.native_id}): metric {key!r}: skipped "
+                f"{points.beyond_int64:,} point(s) whose step is beyond the 64-bit range",
+            )
         state.waiting.discard(key)
         state.parts.append((key, points))
         if not state.waiting:
