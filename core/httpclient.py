@@ -8,8 +8,10 @@ retried a bounded number of times with exponential backoff and jitter (``Retry-A
 the server sends one), and every other failure becomes a :class:`RemoteError` whose message names
 what went wrong in the user's terms (credentials refused, not an MLflow server, malformed JSON).
 
-Credentials never leave this module in text: URLs are shown without their userinfo, and
-:class:`Credentials` hides its secrets from ``repr``.
+Credentials never leave this module in text: URLs are shown without their userinfo,
+:class:`Credentials` hides its secrets from ``repr``, and every error message is passed through
+:meth:`Credentials.mask`, because a misconfigured server or proxy may echo the Authorization
+header it received in its error body.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import base64
 import email.utils
 import json
 import random
+import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -98,8 +101,34 @@ class Credentials:
         return bool(self.token or (self.username and self.password))
 
     def secrets(self) -> list[str]:
-        """The secret strings, for tests that check none leaks."""
-        return [s for s in (self.token, self.password) if s]
+        """The secret strings, as sent too (a basic header's base64 gives the pair away)."""
+        found = [s for s in (self.token, self.password) if s]
+        if self.username and self.password:
+            found.append(self.headers()["Authorization"].removeprefix("Basic "))
+        return found
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        return mask_secrets(text, self.secrets())
+
+
+MASK = "***"
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` replaced by :data:`MASK`.
+
+    A secret shorter than four characters is masked only as a whole word: masking every ``p``
+    of a one-letter password would garble the message and point at the password all the same.
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if secret not in text:
+            continue
+        if len(secret) >= 4:
+            text = text.replace(secret, MASK)
+        else:
+            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -241,8 +270,26 @@ class HttpClient:
     ) -> Any:
         """Send one request (retrying transient failures) and decode its JSON answer.
 
-        ``what`` names the request in error messages (``runs/search``).
+        ``what`` names the request in error messages (``runs/search``), which never hold a
+        secret (see :meth:`Credentials.mask`).
         """
+        try:
+            return self._request_json(method, path, params=params, body=body, what=what)
+        except RemoteError as exc:
+            masked = self.settings.credentials.mask(str(exc))
+            if masked == str(exc):
+                raise
+            raise RemoteError(masked, exc.kind, exc.status) from None
+
+    def _request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        what: str,
+    ) -> Any:
         url = self.base_url + path
         policy = self.settings.retry
         attempts = max(1, policy.attempts)
@@ -309,6 +356,15 @@ class HttpClient:
         phrase = response.reason_phrase or ""
         head = f"HTTP {status}" + (f" {phrase}" if phrase else "")
         detail = _mlflow_error(response.content)
+        dropped = self._dropped_credentials(response)
+        if status in (401, 403) and dropped:
+            return RemoteError(
+                f"{what}: {head} from {dropped}: the server redirected there, to another host, "
+                "and credentials are never sent to another host (use that address as the "
+                "tracking URI if it is the right server)",
+                "auth",
+                status,
+            )
         if status == 401:
             hint = (
                 "the server refused the credentials"
@@ -347,6 +403,15 @@ class HttpClient:
             status,
         )
 
+    def _dropped_credentials(self, response: httpx.Response) -> str | None:
+        """Where a redirect led when it cost the credentials (httpx drops them across hosts)."""
+        if not response.history or not self.settings.credentials.present:
+            return None
+        if "Authorization" in response.request.headers:
+            return None
+        target = response.request.url
+        return redact_url(str(target.copy_with(query=None)))
+
     def _decode(self, response: httpx.Response, what: str) -> Any:
         if not 200 <= response.status_code < 300:
             raise self._status_error(response, what)
@@ -354,7 +419,14 @@ class HttpClient:
         ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
         stripped = content.lstrip()
         if not stripped:
-            return {}  # MLflow omits empty fields; some proxies answer an empty body for {}
+            # MLflow answers an empty result as "{}", never as nothing: an empty body is a server
+            # or proxy that failed, and reading it as "no runs" would hide that.
+            raise RemoteError(
+                f"{what}: HTTP {response.status_code} with an empty body (MLflow always "
+                "answers JSON): the server or a proxy in front of it failed",
+                "server",
+                response.status_code,
+            )
         if "html" in ctype or stripped[:1] == b"<":
             raise RemoteError(
                 f"{what}: answered with an HTML page, not MLflow's JSON (is this the MLflow "

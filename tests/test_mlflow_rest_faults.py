@@ -9,6 +9,7 @@ a traceback. Replayed answers are the exact bytes a real MLflow 3.17 server sent
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import socket
@@ -148,8 +149,9 @@ class FakeServer:
         return sum(1 for r in self.requests if r.path == path)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeServer]:
+@contextlib.contextmanager
+def scripted_server() -> Iterator[FakeServer]:
+    """A :class:`FakeServer` listening on 127.0.0.1 (a free port) until the block ends."""
     state = FakeServer()
 
     class Handler(BaseHTTPRequestHandler):
@@ -173,6 +175,12 @@ def fake() -> Iterator[FakeServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServer]:
+    with scripted_server() as state:
+        yield state
 
 
 @dataclass
@@ -782,3 +790,84 @@ def test_step_beyond_int64_is_a_problem_line_and_the_rest_is_imported(
         assert store.history(runs["r2"].id, "m").column("step").to_pylist() == [3]
         r1_steps = store.history(runs["r1"].id, "m").column("step").to_pylist()
         assert r1_steps == ([2] if command == "ingest" else [])
+
+
+TOKEN = "s3cr3t-t0ken-4711"
+
+
+def test_secrets_echoed_by_the_server_are_masked_in_output_and_store(
+    fake, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
+    _one_experiment(fake)
+    run = _run("r1", 1)
+    run["info"]["run_name"] = f"job-{TOKEN}"
+    run["data"]["tags"] = [{"key": "auth", "value": f"Bearer {TOKEN}"}]
+    run["data"]["params"] = [{"key": "header", "value": f"Authorization: Bearer {TOKEN}"}]
+    fake.route(RUNS, reply(200, {"runs": [run]}))
+    echo = {
+        "error_code": "BAD_REQUEST",
+        "message": f"rejected header Authorization: Bearer {TOKEN}",
+    }
+    fake.route(BULK, reply(404, b"no"))
+    fake.route(HISTORY, reply(400, echo))
+    store_path = tmp_path / "s.duckdb"
+    code = cli.main(["ingest", str(tmp_path), "--store", str(store_path), "--mlflow", fake.url])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert TOKEN not in out + err
+    assert "rejected header Authorization: Bearer ***" in err
+    with open_store(tmp_path, store_path) as store:
+        (stored,) = store.runs()
+        assert stored.name == "job-***"
+        assert store.tags(stored.id)["auth"] == "Bearer ***"
+        assert store.params(stored.id) == {"header": "Authorization: Bearer ***"}
+    code = cli.main(["runs", str(tmp_path), "--store", str(store_path), "--json"])
+    assert TOKEN not in "".join(capsys.readouterr())
+
+
+def test_basic_credentials_are_masked_as_sent_too():
+    from mltop.core.httpclient import Credentials
+
+    credentials = Credentials(username="alice", password="pw")
+    header = credentials.headers()["Authorization"]
+    assert credentials.mask(f"got {header}; user alice password=pw; pwd stays") == (
+        "got Basic ***; user alice password=***; pwd stays"
+    )
+
+
+def test_redirect_to_another_host_says_why_credentials_were_refused(fake, tmp_path, capsys):
+    with scripted_server() as other:
+        fake.route(EXPERIMENTS, reply(307, b"", headers={"Location": other.url + EXPERIMENTS}))
+
+        def wants_auth(request: Request) -> Action:
+            if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+                return reply(401, b"unauthorized", "text/plain")
+            return reply(200, {})
+
+        other.serve(EXPERIMENTS, wants_auth)
+        client, _ = client_for(fake, env={"MLFLOW_TRACKING_TOKEN": TOKEN})
+        error = error_of(client.experiments)
+        assert other.hits(EXPERIMENTS) == 1 and "Authorization" not in other.requests[0].headers
+    assert str(error) == (
+        f"experiments/search: HTTP 401 Unauthorized from {other.url}{EXPERIMENTS}: the server "
+        "redirected there, to another host, and credentials are never sent to another host "
+        "(use that address as the tracking URI if it is the right server)"
+    )
+    assert error.kind == "auth"
+
+
+@pytest.mark.parametrize("body", [b"", b"  \n"], ids=["empty", "blank"])
+def test_empty_answer_is_a_server_error_not_zero_runs(fake, tmp_path, capsys, body):
+    _one_experiment(fake)
+    fake.route(RUNS, reply(200, body))
+    code = cli.main(
+        ["runs", str(tmp_path), "--store", str(tmp_path / "s.db"), "--mlflow", fake.url]
+    )
+    out, err = capsys.readouterr()
+    assert "r1" not in out
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"{fake.url}: runs/search: HTTP 200 with an empty body (MLflow always answers JSON): "
+        "the server or a proxy in front of it failed"
+    ]

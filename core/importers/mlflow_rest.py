@@ -32,8 +32,9 @@ Transport and auth follow MLflow's own client (:func:`settings_from_env`): ``MLF
 ``~/.mlflow/credentials``), user and password in the URL, ``MLFLOW_TRACKING_INSECURE_TLS``,
 ``MLFLOW_TRACKING_SERVER_CERT_PATH``, ``MLFLOW_TRACKING_CLIENT_CERT_PATH``, and
 ``MLFLOW_HTTP_REQUEST_TIMEOUT`` / ``_MAX_RETRIES`` / ``_BACKOFF_FACTOR``. Credentials are
-never stored: the server's URL is kept without userinfo, and URLs in tags and artifact locations
-lose theirs too.
+never stored nor shown: the server's URL is kept without userinfo, URLs in tags and artifact
+locations lose theirs too, and the secrets themselves are masked wherever a server sends them
+back (run names, params, tags, error bodies; see :meth:`Credentials.mask`).
 """
 
 from __future__ import annotations
@@ -566,6 +567,20 @@ def parse_points(metrics: Sequence[Mapping[str, Any]]) -> Points:
 # -- phase 1: runs ---------------------------------------------------------------------------------
 
 
+def _masked(run: RemoteRun, credentials: Credentials) -> RemoteRun:
+    """``run`` without the client's secrets in its name, params or tags (a server echoing them)."""
+    if not credentials.present:
+        return run
+    mask = credentials.mask
+    return replace(
+        run,
+        name=mask(run.name) if run.name else run.name,
+        params=tuple((k, mask(v)) for k, v in run.params),
+        tags={k: mask(v) for k, v in run.tags.items()},
+        artifact_uri=mask(run.artifact_uri) if run.artifact_uri else run.artifact_uri,
+    )
+
+
 def state_path(url: str, native_id: str) -> str:
     """The pseudo-path a run's sync state is kept under in the store's file states."""
     return f"mlflow+{url}#run/{native_id}"
@@ -768,6 +783,7 @@ def sync_runs(
             if run.native_id in seen:
                 continue
             seen.add(run.native_id)
+            run = _masked(run, client.settings.credentials)
             record = to_record(url, run, deleted)
             for key, why in run.unusable:
                 unusable += 1
@@ -1094,6 +1110,7 @@ def sync_server(
     own = client is None
     shown = url
     report.sources_seen += 1
+    first_problem = len(report.problems)
     try:
         shown = normalize_url(url)[0]
         if client is None:
@@ -1106,5 +1123,11 @@ def sync_server(
         report.problem(shown, str(exc))
         return None
     finally:
+        if client is not None:
+            # Every line about this server, whatever raised it, without the secrets.
+            mask = client.settings.credentials.mask
+            for i in range(first_problem, len(report.problems)):
+                problem = report.problems[i]
+                report.problems[i] = replace(problem, message=mask(problem.message))
         if own and client is not None:
             client.close()
