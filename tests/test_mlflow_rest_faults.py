@@ -241,7 +241,7 @@ def test_server_errors_until_the_last_attempt_give_one_line(fake):
 
 def test_rate_limit_waits_as_long_as_retry_after_says(fake):
     fake.route(EXPERIMENTS, reply(429, b"", headers={"Retry-After": "2"}), reply(200, {}))
-    client, sleeps = client_for(fake)
+    client, sleeps = client_for(fake, timeout=5.0)
     assert client.experiments() == []
     assert sleeps.waits == [2.0]
 
@@ -259,14 +259,12 @@ def test_retry_after_as_http_date():
     assert retry_after_seconds("soon") is None
 
 
-def test_slow_server_times_out_with_one_line(fake):
+def test_slow_server_times_out_with_one_line_and_no_retry_past_the_deadline(fake):
     fake.route(EXPERIMENTS, slowly(1.5, reply(200, {})))
     client, _ = client_for(fake, attempts=2, timeout=0.3)
     error = error_of(client.experiments)
-    assert str(error) == (
-        "experiments/search: timed out waiting for an answer (after 0.3 s) after 2 attempts"
-    )
-    assert error.fatal
+    assert str(error) == "experiments/search: timed out waiting for an answer (after 0.3 s)"
+    assert error.fatal and fake.hits(EXPERIMENTS) == 1
 
 
 def test_dropped_connection_is_retried(fake):
@@ -871,3 +869,155 @@ def test_empty_answer_is_a_server_error_not_zero_runs(fake, tmp_path, capsys, bo
         f"{fake.url}: runs/search: HTTP 200 with an empty body (MLflow always answers JSON): "
         "the server or a proxy in front of it failed"
     ]
+
+
+def trickle(data: bytes, every: float) -> Action:
+    """Send the headers, then the body one byte every ``every`` seconds (until the client goes)."""
+
+    def act(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        for i in range(len(data)):
+            try:
+                h.wfile.write(data[i : i + 1])
+                h.wfile.flush()
+            except OSError:
+                return
+            time.sleep(every)
+
+    return act
+
+
+def bounded(answer: Callable[[int], Action], limit: int = 50) -> Callable[[Request], Action]:
+    """A route answering request number n (1-based) with ``answer(n)``, failing past ``limit``.
+
+    A client whose paging never stops then fails the test instead of looping for ever.
+    """
+    served = 0
+
+    def route(request: Request) -> Action:
+        nonlocal served
+        served += 1
+        assert served < limit, "paging never stopped"
+        return answer(served)
+
+    return route
+
+
+def _timed_cli(*argv: str) -> tuple[int, float]:
+    started = time.monotonic()
+    code = cli.main(list(argv))
+    return code, time.monotonic() - started
+
+
+def test_a_body_trickled_a_byte_at_a_time_ends_at_the_deadline(fake, tmp_path, capsys):
+    # 40 bytes at 0.25 s each would take 10 s; the whole request may take 1 s.
+    fake.route(
+        EXPERIMENTS, trickle(json.dumps({"experiments": [{"experiment_id": "0"}]}).encode(), 0.25)
+    )
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    store = str(tmp_path / "s.duckdb")
+    code, took = _timed_cli(
+        "runs", str(tmp_path), "--store", store, "--mlflow", fake.url, "--timeout", "1", "--json"
+    )
+    out, err = capsys.readouterr()
+    assert code == 1 and took < 4, took
+    assert err.strip().splitlines() == [
+        f"{fake.url}: experiments/search: no complete answer within 1 s "
+        "(the server sends too slowly)"
+    ]
+    assert len(json.loads(out)) == 1  # the local run still listed
+
+
+def test_a_silent_history_endpoint_ends_the_import_at_the_deadline(fake, tmp_path, capsys):
+    _one_experiment(fake)
+    fake.route(RUNS, reply(200, {"runs": [_run("r1", 1), _run("r2", 1)]}))
+    fake.route(BULK, slowly(8, reply(200, {})))
+    store = str(tmp_path / "s.duckdb")
+    code, took = _timed_cli(
+        "ingest", str(tmp_path), "--store", store, "--mlflow", fake.url, "--timeout", "1"
+    )
+    _, err = capsys.readouterr()
+    assert code == 1 and took < 4, took
+    assert err.strip().splitlines() == [
+        f"{fake.url}: histories not fetched: metrics/get-history-bulk: timed out waiting for "
+        "an answer (after 1 s)"
+    ]
+    with open_store(tmp_path, Path(store)) as s:
+        assert s.count_runs() == 2  # the runs with their latest values stay
+
+
+def test_timeout_must_be_a_positive_number(tmp_path, capsys):
+    assert cli.main(["ingest", str(tmp_path), "--timeout", "0"]) == 2
+    assert "--timeout: must be more than 0 seconds" in capsys.readouterr().err
+
+
+def test_a_repeated_page_token_stops_paging_with_a_line_and_keeps_what_was_read(
+    fake, tmp_path, capsys
+):
+    fake.serve(
+        EXPERIMENTS,
+        bounded(
+            lambda n: reply(
+                200, {"experiments": [{"experiment_id": "0"}], "next_page_token": "again"}
+            )
+        ),
+    )
+    fake.route(RUNS, reply(200, {"runs": [_run("r1", 1)]}))
+    store = str(tmp_path / "s.duckdb")
+    code = cli.main(["runs", str(tmp_path), "--store", store, "--mlflow", fake.url, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"{fake.url}: experiments/search: the server sent a next_page_token it had sent "
+        "before; paging stopped after 2 pages"
+    ]
+    assert fake.hits(EXPERIMENTS) == 2
+    assert [r["name"] for r in json.loads(out)] == ["r1"]
+
+
+def test_an_endless_page_token_stops_when_pages_bring_nothing_new(fake, tmp_path, capsys):
+    _one_experiment(fake)
+    fake.serve(
+        RUNS, bounded(lambda n: reply(200, {"runs": [_run("r1", 1)], "next_page_token": f"t{n}"}))
+    )
+    store_path = tmp_path / "s.duckdb"
+    code = cli.main(["runs", str(tmp_path), "--store", str(store_path), "--mlflow", fake.url])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"{fake.url}: runs/search: 3 pages in a row brought nothing new yet the server sent "
+        "another next_page_token; paging stopped after 4 pages"
+    ]
+    assert fake.hits(RUNS) == 4
+    with open_store(tmp_path, store_path) as s:
+        assert [r.native_id for r in s.runs()] == ["r1"]
+
+
+def test_a_cut_listing_removes_no_runs(fake):
+    _one_experiment(fake)
+    fake.route(RUNS, reply(200, {"runs": [_run("r1", 1), _run("r2", 1)]}))
+    store = open_memory_store()
+    client, _ = client_for(fake, attempts=1)
+    mlflow_rest.sync_runs(store, client, ImportReport())
+    fake.serve(
+        RUNS, bounded(lambda n: reply(200, {"runs": [_run("r1", 1)], "next_page_token": "x"}))
+    )
+    report = ImportReport()
+    plan = mlflow_rest.sync_runs(store, client, report)
+    assert plan.runs_removed == 0 and store.count_runs() == 2
+    assert "paging stopped" in str(report.problems[0])
+
+
+def test_an_endless_history_fails_that_run_only(fake):
+    page = {"metrics": [{"key": "m", "value": 1.0, "timestamp": 1, "step": 1}]}
+    fake.serve(HISTORY, bounded(lambda n: reply(200, page | {"next_page_token": "more"})))
+    client, _ = client_for(fake, attempts=1)
+    error = error_of(lambda: client.metric_history("r1", "m"))
+    assert str(error) == (
+        "metrics/get-history: the server sent a next_page_token it had sent before; paging "
+        "stopped after 2 pages"
+    )
+    assert not error.fatal and fake.hits(HISTORY) == 2

@@ -89,10 +89,12 @@ MAX_RUN_PROBLEMS = 20
 # MLflow stores steps as int64; JSON can carry any integer, which no int64 column can hold.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-# MLflow's own defaults are 120 s and 7 retries (minutes of waiting); fewer attempts suit an
-# interactive tool, and the MLflow variables still override them.
+# MLflow's own defaults are 120 s per read and 7 retries (minutes of waiting); fewer attempts and
+# one 30 s deadline per request, retries included, suit an interactive tool: a command against a
+# server that stopped answering ends within a minute. --timeout and the MLflow variables override.
 DEFAULT_ATTEMPTS = 4
 DEFAULT_BACKOFF = 0.5
+DEFAULT_TIMEOUT = 30.0
 
 Progress = Callable[[str, int, int], None]
 
@@ -211,7 +213,7 @@ def settings_from_env(
         backoff = _env_number(env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", float, DEFAULT_BACKOFF)
         retry = RetryPolicy(attempts=max(0, retries) + 1, backoff=max(0.0, backoff))
     if timeout is None:
-        timeout = _env_number(env, "MLFLOW_HTTP_REQUEST_TIMEOUT", float, 120.0)
+        timeout = _env_number(env, "MLFLOW_HTTP_REQUEST_TIMEOUT", float, DEFAULT_TIMEOUT)
     return HttpSettings(
         base_url=base,
         credentials=credentials,
@@ -244,6 +246,46 @@ def _list(data: dict[str, Any], key: str, what: str) -> list[Any]:
     return value
 
 
+# Pages in a row that bring nothing new, while the server still sends a next_page_token, before
+# paging is called endless (a real server's pages each bring new rows; an empty page ends it).
+STALE_PAGES = 3
+
+
+class _Paging:
+    """Guards one paged listing against a server whose ``next_page_token`` never ends.
+
+    Paging stops when a token comes back a second time, or when :data:`STALE_PAGES` pages in a
+    row bring nothing new: either would otherwise loop for as long as the server plays along.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.pages = 0
+        self._tokens: set[str] = set()
+        self._stale = 0
+
+    def next(self, token: str | None, new: bool) -> str | None:
+        """The token to ask the next page with (None: done); raises when paging must stop."""
+        self.pages += 1
+        if token is None:
+            return None
+        if token in self._tokens:
+            raise RemoteError(
+                f"{self.what}: the server sent a next_page_token it had sent before; paging "
+                f"stopped after {self.pages:,} pages",
+                "paging",
+            )
+        self._stale = 0 if new else self._stale + 1
+        if self._stale >= STALE_PAGES:
+            raise RemoteError(
+                f"{self.what}: {STALE_PAGES} pages in a row brought nothing new yet the server "
+                f"sent another next_page_token; paging stopped after {self.pages:,} pages",
+                "paging",
+            )
+        self._tokens.add(token)
+        return token
+
+
 def _token(data: dict[str, Any], what: str) -> str | None:
     token = data.get("next_page_token")
     if token in (None, ""):
@@ -251,6 +293,11 @@ def _token(data: dict[str, Any], what: str) -> str | None:
     if not isinstance(token, str):
         raise _shape_error(what, "next_page_token is not a string")
     return token
+
+
+def _run_id(row: Mapping[str, Any]) -> object:
+    info = row.get("info")
+    return info.get("run_id") or info.get("run_uuid") if isinstance(info, dict) else None
 
 
 class MlflowRestClient:
@@ -292,11 +339,17 @@ class MlflowRestClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def experiments(self) -> list[dict[str, Any]]:
-        """Every experiment, deleted ones included (their runs are imported as deleted)."""
+    def experiments(self, cut: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every experiment, deleted ones included (their runs are imported as deleted).
+
+        When paging must stop (see :class:`_Paging`), the reason is appended to ``cut`` and the
+        experiments read so far are returned; without ``cut`` the error is raised.
+        """
         out: list[dict[str, Any]] = []
+        seen: set[object] = set()
         token: str | None = None
         what = "experiments/search"
+        paging = _Paging(what)
         while True:
             body: dict[str, Any] = {"max_results": EXPERIMENTS_PAGE, "view_type": "ALL"}
             if token:
@@ -306,21 +359,35 @@ class MlflowRestClient:
                 what,
                 ("experiments", "next_page_token"),
             )
-            out.extend(e for e in _list(data, "experiments", what) if isinstance(e, dict))
-            token = _token(data, what)
+            page = [e for e in _list(data, "experiments", what) if isinstance(e, dict)]
+            out.extend(page)
+            ids = {str(e.get("experiment_id")) for e in page} - seen
+            seen |= ids
+            try:
+                token = paging.next(_token(data, what), bool(ids))
+            except RemoteError as exc:
+                if cut is None:
+                    raise
+                cut.append(str(exc))
+                token = None
             if token is None:
                 return out
 
     def search_runs(
-        self, experiment_ids: Sequence[str], page_size: int = RUNS_PAGE
+        self,
+        experiment_ids: Sequence[str],
+        page_size: int = RUNS_PAGE,
+        cut: list[str] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of runs of these experiments, deleted runs included, oldest first.
 
         Oldest first keeps offset paging stable while new runs are being created: they sort
-        after every page already read.
+        after every page already read. ``cut`` works as in :meth:`experiments`.
         """
         token: str | None = None
         what = "runs/search"
+        paging = _Paging(what)
+        seen: set[object] = set()
         while True:
             body: dict[str, Any] = {
                 "experiment_ids": list(experiment_ids),
@@ -335,8 +402,17 @@ class MlflowRestClient:
                 what,
                 ("runs", "next_page_token"),
             )
-            yield [r for r in _list(data, "runs", what) if isinstance(r, dict)]
-            token = _token(data, what)
+            page = [r for r in _list(data, "runs", what) if isinstance(r, dict)]
+            yield page
+            ids = {str(_run_id(r)) for r in page} - seen
+            seen |= ids
+            try:
+                token = paging.next(_token(data, what), bool(ids))
+            except RemoteError as exc:
+                if cut is None:
+                    raise
+                cut.append(str(exc))
+                token = None
             if token is None:
                 return
 
@@ -355,6 +431,8 @@ class MlflowRestClient:
         out: list[dict[str, Any]] = []
         token: str | None = None
         what = "metrics/get-history"
+        paging = _Paging(what)
+        previous: list[dict[str, Any]] | None = None
         while True:
             params = {"run_id": run_id, "metric_key": key, "max_results": HISTORY_PAGE}
             if token:
@@ -364,8 +442,10 @@ class MlflowRestClient:
                 what,
                 ("metrics", "next_page_token"),
             )
-            out.extend(m for m in _list(data, "metrics", what) if isinstance(m, dict))
-            token = _token(data, what)
+            page = [m for m in _list(data, "metrics", what) if isinstance(m, dict)]
+            out.extend(page)
+            token = paging.next(_token(data, what), bool(page) and page != previous)
+            previous = page
             if token is None:
                 return out
 
@@ -727,7 +807,8 @@ def sync_runs(
     url = client.url
     now = time.time() if now is None else now
     plan = SyncPlan(url)
-    exps = client.experiments()
+    cut: list[str] = []  # why a listing stopped early (a server whose paging never ends)
+    exps = client.experiments(cut)
     exp_rows: list[common.ExperimentRow] = []
     deleted: set[str] = set()
     for e in exps:
@@ -770,7 +851,7 @@ def sync_runs(
         pending.clear()
 
     exp_ids = [row[3] for row in exp_rows]
-    pages = client.search_runs(exp_ids) if exp_ids else iter(())
+    pages = client.search_runs(exp_ids, cut=cut) if exp_ids else iter(())
     for page in pages:
         for obj in page:
             try:
@@ -833,7 +914,10 @@ def sync_runs(
         report.problem(url, f"runs/search: skipped {bad} runs in all")
     if unusable > MAX_RUN_PROBLEMS:
         report.problem(url, f"runs/search: skipped {unusable} latest values in all")
-    gone = [s for native, s in by_native.items() if native not in seen]
+    for reason in cut:
+        report.problem(url, reason)
+    # A listing cut short says nothing of the runs it did not reach: none counts as gone.
+    gone = [] if cut else [s for native, s in by_native.items() if native not in seen]
     if gone:
         with store.transaction():
             store.delete_runs([s.run_id for s in gone if s.run_id])
