@@ -586,7 +586,11 @@ def cmd_tail(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     parser.add_argument("--grep", "-g", metavar="REGEX", help="only lines matching REGEX")
     parser.add_argument("--invert-match", "-v", action="store_true", help="only lines not matching")
     parser.add_argument(
-        "--lines", "-n", type=int, metavar="N", help="start at the last N lines (default: all)"
+        "--lines",
+        "-n",
+        type=int,
+        metavar="N",
+        help="start at the last N lines (default: all; with --follow, the last 10, as tail -f)",
     )
     parser.add_argument("--no-timestamps", action="store_true", help="hide leading timestamps")
     parser.add_argument("--root", "-C", default=".", help="folder with the runs (default: .)")

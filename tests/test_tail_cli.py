@@ -217,3 +217,24 @@ def test_demo_live_starts_a_detached_run_and_finds_its_folder(tmp_path: Path) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_help_says_follow_starts_at_the_last_ten_lines(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["tail", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "default: all; with --follow, the last 10" in help_text
+    log = tmp_path / "a.log"
+    log.write_text("".join(f"line {i}\n" for i in range(30)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mltop.core.cli", "tail", "-f", str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert [proc.stdout.readline() for _ in range(10)] == [f"line {i}\n" for i in range(20, 30)]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
