@@ -671,7 +671,7 @@ class Tailer:
 
     ``last=None`` starts at the beginning of the file, ``last=N`` with its last N complete lines.
     Memory stays bounded: an unfinished line longer than ``max_pending`` keeps only its last
-    carriage-return state or its head.
+    carriage-return state or its head, and is shown with `` … [N more bytes]`` for what was cut.
     """
 
     def __init__(
@@ -685,6 +685,9 @@ class Tailer:
         self._cursor = FileCursor(path)
         self._pending = b""
         self._max_pending = max_pending
+        # Bytes of the unfinished line dropped after its first ``max_pending``: the line is shown
+        # by its head and a marker saying how much was cut, as the Logs screen shows it.
+        self._dropped = 0
         if last is not None and self._cursor.fd is not None:
             self._cursor.seek(last_lines_offset(self._cursor.fd, self._cursor.size, last))
 
@@ -702,33 +705,58 @@ class Tailer:
         while count < max_lines:
             step = self._cursor.poll()
             if step.data:
-                data = self._pending + step.data
-                cut = data.rfind(b"\n")
-                if cut >= 0:
-                    lines = data[:cut].split(b"\n")
-                    batch.items.extend(lines)
-                    count += len(lines)
-                    self._pending = data[cut + 1 :]
-                else:
-                    self._pending = data
-                self._bound_pending()
+                count += self._take(step.data, batch)
                 continue
             event = step.event
             if event is None:
                 break
             if event is FileEvent.ROTATED:
-                if self._pending:
-                    batch.items.append(self._pending)
-                    self._pending = b""
+                pending = self.flush()
+                if pending:
+                    batch.items.append(pending)
                 _close(step.retired_fd)
             elif event is FileEvent.TRUNCATED:
                 self._pending = b""
+                self._dropped = 0
             batch.items.append(event)
         return batch
+
+    def _take(self, data: bytes, batch: TailBatch) -> int:
+        """Add the lines ``data`` completes to ``batch``; returns how many."""
+        added = 0
+        if self._dropped:  # the rest of an over-long line, counted until its newline
+            end = data.find(b"\n")
+            segment = data if end < 0 else data[:end]
+            restart = segment.rfind(b"\r")
+            if restart >= 0:  # a new progress state: what it overwrites need not be kept
+                self._pending, self._dropped = b"", 0
+                data = data[restart:]
+            elif end < 0:
+                self._dropped += len(data)
+                return 0
+            else:
+                self._dropped += end
+                batch.items.append(self.flush())
+                added = 1
+                data = data[end + 1 :]
+        data = self._pending + data
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            lines = data[:cut].split(b"\n")
+            batch.items.extend(lines)
+            added += len(lines)
+            self._pending = data[cut + 1 :]
+        else:
+            self._pending = data
+        self._bound_pending()
+        return added
 
     def flush(self) -> bytes:
         """The unfinished last line, taken (when a non-following reader reaches the end)."""
         pending, self._pending = self._pending, b""
+        if self._dropped:
+            pending += f" … [{self._dropped:,} more bytes]".encode()
+            self._dropped = 0
         return pending
 
     def _bound_pending(self) -> None:
@@ -738,6 +766,7 @@ class Tailer:
         if cut > 0:
             self._pending = self._pending[cut:]
         if len(self._pending) > self._max_pending:
+            self._dropped += len(self._pending) - self._max_pending
             self._pending = self._pending[: self._max_pending]
 
     def close(self) -> None:

@@ -238,3 +238,27 @@ def test_help_says_follow_starts_at_the_last_ten_lines(tmp_path: Path, capsys) -
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
+
+
+def test_a_ten_megabyte_line_is_shown_by_its_head_and_says_what_was_cut(tmp_path: Path) -> None:
+    from mltop.core.logfile import MAX_LINE_READ
+
+    size = 10 * 1024 * 1024
+    line = b"HEAD" + b"m" * (size - 8) + b"TAIL"
+    log = tmp_path / "huge.log"
+    log.write_bytes(b"before\n" + line + b"\nafter\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert tail_files([log], out, err, TailOptions()) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "before" and lines[2] == "after"
+    assert (
+        lines[1] == "HEAD" + "m" * (MAX_LINE_READ - 4) + f" … [{size - MAX_LINE_READ:,} more bytes]"
+    )
+
+
+def test_an_unfinished_long_line_says_what_was_cut_when_printed(tmp_path: Path) -> None:
+    log = tmp_path / "partial.log"
+    log.write_bytes(b"x" * (5 * 1024 * 1024))  # no newline yet
+    out, err = io.StringIO(), io.StringIO()
+    tail_files([log], out, err, TailOptions())
+    assert out.getvalue().endswith(f" … [{5 * 1024 * 1024 - 256 * 1024:,} more bytes]\n")
