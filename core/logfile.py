@@ -13,8 +13,9 @@ Both follow a file the way log rotation needs, through :class:`FileCursor`:
   bytes have been read through the still-open descriptor, so no line is lost or repeated;
 * a deleted file is reported, and its descriptor is still read (a writer may keep writing).
 
-What cannot be recovered is said plainly: bytes a writer puts in the old file after the switch to
-the new one, and bytes truncated away before they were read, are gone.
+What cannot be recovered is said plainly: in a :class:`LogFile`, bytes a writer puts in the old
+file after the switch to the new one are gone (a :class:`Tailer` reads on in the old file while it
+grows), and bytes truncated away before they were read are gone from both.
 
 :class:`FileWatch` wakes a follower when its files change (inotify through watchfiles, on the
 files' folders so a recreated file is noticed) with a slow poll behind it as a safety net.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import errno
+import math
 import os
 import stat
 import threading
@@ -186,6 +188,7 @@ class Step:
     event: FileEvent | None = None
     retired_fd: int | None = None  # ROTATED: the old file, still open, now the caller's
     retired_size: int = 0  # ROTATED: how far the old file was read (its whole length)
+    confirmed_at: float = 0.0  # ROTATED: wall time the path was last seen naming the old file
 
 
 def _open_regular(path: str) -> tuple[int, os.stat_result] | None:
@@ -220,6 +223,7 @@ class FileCursor:
         self.deleted = False
         self._missing_since: float | None = None
         self._key: tuple[int, int] = (0, 0)
+        self._confirmed_at = 0.0
         self._mtime_ns = 0
         self._head = b""
         self._guard = b""
@@ -231,11 +235,17 @@ class FileCursor:
             return False
         self.fd, st = opened
         self._key = (st.st_dev, st.st_ino)
+        self._confirmed_at = time.time()
         self.size, self._mtime_ns = st.st_size, st.st_mtime_ns
         self.pos = 0
         self._head = self._guard = b""
         self.deleted = False
         return True
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """(device, inode) of the file being read."""
+        return self._key
 
     def seek(self, pos: int) -> None:
         """Continue reading at ``pos`` (a line start), e.g. to print only the last lines."""
@@ -302,10 +312,16 @@ class FileCursor:
             return Step()
         self._missing_since = None
         if (path_st.st_dev, path_st.st_ino) != self._key:
-            old_fd, old_size = self.fd, self.pos
+            old_fd, old_size, confirmed = self.fd, self.pos, self._confirmed_at
             if not self._open():
                 return Step()
-            return Step(event=FileEvent.ROTATED, retired_fd=old_fd, retired_size=old_size)
+            return Step(
+                event=FileEvent.ROTATED,
+                retired_fd=old_fd,
+                retired_size=old_size,
+                confirmed_at=confirmed,
+            )
+        self._confirmed_at = time.time()
         if self.deleted:
             self.deleted = False
             return Step(event=FileEvent.APPEARED)
@@ -666,12 +682,106 @@ class TailBatch:
         return [item for item in self.items if isinstance(item, bytes)]
 
 
+class _Lines:
+    """Splits a stream of bytes into complete lines, holding back the unfinished one.
+
+    An unfinished line longer than ``limit`` keeps only its last carriage-return state or its
+    head; the bytes cut after the head are counted, and the line ends with `` … [N more bytes]``
+    (as the Logs screen shows long lines), so nothing disappears without a sign.
+    """
+
+    __slots__ = ("dropped", "limit", "pending")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending = b""
+        self.dropped = 0
+
+    def take(self, data: bytes, items: list[bytes | FileEvent]) -> int:
+        """Append the lines ``data`` completes to ``items``; returns how many."""
+        added = 0
+        if self.dropped:  # the rest of an over-long line, counted until its newline
+            end = data.find(b"\n")
+            segment = data if end < 0 else data[:end]
+            restart = segment.rfind(b"\r")
+            if restart >= 0:  # a new progress state: what it overwrites need not be kept
+                self.pending, self.dropped = b"", 0
+                data = data[restart:]
+            elif end < 0:
+                self.dropped += len(data)
+                return 0
+            else:
+                self.dropped += end
+                items.append(self.flush())
+                added = 1
+                data = data[end + 1 :]
+        data = self.pending + data
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            lines = data[:cut].split(b"\n")
+            items.extend(lines)
+            added += len(lines)
+            self.pending = data[cut + 1 :]
+        else:
+            self.pending = data
+        self._bound()
+        return added
+
+    def flush(self) -> bytes:
+        """The unfinished line, taken (with the marker when it was cut)."""
+        pending, self.pending = self.pending, b""
+        if self.dropped:
+            pending += f" … [{self.dropped:,} more bytes]".encode()
+            self.dropped = 0
+        return pending
+
+    def reset(self) -> None:
+        self.pending, self.dropped = b"", 0
+
+    def _bound(self) -> None:
+        if len(self.pending) <= self.limit:
+            return
+        cut = self.pending.rfind(b"\r")
+        if cut > 0:
+            self.pending = self.pending[cut:]
+        if len(self.pending) > self.limit:
+            self.dropped += len(self.pending) - self.limit
+            self.pending = self.pending[: self.limit]
+
+
+@dataclass
+class _Retired:
+    """A file the followed path named before a rotation, still read while a writer appends."""
+
+    fd: int
+    pos: int
+    lines: _Lines
+    quiet_since: float
+
+
+#: Seconds a rotated-away file is still read after its last growth: a writer that has not
+#: reopened the path (no WatchedFileHandler, no copytruncate) keeps appending to it.
+RETIRED_QUIET = 60.0
+#: Names a rotated copy of ``train.log`` takes: ``train.log.1``, ``train.log-20240501``, ...
+_ROTATED_SEPARATORS = (".", "-", "_")
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
+#: Folder entries looked at when searching for a rotated file (a log folder can be huge).
+MAX_SIBLINGS = 10_000
+#: File times come from the kernel's coarse clock, a few milliseconds behind ``time.time()``.
+MTIME_SLACK = 1.0
+
+
 class Tailer:
     """The complete lines appended to a file, as ``tail -F`` prints them, without an index.
 
     ``last=None`` starts at the beginning of the file, ``last=N`` with its last N complete lines.
     Memory stays bounded: an unfinished line longer than ``max_pending`` keeps only its last
     carriage-return state or its head, and is shown with `` … [N more bytes]`` for what was cut.
+
+    Rotation loses nothing a reader can still find: the renamed file is read to its end before
+    the new one, and read on after the switch while a writer still appends to it (see
+    :data:`RETIRED_QUIET`); a file that came and went between two looks (rotated twice quickly)
+    is found among the rotated copies beside the log and read in between.
     """
 
     def __init__(
@@ -683,11 +793,11 @@ class Tailer:
     ):
         self.path = Path(path)
         self._cursor = FileCursor(path)
-        self._pending = b""
-        self._max_pending = max_pending
-        # Bytes of the unfinished line dropped after its first ``max_pending``: the line is shown
-        # by its head and a marker saying how much was cut, as the Logs screen shows it.
-        self._dropped = 0
+        self._lines = _Lines(max_pending)
+        self._retired: list[_Retired] = []
+        self._known: set[tuple[int, int]] = set()
+        if self._cursor.fd is not None:
+            self._known.add(self._cursor.key)
         if last is not None and self._cursor.fd is not None:
             self._cursor.seek(last_lines_offset(self._cursor.fd, self._cursor.size, last))
 
@@ -701,75 +811,110 @@ class Tailer:
 
     def poll(self, max_lines: int = 100_000) -> TailBatch:
         batch = TailBatch()
-        count = 0
+        count = self._drain_retired(batch.items)
         while count < max_lines:
             step = self._cursor.poll()
             if step.data:
-                count += self._take(step.data, batch)
+                count += self._lines.take(step.data, batch.items)
                 continue
             event = step.event
             if event is None:
                 break
             if event is FileEvent.ROTATED:
-                pending = self.flush()
-                if pending:
-                    batch.items.append(pending)
-                _close(step.retired_fd)
+                assert step.retired_fd is not None
+                self._retire(step.retired_fd, step.retired_size, self._lines)
+                self._lines = _Lines(self._lines.limit)
+                self._known.add(self._cursor.key)
+                for fd in self._middle_files(step.confirmed_at - MTIME_SLACK):
+                    self._retire(fd, 0, _Lines(self._lines.limit))
+                count += self._drain_retired(batch.items)
             elif event is FileEvent.TRUNCATED:
-                self._pending = b""
-                self._dropped = 0
+                self._lines.reset()
+            elif event is FileEvent.APPEARED and self._cursor.fd is not None:
+                self._known.add(self._cursor.key)
             batch.items.append(event)
         return batch
 
-    def _take(self, data: bytes, batch: TailBatch) -> int:
-        """Add the lines ``data`` completes to ``batch``; returns how many."""
-        added = 0
-        if self._dropped:  # the rest of an over-long line, counted until its newline
-            end = data.find(b"\n")
-            segment = data if end < 0 else data[:end]
-            restart = segment.rfind(b"\r")
-            if restart >= 0:  # a new progress state: what it overwrites need not be kept
-                self._pending, self._dropped = b"", 0
-                data = data[restart:]
-            elif end < 0:
-                self._dropped += len(data)
-                return 0
-            else:
-                self._dropped += end
-                batch.items.append(self.flush())
-                added = 1
-                data = data[end + 1 :]
-        data = self._pending + data
-        cut = data.rfind(b"\n")
-        if cut >= 0:
-            lines = data[:cut].split(b"\n")
-            batch.items.extend(lines)
-            added += len(lines)
-            self._pending = data[cut + 1 :]
-        else:
-            self._pending = data
-        self._bound_pending()
-        return added
-
     def flush(self) -> bytes:
         """The unfinished last line, taken (when a non-following reader reaches the end)."""
-        pending, self._pending = self._pending, b""
-        if self._dropped:
-            pending += f" … [{self._dropped:,} more bytes]".encode()
-            self._dropped = 0
-        return pending
+        return self._lines.flush()
 
-    def _bound_pending(self) -> None:
-        if len(self._pending) <= self._max_pending:
-            return
-        cut = self._pending.rfind(b"\r")
-        if cut > 0:
-            self._pending = self._pending[cut:]
-        if len(self._pending) > self._max_pending:
-            self._dropped += len(self._pending) - self._max_pending
-            self._pending = self._pending[: self._max_pending]
+    def _retire(self, fd: int, pos: int, lines: _Lines) -> None:
+        self._retired.append(_Retired(fd, pos, lines, time.monotonic()))
+        while len(self._retired) > MAX_SEGMENTS:
+            _close(self._retired.pop(0).fd)
+
+    def _drain_retired(self, items: list[bytes | FileEvent]) -> int:
+        """Read what was appended to rotated-away files; let go of those quiet long enough."""
+        added = 0
+        now = time.monotonic()
+        keep: list[_Retired] = []
+        for old in self._retired:
+            try:
+                size = os.fstat(old.fd).st_size
+                while old.pos < size:
+                    data = os.pread(old.fd, min(CHUNK, size - old.pos), old.pos)
+                    if not data:
+                        break
+                    old.pos += len(data)
+                    old.quiet_since = now
+                    added += old.lines.take(data, items)
+            except OSError:
+                old.quiet_since = -math.inf
+            if now - old.quiet_since < RETIRED_QUIET:
+                keep.append(old)
+                continue
+            pending = old.lines.flush()  # as complete as it will ever get
+            if pending:
+                items.append(pending)
+                added += 1
+            _close(old.fd)
+        self._retired = keep
+        return added
+
+    def _middle_files(self, since: float) -> list[int]:
+        """Open rotated copies of the log written since ``since`` that were never followed.
+
+        When the path was renamed away twice between two looks, the file in the middle now has
+        a rotated name (``train.log.1``). It is a regular file named like a rotated copy, not
+        compressed, not one followed before, and written after the path was last seen naming
+        the old file; older rotated copies, shifted along by the same rotation, were written
+        before that and are left alone.
+        """
+        folder = self.path.parent
+        name = self.path.name
+        found: list[tuple[float, int]] = []
+        try:
+            with os.scandir(folder) as entries:
+                for i, entry in enumerate(entries):
+                    if i >= MAX_SIBLINGS:
+                        break
+                    other = entry.name
+                    if (
+                        len(other) <= len(name)
+                        or not other.startswith(name)
+                        or other[len(name)] not in _ROTATED_SEPARATORS
+                        or other.endswith(_COMPRESSED)
+                    ):
+                        continue
+                    opened = _open_file(entry.path)
+                    if opened is None:
+                        continue
+                    fd, st = opened
+                    key = (st.st_dev, st.st_ino)
+                    if key in self._known or st.st_mtime < since:
+                        os.close(fd)
+                        continue
+                    self._known.add(key)
+                    found.append((st.st_mtime, fd))
+        except OSError:
+            pass
+        return [fd for _, fd in sorted(found)]
 
     def close(self) -> None:
+        for old in self._retired:
+            _close(old.fd)
+        self._retired = []
         self._cursor.close()
 
     def __enter__(self) -> Tailer:
@@ -777,6 +922,14 @@ class Tailer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_file(path: str) -> tuple[int, os.stat_result] | None:
+    """A regular file opened for reading, or None (gone, unreadable, or not a regular file)."""
+    try:
+        return _open_regular(path)
+    except OSError:
+        return None
 
 
 # -- waking up when files change ------------------------------------------------------------------
@@ -819,10 +972,17 @@ class FileWatch:
         import watchfiles
 
         names = self._names
+        # Rotated copies too: a writer that kept its descriptor appends to ``train.log.1``.
+        rotated = tuple(n + sep for n in names for sep in _ROTATED_SEPARATORS)
+
+        def wanted(_change: object, path: str) -> bool:
+            base = os.path.basename(path)
+            return base in names or base.startswith(rotated)
+
         try:
             for _ in watchfiles.watch(
                 *self._folders,
-                watch_filter=lambda _change, path: os.path.basename(path) in names,
+                watch_filter=wanted,
                 debounce=self._debounce,
                 step=self._step,
                 stop_event=self._stop,

@@ -26,7 +26,7 @@ __all__ = ["TailOptions", "tail_files", "use_colour"]
 
 _NOTICES = {
     FileEvent.TRUNCATED: "truncated; reading it again from the start",
-    FileEvent.ROTATED: "replaced (rotated); following the new file",
+    FileEvent.ROTATED: "replaced (rotated); following the new file, and the old one while it grows",
     FileEvent.DELETED: "deleted",
     FileEvent.APPEARED: "appeared; following it",
 }

@@ -262,3 +262,63 @@ def test_an_unfinished_long_line_says_what_was_cut_when_printed(tmp_path: Path) 
     out, err = io.StringIO(), io.StringIO()
     tail_files([log], out, err, TailOptions())
     assert out.getvalue().endswith(f" … [{5 * 1024 * 1024 - 256 * 1024:,} more bytes]\n")
+
+
+WRITER = Path(__file__).parent / "log_writer.py"
+
+
+def _poll_until(tailer, done, got: list[bytes], timeout: float = 30.0) -> None:
+    from mltop.core.logfile import FileEvent as Event
+
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, got[-5:]
+        got.extend(i for i in tailer.poll().items if not isinstance(i, Event))
+        time.sleep(0.005)
+
+
+def test_a_writer_still_appending_to_the_renamed_file_loses_nothing(tmp_path: Path) -> None:
+    from mltop.core.logfile import Tailer
+
+    path = tmp_path / "train.log"
+    path.write_text("")
+    count = 1620
+    # A plain logger keeps its descriptor: after the rename it writes on into train.log.1.
+    proc = subprocess.Popen([sys.executable, str(WRITER), "lines", str(path), str(count), "0.001"])
+    got: list[bytes] = []
+    try:
+        with Tailer(path) as tailer:
+            _poll_until(tailer, lambda: len(got) >= 100, got)
+            os.rename(path, tmp_path / "train.log.1")
+            path.write_text("fresh\n")  # logrotate's create
+            _poll_until(tailer, lambda: proc.poll() is not None and len(got) >= count + 1, got)
+            time.sleep(0.05)
+            got.extend(tailer.poll().lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    assert [g for g in got if g != b"fresh"] == [f"line {i}".encode() for i in range(count)]
+    assert got.count(b"fresh") == 1
+
+
+def test_a_file_renamed_away_between_two_looks_is_read_in_between(tmp_path: Path) -> None:
+    from mltop.core.logfile import Tailer
+
+    path = tmp_path / "train.log"
+    ancient = tmp_path / "train.log.2"
+    ancient.write_text("ancient, rotated before tail started\n")
+    os.utime(ancient, (time.time() - 3600, time.time() - 3600))
+    path.write_text("a1\n")
+    with Tailer(path) as tailer:
+        assert tailer.poll().lines == [b"a1"]
+        # Two rotations before the next look: a -> .1, b written; .2 -> .3, .1 -> .2, b -> .1.
+        os.rename(path, tmp_path / "train.log.1")
+        path.write_text("b1\nb2\n")
+        os.rename(ancient, tmp_path / "train.log.3")
+        os.rename(tmp_path / "train.log.1", ancient)
+        os.rename(path, tmp_path / "train.log.1")
+        path.write_text("c1\n")
+        batch = tailer.poll()
+    assert batch.lines == [b"b1", b"b2", b"c1"]
+    assert batch.items.index(FileEvent.ROTATED) == 2
