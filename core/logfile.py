@@ -8,7 +8,8 @@ small LRU cache. :class:`Tailer` is the streaming twin (``tail -F``) that keeps 
 Both follow a file the way log rotation needs, through :class:`FileCursor`:
 
 * a line still being written (no newline yet) is held back until it is complete;
-* a file truncated in place (``copytruncate``) is read again from its start;
+* a file truncated in place (``copytruncate``) is read again from its start (a :class:`Tailer`
+  first reads what it had not read yet from logrotate's copy, when there is one);
 * a file renamed away and recreated is followed to the new file once the old one's remaining
   bytes have been read through the still-open descriptor, so no line is lost or repeated;
 * a deleted file is reported, and its descriptor is still read (a writer may keep writing).
@@ -189,6 +190,9 @@ class Step:
     retired_fd: int | None = None  # ROTATED: the old file, still open, now the caller's
     retired_size: int = 0  # ROTATED: how far the old file was read (its whole length)
     confirmed_at: float = 0.0  # ROTATED: wall time the path was last seen naming the old file
+    read_to: int = 0  # TRUNCATED: how far the file had been read
+    head: bytes = b""  # TRUNCATED: its first bytes and the bytes just before ``read_to``, to
+    guard: bytes = b""  # recognise a copy of it (logrotate's copytruncate) that holds the rest
 
 
 def _open_regular(path: str) -> tuple[int, os.stat_result] | None:
@@ -276,9 +280,12 @@ class FileCursor:
         if st.st_size != self.size or st.st_mtime_ns != self._mtime_ns:
             self.size, self._mtime_ns = st.st_size, st.st_mtime_ns
             if st.st_size < self.pos or self._rewritten():
+                step = Step(
+                    event=FileEvent.TRUNCATED, read_to=self.pos, head=self._head, guard=self._guard
+                )
                 self.pos = 0
                 self._head = self._guard = b""
-                return Step(event=FileEvent.TRUNCATED)
+                return step
         if st.st_size > self.pos:
             want = min(limit, st.st_size - self.pos)
             if buffer is not None:
@@ -676,6 +683,8 @@ class TailBatch:
     """Lines (raw bytes, newline removed) and events, in the order they happened."""
 
     items: list[bytes | FileEvent] = field(default_factory=list)
+    # item index -> what an event's notice should add (where lost bytes were found, or not)
+    notes: dict[int, str] = field(default_factory=dict)
 
     @property
     def lines(self) -> list[bytes]:
@@ -829,6 +838,7 @@ class Tailer:
                     self._retire(fd, 0, _Lines(self._lines.limit))
                 count += self._drain_retired(batch.items)
             elif event is FileEvent.TRUNCATED:
+                count += self._read_copy(step, batch)
                 self._lines.reset()
             elif event is FileEvent.APPEARED and self._cursor.fd is not None:
                 self._known.add(self._cursor.key)
@@ -838,6 +848,79 @@ class Tailer:
     def flush(self) -> bytes:
         """The unfinished last line, taken (when a non-following reader reaches the end)."""
         return self._lines.flush()
+
+    def _read_copy(self, step: Step, batch: TailBatch) -> int:
+        """Lines written before a truncation and not read yet, from a copy if one was made.
+
+        logrotate's copytruncate copies the log (``train.log.1``) and then cuts it to zero: the
+        lines written since the last read are gone from the log but are in the copy, recognised
+        by the same first bytes and the same bytes just before where reading stopped. Without
+        such a copy the notice says that what was not read yet is lost.
+        """
+        index = len(batch.items)  # where the TRUNCATED event goes
+        best: tuple[int, int, str] | None = None
+        for entry_path, name in self._rotated_siblings():
+            opened = _open_file(entry_path)
+            if opened is None:
+                continue
+            fd, st = opened
+            matches = (
+                st.st_size >= step.read_to
+                and os.pread(fd, len(step.head), 0) == step.head
+                and os.pread(fd, len(step.guard), step.read_to - len(step.guard)) == step.guard
+            )
+            if matches and (best is None or st.st_size > best[1]):
+                if best is not None:
+                    os.close(best[0])
+                best = (fd, st.st_size, name)
+            else:
+                os.close(fd)
+        if best is None:
+            batch.notes[index] = "what was written since the last line shown, if anything, is lost"
+            return 0
+        fd, size, name = best
+        added = 0
+        pos = step.read_to
+        items: list[bytes | FileEvent] = []
+        try:
+            while pos < size:
+                data = os.pread(fd, min(CHUNK, size - pos), pos)
+                if not data:
+                    break
+                pos += len(data)
+                added += self._lines.take(data, items)
+        finally:
+            os.close(fd)
+        unread = len(items)
+        pending = self._lines.flush()  # the copy ends the old file: the line is complete
+        if pending:
+            items.append(pending)
+            added += 1
+        batch.items.extend(items)
+        if unread:
+            batch.notes[index + len(items)] = (
+                f"the {unread:,} lines written before it were read from its copy {name}"
+            )
+        return added
+
+    def _rotated_siblings(self) -> Iterator[tuple[str, str]]:
+        """(path, name) of files beside the log named like its rotated copies, uncompressed."""
+        name = self.path.name
+        try:
+            with os.scandir(self.path.parent) as entries:
+                for i, entry in enumerate(entries):
+                    if i >= MAX_SIBLINGS:
+                        return
+                    other = entry.name
+                    if (
+                        len(other) > len(name)
+                        and other.startswith(name)
+                        and other[len(name)] in _ROTATED_SEPARATORS
+                        and not other.endswith(_COMPRESSED)
+                    ):
+                        yield entry.path, other
+        except OSError:
+            return
 
     def _retire(self, fd: int, pos: int, lines: _Lines) -> None:
         self._retired.append(_Retired(fd, pos, lines, time.monotonic()))
@@ -881,34 +964,18 @@ class Tailer:
         the old file; older rotated copies, shifted along by the same rotation, were written
         before that and are left alone.
         """
-        folder = self.path.parent
-        name = self.path.name
         found: list[tuple[float, int]] = []
-        try:
-            with os.scandir(folder) as entries:
-                for i, entry in enumerate(entries):
-                    if i >= MAX_SIBLINGS:
-                        break
-                    other = entry.name
-                    if (
-                        len(other) <= len(name)
-                        or not other.startswith(name)
-                        or other[len(name)] not in _ROTATED_SEPARATORS
-                        or other.endswith(_COMPRESSED)
-                    ):
-                        continue
-                    opened = _open_file(entry.path)
-                    if opened is None:
-                        continue
-                    fd, st = opened
-                    key = (st.st_dev, st.st_ino)
-                    if key in self._known or st.st_mtime < since:
-                        os.close(fd)
-                        continue
-                    self._known.add(key)
-                    found.append((st.st_mtime, fd))
-        except OSError:
-            pass
+        for entry_path, _name in self._rotated_siblings():
+            opened = _open_file(entry_path)
+            if opened is None:
+                continue
+            fd, st = opened
+            key = (st.st_dev, st.st_ino)
+            if key in self._known or st.st_mtime < since:
+                os.close(fd)
+                continue
+            self._known.add(key)
+            found.append((st.st_mtime, fd))
         return [fd for _, fd in sorted(found)]
 
     def close(self) -> None:

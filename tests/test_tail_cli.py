@@ -322,3 +322,72 @@ def test_a_file_renamed_away_between_two_looks_is_read_in_between(tmp_path: Path
         batch = tailer.poll()
     assert batch.lines == [b"b1", b"b2", b"c1"]
     assert batch.items.index(FileEvent.ROTATED) == 2
+
+
+def test_lines_written_just_before_a_copytruncate_are_read_from_the_copy(tmp_path: Path) -> None:
+    import shutil
+
+    from mltop.core.logfile import Tailer
+
+    log = tmp_path / "train.log"
+    log.write_text("".join(f"old {i}\n" for i in range(5)))
+    with Tailer(log) as tailer:
+        assert len(tailer.poll().lines) == 5
+        # 15 lines and a partial one, then logrotate's copytruncate, between two looks.
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, "".join(f"late {i}\n" for i in range(15)).encode() + b"half")
+            shutil.copy(log, tmp_path / "train.log.1")
+            os.ftruncate(fd, 0)
+            os.write(fd, b"after\n")
+        finally:
+            os.close(fd)
+        batch = tailer.poll()
+    late = [f"late {i}".encode() for i in range(15)]
+    assert batch.items == [*late, b"half", FileEvent.TRUNCATED, b"after"]
+    assert batch.notes == {16: "the 15 lines written before it were read from its copy train.log.1"}
+
+
+def test_a_partial_line_read_before_a_copytruncate_is_kept(tmp_path: Path) -> None:
+    import shutil
+
+    from mltop.core.logfile import Tailer
+
+    log = tmp_path / "train.log"
+    log.write_text("whole\nhalf")
+    with Tailer(log) as tailer:
+        assert tailer.poll().lines == [b"whole"]
+        shutil.copy(log, tmp_path / "train.log.1")
+        os.truncate(log, 0)
+        log.write_text("after\n")
+        batch = tailer.poll()
+    assert batch.items == [b"half", FileEvent.TRUNCATED, b"after"] and batch.notes == {}
+
+
+def test_the_truncation_notice_carries_its_note(tmp_path: Path) -> None:
+    from mltop.core.logtail import _Printer
+
+    err = io.StringIO()
+    _Printer(io.StringIO(), err, TailOptions(), many=False).notice(
+        tmp_path / "a.log", FileEvent.TRUNCATED, "the 3 lines \x1b[2J were read"
+    )
+    assert err.getvalue() == (
+        f"mltop tail: {tmp_path / 'a.log'}: truncated; reading it again from the start "
+        "(the 3 lines ␛[2J were read)\n"
+    )
+
+
+def test_an_in_place_truncation_without_a_copy_says_unread_lines_are_lost(tmp_path: Path) -> None:
+    from mltop.core.logfile import Tailer
+
+    log = tmp_path / "train.log"
+    log.write_text("one\n")
+    with Tailer(log) as tailer:
+        assert tailer.poll().lines == [b"one"]
+        with open(log, "a") as fh:
+            fh.write("unread\n")
+        os.truncate(log, 0)
+        log.write_text("two\n")
+        batch = tailer.poll()
+    assert batch.items == [FileEvent.TRUNCATED, b"two"]
+    assert batch.notes == {0: "what was written since the last line shown, if anything, is lost"}
