@@ -161,9 +161,26 @@ def _mlflow_urls(given: Sequence[str] | None) -> list[str]:
     return urls
 
 
+_TIMEOUT_HELP = (
+    "seconds one request to an MLflow server may take, retries included (default 30, or "
+    "MLFLOW_HTTP_REQUEST_TIMEOUT)"
+)
+
+
+def _timeout(text: str) -> float:
+    """``--timeout``: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
 def _sync_servers(
     urls: Sequence[str], store: Store, report: ImportReport, err: Console, *, histories: bool,
-    show_progress: bool,
+    show_progress: bool, timeout: float | None = None,
 ) -> None:  # fmt: skip
     """Import MLflow tracking servers into ``store``; failures land in ``report`` as one line."""
     if not urls:
@@ -172,7 +189,7 @@ def _sync_servers(
 
     if not show_progress:
         for url in urls:
-            mlflow_rest.sync_server(store, url, report, histories=histories)
+            mlflow_rest.sync_server(store, url, report, histories=histories, timeout=timeout)
         return
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -192,7 +209,9 @@ def _sync_servers(
     with progress:
         for url in urls:
             tasks.clear()
-            mlflow_rest.sync_server(store, url, report, histories=histories, progress=update)
+            mlflow_rest.sync_server(
+                store, url, report, histories=histories, progress=update, timeout=timeout
+            )
 
 
 def _print_problems(report: ImportReport, err: Console) -> None:
@@ -212,6 +231,7 @@ def cmd_ingest(argv: Sequence[str]) -> int:
     parser.add_argument("path", nargs="?", default=".")
     parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
     parser.add_argument("--mlflow", action="append", metavar="URL", help=_MLFLOW_HELP)
+    parser.add_argument("--timeout", type=_timeout, metavar="SECONDS", help=_TIMEOUT_HELP)
     args = parser.parse_args(argv)
     root = _resolve_root(args.path)
     urls = _mlflow_urls(args.mlflow)
@@ -219,7 +239,10 @@ def cmd_ingest(argv: Sequence[str]) -> int:
     out = _stdout()
     with _open(_store_root(root), args.store, err) as store:
         report = _ingest(root, store, err, show_progress=err.is_terminal)
-        _sync_servers(urls, store, report, err, histories=True, show_progress=err.is_terminal)
+        _sync_servers(
+            urls, store, report, err, histories=True, show_progress=err.is_terminal,
+            timeout=args.timeout,
+        )  # fmt: skip
         counts = store.table_counts()
     table = Table(box=None, pad_edge=False, show_edge=False)
     table.add_column("source")
@@ -321,6 +344,7 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         help=_MLFLOW_HELP + "; only latest metric values are fetched (`mltop ingest --mlflow` "
         "fetches full histories)",
     )
+    parser.add_argument("--timeout", type=_timeout, metavar="SECONDS", help=_TIMEOUT_HELP)
     args = parser.parse_args(argv)
     root = _resolve_root(args.path)
     urls = _mlflow_urls(args.mlflow)
@@ -331,7 +355,10 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     with _open(_store_root(root), args.store, err) as store:
         show_progress = err.is_terminal and not args.json
         report = _ingest(root, store, err, show_progress=show_progress)
-        _sync_servers(urls, store, report, err, histories=False, show_progress=show_progress)
+        _sync_servers(
+            urls, store, report, err, histories=False, show_progress=show_progress,
+            timeout=args.timeout,
+        )  # fmt: skip
         try:
             runs = store.runs(query, order=order, descending=descending, limit=args.limit)
         except ValueError as exc:
@@ -567,7 +594,11 @@ def cmd_tail(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     parser.add_argument("--grep", "-g", metavar="REGEX", help="only lines matching REGEX")
     parser.add_argument("--invert-match", "-v", action="store_true", help="only lines not matching")
     parser.add_argument(
-        "--lines", "-n", type=int, metavar="N", help="start at the last N lines (default: all)"
+        "--lines",
+        "-n",
+        type=int,
+        metavar="N",
+        help="start at the last N lines (default: all; with --follow, the last 10, as tail -f)",
     )
     parser.add_argument("--no-timestamps", action="store_true", help="hide leading timestamps")
     parser.add_argument("--root", "-C", default=".", help="folder with the runs (default: .)")

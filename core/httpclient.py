@@ -3,13 +3,17 @@
 A remote tracker is read from the CLI and from background workers of the TUI; in both places a
 failure must end as one readable line (``cannot connect (connection refused) after 4
 attempts``), never as a traceback, and a flaky server must not end the import at the first 503.
-So every request here has a timeout, transient failures (connection errors, 408, 429, 5xx) are
+So every request here has a deadline for its whole answer, retries included (``timeout``: a
+server trickling its body a byte at a time, or never answering, costs that long and no more),
+transient failures (connection errors, 408, 429, 5xx) are
 retried a bounded number of times with exponential backoff and jitter (``Retry-After`` wins when
 the server sends one), and every other failure becomes a :class:`RemoteError` whose message names
 what went wrong in the user's terms (credentials refused, not an MLflow server, malformed JSON).
 
-Credentials never leave this module in text: URLs are shown without their userinfo, and
-:class:`Credentials` hides its secrets from ``repr``.
+Credentials never leave this module in text: URLs are shown without their userinfo,
+:class:`Credentials` hides its secrets from ``repr``, and every error message is passed through
+:meth:`Credentials.mask`, because a misconfigured server or proxy may echo the Authorization
+header it received in its error body.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import base64
 import email.utils
 import json
 import random
+import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -30,6 +35,10 @@ import httpx
 # Status codes worth another attempt: the server (or a proxy in front of it) is busy or restarting.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 USER_AGENT = "mltop"
+
+
+class _TooSlow(Exception):
+    """The request's deadline passed before its answer was complete."""
 
 
 class RemoteError(Exception):
@@ -98,8 +107,34 @@ class Credentials:
         return bool(self.token or (self.username and self.password))
 
     def secrets(self) -> list[str]:
-        """The secret strings, for tests that check none leaks."""
-        return [s for s in (self.token, self.password) if s]
+        """The secret strings, as sent too (a basic header's base64 gives the pair away)."""
+        found = [s for s in (self.token, self.password) if s]
+        if self.username and self.password:
+            found.append(self.headers()["Authorization"].removeprefix("Basic "))
+        return found
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        return mask_secrets(text, self.secrets())
+
+
+MASK = "***"
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` replaced by :data:`MASK`.
+
+    A secret shorter than four characters is masked only as a whole word: masking every ``p``
+    of a one-letter password would garble the message and point at the password all the same.
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if secret not in text:
+            continue
+        if len(secret) >= 4:
+            text = text.replace(secret, MASK)
+        else:
+            text = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", MASK, text)
+    return text
 
 
 @dataclass(frozen=True)
@@ -127,7 +162,7 @@ class HttpSettings:
     credentials: Credentials = Credentials()
     verify: bool | str = True
     client_cert: str | None = None
-    timeout: float = 120.0
+    timeout: float = 30.0  # seconds for a whole request, its body and retries included
     connect_timeout: float = 10.0
     retry: RetryPolicy = RetryPolicy()
 
@@ -241,23 +276,52 @@ class HttpClient:
     ) -> Any:
         """Send one request (retrying transient failures) and decode its JSON answer.
 
-        ``what`` names the request in error messages (``runs/search``).
+        ``what`` names the request in error messages (``runs/search``), which never hold a
+        secret (see :meth:`Credentials.mask`).
         """
+        try:
+            return self._request_json(method, path, params=params, body=body, what=what)
+        except RemoteError as exc:
+            masked = self.settings.credentials.mask(str(exc))
+            if masked == str(exc):
+                raise
+            raise RemoteError(masked, exc.kind, exc.status) from None
+
+    def _request_json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        what: str,
+    ) -> Any:
         url = self.base_url + path
         policy = self.settings.retry
         attempts = max(1, policy.attempts)
+        limit = self.settings.timeout
+        # One deadline for the request and all its retries: httpx's timeout bounds each read,
+        # so a body trickled a byte at a time would otherwise never time out.
+        deadline = time.monotonic() + limit
         last: RemoteError | None = None
-        for attempt in range(1, attempts + 1):
+        attempt = 0
+        while attempt < attempts:
+            attempt += 1
             wait: float | None = None
             try:
                 with self._lock:
                     self.requests += 1
-                response = self._client.request(method, url, params=params, json=body)
+                response, content = self._send(method, url, params, body, deadline)
+            except _TooSlow:
+                last = RemoteError(
+                    f"{what}: no complete answer within {limit:g} s (the server sends too slowly)",
+                    "timeout",
+                )
             except httpx.TimeoutException as exc:
                 connect = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                limit = self.settings.connect_timeout if connect else self.settings.timeout
                 doing = "connecting" if connect else "waiting for an answer"
-                last = RemoteError(f"{what}: timed out {doing} (after {limit:g} s)", "timeout")
+                after = min(self.settings.connect_timeout, limit) if connect else limit
+                last = RemoteError(f"{what}: timed out {doing} (after {after:g} s)", "timeout")
             except httpx.ConnectError as exc:
                 if _is_tls_error(exc):
                     raise RemoteError(
@@ -281,34 +345,76 @@ class HttpClient:
                 last = RemoteError(f"{what}: request failed ({_reason(exc)})", "unreachable")
             else:
                 if response.status_code not in RETRY_STATUSES:
-                    return self._decode(response, what)
-                last = self._status_error(response, what)
+                    return self._decode(response, content, what)
+                last = self._status_error(response, content, what)
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
-                if wait is not None and wait > policy.max_retry_after:
+                if wait is not None and (
+                    wait > policy.max_retry_after or wait > deadline - time.monotonic()
+                ):
+                    past = (
+                        "" if wait > policy.max_retry_after else f", past the {limit:g} s deadline"
+                    )
                     raise RemoteError(
                         f"{what}: the server is rate limiting (HTTP {response.status_code}) and "
-                        f"asks to retry after {wait:.0f} s",
+                        f"asks to retry after {wait:.0f} s{past}",
                         "rate-limited",
                         response.status_code,
                     )
-            if attempt == attempts:
+            if attempt == attempts or last.kind == "timeout":
                 break
+            pause = wait if wait is not None else policy.delay(attempt)
+            if time.monotonic() + pause >= deadline:
+                break  # no time left for another attempt
             with self._lock:
                 self.retries += 1
-            self._sleep(wait if wait is not None else policy.delay(attempt))
+            self._sleep(pause)
         assert last is not None
-        if attempts > 1:
-            raise RemoteError(f"{last} after {attempts} attempts", last.kind, last.status)
+        if attempt > 1:
+            raise RemoteError(f"{last} after {attempt} attempts", last.kind, last.status)
         raise last
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        body: Mapping[str, Any] | None,
+        deadline: float,
+    ) -> tuple[httpx.Response, bytes]:
+        """One attempt: the response and its whole body, read before ``deadline`` or never."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _TooSlow
+        timeout = httpx.Timeout(remaining, connect=min(self.settings.connect_timeout, remaining))
+        request = self._client.build_request(method, url, params=params, json=body, timeout=timeout)
+        response = self._client.send(request, stream=True)
+        try:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise _TooSlow
+            return response, b"".join(chunks)
+        finally:
+            response.close()
 
     # -- answers ----------------------------------------------------------------------------------
 
-    def _status_error(self, response: httpx.Response, what: str) -> RemoteError:
+    def _status_error(self, response: httpx.Response, content: bytes, what: str) -> RemoteError:
         """A non-2xx answer as a one-line error; MLflow's own error JSON supplies the detail."""
         status = response.status_code
         phrase = response.reason_phrase or ""
         head = f"HTTP {status}" + (f" {phrase}" if phrase else "")
-        detail = _mlflow_error(response.content)
+        detail = _mlflow_error(content)
+        dropped = self._dropped_credentials(response)
+        if status in (401, 403) and dropped:
+            return RemoteError(
+                f"{what}: {head} from {dropped}: the server redirected there, to another host, "
+                "and credentials are never sent to another host (use that address as the "
+                "tracking URI if it is the right server)",
+                "auth",
+                status,
+            )
         if status == 401:
             hint = (
                 "the server refused the credentials"
@@ -342,19 +448,34 @@ class HttpClient:
                 f"{what}: {head}" + (f": {detail}" if detail else ""), "server", status
             )
         return RemoteError(
-            f"{what}: {head}" + (f": {detail}" if detail else f": {_excerpt(response.content)}"),
+            f"{what}: {head}" + (f": {detail}" if detail else f": {_excerpt(content)}"),
             "request",
             status,
         )
 
-    def _decode(self, response: httpx.Response, what: str) -> Any:
+    def _dropped_credentials(self, response: httpx.Response) -> str | None:
+        """Where a redirect led when it cost the credentials (httpx drops them across hosts)."""
+        if not response.history or not self.settings.credentials.present:
+            return None
+        if "Authorization" in response.request.headers:
+            return None
+        target = response.request.url
+        return redact_url(str(target.copy_with(query=None)))
+
+    def _decode(self, response: httpx.Response, content: bytes, what: str) -> Any:
         if not 200 <= response.status_code < 300:
-            raise self._status_error(response, what)
-        content = response.content
+            raise self._status_error(response, content, what)
         ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()
         stripped = content.lstrip()
         if not stripped:
-            return {}  # MLflow omits empty fields; some proxies answer an empty body for {}
+            # MLflow answers an empty result as "{}", never as nothing: an empty body is a server
+            # or proxy that failed, and reading it as "no runs" would hide that.
+            raise RemoteError(
+                f"{what}: HTTP {response.status_code} with an empty body (MLflow always "
+                "answers JSON): the server or a proxy in front of it failed",
+                "server",
+                response.status_code,
+            )
         if "html" in ctype or stripped[:1] == b"<":
             raise RemoteError(
                 f"{what}: answered with an HTML page, not MLflow's JSON (is this the MLflow "

@@ -8,13 +8,15 @@ small LRU cache. :class:`Tailer` is the streaming twin (``tail -F``) that keeps 
 Both follow a file the way log rotation needs, through :class:`FileCursor`:
 
 * a line still being written (no newline yet) is held back until it is complete;
-* a file truncated in place (``copytruncate``) is read again from its start;
+* a file truncated in place (``copytruncate``) is read again from its start (a :class:`Tailer`
+  first reads what it had not read yet from logrotate's copy, when there is one);
 * a file renamed away and recreated is followed to the new file once the old one's remaining
   bytes have been read through the still-open descriptor, so no line is lost or repeated;
 * a deleted file is reported, and its descriptor is still read (a writer may keep writing).
 
-What cannot be recovered is said plainly: bytes a writer puts in the old file after the switch to
-the new one, and bytes truncated away before they were read, are gone.
+What cannot be recovered is said plainly: in a :class:`LogFile`, bytes a writer puts in the old
+file after the switch to the new one are gone (a :class:`Tailer` reads on in the old file while it
+grows), and bytes truncated away before they were read are gone from both.
 
 :class:`FileWatch` wakes a follower when its files change (inotify through watchfiles, on the
 files' folders so a recreated file is noticed) with a slow poll behind it as a safety net.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import math
 import os
 import threading
 import time
@@ -186,6 +189,10 @@ class Step:
     event: FileEvent | None = None
     retired_fd: int | None = None  # ROTATED: the old file, still open, now the caller's
     retired_size: int = 0  # ROTATED: how far the old file was read (its whole length)
+    confirmed_at: float = 0.0  # ROTATED: wall time the path was last seen naming the old file
+    read_to: int = 0  # TRUNCATED: how far the file had been read
+    head: bytes = b""  # TRUNCATED: its first bytes and the bytes just before ``read_to``, to
+    guard: bytes = b""  # recognise a copy of it (logrotate's copytruncate) that holds the rest
 
 
 def _open_regular(path: str) -> tuple[int, os.stat_result] | None:
@@ -219,6 +226,7 @@ class FileCursor:
         self.deleted = False
         self._missing_since: float | None = None
         self._key: tuple[int, int] = (0, 0)
+        self._confirmed_at = 0.0
         self._mtime_ns = 0
         self._head = b""
         self._guard = b""
@@ -230,11 +238,17 @@ class FileCursor:
             return False
         self.fd, st = opened
         self._key = (st.st_dev, st.st_ino)
+        self._confirmed_at = time.time()
         self.size, self._mtime_ns = st.st_size, st.st_mtime_ns
         self.pos = 0
         self._head = self._guard = b""
         self.deleted = False
         return True
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """(device, inode) of the file being read."""
+        return self._key
 
     def seek(self, pos: int) -> None:
         """Continue reading at ``pos`` (a line start), e.g. to print only the last lines."""
@@ -265,9 +279,12 @@ class FileCursor:
         if st.st_size != self.size or st.st_mtime_ns != self._mtime_ns:
             self.size, self._mtime_ns = st.st_size, st.st_mtime_ns
             if st.st_size < self.pos or self._rewritten():
+                step = Step(
+                    event=FileEvent.TRUNCATED, read_to=self.pos, head=self._head, guard=self._guard
+                )
                 self.pos = 0
                 self._head = self._guard = b""
-                return Step(event=FileEvent.TRUNCATED)
+                return step
         if st.st_size > self.pos:
             want = min(limit, st.st_size - self.pos)
             if buffer is not None:
@@ -301,10 +318,16 @@ class FileCursor:
             return Step()
         self._missing_since = None
         if (path_st.st_dev, path_st.st_ino) != self._key:
-            old_fd, old_size = self.fd, self.pos
+            old_fd, old_size, confirmed = self.fd, self.pos, self._confirmed_at
             if not self._open():
                 return Step()
-            return Step(event=FileEvent.ROTATED, retired_fd=old_fd, retired_size=old_size)
+            return Step(
+                event=FileEvent.ROTATED,
+                retired_fd=old_fd,
+                retired_size=old_size,
+                confirmed_at=confirmed,
+            )
+        self._confirmed_at = time.time()
         if self.deleted:
             self.deleted = False
             return Step(event=FileEvent.APPEARED)
@@ -659,10 +682,101 @@ class TailBatch:
     """Lines (raw bytes, newline removed) and events, in the order they happened."""
 
     items: list[bytes | FileEvent] = field(default_factory=list)
+    # item index -> what an event's notice should add (where lost bytes were found, or not)
+    notes: dict[int, str] = field(default_factory=dict)
 
     @property
     def lines(self) -> list[bytes]:
         return [item for item in self.items if isinstance(item, bytes)]
+
+
+class _Lines:
+    """Splits a stream of bytes into complete lines, holding back the unfinished one.
+
+    An unfinished line longer than ``limit`` keeps only its last carriage-return state or its
+    head; the bytes cut after the head are counted, and the line ends with `` … [N more bytes]``
+    (as the Logs screen shows long lines), so nothing disappears without a sign.
+    """
+
+    __slots__ = ("dropped", "limit", "pending")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending = b""
+        self.dropped = 0
+
+    def take(self, data: bytes, items: list[bytes | FileEvent]) -> int:
+        """Append the lines ``data`` completes to ``items``; returns how many."""
+        added = 0
+        if self.dropped:  # the rest of an over-long line, counted until its newline
+            end = data.find(b"\n")
+            segment = data if end < 0 else data[:end]
+            restart = segment.rfind(b"\r")
+            if restart >= 0:  # a new progress state: what it overwrites need not be kept
+                self.pending, self.dropped = b"", 0
+                data = data[restart:]
+            elif end < 0:
+                self.dropped += len(data)
+                return 0
+            else:
+                self.dropped += end
+                items.append(self.flush())
+                added = 1
+                data = data[end + 1 :]
+        data = self.pending + data
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            lines = data[:cut].split(b"\n")
+            items.extend(lines)
+            added += len(lines)
+            self.pending = data[cut + 1 :]
+        else:
+            self.pending = data
+        self._bound()
+        return added
+
+    def flush(self) -> bytes:
+        """The unfinished line, taken (with the marker when it was cut)."""
+        pending, self.pending = self.pending, b""
+        if self.dropped:
+            pending += f" … [{self.dropped:,} more bytes]".encode()
+            self.dropped = 0
+        return pending
+
+    def reset(self) -> None:
+        self.pending, self.dropped = b"", 0
+
+    def _bound(self) -> None:
+        if len(self.pending) <= self.limit:
+            return
+        cut = self.pending.rfind(b"\r")
+        if cut > 0:
+            self.pending = self.pending[cut:]
+        if len(self.pending) > self.limit:
+            self.dropped += len(self.pending) - self.limit
+            self.pending = self.pending[: self.limit]
+
+
+@dataclass
+class _Retired:
+    """A file the followed path named before a rotation, still read while a writer appends."""
+
+    fd: int
+    pos: int
+    lines: _Lines
+    quiet_since: float
+
+
+#: Seconds a rotated-away file is still read after its last growth: a writer that has not
+#: reopened the path (no WatchedFileHandler, no copytruncate) keeps appending to it.
+RETIRED_QUIET = 60.0
+#: Names a rotated copy of ``train.log`` takes: ``train.log.1``, ``train.log-20240501``, ...
+_ROTATED_SEPARATORS = (".", "-", "_")
+_COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
+#: Folder entries looked at when searching for a rotated file (a log folder can be huge).
+MAX_SIBLINGS = 10_000
+#: File times come from the kernel's coarse clock, a few milliseconds behind ``time.time()``.
+MTIME_SLACK = 1.0
 
 
 class Tailer:
@@ -670,7 +784,12 @@ class Tailer:
 
     ``last=None`` starts at the beginning of the file, ``last=N`` with its last N complete lines.
     Memory stays bounded: an unfinished line longer than ``max_pending`` keeps only its last
-    carriage-return state or its head.
+    carriage-return state or its head, and is shown with `` … [N more bytes]`` for what was cut.
+
+    Rotation loses nothing a reader can still find: the renamed file is read to its end before
+    the new one, and read on after the switch while a writer still appends to it (see
+    :data:`RETIRED_QUIET`); a file that came and went between two looks (rotated twice quickly)
+    is found among the rotated copies beside the log and read in between.
     """
 
     def __init__(
@@ -682,8 +801,11 @@ class Tailer:
     ):
         self.path = Path(path)
         self._cursor = FileCursor(path)
-        self._pending = b""
-        self._max_pending = max_pending
+        self._lines = _Lines(max_pending)
+        self._retired: list[_Retired] = []
+        self._known: set[tuple[int, int]] = set()
+        if self._cursor.fd is not None:
+            self._known.add(self._cursor.key)
         if last is not None and self._cursor.fd is not None:
             self._cursor.seek(last_lines_offset(self._cursor.fd, self._cursor.size, last))
 
@@ -697,49 +819,168 @@ class Tailer:
 
     def poll(self, max_lines: int = 100_000) -> TailBatch:
         batch = TailBatch()
-        count = 0
+        count = self._drain_retired(batch.items)
         while count < max_lines:
             step = self._cursor.poll()
             if step.data:
-                data = self._pending + step.data
-                cut = data.rfind(b"\n")
-                if cut >= 0:
-                    lines = data[:cut].split(b"\n")
-                    batch.items.extend(lines)
-                    count += len(lines)
-                    self._pending = data[cut + 1 :]
-                else:
-                    self._pending = data
-                self._bound_pending()
+                count += self._lines.take(step.data, batch.items)
                 continue
             event = step.event
             if event is None:
                 break
             if event is FileEvent.ROTATED:
-                if self._pending:
-                    batch.items.append(self._pending)
-                    self._pending = b""
-                _close(step.retired_fd)
+                assert step.retired_fd is not None
+                self._retire(step.retired_fd, step.retired_size, self._lines)
+                self._lines = _Lines(self._lines.limit)
+                self._known.add(self._cursor.key)
+                for fd in self._middle_files(step.confirmed_at - MTIME_SLACK):
+                    self._retire(fd, 0, _Lines(self._lines.limit))
+                count += self._drain_retired(batch.items)
             elif event is FileEvent.TRUNCATED:
-                self._pending = b""
+                count += self._read_copy(step, batch)
+                self._lines.reset()
+            elif event is FileEvent.APPEARED and self._cursor.fd is not None:
+                self._known.add(self._cursor.key)
             batch.items.append(event)
         return batch
 
     def flush(self) -> bytes:
         """The unfinished last line, taken (when a non-following reader reaches the end)."""
-        pending, self._pending = self._pending, b""
-        return pending
+        return self._lines.flush()
 
-    def _bound_pending(self) -> None:
-        if len(self._pending) <= self._max_pending:
+    def _read_copy(self, step: Step, batch: TailBatch) -> int:
+        """Lines written before a truncation and not read yet, from a copy if one was made.
+
+        logrotate's copytruncate copies the log (``train.log.1``) and then cuts it to zero: the
+        lines written since the last read are gone from the log but are in the copy, recognised
+        by the same first bytes and the same bytes just before where reading stopped. Without
+        such a copy the notice says that what was not read yet is lost.
+        """
+        index = len(batch.items)  # where the TRUNCATED event goes
+        best: tuple[int, int, str] | None = None
+        for entry_path, name in self._rotated_siblings():
+            opened = _open_file(entry_path)
+            if opened is None:
+                continue
+            fd, st = opened
+            matches = (
+                st.st_size >= step.read_to
+                and os.pread(fd, len(step.head), 0) == step.head
+                and os.pread(fd, len(step.guard), step.read_to - len(step.guard)) == step.guard
+            )
+            if matches and (best is None or st.st_size > best[1]):
+                if best is not None:
+                    os.close(best[0])
+                best = (fd, st.st_size, name)
+            else:
+                os.close(fd)
+        if best is None:
+            batch.notes[index] = "what was written since the last line shown, if anything, is lost"
+            return 0
+        fd, size, name = best
+        added = 0
+        pos = step.read_to
+        items: list[bytes | FileEvent] = []
+        try:
+            while pos < size:
+                data = os.pread(fd, min(CHUNK, size - pos), pos)
+                if not data:
+                    break
+                pos += len(data)
+                added += self._lines.take(data, items)
+        finally:
+            os.close(fd)
+        unread = len(items)
+        pending = self._lines.flush()  # the copy ends the old file: the line is complete
+        if pending:
+            items.append(pending)
+            added += 1
+        batch.items.extend(items)
+        if unread:
+            batch.notes[index + len(items)] = (
+                f"the {unread:,} lines written before it were read from its copy {name}"
+            )
+        return added
+
+    def _rotated_siblings(self) -> Iterator[tuple[str, str]]:
+        """(path, name) of files beside the log named like its rotated copies, uncompressed."""
+        name = self.path.name
+        try:
+            with os.scandir(self.path.parent) as entries:
+                for i, entry in enumerate(entries):
+                    if i >= MAX_SIBLINGS:
+                        return
+                    other = entry.name
+                    if (
+                        len(other) > len(name)
+                        and other.startswith(name)
+                        and other[len(name)] in _ROTATED_SEPARATORS
+                        and not other.endswith(_COMPRESSED)
+                    ):
+                        yield entry.path, other
+        except OSError:
             return
-        cut = self._pending.rfind(b"\r")
-        if cut > 0:
-            self._pending = self._pending[cut:]
-        if len(self._pending) > self._max_pending:
-            self._pending = self._pending[: self._max_pending]
+
+    def _retire(self, fd: int, pos: int, lines: _Lines) -> None:
+        self._retired.append(_Retired(fd, pos, lines, time.monotonic()))
+        while len(self._retired) > MAX_SEGMENTS:
+            _close(self._retired.pop(0).fd)
+
+    def _drain_retired(self, items: list[bytes | FileEvent]) -> int:
+        """Read what was appended to rotated-away files; let go of those quiet long enough."""
+        added = 0
+        now = time.monotonic()
+        keep: list[_Retired] = []
+        for old in self._retired:
+            try:
+                size = os.fstat(old.fd).st_size
+                while old.pos < size:
+                    data = os.pread(old.fd, min(CHUNK, size - old.pos), old.pos)
+                    if not data:
+                        break
+                    old.pos += len(data)
+                    old.quiet_since = now
+                    added += old.lines.take(data, items)
+            except OSError:
+                old.quiet_since = -math.inf
+            if now - old.quiet_since < RETIRED_QUIET:
+                keep.append(old)
+                continue
+            pending = old.lines.flush()  # as complete as it will ever get
+            if pending:
+                items.append(pending)
+                added += 1
+            _close(old.fd)
+        self._retired = keep
+        return added
+
+    def _middle_files(self, since: float) -> list[int]:
+        """Open rotated copies of the log written since ``since`` that were never followed.
+
+        When the path was renamed away twice between two looks, the file in the middle now has
+        a rotated name (``train.log.1``). It is a regular file named like a rotated copy, not
+        compressed, not one followed before, and written after the path was last seen naming
+        the old file; older rotated copies, shifted along by the same rotation, were written
+        before that and are left alone.
+        """
+        found: list[tuple[float, int]] = []
+        for entry_path, _name in self._rotated_siblings():
+            opened = _open_file(entry_path)
+            if opened is None:
+                continue
+            fd, st = opened
+            key = (st.st_dev, st.st_ino)
+            if key in self._known or st.st_mtime < since:
+                os.close(fd)
+                continue
+            self._known.add(key)
+            found.append((st.st_mtime, fd))
+        return [fd for _, fd in sorted(found)]
 
     def close(self) -> None:
+        for old in self._retired:
+            _close(old.fd)
+        self._retired = []
         self._cursor.close()
 
     def __enter__(self) -> Tailer:
@@ -747,6 +988,14 @@ class Tailer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_file(path: str) -> tuple[int, os.stat_result] | None:
+    """A regular file opened for reading, or None (gone, unreadable, or not a regular file)."""
+    try:
+        return _open_regular(path)
+    except OSError:
+        return None
 
 
 # -- waking up when files change ------------------------------------------------------------------
@@ -789,10 +1038,17 @@ class FileWatch:
         import watchfiles
 
         names = self._names
+        # Rotated copies too: a writer that kept its descriptor appends to ``train.log.1``.
+        rotated = tuple(n + sep for n in names for sep in _ROTATED_SEPARATORS)
+
+        def wanted(_change: object, path: str) -> bool:
+            base = os.path.basename(path)
+            return base in names or base.startswith(rotated)
+
         try:
             for _ in watchfiles.watch(
                 *self._folders,
-                watch_filter=lambda _change, path: os.path.basename(path) in names,
+                watch_filter=wanted,
                 debounce=self._debounce,
                 step=self._step,
                 stop_event=self._stop,

@@ -26,7 +26,7 @@ __all__ = ["TailOptions", "tail_files", "use_colour"]
 
 _NOTICES = {
     FileEvent.TRUNCATED: "truncated; reading it again from the start",
-    FileEvent.ROTATED: "replaced (rotated); following the new file",
+    FileEvent.ROTATED: "replaced (rotated); following the new file, and the old one while it grows",
     FileEvent.DELETED: "deleted",
     FileEvent.APPEARED: "appeared; following it",
 }
@@ -104,9 +104,10 @@ class _Printer:
             plain = plain[timestamp_length(plain) :]
         self.out.write(plain + "\n")
 
-    def notice(self, path: Path, event: FileEvent) -> None:
+    def notice(self, path: Path, event: FileEvent, note: str | None = None) -> None:
         self.out.flush()
-        self.err.write(f"mltop tail: {inert(str(path))}: {_NOTICES[event]}\n")
+        detail = f" ({inert(note)})" if note else ""
+        self.err.write(f"mltop tail: {inert(str(path))}: {_NOTICES[event]}{detail}\n")
         self.err.flush()
 
 
@@ -159,9 +160,9 @@ def _drain(tailer: Tailer, printer: _Printer) -> bool:
         batch = tailer.poll()
         if not batch.items:
             return printed
-        for item in batch.items:
+        for i, item in enumerate(batch.items):
             if isinstance(item, FileEvent):
-                printer.notice(tailer.path, item)
+                printer.notice(tailer.path, item, batch.notes.get(i))
             else:
                 printer.line(tailer.path, item)
                 printed = True

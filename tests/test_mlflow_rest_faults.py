@@ -9,6 +9,7 @@ a traceback. Replayed answers are the exact bytes a real MLflow 3.17 server sent
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import socket
@@ -148,8 +149,9 @@ class FakeServer:
         return sum(1 for r in self.requests if r.path == path)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeServer]:
+@contextlib.contextmanager
+def scripted_server() -> Iterator[FakeServer]:
+    """A :class:`FakeServer` listening on 127.0.0.1 (a free port) until the block ends."""
     state = FakeServer()
 
     class Handler(BaseHTTPRequestHandler):
@@ -173,6 +175,12 @@ def fake() -> Iterator[FakeServer]:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeServer]:
+    with scripted_server() as state:
+        yield state
 
 
 @dataclass
@@ -233,7 +241,7 @@ def test_server_errors_until_the_last_attempt_give_one_line(fake):
 
 def test_rate_limit_waits_as_long_as_retry_after_says(fake):
     fake.route(EXPERIMENTS, reply(429, b"", headers={"Retry-After": "2"}), reply(200, {}))
-    client, sleeps = client_for(fake)
+    client, sleeps = client_for(fake, timeout=5.0)
     assert client.experiments() == []
     assert sleeps.waits == [2.0]
 
@@ -251,14 +259,12 @@ def test_retry_after_as_http_date():
     assert retry_after_seconds("soon") is None
 
 
-def test_slow_server_times_out_with_one_line(fake):
+def test_slow_server_times_out_with_one_line_and_no_retry_past_the_deadline(fake):
     fake.route(EXPERIMENTS, slowly(1.5, reply(200, {})))
     client, _ = client_for(fake, attempts=2, timeout=0.3)
     error = error_of(client.experiments)
-    assert str(error) == (
-        "experiments/search: timed out waiting for an answer (after 0.3 s) after 2 attempts"
-    )
-    assert error.fatal
+    assert str(error) == "experiments/search: timed out waiting for an answer (after 0.3 s)"
+    assert error.fatal and fake.hits(EXPERIMENTS) == 1
 
 
 def test_dropped_connection_is_retried(fake):
@@ -733,3 +739,285 @@ def test_store_add_new_points_keeps_repeats_one_to_one(tmp_path):
         more = pa.concat_tables([table, table.slice(2, 1)])
         assert store.add_new_points(more) == 1
         assert store.point_count("a") == 4
+
+
+# -- hostile servers -------------------------------------------------------------------------------
+
+BEYOND_INT64 = 1180591620717411303424  # 2**70: valid JSON, no int64 column can hold it
+
+
+def _one_experiment(fake: FakeServer) -> None:
+    fake.route(EXPERIMENTS, reply(200, {"experiments": [{"experiment_id": "0", "name": "D"}]}))
+
+
+def _run(native: str, step: int, key: str = "m") -> dict[str, Any]:
+    return {
+        "info": {"run_id": native, "experiment_id": "0", "status": "FINISHED"},
+        "data": {"metrics": [{"key": key, "value": 1.0, "timestamp": 1, "step": step}]},
+    }
+
+
+@pytest.mark.parametrize("command", ["runs", "ingest"])
+def test_step_beyond_int64_is_a_problem_line_and_the_rest_is_imported(
+    fake, tmp_path, capsys, command
+):
+    _one_experiment(fake)
+    fake.route(RUNS, reply(200, {"runs": [_run("r1", BEYOND_INT64), _run("r2", 3)]}))
+    fake.route(BULK, reply(200, {"metrics": [
+        {"key": "m", "value": 0.5, "timestamp": 1, "step": 2, "run_id": "r1"},
+        {"key": "m", "value": 1.0, "timestamp": 1, "step": BEYOND_INT64, "run_id": "r1"},
+        {"key": "m", "value": 1.0, "timestamp": 1, "step": 3, "run_id": "r2"},
+    ]}))  # fmt: skip
+    store_path = tmp_path / "s.duckdb"
+    code = cli.main([command, str(tmp_path), "--store", str(store_path), "--mlflow", fake.url])
+    out, err = capsys.readouterr()
+    assert code == 1 and "Traceback" not in out + err
+    lines = err.strip().splitlines()
+    assert lines[0] == (
+        f"{fake.url}: run r1 (r1): metric 'm': latest value skipped (step "
+        f"{BEYOND_INT64} is beyond the 64-bit range)"
+    )
+    if command == "ingest":
+        assert lines[1:] == [
+            f"{fake.url}: run r1 (r1): metric 'm': skipped 1 point(s) whose step is beyond "
+            "the 64-bit range"
+        ]
+    with open_store(tmp_path, store_path) as store:
+        runs = {r.native_id: r for r in store.runs()}
+        assert set(runs) == {"r1", "r2"}
+        assert store.history(runs["r2"].id, "m").column("step").to_pylist() == [3]
+        r1_steps = store.history(runs["r1"].id, "m").column("step").to_pylist()
+        assert r1_steps == ([2] if command == "ingest" else [])
+
+
+TOKEN = "s3cr3t-t0ken-4711"
+
+
+def test_secrets_echoed_by_the_server_are_masked_in_output_and_store(
+    fake, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
+    _one_experiment(fake)
+    run = _run("r1", 1)
+    run["info"]["run_name"] = f"job-{TOKEN}"
+    run["data"]["tags"] = [{"key": "auth", "value": f"Bearer {TOKEN}"}]
+    run["data"]["params"] = [{"key": "header", "value": f"Authorization: Bearer {TOKEN}"}]
+    fake.route(RUNS, reply(200, {"runs": [run]}))
+    echo = {
+        "error_code": "BAD_REQUEST",
+        "message": f"rejected header Authorization: Bearer {TOKEN}",
+    }
+    fake.route(BULK, reply(404, b"no"))
+    fake.route(HISTORY, reply(400, echo))
+    store_path = tmp_path / "s.duckdb"
+    code = cli.main(["ingest", str(tmp_path), "--store", str(store_path), "--mlflow", fake.url])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert TOKEN not in out + err
+    assert "rejected header Authorization: Bearer ***" in err
+    with open_store(tmp_path, store_path) as store:
+        (stored,) = store.runs()
+        assert stored.name == "job-***"
+        assert store.tags(stored.id)["auth"] == "Bearer ***"
+        assert store.params(stored.id) == {"header": "Authorization: Bearer ***"}
+    code = cli.main(["runs", str(tmp_path), "--store", str(store_path), "--json"])
+    assert TOKEN not in "".join(capsys.readouterr())
+
+
+def test_basic_credentials_are_masked_as_sent_too():
+    from mltop.core.httpclient import Credentials
+
+    credentials = Credentials(username="alice", password="pw")
+    header = credentials.headers()["Authorization"]
+    assert credentials.mask(f"got {header}; user alice password=pw; pwd stays") == (
+        "got Basic ***; user alice password=***; pwd stays"
+    )
+
+
+def test_redirect_to_another_host_says_why_credentials_were_refused(fake, tmp_path, capsys):
+    with scripted_server() as other:
+        fake.route(EXPERIMENTS, reply(307, b"", headers={"Location": other.url + EXPERIMENTS}))
+
+        def wants_auth(request: Request) -> Action:
+            if request.headers.get("Authorization") != f"Bearer {TOKEN}":
+                return reply(401, b"unauthorized", "text/plain")
+            return reply(200, {})
+
+        other.serve(EXPERIMENTS, wants_auth)
+        client, _ = client_for(fake, env={"MLFLOW_TRACKING_TOKEN": TOKEN})
+        error = error_of(client.experiments)
+        assert other.hits(EXPERIMENTS) == 1 and "Authorization" not in other.requests[0].headers
+    assert str(error) == (
+        f"experiments/search: HTTP 401 Unauthorized from {other.url}{EXPERIMENTS}: the server "
+        "redirected there, to another host, and credentials are never sent to another host "
+        "(use that address as the tracking URI if it is the right server)"
+    )
+    assert error.kind == "auth"
+
+
+@pytest.mark.parametrize("body", [b"", b"  \n"], ids=["empty", "blank"])
+def test_empty_answer_is_a_server_error_not_zero_runs(fake, tmp_path, capsys, body):
+    _one_experiment(fake)
+    fake.route(RUNS, reply(200, body))
+    code = cli.main(
+        ["runs", str(tmp_path), "--store", str(tmp_path / "s.db"), "--mlflow", fake.url]
+    )
+    out, err = capsys.readouterr()
+    assert "r1" not in out
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"{fake.url}: runs/search: HTTP 200 with an empty body (MLflow always answers JSON): "
+        "the server or a proxy in front of it failed"
+    ]
+
+
+def trickle(data: bytes, every: float) -> Action:
+    """Send the headers, then the body one byte every ``every`` seconds (until the client goes)."""
+
+    def act(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        for i in range(len(data)):
+            try:
+                h.wfile.write(data[i : i + 1])
+                h.wfile.flush()
+            except OSError:
+                return
+            time.sleep(every)
+
+    return act
+
+
+def bounded(answer: Callable[[int], Action], limit: int = 50) -> Callable[[Request], Action]:
+    """A route answering request number n (1-based) with ``answer(n)``, failing past ``limit``.
+
+    A client whose paging never stops then fails the test instead of looping for ever.
+    """
+    served = 0
+
+    def route(request: Request) -> Action:
+        nonlocal served
+        served += 1
+        assert served < limit, "paging never stopped"
+        return answer(served)
+
+    return route
+
+
+def _timed_cli(*argv: str) -> tuple[int, float]:
+    started = time.monotonic()
+    code = cli.main(list(argv))
+    return code, time.monotonic() - started
+
+
+def test_a_body_trickled_a_byte_at_a_time_ends_at_the_deadline(fake, tmp_path, capsys):
+    # 40 bytes at 0.25 s each would take 10 s; the whole request may take 1 s.
+    fake.route(
+        EXPERIMENTS, trickle(json.dumps({"experiments": [{"experiment_id": "0"}]}).encode(), 0.25)
+    )
+    (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
+    store = str(tmp_path / "s.duckdb")
+    code, took = _timed_cli(
+        "runs", str(tmp_path), "--store", store, "--mlflow", fake.url, "--timeout", "1", "--json"
+    )
+    out, err = capsys.readouterr()
+    assert code == 1 and took < 4, took
+    assert err.strip().splitlines() == [
+        f"{fake.url}: experiments/search: no complete answer within 1 s "
+        "(the server sends too slowly)"
+    ]
+    assert len(json.loads(out)) == 1  # the local run still listed
+
+
+def test_a_silent_history_endpoint_ends_the_import_at_the_deadline(fake, tmp_path, capsys):
+    _one_experiment(fake)
+    fake.route(RUNS, reply(200, {"runs": [_run("r1", 1), _run("r2", 1)]}))
+    fake.route(BULK, slowly(8, reply(200, {})))
+    store = str(tmp_path / "s.duckdb")
+    code, took = _timed_cli(
+        "ingest", str(tmp_path), "--store", store, "--mlflow", fake.url, "--timeout", "1"
+    )
+    _, err = capsys.readouterr()
+    assert code == 1 and took < 4, took
+    assert err.strip().splitlines() == [
+        f"{fake.url}: histories not fetched: metrics/get-history-bulk: timed out waiting for "
+        "an answer (after 1 s)"
+    ]
+    with open_store(tmp_path, Path(store)) as s:
+        assert s.count_runs() == 2  # the runs with their latest values stay
+
+
+def test_timeout_must_be_a_positive_number(tmp_path, capsys):
+    assert cli.main(["ingest", str(tmp_path), "--timeout", "0"]) == 2
+    assert "--timeout: must be more than 0 seconds" in capsys.readouterr().err
+
+
+def test_a_repeated_page_token_stops_paging_with_a_line_and_keeps_what_was_read(
+    fake, tmp_path, capsys
+):
+    fake.serve(
+        EXPERIMENTS,
+        bounded(
+            lambda n: reply(
+                200, {"experiments": [{"experiment_id": "0"}], "next_page_token": "again"}
+            )
+        ),
+    )
+    fake.route(RUNS, reply(200, {"runs": [_run("r1", 1)]}))
+    store = str(tmp_path / "s.duckdb")
+    code = cli.main(["runs", str(tmp_path), "--store", store, "--mlflow", fake.url, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"{fake.url}: experiments/search: the server sent a next_page_token it had sent "
+        "before; paging stopped after 2 pages"
+    ]
+    assert fake.hits(EXPERIMENTS) == 2
+    assert [r["name"] for r in json.loads(out)] == ["r1"]
+
+
+def test_an_endless_page_token_stops_when_pages_bring_nothing_new(fake, tmp_path, capsys):
+    _one_experiment(fake)
+    fake.serve(
+        RUNS, bounded(lambda n: reply(200, {"runs": [_run("r1", 1)], "next_page_token": f"t{n}"}))
+    )
+    store_path = tmp_path / "s.duckdb"
+    code = cli.main(["runs", str(tmp_path), "--store", str(store_path), "--mlflow", fake.url])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"{fake.url}: runs/search: 3 pages in a row brought nothing new yet the server sent "
+        "another next_page_token; paging stopped after 4 pages"
+    ]
+    assert fake.hits(RUNS) == 4
+    with open_store(tmp_path, store_path) as s:
+        assert [r.native_id for r in s.runs()] == ["r1"]
+
+
+def test_a_cut_listing_removes_no_runs(fake):
+    _one_experiment(fake)
+    fake.route(RUNS, reply(200, {"runs": [_run("r1", 1), _run("r2", 1)]}))
+    store = open_memory_store()
+    client, _ = client_for(fake, attempts=1)
+    mlflow_rest.sync_runs(store, client, ImportReport())
+    fake.serve(
+        RUNS, bounded(lambda n: reply(200, {"runs": [_run("r1", 1)], "next_page_token": "x"}))
+    )
+    report = ImportReport()
+    plan = mlflow_rest.sync_runs(store, client, report)
+    assert plan.runs_removed == 0 and store.count_runs() == 2
+    assert "paging stopped" in str(report.problems[0])
+
+
+def test_an_endless_history_fails_that_run_only(fake):
+    page = {"metrics": [{"key": "m", "value": 1.0, "timestamp": 1, "step": 1}]}
+    fake.serve(HISTORY, bounded(lambda n: reply(200, page | {"next_page_token": "more"})))
+    client, _ = client_for(fake, attempts=1)
+    error = error_of(lambda: client.metric_history("r1", "m"))
+    assert str(error) == (
+        "metrics/get-history: the server sent a next_page_token it had sent before; paging "
+        "stopped after 2 pages"
+    )
+    assert not error.fatal and fake.hits(HISTORY) == 2

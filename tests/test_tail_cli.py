@@ -217,3 +217,177 @@ def test_demo_live_starts_a_detached_run_and_finds_its_folder(tmp_path: Path) ->
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_help_says_follow_starts_at_the_last_ten_lines(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["tail", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "default: all; with --follow, the last 10" in help_text
+    log = tmp_path / "a.log"
+    log.write_text("".join(f"line {i}\n" for i in range(30)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mltop.core.cli", "tail", "-f", str(log)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert [proc.stdout.readline() for _ in range(10)] == [f"line {i}\n" for i in range(20, 30)]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+
+
+def test_a_ten_megabyte_line_is_shown_by_its_head_and_says_what_was_cut(tmp_path: Path) -> None:
+    from mltop.core.logfile import MAX_LINE_READ
+
+    size = 10 * 1024 * 1024
+    line = b"HEAD" + b"m" * (size - 8) + b"TAIL"
+    log = tmp_path / "huge.log"
+    log.write_bytes(b"before\n" + line + b"\nafter\n")
+    out, err = io.StringIO(), io.StringIO()
+    assert tail_files([log], out, err, TailOptions()) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "before" and lines[2] == "after"
+    assert (
+        lines[1] == "HEAD" + "m" * (MAX_LINE_READ - 4) + f" … [{size - MAX_LINE_READ:,} more bytes]"
+    )
+
+
+def test_an_unfinished_long_line_says_what_was_cut_when_printed(tmp_path: Path) -> None:
+    log = tmp_path / "partial.log"
+    log.write_bytes(b"x" * (5 * 1024 * 1024))  # no newline yet
+    out, err = io.StringIO(), io.StringIO()
+    tail_files([log], out, err, TailOptions())
+    assert out.getvalue().endswith(f" … [{5 * 1024 * 1024 - 256 * 1024:,} more bytes]\n")
+
+
+WRITER = Path(__file__).parent / "log_writer.py"
+
+
+def _poll_until(tailer, done, got: list[bytes], timeout: float = 30.0) -> None:
+    from mltop.core.logfile import FileEvent as Event
+
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, got[-5:]
+        got.extend(i for i in tailer.poll().items if not isinstance(i, Event))
+        time.sleep(0.005)
+
+
+def test_a_writer_still_appending_to_the_renamed_file_loses_nothing(tmp_path: Path) -> None:
+    from mltop.core.logfile import Tailer
+
+    path = tmp_path / "train.log"
+    path.write_text("")
+    count = 1620
+    # A plain logger keeps its descriptor: after the rename it writes on into train.log.1.
+    proc = subprocess.Popen([sys.executable, str(WRITER), "lines", str(path), str(count), "0.001"])
+    got: list[bytes] = []
+    try:
+        with Tailer(path) as tailer:
+            _poll_until(tailer, lambda: len(got) >= 100, got)
+            os.rename(path, tmp_path / "train.log.1")
+            path.write_text("fresh\n")  # logrotate's create
+            _poll_until(tailer, lambda: proc.poll() is not None and len(got) >= count + 1, got)
+            time.sleep(0.05)
+            got.extend(tailer.poll().lines)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+    assert [g for g in got if g != b"fresh"] == [f"line {i}".encode() for i in range(count)]
+    assert got.count(b"fresh") == 1
+
+
+def test_a_file_renamed_away_between_two_looks_is_read_in_between(tmp_path: Path) -> None:
+    from mltop.core.logfile import Tailer
+
+    path = tmp_path / "train.log"
+    ancient = tmp_path / "train.log.2"
+    ancient.write_text("ancient, rotated before tail started\n")
+    os.utime(ancient, (time.time() - 3600, time.time() - 3600))
+    path.write_text("a1\n")
+    with Tailer(path) as tailer:
+        assert tailer.poll().lines == [b"a1"]
+        # Two rotations before the next look: a -> .1, b written; .2 -> .3, .1 -> .2, b -> .1.
+        os.rename(path, tmp_path / "train.log.1")
+        path.write_text("b1\nb2\n")
+        os.rename(ancient, tmp_path / "train.log.3")
+        os.rename(tmp_path / "train.log.1", ancient)
+        os.rename(path, tmp_path / "train.log.1")
+        path.write_text("c1\n")
+        batch = tailer.poll()
+    assert batch.lines == [b"b1", b"b2", b"c1"]
+    assert batch.items.index(FileEvent.ROTATED) == 2
+
+
+def test_lines_written_just_before_a_copytruncate_are_read_from_the_copy(tmp_path: Path) -> None:
+    import shutil
+
+    from mltop.core.logfile import Tailer
+
+    log = tmp_path / "train.log"
+    log.write_text("".join(f"old {i}\n" for i in range(5)))
+    with Tailer(log) as tailer:
+        assert len(tailer.poll().lines) == 5
+        # 15 lines and a partial one, then logrotate's copytruncate, between two looks.
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, "".join(f"late {i}\n" for i in range(15)).encode() + b"half")
+            shutil.copy(log, tmp_path / "train.log.1")
+            os.ftruncate(fd, 0)
+            os.write(fd, b"after\n")
+        finally:
+            os.close(fd)
+        batch = tailer.poll()
+    late = [f"late {i}".encode() for i in range(15)]
+    assert batch.items == [*late, b"half", FileEvent.TRUNCATED, b"after"]
+    assert batch.notes == {16: "the 15 lines written before it were read from its copy train.log.1"}
+
+
+def test_a_partial_line_read_before_a_copytruncate_is_kept(tmp_path: Path) -> None:
+    import shutil
+
+    from mltop.core.logfile import Tailer
+
+    log = tmp_path / "train.log"
+    log.write_text("whole\nhalf")
+    with Tailer(log) as tailer:
+        assert tailer.poll().lines == [b"whole"]
+        shutil.copy(log, tmp_path / "train.log.1")
+        os.truncate(log, 0)
+        log.write_text("after\n")
+        batch = tailer.poll()
+    assert batch.items == [b"half", FileEvent.TRUNCATED, b"after"] and batch.notes == {}
+
+
+def test_the_truncation_notice_carries_its_note(tmp_path: Path) -> None:
+    from mltop.core.logtail import _Printer
+
+    err = io.StringIO()
+    _Printer(io.StringIO(), err, TailOptions(), many=False).notice(
+        tmp_path / "a.log", FileEvent.TRUNCATED, "the 3 lines \x1b[2J were read"
+    )
+    assert err.getvalue() == (
+        f"mltop tail: {tmp_path / 'a.log'}: truncated; reading it again from the start "
+        "(the 3 lines ␛[2J were read)\n"
+    )
+
+
+def test_an_in_place_truncation_without_a_copy_says_unread_lines_are_lost(tmp_path: Path) -> None:
+    from mltop.core.logfile import Tailer
+
+    log = tmp_path / "train.log"
+    log.write_text("one\n")
+    with Tailer(log) as tailer:
+        assert tailer.poll().lines == [b"one"]
+        with open(log, "a") as fh:
+            fh.write("unread\n")
+        os.truncate(log, 0)
+        log.write_text("two\n")
+        batch = tailer.poll()
+    assert batch.items == [FileEvent.TRUNCATED, b"two"]
+    assert batch.notes == {0: "what was written since the last line shown, if anything, is lost"}

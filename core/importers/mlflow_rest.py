@@ -32,8 +32,9 @@ Transport and auth follow MLflow's own client (:func:`settings_from_env`): ``MLF
 ``~/.mlflow/credentials``), user and password in the URL, ``MLFLOW_TRACKING_INSECURE_TLS``,
 ``MLFLOW_TRACKING_SERVER_CERT_PATH``, ``MLFLOW_TRACKING_CLIENT_CERT_PATH``, and
 ``MLFLOW_HTTP_REQUEST_TIMEOUT`` / ``_MAX_RETRIES`` / ``_BACKOFF_FACTOR``. Credentials are
-never stored: the server's URL is kept without userinfo, and URLs in tags and artifact locations
-lose theirs too.
+never stored nor shown: the server's URL is kept without userinfo, URLs in tags and artifact
+locations lose theirs too, and the secrets themselves are masked wherever a server sends them
+back (run names, params, tags, error bodies; see :meth:`Credentials.mask`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
@@ -85,11 +86,15 @@ FLUSH_POINTS = 250_000
 FLUSH_SECONDS = 1.0
 RUNNING_RECHECK = 60.0
 MAX_RUN_PROBLEMS = 20
+# MLflow stores steps as int64; JSON can carry any integer, which no int64 column can hold.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
-# MLflow's own defaults are 120 s and 7 retries (minutes of waiting); fewer attempts suit an
-# interactive tool, and the MLflow variables still override them.
+# MLflow's own defaults are 120 s per read and 7 retries (minutes of waiting); fewer attempts and
+# one 30 s deadline per request, retries included, suit an interactive tool: a command against a
+# server that stopped answering ends within a minute. --timeout and the MLflow variables override.
 DEFAULT_ATTEMPTS = 4
 DEFAULT_BACKOFF = 0.5
+DEFAULT_TIMEOUT = 30.0
 
 Progress = Callable[[str, int, int], None]
 
@@ -208,7 +213,7 @@ def settings_from_env(
         backoff = _env_number(env, "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", float, DEFAULT_BACKOFF)
         retry = RetryPolicy(attempts=max(0, retries) + 1, backoff=max(0.0, backoff))
     if timeout is None:
-        timeout = _env_number(env, "MLFLOW_HTTP_REQUEST_TIMEOUT", float, 120.0)
+        timeout = _env_number(env, "MLFLOW_HTTP_REQUEST_TIMEOUT", float, DEFAULT_TIMEOUT)
     return HttpSettings(
         base_url=base,
         credentials=credentials,
@@ -241,6 +246,46 @@ def _list(data: dict[str, Any], key: str, what: str) -> list[Any]:
     return value
 
 
+# Pages in a row that bring nothing new, while the server still sends a next_page_token, before
+# paging is called endless (a real server's pages each bring new rows; an empty page ends it).
+STALE_PAGES = 3
+
+
+class _Paging:
+    """Guards one paged listing against a server whose ``next_page_token`` never ends.
+
+    Paging stops when a token comes back a second time, or when :data:`STALE_PAGES` pages in a
+    row bring nothing new: either would otherwise loop for as long as the server plays along.
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.pages = 0
+        self._tokens: set[str] = set()
+        self._stale = 0
+
+    def next(self, token: str | None, new: bool) -> str | None:
+        """The token to ask the next page with (None: done); raises when paging must stop."""
+        self.pages += 1
+        if token is None:
+            return None
+        if token in self._tokens:
+            raise RemoteError(
+                f"{self.what}: the server sent a next_page_token it had sent before; paging "
+                f"stopped after {self.pages:,} pages",
+                "paging",
+            )
+        self._stale = 0 if new else self._stale + 1
+        if self._stale >= STALE_PAGES:
+            raise RemoteError(
+                f"{self.what}: {STALE_PAGES} pages in a row brought nothing new yet the server "
+                f"sent another next_page_token; paging stopped after {self.pages:,} pages",
+                "paging",
+            )
+        self._tokens.add(token)
+        return token
+
+
 def _token(data: dict[str, Any], what: str) -> str | None:
     token = data.get("next_page_token")
     if token in (None, ""):
@@ -248,6 +293,11 @@ def _token(data: dict[str, Any], what: str) -> str | None:
     if not isinstance(token, str):
         raise _shape_error(what, "next_page_token is not a string")
     return token
+
+
+def _run_id(row: Mapping[str, Any]) -> object:
+    info = row.get("info")
+    return info.get("run_id") or info.get("run_uuid") if isinstance(info, dict) else None
 
 
 class MlflowRestClient:
@@ -289,11 +339,17 @@ class MlflowRestClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def experiments(self) -> list[dict[str, Any]]:
-        """Every experiment, deleted ones included (their runs are imported as deleted)."""
+    def experiments(self, cut: list[str] | None = None) -> list[dict[str, Any]]:
+        """Every experiment, deleted ones included (their runs are imported as deleted).
+
+        When paging must stop (see :class:`_Paging`), the reason is appended to ``cut`` and the
+        experiments read so far are returned; without ``cut`` the error is raised.
+        """
         out: list[dict[str, Any]] = []
+        seen: set[object] = set()
         token: str | None = None
         what = "experiments/search"
+        paging = _Paging(what)
         while True:
             body: dict[str, Any] = {"max_results": EXPERIMENTS_PAGE, "view_type": "ALL"}
             if token:
@@ -303,21 +359,35 @@ class MlflowRestClient:
                 what,
                 ("experiments", "next_page_token"),
             )
-            out.extend(e for e in _list(data, "experiments", what) if isinstance(e, dict))
-            token = _token(data, what)
+            page = [e for e in _list(data, "experiments", what) if isinstance(e, dict)]
+            out.extend(page)
+            ids = {str(e.get("experiment_id")) for e in page} - seen
+            seen |= ids
+            try:
+                token = paging.next(_token(data, what), bool(ids))
+            except RemoteError as exc:
+                if cut is None:
+                    raise
+                cut.append(str(exc))
+                token = None
             if token is None:
                 return out
 
     def search_runs(
-        self, experiment_ids: Sequence[str], page_size: int = RUNS_PAGE
+        self,
+        experiment_ids: Sequence[str],
+        page_size: int = RUNS_PAGE,
+        cut: list[str] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of runs of these experiments, deleted runs included, oldest first.
 
         Oldest first keeps offset paging stable while new runs are being created: they sort
-        after every page already read.
+        after every page already read. ``cut`` works as in :meth:`experiments`.
         """
         token: str | None = None
         what = "runs/search"
+        paging = _Paging(what)
+        seen: set[object] = set()
         while True:
             body: dict[str, Any] = {
                 "experiment_ids": list(experiment_ids),
@@ -332,8 +402,17 @@ class MlflowRestClient:
                 what,
                 ("runs", "next_page_token"),
             )
-            yield [r for r in _list(data, "runs", what) if isinstance(r, dict)]
-            token = _token(data, what)
+            page = [r for r in _list(data, "runs", what) if isinstance(r, dict)]
+            yield page
+            ids = {str(_run_id(r)) for r in page} - seen
+            seen |= ids
+            try:
+                token = paging.next(_token(data, what), bool(ids))
+            except RemoteError as exc:
+                if cut is None:
+                    raise
+                cut.append(str(exc))
+                token = None
             if token is None:
                 return
 
@@ -352,6 +431,8 @@ class MlflowRestClient:
         out: list[dict[str, Any]] = []
         token: str | None = None
         what = "metrics/get-history"
+        paging = _Paging(what)
+        previous: list[dict[str, Any]] | None = None
         while True:
             params = {"run_id": run_id, "metric_key": key, "max_results": HISTORY_PAGE}
             if token:
@@ -361,8 +442,10 @@ class MlflowRestClient:
                 what,
                 ("metrics", "next_page_token"),
             )
-            out.extend(m for m in _list(data, "metrics", what) if isinstance(m, dict))
-            token = _token(data, what)
+            page = [m for m in _list(data, "metrics", what) if isinstance(m, dict)]
+            out.extend(page)
+            token = paging.next(_token(data, what), bool(page) and page != previous)
+            previous = page
             if token is None:
                 return out
 
@@ -441,6 +524,14 @@ class RemoteRun:
     tags: dict[str, str]
     # (key, step, timestamp ms or None, value): MLflow's latest value of each metric
     latest: tuple[tuple[str, int, int | None, float], ...]
+    # (key, why) of latest values that cannot be stored, e.g. a step beyond int64
+    unusable: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        """Every metric the run has, usable latest value or not (their histories are read)."""
+        keys = [k for k, *_ in self.latest]
+        return tuple(keys + [k for k, _ in self.unusable if k not in keys])
 
 
 class BadRun(ValueError):
@@ -471,6 +562,7 @@ def parse_run(obj: Mapping[str, Any]) -> RemoteRun:
     if not isinstance(native, str) or not native:
         raise BadRun("no run id")
     latest: list[tuple[str, int, int | None, float]] = []
+    unusable: list[tuple[str, str]] = []
     metrics = data.get("metrics") or []
     if not isinstance(metrics, list):
         raise BadRun("metrics is not a list")
@@ -480,7 +572,11 @@ def parse_run(obj: Mapping[str, Any]) -> RemoteRun:
         value = as_float(m.get("value", 0.0))
         if value is None:
             raise BadRun(f"metric {m['key']!r} has no numeric value")
-        latest.append((m["key"], as_int(m.get("step")) or 0, as_int(m.get("timestamp")), value))
+        step = as_int(m.get("step")) or 0
+        if not INT64_MIN <= step <= INT64_MAX:
+            unusable.append((m["key"], f"step {step} is beyond the 64-bit range"))
+            continue
+        latest.append((m["key"], step, as_int(m.get("timestamp")), value))
     exp = info.get("experiment_id")
 
     def text(value: object) -> str | None:
@@ -498,17 +594,35 @@ def parse_run(obj: Mapping[str, Any]) -> RemoteRun:
         params=tuple(_pairs(data.get("params"), "param")),
         tags=dict(_pairs(data.get("tags"), "tag")),
         latest=tuple(sorted(latest)),
+        unusable=tuple(sorted(set(unusable))),
     )
 
 
-def parse_points(metrics: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, ...]:
-    """(steps int64, times float64 seconds or NaN, values float64) of history points.
+class Points(NamedTuple):
+    """One metric's parsed history, and how many points had a step no int64 can hold."""
+
+    steps: np.ndarray  # int64
+    times: np.ndarray  # float64 seconds, NaN when absent
+    values: np.ndarray  # float64
+    beyond_int64: int = 0
+
+
+def parse_points(metrics: Sequence[Mapping[str, Any]]) -> Points:
+    """The history points of one metric, as arrays.
 
     Values may be numbers or MLflow's "NaN"/"Infinity" strings; numpy parses both at C speed.
-    A point without a usable value is dropped (counted by the caller from the lengths).
+    A point without a usable value is dropped (counted by the caller from the lengths); a point
+    whose step is beyond int64 is dropped and counted in ``beyond_int64`` for a problem line.
     """
     n = len(metrics)
-    steps = np.fromiter((as_int(m.get("step")) or 0 for m in metrics), np.int64, n)
+    raw_steps = [as_int(m.get("step")) or 0 for m in metrics]
+    try:
+        steps = np.array(raw_steps, dtype=np.int64).reshape(n)
+        in_range = None
+    except OverflowError:
+        in_range = np.array([INT64_MIN <= s <= INT64_MAX for s in raw_steps], dtype=bool)
+        steps = np.array([s if ok else 0 for s, ok in zip(raw_steps, in_range, strict=True)])
+        steps = steps.astype(np.int64).reshape(n)
     times = np.fromiter(
         ((t if (t := as_int(m.get("timestamp"))) is not None else np.nan) for m in metrics),
         np.float64,
@@ -516,16 +630,35 @@ def parse_points(metrics: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, ...]
     )
     raw = [m.get("value", 0.0) for m in metrics]
     try:
-        values = np.array(raw, dtype=np.float64)
+        values = np.array(raw, dtype=np.float64).reshape(n)
+        keep = None
     except (TypeError, ValueError):
         parsed = [as_float(v) for v in raw]
         keep = np.array([v is not None for v in parsed], dtype=bool)
-        values = np.array([v for v in parsed if v is not None], dtype=np.float64)
-        steps, times = steps[keep], times[keep]
-    return steps, times / 1000.0, values
+        values = np.array([v if v is not None else np.nan for v in parsed], dtype=np.float64)
+    if in_range is not None:
+        keep = in_range if keep is None else keep & in_range
+    if keep is not None:
+        steps, times, values = steps[keep], times[keep], values[keep]
+    beyond = 0 if in_range is None else int(n - np.count_nonzero(in_range))
+    return Points(steps, times / 1000.0, values, beyond)
 
 
 # -- phase 1: runs ---------------------------------------------------------------------------------
+
+
+def _masked(run: RemoteRun, credentials: Credentials) -> RemoteRun:
+    """``run`` without the client's secrets in its name, params or tags (a server echoing them)."""
+    if not credentials.present:
+        return run
+    mask = credentials.mask
+    return replace(
+        run,
+        name=mask(run.name) if run.name else run.name,
+        params=tuple((k, mask(v)) for k, v in run.params),
+        tags={k: mask(v) for k, v in run.tags.items()},
+        artifact_uri=mask(run.artifact_uri) if run.artifact_uri else run.artifact_uri,
+    )
 
 
 def state_path(url: str, native_id: str) -> str:
@@ -674,7 +807,8 @@ def sync_runs(
     url = client.url
     now = time.time() if now is None else now
     plan = SyncPlan(url)
-    exps = client.experiments()
+    cut: list[str] = []  # why a listing stopped early (a server whose paging never ends)
+    exps = client.experiments(cut)
     exp_rows: list[common.ExperimentRow] = []
     deleted: set[str] = set()
     for e in exps:
@@ -702,6 +836,7 @@ def sync_runs(
     seen: set[str] = set()
     pending: list[_Pending] = []
     bad = 0
+    unusable = 0
     if progress:
         progress("mlflow runs", 0, 0)
 
@@ -716,7 +851,7 @@ def sync_runs(
         pending.clear()
 
     exp_ids = [row[3] for row in exp_rows]
-    pages = client.search_runs(exp_ids) if exp_ids else iter(())
+    pages = client.search_runs(exp_ids, cut=cut) if exp_ids else iter(())
     for page in pages:
         for obj in page:
             try:
@@ -729,13 +864,24 @@ def sync_runs(
             if run.native_id in seen:
                 continue
             seen.add(run.native_id)
+            run = _masked(run, client.settings.credentials)
             record = to_record(url, run, deleted)
-            meta = _digest(record, run.params, sorted(run.tags.items()), run.latest)
-            hist = _digest(record.status, run.end_ms, run.latest)
+            for key, why in run.unusable:
+                unusable += 1
+                if unusable <= MAX_RUN_PROBLEMS:
+                    report.problem(
+                        url,
+                        f"run {record.name} ({run.native_id}): metric {key!r}: latest value "
+                        f"skipped ({why})",
+                    )
+            # ``unusable`` joins the digests only when present, so existing states stay valid.
+            odd = (run.unusable,) if run.unusable else ()
+            meta = _digest(record, run.params, sorted(run.tags.items()), run.latest, *odd)
+            hist = _digest(record.status, run.end_ms, run.latest, *odd)
             state = by_native.get(run.native_id)
             old_meta, old_hist = _parse_head(state.head) if state else ("", "")
             fetched_at = state.mtime if state else 0.0
-            if not run.latest:
+            if not run.metric_keys:
                 # Nothing to fetch: the run's histories are complete as they are (empty).
                 recorded_hist, fetch = hist, False
             else:
@@ -750,7 +896,7 @@ def sync_runs(
                         record.id,
                         run.native_id,
                         record.name,
-                        tuple(k for k, *_ in run.latest),
+                        run.metric_keys,
                         meta,
                         hist,
                         tuple((k, step, ts) for k, step, ts, _ in run.latest),
@@ -766,7 +912,12 @@ def sync_runs(
     flush()
     if bad > 3:
         report.problem(url, f"runs/search: skipped {bad} runs in all")
-    gone = [s for native, s in by_native.items() if native not in seen]
+    if unusable > MAX_RUN_PROBLEMS:
+        report.problem(url, f"runs/search: skipped {unusable} latest values in all")
+    for reason in cut:
+        report.problem(url, reason)
+    # A listing cut short says nothing of the runs it did not reach: none counts as gone.
+    gone = [] if cut else [s for native, s in by_native.items() if native not in seen]
     if gone:
         with store.transaction():
             store.delete_runs([s.run_id for s in gone if s.run_id])
@@ -784,7 +935,7 @@ def sync_runs(
 class _JobState:
     job: HistoryJob
     waiting: set[str]
-    parts: list[tuple[str, tuple[np.ndarray, ...]]] = field(default_factory=list)
+    parts: list[tuple[str, Points]] = field(default_factory=list)
     failed: bool = False
 
 
@@ -828,7 +979,7 @@ def import_histories(
             return
         tables = []
         for state in ready:
-            for key, (steps, times, values) in state.parts:
+            for key, (steps, times, values, _) in state.parts:
                 n = len(values)
                 tables.append(
                     pa.table(
@@ -866,10 +1017,16 @@ def import_histories(
         ready.clear()
         ready_points = 0
 
-    def deliver(state: _JobState, key: str, points: tuple[np.ndarray, ...]) -> None:
+    def deliver(state: _JobState, key: str, points: Points) -> None:
         nonlocal done, ready_points
         if state.failed or key not in state.waiting:
             return
+        if points.beyond_int64:
+            report.problem(
+                url,
+                f"run {state.job.name} ({state.job.native_id}): metric {key!r}: skipped "
+                f"{points.beyond_int64:,} point(s) whose step is beyond the 64-bit range",
+            )
         state.waiting.discard(key)
         state.parts.append((key, points))
         if not state.waiting:
@@ -1037,6 +1194,7 @@ def sync_server(
     own = client is None
     shown = url
     report.sources_seen += 1
+    first_problem = len(report.problems)
     try:
         shown = normalize_url(url)[0]
         if client is None:
@@ -1049,5 +1207,11 @@ def sync_server(
         report.problem(shown, str(exc))
         return None
     finally:
+        if client is not None:
+            # Every line about this server, whatever raised it, without the secrets.
+            mask = client.settings.credentials.mask
+            for i in range(first_problem, len(report.problems)):
+                problem = report.problems[i]
+                report.problems[i] = replace(problem, message=mask(problem.message))
         if own and client is not None:
             client.close()
