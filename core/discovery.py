@@ -102,7 +102,9 @@ def ingest(
     """Discover sources under ``root`` and import what changed since the last scan.
 
     Runs whose source disappeared from disk are removed (the store mirrors the folder) when
-    ``forget_missing`` is set and ``root`` is a folder.
+    ``forget_missing`` is set and ``root`` is a folder. When ``root`` is the folder the store
+    belongs to, that goes for every source on disk outside it too: a store copied or moved with
+    its folder keeps nothing of the old location, of folders gone since, or of siblings.
     """
     report = ImportReport()
     root = root.resolve()
@@ -126,7 +128,8 @@ def ingest(
             progress(kind, done, total)
     store.touch_sources((ref.kind, str(ref.location)) for ref in found.refs)
     if forget_missing and root.is_dir():
+        scope = os.sep if store.anchor == root else str(root)
         report.removed_runs = store.forget_sources_under(
-            str(root), [str(ref.location) for ref in found.refs]
+            scope, [str(ref.location) for ref in found.refs]
         )
     return report

@@ -78,19 +78,21 @@ CLAIMED = frozenset({DVC_YAML, DVC_LOCK, PARAMS_FILE, ".dvcignore"})
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
-def project_id(root: Path) -> str:
+# Each id helper takes the project root as :meth:`Store.id_path` gives it (a Path in tests over
+# an in-memory store, which hashes it whole).
+def project_id(root: Path | str) -> str:
     return stable_id(KIND, str(root))
 
 
-def workspace_id(root: Path) -> str:
+def workspace_id(root: Path | str) -> str:
     return stable_id(KIND, str(root), WORKSPACE)
 
 
-def commit_run_id(root: Path, sha: str) -> str:
+def commit_run_id(root: Path | str, sha: str) -> str:
     return stable_id(KIND, str(root), "commit", sha)
 
 
-def exp_run_id(root: Path, key: str) -> str:
+def exp_run_id(root: Path | str, key: str) -> str:
     return stable_id(EXP_KIND, str(root), key)
 
 
@@ -420,7 +422,8 @@ class DvcImporter:
         self, store: Store, root: Path, known: dict[str, FileState], report: ImportReport
     ) -> None:
         source = str(root)
-        run_id = workspace_id(root)
+        id_root = store.id_path(root)
+        run_id = workspace_id(id_root)
         yaml_paths = [DVC_YAML] if (root / DVC_YAML).is_file() else []
         with contextlib.suppress(OSError):
             for entry in sorted(os.scandir(root), key=lambda e: e.name):
@@ -482,7 +485,7 @@ class DvcImporter:
             location=source,
             name=WORKSPACE,
             status=_workspace_status(root),
-            experiment_id=project_id(root),
+            experiment_id=project_id(id_root),
             native_id=WORKSPACE,
             start_time=start,
             end_time=updated,
@@ -496,7 +499,7 @@ class DvcImporter:
             if st is not None:
                 states.append(file_state(root / rel, st, st.st_size, run_id, source))
         with store.transaction():
-            store.put_experiments([(project_id(root), KIND, source, root.name, root.name)])
+            store.put_experiments([(project_id(id_root), KIND, source, root.name, root.name)])
             store.put_runs(source, [record], [(run_id, k, v) for k, v in params.items()])
             if full:
                 store.delete_points([run_id])
@@ -537,6 +540,7 @@ class DvcImporter:
             return
 
         git = Git(root)
+        id_root = store.id_path(root)
         runs = self._git_runs(git, git_dir, report)
         prefix = git.run("rev-parse", "--show-prefix").decode("utf-8", "replace").strip()
         existing = {
@@ -547,24 +551,26 @@ class DvcImporter:
         wanted: dict[str, ExpRef] = {}
         for item in runs:
             run_id = (
-                commit_run_id(root, item.sha) if item.kind == KIND else exp_run_id(root, item.key)
+                commit_run_id(id_root, item.sha)
+                if item.kind == KIND
+                else exp_run_id(id_root, item.key)
             )
             wanted[run_id] = item
-        parents = {sha: commit_run_id(root, sha) for sha in {i.baseline for i in runs} if sha}
+        parents = {sha: commit_run_id(id_root, sha) for sha in {i.baseline for i in runs} if sha}
         to_read = {
             run_id: item
             for run_id, item in wanted.items()
             if not _unchanged(existing.get(run_id), item, parents)
         }
-        gone = [r for r in existing if r not in wanted and r != workspace_id(root)]
+        gone = [r for r in existing if r not in wanted and r != workspace_id(id_root)]
         records, params, tags, points = self._read_revisions(
-            git, root, prefix, to_read, parents, report
+            git, root, prefix, to_read, parents, report, project_id(id_root)
         )
         states = [file_state(Path(p), st, st.st_size, None, source) for p, st in current.items()]
-        workspace = existing.get(workspace_id(root))
+        workspace = existing.get(workspace_id(id_root))
         head = head_sha(git_dir)
         with store.transaction():
-            store.put_experiments([(project_id(root), KIND, source, root.name, root.name)])
+            store.put_experiments([(project_id(id_root), KIND, source, root.name, root.name)])
             if gone:
                 store.delete_runs(gone)
             store.put_runs(source, records, params, tags)
@@ -695,6 +701,7 @@ class DvcImporter:
         items: dict[str, ExpRef],
         parents: dict[str, str],
         report: ImportReport,
+        experiment: str,
     ) -> tuple[list[RunRecord], list, list, pa.Table]:
         revisions: dict[str, Revision] = {}
         for item in items.values():
@@ -816,7 +823,7 @@ class DvcImporter:
                         location=str(root),
                         name=item.name,
                         status=item.status,
-                        experiment_id=project_id(root),
+                        experiment_id=experiment,
                         native_id=item.sha,
                         start_time=item.time,
                         end_time=item.time if item.status is not Status.SCHEDULED else None,

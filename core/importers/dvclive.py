@@ -333,7 +333,7 @@ class DvcliveImporter:
     ) -> None:
         folder = ref.location
         source = str(folder)
-        run_id = stable_id(KIND, source)
+        run_id = stable_id(KIND, store.id_path(folder))
         docs = [folder / "metrics.json", folder / "params.yaml"]
         tsvs = tsv_paths(folder / PLOTS_METRICS)
         files = [p for p in docs if p.exists()] + [p for p, _ in tsvs]
@@ -371,7 +371,7 @@ class DvcliveImporter:
         if ref.root is not None:
             with contextlib.suppress(ValueError):
                 name = folder.relative_to(ref.root).as_posix() or folder.name
-        exp_id = stable_id(KIND, "experiment", str(folder.parent))
+        exp_id = stable_id(KIND, "experiment", store.id_path(folder.parent))
         exp_name = folder.parent.name or str(folder.parent)
         record = RunRecord(
             id=run_id,

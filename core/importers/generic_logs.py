@@ -115,7 +115,7 @@ class GenericLogsImporter:
         files = [
             LineFile(
                 r.location,
-                stable_id(fmt, str(r.location)),
+                stable_id(fmt, store.id_path(r.location)),
                 known.get(str(r.location)),  # type: ignore[arg-type]
                 str(r.location),
             )
@@ -133,7 +133,7 @@ class GenericLogsImporter:
             if run_id in deleted:
                 continue
             folder = lf.path.parent
-            exp_id = stable_id("folder-experiment", str(folder))
+            exp_id = stable_id("folder-experiment", store.id_path(folder))
             experiments[exp_id] = folder.name
             stem = _stem(lf.path.name)
             logs[run_id] = sorted(

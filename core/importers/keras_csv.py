@@ -35,7 +35,8 @@ BATCH_RUNS = 500
 MISSING = ("", "NA")  # what CSVLogger writes for a metric absent that epoch
 
 
-def experiment_id(folder: Path) -> str:
+def experiment_id(folder: Path | str) -> str:
+    """``folder`` as :meth:`Store.id_path` gives it."""
     return stable_id("keras-experiment", str(folder))
 
 
@@ -200,7 +201,7 @@ class KerasCsvImporter:
     def _read(
         self, store: Store, path: Path, known: dict[str, FileState], report: ImportReport
     ) -> _Update | None:
-        run_id = stable_id(KIND, str(path))
+        run_id = stable_id(KIND, store.id_path(path))
         old = known.get(str(path))
         change, st = classify(path, old)
         if change is Change.UNCHANGED:
@@ -245,13 +246,15 @@ class KerasCsvImporter:
                 location=str(u.path),
                 name=u.path.stem,
                 status=Status.FINISHED,
-                experiment_id=experiment_id(u.path.parent),
+                experiment_id=experiment_id(store.id_path(u.path.parent)),
                 updated=u.stat.st_mtime if u.stat is not None else None,
                 source=str(u.path),
             )
             for u in live
         ]
-        experiments = {experiment_id(u.path.parent): u.path.parent.name for u in live}
+        experiments = {
+            experiment_id(store.id_path(u.path.parent)): u.path.parent.name for u in live
+        }
         tables = [u.points for u in live if u.points is not None and u.points.num_rows]
         with store.transaction():
             store.put_experiments([(e, KIND, "", None, n) for e, n in experiments.items()])

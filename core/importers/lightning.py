@@ -40,7 +40,8 @@ MAX_HPARAMS_BYTES = 4 * 1024 * 1024
 NOT_METRICS = ("epoch",)
 
 
-def experiment_id(folder: Path) -> str:
+def experiment_id(folder: Path | str) -> str:
+    """``folder`` as :meth:`Store.id_path` gives it."""
     return stable_id("lightning-experiment", str(folder))
 
 
@@ -125,7 +126,7 @@ class LightningImporter:
         hparams_states: dict[str, FileState] = {}
         for ref in refs:
             folder = ref.location
-            run_id = stable_id(KIND, str(folder))
+            run_id = stable_id(KIND, store.id_path(folder))
             folders[run_id] = folder
             metrics = folder / METRICS_FILE
             files.append(LineFile(metrics, run_id, known.get(str(metrics)), str(folder)))
@@ -163,7 +164,8 @@ class LightningImporter:
                     reason = str(exc) if isinstance(exc, ValueError) else f"cannot read ({exc})"
                     report.problem(hp, reason)
             params.extend((run_id, k, v) for k, v in run_params.items())
-            experiments[experiment_id(folder.parent)] = folder.parent.name
+            exp_id = experiment_id(store.id_path(folder.parent))
+            experiments[exp_id] = folder.parent.name
             records.append(
                 RunRecord(
                     id=run_id,
@@ -171,7 +173,7 @@ class LightningImporter:
                     location=str(folder),
                     name=folder.name,
                     status=Status.FINISHED,
-                    experiment_id=experiment_id(folder.parent),
+                    experiment_id=exp_id,
                     updated=_newest_mtime([folder / METRICS_FILE, hp]),
                     source=str(folder),
                 )

@@ -49,7 +49,8 @@ def is_event_file(name: str) -> bool:
     return EVENT_MARK in name
 
 
-def experiment_id(logdir: Path) -> str:
+def experiment_id(logdir: Path | str) -> str:
+    """``logdir`` as :meth:`Store.id_path` gives it."""
     return stable_id("tensorboard-experiment", str(logdir))
 
 
@@ -90,11 +91,11 @@ class _Plan:
 
 
 def _plan(
-    ref: SourceRef, known: dict[str, FileState], by_run: dict[str, list[FileState]]
+    store: Store, ref: SourceRef, known: dict[str, FileState], by_run: dict[str, list[FileState]]
 ) -> _Plan | None:
     """Classify a run's event files (one stat each); None when nothing changed."""
     folder = ref.location
-    run_id = stable_id(KIND, str(folder))
+    run_id = stable_id(KIND, store.id_path(folder))
     paths = [folder / n for n in _event_files(folder)]
     current = {str(p) for p in paths}
     previous = by_run.get(run_id, [])
@@ -144,7 +145,7 @@ class TensorBoardImporter:
         plans: list[_Plan] = []
         for ref in {ref.key: ref for ref in refs}.values():
             try:
-                plan = _plan(ref, known, by_run)
+                plan = _plan(store, ref, known, by_run)
             except Exception as exc:  # one broken run must not stop the others
                 report.problem(ref.location, f"cannot import: {type(exc).__name__}: {exc}")
                 continue
@@ -156,7 +157,9 @@ class TensorBoardImporter:
         pending_points = 0
         for plan in plans:
             try:
-                update = self._read_run(plan, existing.get(plan.run_id), known, has_events, report)
+                update = self._read_run(
+                    store, plan, existing.get(plan.run_id), known, has_events, report
+                )
             except Exception as exc:  # one broken run must not stop the others
                 report.problem(plan.ref.location, f"cannot import: {type(exc).__name__}: {exc}")
                 continue
@@ -172,6 +175,7 @@ class TensorBoardImporter:
 
     def _read_run(
         self,
+        store: Store,
         plan: _Plan,
         run: Run | None,
         known: dict[str, FileState],
@@ -185,7 +189,7 @@ class TensorBoardImporter:
             if not any(_rewrites_history(r.columns) for r in reads):
                 return self._append(run, plan.run_id, source, reads, plan.changes, update)
         reads = self._read_files(plan.changes, known, report, only_changed=False)
-        return self._full(plan.ref, plan.run_id, reads, plan.changes, has_events, update)
+        return self._full(store, plan.ref, plan.run_id, reads, plan.changes, has_events, update)
 
     def _read_files(
         self,
@@ -233,6 +237,7 @@ class TensorBoardImporter:
 
     def _full(
         self,
+        store: Store,
         ref: SourceRef,
         run_id: str,
         reads: list[_FileRead],
@@ -253,20 +258,23 @@ class TensorBoardImporter:
         update.points = _points_table(run_id, columns, purge=True)
         logdir = _logdir_of(folder, has_events)
         parent = folder.parent
-        parent_id = stable_id(KIND, str(parent)) if _holds_events(parent, has_events) else None
+        parent_id = (
+            stable_id(KIND, store.id_path(parent)) if _holds_events(parent, has_events) else None
+        )
         firsts = [c.first_wall for c in columns if c.first_wall is not None]
         lasts = [c.last_wall for c in columns if c.last_wall is not None]
         status_word = next((c.session_status for c in reversed(columns) if c.session_status), None)
         hparams = next((c.hparams for c in reversed(columns) if c.hparams is not None), None)
         update.params = {k: _param_value(v) for k, v in (hparams or {}).items()}
-        update.experiment = (experiment_id(logdir), logdir.name or str(logdir))
+        exp_id = experiment_id(store.id_path(logdir))
+        update.experiment = (exp_id, logdir.name or str(logdir))
         update.record = RunRecord(
             id=run_id,
             source_kind=KIND,
             location=source,
             name=_relative_name(folder, logdir),
             status=Status.parse(status_word, Status.FINISHED),
-            experiment_id=experiment_id(logdir),
+            experiment_id=exp_id,
             start_time=min(firsts) if firsts else None,
             end_time=None,
             parent_id=parent_id,
