@@ -63,9 +63,8 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     seen: set[tuple[str, str]] = set()
     root = root.resolve()
     if root.is_file():
-        walk: Iterable[tuple[str, list[str], list[str]]] = [(str(root.parent), [], [root.name])]
-    else:
-        walk = os.walk(root, onerror=None, followlinks=False)
+        return Found(_sources_of_file(root, chosen), by_kind)
+    walk = os.walk(root, onerror=None, followlinks=False)
     for dirpath, dirnames, filenames in walk:
         if _is_virtualenv(dirpath, filenames):
             dirnames[:] = []
@@ -89,6 +88,38 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
                 dirnames[:] = []
                 break
     return Found(refs, by_kind)
+
+
+def _sources_of_file(path: Path, chosen: list[Importer]) -> list[SourceRef]:
+    """The sources that read ``path``, judged as the walk of its folder would judge them.
+
+    Its folder is looked at whole (without descending), so a file that is one part of a source
+    (an mltop run's ``metrics.jsonl``, a Lightning version's ``metrics.csv``) means that source,
+    and a file that is a source by itself (``mlflow.db``, a Keras CSV) means just that file.
+    Empty when no importer reads the file.
+    """
+    folder = path.parent
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+    dirnames = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    dirnames = [d for d in dirnames if d not in SKIP_DIRS]
+    unclaimed = [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+    for imp in chosen:
+        detection = imp.detect(folder, list(dirnames), unclaimed)
+        if detection is None:
+            continue
+        refs = [r for r in detection.refs if r.location == path]
+        if not refs and path.name in detection.claimed:
+            refs = [r for r in detection.refs if r.location == folder]
+        if refs:
+            return [SourceRef(r.kind, r.location, path) for r in refs]
+        if detection.claimed:
+            unclaimed = [f for f in unclaimed if f not in detection.claimed]
+        if detection.prune or path.name not in unclaimed:
+            break
+    return []
 
 
 def ingest(

@@ -378,6 +378,11 @@ class RunQuery:
         """Runs of one experiment, by its store id."""
         return RunQuery("r.experiment_id = ?", (experiment_id,))
 
+    @staticmethod
+    def sources(locations: Sequence[str]) -> RunQuery:
+        """Runs of these discovered sources (``mltop runs FILE``: the runs read from FILE)."""
+        return RunQuery("list_contains(?::VARCHAR[], r.source)", (list(locations),))
+
 
 class Store:
     """A DuckDB metadata store. Use :func:`open_store` to get one."""
