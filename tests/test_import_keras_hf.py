@@ -322,3 +322,21 @@ def test_hf_damaged_states_fall_back_or_are_skipped(tmp_path: Path) -> None:
         str(only / "checkpoint-5" / "trainer_state.json"),
         str(only / "trainer_state.json"),
     ]
+
+
+def test_a_csvlogger_file_named_training_log_as_in_keras_docs_is_a_keras_run(
+    keras_dir: Path, tmp_path: Path
+) -> None:
+    # Keras's documentation: CSVLogger('training.log'); the bytes are the fixture's, from Keras.
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copyfile(keras_dir / "keras-adam-1e-2.csv", project / "training.log")
+    (project / "console.log").write_text("Epoch 1/4\nloss: 0.7\n", encoding="utf-8")
+    store = open_memory_store()
+    report = _import(store, project, keras_csv.IMPORTER)
+    assert report.problems == []
+    (run,) = store.runs()
+    assert (run.name, run.source_kind, run.experiment) == ("training", "keras", "project")
+    oracle = _keras_oracle("keras-adam-1e-2")
+    for key in store.summaries([run.id])[run.id]:
+        assert _history(store, run.id, key) == oracle[key]

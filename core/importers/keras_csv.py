@@ -6,6 +6,10 @@ CSV rarely has sorted columns and is left to the generic reader). The run is nam
 file, in an experiment named after its folder; epochs are the steps, 0-based as Keras writes
 them.
 
+Keras's own documentation names the file ``training.log`` (``CSVLogger('training.log')``), so a
+``*.log`` file is read too when its first line is CSVLogger's header; other logs are left alone
+after reading a few bytes.
+
 ``CSVLogger(append=True)`` continues the same file without a second header when training
 resumes. When it resumes from an earlier epoch than the file reached, the rows it writes again
 replace the ones from before the restart, as TensorBoard does with a purged run: a row is kept
@@ -45,6 +49,20 @@ def _split_header(line: str) -> list[str] | None:
         return next(csv.reader([line]))
     except (csv.Error, StopIteration):
         return None
+
+
+def _named_like_keras(name: str, dirpath: Path) -> bool:
+    """A ``*.csv``, or a ``*.log`` that starts with ``epoch`` (checked with one small read)."""
+    lower = name.lower()
+    if lower.endswith(".csv"):
+        return True
+    if not lower.endswith(".log") or not os.path.isfile(dirpath / name):
+        return False
+    try:
+        with open(dirpath / name, "rb") as fh:
+            return fh.read(len(STEP_COLUMN)) == STEP_COLUMN.encode()
+    except OSError:
+        return False
 
 
 def keras_header(path: Path) -> list[str] | None:
@@ -176,7 +194,7 @@ class KerasCsvImporter:
         picked = [
             name
             for name in filenames
-            if name.lower().endswith(".csv") and keras_header(dirpath / name) is not None
+            if _named_like_keras(name, dirpath) and keras_header(dirpath / name) is not None
         ]
         if not picked:
             return None
