@@ -221,16 +221,14 @@ def _metrics_table(
     docs: Sequence[tuple[str, object, float | None]],
     run_id: str,
     history: set[str],
-    live_with_tsvs: set[str],
 ) -> tuple[pa.Table, list[str]]:
     """Final-value points of a run's metrics files, each at its file's time (first file wins
     for a repeated name; a name with a TSV history is left to the history)."""
     tables: list[pa.Table] = []
     keys: list[str] = []
     taken = set(history)
-    for path, doc, when in docs:
-        drop_step = posixpath.dirname(path) in live_with_tsvs
-        table, names = metric_points(doc, run_id, taken, when, drop_step)
+    for _, doc, when in docs:
+        table, names = metric_points(doc, run_id, taken, when)
         tables.append(table)
         keys.extend(names)
         taken.update(names)
@@ -467,14 +465,9 @@ class DvcImporter:
             for rel in lay.metrics
             if (st := changes.get(str(root / rel), (None, None))[1]) is not None
         ]
-        live_with_tsvs = {
-            live
-            for live in lay.live_dirs
-            if any(Path(p).is_relative_to(root / live) for p, _ in tsvs)
-        }
         mtimes = [st.st_mtime for _, st in changes.values() if st is not None]
         updated = max(mtimes) if mtimes else None
-        json_points, json_keys = _metrics_table(metric_docs, run_id, history, live_with_tsvs)
+        json_points, json_keys = _metrics_table(metric_docs, run_id, history)
         times = [t for t in batch.points.column("ts").to_pylist() if t is not None] if full else []
         start = min(times) if times else (existed.start_time if existed else None)
         start = start or (min(mtimes) if mtimes else None)
@@ -789,14 +782,10 @@ class DvcImporter:
                 params.extend((run_id, k, v) for k, v in run_params.items())
                 tags.extend((run_id, k, v) for k, v in _tags(item).items())
                 history: set[str] = set()
-                live_with_tsvs: set[str] = set()
                 if item.read_metrics:
                     for temp, path, prefix_ in tsv_files.get(item.sha, []):
                         sources.append(
                             TsvSource(temp, run_id, prefix_, f"{root}@{item.sha[:7]}:{path}")
-                        )
-                        live_with_tsvs.update(
-                            live for live in lay.live_dirs if path.startswith(plots_dir(live))
                         )
                         history.update(_tsv_keys(temp, prefix_))
                     docs = [
@@ -807,7 +796,7 @@ class DvcImporter:
                         )
                         for p in lay.metrics
                     ]
-                    table, _ = _metrics_table(docs, run_id, history, live_with_tsvs)
+                    table, _ = _metrics_table(docs, run_id, history)
                     tables.append(table)
                 if (
                     item.kind == KIND

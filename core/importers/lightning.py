@@ -2,9 +2,10 @@
 
 Each version folder is one run (named after the folder), in an experiment named after the
 logger's name folder (``lightning_logs`` by default). ``metrics.csv`` is sparse: a row holds only
-the metrics logged at that moment, keyed by ``step``; its ``epoch`` column is Lightning's own
-bookkeeping, written on every row, and is not imported as a metric. ``hparams.yaml`` gives the
-params.
+the metrics logged at that moment, keyed by ``step``. Its ``epoch`` column, written on every
+row, is a metric like the others: Lightning's logger connector adds ``epoch`` to every batch of
+metrics it hands its loggers, so TensorBoardLogger (Lightning's default) charts it too.
+``hparams.yaml`` gives the params.
 
 The CSV grows while training runs, so only its new complete lines are read on a re-scan; when a
 new metric appears Lightning rewrites the whole file with a wider header, which reads as a
@@ -37,7 +38,6 @@ METRICS_FILE = "metrics.csv"
 HPARAMS_FILE = "hparams.yaml"
 BATCH_RUNS = 500
 MAX_HPARAMS_BYTES = 4 * 1024 * 1024
-NOT_METRICS = ("epoch",)
 
 
 def experiment_id(folder: Path | str) -> str:
@@ -136,9 +136,7 @@ class LightningImporter:
                 hparams_changed.add(run_id)
             if st is not None:
                 hparams_states[run_id] = file_state(hp, st, st.st_size, run_id, str(folder))
-        batch = read_line_files(
-            files, "csv", report, delimiter=",", step_col="step", time_col="", exclude=NOT_METRICS
-        )
+        batch = read_line_files(files, "csv", report, delimiter=",", step_col="step", time_col="")
         deleted = {lf.run_id for lf in batch.deleted}
         changed = (batch.changed_runs | hparams_changed) - deleted
         if not changed and not deleted:
