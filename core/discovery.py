@@ -78,16 +78,29 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
             if detection is None:
                 continue
             for ref in detection.refs:
-                key = (ref.kind, str(ref.location))
+                location = _inside(ref.location, root, path)
+                key = (ref.kind, str(location))
                 if key not in seen:
                     seen.add(key)
-                    refs.append(SourceRef(ref.kind, ref.location, root))
+                    refs.append(SourceRef(ref.kind, location, root))
             if detection.claimed:
                 unclaimed = [f for f in unclaimed if f not in detection.claimed]
             if detection.prune:
                 dirnames[:] = []
                 break
     return Found(refs, by_kind)
+
+
+def _inside(location: Path, root: Path, dirpath: Path) -> Path:
+    """``location``, or ``dirpath`` when the source would reach outside the opened folder.
+
+    A Hugging Face ``checkpoint-N/`` belongs to its output folder; opened directly, that folder
+    is outside what the user asked for, so the checkpoint is a run of its own (named after
+    itself), and nothing outside it is read.
+    """
+    if location == root or root in location.parents:
+        return location
+    return dirpath
 
 
 def _sources_of_file(path: Path, chosen: list[Importer]) -> list[SourceRef]:
@@ -110,9 +123,10 @@ def _sources_of_file(path: Path, chosen: list[Importer]) -> list[SourceRef]:
         detection = imp.detect(folder, list(dirnames), unclaimed)
         if detection is None:
             continue
-        refs = [r for r in detection.refs if r.location == path]
+        located = [SourceRef(r.kind, _inside(r.location, folder, folder)) for r in detection.refs]
+        refs = [r for r in located if r.location == path]
         if not refs and path.name in detection.claimed:
-            refs = [r for r in detection.refs if r.location == folder]
+            refs = [r for r in located if r.location == folder]
         if refs:
             return [SourceRef(r.kind, r.location, path) for r in refs]
         if detection.claimed:
