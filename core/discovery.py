@@ -78,6 +78,8 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
             if detection is None:
                 continue
             for ref in detection.refs:
+                if ref.kind not in by_kind:
+                    continue  # handed over to a reader that was not asked for
                 location = _inside(ref.location, root, path)
                 key = (ref.kind, str(location))
                 if key not in seen:

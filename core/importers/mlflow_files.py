@@ -715,12 +715,17 @@ class MlflowFilesImporter:
         named = dirpath.name == "mlruns"
         if not named and TRASH not in dirnames and "0" not in dirnames:
             return None
+        # Imported here: the TensorBoard reader asks the MLflow readers whose artifacts it reads.
+        from mltop.core.importers.tensorboard import mlflow_artifact_refs
+
         if looks_like_store(dirpath, dirnames):
-            return Detection(refs=[SourceRef(KIND, dirpath)], claimed=set(filenames), prune=True)
+            refs = [SourceRef(KIND, dirpath), *mlflow_artifact_refs(dirpath, dirnames)]
+            return Detection(refs=refs, claimed=set(filenames), prune=True)
         if named:
             # MLflow's artifact root beside an mlflow.db (or of a server): files logged as
-            # artifacts, not runs. Their runs come from the database; do not descend.
-            return Detection(prune=True)
+            # artifacts, not runs. Their runs come from the database; do not descend, except
+            # for the TensorBoard logs autologging keeps there (that run's charts).
+            return Detection(refs=mlflow_artifact_refs(dirpath, dirnames), prune=True)
         return None
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:

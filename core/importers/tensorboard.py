@@ -35,6 +35,7 @@ from mltop.core.entities import (
     stable_id,
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.mlflow_artifacts import artifact_owner, tensorboard_roots
 from mltop.core.importers.tfevents import EventColumns, decode
 from mltop.core.store import POINTS_SCHEMA, RunQuery, Store
 
@@ -266,13 +267,21 @@ class TensorBoardImporter:
         status_word = next((c.session_status for c in reversed(columns) if c.session_status), None)
         hparams = next((c.hparams for c in reversed(columns) if c.hparams is not None), None)
         update.params = {k: _param_value(v) for k, v in (hparams or {}).items()}
-        exp_id = experiment_id(store.id_path(logdir))
-        update.experiment = (exp_id, logdir.name or str(logdir))
+        name = _relative_name(folder, logdir)
+        owner = artifact_owner(store, folder)
+        if owner is not None:
+            # Logged as an MLflow run's artifacts: a child of that run, in its experiment.
+            parent_id = parent_id or owner.run_id
+            exp_id = owner.experiment_id
+            name = _relative_name(folder, owner.artifacts)
+        else:
+            exp_id = experiment_id(store.id_path(logdir))
+            update.experiment = (exp_id, logdir.name or str(logdir))
         update.record = RunRecord(
             id=run_id,
             source_kind=KIND,
             location=source,
-            name=_relative_name(folder, logdir),
+            name=name,
             status=Status.parse(status_word, Status.FINISHED),
             experiment_id=exp_id,
             start_time=min(firsts) if firsts else None,
@@ -312,6 +321,21 @@ class TensorBoardImporter:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def mlflow_artifact_refs(mlruns: Path, experiments: list[str]) -> list[SourceRef]:
+    """The event-file folders MLflow's autologging left in the runs' artifacts under ``mlruns``.
+
+    The MLflow readers stop the walk at ``mlruns/`` (the rest is artifacts, not runs); these
+    folders are handed to this reader from there, so their runs are not lost.
+    """
+    refs = []
+    for root in tensorboard_roots(mlruns, experiments):
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            if any(is_event_file(n) for n in filenames):
+                refs.append(SourceRef(KIND, Path(dirpath)))
+    return refs
 
 
 def _listdir(folder: Path) -> list[str]:
