@@ -121,11 +121,16 @@ def _sources_of_file(path: Path, chosen: list[Importer]) -> list[SourceRef]:
     dirnames = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
     dirnames = [d for d in dirnames if d not in SKIP_DIRS]
     unclaimed = [e.name for e in entries if not e.is_dir(follow_symlinks=False)]
+    kinds = {imp.kind for imp in chosen}
     for imp in chosen:
         detection = imp.detect(folder, list(dirnames), unclaimed)
         if detection is None:
             continue
-        located = [SourceRef(r.kind, _inside(r.location, folder, folder)) for r in detection.refs]
+        located = [
+            SourceRef(r.kind, _inside(r.location, folder, folder))
+            for r in detection.refs
+            if r.kind in kinds
+        ]
         refs = [r for r in located if r.location == path]
         if not refs and path.name in detection.claimed:
             refs = [r for r in located if r.location == folder]
