@@ -27,7 +27,7 @@ from mltop.core import __version__
 from mltop.core.diff import GATE_HELP, GateError, check_gates, compare_runs, parse_gates
 from mltop.core.diff_format import render_json, render_markdown, render_table
 from mltop.core.directions import load_directions
-from mltop.core.discovery import ingest
+from mltop.core.discovery import discover, ingest
 from mltop.core.entities import ImportReport, Run
 from mltop.core.formatting import fmt_duration, fmt_iso, fmt_time, fmt_value
 from mltop.core.malloc import limit_malloc_arenas
@@ -108,6 +108,24 @@ def _store_root(root: Path) -> Path:
 def _progress_text(what: str) -> str:
     """A progress label as Rich's ``TextColumn`` shows it: it parses markup, so escape it too."""
     return escape(inert(what))
+
+
+def _file_scope(root: Path, err: Console) -> tuple[Path, RunQuery]:
+    """What ``mltop runs FILE`` / ``mltop ingest FILE`` read, and which runs they show.
+
+    A file some importer reads (a Keras CSV, ``mlflow.db``, a run folder's ``metrics.jsonl``)
+    means the runs read from it; any other file (``params.yaml``, a README) means its folder,
+    said in one line so the folder's runs are not taken for the file's.
+    """
+    if not root.is_file():
+        return root, RunQuery()
+    refs = discover(root).refs
+    if refs:
+        return root, RunQuery.sources([str(ref.location) for ref in refs])
+    err.print(
+        Text(f"mltop: {inert(root)} holds no runs by itself; using its folder {inert(root.parent)}")
+    )
+    return root.parent, RunQuery()
 
 
 def _ingest(root: Path, store: Store, err: Console, show_progress: bool) -> ImportReport:
@@ -237,6 +255,7 @@ def cmd_ingest(argv: Sequence[str]) -> int:
     urls = _mlflow_urls(args.mlflow)
     err = _stderr()
     out = _stdout()
+    root, _ = _file_scope(root, err)
     with _open(_store_root(root), args.store, err) as store:
         report = _ingest(root, store, err, show_progress=err.is_terminal)
         _sync_servers(
@@ -352,6 +371,8 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     order, descending = _parse_sort(args.sort)
     descending = descending or args.desc
     err = _stderr()
+    root, scope = _file_scope(root, err)
+    query = scope.and_(query)
     with _open(_store_root(root), args.store, err) as store:
         show_progress = err.is_terminal and not args.json
         report = _ingest(root, store, err, show_progress=show_progress)
@@ -777,6 +798,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(f"mltop {__version__}\n")
             return EXIT_OK
         if args and args[0] in COMMANDS:
+            if args[0] == "demo" and os.path.isdir("demo"):
+                # A folder named demo beside `mltop demo`: the command wins (it trains in a
+                # folder of its own), so say how to open the folder before training starts.
+                sys.stderr.write(
+                    "mltop: running the `demo` command; to open the folder demo/, "
+                    "run `mltop ./demo`\n"
+                )
             return COMMANDS[args[0]](args[1:])
         return cmd_open(args)
     except UsageError as exc:

@@ -197,10 +197,8 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
         problems.append(_problem(where, f"cannot list folder ({exc.strerror or exc})"))
 
     if root.is_file():
-        walk: Walk = [(str(root.parent), [], [root.name], [])]
-    else:
-        walk = walk_tree(root, onerror=unlisted)
-    for dirpath, dirnames, filenames, others in walk:
+        return Found(_sources_of_file(root, chosen, problems), by_kind, problems=problems)
+    for dirpath, dirnames, filenames, others in walk_tree(root, onerror=unlisted):
         if _is_virtualenv(dirpath, filenames):
             dirnames[:] = []
             continue
@@ -215,14 +213,17 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
                 continue
             problems.extend(_problem(p, message) for p, message in detection.problems)
             for ref in detection.refs:
-                key = (ref.kind, str(ref.location))
+                if ref.kind not in by_kind:
+                    continue  # handed over to a reader that was not asked for
+                location = _inside(ref.location, root, path)
+                key = (ref.kind, str(location))
                 if key in seen:
                     continue
                 seen.add(key)
                 if _decodable(key[1]):
-                    refs.append(SourceRef(ref.kind, ref.location, root))
+                    refs.append(SourceRef(ref.kind, location, root))
                 else:
-                    undecodable.append(ref.location)
+                    undecodable.append(location)
             claimed = detection.claimed | {p.name for p, _ in detection.problems}
             if claimed:
                 unclaimed = [f for f in unclaimed if f not in claimed]
@@ -262,6 +263,58 @@ def _confined(
     return confined
 
 
+def _inside(location: Path, root: Path, dirpath: Path) -> Path:
+    """``location``, or ``dirpath`` when the source would reach outside the opened folder.
+
+    A Hugging Face ``checkpoint-N/`` belongs to its output folder; opened directly, that folder
+    is outside what the user asked for, so the checkpoint is a run of its own (named after
+    itself), and nothing outside it is read.
+    """
+    if location == root or root in location.parents:
+        return location
+    return dirpath
+
+
+def _sources_of_file(
+    path: Path, chosen: list[Importer], problems: list[Problem]
+) -> list[SourceRef]:
+    """The sources that read ``path``, judged as the walk of its folder would judge them.
+
+    Its folder is looked at whole (without descending), so a file that is one part of a source
+    (an mltop run's ``metrics.jsonl``, a Lightning version's ``metrics.csv``) means that source,
+    and a file that is a source by itself (``mlflow.db``, a Keras CSV) means just that file.
+    Empty when no importer reads the file.
+    """
+    folder = path.parent
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError:
+        return []
+    dirnames = [e.name for e in entries if e.is_dir(follow_symlinks=False)]
+    dirnames = [d for d in dirnames if d not in SKIP_DIRS]
+    unclaimed = [e.name for e in entries if e.is_file()]  # regular files: never a FIFO
+    kinds = {imp.kind for imp in chosen}
+    for imp in chosen:
+        detection = _detect(imp, folder, list(dirnames), unclaimed, problems)
+        if detection is None:
+            continue
+        located = [
+            SourceRef(r.kind, _inside(r.location, folder, folder))
+            for r in detection.refs
+            if r.kind in kinds
+        ]
+        refs = [r for r in located if r.location == path]
+        if not refs and path.name in detection.claimed:
+            refs = [r for r in located if r.location == folder]
+        if refs:
+            return [SourceRef(r.kind, r.location, path) for r in refs]
+        if detection.claimed:
+            unclaimed = [f for f in unclaimed if f not in detection.claimed]
+        if detection.prune or path.name not in unclaimed:
+            break
+    return []
+
+
 @_confined
 def ingest(
     root: Path,
@@ -274,8 +327,11 @@ def ingest(
     """Discover sources under ``root`` and import what changed since the last scan.
 
     Runs whose source disappeared from disk are removed (the store mirrors the folder) when
-    ``forget_missing`` is set and ``root`` is a folder. A symlink out of ``root`` is not
-    followed (see :func:`~mltop.core.regular_files.confined_to`) and becomes a problem line.
+    ``forget_missing`` is set and ``root`` is a folder. When ``root`` is the folder the store
+    belongs to, that goes for every source on disk outside it too: a store copied or moved with
+    its folder keeps nothing of the old location, of folders gone since, or of siblings. A
+    symlink out of ``root`` is not followed (see :func:`~mltop.core.regular_files.confined_to`)
+    and becomes a problem line.
     """
     report = ImportReport()
     root = root.resolve()
@@ -310,5 +366,6 @@ def ingest(
         # A source that could not be read this time keeps the runs it had: an unreadable or
         # half-copied file is not a deleted one.
         keep = [str(ref.location) for ref in found.refs] + [p.path for p in found.problems]
-        report.removed_runs = store.forget_sources_under(str(root), keep)
+        scope = os.sep if store.anchor == root else str(root)
+        report.removed_runs = store.forget_sources_under(scope, keep)
     return report

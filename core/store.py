@@ -125,8 +125,30 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         3,
         ["CREATE TABLE logs (run_id VARCHAR, path VARCHAR)"],
     ),
+    (
+        # The folder a store in `.mltop/` indexes, so a copied or moved store can tell (see
+        # Store._settle_anchor).
+        4,
+        ["CREATE TABLE store_meta (key VARCHAR NOT NULL, value VARCHAR)"],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# Every column that holds a path of a source file or folder. When a store's folder is copied or
+# moved, these are rebased onto the new location in one transaction (Store._settle_anchor).
+PATH_COLUMNS = (
+    ("sources", "location"),
+    ("files", "path"),
+    ("files", "source"),
+    ("experiments", "source"),
+    ("runs", "source"),
+    ("runs", "location"),
+    ("logs", "path"),
+)
+DERIVED_TABLES = (
+    "sources", "files", "experiments", "runs", "params", "tags", "metrics", "metric_summary",
+    "logs",
+)  # fmt: skip
 
 # One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;
 # min/max ignore NaN so one diverged step does not hide the best value.
@@ -356,13 +378,28 @@ class RunQuery:
         """Runs of one experiment, by its store id."""
         return RunQuery("r.experiment_id = ?", (experiment_id,))
 
+    @staticmethod
+    def sources(locations: Sequence[str]) -> RunQuery:
+        """Runs of these discovered sources (``mltop runs FILE``: the runs read from FILE)."""
+        return RunQuery("list_contains(?::VARCHAR[], r.source)", (list(locations),))
+
 
 class Store:
     """A DuckDB metadata store. Use :func:`open_store` to get one."""
 
-    def __init__(self, path: Path | None, *, note: str | None = None, temp_dir: Path | None = None):
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        note: str | None = None,
+        temp_dir: Path | None = None,
+        anchor: Path | None = None,
+    ):
         self.path = path
         self.note = note
+        self.anchor = anchor
+        """The folder this store indexes (the one holding its ``.mltop/``), or None for a store
+        kept elsewhere (``--store``, in memory), which indexes whatever it is given."""
         self._temp_dir = temp_dir
         self._lock = threading.RLock()
         # Stored points deleted in the open transaction, by run: the keys, or None for all of
@@ -375,6 +412,7 @@ class Store:
         self._purge_freed_memory_in_background()
         try:
             self._migrate()
+            self._settle_anchor()
         except duckdb.Error as exc:
             self._con.close()
             raise StoreError(f"{path}: not a usable mltop store ({exc})") from exc
@@ -443,6 +481,68 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+
+    def _settle_anchor(self) -> None:
+        """Make a store that was copied or moved with its folder an index of where it is now.
+
+        ``cp -r proj A`` copies ``proj/.mltop/`` too, and ``mv A B`` moves it: the store then
+        holds paths under a folder it no longer belongs to. Every path column is rebased from the
+        recorded folder onto the current one in one transaction, so files whose size, mtime and
+        inode did not change (a move) are not read again, and a copy's files (new inodes) are
+        re-read into the same run ids. Run ids hash paths relative to this folder (see
+        :meth:`id_path`), so a run keeps its id, and its marks and diffs, wherever the folder goes.
+
+        A store made before the folder was recorded hashed absolute paths into its ids, which
+        cannot be recomputed in SQL (each importer hashes its own parts): its derived rows are
+        dropped once and rebuilt from the sources by the next scan.
+        """
+        if self.anchor is None:
+            return
+        con = self._con
+        rows = con.execute("SELECT value FROM store_meta WHERE key = 'anchor'").fetchall()
+        recorded = rows[0][0] if rows else None
+        here = str(self.anchor)
+        if recorded == here:
+            return
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if recorded is None:
+                for table in DERIVED_TABLES:
+                    con.execute(f"DELETE FROM {table}")
+            else:
+                old_prefix = recorded.rstrip(os.sep) + os.sep
+                new_prefix = here.rstrip(os.sep) + os.sep
+                for table, column in PATH_COLUMNS:
+                    con.execute(
+                        f"UPDATE {table} SET {column} = CASE WHEN {column} = ? THEN ? "
+                        f"ELSE ? || {column}[length(?) + 1:] END "
+                        f"WHERE {column} = ? OR starts_with({column}, ?)",
+                        [recorded, here, new_prefix, old_prefix, recorded, old_prefix],
+                    )
+            con.execute("DELETE FROM store_meta WHERE key = 'anchor'")
+            con.execute("INSERT INTO store_meta VALUES ('anchor', ?)", [here])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def id_path(self, path: Path | str) -> str:
+        """The text a run or experiment id hashes for a source path.
+
+        Under the store's folder it is the path relative to that folder (``.`` for the folder
+        itself), so the ids of a project's runs survive copying and moving the project; other
+        paths (and URLs) stay as they are.
+        """
+        text = str(path)
+        if self.anchor is None or not os.path.isabs(text):
+            return text
+        here = str(self.anchor)
+        if text == here:
+            return "."
+        prefix = here.rstrip(os.sep) + os.sep
+        if text.startswith(prefix):
+            return Path(text[len(prefix) :]).as_posix()
+        return text
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file.
@@ -1677,13 +1777,15 @@ def open_store(root: Path, store_path: Path | None = None) -> Store:
     if store_path is None and os.environ.get(STORE_ENV):
         store_path = Path(os.environ[STORE_ENV]).expanduser()
     path = store_path or default_store_path(root)
+    # A store in a `.mltop/` folder indexes the folder holding it (see Store._settle_anchor).
+    anchor = path.parent.parent.resolve() if path.parent.name == STORE_DIR else None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.parent.name == STORE_DIR:
             ignore = path.parent / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# created by mltop: the store is rebuilt from the sources\n*\n")
-        store = Store(path)
+        store = Store(path, anchor=anchor)
         scratch.place_in(scratch_base(path))
         return store
     except duckdb.Error as exc:
@@ -1698,6 +1800,7 @@ def open_store(root: Path, store_path: Path | None = None) -> Store:
         temp_dir / STORE_FILE,
         note=f"{why}; using a private temporary store built from the sources",
         temp_dir=temp_dir,
+        anchor=anchor,
     )
 
 

@@ -89,3 +89,39 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_the_console_script_is_installed() -> None:
     result = subprocess.run(["mltop", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("mltop ")
+
+
+def test_runs_of_a_run_file_are_that_runs_only(runs_root: Path) -> None:
+    assert _mltop("ingest", str(runs_root)).returncode == 0  # the folder's store knows all four
+    folder = runs_root / "runs" / "sgd-lr0.01"
+    for name in (METRICS_FILE, "mltop-run.json"):
+        result = _mltop("runs", str(folder / name), "--json")
+        assert result.returncode == 0, result.stderr
+        assert [(r["name"], r["source"]) for r in json.loads(result.stdout)] == [
+            ("sgd-lr0.01", "mltop")
+        ]
+        assert result.stderr == ""
+
+
+def test_runs_of_a_file_that_holds_none_says_it_uses_the_folder(runs_root: Path) -> None:
+    readme = runs_root / "README.md"
+    readme.write_text("# notes\n", encoding="utf-8")
+    result = _mltop("runs", str(readme), "--json")
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 4
+    assert result.stderr == (
+        f"mltop: {readme} holds no runs by itself; using its folder {runs_root}\n"
+    )
+
+
+def test_the_demo_command_beside_a_demo_folder_says_how_to_open_the_folder(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "demo").mkdir()
+    result = _mltop("demo", "--bogus", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == (
+        "mltop: running the `demo` command; to open the folder demo/, run `mltop ./demo`"
+    )
+    opened = _mltop("runs", "./demo", "--json", cwd=tmp_path)
+    assert (opened.returncode, json.loads(opened.stdout)) == (0, [])

@@ -67,3 +67,37 @@ def test_a_folder_tree_deeper_than_pythons_recursion_limit_is_walked(tmp_path: P
         shutil.rmtree(chain[-1] / "runs", ignore_errors=True)
         for folder in reversed(chain):
             folder.rmdir()
+
+
+def test_metrics_csv_beside_metrics_jsonl_is_a_run_too_and_shares_the_folders_logs(
+    tmp_path: Path,
+) -> None:
+    from mltop.core.discovery import ingest
+    from mltop.core.store import open_memory_store
+
+    (tmp_path / "metrics.jsonl").write_text('{"step": 0, "loss": 1.0}\n{"step": 1, "loss": 0.5}\n')
+    (tmp_path / "metrics.csv").write_text("epoch,val_loss,val_acc\n0,0.6,0.7\n1,0.4,0.8\n")
+    (tmp_path / "train.log").write_text("epoch 0 done\nepoch 1 done\n")
+    store = open_memory_store()
+    report = ingest(tmp_path, store)
+    assert report.problems == []
+    runs = {r.name: r for r in store.runs()}
+    assert set(runs) == {"metrics.jsonl", "metrics.csv"}
+    summaries = store.summaries([r.id for r in runs.values()])
+    assert set(summaries[runs["metrics.jsonl"].id]) == {"loss"}
+    assert summaries[runs["metrics.csv"].id]["val_acc"].last == 0.8
+    for run in runs.values():
+        assert [log.path for log in store.logs(run.id)] == [str(tmp_path / "train.log")]
+
+
+def test_a_log_named_after_one_run_stays_that_runs(tmp_path: Path) -> None:
+    from mltop.core.discovery import ingest
+    from mltop.core.store import open_memory_store
+
+    for name in ("run-a", "run-b"):
+        (tmp_path / f"{name}.jsonl").write_text('{"step": 0, "loss": 1.0}\n')
+        (tmp_path / f"{name}.log").write_text(f"{name} started\n")
+    store = open_memory_store()
+    ingest(tmp_path, store)
+    logs = {r.name: [log.path for log in store.logs(r.id)] for r in store.runs()}
+    assert logs == {n: [str(tmp_path / f"{n}.log")] for n in ("run-a", "run-b")}

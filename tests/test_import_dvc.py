@@ -72,14 +72,15 @@ def flat_params(data: dict[str, Any]) -> dict[str, str]:
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """Final values of every metrics file, named as DVCLive names them (``train/loss``)."""
+    """Final values of every metrics file, named as DVCLive names them (``train/loss``), with
+    DVCLive's ``step`` among them as ``dvc exp show`` lists it."""
     out: dict[str, float] = {}
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(f"{prefix}/{k}" if prefix else k, v)
-        elif prefix != "step":
+        else:
             out[prefix] = float(value)
 
     for entry in metrics.values():
@@ -242,7 +243,8 @@ def test_growing_dvclive_tsvs_are_read_incrementally(project: Path) -> None:
         report = ImportReport()
         dvc.IMPORTER._workspace(store, project, store.file_states(), report)
         assert report.problems == []
-        assert report.counts[KIND].points == 4 + 3  # new rows + eval's metrics file re-read
+        # new rows + the metrics files re-read: eval's three, and dvclive's step
+        assert report.counts[KIND].points == 4 + 3 + 1
         with open(plots / "train" / "loss.tsv", "rb+") as fh:
             fh.truncate(fh.seek(0, 2) - len("25\t0.5"))
     run_id = workspace_id(project)
@@ -409,11 +411,13 @@ def test_a_standalone_dvclive_folder_is_one_run_read_incrementally(
     metrics = json.loads((folder / "metrics.json").read_text())
     summaries = store.summaries([run.id])[run.id]
     assert summaries["val/acc"].last == metrics["val"]["acc"]
-    assert "step" not in summaries and summaries["val/acc"].count == 20
+    assert summaries["val/acc"].count == 20
+    # `dvc metrics show` lists step as a metric: the last step, at that step.
+    assert (summaries["step"].last, summaries["step"].last_step) == (metrics["step"], 19)
     with open(folder / "plots" / "metrics" / "val" / "acc.tsv", "a") as fh:
         fh.write("20\t0.99\n21\t0.995\n")
     report = ingest(tmp_path / "plain", store, importers=[dvclive.IMPORTER])
-    assert report.counts[dvclive.KIND].points == 2
+    assert report.counts[dvclive.KIND].points == 2 + 1  # the new rows, and step re-read
     assert store.summaries([run.id])[run.id]["val/acc"].last == 0.995
     fresh = open_memory_store()
     ingest(tmp_path / "plain", fresh, importers=[dvclive.IMPORTER])

@@ -322,3 +322,40 @@ def test_hf_damaged_states_fall_back_or_are_skipped(tmp_path: Path) -> None:
         str(only / "checkpoint-5" / "trainer_state.json"),
         str(only / "trainer_state.json"),
     ]
+
+
+def test_a_csvlogger_file_named_training_log_as_in_keras_docs_is_a_keras_run(
+    keras_dir: Path, tmp_path: Path
+) -> None:
+    # Keras's documentation: CSVLogger('training.log'); the bytes are the fixture's, from Keras.
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copyfile(keras_dir / "keras-adam-1e-2.csv", project / "training.log")
+    (project / "console.log").write_text("Epoch 1/4\nloss: 0.7\n", encoding="utf-8")
+    store = open_memory_store()
+    report = _import(store, project, keras_csv.IMPORTER)
+    assert report.problems == []
+    (run,) = store.runs()
+    assert (run.name, run.source_kind, run.experiment) == ("training", "keras", "project")
+    oracle = _keras_oracle("keras-adam-1e-2")
+    for key in store.summaries([run.id])[run.id]:
+        assert _history(store, run.id, key) == oracle[key]
+
+
+def test_a_checkpoint_opened_directly_is_a_run_named_after_itself(hf_dir: Path) -> None:
+    out = hf_dir / "output_dir"
+    checkpoint = out / "checkpoint-10"
+    store = open_memory_store()
+    report = _import(store, checkpoint, hf_trainer.IMPORTER)
+    assert report.problems == []
+    (run,) = store.runs()
+    assert (run.name, run.location) == ("checkpoint-10", str(checkpoint))
+    # Only the checkpoint's own state is read, not the output folder's newer one outside it.
+    oracle = _hf_oracle(checkpoint / "trainer_state.json")
+    for key, points in oracle.items():
+        assert _history(store, run.id, key) == points
+    assert store.tags(run.id)["trainer_state"] == "trainer_state.json"
+    # Opened from above, the checkpoint is still part of its output folder's run.
+    store = open_memory_store()
+    _import(store, hf_dir, hf_trainer.IMPORTER)
+    assert [r.name for r in store.runs()] == ["output_dir"]

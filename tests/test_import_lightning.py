@@ -2,7 +2,7 @@
 
 The fixture (tests/fixtures/lightning-csvlogger, see its PROVENANCE.md) holds two real
 ``lightning_logs/version_N`` folders; expected.json lists every non-empty metric cell of their
-metrics.csv (``epoch`` and ``step`` are not metrics) and their hparams.yaml.
+metrics.csv (with the ``epoch`` and ``step`` of its row) and their hparams.yaml.
 """
 
 from __future__ import annotations
@@ -65,20 +65,26 @@ def test_versions_are_runs_in_the_loggers_experiment_with_hparams(logs: Path) ->
                 assert float(params[key]) == value
 
 
-def test_every_metric_cell_matches_the_oracle_and_epoch_is_not_a_metric(logs: Path) -> None:
+def test_every_metric_cell_matches_the_oracle_and_epoch_is_a_metric_of_every_row(
+    logs: Path,
+) -> None:
     store = open_memory_store()
     _import(store, logs)
     for entry in ORACLE:
         run_id = _run_id(logs, entry["version"])
         expected: dict[str, list[tuple[int, float]]] = {}
+        rows: dict[int, tuple[int, float]] = {}
         for point in entry["points"]:
             expected.setdefault(point["metric"], []).append((point["step"], point["value"]))
+            rows[point["row"]] = (point["step"], float(point["epoch"]))
+        # Lightning hands `epoch` to its loggers with every row, as TensorBoard charts it.
+        expected["epoch"] = list(rows.values())
         summaries = store.summaries([run_id])[run_id]
         assert set(summaries) == set(expected)
-        assert "epoch" not in summaries and "step" not in summaries
+        assert "step" not in summaries
         for key, points in expected.items():
             assert _history(store, run_id, key) == sorted(points)
-        assert store.point_count(run_id) == len(entry["points"])
+        assert store.point_count(run_id) == len(entry["points"]) + len(rows)
     assert [len(e["points"]) for e in ORACLE] == [52, 60]
 
 
@@ -101,12 +107,12 @@ def test_appended_rows_are_the_only_new_points(logs: Path) -> None:
     with open(metrics, "a", newline="") as fh:
         fh.write("8,189,0.5,,\r\n8,194,0.25,,\r\n8,195,,0.95,")
     report = _import(store, logs)
-    assert report.points_added == 2
+    assert report.points_added == 2 + 2  # train_loss and epoch of each complete row
     run_id = _run_id(logs, "version_0")
     assert _history(store, run_id, "train_loss")[-2:] == [(189, 0.5), (194, 0.25)]
     with open(metrics, "a", newline="") as fh:
         fh.write("0.4\r\n")
-    assert _import(store, logs).points_added == 2
+    assert _import(store, logs).points_added == 3  # val_acc, val_loss, epoch
     assert _history(store, run_id, "val_loss")[-1] == (195, 0.4)
     fresh = open_memory_store()
     _import(fresh, logs)
@@ -125,7 +131,7 @@ def test_a_growing_metrics_file_keeps_the_run_and_moves_its_clock(logs: Path) ->
         fh.write("8,189,0.5,,\r\n")
     later = (before.updated or 0) + 3600
     os.utime(metrics, (later, later))
-    assert _import(store, logs).points_added == 1
+    assert _import(store, logs).points_added == 2  # train_loss and epoch
     after = store.run(run_id)
     assert after.updated == later
     assert (after.name, after.experiment, after.status) == (
@@ -145,7 +151,7 @@ def test_a_rewritten_wider_header_replaces_the_history(logs: Path) -> None:
     metrics.write_text("\n".join(widened) + "\n")
     _import(store, logs)
     run_id = _run_id(logs, "version_0")
-    assert store.point_count(run_id) == 53
+    assert store.point_count(run_id) == 53 + len(widened) - 1  # and one epoch point per row
     assert _history(store, run_id, "lr") == [(190, 0.001)]
 
 
@@ -176,7 +182,7 @@ def test_unusual_hparams_are_kept_as_text(tmp_path: Path) -> None:
     params = store.params(run.id)
     assert params["model.layers"] == "[32, 16]" and params["model.name"] == "mlp ✓"
     assert params["args"] == "<tag:yaml.org,2002:python/object:argparse.Namespace>"
-    assert list(store.summaries([run.id])[run.id]) == ["val loss/ü"]
+    assert list(store.summaries([run.id])[run.id]) == ["epoch", "val loss/ü"]
 
 
 def test_detect_wants_metrics_beside_hparams_or_in_a_version_folder() -> None:
@@ -242,7 +248,7 @@ def test_bad_hparams_are_reported_and_the_metrics_still_imported(logs: Path) -> 
     (problem,) = report.problems
     assert problem.path == str(hp) and "not UTF-8" in problem.message
     run_id = _run_id(logs, "version_0")
-    assert store.params(run_id) == {} and store.point_count(run_id) == 52
+    assert store.params(run_id) == {} and store.point_count(run_id) == 52 + 44  # 44 rows' epochs
 
 
 def test_a_truncated_last_line_waits_for_its_newline(logs: Path) -> None:
@@ -253,11 +259,12 @@ def test_a_truncated_last_line_waits_for_its_newline(logs: Path) -> None:
     report = _import(store, logs)
     assert report.problems == []
     run_id = _run_id(logs, "version_0")
-    assert store.point_count(run_id) == 50  # the last row (val_acc, val_loss) is incomplete
+    # the last row (val_acc, val_loss and its epoch) is incomplete
+    assert store.point_count(run_id) == 50 + 43
     with open(metrics, "ab") as fh:
         fh.write(data[-10:])
-    assert _import(store, logs).points_added == 2
-    assert store.point_count(run_id) == 52
+    assert _import(store, logs).points_added == 3
+    assert store.point_count(run_id) == 52 + 44
 
 
 def test_a_broken_row_is_skipped_and_the_other_rows_kept(logs: Path) -> None:
@@ -269,4 +276,4 @@ def test_a_broken_row_is_skipped_and_the_other_rows_kept(logs: Path) -> None:
     report = _import(store, logs)
     (problem,) = report.problems
     assert problem.path == str(metrics) and problem.message.startswith("1 malformed row skipped")
-    assert store.point_count(_run_id(logs, "version_0")) == 51
+    assert store.point_count(_run_id(logs, "version_0")) == 51 + 43  # the broken row's epoch too

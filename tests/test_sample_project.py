@@ -225,3 +225,50 @@ def test_sample_projects_own_tests_pass_as_its_ci_runs_them(tmp_path: Path):
         project, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml=reports/junit.xml"
     )
     assert "<testsuite" in (project / "reports" / "junit.xml").read_text(encoding="utf-8")
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "mltop.core.cli", *args], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def _run_ids(folder: Path) -> dict[str, str]:
+    """{run id: location} as `mltop runs FOLDER --json` prints them."""
+    return {r["id"]: r["location"] for r in json.loads(_cli("runs", str(folder), "--json").stdout)}
+
+
+def test_a_copied_moved_or_pruned_project_shows_exactly_the_runs_under_it(
+    demo: Path, tmp_path: Path
+):
+    project = tmp_path / "proj"
+    shutil.copytree(demo, project, ignore=shutil.ignore_patterns(".mltop"))
+    original = _run_ids(project)
+    assert len(original) == 16
+
+    # `cp -r proj A` copies the store in .mltop/ too: it still indexes only A, by the same ids.
+    copied = tmp_path / "A"
+    shutil.copytree(project, copied)
+    runs = _run_ids(copied)
+    assert set(runs) == set(original)
+    assert all(Path(where).is_relative_to(copied) for where in runs.values())
+
+    # `mv A B`: nothing changed in the files, so the re-scan reads none of them again.
+    moved = tmp_path / "B"
+    copied.rename(moved)
+    rescan = _cli("ingest", str(moved)).stdout
+    assert "points added" not in rescan
+    assert rescan.startswith("16 sources, 16 runs, 2,")
+    runs = _run_ids(moved)
+    assert set(runs) == set(original)
+    assert all(Path(where).is_relative_to(moved) for where in runs.values())
+
+    # The original folder goes; then one experiment's runs go from the moved copy.
+    shutil.rmtree(project)
+    assert set(_run_ids(moved)) == set(original)
+    gone = next(p for p in (moved / "runs").iterdir() if p.is_dir())
+    lost = {i for i, where in runs.items() if Path(where).is_relative_to(gone)}
+    shutil.rmtree(gone)
+    assert lost and set(_run_ids(moved)) == set(original) - lost

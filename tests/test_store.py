@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from conftest import summary_rows
+from conftest import summary_rows, write_run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -200,6 +200,52 @@ def test_migrating_an_older_store_backfills_summaries(tmp_path: Path) -> None:
         summary = store.summaries(["r1"])["r1"]["acc"]
         assert (summary.last, summary.max, summary.count) == (0.7, 0.7, 2)
         assert store.logs("r1") == []
+
+
+def test_an_older_store_in_its_folder_opens_and_is_rebuilt_with_ids_that_survive_a_move(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "proj"
+    write_run(project / "runs", "sgd", steps=4)
+    path = default_store_path(project)
+    path.parent.mkdir(parents=True)
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE schema_version (version INTEGER, applied DOUBLE)")
+    for statement in MIGRATIONS[0][1]:
+        con.execute(statement)
+    con.execute("INSERT INTO schema_version VALUES (1, 0)")
+    # A run id as older versions made it: a hash of the absolute path.
+    con.execute(
+        "INSERT INTO runs (id, source_kind, source, name, status) "
+        "VALUES ('absolute-id', 'mltop', ?, 'sgd', 'FINISHED')",
+        [str(project / "runs" / "sgd")],
+    )
+    con.close()
+
+    with open_store(project) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.table_counts()["runs"] == 0  # its ids cannot be recomputed: rebuilt
+        ingest(project, store)
+        (run,) = store.runs()
+    moved = tmp_path / "moved"
+    project.rename(moved)
+    with open_store(moved) as store:
+        (same,) = store.runs()
+        assert (same.id, same.location) == (run.id, str(moved / "runs" / "sgd"))
+        assert set(store.file_states()) <= {str(p) for p in moved.rglob("*")}
+
+
+def test_the_store_of_a_folder_forgets_runs_of_siblings_imported_into_it(tmp_path: Path) -> None:
+    project, sibling = tmp_path / "proj", tmp_path / "sibling"
+    write_run(project / "runs", "mine")
+    write_run(sibling / "runs", "theirs")
+    with open_store(project) as store:
+        ingest(sibling, store)
+        assert [r.name for r in store.runs()] == ["theirs"]
+        report = ingest(project, store)
+        assert [r.name for r in store.runs()] == ["mine"]
+        assert report.removed_runs == 1
+        assert store.sources() == [("mltop", str(project / "runs" / "mine"))]
 
 
 def test_an_empty_database_file_is_migrated_from_scratch(tmp_path: Path) -> None:

@@ -81,19 +81,21 @@ CLAIMED = frozenset({DVC_YAML, DVC_LOCK, PARAMS_FILE, ".dvcignore"})
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
-def project_id(root: Path) -> str:
+# Each id helper takes the project root as :meth:`Store.id_path` gives it (a Path in tests over
+# an in-memory store, which hashes it whole).
+def project_id(root: Path | str) -> str:
     return stable_id(KIND, str(root))
 
 
-def workspace_id(root: Path) -> str:
+def workspace_id(root: Path | str) -> str:
     return stable_id(KIND, str(root), WORKSPACE)
 
 
-def commit_run_id(root: Path, sha: str) -> str:
+def commit_run_id(root: Path | str, sha: str) -> str:
     return stable_id(KIND, str(root), "commit", sha)
 
 
-def exp_run_id(root: Path, key: str) -> str:
+def exp_run_id(root: Path | str, key: str) -> str:
     return stable_id(EXP_KIND, str(root), key)
 
 
@@ -222,16 +224,14 @@ def _metrics_table(
     docs: Sequence[tuple[str, object, float | None]],
     run_id: str,
     history: set[str],
-    live_with_tsvs: set[str],
 ) -> tuple[pa.Table, list[str]]:
     """Final-value points of a run's metrics files, each at its file's time (first file wins
     for a repeated name; a name with a TSV history is left to the history)."""
     tables: list[pa.Table] = []
     keys: list[str] = []
     taken = set(history)
-    for path, doc, when in docs:
-        drop_step = posixpath.dirname(path) in live_with_tsvs
-        table, names = metric_points(doc, run_id, taken, when, drop_step)
+    for _, doc, when in docs:
+        table, names = metric_points(doc, run_id, taken, when)
         tables.append(table)
         keys.extend(names)
         taken.update(names)
@@ -432,7 +432,8 @@ class DvcImporter:
         self, store: Store, root: Path, known: dict[str, FileState], report: ImportReport
     ) -> None:
         source = str(root)
-        run_id = workspace_id(root)
+        id_root = store.id_path(root)
+        run_id = workspace_id(id_root)
         yaml_paths = [DVC_YAML] if (root / DVC_YAML).is_file() else []
         with contextlib.suppress(OSError):
             for entry in sorted(os.scandir(root), key=lambda e: e.name):
@@ -476,14 +477,9 @@ class DvcImporter:
             for rel in lay.metrics
             if (st := changes.get(str(root / rel), (None, None))[1]) is not None
         ]
-        live_with_tsvs = {
-            live
-            for live in lay.live_dirs
-            if any(Path(p).is_relative_to(root / live) for p, _ in tsvs)
-        }
         mtimes = [st.st_mtime for _, st in changes.values() if st is not None]
         updated = max(mtimes) if mtimes else None
-        json_points, json_keys = _metrics_table(metric_docs, run_id, history, live_with_tsvs)
+        json_points, json_keys = _metrics_table(metric_docs, run_id, history)
         times = [t for t in batch.points.column("ts").to_pylist() if t is not None] if full else []
         start = min(times) if times else (existed.start_time if existed else None)
         start = start or (min(mtimes) if mtimes else None)
@@ -494,7 +490,7 @@ class DvcImporter:
             location=source,
             name=WORKSPACE,
             status=_workspace_status(root),
-            experiment_id=project_id(root),
+            experiment_id=project_id(id_root),
             native_id=WORKSPACE,
             start_time=start,
             end_time=updated,
@@ -508,7 +504,7 @@ class DvcImporter:
             if st is not None:
                 states.append(file_state(root / rel, st, st.st_size, run_id, source))
         with store.transaction():
-            store.put_experiments([(project_id(root), KIND, source, root.name, root.name)])
+            store.put_experiments([(project_id(id_root), KIND, source, root.name, root.name)])
             store.put_runs(source, [record], [(run_id, k, v) for k, v in params.items()])
             if full:
                 store.delete_points([run_id])
@@ -549,6 +545,7 @@ class DvcImporter:
             return
 
         git = Git(root)
+        id_root = store.id_path(root)
         runs = self._git_runs(git, git_dir, report)
         prefix = git.run("rev-parse", "--show-prefix").decode("utf-8", "replace").strip()
         existing = {
@@ -559,24 +556,26 @@ class DvcImporter:
         wanted: dict[str, ExpRef] = {}
         for item in runs:
             run_id = (
-                commit_run_id(root, item.sha) if item.kind == KIND else exp_run_id(root, item.key)
+                commit_run_id(id_root, item.sha)
+                if item.kind == KIND
+                else exp_run_id(id_root, item.key)
             )
             wanted[run_id] = item
-        parents = {sha: commit_run_id(root, sha) for sha in {i.baseline for i in runs} if sha}
+        parents = {sha: commit_run_id(id_root, sha) for sha in {i.baseline for i in runs} if sha}
         to_read = {
             run_id: item
             for run_id, item in wanted.items()
             if not _unchanged(existing.get(run_id), item, parents)
         }
-        gone = [r for r in existing if r not in wanted and r != workspace_id(root)]
+        gone = [r for r in existing if r not in wanted and r != workspace_id(id_root)]
         records, params, tags, points = self._read_revisions(
-            git, root, prefix, to_read, parents, report
+            git, root, prefix, to_read, parents, report, project_id(id_root)
         )
         states = [file_state(Path(p), st, st.st_size, None, source) for p, st in current.items()]
-        workspace = existing.get(workspace_id(root))
+        workspace = existing.get(workspace_id(id_root))
         head = head_sha(git_dir)
         with store.transaction():
-            store.put_experiments([(project_id(root), KIND, source, root.name, root.name)])
+            store.put_experiments([(project_id(id_root), KIND, source, root.name, root.name)])
             if gone:
                 store.delete_runs(gone)
             store.put_runs(source, records, params, tags)
@@ -707,6 +706,7 @@ class DvcImporter:
         items: dict[str, ExpRef],
         parents: dict[str, str],
         report: ImportReport,
+        experiment: str,
     ) -> tuple[list[RunRecord], list, list, pa.Table]:
         revisions: dict[str, Revision] = {}
         for item in items.values():
@@ -794,14 +794,10 @@ class DvcImporter:
                 params.extend((run_id, k, v) for k, v in run_params.items())
                 tags.extend((run_id, k, v) for k, v in _tags(item).items())
                 history: set[str] = set()
-                live_with_tsvs: set[str] = set()
                 if item.read_metrics:
                     for temp, path, prefix_ in tsv_files.get(item.sha, []):
                         sources.append(
                             TsvSource(temp, run_id, prefix_, f"{root}@{item.sha[:7]}:{path}")
-                        )
-                        live_with_tsvs.update(
-                            live for live in lay.live_dirs if path.startswith(plots_dir(live))
                         )
                         history.update(_tsv_keys(temp, prefix_))
                     docs = [
@@ -812,7 +808,7 @@ class DvcImporter:
                         )
                         for p in lay.metrics
                     ]
-                    table, _ = _metrics_table(docs, run_id, history, live_with_tsvs)
+                    table, _ = _metrics_table(docs, run_id, history)
                     tables.append(table)
                 if (
                     item.kind == KIND
@@ -828,7 +824,7 @@ class DvcImporter:
                         location=str(root),
                         name=item.name,
                         status=item.status,
-                        experiment_id=project_id(root),
+                        experiment_id=experiment,
                         native_id=item.sha,
                         start_time=item.time,
                         end_time=item.time if item.status is not Status.SCHEDULED else None,

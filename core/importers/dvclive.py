@@ -97,17 +97,16 @@ def flatten_metrics(value: object, prefix: str = "", out: dict[str, float] | Non
 
 
 def metric_points(
-    doc: object, run_id: str, exclude: set[str], when: float | None, drop_step: bool
+    doc: object, run_id: str, exclude: set[str], when: float | None
 ) -> tuple[pa.Table, list[str]]:
     """One point per final metric value not already carried by a TSV history.
 
     The point sits at DVCLive's ``step`` (the last step logged) so it lines up with the
-    histories; a plain metrics file has no step and gets step 0.
+    histories; a plain metrics file has no step and gets step 0. ``step`` itself is a metric
+    too, as ``dvc metrics show`` and ``dvc exp show`` list it (how far a run got).
     """
     values = flatten_metrics(doc)
     step = values.get("step")
-    if drop_step:
-        values.pop("step", None)
     at = int(step) if step is not None and math.isfinite(step) else 0
     keys = [k for k in values if k not in exclude]
     table = pa.table(
@@ -374,7 +373,7 @@ class DvcliveImporter:
     ) -> None:
         folder = ref.location
         source = str(folder)
-        run_id = stable_id(KIND, source)
+        run_id = stable_id(KIND, store.id_path(folder))
         docs = [folder / "metrics.json", folder / "params.yaml"]
         tsvs = tsv_paths(folder / PLOTS_METRICS)
         files = [p for p in docs if p.exists()] + [p for p, _ in tsvs]
@@ -402,9 +401,7 @@ class DvcliveImporter:
         mtimes = [st.st_mtime for _, st in changes.values() if st is not None]
         updated = max(mtimes) if mtimes else None
         metrics_when = changes[str(docs[0])][1].st_mtime if str(docs[0]) in changes else None
-        json_points, json_keys = metric_points(
-            metrics_doc, run_id, history_keys, metrics_when, drop_step=bool(tsvs)
-        )
+        json_points, json_keys = metric_points(metrics_doc, run_id, history_keys, metrics_when)
         times = [t for t in batch.points.column("ts").to_pylist() if t is not None] if full else []
         start = min(times) if times else (existed.start_time if existed else None)
         start = start or (min(mtimes) if mtimes else None)
@@ -412,7 +409,7 @@ class DvcliveImporter:
         if ref.root is not None:
             with contextlib.suppress(ValueError):
                 name = folder.relative_to(ref.root).as_posix() or folder.name
-        exp_id = stable_id(KIND, "experiment", str(folder.parent))
+        exp_id = stable_id(KIND, "experiment", store.id_path(folder.parent))
         exp_name = folder.parent.name or str(folder.parent)
         record = RunRecord(
             id=run_id,

@@ -3,8 +3,12 @@
 Many training scripts write these by hand. Each file is one run, named after the file (without a
 ``.metrics`` suffix), in an experiment named after its folder. Only files nobody else claimed are
 considered, and only when their first line looks like metric rows, so an arbitrary data CSV is
-not taken for a run. Sibling text logs with the same stem (``run-a.log``, ``run-a.stdout.txt``)
-become the run's logs.
+not taken for a run. A ``metrics.csv`` beside a ``metrics.jsonl`` of the same stem is the same
+run written twice when the JSONL's first row has every CSV column (the JSONL is read, it also
+carries timestamps); otherwise it holds other metrics and is a run too, and the two are named
+after their files so they can be told apart. Sibling text logs with a run's stem (``run-a.log``,
+``run-a.stdout.txt``) become that run's logs; the other logs of the folder (``train.log``
+beside ``metrics.jsonl``) become the logs of every run there.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from mltop.core.entities import ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Detection
+from mltop.core.importers.keras_csv import keras_header
 from mltop.core.importers.linefiles import LineFile, read_line_files
 from mltop.core.regular_files import open_regular
 from mltop.core.store import Store
@@ -54,14 +59,37 @@ def _looks_like_jsonl_metrics(path: Path) -> bool:
     return isinstance(obj, dict) and any(k.lower() in STEP_COLUMNS for k in obj)
 
 
-def _looks_like_csv_metrics(path: Path) -> bool:
+def _csv_header(path: Path) -> list[str]:
     line = _head(path, 8192)
     delimiter = "\t" if path.suffix == ".tsv" else ","
     try:
-        header = next(csv.reader(io.StringIO(line), delimiter=delimiter))
+        return [h.strip() for h in next(csv.reader(io.StringIO(line), delimiter=delimiter))]
     except (csv.Error, StopIteration):
-        return False
-    return len(header) >= 2 and any(h.strip().lower() in STEP_COLUMNS for h in header)
+        return []
+
+
+def _looks_like_csv_metrics(path: Path) -> bool:
+    header = _csv_header(path)
+    return len(header) >= 2 and any(h.lower() in STEP_COLUMNS for h in header)
+
+
+def _jsonl_keys(path: Path) -> set[str]:
+    try:
+        obj = json.loads(_head(path))
+    except ValueError:
+        return set()
+    return set(obj) if isinstance(obj, dict) else set()
+
+
+def _copies(picked: list[Path]) -> set[Path]:
+    """CSV/TSV files that repeat a same-stem JSONL of the folder (every column is in it)."""
+    jsonl = {_stem(p.name): p for p in picked if p.suffix.lower() == ".jsonl"}
+    out = set()
+    for path in picked:
+        twin = jsonl.get(_stem(path.name)) if path.suffix.lower() != ".jsonl" else None
+        if twin is not None and set(_csv_header(path)) <= _jsonl_keys(twin):
+            out.add(path)
+    return out
 
 
 class GenericLogsImporter:
@@ -70,7 +98,7 @@ class GenericLogsImporter:
     kind = "jsonl"
 
     def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
-        picked: dict[str, Path] = {}
+        picked: list[Path] = []
         for name in filenames:
             suffix = os.path.splitext(name)[1].lower()
             if suffix not in KINDS:
@@ -81,16 +109,13 @@ class GenericLogsImporter:
                 if suffix == ".jsonl"
                 else _looks_like_csv_metrics(path)
             )
-            if not ok:
-                continue
-            stem = _stem(name)
-            # The same run written twice (run-a.metrics.jsonl and .csv): JSONL wins.
-            if stem not in picked or suffix == ".jsonl":
-                picked[stem] = path
+            if ok:
+                picked.append(path)
+        copies = _copies(picked)
+        picked = [p for p in picked if p not in copies]
         if not picked:
             return None
-        refs = [SourceRef("jsonl", p) for p in picked.values()]
-        return Detection(refs, claimed={p.name for p in picked.values()})
+        return Detection([SourceRef("jsonl", p) for p in picked], claimed={p.name for p in picked})
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
         known = store.file_states()
@@ -117,7 +142,7 @@ class GenericLogsImporter:
         files = [
             LineFile(
                 r.location,
-                stable_id(fmt, str(r.location)),
+                stable_id(fmt, store.id_path(r.location)),
                 known.get(str(r.location)),  # type: ignore[arg-type]
                 str(r.location),
             )
@@ -135,21 +160,22 @@ class GenericLogsImporter:
             if run_id in deleted:
                 continue
             folder = lf.path.parent
-            exp_id = stable_id("folder-experiment", str(folder))
+            exp_id = stable_id("folder-experiment", store.id_path(folder))
             experiments[exp_id] = folder.name
             stem = _stem(lf.path.name)
-            logs[run_id] = sorted(
-                str(folder / n)
-                for n in _listdir(folder)
-                if n.startswith(stem + ".") and n.endswith(LOG_SUFFIXES)
-            )
+            names = _listdir(folder)
+            logs[run_id] = _logs_of(folder, stem, names)
+            siblings = [
+                folder / n for n in names if n != lf.path.name and _is_metrics_name(n, stem)
+            ]
+            twins = [p for p in siblings if not _copies([lf.path, p])]
             mtime = batch.mtimes.get(run_id)
             records.append(
                 RunRecord(
                     id=run_id,
                     source_kind=fmt,
                     location=str(lf.path),
-                    name=stem,
+                    name=lf.path.name if twins else stem,
                     status=Status.FINISHED,
                     experiment_id=exp_id,
                     updated=mtime,
@@ -170,6 +196,32 @@ class GenericLogsImporter:
             store.put_files(None, batch.states)
             store.put_logs(logs)
         report.add(fmt, runs=new_runs, points=added)
+
+
+def _is_metrics_name(name: str, stem: str | None = None) -> bool:
+    """A file name this reader takes for a run (by name only), of ``stem`` when given."""
+    if os.path.splitext(name)[1].lower() not in KINDS:
+        return False
+    return stem is None or _stem(name) == stem
+
+
+def _logs_of(folder: Path, stem: str, names: list[str]) -> list[str]:
+    """The run's logs: siblings named after it, and those named after no run of the folder.
+
+    A Keras CSVLogger file named ``*.log`` is a run of its own, not a log.
+    """
+    stems = {_stem(n) for n in names if _is_metrics_name(n)}
+    out = []
+    for name in names:
+        if not name.endswith(LOG_SUFFIXES):
+            continue
+        if name.startswith(stem + ".") or (
+            not any(name.startswith(s + ".") for s in stems)
+            and os.path.isfile(folder / name)
+            and keras_header(folder / name) is None
+        ):
+            out.append(name)
+    return sorted(str(folder / n) for n in out)
 
 
 def _listdir(folder: Path) -> list[str]:

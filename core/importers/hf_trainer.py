@@ -53,7 +53,8 @@ TAG_FIELDS = (
 )
 
 
-def experiment_id(folder: Path) -> str:
+def experiment_id(folder: Path | str) -> str:
+    """``folder`` as :meth:`Store.id_path` gives it."""
     return stable_id("hf-trainer-experiment", str(folder))
 
 
@@ -186,7 +187,7 @@ class HfTrainerImporter:
         batch: list[_Update] = []
         for ref in {ref.key: ref for ref in refs}.values():
             try:
-                update = self._read_run(ref.location, known, by_run, report)
+                update = self._read_run(store, ref.location, known, by_run, report)
             except Exception as exc:  # one broken run must not stop the others
                 report.problem(ref.location, f"cannot import: {type(exc).__name__}: {exc}")
                 continue
@@ -200,13 +201,14 @@ class HfTrainerImporter:
 
     def _read_run(
         self,
+        store: Store,
         folder: Path,
         known: dict[str, FileState],
         by_run: dict[str, list[FileState]],
         report: ImportReport,
     ) -> _Update | None:
         source = str(folder)
-        run_id = stable_id(KIND, source)
+        run_id = stable_id(KIND, store.id_path(source))
         paths = _candidates(folder)
         previous = by_run.get(run_id, [])
         current = {str(p) for p in paths}
@@ -243,11 +245,11 @@ class HfTrainerImporter:
             location=source,
             name=folder.name,
             status=Status.FINISHED if _finished(state) else Status.RUNNING,
-            experiment_id=experiment_id(folder.parent),
+            experiment_id=experiment_id(store.id_path(folder.parent)),
             updated=max(c.mtime for c in choices),
             source=source,
         )
-        update.experiment = (experiment_id(folder.parent), folder.parent.name)
+        update.experiment = (experiment_id(store.id_path(folder.parent)), folder.parent.name)
         update.params = _params(state)
         update.tags = _tags(state, best.path, folder)
         update.points = _points(run_id, state["log_history"])

@@ -6,6 +6,10 @@ CSV rarely has sorted columns and is left to the generic reader). The run is nam
 file, in an experiment named after its folder; epochs are the steps, 0-based as Keras writes
 them.
 
+Keras's own documentation names the file ``training.log`` (``CSVLogger('training.log')``), so a
+``*.log`` file is read too when its first line is CSVLogger's header; other logs are left alone
+after reading a few bytes.
+
 ``CSVLogger(append=True)`` continues the same file without a second header when training
 resumes. When it resumes from an earlier epoch than the file reached, the rows it writes again
 replace the ones from before the restart, as TensorBoard does with a purged run: a row is kept
@@ -36,7 +40,8 @@ BATCH_RUNS = 500
 MISSING = ("", "NA")  # what CSVLogger writes for a metric absent that epoch
 
 
-def experiment_id(folder: Path) -> str:
+def experiment_id(folder: Path | str) -> str:
+    """``folder`` as :meth:`Store.id_path` gives it."""
     return stable_id("keras-experiment", str(folder))
 
 
@@ -45,6 +50,20 @@ def _split_header(line: str) -> list[str] | None:
         return next(csv.reader([line]))
     except (csv.Error, StopIteration):
         return None
+
+
+def _named_like_keras(name: str, dirpath: Path) -> bool:
+    """A ``*.csv``, or a ``*.log`` that starts with ``epoch`` (checked with one small read)."""
+    lower = name.lower()
+    if lower.endswith(".csv"):
+        return True
+    if not lower.endswith(".log") or not os.path.isfile(dirpath / name):
+        return False
+    try:
+        with open(dirpath / name, "rb") as fh:
+            return fh.read(len(STEP_COLUMN)) == STEP_COLUMN.encode()
+    except OSError:
+        return False
 
 
 def keras_header(path: Path) -> list[str] | None:
@@ -176,7 +195,7 @@ class KerasCsvImporter:
         picked = [
             name
             for name in filenames
-            if name.lower().endswith(".csv") and keras_header(dirpath / name) is not None
+            if _named_like_keras(name, dirpath) and keras_header(dirpath / name) is not None
         ]
         if not picked:
             return None
@@ -201,7 +220,7 @@ class KerasCsvImporter:
     def _read(
         self, store: Store, path: Path, known: dict[str, FileState], report: ImportReport
     ) -> _Update | None:
-        run_id = stable_id(KIND, str(path))
+        run_id = stable_id(KIND, store.id_path(path))
         old = known.get(str(path))
         change, st = classify(path, old)
         if change is Change.UNCHANGED:
@@ -246,13 +265,15 @@ class KerasCsvImporter:
                 location=str(u.path),
                 name=u.path.stem,
                 status=Status.FINISHED,
-                experiment_id=experiment_id(u.path.parent),
+                experiment_id=experiment_id(store.id_path(u.path.parent)),
                 updated=u.stat.st_mtime if u.stat is not None else None,
                 source=str(u.path),
             )
             for u in live
         ]
-        experiments = {experiment_id(u.path.parent): u.path.parent.name for u in live}
+        experiments = {
+            experiment_id(store.id_path(u.path.parent)): u.path.parent.name for u in live
+        }
         tables = [u.points for u in live if u.points is not None and u.points.num_rows]
         with store.transaction():
             store.put_experiments([(e, KIND, "", None, n) for e, n in experiments.items()])

@@ -2,9 +2,10 @@
 
 Each version folder is one run (named after the folder), in an experiment named after the
 logger's name folder (``lightning_logs`` by default). ``metrics.csv`` is sparse: a row holds only
-the metrics logged at that moment, keyed by ``step``; its ``epoch`` column is Lightning's own
-bookkeeping, written on every row, and is not imported as a metric. ``hparams.yaml`` gives the
-params.
+the metrics logged at that moment, keyed by ``step``. Its ``epoch`` column, written on every
+row, is a metric like the others: Lightning's logger connector adds ``epoch`` to every batch of
+metrics it hands its loggers, so TensorBoardLogger (Lightning's default) charts it too.
+``hparams.yaml`` gives the params.
 
 The CSV grows while training runs, so only its new complete lines are read on a re-scan; when a
 new metric appears Lightning rewrites the whole file with a wider header, which reads as a
@@ -39,10 +40,10 @@ METRICS_FILE = "metrics.csv"
 HPARAMS_FILE = "hparams.yaml"
 BATCH_RUNS = 500
 MAX_HPARAMS_BYTES = 4 * 1024 * 1024
-NOT_METRICS = ("epoch",)
 
 
-def experiment_id(folder: Path) -> str:
+def experiment_id(folder: Path | str) -> str:
+    """``folder`` as :meth:`Store.id_path` gives it."""
     return stable_id("lightning-experiment", str(folder))
 
 
@@ -108,7 +109,7 @@ class LightningImporter:
         hparams_states: dict[str, FileState] = {}
         for ref in refs:
             folder = ref.location
-            run_id = stable_id(KIND, str(folder))
+            run_id = stable_id(KIND, store.id_path(folder))
             folders[run_id] = folder
             metrics = folder / METRICS_FILE
             files.append(LineFile(metrics, run_id, known.get(str(metrics)), str(folder)))
@@ -118,9 +119,7 @@ class LightningImporter:
                 hparams_changed.add(run_id)
             if st is not None:
                 hparams_states[run_id] = file_state(hp, st, st.st_size, run_id, str(folder))
-        batch = read_line_files(
-            files, "csv", report, delimiter=",", step_col="step", time_col="", exclude=NOT_METRICS
-        )
+        batch = read_line_files(files, "csv", report, delimiter=",", step_col="step", time_col="")
         deleted = {lf.run_id for lf in batch.deleted}
         changed = (batch.changed_runs | hparams_changed) - deleted
         if not changed and not deleted:
@@ -146,7 +145,8 @@ class LightningImporter:
                     reason = str(exc) if isinstance(exc, ValueError) else f"cannot read ({exc})"
                     report.problem(hp, reason)
             params.extend((run_id, k, v) for k, v in run_params.items())
-            experiments[experiment_id(folder.parent)] = folder.parent.name
+            exp_id = experiment_id(store.id_path(folder.parent))
+            experiments[exp_id] = folder.parent.name
             records.append(
                 RunRecord(
                     id=run_id,
@@ -154,7 +154,7 @@ class LightningImporter:
                     location=str(folder),
                     name=folder.name,
                     status=Status.FINISHED,
-                    experiment_id=experiment_id(folder.parent),
+                    experiment_id=exp_id,
                     updated=_newest_mtime([folder / METRICS_FILE, hp]),
                     source=str(folder),
                 )

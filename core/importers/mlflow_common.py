@@ -68,6 +68,7 @@ def lifecycle_of(stage: object, experiment_deleted: bool = False) -> str:
 
 
 def run_id(kind: str, source: str, native_id: str) -> str:
+    """``source`` as :meth:`Store.id_path` gives it, so ids survive moving the project."""
     return stable_id(kind, source, native_id)
 
 
@@ -97,6 +98,7 @@ def make_record(
     artifact_uri: object,
     tags: Mapping[str, str],
     updated: float | None,
+    id_source: str | None = None,
 ) -> RunRecord:
     """One MLflow run as a RunRecord; tags supply what MLflow keeps there (name, parent, commit).
 
@@ -108,21 +110,22 @@ def make_record(
     run_name = str(name) if name not in (None, "") else tags.get(TAG_RUN_NAME) or native_id
     parent = tags.get(TAG_PARENT)
     candidates = [t for t in (start, end, updated) if t is not None]
+    ids = id_source if id_source is not None else source
     return RunRecord(
-        id=run_id(kind, source, native_id),
+        id=run_id(kind, ids, native_id),
         source_kind=kind,
         location=source,
         name=run_name,
         status=parse_status(status),
         experiment_id=(
-            experiment_id(kind, source, experiment_native_id)
+            experiment_id(kind, ids, experiment_native_id)
             if experiment_native_id is not None
             else None
         ),
         native_id=native_id,
         start_time=start,
         end_time=end,
-        parent_id=run_id(kind, source, parent) if parent else None,
+        parent_id=run_id(kind, ids, parent) if parent else None,
         git_commit=tags.get(TAG_GIT_COMMIT) or None,
         host=host_of(tags),
         lifecycle=lifecycle,

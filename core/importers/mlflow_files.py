@@ -441,7 +441,7 @@ class RunData:
 
 
 def read_run(
-    plan: RunPlan, source: str, experiment_deleted: bool, report: ImportReport
+    plan: RunPlan, source: str, experiment_deleted: bool, report: ImportReport, id_source: str
 ) -> RunData | None:
     """The run's row, params and tags from its small files; None when meta.yaml is unusable."""
     run = plan.run
@@ -483,6 +483,7 @@ def read_run(
         artifact_uri=meta.get("artifact_uri"),
         tags=tags,
         updated=max(mtimes) if mtimes else None,
+        id_source=id_source,
     )
     return RunData(record, sorted(values["params"].items()), tags, states)
 
@@ -573,7 +574,7 @@ def _batches(plans: list[RunPlan]) -> Iterator[list[RunPlan]]:
 
 
 def _experiments(
-    source: str, dirs: list[ExperimentDir], report: ImportReport
+    source: str, dirs: list[ExperimentDir], report: ImportReport, id_source: str
 ) -> tuple[list[common.ExperimentRow], set[str], list[FileState]]:
     """Experiment rows, the native ids of deleted experiments, and their meta.yaml states."""
     rows: list[common.ExperimentRow] = []
@@ -599,7 +600,7 @@ def _experiments(
         if is_deleted:
             deleted.add(exp.native)
         rows.append(
-            (common.experiment_id(KIND, source, exp.native), KIND, source, exp.native, name)
+            (common.experiment_id(KIND, id_source, exp.native), KIND, source, exp.native, name)
         )
     return rows, deleted, states
 
@@ -607,6 +608,7 @@ def _experiments(
 def import_tree(store: Store, root: Path, report: ImportReport) -> None:
     """Bring one mlruns tree up to date in the store (see the module docstring)."""
     source = str(root)
+    id_source = store.id_path(root)
     states = store.file_states(source)
     experiments, runs = scan_tree(root)
     recorded: dict[str, list[str]] = {}
@@ -623,7 +625,7 @@ def import_tree(store: Store, root: Path, report: ImportReport) -> None:
     plans: list[RunPlan] = []
     current: set[str] = set()
     for run in runs:
-        rid = common.run_id(KIND, source, run.native)
+        rid = common.run_id(KIND, id_source, run.native)
         if rid in current:
             continue  # the same run id in two experiment folders: keep the first
         current.add(rid)
@@ -635,7 +637,7 @@ def import_tree(store: Store, root: Path, report: ImportReport) -> None:
     if not plans and not gone and not exp_changed:
         return
 
-    exp_rows, deleted_exps, exp_states = _experiments(source, experiments, report)
+    exp_rows, deleted_exps, exp_states = _experiments(source, experiments, report, id_source)
     # Experiments go in with the first batch of runs, when they changed or a run is new (its
     # experiment folder may have no meta.yaml to notice it by).
     pending = exp_rows if exp_changed or any(p.fresh for p in plans) else []
@@ -667,7 +669,8 @@ def _write_batch(
     """Read and write one batch of whole runs in one store transaction; False if none written."""
     ready: list[tuple[RunPlan, RunData]] = []
     for plan in batch:
-        data = read_run(plan, source, plan.run.experiment.native in deleted_exps, report)
+        exp_deleted = plan.run.experiment.native in deleted_exps
+        data = read_run(plan, source, exp_deleted, report, store.id_path(source))
         if data is not None:
             ready.append((plan, data))
     if not ready:
@@ -712,12 +715,17 @@ class MlflowFilesImporter:
         named = dirpath.name == "mlruns"
         if not named and TRASH not in dirnames and "0" not in dirnames:
             return None
+        # Imported here: the TensorBoard reader asks the MLflow readers whose artifacts it reads.
+        from mltop.core.importers.tensorboard import mlflow_artifact_refs
+
         if looks_like_store(dirpath, dirnames):
-            return Detection(refs=[SourceRef(KIND, dirpath)], claimed=set(filenames), prune=True)
+            refs = [SourceRef(KIND, dirpath), *mlflow_artifact_refs(dirpath, dirnames)]
+            return Detection(refs=refs, claimed=set(filenames), prune=True)
         if named:
             # MLflow's artifact root beside an mlflow.db (or of a server): files logged as
-            # artifacts, not runs. Their runs come from the database; do not descend.
-            return Detection(prune=True)
+            # artifacts, not runs. Their runs come from the database; do not descend, except
+            # for the TensorBoard logs autologging keeps there (that run's charts).
+            return Detection(refs=mlflow_artifact_refs(dirpath, dirnames), prune=True)
         return None
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:

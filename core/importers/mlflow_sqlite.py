@@ -400,6 +400,7 @@ def _plan(
             artifact_uri=artifact_uri,
             tags=tags,
             updated=common.ms_to_s(last_ms),
+            id_source=store.id_path(source),
         )
         run_of[uuid] = record.id
         stored = summaries.get(record.id, {})
@@ -497,7 +498,7 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
             report.problem(db, f"cannot read: {_one_line(exc)}")
             return
         experiments: list[common.ExperimentRow] = [
-            (common.experiment_id(KIND, source, native), KIND, source, native, name)
+            (common.experiment_id(KIND, store.id_path(source), native), KIND, source, native, name)
             for native, name, _ in snap.experiments
         ]
         work, gone, run_of = _plan(store, source, snap, fresh)

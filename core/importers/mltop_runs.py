@@ -74,7 +74,7 @@ class MltopRunsImporter:
         ref_of: dict[str, SourceRef] = {}
         for ref in refs:
             folder = ref.location
-            run_id = stable_id(KIND, str(folder))
+            run_id = stable_id(KIND, store.id_path(folder))
             ref_of[run_id] = ref
             changed = False
             states: list[FileState] = []

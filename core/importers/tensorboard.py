@@ -35,6 +35,7 @@ from mltop.core.entities import (
     stable_id,
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.mlflow_artifacts import artifact_owner, tensorboard_roots
 from mltop.core.importers.tfevents import EventColumns, decode
 from mltop.core.regular_files import open_regular
 from mltop.core.store import POINTS_SCHEMA, RunQuery, Store
@@ -50,7 +51,8 @@ def is_event_file(name: str) -> bool:
     return EVENT_MARK in name
 
 
-def experiment_id(logdir: Path) -> str:
+def experiment_id(logdir: Path | str) -> str:
+    """``logdir`` as :meth:`Store.id_path` gives it."""
     return stable_id("tensorboard-experiment", str(logdir))
 
 
@@ -91,11 +93,11 @@ class _Plan:
 
 
 def _plan(
-    ref: SourceRef, known: dict[str, FileState], by_run: dict[str, list[FileState]]
+    store: Store, ref: SourceRef, known: dict[str, FileState], by_run: dict[str, list[FileState]]
 ) -> _Plan | None:
     """Classify a run's event files (one stat each); None when nothing changed."""
     folder = ref.location
-    run_id = stable_id(KIND, str(folder))
+    run_id = stable_id(KIND, store.id_path(folder))
     paths = [folder / n for n in _event_files(folder)]
     current = {str(p) for p in paths}
     previous = by_run.get(run_id, [])
@@ -145,7 +147,7 @@ class TensorBoardImporter:
         plans: list[_Plan] = []
         for ref in {ref.key: ref for ref in refs}.values():
             try:
-                plan = _plan(ref, known, by_run)
+                plan = _plan(store, ref, known, by_run)
             except Exception as exc:  # one broken run must not stop the others
                 report.problem(ref.location, f"cannot import: {type(exc).__name__}: {exc}")
                 continue
@@ -157,7 +159,9 @@ class TensorBoardImporter:
         pending_points = 0
         for plan in plans:
             try:
-                update = self._read_run(plan, existing.get(plan.run_id), known, has_events, report)
+                update = self._read_run(
+                    store, plan, existing.get(plan.run_id), known, has_events, report
+                )
             except Exception as exc:  # one broken run must not stop the others
                 report.problem(plan.ref.location, f"cannot import: {type(exc).__name__}: {exc}")
                 continue
@@ -173,6 +177,7 @@ class TensorBoardImporter:
 
     def _read_run(
         self,
+        store: Store,
         plan: _Plan,
         run: Run | None,
         known: dict[str, FileState],
@@ -186,7 +191,7 @@ class TensorBoardImporter:
             if not any(_rewrites_history(r.columns) for r in reads):
                 return self._append(run, plan.run_id, source, reads, plan.changes, update)
         reads = self._read_files(plan.changes, known, report, only_changed=False)
-        return self._full(plan.ref, plan.run_id, reads, plan.changes, has_events, update)
+        return self._full(store, plan.ref, plan.run_id, reads, plan.changes, has_events, update)
 
     def _read_files(
         self,
@@ -234,6 +239,7 @@ class TensorBoardImporter:
 
     def _full(
         self,
+        store: Store,
         ref: SourceRef,
         run_id: str,
         reads: list[_FileRead],
@@ -254,20 +260,31 @@ class TensorBoardImporter:
         update.points = _points_table(run_id, columns, purge=True)
         logdir = _logdir_of(folder, has_events)
         parent = folder.parent
-        parent_id = stable_id(KIND, str(parent)) if _holds_events(parent, has_events) else None
+        parent_id = (
+            stable_id(KIND, store.id_path(parent)) if _holds_events(parent, has_events) else None
+        )
         firsts = [c.first_wall for c in columns if c.first_wall is not None]
         lasts = [c.last_wall for c in columns if c.last_wall is not None]
         status_word = next((c.session_status for c in reversed(columns) if c.session_status), None)
         hparams = next((c.hparams for c in reversed(columns) if c.hparams is not None), None)
         update.params = {k: _param_value(v) for k, v in (hparams or {}).items()}
-        update.experiment = (experiment_id(logdir), logdir.name or str(logdir))
+        name = _relative_name(folder, logdir)
+        owner = artifact_owner(store, folder)
+        if owner is not None:
+            # Logged as an MLflow run's artifacts: a child of that run, in its experiment.
+            parent_id = parent_id or owner.run_id
+            exp_id = owner.experiment_id
+            name = _relative_name(folder, owner.artifacts)
+        else:
+            exp_id = experiment_id(store.id_path(logdir))
+            update.experiment = (exp_id, logdir.name or str(logdir))
         update.record = RunRecord(
             id=run_id,
             source_kind=KIND,
             location=source,
-            name=_relative_name(folder, logdir),
+            name=name,
             status=Status.parse(status_word, Status.FINISHED),
-            experiment_id=experiment_id(logdir),
+            experiment_id=exp_id,
             start_time=min(firsts) if firsts else None,
             end_time=None,
             parent_id=parent_id,
@@ -305,6 +322,21 @@ class TensorBoardImporter:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+def mlflow_artifact_refs(mlruns: Path, experiments: list[str]) -> list[SourceRef]:
+    """The event-file folders MLflow's autologging left in the runs' artifacts under ``mlruns``.
+
+    The MLflow readers stop the walk at ``mlruns/`` (the rest is artifacts, not runs); these
+    folders are handed to this reader from there, so their runs are not lost.
+    """
+    refs = []
+    for root in tensorboard_roots(mlruns, experiments):
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            if any(is_event_file(n) for n in filenames):
+                refs.append(SourceRef(KIND, Path(dirpath)))
+    return refs
 
 
 def _listdir(folder: Path) -> list[str]:

@@ -397,8 +397,9 @@ class TrackioImporter:
         project = read_project(path, after, report)
 
         exp_name = path.stem
-        exp_id = stable_id(KIND, source)
-        ids = {native: stable_id(KIND, source, native) for native in project.runs}
+        id_source = store.id_path(source)
+        exp_id = stable_id(KIND, id_source)
+        ids = {native: stable_id(KIND, id_source, native) for native in project.runs}
         records, params, tags = [], [], []
         for native, meta in project.runs.items():
             run_id = ids[native]

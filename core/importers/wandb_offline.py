@@ -54,7 +54,8 @@ def experiment_id(project: str) -> str:
     return stable_id(KIND, "project", project)
 
 
-def run_id_for(folder: Path) -> str:
+def run_id_for(folder: Path | str) -> str:
+    """``folder`` as :meth:`Store.id_path` gives it."""
     return stable_id(KIND, str(folder))
 
 
@@ -278,7 +279,7 @@ class WandbOfflineImporter:
     ) -> None:
         folder = ref.location
         source = str(folder)
-        run_id = run_id_for(folder)
+        run_id = run_id_for(store.id_path(folder))
         path = wandb_file(folder)
         if path is None:
             return
