@@ -151,7 +151,9 @@ DERIVED_TABLES = (
 )  # fmt: skip
 
 # One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;
-# min/max ignore NaN so one diverged step does not hide the best value.
+# min/max ignore NaN so one diverged step does not hide the best value. The step of the min or
+# max is the first step that reached it: arg_min alone picks any of tied rows, which changed
+# with DuckDB's thread scheduling.
 _SUMMARY_SELECT = """
 SELECT run_id, key,
        arg_max(value, (step, coalesce(ts, 0))) AS last,
@@ -160,8 +162,8 @@ SELECT run_id, key,
        count(*) AS count,
        min(step) AS first_step,
        max(step) AS last_step,
-       arg_min(step, value) FILTER (WHERE NOT isnan(value)) AS min_step,
-       arg_max(step, value) FILTER (WHERE NOT isnan(value)) AS max_step,
+       arg_min(step, (value, step)) FILTER (WHERE NOT isnan(value)) AS min_step,
+       arg_max(step, (value, -step)) FILTER (WHERE NOT isnan(value)) AS max_step,
        max(ts) AS last_time
 FROM {table} {where}
 GROUP BY run_id, key
@@ -285,7 +287,9 @@ def _batch_summaries(points: pa.Table) -> list[MetricSummary]:
     numbers = table.filter(pc.invert(pc.is_nan(table.column("value"))))
     extremes: dict[str, dict[tuple[str, str], tuple[float, int]]] = {}
     for name, order in (("min", "ascending"), ("max", "descending")):
-        ranked = numbers.sort_by([("run_id", "ascending"), ("key", "ascending"), ("value", order)])
+        ranked = numbers.sort_by(
+            [("run_id", "ascending"), ("key", "ascending"), ("value", order), ("step", "ascending")]
+        )
         first = ranked.group_by(keys, use_threads=False).aggregate(
             [("value", "first"), ("step", "first")]
         )

@@ -588,3 +588,18 @@ def test_updating_summaries_folds_a_growing_run_without_reading_its_history(
     a, b = store.summaries(["a"])["a"]["loss"], store.summaries(["b"])["b"]["loss"]
     assert (a.count, a.last, a.min, a.min_step, a.last_step) == (1002, 0.5, -1.0, 1000, 1001)
     assert (b.count, b.last) == (1, 5.0)
+
+
+def test_the_step_of_a_tied_best_is_the_first_step_that_reached_it(tmp_path: Path) -> None:
+    # A flat metric (epoch_time 2.0 at every step) once showed "min 2@4" or "2@0" depending on
+    # the order rows reached arg_min, which picks any of tied rows. A log written newest first
+    # puts the last step first.
+    from mltop.core.store import open_memory_store
+
+    lines = [f'{{"step": {step}, "epoch_time": 2.0}}' for step in reversed(range(50))]
+    (tmp_path / "flat.jsonl").write_text("\n".join(lines) + "\n")
+    store = open_memory_store()
+    ingest(tmp_path, store)
+    (run_id,) = [r.id for r in store.runs()]
+    flat = store.summaries([run_id])[run_id]["epoch_time"]
+    assert (flat.min_step, flat.max_step) == (0, 0)
