@@ -27,7 +27,7 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from mltop.core.entities import MetricSummary, Run
-from mltop.core.formatting import fmt_duration, fmt_value
+from mltop.core.formatting import fmt_clock, fmt_duration, fmt_value
 from mltop.core.runs_view import STATUS_SYMBOLS, metric_goal, stale_after
 from mltop.core.sanitize import inert
 from mltop.tui.commands import ScreenCommand, ScreenCommands
@@ -53,12 +53,6 @@ def run_state(run: Run, now: float | None = None) -> str:
     if state == "running" and seen is not None and seen < now - stale_after():
         return "stale"
     return state
-
-
-def fmt_clock(epoch: float | None) -> str:
-    if epoch is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def relative_location(location: str, root: Path) -> str:
