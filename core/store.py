@@ -129,17 +129,18 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;
-# min/max ignore NaN so one diverged step does not hide the best value.
+# min/max ignore NaN and infinities so one diverged step does not hide the best value (nor
+# become it: an accuracy of inf is no best).
 _SUMMARY_SELECT = """
 SELECT run_id, key,
        arg_max(value, (step, coalesce(ts, 0))) AS last,
-       min(value) FILTER (WHERE NOT isnan(value)) AS min,
-       max(value) FILTER (WHERE NOT isnan(value)) AS max,
+       min(value) FILTER (WHERE isfinite(value)) AS min,
+       max(value) FILTER (WHERE isfinite(value)) AS max,
        count(*) AS count,
        min(step) AS first_step,
        max(step) AS last_step,
-       arg_min(step, value) FILTER (WHERE NOT isnan(value)) AS min_step,
-       arg_max(step, value) FILTER (WHERE NOT isnan(value)) AS max_step,
+       arg_min(step, value) FILTER (WHERE isfinite(value)) AS min_step,
+       arg_max(step, value) FILTER (WHERE isfinite(value)) AS max_step,
        max(ts) AS last_time
 FROM {table} {where}
 GROUP BY run_id, key
@@ -244,7 +245,8 @@ def _batch_summaries(points: pa.Table) -> list[MetricSummary]:
     Not with DuckDB: version 2.0 keeps ~0.5 KB of native memory for good after every grouping
     of a registered Arrow table (measured linear over 16,000 batches), and the live watcher
     summarises a batch twice a second. Same rules as ``_SUMMARY_SELECT``: ``last`` is the value
-    at the highest (step, time), nulls skipped as ``arg_max`` does; min and max skip NaN;
+    at the highest (step, time), nulls skipped as ``arg_max`` does; min and max skip NaN and
+    infinities;
     ``count`` counts every point.
     """
     keys = ["run_id", "key"]
@@ -260,7 +262,7 @@ def _batch_summaries(points: pa.Table) -> list[MetricSummary]:
             ("ts", "max"),
         ]
     )
-    numbers = table.filter(pc.invert(pc.is_nan(table.column("value"))))
+    numbers = table.filter(pc.is_finite(table.column("value")))
     extremes: dict[str, dict[tuple[str, str], tuple[float, int]]] = {}
     for name, order in (("min", "ascending"), ("max", "descending")):
         ranked = numbers.sort_by([("run_id", "ascending"), ("key", "ascending"), ("value", order)])
