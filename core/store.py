@@ -1368,10 +1368,14 @@ class Store:
 
         Columns: bucket (0..buckets-1, proportional to x), x_min, x_max, y_min, y_max, y_mean
         (of finite values only; NaN when the slice has none, never null, so the columns convert
-        to numpy without copies), y_last (value at the slice's highest x, NaN kept), n (points),
+        to numpy without copies), y_last (value at the slice's highest x, the latest write of
+        it, NaN kept), n (points),
         nonfinite (NaN/inf points).
         """
         columns = {"step": "CAST(step AS DOUBLE)", "time": "ts"}
+        # A step (or time) logged more than once ends on its latest write, as the summary's
+        # "last" does: the chart's last value is the panel's and the tracker's own.
+        tiebreak = {"step": "coalesce(ts, 0)", "time": "step"}
         if x not in columns:
             raise ValueError(f"x must be 'step' or 'time', not {x!r}")
         buckets = max(1, int(buckets))
@@ -1380,7 +1384,8 @@ class Store:
         sql = f"""
             WITH pts AS (
                 SELECT {columns[x]} AS x, value AS y,
-                       CASE WHEN isfinite(value) THEN value END AS fy
+                       CASE WHEN isfinite(value) THEN value END AS fy,
+                       {tiebreak[x]} AS tie
                 FROM metrics
                 WHERE run_id = ? AND key = ? AND {columns[x]} IS NOT NULL
             ),
@@ -1393,7 +1398,7 @@ class Store:
                    coalesce(min(fy), 'NaN'::DOUBLE) AS y_min,
                    coalesce(max(fy), 'NaN'::DOUBLE) AS y_max,
                    coalesce(avg(fy), 'NaN'::DOUBLE) AS y_mean,
-                   arg_max(y, x) AS y_last,
+                   arg_max(y, (x, tie)) AS y_last,
                    count(*) AS n,
                    count(*) - count(fy) AS nonfinite
             FROM pts, span
