@@ -508,7 +508,8 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     elif args.format == "md":
         out.write(render_markdown(comparison, failures))
     else:
-        _stdout(out_file).print(render_table(comparison))
+        out = _stdout(out_file)
+        out.print(render_table(comparison, width=out.width if out.is_terminal else None))
     _print_problems(report, err)
     for failure in failures or ():
         err.print(Text(f"mltop diff: regression: {inert(str(failure))}", style="red"))

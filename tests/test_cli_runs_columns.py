@@ -1,5 +1,6 @@
 """``mltop runs`` in a terminal keeps the columns that fit whole and says what it left out;
-piped, it prints every column; ``--columns`` chooses them. A number is never cut.
+piped, it prints every column; ``--columns`` chooses them. ``mltop diff`` puts the runs that do
+not fit beside each other in a further table. A number is never cut.
 
 The terminal is a real pseudo-terminal of a given width, with ``mltop runs`` running in it."""
 
@@ -115,3 +116,19 @@ def test_an_unknown_column_is_a_usage_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "unknown column 'nope'" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_diff_in_a_terminal_puts_runs_that_do_not_fit_in_a_further_table(
+    tmp_path: Path, columns: int
+) -> None:
+    project(tmp_path)
+    names = [f"resnet50-sweep-{i}" for i in range(4)]
+    output = in_terminal(columns, "diff", *names, "--root", str(tmp_path))
+    lines = output[output.index("baseline:") :].splitlines()
+    assert all(len(line) <= columns for line in lines)
+    assert "…" not in "\n".join(lines)
+    shown = " ".join(lines)
+    assert all(name in shown for name in names)
+    for value in ("0.114", "0.115", "0.116", "0.117", "0.96", "0.93", "1.234e-05", "123.4"):
+        assert value in shown
