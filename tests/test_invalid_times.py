@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import write_run
 from test_import_mlflow import sqlite_copy
+from test_import_tensorboard import _event_file, _scalar, _version
 from tui_pilot import SIZE, make_app, settled, until
 
 from mltop.core.formatting import fmt_clock, fmt_duration, fmt_iso, fmt_time, valid_time
@@ -102,3 +103,14 @@ async def test_the_app_shows_an_invalid_start_and_its_raw_value_in_the_detail(
         )
         assert "not a valid time: 1000000000000.0" in shown
     assert app.return_code in (None, 0)
+
+
+def test_a_tensorboard_record_with_a_wild_wall_time_is_listed(tmp_path: Path) -> None:
+    records = [_version(1e15)] + [_scalar(1e15 + s, s, "loss", 1.0 / (s + 1)) for s in range(3)]
+    _event_file(tmp_path / "tb" / "run", "events.out.tfevents.1000000000.host.1.0", records)
+    listed = _mltop("runs", str(tmp_path), "--json")
+    assert listed.returncode == 0, listed.stderr
+    (run,) = json.loads(listed.stdout)
+    assert run["start"] is None and run["metrics"]["loss"] == pytest.approx(1 / 3)
+    table = _mltop("runs", str(tmp_path))
+    assert table.returncode == 0 and "Traceback" not in table.stderr
