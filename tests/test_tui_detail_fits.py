@@ -68,3 +68,15 @@ async def test_a_long_param_keeps_one_line_and_v_shows_it_whole(tmp_path: Path) 
         assert LONG in whole.replace("files", "", 1)
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+
+
+async def test_overview_fields_keep_one_line_each(tmp_path: Path) -> None:
+    project(tmp_path / "proj")
+    app = make_app(tmp_path / "proj", tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_detail(pilot, app)
+        lines = [line for line in shown(screen.query_one("#detail-overview")) if line.strip()]
+        # Every line starts with its field's name: no id or hash continues on a second line.
+        assert all(not line.startswith(" ") for line in lines), lines
+        ids = [line for line in lines if line.startswith("id ")]
+        assert len(ids) == 1 and ids[0].rstrip().endswith("…")

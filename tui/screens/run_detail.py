@@ -263,7 +263,8 @@ class RunDetailScreen(Screen[None]):
         run = details.run
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="dim", no_wrap=True)
-        grid.add_column(overflow="fold")
+        # One line per field (ids and hashes are not broken in two); v shows every one whole.
+        grid.add_column(no_wrap=True, overflow="ellipsis")
         state = run_state(run)
         status = Text(f"{STATUS_SYMBOLS.get(state, '?')} {state}", style=self._state_style(state))
         if state == "stale":
@@ -300,7 +301,7 @@ class RunDetailScreen(Screen[None]):
         if run.lifecycle and run.lifecycle != "active":
             grid.add_row("lifecycle", Text(inert(run.lifecycle)))
         if run.error:
-            grid.add_row("error", Text(inert(run.error), style="red"))
+            grid.add_row("error", Text(inert(run.error), style="red", no_wrap=False))
         grid.add_row("points", f"{details.points:,}")
         return grid
 
@@ -494,7 +495,9 @@ class RunDetailScreen(Screen[None]):
         """Params and tags whole, on a screen of their own."""
         if self.details is not None:
             details = self.details
-            self.app.push_screen(RunValuesScreen(details.run.name, details.params, details.tags))
+            self.app.push_screen(
+                RunValuesScreen(details.run.name, run_fields(details), details.params, details.tags)
+            )
 
     def action_toggle_info(self) -> None:
         info = self.query_one("#detail-info")
@@ -585,6 +588,26 @@ class RunDetailScreen(Screen[None]):
                 self.action_focus_chart()
 
         return run
+
+
+def run_fields(details: RunDetails) -> dict[str, str]:
+    """The overview's fields whole, times with the number the source wrote."""
+    run = details.run
+    out = {"id": run.id}
+    if run.native_id:
+        out["native id"] = run.native_id
+    out["location"] = run.location
+    for name, epoch in (("started", run.start_time), ("ended", run.end_time),
+                        ("updated", run.updated)):  # fmt: skip
+        if epoch is not None:
+            out[name] = f"{fmt_clock(epoch)}  (epoch seconds {epoch!r})"
+    if run.git_commit:
+        out["commit"] = run.git_commit
+    if run.artifact_uri:
+        out["artifacts"] = run.artifact_uri
+    if run.error:
+        out["error"] = run.error
+    return out
 
 
 def _spread_lines(summary: MetricSummary, width: int) -> list[str]:

@@ -1,8 +1,9 @@
-"""A run's params and tags whole (``v`` on the run detail screen).
+"""A run's fields, params and tags whole (``v`` on the run detail screen).
 
 The detail panel keeps each value on one line, ending in ``…`` when it is longer, so a
 5,000-character param (a serialised config, a list of files) does not push everything else out
-of sight. Here every value is shown in full, its lines kept, wrapped to the screen.
+of sight. Here every value is shown in full, its lines kept, wrapped to the screen, and each
+time with the raw number its source wrote (one no date can hold is shown as invalid there).
 """
 
 from __future__ import annotations
@@ -41,16 +42,23 @@ class RunValuesScreen(Screen[None]):
     }
     """
 
-    def __init__(self, run_name: str, params: dict[str, str], tags: dict[str, str]) -> None:
+    def __init__(
+        self,
+        run_name: str,
+        fields: dict[str, str],
+        params: dict[str, str],
+        tags: dict[str, str],
+    ) -> None:
         super().__init__()
         self.run_name = run_name
+        self.fields = fields
         self.params = params
         self.tags = tags
 
     def compose(self) -> ComposeResult:
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(f" {inert(self.run_name)} ", style="bold reverse")
-        title.append("  params and tags, whole")
+        title.append("  fields, params and tags, whole")
         yield Static(title, id="values-title")
         with VerticalScroll(id="values-body"):
             yield Static(self._body(), id="values")
@@ -60,7 +68,11 @@ class RunValuesScreen(Screen[None]):
         self.query_one("#values-body").focus()
 
     def _body(self) -> RenderableType:
-        return Group(_section("params", self.params), _section("tags", self.tags))
+        return Group(
+            _section("run", self.fields),
+            _section("params", self.params),
+            _section("tags", self.tags),
+        )
 
     def action_back(self) -> None:
         self.dismiss(None)
