@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -506,11 +506,15 @@ def column_width(table: pa.Table, column: Column, now: float) -> int:
     if cell == "time":
         if table.num_rows == 0:
             return 5
-        earliest = pc.min(values).as_py()
+        extremes = pc.min_max(values)
+        earliest, latest = extremes["min"].as_py(), extremes["max"].as_py()
         if earliest is None:
             return 1
         today = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
-        return 5 if earliest >= today.timestamp() else 12
+        # Only times of today read HH:MM; one in the future (a year 5138 from milliseconds
+        # written as seconds) reads as a date, and the column must hold it whole.
+        tomorrow = (today + timedelta(days=1)).timestamp()
+        return 5 if today.timestamp() <= earliest and latest < tomorrow else 12
     if cell == "name":
         if table.num_rows == 0:
             return 4

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from conftest import write_run
 from textual.pilot import Pilot
@@ -15,7 +16,7 @@ from textual.widget import Widget
 from tui_pilot import make_app, settled
 
 from mltop.core import runs_view
-from mltop.core.formatting import fit_value
+from mltop.core.formatting import fit_value, fmt_time
 from mltop.core.runs_view import Column
 from mltop.core.tracking import start_run
 from mltop.tui.screens.compare import CompareScreen
@@ -143,3 +144,11 @@ async def test_runs_table_cells_never_cut_a_long_duration_or_an_unsampled_value(
         duration = table._cell(Column.attr("duration"), rows["far-past"]).plain
         assert duration == "2265d07h"
         assert any("2265d07h" in line for line in shown(table))
+
+
+def test_time_column_holds_a_date_far_in_the_future_beside_todays_times() -> None:
+    now = time.time()
+    table = pa.table({"start_time": pa.array([now - 60, 1e11], pa.float64())})
+    width = runs_view.column_width(table, Column.attr("start"), now)
+    assert width >= len(fmt_time(1e11, now)) == len("5138-11-16")
+    assert runs_view.column_width(table.slice(0, 1), Column.attr("start"), now) == 5
