@@ -1,7 +1,7 @@
 """How numbers, times and durations read in a terminal, shared by the CLI and the TUI.
 
 One rule holds for every cell, panel, chart label and CLI column that shows a number: the text
-is the value, or the value rounded to fit (fewer significant digits, or ``1.2e-05``), or it ends
+is the value, or the value rounded to fit (fewer significant digits, or ``1.2e-5``), or it ends
 in ``…``. A number is never cut silently, because a cut ``0.96`` reads ``0.9`` and a cut ``15``
 reads ``1``: both are believable and wrong. :func:`fit_value` is that rule.
 """
