@@ -148,17 +148,17 @@ def build_listing(
     by_difference = varying + [k for k in param_keys if k not in varying]
     ranked += [order[len(ATTRIBUTES) + param_keys.index(k)] for k in by_difference]
     ranked += [order[i] for i in (5, 4, 2, 3)]  # duration, start, experiment, source
-    kept: set[int] = set()
-    used = 0
-    for column in ranked:
-        need = column.width + (GAP if kept else 0)
-        if used + need <= width:
+    # The name always stays (shortened with "…" when even it is wider than the terminal).
+    name = order[0]
+    if name.width > width:
+        name = ListingColumn(name.header, tuple(fit_text(c, max(1, width)) for c in name.cells))
+        order[0] = ranked[0] = name
+    kept: set[int] = {id(name)}
+    used = name.width
+    for column in ranked[1:]:
+        if used + GAP + column.width <= width:
             kept.add(id(column))
-            used += need
-    if not kept:  # not even the name fits: show it shortened rather than nothing
-        name = order[0]
-        cells = tuple(fit_text(c, max(1, width)) for c in name.cells)
-        return Listing((ListingColumn(name.header, cells),), tuple(c.header for c in order[1:]))
+            used += GAP + column.width
     return Listing(
         tuple(c for c in order if id(c) in kept),
         tuple(c.header for c in order if id(c) not in kept),

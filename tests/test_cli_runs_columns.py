@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from mltop.core.discovery import ingest
+from mltop.core.runs_listing import build_listing
+from mltop.core.store import open_memory_store
 from mltop.core.tracking import start_run
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -132,3 +135,15 @@ def test_diff_in_a_terminal_puts_runs_that_do_not_fit_in_a_further_table(
     assert all(name in shown for name in names)
     for value in ("0.114", "0.115", "0.116", "0.117", "0.96", "0.93", "1.234e-05", "123.4"):
         assert value in shown
+
+
+def test_a_terminal_narrower_than_a_name_still_shows_the_names_shortened(tmp_path: Path) -> None:
+    project(tmp_path)
+    store = open_memory_store()
+    ingest(tmp_path, store)
+    runs = store.runs()
+    ids = [r.id for r in runs]
+    listing = build_listing(runs, store.params_for(ids), store.summaries(ids), width=10)
+    assert [c.header for c in listing.columns] == ["name"]
+    assert all(len(cell) <= 10 and cell.endswith("…") for cell in listing.columns[0].cells)
+    assert "status" in listing.left_out and "val_loss" in listing.left_out
