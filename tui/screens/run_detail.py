@@ -342,7 +342,7 @@ class RunDetailScreen(Screen[None]):
             out.append_text(name)
             out.append(" " + fit_value(last, last_w).rjust(last_w) + " ")
             value_w = best_w - (len(where) + 1 if where else 0)
-            if value_w < 1:  # the step does not fit beside the value: the value comes first
+            if value_w < min(4, best_w):  # no room for the step beside the value: value first
                 where, value_w = "", best_w
             out.append(fit_value(best, value_w).rjust(value_w))
             if where:
