@@ -52,6 +52,13 @@ class CutEdges:
             marked = cache[key] = self._mark_edges(y, x1, x2, base_style)
         return marked
 
+    def _clear_caches(self) -> None:
+        """The table drops its drawn lines (new data, styles, sizes): the marked ones go too."""
+        super()._clear_caches()  # type: ignore[misc]
+        cache: LRUCache[tuple[object, ...], Strip] | None = getattr(self, "_edge_cache", None)
+        if cache is not None:
+            cache.clear()
+
     def _mark_edges(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
         strip: Strip = super()._render_line(y, x1, x2, base_style)  # type: ignore[misc]
         width: int = self.size.width  # type: ignore[attr-defined]
