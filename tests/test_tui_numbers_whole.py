@@ -143,6 +143,9 @@ async def test_runs_table_cells_never_cut_a_long_duration_or_an_unsampled_value(
         assert len(middle) <= width and middle == fit_value(0.3333333, width)
         duration = table._cell(Column.attr("duration"), rows["far-past"]).plain
         assert duration == "2265d07h"
+        start = table._cell(Column.attr("start"), rows["far-past"]).plain
+        assert start == fmt_time(meta["start_time"]) and start[:2] in ("19", "20")
+        assert len(start) <= table.view.widths[table.view.columns.index(Column.attr("start"))]
         assert any("2265d07h" in line for line in shown(table))
 
 
