@@ -29,8 +29,9 @@ from mltop.core.diff_format import render_json, render_markdown, render_table
 from mltop.core.directions import load_directions
 from mltop.core.discovery import discover, ingest
 from mltop.core.entities import ImportReport, Run
-from mltop.core.formatting import fmt_duration, fmt_iso, fmt_time, fmt_value
+from mltop.core.formatting import fmt_iso
 from mltop.core.malloc import limit_malloc_arenas
+from mltop.core.runs_listing import ColumnError, build_listing, left_out_note
 from mltop.core.sanitize import inert, inert_json
 from mltop.core.store import RunQuery, Store, StoreError, open_store
 
@@ -306,14 +307,6 @@ def _parse_sort(sort: str | None) -> tuple[str, bool]:
     return sort, sort in ("start", "end", "duration")
 
 
-def _common_keys(per_run: dict[str, dict[str, Any]], limit: int) -> list[str]:
-    seen: dict[str, int] = {}
-    for values in per_run.values():
-        for key in values:
-            seen[key] = seen.get(key, 0) + 1
-    return [k for k, _ in sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
-
-
 def _json_number(value: float | None) -> float | str | None:
     """JSON has no NaN or infinity: spell them as strings, like MLflow's REST API does."""
     if value is None:
@@ -354,6 +347,11 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     )
     parser.add_argument("--desc", action="store_true", help="sort descending")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--columns",
+        help="comma-separated table columns: name, status, experiment, source, start, duration, "
+        "params.KEY, metrics.KEY (default: in a terminal, the ones that fit; piped, all)",
+    )
     parser.add_argument("--limit", type=int, help="at most this many runs")
     parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
     parser.add_argument(
@@ -392,42 +390,23 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         data = [run_json(r, params[r.id], metrics[r.id]) for r in runs]
         (out_file or sys.stdout).write(inert_json(data, indent=2, allow_nan=False) + "\n")
     else:
-        out.print(_runs_table(runs, params, metrics))
+        chosen = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+        terminal = out.is_terminal and chosen is None
+        try:
+            listing = build_listing(
+                runs, params, metrics, width=out.width if terminal else None, chosen=chosen
+            )
+        except ColumnError as exc:
+            raise UsageError(f"mltop: {exc}") from exc
+        if listing.width > out.width and not terminal:
+            # Every column whole, however wide: never let the console squeeze a number.
+            out = Console(file=out_file, highlight=False, soft_wrap=False, width=listing.width)
+        out.print(listing.table())
         out.print(f"{len(runs)} runs")
+        if listing.left_out:
+            err.print(Text(left_out_note(listing, out.width), style="dim"))
     _print_problems(report, err)
     return EXIT_PROBLEMS if report.problems else EXIT_OK
-
-
-def _runs_table(
-    runs: Sequence[Run], params: dict[str, dict[str, str]], metrics: dict[str, dict[str, Any]]
-) -> Table:
-    param_keys = _common_keys(params, 6)
-    metric_keys = _common_keys(metrics, 6)
-    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for col in ("name", "status", "experiment", "source", "start", "duration"):
-        table.add_column(col, no_wrap=True, overflow="ellipsis", max_width=40)
-    for key in param_keys:
-        table.add_column(
-            Text(f"params.{inert(key)}"), no_wrap=True, overflow="ellipsis", max_width=24
-        )
-    for key in metric_keys:
-        table.add_column(Text(inert(key)), justify="right", no_wrap=True)
-    for run in runs:
-        cells = [
-            Text(inert(run.name)),
-            Text(inert(run.status)),
-            Text(inert(run.experiment or "—")),
-            Text(inert(run.source_kind)),
-            Text(fmt_time(run.start_time)),
-            Text(fmt_duration(run.duration)),
-        ]
-        cells += [Text(inert(params[run.id].get(k, "—"))) for k in param_keys]
-        cells += [
-            Text(fmt_value(metrics[run.id][k].last) if k in metrics[run.id] else "—")
-            for k in metric_keys
-        ]
-        table.add_row(*cells)
-    return table
 
 
 # -- diff --
@@ -583,7 +562,8 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     elif args.format == "md":
         out.write(render_markdown(comparison, failures))
     else:
-        _stdout(out_file).print(render_table(comparison))
+        out = _stdout(out_file)
+        out.print(render_table(comparison, width=out.width if out.is_terminal else None))
     _print_problems(report, err)
     for failure in failures or ():
         err.print(Text(f"mltop diff: regression: {inert(str(failure))}", style="red"))

@@ -12,12 +12,14 @@ JSON has no NaN or infinity; they are written as the strings ``"NaN"``, ``"Infin
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -25,6 +27,9 @@ from mltop.core.diff import Cell, Comparison, GateFailure, Row, Verdict
 from mltop.core.directions import Direction
 from mltop.core.formatting import fmt_value
 from mltop.core.sanitize import inert, inert_json
+
+#: Row names longer than this end in "…" in the terminal table.
+KEY_MAX = 40
 
 VERDICT_STYLE = {
     Verdict.BETTER: "green",
@@ -121,17 +126,43 @@ def _header(comparison: Comparison, index: int) -> Text:
     return text
 
 
-def _table(comparison: Comparison, rows: Sequence[Row], kind: str) -> Table:
+def _tables(
+    comparison: Comparison, rows: Sequence[Row], kind: str, width: int | None
+) -> list[Table]:
+    """One table of ``rows`` per group of run columns that fits ``width`` whole."""
+    runs = list(range(len(comparison.runs)))
+    if width is None:
+        return [_table(comparison, rows, kind, runs)]
+    groups: list[list[int]] = []
+    current: list[int] = []
+    for run in runs:
+        wider = _table(comparison, rows, kind, [*current, run])
+        if current and _measure(wider) > width:
+            groups.append(current)
+            current = [run]
+        else:
+            current.append(run)
+    groups.append(current)
+    return [_table(comparison, rows, kind, group) for group in groups]
+
+
+def _measure(table: Table) -> int:
+    """The width ``table`` takes when nothing in it is shortened."""
+    console = Console(file=io.StringIO(), width=1_000_000)
+    return Measurement.get(console, console.options, table).maximum
+
+
+def _table(comparison: Comparison, rows: Sequence[Row], kind: str, runs: Sequence[int]) -> Table:
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column(kind, no_wrap=True)
-    for i in range(len(comparison.runs)):
+    table.add_column(kind, no_wrap=True, max_width=KEY_MAX, overflow="ellipsis")
+    for i in runs:
         table.add_column(_header(comparison, i), no_wrap=True)
     with_best = kind == "metric"
     if with_best:
         table.add_column("best-of-history", no_wrap=True)
     for row in rows:
         cells: list[Text] = [Text(_key_label(row), style="" if row.differs else "dim")]
-        for cell in row.cells:
+        for cell in (row.cells[i] for i in runs):
             text = Text(value_text(row, cell))
             if row.kind == "param" and cell.verdict is Verdict.CHANGED:
                 text.stylize("yellow")
@@ -143,15 +174,22 @@ def _table(comparison: Comparison, rows: Sequence[Row], kind: str) -> Table:
                 text.stylize("dim")
             cells.append(text)
         if with_best:
-            best = " │ ".join(best_text(row, c) for c in row.cells)
+            best = " │ ".join(best_text(row, row.cells[i]) for i in runs)
             prefix = {Direction.MIN: "min ", Direction.MAX: "max "}.get(row.direction, "range ")
             cells.append(Text(prefix + best, style="dim"))
         table.add_row(*cells)
     return table
 
 
-def render_table(comparison: Comparison, failures: Sequence[GateFailure] = ()) -> RenderableType:
-    """The comparison for a terminal: a headline, the metrics table, then the params table."""
+def render_table(
+    comparison: Comparison, failures: Sequence[GateFailure] = (), width: int | None = None
+) -> RenderableType:
+    """The comparison for a terminal: a headline, the metrics table, then the params table.
+
+    With a terminal ``width``, run columns that do not fit beside each other go on to a further
+    table below (the row names repeated) rather than being squeezed until every value reads
+    ``0…``; without one, each table holds every run.
+    """
     parts: list[RenderableType] = [Text(comparison.headline(), style="bold")]
     base = comparison.baseline_column
     info = Text("baseline: ", style="dim")
@@ -163,10 +201,10 @@ def render_table(comparison: Comparison, failures: Sequence[GateFailure] = ()) -
         )
     parts.append(info)
     metrics, params = comparison.metrics, comparison.params
-    if metrics:
-        parts += [Text(""), _table(comparison, metrics, "metric")]
-    if params:
-        parts += [Text(""), _table(comparison, params, "param")]
+    for rows, kind in ((metrics, "metric"), (params, "param")):
+        if rows:
+            for table in _tables(comparison, rows, kind, width):
+                parts += [Text(""), table]
     if failures:
         parts.append(Text(""))
         parts += [Text(f"regression: {inert(str(f))}", style="red") for f in failures]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from mltop.core.formatting import valid_time
 from mltop.core.sanitize import inert
 
 
@@ -167,13 +168,13 @@ class Run:
 
     @property
     def duration(self) -> float | None:
-        if self.start_time is None:
+        """End (or last update) minus start; None when either is missing or not a valid time
+        (a start of ``1e12`` seconds would otherwise make a duration of minus 31,000 years)."""
+        end = self.end_time if self.end_time is not None else self.updated
+        if not (valid_time(self.start_time) and valid_time(end)):
             return None
-        if self.end_time is not None:
-            return max(0.0, self.end_time - self.start_time)
-        if self.updated is not None:
-            return max(0.0, self.updated - self.start_time)
-        return None
+        assert self.start_time is not None and end is not None
+        return max(0.0, end - self.start_time)
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,16 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mltop.core.formatting import fmt_value
+from mltop.core.formatting import fmt_duration, fmt_value
 from mltop.core.store import RunQuery, Store
 
 STALE_ENV = "MLTOP_STALE_AFTER"
@@ -468,6 +468,15 @@ def _max_length(values: pa.ChunkedArray | pa.Array, extra: pa.ChunkedArray | Non
 
 def _number_width(values: pa.ChunkedArray | pa.Array) -> int:
     """The widest formatted value, judged from the extremes and a sample (never every row)."""
+    return _sampled_width(values, fmt_value)
+
+
+def _sampled_width(
+    values: pa.ChunkedArray | pa.Array, formatter: Callable[[float | None], str]
+) -> int:
+    """The widest of ``values`` as ``formatter`` writes them, judged from the extremes and a
+    sample (never every row). A wider value past the sample is fitted to this width when drawn.
+    """
     if len(values) == 0:
         return 1
     sample: list[Any] = values.slice(0, NUMBER_SAMPLE).to_pylist()
@@ -475,7 +484,7 @@ def _number_width(values: pa.ChunkedArray | pa.Array) -> int:
     sample += [extremes["min"].as_py(), extremes["max"].as_py()]
     if values.type in (pa.float64(), pa.float32()) and pc.any(pc.is_nan(values)).as_py():
         sample.append(math.nan)
-    return max((len(fmt_value(v)) for v in sample if v is not None), default=1)
+    return max((len(formatter(v)) for v in sample if v is not None), default=1)
 
 
 def _any_running(table: pa.Table) -> bool:
@@ -490,18 +499,22 @@ def column_width(table: pa.Table, column: Column, now: float) -> int:
     if cell == "status":
         return 1
     if cell == "duration":
-        return 6
+        return _sampled_width(table.column(column.id), fmt_duration)
     if cell == "commit":
         return 8
     values = table.column(column.id)
     if cell == "time":
         if table.num_rows == 0:
             return 5
-        earliest = pc.min(values).as_py()
+        extremes = pc.min_max(values)
+        earliest, latest = extremes["min"].as_py(), extremes["max"].as_py()
         if earliest is None:
             return 1
         today = datetime.fromtimestamp(now).replace(hour=0, minute=0, second=0, microsecond=0)
-        return 5 if earliest >= today.timestamp() else 12
+        # Only times of today read HH:MM; one in the future (a year 5138 from milliseconds
+        # written as seconds) reads as a date, and the column must hold it whole.
+        tomorrow = (today + timedelta(days=1)).timestamp()
+        return 5 if today.timestamp() <= earliest and latest < tomorrow else 12
     if cell == "name":
         if table.num_rows == 0:
             return 4

@@ -151,19 +151,19 @@ DERIVED_TABLES = (
 )  # fmt: skip
 
 # One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;
-# min/max ignore NaN so one diverged step does not hide the best value. The step of the min or
-# max is the first step that reached it: arg_min alone picks any of tied rows, which changed
-# with DuckDB's thread scheduling.
+# min/max ignore NaN and infinities so one diverged step does not hide the best value (nor
+# become it: an accuracy of inf is no best). The step of the min or max is the first step that
+# reached it: arg_min alone picks any of tied rows, which changed with the order rows arrived.
 _SUMMARY_SELECT = """
 SELECT run_id, key,
        arg_max(value, (step, coalesce(ts, 0))) AS last,
-       min(value) FILTER (WHERE NOT isnan(value)) AS min,
-       max(value) FILTER (WHERE NOT isnan(value)) AS max,
+       min(value) FILTER (WHERE isfinite(value)) AS min,
+       max(value) FILTER (WHERE isfinite(value)) AS max,
        count(*) AS count,
        min(step) AS first_step,
        max(step) AS last_step,
-       arg_min(step, (value, step)) FILTER (WHERE NOT isnan(value)) AS min_step,
-       arg_max(step, (value, -step)) FILTER (WHERE NOT isnan(value)) AS max_step,
+       arg_min(step, (value, step)) FILTER (WHERE isfinite(value)) AS min_step,
+       arg_max(step, (value, -step)) FILTER (WHERE isfinite(value)) AS max_step,
        max(ts) AS last_time
 FROM {table} {where}
 GROUP BY run_id, key
@@ -268,7 +268,8 @@ def _batch_summaries(points: pa.Table) -> list[MetricSummary]:
     Not with DuckDB: version 2.0 keeps ~0.5 KB of native memory for good after every grouping
     of a registered Arrow table (measured linear over 16,000 batches), and the live watcher
     summarises a batch twice a second. Same rules as ``_SUMMARY_SELECT``: ``last`` is the value
-    at the highest (step, time), nulls skipped as ``arg_max`` does; min and max skip NaN;
+    at the highest (step, time), nulls skipped as ``arg_max`` does; min and max skip NaN and
+    infinities;
     ``count`` counts every point.
     """
     keys = ["run_id", "key"]
@@ -284,7 +285,7 @@ def _batch_summaries(points: pa.Table) -> list[MetricSummary]:
             ("ts", "max"),
         ]
     )
-    numbers = table.filter(pc.invert(pc.is_nan(table.column("value"))))
+    numbers = table.filter(pc.is_finite(table.column("value")))
     extremes: dict[str, dict[tuple[str, str], tuple[float, int]]] = {}
     for name, order in (("min", "ascending"), ("max", "descending")):
         ranked = numbers.sort_by(
@@ -1470,10 +1471,14 @@ class Store:
 
         Columns: bucket (0..buckets-1, proportional to x), x_min, x_max, y_min, y_max, y_mean
         (of finite values only; NaN when the slice has none, never null, so the columns convert
-        to numpy without copies), y_last (value at the slice's highest x, NaN kept), n (points),
+        to numpy without copies), y_last (value at the slice's highest x, the latest write of
+        it, NaN kept), n (points),
         nonfinite (NaN/inf points).
         """
         columns = {"step": "CAST(step AS DOUBLE)", "time": "ts"}
+        # A step (or time) logged more than once ends on its latest write, as the summary's
+        # "last" does: the chart's last value is the panel's and the tracker's own.
+        tiebreak = {"step": "coalesce(ts, 0)", "time": "step"}
         if x not in columns:
             raise ValueError(f"x must be 'step' or 'time', not {x!r}")
         buckets = max(1, int(buckets))
@@ -1482,7 +1487,8 @@ class Store:
         sql = f"""
             WITH pts AS (
                 SELECT {columns[x]} AS x, value AS y,
-                       CASE WHEN isfinite(value) THEN value END AS fy
+                       CASE WHEN isfinite(value) THEN value END AS fy,
+                       {tiebreak[x]} AS tie
                 FROM metrics
                 WHERE run_id = ? AND key = ? AND {columns[x]} IS NOT NULL
             ),
@@ -1495,7 +1501,7 @@ class Store:
                    coalesce(min(fy), 'NaN'::DOUBLE) AS y_min,
                    coalesce(max(fy), 'NaN'::DOUBLE) AS y_max,
                    coalesce(avg(fy), 'NaN'::DOUBLE) AS y_mean,
-                   arg_max(y, x) AS y_last,
+                   arg_max(y, (x, tie)) AS y_last,
                    count(*) AS n,
                    count(*) - count(fy) AS nonfinite
             FROM pts, span

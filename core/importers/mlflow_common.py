@@ -31,6 +31,18 @@ STATUS_CODES = {
 DELETED = "deleted"
 ACTIVE = "active"
 
+#: MLflow's SQL stores cannot hold an infinity: they write the largest double in its place (and
+#: a server backed by one sends it back as such). Read back, it is the infinity it stood for.
+MLFLOW_INFINITY = 1.7976931348623157e308
+
+
+def metric_value(value: float) -> float:
+    """A metric value as MLflow meant it: ``±1.7976931348623157e308`` is ``±inf``."""
+    if abs(value) == MLFLOW_INFINITY:
+        return math.copysign(math.inf, value)
+    return value
+
+
 # (id, source_kind, source, native_id, name), as Store.put_experiments takes them
 ExperimentRow = tuple[str, str, str, str | None, str]
 

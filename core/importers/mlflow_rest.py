@@ -481,10 +481,10 @@ def as_float(value: object) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
+        return common.metric_value(float(value))
     if isinstance(value, str):
         try:
-            return float(value.strip())
+            return common.metric_value(float(value.strip()))
         except ValueError:
             return None
     return None

@@ -268,6 +268,8 @@ def _points_fast(
     run_ids = pa.array([run_of[_text(g[0])] for g in groups], pa.string()).take(group_of_row)
     keys = pa.array([_text(g[1]) for g in groups], pa.string()).take(group_of_row)
     values = rows["value"].copy()
+    sentinel = np.abs(values) == common.MLFLOW_INFINITY
+    values[sentinel] = np.copysign(np.inf, values[sentinel])
     values[rows["nan"] != 0] = np.nan
     return pa.table(
         {
@@ -312,6 +314,7 @@ def _points_slow(
     ).fetchall()
     for run, key, step, ts, value, is_nan in rows:
         number = float("nan") if is_nan not in (0, None, "0") else _number(value, float)
+        number = common.metric_value(number) if number is not None else None
         run_id = run_of.get(_text(run))
         if number is None or run_id is None:
             bad += 1

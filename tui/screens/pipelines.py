@@ -29,6 +29,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
+from mltop.core.formatting import local_moment
 from mltop.core.pipelines.compare import Comparison
 from mltop.core.pipelines.dag_layout import state_style
 from mltop.core.pipelines.links import PipelineLinks, RunLink, link_runs
@@ -498,8 +499,9 @@ def _link_rows(table: Table, link: RunLink | None, label: str = "runs") -> None:
         line.append(inert(run.name))
         if run.experiment:
             line.append(f"  {inert(run.experiment)}", style="dim")
-        if run.start_time:
-            line.append("  " + time.strftime("%Y-%m-%d %H:%M", time.localtime(run.start_time)))
+        started = local_moment(run.start_time)
+        if started is not None:
+            line.append("  " + started.strftime("%Y-%m-%d %H:%M"))
         table.add_row("", line)
     if link.total > SHOWN_RUNS:
         table.add_row("", Text(f"… {link.total - SHOWN_RUNS} more", style="dim"))

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.console import Group, RenderableType
+from rich.console import RenderableType
 from rich.style import Style
 from rich.table import Table
 from rich.text import Text
@@ -27,11 +27,12 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from mltop.core.entities import MetricSummary, Run
-from mltop.core.formatting import fmt_duration, fmt_value
+from mltop.core.formatting import fit_text, fit_value, fmt_clock, fmt_duration, fmt_value
 from mltop.core.runs_view import STATUS_SYMBOLS, metric_goal, stale_after
 from mltop.core.sanitize import inert
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.messages import ChartDataLoaded, DetailsLoaded, RunDetails
+from mltop.tui.screens.run_values import RunValuesScreen
 from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar
@@ -53,12 +54,6 @@ def run_state(run: Run, now: float | None = None) -> str:
     if state == "running" and seen is not None and seen < now - stale_after():
         return "stale"
     return state
-
-
-def fmt_clock(epoch: float | None) -> str:
-    if epoch is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
 def relative_location(location: str, root: Path) -> str:
@@ -101,6 +96,7 @@ class RunDetailScreen(Screen[None]):
         Binding("enter,z", "focus_chart", "focus chart", id="detail.focus_chart"),
         Binding("i", "toggle_info", "info", id="detail.info"),
         Binding("l", "logs", "logs", id="detail.logs"),
+        Binding("v", "values", "full values", id="detail.values"),
         Binding("down,j", "move_focus(0, 1)", "chart below", show=False, id="detail.chart_down"),
         Binding("up,k", "move_focus(0, -1)", "chart above", show=False, id="detail.chart_up"),
         Binding("right", "move_focus(1, 0)", "next chart", show=False, id="detail.chart_right"),
@@ -250,9 +246,15 @@ class RunDetailScreen(Screen[None]):
             return
         matcher = name_matcher(self.filter_text)
         self.query_one("#detail-overview", Static).update(self._overview(details))
-        self.query_one("#detail-params", Static).update(_pairs("params", details.params, matcher))
-        self.query_one("#detail-tags", Static).update(_pairs("tags", details.tags, matcher))
+        width = self._panel_width()
+        params = _pairs("params", details.params, matcher, width)
+        self.query_one("#detail-params", Static).update(params)
+        self.query_one("#detail-tags", Static).update(_pairs("tags", details.tags, matcher, width))
         self.query_one("#detail-metrics", Static).update(self._metrics_table(details, matcher))
+
+    def _panel_width(self) -> int:
+        """The info panel's width less one column for its scrollbar."""
+        return max(24, (self.query_one("#detail-metrics").content_size.width or 41) - 1)
 
     def _state_style(self, state: str) -> Style:
         return status_styles(self.app).get(state, Style())
@@ -261,7 +263,8 @@ class RunDetailScreen(Screen[None]):
         run = details.run
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="dim", no_wrap=True)
-        grid.add_column(overflow="fold")
+        # One line per field (ids and hashes are not broken in two); v shows every one whole.
+        grid.add_column(no_wrap=True, overflow="ellipsis")
         state = run_state(run)
         status = Text(f"{STATUS_SYMBOLS.get(state, '?')} {state}", style=self._state_style(state))
         if state == "stale":
@@ -298,7 +301,7 @@ class RunDetailScreen(Screen[None]):
         if run.lifecycle and run.lifecycle != "active":
             grid.add_row("lifecycle", Text(inert(run.lifecycle)))
         if run.error:
-            grid.add_row("error", Text(inert(run.error), style="red"))
+            grid.add_row("error", Text(inert(run.error), style="red", no_wrap=False))
         grid.add_row("points", f"{details.points:,}")
         return grid
 
@@ -314,33 +317,38 @@ class RunDetailScreen(Screen[None]):
         out.append(f"\nmetrics ({count})", style="bold")
         if not rows:
             return out
-        # The panel's width less one column for its scrollbar.
-        width = max(24, (self.query_one("#detail-metrics").content_size.width or 41) - 1)
+        width = self._panel_width()
         cells = []
         for summary in rows:
             best, step = best_of(summary)
             arrow = "↓" if metric_goal(summary.key) == "min" else "↑"
-            best_text = fmt_value(best) + (f" {arrow}@{step}" if step is not None else "")
-            cells.append((summary, fmt_value(summary.last), best_text))
-        last_w = max(4, *(len(c[1]) for c in cells))
-        best_w = max(4, *(len(c[2]) for c in cells))
+            where = f"{arrow}@{step}" if step is not None else ""
+            cells.append((summary, summary.last, best, where))
+        # Values keep their width unless the line would not fit: then they are rounded
+        # (fit_value), never cut, and the name gives way first down to six cells.
+        room = max(2, width - 6 - 2)
+        last_w = max(4, *(len(fmt_value(c[1])) for c in cells))
+        best_w = max(4, *(len(fmt_value(c[2])) + (len(c[3]) + 1 if c[3] else 0) for c in cells))
+        if last_w + best_w > room:
+            last_w = max(4, min(last_w, room // 2))
+            best_w = max(4, room - last_w)
         name_w = max(6, width - last_w - best_w - 2)
         header = " " * name_w + " " + "last".rjust(last_w) + " " + "best".rjust(best_w)
         out.append("\n" + header[:width], style="dim")
-        for summary, last, best_text in cells:
+        for summary, last, best, where in cells:
             name = Text(inert(summary.key), style="bold", no_wrap=True, overflow="ellipsis")
             name.truncate(name_w, overflow="ellipsis", pad=True)
             out.append("\n")
             out.append_text(name)
-            out.append(" " + last.rjust(last_w) + " ")
-            value, _, where = best_text.partition(" ")
-            out.append(value.rjust(best_w - (len(where) + 1 if where else 0)))
+            out.append(" " + fit_value(last, last_w).rjust(last_w) + " ")
+            value_w = best_w - (len(where) + 1 if where else 0)
+            if value_w < min(4, best_w):  # no room for the step beside the value: value first
+                where, value_w = "", best_w
+            out.append(fit_value(best, value_w).rjust(value_w))
             if where:
                 out.append(" " + where, style="dim")
-            spread = (
-                f"  min {fmt_value(summary.min)}  max {fmt_value(summary.max)}  n {summary.count:,}"
-            )
-            out.append("\n" + spread[:width], style="dim")
+            for line in _spread_lines(summary, width):
+                out.append("\n" + line, style="dim")
         return out
 
     # -- charts ----------------------------------------------------------------------------------
@@ -483,6 +491,14 @@ class RunDetailScreen(Screen[None]):
         if self.run_id in run_ids and self.details is not None:
             self._load_details()
 
+    def action_values(self) -> None:
+        """Params and tags whole, on a screen of their own."""
+        if self.details is not None:
+            details = self.details
+            self.app.push_screen(
+                RunValuesScreen(details.run.name, run_fields(details), details.params, details.tags)
+            )
+
     def action_toggle_info(self) -> None:
         info = self.query_one("#detail-info")
         self._info_forced = not info.display
@@ -574,22 +590,63 @@ class RunDetailScreen(Screen[None]):
         return run
 
 
-def _pairs(title: str, values: dict[str, str], matcher: re.Pattern[str] | None) -> RenderableType:
-    """A key/value list; long values wrap within the panel."""
+def run_fields(details: RunDetails) -> dict[str, str]:
+    """The overview's fields whole, times with the number the source wrote."""
+    run = details.run
+    out = {"id": run.id}
+    if run.native_id:
+        out["native id"] = run.native_id
+    out["location"] = run.location
+    for name, epoch in (("started", run.start_time), ("ended", run.end_time),
+                        ("updated", run.updated)):  # fmt: skip
+        if epoch is not None:
+            out[name] = f"{fmt_clock(epoch)}  (epoch seconds {epoch!r})"
+    if run.git_commit:
+        out["commit"] = run.git_commit
+    if run.artifact_uri:
+        out["artifacts"] = run.artifact_uri
+    if run.error:
+        out["error"] = run.error
+    return out
+
+
+def _spread_lines(summary: MetricSummary, width: int) -> list[str]:
+    """``min … max … n …`` in lines of at most ``width``, broken between fields, never inside
+    a number; a value too wide even for a line of its own is rounded by :func:`fit_value`."""
+    fields = [("min", summary.min), ("max", summary.max)]
+    texts = [f"{label} {fit_value(value, width - 2 - len(label) - 1)}" for label, value in fields]
+    count = f"{summary.count:,}"
+    texts.append(f"n {count}" if len(count) + 4 <= width else f"n {fit_text(count, width - 4)}")
+    lines = ["  " + texts[0]]
+    for text in texts[1:]:
+        if len(lines[-1]) + 2 + len(text) <= width:
+            lines[-1] += "  " + text
+        else:
+            lines.append("  " + text)
+    return lines
+
+
+def _pairs(
+    title: str, values: dict[str, str], matcher: re.Pattern[str] | None, width: int
+) -> RenderableType:
+    """A key/value list, one line per value: a long one ends in ``…`` (``v`` shows it whole)
+    instead of wrapping into hundreds of lines or breaking a number between two lines."""
     rows = [
         (k, v)
         for k, v in values.items()
         if matcher is None or matcher.search(k) or matcher.search(v)
     ]
-    heading = Text(
+    out = Text(no_wrap=True, overflow="ellipsis")
+    out.append(
         f"\n{title} ({len(rows)}" + (f" of {len(values)})" if len(rows) != len(values) else ")"),
         style="bold",
     )
     if not rows:
-        return heading
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="dim", no_wrap=True, overflow="ellipsis", max_width=24)
-    grid.add_column(overflow="fold")
+        return out
+    # Keys keep their width (up to 24) so a long value cannot squeeze them to one letter.
+    key_width = min(24, max(len(inert(k)) for k, _ in rows))
     for key, value in rows:
-        grid.add_row(Text(inert(key)), Text(inert(value, keep_newlines=True)))
-    return Group(heading, grid)
+        out.append("\n")
+        out.append(fit_text(inert(key), key_width).ljust(key_width), style="dim")
+        out.append(" " + fit_text(inert(value), max(1, width - key_width - 1)))
+    return out

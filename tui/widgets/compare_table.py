@@ -28,6 +28,7 @@ from mltop.core.diff import Comparison, Row, Verdict
 from mltop.core.diff_format import best_text, change_text, value_text
 from mltop.core.directions import Direction
 from mltop.core.sanitize import inert
+from mltop.tui.widgets.cut_edges import CutEdges
 from mltop.tui.widgets.overlay_chart import run_colour
 from mltop.tui.widgets.run_table import RunsBackend
 
@@ -157,7 +158,7 @@ def verdict_styles(app: Any) -> dict[Verdict, Style]:
     }
 
 
-class CompareTable(DataTable):
+class CompareTable(CutEdges, DataTable):
     """Rows of a comparison, one column per run. Feed it with :meth:`show`."""
 
     HELP_SECTION = "compare table"
@@ -168,7 +169,7 @@ class CompareTable(DataTable):
         Binding("up,k", "cursor_up", "previous row", show=False, id="compare.up"),
         Binding("right,l", "cursor_right", "next run", show=False, id="compare.right"),
         Binding("left,h", "cursor_left", "previous run", show=False, id="compare.left"),
-        Binding("home,g", "scroll_home", "first row", show=False, id="compare.first"),
+        Binding("home,g", "first", "first row", show=False, id="compare.first"),
         Binding("end,G", "scroll_end", "last row", show=False, id="compare.last"),
         Binding("pagedown", "page_down", "page down", show=False, id="compare.page_down"),
         Binding("pageup", "page_up", "page up", show=False, id="compare.page_up"),
@@ -248,6 +249,14 @@ class CompareTable(DataTable):
         elif layout.lines:
             row = next((i for i, line in enumerate(layout.lines) if line.row is not None), 0)
         self.cursor_coordinate = Coordinate(max(row, 0), min(max(column, 0), runs))
+
+    def action_first(self) -> None:
+        """The first row of the first run, scrolled back to the left edge: after scrolling
+        sideways, home brings the baseline column back whole."""
+        self._set_hover_cursor(False)
+        runs = len(self.layout_data.comparison.runs) if self.layout_data is not None else 0
+        self.cursor_coordinate = Coordinate(0, 1 if runs else 0)
+        self.scroll_to(x=0, y=0, animate=False, immediate=True)
 
     def set_show_best(self, show: bool) -> None:
         if self.layout_data is not None:

@@ -12,7 +12,6 @@ an app; :class:`OverlayChart` is the widget around it.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -25,7 +24,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from mltop.core.formatting import fmt_duration, fmt_value
+from mltop.core.formatting import fmt_duration, fmt_value, local_moment
 from mltop.core.overlay import Series
 from mltop.core.sanitize import inert
 from mltop.tui.widgets.chart import _braille, _draw_series, _fit
@@ -73,8 +72,10 @@ def x_label(x: float, kind: str, span: float, origin: float | None = None) -> st
     if kind == "time":
         if origin is not None and x != origin and span < 60:
             return "+" + x_label(x - origin, "relative", span)
-        local = time.localtime(x)
-        return time.strftime("%m-%d %H:%M" if span >= 86_400 else "%H:%M:%S", local)
+        local = local_moment(x)
+        if local is None:
+            return "—"
+        return local.strftime("%m-%d %H:%M" if span >= 86_400 else "%H:%M:%S")
     if abs(span) < 10:
         return f"{x:.2f}s" if abs(span) >= 0.1 else f"{x * 1000:.0f}ms"
     return fmt_duration(x) if x >= 0 else "-" + fmt_duration(-x)

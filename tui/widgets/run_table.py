@@ -25,9 +25,10 @@ from textual.message import Message
 from textual_fastdatatable import ArrowBackend
 from textual_fastdatatable.data_table import DataTable
 
-from mltop.core.formatting import fmt_duration, fmt_time, fmt_value
+from mltop.core.formatting import fit_text, fit_value, fmt_duration, fmt_time
 from mltop.core.runs_view import STATUS_SYMBOLS, Column, RunsView
 from mltop.core.sanitize import inert
+from mltop.tui.widgets.cut_edges import CutEdges
 
 MARK = "◆"
 DASH = "—"
@@ -66,7 +67,7 @@ def status_styles(app: Any) -> dict[str, Style]:
     }
 
 
-class RunTable(DataTable):
+class RunTable(CutEdges, DataTable):
     """Runs, one per row. Feed it with :meth:`show`; it never queries anything itself."""
 
     HELP_SECTION = "runs table"
@@ -149,6 +150,7 @@ class RunTable(DataTable):
         self.sort_descending = True
         self._styles: dict[str, Style] = {}
         self._mark_in_status = True
+        self._widths: dict[Column, int] = {}
         super().__init__(
             # Built from pa.nulls: pa.array would import pandas (most of a second) at start-up.
             backend=RunsBackend(pa.table({" ": pa.nulls(0, pa.string())}), [1]),
@@ -171,6 +173,7 @@ class RunTable(DataTable):
         self.sort_descending = descending
         # Marks share the status column (one cell: mark, symbol), or prefix the name without it.
         self._mark_in_status = any(c.cell == "status" for c in view.columns)
+        self._widths = dict(zip(view.columns, view.widths, strict=True))
         data = {column.id: view.table.column(column.id) for column in view.columns}
         extra = {"status": 1, "name": 0 if self._mark_in_status else 2}
         widths = [w + extra.get(c.cell, 0) for c, w in zip(view.columns, view.widths, strict=True)]
@@ -272,10 +275,19 @@ class RunTable(DataTable):
         if cell == "time":
             return Text(fmt_time(value, self.view.now if self.view else None), no_wrap=True)
         if cell == "duration":
-            return Text(fmt_duration(value), justify="right", no_wrap=True)
+            duration = fmt_duration(value)
+            return Text(
+                fit_text(duration, self._widths.get(column, len(duration))),
+                justify="right",
+                no_wrap=True,
+            )
         if cell == "number":
-            text = Text(fmt_value(value), justify="right", no_wrap=True)
-            if self._value("state", row) == "running":
+            # Widths come from a sample of each column: a wider value elsewhere is rounded to
+            # the column (or ends in …) rather than cut by it.
+            running = self._value("state", row) == "running"
+            width = self._widths.get(column, 1) - (2 if running else 0)
+            text = Text(fit_value(value, width), justify="right", no_wrap=True)
+            if running:
                 text.append(" ⋯", style="dim")
             return text
         if cell == "commit":
