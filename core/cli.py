@@ -628,7 +628,7 @@ def cmd_tail(argv: Sequence[str], out_file: TextIO | None = None) -> int:
             paths = [Path(log.path) for log in store.logs(run.id)]
         _print_problems(report, err)
         if not paths:
-            err.print(Text(f"mltop tail: run {inert(run.name)!r} ({run.id[:8]}) has no log files"))
+            err.print(Text(f"mltop tail: run {run.name!r} ({run.id[:8]}) has no log files"))
             return EXIT_PROBLEMS
     out = out_file or sys.stdout
     options = TailOptions(
