@@ -183,37 +183,50 @@ async def test_graph_view_draws_the_stages_and_moves_between_boxes(
         assert app.screen.selected == "train"  # type: ignore[attr-defined]
 
 
-async def test_picker_switches_a_side(project: Path, tmp_path: Path) -> None:
-    other = project / "experiments" / "big"
-    other.mkdir(parents=True)
-    (other / "dvc.yaml").write_text(
+async def test_one_repository_joins_its_ml_pipelines_and_p_picks_another_repository(
+    project: Path, tmp_path: Path
+) -> None:
+    # a second dvc.yaml in the same project joins the MLOps side
+    (project / "experiments" / "big").mkdir(parents=True)
+    (project / "experiments/big/dvc.yaml").write_text(
         "stages:\n  ingest:\n    cmd: python ingest.py\n  fit:\n    cmd: python train.py\n"
         "    deps: [data]\n  register:\n    cmd: mlflow models register -m x\n"
+    )
+    # a checkout of another project inside it is a repository of its own
+    other = project / "vendor" / "other"
+    (other / ".git").mkdir(parents=True)
+    (other / ".github/workflows").mkdir(parents=True)
+    (other / ".github/workflows/deploy.yml").write_text(
+        "on: push\njobs:\n  ship:\n    runs-on: x\n    steps:\n      - run: kubectl apply -f k8s/\n"
     )
     app = make_app(project, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_pipelines(pilot)
-        assert Path(screen.data.overview.comparison.mlops.path) == project / "dvc.yaml"  # type: ignore[union-attr]
+        overview = screen.data.overview  # type: ignore[union-attr]
+        mlops = overview.comparison.mlops
+        assert mlops is not None and [Path(m.path) for m in mlops.members] == [
+            project / "dvc.yaml",
+            project / "experiments/big/dvc.yaml",
+        ]
+        grid = grid_text(screen)
+        assert "MLOps: 2 files: dvc.yaml, experiments/big/" in grid
+        assert "register" in line_with(grid, "package / register")
+        assert "ship" not in grid  # the vendored repository's job is not this one's
         await pilot.press("P")
         await until(pilot, lambda: isinstance(app.screen, PipelinePicker))
         picker = app.screen
-        assert isinstance(picker, PipelinePicker) and picker.side == "mlops"
-        listed = [Path(p.path) for p in picker.pipelines]
-        assert listed[:2] == [project / "dvc.yaml", other / "dvc.yaml"]  # MLOps first
-        options = picker.query_one(OptionList)
-        ci = listed.index(project / ".github/workflows/ci.yml")
-        assert options.get_option_at_index(ci).disabled  # a CI file cannot go on the MLOps side
-        options.highlighted = 1
+        assert isinstance(picker, PipelinePicker)
+        assert [r.root for r in picker.repositories] == [project.resolve(), other.resolve()]
+        picker.query_one(OptionList).highlighted = 1
         await pilot.press("enter")
         await until(pilot, lambda: app.screen is screen and screen.settled)
-        mlops = screen.data.overview.comparison.mlops  # type: ignore[union-attr]
-        assert Path(mlops.path) == other / "dvc.yaml"  # type: ignore[union-attr]
-        assert "MLOps: experiments/big/dvc.yaml" in grid_text(screen)
-        assert "register" in line_with(grid_text(screen), "package / register")
-        # enter on the DevOps header opens the picker for that side
-        await pilot.press("h", "home", "enter")
+        overview = screen.data.overview  # type: ignore[union-attr]
+        assert overview.repository is not None and overview.repository.root == other.resolve()
+        assert "ship" in line_with(grid_text(screen), "deploy")
+        assert "holds no ML pipeline" in static_text(screen, "#pl-summary")
+        # enter on a column header opens the picker too
+        await pilot.press("home", "enter")
         await until(pilot, lambda: isinstance(app.screen, PipelinePicker))
-        assert app.screen.side == "devops"  # type: ignore[attr-defined]
         await pilot.press("escape")
 
 

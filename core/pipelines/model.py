@@ -144,6 +144,8 @@ class Stage:
     environment: str | None = None
     phase: Phase | None = None
     phase_reason: str = ""
+    origin: str = ""
+    """The file the stage comes from (relative to the repository) when a side joins several."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,9 @@ class Pipeline:
     edges: tuple[Edge, ...] = ()
     references: tuple[Reference, ...] = ()
     problems: tuple[str, ...] = ()
+    members: tuple[Pipeline, ...] = ()
+    """The files a repository's side is joined from (see core/pipelines/repository.py); ``path``
+    is then the repository folder and stage ids carry their file (``file:id``)."""
 
     def stage(self, stage_id: str) -> Stage | None:
         for stage in self.stages:

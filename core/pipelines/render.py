@@ -23,6 +23,7 @@ from mltop.core.pipelines.model import (
     one_line,
 )
 from mltop.core.pipelines.overview import Overview
+from mltop.core.pipelines.repository import Repository, side_title
 
 
 def inert(text: object, limit: int = 300) -> str:
@@ -99,6 +100,7 @@ def pipeline_dict(
 ) -> dict[str, Any]:
     return {
         "path": _rel(pipeline.path, root),
+        "files": [_rel(m.path, root) for m in pipeline.members or (pipeline,)],
         "format": pipeline.format,
         "kind": pipeline.kind,
         "name": pipeline.name,
@@ -108,6 +110,7 @@ def pipeline_dict(
                 "name": s.name,
                 "kind": s.kind,
                 "group": s.group,
+                "file": _rel(Path(pipeline.path) / s.origin if s.origin else pipeline.path, root),
                 "phase": s.phase.value if s.phase else None,
                 "phase_reason": s.phase_reason,
                 "needs": list(s.needs),
@@ -144,11 +147,24 @@ def _row_dict(row: PhaseRow) -> dict[str, Any]:
     }
 
 
+def repository_dict(repo: Repository, root: Path) -> dict[str, Any]:
+    return {
+        "root": _rel(repo.root, root),
+        "marker": repo.marker or None,
+        "devops": [_rel(p.path, root) for p in repo.devops],
+        "mlops": [_rel(p.path, root) for p in repo.mlops],
+        "stages": repo.stages,
+        "pairing": repo.pairing(root),
+    }
+
+
 def overview_dict(overview: Overview) -> dict[str, Any]:
     comp = overview.comparison
     root = overview.root
     return {
         "root": str(root),
+        "repository": repository_dict(overview.repository, root) if overview.repository else None,
+        "repositories": [repository_dict(r, root) for r in overview.repositories],
         "devops": pipeline_dict(comp.devops, overview.status_of(comp.devops), root)
         if comp.devops
         else None,
@@ -190,7 +206,7 @@ def render_json(overview: Overview) -> str:
 def _title(label: str, pipeline: Pipeline | None, root: Path) -> str:
     if pipeline is None:
         return f"{label}: none found"
-    return f"{label}: {inert(_rel(pipeline.path, root), 80)}"
+    return f"{label}: {inert(side_title(pipeline, root), 120)}"
 
 
 def render_table(overview: Overview, cell_width: int = 46) -> str:
@@ -221,6 +237,8 @@ def render_table(overview: Overview, cell_width: int = 46) -> str:
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("─" * w for w in widths))
     lines.append("")
+    if overview.pairing:
+        lines.append("Repository: " + inert(overview.pairing, 400))
     lines.append("Coverage: " + comp.summary())
     lines.extend(_maturity_lines(comp))
     lines.extend(_reason_lines(comp))
@@ -258,14 +276,10 @@ def _reason_lines(comp: Comparison) -> list[str]:
 def _tail_lines(overview: Overview) -> list[str]:
     out: list[str] = []
     comp = overview.comparison
-    shown = {Path(p.path) for p in (comp.devops, comp.mlops) if p is not None}
-    others = [p for p in overview.pipelines if Path(p.path) not in shown]
+    others = [r for r in overview.repositories if r is not overview.repository]
     if others:
-        out.append("Other pipelines found:")
-        for p in others:
-            count = len(p.stages)
-            what = f"{p.format}, {count} stage{'s' if count != 1 else ''}" if count else p.format
-            out.append(f"  {inert(_rel(p.path, overview.root), 100)} ({what})")
+        out.append("Other repositories found (mltop pipelines FOLDER shows one):")
+        out.extend(f"  {inert(r.summary(overview.root), 200)}" for r in others)
     refs = [(p, r) for p in (comp.devops, comp.mlops) if p is not None for r in p.references]
     if refs:
         out.append("Not followed (references):")
@@ -299,7 +313,11 @@ def render_markdown(overview: Overview) -> str:
             f"| {r.phase.label} | {md_cell(_cell(r.devops, r.devops_gap, dev_status), 600)} | "
             f"{md_cell(_cell(r.mlops, r.mlops_gap, ml_status), 600)} | {r.coverage} |"
         )
-    lines += ["", f"**Coverage:** {md_cell(comp.summary(), 600)}", ""]
+    lines.append("")
+    if overview.pairing:
+        lines.append(f"**Repository:** {md_cell(overview.pairing, 400)}")
+        lines.append("")
+    lines += [f"**Coverage:** {md_cell(comp.summary(), 600)}", ""]
     m = comp.maturity
     headline = m.headline.removeprefix(f"level {m.level}: ")
     lines.append(f"**MLOps maturity: level {m.level}** — {md_cell(headline, 400)}")

@@ -1,13 +1,14 @@
-"""Pipelines (``p`` on the runs screen): a DevOps and an MLOps pipeline side by side.
+"""Pipelines (``p`` on the runs screen): a repository's DevOps and MLOps sides side by side.
 
-Rows are lifecycle phases; each column holds one pipeline's stages in the phase they were given,
+Rows are lifecycle phases; the DevOps column holds the stages of all the repository's CI files,
+the MLOps column those of all its ML pipelines, each in the phase they were given,
 with kind, dependencies, status (dvc.lock, JUnit reports, GitHub Actions when a repository is
 set) and the experiment runs linked to it. Below: the selected stage in full (including why it
 sits in its phase), and what each side covers and lacks with the MLOps maturity reading.
 
 Everything is computed by :func:`mltop.core.pipelines.overview.build_overview` and
 :func:`mltop.core.pipelines.links.link_runs` in a worker thread; the screen only draws the
-answer. Reading again (``R``) or choosing another pipeline for a side (``P``) asks the worker
+answer. Reading again (``R``) or choosing another repository (``P``) asks the worker
 again, and only the latest answer is shown.
 """
 
@@ -42,6 +43,7 @@ from mltop.core.pipelines.model import (
 )
 from mltop.core.pipelines.overview import GitHubOptions, Overview, build_overview
 from mltop.core.pipelines.phases import OVERRIDES_FILE
+from mltop.core.pipelines.repository import side_title
 from mltop.core.runs_view import STATUS_SYMBOLS
 from mltop.core.sanitize import inert
 from mltop.core.store import StoreError
@@ -126,7 +128,7 @@ class PipelinesScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "back", id="pipelines.back"),
         Binding("g", "graph", "graph", id="pipelines.graph"),
-        Binding("P", "pick", "pick pipeline", id="pipelines.pick"),
+        Binding("P", "pick", "pick repository", id="pipelines.pick"),
         Binding("r", "reasons", "reasons", id="pipelines.reasons"),
         Binding("o", "open_runs", "linked runs", id="pipelines.runs"),
         Binding("R", "reload", "reload", id="pipelines.reload"),
@@ -138,7 +140,8 @@ class PipelinesScreen(Screen[None]):
         self.github = github
         self.data: PipelinesData | None = None
         self.error: str | None = None
-        self.chosen: dict[str, Path | None] = {"devops": None, "mlops": None}
+        self.chosen: Path | None = None
+        """The repository root picked with ``P``; None shows the automatic choice."""
         self._generation = 0
         self._answered = 0
 
@@ -188,13 +191,13 @@ class PipelinesScreen(Screen[None]):
     def reload(self) -> None:
         self._generation += 1
         self._draw_header()
-        self._load(self._generation, self.chosen["devops"], self.chosen["mlops"])
+        self._load(self._generation, self.chosen)
 
     @work(thread=True, exclusive=True, group="pipelines")
-    def _load(self, generation: int, devops: Path | None, mlops: Path | None) -> None:
+    def _load(self, generation: int, repository: Path | None) -> None:
         started = time.perf_counter()
         try:
-            overview = build_overview(self.root, self.github, devops=devops, mlops=mlops)
+            overview = build_overview(self.root, self.github, repository=repository)
         except Exception as exc:  # a parser bug must not leave the screen blank
             self.post_message(PipelinesLoaded(None, generation, f"{type(exc).__name__}: {exc}"))
             return
@@ -266,6 +269,9 @@ class PipelinesScreen(Screen[None]):
         if data is not None:
             count = len(data.overview.pipelines)
             header.append(f"  ·  {count} pipeline{'s' if count != 1 else ''} found")
+            repos = len(data.overview.repositories)
+            if repos > 1:
+                header.append(f" in {repos} repositories (P picks)")
         if self.github is not None:
             header.append(f"  ·  GitHub {inert(self.github.repo)}")
         if self._answered != self._generation:
@@ -287,10 +293,10 @@ class PipelinesScreen(Screen[None]):
             pipeline = data.pipeline(side)
             label = SIDE_LABELS[side]
             if pipeline is None:
-                titles[side] = f"{label}: none found (P to pick)"
+                titles[side] = f"{label}: none in this repository"
             else:
-                path = relative(pipeline.path, overview.root)
-                titles[side] = f"{label}: {one_line(path, 120)} ({pipeline.format})"
+                title = side_title(pipeline, overview.root)
+                titles[side] = f"{label}: {one_line(title, 120)} ({pipeline.format})"
         ci = overview.ci_run_of(overview.comparison.devops)
         if ci is not None:
             # short: the branch, URL and the runs themselves are in the header's pane
@@ -321,7 +327,7 @@ class PipelinesScreen(Screen[None]):
     @on(PhaseGrid.Activated)
     def _activated(self, event: PhaseGrid.Activated) -> None:
         if event.stage_id is None:
-            self.pick(event.side)
+            self.pick()
         else:
             self.open_graph(event.side, event.stage_id)
 
@@ -357,27 +363,26 @@ class PipelinesScreen(Screen[None]):
         self.reload()
 
     def action_pick(self) -> None:
-        self.pick(self.grid.side)
+        self.pick()
 
-    def pick(self, side: Side) -> None:
+    def pick(self) -> None:
         data = self.data
         if data is None:
             return
-        if not data.overview.pipelines:
+        if not data.overview.repositories:
             self.notify("no pipelines found to pick from", timeout=3)
             return
-        current = data.pipeline(side)
+        current = data.overview.repository
 
         def chosen(path: Path | None) -> None:
             if path is not None:
-                self.chosen[side] = path
+                self.chosen = path
                 self.reload()
 
         self.app.push_screen(
             PipelinePicker(
-                data.overview.pipelines,
-                side,
-                Path(current.path) if current is not None else None,
+                data.overview.repositories,
+                current.root if current is not None else None,
                 data.overview.root,
             ),
             chosen,
@@ -395,7 +400,9 @@ class PipelinesScreen(Screen[None]):
             return
         pipeline = data.pipeline(side)
         if pipeline is None or not pipeline.stages:
-            self.notify(f"no {SIDE_LABELS[side]} pipeline to draw (P picks one)", timeout=3)
+            self.notify(
+                f"no {SIDE_LABELS[side]} pipeline to draw (P picks a repository)", timeout=3
+            )
             return
 
         def done(result: tuple[str, str] | None) -> None:
@@ -448,10 +455,8 @@ class PipelinesScreen(Screen[None]):
 
     def commands(self) -> list[ScreenCommand]:
         return [
-            ScreenCommand("Pick the DevOps pipeline", "choose the CI file shown",
-                          lambda: self.pick("devops")),
-            ScreenCommand("Pick the MLOps pipeline", "choose the ML pipeline shown",
-                          lambda: self.pick("mlops")),
+            ScreenCommand("Pick the repository", "choose which repository's pipelines show",
+                          self.pick),
             ScreenCommand(
                 "Graph of the DevOps pipeline", "stages and dependencies",
                 lambda: self.open_graph("devops", None),
@@ -513,7 +518,9 @@ def stage_detail(data: PipelinesData, side: str, stage: Stage, pipeline: Pipelin
     if stage.id != stage.name:
         title.append(f"  id {one_line(stage.id, 80)}", style="dim")
     title.append(f"  {one_line(stage.kind, 30)}", style="dim")
-    if pipeline is not None:
+    if stage.origin:
+        title.append(f"  in {one_line(stage.origin, 80)}", "dim")
+    elif pipeline is not None:
         title.append(f"  in {one_line(relative(pipeline.path, data.overview.root), 80)}", "dim")
     table.add_row("stage", title)
     phase = Text(stage.phase.label if stage.phase else "unmapped", style="bold")
@@ -560,17 +567,16 @@ def pipeline_detail(data: PipelinesData, side: str) -> RenderableType:
     """The side's pipeline as a whole (the header is selected)."""
     pipeline = data.pipeline(side)
     overview = data.overview
-    others = [p for p in overview.pipelines if p.kind == side]
     if pipeline is None:
-        text = Text(f"No {SIDE_LABELS[side]} pipeline", style="bold")
-        text.append(
-            f"\n{len(others)} found of this kind" + ("; P picks one" if others else ""),
-            style="dim",
-        )
+        text = Text(f"No {SIDE_LABELS[side]} pipeline in this repository", style="bold")
+        others = len(overview.repositories) - 1
+        if others > 0:
+            text.append(f"\n{others} other repositories found; P picks one", style="dim")
         return text
     table = _pairs()
-    table.add_row("file", Text(one_line(relative(pipeline.path, overview.root), 200), "bold"))
-    table.add_row("format", Text(f"{pipeline.format} ({SIDE_LABELS[pipeline.kind]})"))
+    for member in pipeline.members or (pipeline,):
+        name = one_line(relative(member.path, overview.root), 200)
+        table.add_row("file", Text(f"{name}  ({member.format}, {len(member.stages)} stages)"))
     table.add_row(
         "graph", Text(f"{len(pipeline.stages)} stages, {len(pipeline.edges)} dependencies")
     )
@@ -586,9 +592,7 @@ def pipeline_detail(data: PipelinesData, side: str) -> RenderableType:
         table.add_row("refers", Text(f"{ref.kind}{where}: {one_line(ref.target, 120)}", "dim"))
     for problem in pipeline.problems[:6]:
         table.add_row("problem", Text(one_line(problem, 300), style="yellow"))
-    table.add_row(
-        "", Text(f"enter or P: another {SIDE_LABELS[side]} pipeline  ·  g: its graph", "dim")
-    )
+    table.add_row("", Text("enter or P: another repository  ·  g: the graph of this side", "dim"))
     return table
 
 
@@ -611,7 +615,10 @@ def summary(data: PipelinesData) -> RenderableType:
     """What each side covers and lacks per phase, the maturity reading and its evidence."""
     overview = data.overview
     comparison = overview.comparison
-    parts: list[RenderableType] = [
+    parts: list[RenderableType] = []
+    if overview.pairing:
+        parts.append(Text(one_line(overview.pairing, 300), style="dim"))
+    parts += [
         _coverage_line(comparison, "devops"),
         _coverage_line(comparison, "mlops"),
     ]
@@ -635,12 +642,11 @@ def summary(data: PipelinesData) -> RenderableType:
     if unmapped:
         names = ", ".join(stage_label(s) for s in unmapped[:8])
         parts.append(Text(f"\nunmapped: {names} (map them in {OVERRIDES_FILE})", style="yellow"))
-    shown = {Path(p.path) for p in (comparison.devops, comparison.mlops) if p is not None}
-    others = [p for p in overview.pipelines if Path(p.path) not in shown]
+    others = [r for r in overview.repositories if r is not overview.repository]
     if others:
-        names = ", ".join(one_line(relative(p.path, overview.root), 60) for p in others[:6])
+        names = ", ".join(one_line(relative(r.root, overview.root), 60) for r in others[:6])
         more = f" and {len(others) - 6} more" if len(others) > 6 else ""
-        parts.append(Text(f"\nalso found (P to pick): {names}{more}", style="dim"))
+        parts.append(Text(f"\nother repositories (P to pick): {names}{more}", style="dim"))
     notes = list(overview.notes)
     if data.link_note:
         notes.append(data.link_note)
