@@ -20,6 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 from tui_pilot import SIZE, make_app
 
+from mltop.core.pipelines.cli import pipelines_command
 from mltop.core.tracking import META_FILE
 from mltop.tui.app import MltopApp
 from mltop.tui.commands import ScreenCommands
@@ -45,6 +46,13 @@ async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 
         await pilot.pause(0.02)
 
 
+# what `dvc repro` records: the sample project's three stages ran with their current commands
+LAST_RUN = (
+    "schema: '2.0'\nstages:\n  prepare:\n    cmd: python prepare.py\n"
+    "  train:\n    cmd: python train.py --from-params\n  evaluate:\n    cmd: python evaluate.py\n"
+)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The sample project's own pipelines and two finished runs under ``runs/``."""
@@ -52,6 +60,7 @@ def project(tmp_path: Path) -> Path:
     (root / ".github" / "workflows").mkdir(parents=True)
     shutil.copy(SAMPLE / "dvc.yaml", root / "dvc.yaml")
     shutil.copy(SAMPLE / ".github" / "workflows" / "ci.yml", root / ".github/workflows/ci.yml")
+    (root / "dvc.lock").write_text(LAST_RUN, encoding="utf-8")
     write_run(root / "runs", "sgd-lr0.1", steps=3)
     write_run(root / "runs", "rf-depth4", steps=3)
     return root
@@ -109,7 +118,7 @@ async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
             "monitor",
         ]
         test_row = line_with(text, "test / train")
-        assert "• test" in test_row and "○ train" in test_row and "both" in test_row
+        assert "• test" in test_row and "✓ train  up to date" in test_row and "both" in test_row
         assert "← lint" in test_row  # dependencies
         assert "→ 2 runs" in test_row  # the training stage's runs, under the project folder
         assert "✗ no feature or preprocessing stage" in line_with(text, "build / prepare")
@@ -122,7 +131,7 @@ async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
         # the first MLOps stage is selected; its pane says why it sits in its phase
         assert screen.grid.side == "mlops" and screen.grid.selected_stage.id == "prepare"
         detail = static_text(screen, "#pl-detail")
-        assert 'name "prepare" says prepare' in detail and "not run" in detail
+        assert 'name "prepare" says prepare' in detail and "✓ up to date  from dvc.lock" in detail
 
 
 async def test_reasons_toggle_and_side_moves(project: Path, tmp_path: Path) -> None:
@@ -291,7 +300,7 @@ async def test_help_lists_every_binding_id_and_works_at_80x24(
         screen = await open_pipelines(pilot)
         text = grid_text(screen)
         assert "coverage" not in text.splitlines()[0]  # the column is left out when narrow
-        assert "test / train" in text and "○ train" in text
+        assert "test / train" in text and "✓ train" in text
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
@@ -423,3 +432,20 @@ async def test_a_github_failure_is_said_and_the_rest_still_shows(
         assert "404 not found: o/missing" in static_text(screen, "#pl-summary")
         assert any("404 not found" in str(n.message) for n in app._notifications)
         assert "• lint" in line_with(grid_text(screen), "build / prepare")
+
+
+async def test_a_stage_never_run_says_so_in_the_clis_words_and_links_no_runs(
+    project: Path, tmp_path: Path
+) -> None:
+    (project / "dvc.lock").unlink()
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        test_row = line_with(grid_text(screen), "test / train")
+        assert "○ train  not run yet: no dvc.lock" in test_row
+        assert "→" not in test_row.split("○ train", 1)[1]  # the runs under runs/ are not its
+        detail = static_text(screen, "#pl-detail")
+        assert "○ not run yet: no dvc.lock" in detail and "from dvc.lock" not in detail
+    out = io.StringIO()
+    pipelines_command(project, "table", out=out)
+    assert "train [○ not run yet: no dvc.lock]" in line_with(out.getvalue(), "test / train")

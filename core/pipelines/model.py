@@ -209,6 +209,24 @@ class StatusState(StrEnum):
     def symbol(self) -> str:
         return _SYMBOLS[self]
 
+    @property
+    def words(self) -> str:
+        """The state as a person reads it once; every view leads a stage's status with these."""
+        return _WORDS[self]
+
+
+_WORDS = {
+    StatusState.UP_TO_DATE: "up to date",
+    StatusState.CHANGED: "changed since last run",
+    StatusState.NOT_RUN: "not run yet",
+    StatusState.PASSED: "passed",
+    StatusState.FAILED: "failed",
+    StatusState.RUNNING: "running",
+    StatusState.QUEUED: "queued",
+    StatusState.SKIPPED: "skipped",
+    StatusState.CANCELLED: "cancelled",
+    StatusState.UNKNOWN: "status unknown",
+}
 
 _SYMBOLS = {
     StatusState.UP_TO_DATE: "✓",
@@ -224,6 +242,10 @@ _SYMBOLS = {
 }
 
 
+BRIEF_STATUS = 40
+"""Characters of a status summary a table cell shows before it falls back to the state's words."""
+
+
 @dataclass(frozen=True)
 class StageStatus:
     state: StatusState
@@ -233,7 +255,18 @@ class StageStatus:
     source: str = ""
 
     def short(self) -> str:
-        text = self.summary or self.state.value
+        text = self.summary or self.state.words
+        if self.duration is not None:
+            text += f" {format_duration(self.duration)}"
+        return text
+
+    def brief(self, limit: int = BRIEF_STATUS) -> str:
+        """The status for a table cell, the same in the CLI and the TUI: the whole summary when
+        it fits in ``limit`` characters, else the state's words with a visible "…" (the
+        summary is in full in the stage pane and the JSON)."""
+        text = self.summary or self.state.words
+        if len(text) > limit:
+            text = self.state.words + "…"
         if self.duration is not None:
             text += f" {format_duration(self.duration)}"
         return text

@@ -18,7 +18,6 @@ from mltop.core.pipelines.model import (
     Pipeline,
     Stage,
     StageStatus,
-    format_duration,
     layers,
     one_line,
 )
@@ -56,17 +55,14 @@ def stage_label(stage: Stage, status: StageStatus | None) -> str:
     name = stage.name if len(stage.name) <= 40 and "${{" not in stage.name else stage.id
     text = inert(name, 60)
     if status is not None:
-        summary = status.summary if len(status.summary) <= 24 else status.state.value
-        if status.duration is not None:
-            summary += f" {format_duration(status.duration)}"
-        text += f" [{status.state.symbol} {inert(summary, 60)}]"
+        text += f" [{status.state.symbol} {inert(status.brief(), 60)}]"
     return text
 
 
 def _cell(stages: tuple[Stage, ...], gap: str, statuses: dict[str, StageStatus]) -> str:
     if not stages:
         return f"✗ {gap}"
-    return "✓ " + ", ".join(stage_label(s, statuses.get(s.id)) for s in stages)
+    return ", ".join(stage_label(s, statuses.get(s.id)) for s in stages)
 
 
 # --- JSON --------------------------------------------------------------------------------------

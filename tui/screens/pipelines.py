@@ -437,9 +437,9 @@ class PipelinesScreen(Screen[None]):
         legend.add_column()
         for symbol, meaning in (
             ("✓", "passed / up to date"),
-            ("~", "changed since dvc.lock"),
+            ("~", "changed since last run (dvc.lock)"),
             ("✗", "failed, or: nothing in this phase"),
-            ("○", "not run"),
+            ("○", "not run yet"),
             ("●", "running"),
             ("•", "no status known"),
             ("→ N runs", "experiment runs linked by commit, output folder or project folder"),
@@ -528,9 +528,9 @@ def stage_detail(data: PipelinesData, side: str, stage: Stage, pipeline: Pipelin
     table.add_row("why", Text(one_line(stage.phase_reason, 300), style="italic"))
     table.add_row("needs", _joined(stage.needs) if stage.needs else Text("nothing", "dim"))
     if status is not None:
-        line = Text(f"{status.state.symbol} {one_line(status.summary or status.state.value, 200)}")
+        line = Text(f"{status.state.symbol} {one_line(status.summary or status.state.words, 200)}")
         line.stylize(style_of(state_style(status.state)))
-        if status.source:
+        if status.source and status.source not in status.summary:
             line.append(f"  from {one_line(status.source, 40)}", style="dim")
         table.add_row("status", line)
         if status.duration is not None:

@@ -23,7 +23,7 @@ from textual.widget import Widget
 from mltop.core.pipelines.compare import Comparison
 from mltop.core.pipelines.dag_layout import state_style
 from mltop.core.pipelines.links import RunLink
-from mltop.core.pipelines.model import Phase, Stage, StageStatus, format_duration, one_line
+from mltop.core.pipelines.model import Phase, Stage, StageStatus, one_line
 
 Side = Literal["devops", "mlops"]
 SIDES: tuple[Side, Side] = ("devops", "mlops")
@@ -370,11 +370,10 @@ class PhaseGrid(Widget, can_focus=True):
             text.append("• ", style="dim")
         text.append(stage_label(stage), style="bold")
         if status is not None:
-            # the full summary is in the stage pane; a long one would push the rest out
-            summary = status.summary if len(status.summary) <= 18 else status.state.value
-            text.append("  " + one_line(summary, 60), style=style_of(state_style(status.state)))
-            if status.duration is not None:
-                text.append(" " + format_duration(status.duration))
+            # the same words as the CLI's table; the full summary is in the stage pane
+            text.append(
+                "  " + one_line(status.brief(), 60), style=style_of(state_style(status.state))
+            )
         if link is not None:
             noun = "run" if link.total == 1 else "runs"
             text.append(f"  → {link.total} {noun}", style=STYLES["link"])
