@@ -400,7 +400,7 @@ COMMAND_RULES: list[_Rule] = [
         r"npm (?:run )?test" + _END,
         r"make(?: -\S+)* test[\w-]*",
         r"meson test" + _END,
-        r"\S*run[-_]tests?" + _END,
+        r"\S*run[-_]tests?(?:\.sh)?" + _END,
         r"\S*tests?[-_]\w+\.sh" + _END,
         r"dvc repro" + _END,
         r"dvc exp run" + _END,
@@ -441,7 +441,11 @@ COMMAND_RULES: list[_Rule] = [
     ),
     *_cmd_rules(P.PACKAGE, r"huggingface-cli upload" + _END, r"hf upload" + _END),
     *_any_rules(
-        P.PACKAGE, r"\bmlflow\.register_model\b", r"\bregister_model\(", r"\.push_to_hub\("
+        P.PACKAGE,
+        r"\bmlflow\.register_model\b",
+        r"\bregister_model\(",
+        r"\.push_to_hub\(",
+        r"\bdocker\.build\(",
     ),
     *_cmd_rules(
         P.DEPLOY,

@@ -252,8 +252,8 @@ class PipelinesScreen(Screen[None]):
         text.append(f"No pipelines found under {inert(short_path(self.root))}\n\n", style="bold")
         text.append(
             "mltop reads CI definitions (.github/workflows/*.yml, .gitlab-ci.yml,\n"
-            "azure-pipelines.yml, Tekton) and ML pipelines (dvc.yaml, compiled Kubeflow,\n"
-            "Argo Workflows) and lines them up by lifecycle phase.\n\n"
+            "azure-pipelines.yml, Tekton, Jenkinsfile) and ML pipelines (dvc.yaml, compiled\n"
+            "Kubeflow, Argo Workflows) and lines them up by lifecycle phase.\n\n"
         )
         text.append("esc goes back to the runs  ·  R reads the folder again", style="dim")
         return text
