@@ -449,3 +449,28 @@ async def test_a_stage_never_run_says_so_in_the_clis_words_and_links_no_runs(
     out = io.StringIO()
     pipelines_command(project, "table", out=out)
     assert "train [○ not run yet: no dvc.lock]" in line_with(out.getvalue(), "test / train")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+async def test_the_metrics_band_shows_devops_and_mlops_figures_side_by_side(
+    project: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "first")):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+            cwd=project,
+            check=True,
+            capture_output=True,
+        )
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=(200, 60)) as pilot:
+        screen = await open_pipelines(pilot)
+        summary = static_text(screen, "#pl-summary")
+        header = line_with(summary.replace("\n ", "\n"), "DevOps metrics")
+        assert "MLOps metrics" in header  # the two columns side by side
+        assert "retraining frequency: 1 retraining" in summary
+        assert "commits that changed dvc.lock" in summary
+        assert "release frequency: needs release tags (git tag)" in summary
+        assert "drift: needs a monitor source" in summary

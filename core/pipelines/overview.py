@@ -21,6 +21,7 @@ from mltop.core.pipelines.github_runs import (
     github_run_status,
 )
 from mltop.core.pipelines.model import Pipeline, StageStatus
+from mltop.core.pipelines.ops_metrics import OpsMetric, measure
 from mltop.core.pipelines.phases import PhaseOverrides, assign_phases, load_overrides
 from mltop.core.pipelines.repository import (
     Repository,
@@ -63,6 +64,8 @@ class Overview:
     repository: Repository | None = None
     pairing: str = ""
     """Why the two sides shown belong together (see Repository.pairing)."""
+    metrics: list[OpsMetric] = field(default_factory=list)
+    """The DevOps and MLOps performance band of the repository shown (ops_metrics.py)."""
 
     def status_of(self, pipeline: Pipeline | None) -> dict[str, StageStatus]:
         if pipeline is None:
@@ -192,6 +195,8 @@ def build_overview(
         overview.problems.extend(found.problems)
         if found.ci_run is not None:
             overview.ci_runs[Path(side.path)] = found.ci_run
+    if chosen is not None:
+        overview.metrics = measure(chosen.root, chosen.marker, devops, mlops)
     return overview
 
 

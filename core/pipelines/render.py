@@ -189,6 +189,17 @@ def overview_dict(overview: Overview) -> dict[str, Any]:
             }
             for p in overview.pipelines
         ],
+        "metrics": [
+            {
+                "side": m.side,
+                "name": m.name,
+                "value": m.value,
+                "evidence": m.evidence or None,
+                "period": m.period or None,
+                "needs": m.needs or None,
+            }
+            for m in overview.metrics
+        ],
         "notes": list(overview.notes),
         "problems": list(overview.problems),
     }
@@ -237,6 +248,7 @@ def render_table(overview: Overview, cell_width: int = 46) -> str:
         lines.append("Repository: " + inert(overview.pairing, 400))
     lines.append("Coverage: " + comp.summary())
     lines.extend(_maturity_lines(comp))
+    lines.extend(_metric_lines(overview))
     lines.extend(_reason_lines(comp))
     lines.extend(_tail_lines(overview))
     return "\n".join(lines) + "\n"
@@ -251,6 +263,16 @@ def _maturity_lines(comp: Comparison) -> list[str]:
     if m.missing:
         out.append("  missing:")
         out.extend(f"    - {inert(e, 200)}" for e in m.missing)
+    return out
+
+
+def _metric_lines(overview: Overview) -> list[str]:
+    out: list[str] = []
+    for side, label in (("devops", "DevOps"), ("mlops", "MLOps")):
+        found = [m for m in overview.metrics if m.side == side]
+        if found:
+            out.append(f"{label} metrics:")
+            out.extend(f"  {inert(m.line(), 300)}" for m in found)
     return out
 
 
@@ -321,6 +343,20 @@ def render_markdown(overview: Overview) -> str:
         lines += ["", "Evidence:", *(f"- {md_cell(e)}" for e in m.evidence)]
     if m.missing:
         lines += ["", "Missing:", *(f"- {md_cell(e)}" for e in m.missing)]
+    if overview.metrics:
+        lines += ["", "| DevOps metric | value | MLOps metric | value |", "|---|---|---|---|"]
+        dev = [x for x in overview.metrics if x.side == "devops"]
+        ml = [x for x in overview.metrics if x.side == "mlops"]
+        for index in range(max(len(dev), len(ml))):
+            cells = []
+            for found in (dev, ml):
+                if index < len(found):
+                    metric = found[index]
+                    text = metric.line().removeprefix(f"{metric.name}: ")
+                    cells += [md_cell(metric.name), md_cell(text)]
+                else:
+                    cells += ["", ""]
+            lines.append("| " + " | ".join(cells) + " |")
     for label, pipeline in (("DevOps", comp.devops), ("MLOps", comp.mlops)):
         if pipeline is None or not pipeline.stages:
             continue

@@ -611,6 +611,29 @@ def _coverage_line(comparison: Comparison, side: str) -> Text:
     return text
 
 
+def metrics_band(overview: Overview) -> Table:
+    """The article's DevOps and MLOps performance metrics, side by side, each with its
+    evidence and period, or what it would need."""
+    band = Table(box=None, padding=(0, 2, 0, 0), expand=True, title_justify="left")
+    band.add_column("DevOps metrics", ratio=1, header_style="bold underline")
+    band.add_column("MLOps metrics", ratio=1, header_style="bold underline")
+    cells: dict[str, list[Text]] = {"devops": [], "mlops": []}
+    for metric in overview.metrics:
+        line = Text(f"{one_line(metric.name, 60)}: ", style="bold")
+        if metric.value is None:
+            line.append(f"needs {one_line(metric.needs, 200)}", style="dim")
+        else:
+            line.append(one_line(metric.value, 200), style=STYLES["ok"])
+            extra = "; ".join(x for x in (metric.period, metric.evidence) if x)
+            if extra:
+                line.append(f"  {one_line(extra, 200)}", style="dim")
+        cells[metric.side].append(line)
+    for index in range(max(len(cells["devops"]), len(cells["mlops"]))):
+        row = [cells[side][index] if index < len(cells[side]) else Text("") for side in SIDES]
+        band.add_row(*row)
+    return band
+
+
 def summary(data: PipelinesData) -> RenderableType:
     """What each side covers and lacks per phase, the maturity reading and its evidence."""
     overview = data.overview
@@ -638,6 +661,8 @@ def summary(data: PipelinesData) -> RenderableType:
     if maturity.missing:
         parts.append(Text("missing", style="bold underline"))
         parts.extend(Text(f" ✗ {one_line(m, 300)}", style="yellow") for m in maturity.missing)
+    if overview.metrics:
+        parts += [Text(""), metrics_band(overview)]
     unmapped = [*comparison.unmapped_devops, *comparison.unmapped_mlops]
     if unmapped:
         names = ", ".join(stage_label(s) for s in unmapped[:8])
