@@ -90,7 +90,7 @@ def measure(
 ) -> list[OpsMetric]:
     """The band for one repository: DevOps figures first, then MLOps."""
     git = Git(Path(root)) if marker == ".git" else None
-    no_git = f"the repository's own git history ({one_line(root, 120)} holds no .git)"
+    no_git = f"the repository's own git history ({one_line(Path(root).name, 80)}/ holds no .git)"
     out: list[OpsMetric] = []
     tags: list[tuple[str, float]] = []
     tag_problem = ""
@@ -101,16 +101,14 @@ def measure(
             tag_problem = one_line(exc, 160)
     out.extend(_release_metrics(git, tags, tag_problem or (no_git if git is None else "")))
     deploys = [s.name for s in (devops.stages if devops else ()) if s.phase is Phase.DEPLOY]
-    out.append(
-        OpsMetric(
-            "devops",
-            "deploy frequency",
-            None,
-            needs="the run history of the deploy jobs ("
-            + (", ".join(one_line(d, 40) for d in deploys[:3]) or "none in CI")
-            + "), which mltop does not read yet",
-        )
+    needs = (
+        "the run history of the deploy jobs ("
+        + ", ".join(one_line(d, 40) for d in deploys[:3])
+        + "), which mltop does not read yet"
+        if deploys
+        else "a deploy job in CI, and its run history"
     )
+    out.append(OpsMetric("devops", "deploy frequency", None, needs=needs))
     out.append(
         OpsMetric(
             "devops",
