@@ -259,3 +259,15 @@ def test_statuses_of_a_joined_ml_side_come_from_each_files_own_lock(tmp_path: Pa
     statuses = overview.status_of(mlops)
     assert statuses["nested/dvc.yaml:fit"].state.value == "up to date"
     assert statuses["dvc.yaml:train"].state.value == "not run"
+
+
+@needs_git
+def test_a_joined_stage_box_names_the_stage_then_its_file(tmp_path: Path) -> None:
+    from mltop.core.pipelines.dag_layout import stage_node
+
+    repo = multi_workflow_repo(tmp_path / "repo")
+    devops = build_overview(repo).comparison.devops
+    assert devops is not None
+    stage = next(s for s in devops.stages if s.name == "build")
+    texts = [text for text, _style in stage_node(stage, None).lines]
+    assert texts[:3] == ["build", ".github/workflows/python-app.yml", "test / train"]

@@ -90,7 +90,7 @@ def measure(
 ) -> list[OpsMetric]:
     """The band for one repository: DevOps figures first, then MLOps."""
     git = Git(Path(root)) if marker == ".git" else None
-    no_git = f"the repository's own git history ({one_line(Path(root).name, 80)}/ holds no .git)"
+    no_git = f"its git history ({one_line(Path(root).name, 80)}/ holds no .git)"
     out: list[OpsMetric] = []
     tags: list[tuple[str, float]] = []
     tag_problem = ""

@@ -65,6 +65,9 @@ if TYPE_CHECKING:
     from mltop.tui.app import MltopApp
 
 SHOWN_RUNS = 5
+BAND_MIN_HEIGHT = 34
+"""From this many rows the metrics band gets a full-width strip under the table; below it the
+band sits in the summary pane, where it wraps and scrolls instead of crowding the stages out."""
 
 
 @dataclass
@@ -155,6 +158,7 @@ class PipelinesScreen(Screen[None]):
         yield Static(id="pl-header")
         with VerticalScroll(id="pl-grid-box"):
             yield PhaseGrid(id="pl-grid")
+        yield Static(id="pl-metrics")
         yield Static(id="pl-empty")
         with Horizontal(id="pl-bottom"):
             with VerticalScroll(id="pl-detail-box") as detail:
@@ -180,6 +184,15 @@ class PipelinesScreen(Screen[None]):
     def on_resize(self) -> None:
         self._draw_header()
         self.query_one(KeyBar).update_keys()
+        self._draw_summary()
+
+    @property
+    def band_strip(self) -> bool:
+        """Whether the metrics band has its own strip under the table (tall terminals)."""
+        data = self.data
+        return (
+            data is not None and bool(data.overview.metrics) and self.size.height >= BAND_MIN_HEIGHT
+        )
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -348,8 +361,15 @@ class PipelinesScreen(Screen[None]):
         self.query_one("#pl-detail", Static).update(body)
 
     def _draw_summary(self) -> None:
-        if self.data is not None:
-            self.query_one("#pl-summary", Static).update(summary(self.data))
+        if self.data is None:
+            return
+        strip = self.band_strip
+        self.set_class(strip, "-band")
+        if strip:
+            self.query_one("#pl-metrics", Static).update(
+                metrics_band(self.data.overview, wrap=False)
+            )
+        self.query_one("#pl-summary", Static).update(summary(self.data, band=not strip))
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -611,12 +631,19 @@ def _coverage_line(comparison: Comparison, side: str) -> Text:
     return text
 
 
-def metrics_band(overview: Overview) -> Table:
+def metrics_band(overview: Overview, wrap: bool = True) -> Table:
     """The article's DevOps and MLOps performance metrics, side by side, each with its
-    evidence and period, or what it would need."""
+    evidence and period, or what it would need. Unwrapped (the strip under the table), a line
+    that does not fit ends in "…"; the whole of it is in ``mltop pipelines``."""
     band = Table(box=None, padding=(0, 2, 0, 0), expand=True, title_justify="left")
-    band.add_column("DevOps metrics", ratio=1, header_style="bold underline")
-    band.add_column("MLOps metrics", ratio=1, header_style="bold underline")
+    for title in ("DevOps metrics", "MLOps metrics"):
+        band.add_column(
+            title,
+            ratio=1,
+            header_style="bold underline",
+            no_wrap=not wrap,
+            overflow="fold" if wrap else "ellipsis",
+        )
     cells: dict[str, list[Text]] = {"devops": [], "mlops": []}
     for metric in overview.metrics:
         line = Text(f"{one_line(metric.name, 60)}: ", style="bold")
@@ -634,7 +661,7 @@ def metrics_band(overview: Overview) -> Table:
     return band
 
 
-def summary(data: PipelinesData) -> RenderableType:
+def summary(data: PipelinesData, band: bool = True) -> RenderableType:
     """What each side covers and lacks per phase, the maturity reading and its evidence."""
     overview = data.overview
     comparison = overview.comparison
@@ -661,7 +688,7 @@ def summary(data: PipelinesData) -> RenderableType:
     if maturity.missing:
         parts.append(Text("missing", style="bold underline"))
         parts.extend(Text(f" ✗ {one_line(m, 300)}", style="yellow") for m in maturity.missing)
-    if overview.metrics:
+    if overview.metrics and band:
         parts += [Text(""), metrics_band(overview)]
     unmapped = [*comparison.unmapped_devops, *comparison.unmapped_mlops]
     if unmapped:

@@ -383,7 +383,9 @@ class PhaseGrid(Widget, can_focus=True):
             count = stage.matrix.combinations
             text.append(f" ×{count}" if count is not None else " ×?", style="dim")
         if stage.needs:
-            needs = ", ".join(one_line(n, 30) for n in stage.needs[:3])
+            # on a joined side a stage needs stages of its own file: drop the file prefix
+            own = f"{stage.origin}:" if stage.origin else ""
+            needs = ", ".join(one_line(n.removeprefix(own), 30) for n in stage.needs[:3])
             more = f" +{len(stage.needs) - 3}" if len(stage.needs) > 3 else ""
             text.append(f"  ← {needs}{more}", style="dim")
         return text
