@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mltop.core.pipelines.detect import discover, parse_file
+from mltop.core.pipelines.detect import PARSERS, discover, parse_file
 from mltop.core.pipelines.phases import assign_phases
 
 DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "pipelines"
@@ -25,9 +25,14 @@ def main() -> int:
     parser.add_argument("folder", nargs="?", type=Path, default=DEFAULT)
     args = parser.parse_args()
     total = unmapped = 0
-    files = discover(args.folder)
-    for path, _fmt in files:
-        pipeline = assign_phases(parse_file(path))
+    files = dict(discover(args.folder))
+    # the fixtures sit in folders named for their format (github-actions/...), not where the
+    # tools would look for them (.github/workflows/), so the folder names the format too
+    for path in sorted(args.folder.rglob("*.y*ml")):
+        if path not in files and path.parent.name in PARSERS:
+            files[path] = path.parent.name
+    for path, fmt in sorted(files.items()):
+        pipeline = assign_phases(parse_file(path, fmt))
         left = [s for s in pipeline.stages if s.phase is None]
         total += len(pipeline.stages)
         unmapped += len(left)
