@@ -271,3 +271,44 @@ def test_a_joined_stage_box_names_the_stage_then_its_file(tmp_path: Path) -> Non
     stage = next(s for s in devops.stages if s.name == "build")
     texts = [text for text, _style in stage_node(stage, None).lines]
     assert texts[:3] == ["build", ".github/workflows/python-app.yml", "test / train"]
+
+
+def test_gitlab_local_includes_and_azure_templates_join_the_devops_side(tmp_path: Path) -> None:
+    gitlab = tmp_path / "gl"
+    (gitlab / "ci").mkdir(parents=True)
+    (gitlab / ".gitlab-ci.yml").write_text(
+        "stages: [lint, test]\ninclude:\n  - local: /ci/lint.yml\n  - local: ci/*.missing.yml\n"
+        "  - remote: https://example.org/x.yml\n"
+        "unit:\n  stage: test\n  script: [python -m pytest]\n",
+        encoding="utf-8",
+    )
+    (gitlab / "ci/lint.yml").write_text(
+        "ruff:\n  stage: lint\n  script: [ruff check .]\n", encoding="utf-8"
+    )
+    (gitlab / ".git").mkdir()
+    overview = build_overview(gitlab)
+    devops = overview.comparison.devops
+    assert devops is not None
+    assert [Path(m.path).name for m in devops.members] == [".gitlab-ci.yml", "lint.yml"]
+    rows = {r.phase: r for r in overview.comparison.rows}
+    assert [s.id for s in rows[Phase.BUILD].devops] == ["ci/lint.yml:ruff"]
+    assert overview.problems == []
+    out = StringIO()
+    pipelines_command(gitlab, "table", out=out)
+    not_followed = out.getvalue().split("Not followed (references):")[1]
+    assert "/ci/lint.yml" not in not_followed  # read, so not listed as left out
+    assert "include: remote https://example.org/x.yml" in not_followed
+
+    azure = tmp_path / "az"
+    (azure / "templates").mkdir(parents=True)
+    (azure / "azure-pipelines.yml").write_text(
+        "jobs:\n- template: templates/test.yml\n- template: jobs.yml@shared\n", encoding="utf-8"
+    )
+    (azure / "templates/test.yml").write_text(
+        "jobs:\n- job: pytest\n  steps:\n  - script: python -m pytest\n", encoding="utf-8"
+    )
+    overview = build_overview(azure)
+    devops = overview.comparison.devops
+    assert devops is not None
+    assert [Path(m.path).name for m in devops.members] == ["azure-pipelines.yml", "test.yml"]
+    assert "templates/test.yml:pytest" in {s.id for s in devops.stages}

@@ -8,7 +8,7 @@ prints an Overview; the TUI screen will render the same object from a worker.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mltop.core.pipelines.compare import Comparison, compare
@@ -24,11 +24,14 @@ from mltop.core.pipelines.model import Pipeline, StageStatus
 from mltop.core.pipelines.ops_metrics import OpsMetric, measure
 from mltop.core.pipelines.phases import PhaseOverrides, assign_phases, load_overrides
 from mltop.core.pipelines.repository import (
+    MAX_INCLUDED,
     Repository,
     display,
     group_by_repository,
     join,
+    local_definitions,
     member_stage_id,
+    project_dir,
 )
 from mltop.core.pipelines.status import (
     JUnitError,
@@ -167,9 +170,11 @@ def build_overview(
     problems = list(overrides.problems)
     files = [path] if path.is_file() else [p for p, _fmt in discover(root)]
     pipelines = [assign_phases(parse_file(f), overrides, root) for f in files]
+    homes: dict[Path, Path] = {}
+    pipelines.extend(_included(pipelines, overrides, root, homes))
     for pipeline in pipelines:
         problems.extend(pipeline.problems)
-    repositories = group_by_repository(pipelines, root)
+    repositories = group_by_repository(pipelines, root, homes)
     notes: list[str] = []
     chosen = _chosen(repositories, repository, notes)
     devops = join(chosen.devops, "devops", chosen.root) if chosen else None
@@ -198,6 +203,34 @@ def build_overview(
     if chosen is not None:
         overview.metrics = measure(chosen.root, chosen.marker, devops, mlops)
     return overview
+
+
+def _included(
+    pipelines: list[Pipeline], overrides: PhaseOverrides, root: Path, homes: dict[Path, Path]
+) -> list[Pipeline]:
+    """The local GitLab includes and Azure templates the definitions found pull in (and those
+    they pull in), read as definitions of their own, each once: they are part of the
+    repository's CI even though their names say nothing to discovery. ``homes`` gets, for
+    each, the folder of the file that pulled it in, so it joins that file's repository."""
+    seen = {Path(p.path).resolve() for p in pipelines}
+    todo = list(pipelines)
+    out: list[Pipeline] = []
+    while todo and len(out) < MAX_INCLUDED:
+        including = todo.pop(0)
+        home = homes.get(Path(including.path), project_dir(including))
+        for path, fmt, _ref in local_definitions(including):
+            if path.resolve() in seen or len(out) >= MAX_INCLUDED:
+                continue
+            seen.add(path.resolve())
+            included = assign_phases(parse_file(path, fmt), overrides, root)
+            if fmt == "gitlab-ci":
+                # an included fragment's jobs use the stages the including file declares
+                kept = tuple(p for p in included.problems if "is not in 'stages'" not in p)
+                included = replace(included, problems=kept)
+            homes[Path(included.path)] = home
+            out.append(included)
+            todo.append(included)
+    return out
 
 
 def _chosen(

@@ -22,7 +22,7 @@ from mltop.core.pipelines.model import (
     one_line,
 )
 from mltop.core.pipelines.overview import Overview
-from mltop.core.pipelines.repository import Repository, side_title
+from mltop.core.pipelines.repository import Repository, followed, side_title
 
 
 def inert(text: object, limit: int = 300) -> str:
@@ -298,7 +298,13 @@ def _tail_lines(overview: Overview) -> list[str]:
     if others:
         out.append("Other repositories found (mltop pipelines FOLDER shows one):")
         out.extend(f"  {inert(r.summary(overview.root), 200)}" for r in others)
-    refs = [(p, r) for p in (comp.devops, comp.mlops) if p is not None for r in p.references]
+    refs = [
+        (p, r)
+        for p in (comp.devops, comp.mlops)
+        if p is not None
+        for r in p.references
+        if r not in followed(p)
+    ]
     if refs:
         out.append("Not followed (references):")
         for _pipeline, r in refs:

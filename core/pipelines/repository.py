@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mltop.core.pipelines.model import Edge, Pipeline, PipelineKind, one_line
+from mltop.core.pipelines.model import Edge, Pipeline, PipelineKind, Reference, one_line
 
 ROOT_MARKERS = (".git", ".github/workflows", ".gitlab-ci.yml", "Jenkinsfile", ".dvc")
 """What makes a folder a repository root, nearest first wins; ``.git`` may be a file
@@ -33,6 +33,55 @@ def project_dir(pipeline: Pipeline) -> Path:
     if path.parent.name == "workflows" and path.parent.parent.name == ".github":
         return path.parent.parent.parent
     return path.parent
+
+
+MAX_INCLUDED = 200
+"""Local include/template files followed per folder read; real repositories have a few."""
+
+
+def local_definitions(pipeline: Pipeline) -> list[tuple[Path, str, Reference]]:
+    """Files a CI definition pulls in, with the format to read them as and the reference that
+    names them: GitLab ``include: local`` (``*`` globs allowed) and Azure ``template:`` files,
+    both taken from the including file's folder (where ``.gitlab-ci.yml`` and
+    ``azure-pipelines.yml`` sit: the repository root) and kept only when they are files inside
+    it. Remote, project and ``@repo`` references are not files here and stay references."""
+    here = Path(pipeline.path).parent
+    found: list[tuple[Path, str, Reference]] = []
+    fmt = pipeline.format
+    for ref in pipeline.references:
+        target = ref.target.strip()
+        if fmt == "gitlab-ci" and ref.kind == "include":
+            if target.startswith("local "):
+                names = [t.strip() for t in target[6:].split(",")]
+            elif " " not in target and "://" not in target:
+                names = [target]
+            else:
+                continue
+            for name in names:
+                if not name.endswith((".yml", ".yaml")):
+                    continue
+                if "*" in name:
+                    found.extend((p, fmt, ref) for p in sorted(here.glob(name.lstrip("/"))))
+                else:
+                    found.append((here / name.lstrip("/"), fmt, ref))
+        elif fmt == "azure-pipelines" and ref.kind == "template":
+            if "@" in target or "$" in target or not target.endswith((".yml", ".yaml")):
+                continue
+            found.append((here / target.lstrip("/"), fmt, ref))
+    out = []
+    for path, kind, ref in found:
+        try:
+            inside = path.resolve().is_relative_to(here.resolve()) and path.is_file()
+        except OSError:
+            inside = False
+        if inside:
+            out.append((path, kind, ref))
+    return out
+
+
+def followed(pipeline: Pipeline) -> set[Reference]:
+    """The references of a side (of each of its files) that were read as files of their own."""
+    return {ref for m in pipeline.members or (pipeline,) for _p, _f, ref in local_definitions(m)}
 
 
 def member_stage_id(origin: str, stage_id: str) -> str:
@@ -115,16 +164,21 @@ class _Roots:
         return folder, ""
 
 
-def group_by_repository(pipelines: Sequence[Pipeline], base: Path) -> list[Repository]:
+def group_by_repository(
+    pipelines: Sequence[Pipeline], base: Path, homes: dict[Path, Path] | None = None
+) -> list[Repository]:
     """Pipelines with stages grouped by repository root, the most relevant first (see
-    :func:`_rank`). Files that failed to parse have no stages and stay out of every group;
-    their problems are reported by the caller."""
+    :func:`_rank`). ``homes`` gives the folder to start from for a file pulled in by another
+    (an Azure template in ``templates/`` belongs where its including file does). Files that
+    failed to parse have no stages and stay out of every group; their problems are reported
+    by the caller."""
     roots = _Roots()
+    homes = homes or {}
     groups: dict[Path, tuple[str, list[Pipeline]]] = {}
     for pipeline in pipelines:
         if not pipeline.stages:
             continue
-        folder = project_dir(pipeline).resolve()
+        folder = homes.get(Path(pipeline.path), project_dir(pipeline)).resolve()
         root, marker = roots.root_of(folder)
         groups.setdefault(root, (marker, []))[1].append(pipeline)
     repos = [
@@ -215,11 +269,14 @@ def side_title(pipeline: Pipeline, base: Path, limit: int = 3) -> str:
 
 
 __all__ = [
+    "MAX_INCLUDED",
     "ROOT_MARKERS",
     "Repository",
     "display",
+    "followed",
     "group_by_repository",
     "join",
+    "local_definitions",
     "member_stage_id",
     "project_dir",
     "side_title",

@@ -43,7 +43,7 @@ from mltop.core.pipelines.model import (
 )
 from mltop.core.pipelines.overview import GitHubOptions, Overview, build_overview
 from mltop.core.pipelines.phases import OVERRIDES_FILE
-from mltop.core.pipelines.repository import side_title
+from mltop.core.pipelines.repository import followed, side_title
 from mltop.core.runs_view import STATUS_SYMBOLS
 from mltop.core.sanitize import inert
 from mltop.core.store import StoreError
@@ -607,7 +607,8 @@ def pipeline_detail(data: PipelinesData, side: str) -> RenderableType:
             line.append(f"  {one_line(ci.url, 120)}", style="dim")
         table.add_row("CI run", line)
         _link_rows(table, data.links.ci, "runs")
-    for ref in pipeline.references[:6]:
+    read = followed(pipeline)
+    for ref in [r for r in pipeline.references if r not in read][:6]:
         where = f" from {one_line(ref.stage, 40)}" if ref.stage else ""
         table.add_row("refers", Text(f"{ref.kind}{where}: {one_line(ref.target, 120)}", "dim"))
     for problem in pipeline.problems[:6]:
