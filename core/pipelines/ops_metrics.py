@@ -100,7 +100,9 @@ def measure(
         except GitError as exc:
             tag_problem = one_line(exc, 160)
     out.extend(_release_metrics(git, tags, tag_problem or (no_git if git is None else "")))
-    deploys = [s.name for s in (devops.stages if devops else ()) if s.phase is Phase.DEPLOY]
+    deploys = list(
+        dict.fromkeys(s.name for s in (devops.stages if devops else ()) if s.phase is Phase.DEPLOY)
+    )
     needs = (
         "the run history of the deploy jobs ("
         + ", ".join(one_line(d, 40) for d in deploys[:3])
