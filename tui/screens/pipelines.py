@@ -535,8 +535,10 @@ def stage_detail(data: PipelinesData, side: str, stage: Stage, pipeline: Pipelin
     table = _pairs()
     status = data.statuses(side).get(stage.id)
     title = Text(one_line(stage.name, 120), style="bold")
-    if stage.id != stage.name:
-        title.append(f"  id {one_line(stage.id, 80)}", style="dim")
+    # on a joined side the id carries its file, which the "in" part names already
+    own_id = stage.id.removeprefix(f"{stage.origin}:") if stage.origin else stage.id
+    if own_id != stage.name:
+        title.append(f"  id {one_line(own_id, 80)}", style="dim")
     title.append(f"  {one_line(stage.kind, 30)}", style="dim")
     if stage.origin:
         title.append(f"  in {one_line(stage.origin, 80)}", "dim")
