@@ -1,5 +1,6 @@
 """The DevOps/MLOps metrics band, measured from a real git repository's tags and dvc.lock
-commits (made here with fixed dates), and saying what it needs where nothing records it."""
+commits (made here with fixed dates) and GitHub's runs (from a server on 127.0.0.1), and saying
+what it needs where nothing records it."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import json
 import os
 import shutil
 import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 
 import pytest
 
 from mltop.core.pipelines.cli import pipelines_command
-from mltop.core.pipelines.overview import build_overview
+from mltop.core.pipelines.overview import GitHubOptions, build_overview
 
 HERE = Path(__file__).resolve().parent / "pipelines"
 DAY = 86400
@@ -128,3 +131,76 @@ def test_cli_table_and_json_carry_the_same_figures(repo: Path) -> None:
     found = {m["name"]: m for m in data["metrics"]}
     assert found["primary metric across retrainings"]["value"] == "acc 0.81 → 0.84 → 0.875"
     assert found["drift"]["value"] is None and found["drift"]["side"] == "mlops"
+
+
+class _Runs(BaseHTTPRequestHandler):
+    """GitHub's REST answers for repository o/r: its default branch and its latest runs."""
+
+    def do_GET(self) -> None:
+        if self.path == "/repos/o/r":
+            body: dict[str, object] = {"default_branch": "trunk"}
+        elif self.path.startswith("/repos/o/r/actions/runs?"):
+            assert "branch=trunk" in self.path
+            runs = [
+                ("deploy.yml", "success", "2026-02-01T10:00:00Z"),
+                ("deploy.yml", "failure", "2026-02-03T10:00:00Z"),
+                ("deploy.yml", "success", "2026-02-05T10:00:00Z"),
+                ("ci.yml", "success", "2026-02-01T09:00:00Z"),
+                ("ci.yml", "failure", "2026-02-02T09:00:00Z"),
+                ("ci.yml", "cancelled", "2026-02-04T09:00:00Z"),
+            ]
+            body = {
+                "total_count": len(runs),
+                "workflow_runs": [
+                    {
+                        "id": i,
+                        "path": f".github/workflows/{name}",
+                        "status": "completed",
+                        "conclusion": conclusion,
+                        "created_at": created,
+                        "head_branch": "trunk",
+                    }
+                    for i, (name, conclusion, created) in enumerate(runs)
+                ],
+            }
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_deploy_frequency_and_change_failure_rate_come_from_github_runs(repo: Path) -> None:
+    (repo / ".github/workflows/deploy.yml").write_text(
+        "on: push\njobs:\n  ship:\n    runs-on: x\n    steps:\n"
+        "      - run: kubectl apply -f k8s/\n",
+        encoding="utf-8",
+    )
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Runs)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = f"http://127.0.0.1:{server.server_address[1]}"
+        overview = build_overview(repo, GitHubOptions("o/r", token="t", api_url=api))
+    finally:
+        server.shutdown()
+        server.server_close()
+    metrics = by_name(overview)
+    deploy = metrics["deploy frequency"]
+    assert deploy.value == "2 deploys, one every 4.0 days on average"  # type: ignore[attr-defined]
+    assert deploy.evidence == (  # type: ignore[attr-defined]
+        "successful GitHub runs of .github/workflows/deploy.yml on trunk"
+    )
+    assert deploy.period == "2026-02-01 … 2026-02-05"  # type: ignore[attr-defined]
+    cfr = metrics["change failure rate"]
+    # a cancelled run is neither a success nor a failure of the change
+    assert cfr.value == "2 of 5 runs failed (40.0 %)"  # type: ignore[attr-defined]
+    assert cfr.evidence == "completed GitHub runs on trunk"  # type: ignore[attr-defined]

@@ -10,9 +10,12 @@ Each is measured here only from a record that exists, with its evidence and time
 * retraining frequency: commits that changed a ``dvc.lock`` (each is a ``dvc repro`` someone
   kept);
 * the primary metric across those retrainings: the first number in the ML pipeline's metrics
-  file as committed with each of them.
+  file as committed with each of them;
+* with a GitHub repository given (``--github``), deploy frequency (successful runs of the
+  workflows that hold a deploy job) and change failure rate (failed runs among the completed
+  runs of the default branch), over the latest runs GitHub returns.
 
-Everything else (change failure rate, uptime, drift, data quality) says what it would need. Git
+Everything else (uptime, drift, data quality) says what it would need. Git
 is run through its command line with a timeout, like the DVC importer does, and only in the
 repository's own git root: a project folder inside another repository is not judged by that
 repository's tags.
@@ -20,6 +23,7 @@ repository's tags.
 
 from __future__ import annotations
 
+import calendar
 import itertools
 import json
 import statistics
@@ -31,12 +35,16 @@ from typing import Any, Literal
 import yaml
 
 from mltop.core.importers.dvc import Git, GitError
+from mltop.core.pipelines.github_runs import GitHubClient, GitHubError
 from mltop.core.pipelines.model import Phase, Pipeline, one_line
 
 Side = Literal["devops", "mlops"]
 MAX_RELEASES = 50
 """Releases whose lead time is measured (the newest); one ``git log`` each."""
 MAX_RETRAININGS = 500
+GITHUB_RUNS = 100
+"""Runs asked of GitHub for deploy frequency and change failure rate (one page)."""
+FAILED = {"failure", "timed_out", "startup_failure"}
 MAX_METRIC_POINTS = 50
 """Retrainings whose metrics file is read (the newest), in one ``cat-file --batch``."""
 
@@ -86,9 +94,15 @@ def duration_words(seconds: float) -> str:
 
 
 def measure(
-    root: Path, marker: str, devops: Pipeline | None, mlops: Pipeline | None
+    root: Path,
+    marker: str,
+    devops: Pipeline | None,
+    mlops: Pipeline | None,
+    github: GitHubClient | None = None,
+    branch: str | None = None,
 ) -> list[OpsMetric]:
-    """The band for one repository: DevOps figures first, then MLOps."""
+    """The band for one repository: DevOps figures first, then MLOps. ``github`` (with the
+    branch asked for, else the repository's default) adds what only the CI server records."""
     git = Git(Path(root)) if marker == ".git" else None
     no_git = f"its git history ({one_line(Path(root).name, 80)}/ holds no .git)"
     out: list[OpsMetric] = []
@@ -103,22 +117,25 @@ def measure(
     deploys = list(
         dict.fromkeys(s.name for s in (devops.stages if devops else ()) if s.phase is Phase.DEPLOY)
     )
-    needs = (
-        "the run history of the deploy jobs ("
-        + ", ".join(one_line(d, 40) for d in deploys[:3])
-        + "), which mltop does not read yet"
-        if deploys
-        else "a deploy job in CI, and its run history"
-    )
-    out.append(OpsMetric("devops", "deploy frequency", None, needs=needs))
-    out.append(
-        OpsMetric(
-            "devops",
-            "change failure rate",
-            None,
-            needs="CI results of the default branch, which mltop does not read yet",
+    if github is not None:
+        out.extend(_github_metrics(github, branch, devops, Path(root)))
+    else:
+        needs = (
+            "the run history of the deploy jobs ("
+            + ", ".join(one_line(d, 40) for d in deploys[:3])
+            + "): --github OWNER/REPO"
+            if deploys
+            else "a deploy job in CI, and its run history"
         )
-    )
+        out.append(OpsMetric("devops", "deploy frequency", None, needs=needs))
+        out.append(
+            OpsMetric(
+                "devops",
+                "change failure rate",
+                None,
+                needs="CI results of the default branch: --github OWNER/REPO",
+            )
+        )
     out.append(OpsMetric("devops", "uptime", None, needs="an uptime monitor; mltop reads none"))
     out.extend(_ml_metrics(git, Path(root), mlops, no_git if git is None else ""))
     out.append(
@@ -138,6 +155,102 @@ def measure(
         )
     )
     return out
+
+
+def _github_metrics(
+    client: GitHubClient, branch: str | None, devops: Pipeline | None, root: Path
+) -> list[OpsMetric]:
+    try:
+        if branch is None:
+            info = client.get("")
+            found = info.get("default_branch") if isinstance(info, dict) else None
+            branch = str(found) if isinstance(found, str) and found else None
+        runs = client.runs(branch=branch, per_page=GITHUB_RUNS)
+    except GitHubError as exc:
+        why = f"GitHub runs, which could not be read ({one_line(exc, 160)})"
+        return [
+            OpsMetric("devops", "deploy frequency", None, needs=why),
+            OpsMetric("devops", "change failure rate", None, needs=why),
+        ]
+    where = f" on {one_line(branch, 40)}" if branch else ""
+    files = [m for m in ((devops.members or (devops,)) if devops else ())]
+    deploy_paths = {
+        _rel(Path(f.path), root) for f in files if any(s.phase is Phase.DEPLOY for s in f.stages)
+    }
+    out: list[OpsMetric] = []
+    deployed = sorted(
+        stamp
+        for r in runs
+        if str(r.get("path", "")).split("@")[0] in deploy_paths
+        and r.get("conclusion") == "success"
+        and (stamp := _stamp(r.get("created_at"))) is not None
+    )
+    if not deploy_paths:
+        out.append(OpsMetric("devops", "deploy frequency", None, needs="a deploy job in CI"))
+    elif not deployed:
+        names = ", ".join(sorted(deploy_paths)[:3])
+        out.append(
+            OpsMetric(
+                "devops",
+                "deploy frequency",
+                None,
+                needs=f"a successful run of {names}{where} among GitHub's latest {len(runs)}",
+            )
+        )
+    else:
+        out.append(
+            OpsMetric(
+                "devops",
+                "deploy frequency",
+                f"{len(deployed)} deploy{'s' if len(deployed) != 1 else ''}"
+                + (
+                    f", {rate(len(deployed), deployed[0], deployed[-1])}"
+                    if len(deployed) > 1
+                    else ""
+                ),
+                evidence=f"successful GitHub runs of {', '.join(sorted(deploy_paths)[:3])}{where}",
+                period=_period(deployed[0], deployed[-1]),
+            )
+        )
+    done = [
+        (stamp, r.get("conclusion") in FAILED)
+        for r in runs
+        if r.get("status") == "completed"
+        and r.get("conclusion") in (FAILED | {"success"})
+        and (stamp := _stamp(r.get("created_at"))) is not None
+    ]
+    if not done:
+        out.append(
+            OpsMetric(
+                "devops",
+                "change failure rate",
+                None,
+                needs=f"completed GitHub runs{where}",
+            )
+        )
+    else:
+        failed = sum(1 for _stamp_, bad in done if bad)
+        stamps = sorted(stamp for stamp, _bad in done)
+        out.append(
+            OpsMetric(
+                "devops",
+                "change failure rate",
+                f"{failed} of {len(done)} runs failed ({100 * failed / len(done):.1f} %)",
+                evidence=f"completed GitHub runs{where}",
+                period=_period(stamps[0], stamps[-1]),
+            )
+        )
+    return out
+
+
+def _stamp(value: Any) -> float | None:
+    """A GitHub ``2026-01-02T03:04:05Z`` time as a Unix timestamp."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(value, "%Y-%m-%dT%H:%M:%SZ")))
+    except (ValueError, OverflowError):
+        return None
 
 
 def _tags(git: Git) -> list[tuple[str, float]]:

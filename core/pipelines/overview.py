@@ -129,12 +129,7 @@ def pipeline_status(
         result.statuses.update(attach_junit(pipeline, reports, root))
     if github is not None and pipeline.format == "github-actions" and pipeline.stages:
         try:
-            client = GitHubClient(
-                github.repo,
-                github.token if github.token is not None else os.environ.get("GITHUB_TOKEN"),
-                github.api_url,
-                github.timeout,
-            )
+            client = _client(github)
             rel = _relative(pipeline.path, root)
             found, note, run = github_run_status(pipeline, client, rel, github.branch)
             result.statuses.update(found)
@@ -143,6 +138,11 @@ def pipeline_status(
         except GitHubError as exc:
             result.problems.append(str(exc))
     return result
+
+
+def _client(github: GitHubOptions) -> GitHubClient:
+    token = github.token if github.token is not None else os.environ.get("GITHUB_TOKEN")
+    return GitHubClient(github.repo, token, github.api_url, github.timeout)
 
 
 def stage_statuses(
@@ -201,7 +201,14 @@ def build_overview(
         if found.ci_run is not None:
             overview.ci_runs[Path(side.path)] = found.ci_run
     if chosen is not None:
-        overview.metrics = measure(chosen.root, chosen.marker, devops, mlops)
+        client = None
+        if github is not None:
+            try:
+                client = _client(github)
+            except GitHubError as exc:
+                overview.problems.append(str(exc))
+        branch = github.branch if github is not None else None
+        overview.metrics = measure(chosen.root, chosen.marker, devops, mlops, client, branch)
     return overview
 
 
