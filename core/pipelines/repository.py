@@ -60,6 +60,8 @@ def local_definitions(pipeline: Pipeline) -> list[tuple[Path, str, Reference]]:
             for name in names:
                 if not name.endswith((".yml", ".yaml")):
                     continue
+                if "**" in name:
+                    continue  # a recursive glob could walk node_modules; left as a reference
                 if "*" in name:
                     found.extend((p, fmt, ref) for p in sorted(here.glob(name.lstrip("/"))))
                 else:
