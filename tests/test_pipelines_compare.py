@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mltop.core.pipelines.compare import compare, pick
+from mltop.core.pipelines.compare import compare
 from mltop.core.pipelines.detect import parse_file
 from mltop.core.pipelines.model import Phase, Pipeline
 from mltop.core.pipelines.overview import build_overview
@@ -84,19 +84,6 @@ def test_level_0_without_a_training_pipeline() -> None:
     assert m.level == 0 and "no training stage in the ML pipeline" in m.missing
 
 
-def test_pick_prefers_the_ci_covering_most_phases_and_dvc_first() -> None:
-    pipelines = [
-        load("reusable.yml"),
-        load("sample/.github/workflows/ci.yml"),
-        load("argo-nested.yaml"),
-        load("sample/dvc.yaml"),
-        load("kubeflow-platform.yaml"),
-    ]
-    devops, mlops = pick(pipelines)
-    assert devops is not None and devops.path.name == "ci.yml"
-    assert mlops is not None and mlops.format == "dvc"
-
-
 def test_overview_auto_picks_in_a_folder_like_the_sample_project(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     shutil.copytree(HERE / "sample", root)
@@ -158,7 +145,8 @@ def test_the_bundled_sample_project_is_auto_picked() -> None:
         pytest.skip("sample_project/dvc.yaml not written yet")
     overview = build_overview(REPO_SAMPLE)
     comp = overview.comparison
-    assert comp.devops is not None and comp.devops.path.name == "ci.yml"
+    assert comp.devops is not None
+    assert [Path(m.path).name for m in comp.devops.members] == ["audit.yml", "ci.yml"]
     assert comp.mlops is not None and comp.mlops.path.name == "dvc.yaml"
     assert {s.id for s in comp.mlops.stages} >= {"prepare", "train", "evaluate"}
     assert comp.maturity.level >= 1

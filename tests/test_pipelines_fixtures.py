@@ -330,3 +330,21 @@ def test_fixture_phases_line_up_devops_and_mlops_examples() -> None:
         parse_file(FIXTURES / "gitlab-ci/iterative__example-get-started__.gitlab-ci.yml")
     )
     assert cml.stages[0].phase is Phase.VERIFY
+
+
+@needs_fixtures
+@pytest.mark.parametrize(
+    ("rel", "stage_id", "phase"),
+    [
+        ("tekton/tektoncd__pipeline__pipelinerun-with-final-tasks.yaml", "check-git-commit",
+         Phase.VERIFY),
+        ("gitlab-ci/GNOME__pygobject__.gitlab-ci.yml", "windows", Phase.TEST),
+        ("kubeflow/kubeflow__pipelines__two_step_pipeline.yaml", "read-from-gcs", Phase.SOURCE),
+    ],
+)  # fmt: skip
+def test_fixture_stages_get_a_phase_from_what_they_run_or_a_check_name(
+    rel: str, stage_id: str, phase: Phase
+) -> None:
+    stage = assign_phases(parse_file(FIXTURES / rel)).stage(stage_id)
+    assert stage is not None
+    assert stage.phase is phase, stage.phase_reason

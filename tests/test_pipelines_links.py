@@ -44,12 +44,20 @@ def record(name: str, location: Path | str, commit: str | None, start: float = 0
     )
 
 
+# what `dvc repro` records: the sample project's three stages ran with their current commands
+LAST_RUN = (
+    "schema: '2.0'\nstages:\n  prepare:\n    cmd: python prepare.py\n"
+    "  train:\n    cmd: python train.py --from-params\n  evaluate:\n    cmd: python evaluate.py\n"
+)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "proj [1] (x)"
     (root / ".github" / "workflows").mkdir(parents=True)
     shutil.copy(SAMPLE / "dvc.yaml", root / "dvc.yaml")
     shutil.copy(SAMPLE / ".github" / "workflows" / "ci.yml", root / ".github/workflows/ci.yml")
+    (root / "dvc.lock").write_text(LAST_RUN, encoding="utf-8")
     return root
 
 
@@ -165,3 +173,14 @@ def test_link_runs_ties_the_ci_run_commit_and_the_stages(project: Path) -> None:
     assert [r.name for r in links.ci.runs] == ["b", "a"]
     assert links.ci.how == f"at commit {SHA[:7]}"
     assert sorted(r.name for r in links.stages["train"].runs) == ["a", "c"]
+
+
+def test_a_stage_that_has_not_run_gets_no_runs_linked(project: Path) -> None:
+    (project / "dvc.lock").unlink()
+    store = open_memory_store()
+    put(store, record("a", project / "runs" / "a", None, 1.0))
+    overview = build_overview(project)
+    assert overview.status_of(overview.comparison.mlops)["train"].summary == (
+        "not run yet: no dvc.lock"
+    )
+    assert "train" not in link_runs(store, overview).stages

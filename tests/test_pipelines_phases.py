@@ -54,7 +54,7 @@ def test_content_rules_give_a_phase_and_say_why(
     found, why = classify(stage("x1", **kw))
     assert found is phase
     if reason is not None:
-        assert why == reason
+        assert why.split(" (step: ")[0] == reason
 
 
 @pytest.mark.parametrize(
@@ -98,7 +98,7 @@ def test_the_latest_content_signal_wins() -> None:
     found, why = classify(
         stage("x1", actions=("actions/checkout@v4",), commands=("pytest", "docker push img"))
     )
-    assert (found, why) == (Phase.PACKAGE, "runs `docker push`")
+    assert (found, why) == (Phase.PACKAGE, "runs `docker push` (step: docker push img)")
 
 
 def test_the_name_wins_over_content_except_build_that_packages() -> None:
@@ -193,3 +193,64 @@ def test_phase_parse_accepts_ids_labels_and_halves() -> None:
     assert Phase.parse("train") is Phase.TEST
     assert Phase.parse("data") is Phase.SOURCE
     assert Phase.parse("launch") is None
+
+
+def test_a_job_named_build_that_runs_pytest_is_a_test_job() -> None:
+    # GitHub's "Python application" starter workflow names its only job `build`
+    found, why = classify(
+        stage(
+            "build",
+            actions=("actions/checkout@v4", "actions/setup-python@v5"),
+            commands=("pip install flake8 pytest", "flake8 . --count", "python -m pytest"),
+        )
+    )
+    assert found is Phase.TEST
+    assert why == 'name "build" says build; content: runs `pytest` (step: python -m pytest)'
+
+
+def test_a_job_named_build_that_only_lints_stays_build() -> None:
+    found, why = classify(stage("build", commands=("ruff check .", "mypy src")))
+    assert found is Phase.BUILD
+    assert why == 'name "build" says build'
+
+
+def test_the_reason_quotes_the_step_line_the_command_was_found_in() -> None:
+    found, why = classify(
+        stage("x1", commands=("set -e\npip install -e .\ncoverage run -m pytest -x tests\n",))
+    )
+    assert found is Phase.TEST
+    assert why == "runs `pytest` (step: coverage run -m pytest -x tests)"
+
+
+@pytest.mark.parametrize(
+    ("name", "commands", "phase"),
+    [
+        ("sanity_check", ("python src/sanity_check.py",), Phase.VERIFY),
+        ("check-git-commit", ("if [[ ! $(params.commit) ]]; then exit 1; fi",), Phase.VERIFY),
+        ("verify_model", (), Phase.VERIFY),
+        ("get_data", ("wget -O data/raw.csv https://example.org/raw.csv",), Phase.SOURCE),
+        ("read-from-gcs", ('gsutil cat "$0"',), Phase.SOURCE),
+        ("process_data", ("python src/process.py",), Phase.BUILD),
+        ("plots", ("python src/plots.py",), Phase.VERIFY),
+        ("export_onnx", ("python src/export.py",), Phase.PACKAGE),
+        ("step-3", ("python -m src.stages.train_model --config params.yaml",), Phase.TEST),
+        ("step-4", ("python -c \"model.push_to_hub('org/model')\"",), Phase.PACKAGE),
+        ("step-5", ("huggingface-cli upload org/model out/",), Phase.PACKAGE),
+        (
+            "windows",
+            (r'C:\msys64\usr\bin\bash -lc "bash -x ./.gitlab-ci/test-msys2.sh"',),
+            Phase.TEST,
+        ),
+    ],
+)
+def test_ml_stage_names_and_entry_points_real_pipelines_use(
+    name: str, commands: tuple[str, ...], phase: Phase
+) -> None:
+    found, why = classify(stage(name, kind="dvc-stage", commands=commands))
+    assert found is phase, why
+
+
+def test_check_decides_only_when_nothing_else_does() -> None:
+    # `check` alone reads as verification, but a lint named check-format stays a lint
+    assert classify(stage("check-format", commands=("black --check .",)))[0] is Phase.BUILD
+    assert classify(stage("checks", commands=("pytest",)))[0] is Phase.TEST

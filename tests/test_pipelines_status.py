@@ -102,26 +102,26 @@ def test_dvc_status_up_to_date_and_never_run(tmp_path: Path) -> None:
     assert states(tmp_path) == {
         "prepare": ("up to date", "up to date"),
         "train": ("up to date", "up to date"),
-        "evaluate": ("not run", "not run"),
+        "evaluate": ("not run", "not run yet: not in dvc.lock"),
     }
 
 
 def test_dvc_status_sees_changed_deps_outs_params_and_commands(tmp_path: Path) -> None:
     make_workspace(tmp_path)
     (tmp_path / "src/train.py").write_bytes(b"print('train v2')\n")
-    assert states(tmp_path)["train"] == ("changed", "changed: src/train.py changed")
+    assert states(tmp_path)["train"] == ("changed", "changed since last run: src/train.py")
     assert states(tmp_path)["prepare"][0] == "up to date"
 
     (tmp_path / "data/prepared/sub/test.csv").write_bytes(b"3,5\n")  # same size, other bytes
     got = states(tmp_path)
-    assert got["prepare"] == ("changed", "changed: data/prepared changed")
-    assert "data/prepared changed" in got["train"][1]
+    assert got["prepare"] == ("changed", "changed since last run: data/prepared")
+    assert "data/prepared" in got["train"][1]
 
     (tmp_path / "params.yaml").write_text(
         "prepare:\n  split: 0.3\ntrain:\n  lr: 0.1\n  epochs: 4\n"
     )
     got = states(tmp_path)
-    assert "param prepare.split changed" in got["prepare"][1]
+    assert got["prepare"][1].endswith(", param prepare.split")
     details = dvc_status(parse_file(tmp_path / "dvc.yaml"))["train"].details
     assert "param train.epochs changed" in details
 
@@ -212,7 +212,7 @@ def test_real_dvc_project_reads_up_to_date_then_changed(tmp_path: Path) -> None:
     with (project / "src/featurize.py").open("a") as fh:
         fh.write("# touched\n")
     got = dvc_status(pipeline)
-    assert got["featurize"].summary == "changed: src/featurize.py changed"
+    assert got["featurize"].summary == "changed since last run: src/featurize.py"
     assert got["train"].state is StatusState.UP_TO_DATE
 
 

@@ -20,6 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 from tui_pilot import SIZE, make_app
 
+from mltop.core.pipelines.cli import pipelines_command
 from mltop.core.tracking import META_FILE
 from mltop.tui.app import MltopApp
 from mltop.tui.commands import ScreenCommands
@@ -45,6 +46,13 @@ async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 
         await pilot.pause(0.02)
 
 
+# what `dvc repro` records: the sample project's three stages ran with their current commands
+LAST_RUN = (
+    "schema: '2.0'\nstages:\n  prepare:\n    cmd: python prepare.py\n"
+    "  train:\n    cmd: python train.py --from-params\n  evaluate:\n    cmd: python evaluate.py\n"
+)
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The sample project's own pipelines and two finished runs under ``runs/``."""
@@ -52,6 +60,7 @@ def project(tmp_path: Path) -> Path:
     (root / ".github" / "workflows").mkdir(parents=True)
     shutil.copy(SAMPLE / "dvc.yaml", root / "dvc.yaml")
     shutil.copy(SAMPLE / ".github" / "workflows" / "ci.yml", root / ".github/workflows/ci.yml")
+    (root / "dvc.lock").write_text(LAST_RUN, encoding="utf-8")
     write_run(root / "runs", "sgd-lr0.1", steps=3)
     write_run(root / "runs", "rf-depth4", steps=3)
     return root
@@ -109,7 +118,7 @@ async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
             "monitor",
         ]
         test_row = line_with(text, "test / train")
-        assert "• test" in test_row and "○ train" in test_row and "both" in test_row
+        assert "• test" in test_row and "✓ train  up to date" in test_row and "both" in test_row
         assert "← lint" in test_row  # dependencies
         assert "→ 2 runs" in test_row  # the training stage's runs, under the project folder
         assert "✗ no feature or preprocessing stage" in line_with(text, "build / prepare")
@@ -122,7 +131,7 @@ async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
         # the first MLOps stage is selected; its pane says why it sits in its phase
         assert screen.grid.side == "mlops" and screen.grid.selected_stage.id == "prepare"
         detail = static_text(screen, "#pl-detail")
-        assert 'name "prepare" says prepare' in detail and "not run" in detail
+        assert 'name "prepare" says prepare' in detail and "✓ up to date  from dvc.lock" in detail
 
 
 async def test_reasons_toggle_and_side_moves(project: Path, tmp_path: Path) -> None:
@@ -183,37 +192,50 @@ async def test_graph_view_draws_the_stages_and_moves_between_boxes(
         assert app.screen.selected == "train"  # type: ignore[attr-defined]
 
 
-async def test_picker_switches_a_side(project: Path, tmp_path: Path) -> None:
-    other = project / "experiments" / "big"
-    other.mkdir(parents=True)
-    (other / "dvc.yaml").write_text(
+async def test_one_repository_joins_its_ml_pipelines_and_p_picks_another_repository(
+    project: Path, tmp_path: Path
+) -> None:
+    # a second dvc.yaml in the same project joins the MLOps side
+    (project / "experiments" / "big").mkdir(parents=True)
+    (project / "experiments/big/dvc.yaml").write_text(
         "stages:\n  ingest:\n    cmd: python ingest.py\n  fit:\n    cmd: python train.py\n"
         "    deps: [data]\n  register:\n    cmd: mlflow models register -m x\n"
+    )
+    # a checkout of another project inside it is a repository of its own
+    other = project / "vendor" / "other"
+    (other / ".git").mkdir(parents=True)
+    (other / ".github/workflows").mkdir(parents=True)
+    (other / ".github/workflows/deploy.yml").write_text(
+        "on: push\njobs:\n  ship:\n    runs-on: x\n    steps:\n      - run: kubectl apply -f k8s/\n"
     )
     app = make_app(project, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_pipelines(pilot)
-        assert Path(screen.data.overview.comparison.mlops.path) == project / "dvc.yaml"  # type: ignore[union-attr]
+        overview = screen.data.overview  # type: ignore[union-attr]
+        mlops = overview.comparison.mlops
+        assert mlops is not None and [Path(m.path) for m in mlops.members] == [
+            project / "dvc.yaml",
+            project / "experiments/big/dvc.yaml",
+        ]
+        grid = grid_text(screen)
+        assert "MLOps: 2 files: dvc.yaml, experiments/big/" in grid
+        assert "register" in line_with(grid, "package / register")
+        assert "ship" not in grid  # the vendored repository's job is not this one's
         await pilot.press("P")
         await until(pilot, lambda: isinstance(app.screen, PipelinePicker))
         picker = app.screen
-        assert isinstance(picker, PipelinePicker) and picker.side == "mlops"
-        listed = [Path(p.path) for p in picker.pipelines]
-        assert listed[:2] == [project / "dvc.yaml", other / "dvc.yaml"]  # MLOps first
-        options = picker.query_one(OptionList)
-        ci = listed.index(project / ".github/workflows/ci.yml")
-        assert options.get_option_at_index(ci).disabled  # a CI file cannot go on the MLOps side
-        options.highlighted = 1
+        assert isinstance(picker, PipelinePicker)
+        assert [r.root for r in picker.repositories] == [project.resolve(), other.resolve()]
+        picker.query_one(OptionList).highlighted = 1
         await pilot.press("enter")
         await until(pilot, lambda: app.screen is screen and screen.settled)
-        mlops = screen.data.overview.comparison.mlops  # type: ignore[union-attr]
-        assert Path(mlops.path) == other / "dvc.yaml"  # type: ignore[union-attr]
-        assert "MLOps: experiments/big/dvc.yaml" in grid_text(screen)
-        assert "register" in line_with(grid_text(screen), "package / register")
-        # enter on the DevOps header opens the picker for that side
-        await pilot.press("h", "home", "enter")
+        overview = screen.data.overview  # type: ignore[union-attr]
+        assert overview.repository is not None and overview.repository.root == other.resolve()
+        assert "ship" in line_with(grid_text(screen), "deploy")
+        assert "holds no ML pipeline" in static_text(screen, "#pl-summary")
+        # enter on a column header opens the picker too
+        await pilot.press("home", "enter")
         await until(pilot, lambda: isinstance(app.screen, PipelinePicker))
-        assert app.screen.side == "devops"  # type: ignore[attr-defined]
         await pilot.press("escape")
 
 
@@ -278,7 +300,7 @@ async def test_help_lists_every_binding_id_and_works_at_80x24(
         screen = await open_pipelines(pilot)
         text = grid_text(screen)
         assert "coverage" not in text.splitlines()[0]  # the column is left out when narrow
-        assert "test / train" in text and "○ train" in text
+        assert "test / train" in text and "✓ train" in text
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
@@ -410,3 +432,53 @@ async def test_a_github_failure_is_said_and_the_rest_still_shows(
         assert "404 not found: o/missing" in static_text(screen, "#pl-summary")
         assert any("404 not found" in str(n.message) for n in app._notifications)
         assert "• lint" in line_with(grid_text(screen), "build / prepare")
+
+
+async def test_a_stage_never_run_says_so_in_the_clis_words_and_links_no_runs(
+    project: Path, tmp_path: Path
+) -> None:
+    (project / "dvc.lock").unlink()
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_pipelines(pilot)
+        test_row = line_with(grid_text(screen), "test / train")
+        assert "○ train  not run yet: no dvc.lock" in test_row
+        assert "→" not in test_row.split("○ train", 1)[1]  # the runs under runs/ are not its
+        detail = static_text(screen, "#pl-detail")
+        assert "○ not run yet: no dvc.lock" in detail and "from dvc.lock" not in detail
+    out = io.StringIO()
+    pipelines_command(project, "table", out=out)
+    assert "train [○ not run yet: no dvc.lock]" in line_with(out.getvalue(), "test / train")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+async def test_the_metrics_band_shows_devops_and_mlops_figures_side_by_side(
+    project: Path, tmp_path: Path
+) -> None:
+    import subprocess
+
+    for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "first")):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+            cwd=project,
+            check=True,
+            capture_output=True,
+        )
+    app = make_app(project, tmp_path)
+    async with app.run_test(size=(200, 60)) as pilot:
+        screen = await open_pipelines(pilot)
+        # a tall terminal gives the band a strip of its own under the table
+        assert screen.query_one("#pl-metrics").display
+        band = static_text(screen, "#pl-metrics")
+        header = line_with(band, "DevOps metrics")
+        assert "MLOps metrics" in header  # the two columns side by side
+        assert "retraining frequency: 1 retraining" in band
+        assert "commits that changed dvc.lock" in band
+        assert "release frequency: needs release tags (git tag)" in band
+        assert "drift: needs a monitor source" in band
+        assert "DevOps metrics" not in static_text(screen, "#pl-summary")
+    async with make_app(project, tmp_path).run_test(size=(80, 24)) as pilot:
+        screen = await open_pipelines(pilot)
+        # at 80x24 the stages keep the room; the band wraps in the summary pane instead
+        assert not screen.query_one("#pl-metrics").display
+        assert "retraining frequency: 1 retraining" in static_text(screen, "#pl-summary")

@@ -8,7 +8,8 @@ left RUNNING as a live job would be, and the app is driven at 120x40 with Textua
 harness: the runs table sorted by validation accuracy with two runs marked, then one run's
 detail screen with its charts, then three runs of one experiment compared side by side, then
 the console log of the run that diverged (its traceback highlighted, the search on "nan"), then
-the sample's CI and dvc pipelines lined up by lifecycle phase.
+the sample's two workflows and its dvc pipeline lined up by lifecycle phase, with the DevOps and
+MLOps metrics band under them.
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ async def shoot_logs(
 
 
 async def shoot_pipelines(pilot: Pilot, screen: RunsScreen, out: Path) -> None:
-    """The sample's CI and dvc pipelines side by side, the training stage and its runs selected."""
+    """The sample repository's workflows (ci.yml, audit.yml) beside its dvc pipeline, the
+    training stage selected, and at 120x40 the metrics band in its strip under the table."""
     from mltop.tui.screens.pipelines import PipelinesScreen
 
     app = pilot.app
@@ -203,7 +205,7 @@ async def shoot_pipelines(pilot: Pilot, screen: RunsScreen, out: Path) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the pipelines screen did not open in time")
         await pilot.pause(0.05)
-    await pilot.press("j")  # prepare → train, whose pane lists the runs it is linked to
+    await pilot.press("j")  # prepare → train: its pane shows its status, commands and files
     await pilot.pause(0.3)
     app.save_screenshot("pipelines.svg", str(out))
 

@@ -1,6 +1,7 @@
 """CI and ML pipeline definitions as one stage graph, mapped onto lifecycle phases.
 
-``parse_file`` reads one definition (GitHub Actions, GitLab CI, Azure Pipelines, dvc.yaml,
-Kubeflow, Argo, Tekton); ``build_overview`` discovers a folder's pipelines, lines the DevOps and
-MLOps ones up by phase and reads MLOps maturity; ``pipelines_command`` prints it.
+``parse_file`` reads one definition (GitHub Actions, GitLab CI, Azure Pipelines, a declarative
+Jenkinsfile, dvc.yaml, Kubeflow, Argo, Tekton); ``build_overview`` discovers a folder's
+pipelines, groups them by repository, lines each repository's DevOps and MLOps sides up by phase
+and reads MLOps maturity; ``pipelines_command`` prints it.
 """

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mltop.core.pipelines.model import Phase, Pipeline, Stage
 from mltop.core.pipelines.phases import name_tokens, runs_ml_pipeline
+from mltop.core.pipelines.repository import side_title
 
 MLOPS_GAPS = {
     Phase.SOURCE: "no data stage",
@@ -121,7 +122,10 @@ def _is_data_validation(stage: Stage) -> bool:
 
 
 def _names(stages: Iterable[Stage], limit: int = 4) -> str:
-    names = [s.name if len(s.name) <= 40 else s.id for s in stages]
+    names = [
+        (s.name if len(s.name) <= 40 else s.id) + (f" ({s.origin})" if s.origin else "")
+        for s in stages
+    ]
     text = ", ".join(names[:limit])
     if len(names) > limit:
         text += f" and {len(names) - limit} more"
@@ -129,6 +133,8 @@ def _names(stages: Iterable[Stage], limit: int = 4) -> str:
 
 
 def _display(pipeline: Pipeline, root: Path | None) -> str:
+    if pipeline.members and root is not None:
+        return side_title(pipeline, root)
     if root is not None:
         try:
             return Path(pipeline.path).resolve().relative_to(Path(root).resolve()).as_posix()
@@ -163,8 +169,9 @@ def compare(
     unmapped_dev = tuple(s for s in devops.stages if s.phase is None) if devops else ()
     unmapped_ml = tuple(s for s in mlops.stages if s.phase is None) if mlops else ()
     ci = list(ci_pipelines)
-    if devops is not None and all(p.path != devops.path for p in ci):
-        ci.append(devops)
+    for shown in (devops.members or (devops,)) if devops is not None else ():
+        if all(p.path != shown.path for p in ci):
+            ci.append(shown)
     maturity = read_maturity(mlops, ci, rows, root)
     return Comparison(devops, mlops, rows, unmapped_dev, unmapped_ml, maturity)
 
@@ -283,67 +290,3 @@ def _ops_gaps(by_phase: dict[Phase, PhaseRow]) -> list[str]:
     if not by_phase[Phase.TEST].devops:
         gaps.append("no CI job runs tests")
     return gaps
-
-
-DEVOPS_PREFERENCE = ("github-actions", "gitlab-ci", "azure-pipelines", "tekton")
-MLOPS_PREFERENCE = ("dvc", "kubeflow", "argo")
-
-
-def project_dir(pipeline: Pipeline) -> Path:
-    """The folder a pipeline belongs to: the repository root for ``.github/workflows`` files,
-    the file's own folder otherwise."""
-    path = Path(pipeline.path)
-    if path.parent.name == "workflows" and path.parent.parent.name == ".github":
-        return path.parent.parent.parent
-    return path.parent
-
-
-def same_project(ci: Pipeline, ml: Pipeline) -> bool:
-    """True when ``ci`` sits in the ML pipeline's folder or a folder above it."""
-    ci_dir, ml_dir = project_dir(ci).resolve(), project_dir(ml).resolve()
-    return ci_dir == ml_dir or ci_dir in ml_dir.parents
-
-
-def pick(
-    pipelines: Sequence[Pipeline], root: Path | None = None
-) -> tuple[Pipeline | None, Pipeline | None]:
-    """The DevOps and MLOps pipeline to show side by side when a folder holds several.
-
-    MLOps: dvc.yaml before Kubeflow before Argo, the shallowest project first, then the one
-    with most stages. DevOps: a CI file of the same folder as that ML pipeline first, then one
-    from a folder above it, then the shallowest, then the one covering most phases (ties: a
-    file named ``ci``, the format order, the path). Nested test fixtures and vendored copies
-    therefore lose to the project's own files.
-    """
-    devops = [p for p in pipelines if p.kind == "devops" and p.stages]
-    mlops = [p for p in pipelines if p.kind == "mlops" and p.stages]
-    base = Path(root).resolve() if root is not None else None
-
-    def depth(p: Pipeline) -> int:
-        folder = project_dir(p).resolve()
-        if base is not None and (folder == base or base in folder.parents):
-            return len(folder.relative_to(base).parts)
-        return len(folder.parts)
-
-    def ml_key(p: Pipeline) -> tuple[int, int, int, str]:
-        fmt = MLOPS_PREFERENCE.index(p.format) if p.format in MLOPS_PREFERENCE else 9
-        return (fmt, depth(p), -len(p.stages), str(p.path))
-
-    ml = min(mlops, key=ml_key) if mlops else None
-
-    def dev_key(p: Pipeline) -> tuple[int, int, int, int, int, str]:
-        phases = {s.phase for s in p.stages if s.phase is not None}
-        fmt = DEVOPS_PREFERENCE.index(p.format) if p.format in DEVOPS_PREFERENCE else 9
-        closeness = 2
-        if ml is not None and same_project(p, ml):
-            closeness = 0 if project_dir(p).resolve() == project_dir(ml).resolve() else 1
-        return (
-            closeness,
-            depth(p),
-            -len(phases),
-            0 if Path(p.path).stem.lower() == "ci" else 1,
-            fmt,
-            str(p.path),
-        )
-
-    return (min(devops, key=dev_key) if devops else None), ml

@@ -796,8 +796,12 @@ def stage_node(
     stage: Stage, status: StageStatus | None, extra: Sequence[tuple[str, Style]] = ()
 ) -> DagNode:
     """A stage's box: id (and name when different), phase, status and matrix size."""
-    lines: list[tuple[str, Style]] = [(stage.id, "title")]
-    if stage.name != stage.id and "${{" not in stage.name:
+    # on a joined side the id carries its file; the box names the stage, then the file
+    title = stage.id.removeprefix(f"{stage.origin}:") if stage.origin else stage.id
+    lines: list[tuple[str, Style]] = [(title, "title")]
+    if stage.origin:
+        lines.append((stage.origin, ""))
+    if stage.name != title and "${{" not in stage.name:
         lines.append((stage.name, ""))
     lines.append((stage.phase.label if stage.phase else "unmapped", "dim"))
     border: Style = "border"

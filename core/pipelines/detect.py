@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mltop.core.pipelines import argo, azure, dvc, github, gitlab, kubeflow, tekton
+from mltop.core.pipelines import argo, azure, dvc, github, gitlab, jenkins, kubeflow, tekton
 from mltop.core.pipelines.model import GraphBuilder, Pipeline, one_line
 from mltop.core.pipelines.yamlload import PipelineFileError, load_documents
 
@@ -33,6 +33,7 @@ KIND: dict[str, str] = {
     gitlab.FORMAT: "devops",
     azure.FORMAT: "devops",
     tekton.FORMAT: "devops",
+    jenkins.FORMAT: "devops",
     dvc.FORMAT: "mlops",
     kubeflow.FORMAT: "mlops",
     argo.FORMAT: "mlops",
@@ -88,6 +89,8 @@ def format_from_path(path: Path) -> str | None:
         return azure.FORMAT
     if name == "dvc.yaml":
         return dvc.FORMAT
+    if jenkins.is_jenkinsfile(path):
+        return jenkins.FORMAT
     return None
 
 
@@ -112,6 +115,8 @@ def parse_file(path: Path, fmt: str | None = None) -> Pipeline:
     Pipeline whose ``problems`` hold one line naming the file.
     """
     path = Path(path)
+    if fmt == jenkins.FORMAT or (fmt is None and jenkins.is_jenkinsfile(path)):
+        return _parse_jenkins(path)
     try:
         docs = load_documents(path)
     except PipelineFileError as exc:
@@ -134,6 +139,21 @@ def parse_file(path: Path, fmt: str | None = None) -> Pipeline:
         return _failed(path, fmt, f"{path}: structure nested too deeply")
     except Exception as exc:  # a parser bug must not take the whole view down
         return _failed(path, fmt, f"{path}: could not be read as {fmt}: {one_line(exc, 160)}")
+    return replace(pipeline, problems=tuple(f"{path}: {p}" for p in pipeline.problems))
+
+
+def _parse_jenkins(path: Path) -> Pipeline:
+    """A Jenkinsfile is Groovy, not YAML: its own reader, the same promises."""
+    try:
+        pipeline = jenkins.parse_file(path)
+    except PipelineFileError as exc:
+        return _failed(path, jenkins.FORMAT, str(exc))
+    except RecursionError:
+        return _failed(path, jenkins.FORMAT, f"{path}: structure nested too deeply")
+    except Exception as exc:  # a parser bug must not take the whole view down
+        return _failed(
+            path, jenkins.FORMAT, f"{path}: could not be read as Jenkins: {one_line(exc, 160)}"
+        )
     return replace(pipeline, problems=tuple(f"{path}: {p}" for p in pipeline.problems))
 
 
@@ -187,9 +207,12 @@ def discover(root: Path, on_dir: Callable[[Path], None] | None = None) -> list[t
             keep = [d for d in keep if d == "workflows"]
         dirnames[:] = keep
         for fname in sorted(filenames):
+            path = here / fname
+            if jenkins.is_jenkinsfile(path):
+                found.append((path, jenkins.FORMAT))
+                continue
             if not fname.lower().endswith((".yml", ".yaml")):
                 continue
-            path = here / fname
             fmt = format_from_path(path)
             if fmt is None and here.parts[-2:] == (".github", "workflows"):
                 fmt = github.FORMAT

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from mltop.core.entities import Run
 from mltop.core.importers.dvc import find_git_dir, head_sha
-from mltop.core.pipelines.compare import project_dir
-from mltop.core.pipelines.model import Phase, Pipeline, Stage, one_line
+from mltop.core.pipelines.model import Phase, Pipeline, Stage, StatusState, one_line
 from mltop.core.pipelines.overview import Overview
+from mltop.core.pipelines.repository import display, member_stage_id, project_dir
 from mltop.core.store import Store
 
 LINK_LIMIT = 50
@@ -180,9 +180,22 @@ def link_runs(store: Store, overview: Overview) -> PipelineLinks:
     """Run links for the two pipelines an Overview shows side by side."""
     comparison = overview.comparison
     links = PipelineLinks()
-    if comparison.mlops is not None:
-        links.head = workspace_commit(project_dir(comparison.mlops))
-        links.stages = stage_links(store, comparison.mlops, overview.root, links.head)
+    mlops = comparison.mlops
+    if mlops is not None:
+        links.head = workspace_commit(project_dir(mlops))
+        for member in mlops.members:
+            origin = display(member.path, mlops.path)
+            found = stage_links(store, member, overview.root, links.head)
+            links.stages.update({member_stage_id(origin, k): v for k, v in found.items()})
+        if not mlops.members:
+            links.stages = stage_links(store, mlops, overview.root, links.head)
+        # runs cannot come from a stage that has not run: linking them would contradict it
+        statuses = overview.status_of(mlops)
+        links.stages = {
+            stage_id: link
+            for stage_id, link in links.stages.items()
+            if stage_id not in statuses or statuses[stage_id].state is not StatusState.NOT_RUN
+        }
     ci = overview.ci_run_of(comparison.devops)
     if ci is not None and ci.head_sha:
         links.ci_sha = ci.head_sha

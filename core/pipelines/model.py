@@ -144,6 +144,8 @@ class Stage:
     environment: str | None = None
     phase: Phase | None = None
     phase_reason: str = ""
+    origin: str = ""
+    """The file the stage comes from (relative to the repository) when a side joins several."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +177,9 @@ class Pipeline:
     edges: tuple[Edge, ...] = ()
     references: tuple[Reference, ...] = ()
     problems: tuple[str, ...] = ()
+    members: tuple[Pipeline, ...] = ()
+    """The files a repository's side is joined from (see core/pipelines/repository.py); ``path``
+    is then the repository folder and stage ids carry their file (``file:id``)."""
 
     def stage(self, stage_id: str) -> Stage | None:
         for stage in self.stages:
@@ -204,6 +209,24 @@ class StatusState(StrEnum):
     def symbol(self) -> str:
         return _SYMBOLS[self]
 
+    @property
+    def words(self) -> str:
+        """The state as a person reads it once; every view leads a stage's status with these."""
+        return _WORDS[self]
+
+
+_WORDS = {
+    StatusState.UP_TO_DATE: "up to date",
+    StatusState.CHANGED: "changed since last run",
+    StatusState.NOT_RUN: "not run yet",
+    StatusState.PASSED: "passed",
+    StatusState.FAILED: "failed",
+    StatusState.RUNNING: "running",
+    StatusState.QUEUED: "queued",
+    StatusState.SKIPPED: "skipped",
+    StatusState.CANCELLED: "cancelled",
+    StatusState.UNKNOWN: "status unknown",
+}
 
 _SYMBOLS = {
     StatusState.UP_TO_DATE: "✓",
@@ -219,6 +242,10 @@ _SYMBOLS = {
 }
 
 
+BRIEF_STATUS = 40
+"""Characters of a status summary a table cell shows before it falls back to the state's words."""
+
+
 @dataclass(frozen=True)
 class StageStatus:
     state: StatusState
@@ -228,7 +255,18 @@ class StageStatus:
     source: str = ""
 
     def short(self) -> str:
-        text = self.summary or self.state.value
+        text = self.summary or self.state.words
+        if self.duration is not None:
+            text += f" {format_duration(self.duration)}"
+        return text
+
+    def brief(self, limit: int = BRIEF_STATUS) -> str:
+        """The status for a table cell, the same in the CLI and the TUI: the whole summary when
+        it fits in ``limit`` characters, else the state's words with a visible "…" (the
+        summary is in full in the stage pane and the JSON)."""
+        text = self.summary or self.state.words
+        if len(text) > limit:
+            text = self.state.words + "…"
         if self.duration is not None:
             text += f" {format_duration(self.duration)}"
         return text

@@ -8,10 +8,10 @@ prints an Overview; the TUI screen will render the same object from a worker.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mltop.core.pipelines.compare import Comparison, compare, pick, same_project
+from mltop.core.pipelines.compare import Comparison, compare
 from mltop.core.pipelines.detect import discover, parse_file
 from mltop.core.pipelines.github_runs import (
     DEFAULT_API,
@@ -21,7 +21,18 @@ from mltop.core.pipelines.github_runs import (
     github_run_status,
 )
 from mltop.core.pipelines.model import Pipeline, StageStatus
+from mltop.core.pipelines.ops_metrics import OpsMetric, measure
 from mltop.core.pipelines.phases import PhaseOverrides, assign_phases, load_overrides
+from mltop.core.pipelines.repository import (
+    MAX_INCLUDED,
+    Repository,
+    display,
+    group_by_repository,
+    join,
+    local_definitions,
+    member_stage_id,
+    project_dir,
+)
 from mltop.core.pipelines.status import (
     JUnitError,
     attach_junit,
@@ -47,16 +58,26 @@ class Overview:
     root: Path
     pipelines: list[Pipeline]
     comparison: Comparison
-    statuses: dict[Path, dict[str, StageStatus]] = field(default_factory=dict)
+    statuses: dict[tuple[str, Path], dict[str, StageStatus]] = field(default_factory=dict)
+    """Keyed by (kind, path): both sides of a repository may be joined at its root folder."""
     notes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     ci_runs: dict[Path, CiRun] = field(default_factory=dict)
+    repositories: list[Repository] = field(default_factory=list)
+    repository: Repository | None = None
+    pairing: str = ""
+    """Why the two sides shown belong together (see Repository.pairing)."""
+    metrics: list[OpsMetric] = field(default_factory=list)
+    """The DevOps and MLOps performance band of the repository shown (ops_metrics.py)."""
 
     def status_of(self, pipeline: Pipeline | None) -> dict[str, StageStatus]:
-        return self.statuses.get(Path(pipeline.path), {}) if pipeline is not None else {}
+        if pipeline is None:
+            return {}
+        return self.statuses.get((pipeline.kind, Path(pipeline.path)), {})
 
     def ci_run_of(self, pipeline: Pipeline | None) -> CiRun | None:
-        """The CI server's run the pipeline's statuses came from, when one was asked for."""
+        """The CI server's run the pipeline's statuses came from, when one was asked for (for
+        a side joined from several workflows, the first of theirs that has one)."""
         return self.ci_runs.get(Path(pipeline.path)) if pipeline is not None else None
 
 
@@ -78,8 +99,24 @@ def load_pipeline(path: Path, root: Path, overrides: PhaseOverrides | None = Non
 def pipeline_status(
     pipeline: Pipeline, root: Path, github: GitHubOptions | None = None
 ) -> PipelineStatus:
-    """Known statuses for one pipeline, the CI run they came from, notes and problems."""
+    """Known statuses for one pipeline, the CI run they came from, notes and problems.
+
+    A side joined from several files asks for each file's statuses on its own (a dvc.lock
+    sits beside its dvc.yaml, a GitHub run belongs to one workflow) and keys them by the
+    joined stage ids.
+    """
     result = PipelineStatus()
+    if pipeline.members:
+        for member in pipeline.members:
+            found = pipeline_status(member, root, github)
+            origin = display(member.path, pipeline.path)
+            for stage_id, status in found.statuses.items():
+                result.statuses[member_stage_id(origin, stage_id)] = status
+            result.notes.extend(found.notes)
+            result.problems.extend(found.problems)
+            if result.ci_run is None:
+                result.ci_run = found.ci_run
+        return result
     if pipeline.format == "dvc" and pipeline.stages:
         result.statuses.update(dvc_status(pipeline))
     if pipeline.kind == "devops" and pipeline.stages:
@@ -92,12 +129,7 @@ def pipeline_status(
         result.statuses.update(attach_junit(pipeline, reports, root))
     if github is not None and pipeline.format == "github-actions" and pipeline.stages:
         try:
-            client = GitHubClient(
-                github.repo,
-                github.token if github.token is not None else os.environ.get("GITHUB_TOKEN"),
-                github.api_url,
-                github.timeout,
-            )
+            client = _client(github)
             rel = _relative(pipeline.path, root)
             found, note, run = github_run_status(pipeline, client, rel, github.branch)
             result.statuses.update(found)
@@ -106,6 +138,11 @@ def pipeline_status(
         except GitHubError as exc:
             result.problems.append(str(exc))
     return result
+
+
+def _client(github: GitHubOptions) -> GitHubClient:
+    token = github.token if github.token is not None else os.environ.get("GITHUB_TOKEN")
+    return GitHubClient(github.repo, token, github.api_url, github.timeout)
 
 
 def stage_statuses(
@@ -117,17 +154,15 @@ def stage_statuses(
 
 
 def build_overview(
-    path: Path,
-    github: GitHubOptions | None = None,
-    *,
-    devops: Path | None = None,
-    mlops: Path | None = None,
+    path: Path, github: GitHubOptions | None = None, *, repository: Path | None = None
 ) -> Overview:
-    """The comparison for a folder (auto-picking one DevOps and one MLOps pipeline), or for
-    one pipeline file shown on its side of the table.
+    """The comparison for a folder's repository (all its CI files on the DevOps side, all its
+    ML pipelines on the MLOps side), or for one pipeline file shown on its side of the table.
 
-    ``devops``/``mlops`` name the file to show on that side instead of the automatic pick
-    (the TUI's picker); a file that is no longer found falls back to the pick, with a note.
+    A folder holding several repositories is split (:mod:`mltop.core.pipelines.repository`);
+    the one holding the folder asked about, or else the most complete, is shown unless
+    ``repository`` names another root (the TUI's picker). A root that is no longer found
+    falls back to that choice, with a note.
     """
     path = Path(path)
     root = path if path.is_dir() else path.parent
@@ -135,41 +170,86 @@ def build_overview(
     problems = list(overrides.problems)
     files = [path] if path.is_file() else [p for p, _fmt in discover(root)]
     pipelines = [assign_phases(parse_file(f), overrides, root) for f in files]
+    homes: dict[Path, Path] = {}
+    pipelines.extend(_included(pipelines, overrides, root, homes))
     for pipeline in pipelines:
         problems.extend(pipeline.problems)
-    auto_devops, auto_mlops = pick(pipelines, root)
+    repositories = group_by_repository(pipelines, root, homes)
     notes: list[str] = []
-    chosen_devops = _chosen(pipelines, devops, auto_devops, notes)
-    chosen_mlops = _chosen(pipelines, mlops, auto_mlops, notes)
-    # only CI of the ML pipeline's own project can be evidence that CI runs it
-    ci = [
-        p
-        for p in pipelines
-        if p.kind == "devops" and (chosen_mlops is None or same_project(p, chosen_mlops))
-    ]
-    comparison = compare(chosen_devops, chosen_mlops, ci, root)
-    overview = Overview(root, pipelines, comparison, problems=problems, notes=notes)
-    for chosen in (chosen_devops, chosen_mlops):
-        if chosen is None:
+    chosen = _chosen(repositories, repository, notes)
+    devops = join(chosen.devops, "devops", chosen.root) if chosen else None
+    mlops = join(chosen.mlops, "mlops", chosen.root) if chosen else None
+    # only the CI of the ML pipeline's own repository can be evidence that CI runs it
+    comparison = compare(devops, mlops, list(chosen.devops) if chosen else [], root)
+    overview = Overview(
+        root,
+        pipelines,
+        comparison,
+        problems=problems,
+        notes=notes,
+        repositories=repositories,
+        repository=chosen,
+        pairing=chosen.pairing(root) if chosen else "",
+    )
+    for side in (devops, mlops):
+        if side is None:
             continue
-        found = pipeline_status(chosen, root, github)
-        overview.statuses[Path(chosen.path)] = found.statuses
+        found = pipeline_status(side, root, github)
+        overview.statuses[(side.kind, Path(side.path))] = found.statuses
         overview.notes.extend(found.notes)
         overview.problems.extend(found.problems)
         if found.ci_run is not None:
-            overview.ci_runs[Path(chosen.path)] = found.ci_run
+            overview.ci_runs[Path(side.path)] = found.ci_run
+    if chosen is not None:
+        client = None
+        if github is not None:
+            try:
+                client = _client(github)
+            except GitHubError as exc:
+                overview.problems.append(str(exc))
+        branch = github.branch if github is not None else None
+        overview.metrics = measure(chosen.root, chosen.marker, devops, mlops, client, branch)
     return overview
 
 
+def _included(
+    pipelines: list[Pipeline], overrides: PhaseOverrides, root: Path, homes: dict[Path, Path]
+) -> list[Pipeline]:
+    """The local GitLab includes and Azure templates the definitions found pull in (and those
+    they pull in), read as definitions of their own, each once: they are part of the
+    repository's CI even though their names say nothing to discovery. ``homes`` gets, for
+    each, the folder of the file that pulled it in, so it joins that file's repository."""
+    seen = {Path(p.path).resolve() for p in pipelines}
+    todo = list(pipelines)
+    out: list[Pipeline] = []
+    while todo and len(out) < MAX_INCLUDED:
+        including = todo.pop(0)
+        home = homes.get(Path(including.path), project_dir(including))
+        for path, fmt, _ref in local_definitions(including):
+            if path.resolve() in seen or len(out) >= MAX_INCLUDED:
+                continue
+            seen.add(path.resolve())
+            included = assign_phases(parse_file(path, fmt), overrides, root)
+            if fmt == "gitlab-ci":
+                # an included fragment's jobs use the stages the including file declares
+                kept = tuple(p for p in included.problems if "is not in 'stages'" not in p)
+                included = replace(included, problems=kept)
+            homes[Path(included.path)] = home
+            out.append(included)
+            todo.append(included)
+    return out
+
+
 def _chosen(
-    pipelines: list[Pipeline], wanted: Path | None, auto: Pipeline | None, notes: list[str]
-) -> Pipeline | None:
+    repositories: list[Repository], wanted: Path | None, notes: list[str]
+) -> Repository | None:
+    auto = repositories[0] if repositories else None
     if wanted is None:
         return auto
     target = Path(wanted).resolve()
-    for pipeline in pipelines:
-        if Path(pipeline.path).resolve() == target:
-            return pipeline
+    for repo in repositories:
+        if repo.root == target:
+            return repo
     notes.append(f"{wanted} is no longer found; showing the automatic pick")
     return auto
 

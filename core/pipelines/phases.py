@@ -52,10 +52,16 @@ _NAME_WORDS: dict[Phase, tuple[str, ...]] = {
         "regist*",
         "upload*",
         "bundle*",
+        "export*",
     ),
     P.VERIFY: (
         "evaluat*",
         "eval",
+        "verif*",
+        "sanity",
+        "plot*",
+        "report*",
+        "visualiz*",
         "evals",
         "validat*",
         "e2e",
@@ -117,6 +123,7 @@ _NAME_WORDS: dict[Phase, tuple[str, ...]] = {
         "sphinx",
         "featur*",
         "preprocess*",
+        "process*",
         "transform*",
         "clean*",
         "convert*",
@@ -151,7 +158,14 @@ _NAME_WORDS: dict[Phase, tuple[str, ...]] = {
         "acquir*",
         "collect*",
         "scrap*",
+        "read*",
     ),
+}
+# Words that say little on their own ("check" is a lint, a test or a sanity check): they decide
+# only when no other word of the name and nothing the stage runs says more.
+_WEAK_NAME_WORDS: dict[Phase, tuple[str, ...]] = {
+    P.VERIFY: ("check*",),
+    P.SOURCE: ("data", "get"),
 }
 _PACKAGE_OBJECTS = {"image", "images", "docker", "container", "wheel", "wheels", "sdist", "dist"}
 _DATA_WORDS = {"data", "dataset", "datasets", "schema", "input", "inputs"}
@@ -210,10 +224,10 @@ _SUFFIXES = {
 }
 
 
-def _word_phase(token: str) -> Phase | None:
+def _word_phase(token: str, table: dict[Phase, tuple[str, ...]] = _NAME_WORDS) -> Phase | None:
     """The phase a name word points to; ``stem*`` takes the stem plus a common English suffix,
     so ``featurization`` matches ``featur*`` but ``buildserver`` does not match ``build*``."""
-    for phase, words in _NAME_WORDS.items():
+    for phase, words in table.items():
         for word in words:
             if word.endswith("*"):
                 stem = word[:-1]
@@ -241,6 +255,15 @@ def phase_from_name(name: str) -> tuple[Phase, str] | None:
         if phase is P.MONITOR or (phase is P.VERIFY and "drift" in tokens):
             return P.MONITOR, f'name "{label}" says {token}'
         return phase, f'name "{label}" says {token}'
+    return None
+
+
+def phase_from_weak_name(name: str) -> tuple[Phase, str] | None:
+    """A phase from a word that only decides when nothing else does (``sanity_check``)."""
+    for token in name_tokens(name):
+        phase = _word_phase(token, _WEAK_NAME_WORDS)
+        if phase is not None:
+            return phase, f'name "{one_line(name, 60)}" says {token}'
     return None
 
 
@@ -308,7 +331,7 @@ _CMD_START = (
     r"(?:^|[;&|(\n`]|\$\(|\b(?:then|do|else)\s)\s*"
     r"(?:\w+=(?:\"[^\"]*\"|'[^']*'|\S*)\s+)*"
     r"(?:(?:sudo|time|exec|env|nohup|xvfb-run(?:\s+-a)?|npx|coverage\s+run\s+-m"
-    r"|(?:ba|z)?sh(?:\s+-[a-z]+)*|python[\d.]*\s+-m|(?:uv|poetry|pdm|pipenv|hatch|rye)\s+run"
+    r"|(?:\S*[/\\])?(?:ba|z)?sh(?:\.exe)?(?:\s+-[a-z]+)*|python[\d.]*\s+-m|(?:uv|poetry|pdm|pipenv|hatch|rye)\s+run"
     r"(?:\s+--?[\w-]+(?:[= ](?!-)[\w.-]+)?)*)\s+[\"']?)*"
 )
 
@@ -377,11 +400,12 @@ COMMAND_RULES: list[_Rule] = [
         r"npm (?:run )?test" + _END,
         r"make(?: -\S+)* test[\w-]*",
         r"meson test" + _END,
-        r"\S*run[-_]tests?" + _END,
+        r"\S*run[-_]tests?(?:\.sh)?" + _END,
         r"\S*tests?[-_]\w+\.sh" + _END,
         r"dvc repro" + _END,
         r"dvc exp run" + _END,
         r"python[\d.]*(?:\s+-\S+)*\s+\S*train\w*\.py",
+        r"python[\d.]* -m [\w.]*train\w*" + _END,
         r"torchrun" + _END,
         r"accelerate launch",
         r"deepspeed" + _END,
@@ -415,7 +439,14 @@ COMMAND_RULES: list[_Rule] = [
         r"gto (?:register|assign|annotate)",
         r"dvc push" + _END,
     ),
-    *_any_rules(P.PACKAGE, r"\bmlflow\.register_model\b", r"\bregister_model\("),
+    *_cmd_rules(P.PACKAGE, r"huggingface-cli upload" + _END, r"hf upload" + _END),
+    *_any_rules(
+        P.PACKAGE,
+        r"\bmlflow\.register_model\b",
+        r"\bregister_model\(",
+        r"\.push_to_hub\(",
+        r"\bdocker\.build\(",
+    ),
     *_cmd_rules(
         P.DEPLOY,
         r"kubectl (?:apply|rollout|set image|create|replace)",
@@ -462,6 +493,17 @@ def _strip_version(action: str) -> str:
     return action.split("@", 1)[0] if "/" in action else action
 
 
+def _command_reason(rule: _Rule, command: str, match: re.Match[str]) -> str:
+    """What matched, and the step line it was found in when that says more (the evidence)."""
+    cmd = one_line(match.group("cmd"), 60)
+    start = command.rfind("\n", 0, match.start("cmd")) + 1
+    end = command.find("\n", match.end("cmd"))
+    line = one_line(command[start : end if end >= 0 else len(command)].strip(), 100)
+    if line == cmd:
+        return f"{rule.what} `{cmd}`"
+    return f"{rule.what} `{cmd}` (step: {line})"
+
+
 def phase_from_content(stage: Stage) -> tuple[Phase, str] | None:
     """The latest phase among the stage's action, command and image signals."""
     best: tuple[Phase, str] | None = None
@@ -480,7 +522,7 @@ def phase_from_content(stage: Stage) -> tuple[Phase, str] | None:
         for rule in COMMAND_RULES:
             match = rule.pattern.search(command)
             if match:
-                offer(rule.phase, f"{rule.what} `{one_line(match.group('cmd'), 60)}`")
+                offer(rule.phase, _command_reason(rule, command, match))
     for image in stage.images:
         for rule in IMAGE_RULES:
             if rule.pattern.search(image):
@@ -502,14 +544,19 @@ def classify(stage: Stage) -> tuple[Phase | None, str]:
             if (
                 found[0] is P.BUILD
                 and content is not None
-                and content[0] is P.PACKAGE
+                and content[0].rank > P.BUILD.rank
                 and any(t.startswith("build") for t in name_tokens(name))
             ):
-                # "build" names both compiling and packaging; what the job runs decides.
-                return P.PACKAGE, f"{found[1]}; content: {content[1]}"
+                # "build" names compiling, packaging and, in GitHub's Python starter workflow,
+                # the job that runs the tests: what the job runs decides.
+                return content[0], f"{found[1]}; content: {content[1]}"
             return found
     if content:
         return content
+    for name in dict.fromkeys([stage.name, stage.id]):
+        found = phase_from_weak_name(name)
+        if found:
+            return found
     if stage.kind == "workflow-call" and stage.actions:
         target = Path(stage.actions[0].split("@", 1)[0]).stem
         found = phase_from_name(target)

@@ -17,11 +17,11 @@ from mltop.core.pipelines.model import (
     Pipeline,
     Stage,
     StageStatus,
-    format_duration,
     layers,
     one_line,
 )
 from mltop.core.pipelines.overview import Overview
+from mltop.core.pipelines.repository import Repository, followed, side_title
 from mltop.core.sanitize import inert_json
 
 
@@ -55,17 +55,14 @@ def stage_label(stage: Stage, status: StageStatus | None) -> str:
     name = stage.name if len(stage.name) <= 40 and "${{" not in stage.name else stage.id
     text = inert(name, 60)
     if status is not None:
-        summary = status.summary if len(status.summary) <= 24 else status.state.value
-        if status.duration is not None:
-            summary += f" {format_duration(status.duration)}"
-        text += f" [{status.state.symbol} {inert(summary, 60)}]"
+        text += f" [{status.state.symbol} {inert(status.brief(), 60)}]"
     return text
 
 
 def _cell(stages: tuple[Stage, ...], gap: str, statuses: dict[str, StageStatus]) -> str:
     if not stages:
         return f"✗ {gap}"
-    return "✓ " + ", ".join(stage_label(s, statuses.get(s.id)) for s in stages)
+    return ", ".join(stage_label(s, statuses.get(s.id)) for s in stages)
 
 
 # --- JSON --------------------------------------------------------------------------------------
@@ -99,6 +96,7 @@ def pipeline_dict(
 ) -> dict[str, Any]:
     return {
         "path": _rel(pipeline.path, root),
+        "files": [_rel(m.path, root) for m in pipeline.members or (pipeline,)],
         "format": pipeline.format,
         "kind": pipeline.kind,
         "name": pipeline.name,
@@ -108,6 +106,7 @@ def pipeline_dict(
                 "name": s.name,
                 "kind": s.kind,
                 "group": s.group,
+                "file": _rel(Path(pipeline.path) / s.origin if s.origin else pipeline.path, root),
                 "phase": s.phase.value if s.phase else None,
                 "phase_reason": s.phase_reason,
                 "needs": list(s.needs),
@@ -144,11 +143,24 @@ def _row_dict(row: PhaseRow) -> dict[str, Any]:
     }
 
 
+def repository_dict(repo: Repository, root: Path) -> dict[str, Any]:
+    return {
+        "root": _rel(repo.root, root),
+        "marker": repo.marker or None,
+        "devops": [_rel(p.path, root) for p in repo.devops],
+        "mlops": [_rel(p.path, root) for p in repo.mlops],
+        "stages": repo.stages,
+        "pairing": repo.pairing(root),
+    }
+
+
 def overview_dict(overview: Overview) -> dict[str, Any]:
     comp = overview.comparison
     root = overview.root
     return {
         "root": str(root),
+        "repository": repository_dict(overview.repository, root) if overview.repository else None,
+        "repositories": [repository_dict(r, root) for r in overview.repositories],
         "devops": pipeline_dict(comp.devops, overview.status_of(comp.devops), root)
         if comp.devops
         else None,
@@ -177,6 +189,17 @@ def overview_dict(overview: Overview) -> dict[str, Any]:
             }
             for p in overview.pipelines
         ],
+        "metrics": [
+            {
+                "side": m.side,
+                "name": m.name,
+                "value": m.value,
+                "evidence": m.evidence or None,
+                "period": m.period or None,
+                "needs": m.needs or None,
+            }
+            for m in overview.metrics
+        ],
         "notes": list(overview.notes),
         "problems": list(overview.problems),
     }
@@ -190,7 +213,7 @@ def render_json(overview: Overview) -> str:
 def _title(label: str, pipeline: Pipeline | None, root: Path) -> str:
     if pipeline is None:
         return f"{label}: none found"
-    return f"{label}: {inert(_rel(pipeline.path, root), 80)}"
+    return f"{label}: {inert(side_title(pipeline, root), 120)}"
 
 
 def render_table(overview: Overview, cell_width: int = 46) -> str:
@@ -221,8 +244,11 @@ def render_table(overview: Overview, cell_width: int = 46) -> str:
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("─" * w for w in widths))
     lines.append("")
+    if overview.pairing:
+        lines.append("Repository: " + inert(overview.pairing, 400))
     lines.append("Coverage: " + comp.summary())
     lines.extend(_maturity_lines(comp))
+    lines.extend(_metric_lines(overview))
     lines.extend(_reason_lines(comp))
     lines.extend(_tail_lines(overview))
     return "\n".join(lines) + "\n"
@@ -237,6 +263,16 @@ def _maturity_lines(comp: Comparison) -> list[str]:
     if m.missing:
         out.append("  missing:")
         out.extend(f"    - {inert(e, 200)}" for e in m.missing)
+    return out
+
+
+def _metric_lines(overview: Overview) -> list[str]:
+    out: list[str] = []
+    for side, label in (("devops", "DevOps"), ("mlops", "MLOps")):
+        found = [m for m in overview.metrics if m.side == side]
+        if found:
+            out.append(f"{label} metrics:")
+            out.extend(f"  {inert(m.line(), 300)}" for m in found)
     return out
 
 
@@ -258,15 +294,17 @@ def _reason_lines(comp: Comparison) -> list[str]:
 def _tail_lines(overview: Overview) -> list[str]:
     out: list[str] = []
     comp = overview.comparison
-    shown = {Path(p.path) for p in (comp.devops, comp.mlops) if p is not None}
-    others = [p for p in overview.pipelines if Path(p.path) not in shown]
+    others = [r for r in overview.repositories if r is not overview.repository]
     if others:
-        out.append("Other pipelines found:")
-        for p in others:
-            count = len(p.stages)
-            what = f"{p.format}, {count} stage{'s' if count != 1 else ''}" if count else p.format
-            out.append(f"  {inert(_rel(p.path, overview.root), 100)} ({what})")
-    refs = [(p, r) for p in (comp.devops, comp.mlops) if p is not None for r in p.references]
+        out.append("Other repositories found (mltop pipelines FOLDER shows one):")
+        out.extend(f"  {inert(r.summary(overview.root), 200)}" for r in others)
+    refs = [
+        (p, r)
+        for p in (comp.devops, comp.mlops)
+        if p is not None
+        for r in p.references
+        if r not in followed(p)
+    ]
     if refs:
         out.append("Not followed (references):")
         for _pipeline, r in refs:
@@ -299,7 +337,11 @@ def render_markdown(overview: Overview) -> str:
             f"| {r.phase.label} | {md_cell(_cell(r.devops, r.devops_gap, dev_status), 600)} | "
             f"{md_cell(_cell(r.mlops, r.mlops_gap, ml_status), 600)} | {r.coverage} |"
         )
-    lines += ["", f"**Coverage:** {md_cell(comp.summary(), 600)}", ""]
+    lines.append("")
+    if overview.pairing:
+        lines.append(f"**Repository:** {md_cell(overview.pairing, 400)}")
+        lines.append("")
+    lines += [f"**Coverage:** {md_cell(comp.summary(), 600)}", ""]
     m = comp.maturity
     headline = m.headline.removeprefix(f"level {m.level}: ")
     lines.append(f"**MLOps maturity: level {m.level}** — {md_cell(headline, 400)}")
@@ -307,6 +349,20 @@ def render_markdown(overview: Overview) -> str:
         lines += ["", "Evidence:", *(f"- {md_cell(e)}" for e in m.evidence)]
     if m.missing:
         lines += ["", "Missing:", *(f"- {md_cell(e)}" for e in m.missing)]
+    if overview.metrics:
+        lines += ["", "| DevOps metric | value | MLOps metric | value |", "|---|---|---|---|"]
+        dev = [x for x in overview.metrics if x.side == "devops"]
+        ml = [x for x in overview.metrics if x.side == "mlops"]
+        for index in range(max(len(dev), len(ml))):
+            cells = []
+            for found in (dev, ml):
+                if index < len(found):
+                    metric = found[index]
+                    text = metric.line().removeprefix(f"{metric.name}: ")
+                    cells += [md_cell(metric.name), md_cell(text)]
+                else:
+                    cells += ["", ""]
+            lines.append("| " + " | ".join(cells) + " |")
     for label, pipeline in (("DevOps", comp.devops), ("MLOps", comp.mlops)):
         if pipeline is None or not pipeline.stages:
             continue

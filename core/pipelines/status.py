@@ -184,14 +184,16 @@ def dvc_status(pipeline: Pipeline, lock_path: Path | None = None) -> dict[str, S
     root = dvc_yaml.parent
     if not lock_path.is_file():
         return {
-            s.id: StageStatus(StatusState.NOT_RUN, "not run (no dvc.lock)", source="dvc.lock")
+            s.id: StageStatus(StatusState.NOT_RUN, "not run yet: no dvc.lock", source="dvc.lock")
             for s in pipeline.stages
         }
     try:
         docs = load_documents(lock_path)
     except PipelineFileError as exc:
         return {
-            s.id: StageStatus(StatusState.UNKNOWN, "dvc.lock unreadable", details=(str(exc),))
+            s.id: StageStatus(
+                StatusState.UNKNOWN, "status unknown: dvc.lock unreadable", details=(str(exc),)
+            )
             for s in pipeline.stages
         }
     lock = docs[0] if docs and isinstance(docs[0], dict) else {}
@@ -201,23 +203,28 @@ def dvc_status(pipeline: Pipeline, lock_path: Path | None = None) -> dict[str, S
     for stage in pipeline.stages:
         entry = locked.get(stage.id) if isinstance(locked, dict) else None
         if not isinstance(entry, dict):
-            out[stage.id] = StageStatus(StatusState.NOT_RUN, "not run", source="dvc.lock")
+            out[stage.id] = StageStatus(
+                StatusState.NOT_RUN, "not run yet: not in dvc.lock", source="dvc.lock"
+            )
             continue
         workdir = root / stage.group if stage.group else root
         try:
             reasons = _stage_changes(stage.commands, entry, workdir, params_cache)
         except _Unknown as exc:
-            out[stage.id] = StageStatus(StatusState.UNKNOWN, "unknown", details=(str(exc),))
+            out[stage.id] = StageStatus(StatusState.UNKNOWN, "status unknown", details=(str(exc),))
             continue
         except OSError as exc:
             out[stage.id] = StageStatus(
-                StatusState.UNKNOWN, "unknown", details=(one_line(f"cannot read: {exc}"),)
+                StatusState.UNKNOWN,
+                "status unknown",
+                details=(one_line(f"cannot read: {exc}"),),
             )
             continue
         if reasons:
-            summary = "changed: " + ", ".join(reasons[:2])
+            what = [r.removesuffix(" changed") for r in reasons[:2]]
+            summary = f"{StatusState.CHANGED.words}: " + ", ".join(what)
             if len(reasons) > 2:
-                summary += f" (+{len(reasons) - 2})"
+                summary += f" (+{len(reasons) - 2} more)"
             out[stage.id] = StageStatus(
                 StatusState.CHANGED, summary, details=tuple(reasons), source="dvc.lock"
             )

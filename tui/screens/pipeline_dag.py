@@ -23,9 +23,9 @@ from textual.widgets import Static
 
 from mltop.core.pipelines.dag_layout import DagDrawing, pipeline_drawing, state_style
 from mltop.core.pipelines.model import Pipeline, format_duration, one_line
+from mltop.core.pipelines.repository import side_title
 from mltop.core.sanitize import inert
 from mltop.tui.commands import ScreenCommands
-from mltop.tui.screens.pipeline_picker import relative
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.phase_grid import SIDE_LABELS, STYLES, Side, style_of
 
@@ -182,7 +182,7 @@ class PipelineDagScreen(Screen[tuple[str, str | None] | None]):
         if pipeline is None:
             header.append("  no pipeline")
         else:
-            path = relative(pipeline.path, self.data.overview.root)
+            path = side_title(pipeline, self.data.overview.root)
             header.append(f"  {SIDE_LABELS[self.side]}: ", style="bold")
             header.append(one_line(path, 120), style="bold")
             header.append(

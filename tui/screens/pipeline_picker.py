@@ -1,6 +1,8 @@
-"""``P`` (or ``enter`` on a column header) on the pipelines screen: choose the pipeline shown on
-one side. Every pipeline found under the folder is listed; those of the other kind are shown but
-cannot be chosen (a CI file on the MLOps side would make the maturity reading meaningless)."""
+"""``P`` (or ``enter`` on a column header) on the pipelines screen: choose the repository shown.
+
+A folder holding several repositories (or unrelated examples) is split by repository root
+(:mod:`mltop.core.pipelines.repository`); each is listed with what it holds and why its two
+sides belong together, and the chosen one is shown with all its CI files and ML pipelines."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from mltop.core.pipelines.model import Pipeline, one_line
+from mltop.core.pipelines.model import one_line
+from mltop.core.pipelines.repository import Repository
 from mltop.tui.screens.picker import OptionPicker
-from mltop.tui.widgets.phase_grid import SIDE_LABELS, Side
 
 
 def relative(path: Path, root: Path) -> str:
@@ -28,7 +30,7 @@ def relative(path: Path, root: Path) -> str:
 
 
 class PipelinePicker(OptionPicker[Path | None]):
-    """Dismisses with the chosen pipeline's path, or None."""
+    """Dismisses with the chosen repository's root folder, or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "cancel", id="picker.cancel"),
@@ -46,59 +48,44 @@ class PipelinePicker(OptionPicker[Path | None]):
     }
     """
 
-    def __init__(
-        self, pipelines: list[Pipeline], side: Side, current: Path | None, root: Path
-    ) -> None:
+    def __init__(self, repositories: list[Repository], current: Path | None, root: Path) -> None:
         super().__init__()
-        self.side = side
         self.root = root
         self.current = Path(current).resolve() if current is not None else None
-        kind = side
-        # the side's own kind first, each group in path order
-        self.pipelines = sorted(pipelines, key=lambda p: (p.kind != kind, relative(p.path, root)))
+        self.repositories = list(repositories)
 
     def compose(self) -> ComposeResult:
         options: list[Option] = []
-        width = max((len(relative(p.path, self.root)) for p in self.pipelines), default=10)
-        width = min(width, 56)
-        for index, pipeline in enumerate(self.pipelines):
-            usable = pipeline.kind == self.side and bool(pipeline.stages)
+        names = [relative(r.root, self.root) for r in self.repositories]
+        width = min(max((len(n) for n in names), default=10), 48)
+        for index, (repo, name) in enumerate(zip(self.repositories, names, strict=True)):
             line = Text(no_wrap=True, overflow="ellipsis")
-            mark = "▸ " if self._is_current(pipeline) else "  "
-            line.append(mark, style="bold")
-            name = one_line(relative(pipeline.path, self.root), 200)
-            line.append(name.ljust(width), style="bold" if usable else "dim")
-            count = len(pipeline.stages)
-            line.append(f"  {pipeline.format:<16}", style="dim")
-            line.append(f" {count:>3} stage{'s' if count != 1 else ' '}")
-            if pipeline.kind != self.side:
-                line.append(f"  ({SIDE_LABELS[pipeline.kind]})", style="dim")
-            elif not pipeline.stages:
-                line.append("  (nothing to show)", style="dim")
-            if pipeline.problems:
-                problems = len(pipeline.problems)
-                line.append(f"  ⚠ {problems} problem{'s' if problems != 1 else ''}", style="yellow")
-            options.append(Option(line, id=str(index), disabled=not usable))
+            line.append("▸ " if repo.root == self.current else "  ", style="bold")
+            line.append(one_line(name, 200).ljust(width), style="bold")
+            ci, ml = len(repo.devops), len(repo.mlops)
+            line.append(f"  {ci:>2} CI file{'s' if ci != 1 else ' '}")
+            line.append(f"  {ml:>2} ML pipeline{'s' if ml != 1 else ' '}")
+            line.append(f"  {repo.stages:>4} stages", style="dim")
+            if repo.marker:
+                line.append(f"  ({one_line(repo.marker, 40)})", style="dim")
+            options.append(Option(line, id=str(index)))
         with Vertical() as box:
-            box.border_title = f"{SIDE_LABELS[self.side]} pipeline"
+            box.border_title = "repository"
             if options:
                 yield OptionList(*options)
             else:
                 yield Static(Text("no pipelines found", style="dim"), classes="picker--hint")
             yield Static(
-                Text("enter choose  ·  esc cancel  ·  the other kind is listed, not choosable"),
+                Text("enter choose  ·  esc cancel  ·  each repository is read as a whole"),
                 classes="picker--hint",
             )
 
-    def _is_current(self, pipeline: Pipeline) -> bool:
-        return self.current is not None and Path(pipeline.path).resolve() == self.current
-
     def on_mount(self) -> None:
-        if not self.pipelines:
+        if not self.repositories:
             return
         option_list = self.query_one(OptionList)
-        for index, pipeline in enumerate(self.pipelines):
-            if self._is_current(pipeline):
+        for index, repo in enumerate(self.repositories):
+            if repo.root == self.current:
                 option_list.highlighted = index
                 break
         else:
@@ -107,5 +94,4 @@ class PipelinePicker(OptionPicker[Path | None]):
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
-        pipeline = self.pipelines[int(event.option.id or 0)]
-        self.dismiss(Path(pipeline.path))
+        self.dismiss(self.repositories[int(event.option.id or 0)].root)

@@ -1,13 +1,14 @@
-"""Pipelines (``p`` on the runs screen): a DevOps and an MLOps pipeline side by side.
+"""Pipelines (``p`` on the runs screen): a repository's DevOps and MLOps sides side by side.
 
-Rows are lifecycle phases; each column holds one pipeline's stages in the phase they were given,
+Rows are lifecycle phases; the DevOps column holds the stages of all the repository's CI files,
+the MLOps column those of all its ML pipelines, each in the phase they were given,
 with kind, dependencies, status (dvc.lock, JUnit reports, GitHub Actions when a repository is
 set) and the experiment runs linked to it. Below: the selected stage in full (including why it
 sits in its phase), and what each side covers and lacks with the MLOps maturity reading.
 
 Everything is computed by :func:`mltop.core.pipelines.overview.build_overview` and
 :func:`mltop.core.pipelines.links.link_runs` in a worker thread; the screen only draws the
-answer. Reading again (``R``) or choosing another pipeline for a side (``P``) asks the worker
+answer. Reading again (``R``) or choosing another repository (``P``) asks the worker
 again, and only the latest answer is shown.
 """
 
@@ -43,6 +44,7 @@ from mltop.core.pipelines.model import (
 )
 from mltop.core.pipelines.overview import GitHubOptions, Overview, build_overview
 from mltop.core.pipelines.phases import OVERRIDES_FILE
+from mltop.core.pipelines.repository import followed, side_title
 from mltop.core.runs_view import STATUS_SYMBOLS
 from mltop.core.sanitize import inert
 from mltop.core.store import StoreError
@@ -64,6 +66,9 @@ if TYPE_CHECKING:
     from mltop.tui.app import MltopApp
 
 SHOWN_RUNS = 5
+BAND_MIN_HEIGHT = 34
+"""From this many rows the metrics band gets a full-width strip under the table; below it the
+band sits in the summary pane, where it wraps and scrolls instead of crowding the stages out."""
 
 
 @dataclass
@@ -127,7 +132,7 @@ class PipelinesScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "back", id="pipelines.back"),
         Binding("g", "graph", "graph", id="pipelines.graph"),
-        Binding("P", "pick", "pick pipeline", id="pipelines.pick"),
+        Binding("P", "pick", "pick repository", id="pipelines.pick"),
         Binding("r", "reasons", "reasons", id="pipelines.reasons"),
         Binding("o", "open_runs", "linked runs", id="pipelines.runs"),
         Binding("R", "reload", "reload", id="pipelines.reload"),
@@ -139,7 +144,8 @@ class PipelinesScreen(Screen[None]):
         self.github = github
         self.data: PipelinesData | None = None
         self.error: str | None = None
-        self.chosen: dict[str, Path | None] = {"devops": None, "mlops": None}
+        self.chosen: Path | None = None
+        """The repository root picked with ``P``; None shows the automatic choice."""
         self._generation = 0
         self._answered = 0
 
@@ -153,6 +159,7 @@ class PipelinesScreen(Screen[None]):
         yield Static(id="pl-header")
         with VerticalScroll(id="pl-grid-box"):
             yield PhaseGrid(id="pl-grid")
+        yield Static(id="pl-metrics")
         yield Static(id="pl-empty")
         with Horizontal(id="pl-bottom"):
             with VerticalScroll(id="pl-detail-box") as detail:
@@ -178,6 +185,15 @@ class PipelinesScreen(Screen[None]):
     def on_resize(self) -> None:
         self._draw_header()
         self.query_one(KeyBar).update_keys()
+        self._draw_summary()
+
+    @property
+    def band_strip(self) -> bool:
+        """Whether the metrics band has its own strip under the table (tall terminals)."""
+        data = self.data
+        return (
+            data is not None and bool(data.overview.metrics) and self.size.height >= BAND_MIN_HEIGHT
+        )
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -189,13 +205,13 @@ class PipelinesScreen(Screen[None]):
     def reload(self) -> None:
         self._generation += 1
         self._draw_header()
-        self._load(self._generation, self.chosen["devops"], self.chosen["mlops"])
+        self._load(self._generation, self.chosen)
 
     @work(thread=True, exclusive=True, group="pipelines")
-    def _load(self, generation: int, devops: Path | None, mlops: Path | None) -> None:
+    def _load(self, generation: int, repository: Path | None) -> None:
         started = time.perf_counter()
         try:
-            overview = build_overview(self.root, self.github, devops=devops, mlops=mlops)
+            overview = build_overview(self.root, self.github, repository=repository)
         except Exception as exc:  # a parser bug must not leave the screen blank
             self.post_message(PipelinesLoaded(None, generation, f"{type(exc).__name__}: {exc}"))
             return
@@ -250,8 +266,8 @@ class PipelinesScreen(Screen[None]):
         text.append(f"No pipelines found under {inert(short_path(self.root))}\n\n", style="bold")
         text.append(
             "mltop reads CI definitions (.github/workflows/*.yml, .gitlab-ci.yml,\n"
-            "azure-pipelines.yml, Tekton) and ML pipelines (dvc.yaml, compiled Kubeflow,\n"
-            "Argo Workflows) and lines them up by lifecycle phase.\n\n"
+            "azure-pipelines.yml, Tekton, Jenkinsfile) and ML pipelines (dvc.yaml, compiled\n"
+            "Kubeflow, Argo Workflows) and lines them up by lifecycle phase.\n\n"
         )
         text.append("esc goes back to the runs  ·  R reads the folder again", style="dim")
         return text
@@ -267,6 +283,9 @@ class PipelinesScreen(Screen[None]):
         if data is not None:
             count = len(data.overview.pipelines)
             header.append(f"  ·  {count} pipeline{'s' if count != 1 else ''} found")
+            repos = len(data.overview.repositories)
+            if repos > 1:
+                header.append(f" in {repos} repositories (P picks)")
         if self.github is not None:
             header.append(f"  ·  GitHub {inert(self.github.repo)}")
         if self._answered != self._generation:
@@ -288,10 +307,10 @@ class PipelinesScreen(Screen[None]):
             pipeline = data.pipeline(side)
             label = SIDE_LABELS[side]
             if pipeline is None:
-                titles[side] = f"{label}: none found (P to pick)"
+                titles[side] = f"{label}: none in this repository"
             else:
-                path = relative(pipeline.path, overview.root)
-                titles[side] = f"{label}: {one_line(path, 120)} ({pipeline.format})"
+                title = side_title(pipeline, overview.root)
+                titles[side] = f"{label}: {one_line(title, 120)} ({pipeline.format})"
         ci = overview.ci_run_of(overview.comparison.devops)
         if ci is not None:
             # short: the branch, URL and the runs themselves are in the header's pane
@@ -322,7 +341,7 @@ class PipelinesScreen(Screen[None]):
     @on(PhaseGrid.Activated)
     def _activated(self, event: PhaseGrid.Activated) -> None:
         if event.stage_id is None:
-            self.pick(event.side)
+            self.pick()
         else:
             self.open_graph(event.side, event.stage_id)
 
@@ -343,8 +362,15 @@ class PipelinesScreen(Screen[None]):
         self.query_one("#pl-detail", Static).update(body)
 
     def _draw_summary(self) -> None:
-        if self.data is not None:
-            self.query_one("#pl-summary", Static).update(summary(self.data))
+        if self.data is None:
+            return
+        strip = self.band_strip
+        self.set_class(strip, "-band")
+        if strip:
+            self.query_one("#pl-metrics", Static).update(
+                metrics_band(self.data.overview, wrap=False)
+            )
+        self.query_one("#pl-summary", Static).update(summary(self.data, band=not strip))
 
     # -- actions ----------------------------------------------------------------------------
 
@@ -358,27 +384,26 @@ class PipelinesScreen(Screen[None]):
         self.reload()
 
     def action_pick(self) -> None:
-        self.pick(self.grid.side)
+        self.pick()
 
-    def pick(self, side: Side) -> None:
+    def pick(self) -> None:
         data = self.data
         if data is None:
             return
-        if not data.overview.pipelines:
+        if not data.overview.repositories:
             self.notify("no pipelines found to pick from", timeout=3)
             return
-        current = data.pipeline(side)
+        current = data.overview.repository
 
         def chosen(path: Path | None) -> None:
             if path is not None:
-                self.chosen[side] = path
+                self.chosen = path
                 self.reload()
 
         self.app.push_screen(
             PipelinePicker(
-                data.overview.pipelines,
-                side,
-                Path(current.path) if current is not None else None,
+                data.overview.repositories,
+                current.root if current is not None else None,
                 data.overview.root,
             ),
             chosen,
@@ -396,7 +421,9 @@ class PipelinesScreen(Screen[None]):
             return
         pipeline = data.pipeline(side)
         if pipeline is None or not pipeline.stages:
-            self.notify(f"no {SIDE_LABELS[side]} pipeline to draw (P picks one)", timeout=3)
+            self.notify(
+                f"no {SIDE_LABELS[side]} pipeline to draw (P picks a repository)", timeout=3
+            )
             return
 
         def done(result: tuple[str, str] | None) -> None:
@@ -431,9 +458,9 @@ class PipelinesScreen(Screen[None]):
         legend.add_column()
         for symbol, meaning in (
             ("✓", "passed / up to date"),
-            ("~", "changed since dvc.lock"),
+            ("~", "changed since last run (dvc.lock)"),
             ("✗", "failed, or: nothing in this phase"),
-            ("○", "not run"),
+            ("○", "not run yet"),
             ("●", "running"),
             ("•", "no status known"),
             ("→ N runs", "experiment runs linked by commit, output folder or project folder"),
@@ -449,10 +476,8 @@ class PipelinesScreen(Screen[None]):
 
     def commands(self) -> list[ScreenCommand]:
         return [
-            ScreenCommand("Pick the DevOps pipeline", "choose the CI file shown",
-                          lambda: self.pick("devops")),
-            ScreenCommand("Pick the MLOps pipeline", "choose the ML pipeline shown",
-                          lambda: self.pick("mlops")),
+            ScreenCommand("Pick the repository", "choose which repository's pipelines show",
+                          self.pick),
             ScreenCommand(
                 "Graph of the DevOps pipeline", "stages and dependencies",
                 lambda: self.open_graph("devops", None),
@@ -512,10 +537,14 @@ def stage_detail(data: PipelinesData, side: str, stage: Stage, pipeline: Pipelin
     table = _pairs()
     status = data.statuses(side).get(stage.id)
     title = Text(one_line(stage.name, 120), style="bold")
-    if stage.id != stage.name:
-        title.append(f"  id {one_line(stage.id, 80)}", style="dim")
+    # on a joined side the id carries its file, which the "in" part names already
+    own_id = stage.id.removeprefix(f"{stage.origin}:") if stage.origin else stage.id
+    if own_id != stage.name:
+        title.append(f"  id {one_line(own_id, 80)}", style="dim")
     title.append(f"  {one_line(stage.kind, 30)}", style="dim")
-    if pipeline is not None:
+    if stage.origin:
+        title.append(f"  in {one_line(stage.origin, 80)}", "dim")
+    elif pipeline is not None:
         title.append(f"  in {one_line(relative(pipeline.path, data.overview.root), 80)}", "dim")
     table.add_row("stage", title)
     phase = Text(stage.phase.label if stage.phase else "unmapped", style="bold")
@@ -523,9 +552,9 @@ def stage_detail(data: PipelinesData, side: str, stage: Stage, pipeline: Pipelin
     table.add_row("why", Text(one_line(stage.phase_reason, 300), style="italic"))
     table.add_row("needs", _joined(stage.needs) if stage.needs else Text("nothing", "dim"))
     if status is not None:
-        line = Text(f"{status.state.symbol} {one_line(status.summary or status.state.value, 200)}")
+        line = Text(f"{status.state.symbol} {one_line(status.summary or status.state.words, 200)}")
         line.stylize(style_of(state_style(status.state)))
-        if status.source:
+        if status.source and status.source not in status.summary:
             line.append(f"  from {one_line(status.source, 40)}", style="dim")
         table.add_row("status", line)
         if status.duration is not None:
@@ -562,17 +591,16 @@ def pipeline_detail(data: PipelinesData, side: str) -> RenderableType:
     """The side's pipeline as a whole (the header is selected)."""
     pipeline = data.pipeline(side)
     overview = data.overview
-    others = [p for p in overview.pipelines if p.kind == side]
     if pipeline is None:
-        text = Text(f"No {SIDE_LABELS[side]} pipeline", style="bold")
-        text.append(
-            f"\n{len(others)} found of this kind" + ("; P picks one" if others else ""),
-            style="dim",
-        )
+        text = Text(f"No {SIDE_LABELS[side]} pipeline in this repository", style="bold")
+        others = len(overview.repositories) - 1
+        if others > 0:
+            text.append(f"\n{others} other repositories found; P picks one", style="dim")
         return text
     table = _pairs()
-    table.add_row("file", Text(one_line(relative(pipeline.path, overview.root), 200), "bold"))
-    table.add_row("format", Text(f"{pipeline.format} ({SIDE_LABELS[pipeline.kind]})"))
+    for member in pipeline.members or (pipeline,):
+        name = one_line(relative(member.path, overview.root), 200)
+        table.add_row("file", Text(f"{name}  ({member.format}, {len(member.stages)} stages)"))
     table.add_row(
         "graph", Text(f"{len(pipeline.stages)} stages, {len(pipeline.edges)} dependencies")
     )
@@ -583,14 +611,13 @@ def pipeline_detail(data: PipelinesData, side: str) -> RenderableType:
             line.append(f"  {one_line(ci.url, 120)}", style="dim")
         table.add_row("CI run", line)
         _link_rows(table, data.links.ci, "runs")
-    for ref in pipeline.references[:6]:
+    read = followed(pipeline)
+    for ref in [r for r in pipeline.references if r not in read][:6]:
         where = f" from {one_line(ref.stage, 40)}" if ref.stage else ""
         table.add_row("refers", Text(f"{ref.kind}{where}: {one_line(ref.target, 120)}", "dim"))
     for problem in pipeline.problems[:6]:
         table.add_row("problem", Text(one_line(problem, 300), style="yellow"))
-    table.add_row(
-        "", Text(f"enter or P: another {SIDE_LABELS[side]} pipeline  ·  g: its graph", "dim")
-    )
+    table.add_row("", Text("enter or P: another repository  ·  g: the graph of this side", "dim"))
     return table
 
 
@@ -609,11 +636,44 @@ def _coverage_line(comparison: Comparison, side: str) -> Text:
     return text
 
 
-def summary(data: PipelinesData) -> RenderableType:
+def metrics_band(overview: Overview, wrap: bool = True) -> Table:
+    """The article's DevOps and MLOps performance metrics, side by side, each with its
+    evidence and period, or what it would need. Unwrapped (the strip under the table), a line
+    that does not fit ends in "…"; the whole of it is in ``mltop pipelines``."""
+    band = Table(box=None, padding=(0, 2, 0, 0), expand=True, title_justify="left")
+    for title in ("DevOps metrics", "MLOps metrics"):
+        band.add_column(
+            title,
+            ratio=1,
+            header_style="bold underline",
+            no_wrap=not wrap,
+            overflow="fold" if wrap else "ellipsis",
+        )
+    cells: dict[str, list[Text]] = {"devops": [], "mlops": []}
+    for metric in overview.metrics:
+        line = Text(f"{one_line(metric.name, 60)}: ", style="bold")
+        if metric.value is None:
+            line.append(f"needs {one_line(metric.needs, 200)}", style="dim")
+        else:
+            line.append(one_line(metric.value, 200), style=STYLES["ok"])
+            extra = "; ".join(x for x in (metric.period, metric.evidence) if x)
+            if extra:
+                line.append(f"  {one_line(extra, 200)}", style="dim")
+        cells[metric.side].append(line)
+    for index in range(max(len(cells["devops"]), len(cells["mlops"]))):
+        row = [cells[side][index] if index < len(cells[side]) else Text("") for side in SIDES]
+        band.add_row(*row)
+    return band
+
+
+def summary(data: PipelinesData, band: bool = True) -> RenderableType:
     """What each side covers and lacks per phase, the maturity reading and its evidence."""
     overview = data.overview
     comparison = overview.comparison
-    parts: list[RenderableType] = [
+    parts: list[RenderableType] = []
+    if overview.pairing:
+        parts.append(Text(one_line(overview.pairing, 300), style="dim"))
+    parts += [
         _coverage_line(comparison, "devops"),
         _coverage_line(comparison, "mlops"),
     ]
@@ -633,16 +693,17 @@ def summary(data: PipelinesData) -> RenderableType:
     if maturity.missing:
         parts.append(Text("missing", style="bold underline"))
         parts.extend(Text(f" ✗ {one_line(m, 300)}", style="yellow") for m in maturity.missing)
+    if overview.metrics and band:
+        parts += [Text(""), metrics_band(overview)]
     unmapped = [*comparison.unmapped_devops, *comparison.unmapped_mlops]
     if unmapped:
         names = ", ".join(stage_label(s) for s in unmapped[:8])
         parts.append(Text(f"\nunmapped: {names} (map them in {OVERRIDES_FILE})", style="yellow"))
-    shown = {Path(p.path) for p in (comparison.devops, comparison.mlops) if p is not None}
-    others = [p for p in overview.pipelines if Path(p.path) not in shown]
+    others = [r for r in overview.repositories if r is not overview.repository]
     if others:
-        names = ", ".join(one_line(relative(p.path, overview.root), 60) for p in others[:6])
+        names = ", ".join(one_line(relative(r.root, overview.root), 60) for r in others[:6])
         more = f" and {len(others) - 6} more" if len(others) > 6 else ""
-        parts.append(Text(f"\nalso found (P to pick): {names}{more}", style="dim"))
+        parts.append(Text(f"\nother repositories (P to pick): {names}{more}", style="dim"))
     notes = list(overview.notes)
     if data.link_note:
         notes.append(data.link_note)

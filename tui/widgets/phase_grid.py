@@ -23,7 +23,7 @@ from textual.widget import Widget
 from mltop.core.pipelines.compare import Comparison
 from mltop.core.pipelines.dag_layout import state_style
 from mltop.core.pipelines.links import RunLink
-from mltop.core.pipelines.model import Phase, Stage, StageStatus, format_duration, one_line
+from mltop.core.pipelines.model import Phase, Stage, StageStatus, one_line
 
 Side = Literal["devops", "mlops"]
 SIDES: tuple[Side, Side] = ("devops", "mlops")
@@ -370,11 +370,10 @@ class PhaseGrid(Widget, can_focus=True):
             text.append("• ", style="dim")
         text.append(stage_label(stage), style="bold")
         if status is not None:
-            # the full summary is in the stage pane; a long one would push the rest out
-            summary = status.summary if len(status.summary) <= 18 else status.state.value
-            text.append("  " + one_line(summary, 60), style=style_of(state_style(status.state)))
-            if status.duration is not None:
-                text.append(" " + format_duration(status.duration))
+            # the same words as the CLI's table; the full summary is in the stage pane
+            text.append(
+                "  " + one_line(status.brief(), 60), style=style_of(state_style(status.state))
+            )
         if link is not None:
             noun = "run" if link.total == 1 else "runs"
             text.append(f"  → {link.total} {noun}", style=STYLES["link"])
@@ -384,7 +383,9 @@ class PhaseGrid(Widget, can_focus=True):
             count = stage.matrix.combinations
             text.append(f" ×{count}" if count is not None else " ×?", style="dim")
         if stage.needs:
-            needs = ", ".join(one_line(n, 30) for n in stage.needs[:3])
+            # on a joined side a stage needs stages of its own file: drop the file prefix
+            own = f"{stage.origin}:" if stage.origin else ""
+            needs = ", ".join(one_line(n.removeprefix(own), 30) for n in stage.needs[:3])
             more = f" +{len(stage.needs) - 3}" if len(stage.needs) > 3 else ""
             text.append(f"  ← {needs}{more}", style="dim")
         return text
