@@ -859,7 +859,8 @@ class Tailer:
         """
         index = len(batch.items)  # where the TRUNCATED event goes
         best: tuple[int, int, str] | None = None
-        for entry_path, name in self._rotated_siblings():
+        siblings = self._rotated_siblings() if step.head else iter(())
+        for entry_path, name in siblings:
             opened = _open_file(entry_path)
             if opened is None:
                 continue
