@@ -1021,3 +1021,17 @@ def test_an_endless_history_fails_that_run_only(fake):
         "stopped after 2 pages"
     )
     assert not error.fatal and fake.hits(HISTORY) == 2
+
+
+def test_a_redirect_to_a_login_page_names_where_it_led(fake):
+    page = b"<!doctype html><html><body><form>Sign in</form></body></html>"
+    fake.route(EXPERIMENTS, reply(302, b"", headers={"Location": "/sso/login?next=%2Fapi&s=x"}))
+    fake.route("/sso/login", reply(200, page, "text/html"))
+    client, _ = client_for(fake)
+    error = error_of(client.experiments)
+    assert str(error) == (
+        f"experiments/search: redirected to {fake.url}/sso/login, which answered with an HTML "
+        "page, not MLflow's JSON (a login page? give the tracking server's own address, or "
+        "MLflow's credentials the proxy accepts)"
+    )
+    assert error.kind == "not-tracker" and fake.hits("/sso/login") == 1
