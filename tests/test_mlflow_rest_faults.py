@@ -797,10 +797,14 @@ def test_secrets_echoed_by_the_server_are_masked_in_output_and_store(
     fake, tmp_path, capsys, monkeypatch
 ):
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
-    _one_experiment(fake)
+    experiments = {"experiments": [{"experiment_id": "0", "name": f"exp-{TOKEN}"}]}
+    fake.route(EXPERIMENTS, reply(200, experiments))
     run = _run("r1", 1)
     run["info"]["run_name"] = f"job-{TOKEN}"
-    run["data"]["tags"] = [{"key": "auth", "value": f"Bearer {TOKEN}"}]
+    run["data"]["tags"] = [
+        {"key": "auth", "value": f"Bearer {TOKEN}"},
+        {"key": f"seen-{TOKEN}", "value": "1"},
+    ]
     run["data"]["params"] = [{"key": "header", "value": f"Authorization: Bearer {TOKEN}"}]
     fake.route(RUNS, reply(200, {"runs": [run]}))
     echo = {
@@ -818,7 +822,8 @@ def test_secrets_echoed_by_the_server_are_masked_in_output_and_store(
     with open_store(tmp_path, store_path) as store:
         (stored,) = store.runs()
         assert stored.name == "job-***"
-        assert store.tags(stored.id)["auth"] == "Bearer ***"
+        assert store.tags(stored.id) == {"auth": "Bearer ***", "seen-***": "1"}
+        assert stored.experiment == "exp-***"
         assert store.params(stored.id) == {"header": "Authorization: Bearer ***"}
     code = cli.main(["runs", str(tmp_path), "--store", str(store_path), "--json"])
     assert TOKEN not in "".join(capsys.readouterr())
