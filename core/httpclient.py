@@ -477,6 +477,15 @@ class HttpClient:
                 response.status_code,
             )
         if "html" in ctype or stripped[:1] == b"<":
+            if response.history:  # typically a single sign-on proxy's login page
+                where = redact_url(str(response.request.url.copy_with(query=None)))
+                raise RemoteError(
+                    f"{what}: redirected to {where}, which answered with an HTML page, not "
+                    "MLflow's JSON (a login page? give the tracking server's own address, or "
+                    "MLflow's credentials the proxy accepts)",
+                    "not-tracker",
+                    response.status_code,
+                )
             raise RemoteError(
                 f"{what}: answered with an HTML page, not MLflow's JSON (is this the MLflow "
                 "tracking server's URL?)",

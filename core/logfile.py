@@ -858,8 +858,11 @@ class Tailer:
         """
         index = len(batch.items)  # where the TRUNCATED event goes
         best: tuple[int, int, str] | None = None
-        for entry_path, name in self._rotated_siblings():
-            opened = _open_file(entry_path)
+        siblings = self._rotated_siblings() if step.head else iter(())
+        for entry_path, name, seen in siblings:
+            if seen.st_size < step.read_to:
+                continue
+            opened = _open_file(entry_path, seen)
             if opened is None:
                 continue
             fd, st = opened
@@ -902,8 +905,12 @@ class Tailer:
             )
         return added
 
-    def _rotated_siblings(self) -> Iterator[tuple[str, str]]:
-        """(path, name) of files beside the log named like its rotated copies, uncompressed."""
+    def _rotated_siblings(self) -> Iterator[tuple[str, str, os.stat_result]]:
+        """(path, name, stat) of regular files beside the log named like its rotated copies.
+
+        Only stat is read here: a caller opens just the few that fit, and never a FIFO or a
+        device someone named ``train.log.1`` (opening a FIFO would block the follower).
+        """
         name = self.path.name
         try:
             with os.scandir(self.path.parent) as entries:
@@ -912,12 +919,18 @@ class Tailer:
                         return
                     other = entry.name
                     if (
-                        len(other) > len(name)
-                        and other.startswith(name)
-                        and other[len(name)] in _ROTATED_SEPARATORS
-                        and not other.endswith(_COMPRESSED)
+                        len(other) <= len(name)
+                        or not other.startswith(name)
+                        or other[len(name)] not in _ROTATED_SEPARATORS
+                        or other.endswith(_COMPRESSED)
                     ):
-                        yield entry.path, other
+                        continue
+                    try:
+                        st = entry.stat()
+                    except OSError:
+                        continue
+                    if stat.S_ISREG(st.st_mode):
+                        yield entry.path, other, st
         except OSError:
             return
 
@@ -964,16 +977,14 @@ class Tailer:
         before that and are left alone.
         """
         found: list[tuple[float, int]] = []
-        for entry_path, _name in self._rotated_siblings():
-            opened = _open_file(entry_path)
+        for entry_path, _name, seen in self._rotated_siblings():
+            if (seen.st_dev, seen.st_ino) in self._known or seen.st_mtime < since:
+                continue
+            opened = _open_file(entry_path, seen)
             if opened is None:
                 continue
             fd, st = opened
-            key = (st.st_dev, st.st_ino)
-            if key in self._known or st.st_mtime < since:
-                os.close(fd)
-                continue
-            self._known.add(key)
+            self._known.add((st.st_dev, st.st_ino))
             found.append((st.st_mtime, fd))
         return [fd for _, fd in sorted(found)]
 
@@ -990,12 +1001,26 @@ class Tailer:
         self.close()
 
 
-def _open_file(path: str) -> tuple[int, os.stat_result] | None:
-    """A regular file opened for reading, or None (gone, unreadable, or not a regular file)."""
+def _open_file(path: str, seen: os.stat_result) -> tuple[int, os.stat_result] | None:
+    """The regular file ``seen`` at ``path``, opened for reading; None if it is not that any more.
+
+    O_NONBLOCK: should a FIFO have taken the name since ``seen``, opening it must not wait for a
+    writer (it is then refused as not the file seen).
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        return _open_regular(path)
+        fd = os.open(path, flags)
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (seen.st_dev, seen.st_ino):
+        os.close(fd)
+        return None
+    return fd, st
 
 
 # -- waking up when files change ------------------------------------------------------------------

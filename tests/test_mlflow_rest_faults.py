@@ -797,10 +797,14 @@ def test_secrets_echoed_by_the_server_are_masked_in_output_and_store(
     fake, tmp_path, capsys, monkeypatch
 ):
     monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", TOKEN)
-    _one_experiment(fake)
+    experiments = {"experiments": [{"experiment_id": "0", "name": f"exp-{TOKEN}"}]}
+    fake.route(EXPERIMENTS, reply(200, experiments))
     run = _run("r1", 1)
     run["info"]["run_name"] = f"job-{TOKEN}"
-    run["data"]["tags"] = [{"key": "auth", "value": f"Bearer {TOKEN}"}]
+    run["data"]["tags"] = [
+        {"key": "auth", "value": f"Bearer {TOKEN}"},
+        {"key": f"seen-{TOKEN}", "value": "1"},
+    ]
     run["data"]["params"] = [{"key": "header", "value": f"Authorization: Bearer {TOKEN}"}]
     fake.route(RUNS, reply(200, {"runs": [run]}))
     echo = {
@@ -818,7 +822,8 @@ def test_secrets_echoed_by_the_server_are_masked_in_output_and_store(
     with open_store(tmp_path, store_path) as store:
         (stored,) = store.runs()
         assert stored.name == "job-***"
-        assert store.tags(stored.id)["auth"] == "Bearer ***"
+        assert store.tags(stored.id) == {"auth": "Bearer ***", "seen-***": "1"}
+        assert stored.experiment == "exp-***"
         assert store.params(stored.id) == {"header": "Authorization: Bearer ***"}
     code = cli.main(["runs", str(tmp_path), "--store", str(store_path), "--json"])
     assert TOKEN not in "".join(capsys.readouterr())
@@ -1021,3 +1026,17 @@ def test_an_endless_history_fails_that_run_only(fake):
         "stopped after 2 pages"
     )
     assert not error.fatal and fake.hits(HISTORY) == 2
+
+
+def test_a_redirect_to_a_login_page_names_where_it_led(fake):
+    page = b"<!doctype html><html><body><form>Sign in</form></body></html>"
+    fake.route(EXPERIMENTS, reply(302, b"", headers={"Location": "/sso/login?next=%2Fapi&s=x"}))
+    fake.route("/sso/login", reply(200, page, "text/html"))
+    client, _ = client_for(fake)
+    error = error_of(client.experiments)
+    assert str(error) == (
+        f"experiments/search: redirected to {fake.url}/sso/login, which answered with an HTML "
+        "page, not MLflow's JSON (a login page? give the tracking server's own address, or "
+        "MLflow's credentials the proxy accepts)"
+    )
+    assert error.kind == "not-tracker" and fake.hits("/sso/login") == 1

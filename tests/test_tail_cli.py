@@ -391,3 +391,28 @@ def test_an_in_place_truncation_without_a_copy_says_unread_lines_are_lost(tmp_pa
         batch = tailer.poll()
     assert batch.items == [FileEvent.TRUNCATED, b"two"]
     assert batch.notes == {0: "what was written since the last line shown, if anything, is lost"}
+
+
+def test_a_fifo_named_like_a_rotated_copy_never_blocks_the_follower(tmp_path: Path) -> None:
+    from mltop.core.logfile import Tailer
+
+    log = tmp_path / "train.log"
+    log.write_text("one\n")
+    os.mkfifo(tmp_path / "train.log.1")
+    batches: list[object] = []
+
+    def follow() -> None:
+        with Tailer(log) as tailer:
+            tailer.poll()
+            os.truncate(log, 0)  # a truncation looks for a copy among the rotated names
+            log.write_text("two\n")
+            batches.append(tailer.poll())
+            os.rename(log, tmp_path / "train.log.2")  # a rotation looks for a middle file
+            log.write_text("three\n")
+            batches.append(tailer.poll())
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the follower blocked opening a FIFO"
+    assert [b.lines for b in batches] == [[b"two"], [b"three"]]

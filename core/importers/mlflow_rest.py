@@ -648,15 +648,18 @@ def parse_points(metrics: Sequence[Mapping[str, Any]]) -> Points:
 
 
 def _masked(run: RemoteRun, credentials: Credentials) -> RemoteRun:
-    """``run`` without the client's secrets in its name, params or tags (a server echoing them)."""
+    """``run`` without the client's secrets in its name, params or tags (a server echoing them).
+
+    Metric keys stay as sent: they name the histories to ask the server for.
+    """
     if not credentials.present:
         return run
     mask = credentials.mask
     return replace(
         run,
         name=mask(run.name) if run.name else run.name,
-        params=tuple((k, mask(v)) for k, v in run.params),
-        tags={k: mask(v) for k, v in run.tags.items()},
+        params=tuple((mask(k), mask(v)) for k, v in run.params),
+        tags={mask(k): mask(v) for k, v in run.tags.items()},
         artifact_uri=mask(run.artifact_uri) if run.artifact_uri else run.artifact_uri,
     )
 
@@ -822,7 +825,7 @@ def sync_runs(
                 KIND,
                 url,
                 native,
-                str(e.get("name") or native),
+                client.settings.credentials.mask(str(e.get("name") or native)),
             )
         )
         if str(e.get("lifecycle_stage", "")).lower() == common.DELETED:
