@@ -159,3 +159,14 @@ def test_an_mlflow_param_file_far_over_mlflows_limits_is_refused_alone(tmp_path:
     (run,) = [run for run in store.runs() if run.native_id == params.parent.name]
     assert "learning_rate" not in store.params_for([run.id])[run.id]
     assert "model" in store.params_for([run.id])[run.id]
+
+
+def test_a_fifo_as_dvcs_lock_file_does_not_hold_up_the_workspace_run(tmp_path: Path) -> None:
+    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
+    os.mkfifo(tmp_path / ".dvc" / "tmp" / "rwlock")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python train.py\n")
+    (tmp_path / "params.yaml").write_text("lr: 0.1\n")
+    result = _ingest(tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open_store(tmp_path) as store:
+        assert [(run.name, run.status) for run in store.runs()] == [("workspace", "FINISHED")]
