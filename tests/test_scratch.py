@@ -123,3 +123,19 @@ def test_a_live_processes_temporary_folder_is_never_swept(tmp_path: Path) -> Non
     with open_store(root):
         pass
     assert not held.exists()
+
+
+def test_a_shared_scratch_folder_others_can_write_is_not_used(tmp_path: Path) -> None:
+    planted = tmp_path / f"mltop-scratch-{os.getuid()}"
+    planted.mkdir()
+    planted.chmod(0o777)  # as another user could have left it in /tmp
+    result = subprocess.run(
+        [sys.executable, "-c", "from mltop.core import scratch; print(scratch.folder())"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        check=True,
+    )
+    used = Path(result.stdout.strip())
+    assert used.parent.parent == tmp_path and used.parent != planted
+    assert list(planted.iterdir()) == []
