@@ -19,7 +19,7 @@ from pathlib import Path
 from mltop.core.entities import ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Detection
 from mltop.core.importers.linefiles import LineFile, read_line_files
-from mltop.core.regular_files import open_regular
+from mltop.core.regular_files import is_regular, open_regular
 from mltop.core.store import Store
 from mltop.core.tabular import STEP_COLUMNS
 
@@ -140,7 +140,7 @@ class GenericLogsImporter:
             logs[run_id] = sorted(
                 str(folder / n)
                 for n in _listdir(folder)
-                if n.startswith(stem + ".") and n.endswith(LOG_SUFFIXES)
+                if n.startswith(stem + ".") and n.endswith(LOG_SUFFIXES) and is_regular(folder / n)
             )
             mtime = batch.mtimes.get(run_id)
             records.append(
