@@ -30,6 +30,7 @@ _lock = threading.Lock()
 _base: Path | None = None
 _folder: Path | None = None
 _lock_fd: int | None = None
+_kept: list[tuple[Path, int]] = []  # earlier folders still in use, released at exit
 
 
 def system_base() -> Path:
@@ -97,16 +98,36 @@ def _claim_somewhere(base: Path | None) -> tuple[Path, tuple[Path, int]]:
 
 
 def _release() -> None:
-    """Remove this process's folder (at exit, or when a store moves it elsewhere)."""
+    """Leave this process's folder (when a store moves it elsewhere): removed if it is empty.
+
+    A folder still holding something (a private store a caller has open) stays locked, so no
+    sweep removes it from under its user, until the process exits.
+    """
     global _folder, _lock_fd
-    if _folder is not None:
-        shutil.rmtree(_folder, ignore_errors=True)
-    if _lock_fd is not None:
-        os.close(_lock_fd)
+    if _folder is not None and _lock_fd is not None:
+        try:
+            busy = any(entry.name != LOCK_FILE for entry in os.scandir(_folder))
+        except OSError:
+            busy = False
+        if busy:
+            _kept.append((_folder, _lock_fd))
+        else:
+            shutil.rmtree(_folder, ignore_errors=True)
+            os.close(_lock_fd)
     _folder = _lock_fd = None
 
 
-atexit.register(_release)
+@atexit.register
+def _release_all() -> None:
+    """At exit: remove every folder this process made."""
+    global _folder, _lock_fd
+    if _folder is not None and _lock_fd is not None:
+        _kept.append((_folder, _lock_fd))
+    _folder = _lock_fd = None
+    for folder, fd in _kept:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
+    _kept.clear()
 
 
 def place_in(base: Path) -> None:
