@@ -6,8 +6,9 @@ to ``/dev/zero`` or ``/dev/urandom`` never ends, so reading it whole grows until
 out. Every importer and the watcher open sources through :func:`open_regular`, which opens
 without blocking and refuses anything that is not a regular file, and read small whole files
 (metadata, params, hyperparameters) through :func:`read_limited`, which stops at a limit chosen
-per kind of file. Both raise :class:`OSError` subclasses, so the readers' existing
-``except OSError`` paths turn them into one-line problems naming the file.
+per kind of file. Within :func:`confined_to` (every import runs in it) a symlink whose target
+lies outside the imported folder is refused as well. All raise :class:`OSError` subclasses, so
+the readers' existing ``except OSError`` paths turn them into one-line problems naming the file.
 """
 
 from __future__ import annotations

@@ -123,3 +123,55 @@ def test_a_live_processes_temporary_folder_is_never_swept(tmp_path: Path) -> Non
     with open_store(root):
         pass
     assert not held.exists()
+
+
+def test_a_shared_scratch_folder_others_can_write_is_not_used(tmp_path: Path) -> None:
+    planted = tmp_path / f"mltop-scratch-{os.getuid()}"
+    planted.mkdir()
+    planted.chmod(0o777)  # as another user could have left it in /tmp
+    result = subprocess.run(
+        [sys.executable, "-c", "from mltop.core import scratch; print(scratch.folder())"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        check=True,
+    )
+    used = Path(result.stdout.strip())
+    assert used.parent.parent == tmp_path and used.parent != planted
+    assert list(planted.iterdir()) == []
+
+
+def test_a_private_store_in_use_keeps_its_folder_when_another_store_opens(
+    tmp_path: Path,
+) -> None:
+    held, other = tmp_path / "held", tmp_path / "other"
+    write_run(held / "runs", "one")
+    write_run(other / "runs", "two")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDS_STORE, str(held)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with open_store(held) as private:  # the file is locked: a private temporary store
+            assert private.note is not None
+            with open_store(other) as store:  # this process's temporary files move here
+                ingest(other, store)
+            assert private.path is not None and private.path.parent.is_dir()
+            report = ingest(held, private)
+            assert report.runs_added == 1 and not report.problems
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
+HOLDS_STORE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from mltop.core.store import open_store
+
+    store = open_store(Path(sys.argv[1]))
+    print("holding", flush=True)
+    time.sleep(60)
+    """
+)

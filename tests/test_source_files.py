@@ -18,6 +18,7 @@ from conftest import write_run
 from test_import_mlflow import FILES, filestore_copy, run_import
 
 from mltop.core.cli import EXIT_PROBLEMS
+from mltop.core.discovery import ingest
 from mltop.core.importers.lightning import MAX_HPARAMS_BYTES
 from mltop.core.importers.mlflow_files import MAX_VALUE_BYTES
 from mltop.core.logfile import FileCursor
@@ -159,3 +160,27 @@ def test_an_mlflow_param_file_far_over_mlflows_limits_is_refused_alone(tmp_path:
     (run,) = [run for run in store.runs() if run.native_id == params.parent.name]
     assert "learning_rate" not in store.params_for([run.id])[run.id]
     assert "model" in store.params_for([run.id])[run.id]
+
+
+def test_a_fifo_as_dvcs_lock_file_does_not_hold_up_the_workspace_run(tmp_path: Path) -> None:
+    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
+    os.mkfifo(tmp_path / ".dvc" / "tmp" / "rwlock")
+    (tmp_path / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python train.py\n")
+    (tmp_path / "params.yaml").write_text("lr: 0.1\n")
+    result = _ingest(tmp_path)
+    assert result.returncode == 0, result.stderr
+    with open_store(tmp_path) as store:
+        assert [(run.name, run.status) for run in store.runs()] == [("workspace", "FINISHED")]
+
+
+def test_a_fifo_named_like_a_runs_log_is_not_listed_as_its_log(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "runs", "printer")
+    (run / "train.log").write_text("epoch 1\n")
+    os.mkfifo(run / "output.log")
+    with open_store(tmp_path) as store:
+        report = ingest(tmp_path, store)
+        (only,) = store.runs()
+        assert [log.path for log in store.logs(only.id)] == [str(run / "train.log")]
+    assert [str(p) for p in report.problems] == [
+        f"{run / 'output.log'}: not read (a FIFO, not a regular file)"
+    ]

@@ -13,7 +13,8 @@ from conftest import write_run
 from test_import_mlflow import sqlite_copy
 
 from mltop.core.discovery import ingest
-from mltop.core.store import open_store
+from mltop.core.store import open_memory_store, open_store
+from mltop.core.watch import Watcher
 
 
 def _ingest(root: Path) -> tuple[list[str], dict[str, int]]:
@@ -87,3 +88,21 @@ def test_a_symlinked_store_root_is_its_real_folder(tmp_path: Path) -> None:
     problems, points = _ingest(tmp_path / "alias")
     assert problems == []
     assert points == {"one": 6}
+
+
+def test_the_watcher_does_not_follow_a_metrics_file_relinked_outside(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    secret = write_run(elsewhere, "secret", steps=7)
+    run = write_run(root / "runs", "watched", steps=2)
+    store = open_memory_store()
+    ingest(root, store)
+    (run / "metrics.jsonl").unlink()
+    (run / "metrics.jsonl").symlink_to(secret / "metrics.jsonl")
+    update = Watcher([root], store, lambda u: None).apply({str(run / "metrics.jsonl")})
+    assert not update.full_scan
+    assert update.report is not None
+    assert [problem.path for problem in update.report.problems] == [str(run / "metrics.jsonl")]
+    assert "not followed" in update.report.problems[0].message
+    (watched,) = store.runs()
+    # The file it had was replaced (its points went with it); none came from outside.
+    assert store.point_count(watched.id) == 0

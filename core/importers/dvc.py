@@ -248,11 +248,13 @@ class GitError(Exception):
 
 
 MAX_GIT_FILE = 64 * 1024
+MAX_RWLOCK = 1024 * 1024  # DVC's lock file: a few paths per running command
 MAX_PACKED_REFS = 64 * 1024 * 1024  # one line per ref: tens of MB in the largest repositories
 
 
 def _git_text(path: Path, limit: int = MAX_GIT_FILE) -> str:
-    """A small git file (HEAD, a ref, a ``.git`` pointer), stripped; OSError when unreadable."""
+    """A small git or DVC bookkeeping file (HEAD, a ref, ``rwlock``), stripped; OSError or
+    UnicodeDecodeError when unreadable."""
     return read_limited(path, limit, "a git file").decode("utf-8").strip()
 
 
@@ -948,7 +950,7 @@ def _record_of(run: Run, **changes: object) -> RunRecord:
 def _workspace_status(root: Path) -> Status:
     """RUNNING while a ``dvc repro``/``exp run`` holds a write lock on the pipeline."""
     try:
-        lock = json.loads((root / ".dvc" / "tmp" / "rwlock").read_text(encoding="utf-8"))
+        lock = json.loads(_git_text(root / ".dvc" / "tmp" / "rwlock", MAX_RWLOCK))
     except (OSError, ValueError, UnicodeDecodeError):
         return Status.FINISHED
     return Status.RUNNING if isinstance(lock, dict) and lock.get("write") else Status.FINISHED

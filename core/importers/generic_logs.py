@@ -24,7 +24,7 @@ from mltop.core.entities import ImportReport, RunRecord, SourceRef, Status, stab
 from mltop.core.importers.base import Detection
 from mltop.core.importers.keras_csv import keras_header
 from mltop.core.importers.linefiles import LineFile, read_line_files
-from mltop.core.regular_files import open_regular
+from mltop.core.regular_files import is_regular, open_regular
 from mltop.core.store import Store
 from mltop.core.tabular import STEP_COLUMNS
 
@@ -213,11 +213,11 @@ def _logs_of(folder: Path, stem: str, names: list[str]) -> list[str]:
     stems = {_stem(n) for n in names if _is_metrics_name(n)}
     out = []
     for name in names:
-        if not name.endswith(LOG_SUFFIXES):
+        # Regular files only: a FIFO named like a log would freeze the Logs view opening it.
+        if not name.endswith(LOG_SUFFIXES) or not is_regular(folder / name):
             continue
         if name.startswith(stem + ".") or (
             not any(name.startswith(s + ".") for s in stems)
-            and os.path.isfile(folder / name)
             and keras_header(folder / name) is None
         ):
             out.append(name)

@@ -26,6 +26,7 @@ from mltop.core.entities import (
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.linefiles import LineFile, read_line_files
 from mltop.core.importers.params import flatten_params, read_json_object
+from mltop.core.regular_files import is_regular
 from mltop.core.store import Store
 from mltop.core.tracking import META_FILE, METRICS_FILE, OUTPUT_FILE, PARAMS_FILE
 
@@ -208,7 +209,12 @@ class MltopRunsImporter:
 
 
 def _log_names(folder: Path, names: Sequence[str]) -> list[str]:
-    return sorted(str(folder / n) for n in names if n == OUTPUT_FILE or n.endswith(LOG_SUFFIXES))
+    """The run's log files; only regular ones, since the log view opens and follows them."""
+    return sorted(
+        str(folder / n)
+        for n in names
+        if (n == OUTPUT_FILE or n.endswith(LOG_SUFFIXES)) and is_regular(folder / n)
+    )
 
 
 def _log_files(folder: Path) -> list[str]:

@@ -36,7 +36,7 @@ from mltop.core.entities import (
 from mltop.core.importers import wandb_records as wr
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.params import flatten_params
-from mltop.core.regular_files import open_regular
+from mltop.core.regular_files import is_regular, open_regular
 from mltop.core.store import Store
 
 KIND = "wandb-offline"
@@ -342,7 +342,7 @@ class WandbOfflineImporter:
             added = store.add_points(points) + store.add_points(summary_points)
             store.update_summaries([run_id], [points, summary_points])
             store.put_files(source, [state, *log_states])
-            store.put_logs(run_id, [str(log)] if log_st is not None else [])
+            store.put_logs(run_id, [str(log)] if is_regular(log) else [])
         report.add(KIND, runs=0 if existing is not None else 1, points=added)
 
     def _prior(self, store: Store, run: Run) -> _Prior:
