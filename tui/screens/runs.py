@@ -113,6 +113,8 @@ class RunsScreen(Screen[None]):
         self.param_keys: list[str] = []
         self.metric_keys: list[str] = []
         self.varying_params: list[str] = []
+        # Columns the last change of columns added: kept on screen even when space is short.
+        self.added: tuple[Column, ...] = ()
         self._generation = 0
         self._answered = 0
         # Param/metric values of every run, kept between reloads until the store changes.
@@ -300,7 +302,11 @@ class RunsScreen(Screen[None]):
             self.columns = list(view.columns)  # freeze the defaults once the folder is read
         self.filter_bar.clear_error()
         self.table.collapsed = self.collapsed
-        self.table.show(view, self.sort if self.sort in view.columns else None, self.descending)
+        sort = self.sort if self.sort in view.columns else None
+        # The default sort (newest first) needs no room on screen; a chosen one does.
+        chosen = () if sort is None or sort == Column.attr("start") else (sort,)
+        wanted = tuple(c for c in self.added if c in view.columns) + chosen
+        self.table.show(view, sort, self.descending, wanted)
         self._status = ""
         self._show_counts()
         self._draw_header()
@@ -497,7 +503,9 @@ class RunsScreen(Screen[None]):
         self.sort_by(event.column)
 
     def set_columns(self, columns: list[Column]) -> None:
+        before = set(self._shown_columns())
         self.columns = list(dict.fromkeys(columns)) or [Column.attr("name")]
+        self.added = tuple(c for c in self.columns if c not in before)
         if self.sort not in self.columns:
             self.sort, self.descending = Column.attr("start"), True
         self.reload()

@@ -36,20 +36,43 @@ class KeyBar(Static):
         if right is not None:
             self._right = right
         seen: set[str] = set()
-        text = Text(no_wrap=True, overflow="ellipsis")
+        head: list[Text] = []
+        tail: list[Text] = []
         for key, active in self.screen.active_bindings.items():
             binding = active.binding
             if not binding.show or not binding.description or binding.action in seen:
                 continue
             seen.add(binding.action)
             label = binding.description + self._extra.get(binding.action, "")
-            if text:
-                text.append("  ")
-            text.append(self.app.get_key_display(binding) or key, style="bold")
-            text.append(" " + label)
+            item = Text(no_wrap=True)
+            item.append(self.app.get_key_display(binding) or key, style="bold")
+            item.append(" " + label)
+            # The app's own keys (help, quit) come last and are never the ones cut.
+            (tail if active.node is self.app else head).append(item)
+        text = self._fit(head, tail, self.content_size.width)
         if self._right is not None:
             room = self.content_size.width - text.cell_len - self._right.cell_len
             if room > 1:
                 text.append(" " * room)
                 text.append_text(self._right)
         self.update(text)
+
+    @staticmethod
+    def _fit(head: list[Text], tail: list[Text], width: int) -> Text:
+        """The keys joined by two spaces; when they do not fit, the screen's last ones give way
+        (marked ``…``) so ``? help`` always shows, even at 80 columns."""
+
+        def join(items: list[Text]) -> Text:
+            return Text("  ").join(items)
+
+        text = join(head + tail)
+        if width <= 0 or text.cell_len <= width:
+            return text
+        more = Text("…", style="bold")
+        kept = list(head)
+        while kept and join([*kept, more, *tail]).cell_len > width:
+            kept.pop()
+        text = join([*kept, more, *tail])
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        return text

@@ -1,0 +1,125 @@
+"""mltop at 80x24, the size of a default terminal over SSH: the runs table, its footer and the
+column chooser, driven with Pilot over real run folders and a real DuckDB store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import write_run
+from textual.widgets import Input, OptionList
+from tui_pilot import make_app, settled, until
+
+from mltop.core.runs_view import Column
+from mltop.tui.widgets.column_fit import fit_order
+from mltop.tui.widgets.column_picker import ColumnPicker
+from mltop.tui.widgets.keybar import KeyBar
+
+SMALL = (80, 24)
+
+
+@pytest.fixture
+def wide_root(tmp_path: Path) -> Path:
+    """Runs whose names and params are long enough that the default columns need ~3 screens."""
+    root = tmp_path / "project"
+    for i, lr in enumerate((0.1, 0.01, 0.001)):
+        params = {
+            "lr": lr,
+            "optimizer": f"adamw-cosine-warmup-{i}",
+            "dataset": f"imagenet-subset-{i * 100}",
+            "augmentation": f"randaugment-n2-m{9 + i}",
+            "seed": i,
+        }
+        write_run(root / "runs", f"resnet50-adamw-lr{lr}-long-name", steps=5, params=params)
+    return root
+
+
+def header_line(screen: object) -> str:
+    """The table's header row as drawn (after sideways scrolling)."""
+    return screen.table.render_line(0).text  # type: ignore[attr-defined]
+
+
+async def test_runs_table_at_80x24_shows_status_name_and_a_metric(
+    wide_root: Path, tmp_path: Path
+) -> None:
+    app = make_app(wide_root, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await settled(pilot)
+        header = header_line(screen)
+        assert "name" in header
+        assert "loss" in header or "acc" in header
+        first_row = screen.table.render_line(1).text
+        assert "✓" in first_row and "resnet50-adamw" in first_row
+        # Every column stays reachable: those that do not fit follow, scrolled to sideways.
+        assert len(screen.table.shown) == len(screen.view.columns)
+
+
+async def test_footer_at_80_columns_keeps_help_and_quit(wide_root: Path, tmp_path: Path) -> None:
+    app = make_app(wide_root, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await settled(pilot)
+        await pilot.pause()
+        keys = str(screen.query_one(KeyBar).render())
+        assert keys.rstrip().endswith("? help")
+        assert "q quit" in keys and "…" in keys
+        assert len(keys.rstrip()) <= SMALL[0]
+
+
+def test_metrics_take_the_room_before_params_and_source() -> None:
+    columns = [
+        Column.attr("status"),
+        Column.attr("name"),
+        Column.attr("source"),
+        Column.param("optimizer"),
+        Column.metric("val_acc"),
+    ]
+    widths = [2, 20, 10, 20, 7]
+    order = fit_order(columns, widths, 40)
+    drawn = [columns[i] for i in order]
+    assert drawn[:3] == [Column.attr("status"), Column.attr("name"), Column.metric("val_acc")]
+    assert set(drawn) == set(columns)
+    # When everything fits, the chosen order stands.
+    assert fit_order(columns, widths, 200) == list(range(5))
+    # A column the user asked for comes before the metrics.
+    wanted = fit_order(columns, widths, 50, wanted=[Column.param("optimizer")])
+    assert [columns[i] for i in wanted][:3] == [
+        Column.attr("status"),
+        Column.attr("name"),
+        Column.param("optimizer"),
+    ]
+
+
+async def test_a_column_added_with_plus_is_visible_at_80_columns(
+    wide_root: Path, tmp_path: Path
+) -> None:
+    app = make_app(wide_root, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await settled(pilot)
+        assert "min(loss)" not in header_line(screen)
+        await pilot.press("plus")
+        await until(pilot, lambda: isinstance(app.screen, ColumnPicker))
+        await pilot.press("slash", *"min(loss")
+        await pilot.press("down", "space", "enter")
+        await settled(pilot)
+        await pilot.pause()
+        assert Column.metric("loss", "min") in screen.view.columns
+        assert "min(loss)" in header_line(screen)
+
+
+async def test_column_search_shows_what_is_typed_and_down_enters_the_list(
+    wide_root: Path, tmp_path: Path
+) -> None:
+    app = make_app(wide_root, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await settled(pilot)
+        await pilot.press("plus")
+        await until(pilot, lambda: isinstance(app.screen, ColumnPicker))
+        await pilot.press("slash", "s", "e", "e")
+        await pilot.pause()
+        search = app.screen.query_one(Input)
+        assert app.focused is search
+        assert "see" in search.render_line(0).text
+        assert app.screen.query_one(OptionList).option_count == 1  # params.seed
+        await pilot.press("down")
+        await pilot.pause()
+        assert isinstance(app.focused, OptionList)
