@@ -2,7 +2,8 @@
 
 Shown columns come first in their order, then every other attribute, param and metric
 aggregate the store knows. ``space`` shows or hides one, ``K``/``J`` (or shift+up/down) move
-it, ``/`` narrows the list, ``enter`` applies, ``escape`` leaves the table as it was.
+it, ``/`` narrows the list (``↓`` goes back to it), ``enter`` applies, ``escape`` leaves the
+table as it was.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class ColumnPicker(ModalScreen[list[Column] | None]):
         Binding("escape", "cancel", "cancel", id="columns.cancel"),
         Binding("j", "cursor(1)", "down", show=False, id="columns.down"),
         Binding("k", "cursor(-1)", "up", show=False, id="columns.up"),
+        # From the search input, down goes to the list (the list handles its own down key).
+        Binding("down", "to_list", "to the list", show=False, id="columns.to_list"),
     ]
 
     DEFAULT_CSS = """
@@ -56,7 +59,8 @@ class ColumnPicker(ModalScreen[list[Column] | None]):
         border-title-color: $accent;
         background: $surface;
     }
-    ColumnPicker Input {
+    /* Input:focus draws a tall border; inside one line it would leave no room for the text. */
+    ColumnPicker Input, ColumnPicker Input:focus {
         border: none;
         height: 1;
         padding: 0 1;
@@ -157,6 +161,9 @@ class ColumnPicker(ModalScreen[list[Column] | None]):
             options.action_cursor_down()
         else:
             options.action_cursor_up()
+
+    def action_to_list(self) -> None:
+        self.query_one(OptionList).focus()
 
     def action_search(self) -> None:
         self.add_class("-searching")
