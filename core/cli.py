@@ -333,6 +333,11 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         ids = [r.id for r in runs]
         params = store.params_for(ids)
         metrics = store.summaries(ids)
+        known_metrics = store.metric_keys()
+    from mltop.core.query import unknown_metric_warnings
+
+    for line in unknown_metric_warnings(args.filter, args.sort, known_metrics):
+        err.print(Text(f"mltop: {inert(line)}"))
     out = _stdout(out_file)
     if args.json:
         data = [run_json(r, params[r.id], metrics[r.id]) for r in runs]

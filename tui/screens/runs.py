@@ -24,7 +24,7 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from mltop.core.entities import Experiment
-from mltop.core.query import QueryError, compile_query
+from mltop.core.query import QueryError, compile_query, unknown_metric_warnings
 from mltop.core.runs_view import (
     STATUS_SYMBOLS,
     Column,
@@ -276,8 +276,12 @@ class RunsScreen(Screen[None]):
                 cache=self.values_cache,
                 version=version,
             )
+            # Only a filter that names a metric can name one no run has.
+            mentions = "metric" in text.lower()
+            metric_keys = known[1] if known else (store.metric_keys() if mentions else [])
+        warnings = tuple(unknown_metric_warnings(text, None, metric_keys))
         if not worker.is_cancelled:
-            self.post_message(RunsLoaded(view, generation, known))
+            self.post_message(RunsLoaded(view, generation, known, warnings))
 
     @property
     def settled(self) -> bool:
@@ -301,6 +305,7 @@ class RunsScreen(Screen[None]):
         if self.columns is None and self._ingest_done:
             self.columns = list(view.columns)  # freeze the defaults once the folder is read
         self.filter_bar.clear_error()
+        self.filter_bar.show_warnings(message.warnings)
         self.table.collapsed = self.collapsed
         sort = self.sort if self.sort in view.columns else None
         # The default sort (newest first) needs no room on screen; a chosen one does.
@@ -330,6 +335,7 @@ class RunsScreen(Screen[None]):
             return
         self._answered = message.generation
         self.filter_bar.show_error(message.text, message.message, message.position)
+        self.filter_bar.show_warnings(())
         self._show_counts()
 
     def _empty_text(self) -> Text:
