@@ -150,7 +150,8 @@ class MltopApp(App[int]):
     def on_mount(self) -> None:
         self.push_screen(self.runs_screen)
         if self._keymap_problem:
-            self.notify(self._keymap_problem, severity="warning", timeout=8)
+            # File names and keys are shown as written: markup off.
+            self.notify(self._keymap_problem, severity="warning", timeout=15, markup=False)
         if self.store is not None:
             self.post_message(StoreOpened(self.store))
         else:
