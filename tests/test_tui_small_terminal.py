@@ -123,3 +123,49 @@ async def test_column_search_shows_what_is_typed_and_down_enters_the_list(
         await pilot.press("down")
         await pilot.pause()
         assert isinstance(app.focused, OptionList)
+
+
+@pytest.fixture
+def many_metrics_root(tmp_path: Path) -> Path:
+    """One run with six metrics: three rows of charts, taller than an 80x24 screen."""
+    from mltop.core.tracking import start_run
+
+    root = tmp_path / "project"
+    with start_run(root / "runs", name="six-metrics", params={"lr": 0.1}) as run:
+        for step in range(20):
+            run.log(step=step, a_loss=1 / (step + 1), b_acc=step / 20, c_lr=0.1, d_time=step,
+                    e_norm=step % 3, f_mem=100 + step)  # fmt: skip
+    return root
+
+
+@pytest.mark.parametrize("size", [SMALL, (120, 40)])
+async def test_run_detail_arrows_move_between_charts_in_every_direction(
+    many_metrics_root: Path, tmp_path: Path, size: tuple[int, int]
+) -> None:
+    from mltop.tui.screens.run_detail import RunDetailScreen
+    from mltop.tui.widgets.chart import LineChart
+
+    app = make_app(many_metrics_root, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await settled(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.charts)
+        await pilot.pause()
+        screen = app.screen
+        charts = screen._visible_charts()
+        assert len(charts) == 6 and app.focused is charts[0]
+        columns = screen.query_one("#detail-charts").styles.grid_size_columns
+        assert columns == 2
+        moves = {"down": 2, "right": 3, "up": 1, "left": 0}
+        for key, expected in moves.items():
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.focused is charts[expected], key
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert app.focused is charts[4]
+        # The focused chart carries a bar down its left side; the others do not.
+        focused = app.focused
+        assert isinstance(focused, LineChart)
+        assert focused.styles.border_left[0] == "outer"
+        assert all(c.styles.border_left[0] != "outer" for c in charts if c is not focused)
