@@ -112,6 +112,11 @@ class SearchDone(Message):
         self.forward = forward
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 line``, ``2 lines``, ``1,024 lines``: the noun agrees with the number."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
@@ -368,6 +373,7 @@ class LogsScreen(Screen[None]):
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(" logs ", style="bold reverse")
         run = self.run
+        state = ""
         if run is not None:
             state = "stale" if is_stale(run) else (run.status or "").lower()
             header.append(f"  {inert(run.name)} ", style="bold")
@@ -381,7 +387,7 @@ class LogsScreen(Screen[None]):
         if model is not None:
             file = model.file
             header.append(f"  {inert(model.path.name)}", style="bold")
-            header.append(f"  {file.count:,} lines  {_size(file.size)}", style="dim")
+            header.append(f"  {_count(file.count, 'line')}  {_size(file.size)}", style="dim")
             if model.indexing:
                 header.append(f"  indexing {model.progress:.0%}", style="yellow")
             if file.deleted:
@@ -389,18 +395,22 @@ class LogsScreen(Screen[None]):
             elif file.missing:
                 header.append("  missing", style="bold red")
             header.append("  ·")
-        header.append("  ")
-        if self.view.follow:
-            header.append("● following", style="bold green")
-        else:
-            header.append("‖ paused", style="yellow")
-            header.append(" (end resumes)", style="dim")
+        # A finished run's log is complete: "following" it would promise lines that never come.
+        if (run is None and self.run_id is None) or state in ("running", "stale"):
+            header.append("  ")
+            if self.view.follow:
+                header.append("● following", style="bold green")
+            else:
+                header.append("‖ paused", style="yellow")
+                header.append(" (end resumes)", style="dim")
+        elif header.plain.endswith("  ·"):
+            header.right_crop(3)  # the separator stood before the follow state
         if model is not None:
             matcher = model.filter
             if matcher is not None:
                 sign = "!" if matcher.invert else "&"
                 header.append(f"  ·  {sign} {inert(matcher.pattern)}", style="bold")
-                header.append(f" {model.matched:,} lines", style="dim")
+                header.append(f" {_count(model.matched, 'line')}", style="dim")
                 if model.filtering:
                     header.append(f" {model.progress:.0%}", style="yellow")
             header.append(f"  ·  {inert(str(model.path.parent))}", style="dim")
