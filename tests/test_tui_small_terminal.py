@@ -169,3 +169,59 @@ async def test_run_detail_arrows_move_between_charts_in_every_direction(
         assert isinstance(focused, LineChart)
         assert focused.styles.border_left[0] == "outer"
         assert all(c.styles.border_left[0] != "outer" for c in charts if c is not focused)
+
+
+@pytest.fixture
+def five_runs_root(tmp_path: Path) -> Path:
+    """Five runs of different lengths (so values carry @step) and params, to compare."""
+    root = tmp_path / "project"
+    for i in range(5):
+        params = {"lr": 10.0 ** -(i + 1), "model": "sgd", "seed": i}
+        write_run(root / "runs", f"sgd-run-{i}", steps=8 + i, params=params)
+    return root
+
+
+async def _compare_all(pilot, app) -> object:  # type: ignore[no-untyped-def]
+    import time
+
+    from mltop.tui.screens.compare import CompareScreen
+
+    await settled(pilot)
+    await pilot.press(*["space"] * 5, "c")
+    deadline = time.monotonic() + 15
+    while not (isinstance(app.screen, CompareScreen) and app.screen.comparison is not None):
+        assert time.monotonic() < deadline, "compare did not open"
+        await pilot.pause(0.05)
+    await pilot.pause(0.2)
+    return app.screen
+
+
+def _headline(screen: object) -> str:
+    return str(screen.query_one("#compare-headline").render())  # type: ignore[attr-defined]
+
+
+async def test_compare_at_120_columns_fits_four_runs(five_runs_root: Path, tmp_path: Path) -> None:
+    app = make_app(five_runs_root, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _compare_all(pilot, app)
+        first, last, total = screen.table.shown_runs()
+        assert total == 5 and first == 1 and last >= 4
+
+
+async def test_compare_at_80x24_fits_what_it_can_and_says_the_rest_scroll(
+    five_runs_root: Path, tmp_path: Path
+) -> None:
+    app = make_app(five_runs_root, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _compare_all(pilot, app)
+        first, last, total = screen.table.shown_runs()
+        assert (first, total) == (1, 5) and 3 <= last < 5
+        assert f"runs 1–{last} of 5 on screen, → for the rest" in _headline(screen)
+        # Every whole column on screen shows its run's name (cut with … at most).
+        header = screen.table.render_line(0).text
+        assert "sgd-run-" in header
+        await pilot.press(*["right"] * 5)
+        await pilot.pause(0.2)
+        first, last, total = screen.table.shown_runs()
+        assert last == 5 and first > 1
+        assert "← for the rest" in _headline(screen)
