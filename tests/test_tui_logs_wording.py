@@ -11,6 +11,7 @@ from mltop.core.discovery import ingest
 from mltop.core.store import open_memory_store
 from mltop.core.tracking import start_run
 from mltop.tui.screens.logs import LogsApp, LogsScreen
+from mltop.tui.widgets.keybar import KeyBar
 
 SMALL = (80, 24)
 
@@ -45,6 +46,8 @@ async def test_a_finished_run_is_not_said_to_be_followed_and_one_line_is_singula
         assert " 1 line " in header and "1 lines" not in header
         assert "following" not in header and "paused" not in header
         assert "  ·  ·" not in header
+        keys = str(screen.query_one(KeyBar).render())
+        assert "follow" not in keys and "? help" in keys
 
 
 async def test_a_running_run_is_followed(tmp_path: Path) -> None:
@@ -65,6 +68,7 @@ async def test_a_running_run_is_followed(tmp_path: Path) -> None:
             header = _header(screen)
             assert "running" in header and "● following" in header
             assert " 2 lines " in header
+            assert "f follow" in str(screen.query_one(KeyBar).render())
     finally:
         live.__exit__(None, None, None)
 

@@ -181,6 +181,8 @@ class LogsScreen(Screen[None]):
         self._view_stale = False
         self._filter_invert = False
         self._last_search: LineMatcher | None = None
+        # Whether the log can still grow (plain files, a running run): follow keys are shown.
+        self._growing = True
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -396,7 +398,12 @@ class LogsScreen(Screen[None]):
                 header.append("  missing", style="bold red")
             header.append("  ·")
         # A finished run's log is complete: "following" it would promise lines that never come.
-        if (run is None and self.run_id is None) or state in ("running", "stale"):
+        growing = (run is None and self.run_id is None) or state in ("running", "stale")
+        if growing != self._growing:
+            self._growing = growing
+            hidden = frozenset() if growing else frozenset({"toggle_follow", "follow_end"})
+            self.query_one(KeyBar).update_keys(hidden=hidden)
+        if growing:
             header.append("  ")
             if self.view.follow:
                 header.append("● following", style="bold green")

@@ -25,22 +25,33 @@ class KeyBar(Static):
         super().__init__("", id=id)
         self._extra: dict[str, str] = {}
         self._right: Text | None = None
+        self._hidden: frozenset[str] = frozenset()
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.update_keys)
 
-    def update_keys(self, extra: dict[str, str] | None = None, right: Text | None = None) -> None:
-        """Redraw; ``extra`` maps an action name to a suffix for its label."""
+    def update_keys(
+        self,
+        extra: dict[str, str] | None = None,
+        right: Text | None = None,
+        hidden: frozenset[str] | None = None,
+    ) -> None:
+        """Redraw; ``extra`` maps an action name to a suffix for its label; ``hidden`` names
+        actions to leave off the line for now (their keys still work; ``?`` lists them)."""
         if extra is not None:
             self._extra = extra
         if right is not None:
             self._right = right
+        if hidden is not None:
+            self._hidden = hidden
         seen: set[str] = set()
         head: list[Text] = []
         tail: list[Text] = []
         for key, active in self.screen.active_bindings.items():
             binding = active.binding
             if not binding.show or not binding.description or binding.action in seen:
+                continue
+            if binding.action in self._hidden:
                 continue
             seen.add(binding.action)
             label = binding.description + self._extra.get(binding.action, "")
