@@ -23,6 +23,11 @@ from mltop.core.demo import (
 )
 from mltop.core.tracking import META_FILE
 
+LIVE_DEMO = (
+    "import sys; from pathlib import Path; from mltop.core import cli; "
+    "sys.exit(cli._demo_live(Path(sys.argv[1]), True, cli._stderr()))"
+)
+
 
 def _alive(pid: int) -> bool:
     try:
@@ -71,17 +76,11 @@ def test_demo_live_stops_its_trainer_when_mltop_is_ended_and_says_where_the_fold
     tmp_path: Path,
 ) -> None:
     folder = tmp_path / "demo" / "sample_project"
+    shutil.copytree(sample_project_dir(), folder, ignore=IGNORE)
+    # `mltop demo --live --no-tui` after its training step (the sweep is tested above and takes
+    # half a minute here): the same function, in a process of its own, as the command runs it.
     mltop = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mltop.core.cli",
-            "demo",
-            "--live",
-            "--no-tui",
-            "--dir",
-            str(folder),
-        ],
+        [sys.executable, "-c", LIVE_DEMO, str(folder)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
