@@ -225,3 +225,29 @@ async def test_compare_at_80x24_fits_what_it_can_and_says_the_rest_scroll(
         first, last, total = screen.table.shown_runs()
         assert last == 5 and first > 1
         assert "← for the rest" in _headline(screen)
+
+
+async def test_column_search_keeps_letters_typed_right_after_the_slash(
+    wide_root: Path, tmp_path: Path
+) -> None:
+    """A terminal delivers "/see" in one read: the letters must land in the search, not the
+    list (Textual forwards each key to whatever has the focus when it arrives)."""
+    from textual import events
+
+    app = make_app(wide_root, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        await settled(pilot)
+        await pilot.press("plus")
+        await until(pilot, lambda: isinstance(app.screen, ColumnPicker))
+        for key, character in (("slash", "/"), ("s", "s"), ("e", "e"), ("e", "e")):
+            app.post_message(events.Key(key, character))
+        await pilot.pause(0.2)
+        assert app.screen.query_one(Input).value == "see"
+        assert app.screen.query_one(OptionList).option_count == 1
+        before = dict(app.screen.entries)[Column.param("seed")]
+        for key, character in (("down", None), ("space", " ")):
+            app.post_message(events.Key(key, character))
+        await pilot.pause(0.2)
+        # The space right behind the down arrow toggled the column; it was not typed.
+        assert app.screen.query_one(Input).value == "see"
+        assert dict(app.screen.entries)[Column.param("seed")] is not before

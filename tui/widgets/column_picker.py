@@ -38,13 +38,17 @@ class ColumnPicker(ModalScreen[list[Column] | None]):
         Binding("space", "toggle", "show/hide", id="columns.toggle"),
         Binding("K,shift+up", "move(-1)", "move up", id="columns.move_up"),
         Binding("J,shift+down", "move(1)", "move down", id="columns.move_down"),
-        Binding("slash", "search", "search", id="columns.search"),
+        # Priority, as the runs filter's "/": a plain binding runs only once the key reaches the
+        # list, after the letters typed right behind it (queued in a fast terminal) went there.
+        Binding("slash", "search", "search", id="columns.search", priority=True),
         Binding("enter", "apply", "apply", id="columns.apply", priority=True),
         Binding("escape", "cancel", "cancel", id="columns.cancel"),
         Binding("j", "cursor(1)", "down", show=False, id="columns.down"),
         Binding("k", "cursor(-1)", "up", show=False, id="columns.up"),
         # From the search input, down goes to the list (the list handles its own down key).
-        Binding("down", "to_list", "to the list", show=False, id="columns.to_list"),
+        # Priority, so a space typed right after it toggles a column instead of reaching the
+        # search text.
+        Binding("down", "to_list", "to the list", show=False, id="columns.to_list", priority=True),
     ]
 
     DEFAULT_CSS = """
@@ -163,11 +167,21 @@ class ColumnPicker(ModalScreen[list[Column] | None]):
             options.action_cursor_up()
 
     def action_to_list(self) -> None:
-        self.query_one(OptionList).focus()
+        self.set_focus(self.query_one(OptionList))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "/" typed in the search input is text (a metric called val/loss), not a command;
+        # down leaves the input, and in the list it moves the highlight as usual.
+        if action == "search":
+            return not isinstance(self.focused, Input)
+        if action == "to_list":
+            return isinstance(self.focused, Input)
+        return True
 
     def action_search(self) -> None:
         self.add_class("-searching")
-        self.query_one(Input).focus()
+        # Synchronously: ``focus()`` would move the focus only after the next queued keys.
+        self.set_focus(self.query_one(Input))
 
     @on(Input.Changed)
     def _search_changed(self, event: Input.Changed) -> None:
