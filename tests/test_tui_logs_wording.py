@@ -89,3 +89,27 @@ async def test_a_notice_wraps_at_80_columns(tmp_path: Path) -> None:
         text = " ".join(r for r in rows if r)
         assert len([r for r in rows if r]) > 1
         assert text.endswith("count)")  # the whole notice, down to its last word
+
+
+async def test_search_keeps_letters_typed_right_after_the_slash(tmp_path: Path) -> None:
+    """A terminal delivers "/nan" in one read: the letters belong to the search, not to the log
+    view (where n is "next match" and h/l scroll)."""
+    from textual import events
+    from textual.widgets import Input
+
+    log = tmp_path / "train.log"
+    log.write_text("loss=0.5\nloss=nan\n", encoding="utf-8")
+    app = LogsApp([log])
+    async with app.run_test(size=SMALL) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen.model)
+        screen = app.screen
+        await until(pilot, lambda: screen.model is not None and screen.model.rows == 2)
+        for key, character in (("slash", "/"), ("n", "n"), ("a", "a"), ("n", "n")):
+            app.post_message(events.Key(key, character))
+        await pilot.pause(0.2)
+        field = screen.query_one("#logs-input", Input)
+        assert app.focused is field and field.value == "nan"
+        # Inside the field, / is text (a path, a ratio), not a new search.
+        app.post_message(events.Key("slash", "/"))
+        await pilot.pause(0.1)
+        assert field.value == "nan/"

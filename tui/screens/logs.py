@@ -140,10 +140,12 @@ class LogsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "back", id="logs.back"),
         Binding("f", "toggle_follow", "follow", id="logs.follow"),
-        Binding("slash", "search", "search", id="logs.search"),
+        # Priority (as the runs filter's "/"): a plain binding would run only after the letters
+        # typed right behind it, already queued in a fast terminal, went to the log view.
+        Binding("slash", "search", "search", priority=True, id="logs.search"),
         Binding("n", "find(True)", "next match", id="logs.next"),
         Binding("N", "find(False)", "previous match", show=False, id="logs.previous"),
-        Binding("ampersand", "filter", "filter", id="logs.filter"),
+        Binding("ampersand", "filter", "filter", priority=True, id="logs.filter"),
         Binding("exclamation_mark", "invert_filter", "invert filter", id="logs.invert"),
         Binding("t", "toggle_timestamps", "timestamps", id="logs.timestamps"),
         Binding("w", "toggle_wrap", "wrap", id="logs.wrap"),
@@ -486,6 +488,10 @@ class LogsScreen(Screen[None]):
         self._draw_header()
 
     # -- search and filter -------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # In the search or filter field, / and & are text (a path, a regex), not commands.
+        return not (action in ("search", "filter") and isinstance(self.focused, Input))
 
     def action_search(self) -> None:
         self._open_input("search")
