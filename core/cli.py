@@ -8,12 +8,14 @@ The TUI is imported only by the commands that open it, so scripted use never loa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import math
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -385,6 +387,11 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         ids = [r.id for r in runs]
         params = store.params_for(ids)
         metrics = store.summaries(ids)
+        known_metrics = store.metric_keys()
+    from mltop.core.query import unknown_metric_warnings
+
+    for line in unknown_metric_warnings(args.filter, args.sort, known_metrics):
+        err.print(Text(f"mltop: {inert(line)}"))
     out = _stdout(out_file)
     if args.json:
         data = [run_json(r, params[r.id], metrics[r.id]) for r in runs]
@@ -693,41 +700,84 @@ def cmd_demo(argv: Sequence[str]) -> int:
     from mltop.core.demo import prepare_demo
 
     err = _stderr()
-    folder = prepare_demo(Path(args.dir) if args.dir else None, log=lambda m: err.print(Text(m)))
+    with _training_status(err) as progress:
+        folder = prepare_demo(
+            Path(args.dir) if args.dir else None,
+            log=lambda m: err.print(Text(m)),
+            progress=progress,
+        )
     if args.live:
         return _demo_live(folder, args.no_tui, err)
     if args.no_tui:
         return cmd_runs([str(folder)])
-    return cmd_open([str(folder)])
+    code = cmd_open([str(folder)])
+    err.print(Text(f"mltop demo: the demo folder is {folder} (`mltop {folder}` opens it again)"))
+    return code
+
+
+@contextlib.contextmanager
+def _training_status(err: Console) -> Iterator[Callable[[str], None] | None]:
+    """A status line that follows the sample's training on a terminal (nothing in a pipe).
+
+    The sweep takes several seconds; one still line looked stuck. Each "training X" line the
+    trainer prints replaces the status, with the count of runs so far.
+    """
+    if not err.is_terminal:
+        yield None
+        return
+    started = 0
+    with err.status(Text("mltop demo: starting the trainer…")) as status:
+
+        def progress(line: str) -> None:
+            nonlocal started
+            if line.startswith("training "):
+                started += 1
+                what = line.removeprefix("training ").split(":", 1)[0]
+                status.update(Text(f"mltop demo: training run {started}: {inert(what)}"))
+
+        yield progress
 
 
 def _demo_live(folder: Path, no_tui: bool, err: Console) -> int:
     """Start the live run and follow it: in the TUI, or (``--no-tui``) printed until it ends."""
     import threading
 
-    from mltop.core.demo import LIVE_CONSOLE, start_live, wait_for_live_run
+    from mltop.core.demo import LIVE_CONSOLE, start_live, stop_live, wait_for_live_run
     from mltop.core.tracking import OUTPUT_FILE
 
     proc = start_live(folder, log=lambda m: err.print(Text(m)))
-    run_folder = wait_for_live_run(folder, proc)
-    if run_folder is None:
-        err.print(Text(f"mltop demo: the live run did not start (see {folder / LIVE_CONSOLE})"))
-        return EXIT_PROBLEMS
-    log = run_folder / OUTPUT_FILE
-    if not no_tui:
-        from mltop.tui.screens.logs import run_app_following
 
-        return run_app_following(folder, log, title=f"{run_folder.name} (live demo)")
-    from mltop.core.logtail import TailOptions, tail_files, use_colour
+    def ended_by(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
 
-    done = threading.Event()
-    threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True).start()
-    options = TailOptions(follow=True, colour=use_colour(sys.stdout), poll=0.5)
+    # However mltop ends (q, Ctrl-C, an error, a closed SSH session, kill), the trainer it
+    # started ends with it: the signals that would end mltop without cleaning up unwind instead.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, ended_by)
     try:
-        tail_files([log], sys.stdout, sys.stderr, options, stop=done)
-    except KeyboardInterrupt:
-        err.print(Text(f"mltop demo: the live run goes on in the background (pid {proc.pid})"))
-    return EXIT_OK
+        run_folder = wait_for_live_run(folder, proc)
+        if run_folder is None:
+            err.print(Text(f"mltop demo: the live run did not start (see {folder / LIVE_CONSOLE})"))
+            return EXIT_PROBLEMS
+        log = run_folder / OUTPUT_FILE
+        if not no_tui:
+            from mltop.tui.screens.logs import run_app_following
+
+            return run_app_following(folder, log, title=f"{run_folder.name} (live demo)")
+        from mltop.core.logtail import TailOptions, tail_files, use_colour
+
+        done = threading.Event()
+        threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True).start()
+        options = TailOptions(follow=True, colour=use_colour(sys.stdout), poll=0.5)
+        with contextlib.suppress(KeyboardInterrupt):
+            tail_files([log], sys.stdout, sys.stderr, options, stop=done)
+        return EXIT_OK
+    finally:
+        if stop_live(proc):
+            err.print(Text(f"mltop demo: stopped the live run (pid {proc.pid})"))
+        err.print(
+            Text(f"mltop demo: the demo folder is {folder} (`mltop {folder}` opens it again)")
+        )
 
 
 def cmd_pipelines(argv: Sequence[str]) -> int:

@@ -8,7 +8,9 @@ user would run ``python train.py``, and logs with mltop's own writer.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,17 +42,39 @@ def prepare_demo(
     folder: Path | None = None,
     log: Callable[[str], None] = print,
     extra_args: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Copy the sample project into ``folder`` (default: a new temporary one) and train it."""
+    """Copy the sample project into ``folder`` (default: a new temporary one) and train it.
+
+    Training takes several seconds; ``progress`` (when given) is called with each line the
+    trainer prints as it prints it ("training digits/sgd-lr0.1: ..."), so the caller can show
+    what is happening instead of one still line.
+    """
     target = folder or Path(tempfile.mkdtemp(prefix="mltop-demo-")) / "sample_project"
     if not (target / "train.py").exists():
         shutil.copytree(sample_project_dir(), target, ignore=IGNORE, dirs_exist_ok=True)
     log(f"mltop demo: training the sample project in {target} ...")
-    cmd = [sys.executable, "train.py", *(extra_args or [])]
-    result = subprocess.run(cmd, cwd=target, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        log(f"mltop demo: train.py exited with {result.returncode}: {tail[0]}")
+    cmd = [sys.executable, "-u", "train.py", *(extra_args or [])]
+    lines: list[str] = []
+    with subprocess.Popen(
+        cmd,
+        cwd=target,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    ) as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            if line.strip():
+                lines = [*lines[-19:], line]
+                if progress is not None:
+                    progress(line)
+    if proc.returncode != 0:
+        tail = lines[-1:] or ["no output"]
+        log(f"mltop demo: train.py exited with {proc.returncode}: {tail[0]}")
     return target
 
 
@@ -62,9 +86,10 @@ def start_live(folder: Path, log: Callable[[str], None] = print) -> subprocess.P
     """Start ``train.py --live`` (one slow run, about a minute) in the background.
 
     The process gets a session of its own and no terminal: the TUI that follows it owns the
-    terminal, and quitting the TUI does not stop the training. Its console lands in the run
-    folder's ``output.log`` (the run writer copies it there) and, for anything printed before
-    the run starts, in :data:`LIVE_CONSOLE` beside ``train.py``.
+    terminal (a Ctrl-C there must not reach the trainer first). :func:`stop_live` ends it when
+    mltop exits. Its console lands in the run folder's ``output.log`` (the run writer copies it
+    there) and, for anything printed before the run starts, in :data:`LIVE_CONSOLE` beside
+    ``train.py``.
     """
     with open(folder / LIVE_CONSOLE, "ab") as console:
         proc = subprocess.Popen(
@@ -78,6 +103,27 @@ def start_live(folder: Path, log: Callable[[str], None] = print) -> subprocess.P
         )
     log(f"mltop demo: a live run is training in the background (pid {proc.pid})")
     return proc
+
+
+def stop_live(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> bool:
+    """Stop the live trainer; True if it was still running.
+
+    An interrupt first, as Ctrl-C in its own terminal would be: the run writer then marks the
+    run KILLED and closes its files. A trainer that ignores it for ``timeout`` seconds is
+    killed (its run is then left RUNNING and shows as stale).
+    """
+    if proc.poll() is not None:
+        return False
+    try:
+        # Its own session: the process group has the trainer's pid, and holds only its processes.
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    except ProcessLookupError:
+        proc.wait()
+    return True
 
 
 def wait_for_live_run(

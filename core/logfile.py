@@ -28,6 +28,7 @@ import bisect
 import contextlib
 import math
 import os
+import stat
 import threading
 import time
 from array import array

@@ -50,11 +50,13 @@ itself; other backslashes are kept, so regexes read naturally), and bare words (
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import threading
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -1041,3 +1043,65 @@ def compile_query(text: str, *, now: float | None = None) -> RunQuery:
     if not text or text.isspace():
         return RunQuery()
     return to_sql(parse(text, now=now))
+
+
+# -- keys no run has -----------------------------------------------------------------------------
+
+
+def _metric_fields(node: Node) -> list[Field]:
+    if isinstance(node, Compare | Match | InList | Present):
+        return [node.field] if node.field.kind == "metric" else []
+    if isinstance(node, Not):
+        return _metric_fields(node.child)
+    if isinstance(node, And | Or):
+        return [field for item in node.items for field in _metric_fields(item)]
+    return []
+
+
+def closest_keys(key: str, known: Sequence[str], n: int = 3) -> list[str]:
+    """Up to ``n`` of ``known`` that look like ``key`` (a typo, a prefix, another case)."""
+    lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(key.lower(), list(lower), n=n, cutoff=0.6)
+    contains = [k for k in lower if key.lower() in k or (k in key.lower() and len(k) > 2)]
+    return [lower[k] for k in dict.fromkeys(contains + close)][:n]
+
+
+def unknown_metric_message(key: str, known: Sequence[str]) -> str:
+    """One line saying that no run has metric ``key``, with the closest metrics it may mean."""
+    close = closest_keys(key, known)
+    if close:
+        where = f"; closest: {', '.join(close)}"
+    elif known:
+        more = f" and {len(known) - 5} more" if len(known) > 5 else ""
+        where = f"; the metrics are {', '.join(known[:5])}{more}"
+    else:
+        where = "; no run has any metric"
+    return f"no run has a metric {key!r}{where}"
+
+
+def unknown_metric_warnings(
+    filter_text: str | None, sort: str | None, known: Sequence[str]
+) -> list[str]:
+    """Why a filter or sort on a metric matches nothing: one line per metric key no run has.
+
+    A filter such as ``metrics.val_acc > 0.9`` (when runs log ``val_accuracy``) is valid and
+    simply matches no run; a sort on it leaves every run unsorted. Both look like "no such runs"
+    unless someone says the key is unknown. ``sort`` is ``--sort``'s text (``-metrics.KEY``);
+    an invalid filter gives no warnings here (its parse error says what is wrong).
+    """
+    have = set(known)
+    keys: list[str] = []
+    if filter_text and not filter_text.isspace():
+        with contextlib.suppress(QueryError):
+            keys += [field.name for field in _metric_fields(parse(filter_text))]
+    if sort:
+        name = sort.lstrip("+-")
+        for prefix in ("metrics.", "metric."):
+            if name.startswith(prefix):
+                key = name[len(prefix) :]
+                # The aggregates --sort accepts (see Store.runs); a known key is meant literally.
+                base, dot, agg = key.rpartition(".")
+                if key not in have and dot and agg in ("min", "max", "last", "count"):
+                    key = base
+                keys.append(key)
+    return [unknown_metric_message(k, known) for k in dict.fromkeys(keys) if k not in have]

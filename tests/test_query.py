@@ -25,6 +25,7 @@ from mltop.core.query import (
     format_error,
     parse,
     to_sql,
+    unknown_metric_warnings,
 )
 from mltop.core.store import RunQuery, Store, open_memory_store
 
@@ -728,3 +729,26 @@ def test_generated_filters_compile_or_fail_cleanly_and_run(store: Store, text: s
     assert store.count_runs(query) == len(matched)
     negated = compile_query(f"not ({text})", now=NOW)
     assert {run.name for run in store.runs(negated)} == ALL - matched
+
+
+def test_a_metric_no_run_has_is_named_with_the_closest_ones() -> None:
+    known = ["val_acc", "val_loss", "train_loss", "epoch_time"]
+    warnings = unknown_metric_warnings(
+        "metrics.val_accuracy > 0.9 and metrics.loss < 1", None, known
+    )
+    assert warnings == [
+        "no run has a metric 'val_accuracy'; closest: val_acc",
+        "no run has a metric 'loss'; closest: val_loss, train_loss",
+    ]
+    assert (
+        unknown_metric_warnings("metrics.val_acc.min > 0.9", "-metrics.val_loss.max", known) == []
+    )
+    assert unknown_metric_warnings(None, "-metrics.nosuch", known) == [
+        "no run has a metric 'nosuch'; the metrics are val_acc, val_loss, train_loss, epoch_time"
+    ]
+    assert unknown_metric_warnings("params.lr > 0.1 and name ~ 'x'", "name", known) == []
+    # A filter that does not parse has its own error message, not this warning.
+    assert unknown_metric_warnings("metrics.nosuch >", None, known) == []
+    assert unknown_metric_warnings("metrics.x > 1", None, []) == [
+        "no run has a metric 'x'; no run has any metric"
+    ]

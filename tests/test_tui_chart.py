@@ -111,10 +111,10 @@ def test_ema_is_debiased_and_skips_gaps() -> None:
 
 def test_keymap_file_flattens_tables_and_reports_mistakes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     good = tmp_path / "keymap.toml"
-    good.write_text('"runs.sort" = "o"\n[detail]\nlog_y = ["l", "f9"]\n')
+    good.write_text('"runs.sort" = "f2"\n[detail]\nlog_y = ["f8", "f9"]\n')
     keymap, problem = load_keymap(good)
     assert problem is None
-    assert keymap == {"runs.sort": "o", "detail.log_y": "l,f9"}
+    assert keymap == {"runs.sort": "f2", "detail.log_y": "f8,f9"}
     bad = tmp_path / "bad.toml"
     bad.write_text("runs.sort = = 1\n")
     keymap, problem = load_keymap(bad)

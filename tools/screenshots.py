@@ -1,7 +1,7 @@
 """Regenerate the README screenshots from the real app on a freshly trained sample project.
 
     python tools/screenshots.py     # writes screenshots/runs.svg, run_detail.svg, compare.svg,
-                                    # logs.svg, pipelines.svg
+                                    # logs.svg, pipelines.svg, runs_80x24.svg
 
 The sample project is copied to a temporary folder and trained (about 10 s), one more run is
 left RUNNING as a live job would be, and the app is driven at 120x40 with Textual's test
@@ -9,7 +9,8 @@ harness: the runs table sorted by validation accuracy with two runs marked, then
 detail screen with its charts, then three runs of one experiment compared side by side, then
 the console log of the run that diverged (its traceback highlighted, the search on "nan"), then
 the sample's two workflows and its dvc pipeline lined up by lifecycle phase, with the DevOps and
-MLOps metrics band under them.
+MLOps metrics band under them. Last, the runs table again at 80x24, the size of a default terminal
+over SSH.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (120, 40)
+SMALL = (80, 24)
 LIVE_RUN = "sgd-lr0.05-live"
 DETAIL_RUN = "mlp-lr0.1"
 # Compared in the "digits" experiment; the first is the baseline.
@@ -123,6 +125,23 @@ async def shoot(project: Path, out: Path) -> None:
         await shoot_compare(pilot, screen, names, experiments, out)
         await shoot_logs(pilot, screen, names, experiments, out)
         await shoot_pipelines(pilot, screen, out)
+    app.close_store()
+    await shoot_small(project, store, out)
+
+
+async def shoot_small(project: Path, store: Path, out: Path) -> None:
+    """The runs table at 80x24, sorted by validation accuracy, as in the 120x40 shot."""
+    from mltop.core.runs_view import Column
+    from mltop.tui.app import MltopApp
+
+    app = MltopApp(project, store, live=False)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await settled(pilot)
+        screen.sort_by(Column.metric("val_acc"), True)
+        await settled(pilot)
+        screen.table.move_cursor(row=0)
+        await pilot.pause()
+        app.save_screenshot("runs_80x24.svg", str(out))
     app.close_store()
 
 
@@ -226,7 +245,7 @@ def main() -> int:
         finally:
             for live in _LIVE:  # finish the live run before its folder goes away
                 live.__exit__(None, None, None)  # type: ignore[attr-defined]
-        shots = "runs.svg, run_detail.svg, compare.svg, logs.svg and pipelines.svg"
+        shots = "runs.svg, run_detail.svg, compare.svg, logs.svg, pipelines.svg and runs_80x24.svg"
         print(f"wrote {shots} in {args.out} ({time.perf_counter() - started:.1f} s)")
     return 0
 

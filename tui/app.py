@@ -27,6 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from mltop.core.entities import ImportReport
 from mltop.core.store import Store, StoreError, open_store
+from mltop.tui.commands import ScreenCommands
 from mltop.tui.keymap import load_keymap
 from mltop.tui.messages import (
     IngestFinished,
@@ -87,6 +88,8 @@ class MltopApp(App[int]):
     CSS_PATH = "app.tcss"
     TITLE = "mltop"
     ENABLE_COMMAND_PALETTE = True
+    # Textual's system commands are listed by ScreenCommands, after mltop's (see its module).
+    COMMANDS: ClassVar = {ScreenCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "quit", id="app.quit"),
@@ -147,7 +150,8 @@ class MltopApp(App[int]):
     def on_mount(self) -> None:
         self.push_screen(self.runs_screen)
         if self._keymap_problem:
-            self.notify(self._keymap_problem, severity="warning", timeout=8)
+            # File names and keys are shown as written: markup off.
+            self.notify(self._keymap_problem, severity="warning", timeout=15, markup=False)
         if self.store is not None:
             self.post_message(StoreOpened(self.store))
         else:

@@ -2,7 +2,9 @@
 
 Each screen lists what it can do with :meth:`commands` (a list of :class:`ScreenCommand`); the
 bindings of the screen are offered too, with their keys, so the palette doubles as a searchable
-key reference.
+key reference. Textual's own commands (theme, screenshot, keys, quit) come after mltop's: one
+provider yields both, because the palette runs its providers concurrently and the order of
+their answers would otherwise be a race.
 """
 
 from __future__ import annotations
@@ -46,8 +48,12 @@ def _binding_commands(provider: Provider) -> list[ScreenCommand]:
     return out
 
 
+# A Textual command matching a query as well as one of mltop's is listed after it.
+SYSTEM_SCORE_FACTOR = 0.5
+
+
 class ScreenCommands(Provider):
-    """Commands of the current screen (its ``commands()``) and of its keys."""
+    """Commands of the current screen (its ``commands()``) and of its keys, then Textual's."""
 
     def _commands(self) -> list[ScreenCommand]:
         extra = getattr(self.screen, "commands", None)
@@ -55,13 +61,27 @@ class ScreenCommands(Provider):
         names = {c.name for c in listed}
         return listed + [c for c in _binding_commands(self) if c.name not in names]
 
+    def _system_commands(self, discovering: bool = False) -> list[ScreenCommand]:
+        found = self.app.get_system_commands(self.screen)
+        return [
+            ScreenCommand(c.title, c.help, c.callback)
+            for c in sorted(found, key=lambda c: c.title)
+            if c.discover or not discovering
+        ]
+
     async def discover(self) -> Hits:
         for command in self._commands():
+            yield DiscoveryHit(command.name, command.run, help=command.help)
+        for command in self._system_commands(discovering=True):
             yield DiscoveryHit(command.name, command.run, help=command.help)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for command in self._commands():
             score = matcher.match(command.name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(command.name), command.run, help=command.help)
+        for command in self._system_commands():
+            score = matcher.match(command.name) * SYSTEM_SCORE_FACTOR
             if score > 0:
                 yield Hit(score, matcher.highlight(command.name), command.run, help=command.help)

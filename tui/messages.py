@@ -70,11 +70,13 @@ class RunsLoaded(Message):
         view: RunsView,
         generation: int,
         keys: tuple[list[str], list[str], list[str]] | None = None,
+        warnings: tuple[str, ...] = (),
     ) -> None:
         super().__init__()
         self.view = view
         self.generation = generation
         self.keys = keys  # (param keys, metric keys, params that vary) when re-read
+        self.warnings = warnings  # why the filter may match nothing (metrics no run has)
 
 
 class FilterRejected(Message):

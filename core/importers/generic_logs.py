@@ -217,8 +217,7 @@ def _logs_of(folder: Path, stem: str, names: list[str]) -> list[str]:
         if not name.endswith(LOG_SUFFIXES) or not is_regular(folder / name):
             continue
         if name.startswith(stem + ".") or (
-            not any(name.startswith(s + ".") for s in stems)
-            and keras_header(folder / name) is None
+            not any(name.startswith(s + ".") for s in stems) and keras_header(folder / name) is None
         ):
             out.append(name)
     return sorted(str(folder / n) for n in out)

@@ -363,6 +363,13 @@ class CompareScreen(Screen[None]):
         if comparison is None:
             return
         line = Text(" ", no_wrap=True, overflow="ellipsis")
+        first, last, total = self.table.shown_runs()
+        if total and (first > 1 or last < total):
+            # Said first, so a narrow terminal never cuts it: the other runs are a scroll away.
+            shown = f"run {first}" if first == last else f"runs {first}–{last}"
+            arrows = ("←" if first > 1 else "") + ("→" if last < total else "")
+            line.append(f"{shown} of {total} on screen, {arrows} for the rest", style="bold")
+            line.append("  ·  ")
         if comparison.identical:
             line.append(comparison.headline(), style="bold")
             line.append(" — every param and metric is the same", style="dim")
@@ -372,6 +379,10 @@ class CompareScreen(Screen[None]):
                 line.append(f"   {comparison.hidden_rows} equal rows hidden (o shows them)",
                             style="dim")  # fmt: skip
         self.query_one("#compare-headline", Static).update(line)
+
+    @on(CompareTable.RunsShown)
+    def _runs_shown(self) -> None:
+        self._draw_headline()
 
     def _draw_empty(self) -> None:
         """With every row hidden (identical runs, only differences on), say so in the table."""
@@ -550,6 +561,12 @@ class CompareScreen(Screen[None]):
     def action_best(self) -> None:
         self.show_best = not self.show_best
         self.table.set_show_best(self.show_best)
+        if self.table.compact:
+            self.notify(
+                "the runs do not all fit at full width: the line under the table shows the "
+                "cursor's best of history",
+                timeout=4,
+            )
 
     def on_screen_resume(self) -> None:
         self.query_one(KeyBar).update_keys()

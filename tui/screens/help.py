@@ -1,4 +1,7 @@
-"""``?``: every key of the screen underneath, generated from its bindings.
+"""``?``: every mltop key of the screen underneath, generated from its bindings.
+
+Grouped: the screen's own keys first, then those of its panels (runs table, log view...), then
+the keys that work everywhere. Textual's internal bindings (focus cycling, copy) are left out.
 
 The list is read from ``active_bindings`` when help opens, so it shows the keys a user keymap
 set, and each line names the binding id a keymap file uses to change it.
@@ -33,6 +36,10 @@ def binding_rows(screen: Screen) -> list[tuple[str, str, str, str]]:
     taken = {key for _, bindings in chain for key, binding in bindings if binding.priority}
     for node, bindings in chain:
         for key, binding in bindings:
+            # Every mltop binding has an id (a keymap moves it by that id); those without one are
+            # Textual's own (focus next, copy, select all, a scroll panel's keys), not mltop's.
+            if not binding.id:
+                continue
             if binding.priority or key not in taken:
                 _add(by_action, app, screen, node, key, binding)
     order = {"this screen": 0}

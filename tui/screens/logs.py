@@ -112,6 +112,11 @@ class SearchDone(Message):
         self.forward = forward
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 line``, ``2 lines``, ``1,024 lines``: the noun agrees with the number."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _size(n: int) -> str:
     value = float(n)
     for unit in ("B", "KB", "MB", "GB"):
@@ -135,10 +140,12 @@ class LogsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "back", id="logs.back"),
         Binding("f", "toggle_follow", "follow", id="logs.follow"),
-        Binding("slash", "search", "search", id="logs.search"),
+        # Priority (as the runs filter's "/"): a plain binding would run only after the letters
+        # typed right behind it, already queued in a fast terminal, went to the log view.
+        Binding("slash", "search", "search", priority=True, id="logs.search"),
         Binding("n", "find(True)", "next match", id="logs.next"),
         Binding("N", "find(False)", "previous match", show=False, id="logs.previous"),
-        Binding("ampersand", "filter", "filter", id="logs.filter"),
+        Binding("ampersand", "filter", "filter", priority=True, id="logs.filter"),
         Binding("exclamation_mark", "invert_filter", "invert filter", id="logs.invert"),
         Binding("t", "toggle_timestamps", "timestamps", id="logs.timestamps"),
         Binding("w", "toggle_wrap", "wrap", id="logs.wrap"),
@@ -176,6 +183,8 @@ class LogsScreen(Screen[None]):
         self._view_stale = False
         self._filter_invert = False
         self._last_search: LineMatcher | None = None
+        # Whether the log can still grow (plain files, a running run): follow keys are shown.
+        self._growing = True
 
     # -- layout ------------------------------------------------------------------------------------
 
@@ -368,6 +377,7 @@ class LogsScreen(Screen[None]):
         header = Text(no_wrap=True, overflow="ellipsis")
         header.append(" logs ", style="bold reverse")
         run = self.run
+        state = ""
         if run is not None:
             state = "stale" if is_stale(run) else (run.status or "").lower()
             header.append(f"  {inert(run.name)} ", style="bold")
@@ -381,7 +391,7 @@ class LogsScreen(Screen[None]):
         if model is not None:
             file = model.file
             header.append(f"  {inert(model.path.name)}", style="bold")
-            header.append(f"  {file.count:,} lines  {_size(file.size)}", style="dim")
+            header.append(f"  {_count(file.count, 'line')}  {_size(file.size)}", style="dim")
             if model.indexing:
                 header.append(f"  indexing {model.progress:.0%}", style="yellow")
             if file.deleted:
@@ -389,18 +399,27 @@ class LogsScreen(Screen[None]):
             elif file.missing:
                 header.append("  missing", style="bold red")
             header.append("  ·")
-        header.append("  ")
-        if self.view.follow:
-            header.append("● following", style="bold green")
-        else:
-            header.append("‖ paused", style="yellow")
-            header.append(" (end resumes)", style="dim")
+        # A finished run's log is complete: "following" it would promise lines that never come.
+        growing = (run is None and self.run_id is None) or state in ("running", "stale")
+        if growing != self._growing:
+            self._growing = growing
+            hidden = frozenset() if growing else frozenset({"toggle_follow", "follow_end"})
+            self.query_one(KeyBar).update_keys(hidden=hidden)
+        if growing:
+            header.append("  ")
+            if self.view.follow:
+                header.append("● following", style="bold green")
+            else:
+                header.append("‖ paused", style="yellow")
+                header.append(" (end resumes)", style="dim")
+        elif header.plain.endswith("  ·"):
+            header.right_crop(3)  # the separator stood before the follow state
         if model is not None:
             matcher = model.filter
             if matcher is not None:
                 sign = "!" if matcher.invert else "&"
                 header.append(f"  ·  {sign} {inert(matcher.pattern)}", style="bold")
-                header.append(f" {model.matched:,} lines", style="dim")
+                header.append(f" {_count(model.matched, 'line')}", style="dim")
                 if model.filtering:
                     header.append(f" {model.progress:.0%}", style="yellow")
             header.append(f"  ·  {inert(str(model.path.parent))}", style="dim")
@@ -469,6 +488,10 @@ class LogsScreen(Screen[None]):
         self._draw_header()
 
     # -- search and filter -------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # In the search or filter field, / and & are text (a path, a regex), not commands.
+        return not (action in ("search", "filter") and isinstance(self.focused, Input))
 
     def action_search(self) -> None:
         self._open_input("search")

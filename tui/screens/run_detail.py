@@ -80,6 +80,20 @@ def best_of(summary: MetricSummary) -> tuple[float | None, int | None]:
     return summary.max, summary.max_step
 
 
+class ChartGrid(VerticalScroll, inherit_bindings=False):
+    """The scrolling grid of charts, without a scroll panel's arrow keys.
+
+    Those would sit between the focused chart and the screen: once the grid is taller than the
+    terminal (any run with more than four metrics at 80x24) ``down`` scrolled the grid instead
+    of moving to the chart below. Moving the focus scrolls the focused chart into view anyway.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("pagedown", "page_down", "page down", show=False, id="detail.page_down"),
+        Binding("pageup", "page_up", "page up", show=False, id="detail.page_up"),
+    ]
+
+
 class RunDetailScreen(Screen[None]):
     CSS_PATH = "run_detail.tcss"
     COMMANDS: ClassVar = {ScreenCommands}
@@ -136,7 +150,7 @@ class RunDetailScreen(Screen[None]):
             with Vertical(id="detail-charts-pane"):
                 yield Static(id="detail-charts-title")
                 yield FilterBar("filter metrics and params (text or regex)", id="detail-filter")
-                yield VerticalScroll(id="detail-charts")
+                yield ChartGrid(id="detail-charts")
         yield KeyBar(id="detail-keys")
 
     def on_mount(self) -> None:

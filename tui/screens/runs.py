@@ -24,7 +24,7 @@ from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
 from mltop.core.entities import Experiment
-from mltop.core.query import QueryError, compile_query
+from mltop.core.query import QueryError, compile_query, unknown_metric_warnings
 from mltop.core.runs_view import (
     STATUS_SYMBOLS,
     Column,
@@ -113,6 +113,8 @@ class RunsScreen(Screen[None]):
         self.param_keys: list[str] = []
         self.metric_keys: list[str] = []
         self.varying_params: list[str] = []
+        # Columns the last change of columns added: kept on screen even when space is short.
+        self.added: tuple[Column, ...] = ()
         self._generation = 0
         self._answered = 0
         # Param/metric values of every run, kept between reloads until the store changes.
@@ -274,8 +276,12 @@ class RunsScreen(Screen[None]):
                 cache=self.values_cache,
                 version=version,
             )
+            # Only a filter that names a metric can name one no run has.
+            mentions = "metric" in text.lower()
+            metric_keys = known[1] if known else (store.metric_keys() if mentions else [])
+        warnings = tuple(unknown_metric_warnings(text, None, metric_keys))
         if not worker.is_cancelled:
-            self.post_message(RunsLoaded(view, generation, known))
+            self.post_message(RunsLoaded(view, generation, known, warnings))
 
     @property
     def settled(self) -> bool:
@@ -299,8 +305,13 @@ class RunsScreen(Screen[None]):
         if self.columns is None and self._ingest_done:
             self.columns = list(view.columns)  # freeze the defaults once the folder is read
         self.filter_bar.clear_error()
+        self.filter_bar.show_warnings(message.warnings)
         self.table.collapsed = self.collapsed
-        self.table.show(view, self.sort if self.sort in view.columns else None, self.descending)
+        sort = self.sort if self.sort in view.columns else None
+        # The default sort (newest first) needs no room on screen; a chosen one does.
+        chosen = () if sort is None or sort == Column.attr("start") else (sort,)
+        wanted = tuple(c for c in self.added if c in view.columns) + chosen
+        self.table.show(view, sort, self.descending, wanted)
         self._status = ""
         self._show_counts()
         self._draw_header()
@@ -324,6 +335,7 @@ class RunsScreen(Screen[None]):
             return
         self._answered = message.generation
         self.filter_bar.show_error(message.text, message.message, message.position)
+        self.filter_bar.show_warnings(())
         self._show_counts()
 
     def _empty_text(self) -> Text:
@@ -497,7 +509,9 @@ class RunsScreen(Screen[None]):
         self.sort_by(event.column)
 
     def set_columns(self, columns: list[Column]) -> None:
+        before = set(self._shown_columns())
         self.columns = list(dict.fromkeys(columns)) or [Column.attr("name")]
+        self.added = tuple(c for c in self.columns if c not in before)
         if self.sort not in self.columns:
             self.sort, self.descending = Column.attr("start"), True
         self.reload()

@@ -2,7 +2,8 @@
 
 Shown columns come first in their order, then every other attribute, param and metric
 aggregate the store knows. ``space`` shows or hides one, ``K``/``J`` (or shift+up/down) move
-it, ``/`` narrows the list, ``enter`` applies, ``escape`` leaves the table as it was.
+it, ``/`` narrows the list (``↓`` goes back to it), ``enter`` applies, ``escape`` leaves the
+table as it was.
 """
 
 from __future__ import annotations
@@ -37,11 +38,17 @@ class ColumnPicker(ModalScreen[list[Column] | None]):
         Binding("space", "toggle", "show/hide", id="columns.toggle"),
         Binding("K,shift+up", "move(-1)", "move up", id="columns.move_up"),
         Binding("J,shift+down", "move(1)", "move down", id="columns.move_down"),
-        Binding("slash", "search", "search", id="columns.search"),
+        # Priority, as the runs filter's "/": a plain binding runs only once the key reaches the
+        # list, after the letters typed right behind it (queued in a fast terminal) went there.
+        Binding("slash", "search", "search", id="columns.search", priority=True),
         Binding("enter", "apply", "apply", id="columns.apply", priority=True),
         Binding("escape", "cancel", "cancel", id="columns.cancel"),
         Binding("j", "cursor(1)", "down", show=False, id="columns.down"),
         Binding("k", "cursor(-1)", "up", show=False, id="columns.up"),
+        # From the search input, down goes to the list (the list handles its own down key).
+        # Priority, so a space typed right after it toggles a column instead of reaching the
+        # search text.
+        Binding("down", "to_list", "to the list", show=False, id="columns.to_list", priority=True),
     ]
 
     DEFAULT_CSS = """
@@ -56,7 +63,8 @@ class ColumnPicker(ModalScreen[list[Column] | None]):
         border-title-color: $accent;
         background: $surface;
     }
-    ColumnPicker Input {
+    /* Input:focus draws a tall border; inside one line it would leave no room for the text. */
+    ColumnPicker Input, ColumnPicker Input:focus {
         border: none;
         height: 1;
         padding: 0 1;
@@ -158,9 +166,22 @@ class ColumnPicker(ModalScreen[list[Column] | None]):
         else:
             options.action_cursor_up()
 
+    def action_to_list(self) -> None:
+        self.set_focus(self.query_one(OptionList))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # "/" typed in the search input is text (a metric called val/loss), not a command;
+        # down leaves the input, and in the list it moves the highlight as usual.
+        if action == "search":
+            return not isinstance(self.focused, Input)
+        if action == "to_list":
+            return isinstance(self.focused, Input)
+        return True
+
     def action_search(self) -> None:
         self.add_class("-searching")
-        self.query_one(Input).focus()
+        # Synchronously: ``focus()`` would move the focus only after the next queued keys.
+        self.set_focus(self.query_one(Input))
 
     @on(Input.Changed)
     def _search_changed(self, event: Input.Changed) -> None:

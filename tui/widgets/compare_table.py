@@ -6,6 +6,12 @@ best-of-history, with each run column's part widths), and turns only the cells o
 ``rich.text.Text`` (textual-fastdatatable asks for visible cells only). The first column (the
 row names) stays put while the runs scroll sideways.
 
+When the runs do not all fit the terminal at full width the table turns compact: each change is
+shown as its percent alone and best-of-history is left out (the line under the table shows the
+cursor's cell in full), run names are cut with ``…`` to their column, and :meth:`shown_runs`
+tells the screen which runs are on screen so it can say that the rest are a scroll away. At 120
+columns that is four runs, at 80 three.
+
 Colours carry the meaning: a change is green when better and red when worse for the metric's
 direction, dim when nothing says which way is better; each run's header has the run's colour,
 the one its line has in the overlay chart.
@@ -22,10 +28,11 @@ from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
+from textual.message import Message
 from textual_fastdatatable.data_table import DataTable
 
-from mltop.core.diff import Comparison, Row, Verdict
-from mltop.core.diff_format import best_text, change_text, value_text
+from mltop.core.diff import Cell, Comparison, Row, Verdict
+from mltop.core.diff_format import best_text, change_text, fmt_delta, fmt_pct, value_text
 from mltop.core.directions import Direction
 from mltop.core.sanitize import inert
 from mltop.tui.widgets.cut_edges import CutEdges
@@ -33,6 +40,8 @@ from mltop.tui.widgets.overlay_chart import run_colour
 from mltop.tui.widgets.run_table import RunsBackend
 
 KEY_MAX = 30
+# A run's name in a compact column: at least this wide, cut with … beyond its column.
+COMPACT_LABEL = 16
 VALUE_MAX = 28
 LABEL_MAX = 30
 GAP = "  "
@@ -68,6 +77,9 @@ class CompareLayout:
     change_w: tuple[int, ...]
     best_w: tuple[int, ...]
     labels: tuple[str, ...]
+    # The compact form of each change (the percent alone) and each run's widest one.
+    short: tuple[tuple[str, ...], ...] = ()
+    short_w: tuple[int, ...] = ()
 
     def line_of(self, kind: str, key: str) -> int | None:
         for i, line in enumerate(self.lines):
@@ -80,6 +92,14 @@ def key_label(row: Row) -> str:
     """The row name: the metric key with its direction arrow (↑ higher is better, ↓ lower)."""
     arrow = row.direction.arrow if row.kind == "metric" else ""
     return f"{inert(row.key)} {arrow}" if arrow else inert(row.key)
+
+
+def short_change(cell: Cell) -> str:
+    """A change in few characters: the percent when there is one, else the delta or word."""
+    full = change_text(cell)
+    if cell.verdict in (Verdict.MISSING, Verdict.ADDED) or not full:
+        return full
+    return fmt_pct(cell.pct) or fmt_delta(cell.delta) or full
 
 
 def _clip(text: str, width: int) -> str:
@@ -103,15 +123,19 @@ def build_layout(comparison: Comparison) -> CompareLayout:
     value_w = [0] * runs
     change_w = [0] * runs
     best_w = [0] * runs
+    short_w = [0] * runs
     cells: list[tuple[tuple[str, str, str], ...]] = []
+    shorts: list[tuple[str, ...]] = []
     key_width = max((len(line.title) for line in lines if line.row is None), default=6)
     for line in lines:
         row = line.row
         if row is None:
             cells.append(())
+            shorts.append(())
             continue
         key_width = max(key_width, len(key_label(row)))
         out = []
+        short = []
         for i, cell in enumerate(row.cells):
             value = _clip(value_text(row, cell), VALUE_MAX)
             if row.kind == "metric":
@@ -121,11 +145,15 @@ def build_layout(comparison: Comparison) -> CompareLayout:
                     best = ("↓" if row.direction is Direction.MIN else "↑") + best
             else:
                 change = best = ""
+            brief = short_change(cell) if change else ""
+            short.append(brief)
+            short_w[i] = max(short_w[i], len(brief))
             value_w[i] = max(value_w[i], len(value))
             change_w[i] = max(change_w[i], len(change))
             best_w[i] = max(best_w[i], len(best))
             out.append((value, change, best))
         cells.append(tuple(out))
+        shorts.append(tuple(short))
     return CompareLayout(
         comparison=comparison,
         lines=tuple(lines),
@@ -135,6 +163,8 @@ def build_layout(comparison: Comparison) -> CompareLayout:
         change_w=tuple(change_w),
         best_w=tuple(best_w),
         labels=tuple(_clip(inert(c.label), LABEL_MAX) for c in comparison.runs),
+        short=tuple(shorts),
+        short_w=tuple(short_w),
     )
 
 
@@ -208,9 +238,17 @@ class CompareTable(CutEdges, DataTable):
     }
     """
 
+    class RunsShown(Message):
+        """The table scrolled sideways or was resized: which runs are on screen changed."""
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         self.layout_data: CompareLayout | None = None
         self.show_best = True
+        # Changes as percent alone, no best-of-history: set by show() when runs do not all fit.
+        self.compact = False
+        self._fitted_for = 0
+        # In compact mode, the width each run's name is cut to (see show()).
+        self._label_widths: list[int] = []
         self._styles: dict[Verdict, Style] = {}
         super().__init__(
             backend=RunsBackend(pa.table({" ": pa.nulls(0, pa.string())}), [1]),
@@ -233,7 +271,21 @@ class CompareTable(CutEdges, DataTable):
         if show_best is not None:
             self.show_best = show_best
         runs = len(layout.comparison.runs)
+        room = self._room()
+        self._fitted_for = room
+        self.compact = False
         widths = [layout.key_width] + [self._column_width(layout, i) for i in range(runs)]
+        self._label_widths = []
+        if room and sum(w + 2 for w in widths) > room:
+            self.compact = True
+            widths = [layout.key_width] + [self._column_width(layout, i) for i in range(runs)]
+            # Room left over goes to the names cut shortest, left to right.
+            spare = room - sum(w + 2 for w in widths)
+            for i in range(runs):
+                grow = min(max(spare, 0), max(0, self._label(i + 1).cell_len - widths[i + 1]))
+                widths[i + 1] += grow
+                spare -= grow
+            self._label_widths = widths[1:]
         data = {f"c{i}": pa.nulls(len(layout.lines), pa.string()) for i in range(runs + 1)}
         self.backend = RunsBackend(pa.table(data), widths)
         self.backend.render_markup = False
@@ -249,6 +301,46 @@ class CompareTable(CutEdges, DataTable):
         elif layout.lines:
             row = next((i for i, line in enumerate(layout.lines) if line.row is not None), 0)
         self.cursor_coordinate = Coordinate(max(row, 0), min(max(column, 0), runs))
+        self.call_after_refresh(self.post_message, self.RunsShown())
+
+    def _room(self) -> int:
+        """Cells the columns can take: the table's width less its vertical scrollbar."""
+        width = self.size.width or (self.app.size.width if self.is_attached else 0)
+        return max(width - 1, 0)
+
+    def on_resize(self) -> None:
+        # Wider or narrower: full or compact columns, and which runs are on screen.
+        if self.layout_data is not None and self._room() != self._fitted_for:
+            self.show(self.layout_data)
+        self.post_message(self.RunsShown())
+
+    def watch_scroll_x(self, old: float, new: float) -> None:
+        super().watch_scroll_x(old, new)
+        self.post_message(self.RunsShown())
+
+    def shown_runs(self) -> tuple[int, int, int]:
+        """(first, last, total): the runs whose whole column is on screen (1-based, inclusive).
+
+        ``first > last`` when none is whole (a terminal narrower than one column).
+        """
+        layout = self.layout_data
+        if layout is None:
+            return (1, 0, 0)
+        runs = len(layout.comparison.runs)
+        columns = self.ordered_columns
+        if len(columns) != runs + 1:
+            return (1, runs, runs)
+        room = self.scrollable_content_region.width - columns[0].render_width
+        left = int(self.scroll_x)
+        x = 0
+        whole = []
+        for i, column in enumerate(columns[1:], start=1):
+            if x >= left and x + column.render_width <= left + room:
+                whole.append(i)
+            x += column.render_width
+        if not whole:
+            return (1, 0, runs)
+        return (whole[0], whole[-1], runs)
 
     def action_first(self) -> None:
         """The first row of the first run, scrolled back to the left edge: after scrolling
@@ -264,6 +356,11 @@ class CompareTable(CutEdges, DataTable):
 
     def _column_width(self, layout: CompareLayout, i: int) -> int:
         width = layout.value_w[i]
+        if self.compact:
+            if layout.short_w and layout.short_w[i]:
+                width += len(GAP) + layout.short_w[i]
+            # The run's name is cut to its column (the header line names the baseline in full).
+            return max(width, min(self._label(i + 1).cell_len, COMPACT_LABEL))
         if layout.change_w[i]:
             width += len(GAP) + layout.change_w[i]
         if self.show_best and layout.best_w[i]:
@@ -285,11 +382,18 @@ class CompareTable(CutEdges, DataTable):
         if column == 0:
             return Text("", no_wrap=True)
         run = column - 1
-        text = Text(no_wrap=True)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        suffix = " (baseline)" if run == layout.comparison.baseline else ""
+        label = layout.labels[run]
+        if self.compact and run < len(self._label_widths):
+            width = self._label_widths[run]
+            if len(label) + len(suffix) + 2 > width:
+                suffix = " (base)" if suffix else ""
+                label = _clip(label, max(4, width - 2 - len(suffix)))
         text.append("● ", style=Style(color=run_colour(run)))
-        text.append(layout.labels[run], style=Style(color=run_colour(run), bold=True))
-        if run == layout.comparison.baseline:
-            text.append(" (baseline)", style="dim")
+        text.append(label, style=Style(color=run_colour(run), bold=True))
+        if suffix:
+            text.append(suffix, style="dim")
         return text
 
     # -- where the cursor is ---------------------------------------------------------------------
@@ -358,6 +462,12 @@ class CompareTable(CutEdges, DataTable):
         if not row.differs:
             value_style = "dim"
         text.append(value.rjust(layout.value_w[run]), style=value_style)
+        if self.compact:
+            if layout.short_w[run]:
+                text.append(GAP)
+                brief = layout.short[line_index][run]
+                text.append(brief.ljust(layout.short_w[run]), style=self._styles[verdict])
+            return text
         if layout.change_w[run]:
             text.append(GAP)
             text.append(change.ljust(layout.change_w[run]), style=self._styles[verdict])

@@ -1,4 +1,5 @@
-"""The one-line filter under the header: ``/`` to type, a caret under mistakes, a match count.
+"""The one-line filter under the header: ``/`` to type, a caret under mistakes, a match count,
+and a warning when the filter names a metric no run has.
 
 It only edits text and reports it (``Changed`` as you type, ``Submitted`` on enter, ``Cleared``
 on escape); the screen compiles and runs the filter in a worker and answers with
@@ -116,6 +117,14 @@ class FilterBar(Widget):
     FilterBar.-error .filter--count {
         color: $error;
     }
+    FilterBar .filter--warning {
+        height: auto;
+        color: $warning;
+        display: none;
+    }
+    FilterBar.-warning .filter--warning {
+        display: block;
+    }
     """
 
     class Changed(Message):
@@ -144,6 +153,7 @@ class FilterBar(Widget):
             yield FilterInput(placeholder=self._placeholder, id="filter-input", compact=True)
             yield Static("", classes="filter--count")
         yield Static("", classes="filter--error")
+        yield Static("", classes="filter--warning")
 
     @property
     def input(self) -> FilterInput:
@@ -194,6 +204,13 @@ class FilterBar(Widget):
             caret_line(text, position, message, scroll_x)
         )
         self.add_class("-error")
+
+    def show_warnings(self, lines: list[str] | tuple[str, ...]) -> None:
+        """Lines under a valid filter that explain why it may match nothing (a metric no run
+        has); an empty list removes them."""
+        text = Text("\n").join(Text("⚠ " + inert(line)) for line in lines)
+        self.query_one(".filter--warning", Static).update(text)
+        self.set_class(bool(lines), "-warning")
 
     def clear_error(self) -> None:
         self._error = None

@@ -229,9 +229,11 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
         model = self.model
         base = self.rich_style
         if model is None or model.rows == 0:
-            notice = self.notice or ""
+            # A notice is a sentence or two: wrapped to the width, never cut at the edge.
             style = self.get_component_rich_style("log-view--notice")
-            return [self._strip(Text(notice, style=style), width, base)] if notice else []
+            notice = Text(self.notice or "", style=style)
+            lines = notice.wrap(self.app.console, max(1, width)) if notice else []
+            return [self._strip(line, width, base) for line in lines][:height]
         if self.follow and model.indexing and model.filter is None:
             # Still indexing a big file: show its real end, read from the end, meanwhile.
             lines = model.file.tail_preview(height)

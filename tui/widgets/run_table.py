@@ -28,6 +28,7 @@ from textual_fastdatatable.data_table import DataTable
 from mltop.core.formatting import fit_text, fit_value, fmt_duration, fmt_time
 from mltop.core.runs_view import STATUS_SYMBOLS, Column, RunsView
 from mltop.core.sanitize import inert
+from mltop.tui.widgets.column_fit import fit_order
 from mltop.tui.widgets.cut_edges import CutEdges
 
 MARK = "◆"
@@ -151,6 +152,10 @@ class RunTable(CutEdges, DataTable):
         self._styles: dict[str, Style] = {}
         self._mark_in_status = True
         self._widths: dict[Column, int] = {}
+        # The view's columns in drawing order (see show) and what that order was fitted for.
+        self.shown: tuple[Column, ...] = ()
+        self._wanted: tuple[Column, ...] = ()
+        self._fitted_for = 0
         super().__init__(
             # Built from pa.nulls: pa.array would import pandas (most of a second) at start-up.
             backend=RunsBackend(pa.table({" ": pa.nulls(0, pa.string())}), [1]),
@@ -165,25 +170,44 @@ class RunTable(CutEdges, DataTable):
 
     # -- data ------------------------------------------------------------------------------------
 
-    def show(self, view: RunsView, sort: Column | None, descending: bool) -> None:
-        """Swap in a new table, keeping the cursor on the run it was on."""
+    def show(
+        self,
+        view: RunsView,
+        sort: Column | None,
+        descending: bool,
+        wanted: tuple[Column, ...] = (),
+    ) -> None:
+        """Swap in a new table, keeping the cursor on the run it was on.
+
+        ``wanted`` are columns to keep on screen when not all fit (the column sorted on by
+        choice, one just added): see :mod:`mltop.tui.widgets.column_fit`. The first of them
+        is scrolled into view.
+        """
         current = self.current_run_id()
         self.view = view
         self.sort_column = sort
         self.sort_descending = descending
+        self._wanted = wanted
         # Marks share the status column (one cell: mark, symbol), or prefix the name without it.
         self._mark_in_status = any(c.cell == "status" for c in view.columns)
         self._widths = dict(zip(view.columns, view.widths, strict=True))
-        data = {column.id: view.table.column(column.id) for column in view.columns}
         extra = {"status": 1, "name": 0 if self._mark_in_status else 2}
-        widths = [w + extra.get(c.cell, 0) for c, w in zip(view.columns, view.widths, strict=True)]
+        widths = [
+            max(w + extra.get(c.cell, 0), self._label(c).cell_len)
+            for c, w in zip(view.columns, view.widths, strict=True)
+        ]
+        order = fit_order(view.columns, widths, self._room(), wanted)
+        self.shown = tuple(view.columns[i] for i in order)
+        self._fitted_for = self._room()
+        data = {column.id: view.table.column(column.id) for column in self.shown}
+        widths = [widths[i] for i in order]
         if not data:
             data, widths = {" ": pa.nulls(view.rows, pa.string())}, [1]
         self.backend = RunsBackend(pa.table(data), widths)
         self.backend.render_markup = False
-        self._column_labels = [self._label(c) for c in view.columns] or [Text(" ")]
+        self._column_labels = [self._label(c) for c in self.shown] or [Text(" ")]
         # Status and name stay put while the other columns scroll sideways.
-        cells = [c.cell for c in view.columns]
+        cells = [c.cell for c in self.shown]
         self.fixed_columns = cells.index("name") + 1 if "name" in cells[:3] else 0
         self._column_widths = None
         self._ordered_columns = None
@@ -194,11 +218,23 @@ class RunTable(CutEdges, DataTable):
         self._scroll_cursor_into_view()
         self.call_after_refresh(self._reveal_sort_column)
 
+    def _room(self) -> int:
+        """Cells the columns can take: the table's width less its vertical scrollbar."""
+        width = self.size.width or (self.app.size.width if self.is_attached else 0)
+        return max(width - 1, 0)
+
+    def on_resize(self) -> None:
+        # A terminal made narrower (or wider) changes which columns fit.
+        if self.view is not None and self._room() != self._fitted_for:
+            self.show(self.view, self.sort_column, self.sort_descending, self._wanted)
+
     def _reveal_sort_column(self) -> None:
-        """Scroll sideways so the sorted column (the one ``s``, ``<``, ``>`` act on) is seen."""
-        if self.view is None or self.sort_column not in self.view.columns:
+        """Scroll sideways so the first wanted column (the sorted one, that ``s``, ``<``, ``>``
+        act on, or one just added) is seen."""
+        target = next((c for c in self._wanted if c in self.shown), None)
+        if self.view is None or target is None:
             return
-        index = self.view.columns.index(self.sort_column)
+        index = self.shown.index(target)
         columns = self.ordered_columns
         if index >= len(columns):
             return
@@ -238,9 +274,9 @@ class RunTable(CutEdges, DataTable):
         return self.view.run_id(self.cursor_row)
 
     def column_at(self, index: int) -> Column | None:
-        if self.view is None or not 0 <= index < len(self.view.columns):
+        if self.view is None or not 0 <= index < len(self.shown):
             return None
-        return self.view.columns[index]
+        return self.shown[index]
 
     # -- cells -----------------------------------------------------------------------------------
 
@@ -255,9 +291,9 @@ class RunTable(CutEdges, DataTable):
             return super()._get_cell_renderable(row_index, column_index, max_width)
         if not self._styles:
             self._styles = status_styles(self.app)
-        if not self.view.columns:
+        if not self.shown:
             return Text("")
-        column = self.view.columns[column_index]
+        column = self.shown[column_index]
         return self._cell(column, row_index)
 
     def _cell(self, column: Column, row: int) -> Text:

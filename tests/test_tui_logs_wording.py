@@ -1,0 +1,115 @@
+"""What the Logs screen says: "following" only while the run can still write, counts that agree
+with their number, and notices wrapped to the terminal rather than cut at its edge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tui_pilot import until
+
+from mltop.core.discovery import ingest
+from mltop.core.store import open_memory_store
+from mltop.core.tracking import start_run
+from mltop.tui.screens.logs import LogsApp, LogsScreen
+from mltop.tui.widgets.keybar import KeyBar
+
+SMALL = (80, 24)
+
+
+def _header(screen: LogsScreen) -> str:
+    return str(screen.query_one("#logs-header").render())
+
+
+async def _open_run_logs(app: LogsApp, pilot) -> LogsScreen:  # type: ignore[no-untyped-def]
+    await until(pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen.run is not None)
+    screen = app.screen
+    assert isinstance(screen, LogsScreen)
+    return screen
+
+
+async def test_a_finished_run_is_not_said_to_be_followed_and_one_line_is_singular(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "proj"
+    with start_run(root / "runs", name="done", capture_output=True) as run:
+        print("the only line")
+        run.log(step=0, loss=1.0)
+    store = open_memory_store()
+    ingest(root, store)
+    app = LogsApp(run_id=next(r.id for r in store.runs()), store=store)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _open_run_logs(app, pilot)
+        await until(pilot, lambda: screen.model is not None and screen.model.rows == 1)
+        await pilot.pause()
+        header = _header(screen)
+        assert "✓ finished" in header
+        assert " 1 line " in header and "1 lines" not in header
+        assert "following" not in header and "paused" not in header
+        assert "  ·  ·" not in header
+        keys = str(screen.query_one(KeyBar).render())
+        assert "follow" not in keys and "? help" in keys
+
+
+async def test_a_running_run_is_followed(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    live = start_run(root / "runs", name="training", capture_output=True)
+    run = live.__enter__()  # left open while the screen looks: the run is RUNNING
+    try:
+        print("epoch 1")
+        print("epoch 2")
+        run.log(step=0, loss=1.0)
+        store = open_memory_store()
+        ingest(root, store)
+        app = LogsApp(run_id=next(r.id for r in store.runs()), store=store)
+        async with app.run_test(size=SMALL) as pilot:
+            screen = await _open_run_logs(app, pilot)
+            await until(pilot, lambda: screen.model is not None and screen.model.rows == 2)
+            await pilot.pause()
+            header = _header(screen)
+            assert "running" in header and "● following" in header
+            assert " 2 lines " in header
+            assert "f follow" in str(screen.query_one(KeyBar).render())
+    finally:
+        live.__exit__(None, None, None)
+
+
+async def test_a_notice_wraps_at_80_columns(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    with start_run(root / "runs", name="silent") as run:
+        run.log(step=0, loss=1.0)
+    store = open_memory_store()
+    ingest(root, store)
+    app = LogsApp(run_id=next(r.id for r in store.runs()), store=store)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _open_run_logs(app, pilot)
+        await until(pilot, lambda: bool(screen.view.notice))
+        await pilot.pause()
+        view = screen.view
+        rows = [view.render_line(y).text.rstrip() for y in range(6)]
+        text = " ".join(r for r in rows if r)
+        assert len([r for r in rows if r]) > 1
+        assert text.endswith("count)")  # the whole notice, down to its last word
+
+
+async def test_search_keeps_letters_typed_right_after_the_slash(tmp_path: Path) -> None:
+    """A terminal delivers "/nan" in one read: the letters belong to the search, not to the log
+    view (where n is "next match" and h/l scroll)."""
+    from textual import events
+    from textual.widgets import Input
+
+    log = tmp_path / "train.log"
+    log.write_text("loss=0.5\nloss=nan\n", encoding="utf-8")
+    app = LogsApp([log])
+    async with app.run_test(size=SMALL) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen.model)
+        screen = app.screen
+        await until(pilot, lambda: screen.model is not None and screen.model.rows == 2)
+        for key, character in (("slash", "/"), ("n", "n"), ("a", "a"), ("n", "n")):
+            app.post_message(events.Key(key, character))
+        await pilot.pause(0.2)
+        field = screen.query_one("#logs-input", Input)
+        assert app.focused is field and field.value == "nan"
+        # Inside the field, / is text (a path, a ratio), not a new search.
+        app.post_message(events.Key("slash", "/"))
+        await pilot.pause(0.1)
+        assert field.value == "nan/"
