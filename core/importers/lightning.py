@@ -44,7 +44,12 @@ def experiment_id(folder: Path) -> str:
     return stable_id("lightning-experiment", str(folder))
 
 
-class _LenientLoader(yaml.SafeLoader):  # type: ignore[misc]
+# libyaml's parser when PyYAML has it: the pure-Python scanner takes seconds on a few KB of
+# unclosed "{" (its check for stale keys is quadratic in the nesting), a hang in a folder scan.
+_SafeLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _LenientLoader(_SafeLoader):  # type: ignore[misc,valid-type]
     """safe_load that shows Python-specific tags (``!!python/object``...) as text, not errors.
 
     Lightning dumps hparams with ``yaml.dump``, so an argparse Namespace or a custom class shows
@@ -52,7 +57,7 @@ class _LenientLoader(yaml.SafeLoader):  # type: ignore[misc]
     """
 
 
-def _tagged_as_text(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> str:
+def _tagged_as_text(loader: object, suffix: str, node: yaml.Node) -> str:
     if isinstance(node, yaml.ScalarNode):
         return str(node.value)
     return f"<{node.tag}>"
