@@ -421,3 +421,8 @@ def test_an_unclosed_deeply_nested_hparams_yaml_is_read_in_a_moment(tmp_path: Pa
     assert len(store.runs()) == 1
     # Python's own YAML scanner needs about 2 s here on an idle machine; libyaml a millisecond.
     assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_a_dangling_link_named_like_a_log_is_not_an_unreadable_source(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").symlink_to(tmp_path / "gone" / "x.csv")
+    assert ingest(tmp_path, open_memory_store()).problems == []
