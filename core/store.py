@@ -129,7 +129,9 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 # One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;
-# min/max ignore NaN so one diverged step does not hide the best value.
+# min/max ignore NaN so one diverged step does not hide the best value. A min or max reached at
+# several steps is shown at the first of them, whatever order the points were read in: the same
+# step _fold keeps when points are appended.
 _SUMMARY_SELECT = """
 SELECT run_id, key,
        arg_max(value, (step, coalesce(ts, 0))) AS last,
@@ -138,8 +140,8 @@ SELECT run_id, key,
        count(*) AS count,
        min(step) AS first_step,
        max(step) AS last_step,
-       arg_min(step, value) FILTER (WHERE NOT isnan(value)) AS min_step,
-       arg_max(step, value) FILTER (WHERE NOT isnan(value)) AS max_step,
+       arg_min(step, (value, step)) FILTER (WHERE NOT isnan(value)) AS min_step,
+       arg_max(step, (value, -step)) FILTER (WHERE NOT isnan(value)) AS max_step,
        max(ts) AS last_time
 FROM {table} {where}
 GROUP BY run_id, key
