@@ -122,10 +122,11 @@ def _unreadable(path: Path) -> str | None:
     """Why a regular file cannot be opened for reading, or None when it can (or is not regular).
 
     Opened with O_NONBLOCK and only after a stat says it is a regular file, so a FIFO or a
-    device under the folder is never opened here.
+    device under the folder is never opened here. Symbolic links are left to the walk's own
+    rule for links (a dangling one is not an unreadable source).
     """
     try:
-        st = path.stat()
+        st = path.lstat()
         if not stat.S_ISREG(st.st_mode):
             return None
         os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))

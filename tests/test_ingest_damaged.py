@@ -14,14 +14,16 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from mltop.core.discovery import discover, ingest
-from mltop.core.entities import ImportReport, SourceRef
+from mltop.core.entities import ImportReport, RunRecord, SourceRef
 from mltop.core.importers.base import Detection
-from mltop.core.store import Store, open_memory_store
+from mltop.core.store import POINTS_SCHEMA, Store, open_memory_store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TRACKIO_DB = FIXTURES / "trackio" / "trackio_dir" / "corpus-digits.db"
@@ -401,3 +403,54 @@ def test_a_tsv_row_with_a_step_that_is_no_number_is_counted(tmp_path: Path) -> N
         (str(tsv), "1 value without a usable step skipped")
     ]
     assert points_of(store) == points_of(whole) - 1
+
+
+# -- Lightning hparams.yaml -------------------------------------------------------------------
+
+
+def test_an_unclosed_deeply_nested_hparams_yaml_is_read_in_a_moment(tmp_path: Path) -> None:
+    version = tmp_path / "version_0"
+    shutil.copytree(FIXTURES / "lightning-csvlogger" / "lightning_logs" / "version_1", version)
+    (version / "hparams.yaml").write_text("lr: " + "{" * 20_000 + "\n")
+    store = open_memory_store()
+    (tmp_path / "empty").mkdir()
+    ingest(tmp_path / "empty", store)  # the importers' modules loaded before the clock starts
+    started = time.perf_counter()
+    report = ingest(tmp_path, store)
+    elapsed = time.perf_counter() - started
+    assert [Path(p.path).name for p in report.problems] == ["hparams.yaml"]
+    assert len(store.runs()) == 1
+    # Python's own YAML scanner needs about 2 s here on an idle machine; libyaml a millisecond.
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+
+
+def test_a_dangling_link_named_like_a_log_is_not_an_unreadable_source(tmp_path: Path) -> None:
+    (tmp_path / "x.csv").symlink_to(tmp_path / "gone" / "x.csv")
+    assert ingest(tmp_path, open_memory_store()).problems == []
+
+
+# -- a best value reached at several steps ----------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+def test_a_min_or_max_reached_at_several_steps_is_shown_at_the_first(order: str) -> None:
+    # The order points reach the store depends on how a file was parsed; the summary must not.
+    steps = list(range(6)) if order == "ascending" else list(range(5, -1, -1))
+    values = {0: 2.0, 1: 1.0, 2: 2.0, 3: 1.0, 4: 2.0, 5: 1.5}
+    store = open_memory_store()
+    store.put_runs(None, [RunRecord(id="r", source_kind="mltop", location="x", name="r")])
+    store.add_points(
+        pa.table(
+            {
+                "run_id": ["r"] * 6,
+                "key": ["k"] * 6,
+                "step": steps,
+                "ts": [None] * 6,
+                "value": [values[s] for s in steps],
+            },
+            schema=POINTS_SCHEMA,
+        )
+    )
+    store.refresh_summaries(["r"])
+    summary = store.summaries(["r"])["r"]["k"]
+    assert (summary.min, summary.min_step, summary.max, summary.max_step) == (1.0, 1, 2.0, 0)

@@ -2,29 +2,24 @@
 
 The fixtures are copied into one tree, a file or folder of each format is made mode 000, and the
 ingest runs as a user that mode 000 applies to. Tests run as root here, and root reads mode 000
-files, so the ingest runs in a forked child that switches to ``nobody`` (the interpreter itself
-lives under /root, which ``nobody`` cannot exec, so a fresh subprocess as ``nobody`` is not
-possible; a fork keeps the loaded interpreter). Run as another user, the ingest runs in-process.
+files, so the ingest runs in a fresh interpreter that first loads every module (the interpreter
+lives under /root, which ``nobody`` cannot read) and then switches itself to ``nobody``. Run as
+another user, that interpreter simply ingests.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import select
 import shutil
-import signal
+import subprocess
+import sys
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, write_run
-
-from mltop.core.discovery import ingest
-from mltop.core.store import open_memory_store
 
 NOBODY = 65534
 DEADLINE = 60.0
@@ -57,7 +52,13 @@ def tree() -> Iterator[Path]:
         shutil.rmtree(root)
 
 
-def _ingest_summary(root: Path) -> dict[str, object]:
+_SUMMARY = """
+import json, os, sys
+from pathlib import Path
+from mltop.core.discovery import ingest
+from mltop.core.store import open_memory_store
+
+def summary(root):
     store = open_memory_store()
     report = ingest(root, store)
     return {
@@ -65,47 +66,35 @@ def _ingest_summary(root: Path) -> dict[str, object]:
         "runs": sorted(f"{run.source_kind}:{run.name}" for run in store.runs()),
     }
 
+root = Path(sys.argv[1])
+if os.geteuid() == 0:
+    summary(root)  # every module loaded while the interpreter's own folder is still readable
+    try:
+        os.setgid(int(sys.argv[2]))
+        os.setuid(int(sys.argv[2]))
+    except OSError as exc:
+        print(json.dumps({"skip": f"cannot switch to an unprivileged user here: {exc}"}))
+        sys.exit(0)
+print(json.dumps(summary(root)))
+"""
+
 
 def ingest_unprivileged(root: Path) -> dict[str, object]:
-    """Ingest ``root`` as a user that mode 000 applies to; problems and runs as plain data."""
-    if os.geteuid() != 0:
-        return _ingest_summary(root)
-    _ingest_summary(root)  # load every module while /root is still readable
-    rd, wr = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child reports through the pipe
-        code = 0
-        try:
-            os.close(rd)
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-            out = _ingest_summary(root)
-        except BaseException as exc:
-            out, code = {"error": f"{type(exc).__name__}: {exc}"}, 1
-        os.write(wr, json.dumps(out).encode())
-        os._exit(code)
-    os.close(wr)
-    data = b""
-    deadline = time.monotonic() + DEADLINE
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([rd], [], [], max(left, 0))
-            if not ready:
-                pytest.fail(f"the unprivileged ingest took longer than {DEADLINE:.0f} s")
-            chunk = os.read(rd, 65536)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        os.close(rd)
-        if os.waitpid(pid, os.WNOHANG) == (0, 0):
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-    out = json.loads(data)
-    if out.get("error", "").startswith("PermissionError") and "setuid" in out["error"]:
-        pytest.skip(f"cannot switch to an unprivileged user here: {out['error']}")
-    assert "error" not in out, out["error"]
+    """Ingest ``root`` as a user that mode 000 applies to; problems and runs as plain data.
+
+    A fresh interpreter (started as this user) switches to ``nobody`` itself when this user is
+    root: forking this test process instead would copy its threads' locks mid-flight.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _SUMMARY, str(root), str(NOBODY)],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    if "skip" in out:
+        pytest.skip(out["skip"])
     return out
 
 
