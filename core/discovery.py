@@ -19,7 +19,7 @@ from typing import Concatenate, ParamSpec
 from mltop.core.entities import ImportReport, Problem, SourceRef
 from mltop.core.importers.base import Detection, Importer
 from mltop.core.importers.registry import importers as default_importers
-from mltop.core.regular_files import Confinement, confined_to, file_type
+from mltop.core.regular_files import Confinement, confined_to, walk_tree
 from mltop.core.store import STORE_DIR, Store
 
 SKIP_DIRS = frozenset(
@@ -57,49 +57,6 @@ Progress = Callable[[str, int, int], None]
 
 def _is_virtualenv(dirpath: str, filenames: list[str]) -> bool:
     return "pyvenv.cfg" in filenames
-
-
-Walk = Iterable[tuple[str, list[str], list[str], list[tuple[str, str]]]]
-
-
-def walk_tree(root: Path, onerror: Callable[[OSError], None] | None = None) -> Walk:
-    """``os.walk(root)`` top-down without following symlinks, as a loop over an explicit stack.
-
-    Python 3.11's ``os.walk`` recurses once per level and raises RecursionError on a tree about
-    1,000 folders deep; this walk's depth costs only stack entries. As with ``os.walk`` the
-    caller may prune or reorder ``dirnames`` in place, and a folder that cannot be listed is
-    handed to ``onerror`` (when given) and passed over.
-    Unlike ``os.walk``, ``filenames`` holds regular files only (symlinks followed); FIFOs,
-    devices and sockets come apart as ``(name, what it is)``, because opening one as a source
-    would block or never end. Dangling symlinks name nothing to read and are left out.
-    """
-    stack = [str(root)]
-    while stack:
-        top = stack.pop()
-        dirnames: list[str] = []
-        filenames: list[str] = []
-        others: list[tuple[str, str]] = []
-        linked: set[str] = set()  # folder symlinks: listed, never descended
-        try:
-            with os.scandir(top) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir():
-                            dirnames.append(entry.name)
-                            if entry.is_symlink():  # from the directory entry: no system call
-                                linked.add(entry.name)
-                        elif entry.is_file():
-                            filenames.append(entry.name)
-                        else:
-                            others.append((entry.name, file_type(entry.stat().st_mode)))
-                    except OSError:
-                        continue  # vanished, or a symlink to nothing
-        except OSError as exc:
-            if onerror is not None:
-                onerror(exc)
-            continue
-        yield top, dirnames, filenames, others
-        stack.extend(os.path.join(top, name) for name in reversed(dirnames) if name not in linked)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ without blocking and refuses anything that is not a regular file, and read small
 per kind of file. Within :func:`confined_to` (every import runs in it) a symlink whose target
 lies outside the imported folder is refused as well. All raise :class:`OSError` subclasses, so
 the readers' existing ``except OSError`` paths turn them into one-line problems naming the file.
+
+Folders are walked with :func:`walk_tree`, which lists regular files apart from FIFOs, devices
+and sockets and does not recurse in Python, so a tree deeper than the recursion limit is walked
+too. Discovery of runs and of pipeline files both use it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import errno
 import fcntl
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,3 +163,46 @@ def read_limited(path: Path | str, limit: int, what: str = "this kind of file") 
                 str(path),
             )
     return data
+
+
+Walk = Iterable[tuple[str, list[str], list[str], list[tuple[str, str]]]]
+
+
+def walk_tree(root: Path, onerror: Callable[[OSError], None] | None = None) -> Walk:
+    """``os.walk(root)`` top-down without following symlinks, as a loop over an explicit stack.
+
+    Python 3.11's ``os.walk`` recurses once per level and raises RecursionError on a tree about
+    1,000 folders deep; this walk's depth costs only stack entries. As with ``os.walk`` the
+    caller may prune or reorder ``dirnames`` in place, and a folder that cannot be listed is
+    handed to ``onerror`` (when given) and passed over.
+    Unlike ``os.walk``, ``filenames`` holds regular files only (symlinks followed); FIFOs,
+    devices and sockets come apart as ``(name, what it is)``, because opening one as a source
+    would block or never end. Dangling symlinks name nothing to read and are left out.
+    """
+    stack = [str(root)]
+    while stack:
+        top = stack.pop()
+        dirnames: list[str] = []
+        filenames: list[str] = []
+        others: list[tuple[str, str]] = []
+        linked: set[str] = set()  # folder symlinks: listed, never descended
+        try:
+            with os.scandir(top) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir():
+                            dirnames.append(entry.name)
+                            if entry.is_symlink():  # from the directory entry: no system call
+                                linked.add(entry.name)
+                        elif entry.is_file():
+                            filenames.append(entry.name)
+                        else:
+                            others.append((entry.name, file_type(entry.stat().st_mode)))
+                    except OSError:
+                        continue  # vanished, or a symlink to nothing
+        except OSError as exc:
+            if onerror is not None:
+                onerror(exc)
+            continue
+        yield top, dirnames, filenames, others
+        stack.extend(os.path.join(top, name) for name in reversed(dirnames) if name not in linked)

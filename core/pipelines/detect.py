@@ -8,7 +8,6 @@ the most specific markers first (Kubernetes ``apiVersion``/``kind``, then Kubefl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from mltop.core.pipelines import argo, azure, dvc, github, gitlab, jenkins, kubeflow, tekton
 from mltop.core.pipelines.model import GraphBuilder, Pipeline, one_line
 from mltop.core.pipelines.yamlload import PipelineFileError, load_documents
+from mltop.core.regular_files import open_regular, walk_tree
 
 PARSERS: dict[str, ModuleType] = {
     github.FORMAT: github,
@@ -167,7 +167,7 @@ def _failed(path: Path, fmt: str | None, message: str) -> Pipeline:
 def _sniff(path: Path) -> str | None:
     """Kubeflow/Argo/Tekton by cheap text markers in the head, before any YAML parsing."""
     try:
-        with path.open("rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(SNIFF_BYTES).decode("utf-8", "replace")
     except OSError:
         return None
@@ -192,7 +192,8 @@ def discover(root: Path, on_dir: Callable[[Path], None] | None = None) -> list[t
     root = Path(root)
     found: list[tuple[Path, str]] = []
     sniffed = 0
-    for dirpath, dirnames, filenames in os.walk(root):
+    # FIFOs and devices never reach the loop: opening one named like a workflow would block.
+    for dirpath, dirnames, filenames, _others in walk_tree(root):
         here = Path(dirpath)
         if on_dir is not None:
             on_dir(here)

@@ -7,7 +7,6 @@ exhaust memory.
 
 from __future__ import annotations
 
-import os
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 from mltop.core.pipelines.detect import SKIP_DIRS
 from mltop.core.pipelines.model import Phase, Pipeline, StageStatus, StatusState, one_line
+from mltop.core.regular_files import open_regular, read_limited, walk_tree
 
 MAX_JUNIT_BYTES = 64 * 1024 * 1024
 
@@ -74,7 +74,7 @@ def parse_junit(path: Path, max_bytes: int = MAX_JUNIT_BYTES) -> JUnitReport:
     if size > max_bytes:
         raise JUnitError(f"{path}: {size:,} bytes is too large for a JUnit report")
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, max_bytes, "a JUnit report")
     except OSError as exc:
         raise JUnitError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
@@ -133,7 +133,7 @@ def find_junit_reports(root: Path, max_depth: int = 6, limit: int = 200) -> list
     found: list[Path] = []
     root = Path(root)
     base_depth = len(root.parts)
-    for dirpath, dirnames, filenames in os.walk(root):
+    for dirpath, dirnames, filenames, _others in walk_tree(root):
         here = Path(dirpath)
         if len(here.parts) - base_depth >= max_depth:
             dirnames[:] = []
@@ -145,7 +145,7 @@ def find_junit_reports(root: Path, max_depth: int = 6, limit: int = 200) -> list
                 continue
             path = here / fname
             try:
-                with path.open("rb") as fh:
+                with open_regular(path) as fh:
                     head = fh.read(2048)
             except OSError:
                 continue

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from mltop.core.pipelines.junit import (
 )
 from mltop.core.pipelines.model import Pipeline, StageStatus, StatusState, one_line
 from mltop.core.pipelines.yamlload import PipelineFileError, load_documents
+from mltop.core.regular_files import open_regular, read_limited, walk_tree
 
 __all__ = [
     "GitHubClient",
@@ -49,6 +49,8 @@ __all__ = [
 CHUNK = 1024 * 1024
 MAX_DIR_FILES = 200_000
 """A directory output with more files than this is reported as unknown rather than hashed."""
+MAX_PARAMS_BYTES = 8 * 1024 * 1024
+"""A JSON params file larger than this is not read (its params count as unknown)."""
 
 
 # --- hashing like DVC --------------------------------------------------------------------------
@@ -68,7 +70,7 @@ def _looks_text(block: bytes) -> bool:
 def file_md5(path: Path, dos2unix: bool = False) -> str:
     """md5 of a file's bytes; with ``dos2unix``, of a text file's bytes with CRLF → LF."""
     digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as fh:
+    with open_regular(path) as fh:  # a FIFO among a stage's outputs must not block the hash
         if dos2unix and _looks_text(fh.read(512)):
             fh.seek(0)
             carry = b""
@@ -94,7 +96,7 @@ def dir_md5(path: Path, dos2unix: bool = False, max_files: int | None = None) ->
     """DVC's ``.dir`` hash of a directory (files only, sorted by posix relative path)."""
     max_files = MAX_DIR_FILES if max_files is None else max_files
     entries: list[dict[str, str]] = []
-    for dirpath, _dirnames, filenames in os.walk(path):
+    for dirpath, _dirnames, filenames, _others in walk_tree(path):
         for fname in filenames:
             full = Path(dirpath) / fname
             rel = full.relative_to(path).as_posix()
@@ -108,7 +110,7 @@ def dir_md5(path: Path, dos2unix: bool = False, max_files: int | None = None) ->
 
 def _dir_size(path: Path) -> tuple[int, int]:
     size = files = 0
-    for dirpath, _dirnames, filenames in os.walk(path):
+    for dirpath, _dirnames, filenames, _others in walk_tree(path):
         for fname in filenames:
             try:
                 size += (Path(dirpath) / fname).stat().st_size
@@ -276,7 +278,7 @@ def _param_changes(
                 data = None
         elif path.is_file() and path.suffix == ".json":
             try:
-                loaded = json.loads(path.read_text("utf-8"))
+                loaded = json.loads(read_limited(path, MAX_PARAMS_BYTES, "a params file"))
                 data = loaded if isinstance(loaded, dict) else {}
             except (OSError, ValueError):
                 data = None
