@@ -96,6 +96,8 @@ def test_the_watcher_does_not_follow_a_metrics_file_relinked_outside(tmp_path: P
     run = write_run(root / "runs", "watched", steps=2)
     store = open_memory_store()
     ingest(root, store)
+    (before,) = store.runs()
+    had = store.point_count(before.id)
     (run / "metrics.jsonl").unlink()
     (run / "metrics.jsonl").symlink_to(secret / "metrics.jsonl")
     update = Watcher([root], store, lambda u: None).apply({str(run / "metrics.jsonl")})
@@ -104,5 +106,5 @@ def test_the_watcher_does_not_follow_a_metrics_file_relinked_outside(tmp_path: P
     assert [problem.path for problem in update.report.problems] == [str(run / "metrics.jsonl")]
     assert "not followed" in update.report.problems[0].message
     (watched,) = store.runs()
-    # The file it had was replaced (its points went with it); none came from outside.
-    assert store.point_count(watched.id) == 0
+    # A file that cannot be read writes nothing: the run keeps what it had, none from outside.
+    assert store.point_count(watched.id) == had

@@ -4,6 +4,7 @@ screen is a whole word of some cell or carries ``…``; a cell narrower than its
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -114,7 +115,8 @@ async def test_compare_table_marks_cut_columns_and_home_brings_the_baseline_back
         await pilot.press("home")
         await pilot.pause()
         assert table.scroll_x == 0 and table.cursor_coordinate == (0, 1)
-        assert "(baseline)" in shown(table)[0]
+        # "(baseline)" whole, or "(base)" where the runs do not all fit and columns are compact.
+        assert re.search(r"\(base(line)?\)", shown(table)[0])
 
 
 async def test_runs_table_cells_never_cut_a_long_duration_or_an_unsampled_value(
