@@ -69,6 +69,8 @@ class Found:
     # Sources whose paths are not UTF-8: the store keeps paths as text, so they are left out and
     # reported rather than stopping the whole import.
     undecodable: list[Path] = field(default_factory=list)
+    #: Folders that could not be listed: what the store has under them is kept, not forgotten.
+    unlistable: list[Path] = field(default_factory=list)
 
 
 def _problem(path: Path | str, message: str) -> Problem:
@@ -147,11 +149,13 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     seen: set[tuple[str, str]] = set()
     not_regular: list[tuple[Path, str]] = []
     undecodable: list[Path] = []
+    unlistable: list[Path] = []
     root = root.resolve()
 
     def unlisted(exc: OSError) -> None:
         # A folder that cannot be listed may hold runs: say so instead of walking past it.
         where = exc.filename or root
+        unlistable.append(Path(where))
         problems.append(_problem(where, f"cannot list folder ({exc.strerror or exc})"))
 
     if root.is_file():
@@ -194,7 +198,7 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
                 why = _unreadable(path / name)
                 if why is not None:
                     problems.append(_problem(path / name, why))
-    return Found(refs, by_kind, not_regular, problems, undecodable)
+    return Found(refs, by_kind, not_regular, problems, undecodable, unlistable)
 
 
 def report_refused(report: ImportReport, confinement: Confinement) -> None:
@@ -324,6 +328,21 @@ def ingest(
         # A source that could not be read this time keeps the runs it had: an unreadable or
         # half-copied file is not a deleted one.
         keep = [str(ref.location) for ref in found.refs] + [p.path for p in found.problems]
+        keep += _stored_under(store, found.unlistable)
         scope = os.sep if store.anchor == root else str(root)
         report.removed_runs = store.forget_sources_under(scope, keep)
     return report
+
+
+def _stored_under(store: Store, folders: list[Path]) -> list[str]:
+    """The stored sources inside ``folders``: a folder that cannot be listed today (permissions,
+    a flaky mount) has not lost its runs, so they stay until it can be read again."""
+    if not folders:
+        return []
+    prefixes = tuple(str(folder).rstrip(os.sep) + os.sep for folder in folders)
+    exact = {str(folder) for folder in folders}
+    return [
+        location
+        for _kind, location in store.sources()
+        if location in exact or location.startswith(prefixes)
+    ]

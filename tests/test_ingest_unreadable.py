@@ -21,6 +21,9 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, write_run
 
+from mltop.core.discovery import ingest
+from mltop.core.store import open_store
+
 NOBODY = 65534
 DEADLINE = 60.0
 
@@ -56,10 +59,10 @@ _SUMMARY = """
 import json, os, sys
 from pathlib import Path
 from mltop.core.discovery import ingest
-from mltop.core.store import open_memory_store
+from mltop.core.store import open_memory_store, open_store
 
-def summary(root):
-    store = open_memory_store()
+def summary(root, store_path=None):
+    store = open_store(root, store_path) if store_path else open_memory_store()
     report = ingest(root, store)
     return {
         "problems": {str(Path(p.path).relative_to(root)): p.message for p in report.problems},
@@ -75,18 +78,18 @@ if os.geteuid() == 0:
     except OSError as exc:
         print(json.dumps({"skip": f"cannot switch to an unprivileged user here: {exc}"}))
         sys.exit(0)
-print(json.dumps(summary(root)))
+print(json.dumps(summary(root, Path(sys.argv[3]) if len(sys.argv) > 3 else None)))
 """
 
 
-def ingest_unprivileged(root: Path) -> dict[str, object]:
+def ingest_unprivileged(root: Path, store: Path | None = None) -> dict[str, object]:
     """Ingest ``root`` as a user that mode 000 applies to; problems and runs as plain data.
 
     A fresh interpreter (started as this user) switches to ``nobody`` itself when this user is
     root: forking this test process instead would copy its threads' locks mid-flight.
     """
     done = subprocess.run(
-        [sys.executable, "-c", _SUMMARY, str(root), str(NOBODY)],
+        [sys.executable, "-c", _SUMMARY, str(root), str(NOBODY), *([str(store)] if store else [])],
         capture_output=True,
         text=True,
         timeout=DEADLINE,
@@ -132,3 +135,21 @@ def test_unreadable_source_files_are_problem_lines_and_the_rest_is_imported(tree
     # version_1 untouched; version_0 keeps its hparams.yaml while its metrics are the problem.
     assert sum(r.startswith("lightning:") for r in runs) == 2
     assert not any(r.startswith(("mlflow-sqlite:", "trackio:", "mltop:b")) for r in runs)
+
+
+def test_a_folder_that_cannot_be_listed_keeps_the_runs_the_store_has_of_it(tree: Path) -> None:
+    # Permissions taken away for a while (or a flaky mount) are not a deleted run folder.
+    state = Path(tempfile.mkdtemp(prefix="mltop-unreadable-store-"))
+    try:
+        state.chmod(0o777)  # the unprivileged ingest writes the store and its scratch here
+        store_path = state / "store.duckdb"
+        store = open_store(tree, store_path)
+        ingest(tree, store)
+        store.close()
+        store_path.chmod(0o666)
+        (tree / "runs").chmod(0)  # the folder holding the run folders, not a run folder itself
+        out = ingest_unprivileged(tree, store_path)
+        assert out["problems"] == {"runs": "cannot list folder (Permission denied)"}
+        assert {"mltop:a", "mltop:b", "mltop:c"} <= set(out["runs"])  # type: ignore[arg-type]
+    finally:
+        shutil.rmtree(state)
