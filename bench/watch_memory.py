@@ -84,6 +84,7 @@ def main() -> int:
         help=f"block size of the new store (mltop: {store_connection.BLOCK_SIZE}; DuckDB: 262144)",
     )
     args = parser.parse_args()
+    # Set on the module the connection reads it from, not on the package's re-export.
     store_connection.BLOCK_SIZE = args.block_size
     libc, jemalloc = _libc(), _duckdb_library()
     with tempfile.TemporaryDirectory(prefix="mltop-watch-memory-") as tmp:

@@ -1,7 +1,8 @@
 """The queries the runs table reads: filters (:class:`RunQuery`), sort orders, the runs table.
 
-The filter language (core/query.py) compiles to a :class:`RunQuery`; the runs screen and
-``mltop runs`` read rows, counts and column statistics through :class:`RunsTableQueries`.
+The filter language (core/query.py) compiles to a :class:`RunQuery` and ``--sort`` to
+:func:`order_clause`; the runs screen and ``mltop runs`` read their table and its column
+statistics through :class:`RunsTableQueries`.
 """
 
 from __future__ import annotations
