@@ -31,8 +31,8 @@ from pathlib import Path
 import duckdb
 from follow import rss_mb
 
-from mltop.core import store as store_module
 from mltop.core.discovery import ingest
+from mltop.core.store import connection as store_connection
 from mltop.core.store import open_store
 from mltop.core.tracking import METRICS_FILE, start_run
 from mltop.core.watch import Watcher
@@ -80,11 +80,12 @@ def main() -> int:
     parser.add_argument(
         "--block-size",
         type=int,
-        default=store_module.BLOCK_SIZE,
-        help=f"block size of the new store (mltop: {store_module.BLOCK_SIZE}; DuckDB: 262144)",
+        default=store_connection.BLOCK_SIZE,
+        help=f"block size of the new store (mltop: {store_connection.BLOCK_SIZE}; DuckDB: 262144)",
     )
     args = parser.parse_args()
-    store_module.BLOCK_SIZE = args.block_size
+    # Set on the module the connection reads it from, not on the package's re-export.
+    store_connection.BLOCK_SIZE = args.block_size
     libc, jemalloc = _libc(), _duckdb_library()
     with tempfile.TemporaryDirectory(prefix="mltop-watch-memory-") as tmp:
         root = Path(tmp) / "project"

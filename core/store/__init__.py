@@ -1,0 +1,80 @@
+"""The DuckDB metadata store: the one package that holds SQL against the store file.
+
+Everything in the store is derived from the sources (tracker files, logs, servers), so it can be
+deleted and rebuilt at any time. Writes are batch-first (Arrow tables, never ``executemany``,
+which manages ~400 rows/s) and happen inside :meth:`Store.transaction`, so a unit of import (one
+or more whole runs) is either fully in the store or not at all, even after SIGKILL.
+
+What it holds, one module per concern:
+
+* :mod:`.schema` - migrations, table constants, :class:`StoreError`;
+* :mod:`.connection` - the connection, transactions, migrating and re-anchoring a store file;
+* :mod:`.runs` - runs, experiments, params and tags;
+* :mod:`.points` - metric points and summaries, including live folding;
+* :mod:`.files` - files and sources (incremental scanning);
+* :mod:`.logs` - the log files of runs;
+* :mod:`.queries` - the filters, orders and runs-table reads of the runs browser;
+* :mod:`.opening` - the composed :class:`Store` and :func:`open_store`.
+
+:class:`Store` stays one class composed from one mixin per family, rather than delegating to
+per-family objects: every caller keeps ``store.put_runs(...)``, ``store.history(...)`` and one
+transaction across families, so no importer, screen or command changes beyond its import line.
+Import it from this package (``from mltop.core.store import Store``), never from its modules.
+
+May import: duckdb, pyarrow, :mod:`mltop.core.entities`, :mod:`mltop.core.scratch`. Never
+Textual nor :mod:`mltop.tui`, nor any other part of core (they ask the store, not the reverse).
+"""
+
+from mltop.core.store.connection import BLOCK_SIZE
+from mltop.core.store.opening import (
+    Store,
+    open_memory_store,
+    open_store,
+    scratch_base,
+)
+from mltop.core.store.queries import (
+    RUNS_TABLE_AGGREGATES,
+    RUNS_TABLE_ATTRIBUTES,
+    RunQuery,
+    order_clause,
+)
+from mltop.core.store.runs import mapping_rows
+from mltop.core.store.schema import (
+    DERIVED_TABLES,
+    MIGRATIONS,
+    PATH_COLUMNS,
+    POINTS_SCHEMA,
+    SCHEMA_VERSION,
+    SMALL_ID_SET,
+    STORE_DIR,
+    STORE_ENV,
+    STORE_FILE,
+    UPDATED_RESOLUTION,
+    StoreError,
+    default_store_path,
+)
+
+__all__ = [
+    "BLOCK_SIZE",
+    "DERIVED_TABLES",
+    "MIGRATIONS",
+    "PATH_COLUMNS",
+    "POINTS_SCHEMA",
+    "RUNS_TABLE_AGGREGATES",
+    "RUNS_TABLE_ATTRIBUTES",
+    "SCHEMA_VERSION",
+    "SMALL_ID_SET",
+    "STORE_DIR",
+    "STORE_ENV",
+    "STORE_FILE",
+    "UPDATED_RESOLUTION",
+    "RunQuery",
+    "Store",
+    "StoreError",
+    "default_store_path",
+    "mapping_rows",
+    "open_memory_store",
+    "open_store",
+    "order_clause",
+    "scratch_base",
+]

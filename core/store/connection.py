@@ -1,0 +1,278 @@
+"""The store's connection: opening the DuckDB file, migrations, transactions, id matching.
+
+:class:`StoreConnection` is the base every family of tables extends: it owns the DuckDB
+connection, the lock that serialises its use across threads, and the transaction that makes a
+unit of import all-or-nothing (also across SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Self
+
+import duckdb
+import pyarrow as pa
+
+from mltop.core.store.schema import (
+    DERIVED_TABLES,
+    MIGRATIONS,
+    PATH_COLUMNS,
+    SCHEMA_VERSION,
+    SMALL_ID_SET,
+    SUMMARY_SELECT,
+    StoreError,
+)
+
+#: Block size of a store file mltop creates (one it opens keeps the size it was made with).
+#: DuckDB gives every table at least one block of its own, kept in memory once written: a store
+#: is one big table (metric points) and nine small ones, which with DuckDB's 256 KB blocks held
+#: 2.4 MB of mostly empty blocks after its first checkpoint. 64 KB blocks keep compression on
+#: the points table (16 KB ones lose bit-packing) and ~2 MB less resident while following
+#: (bench/watch_memory.py --block-size).
+BLOCK_SIZE = 64 * 1024
+
+# DuckDB 2 refuses further work on a connection while a result is half-read (fetchone leaves it
+# so), which would also block the appender: every read here drains its result with fetchall.
+
+
+class StoreConnection:
+    """The DuckDB connection of a store and what every family of tables shares."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        note: str | None = None,
+        temp_dir: Path | None = None,
+        anchor: Path | None = None,
+    ):
+        self.path = path
+        self.note = note
+        self.anchor = anchor
+        """The folder this store indexes (the one holding its ``.mltop/``), or None for a store
+        kept elsewhere (``--store``, in memory), which indexes whatever it is given."""
+        self._temp_dir = temp_dir
+        self._lock = threading.RLock()
+        # Stored points deleted in the open transaction, by run: the keys, or None for all of
+        # them (the attribute is None outside a transaction). See update_summaries.
+        self._cut_histories: dict[str, set[str] | None] | None = None
+        self._con = duckdb.connect(
+            str(path) if path is not None else ":memory:",
+            config={"default_block_size": str(BLOCK_SIZE)},
+        )
+        self._purge_freed_memory_in_background()
+        try:
+            self._migrate()
+            self._settle_anchor()
+        except duckdb.Error as exc:
+            self._con.close()
+            raise StoreError(f"{path}: not a usable mltop store ({exc})") from exc
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def _purge_freed_memory_in_background(self) -> None:
+        """Let DuckDB's allocator return freed pages to the system on its own threads.
+
+        DuckDB's Linux build allocates through its own jemalloc, which purges a thread's freed
+        pages only when that thread allocates again. A big import and the checkpoint after it
+        (millions of points) free ~200 MB on worker threads that then sit idle: without this the
+        process kept them resident for good (bench/store_memory.py). The setting is process-wide.
+        """
+        with contextlib.suppress(duckdb.Error):
+            self._con.execute("SET allocator_background_threads = true")
+
+    @property
+    def is_temporary(self) -> bool:
+        return self._temp_dir is not None or self.path is None
+
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._con.close()
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+            self._temp_dir = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for another thread (one cursor per thread is DuckDB's safe pattern)."""
+        return self._con.cursor()
+
+    def schema_version(self) -> int:
+        rows = self._con.execute("SELECT max(version) FROM schema_version").fetchall()
+        row = rows[0] if rows else None
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _migrate(self) -> None:
+        con = self._con
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied DOUBLE)")
+        current = self.schema_version()
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: store schema {current} is newer than this mltop ({SCHEMA_VERSION});"
+                " upgrade mltop or delete the store (it is rebuilt from the sources)"
+            )
+        for number, statements in MIGRATIONS:
+            if number <= current:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for statement in statements:
+                    con.execute(
+                        statement.format(
+                            summary_select=SUMMARY_SELECT.format(table="metrics", where="")
+                        )
+                    )
+                con.execute("INSERT INTO schema_version VALUES (?, ?)", [number, time.time()])
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def _settle_anchor(self) -> None:
+        """Make a store that was copied or moved with its folder an index of where it is now.
+
+        ``cp -r proj A`` copies ``proj/.mltop/`` too, and ``mv A B`` moves it: the store then
+        holds paths under a folder it no longer belongs to. Every path column is rebased from the
+        recorded folder onto the current one in one transaction, so files whose size, mtime and
+        inode did not change (a move) are not read again, and a copy's files (new inodes) are
+        re-read into the same run ids. Run ids hash paths relative to this folder (see
+        :meth:`id_path`), so a run keeps its id, and its marks and diffs, wherever the folder goes.
+
+        A store made before the folder was recorded hashed absolute paths into its ids, which
+        cannot be recomputed in SQL (each importer hashes its own parts): its derived rows are
+        dropped once and rebuilt from the sources by the next scan.
+        """
+        if self.anchor is None:
+            return
+        con = self._con
+        rows = con.execute("SELECT value FROM store_meta WHERE key = 'anchor'").fetchall()
+        recorded = rows[0][0] if rows else None
+        here = str(self.anchor)
+        if recorded == here:
+            return
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if recorded is None:
+                for table in DERIVED_TABLES:
+                    con.execute(f"DELETE FROM {table}")
+            else:
+                old_prefix = recorded.rstrip(os.sep) + os.sep
+                new_prefix = here.rstrip(os.sep) + os.sep
+                for table, column in PATH_COLUMNS:
+                    con.execute(
+                        f"UPDATE {table} SET {column} = CASE WHEN {column} = ? THEN ? "
+                        f"ELSE ? || {column}[length(?) + 1:] END "
+                        f"WHERE {column} = ? OR starts_with({column}, ?)",
+                        [recorded, here, new_prefix, old_prefix, recorded, old_prefix],
+                    )
+            con.execute("DELETE FROM store_meta WHERE key = 'anchor'")
+            con.execute("INSERT INTO store_meta VALUES ('anchor', ?)", [here])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def id_path(self, path: Path | str) -> str:
+        """The text a run or experiment id hashes for a source path.
+
+        Under the store's folder it is the path relative to that folder (``.`` for the folder
+        itself), so the ids of a project's runs survive copying and moving the project; other
+        paths (and URLs) stay as they are.
+        """
+        text = str(path)
+        if self.anchor is None or not os.path.isabs(text):
+            return text
+        here = str(self.anchor)
+        if text == here:
+            return "."
+        prefix = here.rstrip(os.sep) + os.sep
+        if text.startswith(prefix):
+            return Path(text[len(prefix) :]).as_posix()
+        return text
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file.
+
+        DuckDB does this itself once the log reaches 16 MB; a long live session writing small
+        batches calls it sooner, so the rows the log holds in memory do not pile up for hours.
+        """
+        with self._lock, contextlib.suppress(duckdb.Error):
+            self._con.execute("CHECKPOINT")
+
+    def memory_usage(self) -> str:
+        """DuckDB's own account of the memory its buffers hold, as it prints it ("3.2 MiB")."""
+        with self._lock:
+            rows = self._con.execute("SELECT memory_usage FROM pragma_database_size()").fetchall()
+        return str(rows[0][0]) if rows else "?"
+
+    def memory_by_tag(self) -> str:
+        """Where DuckDB's buffers are, by its own tags ("BASE_TABLE 2.3 MB, ...")."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT tag, memory_usage_bytes FROM duckdb_memory() "
+                "WHERE memory_usage_bytes > 0 ORDER BY tag"
+            ).fetchall()
+        return ", ".join(f"{tag} {size / 1e6:.1f} MB" for tag, size in rows) or "none"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (also across SIGKILL)."""
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION")
+            self._cut_histories = {}
+            try:
+                yield
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute("ROLLBACK")
+                raise
+            else:
+                self._con.execute("COMMIT")
+            finally:
+                self._cut_histories = None
+
+    def _with_ids(self, name: str, ids: Iterable[str]) -> None:
+        table = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
+        self._con.register(name, table)
+
+    @contextlib.contextmanager
+    def _matching(self, column: str, ids: Iterable[str], name: str) -> Iterator[tuple[str, list]]:
+        """A WHERE predicate "``column`` is one of ``ids``" and its parameters.
+
+        Up to :data:`SMALL_ID_SET` ids are one list parameter (``list_contains``, a plain
+        filter); more are registered as an Arrow table and semi-joined. The live watcher writes
+        a handful of runs every half second, and DuckDB keeps about half a kilobyte of native
+        memory per hash-join query (up to ~25 MB), so joins there showed up as steady growth.
+        """
+        wanted = [i for i in dict.fromkeys(ids) if i is not None]
+        if len(wanted) <= SMALL_ID_SET:
+            yield f"list_contains(?::VARCHAR[], {column})", [wanted]
+            return
+        self._with_ids(name, wanted)
+        try:
+            yield f"{column} IN (SELECT id FROM {name})", []
+        finally:
+            self._con.unregister(name)
+
+    def table_counts(self) -> dict[str, int]:
+        """Row counts of every table: for tests and `mltop ingest --verbose`."""
+        out = {}
+        with self._lock:
+            for table in (
+                "sources", "files", "experiments", "runs", "params", "tags", "metrics",
+                "metric_summary", "logs",
+            ):  # fmt: skip
+                row = self._con.execute(f"SELECT count(*) FROM {table}").fetchall()
+                out[table] = int(row[0][0]) if row else 0
+        return out

@@ -1,0 +1,157 @@
+"""Files and sources: what incremental scanning remembers of each file and source it read."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+
+from mltop.core.entities import (
+    FileState,
+)
+from mltop.core.store.connection import StoreConnection
+
+
+class FileTables(StoreConnection):
+    """The ``files`` and ``sources`` tables."""
+
+    # -- files (incremental scanning) -------------------------------------------------------------
+
+    def file_states(
+        self, source: str | None = None, *, sources: Iterable[str] | None = None
+    ) -> dict[str, FileState]:
+        """Remembered state of every source file, or of one ``source``'s or some ``sources``'
+        files, by path. (A live batch touches a few sources of a store that may know
+        thousands: asking for those only keeps each batch small.)"""
+        sql = 'SELECT path, size, mtime, inode, "offset", head, run_id FROM files'
+        wanted = [source] if source is not None else sources
+        with self._lock:
+            if wanted is None:
+                rows = self._con.execute(sql).fetchall()
+            else:
+                with self._matching("source", wanted, "_fs_src") as (where, args):
+                    rows = self._con.execute(f"{sql} WHERE {where}", args).fetchall()
+        return {
+            row[0]: FileState(row[0], row[1], row[2], row[3], row[4], row[5] or "", row[6])
+            for row in rows
+        }
+
+    def put_files(self, source: str | None, states: Sequence[FileState]) -> None:
+        """Record file states; each state's own ``source`` wins over the ``source`` argument."""
+        if not states:
+            return
+        table = pa.table(
+            {
+                "path": [s.path for s in states],
+                "source": pa.array([s.source or source for s in states], pa.string()),
+                "size": pa.array([s.size for s in states], pa.int64()),
+                "mtime": pa.array([s.mtime for s in states], pa.float64()),
+                "inode": pa.array([s.inode for s in states], pa.int64()),
+                "offset": pa.array([s.offset for s in states], pa.int64()),
+                "head": [s.head for s in states],
+                "run_id": pa.array([s.run_id for s in states], pa.string()),
+            }
+        )
+        paths = [st.path for st in states]
+        with self._lock, self._matching("path", paths, "_put_paths") as (where, args):
+            self._con.register("_new_files", table)
+            try:
+                self._con.execute(f"DELETE FROM files WHERE {where}", args)
+                self._con.execute(
+                    'INSERT INTO files (path, source, size, mtime, inode, "offset", head, run_id) '
+                    'SELECT path, source, size, mtime, inode, "offset", head, run_id '
+                    "FROM _new_files"
+                )
+            finally:
+                self._con.unregister("_new_files")
+
+    def delete_files(self, paths: Iterable[str]) -> None:
+        paths = list(paths)
+        if not paths:
+            return
+        with self._lock, self._matching("path", paths, "_gone_files") as (where, args):
+            self._con.execute(f"DELETE FROM files WHERE {where}", args)
+
+    # -- sources ----------------------------------------------------------------------------------
+
+    def touch_sources(self, sources: Iterable[tuple[str, str]]) -> None:
+        """Record (kind, location) of discovered sources with the time of this scan."""
+        rows = list(dict.fromkeys(sources))
+        if not rows:
+            return
+        now = time.time()
+        table = pa.table(
+            {
+                "kind": [k for k, _ in rows],
+                "location": [loc for _, loc in rows],
+                "last_scan": [now] * len(rows),
+            }
+        )
+        with self._lock:
+            self._con.register("_seen", table)
+            try:
+                self._con.execute(
+                    "UPDATE sources SET last_scan = s.last_scan FROM _seen s "
+                    "WHERE sources.kind = s.kind AND sources.location = s.location"
+                )
+                self._con.execute(
+                    "INSERT INTO sources (kind, location, last_scan) "
+                    "SELECT kind, location, last_scan FROM _seen s WHERE NOT EXISTS "
+                    "(SELECT 1 FROM sources x WHERE x.kind = s.kind AND x.location = s.location)"
+                )
+            finally:
+                self._con.unregister("_seen")
+
+    def sources(self) -> list[tuple[str, str]]:
+        """Every recorded source as (kind, location): the watcher maps changed paths to them."""
+        with self._lock:
+            rows = self._con.execute("SELECT kind, location FROM sources").fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def source_kinds(self) -> list[str]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT DISTINCT source_kind FROM runs ORDER BY source_kind"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def forget_sources_under(self, root: str, keep: Iterable[str]) -> int:
+        """Drop runs, files and sources under ``root`` whose source was not seen in this scan.
+
+        The store mirrors the folder: a run folder deleted on disk disappears from the table.
+        Returns the number of runs removed.
+        """
+        prefix = root.rstrip(os.sep) + os.sep
+        with self._lock:
+            self._with_ids("_keep", keep)
+            try:
+                gone = [
+                    r[0]
+                    for r in self._con.execute(
+                        "SELECT id FROM runs WHERE (source = ? OR starts_with(source, ?)) "
+                        "AND source NOT IN (SELECT id FROM _keep)",
+                        [root, prefix],
+                    ).fetchall()
+                ]
+                self._con.execute(
+                    "DELETE FROM files WHERE (source = ? OR starts_with(source, ?)) "
+                    "AND source NOT IN (SELECT id FROM _keep)",
+                    [root, prefix],
+                )
+                self._con.execute(
+                    "DELETE FROM sources WHERE (location = ? OR starts_with(location, ?)) "
+                    "AND location NOT IN (SELECT id FROM _keep)",
+                    [root, prefix],
+                )
+                self._con.execute(
+                    "DELETE FROM experiments WHERE (source = ? OR starts_with(source, ?)) "
+                    "AND source NOT IN (SELECT id FROM _keep)",
+                    [root, prefix],
+                )
+            finally:
+                self._con.unregister("_keep")
+            if gone:
+                self.delete_runs(gone)
+        return len(gone)

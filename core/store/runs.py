@@ -1,0 +1,417 @@
+"""Runs and experiments: writes of runs, experiments, params and tags, and the reads of them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from mltop.core.entities import (
+    Experiment,
+    Run,
+    RunRecord,
+)
+from mltop.core.store.connection import StoreConnection
+from mltop.core.store.queries import RunQuery, order_clause
+from mltop.core.store.schema import (
+    RUN_COLUMNS,
+    RUN_FROM,
+    SMALL_ID_SET,
+    UPDATED_RESOLUTION,
+)
+
+_Row = TypeVar("_Row")
+
+
+def _first_per(rows: Iterable[_Row], key: Callable[[_Row], Hashable]) -> list[_Row]:
+    """The first row of each key, in order. Done here rather than with SQL ``DISTINCT ON``:
+    DuckDB 2.0 keeps native memory after every grouping of a registered Arrow table (see
+    :func:`.points._batch_summaries`), and these writes run on every live import batch."""
+    first: dict[Hashable, _Row] = {}
+    for row in rows:
+        first.setdefault(key(row), row)
+    return list(first.values())
+
+
+def _as_float(value: object) -> float | None:
+    """The numeric reading of a param, so `params.lr < 0.01` compares numbers, not strings."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _param_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "None"
+    return str(value)
+
+
+def mapping_rows(run_id: str, mapping: Mapping[str, object]) -> list[tuple[str, str, object]]:
+    """(run_id, key, value) triples for :meth:`Store.put_runs` from a params or tags dict."""
+    return [(run_id, str(k), v) for k, v in mapping.items()]
+
+
+class RunTables(StoreConnection):
+    """The ``runs``, ``experiments``, ``params`` and ``tags`` tables."""
+
+    # -- writes: experiments, runs, params, tags ---------------------------------------------------
+
+    def put_experiments(self, experiments: Sequence[tuple[str, str, str, str | None, str]]) -> None:
+        """Replace experiments given as (id, source_kind, source, native_id, name)."""
+        if not experiments:
+            return
+        experiments = _first_per(experiments, lambda e: e[0])
+        cols = list(zip(*experiments, strict=True))
+        table = pa.table(
+            {
+                "id": pa.array(cols[0], pa.string()),
+                "source_kind": pa.array(cols[1], pa.string()),
+                "source": pa.array(cols[2], pa.string()),
+                "native_id": pa.array(cols[3], pa.string()),
+                "name": pa.array(cols[4], pa.string()),
+            }
+        )
+        with self._lock, self._matching("id", cols[0], "_exp_ids") as (where, args):
+            self._con.register("_new_exps", table)
+            try:
+                self._con.execute(f"DELETE FROM experiments WHERE {where}", args)
+                self._con.execute(
+                    "INSERT INTO experiments SELECT id, source_kind, source, native_id, name "
+                    "FROM _new_exps"
+                )
+            finally:
+                self._con.unregister("_new_exps")
+
+    def put_runs(
+        self,
+        source: str | None,
+        runs: Sequence[RunRecord],
+        params: Iterable[tuple[str, str, object]] = (),
+        tags: Iterable[tuple[str, str, object]] = (),
+    ) -> None:
+        """Replace these runs with their params and tags (idempotent: same ids, same rows).
+
+        ``params`` and ``tags`` are (run_id, key, value) triples; params keep their text and, when
+        it parses, their number. ``source`` is the discovered source of all these runs; when None,
+        each run's own ``source`` (or else its location) is used.
+        """
+        if not runs:
+            return
+        runs = _first_per(runs, lambda r: r.id)
+        fields = [
+            "id", "source_kind", "location", "native_id", "experiment_id", "name", "status",
+            "lifecycle", "start_time", "end_time", "parent_id", "git_commit", "host",
+            "artifact_uri", "error", "updated",
+        ]  # fmt: skip
+        data: dict[str, list[Any]] = {f: [] for f in fields}
+        for run in runs:
+            for f in fields:
+                value = getattr(run, f)
+                data[f].append(str(value) if f == "status" else value)
+        floats = {"start_time", "end_time", "updated"}
+        table = pa.table(
+            {f: pa.array(v, pa.float64() if f in floats else pa.string()) for f, v in data.items()}
+            | {"source": pa.array([source or r.source or r.location for r in runs], pa.string())}
+        )
+        param_rows = _first_per(params, lambda p: (p[0], p[1]))
+        param_table = pa.table(
+            {
+                "run_id": pa.array([p[0] for p in param_rows], pa.string()),
+                "key": pa.array([p[1] for p in param_rows], pa.string()),
+                "value": pa.array([_param_text(p[2]) for p in param_rows], pa.string()),
+                "num": pa.array([_as_float(p[2]) for p in param_rows], pa.float64()),
+            }
+        )
+        tag_rows = _first_per(tags, lambda t: (t[0], t[1]))
+        tag_table = pa.table(
+            {
+                "run_id": pa.array([t[0] for t in tag_rows], pa.string()),
+                "key": pa.array([t[1] for t in tag_rows], pa.string()),
+                "value": pa.array([_param_text(t[2]) for t in tag_rows], pa.string()),
+            }
+        )
+        cols = ", ".join(["source", *fields])
+        ids = [r.id for r in runs]
+        with (
+            self._lock,
+            self._matching("run_id", ids, "_run_ids") as (by_run, args),
+            self._matching("id", ids, "_run_ids2") as (by_id, id_args),
+        ):
+            con = self._con
+            con.register("_new_runs", table)
+            con.register("_new_params", param_table)
+            con.register("_new_tags", tag_table)
+            try:
+                for name in ("params", "tags"):
+                    con.execute(f"DELETE FROM {name} WHERE {by_run}", args)
+                con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
+                con.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM _new_runs")
+                con.execute("INSERT INTO params SELECT run_id, key, value, num FROM _new_params")
+                con.execute("INSERT INTO tags SELECT run_id, key, value FROM _new_tags")
+            finally:
+                for name in ("_new_runs", "_new_params", "_new_tags"):
+                    con.unregister(name)
+
+    def set_run_status(
+        self, run_id: str, status: str, end_time: float | None, updated: float | None
+    ) -> None:
+        with self._lock:
+            self._con.execute(
+                "UPDATE runs SET status = ?, end_time = ?, updated = ? WHERE id = ?",
+                [status, end_time, updated, run_id],
+            )
+
+    def delete_runs(self, run_ids: Iterable[str]) -> None:
+        ids = list(run_ids)
+        with (
+            self._lock,
+            self._matching("run_id", ids, "_gone_runs") as (by_run, args),
+            self._matching("id", ids, "_gone_ids") as (by_id, id_args),
+        ):
+            self._note_cut(ids, None)
+            for table in ("params", "tags", "metrics", "metric_summary", "logs", "files"):
+                self._con.execute(f"DELETE FROM {table} WHERE {by_run}", args)
+            self._con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
+
+    def touch_runs(
+        self, mtimes: Mapping[str, float], *, older_than: float = UPDATED_RESOLUTION
+    ) -> list[str]:
+        """Raise ``updated`` of these runs to the given times, when it is more than
+        ``older_than`` seconds behind (never lower it).
+
+        The cheap write for a run whose metrics grew while its metadata stayed as it was: one
+        UPDATE per :data:`SMALL_ID_SET` runs instead of rewriting the runs. A job logging every
+        second would otherwise update its row every batch, and each DuckDB UPDATE keeps version
+        memory; staleness is judged in minutes, so seconds of lag cost nothing. Returns ids
+        touched.
+        """
+        items = [(run_id, float(t)) for run_id, t in mtimes.items() if t is not None]
+        touched: list[str] = []
+        with self._lock:
+            for start in range(0, len(items), SMALL_ID_SET):
+                chunk = items[start : start + SMALL_ID_SET]
+                ids = [c[0] for c in chunk]
+                times = [c[1] for c in chunk]
+                new_time = "list_extract(?::DOUBLE[], list_position(?::VARCHAR[], id))"
+                rows = self._con.execute(
+                    f"UPDATE runs SET updated = {new_time} "
+                    f"WHERE list_contains(?::VARCHAR[], id) "
+                    f"AND coalesce(updated, 0) < {new_time} - ? RETURNING id",
+                    [times, ids, ids, times, ids, older_than],
+                ).fetchall()
+                touched.extend(r[0] for r in rows)
+        return touched
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def _runs_from(self, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
+        return [Run(*row) for row in rows]
+
+    def runs(
+        self,
+        query: RunQuery | None = None,
+        *,
+        order: str = "start",
+        descending: bool = True,
+        limit: int | None = None,
+    ) -> list[Run]:
+        """Runs matching a filter, newest first by default.
+
+        ``order`` is an attribute (name, start, end, status, experiment, source, duration) or
+        ``metrics.KEY`` (last value), ``metrics.KEY.min``/``.max``, or ``params.KEY`` (numbers
+        before text).
+        """
+        query = query or RunQuery()
+        order_exprs, order_args = order_clause(order)
+        direction = "DESC" if descending else "ASC"
+        order_sql = ", ".join(f"{expr} {direction} NULLS LAST" for expr in order_exprs)
+        sql = (
+            f"SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE {query.where} "
+            f"ORDER BY {order_sql}, r.name, r.id"
+        )
+        args = [*query.params, *order_args]
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(int(limit))
+        with self._lock:
+            rows = self._con.execute(sql, args).fetchall()
+        return self._runs_from(rows)
+
+    def run(self, run_id: str) -> Run | None:
+        with self._lock:
+            row = self._con.execute(
+                f"SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.id = ?", [run_id]
+            ).fetchall()
+        return Run(*row[0]) if row else None
+
+    def find_runs(self, ref: str) -> list[Run]:
+        """Runs whose name is ``ref`` exactly, else whose id starts with ``ref``."""
+        with self._lock:
+            rows = self._con.execute(
+                f"SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.name = ? ORDER BY r.start_time",
+                [ref],
+            ).fetchall()
+            if not rows:
+                rows = self._con.execute(
+                    f"SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE starts_with(r.id, ?) "
+                    "OR r.native_id = ? ORDER BY r.start_time",
+                    [ref.lower(), ref],
+                ).fetchall()
+        return self._runs_from(rows)
+
+    def children(self, run_id: str) -> list[Run]:
+        with self._lock:
+            rows = self._con.execute(
+                f"SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE r.parent_id = ? ORDER BY r.name",
+                [run_id],
+            ).fetchall()
+        return self._runs_from(rows)
+
+    def run_ids_of_source(self, source: str) -> set[str]:
+        """Ids of the runs a source produced, to find the ones that vanished from it."""
+        with self._lock:
+            rows = self._con.execute("SELECT id FROM runs WHERE source = ?", [source]).fetchall()
+        return {r[0] for r in rows}
+
+    def count_runs(self, query: RunQuery | None = None) -> int:
+        query = query or RunQuery()
+        with self._lock:
+            row = self._con.execute(
+                f"SELECT count(*) FROM {RUN_FROM} WHERE {query.where}", list(query.params)
+            ).fetchall()
+        return int(row[0][0]) if row else 0
+
+    def params(self, run_id: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT key, value FROM params WHERE run_id = ? ORDER BY key", [run_id]
+            ).fetchall()
+        return dict(rows)
+
+    def tags(self, run_id: str) -> dict[str, str]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT key, value FROM tags WHERE run_id = ? ORDER BY key", [run_id]
+            ).fetchall()
+        return dict(rows)
+
+    def params_for(self, run_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """Params of several runs at once: {run_id: {key: value}}."""
+        out: dict[str, dict[str, str]] = {r: {} for r in run_ids}
+        with self._lock, self._matching("run_id", run_ids, "_pf_runs") as (where, args):
+            rows = self._con.execute(
+                f"SELECT run_id, key, value FROM params WHERE {where} ORDER BY key",
+                args,
+            ).fetchall()
+        for run_id, key, value in rows:
+            out[run_id][key] = value
+        return out
+
+    def param_keys(self) -> list[str]:
+        with self._lock:
+            return [
+                r[0]
+                for r in self._con.execute(
+                    "SELECT key FROM params GROUP BY key ORDER BY count(*) DESC, key"
+                ).fetchall()
+            ]
+
+    def experiments(self) -> list[Experiment]:
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT e.id, e.name, e.source_kind, count(r.id) FROM experiments e "
+                "LEFT JOIN runs r ON r.experiment_id = e.id "
+                "GROUP BY e.id, e.name, e.source_kind ORDER BY e.name"
+            ).fetchall()
+        return [Experiment(*r) for r in rows]
+
+    # -- reads for comparing runs (diff, overlay) --------------------------------------------------
+
+    def runs_by_id(self, run_ids: Sequence[str]) -> dict[str, Run]:
+        """Several runs by id in one query: {run_id: Run}; unknown ids are absent."""
+        with self._lock, self._matching("r.id", run_ids, "_rb_runs") as (where, args):
+            rows = self._con.execute(
+                f"SELECT {RUN_COLUMNS} FROM {RUN_FROM} WHERE {where}", args
+            ).fetchall()
+        return {row[0]: Run(*row) for row in rows}
+
+    # -- reads for linking pipelines to runs -------------------------------------------------------
+
+    def runs_at_commits(self, shas: Sequence[str]) -> dict[str, list[Run]]:
+        """Runs logged at each commit, newest first: {sha: [Run]} (every sha is a key).
+
+        Either side may be abbreviated: a short ``sha`` matches the full commits it starts
+        (``a1b2c3d``), and a full ``sha`` matches a run that recorded a short one (at least 7
+        characters). Case is ignored, as git's hex is.
+        """
+        wanted = [s.strip().lower() for s in shas if s and s.strip()]
+        out: dict[str, list[Run]] = {s: [] for s in shas}
+        if not wanted:
+            return out
+        with self._lock:
+            self._with_ids("_commits", wanted)
+            try:
+                rows = self._con.execute(
+                    f"SELECT c.id, {RUN_COLUMNS} FROM {RUN_FROM} "
+                    "JOIN _commits c ON starts_with(lower(r.git_commit), c.id) "
+                    "OR (length(r.git_commit) >= 7 AND starts_with(c.id, lower(r.git_commit))) "
+                    "ORDER BY r.start_time DESC NULLS LAST, r.name, r.id"
+                ).fetchall()
+            finally:
+                self._con.unregister("_commits")
+        by_lower: dict[str, list[Run]] = defaultdict(list)
+        for row in rows:
+            by_lower[row[0]].append(Run(*row[1:]))
+        for sha in shas:
+            out[sha] = list(by_lower.get(sha.strip().lower(), [])) if sha else []
+        return out
+
+    def runs_under(self, folders: Sequence[str]) -> dict[str, list[Run]]:
+        """Runs whose location is each folder or inside it, newest first: {folder: [Run]}."""
+        out: dict[str, list[Run]] = {f: [] for f in folders}
+        wanted = [f.rstrip("/") or "/" for f in folders if f]
+        if not wanted:
+            return out
+        with self._lock:
+            self._with_ids("_folders", wanted)
+            try:
+                rows = self._con.execute(
+                    f"SELECT f.id, {RUN_COLUMNS} FROM {RUN_FROM} "
+                    "JOIN _folders f ON r.location = f.id OR starts_with(r.location, "
+                    "CASE WHEN f.id = '/' THEN '/' ELSE f.id || '/' END) "
+                    "ORDER BY r.start_time DESC NULLS LAST, r.name, r.id"
+                ).fetchall()
+            finally:
+                self._con.unregister("_folders")
+        by_folder: dict[str, list[Run]] = defaultdict(list)
+        for row in rows:
+            by_folder[row[0]].append(Run(*row[1:]))
+        for folder in folders:
+            out[folder] = list(by_folder.get(folder.rstrip("/") or "/", [])) if folder else []
+        return out
+
+    def param_values(
+        self, run_ids: Sequence[str]
+    ) -> dict[str, dict[str, tuple[str, float | None]]]:
+        """Params of several runs with their numeric reading: {run_id: {key: (text, number)}}.
+
+        A diff needs both: equality is decided on the text, a delta only when both are numbers.
+        """
+        out: dict[str, dict[str, tuple[str, float | None]]] = {r: {} for r in run_ids}
+        with self._lock, self._matching("run_id", run_ids, "_pv_runs") as (where, args):
+            rows = self._con.execute(
+                f"SELECT run_id, key, value, num FROM params WHERE {where} ORDER BY key",
+                args,
+            ).fetchall()
+        for run_id, key, value, num in rows:
+            out[run_id][key] = (value, num)
+        return out

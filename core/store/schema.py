@@ -1,0 +1,164 @@
+"""The store's schema: the numbered migrations, the tables' shared SQL fragments and constants.
+
+Kept apart from the code that runs SQL so every family module (runs, points, files, logs) and
+the connection read one definition of the tables and of what a store file is called.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+STORE_ENV = "MLTOP_STORE"
+STORE_DIR = ".mltop"
+STORE_FILE = "store.duckdb"
+
+POINTS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("key", pa.string()),
+        ("step", pa.int64()),
+        ("ts", pa.float64()),
+        ("value", pa.float64()),
+    ]
+)
+
+# Numbered migrations. A store records the highest number applied; opening it applies the rest in
+# order, each in its own transaction. Never edit a released migration: add the next one.
+MIGRATIONS: list[tuple[int, list[str]]] = [
+    (
+        1,
+        [
+            "CREATE SEQUENCE IF NOT EXISTS source_ids START 1",
+            """CREATE TABLE sources (
+                id INTEGER DEFAULT nextval('source_ids'),
+                kind VARCHAR NOT NULL,
+                location VARCHAR NOT NULL,
+                last_scan DOUBLE
+            )""",
+            """CREATE TABLE files (
+                path VARCHAR NOT NULL,
+                source VARCHAR,
+                size BIGINT,
+                mtime DOUBLE,
+                inode BIGINT,
+                "offset" BIGINT,
+                head VARCHAR,
+                run_id VARCHAR
+            )""",
+            """CREATE TABLE experiments (
+                id VARCHAR NOT NULL,
+                source_kind VARCHAR,
+                source VARCHAR,
+                native_id VARCHAR,
+                name VARCHAR
+            )""",
+            """CREATE TABLE runs (
+                id VARCHAR NOT NULL,
+                source_kind VARCHAR NOT NULL,
+                source VARCHAR NOT NULL,
+                location VARCHAR,
+                native_id VARCHAR,
+                experiment_id VARCHAR,
+                name VARCHAR,
+                status VARCHAR,
+                lifecycle VARCHAR,
+                start_time DOUBLE,
+                end_time DOUBLE,
+                parent_id VARCHAR,
+                git_commit VARCHAR,
+                host VARCHAR,
+                artifact_uri VARCHAR,
+                error VARCHAR,
+                updated DOUBLE
+            )""",
+            "CREATE TABLE params (run_id VARCHAR, key VARCHAR, value VARCHAR, num DOUBLE)",
+            "CREATE TABLE tags (run_id VARCHAR, key VARCHAR, value VARCHAR)",
+            """CREATE TABLE metrics (
+                run_id VARCHAR, key VARCHAR, step BIGINT, ts DOUBLE, value DOUBLE
+            )""",
+        ],
+    ),
+    (
+        # The runs table must never aggregate full histories: keep one summary row per metric.
+        # Backfilled from the histories already in the store.
+        2,
+        [
+            """CREATE TABLE metric_summary (
+                run_id VARCHAR, key VARCHAR,
+                last DOUBLE, min DOUBLE, max DOUBLE, count BIGINT,
+                first_step BIGINT, last_step BIGINT, min_step BIGINT, max_step BIGINT,
+                last_time DOUBLE
+            )""",
+            "INSERT INTO metric_summary {summary_select}",
+        ],
+    ),
+    (
+        3,
+        ["CREATE TABLE logs (run_id VARCHAR, path VARCHAR)"],
+    ),
+    (
+        # The folder a store in `.mltop/` indexes, so a copied or moved store can tell (see
+        # Store._settle_anchor).
+        4,
+        ["CREATE TABLE store_meta (key VARCHAR NOT NULL, value VARCHAR)"],
+    ),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# Every column that holds a path of a source file or folder. When a store's folder is copied or
+# moved, these are rebased onto the new location in one transaction (Store._settle_anchor).
+PATH_COLUMNS = (
+    ("sources", "location"),
+    ("files", "path"),
+    ("files", "source"),
+    ("experiments", "source"),
+    ("runs", "source"),
+    ("runs", "location"),
+    ("logs", "path"),
+)
+DERIVED_TABLES = (
+    "sources", "files", "experiments", "runs", "params", "tags", "metrics", "metric_summary",
+    "logs",
+)  # fmt: skip
+
+# One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;
+# min/max ignore NaN and infinities so one diverged step does not hide the best value (nor
+# become it: an accuracy of inf is no best). The step of the min or max is the first step that
+# reached it: arg_min alone picks any of tied rows, which changed with the order rows arrived.
+SUMMARY_SELECT = """
+SELECT run_id, key,
+       arg_max(value, (step, coalesce(ts, 0))) AS last,
+       min(value) FILTER (WHERE isfinite(value)) AS min,
+       max(value) FILTER (WHERE isfinite(value)) AS max,
+       count(*) AS count,
+       min(step) AS first_step,
+       max(step) AS last_step,
+       arg_min(step, (value, step)) FILTER (WHERE isfinite(value)) AS min_step,
+       arg_max(step, (value, -step)) FILTER (WHERE isfinite(value)) AS max_step,
+       max(ts) AS last_time
+FROM {table} {where}
+GROUP BY run_id, key
+"""
+
+RUN_COLUMNS = (
+    "r.id, r.name, r.status, e.name, r.source_kind, r.location, r.start_time, r.end_time, "
+    "r.parent_id, r.git_commit, r.host, r.lifecycle, r.artifact_uri, r.error, r.updated, "
+    "r.native_id, r.experiment_id"
+)
+RUN_FROM = "runs r LEFT JOIN experiments e ON e.id = r.experiment_id"
+
+#: ``runs.updated`` (the newest sign of life of a run) is kept to within this many seconds.
+UPDATED_RESOLUTION = 10.0
+
+#: Id sets up to this size are matched without a join (see :meth:`Store._matching`).
+SMALL_ID_SET = 256
+
+
+class StoreError(Exception):
+    """The store file cannot be used (corrupt, not a DuckDB file, newer schema)."""
+
+
+def default_store_path(root: Path) -> Path:
+    return root / STORE_DIR / STORE_FILE
