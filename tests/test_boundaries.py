@@ -133,6 +133,30 @@ def test_screens_and_widgets_never_import_the_app_module() -> None:
     assert offenders == []
 
 
+def test_widgets_never_import_screens() -> None:
+    offenders = sorted(
+        module
+        for module, targets in GRAPH.items()
+        if module.startswith("mltop.tui.widgets")
+        and any(t.startswith("mltop.tui.screens") for t in targets)
+    )
+    assert offenders == []
+
+
+def test_the_app_has_everything_the_screens_context_declares(tmp_path: Path) -> None:
+    """The protocol only holds if the app has each member (nothing checks it at run time)."""
+    from mltop.tui.app import MltopApp
+    from mltop.tui.context import AppContext
+
+    app = MltopApp(tmp_path, scan=False)
+    declared = set(AppContext.__annotations__) | {
+        name for name in vars(AppContext) if callable(vars(AppContext)[name])
+    }
+    declared = {name for name in declared if not name.startswith("_")}
+    assert {"store", "store_in_use", "start_ingest", "github_repo"} <= declared
+    assert [name for name in sorted(declared) if not hasattr(app, name)] == []
+
+
 def test_no_import_cycle_among_tui_modules() -> None:
     assert _cycles(_subgraph("mltop.tui")) == []
 
