@@ -133,6 +133,55 @@ def test_screens_and_widgets_never_import_the_app_module() -> None:
     assert offenders == []
 
 
+# The tui layers, top to bottom, and what each may import: the app pushes screens, screens
+# hold widgets and send messages up, widgets only draw. The keymap lists the bindings of every
+# screen and widget, so it walks those two packages (importing their modules when called).
+TUI_MAY_IMPORT = {
+    "mltop.tui.app": {
+        "mltop.core",
+        "mltop.tui.commands",
+        "mltop.tui.context",
+        "mltop.tui.keymap",
+        "mltop.tui.messages",
+        "mltop.tui.screens",
+        "mltop.tui.widgets",
+    },
+    "mltop.tui.screens": {
+        "mltop.core",
+        "mltop.tui.commands",
+        "mltop.tui.context",
+        "mltop.tui.keymap",
+        "mltop.tui.messages",
+        "mltop.tui.screens",
+        "mltop.tui.widgets",
+    },
+    "mltop.tui.keymap": {"mltop.tui.screens", "mltop.tui.widgets"},
+    "mltop.tui.commands": {"mltop.core"},
+    "mltop.tui.messages": {"mltop.core"},
+    "mltop.tui.context": {"mltop.core"},
+    "mltop.tui.widgets": {"mltop.core", "mltop.tui.widgets"},
+}
+
+
+def _tui_layer(module: str) -> str:
+    """``mltop.core`` for all of core, else the tui module or package (screens, widgets)."""
+    parts = module.split(".")
+    return "mltop.core" if parts[1] == "core" else ".".join(parts[:3])
+
+
+def test_each_tui_layer_imports_only_what_it_is_declared_to() -> None:
+    layers = {_tui_layer(m) for m in MODULES if m.startswith("mltop.tui.")}
+    assert layers <= set(TUI_MAY_IMPORT), "a new tui module needs its line in TUI_MAY_IMPORT"
+    offenders = sorted(
+        f"{module} imports {target}"
+        for module, targets in GRAPH.items()
+        if module.startswith("mltop.tui.")
+        for target in targets
+        if _tui_layer(target) not in TUI_MAY_IMPORT[_tui_layer(module)]
+    )
+    assert offenders == []
+
+
 def test_widgets_never_import_screens() -> None:
     offenders = sorted(
         module
