@@ -761,7 +761,7 @@ def _demo_live(folder: Path, no_tui: bool, err: Console) -> int:
             return EXIT_PROBLEMS
         log = run_folder / OUTPUT_FILE
         if not no_tui:
-            from mltop.tui.screens.logs import run_app_following
+            from mltop.tui.app import run_app_following
 
             return run_app_following(folder, log, title=f"{run_folder.name} (live demo)")
         from mltop.core.logtail import TailOptions, tail_files, use_colour

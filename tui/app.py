@@ -377,3 +377,24 @@ def run_app(
     finally:
         app.close_store()
     return int(result or 0)
+
+
+def run_app_following(root: Path, log: Path, *, title: str | None = None) -> int:
+    """The full app over ``root``, opened on the Logs screen following ``log`` (``esc``: runs).
+
+    ``mltop demo --live`` uses this to show a run while it trains.
+    """
+    # Imported here, as the runs screen does: the Logs screen is not needed for the first frame.
+    from mltop.tui.screens.logs import LogsScreen
+
+    class FollowingApp(MltopApp):
+        def on_ready(self) -> None:
+            self.push_screen(LogsScreen(paths=[log], title=title))
+
+    keymap, problem = load_keymap()
+    app = FollowingApp(root, keymap=keymap, keymap_problem=problem)
+    try:
+        result = app.run()
+    finally:
+        app.close_store()
+    return int(result or 0)

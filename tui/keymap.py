@@ -74,20 +74,21 @@ def binding_catalog() -> dict[str, tuple[str, tuple[str, ...]]]:
     """Every binding id in mltop: id -> (the class it belongs to, its default keys).
 
     The screens and widgets are imported here (not at start-up) because only a keymap file
-    needs the whole list.
+    needs the whole list. The app's own bindings are found the same way, as a subclass of
+    Textual's ``App`` (a ``DOMNode``): a keymap is only ever loaded to run the app, so its module
+    is loaded by then, and importing it from here would tie the app and this module in a cycle.
     """
     from textual.binding import Binding
     from textual.dom import DOMNode
 
     import mltop.tui.screens
     import mltop.tui.widgets
-    from mltop.tui.app import MltopApp
 
     for package in (mltop.tui.screens, mltop.tui.widgets):
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{package.__name__}.{module.name}")
     catalog: dict[str, tuple[str, tuple[str, ...]]] = {}
-    classes: list[type] = [MltopApp]
+    classes: list[type] = []
     stack: list[type] = [DOMNode]
     while stack:
         cls = stack.pop()

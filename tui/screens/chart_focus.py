@@ -18,7 +18,7 @@ from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
 from mltop.tui.widgets.keybar import KeyBar
 
 if TYPE_CHECKING:
-    from mltop.tui.app import MltopApp
+    from mltop.tui.context import AppContext
 
 
 class ChartFocusScreen(Screen[tuple[str, int, bool] | None]):
@@ -58,7 +58,7 @@ class ChartFocusScreen(Screen[tuple[str, int, bool] | None]):
         self.log_y = log_y
 
     @property
-    def mltop(self) -> MltopApp:
+    def mltop(self) -> AppContext:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

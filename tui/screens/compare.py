@@ -48,7 +48,7 @@ from mltop.tui.widgets.overlay_chart import OverlayChart, run_colour
 if TYPE_CHECKING:
     from textual.screen import Screen as AnyScreen
 
-    from mltop.tui.app import MltopApp
+    from mltop.tui.context import AppContext
 
 # The default smoothing (0.6, as in TensorBoard and :func:`overlay`).
 DEFAULT_SMOOTHING = SMOOTHING_STEPS.index(0.6)
@@ -75,10 +75,11 @@ def open_diff_with_previous(screen: AnyScreen, run_id: str | None, root: Path) -
     if run_id is None:
         screen.notify("no run under the cursor", timeout=3)
         return
-    app: MltopApp = screen.app  # type: ignore[assignment]
+    app = screen.app
+    context = cast("AppContext", app)
 
     def find() -> None:
-        with app.store_in_use() as store:
+        with context.store_in_use() as store:
             run = store.run(run_id)
             previous = previous_run(store, run_id)
         app.call_from_thread(opened, run.name if run else run_id, previous)
@@ -137,7 +138,7 @@ class CompareScreen(Screen[None]):
         self._follow_timer: Timer | None = None
 
     @property
-    def mltop(self) -> MltopApp:
+    def mltop(self) -> AppContext:
         return self.app  # type: ignore[return-value]
 
     @property

@@ -46,7 +46,7 @@ from mltop.tui.screens.help import HelpScreen, binding_rows
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.log_view import LogView
 
-__all__ = ["LogsApp", "LogsChanged", "LogsScreen", "run_app_following", "run_logs_app"]
+__all__ = ["LogsApp", "LogsChanged", "LogsScreen", "run_logs_app"]
 
 #: Seconds between checks for a run's log files when it has none yet (a job about to print).
 LOGS_RETRY = 3.0
@@ -737,31 +737,6 @@ class LogsApp(App[int]):
                 extra() if callable(extra) else None,
             )
         )
-
-
-def run_app_following(root: Path, log: Path, *, title: str | None = None) -> int:
-    """The full app over ``root``, opened on the Logs screen following ``log`` (``esc``: runs).
-
-    ``mltop demo --live`` uses this to show a run while it trains.
-    """
-    from mltop.tui import app as app_module
-    from mltop.tui.app import MltopApp
-    from mltop.tui.keymap import load_keymap
-
-    class FollowingApp(MltopApp):
-        # A relative CSS path is read beside the class's own module: point at the app's.
-        CSS_PATH = Path(app_module.__file__).parent / str(MltopApp.CSS_PATH)
-
-        def on_ready(self) -> None:
-            self.push_screen(LogsScreen(paths=[log], title=title))
-
-    keymap, problem = load_keymap()
-    app = FollowingApp(root, keymap=keymap, keymap_problem=problem)
-    try:
-        result = app.run()
-    finally:
-        app.close_store()
-    return int(result or 0)
 
 
 def run_logs_app(paths: Sequence[str | Path], *, follow: bool = True) -> int:

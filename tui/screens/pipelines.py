@@ -15,7 +15,6 @@ again, and only the latest answer is shown.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -38,7 +37,6 @@ from mltop.core.pipelines.model import (
     Phase,
     Pipeline,
     Stage,
-    StageStatus,
     format_duration,
     one_line,
 )
@@ -50,6 +48,7 @@ from mltop.core.sanitize import inert
 from mltop.core.store import StoreError
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.screens.pipeline_picker import PipelinePicker, relative
+from mltop.tui.screens.pipelines_data import PipelinesData
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.phase_grid import (
     SIDE_LABELS,
@@ -63,38 +62,12 @@ from mltop.tui.widgets.phase_grid import (
 )
 
 if TYPE_CHECKING:
-    from mltop.tui.app import MltopApp
+    from mltop.tui.context import AppContext
 
 SHOWN_RUNS = 5
 BAND_MIN_HEIGHT = 34
 """From this many rows the metrics band gets a full-width strip under the table; below it the
 band sits in the summary pane, where it wraps and scrolls instead of crowding the stages out."""
-
-
-@dataclass
-class PipelinesData:
-    """One answer of the worker: the overview, its run links, and how long it took."""
-
-    overview: Overview
-    links: PipelineLinks
-    link_note: str | None = None
-    seconds: float = 0.0
-
-    def pipeline(self, side: str) -> Pipeline | None:
-        comparison = self.overview.comparison
-        return comparison.devops if side == "devops" else comparison.mlops
-
-    def statuses(self, side: str) -> dict[str, StageStatus]:
-        return self.overview.status_of(self.pipeline(side))
-
-    def stage_links(self, side: str) -> dict[str, RunLink]:
-        return self.links.stages if side == "mlops" else {}
-
-    def link_for(self, side: str, stage_id: str | None) -> RunLink | None:
-        """The runs tied to a stage; on the DevOps side, the runs at the CI run's commit."""
-        if side == "devops":
-            return self.links.ci
-        return self.links.stages.get(stage_id) if stage_id else None
 
 
 class PipelinesLoaded(Message):
@@ -150,7 +123,7 @@ class PipelinesScreen(Screen[None]):
         self._answered = 0
 
     @property
-    def mltop(self) -> MltopApp:
+    def mltop(self) -> AppContext:
         return self.app  # type: ignore[return-value]
 
     # -- layout -----------------------------------------------------------------------------

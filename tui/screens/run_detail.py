@@ -39,7 +39,7 @@ from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.run_table import status_styles
 
 if TYPE_CHECKING:
-    from mltop.tui.app import MltopApp
+    from mltop.tui.context import AppContext
 
 CHART_MIN_WIDTH = 34
 NARROW = 100
@@ -134,7 +134,7 @@ class RunDetailScreen(Screen[None]):
         self._info_forced: bool | None = None
 
     @property
-    def mltop(self) -> MltopApp:
+    def mltop(self) -> AppContext:
         return self.app  # type: ignore[return-value]
 
     # -- layout ----------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.run_table import RunTable
 
 if TYPE_CHECKING:
-    from mltop.tui.app import MltopApp
+    from mltop.tui.context import AppContext
 
 FILTER_DELAY = 0.15
 FILTER_HINT = 'filter: metrics.acc > 0.9 and (params.model = "sgd" or name ~ "rf-.*")'
@@ -130,7 +130,7 @@ class RunsScreen(Screen[None]):
         self._status = "opening store…"
 
     @property
-    def mltop(self) -> MltopApp:
+    def mltop(self) -> AppContext:
         return self.app  # type: ignore[return-value]
 
     # -- layout ----------------------------------------------------------------------------------
