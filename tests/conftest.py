@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,3 +74,25 @@ def summary_rows(
                       s.max_step, s.last_time)  # fmt: skip
             out[run_id, key] = tuple("nan" if v != v else v for v in values)
     return out
+
+
+@contextlib.contextmanager
+def deep_tree(base: Path, levels: int = 1_100) -> Iterator[Path]:
+    """A chain of ``levels`` nested folders under ``base``; yields the deepest.
+
+    1,100 levels is past Python's default recursion limit of 1,000, which a recursive walk hits.
+    shutil.rmtree (and so pytest's own clean-up) recurses per level too, so the chain is taken
+    down here, after whatever the test put in its deepest folder.
+    """
+    chain = [base / "deep"]
+    for _ in range(levels - 1):
+        chain.append(chain[-1] / "d")
+    for folder in chain:
+        folder.mkdir()
+    try:
+        yield chain[-1]
+    finally:
+        for child in chain[-1].iterdir():
+            shutil.rmtree(child, ignore_errors=True)
+        for folder in reversed(chain):
+            folder.rmdir()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_run
+from conftest import deep_tree, write_run
 
 from mltop.core.discovery import discover
 
@@ -51,22 +50,11 @@ def test_a_single_file_can_be_the_root(tmp_path: Path) -> None:
 
 
 def test_a_folder_tree_deeper_than_pythons_recursion_limit_is_walked(tmp_path: Path) -> None:
-    # 1,100 levels: past the default recursion limit of 1,000 that a recursive walk would hit.
-    chain = [tmp_path / "deep"]
-    for _ in range(1_099):
-        chain.append(chain[-1] / "d")
-    for folder in chain:
-        folder.mkdir()
-    try:
-        deepest = write_run(chain[-1] / "runs", "bottom")
+    with deep_tree(tmp_path) as deepest_folder:
+        deepest = write_run(deepest_folder / "runs", "bottom")
         write_run(tmp_path / "runs", "top")
         found = [ref.location for ref in discover(tmp_path).refs]
         assert found == [deepest, tmp_path / "runs" / "top"]
-    finally:
-        # shutil.rmtree (and so pytest's own clean-up) recurses per level: take it down here.
-        shutil.rmtree(chain[-1] / "runs", ignore_errors=True)
-        for folder in reversed(chain):
-            folder.rmdir()
 
 
 def test_metrics_csv_beside_metrics_jsonl_is_a_run_too_and_shares_the_folders_logs(

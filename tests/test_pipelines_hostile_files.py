@@ -9,10 +9,11 @@ instead of hanging the suite.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from conftest import deep_tree
 
 DEADLINE = 60  # seconds; the command takes about one
 
@@ -82,12 +83,7 @@ def test_fifos_named_like_pipeline_files_and_outputs_never_block_the_command(
 
 
 def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> None:
-    chain = [tmp_path / "deep"]
-    for _ in range(1_099):
-        chain.append(chain[-1] / "d")
-    for folder in chain:
-        folder.mkdir()
-    try:
+    with deep_tree(tmp_path):
         workflows = tmp_path / ".github" / "workflows"
         workflows.mkdir(parents=True)
         (workflows / "ci.yml").write_text(WORKFLOW)
@@ -95,8 +91,3 @@ def test_a_tree_deeper_than_the_recursion_limit_is_walked(tmp_path: Path) -> Non
         assert "Traceback" not in done.stderr, done.stderr[-2000:]
         assert "RecursionError" not in done.stdout + done.stderr
         assert "ci.yml" in done.stdout
-    finally:
-        # shutil.rmtree (and so pytest's own clean-up) recurses per level: take it down here.
-        shutil.rmtree(chain[-1], ignore_errors=True)
-        for folder in reversed(chain[:-1]):
-            folder.rmdir()
