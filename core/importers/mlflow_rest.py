@@ -251,6 +251,20 @@ def _list(data: dict[str, Any], key: str, what: str) -> list[Any]:
 STALE_PAGES = 3
 
 
+def _next_page(
+    paging: _Paging, data: dict[str, Any], what: str, new: bool, cut: list[str] | None
+) -> str | None:
+    """The next page's token, or None at the end; when paging stopped early, the reason goes
+    to ``cut`` (a listing read in part) or is raised (without ``cut``)."""
+    try:
+        return paging.next(_token(data, what), new)
+    except RemoteError as exc:
+        if cut is None:
+            raise
+        cut.append(str(exc))
+        return None
+
+
 class _Paging:
     """Guards one paged listing against a server whose ``next_page_token`` never ends.
 
@@ -363,13 +377,7 @@ class MlflowRestClient:
             out.extend(page)
             ids = {str(e.get("experiment_id")) for e in page} - seen
             seen |= ids
-            try:
-                token = paging.next(_token(data, what), bool(ids))
-            except RemoteError as exc:
-                if cut is None:
-                    raise
-                cut.append(str(exc))
-                token = None
+            token = _next_page(paging, data, what, bool(ids), cut)
             if token is None:
                 return out
 
@@ -406,13 +414,7 @@ class MlflowRestClient:
             yield page
             ids = {str(_run_id(r)) for r in page} - seen
             seen |= ids
-            try:
-                token = paging.next(_token(data, what), bool(ids))
-            except RemoteError as exc:
-                if cut is None:
-                    raise
-                cut.append(str(exc))
-                token = None
+            token = _next_page(paging, data, what, bool(ids), cut)
             if token is None:
                 return
 
