@@ -24,8 +24,8 @@ from mltop.core.demo import (
 from mltop.core.tracking import META_FILE
 
 LIVE_DEMO = (
-    "import sys; from pathlib import Path; from mltop.core import cli; "
-    "sys.exit(cli._demo_live(Path(sys.argv[1]), True, cli._stderr()))"
+    "import sys; from pathlib import Path; from mltop.core.cli import demo, output; "
+    "sys.exit(demo._demo_live(Path(sys.argv[1]), True, output.stderr_console()))"
 )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mltop.core.pipelines.cli import pipelines_command
+from mltop.core.cli.pipelines import pipelines_command
 
 HERE = Path(__file__).resolve().parent / "pipelines"
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from mltop.core.pipelines.cli import pipelines_command
+from mltop.core.cli.pipelines import pipelines_command
 from mltop.core.pipelines.detect import parse_file
 from mltop.core.pipelines.github_runs import GitHubClient, GitHubError, github_status
 from mltop.core.pipelines.model import StatusState

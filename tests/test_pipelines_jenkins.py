@@ -7,7 +7,7 @@ import shutil
 from io import StringIO
 from pathlib import Path
 
-from mltop.core.pipelines.cli import pipelines_command
+from mltop.core.cli.pipelines import pipelines_command
 from mltop.core.pipelines.detect import discover, parse_file
 from mltop.core.pipelines.model import Phase
 from mltop.core.pipelines.overview import build_overview

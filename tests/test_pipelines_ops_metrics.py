@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mltop.core.pipelines.cli import pipelines_command
+from mltop.core.cli.pipelines import pipelines_command
 from mltop.core.pipelines.overview import GitHubOptions, build_overview
 
 HERE = Path(__file__).resolve().parent / "pipelines"

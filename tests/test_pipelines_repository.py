@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mltop.core.pipelines.cli import pipelines_command
+from mltop.core.cli.pipelines import pipelines_command
 from mltop.core.pipelines.model import Phase
 from mltop.core.pipelines.overview import build_overview
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import write_run
 from test_import_mlflow import FILES, filestore_copy, run_import
 
-from mltop.core.cli import EXIT_PROBLEMS
+from mltop.core.cli.output import EXIT_PROBLEMS
 from mltop.core.discovery import ingest
 from mltop.core.importers.lightning import MAX_HPARAMS_BYTES
 from mltop.core.importers.mlflow_files import MAX_VALUE_BYTES

@@ -20,7 +20,7 @@ from textual.pilot import Pilot
 from textual.widgets import OptionList
 from tui_pilot import SIZE, make_app
 
-from mltop.core.pipelines.cli import pipelines_command
+from mltop.core.cli.pipelines import pipelines_command
 from mltop.core.tracking import META_FILE
 from mltop.tui.app import MltopApp
 from mltop.tui.commands import ScreenCommands

@@ -1,38 +1,52 @@
-"""``mltop pipelines [PATH] [--format table|json|md] [--dag FILE]`` as a plain function.
+"""``mltop pipelines [PATH]``: CI and ML pipelines side by side, or one graph with ``--dag``.
 
-The main CLI parses arguments and calls :func:`pipelines_command`; keeping the work here lets it
-be tested without a subprocess. Exit codes: 0 all read cleanly, 1 something was found but has
-problems (or nothing was found), 2 a usage error (unknown format, missing path or file).
+:func:`pipelines_command` does the work as a plain function, so it is tested without a
+subprocess. Exit codes: 0 all read cleanly, 1 something was found but has problems (or nothing
+was found), 2 a usage error (unknown format, missing path or file). mltop.core.pipelines (and
+httpx) are imported only when this command runs: they would add a third to every other
+command's start-up.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from mltop.core.pipelines.github_runs import DEFAULT_API
-from mltop.core.pipelines.overview import (
-    GitHubOptions,
-    build_overview,
-    load_pipeline,
-    stage_statuses,
-)
-from mltop.core.pipelines.phases import load_overrides
-from mltop.core.pipelines.render import (
-    inert,
-    pipeline_dict,
-    render_dag,
-    render_dag_markdown,
-    render_json,
-    render_markdown,
-    render_table,
-)
+from mltop.core.cli.output import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Parser, resolve_root
 from mltop.core.sanitize import inert_json
 
+if TYPE_CHECKING:
+    from mltop.core.pipelines.overview import GitHubOptions
+
 FORMATS = ("table", "json", "md")
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+
+
+def cmd_pipelines(argv: Sequence[str]) -> int:
+    parser = Parser(
+        prog="mltop pipelines",
+        description="Show the CI (DevOps) and ML (MLOps) pipelines under PATH side by side.",
+    )
+    parser.add_argument("path", nargs="?", default=".")
+    parser.add_argument("--format", choices=("table", "json", "md"), default="table")
+    parser.add_argument("--dag", metavar="FILE", help="print one pipeline's graph")
+    parser.add_argument(
+        "--github",
+        metavar="OWNER/REPO",
+        help="fetch GitHub Actions run status for this repository (token: $GITHUB_TOKEN)",
+    )
+    parser.add_argument("--branch", help="GitHub branch whose latest runs to show")
+    args = parser.parse_args(argv)
+    root = resolve_root(args.path)
+    return pipelines_command(
+        root,
+        fmt=args.format,
+        dag=Path(args.dag) if args.dag else None,
+        github_repo=args.github,
+        github_branch=args.branch,
+    )
 
 
 def pipelines_command(
@@ -43,14 +57,18 @@ def pipelines_command(
     *,
     github_repo: str | None = None,
     github_token: str | None = None,
-    github_api: str = DEFAULT_API,
+    github_api: str | None = None,
     github_branch: str | None = None,
 ) -> int:
     """Print the DevOps/MLOps side-by-side view of ``path`` (or one graph with ``dag``).
 
     GitHub Actions run status is fetched only when ``github_repo`` (``owner/name``) is given;
-    the token defaults to the ``GITHUB_TOKEN`` environment variable.
+    the token defaults to the ``GITHUB_TOKEN`` environment variable, the API to GitHub's.
     """
+    from mltop.core.pipelines.github_runs import DEFAULT_API
+    from mltop.core.pipelines.overview import GitHubOptions, build_overview
+    from mltop.core.pipelines.render import inert, render_json, render_markdown, render_table
+
     if fmt not in FORMATS:
         out.write(f"error: unknown format {inert(fmt, 40)!r} (use {', '.join(FORMATS)})\n")
         return EXIT_USAGE
@@ -59,7 +77,9 @@ def pipelines_command(
         out.write(f"error: {inert(path)} does not exist\n")
         return EXIT_USAGE
     github = (
-        GitHubOptions(github_repo, github_token, github_api, github_branch) if github_repo else None
+        GitHubOptions(github_repo, github_token, github_api or DEFAULT_API, github_branch)
+        if github_repo
+        else None
     )
     if dag is not None:
         return _dag_command(path, Path(dag), fmt, out, github)
@@ -80,6 +100,10 @@ def pipelines_command(
 
 
 def _dag_command(path: Path, dag: Path, fmt: str, out: TextIO, github: GitHubOptions | None) -> int:
+    from mltop.core.pipelines.overview import load_pipeline, stage_statuses
+    from mltop.core.pipelines.phases import load_overrides
+    from mltop.core.pipelines.render import inert, pipeline_dict, render_dag, render_dag_markdown
+
     root = path if path.is_dir() else path.parent
     target = dag
     if not target.is_file() and not dag.is_absolute() and (root / dag).is_file():

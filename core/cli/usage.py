@@ -1,0 +1,30 @@
+"""The top-level ``mltop --help`` text, shared by ``main`` and ``mltop [PATH]``'s own parser."""
+
+from __future__ import annotations
+
+USAGE = """\
+usage: mltop [PATH] [--store FILE] [--mlflow URL] [--github OWNER/REPO]
+                                            open the TUI on PATH (default: .)
+       mltop ingest [PATH] [--mlflow URL]   import the runs under PATH (and of an MLflow
+                                            tracking server) into the store
+       mltop runs [PATH] [--filter EXPR] [--sort KEY] [--json] [--mlflow URL]
+                                            print the runs table
+       mltop diff RUN RUN [RUN ...] [-C PATH] [--baseline RUN] [--only-changed]
+                  [--metrics REGEX] [--format table|json|md] [--fail-on THRESHOLDS]
+                                            compare runs' params and metrics against a
+                                            baseline; --fail-on gates CI on regressions
+       mltop tail RUN|FILE [-f] [--grep REGEX] [-n N] [-C PATH]
+                                            print a run's logs (or a log file); -f follows
+       mltop pipelines [PATH] [--format table|json|md] [--dag FILE] [--github OWNER/REPO]
+                                            CI and ML pipelines side by side by lifecycle
+                                            phase, coverage and MLOps maturity
+       mltop demo [--live]                  train the sample project in a temporary folder
+                                            and open mltop on it (--live: and follow a run
+                                            training in the background)
+
+Run `mltop COMMAND --help` for a command's options.
+Sources read: mltop run folders, MLflow (mlflow.db, mlruns/), DVC and dvclive, TensorBoard,
+Lightning and Keras CSV loggers, Hugging Face trainer_state.json, W&B offline runs, trackio,
+and plain JSONL/CSV metric logs. --mlflow URL (or MLFLOW_TRACKING_URI=http(s)://...) also reads
+an MLflow tracking server, with MLflow's MLFLOW_TRACKING_TOKEN / _USERNAME / _PASSWORD auth.
+"""
