@@ -25,10 +25,10 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
-from mltop.core.diff import compare_runs
-from mltop.core.directions import DirectionRules
+from mltop.core.compare.diff import compare_runs
+from mltop.core.compare.directions import DirectionRules
+from mltop.core.compare.overlay import overlay
 from mltop.core.entities import RunRecord
-from mltop.core.overlay import overlay
 from mltop.core.store import Store, open_memory_store
 
 METRIC_NAMES = ["loss", "val_loss", "val_acc", "f1", "epoch_time", "lr", "grad_norm"]

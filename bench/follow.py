@@ -20,7 +20,7 @@ Metric latency is measured per point from the store's history; a soak (or ``--ch
 only takes the newest point of each update from the metric summary instead, so the benchmark's
 own queries do not show up as memory growth. ``--log-only`` leaves the watcher and store out, to
 see what following the log alone costs. Like the ``mltop`` command, the process caps glibc's
-malloc arenas first (:mod:`mltop.core.malloc`); ``--default-arenas`` leaves glibc's default.
+malloc arenas first (:mod:`mltop.core.common.malloc`); ``--default-arenas`` leaves glibc's default.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ import time
 from array import array
 from pathlib import Path
 
+from mltop.core.common.malloc import limit_malloc_arenas
 from mltop.core.discovery import ingest
-from mltop.core.logmodel import LogModel, ModelChange, follow_logs
-from mltop.core.malloc import limit_malloc_arenas
+from mltop.core.live.watch import Watcher, WatchUpdate
+from mltop.core.logs.logmodel import LogModel, ModelChange, follow_logs
 from mltop.core.store import open_store
-from mltop.core.watch import Watcher, WatchUpdate
 
 PAD = "x" * 60  # a line of about 100 bytes, like a logging line with a message
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from follow import cpu_seconds, rss_mb
 
-from mltop.core.malloc import limit_malloc_arenas
+from mltop.core.common.malloc import limit_malloc_arenas
 from mltop.tui.app import MltopApp
 from mltop.tui.screens.logs import LogsScreen
 from mltop.tui.screens.run_detail import RunDetailScreen

@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mltop.core.discovery import ingest
+from mltop.core.live.watch import Watcher
 from mltop.core.store import Store, open_store
-from mltop.core.watch import Watcher
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "mlflow"
 BATCHES = 40

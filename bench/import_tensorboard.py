@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mltop.core import tfrecord
+from mltop.core.common import tfrecord
 from mltop.core.entities import ImportReport
 from mltop.core.importers import tensorboard, tfevents
 from mltop.core.store import open_memory_store

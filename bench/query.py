@@ -2,7 +2,7 @@
 
 Builds an in-memory store of 100,000 synthetic runs (3 params, 3 tags, 3 metrics of 5 points
 each), then times each filter two ways: ``r.id IN (SELECT run_id ...)`` (what
-:func:`mltop.core.query.to_sql` emits) and the correlated ``EXISTS (... run_id = r.id ...)``.
+:func:`mltop.core.runs.query.to_sql` emits) and the correlated ``EXISTS (... run_id = r.id ...)``.
 Figures are the median of several runs, in milliseconds, for ``count_runs`` (the SQL alone) and for
 ``runs(limit=1000)`` (what a screen asks for), plus ``runs()`` with no limit for the IN shape.
 
@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from mltop.core.entities import RunRecord, Status
-from mltop.core.query import _Compiler, parse
+from mltop.core.runs.query import _Compiler, parse
 from mltop.core.store import Store, open_memory_store
 
 FILTERS = [

@@ -24,8 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from mltop.core.entities import RunRecord, Status
-from mltop.core.query import compile_query
-from mltop.core.runs_view import Column, ValuesCache, default_columns, load_runs
+from mltop.core.runs.query import compile_query
+from mltop.core.runs.runs_view import Column, ValuesCache, default_columns, load_runs
 from mltop.core.store import Store, open_store
 
 CACHE = Path(tempfile.gettempdir()) / "mltop-bench-tui"

@@ -32,10 +32,10 @@ import duckdb
 from follow import rss_mb
 
 from mltop.core.discovery import ingest
+from mltop.core.live.watch import Watcher
 from mltop.core.store import connection as store_connection
 from mltop.core.store import open_store
 from mltop.core.tracking import METRICS_FILE, start_run
-from mltop.core.watch import Watcher
 
 
 class _MallInfo2(ctypes.Structure):

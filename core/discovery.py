@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Concatenate, ParamSpec
 
+from mltop.core.common.regular_files import Confinement, confined_to, walk_tree
 from mltop.core.entities import ImportReport, Problem, SourceRef
 from mltop.core.importers.base import Detection, Importer
 from mltop.core.importers.registry import importers as default_importers
-from mltop.core.regular_files import Confinement, confined_to, walk_tree
 from mltop.core.store import STORE_DIR, Store
 
 SKIP_DIRS = frozenset(
@@ -292,8 +292,8 @@ def ingest(
     ``forget_missing`` is set and ``root`` is a folder. When ``root`` is the folder the store
     belongs to, that goes for every source on disk outside it too: a store copied or moved with
     its folder keeps nothing of the old location, of folders gone since, or of siblings. A
-    symlink out of ``root`` is not followed (see :func:`~mltop.core.regular_files.confined_to`)
-    and becomes a problem line.
+    symlink out of ``root`` is not followed (see
+    :func:`~mltop.core.common.regular_files.confined_to`) and becomes a problem line.
     """
     report = ImportReport()
     root = root.resolve()

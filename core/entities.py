@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from mltop.core.formatting import valid_time
-from mltop.core.sanitize import inert
+from mltop.core.common.formatting import valid_time
+from mltop.core.common.sanitize import inert
 
 
 class Status(StrEnum):

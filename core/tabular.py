@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mltop.core import scratch
+from mltop.core.common import scratch
 from mltop.core.store import POINTS_SCHEMA
 
 STEP_COLUMNS = ("step", "epoch", "iteration", "iter", "global_step", "_step")
@@ -224,7 +224,7 @@ def csv_points(
 def bytes_to_tempfile(data: bytes, suffix: str) -> str:
     """DuckDB cannot read from a byte offset: new bytes go through a temporary file.
 
-    It lives in this process's scratch folder (see :mod:`mltop.core.scratch`), so a process
+    It lives in this process's scratch folder (see :mod:`mltop.core.common.scratch`), so a process
     killed before removing it leaves it where the next start sweeps it away.
     """
     fd, name = scratch.mkstemp(suffix)

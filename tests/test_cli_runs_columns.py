@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from mltop.core.discovery import ingest
-from mltop.core.runs_listing import build_listing
+from mltop.core.runs.runs_listing import build_listing
 from mltop.core.store import open_memory_store
 from mltop.core.tracking import start_run
 

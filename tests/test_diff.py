@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from rich.console import Console
 
-from mltop.core.diff import (
+from mltop.core.compare.diff import (
     Comparison,
     GateError,
     Verdict,
@@ -23,7 +23,7 @@ from mltop.core.diff import (
     parse_gates,
     run_labels,
 )
-from mltop.core.diff_format import (
+from mltop.core.compare.diff_format import (
     comparison_json,
     fmt_pct,
     md_escape,
@@ -31,16 +31,16 @@ from mltop.core.diff_format import (
     render_markdown,
     render_table,
 )
-from mltop.core.directions import (
+from mltop.core.compare.directions import (
     Direction,
     DirectionRules,
     load_directions,
     parse_overrides,
     rule_direction,
 )
+from mltop.core.compare.overlay import overlay, smooth
 from mltop.core.discovery import ingest
 from mltop.core.entities import RunRecord
-from mltop.core.overlay import overlay, smooth
 from mltop.core.store import Store, open_memory_store
 from mltop.core.tracking import start_run
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import FIXTURES, copy_fixture, summary_rows
 
-from mltop.core import tfrecord
+from mltop.core.common import tfrecord
 from mltop.core.discovery import discover
 from mltop.core.entities import ImportReport, stable_id
 from mltop.core.importers import tensorboard, tfevents

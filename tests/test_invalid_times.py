@@ -17,8 +17,8 @@ from test_import_mlflow import sqlite_copy
 from test_import_tensorboard import _event_file, _scalar, _version
 from tui_pilot import SIZE, make_app, settled, until
 
-from mltop.core.formatting import fmt_clock, fmt_duration, fmt_iso, fmt_time, valid_time
-from mltop.core.runs_view import Column
+from mltop.core.common.formatting import fmt_clock, fmt_duration, fmt_iso, fmt_time, valid_time
+from mltop.core.runs.runs_view import Column
 from mltop.tui.screens.run_detail import RunDetailScreen
 from mltop.tui.screens.run_values import RunValuesScreen
 

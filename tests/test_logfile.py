@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mltop.core.logfile import (
+from mltop.core.logs.logfile import (
     LONG_LINE,
     MAX_LINE_READ,
     FileEvent,
@@ -22,7 +22,7 @@ from mltop.core.logfile import (
     Tailer,
     last_lines_offset,
 )
-from mltop.core.logmodel import LineMatcher, LogModel
+from mltop.core.logs.logmodel import LineMatcher, LogModel
 
 WRITER = Path(__file__).parent / "log_writer.py"
 FIXTURE_LOG = Path(__file__).parent / "fixtures" / "training-logs" / "python-logging" / "run-a.log"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mltop.core.loghighlight import Level, classify
+from mltop.core.logs.loghighlight import Level, classify
 
 TRACEBACK = [
     "Traceback (most recent call last):",

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from mltop.core.malloc import is_glibc
+from mltop.core.common.malloc import is_glibc
 
 pytestmark = pytest.mark.skipif(not is_glibc(), reason="the arena cap is a glibc setting")
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not is_glibc(), reason="the arena cap is a glibc
 PROBE = textwrap.dedent(
     """
     import ctypes, os, sys, tempfile, threading
-    from mltop.core.malloc import limit_malloc_arenas
+    from mltop.core.common.malloc import limit_malloc_arenas
     capped = limit_malloc_arenas() if sys.argv[1] == "cap" else False
     ready, done, held = threading.Barrier(7), threading.Event(), []
     def work():

@@ -26,8 +26,8 @@ import pyarrow as pa
 import pytest
 
 from mltop.core import cli
+from mltop.core.common.httpclient import RemoteError, RetryPolicy, redact_url, retry_after_seconds
 from mltop.core.entities import ImportReport, stable_id
-from mltop.core.httpclient import RemoteError, RetryPolicy, redact_url, retry_after_seconds
 from mltop.core.importers import mlflow_rest
 from mltop.core.store import open_memory_store, open_store
 
@@ -830,7 +830,7 @@ def test_secrets_echoed_by_the_server_are_masked_in_output_and_store(
 
 
 def test_basic_credentials_are_masked_as_sent_too():
-    from mltop.core.httpclient import Credentials
+    from mltop.core.common.httpclient import Credentials
 
     credentials = Credentials(username="alice", password="pw")
     header = credentials.headers()["Authorization"]

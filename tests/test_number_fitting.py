@@ -10,7 +10,7 @@ from decimal import Decimal
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from mltop.core.formatting import ELLIPSIS, fit_value, fmt_value
+from mltop.core.common.formatting import ELLIPSIS, fit_value, fmt_value
 
 NUMBER = re.compile(r"^-?\d+(\.(\d+))?(e([+-]?\d+))?$")
 

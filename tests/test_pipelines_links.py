@@ -20,7 +20,7 @@ from mltop.core.pipelines.links import (
 )
 from mltop.core.pipelines.model import StatusState
 from mltop.core.pipelines.overview import build_overview, load_pipeline
-from mltop.core.query import compile_query
+from mltop.core.runs.query import compile_query
 from mltop.core.store import Store, open_memory_store
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_project"

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mltop.core.entities import RunRecord, Status
-from mltop.core.query import (
+from mltop.core.runs.query import (
     All,
     And,
     Compare,

@@ -15,8 +15,8 @@ from conftest import write_run
 
 from mltop.core.discovery import ingest
 from mltop.core.entities import RunRecord, Status
-from mltop.core.query import compile_query
-from mltop.core.runs_view import (
+from mltop.core.runs.query import compile_query
+from mltop.core.runs.runs_view import (
     Column,
     ValuesCache,
     available_columns,
@@ -246,7 +246,7 @@ def test_history_buckets_count_non_finite_values() -> None:
 
 def test_core_modules_do_not_import_textual() -> None:
     code = (
-        "import sys, mltop.core.runs_view, mltop.core.sanitize, mltop.core.store;"
+        "import sys, mltop.core.runs.runs_view, mltop.core.common.sanitize, mltop.core.store;"
         "print('textual' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
-from mltop.core.loghighlight import clean_line, render
-from mltop.core.sanitize import decode, inert, inert_json, inert_plain, inert_text, is_inert
+from mltop.core.common.sanitize import decode, inert, inert_json, inert_plain, inert_text, is_inert
+from mltop.core.logs.loghighlight import clean_line, render
 
 
 def test_escape_sequences_become_visible_stand_ins() -> None:

@@ -44,7 +44,7 @@ HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from mltop.core import scratch
+    from mltop.core.common import scratch
     from mltop.core.store import open_store
 
     open_store(Path(sys.argv[1])).close()  # the folder stays this process's; the store is free
@@ -130,7 +130,7 @@ def test_a_shared_scratch_folder_others_can_write_is_not_used(tmp_path: Path) ->
     planted.mkdir()
     planted.chmod(0o777)  # as another user could have left it in /tmp
     result = subprocess.run(
-        [sys.executable, "-c", "from mltop.core import scratch; print(scratch.folder())"],
+        [sys.executable, "-c", "from mltop.core.common import scratch; print(scratch.folder())"],
         capture_output=True,
         text=True,
         env={**os.environ, "TMPDIR": str(tmp_path)},

@@ -18,11 +18,11 @@ from conftest import write_run
 from test_import_mlflow import FILES, filestore_copy, run_import
 
 from mltop.core.cli.output import EXIT_PROBLEMS
+from mltop.core.common.regular_files import NotRegularFile
 from mltop.core.discovery import ingest
 from mltop.core.importers.lightning import MAX_HPARAMS_BYTES
 from mltop.core.importers.mlflow_files import MAX_VALUE_BYTES
-from mltop.core.logfile import FileCursor
-from mltop.core.regular_files import NotRegularFile
+from mltop.core.logs.logfile import FileCursor
 from mltop.core.store import open_memory_store, open_store
 
 DEADLINE = 60  # seconds; the whole ingest takes two

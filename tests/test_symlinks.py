@@ -13,8 +13,8 @@ from conftest import write_run
 from test_import_mlflow import sqlite_copy
 
 from mltop.core.discovery import ingest
+from mltop.core.live.watch import Watcher
 from mltop.core.store import open_memory_store, open_store
-from mltop.core.watch import Watcher
 
 
 def _ingest(root: Path) -> tuple[list[str], dict[str, int]]:

@@ -16,8 +16,8 @@ from textual.command import CommandPalette
 from textual.pilot import Pilot
 from tui_pilot import SIZE, make_app, names, settled, type_text
 
-from mltop.core.diff import Verdict
-from mltop.core.overlay import Series
+from mltop.core.compare.diff import Verdict
+from mltop.core.compare.overlay import Series
 from mltop.core.tracking import start_run
 from mltop.tui.app import MltopApp
 from mltop.tui.screens.compare import CompareScreen
@@ -539,7 +539,7 @@ def test_legend_counts_the_runs_it_cannot_name() -> None:
 
 
 def test_previous_run_follows_start_order_within_the_experiment() -> None:
-    from mltop.core.diff import previous_run
+    from mltop.core.compare.diff import previous_run
     from mltop.core.entities import RunRecord
     from mltop.core.store import open_memory_store
 

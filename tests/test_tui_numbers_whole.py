@@ -16,9 +16,9 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from tui_pilot import make_app, settled
 
-from mltop.core import runs_view
-from mltop.core.formatting import fit_value, fmt_time
-from mltop.core.runs_view import Column
+from mltop.core.common.formatting import fit_value, fmt_time
+from mltop.core.runs import runs_view
+from mltop.core.runs.runs_view import Column
 from mltop.core.tracking import start_run
 from mltop.tui.screens.compare import CompareScreen
 from mltop.tui.widgets.compare_table import CompareTable

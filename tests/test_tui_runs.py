@@ -16,7 +16,7 @@ from tui_pilot import SIZE, make_app, names, settled, type_text, until
 
 from mltop.core.discovery import ingest
 from mltop.core.entities import RunRecord
-from mltop.core.runs_view import Column
+from mltop.core.runs.runs_view import Column
 from mltop.core.store import open_store
 from mltop.tui.screens.help import HelpScreen
 from mltop.tui.screens.run_detail import RunDetailScreen

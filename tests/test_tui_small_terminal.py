@@ -10,7 +10,7 @@ from conftest import write_run
 from textual.widgets import Input, OptionList
 from tui_pilot import make_app, settled, until
 
-from mltop.core.runs_view import Column
+from mltop.core.runs.runs_view import Column
 from mltop.tui.widgets.column_fit import fit_order
 from mltop.tui.widgets.column_picker import ColumnPicker
 from mltop.tui.widgets.keybar import KeyBar

@@ -14,9 +14,9 @@ from conftest import write_run
 
 from mltop.core.discovery import ingest
 from mltop.core.entities import Run
+from mltop.core.live.watch import Watcher, WatchUpdate, is_stale
 from mltop.core.store import open_memory_store
 from mltop.core.tracking import METRICS_FILE
-from mltop.core.watch import Watcher, WatchUpdate, is_stale
 
 
 def _run(status: str = "RUNNING", updated: float | None = 1000.0, start: float | None = 900.0):

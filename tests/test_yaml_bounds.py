@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from mltop.core.common.safe_yaml import MAX_DEPTH, MAX_EXPANDED_NODES, YamlRefused, load_yaml
 from mltop.core.discovery import ingest
 from mltop.core.pipelines.yamlload import PipelineFileError, load_text
-from mltop.core.safe_yaml import MAX_DEPTH, MAX_EXPANDED_NODES, YamlRefused, load_yaml
 from mltop.core.store import open_store
 
 REFUSED = f"refused: more than {MAX_EXPANDED_NODES:,} values once aliases are expanded"

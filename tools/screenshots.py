@@ -86,7 +86,7 @@ async def settled(pilot: Pilot) -> RunsScreen:
 
 
 async def shoot(project: Path, out: Path) -> None:
-    from mltop.core.runs_view import Column
+    from mltop.core.runs.runs_view import Column
     from mltop.tui.app import MltopApp
     from mltop.tui.screens.run_detail import RunDetailScreen
 
@@ -131,7 +131,7 @@ async def shoot(project: Path, out: Path) -> None:
 
 async def shoot_small(project: Path, store: Path, out: Path) -> None:
     """The runs table at 80x24, sorted by validation accuracy, as in the 120x40 shot."""
-    from mltop.core.runs_view import Column
+    from mltop.core.runs.runs_view import Column
     from mltop.tui.app import MltopApp
 
     app = MltopApp(project, store, live=False)

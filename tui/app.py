@@ -41,7 +41,7 @@ from mltop.tui.screens.help import HelpScreen, binding_rows
 from mltop.tui.screens.runs import RunsScreen
 
 if TYPE_CHECKING:
-    from mltop.core.watch import WatchUpdate
+    from mltop.core.live.watch import WatchUpdate
 
 # A reload per committed batch would redraw (and re-query) constantly during a big first import.
 CHANGE_INTERVAL = 1.0
@@ -248,7 +248,7 @@ class MltopApp(App[int]):
         error = None
         try:
             # The live watcher imports into the same store: never both at once.
-            from mltop.core.watch import INGEST_LOCK
+            from mltop.core.live.watch import INGEST_LOCK
 
             with INGEST_LOCK, self.store_in_use() as store:
                 watched = _WatchedStore(
@@ -291,7 +291,7 @@ class MltopApp(App[int]):
     def _watch(self) -> None:
         """Follow the folder while mltop is open: changed files go through the importers'
         incremental path, new runs appear and charts grow. Started after the first scan."""
-        from mltop.core.watch import Watcher
+        from mltop.core.live.watch import Watcher
 
         if not self.root.exists():
             return

@@ -13,7 +13,7 @@ import pyarrow as pa
 from textual.message import Message
 
 from mltop.core.entities import ImportReport, LogFile, MetricSummary, Run
-from mltop.core.runs_view import RunsView
+from mltop.core.runs.runs_view import RunsView
 from mltop.core.store import Store
 
 
@@ -141,7 +141,8 @@ class CompareLoaded(Message):
 
 
 class OverlayLoaded(Message):
-    """One metric of the compared runs on a shared x axis (:func:`mltop.core.overlay.overlay`).
+    """One metric of the compared runs on a shared x axis
+    (:func:`mltop.core.compare.overlay.overlay`).
 
     ``request`` is the (metric, x axis, smoothing, buckets) it answers, so a late answer to an
     older request is dropped.

@@ -27,8 +27,8 @@ from mltop.core.cli.pipelines import cmd_pipelines
 from mltop.core.cli.runs import cmd_runs
 from mltop.core.cli.tail import cmd_tail
 from mltop.core.cli.usage import USAGE
-from mltop.core.malloc import limit_malloc_arenas
-from mltop.core.sanitize import inert
+from mltop.core.common.malloc import limit_malloc_arenas
+from mltop.core.common.sanitize import inert
 from mltop.core.store import StoreError
 
 __all__ = ["COMMANDS", "USAGE", "main"]
@@ -44,7 +44,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    limit_malloc_arenas()  # before the TUI's threads start (see mltop.core.malloc)
+    limit_malloc_arenas()  # before the TUI's threads start (see mltop.core.common.malloc)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in ("-h", "--help", "help"):

@@ -18,7 +18,7 @@ from rich.text import Text
 from mltop.core.cli.launch import cmd_open
 from mltop.core.cli.output import EXIT_OK, EXIT_PROBLEMS, Parser, stderr_console
 from mltop.core.cli.runs import cmd_runs
-from mltop.core.sanitize import inert
+from mltop.core.common.sanitize import inert
 
 
 def cmd_demo(argv: Sequence[str]) -> int:
@@ -101,7 +101,7 @@ def _demo_live(folder: Path, no_tui: bool, err: Console) -> int:
             from mltop.tui.app import run_app_following
 
             return run_app_following(folder, log, title=f"{run_folder.name} (live demo)")
-        from mltop.core.logtail import TailOptions, tail_files, use_colour
+        from mltop.core.logs.logtail import TailOptions, tail_files, use_colour
 
         done = threading.Event()
         threading.Thread(target=lambda: (proc.wait(), done.set()), daemon=True).start()

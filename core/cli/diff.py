@@ -1,7 +1,7 @@
 """``mltop diff RUN RUN ...``: runs' params and metrics against a baseline, with CI gates.
 
 RUN arguments are resolved here (a name, an id prefix, or a filter) so a typo gets candidates
-and close names rather than an empty comparison; the comparison itself is mltop.core.diff's.
+and close names rather than an empty comparison; the comparison itself is mltop.core.compare.diff's.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ from mltop.core.cli.output import (
     store_root,
 )
 from mltop.core.cli.sources import ingest_with_progress
-from mltop.core.diff import GATE_HELP, GateError, check_gates, compare_runs, parse_gates
-from mltop.core.diff_format import render_json, render_markdown, render_table
-from mltop.core.directions import load_directions
+from mltop.core.common.sanitize import inert
+from mltop.core.compare.diff import GATE_HELP, GateError, check_gates, compare_runs, parse_gates
+from mltop.core.compare.diff_format import render_json, render_markdown, render_table
+from mltop.core.compare.directions import load_directions
 from mltop.core.entities import Run
-from mltop.core.sanitize import inert
 from mltop.core.store import RunQuery, Store
 
 _DIFF_DESCRIPTION = """\
@@ -60,7 +60,7 @@ _FILTER_HINT = re.compile(r"[\s=<>!~()]")
 
 def _filter_or_none(text: str) -> RunQuery | None:
     """The filter ``text`` means; None when it is one word that is no filter (a mistyped name)."""
-    from mltop.core import query
+    from mltop.core.runs import query
 
     try:
         return query.compile_query(text)

@@ -31,7 +31,7 @@ from mltop.core.cli.sources import (
     sync_servers,
     timeout_seconds,
 )
-from mltop.core.sanitize import inert
+from mltop.core.common.sanitize import inert
 
 
 def cmd_ingest(argv: Sequence[str]) -> int:

@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from mltop.core.common.sanitize import inert
 from mltop.core.entities import ImportReport, Run
-from mltop.core.sanitize import inert
 from mltop.core.store import Store, open_store
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2

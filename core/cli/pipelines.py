@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from mltop.core.cli.output import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Parser, resolve_root
-from mltop.core.sanitize import inert_json
+from mltop.core.common.sanitize import inert_json
 
 if TYPE_CHECKING:
     from mltop.core.pipelines.overview import GitHubOptions

@@ -35,17 +35,17 @@ from mltop.core.cli.sources import (
     sync_servers,
     timeout_seconds,
 )
+from mltop.core.common.formatting import fmt_iso
+from mltop.core.common.sanitize import inert, inert_json
 from mltop.core.entities import Run
-from mltop.core.formatting import fmt_iso
-from mltop.core.runs_listing import ColumnError, build_listing, left_out_note
-from mltop.core.sanitize import inert, inert_json
+from mltop.core.runs.runs_listing import ColumnError, build_listing, left_out_note
 from mltop.core.store import RunQuery
 
 
 def _compile_filter(text: str | None) -> RunQuery:
     if not text or not text.strip():
         return RunQuery()
-    from mltop.core import query
+    from mltop.core.runs import query
 
     try:
         return query.compile_query(text)
@@ -143,7 +143,7 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         params = store.params_for(ids)
         metrics = store.summaries(ids)
         known_metrics = store.metric_keys()
-    from mltop.core.query import unknown_metric_warnings
+    from mltop.core.runs.query import unknown_metric_warnings
 
     for line in unknown_metric_warnings(args.filter, args.sort, known_metrics):
         err.print(Text(f"mltop: {inert(line)}"))

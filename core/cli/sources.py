@@ -17,9 +17,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from mltop.core.cli.output import UsageError, progress_text
+from mltop.core.common.sanitize import inert
 from mltop.core.discovery import discover, ingest
 from mltop.core.entities import ImportReport
-from mltop.core.sanitize import inert
 from mltop.core.store import RunQuery, Store
 
 
@@ -78,7 +78,7 @@ def mlflow_urls(given: Sequence[str] | None) -> list[str]:
 
     A bad URL is a usage error, said before any work starts.
     """
-    from mltop.core.httpclient import RemoteError
+    from mltop.core.common.httpclient import RemoteError
     from mltop.core.importers import mlflow_rest
 
     urls: list[str] = []

@@ -1,6 +1,6 @@
 """``mltop tail RUN|FILE``: a run's logs (or one log file) printed, or followed with ``-f``.
 
-The printing and following are mltop.core.logtail's; this module finds the files a RUN means.
+The printing and following are mltop.core.logs.logtail's; this module finds the files a RUN means.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ across log rotation and truncation."""
 
 
 def cmd_tail(argv: Sequence[str], out_file: TextIO | None = None) -> int:
-    from mltop.core.logmodel import LineMatcher, PatternError
-    from mltop.core.logtail import TailOptions, tail_files, use_colour
+    from mltop.core.logs.logmodel import LineMatcher, PatternError
+    from mltop.core.logs.logtail import TailOptions, tail_files, use_colour
 
     parser = Parser(
         prog="mltop tail",

@@ -21,8 +21,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
+from mltop.core.common.regular_files import open_regular
 from mltop.core.entities import FileState, ImportReport, SourceRef
-from mltop.core.regular_files import open_regular
 from mltop.core.store import Store
 
 HEAD_BYTES = 256

@@ -37,6 +37,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from mltop.core import tabular
+from mltop.core.common.regular_files import read_limited
 from mltop.core.entities import (
     FileState,
     ImportReport,
@@ -64,7 +65,6 @@ from mltop.core.importers.dvclive import (
     tsv_prefix,
 )
 from mltop.core.importers.params import flatten_params
-from mltop.core.regular_files import read_limited
 from mltop.core.store import RunQuery, Store
 
 KIND = "dvc"

@@ -28,12 +28,12 @@ import pyarrow as pa
 import yaml
 
 from mltop.core import tabular
+from mltop.core.common.regular_files import open_regular, read_limited
+from mltop.core.common.safe_yaml import YamlRefused, load_yaml
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Change, Detection, classify, file_state, read_complete
 from mltop.core.importers.linefiles import add_note, keep_readable_csv_rows
 from mltop.core.importers.params import flatten_params
-from mltop.core.regular_files import open_regular, read_limited
-from mltop.core.safe_yaml import YamlRefused, load_yaml
 from mltop.core.store import Store
 
 KIND = "dvclive"

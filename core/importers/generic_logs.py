@@ -20,11 +20,11 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from mltop.core.common.regular_files import is_regular, open_regular
 from mltop.core.entities import ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Detection
 from mltop.core.importers.keras_csv import keras_header
 from mltop.core.importers.linefiles import LineFile, read_line_files
-from mltop.core.regular_files import is_regular, open_regular
 from mltop.core.store import Store
 from mltop.core.tabular import STEP_COLUMNS
 

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from mltop.core.common.regular_files import open_regular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers.base import Change, Detection, classify, file_state, read_complete
-from mltop.core.regular_files import open_regular
 from mltop.core.store import POINTS_SCHEMA, Store
 
 KIND = "keras"

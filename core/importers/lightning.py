@@ -20,6 +20,8 @@ from pathlib import Path
 
 import yaml
 
+from mltop.core.common.regular_files import read_limited
+from mltop.core.common.safe_yaml import YamlRefused, load_yaml
 from mltop.core.entities import (
     FileState,
     ImportReport,
@@ -31,8 +33,6 @@ from mltop.core.entities import (
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.linefiles import LineFile, read_line_files
 from mltop.core.importers.params import flatten_params
-from mltop.core.regular_files import read_limited
-from mltop.core.safe_yaml import YamlRefused, load_yaml
 from mltop.core.store import Store
 
 KIND = "lightning"

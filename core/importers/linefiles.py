@@ -20,9 +20,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from mltop.core import tabular
+from mltop.core.common.regular_files import open_regular
 from mltop.core.entities import FileState, ImportReport
 from mltop.core.importers.base import Change, classify, file_state, read_complete
-from mltop.core.regular_files import open_regular
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from mltop.core.common.regular_files import open_regular, read_limited
+from mltop.core.common.safe_yaml import YamlRefused, load_yaml
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers.base import (
@@ -51,8 +53,6 @@ from mltop.core.importers.base import (
     file_state,
     read_complete,
 )
-from mltop.core.regular_files import open_regular, read_limited
-from mltop.core.safe_yaml import YamlRefused, load_yaml
 from mltop.core.store import POINTS_SCHEMA, Store
 from mltop.core.tabular import ParseError, bytes_to_tempfile, connection, remove_quietly
 

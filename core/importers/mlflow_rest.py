@@ -56,8 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 import pyarrow as pa
 
-from mltop.core.entities import FileState, ImportReport, RunRecord, Status
-from mltop.core.httpclient import (
+from mltop.core.common.httpclient import (
     Credentials,
     HttpClient,
     HttpSettings,
@@ -65,6 +64,7 @@ from mltop.core.httpclient import (
     RetryPolicy,
     split_userinfo,
 )
+from mltop.core.entities import FileState, ImportReport, RunRecord, Status
 from mltop.core.importers import mlflow_common as common
 from mltop.core.store import POINTS_SCHEMA, Store
 

@@ -41,11 +41,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mltop.core.common.regular_files import open_regular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers import sqlite_readonly
 from mltop.core.importers.base import Detection, head_fingerprint
-from mltop.core.regular_files import open_regular
 from mltop.core.store import POINTS_SCHEMA, Store
 
 KIND = "mlflow-sqlite"

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mltop.core.common.regular_files import is_regular
 from mltop.core.entities import (
     FileState,
     ImportReport,
@@ -26,7 +27,6 @@ from mltop.core.entities import (
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.linefiles import LineFile, read_line_files
 from mltop.core.importers.params import flatten_params, read_json_object
-from mltop.core.regular_files import is_regular
 from mltop.core.store import Store
 from mltop.core.tracking import META_FILE, METRICS_FILE, OUTPUT_FILE, PARAMS_FILE
 

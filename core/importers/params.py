@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mltop.core.regular_files import SourceFileError, read_limited
+from mltop.core.common.regular_files import SourceFileError, read_limited
 
 
 def flatten_params(

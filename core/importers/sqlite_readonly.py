@@ -16,7 +16,7 @@ there, checked each time:
   index: nothing is created;
 * a non-empty ``-wal`` without ``-shm`` (a killed writer, a copied folder), or when ``mode=ro``
   fails -> the database and its WAL are copied to this process's scratch folder
-  (:mod:`mltop.core.scratch`) and the copy is read.
+  (:mod:`mltop.core.common.scratch`) and the copy is read.
 
 We checked with SQLite 3.40: a WAL database with one row in the main file and one committed row
 in its WAL reads one row with ``immutable=1`` and two with ``mode=ro``.
@@ -33,8 +33,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mltop.core import scratch
-from mltop.core.regular_files import open_regular
+from mltop.core.common import scratch
+from mltop.core.common.regular_files import open_regular
 
 #: A rollback-mode database untouched this long, with no -journal beside it, is read immutable.
 QUIET_SECONDS = 5.0

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from mltop.core.common.regular_files import open_regular
 from mltop.core.entities import (
     FileState,
     ImportReport,
@@ -37,7 +38,6 @@ from mltop.core.entities import (
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.mlflow_artifacts import artifact_owner, tensorboard_roots
 from mltop.core.importers.tfevents import EventColumns, decode
-from mltop.core.regular_files import open_regular
 from mltop.core.store import POINTS_SCHEMA, RunQuery, Store
 
 KIND = "tensorboard"

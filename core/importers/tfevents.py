@@ -26,7 +26,7 @@ from typing import Any, cast
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from mltop.core import tfrecord
+from mltop.core.common import tfrecord
 
 SCALARS_PLUGIN = "scalars"
 HPARAMS_PLUGIN = "hparams"

@@ -30,11 +30,11 @@ import duckdb
 import pyarrow as pa
 
 from mltop.core import tabular
+from mltop.core.common.regular_files import open_regular
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
 from mltop.core.importers import sqlite_readonly
 from mltop.core.importers.base import Detection, file_state
 from mltop.core.importers.params import flatten_params
-from mltop.core.regular_files import open_regular
 from mltop.core.store import RunQuery, Store
 
 KIND = "trackio"

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from mltop.core.common.regular_files import is_regular, open_regular
 from mltop.core.entities import (
     FileState,
     ImportReport,
@@ -36,7 +37,6 @@ from mltop.core.entities import (
 from mltop.core.importers import wandb_records as wr
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.params import flatten_params
-from mltop.core.regular_files import is_regular, open_regular
 from mltop.core.store import Store
 
 KIND = "wandb-offline"

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mltop.core.common.regular_files import open_regular, walk_tree
 from mltop.core.pipelines import argo, azure, dvc, github, gitlab, jenkins, kubeflow, tekton
 from mltop.core.pipelines.model import GraphBuilder, Pipeline, one_line
 from mltop.core.pipelines.yamlload import PipelineFileError, load_documents
-from mltop.core.regular_files import open_regular, walk_tree
 
 PARSERS: dict[str, ModuleType] = {
     github.FORMAT: github,

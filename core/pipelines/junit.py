@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mltop.core.common.regular_files import open_regular, read_limited, walk_tree
 from mltop.core.pipelines.detect import SKIP_DIRS
 from mltop.core.pipelines.model import Phase, Pipeline, StageStatus, StatusState, one_line
-from mltop.core.regular_files import open_regular, read_limited, walk_tree
 
 MAX_JUNIT_BYTES = 64 * 1024 * 1024
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from mltop.core.sanitize import inert
+from mltop.core.common.sanitize import inert
 
 PipelineKind = Literal["devops", "mlops"]
 
@@ -461,7 +461,7 @@ def layers(pipeline: Pipeline) -> list[list[str]]:
 
 def one_line(text: object, limit: int = 300) -> str:
     """Text from a file made safe for a one-line message: whitespace runs (newlines included)
-    collapsed, control and bidi characters shown as visible stand-ins (see core/sanitize.py),
+    collapsed, control and bidi characters shown as visible stand-ins (see core/common/sanitize.py),
     at most ``limit`` characters."""
     flat = inert(" ".join(str(text).split()))
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

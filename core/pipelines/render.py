@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mltop.core.common.sanitize import inert_json
 from mltop.core.pipelines.compare import Comparison, PhaseRow
 from mltop.core.pipelines.dag_layout import pipeline_drawing
 from mltop.core.pipelines.model import (
@@ -22,7 +23,6 @@ from mltop.core.pipelines.model import (
 )
 from mltop.core.pipelines.overview import Overview
 from mltop.core.pipelines.repository import Repository, followed, side_title
-from mltop.core.sanitize import inert_json
 
 
 def inert(text: object, limit: int = 300) -> str:

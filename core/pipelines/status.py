@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mltop.core.common.regular_files import open_regular, read_limited, walk_tree
 from mltop.core.pipelines.github_runs import GitHubClient, GitHubError, github_status
 from mltop.core.pipelines.junit import (
     JUnitError,
@@ -29,7 +30,6 @@ from mltop.core.pipelines.junit import (
 )
 from mltop.core.pipelines.model import Pipeline, StageStatus, StatusState, one_line
 from mltop.core.pipelines.yamlload import PipelineFileError, load_documents
-from mltop.core.regular_files import open_regular, read_limited, walk_tree
 
 __all__ = [
     "GitHubClient",

@@ -1,6 +1,6 @@
 """Loading pipeline YAML safely: safe tags only, bounded size, bounded alias expansion.
 
-The bounds on nesting and alias expansion are :mod:`mltop.core.safe_yaml`'s, shared with the
+The bounds on nesting and alias expansion are :mod:`mltop.core.common.safe_yaml`'s, shared with the
 importers. This module adds the size limit for a definition file and keeps GitLab's
 ``!reference`` tag (and other custom tags) as data instead of failing, because real CI files
 use them.
@@ -15,9 +15,14 @@ from typing import Any
 import yaml
 from yaml.nodes import Node, ScalarNode, SequenceNode
 
+from mltop.core.common.regular_files import SourceFileError, read_limited
+from mltop.core.common.safe_yaml import (
+    MAX_DEPTH,
+    MAX_EXPANDED_NODES,
+    BoundedSafeLoader,
+    YamlRefused,
+)
 from mltop.core.pipelines.model import one_line
-from mltop.core.regular_files import SourceFileError, read_limited
-from mltop.core.safe_yaml import MAX_DEPTH, MAX_EXPANDED_NODES, BoundedSafeLoader, YamlRefused
 
 __all__ = [
     "MAX_DEPTH",

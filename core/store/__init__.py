@@ -21,7 +21,7 @@ per-family objects: every caller keeps ``store.put_runs(...)``, ``store.history(
 transaction across families, so no importer, screen or command changes beyond its import line.
 Import it from this package (``from mltop.core.store import Store``), never from its modules.
 
-May import: duckdb, pyarrow, :mod:`mltop.core.entities`, :mod:`mltop.core.scratch`. Never
+May import: duckdb, pyarrow, :mod:`mltop.core.entities`, :mod:`mltop.core.common.scratch`. Never
 Textual nor :mod:`mltop.tui`, nor any other part of core (they ask the store, not the reverse).
 """
 

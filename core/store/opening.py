@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from mltop.core import scratch
+from mltop.core.common import scratch
 from mltop.core.store.files import FileTables
 from mltop.core.store.logs import LogTables
 from mltop.core.store.points import PointTables

@@ -1,6 +1,6 @@
 """The queries the runs table reads: filters (:class:`RunQuery`), sort orders, the runs table.
 
-The filter language (core/query.py) compiles to a :class:`RunQuery` and ``--sort`` to
+The filter language (core/runs/query.py) compiles to a :class:`RunQuery` and ``--sort`` to
 :func:`order_clause`; the runs screen and ``mltop runs`` read their table and its column
 statistics through :class:`RunsTableQueries`.
 """

@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Static
 
-from mltop.core.sanitize import inert
+from mltop.core.common.sanitize import inert
 from mltop.tui.commands import ScreenCommands
 from mltop.tui.messages import ChartDataLoaded
 from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart

@@ -7,11 +7,12 @@ change against the baseline and its best of history; for every param, each run's
 it one metric's histories are drawn on one chart, a colour per run, the same colour as the run's
 column header.
 
-The comparison is built once from the store (:func:`mltop.core.diff.compare_runs`, in a worker);
+The comparison is built once from the store (:func:`mltop.core.compare.diff.compare_runs`, in a
+worker);
 changing the baseline or hiding rows that agree rebuilds it from the data already read
 (:meth:`Comparison.rebuild`), also in a worker because 100 runs make 20,000 cells. The chart's
-histories come from :func:`mltop.core.overlay.overlay` in a worker too; each answer carries the
-request it answers and only the latest one is drawn.
+histories come from :func:`mltop.core.compare.overlay.overlay` in a worker too; each answer
+carries the request it answers and only the latest one is drawn.
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from mltop.core.diff import Comparison, Row, Verdict, compare_runs, previous_run
-from mltop.core.diff_format import best_text, change_text, value_text
-from mltop.core.directions import Direction, load_directions
+from mltop.core.common.formatting import fmt_value
+from mltop.core.common.sanitize import inert
+from mltop.core.compare.diff import Comparison, Row, Verdict, compare_runs, previous_run
+from mltop.core.compare.diff_format import best_text, change_text, value_text
+from mltop.core.compare.directions import Direction, load_directions
+from mltop.core.compare.overlay import X_AXES, Series, XAxis, overlay
 from mltop.core.entities import Run
-from mltop.core.formatting import fmt_value
-from mltop.core.overlay import X_AXES, Series, XAxis, overlay
-from mltop.core.sanitize import inert
 from mltop.core.store import StoreError
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.messages import CompareLoaded, OverlayLoaded

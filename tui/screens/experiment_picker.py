@@ -12,8 +12,8 @@ from textual.containers import Vertical
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from mltop.core.common.sanitize import inert
 from mltop.core.entities import Experiment
-from mltop.core.sanitize import inert
 from mltop.tui.screens.picker import OptionPicker
 
 ALL = ""

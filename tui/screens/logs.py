@@ -4,8 +4,8 @@
     LogsScreen(paths=[Path("train.log")])    # any files
     LogsScreen(run_id=…, store=store)        # outside MltopApp: pass the store to read
 
-One worker thread keeps every file's :class:`~mltop.core.logmodel.LogModel` current
-(:func:`~mltop.core.logmodel.follow_logs`: inotify wakes it, updates coalesce to at most 20 a
+One worker thread keeps every file's :class:`~mltop.core.logs.logmodel.LogModel` current
+(:func:`~mltop.core.logs.logmodel.follow_logs`: inotify wakes it, updates coalesce to at most 20 a
 second) and posts :class:`LogsChanged`; the :class:`~mltop.tui.widgets.log_view.LogView` then
 draws only the rows in view. Searches run in their own worker, so a search through a gigabyte
 never blocks scrolling; a filter is built by the follow worker a chunk at a time.
@@ -32,15 +32,15 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
+from mltop.core.common.formatting import fmt_duration
+from mltop.core.common.sanitize import inert
 from mltop.core.entities import Run
-from mltop.core.formatting import fmt_duration
-from mltop.core.logfile import FileWatch
-from mltop.core.loghighlight import timestamp_length
-from mltop.core.logmodel import LineMatcher, LogModel, ModelChange, PatternError, follow_logs
-from mltop.core.runs_view import STATUS_SYMBOLS
-from mltop.core.sanitize import inert
+from mltop.core.live.watch import is_stale
+from mltop.core.logs.logfile import FileWatch
+from mltop.core.logs.loghighlight import timestamp_length
+from mltop.core.logs.logmodel import LineMatcher, LogModel, ModelChange, PatternError, follow_logs
+from mltop.core.runs.runs_view import STATUS_SYMBOLS
 from mltop.core.store import Store
-from mltop.core.watch import is_stale
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.screens.help import HelpScreen, binding_rows
 from mltop.tui.widgets.keybar import KeyBar

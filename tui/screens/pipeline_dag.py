@@ -21,10 +21,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
+from mltop.core.common.sanitize import inert
 from mltop.core.pipelines.dag_layout import DagDrawing, pipeline_drawing, state_style
 from mltop.core.pipelines.model import Pipeline, format_duration, one_line
 from mltop.core.pipelines.repository import side_title
-from mltop.core.sanitize import inert
 from mltop.tui.commands import ScreenCommands
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.phase_grid import SIDE_LABELS, STYLES, Side, style_of

@@ -29,7 +29,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from mltop.core.formatting import local_moment
+from mltop.core.common.formatting import local_moment
+from mltop.core.common.sanitize import inert
 from mltop.core.pipelines.compare import Comparison
 from mltop.core.pipelines.dag_layout import state_style
 from mltop.core.pipelines.links import PipelineLinks, RunLink, link_runs
@@ -43,8 +44,7 @@ from mltop.core.pipelines.model import (
 from mltop.core.pipelines.overview import GitHubOptions, Overview, build_overview
 from mltop.core.pipelines.phases import OVERRIDES_FILE
 from mltop.core.pipelines.repository import followed, side_title
-from mltop.core.runs_view import STATUS_SYMBOLS
-from mltop.core.sanitize import inert
+from mltop.core.runs.runs_view import STATUS_SYMBOLS
 from mltop.core.store import StoreError
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.screens.pipeline_picker import PipelinePicker, relative

@@ -26,10 +26,10 @@ from textual.screen import Screen
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
+from mltop.core.common.formatting import fit_text, fit_value, fmt_clock, fmt_duration, fmt_value
+from mltop.core.common.sanitize import inert
 from mltop.core.entities import MetricSummary, Run
-from mltop.core.formatting import fit_text, fit_value, fmt_clock, fmt_duration, fmt_value
-from mltop.core.runs_view import STATUS_SYMBOLS, metric_goal, stale_after
-from mltop.core.sanitize import inert
+from mltop.core.runs.runs_view import STATUS_SYMBOLS, metric_goal, stale_after
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.messages import ChartDataLoaded, DetailsLoaded, RunDetails
 from mltop.tui.screens.run_values import RunValuesScreen

@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from mltop.core.sanitize import inert
+from mltop.core.common.sanitize import inert
 from mltop.tui.commands import ScreenCommands
 from mltop.tui.widgets.keybar import KeyBar
 

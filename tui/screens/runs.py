@@ -2,8 +2,8 @@
 
 View state lives here (columns, sort, filter text, experiment, folded parents); the table only
 draws what it is given. Every change of state asks a worker for a new
-:class:`~mltop.core.runs_view.RunsView` (filter and sort run in SQL), and only the answer to the
-latest request is shown, so typing fast never shows an older result over a newer one.
+:class:`~mltop.core.runs.runs_view.RunsView` (filter and sort run in SQL), and only the answer
+to the latest request is shown, so typing fast never shows an older result over a newer one.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
+from mltop.core.common.sanitize import inert
 from mltop.core.entities import Experiment
-from mltop.core.query import QueryError, compile_query, unknown_metric_warnings
-from mltop.core.runs_view import (
+from mltop.core.runs.query import QueryError, compile_query, unknown_metric_warnings
+from mltop.core.runs.runs_view import (
     STATUS_SYMBOLS,
     Column,
     RunsView,
@@ -34,7 +35,6 @@ from mltop.core.runs_view import (
     default_columns,
     load_runs,
 )
-from mltop.core.sanitize import inert
 from mltop.core.store import RunQuery, Store
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.messages import (

@@ -29,8 +29,8 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from mltop.core.formatting import fmt_duration, fmt_value
-from mltop.core.sanitize import inert
+from mltop.core.common.formatting import fmt_duration, fmt_value
+from mltop.core.common.sanitize import inert
 from mltop.tui.widgets.segments import text_segments
 
 BRAILLE = 0x2800

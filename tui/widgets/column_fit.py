@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from mltop.core.runs_view import Column
+from mltop.core.runs.runs_view import Column
 
 # The padding the table draws on either side of each cell.
 CELL_PADDING = 2

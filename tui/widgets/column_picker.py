@@ -19,8 +19,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from mltop.core.runs_view import Column
-from mltop.core.sanitize import inert
+from mltop.core.common.sanitize import inert
+from mltop.core.runs.runs_view import Column
 
 
 def _describe(column: Column) -> str:

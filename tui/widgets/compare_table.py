@@ -31,10 +31,10 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 from textual_fastdatatable.data_table import DataTable
 
-from mltop.core.diff import Cell, Comparison, Row, Verdict
-from mltop.core.diff_format import best_text, change_text, fmt_delta, fmt_pct, value_text
-from mltop.core.directions import Direction
-from mltop.core.sanitize import inert
+from mltop.core.common.sanitize import inert
+from mltop.core.compare.diff import Cell, Comparison, Row, Verdict
+from mltop.core.compare.diff_format import best_text, change_text, fmt_delta, fmt_pct, value_text
+from mltop.core.compare.directions import Direction
 from mltop.tui.widgets.cut_edges import CutEdges
 from mltop.tui.widgets.overlay_chart import run_colour
 from mltop.tui.widgets.run_table import RunsBackend

@@ -16,7 +16,7 @@ from rich.style import Style
 from textual.cache import LRUCache
 from textual.strip import Strip
 
-from mltop.core.formatting import ELLIPSIS
+from mltop.core.common.formatting import ELLIPSIS
 
 
 class CutEdges:

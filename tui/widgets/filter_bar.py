@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
-from mltop.core.sanitize import inert
+from mltop.core.common.sanitize import inert
 
 PROMPT = "/ "
 

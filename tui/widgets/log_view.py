@@ -1,7 +1,7 @@
 """A log file's lines on screen: a Line-API ScrollView that renders only the visible rows.
 
 The widget holds no lines. Its virtual height is the model's row count, and each refresh asks
-:class:`~mltop.core.logmodel.LogModel` for the rows in view (a page read or two, cached), so a
+:class:`~mltop.core.logs.logmodel.LogModel` for the rows in view (a page read or two, cached), so a
 gigabyte log scrolls like a small one. Following (``tail -f``) keeps the view at the end while
 rows arrive; scrolling up pauses it, ``end`` resumes it. With wrapping on, rows are still one per
 line for scrolling and each line takes as many screen rows as it needs; at the end the view is
@@ -23,8 +23,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from mltop.core.loghighlight import clean_line, render
-from mltop.core.logmodel import LogModel
+from mltop.core.logs.loghighlight import clean_line, render
+from mltop.core.logs.logmodel import LogModel
 from mltop.tui.widgets.segments import text_segments
 
 #: Horizontal extent never grows past this (a 1 MB line would make the scrollbar useless).

@@ -1,6 +1,6 @@
 """One metric of several runs on one braille chart, a colour per run, with a legend.
 
-The data comes from :func:`mltop.core.overlay.overlay` (histories already downsampled in SQL
+The data comes from :func:`mltop.core.compare.overlay.overlay` (histories already downsampled in SQL
 to about one point per dot column, and smoothed); this module only places the points. Each run
 is drawn into its own dot grid and packed into braille cells; where runs share a cell, the one
 drawn last owns its colour, and the baseline is drawn last so it stays on top.
@@ -24,9 +24,9 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
-from mltop.core.formatting import fmt_duration, fmt_value, local_moment
-from mltop.core.overlay import Series
-from mltop.core.sanitize import inert
+from mltop.core.common.formatting import fmt_duration, fmt_value, local_moment
+from mltop.core.common.sanitize import inert
+from mltop.core.compare.overlay import Series
 from mltop.tui.widgets.chart import _braille, _draw_series, _fit
 
 # Run colours, in run order (the table's column headers use the same ones). Chosen to read on

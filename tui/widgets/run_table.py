@@ -25,9 +25,9 @@ from textual.message import Message
 from textual_fastdatatable import ArrowBackend
 from textual_fastdatatable.data_table import DataTable
 
-from mltop.core.formatting import fit_text, fit_value, fmt_duration, fmt_time
-from mltop.core.runs_view import STATUS_SYMBOLS, Column, RunsView
-from mltop.core.sanitize import inert
+from mltop.core.common.formatting import fit_text, fit_value, fmt_duration, fmt_time
+from mltop.core.common.sanitize import inert
+from mltop.core.runs.runs_view import STATUS_SYMBOLS, Column, RunsView
 from mltop.tui.widgets.column_fit import fit_order
 from mltop.tui.widgets.cut_edges import CutEdges
 
@@ -36,7 +36,7 @@ DASH = "—"
 
 
 class RunsBackend(ArrowBackend):
-    """An Arrow backend whose column widths come from :mod:`mltop.core.runs_view`.
+    """An Arrow backend whose column widths come from :mod:`mltop.core.runs.runs_view`.
 
     The stock backend measures raw values (a float as ``0.9623456``); the cells show formatted
     ones, whose widths the view computes from column statistics without formatting every row.

@@ -1,8 +1,8 @@
-"""A :class:`~mltop.core.diff.Comparison` as a terminal table, JSON, or Markdown.
+"""A :class:`~mltop.core.compare.diff.Comparison` as a terminal table, JSON, or Markdown.
 
 Run names, param values and metric keys come from outside and are shown as data: the table is
 built from ``rich.text.Text`` (never markup) with control characters made visible
-(:func:`mltop.core.sanitize.inert`), and Markdown escapes everything that could start a link,
+(:func:`mltop.core.common.sanitize.inert`), and Markdown escapes everything that could start a link,
 emphasis, HTML or a new table cell, so a run called ``a|b`` or ``<img ...>`` cannot change a
 pull-request comment's layout.
 
@@ -23,10 +23,10 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from mltop.core.diff import Cell, Comparison, GateFailure, Row, Verdict
-from mltop.core.directions import Direction
-from mltop.core.formatting import fmt_value
-from mltop.core.sanitize import inert, inert_json
+from mltop.core.common.formatting import fmt_value
+from mltop.core.common.sanitize import inert, inert_json
+from mltop.core.compare.diff import Cell, Comparison, GateFailure, Row, Verdict
+from mltop.core.compare.directions import Direction
 
 #: Row names longer than this end in "…" in the terminal table.
 KEY_MAX = 40

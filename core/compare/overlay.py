@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from mltop.core.diff import run_labels
+from mltop.core.compare.diff import run_labels
 from mltop.core.store import Store
 
 XAxis = Literal["step", "time", "relative"]

@@ -30,13 +30,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from mltop.core.common.regular_files import confined_to
 from mltop.core.discovery import SKIP_DIRS, ingest, report_refused
 from mltop.core.entities import ImportReport, Run, SourceRef, Status
 from mltop.core.importers.base import Importer
 from mltop.core.importers.registry import importers as default_importers
-from mltop.core.query import compile_query
-from mltop.core.regular_files import confined_to
-from mltop.core.runs_view import stale_after
+from mltop.core.runs.query import compile_query
+from mltop.core.runs.runs_view import stale_after
 from mltop.core.store import UPDATED_RESOLUTION, Store
 
 __all__ = ["INGEST_LOCK", "LOG_SUFFIXES", "WatchUpdate", "Watcher", "is_stale"]

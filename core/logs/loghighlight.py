@@ -13,7 +13,7 @@ from enum import Enum
 from rich.style import Style
 from rich.text import Text
 
-from mltop.core.sanitize import decode, inert_plain, inert_text
+from mltop.core.common.sanitize import decode, inert_plain, inert_text
 
 __all__ = [
     "Level",

@@ -16,10 +16,10 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
+from mltop.core.common.formatting import fit_text, fmt_duration, fmt_time, fmt_value
+from mltop.core.common.sanitize import inert
 from mltop.core.entities import Run
-from mltop.core.formatting import fit_text, fmt_duration, fmt_time, fmt_value
-from mltop.core.runs_view import metric_interest
-from mltop.core.sanitize import inert
+from mltop.core.runs.runs_view import metric_interest
 
 ATTRIBUTES = ("name", "status", "experiment", "source", "start", "duration")
 #: Text columns longer than this end in "…"; numbers are never shortened.

@@ -17,10 +17,10 @@ from typing import TextIO
 
 from rich.console import Console
 
-from mltop.core.logfile import FileEvent, FileWatch, Tailer
-from mltop.core.loghighlight import clean_line, render, timestamp_length
-from mltop.core.logmodel import LineMatcher
-from mltop.core.sanitize import inert, inert_plain
+from mltop.core.common.sanitize import inert, inert_plain
+from mltop.core.logs.logfile import FileEvent, FileWatch, Tailer
+from mltop.core.logs.loghighlight import clean_line, render, timestamp_length
+from mltop.core.logs.logmodel import LineMatcher
 
 __all__ = ["TailOptions", "tail_files", "use_colour"]
 

@@ -16,8 +16,8 @@ Rules the cells follow:
   0 when both are 0 and undefined (None) when only the baseline is 0.
 * Params are equal when their text is equal (``1`` and ``1.0`` differ, ``0.1`` and ``"0.1"`` do
   not); a param gets a delta only when both readings are numbers.
-* Better/worse comes from the metric's direction (:mod:`mltop.core.directions`); a change of a
-  metric with no known direction, of a param, or to or from NaN is just "changed".
+* Better/worse comes from the metric's direction (:mod:`mltop.core.compare.directions`); a
+  change of a metric with no known direction, of a param, or to or from NaN is just "changed".
 
 :func:`parse_gates` and :func:`check_gates` turn ``--fail-on`` thresholds into regressions, so a
 CI job can refuse a model that got worse.
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Literal
 
-from mltop.core.directions import Direction, DirectionRules, load_directions
+from mltop.core.common.formatting import fmt_value
+from mltop.core.compare.directions import Direction, DirectionRules, load_directions
 from mltop.core.entities import MetricSummary, Run
-from mltop.core.formatting import fmt_value
 from mltop.core.store import RunQuery, Store
 
 RowKind = Literal["param", "metric"]

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mltop.core.regular_files import NotRegularFile, open_fd
+from mltop.core.common.regular_files import NotRegularFile, open_fd
 
 __all__ = [
     "FileCursor",

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mltop.core.formatting import fmt_duration, fmt_value
+from mltop.core.common.formatting import fmt_duration, fmt_value
 from mltop.core.store import RunQuery, Store
 
 STALE_ENV = "MLTOP_STALE_AFTER"

@@ -1,6 +1,6 @@
 """What a log view shows of one file: rows (every line, or those a filter keeps), search, follow.
 
-:class:`LogModel` sits between a :class:`~mltop.core.logfile.LogFile` and a widget: the widget
+:class:`LogModel` sits between a :class:`~mltop.core.logs.logfile.LogFile` and a widget: the widget
 asks for the rows on screen and gets highlighted, inert ``rich.text.Text``; the model decides
 which line each row is. A filter is built in the background, a chunk at a time, into an
 ``array('Q')`` of line numbers, and kept up to date as the file grows. :func:`follow_logs` is the
@@ -26,9 +26,9 @@ from pathlib import Path
 
 from rich.text import Text
 
-from mltop.core.logfile import FileWatch, LogFile, Refresh
-from mltop.core.loghighlight import clean_line, render
-from mltop.core.sanitize import inert_plain
+from mltop.core.common.sanitize import inert_plain
+from mltop.core.logs.logfile import FileWatch, LogFile, Refresh
+from mltop.core.logs.loghighlight import clean_line, render
 
 __all__ = ["LineMatcher", "LogModel", "ModelChange", "follow_logs"]
 
