@@ -256,3 +256,43 @@ def test_no_import_cycle_between_core_packages() -> None:
             top(t) for t in targets if top(t) != top(module) and t != "mltop.core"
         )
     assert _cycles(graph) == []
+
+
+#: What each capability package of core may import of the rest of core, as its ``__init__.py``
+#: says. The others (importers, pipelines, cli) sit above these and are held by the cycle test.
+CORE_MAY_IMPORT = {
+    "mltop.core.common": set(),
+    "mltop.core.store": {"mltop.core.common", "mltop.core.entities"},
+    "mltop.core.runs": {"mltop.core.common", "mltop.core.entities", "mltop.core.store"},
+    "mltop.core.compare": {
+        "mltop.core.common",
+        "mltop.core.entities",
+        "mltop.core.store",
+        "mltop.core.runs",
+    },
+    "mltop.core.logs": {"mltop.core.common", "mltop.core.entities"},
+    "mltop.core.live": {
+        "mltop.core.common",
+        "mltop.core.discovery",
+        "mltop.core.entities",
+        "mltop.core.importers",
+        "mltop.core.runs",
+        "mltop.core.store",
+    },
+}
+
+
+def test_each_core_package_imports_only_what_its_init_declares() -> None:
+    def top(module: str) -> str:
+        return ".".join(module.split(".")[:3])
+
+    offenders = sorted(
+        f"{module} imports {target}"
+        for module, targets in _subgraph("mltop.core").items()
+        if top(module) in CORE_MAY_IMPORT
+        for target in targets
+        if top(target) != top(module)
+        and target != "mltop.core"
+        and top(target) not in CORE_MAY_IMPORT[top(module)]
+    )
+    assert offenders == []
