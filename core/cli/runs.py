@@ -6,7 +6,6 @@ keys are the TUI's, and a piped table keeps every column whole.
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -37,6 +36,7 @@ from mltop.core.cli.sources import (
 )
 from mltop.core.common.formatting import fmt_iso
 from mltop.core.common.sanitize import inert, inert_json
+from mltop.core.compare.diff_format import json_number
 from mltop.core.entities import Run
 from mltop.core.runs.runs_listing import ColumnError, build_listing, left_out_note
 from mltop.core.store import RunQuery
@@ -64,17 +64,6 @@ def _parse_sort(sort: str | None) -> tuple[str, bool]:
     return sort, sort in ("start", "end", "duration")
 
 
-def _json_number(value: float | None) -> float | str | None:
-    """JSON has no NaN or infinity: spell them as strings, like MLflow's REST API does."""
-    if value is None:
-        return None
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
 def run_json(run: Run, params: dict[str, str], metrics: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": run.id,
@@ -90,7 +79,7 @@ def run_json(run: Run, params: dict[str, str], metrics: dict[str, Any]) -> dict[
         "git_commit": run.git_commit,
         "lifecycle": run.lifecycle,
         "params": params,
-        "metrics": {k: _json_number(s.last) for k, s in metrics.items()},
+        "metrics": {k: json_number(s.last) for k, s in metrics.items()},
     }
 
 
