@@ -20,6 +20,13 @@ def _header(screen: LogsScreen) -> str:
     return str(screen.query_one("#logs-header").render())
 
 
+def _app_of_the_one_run(root: Path) -> LogsApp:
+    """The Logs app over the one run of ``root``, imported into a fresh store."""
+    store = open_memory_store()
+    ingest(root, store)
+    return LogsApp(run_id=next(r.id for r in store.runs()), store=store)
+
+
 async def _open_run_logs(app: LogsApp, pilot) -> LogsScreen:  # type: ignore[no-untyped-def]
     await until(pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen.run is not None)
     screen = app.screen
@@ -34,9 +41,7 @@ async def test_a_finished_run_is_not_said_to_be_followed_and_one_line_is_singula
     with start_run(root / "runs", name="done", capture_output=True) as run:
         print("the only line")
         run.log(step=0, loss=1.0)
-    store = open_memory_store()
-    ingest(root, store)
-    app = LogsApp(run_id=next(r.id for r in store.runs()), store=store)
+    app = _app_of_the_one_run(root)
     async with app.run_test(size=SMALL) as pilot:
         screen = await _open_run_logs(app, pilot)
         await until(pilot, lambda: screen.model is not None and screen.model.rows == 1)
@@ -58,9 +63,7 @@ async def test_a_running_run_is_followed(tmp_path: Path) -> None:
         print("epoch 1")
         print("epoch 2")
         run.log(step=0, loss=1.0)
-        store = open_memory_store()
-        ingest(root, store)
-        app = LogsApp(run_id=next(r.id for r in store.runs()), store=store)
+        app = _app_of_the_one_run(root)
         async with app.run_test(size=SMALL) as pilot:
             screen = await _open_run_logs(app, pilot)
             await until(pilot, lambda: screen.model is not None and screen.model.rows == 2)
@@ -77,9 +80,7 @@ async def test_a_notice_wraps_at_80_columns(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     with start_run(root / "runs", name="silent") as run:
         run.log(step=0, loss=1.0)
-    store = open_memory_store()
-    ingest(root, store)
-    app = LogsApp(run_id=next(r.id for r in store.runs()), store=store)
+    app = _app_of_the_one_run(root)
     async with app.run_test(size=SMALL) as pilot:
         screen = await _open_run_logs(app, pilot)
         await until(pilot, lambda: bool(screen.view.notice))
