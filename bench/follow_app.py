@@ -28,8 +28,8 @@ from follow import cpu_seconds, rss_mb
 
 from mltop.core.common.malloc import limit_malloc_arenas
 from mltop.tui.app import MltopApp
-from mltop.tui.screens.logs import LogsScreen
-from mltop.tui.screens.run_detail import RunDetailScreen
+from mltop.tui.screens.logs.screen import LogsScreen
+from mltop.tui.screens.runs.detail import RunDetailScreen
 
 FOLLOW = Path(__file__).with_name("follow.py")
 

@@ -35,7 +35,7 @@ CHILD = r"""
 import sys, time
 from pathlib import Path
 from mltop.tui.app import MltopApp
-from mltop.tui.screens.runs import RunsScreen
+from mltop.tui.screens.runs.screen import RunsScreen
 
 root, store = Path(sys.argv[1]), Path(sys.argv[2])
 loaded = RunsScreen.on_runs_loaded

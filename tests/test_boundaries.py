@@ -119,7 +119,7 @@ def _subgraph(prefix: str) -> dict[str, set[str]]:
 
 
 def test_the_source_tree_is_read() -> None:
-    assert "mltop.tui.app" in MODULES and "mltop.tui.screens.runs" in MODULES
+    assert "mltop.tui.app" in MODULES and "mltop.tui.screens.runs.screen" in MODULES
     assert "mltop.core.store" in GRAPH["mltop.tui.app"]
 
 

@@ -19,8 +19,8 @@ from tui_pilot import SIZE, make_app, settled, until
 
 from mltop.core.common.formatting import fmt_clock, fmt_duration, fmt_iso, fmt_time, valid_time
 from mltop.core.runs.runs_view import Column
-from mltop.tui.screens.run_detail import RunDetailScreen
-from mltop.tui.screens.run_values import RunValuesScreen
+from mltop.tui.screens.runs.detail import RunDetailScreen
+from mltop.tui.screens.runs.values import RunValuesScreen
 
 WILD = [1e12, 1e15, -1e15, 1e300, math.inf, -math.inf, math.nan]
 

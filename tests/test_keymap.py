@@ -9,7 +9,7 @@ from tui_pilot import make_app, settled
 
 from mltop.core.runs.runs_view import Column
 from mltop.tui.keymap import binding_catalog, load_keymap
-from mltop.tui.screens.runs import RunsScreen
+from mltop.tui.screens.runs.screen import RunsScreen
 from mltop.tui.widgets.run_table import RunTable
 
 

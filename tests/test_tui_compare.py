@@ -20,9 +20,9 @@ from mltop.core.compare.diff import Verdict
 from mltop.core.compare.overlay import Series
 from mltop.core.tracking import start_run
 from mltop.tui.app import MltopApp
-from mltop.tui.screens.compare import CompareScreen
+from mltop.tui.screens.compare.screen import CompareScreen
 from mltop.tui.screens.help import HelpScreen
-from mltop.tui.screens.runs import RunsScreen
+from mltop.tui.screens.runs.screen import RunsScreen
 from mltop.tui.widgets.compare_table import CompareTable, verdict_styles
 from mltop.tui.widgets.overlay_chart import OverlayStyles, draw_overlay, legend_lines
 

@@ -9,8 +9,8 @@ from textual.widgets import Input
 from tui_pilot import SIZE, make_app, settled, type_text, until
 
 from mltop.tui.app import MltopApp
-from mltop.tui.screens.chart_focus import ChartFocusScreen
-from mltop.tui.screens.run_detail import RunDetailScreen
+from mltop.tui.screens.runs.chart_focus import ChartFocusScreen
+from mltop.tui.screens.runs.detail import RunDetailScreen
 from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
 
 

@@ -10,8 +10,8 @@ from tui_pilot import make_app, settled, until
 
 from mltop.core.tracking import start_run
 from mltop.tui.app import MltopApp
-from mltop.tui.screens.run_detail import RunDetailScreen
-from mltop.tui.screens.run_values import RunValuesScreen
+from mltop.tui.screens.runs.detail import RunDetailScreen
+from mltop.tui.screens.runs.values import RunValuesScreen
 
 LONG = "".join(f"{i:04d}," for i in range(1000))  # 5,000 characters of numbers
 

@@ -9,8 +9,8 @@ from conftest import write_run
 from tui_pilot import SIZE, make_app, names, settled, until, watching
 
 from mltop.core.tracking import METRICS_FILE, start_run
-from mltop.tui.screens.logs import LogsScreen
-from mltop.tui.screens.run_detail import RunDetailScreen
+from mltop.tui.screens.logs.screen import LogsScreen
+from mltop.tui.screens.runs.detail import RunDetailScreen
 
 
 async def test_a_new_run_appears_without_a_refresh(tmp_path: Path) -> None:

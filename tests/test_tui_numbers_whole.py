@@ -20,7 +20,7 @@ from mltop.core.common.formatting import fit_value, fmt_time
 from mltop.core.runs import runs_view
 from mltop.core.runs.runs_view import Column
 from mltop.core.tracking import start_run
-from mltop.tui.screens.compare import CompareScreen
+from mltop.tui.screens.compare.screen import CompareScreen
 from mltop.tui.widgets.compare_table import CompareTable
 from mltop.tui.widgets.run_table import RunTable
 

@@ -25,10 +25,10 @@ from mltop.core.tracking import META_FILE
 from mltop.tui.app import MltopApp
 from mltop.tui.commands import ScreenCommands
 from mltop.tui.screens.help import HelpScreen
-from mltop.tui.screens.pipeline_dag import DagCanvas, PipelineDagScreen
-from mltop.tui.screens.pipeline_picker import PipelinePicker
-from mltop.tui.screens.pipelines import PipelinesScreen
-from mltop.tui.screens.runs import RunsScreen
+from mltop.tui.screens.pipelines.dag import DagCanvas, PipelineDagScreen
+from mltop.tui.screens.pipelines.picker import PipelinePicker
+from mltop.tui.screens.pipelines.screen import PipelinesScreen
+from mltop.tui.screens.runs.screen import RunsScreen
 from mltop.tui.widgets.phase_grid import PhaseGrid
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_project"

@@ -19,7 +19,7 @@ from mltop.core.entities import RunRecord
 from mltop.core.runs.runs_view import Column
 from mltop.core.store import open_store
 from mltop.tui.screens.help import HelpScreen
-from mltop.tui.screens.run_detail import RunDetailScreen
+from mltop.tui.screens.runs.detail import RunDetailScreen
 from mltop.tui.widgets.column_picker import ColumnPicker
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar

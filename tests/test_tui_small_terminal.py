@@ -142,7 +142,7 @@ def many_metrics_root(tmp_path: Path) -> Path:
 async def test_run_detail_arrows_move_between_charts_in_every_direction(
     many_metrics_root: Path, tmp_path: Path, size: tuple[int, int]
 ) -> None:
-    from mltop.tui.screens.run_detail import RunDetailScreen
+    from mltop.tui.screens.runs.detail import RunDetailScreen
     from mltop.tui.widgets.chart import LineChart
 
     app = make_app(many_metrics_root, tmp_path)
@@ -184,7 +184,7 @@ def five_runs_root(tmp_path: Path) -> Path:
 async def _compare_all(pilot, app) -> object:  # type: ignore[no-untyped-def]
     import time
 
-    from mltop.tui.screens.compare import CompareScreen
+    from mltop.tui.screens.compare.screen import CompareScreen
 
     await settled(pilot)
     await pilot.press(*["space"] * 5, "c")

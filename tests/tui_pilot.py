@@ -12,7 +12,7 @@ from textual.pilot import Pilot
 from textual.worker import WorkerCancelled
 
 from mltop.tui.app import MltopApp
-from mltop.tui.screens.runs import RunsScreen
+from mltop.tui.screens.runs.screen import RunsScreen
 
 SIZE = (120, 40)
 

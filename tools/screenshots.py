@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from textual.pilot import Pilot
 
-    from mltop.tui.screens.runs import RunsScreen
+    from mltop.tui.screens.runs.screen import RunsScreen
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE = (120, 40)
@@ -88,7 +88,7 @@ async def settled(pilot: Pilot) -> RunsScreen:
 async def shoot(project: Path, out: Path) -> None:
     from mltop.core.runs.runs_view import Column
     from mltop.tui.app import MltopApp
-    from mltop.tui.screens.run_detail import RunDetailScreen
+    from mltop.tui.screens.runs.detail import RunDetailScreen
 
     store = project.parent / "store.duckdb"
     # No live watcher: a screenshot is one still frame, and waiting on workers must end.
@@ -149,7 +149,7 @@ async def shoot_compare(
     pilot: Pilot, screen: RunsScreen, names: list[str], experiments: list[str], out: Path
 ) -> None:
     """Compare three runs of one experiment, the cursor on a run's validation accuracy."""
-    from mltop.tui.screens.compare import CompareScreen
+    from mltop.tui.screens.compare.screen import CompareScreen
 
     app = pilot.app
     table = screen.table
@@ -192,7 +192,7 @@ async def shoot_logs(
     pilot: Pilot, screen: RunsScreen, names: list[str], experiments: list[str], out: Path
 ) -> None:
     """The diverged run's console log: the end of its traceback, the epochs where loss was nan."""
-    from mltop.tui.screens.logs import LogsScreen
+    from mltop.tui.screens.logs.screen import LogsScreen
 
     app = pilot.app
     deadline = time.monotonic() + 60
@@ -213,7 +213,7 @@ async def shoot_logs(
 async def shoot_pipelines(pilot: Pilot, screen: RunsScreen, out: Path) -> None:
     """The sample repository's workflows (ci.yml, audit.yml) beside its dvc pipeline, the
     training stage selected, and at 120x40 the metrics band in its strip under the table."""
-    from mltop.tui.screens.pipelines import PipelinesScreen
+    from mltop.tui.screens.pipelines.screen import PipelinesScreen
 
     app = pilot.app
     deadline = time.monotonic() + 60

@@ -38,7 +38,7 @@ from mltop.tui.messages import (
     StoreOpened,
 )
 from mltop.tui.screens.help import HelpScreen, binding_rows
-from mltop.tui.screens.runs import RunsScreen
+from mltop.tui.screens.runs.screen import RunsScreen
 
 if TYPE_CHECKING:
     from mltop.core.live.watch import WatchUpdate
@@ -385,7 +385,7 @@ def run_app_following(root: Path, log: Path, *, title: str | None = None) -> int
     ``mltop demo --live`` uses this to show a run while it trains.
     """
     # Imported here, as the runs screen does: the Logs screen is not needed for the first frame.
-    from mltop.tui.screens.logs import LogsScreen
+    from mltop.tui.screens.logs.screen import LogsScreen
 
     class FollowingApp(MltopApp):
         def on_ready(self) -> None:

@@ -85,8 +85,8 @@ def binding_catalog() -> dict[str, tuple[str, tuple[str, ...]]]:
     import mltop.tui.widgets
 
     for package in (mltop.tui.screens, mltop.tui.widgets):
-        for module in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package.__name__}.{module.name}")
+        for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
+            importlib.import_module(module.name)
     catalog: dict[str, tuple[str, tuple[str, ...]]] = {}
     classes: list[type] = []
     stack: list[type] = [DOMNode]

@@ -32,7 +32,8 @@ def cmd_open(argv: Sequence[str]) -> int:
         return EXIT_PROBLEMS
     store_path = Path(args.store) if args.store else None
     if root.is_file() and root.suffix.lower() in (".log", ".out", ".err", ".txt") and not urls:
-        from mltop.tui.screens.logs import run_logs_app  # a text log: straight to the Logs screen
+        # a text log: straight to the Logs screen
+        from mltop.tui.screens.logs.screen import run_logs_app
 
         return run_logs_app([root])
     if not urls:

@@ -32,7 +32,7 @@ from mltop.core.entities import MetricSummary, Run
 from mltop.core.runs.runs_view import STATUS_SYMBOLS, metric_goal, stale_after
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.messages import ChartDataLoaded, DetailsLoaded, RunDetails
-from mltop.tui.screens.run_values import RunValuesScreen
+from mltop.tui.screens.runs.values import RunValuesScreen
 from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar
@@ -496,7 +496,7 @@ class RunDetailScreen(Screen[None]):
         self.log_y = not self.log_y
 
     def action_logs(self) -> None:
-        from mltop.tui.screens.logs import LogsScreen
+        from mltop.tui.screens.logs.screen import LogsScreen
 
         self.app.push_screen(LogsScreen(run_id=self.run_id))
 
@@ -534,7 +534,7 @@ class RunDetailScreen(Screen[None]):
             charts[index].scroll_visible()
 
     def action_focus_chart(self) -> None:
-        from mltop.tui.screens.chart_focus import ChartFocusScreen
+        from mltop.tui.screens.runs.chart_focus import ChartFocusScreen
 
         focused = self.focused
         chart = focused if isinstance(focused, LineChart) else None

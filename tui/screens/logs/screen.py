@@ -692,7 +692,7 @@ class LogsScreen(Screen[None]):
         self._draw_header()
 
 
-# -- stand-alone: ``mltop FILE.log`` and ``python -m mltop.tui.screens.logs FILE`` -----------------
+# -- stand-alone: ``mltop FILE.log`` and ``python -m mltop.tui.screens.logs.screen FILE`` --
 
 
 class LogsApp(App[int]):
@@ -746,6 +746,6 @@ def run_logs_app(paths: Sequence[str | Path], *, follow: bool = True) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) < 2:
-        sys.stderr.write("usage: python -m mltop.tui.screens.logs FILE [FILE ...]\n")
+        sys.stderr.write("usage: python -m mltop.tui.screens.logs.screen FILE [FILE ...]\n")
         raise SystemExit(2)
     raise SystemExit(run_logs_app(sys.argv[1:]))

@@ -44,7 +44,7 @@ from mltop.tui.messages import (
     RunsLoaded,
     StoreChanged,
 )
-from mltop.tui.screens.experiment_picker import ALL, ExperimentPicker
+from mltop.tui.screens.runs.experiment_picker import ALL, ExperimentPicker
 from mltop.tui.widgets.column_picker import ColumnPicker
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar
@@ -615,7 +615,7 @@ class RunsScreen(Screen[None]):
 
     @on(RunTable.Opened)
     def _open(self, event: RunTable.Opened) -> None:
-        from mltop.tui.screens.run_detail import RunDetailScreen
+        from mltop.tui.screens.runs.detail import RunDetailScreen
 
         self.app.push_screen(RunDetailScreen(event.run_id, self.root))
 
@@ -626,19 +626,19 @@ class RunsScreen(Screen[None]):
         self._update_keys()
 
     def action_compare(self) -> None:
-        from mltop.tui.screens.compare import open_compare
+        from mltop.tui.screens.compare.screen import open_compare
 
         marked = self.table.marked
         ordered = [i for i in self.mark_order if i in marked]
         open_compare(self, ordered + sorted(marked.difference(ordered)), self.root)
 
     def action_diff_previous(self) -> None:
-        from mltop.tui.screens.compare import open_diff_with_previous
+        from mltop.tui.screens.compare.screen import open_diff_with_previous
 
         open_diff_with_previous(self, self.table.current_run_id(), self.root)
 
     def action_logs(self) -> None:
-        from mltop.tui.screens.logs import LogsScreen
+        from mltop.tui.screens.logs.screen import LogsScreen
 
         run_id = self.table.current_run_id()
         if run_id is None:
@@ -647,7 +647,7 @@ class RunsScreen(Screen[None]):
         self.app.push_screen(LogsScreen(run_id=run_id))
 
     def action_pipelines(self) -> None:
-        from mltop.tui.screens.pipelines import PipelinesScreen
+        from mltop.tui.screens.pipelines.screen import PipelinesScreen
 
         self.app.push_screen(PipelinesScreen(self.root))
 

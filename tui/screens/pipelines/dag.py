@@ -30,7 +30,7 @@ from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.phase_grid import SIDE_LABELS, STYLES, Side, style_of
 
 if TYPE_CHECKING:
-    from mltop.tui.screens.pipelines_data import PipelinesData
+    from mltop.tui.screens.pipelines.data import PipelinesData
 
 SCROLL_STEP = 16
 

@@ -47,8 +47,8 @@ from mltop.core.pipelines.repository import followed, side_title
 from mltop.core.runs.runs_view import STATUS_SYMBOLS
 from mltop.core.store import StoreError
 from mltop.tui.commands import ScreenCommand, ScreenCommands
-from mltop.tui.screens.pipeline_picker import PipelinePicker, relative
-from mltop.tui.screens.pipelines_data import PipelinesData
+from mltop.tui.screens.pipelines.data import PipelinesData
+from mltop.tui.screens.pipelines.picker import PipelinePicker, relative
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.phase_grid import (
     SIDE_LABELS,
@@ -387,7 +387,7 @@ class PipelinesScreen(Screen[None]):
         self.open_graph(self.grid.side, stage.id if stage else None)
 
     def open_graph(self, side: Side, stage_id: str | None) -> None:
-        from mltop.tui.screens.pipeline_dag import PipelineDagScreen
+        from mltop.tui.screens.pipelines.dag import PipelineDagScreen
 
         data = self.data
         if data is None:

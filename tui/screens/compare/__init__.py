@@ -1,0 +1,4 @@
+"""Compare screen: runs side by side, deltas by each metric's direction, overlays.
+
+Mirrors ``mltop.core.compare``.
+"""
