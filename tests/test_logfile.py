@@ -13,16 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from mltop.core.logs.logfile import (
-    LONG_LINE,
-    MAX_LINE_READ,
-    FileEvent,
-    FileWatch,
-    LogFile,
-    Tailer,
-    last_lines_offset,
-)
+from mltop.core.logs.cursor import MAX_LINE_READ, FileEvent, last_lines_offset
+from mltop.core.logs.filewatch import FileWatch
+from mltop.core.logs.logfile import LONG_LINE, LogFile
 from mltop.core.logs.logmodel import LineMatcher, LogModel
+from mltop.core.logs.tailer import Tailer
 
 WRITER = Path(__file__).parent / "log_writer.py"
 FIXTURE_LOG = Path(__file__).parent / "fixtures" / "training-logs" / "python-logging" / "run-a.log"

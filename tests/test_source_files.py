@@ -22,7 +22,7 @@ from mltop.core.common.regular_files import NotRegularFile
 from mltop.core.discovery import ingest
 from mltop.core.importers.lightning import MAX_HPARAMS_BYTES
 from mltop.core.importers.mlflow_files import MAX_VALUE_BYTES
-from mltop.core.logs.logfile import FileCursor
+from mltop.core.logs.cursor import FileCursor
 from mltop.core.store import open_memory_store, open_store
 
 DEADLINE = 60  # seconds; the whole ingest takes two

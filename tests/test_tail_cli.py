@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mltop.core.cli import main
-from mltop.core.logs.logfile import FileEvent
+from mltop.core.logs.cursor import FileEvent
 from mltop.core.logs.logmodel import LineMatcher
 from mltop.core.logs.logtail import TailOptions, tail_files
 from mltop.core.tracking import start_run
@@ -241,7 +241,7 @@ def test_help_says_follow_starts_at_the_last_ten_lines(tmp_path: Path, capsys) -
 
 
 def test_a_ten_megabyte_line_is_shown_by_its_head_and_says_what_was_cut(tmp_path: Path) -> None:
-    from mltop.core.logs.logfile import MAX_LINE_READ
+    from mltop.core.logs.cursor import MAX_LINE_READ
 
     size = 10 * 1024 * 1024
     line = b"HEAD" + b"m" * (size - 8) + b"TAIL"
@@ -268,7 +268,7 @@ WRITER = Path(__file__).parent / "log_writer.py"
 
 
 def _poll_until(tailer, done, got: list[bytes], timeout: float = 30.0) -> None:
-    from mltop.core.logs.logfile import FileEvent as Event
+    from mltop.core.logs.cursor import FileEvent as Event
 
     deadline = time.monotonic() + timeout
     while not done():
@@ -278,7 +278,7 @@ def _poll_until(tailer, done, got: list[bytes], timeout: float = 30.0) -> None:
 
 
 def test_a_writer_still_appending_to_the_renamed_file_loses_nothing(tmp_path: Path) -> None:
-    from mltop.core.logs.logfile import Tailer
+    from mltop.core.logs.tailer import Tailer
 
     path = tmp_path / "train.log"
     path.write_text("")
@@ -303,7 +303,7 @@ def test_a_writer_still_appending_to_the_renamed_file_loses_nothing(tmp_path: Pa
 
 
 def test_a_file_renamed_away_between_two_looks_is_read_in_between(tmp_path: Path) -> None:
-    from mltop.core.logs.logfile import Tailer
+    from mltop.core.logs.tailer import Tailer
 
     path = tmp_path / "train.log"
     ancient = tmp_path / "train.log.2"
@@ -327,7 +327,7 @@ def test_a_file_renamed_away_between_two_looks_is_read_in_between(tmp_path: Path
 def test_lines_written_just_before_a_copytruncate_are_read_from_the_copy(tmp_path: Path) -> None:
     import shutil
 
-    from mltop.core.logs.logfile import Tailer
+    from mltop.core.logs.tailer import Tailer
 
     log = tmp_path / "train.log"
     log.write_text("".join(f"old {i}\n" for i in range(5)))
@@ -351,7 +351,7 @@ def test_lines_written_just_before_a_copytruncate_are_read_from_the_copy(tmp_pat
 def test_a_partial_line_read_before_a_copytruncate_is_kept(tmp_path: Path) -> None:
     import shutil
 
-    from mltop.core.logs.logfile import Tailer
+    from mltop.core.logs.tailer import Tailer
 
     log = tmp_path / "train.log"
     log.write_text("whole\nhalf")
@@ -378,7 +378,7 @@ def test_the_truncation_notice_carries_its_note(tmp_path: Path) -> None:
 
 
 def test_an_in_place_truncation_without_a_copy_says_unread_lines_are_lost(tmp_path: Path) -> None:
-    from mltop.core.logs.logfile import Tailer
+    from mltop.core.logs.tailer import Tailer
 
     log = tmp_path / "train.log"
     log.write_text("one\n")
@@ -394,7 +394,7 @@ def test_an_in_place_truncation_without_a_copy_says_unread_lines_are_lost(tmp_pa
 
 
 def test_a_fifo_named_like_a_rotated_copy_never_blocks_the_follower(tmp_path: Path) -> None:
-    from mltop.core.logs.logfile import Tailer
+    from mltop.core.logs.tailer import Tailer
 
     log = tmp_path / "train.log"
     log.write_text("one\n")

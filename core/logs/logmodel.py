@@ -27,7 +27,8 @@ from pathlib import Path
 from rich.text import Text
 
 from mltop.core.common.sanitize import inert_plain
-from mltop.core.logs.logfile import FileWatch, LogFile, Refresh
+from mltop.core.logs.filewatch import FileWatch
+from mltop.core.logs.logfile import LogFile, Refresh
 from mltop.core.logs.loghighlight import clean_line, render
 
 __all__ = ["LineMatcher", "LogModel", "ModelChange", "follow_logs"]

@@ -18,9 +18,11 @@ from typing import TextIO
 from rich.console import Console
 
 from mltop.core.common.sanitize import inert, inert_plain
-from mltop.core.logs.logfile import FileEvent, FileWatch, Tailer
+from mltop.core.logs.cursor import FileEvent
+from mltop.core.logs.filewatch import FileWatch
 from mltop.core.logs.loghighlight import clean_line, render, timestamp_length
 from mltop.core.logs.logmodel import LineMatcher
+from mltop.core.logs.tailer import Tailer
 
 __all__ = ["TailOptions", "tail_files", "use_colour"]
 

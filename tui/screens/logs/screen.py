@@ -36,7 +36,7 @@ from mltop.core.common.formatting import fmt_duration
 from mltop.core.common.sanitize import inert
 from mltop.core.entities import Run
 from mltop.core.live.watch import is_stale
-from mltop.core.logs.logfile import FileWatch
+from mltop.core.logs.filewatch import FileWatch
 from mltop.core.logs.loghighlight import timestamp_length
 from mltop.core.logs.logmodel import LineMatcher, LogModel, ModelChange, PatternError, follow_logs
 from mltop.core.runs.runs_view import STATUS_SYMBOLS
