@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from mltop.core.pipelines.dag_canvas import fit_cells
 from mltop.core.pipelines.dag_layout import (
     MAX_LINE_NODES,
     DagNode,
-    fit_cells,
     layout_dag,
     pipeline_drawing,
 )

@@ -25,14 +25,27 @@ visible stand-ins) here, whatever the caller passed.
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Literal
 
-from rich.cells import cell_len, get_character_cell_size
+from rich.cells import cell_len
 
+from mltop.core.pipelines.dag_canvas import DOWN, LEFT, RIGHT, UP, Canvas, Style, fit_cells
+from mltop.core.pipelines.dag_placement import (
+    GAP,
+    LayeredGraph,
+    Net,
+    assign_drops,
+    assign_lanes,
+    assign_x,
+    bus_nets,
+    cycle_edges,
+    longest_path_layers,
+    order_layers,
+)
 from mltop.core.pipelines.model import (
     Pipeline,
     Stage,
@@ -46,33 +59,9 @@ MAX_LINE_NODES = 400
 """Above this many stages, or :data:`MAX_WAYPOINTS` waypoints, lines would be unreadable (and
 slow to route): the graph is drawn as wrapped layers of boxes that list their dependencies."""
 MAX_WAYPOINTS = 4_000
-MAX_CROSSING_EDGES = 600
-"""Counting crossings is quadratic in the edges between two layers; past this it is skipped."""
-GAP = 2
-SWEEPS = 4
 
-Style = str
 Mode = Literal["lines", "list"]
 
-# Which neighbours a line cell connects to.
-_UP, _DOWN, _LEFT, _RIGHT = 1, 2, 4, 8
-_GLYPHS = {
-    _UP: "│",
-    _DOWN: "│",
-    _UP | _DOWN: "│",
-    _LEFT: "─",
-    _RIGHT: "─",
-    _LEFT | _RIGHT: "─",
-    _DOWN | _RIGHT: "┌",
-    _DOWN | _LEFT: "┐",
-    _UP | _RIGHT: "└",
-    _UP | _LEFT: "┘",
-    _UP | _DOWN | _RIGHT: "├",
-    _UP | _DOWN | _LEFT: "┤",
-    _LEFT | _RIGHT | _DOWN: "┬",
-    _LEFT | _RIGHT | _UP: "┴",
-    _UP | _DOWN | _LEFT | _RIGHT: "┼",
-}
 _STATE_STYLE: dict[StatusState, Style] = {
     StatusState.UP_TO_DATE: "ok",
     StatusState.PASSED: "ok",
@@ -161,394 +150,6 @@ class DagDrawing:
         return None
 
 
-# -- text helpers -----------------------------------------------------------------------------
-
-
-def fit_cells(text: str, width: int) -> str:
-    """``text`` cut to at most ``width`` terminal cells, with ``…`` where it was cut."""
-    if cell_len(text) <= width:
-        return text
-    out: list[str] = []
-    used = 0
-    for char in text:
-        size = get_character_cell_size(char)
-        if used + size > width - 1:
-            break
-        out.append(char)
-        used += size
-    return "".join(out) + "…"
-
-
-# -- graph preparation ------------------------------------------------------------------------
-
-
-def _back_edges(order: Sequence[int], succ: Mapping[int, Sequence[int]]) -> set[tuple[int, int]]:
-    """Edges that point back to a node still on the depth-first path (each closes a cycle)."""
-    color: dict[int, int] = {}
-    back: set[tuple[int, int]] = set()
-    for start in order:
-        if color.get(start):
-            continue
-        color[start] = 1
-        stack: list[tuple[int, int]] = [(start, 0)]
-        while stack:
-            node, index = stack[-1]
-            children = succ.get(node, ())
-            if index < len(children):
-                stack[-1] = (node, index + 1)
-                child = children[index]
-                state = color.get(child, 0)
-                if state == 1:
-                    back.add((node, child))
-                elif state == 0:
-                    color[child] = 1
-                    stack.append((child, 0))
-            else:
-                color[node] = 2
-                stack.pop()
-    return back
-
-
-def _longest_path_layers(n: int, edges: Iterable[tuple[int, int]]) -> list[int]:
-    succ: dict[int, list[int]] = defaultdict(list)
-    indeg = [0] * n
-    for a, b in edges:
-        succ[a].append(b)
-        indeg[b] += 1
-    layer = [0] * n
-    ready = deque(i for i in range(n) if indeg[i] == 0)
-    while ready:
-        node = ready.popleft()
-        for child in succ[node]:
-            layer[child] = max(layer[child], layer[node] + 1)
-            indeg[child] -= 1
-            if indeg[child] == 0:
-                ready.append(child)
-    return layer
-
-
-def _crossings(
-    upper: Mapping[int, int], lower: Mapping[int, int], edges: list[tuple[int, int]]
-) -> int:
-    """Pairs of edges between two layers whose ends are in opposite orders."""
-    ends = sorted((upper[a], lower[b]) for a, b in edges)
-    count = 0
-    for i, (a1, b1) in enumerate(ends):
-        for a2, b2 in ends[i + 1 :]:
-            if a2 > a1 and b2 < b1:
-                count += 1
-    return count
-
-
-@dataclass
-class _Graph:
-    """The layered graph being laid out: real nodes first, then waypoints."""
-
-    widths: list[int]
-    heights: list[int]
-    real: int
-    layer_of: list[int]
-    layers: list[list[int]]
-    succ: dict[int, list[int]]
-    pred: dict[int, list[int]]
-
-    def is_real(self, node: int) -> bool:
-        return node < self.real
-
-
-def _order_layers(graph: _Graph) -> None:
-    """Reorder each layer by the barycentre of neighbours, keeping the best order found."""
-
-    def position() -> dict[int, int]:
-        return {node: i for layer in graph.layers for i, node in enumerate(layer)}
-
-    def total_crossings() -> int | None:
-        pos = position()
-        total = 0
-        for index in range(len(graph.layers) - 1):
-            edges = [(a, b) for a in graph.layers[index] for b in graph.succ.get(a, ())]
-            if len(edges) > MAX_CROSSING_EDGES:
-                return None
-            total += _crossings(pos, pos, edges)
-        return total
-
-    best = [list(layer) for layer in graph.layers]
-    best_score = total_crossings()
-    if best_score == 0:
-        return
-    for sweep in range(SWEEPS):
-        downward = sweep % 2 == 0
-        indices = range(1, len(graph.layers)) if downward else range(len(graph.layers) - 2, -1, -1)
-        for index in indices:
-            pos = position()
-            neighbours = graph.pred if downward else graph.succ
-            layer = graph.layers[index]
-
-            def key(
-                node: int, pos: dict[int, int] = pos, neighbours: dict[int, list[int]] = neighbours
-            ) -> tuple[float, int]:
-                near = neighbours.get(node, ())
-                if not near:
-                    return (float(pos[node]), pos[node])
-                return (sum(pos[n] for n in near) / len(near), pos[node])
-
-            layer.sort(key=key)
-        score = total_crossings()
-        if score is None:
-            return
-        if best_score is None or score < best_score:
-            best_score = score
-            best = [list(layer) for layer in graph.layers]
-            if score == 0:
-                break
-    graph.layers[:] = best
-
-
-def _place_layer(order: list[int], widths: list[int], centres: list[float]) -> list[int]:
-    """Left edges near the wanted centres, in order, never overlapping: the mean of a packing
-    pushed right and one pushed left (both keep the gaps, so their mean does too)."""
-    wanted = [round(c - widths[n] / 2) for c, n in zip(centres, order, strict=True)]
-    forward = list(wanted)
-    for i in range(1, len(order)):
-        forward[i] = max(forward[i], forward[i - 1] + widths[order[i - 1]] + GAP)
-    backward = list(wanted)
-    for i in range(len(order) - 2, -1, -1):
-        backward[i] = min(backward[i], backward[i + 1] - widths[order[i]] - GAP)
-    return [(f + b) // 2 for f, b in zip(forward, backward, strict=True)]
-
-
-def _assign_x(graph: _Graph) -> list[int]:
-    x = [0] * len(graph.widths)
-    for layer in graph.layers:
-        left = 0
-        for node in layer:
-            x[node] = left
-            left += graph.widths[node] + GAP
-
-    def anchor(node: int) -> float:
-        return x[node] + graph.widths[node] // 2
-
-    def settle(index: int, neighbours: dict[int, list[int]]) -> None:
-        layer = graph.layers[index]
-        centres = []
-        for node in layer:
-            near = neighbours.get(node, ())
-            centres.append(
-                sum(anchor(n) for n in near) / len(near)
-                if near
-                else x[node] + graph.widths[node] / 2
-            )
-        for node, left in zip(layer, _place_layer(layer, graph.widths, centres), strict=True):
-            x[node] = left
-
-    count = len(graph.layers)
-    for _ in range(2):
-        for index in range(1, count):
-            settle(index, graph.pred)
-        for index in range(count - 2, -1, -1):
-            settle(index, graph.succ)
-    for index in range(1, count):
-        settle(index, graph.pred)
-    shift = min(x) if x else 0
-    return [v - shift for v in x]
-
-
-# -- routing ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Net:
-    """Sources in one layer that all lead to the same targets in the next: one horizontal bus."""
-
-    sources: list[int]
-    targets: list[int]
-    source_x: list[int] = field(default_factory=list)
-    drops: dict[int, int] = field(default_factory=dict)  # target → anchor x
-    lane: int = 0
-
-    def span(self) -> tuple[int, int]:
-        points = [*self.source_x, *self.drops.values()]
-        return min(points), max(points)
-
-
-def _nets(graph: _Graph, index: int, x: list[int]) -> list[_Net]:
-    by_targets: dict[tuple[int, ...], list[int]] = {}
-    for node in graph.layers[index]:
-        targets = tuple(sorted(graph.succ.get(node, ())))
-        if targets:
-            by_targets.setdefault(targets, []).append(node)
-    nets = [_Net(sources, list(targets)) for targets, sources in by_targets.items()]
-    for net in nets:
-        net.source_x = [_anchor(graph, x, s) for s in net.sources]
-    return nets
-
-
-def _anchor(graph: _Graph, x: list[int], node: int) -> int:
-    return x[node] + graph.widths[node] // 2 if graph.is_real(node) else x[node]
-
-
-def _assign_drops(graph: _Graph, x: list[int], nets: list[_Net]) -> None:
-    """An entry point on each target per incoming bus, away from other buses' source columns."""
-    incoming: dict[int, list[_Net]] = defaultdict(list)
-    for net in nets:
-        for target in net.targets:
-            incoming[target].append(net)
-    all_sources = {sx: net_id for net_id, net in enumerate(nets) for sx in net.source_x}
-    for target, arriving in incoming.items():
-        if not graph.is_real(target):
-            for net in arriving:
-                net.drops[target] = x[target]
-            continue
-        left, right = x[target] + 1, x[target] + graph.widths[target] - 2
-        candidates = list(range(left, right + 1)) or [x[target]]
-
-        def ideal(net: _Net, left: int = left, right: int = right, target: int = target) -> int:
-            centre = x[target] + graph.widths[target] // 2
-            nearest = min(net.source_x, key=lambda point: abs(point - centre))
-            return min(max(nearest, left), right)
-
-        arriving.sort(key=lambda n: sum(n.source_x) / len(n.source_x))
-        taken: set[int] = set()
-        for net in arriving:
-            own = set(net.source_x)
-            forbidden = {sx for sx in all_sources if sx not in own}
-            want = ideal(net)
-            free = [c for c in candidates if c not in taken and c not in forbidden]
-            if not free:
-                free = [c for c in candidates if c not in taken] or [want]
-            spot = min(free, key=lambda c: (abs(c - want), c))
-            taken.add(spot)
-            net.drops[target] = spot
-
-
-def _assign_lanes(nets: list[_Net]) -> int:
-    """A row per bus so no two buses overlap in a row, and no line runs along another: a bus
-    whose source column is another bus's drop column must sit above it. Returns the lane count."""
-    if not nets:
-        return 0
-    above: dict[int, set[int]] = defaultdict(set)  # net → nets that must be below it
-    indeg = [0] * len(nets)
-    for i, a in enumerate(nets):
-        sources = set(a.source_x)
-        for j, b in enumerate(nets):
-            if i != j and sources & set(b.drops.values()) and j not in above[i]:
-                above[i].add(j)
-                indeg[j] += 1
-    order: list[int] = []
-    ready = sorted((i for i in range(len(nets)) if indeg[i] == 0), key=lambda i: nets[i].span())
-    while ready:
-        node = ready.pop(0)
-        order.append(node)
-        for child in sorted(above[node]):
-            indeg[child] -= 1
-            if indeg[child] == 0:
-                ready.append(child)
-        ready.sort(key=lambda i: nets[i].span())
-    seen = set(order)
-    order.extend(i for i in range(len(nets)) if i not in seen)  # a constraint cycle: best effort
-    occupied: list[list[tuple[int, int]]] = []
-    lowest = [0] * len(nets)
-    for node in order:
-        net = nets[node]
-        start, end = net.span()
-        lane = lowest[node]
-        if start != end:
-            while lane < len(occupied) and any(
-                not (end + 1 < s or start - 1 > e) for s, e in occupied[lane]
-            ):
-                lane += 1
-        while len(occupied) <= lane:
-            occupied.append([])
-        if start != end:
-            occupied[lane].append((start, end))
-        net.lane = lane
-        for child in above[node]:
-            lowest[child] = max(lowest[child], lane + 1)
-    return max(net.lane for net in nets) + 1
-
-
-# -- canvas -----------------------------------------------------------------------------------
-
-
-class _Canvas:
-    def __init__(self, width: int, height: int) -> None:
-        self.width = width
-        self.chars = [[" "] * width for _ in range(height)]
-        self.styles: list[list[Style]] = [[""] * width for _ in range(height)]
-        self.masks: dict[tuple[int, int], dict[int, int]] = {}
-
-    def put(self, x: int, y: int, char: str, style: Style) -> None:
-        if 0 <= y < len(self.chars) and 0 <= x < self.width:
-            self.chars[y][x] = char
-            self.styles[y][x] = style
-
-    def text(self, x: int, y: int, text: str, style: Style) -> int:
-        """Write ``text`` from ``x``; a wide character takes two cells. Returns cells used."""
-        used = 0
-        for char in text:
-            size = get_character_cell_size(char)
-            if size <= 0:
-                continue
-            self.put(x + used, y, char, style)
-            if size == 2:
-                self.put(x + used + 1, y, "", style)
-            used += size
-        return used
-
-    def line(self, x: int, y: int, net: int, mask: int) -> None:
-        cell = self.masks.setdefault((x, y), {})
-        cell[net] = cell.get(net, 0) | mask
-
-    def vertical(self, x: int, top: int, bottom: int, net: int) -> None:
-        """A line from row ``top`` to row ``bottom`` that continues past both ends."""
-        for y in range(top, bottom + 1):
-            self.line(x, y, net, _UP | _DOWN)
-
-    def finish(self, edge_style: Style) -> None:
-        for (x, y), nets in self.masks.items():
-            if self.chars[y][x] != " ":
-                continue  # a box border or an arrow already there wins
-            masks = list(nets.values())
-            if len(masks) > 1:
-                vertical = [m for m in masks if m == _UP | _DOWN]
-                horizontal = [m for m in masks if m == _LEFT | _RIGHT]
-                if vertical and len(vertical) + len(horizontal) == len(masks):
-                    self.put(x, y, "│", edge_style)  # a crossing: the vertical passes over
-                    continue
-            combined = 0
-            for mask in masks:
-                combined |= mask
-            self.put(x, y, _GLYPHS.get(combined, "┼"), edge_style)
-
-    def render(self) -> tuple[list[str], list[list[tuple[int, int, Style]]], list[list[int]]]:
-        """Lines, style runs per line (character offsets) and each cell's character offset."""
-        lines: list[str] = []
-        styles: list[list[tuple[int, int, Style]]] = []
-        offsets: list[list[int]] = []
-        for row, row_styles in zip(self.chars, self.styles, strict=True):
-            text: list[str] = []
-            spans: list[tuple[int, int, Style]] = []
-            cell_offsets: list[int] = []
-            pos = 0
-            for char, style in zip(row, row_styles, strict=True):
-                cell_offsets.append(pos)
-                if not char:
-                    continue
-                text.append(char)
-                if style:
-                    if spans and spans[-1][2] == style and spans[-1][1] == pos:
-                        spans[-1] = (spans[-1][0], pos + 1, style)
-                    else:
-                        spans.append((pos, pos + 1, style))
-                pos += 1
-            cell_offsets.append(pos)
-            line = "".join(text).rstrip()
-            lines.append(line)
-            styles.append([(s, min(e, len(line)), st) for s, e, st in spans if s < len(line)])
-            offsets.append(cell_offsets)
-        return lines, styles, offsets
-
-
 def _box_lines(node: DagNode, max_width: int) -> tuple[list[tuple[str, Style]], int]:
     content = [(fit_cells(one_line(text, 200), max_width), style) for text, style in node.lines]
     content = content or [("", "")]
@@ -557,7 +158,7 @@ def _box_lines(node: DagNode, max_width: int) -> tuple[list[tuple[str, Style]], 
 
 
 def _draw_box(
-    canvas: _Canvas, x: int, y: int, width: int, node: DagNode, content: list[tuple[str, Style]]
+    canvas: Canvas, x: int, y: int, width: int, node: DagNode, content: list[tuple[str, Style]]
 ) -> None:
     border = node.border or "border"
     inner = width - 4
@@ -598,9 +199,9 @@ def layout_dag(
     succ: dict[int, list[int]] = defaultdict(list)
     for a, b in pairs:
         succ[a].append(b)
-    back = _back_edges(range(len(ids)), succ)
+    back = cycle_edges(range(len(ids)), succ)
     forward = [p for p in pairs if p not in back]
-    layer_of = _longest_path_layers(len(ids), forward)
+    layer_of = longest_path_layers(len(ids), forward)
     cycle = find_cycle(ids, [(ids[a], ids[b]) for a, b in pairs]) if back else None
     back_edges = [(ids[a], ids[b]) for a, b in pairs if (a, b) in back]
     contents = [_box_lines(by_id[i], max_box_width) for i in ids]
@@ -656,14 +257,14 @@ def _line_drawing(
     layers: list[list[int]] = [[] for _ in range(count)]
     for node in range(len(widths)):  # real nodes in file order, then waypoints
         layers[layer_of[node]].append(node)
-    graph = _Graph(widths, heights, real, layer_of, layers, succ, pred)
-    _order_layers(graph)
-    x = _assign_x(graph)
-    channels: list[tuple[list[_Net], int]] = []
+    graph = LayeredGraph(widths, heights, real, layer_of, layers, succ, pred)
+    order_layers(graph)
+    x = assign_x(graph)
+    channels: list[tuple[list[Net], int]] = []
     for index in range(count - 1):
-        nets = _nets(graph, index, x)
-        _assign_drops(graph, x, nets)
-        lanes = _assign_lanes(nets)
+        nets = bus_nets(graph, index, x)
+        assign_drops(graph, x, nets)
+        lanes = assign_lanes(nets)
         channels.append((nets, lanes))
     row_heights = [max((heights[n] for n in layer), default=1) for layer in layers]
     layer_y: list[int] = []
@@ -676,7 +277,7 @@ def _line_drawing(
             channel_y.append(y)
             y += channels[index][1] + 1
     width = max((x[n] + widths[n] for n in range(len(widths))), default=0)
-    canvas = _Canvas(width, y)
+    canvas = Canvas(width, y)
     boxes_cells: dict[str, tuple[int, int, int, int, int]] = {}
     for index, layer in enumerate(layers):
         top = layer_y[index]
@@ -703,9 +304,9 @@ def _line_drawing(
             for sx in net.source_x:
                 if lane_y > top:
                     canvas.vertical(sx, top, lane_y - 1, net_id)
-                canvas.line(sx, lane_y, net_id, _UP)
+                canvas.line(sx, lane_y, net_id, UP)
             for target, dx in net.drops.items():
-                canvas.line(dx, lane_y, net_id, _DOWN)
+                canvas.line(dx, lane_y, net_id, DOWN)
                 if lane_y + 1 <= arrows - 1:
                     canvas.vertical(dx, lane_y + 1, arrows - 1, net_id)
                 if graph.is_real(target):
@@ -713,7 +314,7 @@ def _line_drawing(
                 else:
                     canvas.vertical(dx, arrows, arrows, net_id)
             for cx in range(start, end + 1):
-                mask = (_LEFT if cx > start else 0) | (_RIGHT if cx < end else 0)
+                mask = (LEFT if cx > start else 0) | (RIGHT if cx < end else 0)
                 if mask:
                     canvas.line(cx, lane_y, net_id, mask)
     canvas.finish("edge")
@@ -767,7 +368,7 @@ def _list_drawing(
             row_height = max(row_height, height)
         y += row_height + 1
     width = max((p[1] + p[5] for p in placed), default=0)
-    canvas = _Canvas(width, max(y - 1, 0))
+    canvas = Canvas(width, max(y - 1, 0))
     for _node, bx, by, base, content, bw, _layer in placed:
         _draw_box(canvas, bx, by, bw, base, content)
     lines, styles, offsets = canvas.render()
@@ -837,7 +438,6 @@ __all__ = [
     "BoxPlace",
     "DagDrawing",
     "DagNode",
-    "fit_cells",
     "layout_dag",
     "pipeline_drawing",
     "stage_node",
