@@ -181,7 +181,7 @@ def test_follow_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_a_log_file_on_the_command_line_opens_the_logs_screen(tmp_path: Path, monkeypatch) -> None:
-    import mltop.tui.screens.logs.screen as logs_screen
+    import mltop.tui.screens.logs.standalone as logs_screen
 
     opened: list[list[Path]] = []
     monkeypatch.setattr(logs_screen, "run_logs_app", lambda paths: opened.append(paths) or 0)

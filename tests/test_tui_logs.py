@@ -13,7 +13,8 @@ from mltop.core.discovery import ingest
 from mltop.core.store import open_memory_store
 from mltop.core.tracking import start_run
 from mltop.tui.screens.help import HelpScreen
-from mltop.tui.screens.logs.screen import LogInput, LogsApp, LogsScreen
+from mltop.tui.screens.logs.screen import LogInput, LogsScreen
+from mltop.tui.screens.logs.standalone import LogsApp
 from mltop.tui.widgets.log_view import LogView
 
 WRITER = Path(__file__).parent / "log_writer.py"

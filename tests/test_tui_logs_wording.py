@@ -10,7 +10,8 @@ from tui_pilot import until
 from mltop.core.discovery import ingest
 from mltop.core.store import open_memory_store
 from mltop.core.tracking import start_run
-from mltop.tui.screens.logs.screen import LogsApp, LogsScreen
+from mltop.tui.screens.logs.screen import LogsScreen
+from mltop.tui.screens.logs.standalone import LogsApp
 from mltop.tui.widgets.keybar import KeyBar
 
 SMALL = (80, 24)

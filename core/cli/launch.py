@@ -33,7 +33,7 @@ def cmd_open(argv: Sequence[str]) -> int:
     store_path = Path(args.store) if args.store else None
     if root.is_file() and root.suffix.lower() in (".log", ".out", ".err", ".txt") and not urls:
         # a text log: straight to the Logs screen
-        from mltop.tui.screens.logs.screen import run_logs_app
+        from mltop.tui.screens.logs.standalone import run_logs_app
 
         return run_logs_app([root])
     if not urls:

@@ -6,15 +6,16 @@
 
 One worker thread keeps every file's :class:`~mltop.core.logs.logmodel.LogModel` current
 (:func:`~mltop.core.logs.logmodel.follow_logs`: inotify wakes it, updates coalesce to at most 20 a
-second) and posts :class:`LogsChanged`; the :class:`~mltop.tui.widgets.log_view.LogView` then
-draws only the rows in view. Searches run in their own worker, so a search through a gigabyte
-never blocks scrolling; a filter is built by the follow worker a chunk at a time.
+second) and posts :class:`~mltop.tui.screens.logs.messages.LogsChanged`; the
+:class:`~mltop.tui.widgets.log_view.LogView` then draws only the rows in view. Searches run in
+their own worker, so a search through a gigabyte never blocks scrolling; a filter is built by the
+follow worker a chunk at a time. The header row is :mod:`~mltop.tui.screens.logs.header`; the
+stand-alone app for ``mltop FILE.log`` is :mod:`~mltop.tui.screens.logs.standalone`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -23,30 +24,27 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
-from mltop.core.common.formatting import fmt_duration
 from mltop.core.common.sanitize import inert
 from mltop.core.entities import Run
-from mltop.core.live.watch import is_stale
 from mltop.core.logs.filewatch import FileWatch
 from mltop.core.logs.loghighlight import timestamp_length
-from mltop.core.logs.logmodel import LineMatcher, LogModel, ModelChange, PatternError, follow_logs
-from mltop.core.runs.runs_view import STATUS_SYMBOLS
+from mltop.core.logs.logmodel import LineMatcher, LogModel, PatternError, follow_logs
 from mltop.core.store import Store
 from mltop.tui.commands import ScreenCommand, ScreenCommands
-from mltop.tui.screens.help import HelpScreen, binding_rows
+from mltop.tui.screens.logs.header import logs_header, run_state
+from mltop.tui.screens.logs.messages import LogsChanged, RunLogsLoaded, RunRefreshed, SearchDone
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.log_view import LogView
 
-__all__ = ["LogsApp", "LogsChanged", "LogsScreen", "run_logs_app"]
+__all__ = ["LogInput", "LogsScreen"]
 
 #: Seconds between checks for a run's log files when it has none yet (a job about to print).
 LOGS_RETRY = 3.0
@@ -67,63 +65,6 @@ class LogInput(Input):
         screen = self.screen
         if isinstance(screen, LogsScreen):
             screen.cancel_input()
-
-
-class LogsChanged(Message):
-    """The follow worker refreshed some files (frequent: a newer one replaces an unhandled one)."""
-
-    def __init__(self, changes: list[tuple[LogModel, ModelChange]]) -> None:
-        super().__init__()
-        self.changes = changes
-
-    def can_replace(self, message: Message) -> bool:
-        if isinstance(message, LogsChanged):
-            # Keep the events (truncation, rotation) of the message being replaced.
-            self.changes = message.changes + self.changes
-            return True
-        return False
-
-
-class RunLogsLoaded(Message):
-    def __init__(self, run: Run | None, paths: list[Path], error: str | None = None) -> None:
-        super().__init__()
-        self.run = run
-        self.paths = paths
-        self.error = error
-
-
-class RunRefreshed(Message):
-    """The run's record as the store has it now (status, duration for the header)."""
-
-    def __init__(self, run: Run) -> None:
-        super().__init__()
-        self.run = run
-
-
-class SearchDone(Message):
-    def __init__(
-        self, model: LogModel, row: int | None, wrapped: bool, pattern: str, forward: bool
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.row = row
-        self.wrapped = wrapped
-        self.pattern = pattern
-        self.forward = forward
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 line``, ``2 lines``, ``1,024 lines``: the noun agrees with the number."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
-
-
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 class LogsScreen(Screen[None]):
@@ -374,55 +315,15 @@ class LogsScreen(Screen[None]):
     # -- header ------------------------------------------------------------------------------------
 
     def _draw_header(self) -> None:
-        header = Text(no_wrap=True, overflow="ellipsis")
-        header.append(" logs ", style="bold reverse")
-        run = self.run
-        state = ""
-        if run is not None:
-            state = "stale" if is_stale(run) else (run.status or "").lower()
-            header.append(f"  {inert(run.name)} ", style="bold")
-            header.append(f"{STATUS_SYMBOLS.get(state, '?')} {state}")
-            if run.duration is not None:
-                header.append(f" {fmt_duration(run.duration)}", style="dim")
-            header.append("  ·")
-        elif self.title_text:
-            header.append(f"  {inert(self.title_text)}  ·", style="bold")
-        model = self.model
-        if model is not None:
-            file = model.file
-            header.append(f"  {inert(model.path.name)}", style="bold")
-            header.append(f"  {_count(file.count, 'line')}  {_size(file.size)}", style="dim")
-            if model.indexing:
-                header.append(f"  indexing {model.progress:.0%}", style="yellow")
-            if file.deleted:
-                header.append("  deleted", style="bold red")
-            elif file.missing:
-                header.append("  missing", style="bold red")
-            header.append("  ·")
+        state = run_state(self.run)
         # A finished run's log is complete: "following" it would promise lines that never come.
-        growing = (run is None and self.run_id is None) or state in ("running", "stale")
+        growing = (self.run is None and self.run_id is None) or state in ("running", "stale")
         if growing != self._growing:
             self._growing = growing
             hidden = frozenset() if growing else frozenset({"toggle_follow", "follow_end"})
             self.query_one(KeyBar).update_keys(hidden=hidden)
-        if growing:
-            header.append("  ")
-            if self.view.follow:
-                header.append("● following", style="bold green")
-            else:
-                header.append("‖ paused", style="yellow")
-                header.append(" (end resumes)", style="dim")
-        elif header.plain.endswith("  ·"):
-            header.right_crop(3)  # the separator stood before the follow state
-        if model is not None:
-            matcher = model.filter
-            if matcher is not None:
-                sign = "!" if matcher.invert else "&"
-                header.append(f"  ·  {sign} {inert(matcher.pattern)}", style="bold")
-                header.append(f" {_count(model.matched, 'line')}", style="dim")
-                if model.filtering:
-                    header.append(f" {model.progress:.0%}", style="yellow")
-            header.append(f"  ·  {inert(str(model.path.parent))}", style="dim")
+        following = self.view.follow if growing else None
+        header = logs_header(self.run, self.title_text, self.model, following)
         self.query_one("#logs-header", Static).update(header, layout=False)  # one fixed row
         self._draw_files()
 
@@ -690,62 +591,3 @@ class LogsScreen(Screen[None]):
         self.current = index
         self.view.set_model(self.model)
         self._draw_header()
-
-
-# -- stand-alone: ``mltop FILE.log`` and ``python -m mltop.tui.screens.logs.screen FILE`` --
-
-
-class LogsApp(App[int]):
-    """Just the Logs screen: over files, or over a run's logs given a store."""
-
-    TITLE = "mltop logs"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "quit", id="app.quit"),
-        Binding("ctrl+c", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_c"),
-        Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_q"),
-        Binding("question_mark", "help", "help", id="app.help"),
-    ]
-
-    def __init__(
-        self,
-        paths: Sequence[str | Path] = (),
-        *,
-        run_id: str | None = None,
-        store: Store | None = None,
-        follow: bool = True,
-    ) -> None:
-        super().__init__()
-        self.paths = [Path(p) for p in paths]
-        self.run_id = run_id
-        self.store = store
-        self.follow = follow
-
-    def on_mount(self) -> None:
-        self.push_screen(
-            LogsScreen(run_id=self.run_id, paths=self.paths, store=self.store, follow=self.follow)
-        )
-
-    def action_help(self) -> None:
-        screen = self.screen
-        if isinstance(screen, HelpScreen):
-            return
-        extra = getattr(screen, "help_extra", None)
-        self.push_screen(
-            HelpScreen(
-                getattr(screen, "HELP_TITLE", "keys"),
-                binding_rows(screen),
-                extra() if callable(extra) else None,
-            )
-        )
-
-
-def run_logs_app(paths: Sequence[str | Path], *, follow: bool = True) -> int:
-    """Open the Logs screen on ``paths`` in a terminal; returns the exit code."""
-    return int(LogsApp(paths, follow=follow).run() or 0)
-
-
-if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.stderr.write("usage: python -m mltop.tui.screens.logs.screen FILE [FILE ...]\n")
-        raise SystemExit(2)
-    raise SystemExit(run_logs_app(sys.argv[1:]))
