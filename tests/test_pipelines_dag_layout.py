@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mltop.core.pipelines.dag_canvas import fit_cells
+from mltop.core.common.formatting import fit_cells
 from mltop.core.pipelines.dag_layout import (
     MAX_LINE_NODES,
     DagNode,

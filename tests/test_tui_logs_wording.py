@@ -115,3 +115,59 @@ async def test_search_keeps_letters_typed_right_after_the_slash(tmp_path: Path) 
         app.post_message(events.Key("slash", "/"))
         await pilot.pause(0.1)
         assert field.value == "nan/"
+
+
+def _header_row(screen: LogsScreen) -> str:
+    """The header as the terminal shows it (one row, cut to the screen)."""
+    return screen.query_one("#logs-header").render_line(0).text.rstrip()
+
+
+async def test_the_run_folder_is_cut_at_its_start_with_an_ellipsis_at_80_columns(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "proj"
+    with start_run(root / "runs" / "digits-classifier", name="sgd-lr0.01", capture_output=True):
+        print("the only line")
+    app = _app_of_the_one_run(root)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await _open_run_logs(app, pilot)
+        await until(pilot, lambda: screen.model is not None and screen.model.rows == 1)
+        await pilot.pause()
+        assert screen.model is not None
+        folder = str(screen.model.path.parent)
+        row = _header_row(screen)
+        assert len(row) <= SMALL[0] and "output.log" in row
+        shown = row.rsplit("  ·  ", 1)[1]
+        assert shown.startswith("…") and len(shown) > 1
+        assert folder.endswith(shown[1:]) and shown[1:] != folder
+
+
+async def test_the_run_folder_is_whole_when_the_terminal_is_wide(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    with start_run(root / "runs", name="wide", capture_output=True):
+        print("the only line")
+    app = _app_of_the_one_run(root)
+    async with app.run_test(size=(250, 40)) as pilot:
+        screen = await _open_run_logs(app, pilot)
+        await until(pilot, lambda: screen.model is not None and screen.model.rows == 1)
+        await pilot.pause()
+        assert screen.model is not None
+        assert _header_row(screen).endswith(f"  ·  {screen.model.path.parent}")
+
+
+async def test_a_header_too_long_for_its_folder_says_so_with_an_ellipsis(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text("loss=0.5\n", encoding="utf-8")
+    app = LogsApp([log])
+    async with app.run_test(size=SMALL) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen.model)
+        screen = app.screen
+        assert isinstance(screen, LogsScreen) and screen.model is not None
+        await until(pilot, lambda: screen.model is not None and screen.model.rows == 1)
+        await pilot.press("ampersand")
+        await pilot.pause()
+        screen.query_one("#logs-input").value = "loss=0.5|a-rather-long-alternative-pattern"
+        await pilot.press("enter")
+        await until(pilot, lambda: "&" in _header_row(screen))
+        row = _header_row(screen)
+        assert len(row) <= SMALL[0] and row.endswith("…")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from typing import Literal
+
+from rich.cells import cell_len, get_character_cell_size
 
 ELLIPSIS = "…"
 
@@ -76,6 +79,26 @@ def fit_text(text: str, width: int) -> str:
     if len(text) <= width:
         return text
     return text[: width - 1] + ELLIPSIS
+
+
+def fit_cells(text: str, width: int, keep: Literal["start", "end"] = "start") -> str:
+    """``text`` in at most ``width`` terminal cells (a wide character takes two), with ``…``
+    where it was cut: at the end, or with ``keep="end"`` at the start, as a path is cut so its
+    last folders stay readable (``…/runs/digits/sgd``)."""
+    if cell_len(text) <= width:
+        return text
+    chars = text if keep == "start" else reversed(text)
+    out: list[str] = []
+    used = 0
+    for char in chars:
+        size = get_character_cell_size(char)
+        if used + size > width - 1:
+            break
+        out.append(char)
+        used += size
+    if keep == "start":
+        return "".join(out) + ELLIPSIS
+    return ELLIPSIS + "".join(reversed(out))
 
 
 def fmt_duration(seconds: float | None) -> str:

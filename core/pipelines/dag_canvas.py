@@ -1,4 +1,4 @@
-"""A grid of terminal cells that boxes and lines are drawn into, and text cut to a width.
+"""A grid of terminal cells that boxes and lines are drawn into.
 
 Lines are recorded as masks of the neighbours each cell connects to and turned into box-drawing
 glyphs only at the end, so joins, tees and crossings come out right whatever order the lines
@@ -7,7 +7,7 @@ were drawn in. Apart from the layout because it knows characters and cells, not 
 
 from __future__ import annotations
 
-from rich.cells import cell_len, get_character_cell_size
+from rich.cells import get_character_cell_size
 
 Style = str
 
@@ -30,21 +30,6 @@ GLYPHS = {
     LEFT | RIGHT | UP: "┴",
     UP | DOWN | LEFT | RIGHT: "┼",
 }
-
-
-def fit_cells(text: str, width: int) -> str:
-    """``text`` cut to at most ``width`` terminal cells, with ``…`` where it was cut."""
-    if cell_len(text) <= width:
-        return text
-    out: list[str] = []
-    used = 0
-    for char in text:
-        size = get_character_cell_size(char)
-        if used + size > width - 1:
-            break
-        out.append(char)
-        used += size
-    return "".join(out) + "…"
 
 
 class Canvas:

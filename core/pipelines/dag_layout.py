@@ -33,7 +33,8 @@ from typing import Literal
 
 from rich.cells import cell_len
 
-from mltop.core.pipelines.dag_canvas import DOWN, LEFT, RIGHT, UP, Canvas, Style, fit_cells
+from mltop.core.common.formatting import fit_cells
+from mltop.core.pipelines.dag_canvas import DOWN, LEFT, RIGHT, UP, Canvas, Style
 from mltop.core.pipelines.dag_placement import (
     GAP,
     LayeredGraph,

@@ -1,14 +1,16 @@
 """The Logs screen's one-row header: the run, the file, its size, follow state, filter, folder.
 
 Built as plain Rich text from what the screen knows, so what the row says is decided in one
-function apart from the screen's keys and workers.
+function apart from the screen's keys and workers. The row is fitted to its width here: the
+folder comes last and gives way first, cut at its start with ``…`` (its last folders name the
+run), and a row too long even without it ends in ``…``; nothing is dropped without a sign.
 """
 
 from __future__ import annotations
 
 from rich.text import Text
 
-from mltop.core.common.formatting import fmt_duration
+from mltop.core.common.formatting import ELLIPSIS, fit_cells, fmt_duration
 from mltop.core.common.sanitize import inert
 from mltop.core.entities import Run
 from mltop.core.live.watch import is_stale
@@ -39,10 +41,20 @@ def run_state(run: Run | None) -> str:
     return "stale" if is_stale(run) else (run.status or "").lower()
 
 
+#: Cells the folder needs at the least to be shown cut (``…`` and a few characters of its end).
+MIN_FOLDER = 8
+FOLDER_SEPARATOR = "  ·  "
+
+
 def logs_header(
-    run: Run | None, title: str | None, model: LogModel | None, following: bool | None
+    run: Run | None,
+    title: str | None,
+    model: LogModel | None,
+    following: bool | None,
+    width: int,
 ) -> Text:
-    """The header row; ``following`` is None when the log cannot grow (no follow state shown)."""
+    """The header row in ``width`` cells; ``following`` is None when the log cannot grow (no
+    follow state shown)."""
     header = Text(no_wrap=True, overflow="ellipsis")
     header.append(" logs ", style="bold reverse")
     if run is not None:
@@ -82,5 +94,13 @@ def logs_header(
             header.append(f" {_count(model.matched, 'line')}", style="dim")
             if model.filtering:
                 header.append(f" {model.progress:.0%}", style="yellow")
-        header.append(f"  ·  {inert(str(model.path.parent))}", style="dim")
+        folder = inert(str(model.path.parent))
+        room = width - header.cell_len - len(FOLDER_SEPARATOR)
+        if room >= min(MIN_FOLDER, len(folder)):
+            header.append(FOLDER_SEPARATOR + fit_cells(folder, room, keep="end"), style="dim")
+        else:  # no room for the folder: the row says it goes on
+            header.append(f"  ·  {ELLIPSIS}", style="dim")
+    if header.cell_len > width:
+        header.truncate(width - 1)
+        header.append(ELLIPSIS, style="dim")
     return header

@@ -156,6 +156,9 @@ class LogsScreen(Screen[None]):
         else:
             self._load_run()
 
+    def on_resize(self) -> None:
+        self._draw_header()  # the header is fitted to the width
+
     def on_unmount(self) -> None:
         # The follow worker closes the files once it has stopped using them.
         self._stop_following()
@@ -323,8 +326,10 @@ class LogsScreen(Screen[None]):
             hidden = frozenset() if growing else frozenset({"toggle_follow", "follow_end"})
             self.query_one(KeyBar).update_keys(hidden=hidden)
         following = self.view.follow if growing else None
-        header = logs_header(self.run, self.title_text, self.model, following)
-        self.query_one("#logs-header", Static).update(header, layout=False)  # one fixed row
+        row = self.query_one("#logs-header", Static)
+        width = row.content_size.width or self.app.size.width
+        header = logs_header(self.run, self.title_text, self.model, following, width)
+        row.update(header, layout=False)  # one fixed row
         self._draw_files()
 
     def _draw_files(self) -> None:
