@@ -23,7 +23,7 @@ import pytest
 
 from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport, SourceRef, Status
-from mltop.core.importers import dvc, dvclive
+from mltop.core.importers import dvc, dvc_git, dvclive
 from mltop.core.importers.dvc import EXP_KIND, KIND, commit_run_id, workspace_id
 from mltop.core.store import Store, open_memory_store
 
@@ -220,7 +220,7 @@ def test_unchanged_rescan_does_not_run_git(project: Path, monkeypatch: pytest.Mo
     def no_git(*args: object, **kwargs: object) -> None:
         raise AssertionError("git ran on an unchanged rescan")
 
-    monkeypatch.setattr(dvc.subprocess, "run", no_git)
+    monkeypatch.setattr(dvc_git.subprocess, "run", no_git)
     report = import_project(store, project)
     assert report.counts == {} and report.problems == []
     assert (store.table_counts(), snapshot(store)) == before
@@ -262,14 +262,14 @@ def test_new_and_removed_experiment_refs(project: Path, monkeypatch: pytest.Monk
     git(project, "update-ref", f"{EXP_PREFIX}copy-of-lr-0.05", sha)
     git(project, "update-ref", "-d", f"{EXP_PREFIX}lr-0.001")
     listed: list[str] = []
-    real = dvc.Git.run
+    real = dvc_git.Git.run
 
-    def spy(self: dvc.Git, *args: str, **kwargs: Any) -> bytes:
+    def spy(self: dvc_git.Git, *args: str, **kwargs: Any) -> bytes:
         if args[0] == "ls-tree":
             listed.append(args[-3])
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(dvc.Git, "run", spy)
+    monkeypatch.setattr(dvc_git.Git, "run", spy)
     report = import_project(store, project)
     assert report.problems == []
     assert listed == [sha]  # only the new experiment's commit is read
@@ -338,7 +338,7 @@ def test_git_timeout_is_reported(project: Path, monkeypatch: pytest.MonkeyPatch)
     def slow(*args: object, **kwargs: object) -> None:
         raise subprocess.TimeoutExpired("git", 30)
 
-    monkeypatch.setattr(dvc.subprocess, "run", slow)
+    monkeypatch.setattr(dvc_git.subprocess, "run", slow)
     store = open_memory_store()
     report = import_project(store, project)
     assert [p.message for p in report.problems] == ["git for-each-ref timed out after 30 s"]

@@ -19,7 +19,8 @@ the project folder:
 Git is asked only when a ref file changed since the last scan (a few stats), every call has a
 timeout, and a commit already imported is not read again: refs point at immutable commits.
 Metric names keep DVCLive's ``/`` (``train/loss``); ``dvc exp show`` prints the same metric as
-``train.loss``.
+``train.loss``. What ``dvc.yaml`` names is read by :mod:`~mltop.core.importers.dvc_layout`, git by
+:mod:`~mltop.core.importers.dvc_git`; this module walks the workspace and the experiments.
 """
 
 from __future__ import annotations
@@ -29,9 +30,7 @@ import json
 import os
 import posixpath
 import re
-import subprocess
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
@@ -48,15 +47,36 @@ from mltop.core.entities import (
     stable_id,
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.dvc_git import (
+    EXP_KIND,
+    KIND,
+    MAX_RWLOCK,
+    ExpRef,
+    Git,
+    GitError,
+    Revision,
+    find_git_dir,
+    git_runs,
+    git_text,
+    head_sha,
+    ref_files,
+)
+from mltop.core.importers.dvc_layout import (
+    PARAMS_FILE,
+    Layout,
+    entries,
+    layout,
+    metrics_table,
+    params_of,
+    plots_dir,
+)
 from mltop.core.importers.dvclive import (
     MAX_DOC_BYTES,
-    PLOTS_METRICS,
     FormatError,
     TsvFile,
     TsvSource,
     first_line,
     header_keys,
-    metric_points,
     parse_document,
     parse_tsvs,
     read_doc,
@@ -64,21 +84,12 @@ from mltop.core.importers.dvclive import (
     tsv_paths,
     tsv_prefix,
 )
-from mltop.core.importers.params import flatten_params
 from mltop.core.store import RunQuery, Store
 
-KIND = "dvc"
-EXP_KIND = "dvc-exp"
-GIT_TIMEOUT = 30.0
-PARAMS_FILE = "params.yaml"
 DVC_YAML = "dvc.yaml"
 DVC_LOCK = "dvc.lock"
 WORKSPACE = "workspace"
-EXP_REF = re.compile(r"^refs/exps/([0-9a-f]{2})/([0-9a-f]{38})/(.+)$")
-QUEUE_REFS = {"refs/exps/celery/stash": Status.SCHEDULED, "refs/exps/celery/failed": Status.FAILED}
-STASH_MESSAGE = re.compile(r"dvc-exp:([0-9a-f]{40}):([0-9a-f]{40}):(.*)$")
 CLAIMED = frozenset({DVC_YAML, DVC_LOCK, PARAMS_FILE, ".dvcignore"})
-_SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
 # Each id helper takes the project root as :meth:`Store.id_path` gives it (a Path in tests over
@@ -97,302 +108,6 @@ def commit_run_id(root: Path | str, sha: str) -> str:
 
 def exp_run_id(root: Path | str, key: str) -> str:
     return stable_id(EXP_KIND, str(root), key)
-
-
-# -- the pipeline's files ------------------------------------------------------------------------
-
-
-def _entries(value: object) -> list[object]:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _entry_paths(value: object) -> list[str]:
-    """Paths of a ``metrics:``/``plots:``/``outs:`` list: strings or one-key dicts."""
-    out: list[str] = []
-    for entry in _entries(value):
-        if isinstance(entry, str):
-            out.append(entry)
-        elif isinstance(entry, dict):
-            out.extend(str(k) for k in entry)
-    return out
-
-
-def _join(base: str, path: str) -> str | None:
-    if not path or "${" in path or posixpath.isabs(path):
-        return None
-    joined = posixpath.normpath(posixpath.join(base, path))
-    return None if joined.startswith("..") else joined
-
-
-@dataclass
-class Layout:
-    """Where one revision of a project keeps its params, metrics and histories."""
-
-    params: list[str] = field(default_factory=list)
-    metrics: list[str] = field(default_factory=list)
-    live_dirs: list[str] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)
-
-
-def layout(dvc_yamls: dict[str, object], exists: Callable[[str], bool]) -> Layout:
-    """Params files, metrics files and DVCLive folders named by these parsed ``dvc.yaml`` files.
-
-    ``exists`` answers for the same revision (the workspace, or a commit's tree). A DVCLive
-    folder is the folder of a metrics file that has ``plots/metrics`` under it, or the folder
-    above a plots entry ending in ``plots/metrics``.
-    """
-    out = Layout()
-    params: dict[str, None] = {}
-    metrics: dict[str, None] = {}
-    plots: dict[str, None] = {}
-    if exists(PARAMS_FILE):
-        params[PARAMS_FILE] = None
-    for yaml_path, doc in sorted(dvc_yamls.items()):
-        base = posixpath.dirname(yaml_path)
-        if not isinstance(doc, dict):
-            out.problems.append((yaml_path, "not a DVC pipeline (expected a mapping)"))
-            continue
-        for path in _entry_paths(doc.get("params")):
-            if (joined := _join(base, path)) is not None:
-                params[joined] = None
-        for path in _entry_paths(doc.get("metrics")):
-            if (joined := _join(base, path)) is not None:
-                metrics[joined] = None
-        for path in _entry_paths(doc.get("plots")):
-            if (joined := _join(base, path)) is not None:
-                plots[joined] = None
-        stages = doc.get("stages")
-        if not isinstance(stages, dict):
-            continue
-        for stage in stages.values():
-            if not isinstance(stage, dict):
-                continue
-            if isinstance(stage.get("do"), dict):
-                stage = stage["do"]  # foreach/matrix stages: templated paths are skipped
-            wdir = stage.get("wdir", ".")
-            stage_base = _join(base, wdir if isinstance(wdir, str) else ".") or base
-            for entry in _entries(stage.get("params")):
-                if isinstance(entry, dict):
-                    for name in entry:
-                        if (joined := _join(stage_base, str(name))) is not None:
-                            params[joined] = None
-                elif (
-                    isinstance(entry, str)
-                    and (joined := _join(stage_base, PARAMS_FILE)) is not None
-                ):
-                    params[joined] = None
-            for path in _entry_paths(stage.get("metrics")):
-                if (joined := _join(stage_base, path)) is not None:
-                    metrics[joined] = None
-            for path in _entry_paths(stage.get("plots")):
-                if (joined := _join(stage_base, path)) is not None:
-                    plots[joined] = None
-    out.params = [p for p in params if exists(p)]
-    out.metrics = list(metrics)
-    live: dict[str, None] = {}
-    for path in metrics:
-        folder = posixpath.dirname(path)
-        if exists(posixpath.join(folder, PLOTS_METRICS) if folder else PLOTS_METRICS):
-            live[folder] = None
-    for path in plots:
-        parts = path.split("/")
-        for i in range(len(parts) - 1):
-            if parts[i] == "plots" and parts[i + 1] == "metrics":
-                live["/".join(parts[:i])] = None
-                break
-    out.live_dirs = list(live)
-    return out
-
-
-def plots_dir(live_dir: str) -> str:
-    return posixpath.join(live_dir, PLOTS_METRICS) if live_dir else PLOTS_METRICS
-
-
-def params_of(docs: Iterable[tuple[str, object]]) -> dict[str, object]:
-    """Flattened params: ``params.yaml`` keys bare (``train.lr``), other files as ``file:key``."""
-    out: dict[str, object] = {}
-    for path, doc in docs:
-        if isinstance(doc, dict):
-            label = "" if path == PARAMS_FILE else f"{path}:"
-            out.update({label + k: v for k, v in flatten_params(doc).items() if k})
-    return out
-
-
-def _metrics_table(
-    docs: Sequence[tuple[str, object, float | None]],
-    run_id: str,
-    history: set[str],
-) -> tuple[pa.Table, list[str]]:
-    """Final-value points of a run's metrics files, each at its file's time (first file wins
-    for a repeated name; a name with a TSV history is left to the history)."""
-    tables: list[pa.Table] = []
-    keys: list[str] = []
-    taken = set(history)
-    for _, doc, when in docs:
-        table, names = metric_points(doc, run_id, taken, when)
-        tables.append(table)
-        keys.extend(names)
-        taken.update(names)
-    if not tables:
-        return tabular.empty_points(), []
-    return pa.concat_tables(tables), keys
-
-
-# -- git -----------------------------------------------------------------------------------------
-
-
-class GitError(Exception):
-    """git is missing, failed or timed out; the message is one line."""
-
-
-MAX_GIT_FILE = 64 * 1024
-MAX_RWLOCK = 1024 * 1024  # DVC's lock file: a few paths per running command
-MAX_PACKED_REFS = 64 * 1024 * 1024  # one line per ref: tens of MB in the largest repositories
-
-
-def _git_text(path: Path, limit: int = MAX_GIT_FILE) -> str:
-    """A small git or DVC bookkeeping file (HEAD, a ref, ``rwlock``), stripped; OSError or
-    UnicodeDecodeError when unreadable."""
-    return read_limited(path, limit, "a git file").decode("utf-8").strip()
-
-
-def find_git_dir(root: Path) -> Path | None:
-    """The repository's git dir for a folder in it (a ``.git`` folder or ``gitdir:`` file)."""
-    for parent in [root, *root.parents]:
-        dot = parent / ".git"
-        if dot.is_dir():
-            return dot
-        if dot.is_file():
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                text = _git_text(dot)
-                if text.startswith("gitdir:"):
-                    target = Path(text[7:].strip())
-                    return target if target.is_absolute() else (parent / target).resolve()
-            return None
-    return None
-
-
-def head_sha(git_dir: Path) -> str | None:
-    """HEAD's commit, read from the git dir's files (no subprocess): for the workspace run."""
-    try:
-        head = _git_text(git_dir / "HEAD")
-    except (OSError, UnicodeDecodeError):
-        return None
-    if _SHA.match(head):
-        return head
-    if not head.startswith("ref:"):
-        return None
-    ref = head[4:].strip()
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        sha = _git_text(git_dir / ref)
-        if _SHA.match(sha):
-            return sha
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        for line in _git_text(git_dir / "packed-refs", MAX_PACKED_REFS).splitlines():
-            sha, _, name = line.partition(" ")
-            if name == ref and _SHA.match(sha):
-                return sha
-    return None
-
-
-def ref_files(git_dir: Path) -> list[Path]:
-    """The files whose change means DVC's experiments (or the names of commits) changed."""
-    out = [git_dir / "HEAD", git_dir / "packed-refs"]
-    for sub in ("refs/exps", "refs/heads", "refs/tags"):
-        for dirpath, dirnames, filenames in os.walk(git_dir / sub):
-            dirnames.sort()
-            out.extend(Path(dirpath) / f for f in sorted(filenames))
-    out.extend(git_dir / "logs" / ref for ref in QUEUE_REFS)
-    return [p for p in out if p.is_file()]
-
-
-class Git:
-    """The git command line in one repository, every call with a timeout."""
-
-    def __init__(self, cwd: Path, timeout: float = GIT_TIMEOUT):
-        self.cwd = cwd
-        self.timeout = timeout
-        self.env = {
-            **os.environ,
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_OPTIONAL_LOCKS": "0",
-            "LC_ALL": "C",
-        }
-
-    def run(self, *args: str, data: bytes | None = None, check: bool = True) -> bytes:
-        command = ["git", "-c", "safe.directory=*", "-c", "core.quotepath=off", *args]
-        try:
-            done = subprocess.run(  # fixed argv, no shell
-                command,
-                cwd=self.cwd,
-                input=data,
-                capture_output=True,
-                timeout=self.timeout,
-                env=self.env,
-                check=False,
-            )
-        except FileNotFoundError as exc:
-            raise GitError("git is not installed; DVC experiments were not read") from exc
-        except subprocess.TimeoutExpired as exc:
-            raise GitError(f"git {args[0]} timed out after {self.timeout:.0f} s") from exc
-        except OSError as exc:
-            raise GitError(f"cannot run git ({exc.strerror or exc})") from exc
-        self.stderr = done.stderr.decode("utf-8", errors="replace")
-        if check and done.returncode != 0:
-            first = self.stderr.strip().splitlines()[:1]
-            raise GitError(f"git {args[0]} failed: {first[0] if first else done.returncode}")
-        return done.stdout
-
-    def blobs(self, specs: Sequence[str]) -> list[bytes | None]:
-        """Contents of ``rev:path`` specs in one ``cat-file --batch`` (None when missing)."""
-        usable = [s for s in specs if "\n" not in s]
-        if not usable:
-            return [None] * len(specs)
-        out = self.run("cat-file", "--batch", data=("\n".join(usable) + "\n").encode())
-        found: dict[str, bytes | None] = {}
-        pos = 0
-        for spec in usable:
-            end = out.find(b"\n", pos)
-            if end < 0:
-                break
-            header = out[pos:end].split(b" ")
-            pos = end + 1
-            if len(header) == 3 and header[1] in (b"blob", b"tree", b"commit", b"tag"):
-                size = int(header[2])
-                found[spec] = out[pos : pos + size] if header[1] == b"blob" else None
-                pos += size + 1
-            else:
-                found[spec] = None
-        return [found.get(s) for s in specs]
-
-
-@dataclass
-class ExpRef:
-    """A run DVC keeps in git: an experiment, a queued/failed entry, or a commit."""
-
-    key: str
-    kind: str
-    name: str
-    sha: str
-    time: float | None
-    status: Status
-    baseline: str | None
-    ref: str
-    read_metrics: bool = True
-
-
-@dataclass
-class Revision:
-    """The project's files at one commit: the tree listing and parsed documents."""
-
-    paths: set[str]
-    dirs: set[str]
-    docs: dict[str, object] = field(default_factory=dict)
-
-    def exists(self, path: str) -> bool:
-        return path in self.paths or path in self.dirs
 
 
 # -- the importer --------------------------------------------------------------------------------
@@ -481,7 +196,7 @@ class DvcImporter:
         ]
         mtimes = [st.st_mtime for _, st in changes.values() if st is not None]
         updated = max(mtimes) if mtimes else None
-        json_points, json_keys = _metrics_table(metric_docs, run_id, history)
+        json_points, json_keys = metrics_table(metric_docs, run_id, history)
         times = [t for t in batch.points.column("ts").to_pylist() if t is not None] if full else []
         start = min(times) if times else (existed.start_time if existed else None)
         start = start or (min(mtimes) if mtimes else None)
@@ -548,7 +263,7 @@ class DvcImporter:
 
         git = Git(root)
         id_root = store.id_path(root)
-        runs = self._git_runs(git, git_dir, report)
+        runs = git_runs(git, git_dir, report)
         prefix = git.run("rev-parse", "--show-prefix").decode("utf-8", "replace").strip()
         existing = {
             r.id: r
@@ -601,104 +316,6 @@ class DvcImporter:
             [(run.id, k, v) for k, v in store.params(run.id).items()],
             [(run.id, k, v) for k, v in store.tags(run.id).items()],
         )
-
-    def _git_runs(self, git: Git, git_dir: Path, report: ImportReport) -> list[ExpRef]:
-        listing = git.run(
-            "for-each-ref",
-            "--format=%(objectname)%00%(committerdate:unix)%00%(refname)",
-            "refs/exps",
-            "refs/heads",
-            "refs/tags",
-        )
-        for line in git.stderr.splitlines():
-            match = re.search(r"ignoring broken ref (\S+)", line)
-            if match:
-                report.problem(git_dir / match.group(1), "broken git ref; ignored")
-        names: dict[str, list[str]] = {}
-        out: list[ExpRef] = []
-        queues: list[str] = []
-        for line in listing.decode("utf-8", errors="replace").splitlines():
-            parts = line.split("\x00")
-            if len(parts) != 3 or not _SHA.match(parts[0]):
-                continue
-            sha, when, refname = parts
-            match = EXP_REF.match(refname)
-            if match:
-                out.append(
-                    ExpRef(
-                        key=refname,
-                        kind=EXP_KIND,
-                        name=match.group(3),
-                        sha=sha,
-                        time=_float(when),
-                        status=Status.FINISHED,
-                        baseline=match.group(1) + match.group(2),
-                        ref=refname,
-                    )
-                )
-            elif refname in QUEUE_REFS:
-                queues.append(refname)
-            elif refname.startswith(("refs/heads/", "refs/tags/")):
-                names.setdefault(sha, []).append(refname)
-        for refname in queues:
-            out.extend(self._queue(git, refname, report, git_dir))
-        head = git.run("rev-parse", "--verify", "-q", "HEAD", check=False).decode().strip()
-        commits = {i.baseline for i in out if i.baseline}
-        if _SHA.match(head):
-            commits.add(head)
-        times = self._commit_times(git, sorted(commits))
-        for sha in sorted(commits):
-            out.append(
-                ExpRef(
-                    key=sha,
-                    kind=KIND,
-                    name=_commit_name(sha, names.get(sha, [])),
-                    sha=sha,
-                    time=times.get(sha),
-                    status=Status.FINISHED,
-                    baseline=None,
-                    ref=sha,
-                )
-            )
-        return out
-
-    def _queue(self, git: Git, refname: str, report: ImportReport, git_dir: Path) -> list[ExpRef]:
-        """Entries of a DVC queue stash (its reflog): queued or failed experiments."""
-        text = git.run("log", "-g", "--format=%H%x00%ct%x00%gs", refname, "--", check=False)
-        out = []
-        for line in text.decode("utf-8", errors="replace").splitlines():
-            parts = line.split("\x00")
-            if len(parts) != 3 or not _SHA.match(parts[0]):
-                continue
-            match = STASH_MESSAGE.search(parts[2])
-            if not match:
-                continue
-            name = match.group(3) or parts[0][:7]
-            out.append(
-                ExpRef(
-                    key=f"{refname}@{parts[0]}",
-                    kind=EXP_KIND,
-                    name=name,
-                    sha=parts[0],
-                    time=_float(parts[1]),
-                    status=QUEUE_REFS[refname],
-                    baseline=match.group(2),
-                    ref=refname,
-                    read_metrics=False,
-                )
-            )
-        return out
-
-    def _commit_times(self, git: Git, shas: Sequence[str]) -> dict[str, float]:
-        if not shas:
-            return {}
-        text = git.run("log", "--no-walk=unsorted", "--format=%H %ct", *shas, "--", check=False)
-        out = {}
-        for line in text.decode("utf-8", errors="replace").splitlines():
-            sha, _, when = line.partition(" ")
-            if (value := _float(when)) is not None:
-                out[sha] = value
-        return out
 
     def _read_revisions(
         self,
@@ -810,7 +427,7 @@ class DvcImporter:
                         )
                         for p in lay.metrics
                     ]
-                    table, _ = _metrics_table(docs, run_id, history)
+                    table, _ = metrics_table(docs, run_id, history)
                     tables.append(table)
                 if (
                     item.kind == KIND
@@ -852,7 +469,7 @@ class DvcImporter:
         for stage in stages.values():
             if not isinstance(stage, dict):
                 continue
-            for out in _entries(stage.get("outs")):
+            for out in entries(stage.get("outs")):
                 if not isinstance(out, dict) or out.get("path") != path:
                     continue
                 digest = out.get("md5") or out.get("hash")
@@ -871,24 +488,8 @@ class DvcImporter:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def _same(old: FileState, st: os.stat_result) -> bool:
     return old.size == st.st_size and old.mtime == st.st_mtime and old.inode == st.st_ino
-
-
-def _commit_name(sha: str, refs: list[str]) -> str:
-    """DVC's name for a commit: a branch pointing at it, else a tag, else its short sha."""
-    for prefix in ("refs/heads/", "refs/tags/"):
-        matching = sorted(r[len(prefix) :] for r in refs if r.startswith(prefix))
-        if matching:
-            return "main" if "main" in matching else matching[0]
-    return sha[:7]
 
 
 def _tags(item: ExpRef) -> dict[str, str]:
@@ -950,7 +551,7 @@ def _record_of(run: Run, **changes: object) -> RunRecord:
 def _workspace_status(root: Path) -> Status:
     """RUNNING while a ``dvc repro``/``exp run`` holds a write lock on the pipeline."""
     try:
-        lock = json.loads(_git_text(root / ".dvc" / "tmp" / "rwlock", MAX_RWLOCK))
+        lock = json.loads(git_text(root / ".dvc" / "tmp" / "rwlock", MAX_RWLOCK))
     except (OSError, ValueError, UnicodeDecodeError):
         return Status.FINISHED
     return Status.RUNNING if isinstance(lock, dict) and lock.get("write") else Status.FINISHED

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mltop.core.entities import Run
-from mltop.core.importers.dvc import find_git_dir, head_sha
+from mltop.core.importers.dvc_git import find_git_dir, head_sha
 from mltop.core.pipelines.model import Phase, Pipeline, Stage, StatusState, one_line
 from mltop.core.pipelines.overview import Overview
 from mltop.core.pipelines.repository import display, member_stage_id, project_dir

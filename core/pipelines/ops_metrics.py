@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import yaml
 
-from mltop.core.importers.dvc import Git, GitError
+from mltop.core.importers.dvc_git import Git, GitError
 from mltop.core.pipelines.github_runs import GitHubClient, GitHubError
 from mltop.core.pipelines.model import Phase, Pipeline, one_line
 
