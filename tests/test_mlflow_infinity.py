@@ -13,7 +13,7 @@ from pathlib import Path
 from test_import_mlflow import SQLITE, native_of, run_import, sqlite_copy
 
 from mltop.core.importers.mlflow_common import run_id
-from mltop.core.importers.mlflow_rest import as_float
+from mltop.core.importers.mlflow_rest_mapping import as_float
 from mltop.core.store import open_memory_store
 
 MAX = 1.7976931348623157e308  # what MLflow's SqlAlchemyStore writes for inf

@@ -28,7 +28,7 @@ import pytest
 from mltop.core import cli
 from mltop.core.common.httpclient import RemoteError, RetryPolicy, redact_url, retry_after_seconds
 from mltop.core.entities import ImportReport, stable_id
-from mltop.core.importers import mlflow_rest
+from mltop.core.importers import mlflow_rest, mlflow_rest_client
 from mltop.core.store import open_memory_store, open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mlflow"
@@ -594,7 +594,7 @@ def test_nan_and_infinity_strings_and_empty_pages(fake):
     ids=["cut-at-the-cap", "server-with-a-smaller-cap", "bulk-fails"],
 )
 def test_bulk_answer_cut_short_is_completed_run_by_run(fake, monkeypatch, our_cap, bulk_status):
-    monkeypatch.setattr(mlflow_rest, "BULK_POINTS", our_cap)
+    monkeypatch.setattr(mlflow_rest_client, "BULK_POINTS", our_cap)
     runs = [
         {
             "info": {"run_id": f"r{i}", "experiment_id": "0", "status": "FINISHED"},
