@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mltop.core.pipelines.model import Phase, Pipeline, Stage
-from mltop.core.pipelines.phases import name_tokens, runs_ml_pipeline
+from mltop.core.pipelines.phase_names import name_tokens
+from mltop.core.pipelines.phases import runs_ml_pipeline
 from mltop.core.pipelines.repository import side_title
 
 MLOPS_GAPS = {
