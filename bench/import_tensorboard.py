@@ -28,7 +28,7 @@ import numpy as np
 
 from mltop.core.common import tfrecord
 from mltop.core.entities import ImportReport
-from mltop.core.importers import tensorboard, tfevents
+from mltop.core.importers import tensorboard, tfevents, tfevents_writer
 from mltop.core.store import open_memory_store
 
 WALL0 = 1.7e9
@@ -40,8 +40,8 @@ def _events(tags: list[str], steps: range, rng: np.random.Generator) -> list[byt
     for i, step in enumerate(steps):
         for j, tag in enumerate(tags):
             wall = WALL0 + step + j * 1e-3
-            value = tfevents.encode_simple_value(tag, float(values[i, j]))
-            payloads.append(tfevents.encode_event(wall, step, summary_values=[value]))
+            value = tfevents_writer.encode_simple_value(tag, float(values[i, j]))
+            payloads.append(tfevents_writer.encode_event(wall, step, summary_values=[value]))
     return payloads
 
 
@@ -51,7 +51,7 @@ def write_logdir(root: Path, runs: int, tags: int, steps: int) -> list[Path]:
     for r in range(runs):
         folder = root / f"run-{r:03d}"
         folder.mkdir(parents=True)
-        payloads = [tfevents.encode_event(WALL0, 0, file_version="brain.Event:2")]
+        payloads = [tfevents_writer.encode_event(WALL0, 0, file_version="brain.Event:2")]
         payloads += _events(names, range(1, steps + 1), np.random.default_rng(r))
         path = folder / f"events.out.tfevents.{int(WALL0)}.bench.{r}.0"
         path.write_bytes(tfrecord.frame(payloads))

@@ -21,7 +21,7 @@ from conftest import FIXTURES, copy_fixture, summary_rows
 from mltop.core.common import tfrecord
 from mltop.core.discovery import discover
 from mltop.core.entities import ImportReport, stable_id
-from mltop.core.importers import tensorboard, tfevents
+from mltop.core.importers import tensorboard, tfevents, tfevents_writer
 from mltop.core.importers.base import Detection
 from mltop.core.store import Store, open_memory_store
 
@@ -61,13 +61,13 @@ def _event_file(folder: Path, name: str, payloads: list[bytes]) -> Path:
 
 
 def _scalar(wall: float, step: int, tag: str, value: float) -> bytes:
-    return tfevents.encode_event(
-        wall, step, summary_values=[tfevents.encode_simple_value(tag, value)]
+    return tfevents_writer.encode_event(
+        wall, step, summary_values=[tfevents_writer.encode_simple_value(tag, value)]
     )
 
 
 def _version(wall: float = 1.0e9) -> bytes:
-    return tfevents.encode_event(wall, 0, file_version="brain.Event:2")
+    return tfevents_writer.encode_event(wall, 0, file_version="brain.Event:2")
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +308,7 @@ def test_restart_in_a_new_file_purges_orphaned_points(tmp_path: Path) -> None:
     ])  # fmt: skip
     store = open_memory_store()
     _import(store, tmp_path)
-    restart = tfevents.encode_event(2e9, 11, session_log_status=1)
+    restart = tfevents_writer.encode_event(2e9, 11, session_log_status=1)
     _event_file(run, "events.out.tfevents.200.host", [_version(2e9), restart] + [
         _scalar(2e9 + s, s, "loss", 2.0) for s in range(11, 26)
     ])  # fmt: skip
@@ -319,7 +319,7 @@ def test_restart_in_a_new_file_purges_orphaned_points(tmp_path: Path) -> None:
 
 
 def test_tensor_encoded_scalars_are_read(tmp_path: Path) -> None:
-    enc = tfevents.encode_tensor_value
+    enc = tfevents_writer.encode_tensor_value
     values = [
         enc("f32", 0.5, tfevents.DT_FLOAT),
         enc("f64", 0.25, tfevents.DT_DOUBLE),
@@ -329,7 +329,7 @@ def test_tensor_encoded_scalars_are_read(tmp_path: Path) -> None:
     ]
     payloads = [_version()]
     for step in range(3):
-        payloads.append(tfevents.encode_event(1e9 + step, step, summary_values=values))
+        payloads.append(tfevents_writer.encode_event(1e9 + step, step, summary_values=values))
         # later values carry no metadata, as TensorFlow writes them
         values = [enc(t, v, d, p, plugin=None) for t, v, d, p in (
             ("f32", 0.5, tfevents.DT_FLOAT, False), ("f64", 0.25, tfevents.DT_DOUBLE, False),
@@ -465,7 +465,7 @@ def test_empty_and_garbage_files_give_no_run_and_one_problem(tmp_path: Path) -> 
 
 def test_non_utf8_tags_are_replaced_not_fatal(tmp_path: Path) -> None:
     value = b"\x0a\x03l\xff\xfe" + b"\x15" + struct.pack("<f", 1.0)
-    event = tfevents.encode_event(1e9, 1, summary_values=[value])
+    event = tfevents_writer.encode_event(1e9, 1, summary_values=[value])
     _event_file(tmp_path / "logs" / "run", "events.out.tfevents.1.h", [_version(), event])
     store = open_memory_store()
     report = _import(store, tmp_path)

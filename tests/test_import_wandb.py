@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from mltop.core.common.protowire import encode_len_field, encode_varint
 from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport, SourceRef, Status
 from mltop.core.importers import wandb_offline, wandb_records
@@ -113,29 +114,17 @@ def snapshot(store: Store) -> list[Any]:
 # -- protobuf/framing encoders, to derive records from the real ones ----------------------------
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def history_record(num: int, step: int, items: dict[str | bytes, bytes]) -> bytes:
     body = b"".join(
-        _field(1, _field(2, k if isinstance(k, bytes) else k.encode()) + _field(16, v))
+        encode_len_field(
+            1,
+            encode_len_field(2, k if isinstance(k, bytes) else k.encode())
+            + encode_len_field(16, v),
+        )
         for k, v in items.items()
     )
-    body += _field(2, _varint(1 << 3 | 0) + _varint(step))
-    return _varint(1 << 3 | 0) + _varint(num) + _field(2, body)
+    body += encode_len_field(2, encode_varint(1 << 3 | 0) + encode_varint(step))
+    return encode_varint(1 << 3 | 0) + encode_varint(num) + encode_len_field(2, body)
 
 
 def frame(payloads: list[bytes]) -> bytes:

@@ -12,8 +12,9 @@ Only a handful of protobuf fields matter for scalars, so they are read straight 
   ``map<string, google.protobuf.Value> hparams`` (1), and session_end_info (4) with status (1).
 
 Everything else (graphs, images, histograms, text) is skipped by wire type. Points go into
-typed arrays, never one Python object per point. The encoders at the end write the same
-messages; tests and the benchmark use them to make event files without TensorFlow.
+typed arrays, never one Python object per point. The wire itself is read by
+:mod:`mltop.core.common.protowire`; :mod:`~mltop.core.importers.tfevents_writer` writes the same
+messages, for tests and the benchmark to make event files without TensorFlow.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from mltop.core.common import tfrecord
+from mltop.core.common.protowire import WireError, iter_spans, read_varint, signed64
 
 SCALARS_PLUGIN = "scalars"
 HPARAMS_PLUGIN = "hparams"
@@ -36,7 +38,7 @@ SESSION_START = 1  # SessionLog.START
 
 # TensorProto dtypes a scalar summary can carry, with the numpy type of tensor_content.
 DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_HALF = 1, 2, 3, 9, 19
-_CONTENT_TYPES: dict[int, np.dtype[Any]] = {
+CONTENT_TYPES: dict[int, np.dtype[Any]] = {
     DT_FLOAT: np.dtype("<f4"),
     DT_DOUBLE: np.dtype("<f8"),
     DT_INT32: np.dtype("<i4"),
@@ -50,81 +52,8 @@ _DOUBLE = struct.Struct("<d").unpack_from
 _FLOAT = struct.Struct("<f").unpack_from
 
 
-class WireError(ValueError):
-    """A record that is not a well-formed protobuf message of the expected shape."""
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise WireError("varint too long")
-
-
-def _skip(buf: bytes, pos: int, wire: int, end: int) -> int:
-    if wire == 0:
-        _, pos = _varint(buf, pos)
-    elif wire == 1:
-        pos += 8
-    elif wire == 2:
-        n, pos = _varint(buf, pos)
-        pos += n
-    elif wire == 5:
-        pos += 4
-    else:
-        raise WireError(f"unsupported wire type {wire}")
-    if pos > end:
-        raise WireError("field runs past the end of its message")
-    return pos
-
-
-def _fields(buf: bytes, pos: int, end: int):  # type: ignore[no-untyped-def]
-    """(field number, wire type, value or (start, end) span) for each field of a message."""
-    while pos < end:
-        key = buf[pos]
-        pos += 1
-        if key & 0x80:
-            key, pos = _varint(buf, pos - 1)
-        number, wire = key >> 3, key & 7
-        if wire == 2:
-            n, pos = _varint(buf, pos)
-            stop = pos + n
-            if stop > end:
-                raise WireError("field runs past the end of its message")
-            yield number, wire, (pos, stop)
-            pos = stop
-        elif wire == 0:
-            value, pos = _varint(buf, pos)
-            yield number, wire, value
-        elif wire == 1:
-            if pos + 8 > end:
-                raise WireError("field runs past the end of its message")
-            yield number, wire, pos
-            pos += 8
-        elif wire == 5:
-            if pos + 4 > end:
-                raise WireError("field runs past the end of its message")
-            yield number, wire, pos
-            pos += 4
-        else:
-            raise WireError(f"unsupported wire type {wire}")
-    if pos != end:
-        raise WireError("message overruns its length")
-
-
 def _text(buf: bytes, span: tuple[int, int]) -> str:
     return buf[span[0] : span[1]].decode("utf-8", errors="replace")
-
-
-def _signed64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
 
 
 def _tensor_scalar(buf: bytes, start: int, end: int) -> float | None:
@@ -132,7 +61,7 @@ def _tensor_scalar(buf: bytes, start: int, end: int) -> float | None:
     dtype = 0
     content: tuple[int, int] | None = None
     values: list[float] = []
-    for number, wire, value in _fields(buf, start, end):
+    for number, wire, value in iter_spans(buf, start, end):
         if number == 1 and wire == 0:
             dtype = value
         elif number == 4 and wire == 2:
@@ -140,11 +69,11 @@ def _tensor_scalar(buf: bytes, start: int, end: int) -> float | None:
         elif number in (5, 6, 7, 10, 13):
             values.extend(_repeated_numbers(buf, number, wire, value))
     if content is not None and content[1] > content[0]:
-        kind = _CONTENT_TYPES.get(dtype)
+        kind = CONTENT_TYPES.get(dtype)
         if kind is None or content[1] - content[0] != kind.itemsize:
             return None
         return float(np.frombuffer(buf, kind, 1, content[0])[0])
-    if len(values) != 1 or dtype not in _CONTENT_TYPES:
+    if len(values) != 1 or dtype not in CONTENT_TYPES:
         return None
     if dtype == DT_HALF:
         return float(np.array([int(values[0])], np.uint16).view(np.float16)[0])
@@ -162,8 +91,8 @@ def _repeated_numbers(buf: bytes, number: int, wire: int, value: object) -> list
         out: list[float] = []
         pos = start
         while pos < end:
-            v, pos = _varint(buf, pos)
-            out.append(float(_signed64(v)))
+            v, pos = read_varint(buf, pos)
+            out.append(float(signed64(v)))
         return out
     if number == 5 and wire == 5:
         return [_FLOAT(buf, value)[0]]  # type: ignore[arg-type]
@@ -171,7 +100,7 @@ def _repeated_numbers(buf: bytes, number: int, wire: int, value: object) -> list
         return [_DOUBLE(buf, value)[0]]  # type: ignore[arg-type]
     if wire == 0:
         v = int(value)  # type: ignore[call-overload]
-        return [float(_signed64(v))]
+        return [float(signed64(v))]
     return []
 
 
@@ -392,18 +321,18 @@ def _event(
     step = 0
     summary: tuple[int, int] | None = None
     used = False
-    for num, wire, value in _fields(buf, pos, end):
+    for num, wire, value in iter_spans(buf, pos, end):
         if num == 1 and wire == 1:
             wall = _DOUBLE(buf, value)[0]
         elif num == 2 and wire == 0:
-            step = _signed64(value)
+            step = signed64(value)
         elif num == 5 and wire == 2:
             summary = value
         elif num == 3 and wire == 2:
             out.file_version = _text(buf, value)
             used = True  # its wall time is when the writer started
         elif num == 7 and wire == 2:
-            for n, w, v in _fields(buf, value[0], value[1]):
+            for n, w, v in iter_spans(buf, value[0], value[1]):
                 if n == 1 and w == 0 and v == SESSION_START:
                     out.restarts.append((number, step))
                     used = True
@@ -425,7 +354,7 @@ def _summary(
     used = False
     plugins = out.plugins
     ts = float("nan") if wall is None else wall
-    for num, wire, value in _fields(buf, span[0], span[1]):
+    for num, wire, value in iter_spans(buf, span[0], span[1]):
         if num != 1 or wire != 2:
             continue
         tag = ""
@@ -433,7 +362,7 @@ def _summary(
         tensor: tuple[int, int] | None = None
         plugin: str | None = None
         content: tuple[int, int] | None = None
-        for n, w, v in _fields(buf, value[0], value[1]):
+        for n, w, v in iter_spans(buf, value[0], value[1]):
             if n == 1 and w == 2:
                 tag = _text(buf, v)
             elif n == 2 and w == 5:
@@ -467,11 +396,11 @@ def _summary(
 
 def _plugin_data(buf: bytes, span: tuple[int, int]) -> tuple[str | None, tuple[int, int] | None]:
     """(plugin_name, content span) of a SummaryMetadata."""
-    for n, w, v in _fields(buf, span[0], span[1]):
+    for n, w, v in iter_spans(buf, span[0], span[1]):
         if n == 1 and w == 2:
             name = ""
             content = None
-            for pn, pw, pv in _fields(buf, v[0], v[1]):
+            for pn, pw, pv in iter_spans(buf, v[0], v[1]):
                 if pn == 1 and pw == 2:
                     name = _text(buf, pv)
                 elif pn == 2 and pw == 2:
@@ -482,10 +411,10 @@ def _plugin_data(buf: bytes, span: tuple[int, int]) -> tuple[str | None, tuple[i
 
 def _hparams(buf: bytes, span: tuple[int, int], tag: str, number: int, out: EventColumns) -> bool:
     """Session start (hparams) and end (status) of the hparams plugin."""
-    for n, w, v in _fields(buf, span[0], span[1]):
+    for n, w, v in iter_spans(buf, span[0], span[1]):
         if n == 3 and w == 2 and tag == SESSION_START_TAG:
             params: dict[str, object] = {}
-            for sn, sw, sv in _fields(buf, v[0], v[1]):
+            for sn, sw, sv in iter_spans(buf, v[0], v[1]):
                 if sn == 1 and sw == 2:
                     key, value = _map_entry(buf, sv)
                     params[key] = value
@@ -493,7 +422,7 @@ def _hparams(buf: bytes, span: tuple[int, int], tag: str, number: int, out: Even
             out.hparams_record = number
             return True
         if n == 4 and w == 2 and tag == SESSION_END_TAG:
-            for en, ew, ev in _fields(buf, v[0], v[1]):
+            for en, ew, ev in iter_spans(buf, v[0], v[1]):
                 if en == 1 and ew == 0:
                     out.session_status = SESSION_STATUS.get(ev)
             out.session_record = number
@@ -504,7 +433,7 @@ def _hparams(buf: bytes, span: tuple[int, int], tag: str, number: int, out: Even
 def _map_entry(buf: bytes, span: tuple[int, int]) -> tuple[str, object]:
     key = ""
     value: object = None
-    for n, w, v in _fields(buf, span[0], span[1]):
+    for n, w, v in iter_spans(buf, span[0], span[1]):
         if n == 1 and w == 2:
             key = _text(buf, v)
         elif n == 2 and w == 2:
@@ -514,7 +443,7 @@ def _map_entry(buf: bytes, span: tuple[int, int]) -> tuple[str, object]:
 
 def _struct_value(buf: bytes, span: tuple[int, int]) -> object:
     """A google.protobuf.Value: number, string or bool (lists and structs as their text)."""
-    for n, w, v in _fields(buf, span[0], span[1]):
+    for n, w, v in iter_spans(buf, span[0], span[1]):
         if n == 2 and w == 1:
             return _DOUBLE(buf, v)[0]
         if n == 3 and w == 2:
@@ -558,92 +487,3 @@ def _check_payloads(
     if out.session_record in bad_set:
         out.session_status = None
     return bad_set
-
-
-# -- the writer side (tests and benchmarks) -------------------------------------------------------
-
-
-def _enc_varint(value: int) -> bytes:
-    value &= 0xFFFFFFFFFFFFFFFF
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _enc_bytes(number: int, payload: bytes) -> bytes:
-    return _enc_varint(number << 3 | 2) + _enc_varint(len(payload)) + payload
-
-
-def encode_event(
-    wall_time: float,
-    step: int = 0,
-    *,
-    summary_values: list[bytes] | None = None,
-    file_version: str | None = None,
-    session_log_status: int | None = None,
-) -> bytes:
-    """An Event message."""
-    out = b"\x09" + struct.pack("<d", wall_time)
-    if step:
-        out += b"\x10" + _enc_varint(step)
-    if file_version is not None:
-        out += _enc_bytes(3, file_version.encode())
-    if summary_values is not None:
-        out += _enc_bytes(5, b"".join(_enc_bytes(1, v) for v in summary_values))
-    if session_log_status is not None:
-        out += _enc_bytes(7, b"\x08" + _enc_varint(session_log_status))
-    return out
-
-
-def encode_metadata(plugin: str, content: bytes = b"") -> bytes:
-    plugin_data = _enc_bytes(1, plugin.encode()) + (_enc_bytes(2, content) if content else b"")
-    return _enc_bytes(9, _enc_bytes(1, plugin_data))
-
-
-def encode_simple_value(tag: str, value: float, plugin: str | None = None) -> bytes:
-    """A Summary.Value with simple_value (what torch's SummaryWriter.add_scalar writes)."""
-    out = _enc_bytes(1, tag.encode()) + b"\x15" + struct.pack("<f", value)
-    return out + (encode_metadata(plugin) if plugin else b"")
-
-
-def encode_tensor_value(
-    tag: str, value: float, dtype: int = DT_FLOAT, packed_field: bool = False,
-    plugin: str | None = SCALARS_PLUGIN,
-) -> bytes:  # fmt: skip
-    """A Summary.Value with a scalar TensorProto (what tf.summary.scalar writes in TF2)."""
-    tensor = b"\x08" + _enc_varint(dtype) + _enc_bytes(2, b"")
-    if packed_field:
-        if dtype == DT_DOUBLE:
-            tensor += _enc_bytes(6, struct.pack("<d", value))
-        else:
-            tensor += _enc_bytes(5, struct.pack("<f", value))
-    else:
-        tensor += _enc_bytes(4, np.array([value], _CONTENT_TYPES[dtype]).tobytes())
-    out = _enc_bytes(1, tag.encode()) + _enc_bytes(8, tensor)
-    return out + (encode_metadata(plugin) if plugin else b"")
-
-
-def encode_hparams_start(params: dict[str, object]) -> bytes:
-    """The hparams plugin's session_start_info value (as SummaryWriter.add_hparams writes it)."""
-    entries = b""
-    for key, value in params.items():
-        if isinstance(value, bool):
-            encoded = b"\x20" + _enc_varint(int(value))
-        elif isinstance(value, int | float):
-            encoded = b"\x11" + struct.pack("<d", float(value))
-        else:
-            encoded = _enc_bytes(3, str(value).encode())
-        entries += _enc_bytes(1, _enc_bytes(1, key.encode()) + _enc_bytes(2, encoded))
-    content = _enc_bytes(3, entries)
-    tensor = _enc_bytes(8, b"\x08\x01")
-    return (
-        _enc_bytes(1, SESSION_START_TAG.encode())
-        + tensor
-        + encode_metadata(HPARAMS_PLUGIN, content)
-    )

@@ -57,6 +57,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from mltop.core.common.protowire import WireError, iter_spans, read_varint, signed64
+
 BLOCK_SIZE = 32768
 CHUNK_HEADER = 7
 FILE_HEADER = b":W&B" + struct.pack("<HB", 0xBEE1, 0)
@@ -74,8 +76,8 @@ _RECORD_TYPES = frozenset(
 _HEX40 = re.compile(rb"^[0-9a-f]{40}$")
 
 
-class ProtoError(ValueError):
-    """A payload that is not the protobuf message it should be."""
+#: A payload that is not the protobuf message it should be (the shared wire reader's error).
+ProtoError = WireError
 
 
 # -- framing -------------------------------------------------------------------------------------
@@ -179,56 +181,16 @@ def read_chunks(data: bytes, start: int = 0, base: int = 0) -> Chunks:
 # -- protobuf wire format ------------------------------------------------------------------------
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    try:
-        byte = buf[pos]
-        if byte < 0x80:
-            return byte, pos + 1
-        result = byte & 0x7F
-        shift = 7
-        pos += 1
-        while True:
-            byte = buf[pos]
-            pos += 1
-            result |= (byte & 0x7F) << shift
-            if byte < 0x80:
-                return result, pos
-            shift += 7
-            if shift > 70:
-                raise ProtoError("varint too long")
-    except IndexError:
-        raise ProtoError("truncated varint") from None
-
-
 def iter_fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
     """(field number, wire type, value) of each field: ints for varints, bytes otherwise."""
-    pos = 0
-    size = len(buf)
-    while pos < size:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
+    for number, wire, value in iter_spans(buf):
         if wire == 0:
-            value, pos = _varint(buf, pos)
             yield number, wire, value
         elif wire == 2:
-            length, pos = _varint(buf, pos)
-            end = pos + length
-            if end > size:
-                raise ProtoError("length-delimited field runs past the message")
-            yield number, wire, buf[pos:end]
-            pos = end
-        elif wire == 1:
-            if pos + 8 > size:
-                raise ProtoError("truncated fixed64")
-            yield number, wire, buf[pos : pos + 8]
-            pos += 8
-        elif wire == 5:
-            if pos + 4 > size:
-                raise ProtoError("truncated fixed32")
-            yield number, wire, buf[pos : pos + 4]
-            pos += 4
+            start, stop = value  # type: ignore[misc]
+            yield number, wire, buf[start:stop]
         else:
-            raise ProtoError(f"unsupported wire type {wire}")
+            yield number, wire, buf[value : value + (8 if wire == 1 else 4)]  # type: ignore[operator]
 
 
 def _text(value: int | bytes) -> str:
@@ -246,15 +208,14 @@ def _timestamp(buf: int | bytes) -> float | None:
             seconds = value  # type: ignore[assignment]
         elif wire == 0 and number == 2:
             nanos = value  # type: ignore[assignment]
-    if seconds >= 1 << 63:
-        seconds -= 1 << 64
+    seconds = signed64(seconds)  # type: ignore[arg-type]
     return seconds + nanos / 1e9 if seconds or nanos else None
 
 
 def _int(value: int | bytes) -> int:
     if not isinstance(value, int):
         raise ProtoError("expected a varint")
-    return value - (1 << 64) if value >= 1 << 63 else value
+    return signed64(value)
 
 
 def _item(buf: int | bytes) -> tuple[str, bytes]:
@@ -331,9 +292,10 @@ class Exit:
 
 def record_type(payload: bytes) -> tuple[int, bytes]:
     """The type (oneof field number) and body of a Record; (0, b"") for an unknown record."""
-    for number, wire, value in iter_fields(payload):
+    for number, wire, value in iter_spans(payload):  # spans: only the body is copied
         if wire == 2 and number in _RECORD_TYPES:
-            return number, value  # type: ignore[return-value]
+            start, stop = value  # type: ignore[misc]
+            return number, payload[start:stop]
     return 0, b""
 
 
@@ -450,7 +412,7 @@ def _fast_fields(body: bytes) -> tuple[list[tuple[str, bytes]], list[bytes]] | N
             length = body[pos + 1]
             pos += 2
             if length >= 0x80:
-                length, pos = _varint(body, pos - 1)
+                length, pos = read_varint(body, pos - 1)
             end = pos + length
             if end > size:
                 raise ProtoError("field runs past the record")
@@ -494,7 +456,7 @@ def _fast_item(buf: bytes, pos: int, end: int) -> tuple[str, bytes]:
         length = buf[pos]
         pos += 1
         if length >= 0x80:
-            length, pos = _varint(buf, pos - 1)
+            length, pos = read_varint(buf, pos - 1)
         stop = pos + length
         if stop > end:
             raise ProtoError("item field runs past the item")
