@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from typing import TypeVar
 
+from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen
 from textual.widgets import OptionList
 
 T = TypeVar("T")
 
 
+def picker_bindings(prefix: str) -> list[BindingType]:
+    """``esc`` cancels, ``j``/``k`` move: under ids ``PREFIX.cancel``/``.down``/``.up``, since
+    users rebind keys by id and each picker keeps its own."""
+    return [
+        Binding("escape", "cancel", "cancel", id=f"{prefix}.cancel"),
+        Binding("j", "cursor(1)", "down", show=False, id=f"{prefix}.down"),
+        Binding("k", "cursor(-1)", "up", show=False, id=f"{prefix}.up"),
+    ]
+
+
 class OptionPicker(ModalScreen[T]):
     """A modal box around an OptionList; ``j``/``k`` move, ``esc`` dismisses with None.
 
-    Subclasses compose the list, bind ``cursor(1)``/``cursor(-1)`` and ``cancel`` under their
-    own binding ids (users rebind them by id), and set their box width in their own CSS.
+    Subclasses compose the list, take :func:`picker_bindings` under their own id prefix, set
+    their box width in their own CSS, and call :meth:`take_focus` when mounted.
     """
 
     DEFAULT_CSS = """
@@ -35,6 +46,12 @@ class OptionPicker(ModalScreen[T]):
         border: none;
     }
     """
+
+    def take_focus(self, highlighted: int | None) -> None:
+        """Highlight option ``highlighted`` (the first when None) and give the list the keys."""
+        option_list = self.query_one(OptionList)
+        option_list.highlighted = 0 if highlighted is None else highlighted
+        option_list.focus()
 
     def action_cursor(self, delta: int) -> None:
         lists = self.query(OptionList)

@@ -12,14 +12,14 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from mltop.core.pipelines.model import one_line
 from mltop.core.pipelines.repository import Repository
-from mltop.tui.screens.picker import OptionPicker
+from mltop.tui.screens.picker import OptionPicker, picker_bindings
 
 
 def relative(path: Path, root: Path) -> str:
@@ -32,11 +32,7 @@ def relative(path: Path, root: Path) -> str:
 class PipelinePicker(OptionPicker[Path | None]):
     """Dismisses with the chosen repository's root folder, or None."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "cancel", id="picker.cancel"),
-        Binding("j", "cursor(1)", "down", show=False, id="picker.down"),
-        Binding("k", "cursor(-1)", "up", show=False, id="picker.up"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = picker_bindings("picker")
 
     DEFAULT_CSS = """
     PipelinePicker > Vertical {
@@ -81,16 +77,9 @@ class PipelinePicker(OptionPicker[Path | None]):
             )
 
     def on_mount(self) -> None:
-        if not self.repositories:
-            return
-        option_list = self.query_one(OptionList)
-        for index, repo in enumerate(self.repositories):
-            if repo.root == self.current:
-                option_list.highlighted = index
-                break
-        else:
-            option_list.highlighted = 0
-        option_list.focus()
+        if self.repositories:
+            roots = [repo.root for repo in self.repositories]
+            self.take_focus(roots.index(self.current) if self.current in roots else None)
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:

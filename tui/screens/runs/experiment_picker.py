@@ -7,14 +7,14 @@ from typing import ClassVar
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from mltop.core.common.sanitize import inert
 from mltop.core.entities import Experiment
-from mltop.tui.screens.picker import OptionPicker
+from mltop.tui.screens.picker import OptionPicker, picker_bindings
 
 ALL = ""
 
@@ -22,11 +22,7 @@ ALL = ""
 class ExperimentPicker(OptionPicker[tuple[str, str] | None]):
     """Dismisses with (experiment id, name), ``(ALL, "")`` for every experiment, or None."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "cancel", id="experiments.cancel"),
-        Binding("j", "cursor(1)", "down", show=False, id="experiments.down"),
-        Binding("k", "cursor(-1)", "up", show=False, id="experiments.up"),
-    ]
+    BINDINGS: ClassVar[list[BindingType]] = picker_bindings("experiments")
 
     DEFAULT_CSS = """
     ExperimentPicker > Vertical {
@@ -54,14 +50,8 @@ class ExperimentPicker(OptionPicker[tuple[str, str] | None]):
             yield OptionList(*options)
 
     def on_mount(self) -> None:
-        option_list = self.query_one(OptionList)
-        for i, exp in enumerate(self.experiments):
-            if exp.id == self.current:
-                option_list.highlighted = i + 1
-                break
-        else:
-            option_list.highlighted = 0
-        option_list.focus()
+        ids = [exp.id for exp in self.experiments]
+        self.take_focus(ids.index(self.current) + 1 if self.current in ids else None)
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
