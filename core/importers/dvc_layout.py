@@ -3,7 +3,8 @@
 The same reading serves the workspace (files on disk) and every experiment's commit (a git tree
 listing): given the parsed ``dvc.yaml`` files and a way to ask whether a path exists, it names
 the params files, the metrics files and the DVCLive folders. Apart from the importer because it
-is the pipeline file's grammar, not the walk over workspace and git.
+is the pipeline file's grammar, not the walk over workspace and git; ``mltop pipelines`` reads
+a stage's paths with the same :func:`entry_paths`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def entries(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _entry_paths(value: object) -> list[str]:
+def entry_paths(value: object) -> list[str]:
     """Paths of a ``metrics:``/``plots:``/``outs:`` list: strings or one-key dicts."""
     out: list[str] = []
     for entry in entries(value):
@@ -73,13 +74,13 @@ def layout(dvc_yamls: dict[str, object], exists: Callable[[str], bool]) -> Layou
         if not isinstance(doc, dict):
             out.problems.append((yaml_path, "not a DVC pipeline (expected a mapping)"))
             continue
-        for path in _entry_paths(doc.get("params")):
+        for path in entry_paths(doc.get("params")):
             if (joined := _join(base, path)) is not None:
                 params[joined] = None
-        for path in _entry_paths(doc.get("metrics")):
+        for path in entry_paths(doc.get("metrics")):
             if (joined := _join(base, path)) is not None:
                 metrics[joined] = None
-        for path in _entry_paths(doc.get("plots")):
+        for path in entry_paths(doc.get("plots")):
             if (joined := _join(base, path)) is not None:
                 plots[joined] = None
         stages = doc.get("stages")
@@ -102,10 +103,10 @@ def layout(dvc_yamls: dict[str, object], exists: Callable[[str], bool]) -> Layou
                     and (joined := _join(stage_base, PARAMS_FILE)) is not None
                 ):
                     params[joined] = None
-            for path in _entry_paths(stage.get("metrics")):
+            for path in entry_paths(stage.get("metrics")):
                 if (joined := _join(stage_base, path)) is not None:
                     metrics[joined] = None
-            for path in _entry_paths(stage.get("plots")):
+            for path in entry_paths(stage.get("plots")):
                 if (joined := _join(stage_base, path)) is not None:
                     plots[joined] = None
     out.params = [p for p in params if exists(p)]

@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mltop.core.importers.dvc_layout import entry_paths
 from mltop.core.pipelines.model import (
     MATRIX_EXPAND_CAP,
     GraphBuilder,
@@ -229,16 +230,6 @@ def _expand(
     return [(name, _interpolate(body, local), None)]
 
 
-def _paths(value: Any) -> list[str]:
-    out: list[str] = []
-    for entry in as_list(value):
-        if isinstance(entry, str):
-            out.append(entry)
-        elif isinstance(entry, dict):
-            out.extend(str(k) for k in entry)
-    return out
-
-
 def _params(value: Any) -> list[str]:
     out: list[str] = []
     for entry in as_list(value):
@@ -263,10 +254,10 @@ def _stage(sid: str, body: dict[str, Any], matrix: Matrix | None, graph: GraphBu
     if cmd is None:
         graph.problem(f"stage {sid!r} has no cmd")
     commands = text_items(cmd)
-    deps = [_norm(wdir, p) for p in _paths(body.get("deps"))]
-    metrics = [_norm(wdir, p) for p in _paths(body.get("metrics"))]
-    plots = [_norm(wdir, p) for p in _paths(body.get("plots"))]
-    outs = [_norm(wdir, p) for p in _paths(body.get("outs"))] + metrics + plots
+    deps = [_norm(wdir, p) for p in entry_paths(body.get("deps"))]
+    metrics = [_norm(wdir, p) for p in entry_paths(body.get("metrics"))]
+    plots = [_norm(wdir, p) for p in entry_paths(body.get("plots"))]
+    outs = [_norm(wdir, p) for p in entry_paths(body.get("outs"))] + metrics + plots
     return Stage(
         id=sid,
         name=sid,
