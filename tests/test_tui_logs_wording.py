@@ -35,6 +35,23 @@ async def _open_run_logs(app: LogsApp, pilot) -> LogsScreen:  # type: ignore[no-
     return screen
 
 
+async def _open_file_logs(app: LogsApp, pilot, rows: int) -> LogsScreen:  # type: ignore[no-untyped-def]
+    """The Logs screen of a file app, once its file shows ``rows`` lines."""
+
+    def shown() -> bool:
+        screen = app.screen
+        return (
+            isinstance(screen, LogsScreen)
+            and screen.model is not None
+            and screen.model.rows == rows
+        )
+
+    await until(pilot, shown)
+    screen = app.screen
+    assert isinstance(screen, LogsScreen)
+    return screen
+
+
 async def test_a_finished_run_is_not_said_to_be_followed_and_one_line_is_singular(
     tmp_path: Path,
 ) -> None:
@@ -103,9 +120,7 @@ async def test_search_keeps_letters_typed_right_after_the_slash(tmp_path: Path) 
     log.write_text("loss=0.5\nloss=nan\n", encoding="utf-8")
     app = LogsApp([log])
     async with app.run_test(size=SMALL) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen.model)
-        screen = app.screen
-        await until(pilot, lambda: screen.model is not None and screen.model.rows == 2)
+        screen = await _open_file_logs(app, pilot, rows=2)
         for key, character in (("slash", "/"), ("n", "n"), ("a", "a"), ("n", "n")):
             app.post_message(events.Key(key, character))
         await pilot.pause(0.2)
@@ -160,10 +175,7 @@ async def test_a_header_too_long_for_its_folder_says_so_with_an_ellipsis(tmp_pat
     log.write_text("loss=0.5\n", encoding="utf-8")
     app = LogsApp([log])
     async with app.run_test(size=SMALL) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen.model)
-        screen = app.screen
-        assert isinstance(screen, LogsScreen) and screen.model is not None
-        await until(pilot, lambda: screen.model is not None and screen.model.rows == 1)
+        screen = await _open_file_logs(app, pilot, rows=1)
         await pilot.press("ampersand")
         await pilot.pause()
         screen.query_one("#logs-input").value = "loss=0.5|a-rather-long-alternative-pattern"
