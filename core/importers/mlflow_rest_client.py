@@ -4,8 +4,8 @@ checked for shape, paging guarded against endless tokens, and the few REST calls
 Every request has one deadline with its retries (:class:`~mltop.core.common.httpclient.HttpClient`);
 an answer that is not MLflow's is a one-line :class:`RemoteError`. Apart from the run mapping and
 the sync so that other readers of the same server (registered models, say) page and check
-answers the same way: :class:`Paging`, :func:`next_page`, :func:`json_object` and
-:func:`json_list` are for them too.
+answers the same way: :func:`pages` (with :func:`unseen`), :class:`Paging`, :func:`json_object`
+and :func:`json_list` are for them too.
 """
 
 from __future__ import annotations
@@ -252,6 +252,42 @@ def page_token(data: dict[str, Any], what: str) -> str | None:
     return token
 
 
+def pages(
+    fetch: Callable[[str | None], Any],
+    what: str,
+    key: str,
+    fresh: Callable[[list[dict[str, Any]]], bool],
+    cut: list[str] | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """The pages of one paged listing: ``fetch(token)`` asks for a page, ``key`` names its list.
+
+    Each page is the list's JSON objects (anything else is dropped); ``fresh(page)`` says
+    whether it brought something new, for :class:`Paging` to notice a server that pages forever.
+    Paging stopped early goes to ``cut``, or is raised without it (see :func:`next_page`).
+    """
+    paging = Paging(what)
+    token: str | None = None
+    while True:
+        data = json_object(fetch(token), what, (key, "next_page_token"))
+        page = [row for row in json_list(data, key, what) if isinstance(row, dict)]
+        yield page
+        token = next_page(paging, data, what, fresh(page), cut)
+        if token is None:
+            return
+
+
+def unseen(identity: Callable[[dict[str, Any]], object]) -> Callable[[list[dict[str, Any]]], bool]:
+    """A :func:`pages` ``fresh`` test: does a page hold a row whose identity was not seen?"""
+    seen: set[str] = set()
+
+    def fresh(page: list[dict[str, Any]]) -> bool:
+        ids = {str(identity(row)) for row in page} - seen
+        seen.update(ids)
+        return bool(ids)
+
+    return fresh
+
+
 def row_run_id(row: Mapping[str, Any]) -> object:
     info = row.get("info")
     return info.get("run_id") or info.get("run_uuid") if isinstance(info, dict) else None
@@ -302,27 +338,16 @@ class MlflowRestClient:
         When paging must stop (see :class:`Paging`), the reason is appended to ``cut`` and the
         experiments read so far are returned; without ``cut`` the error is raised.
         """
-        out: list[dict[str, Any]] = []
-        seen: set[object] = set()
-        token: str | None = None
         what = "experiments/search"
-        paging = Paging(what)
-        while True:
+
+        def fetch(token: str | None) -> Any:
             body: dict[str, Any] = {"max_results": EXPERIMENTS_PAGE, "view_type": "ALL"}
             if token:
                 body["page_token"] = token
-            data = json_object(
-                self.http.post_json(f"{API}/experiments/search", body, what=what),
-                what,
-                ("experiments", "next_page_token"),
-            )
-            page = [e for e in json_list(data, "experiments", what) if isinstance(e, dict)]
-            out.extend(page)
-            ids = {str(e.get("experiment_id")) for e in page} - seen
-            seen |= ids
-            token = next_page(paging, data, what, bool(ids), cut)
-            if token is None:
-                return out
+            return self.http.post_json(f"{API}/experiments/search", body, what=what)
+
+        fresh = unseen(lambda e: e.get("experiment_id"))
+        return [e for page in pages(fetch, what, "experiments", fresh, cut) for e in page]
 
     def search_runs(
         self,
@@ -335,11 +360,9 @@ class MlflowRestClient:
         Oldest first keeps offset paging stable while new runs are being created: they sort
         after every page already read. ``cut`` works as in :meth:`experiments`.
         """
-        token: str | None = None
         what = "runs/search"
-        paging = Paging(what)
-        seen: set[object] = set()
-        while True:
+
+        def fetch(token: str | None) -> Any:
             body: dict[str, Any] = {
                 "experiment_ids": list(experiment_ids),
                 "max_results": page_size,
@@ -348,18 +371,9 @@ class MlflowRestClient:
             }
             if token:
                 body["page_token"] = token
-            data = json_object(
-                self.http.post_json(f"{API}/runs/search", body, what=what),
-                what,
-                ("runs", "next_page_token"),
-            )
-            page = [r for r in json_list(data, "runs", what) if isinstance(r, dict)]
-            yield page
-            ids = {str(row_run_id(r)) for r in page} - seen
-            seen |= ids
-            token = next_page(paging, data, what, bool(ids), cut)
-            if token is None:
-                return
+            return self.http.post_json(f"{API}/runs/search", body, what=what)
+
+        yield from pages(fetch, what, "runs", unseen(row_run_id), cut)
 
     def get_run(self, run_id: str) -> dict[str, Any]:
         what = "runs/get"
@@ -373,26 +387,21 @@ class MlflowRestClient:
 
     def metric_history(self, run_id: str, key: str) -> list[dict[str, Any]]:
         """One metric's full history, page by page (the public, paginated endpoint)."""
-        out: list[dict[str, Any]] = []
-        token: str | None = None
         what = "metrics/get-history"
-        paging = Paging(what)
         previous: list[dict[str, Any]] | None = None
-        while True:
+
+        def fetch(token: str | None) -> Any:
             params = {"run_id": run_id, "metric_key": key, "max_results": HISTORY_PAGE}
             if token:
                 params["page_token"] = token
-            data = json_object(
-                self.http.get_json(f"{API}/metrics/get-history", params, what=what),
-                what,
-                ("metrics", "next_page_token"),
-            )
-            page = [m for m in json_list(data, "metrics", what) if isinstance(m, dict)]
-            out.extend(page)
-            token = paging.next(page_token(data, what), bool(page) and page != previous)
-            previous = page
-            if token is None:
-                return out
+            return self.http.get_json(f"{API}/metrics/get-history", params, what=what)
+
+        def fresh(page: list[dict[str, Any]]) -> bool:  # points carry no id: not the last page
+            nonlocal previous
+            new, previous = bool(page) and page != previous, page
+            return new
+
+        return [m for page in pages(fetch, what, "metrics", fresh) for m in page]
 
     def metric_history_bulk(self, run_ids: Sequence[str], key: str) -> list[dict[str, Any]] | None:
         """One metric of several runs from the UI's bulk endpoint; None if the server lacks it."""
