@@ -19,7 +19,8 @@ the project folder:
 Git is asked only when a ref file changed since the last scan (a few stats), every call has a
 timeout, and a commit already imported is not read again: refs point at immutable commits.
 Metric names keep DVCLive's ``/`` (``train/loss``); ``dvc exp show`` prints the same metric as
-``train.loss``.
+``train.loss``. The workspace starts at the earliest trusted timestamp of its DVCLive histories
+(:mod:`mltop.core.importers.run_start`); an experiment at its commit's time.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from mltop.core.importers.dvclive import (
     tsv_prefix,
 )
 from mltop.core.importers.params import flatten_params
+from mltop.core.importers.run_start import kept_start, start_of_history
 from mltop.core.store import RunQuery, Store
 
 KIND = "dvc"
@@ -482,9 +484,8 @@ class DvcImporter:
         mtimes = [st.st_mtime for _, st in changes.values() if st is not None]
         updated = max(mtimes) if mtimes else None
         json_points, json_keys = _metrics_table(metric_docs, run_id, history)
-        times = [t for t in batch.points.column("ts").to_pylist() if t is not None] if full else []
-        start = min(times) if times else (existed.start_time if existed else None)
-        start = start or (min(mtimes) if mtimes else None)
+        stamps = batch.points.column("ts") if full else None
+        start = start_of_history(stamps, kept_start(store, existed), mtimes)
         git_dir = find_git_dir(root)
         record = RunRecord(
             id=run_id,
@@ -494,7 +495,7 @@ class DvcImporter:
             status=_workspace_status(root),
             experiment_id=project_id(id_root),
             native_id=WORKSPACE,
-            start_time=start,
+            start_time=start.start,
             end_time=updated,
             git_commit=head_sha(git_dir) if git_dir else None,
             updated=updated,
@@ -507,7 +508,9 @@ class DvcImporter:
                 states.append(file_state(root / rel, st, st.st_size, run_id, source))
         with store.transaction():
             store.put_experiments([(project_id(id_root), KIND, source, root.name, root.name)])
-            store.put_runs(source, [record], [(run_id, k, v) for k, v in params.items()])
+            store.put_runs(
+                source, [record], [(run_id, k, v) for k, v in params.items()], start.tags(run_id)
+            )
             if full:
                 store.delete_points([run_id])
             else:

@@ -8,7 +8,10 @@ TensorBoard, with the outer run as its parent.
 What TensorBoard shows is what mltop imports: scalars in both encodings, from all event files of
 a run in file-name order, and when a writer restarted with ``purge_step`` (a SessionLog START at
 step S) every earlier point at step S or later is dropped, as TensorBoard's loader does. The
-hparams plugin's session becomes the run's params and its end status the run's status.
+hparams plugin's session becomes the run's params and its end status the run's status. An event
+file records no start of the run: it starts at the earliest trusted wall time of its records (a
+writer whose clock was not set, or an old file far before the rest, is not trusted: see
+:mod:`mltop.core.importers.run_start`).
 
 Event files only grow, so a re-scan reads the bytes after the last complete record of each
 file, and a new event file is read on its own. Anything that can change what was read before (a
@@ -37,6 +40,7 @@ from mltop.core.entities import (
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.mlflow_artifacts import artifact_owner, tensorboard_roots
+from mltop.core.importers.run_start import trusted_start
 from mltop.core.importers.tfevents import EventColumns, decode
 from mltop.core.store import POINTS_SCHEMA, RunQuery, Store
 
@@ -70,6 +74,7 @@ class _RunUpdate:
     run_id: str
     record: RunRecord | None = None  # a full (re)write of the run row
     params: dict[str, object] = field(default_factory=dict)
+    tags: list[tuple[str, str, object]] = field(default_factory=list)
     experiment: tuple[str, str] | None = None
     points: pa.Table | None = None
     replace_points: bool = False
@@ -264,6 +269,8 @@ class TensorBoardImporter:
             stable_id(KIND, store.id_path(parent)) if _holds_events(parent, has_events) else None
         )
         firsts = [c.first_wall for c in columns if c.first_wall is not None]
+        start = trusted_start(np.concatenate([*(c.walls for c in columns), np.array(firsts)]))
+        update.tags = start.tags(run_id)
         lasts = [c.last_wall for c in columns if c.last_wall is not None]
         status_word = next((c.session_status for c in reversed(columns) if c.session_status), None)
         hparams = next((c.hparams for c in reversed(columns) if c.hparams is not None), None)
@@ -285,7 +292,7 @@ class TensorBoardImporter:
             name=name,
             status=Status.parse(status_word, Status.FINISHED),
             experiment_id=exp_id,
-            start_time=min(firsts) if firsts else None,
+            start_time=start.start,
             end_time=None,
             parent_id=parent_id,
             updated=max(lasts) if lasts else None,
@@ -299,6 +306,7 @@ class TensorBoardImporter:
         """Write whole runs in one transaction: all of them or none."""
         records = [u.record for u in batch if u.record is not None]
         params = [(u.run_id, k, v) for u in batch if u.record for k, v in u.params.items()]
+        tags = [t for u in batch if u.record for t in u.tags]
         experiments = {u.experiment[0]: u.experiment[1] for u in batch if u.experiment}
         tables = [u.points for u in batch if u.points is not None and u.points.num_rows]
         replaced = [u.run_id for u in batch if u.replace_points]
@@ -306,7 +314,7 @@ class TensorBoardImporter:
         changed = [u.run_id for u in batch if not u.delete_run]
         with store.transaction():
             store.put_experiments([(e, KIND, "", None, name) for e, name in experiments.items()])
-            store.put_runs(None, records, params)
+            store.put_runs(None, records, params, tags)
             for u in batch:
                 if u.status_update is not None:
                     store.set_run_status(u.run_id, *u.status_update)
