@@ -39,7 +39,6 @@ from mltop.core.entities import (
     stable_id,
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
-from mltop.core.importers.mlflow_artifacts import artifact_owner, tensorboard_roots
 from mltop.core.importers.run_start import trusted_start
 from mltop.core.importers.tfevents import EventColumns, decode
 from mltop.core.store import POINTS_SCHEMA, RunQuery, Store
@@ -192,38 +191,11 @@ class TensorBoardImporter:
         update = _RunUpdate(plan.run_id, deleted_files=plan.deleted, is_new=plan.is_new)
         source = str(plan.ref.location)
         if plan.incremental and run is not None:
-            reads = self._read_files(plan.changes, known, report, only_changed=True)
+            reads = read_event_files(plan.changes, known, report, only_changed=True)
             if not any(_rewrites_history(r.columns) for r in reads):
                 return self._append(run, plan.run_id, source, reads, plan.changes, update)
-        reads = self._read_files(plan.changes, known, report, only_changed=False)
+        reads = read_event_files(plan.changes, known, report, only_changed=False)
         return self._full(store, plan.ref, plan.run_id, reads, plan.changes, has_events, update)
-
-    def _read_files(
-        self,
-        changes: list[tuple[Path, Change, os.stat_result | None]],
-        known: dict[str, FileState],
-        report: ImportReport,
-        *,
-        only_changed: bool,
-    ) -> list[_FileRead]:
-        reads: list[_FileRead] = []
-        plugins: dict[str, str] = {}
-        for path, change, _ in changes:
-            if only_changed and change is Change.UNCHANGED:
-                continue
-            old = known.get(str(path))
-            offset = old.offset if only_changed and change is Change.APPENDED and old else 0
-            try:
-                with open_regular(path) as fh:
-                    fh.seek(offset)
-                    buf = fh.read()
-            except OSError as exc:
-                report.problem(path, f"cannot read ({exc.strerror or exc})")
-                continue
-            columns = decode(buf, 0, plugins)
-            _report_damage(path, columns, offset, report)
-            reads.append(_FileRead(path, columns, offset))
-        return reads
 
     def _append(
         self,
@@ -276,15 +248,8 @@ class TensorBoardImporter:
         hparams = next((c.hparams for c in reversed(columns) if c.hparams is not None), None)
         update.params = {k: _param_value(v) for k, v in (hparams or {}).items()}
         name = _relative_name(folder, logdir)
-        owner = artifact_owner(store, folder)
-        if owner is not None:
-            # Logged as an MLflow run's artifacts: a child of that run, in its experiment.
-            parent_id = parent_id or owner.run_id
-            exp_id = owner.experiment_id
-            name = _relative_name(folder, owner.artifacts)
-        else:
-            exp_id = experiment_id(store.id_path(logdir))
-            update.experiment = (exp_id, logdir.name or str(logdir))
+        exp_id = experiment_id(store.id_path(logdir))
+        update.experiment = (exp_id, logdir.name or str(logdir))
         update.record = RunRecord(
             id=run_id,
             source_kind=KIND,
@@ -332,19 +297,32 @@ class TensorBoardImporter:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def mlflow_artifact_refs(mlruns: Path, experiments: list[str]) -> list[SourceRef]:
-    """The event-file folders MLflow's autologging left in the runs' artifacts under ``mlruns``.
-
-    The MLflow readers stop the walk at ``mlruns/`` (the rest is artifacts, not runs); these
-    folders are handed to this reader from there, so their runs are not lost.
-    """
-    refs = []
-    for root in tensorboard_roots(mlruns, experiments):
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            if any(is_event_file(n) for n in filenames):
-                refs.append(SourceRef(KIND, Path(dirpath)))
-    return refs
+def read_event_files(
+    changes: list[tuple[Path, Change, os.stat_result | None]],
+    known: dict[str, FileState],
+    report: ImportReport,
+    *,
+    only_changed: bool,
+) -> list[_FileRead]:
+    """Decode event files (only their new bytes when ``only_changed``); damage is reported."""
+    reads: list[_FileRead] = []
+    plugins: dict[str, str] = {}
+    for path, change, _ in changes:
+        if only_changed and change is Change.UNCHANGED:
+            continue
+        old = known.get(str(path))
+        offset = old.offset if only_changed and change is Change.APPENDED and old else 0
+        try:
+            with open_regular(path) as fh:
+                fh.seek(offset)
+                buf = fh.read()
+        except OSError as exc:
+            report.problem(path, f"cannot read ({exc.strerror or exc})")
+            continue
+        columns = decode(buf, 0, plugins)
+        _report_damage(path, columns, offset, report)
+        reads.append(_FileRead(path, columns, offset))
+    return reads
 
 
 def _listdir(folder: Path) -> list[str]:
