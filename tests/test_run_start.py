@@ -22,6 +22,7 @@ from conftest import FIXTURES
 from test_import_tensorboard import _event_file, _scalar, _version
 from tui_pilot import SIZE, make_app, settled, until
 
+from mltop.core.common import tfrecord
 from mltop.core.discovery import ingest
 from mltop.core.importers.run_start import START_NOTE_TAG, trusted_start
 from mltop.core.runs.runs_view import Column
@@ -99,6 +100,26 @@ def test_a_run_whose_every_stamp_is_before_2000_has_no_start_and_says_why(tmp_pa
     (run,) = store.runs()
     assert run.start_time is None
     assert "start unknown: all 6 timestamps are before 2000" in store.tags(run.id)[START_NOTE_TAG]
+
+
+def test_a_run_whose_clock_gets_set_while_it_trains_starts_when_it_was_set(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "logs" / "ntp"
+    path = _event_file(
+        folder,
+        EVENTS.format(wall=int(BOOT)),
+        [_version(BOOT)] + [_scalar(BOOT + s, s, "loss", 1.0) for s in range(3)],
+    )
+    store = open_memory_store()
+    ingest(tmp_path, store)
+    assert store.runs()[0].start_time is None
+    with path.open("ab") as fh:  # the clock is set (NTP) and the run goes on
+        fh.write(tfrecord.frame([_scalar(NOW + s, 3 + s, "loss", 0.5) for s in range(30)]))
+    ingest(tmp_path, store)
+    (run,) = store.runs()
+    assert run.start_time == NOW
+    assert "4 before 2000" in store.tags(run.id)[START_NOTE_TAG]
 
 
 def _dvclive_with_times(tmp_path: Path, stamps_ms: list[int]) -> Path:

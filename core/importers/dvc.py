@@ -466,6 +466,7 @@ class DvcImporter:
         existed = store.run(run_id)
         full = (
             existed is None
+            or existed.start_time is None  # no trusted start yet: only a whole read finds it
             or any(p.endswith(".tsv") for p in gone)
             or any(changes[str(p)][0] is Change.REPLACED for p, _ in tsvs)
         )

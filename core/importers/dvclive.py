@@ -393,6 +393,7 @@ class DvcliveImporter:
             bool(gone)
             or any(changes[str(p)][0] is Change.REPLACED for p, _ in tsvs)
             or existed is None
+            or existed.start_time is None  # no trusted start yet: only a whole read finds it
         )
         tsv_files = [TsvFile(p, run_id, prefix, known.get(str(p)), source) for p, prefix in tsvs]
         batch = read_tsv_files(tsv_files, {run_id} if full else set(), report)

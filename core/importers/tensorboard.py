@@ -190,7 +190,9 @@ class TensorBoardImporter:
     ) -> _RunUpdate:
         update = _RunUpdate(plan.run_id, deleted_files=plan.deleted, is_new=plan.is_new)
         source = str(plan.ref.location)
-        if plan.incremental and run is not None:
+        # A run with no trusted start yet (every stamp so far before 2000) is read whole until
+        # one comes: new records alone cannot say where the run starts.
+        if plan.incremental and run is not None and run.start_time is not None:
             reads = read_event_files(plan.changes, known, report, only_changed=True)
             if not any(_rewrites_history(r.columns) for r in reads):
                 return self._append(run, plan.run_id, source, reads, plan.changes, update)
