@@ -310,7 +310,10 @@ def ingest(
     done = 0
     if progress:
         progress("scanning", 0, total)
-    for kind, refs in by_kind.items():
+    # In the importers' order, not the walk's: the readers of an MLflow run's artifacts come
+    # after the MLflow readers, which may have dropped the run's points to read them anew.
+    order = list(found.importers)
+    for kind, refs in sorted(by_kind.items(), key=lambda item: order.index(item[0])):
         imp = found.importers[kind]
         try:
             imp.import_sources(store, refs, report)

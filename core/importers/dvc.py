@@ -20,7 +20,9 @@ Git is asked only when a ref file changed since the last scan (a few stats), eve
 timeout, and a commit already imported is not read again: refs point at immutable commits.
 Metric names keep DVCLive's ``/`` (``train/loss``); ``dvc exp show`` prints the same metric as
 ``train.loss``. What ``dvc.yaml`` names is read by :mod:`~mltop.core.importers.dvc_layout`, git by
-:mod:`~mltop.core.importers.dvc_git`; this module walks the workspace and the experiments.
+:mod:`~mltop.core.importers.dvc_git`; this module walks the workspace and the experiments. The
+workspace starts at the earliest trusted timestamp of its DVCLive histories
+(:mod:`mltop.core.importers.run_start`); an experiment at its commit's time.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ from mltop.core.importers.dvclive import (
     tsv_paths,
     tsv_prefix,
 )
+from mltop.core.importers.run_start import kept_start, start_of_history
 from mltop.core.store import RunQuery, Store
 
 DVC_YAML = "dvc.yaml"
@@ -179,6 +182,7 @@ class DvcImporter:
         existed = store.run(run_id)
         full = (
             existed is None
+            or existed.start_time is None  # no trusted start yet: only a whole read finds it
             or any(p.endswith(".tsv") for p in gone)
             or any(changes[str(p)][0] is Change.REPLACED for p, _ in tsvs)
         )
@@ -197,9 +201,8 @@ class DvcImporter:
         mtimes = [st.st_mtime for _, st in changes.values() if st is not None]
         updated = max(mtimes) if mtimes else None
         json_points, json_keys = metrics_table(metric_docs, run_id, history)
-        times = [t for t in batch.points.column("ts").to_pylist() if t is not None] if full else []
-        start = min(times) if times else (existed.start_time if existed else None)
-        start = start or (min(mtimes) if mtimes else None)
+        stamps = batch.points.column("ts") if full else None
+        start = start_of_history(stamps, kept_start(store, existed), mtimes)
         git_dir = find_git_dir(root)
         record = RunRecord(
             id=run_id,
@@ -209,7 +212,7 @@ class DvcImporter:
             status=_workspace_status(root),
             experiment_id=project_id(id_root),
             native_id=WORKSPACE,
-            start_time=start,
+            start_time=start.start,
             end_time=updated,
             git_commit=head_sha(git_dir) if git_dir else None,
             updated=updated,
@@ -222,7 +225,9 @@ class DvcImporter:
                 states.append(file_state(root / rel, st, st.st_size, run_id, source))
         with store.transaction():
             store.put_experiments([(project_id(id_root), KIND, source, root.name, root.name)])
-            store.put_runs(source, [record], [(run_id, k, v) for k, v in params.items()])
+            store.put_runs(
+                source, [record], [(run_id, k, v) for k, v in params.items()], start.tags(run_id)
+            )
             if full:
                 store.delete_points([run_id])
             else:

@@ -8,7 +8,9 @@ columns ``step`` [``timestamp``] ``loss``). Metric names keep DVCLive's ``/``: t
 
 Inside a DVC project the folder belongs to the project's runs (workspace and experiments, see
 :mod:`mltop.core.importers.dvc`); on its own (DVCLive without DVC) it is one run, read here.
-TSVs grow while training runs: each scan reads only their new complete lines.
+TSVs grow while training runs: each scan reads only their new complete lines. DVCLive records
+no start: the run starts at the earliest trusted ``timestamp`` of its TSVs (a stamp from a
+clock not set, or far before the rest, is not: :mod:`mltop.core.importers.run_start`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, S
 from mltop.core.importers.base import Change, Detection, classify, file_state, read_complete
 from mltop.core.importers.linefiles import add_note, keep_readable_csv_rows
 from mltop.core.importers.params import flatten_params
+from mltop.core.importers.run_start import kept_start, start_of_history
 from mltop.core.store import Store
 
 KIND = "dvclive"
@@ -390,6 +393,7 @@ class DvcliveImporter:
             bool(gone)
             or any(changes[str(p)][0] is Change.REPLACED for p, _ in tsvs)
             or existed is None
+            or existed.start_time is None  # no trusted start yet: only a whole read finds it
         )
         tsv_files = [TsvFile(p, run_id, prefix, known.get(str(p)), source) for p, prefix in tsvs]
         batch = read_tsv_files(tsv_files, {run_id} if full else set(), report)
@@ -402,9 +406,8 @@ class DvcliveImporter:
         updated = max(mtimes) if mtimes else None
         metrics_when = changes[str(docs[0])][1].st_mtime if str(docs[0]) in changes else None
         json_points, json_keys = metric_points(metrics_doc, run_id, history_keys, metrics_when)
-        times = [t for t in batch.points.column("ts").to_pylist() if t is not None] if full else []
-        start = min(times) if times else (existed.start_time if existed else None)
-        start = start or (min(mtimes) if mtimes else None)
+        stamps = batch.points.column("ts") if full else None
+        start = start_of_history(stamps, kept_start(store, existed), mtimes)
         name = folder.name
         if ref.root is not None:
             with contextlib.suppress(ValueError):
@@ -419,7 +422,7 @@ class DvcliveImporter:
             status=Status.FINISHED,
             experiment_id=exp_id,
             native_id=None,
-            start_time=start,
+            start_time=start.start,
             end_time=updated,
             updated=updated,
             source=source,
@@ -431,7 +434,9 @@ class DvcliveImporter:
                 states.append(file_state(path, st, st.st_size, run_id, source))
         with store.transaction():
             store.put_experiments([(exp_id, KIND, "", exp_name, exp_name)])
-            store.put_runs(source, [record], [(run_id, k, v) for k, v in params.items()])
+            store.put_runs(
+                source, [record], [(run_id, k, v) for k, v in params.items()], start.tags(run_id)
+            )
             if full:
                 store.delete_points([run_id])
             else:

@@ -3,8 +3,10 @@
 MLflow keeps a run's artifacts in ``<root>/<experiment_id>/<run_id>/artifacts/``: inside the
 ``mlruns/`` file store itself, or in the ``mlruns/`` artifact root beside an ``mlflow.db``.
 MLflow's TensorFlow/Keras autologging copies the run's TensorBoard logs there, under
-``tensorboard_logs/``; those event files are that run's charts, so the TensorBoard reader files
-them under the run (see :func:`artifact_owner`) instead of leaving them to nothing.
+``tensorboard_logs/``; those event files are that run's charts, so
+:mod:`mltop.core.importers.mlflow_tensorboard` reads them into the run (see
+:func:`artifact_owner`) instead of leaving them to nothing, with names that keep clear of the
+run's own MLflow metrics (:func:`mlflow_metric_keys`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class ArtifactOwner:
     run_id: str
     experiment_id: str
     artifacts: Path
+    kind: str  # the MLflow reader that imports the run
+    store_path: Path  # the mlruns/ file store, or the MLflow database
+    native_id: str  # MLflow's run id
 
 
 def tensorboard_roots(mlruns: Path, experiments: list[str]) -> list[Path]:
@@ -77,7 +82,34 @@ def artifact_owner(store: Store, path: Path) -> ArtifactOwner | None:
         common.run_id(kind, ids, run_dir.name),
         common.experiment_id(kind, ids, experiment_dir.name),
         artifacts,
+        kind,
+        source,
+        run_dir.name,
     )
+
+
+def mlflow_metric_keys(owner: ArtifactOwner) -> set[str] | None:
+    """The names of the metrics MLflow itself holds for the owning run.
+
+    In a file store, one file per metric under ``<run>/metrics/`` (a ``/`` in a name is a
+    folder); in a database, the run's rows of ``latest_metrics``. None when the database
+    cannot be read (its own reader reports why): nothing can then be told apart safely.
+    """
+    if owner.kind == mlflow_files.KIND:
+        folder = owner.artifacts.parent / "metrics"
+        keys = set()
+        for dirpath, _, filenames in os.walk(folder):
+            rel = os.path.relpath(dirpath, folder)
+            keys.update(n if rel == "." else f"{rel}/{n}".replace(os.sep, "/") for n in filenames)
+        return keys
+    try:
+        with mlflow_sqlite.open_database(owner.store_path) as con:
+            tables = mlflow_sqlite.table_names(con)
+            table = "latest_metrics" if "latest_metrics" in tables else "metrics"
+            sql = f"SELECT DISTINCT key FROM {table} WHERE run_uuid = ?"
+            return {str(r[0]) for r in con.execute(sql, [owner.native_id]).fetchall()}
+    except (OSError, *mlflow_sqlite.DB_ERRORS):
+        return None
 
 
 def _children(folder: Path) -> list[Path]:

@@ -607,6 +607,10 @@ def _experiments(
 
 def import_tree(store: Store, root: Path, report: ImportReport) -> None:
     """Bring one mlruns tree up to date in the store (see the module docstring)."""
+    # Imported here: it asks the MLflow readers whose artifacts it reads.
+    from mltop.core.importers.mlflow_tensorboard import forget_gone_logs
+
+    forget_gone_logs(store, root)
     source = str(root)
     id_source = store.id_path(root)
     states = store.file_states(source)
@@ -688,6 +692,7 @@ def _write_batch(
         )
         if fresh:
             store.delete_points(fresh)
+            store.forget_files_of_others(fresh, source)
         for plan, _ in ready:
             if plan.drop_keys and not plan.fresh:
                 store.delete_points([plan.run_id], sorted(plan.drop_keys))
@@ -716,16 +721,16 @@ class MlflowFilesImporter:
         if not named and TRASH not in dirnames and "0" not in dirnames:
             return None
         # Imported here: the TensorBoard reader asks the MLflow readers whose artifacts it reads.
-        from mltop.core.importers.tensorboard import mlflow_artifact_refs
+        from mltop.core.importers.mlflow_tensorboard import source_refs
 
         if looks_like_store(dirpath, dirnames):
-            refs = [SourceRef(KIND, dirpath), *mlflow_artifact_refs(dirpath, dirnames)]
+            refs = [SourceRef(KIND, dirpath), *source_refs(dirpath, dirnames)]
             return Detection(refs=refs, claimed=set(filenames), prune=True)
         if named:
             # MLflow's artifact root beside an mlflow.db (or of a server): files logged as
             # artifacts, not runs. Their runs come from the database; do not descend, except
             # for the TensorBoard logs autologging keeps there (that run's charts).
-            return Detection(refs=mlflow_artifact_refs(dirpath, dirnames), prune=True)
+            return Detection(refs=source_refs(dirpath, dirnames), prune=True)
         return None
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:

@@ -467,6 +467,10 @@ def recorded(path: Path, now: Probe) -> FileState:
 
 def import_database(store: Store, db: Path, report: ImportReport) -> None:
     """Bring one MLflow SQLite database up to date in the store (see the module docstring)."""
+    # Imported here: it asks the MLflow readers whose artifacts it reads.
+    from mltop.core.importers.mlflow_tensorboard import forget_gone_logs
+
+    forget_gone_logs(store, db.parent)
     source = str(db)
     states = store.file_states(source)
     db_old = states.get(source)
@@ -570,6 +574,7 @@ def _write_batches(
             )
             if reread_ids:
                 store.delete_points(reread_ids)
+                store.forget_files_of_others(reread_ids, source)
                 store.add_points(points)
                 store.refresh_summaries(reread_ids)
         wrote = True

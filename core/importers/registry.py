@@ -21,6 +21,7 @@ _IMPORTERS: list[str] = [
     "dvc",
     "dvclive",
     "tensorboard",
+    "mlflow_tensorboard",
     "lightning",
     "keras_csv",
     "hf_trainer",

@@ -8,7 +8,10 @@ TensorBoard, with the outer run as its parent.
 What TensorBoard shows is what mltop imports: scalars in both encodings, from all event files of
 a run in file-name order, and when a writer restarted with ``purge_step`` (a SessionLog START at
 step S) every earlier point at step S or later is dropped, as TensorBoard's loader does. The
-hparams plugin's session becomes the run's params and its end status the run's status.
+hparams plugin's session becomes the run's params and its end status the run's status. An event
+file records no start of the run: it starts at the earliest trusted wall time of its records (a
+writer whose clock was not set, or an old file far before the rest, is not trusted: see
+:mod:`mltop.core.importers.run_start`).
 
 Event files only grow, so a re-scan reads the bytes after the last complete record of each
 file, and a new event file is read on its own. Anything that can change what was read before (a
@@ -36,7 +39,7 @@ from mltop.core.entities import (
     stable_id,
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
-from mltop.core.importers.mlflow_artifacts import artifact_owner, tensorboard_roots
+from mltop.core.importers.run_start import trusted_start
 from mltop.core.importers.tfevents import EventColumns, decode
 from mltop.core.store import POINTS_SCHEMA, RunQuery, Store
 
@@ -70,6 +73,7 @@ class _RunUpdate:
     run_id: str
     record: RunRecord | None = None  # a full (re)write of the run row
     params: dict[str, object] = field(default_factory=dict)
+    tags: list[tuple[str, str, object]] = field(default_factory=list)
     experiment: tuple[str, str] | None = None
     points: pa.Table | None = None
     replace_points: bool = False
@@ -186,39 +190,14 @@ class TensorBoardImporter:
     ) -> _RunUpdate:
         update = _RunUpdate(plan.run_id, deleted_files=plan.deleted, is_new=plan.is_new)
         source = str(plan.ref.location)
-        if plan.incremental and run is not None:
-            reads = self._read_files(plan.changes, known, report, only_changed=True)
+        # A run with no trusted start yet (every stamp so far before 2000) is read whole until
+        # one comes: new records alone cannot say where the run starts.
+        if plan.incremental and run is not None and run.start_time is not None:
+            reads = read_event_files(plan.changes, known, report, only_changed=True)
             if not any(_rewrites_history(r.columns) for r in reads):
                 return self._append(run, plan.run_id, source, reads, plan.changes, update)
-        reads = self._read_files(plan.changes, known, report, only_changed=False)
+        reads = read_event_files(plan.changes, known, report, only_changed=False)
         return self._full(store, plan.ref, plan.run_id, reads, plan.changes, has_events, update)
-
-    def _read_files(
-        self,
-        changes: list[tuple[Path, Change, os.stat_result | None]],
-        known: dict[str, FileState],
-        report: ImportReport,
-        *,
-        only_changed: bool,
-    ) -> list[_FileRead]:
-        reads: list[_FileRead] = []
-        plugins: dict[str, str] = {}
-        for path, change, _ in changes:
-            if only_changed and change is Change.UNCHANGED:
-                continue
-            old = known.get(str(path))
-            offset = old.offset if only_changed and change is Change.APPENDED and old else 0
-            try:
-                with open_regular(path) as fh:
-                    fh.seek(offset)
-                    buf = fh.read()
-            except OSError as exc:
-                report.problem(path, f"cannot read ({exc.strerror or exc})")
-                continue
-            columns = decode(buf, 0, plugins)
-            _report_damage(path, columns, offset, report)
-            reads.append(_FileRead(path, columns, offset))
-        return reads
 
     def _append(
         self,
@@ -264,20 +243,15 @@ class TensorBoardImporter:
             stable_id(KIND, store.id_path(parent)) if _holds_events(parent, has_events) else None
         )
         firsts = [c.first_wall for c in columns if c.first_wall is not None]
+        start = trusted_start(np.concatenate([*(c.walls for c in columns), np.array(firsts)]))
+        update.tags = start.tags(run_id)
         lasts = [c.last_wall for c in columns if c.last_wall is not None]
         status_word = next((c.session_status for c in reversed(columns) if c.session_status), None)
         hparams = next((c.hparams for c in reversed(columns) if c.hparams is not None), None)
         update.params = {k: _param_value(v) for k, v in (hparams or {}).items()}
         name = _relative_name(folder, logdir)
-        owner = artifact_owner(store, folder)
-        if owner is not None:
-            # Logged as an MLflow run's artifacts: a child of that run, in its experiment.
-            parent_id = parent_id or owner.run_id
-            exp_id = owner.experiment_id
-            name = _relative_name(folder, owner.artifacts)
-        else:
-            exp_id = experiment_id(store.id_path(logdir))
-            update.experiment = (exp_id, logdir.name or str(logdir))
+        exp_id = experiment_id(store.id_path(logdir))
+        update.experiment = (exp_id, logdir.name or str(logdir))
         update.record = RunRecord(
             id=run_id,
             source_kind=KIND,
@@ -285,7 +259,7 @@ class TensorBoardImporter:
             name=name,
             status=Status.parse(status_word, Status.FINISHED),
             experiment_id=exp_id,
-            start_time=min(firsts) if firsts else None,
+            start_time=start.start,
             end_time=None,
             parent_id=parent_id,
             updated=max(lasts) if lasts else None,
@@ -299,6 +273,7 @@ class TensorBoardImporter:
         """Write whole runs in one transaction: all of them or none."""
         records = [u.record for u in batch if u.record is not None]
         params = [(u.run_id, k, v) for u in batch if u.record for k, v in u.params.items()]
+        tags = [t for u in batch if u.record for t in u.tags]
         experiments = {u.experiment[0]: u.experiment[1] for u in batch if u.experiment}
         tables = [u.points for u in batch if u.points is not None and u.points.num_rows]
         replaced = [u.run_id for u in batch if u.replace_points]
@@ -306,7 +281,7 @@ class TensorBoardImporter:
         changed = [u.run_id for u in batch if not u.delete_run]
         with store.transaction():
             store.put_experiments([(e, KIND, "", None, name) for e, name in experiments.items()])
-            store.put_runs(None, records, params)
+            store.put_runs(None, records, params, tags)
             for u in batch:
                 if u.status_update is not None:
                     store.set_run_status(u.run_id, *u.status_update)
@@ -324,19 +299,32 @@ class TensorBoardImporter:
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def mlflow_artifact_refs(mlruns: Path, experiments: list[str]) -> list[SourceRef]:
-    """The event-file folders MLflow's autologging left in the runs' artifacts under ``mlruns``.
-
-    The MLflow readers stop the walk at ``mlruns/`` (the rest is artifacts, not runs); these
-    folders are handed to this reader from there, so their runs are not lost.
-    """
-    refs = []
-    for root in tensorboard_roots(mlruns, experiments):
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            if any(is_event_file(n) for n in filenames):
-                refs.append(SourceRef(KIND, Path(dirpath)))
-    return refs
+def read_event_files(
+    changes: list[tuple[Path, Change, os.stat_result | None]],
+    known: dict[str, FileState],
+    report: ImportReport,
+    *,
+    only_changed: bool,
+) -> list[_FileRead]:
+    """Decode event files (only their new bytes when ``only_changed``); damage is reported."""
+    reads: list[_FileRead] = []
+    plugins: dict[str, str] = {}
+    for path, change, _ in changes:
+        if only_changed and change is Change.UNCHANGED:
+            continue
+        old = known.get(str(path))
+        offset = old.offset if only_changed and change is Change.APPENDED and old else 0
+        try:
+            with open_regular(path) as fh:
+                fh.seek(offset)
+                buf = fh.read()
+        except OSError as exc:
+            report.problem(path, f"cannot read ({exc.strerror or exc})")
+            continue
+        columns = decode(buf, 0, plugins)
+        _report_damage(path, columns, offset, report)
+        reads.append(_FileRead(path, columns, offset))
+    return reads
 
 
 def _listdir(folder: Path) -> list[str]:

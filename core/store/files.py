@@ -67,6 +67,19 @@ class FileTables(StoreConnection):
             finally:
                 self._con.unregister("_new_files")
 
+    def forget_files_of_others(self, run_ids: Iterable[str], source: str) -> None:
+        """Forget the files of these runs that a source other than ``source`` read into them.
+
+        A reader that drops all of a run's points before reading its histories anew (MLflow)
+        calls this, so that the other readers feeding the run (the TensorBoard logs in its
+        artifacts) see their files as new and read them again.
+        """
+        ids = list(run_ids)
+        if not ids:
+            return
+        with self._lock, self._matching("run_id", ids, "_other_runs") as (where, args):
+            self._con.execute(f"DELETE FROM files WHERE {where} AND source <> ?", [*args, source])
+
     def delete_files(self, paths: Iterable[str]) -> None:
         paths = list(paths)
         if not paths:
@@ -104,10 +117,15 @@ class FileTables(StoreConnection):
             finally:
                 self._con.unregister("_seen")
 
-    def sources(self) -> list[tuple[str, str]]:
-        """Every recorded source as (kind, location): the watcher maps changed paths to them."""
+    def sources(self, kind: str | None = None) -> list[tuple[str, str]]:
+        """Every recorded source (or those of one ``kind``) as (kind, location): the watcher
+        maps changed paths to them."""
+        sql = "SELECT kind, location FROM sources"
         with self._lock:
-            rows = self._con.execute("SELECT kind, location FROM sources").fetchall()
+            if kind is None:
+                rows = self._con.execute(sql).fetchall()
+            else:
+                rows = self._con.execute(f"{sql} WHERE kind = ?", [kind]).fetchall()
         return [(r[0], r[1]) for r in rows]
 
     def source_kinds(self) -> list[str]:
