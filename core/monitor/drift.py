@@ -13,6 +13,7 @@ Jensen-Shannon. PSI and K-S run when asked for. Dataset drift is a drifted share
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,7 +141,11 @@ def ks_pvalue(reference: Counts, current: Counts) -> float:
     if max(n_ref, n_cur) <= _KS_EXACT_MAX:
         ref = np.repeat(reference.values.astype(float), reference.counts)
         cur = np.repeat(current.values.astype(float), current.counts)
-        return float(stats.ks_2samp(ref, cur).pvalue)
+        with warnings.catch_warnings():
+            # "Exact calculation unsuccessful. Switching to method=asymp": scipy's own fallback,
+            # which Evidently gets too; the p-value is scipy's either way.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(stats.ks_2samp(ref, cur).pvalue)
     d = ks_statistic(reference, current)
     en = n_ref * n_cur / (n_ref + n_cur)
     return float(np.clip(stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))

@@ -79,9 +79,8 @@ def _build(con, config: MonitorConfig, log, say: Progress) -> MonitorReport:  # 
         ref_types = describe(con, ref_files)
         ref_where = ref_files.spec
         con.execute(f"CREATE VIEW mon_ref AS SELECT * FROM {ref_files.reader()}")
-        missing = [f for f in roles.features if f not in ref_types]
-        if missing:
-            raise MonitorError(f"{ref_where}: no column {missing[0]!r}, a feature of the log")
+        if not any(f in ref_types for f in roles.features):
+            raise MonitorError(f"{ref_where}: none of the log's features is a column here")
         in_cur = "TRUE"
         reference_text = ref_files.spec
     else:
@@ -146,10 +145,16 @@ def _build(con, config: MonitorConfig, log, say: Progress) -> MonitorReport:  # 
         cur = agg.feature_counts(
             con, "mon_cur", feature, log_types[feature], kind, by_window=True, where=where
         )
-        ref = agg.feature_counts(
-            con, "mon_ref", feature, ref_types[feature], kind, by_window=False, where=ref_where
-        ).get(agg.WHOLE, Counts.empty(kind == "numerical"))
-        if ref.n == 0:
+        ref = Counts.empty(kind == "numerical")
+        if feature not in ref_types:
+            problems.append(
+                f"{ref_where}: no column {feature!r} (a feature of the log); not tested"
+            )
+        else:
+            ref = agg.feature_counts(
+                con, "mon_ref", feature, ref_types[feature], kind, by_window=False, where=ref_where
+            ).get(agg.WHOLE, ref)
+        if ref.n == 0 and feature in ref_types:
             problems.append(
                 f"{ref_where}: feature {feature!r} has no values in the reference; not tested"
             )
