@@ -400,7 +400,7 @@ def _outcomes(
     score = roles.score
 
     def outcomes(
-        view: str, types: dict[str, str], slice_column: str | None, by_window: bool, w_where: str
+        view: str, types: dict[str, str], slices: list[str | None], by_window: bool, w_where: str
     ):  # type: ignore[no-untyped-def]
         return agg.outcome_counts(
             con,
@@ -410,28 +410,31 @@ def _outcomes(
             score=score if score in types else None,
             positive=positive,
             types=types,
-            slice_column=slice_column,
+            slices=slices,
             by_window=by_window,
             where=w_where,
         )
 
-    counts, auc = outcomes("mon_cur", log_types, None, True, where)
+    slices: list[str | None] = [None, *([roles.version] if roles.version else []), *roles.sensitive]
+    results = outcomes("mon_cur", log_types, slices, True, where)
+    counts, auc = results[0]
     for (w, s), rows in groups(counts).items():
         perf[w] = classification(rows, auc.get((w, s)))
     if roles.version:
-        counts, auc = outcomes("mon_cur", log_types, roles.version, True, where)
+        counts, auc = results[1]
         for (w, s), rows in groups(counts).items():
             by_version.setdefault(w, {})[s] = classification(rows, auc.get((w, s)))
-    for attribute in roles.sensitive:
+    for attribute, (counts, auc) in zip(
+        roles.sensitive, results[1 + bool(roles.version) :], strict=True
+    ):
         split: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-        counts, auc = outcomes("mon_cur", log_types, attribute, True, where)
         for (w, s), rows in groups(counts).items():
             split.setdefault(w, {})[s] = rows
         for w, by_group in split.items():
             group_auc = {s: a for (aw, s), a in auc.items() if aw == w}
             fair.setdefault(w, {})[attribute] = fairness(attribute, by_group, group_auc)
     if ref_has:
-        counts, auc = outcomes("mon_ref", ref_types, None, False, ref_where)
+        counts, auc = outcomes("mon_ref", ref_types, [None], False, ref_where)[0]
         ref_rows = groups(counts)
         if ref_rows:
             key, rows = next(iter(ref_rows.items()))
