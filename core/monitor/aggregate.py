@@ -18,6 +18,9 @@ import numpy as np
 from mltop.core.monitor.drift import Counts
 from mltop.core.monitor.source import MonitorError, first_line, is_float, is_numeric, quote
 
+Connection = duckdb.DuckDBPyConnection  # for modules that pass it on without importing DuckDB
+Outcomes = list[tuple[dict[str, np.ndarray], dict[tuple[int, str], float]]]
+
 TS = "__mltop_ts"
 W = "__mltop_w"
 WHOLE = -1  # the window number under which whole-log results are returned
@@ -184,7 +187,7 @@ def outcome_counts(
     slices: Sequence[str | None],
     by_window: bool,
     where: str,
-) -> list[tuple[dict[str, np.ndarray], dict[tuple[int, str], float]]]:
+) -> Outcomes:
     """Classification outcomes counted per window (-1: whole), slice value, truth and guess,
     and the ROC AUC of the score per (window, slice value) where both classes are labelled;
     one pair per entry of ``slices`` (a column to split by, or None for no split).

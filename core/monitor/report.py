@@ -34,6 +34,7 @@ from mltop.core.monitor.results import (
     Section,
 )
 from mltop.core.monitor.source import (
+    FileSet,
     MonitorError,
     connect,
     describe,
@@ -60,7 +61,9 @@ def build_report(config: MonitorConfig, progress: Progress | None = None) -> Mon
         con.close()
 
 
-def _build(con, config: MonitorConfig, log, say: Progress) -> MonitorReport:  # type: ignore[no-untyped-def]
+def _build(
+    con: agg.Connection, config: MonitorConfig, log: FileSet, say: Progress
+) -> MonitorReport:
     where = log.spec
     log_types = describe(con, log)
     roles = infer_roles(config, log_types, where)
@@ -248,7 +251,7 @@ def _not_features(roles: Roles, types: dict[str, str]) -> list[str]:
     return [c for c in types if c not in keep]
 
 
-def _check_label(con, roles: Roles, types: dict[str, str], where: str) -> None:  # type: ignore[no-untyped-def]
+def _check_label(con: agg.Connection, roles: Roles, types: dict[str, str], where: str) -> None:
     if roles.label is None or is_numeric(types[roles.label]) or types[roles.label] == "BOOLEAN":
         return
     numbers, texts, sample = agg.label_kinds(con, "mon_log", roles.label, types[roles.label], where)
@@ -339,9 +342,23 @@ def _distribution(feature: str, kind: str, ref: Counts, whole: Counts, cur: Coun
     return Distribution(feature, kind, tuple(labels), (), tuple(r_counts), tuple(c_counts))
 
 
+PerformanceParts = tuple[
+    dict[int, Performance],
+    dict[int, dict[str, Performance]],
+    dict[int, dict[str, Fairness]],
+    Performance | None,
+]
+
+
 def _outcomes(
-    con, roles: Roles, log_types, ref_types, config: MonitorConfig, where: str, ref_where: str
-):  # type: ignore[no-untyped-def]
+    con: agg.Connection,
+    roles: Roles,
+    log_types: dict[str, str],
+    ref_types: dict[str, str],
+    config: MonitorConfig,
+    where: str,
+    ref_where: str,
+) -> PerformanceParts:
     """Performance per window (and per version in each), fairness per attribute, reference's."""
     perf: dict[int, Performance] = {}
     by_version: dict[int, dict[str, Performance]] = {}
@@ -401,7 +418,7 @@ def _outcomes(
 
     def outcomes(
         view: str, types: dict[str, str], slices: list[str | None], by_window: bool, w_where: str
-    ):  # type: ignore[no-untyped-def]
+    ) -> agg.Outcomes:
         return agg.outcome_counts(
             con,
             view,
