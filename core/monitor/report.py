@@ -94,13 +94,17 @@ def _build(
             f"CREATE VIEW mon_ref AS SELECT * FROM mon_log "
             f"WHERE {ts_sql} >= {lo} AND {ts_sql} < {hi}"
         )
-        in_cur = f"NOT ({agg.TS} >= {lo} AND {agg.TS} < {hi})"
+        # What came after the reference is compared with it; rows before it are not.
+        in_cur = f"{agg.TS} >= {hi}"
         reference_text = f"{where} from {iso(lo)} to {iso(hi)}"
 
     _check_label(con, roles, log_types, where)
+    after = f"t >= {ref_window[1]}" if ref_window else "TRUE"
+    before = f"t < {ref_window[0]}" if ref_window else "FALSE"
     span = agg.run(
         con,
-        f"SELECT count(*) AS n, count(t) AS nt, min(t) AS lo, max(t) AS hi "
+        f"SELECT count(*) AS n, count(t) AS nt, min(t) FILTER (WHERE {after}) AS lo, "
+        f"max(t) FILTER (WHERE {after}) AS hi, count(*) FILTER (WHERE {before}) AS early "
         f"FROM (SELECT {ts_sql} AS t FROM mon_log)",
         where,
     )
@@ -114,6 +118,12 @@ def _build(
             f"{where}: {n_all - n_ts:,} rows without a readable time in {roles.timestamp!r} "
             "were left out"
         )
+    if ref_window and int(span["early"][0]):
+        problems.append(
+            f"{where}: {int(span['early'][0]):,} rows before the reference window were left out"
+        )
+    if np.ma.is_masked(span["lo"][0]) or span["lo"][0] is None:
+        raise MonitorError(f"{where}: no rows after the reference window to compare with it")
     windows = choose(config.window, int(span["lo"][0]), int(span["hi"][0]), where)
     con.execute(
         f"CREATE VIEW mon_cur AS SELECT * FROM (SELECT *, {ts_sql} AS {agg.TS}, "
@@ -127,9 +137,7 @@ def _build(
         con, "mon_cur", log_types, columns, by_window=True, where=where
     )
     if agg.WHOLE not in rows or rows[agg.WHOLE] == 0:
-        raise MonitorError(
-            f"{where}: no rows left to compare once the reference window is taken out"
-        )
+        raise MonitorError(f"{where}: no rows to compare with the reference")
     ref_rows, _ = agg.present_counts(
         con, "mon_ref", ref_types, [], by_window=False, where=ref_where
     )
