@@ -6,8 +6,9 @@ columns' roles (``config``: flags, ``.mltop/monitor.yaml`` or names), hour/day/w
 (``windows``), drift tests as Evidently 0.7 chooses and computes them (``drift``), data
 quality (``quality``), prediction quality as scikit-learn defines it (``performance``),
 fairness as Fairlearn defines it (``fairness``), the report values (``results``) and the one
-function computing them (``report.build_report``), and CI gates over a report (``gates``).
-May import ``common`` only: it never touches the store, the importers or the TUI.
+function computing them (``report.build_report``), CI gates over a report (``gates``) and its
+table, Markdown and JSON forms (``render``, with Rich). May import ``common`` only: it never
+touches the store, the importers or the TUI.
 """
 
 from mltop.core.monitor.config import CONFIG_PATH, MonitorConfig, find_config, load_config
