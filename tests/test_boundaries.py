@@ -271,6 +271,7 @@ CORE_MAY_IMPORT = {
         "mltop.core.runs",
     },
     "mltop.core.logs": {"mltop.core.common", "mltop.core.entities"},
+    "mltop.core.monitor": {"mltop.core.common"},
     "mltop.core.live": {
         "mltop.core.common",
         "mltop.core.discovery",
