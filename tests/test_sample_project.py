@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -87,6 +89,14 @@ def test_demo_trains_every_configuration_and_one_fails(demo: Path, demo_store: S
     assert {key for key, r in runs.items() if r.status != "FINISHED"} == {FAILING}
     assert (demo / "runs" / "digits" / "sgd-lr0.1" / "metrics.jsonl").exists()
     assert not (demo / "__init__.py").exists()
+
+
+def test_demo_serves_the_model_for_thirty_days_for_its_monitor(demo: Path):
+    assert (demo / ".mltop" / "monitor.yaml").is_file()
+    log = pq.read_table(demo / "data" / "predictions.parquet")
+    days = pc.unique(pc.floor_temporal(log.column("timestamp"), unit="day"))
+    assert len(days) == 30 and log.num_rows >= 30 * 150
+    assert pq.read_table(demo / "data" / "reference.parquet").num_rows == 1200
 
 
 def test_demo_runs_carry_params_tags_and_histories(demo_store: Store):
@@ -178,7 +188,7 @@ def test_dvc_stage_commands_run_in_order_without_dvc(tmp_path: Path):
     project = copy_project(tmp_path / "project")
     pipeline = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))
     params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
-    assert list(pipeline["stages"]) == ["prepare", "train", "evaluate"]
+    assert list(pipeline["stages"]) == ["prepare", "train", "evaluate", "serve"]
     for name, stage in pipeline["stages"].items():
         for dep in stage["deps"]:
             assert (project / dep).exists(), f"{name}: dependency {dep} missing before it runs"

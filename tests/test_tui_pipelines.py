@@ -122,9 +122,9 @@ async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
         assert "← lint" in test_row  # dependencies
         assert "→ 2 runs" in test_row  # the training stage's runs, under the project folder
         assert "✗ no feature or preprocessing stage" in line_with(text, "build / prepare")
-        assert "none" in line_with(text, "deploy")
+        assert "○ serve" in line_with(text, "deploy")
         summary = static_text(screen, "#pl-summary")
-        assert "DevOps covers 3 of 7" in summary and "MLOps covers 3 of 7" in summary
+        assert "DevOps covers 3 of 7" in summary and "MLOps covers 4 of 7" in summary
         assert "MLOps maturity: level 2" in summary
         assert "evidence" in summary and "missing" in summary
         assert "no model registry stage" in summary
@@ -170,7 +170,7 @@ async def test_graph_view_draws_the_stages_and_moves_between_boxes(
             assert f"│ {name}" in drawn
         assert "▼" in drawn and "┬" in drawn and "→ 2 runs" in drawn
         assert dag.drawing is not None and dag.drawing.layers == [
-            ["prepare"],
+            ["prepare", "serve"],
             ["train"],
             ["evaluate"],
         ]
