@@ -27,6 +27,10 @@ DUCKDB_ELSEWHERE = {
     "core/importers/mlflow_files.py": "catches duckdb.Error from tabular's parsing database",
     "core/importers/dvclive.py": "catches duckdb.Error from tabular's parsing database",
     "core/importers/trackio.py": "catches duckdb.Error from tabular's parsing database",
+    # The monitor reads prediction logs in place with a private in-memory DuckDB of its own:
+    # source.py opens it and names unreadable files, aggregate.py runs the counting queries.
+    "core/monitor/source.py": "reads the user's prediction logs in an in-memory DuckDB",
+    "core/monitor/aggregate.py": "aggregates prediction logs on the monitor's in-memory DuckDB",
 }
 
 #: What the store may import from mltop besides itself: the plain types rows become, and the

@@ -1,9 +1,10 @@
 """The ``mltop`` command line: argument dispatch, one module per command.
 
 ``mltop [PATH]`` opens the TUI (launch.py); the subcommands (ingest.py, runs.py, diff.py,
-tail.py, pipelines.py, demo.py) print tables or JSON for shells, pipes and CI. output.py holds
-what they share (exit codes, UsageError, consoles, problem lines, opening the store), sources.py
-the import each runs first (files under PATH, MLflow servers), usage.py the top-level help.
+tail.py, pipelines.py, demo.py, monitor.py) print tables or JSON for shells, pipes and CI.
+output.py holds what they share (exit codes, UsageError, consoles, problem lines, opening the
+store), sources.py the import each runs first (files under PATH, MLflow servers), usage.py the
+top-level help.
 Exit codes: 0 ok, 1 problems found (unreadable files, a failed gate), 2 usage errors.
 
 May import: mltop.core's domain modules (store, discovery, diff, query, logtail, pipelines, ...)
@@ -22,6 +23,7 @@ from mltop.core.cli.demo import cmd_demo
 from mltop.core.cli.diff import cmd_diff
 from mltop.core.cli.ingest import cmd_ingest
 from mltop.core.cli.launch import cmd_open
+from mltop.core.cli.monitor import cmd_monitor
 from mltop.core.cli.output import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError
 from mltop.core.cli.pipelines import cmd_pipelines
 from mltop.core.cli.runs import cmd_runs
@@ -40,6 +42,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "pipelines": cmd_pipelines,
     "tail": cmd_tail,
     "demo": cmd_demo,
+    "monitor": cmd_monitor,
 }
 
 

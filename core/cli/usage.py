@@ -18,6 +18,10 @@ usage: mltop [PATH] [--store FILE] [--mlflow URL] [--github OWNER/REPO]
        mltop pipelines [PATH] [--format table|json|md] [--dag FILE] [--github OWNER/REPO]
                                             CI and ML pipelines side by side by lifecycle
                                             phase, coverage and MLOps maturity
+       mltop monitor [LOG] [--ref FILE | --ref-window A..B] [--window hour|day|week]
+                     [--format table|json|md] [--fail-on THRESHOLDS] [--sensitive COL]
+                                            drift, data quality, prediction quality and
+                                            fairness of a prediction log, per window
        mltop demo [--live]                  train the sample project in a temporary folder
                                             and open mltop on it (--live: and follow a run
                                             training in the background)

@@ -1,0 +1,275 @@
+"""Every aggregation the monitor needs, run by DuckDB over the log in place.
+
+The views are set up by :func:`prepare`: ``mon_log`` (the log files), ``mon_cur`` (the rows
+compared, with ``__mltop_ts`` in UTC microseconds and ``__mltop_w`` the window number) and
+``mon_ref`` (the reference file, or the reference window of the log). The queries then return
+small results: distinct values with their counts per window (``GROUPING SETS`` gives the
+whole log in the same pass), non-missing counts per column, and outcome counts per window and
+slice. Python never sees the rows themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import numpy as np
+
+from mltop.core.monitor.drift import Counts
+from mltop.core.monitor.source import MonitorError, first_line, is_float, is_numeric, quote
+
+TS = "__mltop_ts"
+W = "__mltop_w"
+WHOLE = -1  # the window number under which whole-log results are returned
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, where: str) -> dict[str, np.ndarray]:
+    """``sql``'s result as numpy columns; a DuckDB failure is one line naming ``where``."""
+    try:
+        return con.execute(sql).fetchnumpy()
+    except duckdb.Error as exc:
+        raise MonitorError(f"{where}: {first_line(exc)}") from exc
+
+
+def text_sql(column: str, duck_type: str) -> str:
+    """A column as text: JSON values unquoted, everything else cast."""
+    col = quote(column)
+    return f"({col} ->> '$')" if duck_type == "JSON" else f"CAST({col} AS VARCHAR)"
+
+
+def value_sql(column: str, duck_type: str, kind: str) -> tuple[str, str]:
+    """The value expression of a feature and the condition that it is present (not null/NaN)."""
+    if kind == "numerical":
+        v = f"CAST({quote(column)} AS DOUBLE)"
+        present = f"{v} IS NOT NULL" + (f" AND NOT isnan({v})" if is_float(duck_type) else "")
+        return v, present
+    v = text_sql(column, duck_type)
+    return v, f"{v} IS NOT NULL"
+
+
+def feature_counts(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    column: str,
+    duck_type: str,
+    kind: str,
+    *,
+    by_window: bool,
+    where: str,
+) -> dict[int, Counts]:
+    """Distinct present values of ``column`` and their counts, per window and whole (-1)."""
+    v, present = value_sql(column, duck_type, kind)
+    if by_window:
+        sql = (
+            f"SELECT coalesce(w, {WHOLE}) AS w, v, count(*) AS n FROM "
+            f"(SELECT {W} AS w, {v} AS v FROM {view} WHERE {present}) "
+            f"GROUP BY GROUPING SETS ((w, v), (v)) ORDER BY w, v"
+        )
+    else:
+        sql = (
+            f"SELECT {WHOLE} AS w, v, count(*) AS n FROM "
+            f"(SELECT {v} AS v FROM {view} WHERE {present}) GROUP BY v ORDER BY v"
+        )
+    res = run(con, sql, where)
+    windows = res["w"].astype(np.int64)
+    values = res["v"]
+    if kind == "numerical":
+        values = np.asarray(values, dtype=float)
+    else:
+        values = np.asarray(values, dtype=object)
+    counts = res["n"].astype(np.int64)
+    out: dict[int, Counts] = {}
+    if len(windows) == 0:
+        return out
+    cuts = np.flatnonzero(np.diff(windows)) + 1
+    for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(windows)], strict=True):
+        out[int(windows[start])] = Counts(values[start:stop], counts[start:stop])
+    return out
+
+
+def present_counts(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    types: dict[str, str],
+    columns: Sequence[str],
+    *,
+    by_window: bool,
+    where: str,
+) -> tuple[dict[int, int], dict[int, dict[str, int]]]:
+    """Rows per window (and whole, -1) and each column's present (non-null, non-NaN) count."""
+    parts = []
+    for i, c in enumerate(columns):
+        col = quote(c)
+        cond = f"{col} IS NOT NULL" + (f" AND NOT isnan({col})" if is_float(types[c]) else "")
+        parts.append(f"count(*) FILTER (WHERE {cond}) AS c{i}")
+    select = ", ".join(["count(*) AS n", *parts])
+    if by_window:
+        sql = (
+            f"SELECT coalesce({W}, {WHOLE}) AS w, {select} FROM {view} "
+            f"GROUP BY GROUPING SETS (({W}), ()) ORDER BY w"
+        )
+    else:
+        sql = f"SELECT {WHOLE} AS w, {select} FROM {view}"
+    res = run(con, sql, where)
+    rows: dict[int, int] = {}
+    present: dict[int, dict[str, int]] = {}
+    for k, w in enumerate(res["w"].tolist()):
+        rows[int(w)] = int(res["n"][k])
+        present[int(w)] = {c: int(res[f"c{i}"][k]) for i, c in enumerate(columns)}
+    return rows, present
+
+
+def slice_counts(
+    con: duckdb.DuckDBPyConnection, column: str, types: dict[str, str], where: str
+) -> dict[int, dict[str, int]]:
+    """Rows per window and whole log for each value of ``column`` (a version or a group)."""
+    s = text_sql(column, types[column])
+    sql = (
+        f"SELECT coalesce(w, {WHOLE}) AS w, s, count(*) AS n FROM "
+        f"(SELECT {W} AS w, coalesce({s}, '(missing)') AS s FROM mon_cur) "
+        "GROUP BY GROUPING SETS ((w, s), (s)) ORDER BY w, s"
+    )
+    res = run(con, sql, where)
+    out: dict[int, dict[str, int]] = {}
+    for w, s_value, n in zip(res["w"].tolist(), res["s"].tolist(), res["n"].tolist(), strict=True):
+        out.setdefault(int(w), {})[str(s_value)] = int(n)
+    return out
+
+
+def label_kinds(
+    con: duckdb.DuckDBPyConnection, view: str, label: str, duck_type: str, where: str
+) -> tuple[int, int, list[str]]:
+    """How many labels read as numbers, how many as text, and up to 3 distinct labels."""
+    t = text_sql(label, duck_type)
+    sql = (
+        f"SELECT count(*) FILTER (WHERE try_cast({t} AS DOUBLE) IS NOT NULL) AS num, "
+        f"count(*) FILTER (WHERE {t} IS NOT NULL AND try_cast({t} AS DOUBLE) IS NULL) AS txt, "
+        f"list(DISTINCT {t})[1:3] AS sample FROM {view}"
+    )
+    res = run(con, sql, where)
+    sample = res["sample"][0]
+    return (
+        int(res["num"][0]),
+        int(res["txt"][0]),
+        [str(x) for x in (sample if sample is not None else [])],
+    )
+
+
+def distinct_labels(
+    con: duckdb.DuckDBPyConnection, label: str, duck_type: str, where: str
+) -> list[str]:
+    """Up to 3 distinct labels of the current rows, as text (enough to tell binary from not)."""
+    t = text_sql(label, duck_type)
+    res = run(con, f"SELECT DISTINCT {t} AS v FROM mon_cur WHERE {t} IS NOT NULL LIMIT 3", where)
+    return sorted(str(v) for v in res["v"].tolist())
+
+
+def outcome_counts(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    *,
+    label: str,
+    prediction: str,
+    score: str | None,
+    positive: str | None,
+    types: dict[str, str],
+    slice_column: str | None,
+    by_window: bool,
+    where: str,
+) -> dict[str, np.ndarray]:
+    """Classification outcomes counted per window (-1: whole), slice value, truth and guess.
+
+    Columns: ``w``, ``s`` (slice value as text, '' when not sliced), ``lab`` (labelled), ``y``
+    (label is the positive class: 1/0; NULL unlabelled or no positive class), ``p`` (prediction
+    is), ``hit`` (label equals prediction), ``score`` (NULL without a score column), ``n``.
+    """
+    if all(is_numeric(types[c]) or types[c] == "BOOLEAN" for c in (label, prediction)):
+        y, p = f"CAST({quote(label)} AS DOUBLE)", f"CAST({quote(prediction)} AS DOUBLE)"
+        labelled = f"{y} IS NOT NULL AND NOT isnan({y})"
+        pos = "1.0"
+    else:
+        y = _norm(text_sql(label, types[label]))
+        p = _norm(text_sql(prediction, types[prediction]))
+        labelled = f"{y} IS NOT NULL"
+        pos = _sql_text(positive) if positive is not None else "NULL"
+    s = (
+        "''"
+        if slice_column is None
+        else f"coalesce({text_sql(slice_column, types[slice_column])}, '(missing)')"
+    )
+    sc = "NULL::DOUBLE" if score is None else f"CAST({quote(score)} AS DOUBLE)"
+    inner = (
+        f"SELECT {W if by_window else WHOLE} AS w, {s} AS s, {labelled} AS lab, "
+        f"CASE WHEN {labelled} THEN ({y} = {pos})::INTEGER END AS y, "
+        f"({p} = {pos})::INTEGER AS p, "
+        f"CASE WHEN {labelled} THEN ({y} = {p}) END AS hit, "
+        f"{sc} AS score FROM {view}"
+    )
+    groups = (
+        "(w, s, lab, y, p, hit, score), (s, lab, y, p, hit, score)"
+        if by_window
+        else "(w, s, lab, y, p, hit, score)"
+    )
+    sql = (
+        f"SELECT coalesce(w, {WHOLE}) AS w, s, lab, y, p, hit, score, count(*) AS n FROM ({inner}) "
+        f"GROUP BY GROUPING SETS ({groups}) ORDER BY w, s"
+    )
+    return run(con, sql, where)
+
+
+def regression_sums(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    *,
+    label: str,
+    prediction: str,
+    slice_column: str | None,
+    types: dict[str, str],
+    by_window: bool,
+    where: str,
+) -> dict[str, np.ndarray]:
+    """Per window (-1 whole) and slice: rows, labelled rows, Σ|e|, Σe², Σ(y - ȳ)²."""
+    y, p = f"CAST({quote(label)} AS DOUBLE)", f"CAST({quote(prediction)} AS DOUBLE)"
+    s = (
+        "''"
+        if slice_column is None
+        else f"coalesce({text_sql(slice_column, types[slice_column])}, '(missing)')"
+    )
+    inner = f"SELECT {W if by_window else WHOLE} AS w, {s} AS s, {y} AS y, {p} AS p FROM {view}"
+    labelled = "y IS NOT NULL AND p IS NOT NULL AND NOT isnan(y) AND NOT isnan(p)"
+    groups = "(w, s), (s)" if by_window else "(w, s)"
+    sql = (
+        f"SELECT coalesce(w, {WHOLE}) AS w, s, count(*) AS n, "
+        f"count(*) FILTER (WHERE {labelled}) AS nl, "
+        f"sum(abs(y - p)) FILTER (WHERE {labelled}) AS sae, "
+        f"sum((y - p) * (y - p)) FILTER (WHERE {labelled}) AS sse, "
+        f"var_pop(y) FILTER (WHERE {labelled}) AS var "
+        f"FROM ({inner}) GROUP BY GROUPING SETS ({groups}) ORDER BY w, s"
+    )
+    return run(con, sql, where)
+
+
+def _norm(text_expr: str) -> str:
+    """Labels and predictions compared as numbers when they are numbers (1 = 1.0 = true)."""
+    return (
+        f"coalesce(CAST(try_cast({text_expr} AS DOUBLE) AS VARCHAR), "
+        f"CASE lower({text_expr}) WHEN 'true' THEN '1.0' WHEN 'false' THEN '0.0' "
+        f"ELSE {text_expr} END)"
+    )
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def positive_class(
+    con: duckdb.DuckDBPyConnection, label: str, duck_type: str, where: str
+) -> str | None:
+    """The positive class as :func:`_norm` spells it: 1 (true, yes) when labels are binary."""
+    if is_numeric(duck_type) or duck_type == "BOOLEAN":
+        return "1.0"
+    labels = {v.lower() for v in distinct_labels(con, label, duck_type, where)}
+    for pair, positive in ((("no", "yes"), "yes"), (("0", "1"), "1.0"), (("false", "true"), "1.0")):
+        if labels <= set(pair):
+            return positive
+    return None

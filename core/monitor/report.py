@@ -1,0 +1,451 @@
+"""``build_report``: one monitor computed end to end, from files to a :class:`MonitorReport`.
+
+The order is: find the files, read their columns, settle the roles, set up the views
+(:mod:`mltop.core.monitor.aggregate`), choose the windows, then per feature pull its value
+counts once (every window and the whole log in one query) and derive drift, quality and
+distributions from them; outcomes per window, version and group give prediction quality and
+fairness. Anything that stops the report is a :class:`MonitorError` of one line naming the
+file; anything that only leaves a hole (an empty window, a feature with no values) is a note
+on the section and a line in ``problems``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from mltop.core.monitor import aggregate as agg
+from mltop.core.monitor import drift as dr
+from mltop.core.monitor.config import MonitorConfig, check, infer_roles
+from mltop.core.monitor.drift import Counts
+from mltop.core.monitor.fairness import fairness
+from mltop.core.monitor.performance import classification, groups, regression
+from mltop.core.monitor.quality import column_quality, schema_changes
+from mltop.core.monitor.results import (
+    ColumnQuality,
+    DatasetDrift,
+    Distribution,
+    Fairness,
+    FeatureDrift,
+    MonitorReport,
+    Performance,
+    Roles,
+    Section,
+)
+from mltop.core.monitor.source import (
+    MonitorError,
+    connect,
+    describe,
+    find_files,
+    is_numeric,
+    parquet_schemas,
+)
+from mltop.core.monitor.windows import choose, iso, parse_range, timestamp_sql
+
+__all__ = ["MonitorError", "build_report"]
+
+Progress = Callable[[str], None]
+
+
+def build_report(config: MonitorConfig, progress: Progress | None = None) -> MonitorReport:
+    """Compute the monitor ``config`` describes; raises :class:`MonitorError` (one line)."""
+    say = progress or (lambda _text: None)
+    check(config)
+    log = find_files(config.log)
+    con = connect()
+    try:
+        return _build(con, config, log, say)
+    finally:
+        con.close()
+
+
+def _build(con, config: MonitorConfig, log, say: Progress) -> MonitorReport:  # type: ignore[no-untyped-def]
+    where = log.spec
+    log_types = describe(con, log)
+    roles = infer_roles(config, log_types, where)
+    con.execute(f"CREATE VIEW mon_log AS SELECT * FROM {log.reader()}")
+    ts_sql = timestamp_sql(roles.timestamp, log_types[roles.timestamp], where)
+    problems: list[str] = []
+
+    ref_window = (
+        parse_range(config.reference_window, config.origin or where)
+        if config.reference_window
+        else None
+    )
+    if ref_window is None:
+        assert config.reference is not None
+        ref_files = find_files(config.reference)
+        ref_types = describe(con, ref_files)
+        ref_where = ref_files.spec
+        con.execute(f"CREATE VIEW mon_ref AS SELECT * FROM {ref_files.reader()}")
+        if not any(f in ref_types for f in roles.features):
+            raise MonitorError(f"{ref_where}: none of the log's features is a column here")
+        in_cur = "TRUE"
+        reference_text = ref_files.spec
+    else:
+        lo, hi = ref_window
+        ref_types = dict(log_types)
+        ref_where = f"{where} ({iso(lo)}..{iso(hi)})"
+        con.execute(
+            f"CREATE VIEW mon_ref AS SELECT * FROM mon_log "
+            f"WHERE {ts_sql} >= {lo} AND {ts_sql} < {hi}"
+        )
+        in_cur = f"NOT ({agg.TS} >= {lo} AND {agg.TS} < {hi})"
+        reference_text = f"{where} from {iso(lo)} to {iso(hi)}"
+
+    _check_label(con, roles, log_types, where)
+    span = agg.run(
+        con,
+        f"SELECT count(*) AS n, count(t) AS nt, min(t) AS lo, max(t) AS hi "
+        f"FROM (SELECT {ts_sql} AS t FROM mon_log)",
+        where,
+    )
+    n_all, n_ts = int(span["n"][0]), int(span["nt"][0])
+    if n_all == 0:
+        raise MonitorError(f"{where}: the log has no rows")
+    if n_ts == 0:
+        raise MonitorError(f"{where}: column {roles.timestamp!r} holds no readable times")
+    if n_ts < n_all:
+        problems.append(
+            f"{where}: {n_all - n_ts:,} rows without a readable time in {roles.timestamp!r} "
+            "were left out"
+        )
+    windows = choose(config.window, int(span["lo"][0]), int(span["hi"][0]), where)
+    con.execute(
+        f"CREATE VIEW mon_cur AS SELECT * FROM (SELECT *, {ts_sql} AS {agg.TS}, "
+        f"{windows.index_sql(ts_sql)} AS {agg.W} FROM mon_log) "
+        f"WHERE {agg.TS} IS NOT NULL AND {in_cur}"
+    )
+
+    say("counting rows")
+    columns = [c for c in log_types if c != roles.timestamp]
+    rows, present = agg.present_counts(
+        con, "mon_cur", log_types, columns, by_window=True, where=where
+    )
+    if agg.WHOLE not in rows or rows[agg.WHOLE] == 0:
+        raise MonitorError(
+            f"{where}: no rows left to compare once the reference window is taken out"
+        )
+    ref_rows, _ = agg.present_counts(
+        con, "mon_ref", ref_types, [], by_window=False, where=ref_where
+    )
+    n_ref = ref_rows.get(agg.WHOLE, 0)
+    if n_ref == 0:
+        raise MonitorError(f"{ref_where}: the reference has no rows")
+
+    tests = ("default", *config.extra_tests)
+    drift: dict[int, dict[str, dict[str, FeatureDrift]]] = {}
+    quality: dict[int, dict[str, ColumnQuality]] = {}
+    dists: dict[int, dict[str, Distribution]] = {}
+    notes: dict[int, list[str]] = {}
+    for feature in roles.features:
+        say(f"feature {feature}")
+        kind = roles.kind(feature)
+        cur = agg.feature_counts(
+            con, "mon_cur", feature, log_types[feature], kind, by_window=True, where=where
+        )
+        ref = Counts.empty(kind == "numerical")
+        if feature not in ref_types:
+            problems.append(
+                f"{ref_where}: no column {feature!r} (a feature of the log); not tested"
+            )
+        else:
+            ref = agg.feature_counts(
+                con, "mon_ref", feature, ref_types[feature], kind, by_window=False, where=ref_where
+            ).get(agg.WHOLE, ref)
+        if ref.n == 0 and feature in ref_types:
+            problems.append(
+                f"{ref_where}: feature {feature!r} has no values in the reference; not tested"
+            )
+        if agg.WHOLE not in cur:
+            problems.append(f"{where}: feature {feature!r} has no values in the log; not tested")
+        for w in [agg.WHOLE, *range(windows.count)]:
+            c = cur.get(w, Counts.empty(kind == "numerical"))
+            for test_set in tests:
+                result = _feature_drift(feature, kind, test_set, ref, c)
+                if result is not None:
+                    drift.setdefault(w, {}).setdefault(test_set, {})[feature] = result
+            if ref.n and rows.get(w, 0) and c.n == 0 and agg.WHOLE in cur:
+                notes.setdefault(w, []).append(f"{feature!r} has no values in this window")
+            dists.setdefault(w, {})
+            if ref.n and c.n:
+                dists[w][feature] = _distribution(feature, kind, ref, cur[agg.WHOLE], c)
+            quality.setdefault(w, {})[feature] = column_quality(
+                feature, rows.get(w, 0), present.get(w, {}).get(feature, 0), kind, c, ref
+            )
+
+    for w in [agg.WHOLE, *range(windows.count)]:
+        for column in columns:
+            if column not in roles.features:
+                quality.setdefault(w, {})[column] = column_quality(
+                    column, rows.get(w, 0), present.get(w, {}).get(column, 0), None, None, None
+                )
+
+    say("prediction quality")
+    perf, perf_by_version, fair, ref_perf = _outcomes(
+        con, roles, log_types, ref_types, config, where, ref_where
+    )
+    versions = agg.slice_counts(con, roles.version, log_types, where) if roles.version else {}
+
+    def section(w: int) -> Section:
+        start, end = (
+            (iso(int(span["lo"][0])), iso(int(span["hi"][0]))) if w < 0 else windows.bounds(w)
+        )
+        n = rows.get(w, 0)
+        by_test = drift.get(w, {})
+        default = by_test.get("default", {})
+        section_notes = list(notes.get(w, []))
+        if n == 0:
+            section_notes.insert(0, "no rows in this window")
+        return Section(
+            index=w,
+            start=start,
+            end=end,
+            n_rows=n,
+            drift=default,
+            dataset_drift=_dataset(default),
+            quality=quality.get(w, {}),
+            performance=perf.get(w) if n else None,
+            performance_by_version=perf_by_version.get(w, {}),
+            fairness=fair.get(w, {}),
+            rows_by_version=versions.get(w, {}),
+            extra_drift={t: by_test.get(t, {}) for t in config.extra_tests},
+            distributions=dists.get(w, {}),
+            notes=tuple(section_notes),
+        )
+
+    sections = tuple(section(w) for w in range(windows.count))
+    empty = [s.start for s in sections if s.n_rows == 0]
+    if empty:
+        problems.append(
+            f"{where}: {len(empty)} {windows.unit} window{'s' * (len(empty) > 1)} without rows "
+            f"(first {empty[0]})"
+        )
+    changes = schema_changes(ref_types, log_types, "log", ignore=_not_features(roles, log_types))
+    per_file = parquet_schemas(con, log)
+    if per_file:
+        first = next(iter(per_file.values()))
+        for path, types in per_file.items():
+            changes.extend(schema_changes(first, types, path))
+    return MonitorReport(
+        log=where,
+        reference=reference_text,
+        window=windows.unit,
+        roles=roles,
+        reference_rows=n_ref,
+        overall=section(agg.WHOLE),
+        windows=sections,
+        reference_performance=ref_perf,
+        schema_changes=tuple(changes),
+        problems=tuple(problems),
+    )
+
+
+def _not_features(roles: Roles, types: dict[str, str]) -> list[str]:
+    """Columns the reference need not have: everything but the features and the outcomes."""
+    keep = {*roles.features, roles.label, roles.prediction, roles.score}
+    return [c for c in types if c not in keep]
+
+
+def _check_label(con, roles: Roles, types: dict[str, str], where: str) -> None:  # type: ignore[no-untyped-def]
+    if roles.label is None or is_numeric(types[roles.label]) or types[roles.label] == "BOOLEAN":
+        return
+    numbers, texts, sample = agg.label_kinds(con, "mon_log", roles.label, types[roles.label], where)
+    if numbers and texts:
+        shown = ", ".join(repr(s) for s in sample)
+        raise MonitorError(
+            f"{where}: label column {roles.label!r} mixes numbers and text ({numbers:,} numbers, "
+            f"{texts:,} texts, e.g. {shown}); labels must be of one type"
+        )
+
+
+def _feature_drift(
+    feature: str, kind: str, test_set: str, ref: Counts, cur: Counts
+) -> FeatureDrift | None:
+    if ref.n == 0 or cur.n == 0 or (test_set == "ks" and kind == "categorical"):
+        return None  # K-S compares numbers: on request it runs on numerical features only
+    test_id = (
+        dr.default_test(kind, ref.n, dr.n_unique(ref, cur)) if test_set == "default" else test_set
+    )
+    test = dr.TESTS[test_id]
+    statistic = dr.run_test(test_id, kind, ref, cur)
+    verdict = None if np.isnan(statistic) else test.drifted(statistic)
+    return FeatureDrift(
+        column=feature,
+        kind=kind,
+        test=test_id,
+        test_name=test.name,
+        statistic=None if np.isnan(statistic) else statistic,
+        threshold=test.threshold,
+        drifted=verdict,
+        n_reference=ref.n,
+        n_current=cur.n,
+    )
+
+
+def _dataset(results: dict[str, FeatureDrift]) -> DatasetDrift:
+    tested = [r for r in results.values() if r.drifted is not None]
+    drifted = sum(1 for r in tested if r.drifted)
+    share = drifted / len(tested) if tested else None
+    return DatasetDrift(
+        drifted_count=drifted,
+        tested_count=len(tested),
+        share=share,
+        threshold=dr.DRIFT_SHARE,
+        dataset_drift=None if share is None else share >= dr.DRIFT_SHARE,
+    )
+
+
+_MAX_BINS = 20
+
+
+def _distribution(feature: str, kind: str, ref: Counts, whole: Counts, cur: Counts) -> Distribution:
+    """Reference and current counts on bins shared by every window (from ref + whole log)."""
+    if kind == "numerical":
+        lo = float(min(ref.values[0], whole.values[0]))
+        hi = float(max(ref.values[-1], whole.values[-1]))
+        bins = min(_MAX_BINS, int(np.ceil(np.log2(ref.n + whole.n) + 1)))
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        r = np.histogram(ref.values.astype(float), edges, weights=ref.counts)[0]
+        c = np.histogram(cur.values.astype(float), edges, weights=cur.counts)[0]
+        labels = tuple(f"{edges[i]:.4g}..{edges[i + 1]:.4g}" for i in range(bins))
+        return Distribution(
+            feature,
+            kind,
+            labels,
+            tuple(map(float, edges)),
+            tuple(int(x) for x in r),
+            tuple(int(x) for x in c),
+        )
+    totals: dict[str, int] = {}
+    for counts in (ref, whole):
+        for v, n in zip(counts.values.tolist(), counts.counts.tolist(), strict=True):
+            totals[str(v)] = totals.get(str(v), 0) + int(n)
+    top = sorted(totals, key=lambda k: (-totals[k], k))[:_MAX_BINS]
+    ref_map = {
+        str(v): int(n) for v, n in zip(ref.values.tolist(), ref.counts.tolist(), strict=True)
+    }
+    cur_map = {
+        str(v): int(n) for v, n in zip(cur.values.tolist(), cur.counts.tolist(), strict=True)
+    }
+    labels = list(top)
+    r_counts = [ref_map.get(k, 0) for k in top]
+    c_counts = [cur_map.get(k, 0) for k in top]
+    if len(totals) > len(top):
+        labels.append("(other)")
+        r_counts.append(ref.n - sum(r_counts))
+        c_counts.append(cur.n - sum(c_counts))
+    return Distribution(feature, kind, tuple(labels), (), tuple(r_counts), tuple(c_counts))
+
+
+def _outcomes(
+    con, roles: Roles, log_types, ref_types, config: MonitorConfig, where: str, ref_where: str
+):  # type: ignore[no-untyped-def]
+    """Performance per window (and per version in each), fairness per attribute, reference's."""
+    perf: dict[int, Performance] = {}
+    by_version: dict[int, dict[str, Performance]] = {}
+    fair: dict[int, dict[str, Fairness]] = {}
+    if roles.label is None or roles.prediction is None:
+        return perf, by_version, fair, None
+    task = config.task or _task(log_types[roles.label])
+    ref_perf: Performance | None = None
+    ref_has = roles.label in ref_types and roles.prediction in ref_types
+    if task == "regression":
+        for slice_column in (None, roles.version) if roles.version else (None,):
+            sums = agg.regression_sums(
+                con,
+                "mon_cur",
+                label=roles.label,
+                prediction=roles.prediction,
+                slice_column=slice_column,
+                types=log_types,
+                by_window=True,
+                where=where,
+            )
+            for k in range(len(sums["w"])):
+                p = regression(
+                    int(sums["n"][k]),
+                    int(sums["nl"][k]),
+                    _num(sums["sae"][k]),
+                    _num(sums["sse"][k]),
+                    _num(sums["var"][k]),
+                )
+                w, s = int(sums["w"][k]), str(sums["s"][k])
+                if slice_column is None:
+                    perf[w] = p
+                else:
+                    by_version.setdefault(w, {})[s] = p
+        if ref_has:
+            sums = agg.regression_sums(
+                con,
+                "mon_ref",
+                label=roles.label,
+                prediction=roles.prediction,
+                slice_column=None,
+                types=ref_types,
+                by_window=False,
+                where=ref_where,
+            )
+            ref_perf = regression(
+                int(sums["n"][0]),
+                int(sums["nl"][0]),
+                _num(sums["sae"][0]),
+                _num(sums["sse"][0]),
+                _num(sums["var"][0]),
+            )
+        return perf, by_version, fair, ref_perf
+
+    positive = agg.positive_class(con, roles.label, log_types[roles.label], where)
+    score = roles.score
+
+    def outcomes(
+        view: str, types: dict[str, str], slice_column: str | None, by_window: bool, w_where: str
+    ):  # type: ignore[no-untyped-def]
+        return agg.outcome_counts(
+            con,
+            view,
+            label=roles.label,
+            prediction=roles.prediction,
+            score=score if score in types else None,
+            positive=positive,
+            types=types,
+            slice_column=slice_column,
+            by_window=by_window,
+            where=w_where,
+        )
+
+    for (w, _), rows in groups(outcomes("mon_cur", log_types, None, True, where)).items():
+        perf[w] = classification(rows)
+    if roles.version:
+        for (w, s), rows in groups(
+            outcomes("mon_cur", log_types, roles.version, True, where)
+        ).items():
+            by_version.setdefault(w, {})[s] = classification(rows)
+    for attribute in roles.sensitive:
+        split: dict[int, dict[str, dict[str, np.ndarray]]] = {}
+        for (w, s), rows in groups(outcomes("mon_cur", log_types, attribute, True, where)).items():
+            split.setdefault(w, {})[s] = rows
+        for w, by_group in split.items():
+            fair.setdefault(w, {})[attribute] = fairness(attribute, by_group)
+    if ref_has:
+        ref_rows = groups(outcomes("mon_ref", ref_types, None, False, ref_where))
+        if ref_rows:
+            ref_perf = classification(next(iter(ref_rows.values())))
+    return perf, by_version, fair, ref_perf
+
+
+def _task(label_type: str) -> str:
+    return (
+        "regression"
+        if label_type in ("DOUBLE", "FLOAT", "REAL") or label_type.startswith("DECIMAL")
+        else "classification"
+    )
+
+
+def _num(value: object) -> float:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return 0.0 if np.isnan(out) else out
