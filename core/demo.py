@@ -29,6 +29,7 @@ _IGNORED = shutil.ignore_patterns(
     "models",
     "reports",
     "metrics.json",
+    "monitor.json",
     "__init__.py",
 )
 MONITOR_CONFIG = "monitor.yaml"

@@ -124,7 +124,7 @@ async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
         assert "✗ no feature or preprocessing stage" in line_with(text, "build / prepare")
         assert "○ serve" in line_with(text, "deploy")
         summary = static_text(screen, "#pl-summary")
-        assert "DevOps covers 3 of 7" in summary and "MLOps covers 4 of 7" in summary
+        assert "DevOps covers 3 of 7" in summary and "MLOps covers 5 of 7" in summary
         assert "MLOps maturity: level 2" in summary
         assert "evidence" in summary and "missing" in summary
         assert "no model registry stage" in summary
@@ -171,7 +171,7 @@ async def test_graph_view_draws_the_stages_and_moves_between_boxes(
         assert "▼" in drawn and "┬" in drawn and "→ 2 runs" in drawn
         assert dag.drawing is not None and dag.drawing.layers == [
             ["prepare", "serve"],
-            ["train"],
+            ["train", "monitor"],
             ["evaluate"],
         ]
         assert dag.selected == "prepare"
