@@ -155,6 +155,11 @@ def _project_folders(root: Path) -> list[Path]:
     ]
 
 
+def is_project_id(name: str) -> bool:
+    """Whether a folder name is an Evidently project id (a UUID): cheap, before any stat."""
+    return bool(_UUID.match(name))
+
+
 def is_evidently_workspace(folder: Path) -> bool:
     """Whether ``folder`` is the root of an Evidently local workspace (a project folder in it)."""
     return bool(_project_folders(folder))
