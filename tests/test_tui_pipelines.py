@@ -475,7 +475,7 @@ async def test_the_metrics_band_shows_devops_and_mlops_figures_side_by_side(
         assert "retraining frequency: 1 retraining" in band
         assert "commits that changed dvc.lock" in band
         assert "release frequency: needs release tags (git tag)" in band
-        assert "drift: needs a monitor source" in band
+        assert "drift: needs a monitor: .mltop/monitor.yaml" in band
         assert "DevOps metrics" not in static_text(screen, "#pl-summary")
     async with make_app(project, tmp_path).run_test(size=(80, 24)) as pilot:
         screen = await open_pipelines(pilot)
