@@ -11,7 +11,7 @@ needs predictions only and so is known before labels arrive. All from the outcom
 
 from __future__ import annotations
 
-from mltop.core.monitor.performance import Outcomes, confusion, roc_auc
+from mltop.core.monitor.performance import Outcomes, confusion
 from mltop.core.monitor.results import Fairness, GroupMetrics
 
 
@@ -19,7 +19,7 @@ def _rate(a: int, b: int) -> float | None:
     return a / b if b else None
 
 
-def group_metrics(group: str, rows: Outcomes) -> GroupMetrics:
+def group_metrics(group: str, rows: Outcomes, auc: float | None) -> GroupMetrics:
     c = confusion(rows)
     n = c["labelled"]
     positives, negatives = c["tp"] + c["fn"], c["fp"] + c["tn"]
@@ -34,7 +34,7 @@ def group_metrics(group: str, rows: Outcomes) -> GroupMetrics:
         # Fairlearn's rates of a group without positives (or negatives) are 0, not undefined.
         tpr=(c["tp"] / positives if positives else 0.0) if n else None,
         fpr=(c["fp"] / negatives if negatives else 0.0) if n else None,
-        roc_auc=roc_auc(rows),
+        roc_auc=auc,
         selection_rate_all_rows=_rate(c["predicted_all"], c["rows"]),
         rows=c["rows"],
     )
@@ -45,9 +45,13 @@ def _spread(values: list[float | None]) -> float | None:
     return max(known) - min(known) if len(known) >= 1 and len(known) == len(values) else None
 
 
-def fairness(attribute: str, by_group: dict[str, Outcomes]) -> Fairness:
-    """Fairlearn's differences over the groups in ``by_group`` (group value -> its outcomes)."""
-    groups = {g: group_metrics(g, rows) for g, rows in sorted(by_group.items())}
+def fairness(
+    attribute: str, by_group: dict[str, Outcomes], auc: dict[str, float] | None = None
+) -> Fairness:
+    """Fairlearn's differences over the groups in ``by_group`` (group value -> its outcomes);
+    ``auc`` holds each group's ROC AUC where it has one."""
+    aucs = auc or {}
+    groups = {g: group_metrics(g, rows, aucs.get(g)) for g, rows in sorted(by_group.items())}
     labelled = [m for m in groups.values() if m.count]
     dpd = _spread([m.selection_rate for m in labelled]) if labelled else None
     tpr = _spread([m.tpr for m in labelled]) if labelled else None

@@ -3,10 +3,9 @@
 :func:`classification` takes the rows of one window and slice from
 :func:`mltop.core.monitor.aggregate.outcome_counts` (each row a distinct outcome with its
 count) and gives accuracy, precision, recall and F1 for the positive class with
-``zero_division=0``, and ROC AUC as ``roc_auc_score`` computes it: the probability that a
-positive outranks a negative, ties counting one half (the trapezoidal area under the ROC
-curve with tied scores on one step). :func:`regression` turns DuckDB's sums into MAE, RMSE and
-R² (``r2_score`` with ``force_finite=True``: 1 for a perfect fit of a constant, 0 otherwise).
+``zero_division=0``; the ROC AUC is computed by DuckDB (``aggregate.outcome_counts``) and
+passed in. :func:`regression` turns DuckDB's sums into MAE, RMSE and R² (``r2_score`` with
+``force_finite=True``: 1 for a perfect fit of a constant, 0 otherwise).
 """
 
 from __future__ import annotations
@@ -73,33 +72,12 @@ def confusion(rows: Outcomes) -> dict[str, int]:
     return out
 
 
-def roc_auc(rows: Outcomes) -> float | None:
-    """ROC AUC of the score on labelled rows; None without a score or with one class only."""
-    score, s_ok = _filled(rows["score"])
-    y, y_ok = _filled(rows["y"])
-    lab, lab_ok = _filled(rows["lab"])
-    keep = s_ok & y_ok & lab_ok & (lab == 1)
-    if not keep.any():
-        return None
-    score, y, n = score[keep], y[keep], rows["n"][keep].astype(float)
-    pos_total, neg_total = n[y == 1].sum(), n[y == 0].sum()
-    if pos_total == 0 or neg_total == 0:
-        return None
-    order = np.argsort(score, kind="stable")
-    score, y, n = score[order], y[order], n[order]
-    uniq, first = np.unique(score, return_index=True)
-    pos = np.add.reduceat(np.where(y == 1, n, 0.0), first)
-    neg = np.add.reduceat(np.where(y == 0, n, 0.0), first)
-    neg_below = np.cumsum(neg) - neg
-    del uniq
-    return float(np.sum(pos * (neg_below + 0.5 * neg)) / (pos_total * neg_total))
-
-
 def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
-def classification(rows: Outcomes) -> Performance:
+def classification(rows: Outcomes, auc: float | None = None) -> Performance:
+    """Quality of one window and slice; ``auc`` comes from DuckDB (see aggregate._auc)."""
     c = confusion(rows)
     labelled = c["labelled"]
     perf = Performance(
@@ -125,7 +103,7 @@ def classification(rows: Outcomes) -> Performance:
         precision=precision if binary else None,
         recall=recall if binary else None,
         f1=f1 if binary else None,
-        roc_auc=roc_auc(rows) if binary else None,
+        roc_auc=auc if binary else None,
     )
 
 

@@ -415,23 +415,27 @@ def _outcomes(
             where=w_where,
         )
 
-    for (w, _), rows in groups(outcomes("mon_cur", log_types, None, True, where)).items():
-        perf[w] = classification(rows)
+    counts, auc = outcomes("mon_cur", log_types, None, True, where)
+    for (w, s), rows in groups(counts).items():
+        perf[w] = classification(rows, auc.get((w, s)))
     if roles.version:
-        for (w, s), rows in groups(
-            outcomes("mon_cur", log_types, roles.version, True, where)
-        ).items():
-            by_version.setdefault(w, {})[s] = classification(rows)
+        counts, auc = outcomes("mon_cur", log_types, roles.version, True, where)
+        for (w, s), rows in groups(counts).items():
+            by_version.setdefault(w, {})[s] = classification(rows, auc.get((w, s)))
     for attribute in roles.sensitive:
         split: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-        for (w, s), rows in groups(outcomes("mon_cur", log_types, attribute, True, where)).items():
+        counts, auc = outcomes("mon_cur", log_types, attribute, True, where)
+        for (w, s), rows in groups(counts).items():
             split.setdefault(w, {})[s] = rows
         for w, by_group in split.items():
-            fair.setdefault(w, {})[attribute] = fairness(attribute, by_group)
+            group_auc = {s: a for (aw, s), a in auc.items() if aw == w}
+            fair.setdefault(w, {})[attribute] = fairness(attribute, by_group, group_auc)
     if ref_has:
-        ref_rows = groups(outcomes("mon_ref", ref_types, None, False, ref_where))
+        counts, auc = outcomes("mon_ref", ref_types, None, False, ref_where)
+        ref_rows = groups(counts)
         if ref_rows:
-            ref_perf = classification(next(iter(ref_rows.values())))
+            key, rows = next(iter(ref_rows.items()))
+            ref_perf = classification(rows, auc.get(key))
     return perf, by_version, fair, ref_perf
 
 
