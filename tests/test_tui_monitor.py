@@ -224,3 +224,21 @@ async def test_a_monitor_that_cannot_be_computed_is_one_inert_line(tmp_path: Pat
         line = text_of(app.screen, "#mon-summary")
         assert line.startswith("✗ ") and "gone" in line and "\n" not in line
         assert "\x1b" not in line and "␛[31m[red]x[/red]" in line
+
+
+async def test_w_computes_weekly_windows_and_verdicts_read_without_colour(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = app_over(project, tmp_path)
+    async with app.run_test(size=WIDE) as pilot:
+        screen = await open_monitor(pilot)
+        assert "daily" in text_of(screen, "#mon-header")
+        await pilot.press("w")  # the config's daily windows -> weekly
+        await until(pilot, lambda: screen.settled and "weekly" in text_of(screen, "#mon-header"))
+        # ISO weeks from Monday: 2026-11-01 is a Sunday, so the 30 days touch 6 weeks
+        assert screen.view is not None and len(screen.view.labels) == 6
+        # colour is off; the verdicts still say drift or not with their symbols
+        assert app.no_color
+        verdicts = {cells[4] for cells in table_rows(screen).values()}
+        assert verdicts <= {"✗ drift", "✓ ok", "– n/a"} and "✗ drift" in verdicts

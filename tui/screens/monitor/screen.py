@@ -6,7 +6,7 @@ holding ``.mltop/monitor.yaml`` (a prediction log and its reference, computed wi
 project's snapshots as they are). Finding, computing and reading all run in worker threads;
 the screen draws the answer. ``n`` goes to the next monitor, ``←``/``→`` through the windows
 (the table shows one window, or the whole log), ``v`` through the model versions (the quality
-band and summary follow), ``w`` through hour, day and week windows, ``enter`` opens a feature's
+band and summary follow), ``w`` through week, day and hour windows, ``enter`` opens a feature's
 distributions and its window-by-window values.
 """
 
@@ -41,7 +41,9 @@ from mltop.tui.screens.monitor.view import (
 )
 from mltop.tui.widgets.keybar import KeyBar
 
-WINDOW_UNITS = (None, "hour", "day", "week")  # None: the span chooses (and monitor.yaml)
+# None: monitor.yaml's window, else the span's choice. Hours come last: a month of them is 720
+# windows, the slowest to compute.
+WINDOW_UNITS = (None, "week", "day", "hour")
 NARROW = 100
 """Below this many columns the table drops the unseen-values column and shortens test names."""
 
