@@ -62,6 +62,8 @@ STATTEST_IDS = {
     "Z-test p_value": "z",
 }
 
+_IDS = frozenset(STATTEST_IDS.values())
+
 # The drift table names column types in short; the data definition in long.
 _COLUMN_TYPES = {"num": "numerical", "cat": "categorical", "text": "text"}
 
@@ -80,7 +82,9 @@ class Distribution:
 @dataclass(frozen=True)
 class ColumnDrift:
     column: str
-    stattest: str  # Evidently's display name of the test, as the report holds it
+    # The test as the report names it: Evidently's display name when it chose the test, the
+    # registry name when one was asked for (DataDriftPreset(method="psi") stores "psi").
+    stattest: str
     stattest_id: str | None  # its registry name; None for a test this table does not know
     score: float  # a p-value or a distance, per the test
     threshold: float
@@ -242,7 +246,7 @@ def _column(
     return ColumnDrift(
         column=column,
         stattest=method,
-        stattest_id=STATTEST_IDS.get(method),
+        stattest_id=STATTEST_IDS.get(method) or (method if method in _IDS else None),
         score=_number(result.get("value"), f"the drift score of {column!r}"),
         threshold=_number(params.get("threshold"), f"the threshold of {column!r}"),
         drift_detected=None if status is None else status == "FAIL",
