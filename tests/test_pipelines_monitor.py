@@ -16,6 +16,7 @@ from mltop.core.demo import sample_project_dir
 from mltop.core.monitor import build_report, load_config
 from mltop.core.pipelines.model import Phase
 from mltop.core.pipelines.overview import build_overview
+from mltop.core.pipelines.render import render_table
 
 FIXTURES = Path(__file__).parent / "fixtures" / "monitoring"
 
@@ -107,3 +108,19 @@ def test_a_monitor_that_cannot_be_computed_is_named_with_its_reason(tmp_path: Pa
     assert "not computed" in next(
         e for e in overview.comparison.maturity.evidence if "monitor" in e
     )
+
+
+def test_a_monitor_folder_named_with_escapes_is_shown_inert(tmp_path: Path) -> None:
+    root = sample_files(tmp_path / "proj", "dvc.yaml")
+    text = (root / "dvc.yaml").read_text(encoding="utf-8")
+    (root / "dvc.yaml").write_text(text.split("  serve:")[0], encoding="utf-8")
+    hostile = root / "svc\x1b[31m[red]x"
+    (hostile / ".mltop").mkdir(parents=True)
+    (hostile / ".mltop" / "monitor.yaml").write_text(
+        "log: gone.parquet\nreference: ref.parquet\n", encoding="utf-8"
+    )
+    overview = build_overview(root)
+    row = next(r for r in overview.comparison.rows if r.phase is Phase.MONITOR)
+    assert "\x1b" not in row.mlops_gap and "svc␛[31m[red]x" in row.mlops_gap
+    printed = render_table(overview)
+    assert "\x1b" not in printed and "svc␛[31m[red]x" in printed

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mltop.core.monitor.findings import MonitorFinding
-from mltop.core.pipelines.model import Phase, Pipeline, Stage
+from mltop.core.pipelines.model import Phase, Pipeline, Stage, one_line
 from mltop.core.pipelines.phases import name_tokens, runs_ml_pipeline
 from mltop.core.pipelines.repository import side_title
 
@@ -192,7 +192,7 @@ def read_maturity(
     missing: list[str] = []
     by_phase = {row.phase: row for row in rows}
     watched = bool(monitors)
-    evidence.extend(f"monitor {m.name}: {m.drift_text()}" for m in monitors)
+    evidence.extend(f"monitor {one_line(m.name, 80)}: {m.drift_text()}" for m in monitors)
     ci_runs: list[str] = []
     ci_trains: list[str] = []
     train_commands = {
@@ -281,7 +281,8 @@ def _monitor_note(monitors: Sequence[MonitorFinding]) -> str:
         return ""
     first = monitors[0]
     more = f" (+{len(monitors) - 1} more)" if len(monitors) > 1 else ""
-    return f"no monitor stage; monitor {first.name}: {first.drift_text()}{more}"
+    # the folder's name and an error come from the disk: inert, as file-borne text in the table
+    return one_line(f"no monitor stage; monitor {first.name}: {first.drift_text()}{more}", 300)
 
 
 def _runs_one_of(stage: Stage, commands: set[str]) -> str | None:
