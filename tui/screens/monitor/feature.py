@@ -102,7 +102,9 @@ class FeatureScreen(Screen[None]):
         Binding("right", "step(1)", "later window", priority=True, id="monitor_feature.later"),
     ]
 
-    def __init__(self, result: object, feature: str, section: int = -1) -> None:
+    def __init__(
+        self, result: MonitorReport | EvidentlyProject, feature: str, section: int = -1
+    ) -> None:
         super().__init__()
         self.result = result
         self.feature = feature

@@ -27,7 +27,11 @@ from textual.widgets import DataTable, Static
 from mltop.core.common.formatting import fit_text, fit_value
 from mltop.core.common.sanitize import inert
 from mltop.core.monitor import MonitorError, MonitorReport, build_report, load_config
-from mltop.core.monitor.evidently_workspace import EvidentlyProject, read_workspace
+from mltop.core.monitor.evidently_workspace import (
+    EvidentlyProject,
+    EvidentlyWorkspace,
+    read_workspace,
+)
 from mltop.core.monitor.sources import MonitorSource, find_monitor_sources
 from mltop.tui.commands import ScreenCommands
 from mltop.tui.screens.monitor.view import (
@@ -44,6 +48,7 @@ from mltop.tui.widgets.keybar import KeyBar
 # None: monitor.yaml's window, else the span's choice. Hours come last: a month of them is 720
 # windows, the slowest to compute.
 WINDOW_UNITS = (None, "week", "day", "hour")
+Result = MonitorReport | EvidentlyProject
 NARROW = 100
 """Below this many columns the table drops the unseen-values column and shortens test names."""
 
@@ -57,14 +62,16 @@ class Entry:
 
 
 class SourcesFound(Message):
-    def __init__(self, entries: list[Entry], workspaces: dict[Path, object]) -> None:
+    def __init__(self, entries: list[Entry], workspaces: dict[Path, EvidentlyWorkspace]) -> None:
         super().__init__()
         self.entries = entries
         self.workspaces = workspaces
 
 
 class MonitorLoaded(Message):
-    def __init__(self, key: tuple[Entry, str | None], result: object, error: str | None) -> None:
+    def __init__(
+        self, key: tuple[Entry, str | None], result: Result | None, error: str | None
+    ) -> None:
         super().__init__()
         self.key = key
         self.result = result
@@ -92,12 +99,12 @@ class MonitorScreen(Screen[None]):
         super().__init__()
         self.root = Path(root)
         self.entries: list[Entry] | None = None
-        self.workspaces: dict[Path, object] = {}
+        self.workspaces: dict[Path, EvidentlyWorkspace] = {}
         self.current = 0
         self.section = -1
         self.version: str | None = None
         self.unit: str | None = None
-        self.results: dict[tuple[Entry, str | None], object] = {}
+        self.results: dict[tuple[Entry, str | None], Result] = {}
         self.errors: dict[tuple[Entry, str | None], str] = {}
         self.view: MonitorView | None = None
 
@@ -136,7 +143,7 @@ class MonitorScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="monitor-find")
     def _find(self) -> None:
         entries: list[Entry] = []
-        workspaces: dict[Path, object] = {}
+        workspaces: dict[Path, EvidentlyWorkspace] = {}
         for source in find_monitor_sources(self.root):
             if source.kind == "evidently":
                 workspace = read_workspace(source.path)
@@ -178,12 +185,12 @@ class MonitorScreen(Screen[None]):
         try:
             if source.kind == "evidently":
                 workspace = self.workspaces.get(source.path) or read_workspace(source.path)
-                projects = workspace.projects  # type: ignore[attr-defined]
+                projects = workspace.projects
                 if not projects:
-                    problems = workspace.problems  # type: ignore[attr-defined]
+                    problems = workspace.problems
                     why = problems[0][1] if problems else "no projects"
                     raise MonitorError(f"{source.path}: {why}")
-                result: object = projects[entry.project]
+                result: Result = projects[entry.project]
             else:
                 assert source.config is not None
                 config = load_config(source.config)
@@ -199,10 +206,10 @@ class MonitorScreen(Screen[None]):
         self.post_message(MonitorLoaded(key, result, None))
 
     def on_monitor_loaded(self, message: MonitorLoaded) -> None:
-        if message.error is not None:
-            self.errors[message.key] = message.error
-        else:
+        if message.result is not None:
             self.results[message.key] = message.result
+        else:
+            self.errors[message.key] = message.error or "not computed"
         if message.key == self.key:
             self._draw()
 
