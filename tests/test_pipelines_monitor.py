@@ -4,6 +4,7 @@ pipeline files and its serve.py run in a subprocess, and the real Evidently work
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -11,12 +12,16 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from mltop.core.demo import sample_project_dir
 from mltop.core.monitor import build_report, load_config
+from mltop.core.pipelines.links import PipelineLinks
 from mltop.core.pipelines.model import Phase
 from mltop.core.pipelines.overview import build_overview
 from mltop.core.pipelines.render import render_table
+from mltop.tui.screens.pipelines.data import PipelinesData
+from mltop.tui.screens.pipelines.screen import stage_detail
 
 FIXTURES = Path(__file__).parent / "fixtures" / "monitoring"
 
@@ -124,3 +129,17 @@ def test_a_monitor_folder_named_with_escapes_is_shown_inert(tmp_path: Path) -> N
     assert "\x1b" not in row.mlops_gap and "svc␛[31m[red]x" in row.mlops_gap
     printed = render_table(overview)
     assert "\x1b" not in printed and "svc␛[31m[red]x" in printed
+
+
+def test_the_monitor_stage_pane_says_what_the_monitor_found(served: Path) -> None:
+    overview = build_overview(served)
+    data = PipelinesData(overview, PipelineLinks())
+    mlops = overview.comparison.mlops
+    assert mlops is not None
+    stage = next(s for s in mlops.stages if s.id == "monitor")
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(stage_detail(data, "mlops", stage, mlops))
+    pane = " ".join(console.export_text().split())
+    [found] = overview.monitors
+    assert f"monitor proj: {found.drift_text()}" in pane
+    assert "partner_api" in pane
