@@ -3,7 +3,6 @@ and a report with the hole said out loud when only part of it is missing."""
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mltop.core.cli import main
-from mltop.core.monitor import MonitorConfig, build_report
-
-FIXTURE = Path(__file__).parent / "fixtures" / "monitoring"
+from mltop.core.monitor import MonitorConfig, MonitorError, build_report
 
 
 def _log(days: list[int], rows_per_day: int = 40, seed: int = 1) -> pa.Table:
@@ -185,8 +182,6 @@ def test_a_glob_of_many_files_is_read_in_place_as_one_log(tmp_path: Path) -> Non
     whole = _log(list(range(30)), rows_per_day=50)
     for i in range(60):
         pq.write_table(whole.slice(i * 25, 25), folder / f"part-{i:03d}.parquet")
-    with tarfile.open(FIXTURE / "data.tar.gz"):
-        pass  # (the fixture is not needed here: the log is made above)
     report = build_report(
         MonitorConfig(
             log=str(folder / "part-*.parquet"), reference=str(folder / "part-000.parquet")
@@ -212,3 +207,18 @@ def test_a_column_that_changes_type_between_files_is_a_schema_change(tmp_path: P
         report.problems
     )
     assert "extra" not in report.overall.drift and "kind" in report.overall.drift
+
+
+def test_a_reference_window_is_compared_with_what_came_after_it(tmp_path: Path) -> None:
+    pq.write_table(_log([0, 1, 2, 3, 4, 5]), tmp_path / "log.parquet")
+    log = str(tmp_path / "log.parquet")
+    report = build_report(
+        MonitorConfig(log=log, reference_window="2025-05-02..2025-05-04", window="day")
+    )
+    assert report.reference_rows == 80
+    assert [w.start[:10] for w in report.windows] == ["2025-05-04", "2025-05-05", "2025-05-06"]
+    assert report.overall.n_rows == 120
+    assert report.problems == (f"{log}: 40 rows before the reference window were left out",)
+    with pytest.raises(MonitorError) as caught:
+        build_report(MonitorConfig(log=log, reference_window="2025-05-04..2025-06-01"))
+    assert str(caught.value) == f"{log}: no rows after the reference window to compare with it"

@@ -59,7 +59,9 @@ def _parser() -> Parser:
     parser.add_argument("log", nargs="?", help="prediction log: a file, a folder or a glob")
     parser.add_argument("--ref", help="reference file (or folder/glob) of the same shape")
     parser.add_argument(
-        "--ref-window", metavar="A..B", help="the log's rows from A to B (excluded) as reference"
+        "--ref-window",
+        metavar="A..B",
+        help="the log's rows from A to B (excluded) as reference, against those after B",
     )
     parser.add_argument("--window", choices=("hour", "day", "week"), help="default: from the span")
     parser.add_argument("--format", choices=("table", "json", "md"), default="table")

@@ -34,6 +34,7 @@ from mltop.core.monitor.results import (
     Section,
 )
 from mltop.core.monitor.source import (
+    FileSet,
     MonitorError,
     connect,
     describe,
@@ -60,7 +61,9 @@ def build_report(config: MonitorConfig, progress: Progress | None = None) -> Mon
         con.close()
 
 
-def _build(con, config: MonitorConfig, log, say: Progress) -> MonitorReport:  # type: ignore[no-untyped-def]
+def _build(
+    con: agg.Connection, config: MonitorConfig, log: FileSet, say: Progress
+) -> MonitorReport:
     where = log.spec
     log_types = describe(con, log)
     roles = infer_roles(config, log_types, where)
@@ -91,13 +94,17 @@ def _build(con, config: MonitorConfig, log, say: Progress) -> MonitorReport:  # 
             f"CREATE VIEW mon_ref AS SELECT * FROM mon_log "
             f"WHERE {ts_sql} >= {lo} AND {ts_sql} < {hi}"
         )
-        in_cur = f"NOT ({agg.TS} >= {lo} AND {agg.TS} < {hi})"
+        # What came after the reference is compared with it; rows before it are not.
+        in_cur = f"{agg.TS} >= {hi}"
         reference_text = f"{where} from {iso(lo)} to {iso(hi)}"
 
     _check_label(con, roles, log_types, where)
+    after = f"t >= {ref_window[1]}" if ref_window else "TRUE"
+    before = f"t < {ref_window[0]}" if ref_window else "FALSE"
     span = agg.run(
         con,
-        f"SELECT count(*) AS n, count(t) AS nt, min(t) AS lo, max(t) AS hi "
+        f"SELECT count(*) AS n, count(t) AS nt, min(t) FILTER (WHERE {after}) AS lo, "
+        f"max(t) FILTER (WHERE {after}) AS hi, count(*) FILTER (WHERE {before}) AS early "
         f"FROM (SELECT {ts_sql} AS t FROM mon_log)",
         where,
     )
@@ -111,6 +118,12 @@ def _build(con, config: MonitorConfig, log, say: Progress) -> MonitorReport:  # 
             f"{where}: {n_all - n_ts:,} rows without a readable time in {roles.timestamp!r} "
             "were left out"
         )
+    if ref_window and int(span["early"][0]):
+        problems.append(
+            f"{where}: {int(span['early'][0]):,} rows before the reference window were left out"
+        )
+    if np.ma.is_masked(span["lo"][0]) or span["lo"][0] is None:
+        raise MonitorError(f"{where}: no rows after the reference window to compare with it")
     windows = choose(config.window, int(span["lo"][0]), int(span["hi"][0]), where)
     con.execute(
         f"CREATE VIEW mon_cur AS SELECT * FROM (SELECT *, {ts_sql} AS {agg.TS}, "
@@ -124,9 +137,7 @@ def _build(con, config: MonitorConfig, log, say: Progress) -> MonitorReport:  # 
         con, "mon_cur", log_types, columns, by_window=True, where=where
     )
     if agg.WHOLE not in rows or rows[agg.WHOLE] == 0:
-        raise MonitorError(
-            f"{where}: no rows left to compare once the reference window is taken out"
-        )
+        raise MonitorError(f"{where}: no rows to compare with the reference")
     ref_rows, _ = agg.present_counts(
         con, "mon_ref", ref_types, [], by_window=False, where=ref_where
     )
@@ -248,7 +259,7 @@ def _not_features(roles: Roles, types: dict[str, str]) -> list[str]:
     return [c for c in types if c not in keep]
 
 
-def _check_label(con, roles: Roles, types: dict[str, str], where: str) -> None:  # type: ignore[no-untyped-def]
+def _check_label(con: agg.Connection, roles: Roles, types: dict[str, str], where: str) -> None:
     if roles.label is None or is_numeric(types[roles.label]) or types[roles.label] == "BOOLEAN":
         return
     numbers, texts, sample = agg.label_kinds(con, "mon_log", roles.label, types[roles.label], where)
@@ -339,9 +350,23 @@ def _distribution(feature: str, kind: str, ref: Counts, whole: Counts, cur: Coun
     return Distribution(feature, kind, tuple(labels), (), tuple(r_counts), tuple(c_counts))
 
 
+PerformanceParts = tuple[
+    dict[int, Performance],
+    dict[int, dict[str, Performance]],
+    dict[int, dict[str, Fairness]],
+    Performance | None,
+]
+
+
 def _outcomes(
-    con, roles: Roles, log_types, ref_types, config: MonitorConfig, where: str, ref_where: str
-):  # type: ignore[no-untyped-def]
+    con: agg.Connection,
+    roles: Roles,
+    log_types: dict[str, str],
+    ref_types: dict[str, str],
+    config: MonitorConfig,
+    where: str,
+    ref_where: str,
+) -> PerformanceParts:
     """Performance per window (and per version in each), fairness per attribute, reference's."""
     perf: dict[int, Performance] = {}
     by_version: dict[int, dict[str, Performance]] = {}
@@ -400,8 +425,8 @@ def _outcomes(
     score = roles.score
 
     def outcomes(
-        view: str, types: dict[str, str], slice_column: str | None, by_window: bool, w_where: str
-    ):  # type: ignore[no-untyped-def]
+        view: str, types: dict[str, str], slices: list[str | None], by_window: bool, w_where: str
+    ) -> agg.Outcomes:
         return agg.outcome_counts(
             con,
             view,
@@ -410,28 +435,31 @@ def _outcomes(
             score=score if score in types else None,
             positive=positive,
             types=types,
-            slice_column=slice_column,
+            slices=slices,
             by_window=by_window,
             where=w_where,
         )
 
-    counts, auc = outcomes("mon_cur", log_types, None, True, where)
+    slices: list[str | None] = [None, *([roles.version] if roles.version else []), *roles.sensitive]
+    results = outcomes("mon_cur", log_types, slices, True, where)
+    counts, auc = results[0]
     for (w, s), rows in groups(counts).items():
         perf[w] = classification(rows, auc.get((w, s)))
     if roles.version:
-        counts, auc = outcomes("mon_cur", log_types, roles.version, True, where)
+        counts, auc = results[1]
         for (w, s), rows in groups(counts).items():
             by_version.setdefault(w, {})[s] = classification(rows, auc.get((w, s)))
-    for attribute in roles.sensitive:
+    for attribute, (counts, auc) in zip(
+        roles.sensitive, results[1 + bool(roles.version) :], strict=True
+    ):
         split: dict[int, dict[str, dict[str, np.ndarray]]] = {}
-        counts, auc = outcomes("mon_cur", log_types, attribute, True, where)
         for (w, s), rows in groups(counts).items():
             split.setdefault(w, {})[s] = rows
         for w, by_group in split.items():
             group_auc = {s: a for (aw, s), a in auc.items() if aw == w}
             fair.setdefault(w, {})[attribute] = fairness(attribute, by_group, group_auc)
     if ref_has:
-        counts, auc = outcomes("mon_ref", ref_types, None, False, ref_where)
+        counts, auc = outcomes("mon_ref", ref_types, [None], False, ref_where)[0]
         ref_rows = groups(counts)
         if ref_rows:
             key, rows = next(iter(ref_rows.items()))
