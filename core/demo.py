@@ -21,17 +21,30 @@ from pathlib import Path
 
 from mltop.core.tracking import META_FILE
 
-IGNORE = shutil.ignore_patterns(
+_IGNORED = shutil.ignore_patterns(
     "__pycache__",
     "*.pyc",
-    ".mltop",
     "runs",
     "data",
     "models",
     "reports",
     "metrics.json",
+    "monitor.json",
     "__init__.py",
 )
+MONITOR_CONFIG = "monitor.yaml"
+
+
+def IGNORE(folder: str, names: list[str]) -> set[str]:
+    """What the demo copy leaves out: outputs, caches and a store, but not the monitor config.
+
+    ``.mltop/`` may hold a store from someone opening mltop on the sample project; its
+    ``monitor.yaml`` is the project's own file, which makes the monitor show up.
+    """
+    ignored = set(_IGNORED(folder, names))
+    if os.path.basename(folder) == ".mltop":
+        ignored |= {name for name in names if name != MONITOR_CONFIG}
+    return ignored
 
 
 def sample_project_dir() -> Path:
@@ -44,7 +57,8 @@ def prepare_demo(
     extra_args: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """Copy the sample project into ``folder`` (default: a new temporary one) and train it.
+    """Copy the sample project into ``folder`` (default: a new temporary one), train it and
+    simulate its served model's predictions (``serve.py``).
 
     Training takes several seconds; ``progress`` (when given) is called with each line the
     trainer prints as it prints it ("training digits/sgd-lr0.1: ..."), so the caller can show
@@ -54,6 +68,36 @@ def prepare_demo(
     if not (target / "train.py").exists():
         shutil.copytree(sample_project_dir(), target, ignore=IGNORE, dirs_exist_ok=True)
     log(f"mltop demo: training the sample project in {target} ...")
+    # The served model's thirty days of predictions (what the monitor reads) are simulated on
+    # the side while the sweep trains: a couple of seconds the demo then does not wait for.
+    serving = subprocess.Popen(
+        [sys.executable, "-u", "serve.py"],
+        cwd=target,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    try:
+        _train(target, extra_args, log, progress)
+        output, _ = serving.communicate()
+    finally:
+        if serving.poll() is None:
+            serving.kill()
+            serving.wait()
+    if serving.returncode != 0:
+        tail = output.strip().splitlines()[-1:] or ["no output"]
+        log(f"mltop demo: serve.py exited with {serving.returncode}: {tail[0]}")
+    return target
+
+
+def _train(
+    target: Path,
+    extra_args: list[str] | None,
+    log: Callable[[str], None],
+    progress: Callable[[str], None] | None,
+) -> None:
     cmd = [sys.executable, "-u", "train.py", *(extra_args or [])]
     lines: list[str] = []
     with subprocess.Popen(
@@ -75,7 +119,6 @@ def prepare_demo(
     if proc.returncode != 0:
         tail = lines[-1:] or ["no output"]
         log(f"mltop demo: train.py exited with {proc.returncode}: {tail[0]}")
-    return target
 
 
 #: Where the background live run's own stdout/stderr go (its console is also in its output.log).

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -87,6 +89,14 @@ def test_demo_trains_every_configuration_and_one_fails(demo: Path, demo_store: S
     assert {key for key, r in runs.items() if r.status != "FINISHED"} == {FAILING}
     assert (demo / "runs" / "digits" / "sgd-lr0.1" / "metrics.jsonl").exists()
     assert not (demo / "__init__.py").exists()
+
+
+def test_demo_serves_the_model_for_thirty_days_for_its_monitor(demo: Path):
+    assert (demo / ".mltop" / "monitor.yaml").is_file()
+    log = pq.read_table(demo / "data" / "predictions.parquet")
+    days = pc.unique(pc.floor_temporal(log.column("timestamp"), unit="day"))
+    assert len(days) == 30 and log.num_rows >= 30 * 150
+    assert pq.read_table(demo / "data" / "reference.parquet").num_rows == 1200
 
 
 def test_demo_runs_carry_params_tags_and_histories(demo_store: Store):
@@ -178,7 +188,7 @@ def test_dvc_stage_commands_run_in_order_without_dvc(tmp_path: Path):
     project = copy_project(tmp_path / "project")
     pipeline = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))
     params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
-    assert list(pipeline["stages"]) == ["prepare", "train", "evaluate"]
+    assert list(pipeline["stages"]) == ["prepare", "train", "evaluate", "serve", "monitor"]
     for name, stage in pipeline["stages"].items():
         for dep in stage["deps"]:
             assert (project / dep).exists(), f"{name}: dependency {dep} missing before it runs"
@@ -186,8 +196,13 @@ def test_dvc_stage_commands_run_in_order_without_dvc(tmp_path: Path):
             section, _, key = param.partition(".")
             assert section in params and (not key or key in params[section]), param
         argv = shlex.split(stage["cmd"])
-        assert argv[0] == "python"
-        run_script(project, *argv[1:])
+        if argv[0] == "mltop":  # mltop's own command, its output redirected to a file
+            assert argv[-2] == ">"
+            done = run_script(project, "-m", "mltop.core.cli", *argv[1:-2])
+            (project / argv[-1]).write_text(done.stdout, encoding="utf-8")
+        else:
+            assert argv[0] == "python"
+            run_script(project, *argv[1:])
         produced = [*stage.get("outs", []), *stage.get("metrics", [])]
         for out in produced:
             path = out if isinstance(out, str) else next(iter(out))
@@ -195,6 +210,8 @@ def test_dvc_stage_commands_run_in_order_without_dvc(tmp_path: Path):
     metrics = json.loads((project / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["accuracy"] > 0.9
     assert set(metrics) == {"accuracy", "f1_macro", "log_loss"}
+    monitor = json.loads((project / "monitor.json").read_text(encoding="utf-8"))
+    assert len(monitor["windows"]) == 30
     store = open_memory_store()
     ingest(project / "runs", store)
     assert set(mltop_runs(store)) == {("pipeline", "train-sgd")}
@@ -215,7 +232,7 @@ def test_ci_workflow_lints_tests_and_runs_the_pipeline_commands():
         "pytest tests" in c and "--junitxml=reports/junit.xml" in c for c in commands("test")
     )
     stages = yaml.safe_load((project / "dvc.yaml").read_text("utf-8"))["stages"]
-    pipeline_cmds = [c for c in commands("pipeline") if c.startswith("python ")]
+    pipeline_cmds = [c for c in commands("pipeline") if c.startswith(("python ", "mltop "))]
     assert pipeline_cmds == [stage["cmd"] for stage in stages.values()]
 
 

@@ -122,9 +122,9 @@ async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
         assert "← lint" in test_row  # dependencies
         assert "→ 2 runs" in test_row  # the training stage's runs, under the project folder
         assert "✗ no feature or preprocessing stage" in line_with(text, "build / prepare")
-        assert "none" in line_with(text, "deploy")
+        assert "○ serve" in line_with(text, "deploy")
         summary = static_text(screen, "#pl-summary")
-        assert "DevOps covers 3 of 7" in summary and "MLOps covers 3 of 7" in summary
+        assert "DevOps covers 3 of 7" in summary and "MLOps covers 5 of 7" in summary
         assert "MLOps maturity: level 2" in summary
         assert "evidence" in summary and "missing" in summary
         assert "no model registry stage" in summary
@@ -170,8 +170,8 @@ async def test_graph_view_draws_the_stages_and_moves_between_boxes(
             assert f"│ {name}" in drawn
         assert "▼" in drawn and "┬" in drawn and "→ 2 runs" in drawn
         assert dag.drawing is not None and dag.drawing.layers == [
-            ["prepare"],
-            ["train"],
+            ["prepare", "serve"],
+            ["train", "monitor"],
             ["evaluate"],
         ]
         assert dag.selected == "prepare"
@@ -475,7 +475,7 @@ async def test_the_metrics_band_shows_devops_and_mlops_figures_side_by_side(
         assert "retraining frequency: 1 retraining" in band
         assert "commits that changed dvc.lock" in band
         assert "release frequency: needs release tags (git tag)" in band
-        assert "drift: needs a monitor source" in band
+        assert "drift: needs a monitor: .mltop/monitor.yaml" in band
         assert "DevOps metrics" not in static_text(screen, "#pl-summary")
     async with make_app(project, tmp_path).run_test(size=(80, 24)) as pilot:
         screen = await open_pipelines(pilot)

@@ -97,6 +97,8 @@ class MltopApp(App[int]):
         Binding("ctrl+c", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_c"),
         Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_q"),
         Binding("question_mark", "help", "help", id="app.help"),
+        # Hidden from the key lines (they are full at 80 columns); `?` and the palette list it.
+        Binding("m", "monitor", "monitor", show=False, id="app.monitor"),
         Binding(
             "ctrl+p", "command_palette", "commands", show=False, priority=True, id="app.commands"
         ),
@@ -345,6 +347,13 @@ class MltopApp(App[int]):
         self.push_screen(
             HelpScreen(title, binding_rows(screen), extra() if callable(extra) else None)
         )
+
+    def action_monitor(self) -> None:
+        """The Monitor screen over the folder (its monitors are found when it opens)."""
+        from mltop.tui.screens.monitor.screen import MonitorScreen
+
+        if not isinstance(self.screen, MonitorScreen):
+            self.push_screen(MonitorScreen(self.root))
 
     async def action_quit(self) -> None:
         self._cancel.set()

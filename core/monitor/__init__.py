@@ -7,8 +7,11 @@ columns' roles (``config``: flags, ``.mltop/monitor.yaml`` or names), hour/day/w
 quality (``quality``), prediction quality as scikit-learn defines it (``performance``),
 fairness as Fairlearn defines it (``fairness``), the report values (``results``) and the one
 function computing them (``report.build_report``), CI gates over a report (``gates``) and its
-table, Markdown and JSON forms (``render``, with Rich). May import ``common`` only: it never
-touches the store, the importers or the TUI.
+table, Markdown and JSON forms (``render``, with Rich). Beside it: Evidently's local workspaces
+read as they are (``evidently_workspace``), finding the monitors under a folder (``sources``)
+and what each found, for the pipelines view (``findings``): a monitor keeps nothing in the
+store, it is computed (or read) when opened. May import ``common`` only: it never touches the
+store, the importers or the TUI.
 """
 
 from mltop.core.monitor.config import CONFIG_PATH, MonitorConfig, find_config, load_config

@@ -18,7 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mltop.core.pipelines.model import Phase, Pipeline, Stage
+from mltop.core.monitor.findings import MonitorFinding
+from mltop.core.pipelines.model import Phase, Pipeline, Stage, one_line
 from mltop.core.pipelines.phase_names import name_tokens
 from mltop.core.pipelines.phases import runs_ml_pipeline
 from mltop.core.pipelines.repository import side_title
@@ -49,6 +50,7 @@ class PhaseRow:
     devops: tuple[Stage, ...]
     mlops: tuple[Stage, ...]
     devops_note: str = ""
+    mlops_note: str = ""
 
     @property
     def coverage(self) -> str:
@@ -66,7 +68,7 @@ class PhaseRow:
 
     @property
     def mlops_gap(self) -> str:
-        return "" if self.mlops else MLOPS_GAPS[self.phase]
+        return "" if self.mlops else (self.mlops_note or MLOPS_GAPS[self.phase])
 
 
 @dataclass(frozen=True)
@@ -149,11 +151,13 @@ def compare(
     mlops: Pipeline | None,
     ci_pipelines: Sequence[Pipeline] = (),
     root: Path | None = None,
+    monitors: Sequence[MonitorFinding] = (),
 ) -> Comparison:
     """Align two phase-assigned pipelines by phase and read MLOps maturity.
 
     ``ci_pipelines`` are all CI definitions found (not only the one shown), because any of
-    them running the ML pipeline is level-2 evidence.
+    them running the ML pipeline is level-2 evidence. ``monitors`` (what the monitors under
+    the repository found) are the monitor phase's evidence, stage or no stage.
     """
     checkout_inside = devops is not None and any(
         any("checkout" in a for a in s.actions) for s in devops.stages
@@ -164,6 +168,7 @@ def compare(
             _by_phase(devops, p),
             _by_phase(mlops, p),
             "checkout happens inside jobs" if p is Phase.SOURCE and checkout_inside else "",
+            _monitor_note(monitors) if p is Phase.MONITOR else "",
         )
         for p in Phase
     )
@@ -173,7 +178,7 @@ def compare(
     for shown in (devops.members or (devops,)) if devops is not None else ():
         if all(p.path != shown.path for p in ci):
             ci.append(shown)
-    maturity = read_maturity(mlops, ci, rows, root)
+    maturity = read_maturity(mlops, ci, rows, root, monitors)
     return Comparison(devops, mlops, rows, unmapped_dev, unmapped_ml, maturity)
 
 
@@ -182,10 +187,13 @@ def read_maturity(
     ci_pipelines: Sequence[Pipeline],
     rows: Sequence[PhaseRow],
     root: Path | None = None,
+    monitors: Sequence[MonitorFinding] = (),
 ) -> Maturity:
     evidence: list[str] = []
     missing: list[str] = []
     by_phase = {row.phase: row for row in rows}
+    watched = bool(monitors)
+    evidence.extend(f"monitor {one_line(m.name, 80)}: {m.drift_text()}" for m in monitors)
     ci_runs: list[str] = []
     ci_trains: list[str] = []
     train_commands = {
@@ -213,7 +221,7 @@ def read_maturity(
         evidence.append("no ML pipeline definition found (dvc.yaml, Kubeflow, Argo)")
         evidence.extend(ci_trains)
         missing.append("no automated training pipeline")
-        missing.extend(_ops_gaps(by_phase))
+        missing.extend(_ops_gaps(by_phase, watched))
         return Maturity(0, "level 0: training is manual", tuple(evidence), tuple(missing))
     where = _display(mlops, root)
     train = by_phase[Phase.TEST].mlops
@@ -225,7 +233,7 @@ def read_maturity(
         missing.append("no training stage in the ML pipeline")
         if not evaluate:
             missing.append("no evaluation stage")
-        missing.extend(_ops_gaps(by_phase))
+        missing.extend(_ops_gaps(by_phase, watched))
         return Maturity(
             0,
             f"level 0: {where} automates no training, so training is manual",
@@ -253,7 +261,7 @@ def read_maturity(
         missing.append(
             "no CI job runs the ML pipeline (`dvc repro`, `dvc exp run` or a pipeline submit)"
         )
-    missing.extend(_ops_gaps(by_phase))
+    missing.extend(_ops_gaps(by_phase, watched))
     partial = [m for m in missing if m in ("no evaluation stage", "no data validation stage")]
     if level == 2:
         headline = "level 2: the training pipeline is automated and CI runs it" + (
@@ -268,6 +276,16 @@ def read_maturity(
     return Maturity(level, headline, tuple(evidence), tuple(missing))
 
 
+def _monitor_note(monitors: Sequence[MonitorFinding]) -> str:
+    """The monitor phase's cell without a monitor stage: the monitors found beside it."""
+    if not monitors:
+        return ""
+    first = monitors[0]
+    more = f" (+{len(monitors) - 1} more)" if len(monitors) > 1 else ""
+    # the folder's name and an error come from the disk: inert, as file-borne text in the table
+    return one_line(f"no monitor stage; monitor {first.name}: {first.drift_text()}{more}", 300)
+
+
 def _runs_one_of(stage: Stage, commands: set[str]) -> str | None:
     """A command of the ML pipeline's training stage that this CI stage runs verbatim."""
     if not commands:
@@ -280,13 +298,13 @@ def _runs_one_of(stage: Stage, commands: set[str]) -> str | None:
     return None
 
 
-def _ops_gaps(by_phase: dict[Phase, PhaseRow]) -> list[str]:
+def _ops_gaps(by_phase: dict[Phase, PhaseRow], watched: bool = False) -> list[str]:
     gaps = []
     if not by_phase[Phase.PACKAGE].mlops:
         gaps.append("no model registry stage")
     if not by_phase[Phase.DEPLOY].mlops and not by_phase[Phase.DEPLOY].devops:
         gaps.append("nothing deploys the model")
-    if not by_phase[Phase.MONITOR].mlops and not by_phase[Phase.MONITOR].devops:
+    if not by_phase[Phase.MONITOR].mlops and not by_phase[Phase.MONITOR].devops and not watched:
         gaps.append("nothing monitors drift or data quality")
     if not by_phase[Phase.TEST].devops:
         gaps.append("no CI job runs tests")

@@ -15,7 +15,8 @@ Each is measured here only from a record that exists, with its evidence and time
   workflows that hold a deploy job) and change failure rate (failed runs among the completed
   runs of the default branch), over the latest runs GitHub returns.
 
-Everything else (uptime, drift, data quality) says what it would need. Git
+Drift and data quality come from the repository's monitors (:mod:`mltop.core.monitor.findings`).
+Everything else (uptime) says what it would need. Git
 is run through its command line with a timeout, like the DVC importer does, and only in the
 repository's own git root: a project folder inside another repository is not judged by that
 repository's tags.
@@ -28,6 +29,7 @@ import itertools
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +37,7 @@ from typing import Any, Literal
 import yaml
 
 from mltop.core.importers.dvc_git import Git, GitError
+from mltop.core.monitor.findings import MonitorFinding
 from mltop.core.pipelines.github_runs import GitHubClient, GitHubError
 from mltop.core.pipelines.model import Phase, Pipeline, one_line
 
@@ -100,9 +103,11 @@ def measure(
     mlops: Pipeline | None,
     github: GitHubClient | None = None,
     branch: str | None = None,
+    monitors: Sequence[MonitorFinding] = (),
 ) -> list[OpsMetric]:
     """The band for one repository: DevOps figures first, then MLOps. ``github`` (with the
-    branch asked for, else the repository's default) adds what only the CI server records."""
+    branch asked for, else the repository's default) adds what only the CI server records;
+    ``monitors`` (what the repository's monitors found) give drift and data quality."""
     git = Git(Path(root)) if marker == ".git" else None
     no_git = f"its git history ({one_line(Path(root).name, 80)}/ holds no .git)"
     out: list[OpsMetric] = []
@@ -138,23 +143,43 @@ def measure(
         )
     out.append(OpsMetric("devops", "uptime", None, needs="an uptime monitor; mltop reads none"))
     out.extend(_ml_metrics(git, Path(root), mlops, no_git if git is None else ""))
-    out.append(
-        OpsMetric(
-            "mlops",
-            "drift",
-            None,
-            needs="a monitor source (Evidently or whylogs reports); mltop reads none yet",
-        )
-    )
-    out.append(
-        OpsMetric(
+    out.extend(_monitor_metrics(monitors))
+    return out
+
+
+def _monitor_metrics(monitors: Sequence[MonitorFinding]) -> list[OpsMetric]:
+    """Drift and data quality from the first monitor that computed (others are in the phase
+    table and the maturity evidence); what each would need when there is none."""
+    found = next((m for m in monitors if m.error is None), None)
+    if found is None:
+        why = f" ({monitors[0].name}: {one_line(monitors[0].error, 120)})" if monitors else ""
+        return [
+            OpsMetric(
+                "mlops",
+                "drift",
+                None,
+                needs="a monitor: .mltop/monitor.yaml over a prediction log, or an Evidently "
+                "workspace" + why,
+            ),
+            OpsMetric(
+                "mlops",
+                "data quality",
+                None,
+                needs="a monitor: .mltop/monitor.yaml over a prediction log" + why,
+            ),
+        ]
+    evidence = f"{found.name} ({found.what})"
+    drift = OpsMetric("mlops", "drift", found.drift_text(), evidence, found.period)
+    if not found.quality_checked:
+        quality = OpsMetric(
             "mlops",
             "data quality",
             None,
-            needs="data validation results (Great Expectations, pandera); mltop reads none yet",
+            needs=f"a prediction log monitor: {found.what} holds drift reports only",
         )
-    )
-    return out
+    else:
+        quality = OpsMetric("mlops", "data quality", found.quality_text(), evidence, found.period)
+    return [drift, quality]
 
 
 def _github_metrics(

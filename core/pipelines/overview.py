@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mltop.core.monitor.findings import MonitorFinding, read_findings
 from mltop.core.pipelines.compare import Comparison, compare
 from mltop.core.pipelines.detect import discover, parse_file
 from mltop.core.pipelines.github_runs import (
@@ -69,6 +70,8 @@ class Overview:
     """Why the two sides shown belong together (see Repository.pairing)."""
     metrics: list[OpsMetric] = field(default_factory=list)
     """The DevOps and MLOps performance band of the repository shown (ops_metrics.py)."""
+    monitors: list[MonitorFinding] = field(default_factory=list)
+    """What the monitors under the repository shown found (mltop.core.monitor.findings)."""
 
     def status_of(self, pipeline: Pipeline | None) -> dict[str, StageStatus]:
         if pipeline is None:
@@ -180,7 +183,9 @@ def build_overview(
     devops = join(chosen.devops, "devops", chosen.root) if chosen else None
     mlops = join(chosen.mlops, "mlops", chosen.root) if chosen else None
     # only the CI of the ML pipeline's own repository can be evidence that CI runs it
-    comparison = compare(devops, mlops, list(chosen.devops) if chosen else [], root)
+    # what the monitors under the repository found: evidence for its monitor phase
+    monitors = read_findings(chosen.root) if chosen else []
+    comparison = compare(devops, mlops, list(chosen.devops) if chosen else [], root, monitors)
     overview = Overview(
         root,
         pipelines,
@@ -190,6 +195,7 @@ def build_overview(
         repositories=repositories,
         repository=chosen,
         pairing=chosen.pairing(root) if chosen else "",
+        monitors=monitors,
     )
     for side in (devops, mlops):
         if side is None:
@@ -208,7 +214,9 @@ def build_overview(
             except GitHubError as exc:
                 overview.problems.append(str(exc))
         branch = github.branch if github is not None else None
-        overview.metrics = measure(chosen.root, chosen.marker, devops, mlops, client, branch)
+        overview.metrics = measure(
+            chosen.root, chosen.marker, devops, mlops, client, branch, monitors
+        )
     return overview
 
 

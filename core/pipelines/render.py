@@ -179,6 +179,21 @@ def overview_dict(overview: Overview) -> dict[str, Any]:
             "evidence": list(comp.maturity.evidence),
             "missing": list(comp.maturity.missing),
         },
+        "monitors": [
+            {
+                "folder": m.name,
+                "kind": m.kind,
+                "from": m.what,
+                "drifted": m.drifted,
+                "tested": m.tested,
+                "drift_share": m.drift_share,
+                "latest_drift_share": m.latest_share,
+                "latest": m.latest or None,
+                "data_quality": list(m.quality) if m.quality_checked else None,
+                "error": m.error,
+            }
+            for m in overview.monitors
+        ],
         "pipelines": [
             {
                 "path": _rel(p.path, root),

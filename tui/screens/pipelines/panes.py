@@ -97,6 +97,11 @@ def stage_detail(data: PipelinesData, side: str, stage: Stage, pipeline: Pipelin
     table.add_row("phase", phase)
     table.add_row("why", Text(one_line(stage.phase_reason, 300), style="italic"))
     table.add_row("needs", _joined(stage.needs) if stage.needs else Text("nothing", "dim"))
+    if stage.phase is Phase.MONITOR:
+        # what the monitors under the repository found (the Monitor screen, m, shows them whole)
+        for found in data.overview.monitors:
+            table.add_row("monitor", Text(one_line(f"{found.name}: {found.drift_text()}", 300)))
+            table.add_row("quality", Text(one_line(found.quality_text(), 300), style="dim"))
     if status is not None:
         line = Text(f"{status.state.symbol} {one_line(status.summary or status.state.words, 200)}")
         line.stylize(style_of(state_style(status.state)))

@@ -1,0 +1,145 @@
+"""The pipelines view reads the repository's monitors: the monitor phase, the maturity reading
+and the MLOps band's drift and data quality. The projects are real: the sample project's own
+pipeline files and its serve.py run in a subprocess, and the real Evidently workspace fixture."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from mltop.core.demo import sample_project_dir
+from mltop.core.monitor import build_report, load_config
+from mltop.core.pipelines.links import PipelineLinks
+from mltop.core.pipelines.model import Phase
+from mltop.core.pipelines.overview import build_overview
+from mltop.core.pipelines.render import render_table
+from mltop.tui.screens.pipelines.data import PipelinesData
+from mltop.tui.screens.pipelines.screen import stage_detail
+
+FIXTURES = Path(__file__).parent / "fixtures" / "monitoring"
+
+
+def sample_files(root: Path, *names: str) -> Path:
+    sample = sample_project_dir()
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sample / name, root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample project's pipelines, its monitor config and thirty served days."""
+    root = sample_files(
+        tmp_path_factory.mktemp("served") / "proj",
+        "dvc.yaml",
+        ".github/workflows/ci.yml",
+        ".mltop/monitor.yaml",
+        "serve.py",
+        "prepare.py",
+        "params.yaml",
+    )
+    subprocess.run(
+        [sys.executable, "serve.py"], cwd=root, check=True, capture_output=True, timeout=120
+    )
+    return root
+
+
+def metric(overview, name: str):  # type: ignore[no-untyped-def]
+    return next(m for m in overview.metrics if m.side == "mlops" and m.name == name)
+
+
+def test_the_band_reads_drift_and_data_quality_from_the_monitor(served: Path) -> None:
+    report = build_report(load_config(served / ".mltop" / "monitor.yaml"))
+    overview = build_overview(served)
+    assert [m.name for m in overview.monitors] == ["proj"]
+    dataset = report.overall.dataset_drift
+    drift = metric(overview, "drift")
+    assert drift.value is not None
+    assert drift.value.startswith(f"{dataset.drifted_count} of {dataset.tested_count} features")
+    assert "over the whole log" in drift.value and report.windows[-1].start[:10] in drift.value
+    assert drift.evidence == "proj (.mltop/monitor.yaml)"
+    quality = metric(overview, "data quality")
+    assert quality.value is not None
+    assert "Credit utilization" in quality.value and "missing" in quality.value
+    assert "partner_api" in quality.value
+    maturity = overview.comparison.maturity
+    assert any(e.startswith("monitor proj: ") for e in maturity.evidence)
+    assert "nothing monitors drift or data quality" not in maturity.missing
+    # the sample's monitor stage sits in the monitor phase
+    row = next(r for r in overview.comparison.rows if r.phase is Phase.MONITOR)
+    assert [s.id for s in row.mlops] == ["monitor"]
+
+
+def test_an_evidently_workspace_is_the_monitor_phase_without_a_stage(tmp_path: Path) -> None:
+    root = sample_files(tmp_path / "proj", "dvc.yaml")
+    text = (root / "dvc.yaml").read_text(encoding="utf-8")
+    (root / "dvc.yaml").write_text(text.split("  serve:")[0], encoding="utf-8")
+    with tarfile.open(FIXTURES / "evidently_workspace.tar.gz") as tar:
+        tar.extractall(root / "reports", filter="data")
+    overview = build_overview(root)
+    row = next(r for r in overview.comparison.rows if r.phase is Phase.MONITOR)
+    assert row.mlops == ()
+    assert row.mlops_gap.startswith("no monitor stage; monitor reports/evidently_workspace: ")
+    assert "6 of 7 features drifted (85.7%) in the snapshot of 2025-03-28" in row.mlops_gap
+    quality = metric(overview, "data quality")
+    assert quality.value is None and "holds drift reports only" in quality.needs
+    assert "nothing monitors drift or data quality" not in overview.comparison.maturity.missing
+
+
+def test_without_a_monitor_the_band_says_what_it_needs(tmp_path: Path) -> None:
+    root = sample_files(tmp_path / "proj", "dvc.yaml")
+    overview = build_overview(root)
+    assert overview.monitors == []
+    assert ".mltop/monitor.yaml" in metric(overview, "drift").needs
+    row = next(r for r in overview.comparison.rows if r.phase is Phase.MONITOR)
+    assert row.mlops  # the sample's own monitor stage: a stage, but nothing to read
+
+
+def test_a_monitor_that_cannot_be_computed_is_named_with_its_reason(tmp_path: Path) -> None:
+    root = sample_files(tmp_path / "proj", "dvc.yaml", ".mltop/monitor.yaml")
+    overview = build_overview(root)  # the config names data files serve.py has not written
+    [found] = overview.monitors
+    assert found.error is not None and "predictions.parquet" in found.error
+    drift = metric(overview, "drift")
+    assert drift.value is None and "proj: " in drift.needs
+    assert "not computed" in next(
+        e for e in overview.comparison.maturity.evidence if "monitor" in e
+    )
+
+
+def test_a_monitor_folder_named_with_escapes_is_shown_inert(tmp_path: Path) -> None:
+    root = sample_files(tmp_path / "proj", "dvc.yaml")
+    text = (root / "dvc.yaml").read_text(encoding="utf-8")
+    (root / "dvc.yaml").write_text(text.split("  serve:")[0], encoding="utf-8")
+    hostile = root / "svc\x1b[31m[red]x"
+    (hostile / ".mltop").mkdir(parents=True)
+    (hostile / ".mltop" / "monitor.yaml").write_text(
+        "log: gone.parquet\nreference: ref.parquet\n", encoding="utf-8"
+    )
+    overview = build_overview(root)
+    row = next(r for r in overview.comparison.rows if r.phase is Phase.MONITOR)
+    assert "\x1b" not in row.mlops_gap and "svc␛[31m[red]x" in row.mlops_gap
+    printed = render_table(overview)
+    assert "\x1b" not in printed and "svc␛[31m[red]x" in printed
+
+
+def test_the_monitor_stage_pane_says_what_the_monitor_found(served: Path) -> None:
+    overview = build_overview(served)
+    data = PipelinesData(overview, PipelineLinks())
+    mlops = overview.comparison.mlops
+    assert mlops is not None
+    stage = next(s for s in mlops.stages if s.id == "monitor")
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(stage_detail(data, "mlops", stage, mlops))
+    pane = " ".join(console.export_text().split())
+    [found] = overview.monitors
+    assert f"monitor proj: {found.drift_text()}" in pane
+    assert "partner_api" in pane
