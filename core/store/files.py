@@ -126,6 +126,25 @@ class FileTables(StoreConnection):
             finally:
                 self._con.unregister("_seen")
 
+    # -- scans ------------------------------------------------------------------------------------
+
+    def record_scan(self, root: str, started: float) -> None:
+        """Note that everything under ``root`` was brought up to date by a scan that began at
+        ``started`` (a time.time())."""
+        with self._lock:
+            self._con.execute("DELETE FROM scans WHERE root = ?", [root])
+            self._con.execute("INSERT INTO scans VALUES (?, ?)", [root, started])
+
+    def last_scan(self, path: str) -> float | None:
+        """When the newest recorded scan of ``path`` or of a folder holding it began."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT max(started) FROM scans WHERE root = ? "
+                "OR starts_with(?, CASE WHEN suffix(root, ?) THEN root ELSE root || ? END)",
+                [path, path, os.sep, os.sep],
+            ).fetchall()
+        return rows[0][0] if rows else None
+
     def sources(self) -> list[tuple[str, str]]:
         """Every recorded source as (kind, location): the watcher maps changed paths to them."""
         with self._lock:
