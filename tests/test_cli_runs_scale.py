@@ -100,3 +100,16 @@ def test_the_watcher_records_when_it_brought_the_store_up_to_date(runs_root: Pat
         watcher.apply(set(), force_full=True)
         assert (store.last_scan(str(runs_root)) or 0) >= before - 1
         assert _store_path(runs_root).exists()
+
+
+def test_the_fast_indented_json_is_exactly_json_dumps_with_an_indent() -> None:
+    from mltop.core.common.sanitize import inert_json_indented
+
+    value = [
+        {"a": 1, "b": [1, 2.5, None, True, 'x\x1b[31mred\u202e\x85"q\\'], "c": {}, "d": []},
+        {"学": {"k": {"z": 1e300, "n": -0.0}}, "e": [[]]},
+        {},
+    ]
+    assert inert_json_indented(value) == inert_json(value, indent=2, allow_nan=False)
+    with pytest.raises(ValueError):
+        inert_json_indented({"x": float("nan")})

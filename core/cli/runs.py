@@ -39,7 +39,7 @@ from mltop.core.cli.sources import (
     timeout_seconds,
 )
 from mltop.core.common.formatting import fmt_iso
-from mltop.core.common.sanitize import inert, inert_json
+from mltop.core.common.sanitize import inert, inert_json_indented
 from mltop.core.compare.diff_format import json_number
 from mltop.core.entities import ImportReport, Run
 from mltop.core.runs.runs_listing import ColumnError, build_listing, left_out_note
@@ -159,12 +159,8 @@ def _write_json(stream: TextIO, store: Store, batches: Iterable[list[Run]]) -> N
             continue
         ids = [r.id for r in runs]
         params, metrics = store.params_for(ids), store.summaries(ids)
-        items = [
-            inert_json(run_json(r, params[r.id], metrics[r.id]), indent=2, allow_nan=False)
-            for r in runs
-        ]
-        text = ",\n".join(items).replace("\n", "\n  ")  # each item one level deeper
-        stream.write(("[\n  " if not opened else ",\n  ") + text)
+        items = [inert_json_indented(run_json(r, params[r.id], metrics[r.id]), "  ") for r in runs]
+        stream.write(("[\n  " if not opened else ",\n  ") + ",\n  ".join(items))
         opened = True
     stream.write("\n]\n" if opened else "[]\n")
 

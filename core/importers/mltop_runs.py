@@ -36,6 +36,8 @@ LOG_SUFFIXES = (".log", ".out", ".err")
 MAX_META_BYTES = 4 * 1024 * 1024
 #: The files of a run folder whose state the store records.
 RUN_FILES = (META_FILE, PARAMS_FILE, METRICS_FILE)
+#: Run folders whose file states are compared with the store in one query.
+COMPARE_RUNS = 10_000
 
 
 def experiment_id(name: str) -> str:
@@ -53,9 +55,17 @@ def _float(value: object) -> float | None:
 def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[SourceRef]:
     """The run folders with a file that is new, gone or changed since the last scan.
 
-    One stat per file and one comparison in the store for all of them: an unchanged folder of
-    a hundred thousand runs costs what listing it costs, with no per-file state in Python.
+    One stat per file and one comparison in the store per :data:`COMPARE_RUNS` folders: an
+    unchanged folder of a hundred thousand runs costs what listing it costs, with no per-file
+    state in Python and a bounded batch of stats in memory at a time.
     """
+    changed: list[SourceRef] = []
+    for start in range(0, len(refs), COMPARE_RUNS):
+        changed += _changed_among(store, refs[start : start + COMPARE_RUNS])
+    return changed
+
+
+def _changed_among(store: Store, refs: Sequence[SourceRef]) -> list[SourceRef]:
     paths: list[str] = []
     sizes: list[int | None] = []
     mtimes: list[float | None] = []

@@ -9,6 +9,7 @@ printed whole, however wide the lines get. Numbers are never cut in either case.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ class ListingColumn:
     cells: tuple[str, ...]
     numeric: bool = False
 
-    @property
+    @functools.cached_property
     def width(self) -> int:
         # Terminal cells, not characters: a wide character (学) takes two.
         return max([cell_len(self.header), *(cell_len(c) for c in self.cells)])
@@ -91,15 +92,14 @@ class Listing:
             yield self._line(row)
 
     def _line(self, texts: Sequence[str]) -> str:
-        gap = " " * GAP
-        return gap.join(
+        return (" " * GAP).join(
             _pad(text, column.width, column.numeric)
             for text, column in zip(texts, self.columns, strict=True)
         )
 
 
 def _pad(text: str, width: int, right: bool) -> str:
-    room = width - cell_len(text)
+    room = width - (len(text) if text.isascii() else cell_len(text))
     if room <= 0:
         return text
     return " " * room + text if right else text + " " * room
