@@ -99,6 +99,12 @@ def _changed_among(store: Store, refs: Sequence[SourceRef]) -> list[SourceRef]:
     return [ref for ref in refs if any(f"{ref.location}{os.sep}{n}" in changed for n in RUN_FILES)]
 
 
+def _first_seen(ref: SourceRef, known: dict[str, FileState]) -> bool:
+    """No file of this run folder was ever recorded: the store holds nothing of the run."""
+    folder = str(ref.location) + os.sep
+    return not any(folder + name in known for name in RUN_FILES)
+
+
 class MltopRunsImporter:
     kind = KIND
 
@@ -203,6 +209,10 @@ class MltopRunsImporter:
             store.put_runs(None, records, params, tags)
             store.touch_runs({r: t for r, t in grown_only.items() if t is not None})
             replaced = (batch.replaced_runs | {lf.run_id for lf in batch.deleted}) - skipped
+            # A run seen for the first time has no stored points: deleting them would scan the
+            # whole metrics table for nothing, and its summaries fold from this batch alone
+            # (the cost per batch of a first import stays flat as the store fills).
+            replaced -= {run_id for run_id in replaced if _first_seen(ref_of[run_id], known)}
             if replaced:
                 store.delete_points(replaced)
             added = store.add_points(points)
