@@ -1,7 +1,9 @@
 """``mltop runs [PATH]``: the runs table (or JSON) for shells, pipes and CI.
 
-It imports what changed first, so the listing is never staler than the files; filters and sort
-keys are the TUI's, and a piped table keeps every column whole.
+It imports what changed first, so the listing is never staler than the files (unless the app
+or its watcher did so seconds ago: see :func:`~mltop.core.cli.sources.scan_wanted`); filters
+and sort keys are the TUI's, and a piped table keeps every column whole. Runs are read from the
+store a batch at a time: JSON goes out as they come, the table once its widths are known.
 """
 
 from __future__ import annotations
