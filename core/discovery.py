@@ -232,7 +232,9 @@ def _inside(location: Path, root: Path, dirpath: Path) -> Path:
     is outside what the user asked for, so the checkpoint is a run of its own (named after
     itself), and nothing outside it is read.
     """
-    if location == root or root in location.parents:
+    # Compared as text: Path.parents builds a Path per level, for every source of the walk.
+    inner, outer = str(location), str(root)
+    if inner == outer or inner.startswith(outer if outer.endswith(os.sep) else outer + os.sep):
         return location
     return dirpath
 

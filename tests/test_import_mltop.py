@@ -9,6 +9,7 @@ import random
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from conftest import copy_fixture, write_run
 
@@ -130,6 +131,64 @@ def test_an_unchanged_tree_reads_nothing(runs_root: Path) -> None:
     _, report = _ingest(runs_root, store)
     assert report.points_added == 0 and report.runs_added == 0
     assert store.table_counts() == counts
+
+
+def test_an_unchanged_tree_is_compared_in_the_store_without_opening_a_file(
+    runs_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, _ = _ingest(runs_root)
+    opened: list[str] = []
+    real_open = os.open
+
+    def spying_open(path: object, *args: object, **kwargs: object) -> int:
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    # Spied, not replaced: every open still happens for real.
+    monkeypatch.setattr(os, "open", spying_open)
+    _, report = _ingest(runs_root, store)
+    assert report.points_added == 0
+    assert not [p for p in opened if p.startswith(str(runs_root / "runs"))]
+
+
+def test_a_params_file_that_appears_or_changes_in_an_unchanged_run_is_read(
+    runs_root: Path,
+) -> None:
+    store, _ = _ingest(runs_root)
+    folder = runs_root / "runs" / "sgd-lr0.1"
+    params = folder / "params.json"
+    params.write_text(json.dumps({"lr": 0.5, "model": "sgd", "extra": 1}))
+    _ingest(runs_root, store)
+    run_id = _by_name(store)["sgd-lr0.1"].id
+    assert store.params(run_id) == {"lr": "0.5", "model": "sgd", "extra": "1"}
+    params.unlink()
+    _ingest(runs_root, store)
+    assert store.params(run_id) == {}
+
+
+def test_changed_files_names_new_gone_and_changed_paths_only(tmp_path: Path) -> None:
+    from mltop.core.entities import FileState
+    from mltop.core.store import open_store
+
+    with open_store(tmp_path, tmp_path / "store.duckdb") as store:
+        store.put_files(
+            "src",
+            [
+                FileState("/a", 10, 1.5, 7, 10, ""),
+                FileState("/b", 10, 1.5, 7, 10, ""),
+                FileState("/c", 10, 1.5, 7, 10, ""),
+                FileState("/gone", 10, 1.5, 7, 10, ""),
+            ],
+        )
+        now = pa.table(
+            {
+                "path": ["/a", "/b", "/c", "/gone", "/new", "/never"],
+                "size": pa.array([10, 11, 10, None, 3, None], pa.int64()),
+                "mtime": [1.5, 1.5, 1.25, None, 1.0, None],
+                "inode": pa.array([7, 7, 7, None, 1, None], pa.int64()),
+            }
+        )
+        assert store.changed_files(now) == {"/b", "/c", "/gone", "/new"}
 
 
 def test_growing_metrics_keep_the_run_alive_without_rewriting_it(runs_root: Path) -> None:

@@ -256,7 +256,9 @@ class MltopApp(App[int]):
                 watched = _WatchedStore(
                     store, self._cancel, lambda: screen.post_message(StoreChanged())
                 )
+                began = time.time()
                 report = ingest(self.root, watched, progress=progress)  # type: ignore[arg-type]
+                store.record_scan(str(self.root), began)  # `mltop runs` right after trusts it
                 for url in self.mlflow_urls:
                     self._sync_server(url, watched, report, progress)
         except IngestCancelled:

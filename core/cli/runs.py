@@ -1,13 +1,17 @@
 """``mltop runs [PATH]``: the runs table (or JSON) for shells, pipes and CI.
 
-It imports what changed first, so the listing is never staler than the files; filters and sort
-keys are the TUI's, and a piped table keeps every column whole.
+It imports what changed first, so the listing is never staler than the files (unless the app
+or its watcher did so seconds ago: see :func:`~mltop.core.cli.sources.scan_wanted`); filters
+and sort keys are the TUI's, and a piped table keeps every column whole. Runs are read from the
+store a batch at a time: JSON goes out as they come, the table once its widths are known.
 """
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 from rich.console import Console
@@ -28,18 +32,20 @@ from mltop.core.cli.output import (
 from mltop.core.cli.sources import (
     MLFLOW_HELP,
     TIMEOUT_HELP,
+    add_scan_option,
     file_scope,
     ingest_with_progress,
     mlflow_urls,
+    scan_wanted,
     sync_servers,
     timeout_seconds,
 )
 from mltop.core.common.formatting import fmt_iso
-from mltop.core.common.sanitize import inert, inert_json
+from mltop.core.common.sanitize import inert, inert_json_indented
 from mltop.core.compare.diff_format import json_number
-from mltop.core.entities import Run
+from mltop.core.entities import ImportReport, Run
 from mltop.core.runs.runs_listing import ColumnError, build_listing, left_out_note
-from mltop.core.store import RunQuery
+from mltop.core.store import RunQuery, Store
 
 
 def _compile_filter(text: str | None) -> RunQuery:
@@ -108,6 +114,7 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         "fetches full histories)",
     )
     parser.add_argument("--timeout", type=timeout_seconds, metavar="SECONDS", help=TIMEOUT_HELP)
+    add_scan_option(parser)
     args = parser.parse_args(argv)
     root = resolve_root(args.path)
     urls = mlflow_urls(args.mlflow)
@@ -119,42 +126,80 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     query = scope.and_(query)
     with open_store_for(store_root(root), args.store, err) as store:
         show_progress = err.is_terminal and not args.json
-        report = ingest_with_progress(root, store, err, show_progress=show_progress)
+        if scan_wanted(root, store, args.scan, err):
+            report = ingest_with_progress(root, store, err, show_progress=show_progress)
+        else:
+            report = ImportReport()
         sync_servers(
             urls, store, report, err, histories=False, show_progress=show_progress,
             timeout=args.timeout,
         )  # fmt: skip
+        batches = store.runs_in_batches(query, order=order, descending=descending, limit=args.limit)
         try:
-            runs = store.runs(query, order=order, descending=descending, limit=args.limit)
+            first = next(batches, [])
         except ValueError as exc:
             raise UsageError(f"mltop: {exc}") from exc
-        ids = [r.id for r in runs]
-        params = store.params_for(ids)
-        metrics = store.summaries(ids)
-        known_metrics = store.metric_keys()
-    from mltop.core.runs.query import unknown_metric_warnings
+        from mltop.core.runs.query import unknown_metric_warnings
 
-    for line in unknown_metric_warnings(args.filter, args.sort, known_metrics):
-        err.print(Text(f"mltop: {inert(line)}"))
-    out = stdout_console(out_file)
-    if args.json:
-        data = [run_json(r, params[r.id], metrics[r.id]) for r in runs]
-        (out_file or sys.stdout).write(inert_json(data, indent=2, allow_nan=False) + "\n")
-    else:
-        chosen = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
-        terminal = out.is_terminal and chosen is None
-        try:
-            listing = build_listing(
-                runs, params, metrics, width=out.width if terminal else None, chosen=chosen
-            )
-        except ColumnError as exc:
-            raise UsageError(f"mltop: {exc}") from exc
-        if listing.width > out.width and not terminal:
-            # Every column whole, however wide: never let the console squeeze a number.
-            out = Console(file=out_file, highlight=False, soft_wrap=False, width=listing.width)
-        out.print(listing.table())
-        out.print(f"{len(runs)} runs")
-        if listing.left_out:
-            err.print(Text(left_out_note(listing, out.width), style="dim"))
+        for line in unknown_metric_warnings(args.filter, args.sort, store.metric_keys()):
+            err.print(Text(f"mltop: {inert(line)}"))
+        stream = out_file or sys.stdout
+        if args.json:
+            _write_json(stream, store, itertools.chain([first], batches))
+        else:
+            _write_table(stream, out_file, store, itertools.chain([first], batches), args, err)
     print_problems(report, err)
     return EXIT_PROBLEMS if report.problems else EXIT_OK
+
+
+def _write_json(stream: TextIO, store: Store, batches: Iterable[list[Run]]) -> None:
+    """The JSON list a batch of runs at a time: the same text as dumping the whole list with
+    ``indent=2``, without holding fifty thousand runs' objects to build it."""
+    opened = False
+    for runs in batches:
+        if not runs:
+            continue
+        ids = [r.id for r in runs]
+        params, metrics = store.params_for(ids), store.summaries(ids)
+        items = [inert_json_indented(run_json(r, params[r.id], metrics[r.id]), "  ") for r in runs]
+        stream.write(("[\n  " if not opened else ",\n  ") + ",\n  ".join(items))
+        opened = True
+    stream.write("\n]\n" if opened else "[]\n")
+
+
+def _write_table(
+    stream: TextIO,
+    out_file: TextIO | None,
+    store: Store,
+    batches: Iterable[list[Run]],
+    args: argparse.Namespace,
+    err: Console,
+) -> None:
+    """The table: every row is needed for the columns' widths, then lines are written as
+    text (a rich ``Table`` of fifty thousand rows costs seconds)."""
+    runs: list[Run] = []
+    params: dict[str, dict[str, str]] = {}
+    metrics: dict[str, dict[str, Any]] = {}
+    for batch in batches:
+        ids = [r.id for r in batch]
+        runs += batch
+        params.update(store.params_for(ids))
+        metrics.update(store.summaries(ids))
+    out = stdout_console(out_file)
+    chosen = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
+    terminal = out.is_terminal and chosen is None
+    try:
+        listing = build_listing(
+            runs, params, metrics, width=out.width if terminal else None, chosen=chosen
+        )
+    except ColumnError as exc:
+        raise UsageError(f"mltop: {exc}") from exc
+    if out.is_terminal:
+        out.print(Text(listing.header_line(), style="bold"), soft_wrap=True)
+    else:
+        stream.write(listing.header_line() + "\n")
+    for line in listing.lines():
+        stream.write(line + "\n")
+    stream.write(f"{len(runs)} runs\n")
+    if listing.left_out:
+        err.print(Text(left_out_note(listing, out.width), style="dim"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,43 @@ def file_scope(root: Path, err: Console) -> tuple[Path, RunQuery]:
         Text(f"mltop: {inert(root)} holds no runs by itself; using its folder {inert(root.parent)}")
     )
     return root.parent, RunQuery()
+
+
+#: A store brought up to date this recently by the app or its watcher is not scanned again.
+FRESH_SECONDS = 5.0
+
+
+def add_scan_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scan",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="import what changed under PATH first (default: yes, unless mltop or its watcher "
+        f"brought the store up to date in the last {FRESH_SECONDS:g} seconds)",
+    )
+
+
+def scan_wanted(root: Path, store: Store, scan: bool | None, err: Console) -> bool:
+    """Whether to scan ``root`` before reading the store: ``--scan``/``--no-scan``, else yes
+    unless the app or its watcher recorded a scan of it in the last :data:`FRESH_SECONDS`
+    (walking a hundred thousand run folders costs seconds; that scan is as good), said on
+    stderr."""
+    if scan is not None:
+        return scan
+    if store.note:  # a private store of this call: empty until it scans
+        return True
+    last = store.last_scan(str(root))
+    age = None if last is None else time.time() - last
+    if age is None or not 0 <= age <= FRESH_SECONDS:
+        return True
+    err.print(
+        Text(
+            f"mltop: not scanning: the store was brought up to date {age:.1f} s ago "
+            "(--scan to scan anyway)",
+            style="dim",
+        )
+    )
+    return False
 
 
 def ingest_with_progress(

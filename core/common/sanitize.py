@@ -96,6 +96,34 @@ def inert_json(value: Any, **options: Any) -> str:
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+_SCALAR_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
+def inert_json_indented(value: Any, pad: str = "") -> str:
+    """``inert_json(value, indent=2, allow_nan=False)``, the same text, several times faster.
+
+    json.dumps with an indent runs its pure-Python encoder; here the nesting is laid out by
+    hand and each scalar goes through the C encoder. ``pad`` indents every line but the first
+    (for an item inside a list written a piece at a time). Keys must be strings.
+    """
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", _indented(value, pad))
+
+
+def _indented(value: Any, pad: str) -> str:
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        inner = pad + "  "
+        items = [f"{inner}{_SCALAR_JSON(k)}: {_indented(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, list | tuple):
+        if not value:
+            return "[]"
+        inner = pad + "  "
+        return "[\n" + ",\n".join(inner + _indented(v, inner) for v in value) + "\n" + pad + "]"
+    return _SCALAR_JSON(value)
+
+
 def decode(data: bytes) -> str:
     """Bytes from a file as text: invalid UTF-8 becomes U+FFFD instead of an error."""
     return data.decode("utf-8", errors="replace")

@@ -244,6 +244,7 @@ class Watcher:
         """Import the sources holding ``paths`` (or everything) and say what changed."""
         paths = {str(p) for p in paths if not _skipped(str(p))}
         started = time.perf_counter()
+        began = time.time()
         report = ImportReport()
         with INGEST_LOCK:
             refs, full = self._locate(paths)
@@ -291,6 +292,9 @@ class Watcher:
             if due:
                 self._touched.update(due)
                 changed |= set(self.store.touch_log_runs(due))
+            # Every change notified so far is in the store: `mltop runs` may trust it.
+            for root in self.roots:
+                self.store.record_scan(str(root), began)
         self._written = self._written or bool(changed or report.removed_runs or refs or full)
         return WatchUpdate(
             changed_runs=frozenset(changed),

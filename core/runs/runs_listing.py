@@ -9,10 +9,12 @@ printed whole, however wide the lines get. Numbers are never cut in either case.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
@@ -45,9 +47,10 @@ class ListingColumn:
     cells: tuple[str, ...]
     numeric: bool = False
 
-    @property
+    @functools.cached_property
     def width(self) -> int:
-        return max([len(self.header), *(len(c) for c in self.cells)])
+        # Terminal cells, not characters: a wide character (学) takes two.
+        return max([cell_len(self.header), *(cell_len(c) for c in self.cells)])
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,32 @@ class Listing:
     @property
     def width(self) -> int:
         return sum(c.width for c in self.columns) + GAP * max(0, len(self.columns) - 1)
+
+    def header_line(self) -> str:
+        return self._line([c.header for c in self.columns])
+
+    def lines(self) -> Iterator[str]:
+        """The rows as text, laid out as :meth:`table` lays them out, one string per row.
+
+        Fifty thousand rows go through a rich ``Table`` in about ten seconds; padding strings
+        that are already fitted costs a fraction of one.
+        """
+        cells = [c.cells for c in self.columns]
+        for row in zip(*cells, strict=True):
+            yield self._line(row)
+
+    def _line(self, texts: Sequence[str]) -> str:
+        return (" " * GAP).join(
+            _pad(text, column.width, column.numeric)
+            for text, column in zip(texts, self.columns, strict=True)
+        )
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    room = width - (len(text) if text.isascii() else cell_len(text))
+    if room <= 0:
+        return text
+    return " " * room + text if right else text + " " * room
 
 
 def _common_keys(per_run: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -104,6 +104,12 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         4,
         ["CREATE TABLE store_meta (key VARCHAR NOT NULL, value VARCHAR)"],
     ),
+    (
+        # When the app or its watcher last brought a folder up to date, so that `mltop runs`
+        # right after need not walk a hundred thousand run folders again (Store.last_scan).
+        8,
+        ["CREATE TABLE scans (root VARCHAR NOT NULL, started DOUBLE NOT NULL)"],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -117,10 +123,11 @@ PATH_COLUMNS = (
     ("runs", "source"),
     ("runs", "location"),
     ("logs", "path"),
+    ("scans", "root"),
 )
 DERIVED_TABLES = (
     "sources", "files", "experiments", "runs", "params", "tags", "metrics", "metric_summary",
-    "logs",
+    "logs", "scans",
 )  # fmt: skip
 
 # One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;

@@ -1,0 +1,269 @@
+"""A hundred thousand runs: re-scan, `mltop runs`, cold import, each beside its baseline.
+
+The tree is native mltop run folders (4 metrics x 5 steps each, as laid out by
+mltop.core.tracking), generated once into --data (default /tmp/mltop-scale) and reused; the
+store is built there by the first cold import. Each figure is printed beside its baseline and
+budget in one run:
+
+  * re-scan of the unchanged tree vs `find -printf '%s %T@'` (budget 2x, peak RSS <= 250 MB),
+  * `mltop runs` filtered and sorted (about half the runs) as a table and as JSON, vs the
+    `--limit 20` call and its first line out (budgets 3 s, 300 MB, first line 1 s),
+  * cold import vs a plain Python script reading every run's files (budget 3x), with the cost
+    per run of the first and last batch (budget +-25%) and bytes written vs final store size
+    (budget 2x).
+
+    python bench/scale.py [--runs 100000] [--data /tmp/mltop-scale] [--only rescan,runs,import]
+
+Each measurement runs in a fresh process under `/usr/bin/time -v` when it is there (peak RSS
+and bytes written come from the kernel: /proc/self/io's write_bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mltop.core.tracking import META_FILE, METRICS_FILE, PARAMS_FILE
+
+METRICS = ("loss", "val_loss", "acc", "val_acc")
+STEPS = 5
+FILTER = "metrics.acc > 0.5"
+SORT = "-metrics.acc"
+
+
+def make_tree(root: Path, runs: int) -> None:
+    """Run folders as the writer lays them out; ``acc``'s last value is above 0.5 for half."""
+    base = 1_790_000_000.0
+    for i in range(runs):
+        folder = root / "runs" / f"run-{i:06d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": "mltop-run/1",
+            "id": f"{i:032x}",
+            "name": f"run-{i:06d}",
+            "experiment": f"exp-{i % 10}",
+            "status": "FINISHED",
+            "start_time": base + i,
+            "end_time": base + i + STEPS,
+            "host": "bench",
+            "git_commit": None,
+            "error": None,
+            "tags": {"sweep": "scale", "group": str(i // 100)},
+        }
+        (folder / META_FILE).write_text(json.dumps(meta))
+        (folder / PARAMS_FILE).write_text(json.dumps({"lr": 0.1 / (1 + i % 97), "seed": i}))
+        final = ((i * 7919) % 1000) / 1000.0
+        lines = []
+        for step in range(STEPS):
+            frac = (step + 1) / STEPS
+            row = {
+                "step": step,
+                "ts": base + i + step,
+                "loss": 1.0 / (1 + step + i % 7),
+                "val_loss": 1.1 / (1 + step + i % 5),
+                "acc": final * frac,
+                "val_acc": final * frac * 0.9,
+            }
+            lines.append(json.dumps(row))
+        (folder / METRICS_FILE).write_text("\n".join(lines) + "\n")
+
+
+CHILD = r"""
+import json, resource, sys, time
+def written():
+    with open("/proc/self/io") as fh:
+        return next((int(x.split()[1]) for x in fh if x.startswith("write_bytes:")), 0)
+start = time.perf_counter()
+exec(compile(sys.argv[1], "<bench>", "exec"))
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+cpu = time.process_time()
+print("RESULT " + json.dumps(
+    {"s": seconds, "cpu": cpu, "rss": peak, "written": written()}), flush=True)
+"""
+
+COLD = """
+from pathlib import Path
+from mltop.core.discovery import ingest
+from mltop.core.importers import mltop_runs
+from mltop.core.store import open_store
+batches = []
+real = mltop_runs.MltopRunsImporter._import_batch
+def timed(self, store, refs, known, report):
+    t0 = time.perf_counter()
+    real(self, store, refs, known, report)
+    batches.append((time.perf_counter() - t0) / len(refs))
+mltop_runs.MltopRunsImporter._import_batch = timed
+tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
+with open_store(tree, store_path) as store:
+    report = ingest(tree, store)
+assert not report.problems, report.problems[:3]
+print("BATCHES " + json.dumps(batches))
+"""
+
+READ_ALL = """
+from pathlib import Path
+n = 0
+for folder in sorted(Path(sys.argv[2], "runs").iterdir()):
+    json.loads((folder / "mltop-run.json").read_bytes())
+    json.loads((folder / "params.json").read_bytes())
+    n += sum(len(json.loads(line)) for line in (folder / "metrics.jsonl").read_bytes().splitlines())
+"""
+
+RESCAN = """
+from pathlib import Path
+from mltop.core.discovery import ingest
+from mltop.core.store import open_store
+tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
+with open_store(tree, store_path) as store:
+    t0 = time.perf_counter()
+    report = ingest(tree, store)
+    print("INGEST %f" % (time.perf_counter() - t0))
+assert report.points_added == 0 and not report.problems, report
+"""
+
+RUNS = """
+from mltop.core.cli import main
+code = main(sys.argv[2:])
+sys.stdout.flush()
+assert code == 0, code
+"""
+
+
+def in_child(code: str, *args: str) -> tuple[dict[str, float], list[str]]:
+    """Run ``code`` in a fresh Python: wall time, peak RSS (MB), bytes written, its stdout."""
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, code, *args], capture_output=True, text=True, check=False
+    )
+    if out.returncode:
+        raise SystemExit(out.stderr[-2000:])
+    lines = out.stdout.splitlines()
+    result = [x for x in lines if x.startswith("RESULT ")][-1]
+    return json.loads(result[len("RESULT ") :]), lines
+
+
+def find_seconds(tree: Path) -> float:
+    start = time.perf_counter()
+    cmd = ["find", str(tree), "-printf", "%s %T@\n"]
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - start
+
+
+def bench_import(tree: Path, store: Path) -> None:
+    for leftover in (store, store.with_suffix(".duckdb.wal")):
+        leftover.unlink(missing_ok=True)
+    plain, _ = in_child(READ_ALL, str(tree))
+    result, lines = in_child(COLD, str(tree), str(store))
+    batches = json.loads([x for x in lines if x.startswith("BATCHES ")][-1][8:])
+    head = statistics.median(batches[:5]) * 1000
+    tail = statistics.median(batches[-5:]) * 1000
+    size = store.stat().st_size
+    print(
+        f"cold import:               {result['s']:6.1f} s  peak {result['rss']:5.0f} MB"
+        f"   plain Python reading every run's files: {plain['s']:5.1f} s"
+        f"  ({result['s'] / plain['s']:.1f}x; budget 3x)"
+    )
+    print(
+        f"  per run, first 5 batches {head:6.3f} ms, last 5 {tail:6.3f} ms"
+        f"  ({(tail / head - 1) * 100:+.0f}%; budget +-25%)"
+    )
+    print(
+        f"  written {result['written'] / 1e6:6.0f} MB for a {size / 1e6:.0f} MB store"
+        f"  ({result['written'] / size:.1f}x; budget 2x)"
+    )
+
+
+def bench_rescan(tree: Path, store: Path) -> None:
+    found = statistics.median(find_seconds(tree) for _ in range(3))
+    samples = []
+    for _ in range(3):
+        result, lines = in_child(RESCAN, str(tree), str(store))
+        result["ingest"] = float([x for x in lines if x.startswith("INGEST ")][-1].split()[1])
+        samples.append(result)
+    mid = sorted(samples, key=lambda r: r["ingest"])[1]
+    print(
+        f"re-scan, unchanged tree:   {mid['ingest']:6.2f} s (process cpu {mid['cpu']:5.2f} s)"
+        f"  peak {mid['rss']:5.0f} MB"
+        f"   find -printf '%s %T@': {found:5.2f} s  ({mid['ingest'] / found:.1f}x;"
+        " budget 2x, 250 MB)"
+    )
+
+
+def runs_call(args: list[str]) -> dict[str, float]:
+    """`mltop runs ARGS` in a fresh process: seconds, first line out, lines, peak RSS (MB)."""
+    cmd = [sys.executable, "-c", CHILD, RUNS, *args]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = None
+    lines = 0
+    result: dict[str, float] = {}
+    for line in proc.stdout:
+        if line.startswith("RESULT "):
+            result = json.loads(line[len("RESULT ") :])
+            continue
+        if first is None:
+            first = time.perf_counter() - start
+        lines += 1
+    wall = time.perf_counter() - start
+    if proc.wait():
+        raise SystemExit(proc.stderr.read()[-2000:])
+    return {
+        "s": wall,
+        "first": first or wall,
+        "lines": lines,
+        "rss": result.get("rss", 0.0),
+        "cpu": result.get("cpu", 0.0),
+    }
+
+
+def bench_runs(tree: Path, store: Path) -> None:
+    base = ["runs", str(tree), "--store", str(store), "--no-scan"]
+    query = ["--filter", FILTER, f"--sort={SORT}"]
+    for label, extra in (
+        ("table", query),
+        ("--json", [*query, "--json"]),
+        ("--limit 20", [*query, "--limit", "20"]),
+        ("--limit 20 --json", [*query, "--limit", "20", "--json"]),
+    ):
+        r = runs_call([*base, *extra])
+        print(
+            f"mltop runs {label:<17} {r['lines']:7,} lines {r['s']:5.2f} s (cpu {r['cpu']:5.2f} s)"
+            f"  first line {r['first']:5.2f} s  peak {r['rss']:4.0f} MB"
+            "   budget 3 s, first line 1 s, 300 MB"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/mltop-scale"))
+    parser.add_argument("--only", default="import,rescan,runs")
+    args = parser.parse_args()
+    which = set(args.only.split(","))
+    tree = args.data / "tree"
+    marker = args.data / f"tree-{args.runs}.done"
+    if not marker.exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        start = time.perf_counter()
+        make_tree(tree, args.runs)
+        marker.touch()
+        print(f"generated {args.runs:,} run folders in {time.perf_counter() - start:.0f} s")
+    store = args.data / "store.duckdb"
+    print(f"{args.runs:,} mltop run folders, {len(METRICS)} metrics x {STEPS} steps, in {tree}")
+    if "import" in which or not store.exists():
+        bench_import(tree, store)
+    if "rescan" in which:
+        bench_rescan(tree, store)
+    if "runs" in which:
+        bench_runs(tree, store)
+
+
+if __name__ == "__main__":
+    main()

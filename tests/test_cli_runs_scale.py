@@ -1,0 +1,115 @@
+"""`mltop runs` over many runs: written a batch at a time, and not re-scanning a fresh store."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_run
+
+from mltop.core.cli.runs import cmd_runs
+from mltop.core.common.sanitize import inert_json
+from mltop.core.discovery import ingest
+from mltop.core.live.watch import Watcher
+from mltop.core.store import open_store
+from mltop.core.store import runs as store_runs
+
+
+def _runs(root: Path, *args: str) -> str:
+    out = io.StringIO()
+    assert cmd_runs([str(root), *args], out_file=out) == 0
+    return out.getvalue()
+
+
+def _store_path(root: Path) -> Path:
+    return root / ".mltop" / "store.duckdb"
+
+
+def test_json_written_in_batches_is_the_whole_list_dumped_at_once(
+    runs_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _runs(runs_root, "--json", "--sort=name")
+    monkeypatch.setattr(store_runs, "RUN_BATCH", 1)
+    batched = _runs(runs_root, "--json", "--sort=name", "--scan")
+    assert batched == whole
+    data = json.loads(batched)
+    assert [r["name"] for r in data] == sorted(r["name"] for r in data)
+    assert len(data) == 4
+    assert batched == inert_json(data, indent=2, allow_nan=False) + "\n"
+
+
+def test_json_of_no_runs_is_an_empty_list(runs_root: Path) -> None:
+    assert _runs(runs_root, "--json", "--filter", "name = 'nothing'") == "[]\n"
+
+
+def test_the_table_written_in_batches_matches_the_whole_table(
+    runs_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = _runs(runs_root, "--sort=name")
+    monkeypatch.setattr(store_runs, "RUN_BATCH", 3)
+    assert _runs(runs_root, "--sort=name", "--scan") == whole
+    assert whole.splitlines()[-1] == "4 runs"
+
+
+def test_a_store_the_app_brought_up_to_date_seconds_ago_is_not_scanned_again(
+    runs_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with open_store(runs_root) as store:
+        began = time.time()
+        ingest(runs_root, store)
+        store.record_scan(str(runs_root), began)
+    write_run(runs_root / "runs", "late")
+    assert "late" not in _runs(runs_root)
+    assert "not scanning: the store was brought up to date" in capsys.readouterr().err
+    assert "late" in _runs(runs_root, "--scan")
+
+
+def test_a_scan_older_than_a_few_seconds_or_of_another_folder_is_not_trusted(
+    runs_root: Path, tmp_path: Path
+) -> None:
+    with open_store(runs_root) as store:
+        ingest(runs_root, store)
+        store.record_scan(str(runs_root), time.time() - 60)
+        store.record_scan(str(tmp_path / "elsewhere"), time.time())
+    write_run(runs_root / "runs", "late")
+    assert "late" in _runs(runs_root)
+
+
+def test_no_scan_reads_the_store_as_it_is(runs_root: Path) -> None:
+    with open_store(runs_root) as store:
+        ingest(runs_root, store)
+    write_run(runs_root / "runs", "late")
+    assert "late" not in _runs(runs_root, "--no-scan")
+    assert "late" in _runs(runs_root)
+
+
+def test_a_scan_of_a_folder_holding_the_path_counts(runs_root: Path) -> None:
+    with open_store(runs_root) as store:
+        store.record_scan(str(runs_root), 100.0)
+        assert store.last_scan(str(runs_root / "runs" / "x")) == 100.0
+        assert store.last_scan(str(runs_root) + "-sibling") is None
+
+
+def test_the_watcher_records_when_it_brought_the_store_up_to_date(runs_root: Path) -> None:
+    with open_store(runs_root) as store:
+        watcher = Watcher([runs_root], store, lambda u: None)
+        before = time.time()
+        watcher.apply(set(), force_full=True)
+        assert (store.last_scan(str(runs_root)) or 0) >= before - 1
+        assert _store_path(runs_root).exists()
+
+
+def test_the_fast_indented_json_is_exactly_json_dumps_with_an_indent() -> None:
+    from mltop.core.common.sanitize import inert_json_indented
+
+    value = [
+        {"a": 1, "b": [1, 2.5, None, True, 'x\x1b[31mred\u202e\x85"q\\'], "c": {}, "d": []},
+        {"学": {"k": {"z": 1e300, "n": -0.0}}, "e": [[]]},
+        {},
+    ]
+    assert inert_json_indented(value) == inert_json(value, indent=2, allow_nan=False)
+    with pytest.raises(ValueError):
+        inert_json_indented({"x": float("nan")})
