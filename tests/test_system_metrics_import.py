@@ -179,6 +179,17 @@ def test_mlflow_system_metrics_are_imported_and_filters_reach_them(tmp_path: Pat
     # MLflow counts samples in the step: 0, 1, 2... whatever the training step is.
     assert [p["step"] for p in cpu] == list(range(len(cpu)))
 
+    # Charted against the training step: each sample at the step the run had reached then.
+    loss = store.history(run.id, "loss").to_pylist()
+    expected = set()
+    for point in cpu:
+        reached = [p["step"] for p in loss if p["ts"] <= point["ts"]]
+        expected.add(float(max(reached) if reached else loss[0]["step"]))
+    key = "system/cpu_utilization_percentage"
+    mapped = store.history_buckets(run.id, key, 1000, "step", ["loss"]).to_pylist()
+    assert {b["x_min"] for b in mapped} == expected
+    assert sum(b["n"] for b in mapped) == len(cpu)
+
     def names(text: str) -> list[str]:
         return [r.name for r in store.runs(compile_query(text))]
 

@@ -72,6 +72,19 @@ def wandb_stats_key(key: str) -> str:
     return PREFIX + key
 
 
+def short_name(key: str) -> str:
+    """A system key without what its group already says: ``system/gpu_0_utilization_percentage``
+    is ``utilization_percentage`` under GPU 0, ``system/cpu_utilization_percentage`` is
+    ``cpu_utilization_percentage`` under system; other keys are kept whole."""
+    for pattern in (_MLFLOW_GPU, _WANDB_GPU):
+        match = pattern.match(key)
+        if match:
+            rest = key[match.end() :]
+            process = "process." if ".process." in match.group(0) else ""
+            return process + rest if rest else key
+    return key[len(PREFIX) :] if key.startswith(PREFIX) and len(key) > len(PREFIX) else key
+
+
 def split_keys(keys: list[str]) -> tuple[list[str], list[str]]:
     """(model metric keys, system metric keys), each in the order given."""
     model = [k for k in keys if not is_system_key(k)]
