@@ -97,3 +97,31 @@ def test_arrows_walk_between_groups_by_column() -> None:
     assert neighbour(groups, "d", 0, -1, 2) == "c"
     assert neighbour(groups, "c", 1, 0, 2) == "d"  # left/right read across groups
     assert neighbour(groups, "a", -1, 0, 2) is None
+
+
+async def test_compare_overlays_a_system_metric_across_runs(tmp_path: Path) -> None:
+    from test_tui_compare import charted, mark_first, opened
+
+    root = tmp_path / "proj"
+    for name in ("a", "b"):
+        with start_run(root / "runs", name=name, experiment="e") as run:
+            run.start_system_metrics(0.05, FakeGpus())
+            for step in range(4):
+                run.log(step=step, val_loss=1.0 / (step + 1) + (name == "b"))
+                time.sleep(0.06)
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settled(pilot)
+        await mark_first(pilot, 2)
+        await pilot.press("c")
+        screen = await opened(pilot)
+        # The model's metric is charted first; system metrics follow the model's in m/M order.
+        assert screen.metric == "val_loss"
+        assert screen.metric_keys[0] == "val_loss"
+        assert all(k.startswith("system/") for k in screen.metric_keys[1:])
+        await pilot.press("m")
+        key = screen.metric_keys[1]
+        await charted(pilot, screen, key)
+        series = screen.chart.series
+        assert [s.empty for s in series] == [False, False]
+        assert key.startswith("system/")
