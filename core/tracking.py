@@ -16,6 +16,10 @@ One folder per run, plain files that any tool (or ``tail -f``) can read:
   values are written as ``NaN``/``Infinity``, which DuckDB's ``read_json`` accepts.
 * ``output.log``      the console output, when ``capture_output=True``.
 
+With ``system_metrics=True`` a thread also appends, every 10 s (``system_interval``), the CPU and
+memory of the process tree, the machine's, and those of the GPUs it uses where NVML exists, as
+``system/...`` metrics at the current step (:mod:`mltop.core.tracking_system`).
+
 The status becomes FINISHED when the block ends, FAILED (with the exception message) when it
 raises; a job killed with SIGKILL stays RUNNING, and mltop shows it as stale once its files stop
 changing. Nothing here needs a store or a running mltop.
@@ -29,18 +33,24 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # imported when a run asks for system metrics: psutil is not needed otherwise
+    from mltop.core.tracking_system import GpuReader, SystemSampler
 
 FORMAT = "mltop-run/1"
 META_FILE = "mltop-run.json"
 PARAMS_FILE = "params.json"
 METRICS_FILE = "metrics.jsonl"
 OUTPUT_FILE = "output.log"
+#: Seconds between two system metric samples, as MLflow and W&B sample by default.
+SYSTEM_INTERVAL = 10.0
 
 
 def _git_commit(cwd: Path) -> str | None:
@@ -114,6 +124,8 @@ class Run:
         self.folder = folder
         self.name = name
         self._step = 0
+        self._lock = threading.Lock()  # log() and the system metrics thread share the file
+        self._sampler: SystemSampler | None = None
         self._meta: dict[str, Any] = {
             "format": FORMAT,
             "id": uuid.uuid4().hex,
@@ -153,9 +165,28 @@ class Run:
         row: dict[str, Any] = {"step": int(step), "ts": round(time.time(), 6)}
         for key, value in metrics.items():
             row[key] = _number(value)
+        self._write_row(row)
+
+    def _write_row(self, row: dict[str, Any]) -> None:
         # allow_nan writes NaN/Infinity literally; DuckDB's read_json reads them back as floats.
-        self._metrics.write(json.dumps(row, allow_nan=True) + "\n")
-        self._metrics.flush()
+        line = json.dumps(row, allow_nan=True) + "\n"
+        with self._lock:
+            if self._metrics.closed:
+                return
+            self._metrics.write(line)
+            self._metrics.flush()
+
+    def _log_system(self, values: dict[str, float]) -> None:
+        """A system sample, at the step the run has reached (the last one logged)."""
+        row: dict[str, Any] = {"step": max(self._step - 1, 0), "ts": round(time.time(), 6)}
+        row.update(values)
+        self._write_row(row)
+
+    def start_system_metrics(self, interval: float, gpus: GpuReader | None) -> None:
+        from mltop.core.tracking_system import SystemSampler
+
+        self._sampler = SystemSampler(self._log_system, interval, gpus)
+        self._sampler.start()
 
     def set_tag(self, key: str, value: Any) -> None:
         self._meta["tags"][str(key)] = str(value)
@@ -164,7 +195,10 @@ class Run:
     def finish(self, status: str = "FINISHED", error: str | None = None) -> None:
         if self._meta["end_time"] is not None:
             return
-        self._metrics.close()
+        if self._sampler is not None:
+            self._sampler.stop()
+        with self._lock:
+            self._metrics.close()
         self._meta.update(status=status, end_time=time.time(), error=error)
         self._write_meta()
 
@@ -188,12 +222,18 @@ def start_run(
     experiment: str | None = None,
     tags: Mapping[str, Any] | None = None,
     capture_output: bool = False,
+    system_metrics: bool = False,
+    system_interval: float = SYSTEM_INTERVAL,
 ) -> Iterator[Run]:
     """Log a run into a new folder under ``root`` for the duration of the ``with`` block.
 
     ``experiment`` defaults to the name of ``root``. With ``capture_output`` the console output of
-    the block is also written to ``output.log`` (mltop shows it in the run's logs).
+    the block is also written to ``output.log`` (mltop shows it in the run's logs). With
+    ``system_metrics`` the process tree's CPU and memory (and its GPUs' where NVML exists) are
+    sampled every ``system_interval`` seconds into the run's metrics.
     """
+    if system_metrics and not system_interval > 0:
+        raise ValueError(f"system_interval must be > 0 seconds, got {system_interval!r}")
     root_path = Path(root)
     root_path.mkdir(parents=True, exist_ok=True)
     run_name = name or time.strftime("run-%Y%m%d-%H%M%S")
@@ -204,6 +244,10 @@ def start_run(
         params or {},
         tags or {},
     )
+    if system_metrics:
+        from mltop.core.tracking_system import NvmlGpus
+
+        run.start_system_metrics(system_interval, NvmlGpus.load())
     log_file: TextIO | None = None
     saved = (sys.stdout, sys.stderr)
     if capture_output:

@@ -154,7 +154,7 @@ async def test_run_detail_arrows_move_between_charts_in_every_direction(
         screen = app.screen
         charts = screen._visible_charts()
         assert len(charts) == 6 and app.focused is charts[0]
-        columns = screen.query_one("#detail-charts").styles.grid_size_columns
+        columns = screen.groups[0].styles.grid_size_columns
         assert columns == 2
         moves = {"down": 2, "right": 3, "up": 1, "left": 0}
         for key, expected in moves.items():

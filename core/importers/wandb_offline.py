@@ -37,6 +37,7 @@ from mltop.core.entities import (
 from mltop.core.importers import wandb_records as wr
 from mltop.core.importers.base import Change, Detection, classify, file_state
 from mltop.core.importers.params import flatten_params
+from mltop.core.runs.system_keys import wandb_stats_key
 from mltop.core.store import Store
 
 KIND = "wandb-offline"
@@ -131,6 +132,8 @@ class _Reading:
     last_time: float | None = None
     bad_records: int = 0
     first_error: str = ""
+    bad_stats: int = 0
+    first_bad_stat: str = ""
 
     def saw_time(self, when: float | None) -> None:
         if when is not None and (self.last_time is None or when > self.last_time):
@@ -183,6 +186,8 @@ class _Reading:
         elif kind == wr.CONFIG:
             updates = wr.decode_updates(body)
             self._config(updates.update, updates.remove)
+        elif kind == wr.STATS:
+            self._stats(wr.decode_stats(body))
         elif kind == wr.EXIT:
             self.exit = wr.decode_exit(body)
         elif kind == wr.ENVIRONMENT:
@@ -227,6 +232,22 @@ class _Reading:
             self.keys.append(key)
             self.steps.append(step)
             self.times.append(when)
+            self.values.append(value)
+
+    def _stats(self, stats: wr.Stats) -> None:
+        """System metrics: points under ``system/`` at the step the run had reached when
+        wandb sampled them (stats records carry a time, no step), so they chart on either axis.
+        """
+        step = max(self.step, 0)
+        for key, raw in stats.items:
+            value = number(raw)
+            if value is None:
+                self.bad_stats += 1
+                self.first_bad_stat = self.first_bad_stat or key
+                continue
+            self.keys.append(wandb_stats_key(key))
+            self.steps.append(step)
+            self.times.append(stats.timestamp)
             self.values.append(value)
 
 
@@ -326,6 +347,13 @@ class WandbOfflineImporter:
             report.problem(
                 path,
                 f"{reading.bad_records} undecodable record(s) skipped ({reading.first_error})",
+            )
+
+        if reading.bad_stats:
+            report.problem(
+                path,
+                f"{reading.bad_stats} system stats value(s) that are not numbers skipped "
+                f"(first: {reading.first_bad_stat})",
             )
 
         record, exp_name, params, tags = self._run_record(folder, run_id, reading, prior, updated)

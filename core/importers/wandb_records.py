@@ -37,6 +37,8 @@ ConfigRecord (5)      1 update (repeated item), 2 remove (repeated item).
 SummaryRecord (3)     1 update, 2 remove (repeated item).
 HistoryRecord (2)     1 item (repeated), 2 step (HistoryStep: 1 num).
 item                  1 key, 2 nested_key (repeated; wandb-core writes keys here), 16 value_json.
+StatsRecord (7)       1 stats_type, 2 timestamp (Timestamp), 3 item (repeated StatsItem: 1 key,
+                      16 value_json): the system metrics wandb samples (cpu, memory, gpu.N.*).
 RunExitRecord (18)    1 exit_code, 2 runtime (seconds). proto3 omits zeros: an exit record
                       without field 1 means exit code 0.
 OutputRawRecord (13)  1 output_type (0 stderr, 1 stdout), 2 timestamp, 3 line.
@@ -493,4 +495,25 @@ def decode_exit(body: bytes) -> Exit:
             out.exit_code = _int(value)
         elif wire == 0 and number == 2:
             out.runtime = _int(value)
+    return out
+
+
+@dataclass
+class Stats:
+    """A StatsRecord (7): system metrics sampled by wandb (1 stats_type, 2 timestamp,
+    3 item: StatsItem with 1 key, 16 value_json, as history items are)."""
+
+    timestamp: float | None
+    items: list[tuple[str, bytes]]
+
+
+def decode_stats(body: bytes) -> Stats:
+    out = Stats(None, [])
+    for number, wire, value in iter_fields(body):
+        if wire != 2:
+            continue
+        if number == 2:
+            out.timestamp = _timestamp(value)
+        elif number == 3:
+            out.items.append(_item(value))
     return out

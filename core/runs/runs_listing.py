@@ -22,6 +22,7 @@ from mltop.core.common.formatting import fit_text, fmt_duration, fmt_time, fmt_v
 from mltop.core.common.sanitize import inert
 from mltop.core.entities import Run
 from mltop.core.runs.runs_view import metric_interest
+from mltop.core.runs.system_keys import is_system_key
 
 ATTRIBUTES = ("name", "status", "experiment", "source", "start", "duration")
 #: Text columns longer than this end in "…"; numbers are never shortened.
@@ -153,7 +154,8 @@ def build_listing(
 
     ``chosen`` (from ``--columns``) names them outright: attributes, ``params.KEY``,
     ``metrics.KEY`` or a bare metric or param key. Otherwise the listing holds the attributes,
-    the six most common params and the six most common metrics; with a terminal ``width`` it
+    the six most common params and the six most common model metrics (system metrics only when
+    chosen); with a terminal ``width`` it
     keeps only what fits whole, picking name, status, metrics, params, then the rest, and
     listing the headers it left out.
     """
@@ -162,7 +164,8 @@ def build_listing(
     if chosen is not None:
         return Listing(tuple(_chosen(name, runs, params, metrics, param_keys, metric_keys)
                              for name in chosen))  # fmt: skip
-    metric_keys = metric_keys[:DEFAULT_METRICS]
+    # System metrics (CPU, GPU...) are many and say nothing about the model: chosen, not default.
+    metric_keys = [k for k in metric_keys if not is_system_key(k)][:DEFAULT_METRICS]
     param_keys = param_keys[:DEFAULT_PARAMS]
     order: list[ListingColumn] = [_attribute(a, runs) for a in ATTRIBUTES]
     order += [_param(k, runs, params) for k in param_keys]

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mltop.core.common.formatting import fmt_duration, fmt_value
+from mltop.core.runs.system_keys import is_system_key
 from mltop.core.store import RunQuery, Store
 
 STALE_ENV = "MLTOP_STALE_AFTER"
@@ -190,7 +191,9 @@ def default_columns(
     if varying is not None:
         differ = set(varying)
         param_keys = sorted(param_keys, key=lambda k: k not in differ)  # stable
-    ranked = sorted(metric_keys, key=metric_interest)  # stable: frequency breaks ties
+    # System metrics (CPU, GPU...) stay in the column picker: a fresh table shows the model's.
+    model_keys = [k for k in metric_keys if not is_system_key(k)]
+    ranked = sorted(model_keys, key=metric_interest)  # stable: frequency breaks ties
     cols += [Column.param(k) for k in param_keys[:params]]
     cols += [Column.metric(k) for k in ranked[:metrics]]
     return cols

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -348,12 +349,26 @@ class PointTables(StoreConnection):
                 ).fetchall()
         return int(row[0][0]) if row else 0
 
-    def history_buckets(self, run_id: str, key: str, buckets: int, x: str = "step") -> pa.Table:
+    def history_buckets(
+        self,
+        run_id: str,
+        key: str,
+        buckets: int,
+        x: str = "step",
+        timeline: Sequence[str] = (),
+    ) -> pa.Table:
         """One metric's history cut into at most ``buckets`` equal slices of x, in SQL.
 
         A chart ``buckets`` dots wide draws one slice per dot column; keeping each slice's min
         and max (not a sample) means a single spike among a million points stays visible.
         ``x`` is ``"step"`` or ``"time"`` (epoch seconds; points without a time are left out).
+
+        With ``timeline`` (the run's model metric keys) and ``x="step"``, each point's step is
+        the training step the run had reached at the point's time, read from those metrics'
+        (time, step) pairs: system metrics count samples, not steps (MLflow logs them at step
+        0, 1, 2...), and are charted against the steps of the model they ran beside. Points
+        from before the first step go to it; where the timeline has no times (a Lightning CSV)
+        the points keep their own steps.
 
         Columns: bucket (0..buckets-1, proportional to x), x_min, x_max, y_min, y_max, y_mean
         (of finite values only; NaN when the slice has none, never null, so the columns convert
@@ -368,6 +383,22 @@ class PointTables(StoreConnection):
         if x not in columns:
             raise ValueError(f"x must be 'step' or 'time', not {x!r}")
         buckets = max(1, int(buckets))
+        params: list[Any] = [run_id, key]
+        source = "metrics"
+        if timeline and x == "step":
+            source = """(
+                WITH line AS (
+                    SELECT ts, max(step) AS step FROM metrics
+                    WHERE run_id = ? AND key IN (SELECT unnest(?::VARCHAR[])) AND ts IS NOT NULL
+                    GROUP BY ts
+                ),
+                own AS (SELECT * FROM metrics WHERE run_id = ? AND key = ?)
+                SELECT own.run_id, own.key, own.ts, own.value,
+                       CASE WHEN (SELECT count(*) FROM line) = 0 THEN own.step
+                            ELSE coalesce(line.step, (SELECT min(step) FROM line)) END AS step
+                FROM own ASOF LEFT JOIN line ON own.ts >= line.ts
+            )"""
+            params = [run_id, list(timeline), run_id, key, *params]
         # Non-finite values become NULL in fy, so the plain aggregates skip them (cheaper than
         # FILTER clauses: this query reads every point of the history).
         sql = f"""
@@ -375,7 +406,7 @@ class PointTables(StoreConnection):
                 SELECT {columns[x]} AS x, value AS y,
                        CASE WHEN isfinite(value) THEN value END AS fy,
                        {tiebreak[x]} AS tie
-                FROM metrics
+                FROM {source}
                 WHERE run_id = ? AND key = ? AND {columns[x]} IS NOT NULL
             ),
             span AS (SELECT min(x) AS lo, max(x) AS hi FROM pts)
@@ -394,7 +425,7 @@ class PointTables(StoreConnection):
             GROUP BY bucket ORDER BY bucket
         """
         with self._lock:
-            return self._con.sql(sql, params=[run_id, key, buckets, buckets]).to_arrow_table()
+            return self._con.sql(sql, params=[*params, buckets, buckets]).to_arrow_table()
 
     def overlay_points(
         self,

@@ -407,9 +407,18 @@ class LineChart(Widget, can_focus=True):
         def control(self) -> LineChart:
             return self.chart
 
-    def __init__(self, key: str, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        *,
+        title: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self.key = key
+        #: What the chart is headed with: the key, or a shorter name its group makes clear.
+        self.title = key if title is None else title
         self.series: Series | None = None
         self.message_text: str | None = "loading…"
         self._cache: tuple[object, list[Strip]] | None = None
@@ -476,7 +485,7 @@ class LineChart(Widget, can_focus=True):
             size.width,
             size.height,
             styles,
-            title=self.key,
+            title=self.title,
             smoothing=self.smoothing,
             log_y=self.log_y,
             x_kind=self.x_kind,

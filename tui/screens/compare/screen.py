@@ -38,6 +38,7 @@ from mltop.core.compare.diff_format import best_text, change_text, value_text
 from mltop.core.compare.directions import Direction, load_directions
 from mltop.core.compare.overlay import X_AXES, Series, XAxis, overlay
 from mltop.core.entities import Run
+from mltop.core.runs.system_keys import is_system_key
 from mltop.core.store import StoreError
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.messages import CompareLoaded, OverlayLoaded
@@ -258,9 +259,11 @@ class CompareScreen(Screen[None]):
         self.comparison = comparison
         self.compare_layout = message.layout
         if first:
+            # The model's metrics, then what the trackers recorded about the machine (CPU,
+            # GPU...): m/M reach a system metric after the model's, and so does the palette.
             self.metric_keys = sorted(
                 {k for summaries in comparison.data.summaries.values() for k in summaries},
-                key=lambda k: (k.lower(), k),
+                key=lambda k: (is_system_key(k), k.lower(), k),
             )
             self.metric = self._first_metric(comparison)
         self.table.show(message.layout, self.show_best)
@@ -283,7 +286,7 @@ class CompareScreen(Screen[None]):
 
     def _first_metric(self, comparison: Comparison) -> str | None:
         """The metric to chart first: one that differs and has a direction, validation first."""
-        differing = [r for r in comparison.metrics if r.differs]
+        differing = [r for r in comparison.metrics if r.differs and not is_system_key(r.key)]
         directed = [r for r in differing if r.direction is not Direction.NEUTRAL]
         for group in (directed, differing):
             for row in group:

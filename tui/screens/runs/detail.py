@@ -30,8 +30,10 @@ from mltop.core.common.formatting import fit_text, fit_value, fmt_clock, fmt_dur
 from mltop.core.common.sanitize import inert
 from mltop.core.entities import MetricSummary, Run
 from mltop.core.runs.runs_view import STATUS_SYMBOLS, metric_goal, stale_after
+from mltop.core.runs.system_keys import PREFIX, is_system_key, short_name
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.messages import ChartDataLoaded, DetailsLoaded, RunDetails
+from mltop.tui.screens.runs.chart_groups import ChartGroup, chart_sections, neighbour
 from mltop.tui.screens.runs.values import RunValuesScreen
 from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
 from mltop.tui.widgets.filter_bar import FilterBar
@@ -81,7 +83,7 @@ def best_of(summary: MetricSummary) -> tuple[float | None, int | None]:
 
 
 class ChartGrid(VerticalScroll, inherit_bindings=False):
-    """The scrolling grid of charts, without a scroll panel's arrow keys.
+    """The scrolling groups of charts (:mod:`.chart_groups`), without a scroll panel's arrow keys.
 
     Those would sit between the focused chart and the screen: once the grid is taller than the
     terminal (any run with more than four metrics at 80x24) ``down`` scrolled the grid instead
@@ -128,6 +130,9 @@ class RunDetailScreen(Screen[None]):
         self.root = root
         self.details: RunDetails | None = None
         self.charts: dict[str, LineChart] = {}
+        self.groups: list[ChartGroup] = []
+        self.columns = 2
+        self.model_keys: list[str] = []
         self.filter_text = ""
         self._pending: dict[str, int] = {}
         self._flush_scheduled = False
@@ -174,9 +179,9 @@ class RunDetailScreen(Screen[None]):
         pane = self.query_one("#detail-charts-pane")
         pane.display = width >= NARROW or not show_info
         pane_width = width - (info.styles.width.value if show_info and width >= NARROW else 0)
-        columns = max(1, int(pane_width) // CHART_MIN_WIDTH)
-        grid = self.query_one("#detail-charts")
-        grid.styles.grid_size_columns = columns
+        self.columns = max(1, int(pane_width) // CHART_MIN_WIDTH)
+        for group in self.groups:
+            group.styles.grid_size_columns = self.columns
 
     # -- details ---------------------------------------------------------------------------------
 
@@ -211,29 +216,42 @@ class RunDetailScreen(Screen[None]):
         self._draw_header()
         self._draw_info()
         grid = self.query_one("#detail-charts", VerticalScroll)
+        self.model_keys = sorted(k for k in details.metrics if not is_system_key(k))
+        focused = self.focused.key if isinstance(self.focused, LineChart) else None
         if reloaded:
-            # A live update: new metrics get a chart, existing charts fetch their longer history.
+            # A live update: existing charts fetch their longer history...
             for chart in self.charts.values():
                 self._request(chart.key, chart.wanted_buckets())
-            fresh = [k for k in sorted(details.metrics) if k not in self.charts]
-            if not fresh:
+            if all(k in self.charts for k in details.metrics):
                 self._draw_charts_title()
                 return
-            if not self.charts:
-                grid.remove_children()
-        charts = [LineChart(key) for key in sorted(details.metrics) if key not in self.charts]
-        for chart in charts:
-            chart.smoothing = SMOOTHING_STEPS[self.smoothing_index]
-            chart.log_y = self.log_y
-            self.charts[chart.key] = chart
-        if charts:
-            grid.mount_all(charts)
+            # ... and a new metric lays the groups out again, so it lands in its own group.
+            grid.remove_children()
+            self.charts, self.groups = {}, []
+        sections = chart_sections(list(details.metrics))
+        widgets: list[Static] = []
+        for label, keys in sections:
+            group = ChartGroup(label, len(keys))
+            group.styles.grid_size_columns = self.columns
+            widgets += [group.title, group] if group.title is not None else [group]
+            self.groups.append(group)
+        if widgets:
+            grid.mount_all(widgets)
         else:
             grid.mount(Static(Text("this run logged no metrics", style="dim")))
+        for group, (_, keys) in zip(self.groups, sections, strict=True):
+            charts = [LineChart(key, title=short_name(key)) for key in keys]
+            for chart in charts:
+                chart.smoothing = SMOOTHING_STEPS[self.smoothing_index]
+                chart.log_y = self.log_y
+                self.charts[chart.key] = chart
+            group.mount_all(charts)
         self._apply_filter()
         self._draw_charts_title()
-        if charts and (self.focused is None or self.focused.id == "detail-info"):
-            charts[0].focus()
+        if focused in self.charts:
+            self.charts[focused].focus()
+        elif self.charts and (self.focused is None or self.focused.id == "detail-info"):
+            next(iter(self.charts.values())).focus()
 
     def _draw_header(self) -> None:
         assert self.details is not None
@@ -320,16 +338,23 @@ class RunDetailScreen(Screen[None]):
         return grid
 
     def _metrics_table(
-        self, details: RunDetails, matcher: re.Pattern[str] | None
-    ) -> RenderableType:
+        self, details: RunDetails, matcher: re.Pattern[str] | None, system: bool = False
+    ) -> Text:
         """Two lines per metric so the panel stays narrow: name, last and best (with its step),
-        then min, max and the number of points."""
-        rows = [s for k, s in details.metrics.items() if matcher is None or matcher.search(k)]
-        total = len(details.metrics)
+        then min, max and the number of points. The model's metrics, then (``system``) what
+        the trackers recorded about the machine, under a title of their own."""
+        family = {k: s for k, s in details.metrics.items() if is_system_key(k) == system}
+        rows = [s for k, s in family.items() if matcher is None or matcher.search(k)]
+        total = len(family)
         count = f"{len(rows)}" if len(rows) == total else f"{len(rows)} of {total}"
         out = Text(no_wrap=True, overflow="crop")
-        out.append(f"\nmetrics ({count})", style="bold")
+        if not system:
+            out.append(f"\nmetrics ({count})", style="bold")
+        elif total:
+            out.append(f"\n\nsystem ({count})", style="bold")
         if not rows:
+            if not system:
+                out.append_text(self._metrics_table(details, matcher, system=True))
             return out
         width = self._panel_width()
         cells = []
@@ -350,7 +375,8 @@ class RunDetailScreen(Screen[None]):
         header = " " * name_w + " " + "last".rjust(last_w) + " " + "best".rjust(best_w)
         out.append("\n" + header[:width], style="dim")
         for summary, last, best, where in cells:
-            name = Text(inert(summary.key), style="bold", no_wrap=True, overflow="ellipsis")
+            label = summary.key.removeprefix(PREFIX) if system else summary.key
+            name = Text(inert(label), style="bold", no_wrap=True, overflow="ellipsis")
             name.truncate(name_w, overflow="ellipsis", pad=True)
             out.append("\n")
             out.append_text(name)
@@ -363,6 +389,8 @@ class RunDetailScreen(Screen[None]):
                 out.append(" " + where, style="dim")
             for line in _spread_lines(summary, width):
                 out.append("\n" + line, style="dim")
+        if not system:
+            out.append_text(self._metrics_table(details, matcher, system=True))
         return out
 
     # -- charts ----------------------------------------------------------------------------------
@@ -392,7 +420,9 @@ class RunDetailScreen(Screen[None]):
             for key, buckets in requests.items():
                 if worker.is_cancelled:
                     return
-                table = store.history_buckets(self.run_id, key, buckets, x=x_kind)
+                # System metrics chart against the model's steps, through time.
+                timeline = self.model_keys if is_system_key(key) else ()
+                table = store.history_buckets(self.run_id, key, buckets, x_kind, timeline)
                 self.post_message(ChartDataLoaded(key, table, x_kind, buckets))
 
     def on_chart_data_loaded(self, message: ChartDataLoaded) -> None:
@@ -416,6 +446,10 @@ class RunDetailScreen(Screen[None]):
             visible = matcher is None or bool(matcher.search(key))
             chart.display = visible
             shown += visible
+        for group in self.groups:
+            group.display = any(c.display for c in group.query(LineChart))
+            if group.title is not None:
+                group.title.display = group.display
         bar = self.query_one(FilterBar)
         total = len(self.charts)
         bar.show_count(f"{shown} of {total} metrics" if matcher is not None else f"{total} metrics")
@@ -522,16 +556,18 @@ class RunDetailScreen(Screen[None]):
         charts = self._visible_charts()
         if not charts:
             return
-        focused = self.focused
-        if focused not in charts:
-            charts[0].focus()
+        groups = [[c for c in g.query(LineChart) if c.display] for g in self.groups]
+        target = neighbour(groups, self.focused, dx, dy, self.columns)
+        if target is None:
             return
-        assert isinstance(focused, LineChart)
-        columns = self.query_one("#detail-charts").styles.grid_size_columns or 1
-        index = charts.index(focused) + dx + dy * columns
-        if 0 <= index < len(charts):
-            charts[index].focus()
-            charts[index].scroll_visible()
+        target.focus()
+        group, shown = next((g, c) for g, c in zip(self.groups, groups, strict=True) if target in c)
+        if group.title is not None and shown.index(target) < self.columns:
+            # Into a group's first row: its title comes into view with it.
+            group.title.scroll_visible(animate=False)
+            target.scroll_visible(animate=False)
+        else:
+            target.scroll_visible()
 
     def action_focus_chart(self) -> None:
         from mltop.tui.screens.runs.chart_focus import ChartFocusScreen
