@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from mltop.core import __version__
 from mltop.core.cli.demo import cmd_demo
 from mltop.core.cli.diff import cmd_diff
+from mltop.core.cli.host import cmd_host
 from mltop.core.cli.ingest import cmd_ingest
 from mltop.core.cli.launch import cmd_open
 from mltop.core.cli.output import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError
@@ -40,6 +41,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "pipelines": cmd_pipelines,
     "tail": cmd_tail,
     "demo": cmd_demo,
+    "host": cmd_host,
 }
 
 

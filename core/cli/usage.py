@@ -18,6 +18,8 @@ usage: mltop [PATH] [--store FILE] [--mlflow URL] [--github OWNER/REPO]
        mltop pipelines [PATH] [--format table|json|md] [--dag FILE] [--github OWNER/REPO]
                                             CI and ML pipelines side by side by lifecycle
                                             phase, coverage and MLOps maturity
+       mltop host [--json]                  what the machine is doing now: CPU, memory,
+                                            disks, network, NVIDIA GPUs and their processes
        mltop demo [--live]                  train the sample project in a temporary folder
                                             and open mltop on it (--live: and follow a run
                                             training in the background)
