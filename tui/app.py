@@ -97,6 +97,7 @@ class MltopApp(App[int]):
         Binding("ctrl+c", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_c"),
         Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_q"),
         Binding("question_mark", "help", "help", id="app.help"),
+        Binding("h", "host", "host", show=False, id="app.host"),
         Binding(
             "ctrl+p", "command_palette", "commands", show=False, priority=True, id="app.commands"
         ),
@@ -345,6 +346,13 @@ class MltopApp(App[int]):
         self.push_screen(
             HelpScreen(title, binding_rows(screen), extra() if callable(extra) else None)
         )
+
+    def action_host(self) -> None:
+        """The Host screen: the machine now, its GPUs, and the runs its processes belong to."""
+        from mltop.tui.screens.system.host import HostScreen
+
+        if not isinstance(self.screen, HostScreen):
+            self.push_screen(HostScreen(self.root))
 
     async def action_quit(self) -> None:
         self._cancel.set()

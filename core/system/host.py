@@ -78,6 +78,26 @@ class _Counters:
     at: float
     disk: tuple[int, int] | None
     net: tuple[int, int] | None
+    cpu: list[tuple[float, float]]  # per core: (busy, total) seconds
+
+
+def _cpu() -> list[tuple[float, float]]:
+    # Measured here rather than with psutil.cpu_percent(), whose "since the last call" state is
+    # global to the process: any other caller would shorten this sampler's interval to nothing.
+    out = []
+    for times in psutil.cpu_times(percpu=True):
+        total = sum(times)
+        idle = times.idle + getattr(times, "iowait", 0.0)
+        out.append((total - idle, total))
+    return out
+
+
+def _busy(now: list[tuple[float, float]], before: list[tuple[float, float]]) -> tuple[float, ...]:
+    shares = []
+    for (busy, total), (busy0, total0) in zip(now, before, strict=False):
+        elapsed = total - total0
+        shares.append(min(100.0, max(0.0, (busy - busy0) / elapsed * 100)) if elapsed > 0 else 0.0)
+    return tuple(shares)
 
 
 def _disk() -> tuple[int, int] | None:
@@ -102,15 +122,11 @@ class HostSampler:
     history: deque[HostSnapshot] = field(default_factory=lambda: deque(maxlen=HISTORY_SECONDS))
     _last: _Counters | None = None
 
-    def __post_init__(self) -> None:
-        # psutil's CPU percentages measure from the previous call: prime them now.
-        psutil.cpu_percent(percpu=True)
-
     def sample(self) -> HostSnapshot:
         now = time.time()
-        counters = _Counters(now, _disk(), _net())
+        counters = _Counters(now, _disk(), _net(), _cpu())
         last, self._last = self._last, counters
-        per_core = tuple(psutil.cpu_percent(percpu=True))
+        per_core = _busy(counters.cpu, last.cpu) if last is not None else ()
         seconds = now - last.at if last is not None else 0.0
         disk_rates: tuple[float | None, float | None] = (None, None)
         net_rates: tuple[float | None, float | None] = (None, None)
@@ -135,9 +151,9 @@ class HostSampler:
             time=now,
             hostname=os.uname().nodename,
             boot_time=psutil.boot_time(),
-            cpu_count=len(per_core),
-            cpu_percent=(sum(per_core) / len(per_core)) if last is not None and per_core else None,
-            cpu_per_core=per_core if last is not None else (),
+            cpu_count=len(counters.cpu),
+            cpu_percent=sum(per_core) / len(per_core) if per_core else None,
+            cpu_per_core=per_core,
             load=load,
             memory_total=memory.total,
             memory_used=memory.total - memory.available,

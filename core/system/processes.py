@@ -133,6 +133,7 @@ class ProcessRow:
     name: str
     user: str | None
     command: str
+    short_command: str
     cpu_percent: float | None
     rss: int | None
     gpu_memory: dict[int, int]
@@ -217,15 +218,20 @@ class ProcessWatcher:
     ) -> ProcessRow:
         pid = info["pid"]
         try:
-            command = " ".join(psutil.Process(pid).cmdline()) or info["name"] or ""
+            argv = psutil.Process(pid).cmdline()
         except (psutil.Error, OSError):
-            command = info["name"] or ""
+            argv = []
+        command = " ".join(argv) or info["name"] or ""
+        # The program's own name and arguments: a virtualenv's long interpreter path would
+        # push the script name off a narrow screen.
+        short = " ".join([Path(argv[0]).name, *argv[1:]]) if argv else command
         memory = info.get("memory_info")
         return ProcessRow(
             pid=pid,
             name=info["name"] or "",
             user=info.get("username"),
             command=command,
+            short_command=short,
             cpu_percent=info.get("cpu_percent"),
             rss=memory.rss if memory is not None else None,
             gpu_memory=dict(on_gpu.get(pid, {})),

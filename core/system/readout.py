@@ -7,6 +7,8 @@ three significant digits, so ``7.8 GB`` is the value rounded, never cut; a missi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from mltop.core.common.formatting import fmt_duration
 from mltop.core.system.gpu import GpuDevice
 from mltop.core.system.host import HostSnapshot
@@ -78,3 +80,37 @@ def gpu_power(device: GpuDevice) -> str:
         return MISSING
     draw = f"{device.power_draw:.0f} W"
     return draw if device.power_limit is None else f"{draw} / {device.power_limit:.0f} W"
+
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float], width: int, top: float | None = None) -> str:
+    """The last values as one line of block characters, ``width`` cells at most.
+
+    With more values than cells, each cell shows the largest value of its share, so a short
+    spike stays visible; ``top`` is the value of a full block (default: the largest value).
+    """
+    if width <= 0 or not values:
+        return ""
+    if len(values) > width:
+        step = len(values) / width
+        values = [
+            max(values[int(i * step) : max(int((i + 1) * step), int(i * step) + 1)])
+            for i in range(width)
+        ]
+    ceiling = top if top is not None else max(values)
+    if ceiling <= 0:
+        return _BLOCKS[0] * len(values)
+    last = len(_BLOCKS) - 1
+    return "".join(_BLOCKS[min(last, max(0, round(v / ceiling * last)))] for v in values)
+
+
+def bar(percent: float | None, width: int) -> str:
+    """A gauge of ``width`` cells between ``▕`` and ``▏`` filled to ``percent``."""
+    inner = max(1, width - 2)
+    share = 0.0 if percent is None else min(1.0, max(0.0, percent / 100))
+    eighths = round(share * inner * 8)
+    full, rest = divmod(eighths, 8)
+    partial = " ▏▎▍▌▋▊▉"[rest] if full < inner else ""
+    return "▕" + ("█" * full + partial).ljust(inner)[:inner] + "▏"
