@@ -75,6 +75,8 @@ class FakeNvml:
 
     ``unsupported`` names calls that raise NVMLError_NotSupported (as boards without power
     readings do); ``init_error`` makes ``nvmlInit`` fail as it does on a machine without a driver.
+    ``pids`` lets a live process of the test stand for one of the fixture's (``{12769: pid}``),
+    with the GPU memory the fixture gives it, so a run's process can be seen on a GPU.
     """
 
     NVMLError = pynvml.NVMLError
@@ -86,10 +88,12 @@ class FakeNvml:
         *,
         unsupported: tuple[str, ...] = (),
         init_error: type[pynvml.NVMLError] | None = None,
+        pids: dict[int, int] | None = None,
     ) -> None:
         self.top, self.gpus = parse_smi((FIXTURES / fixture).read_text(encoding="utf-8"))
         self.unsupported = unsupported
         self.init_error = init_error
+        self.pids = pids or {}
         self.initialised = 0
         self.shut_down = 0
 
@@ -152,7 +156,7 @@ class FakeNvml:
     def nvmlDeviceGetComputeRunningProcesses(self, gpu: SmiGpu) -> list[Any]:
         return [
             SimpleNamespace(
-                pid=int(p["Process ID"]),
+                pid=self.pids.get(int(p["Process ID"]), int(p["Process ID"])),
                 usedGpuMemory=int(_number(p["Used GPU Memory"])) * MIB,
             )
             for p in gpu.processes
@@ -162,7 +166,7 @@ class FakeNvml:
     def nvmlDeviceGetGraphicsRunningProcesses(self, gpu: SmiGpu) -> list[Any]:
         return [
             SimpleNamespace(
-                pid=int(p["Process ID"]),
+                pid=self.pids.get(int(p["Process ID"]), int(p["Process ID"])),
                 usedGpuMemory=int(_number(p["Used GPU Memory"])) * MIB,
             )
             for p in gpu.processes

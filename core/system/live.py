@@ -54,7 +54,8 @@ class HostMonitor:
     _gpu_history: dict[int, deque[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._watcher = ProcessWatcher(self.traces)
+        # Through a lambda: the runs table sets ``traces`` anew at each sample.
+        self._watcher = ProcessWatcher(lambda: self.traces() if self.traces else RunTraces())
 
     def sample(self) -> HostView:
         snapshot = self._host.sample()
