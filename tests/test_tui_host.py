@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from nvml_fake import FakeNvml
 from textual.widget import Widget
-from textual.widgets import DataTable
 from tui_pilot import make_app, settled, until
 
 from mltop.core.system.gpu import NvmlReader
 from mltop.tui.screens.runs.detail import RunDetailScreen
 from mltop.tui.screens.system.host import HostScreen
+from mltop.tui.screens.system.process_list import ProcessList
 from mltop.tui.widgets.keybar import KeyBar
 
 TRAIN = textwrap.dedent(
@@ -82,7 +82,7 @@ async def test_host_screen_shows_the_machine_and_names_the_run_of_a_training_pro
         ]  # fmt: skip
         assert summary[5].startswith("GPUs   no NVIDIA driver (NVML: ")
         assert all(len(line) <= size[0] for line in summary)
-        table = screen.query_one("#host-processes", DataTable)
+        table = screen.query_one(ProcessList)
         index = linked_row(screen, child.pid)
         assert index is not None
         drawn = table.render_line(index + 1).text
@@ -90,7 +90,7 @@ async def test_host_screen_shows_the_machine_and_names_the_run_of_a_training_pro
         keys = lines(screen.query_one(KeyBar))[0]
         assert keys.rstrip().endswith("q quit  ? help")
 
-        table.move_cursor(row=index)
+        table.cursor = index
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
         [run] = app.store.find_runs("resnet-live")  # type: ignore[union-attr]

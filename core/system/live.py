@@ -21,7 +21,7 @@ from mltop.core.system.processes import TOP_BY_CPU, ProcessRow, ProcessWatcher, 
 #: The process table refreshes less often than the numbers above it: listing every process
 #: costs far more than the host counters, and a process list that changes every second is
 #: hard to read (and to select in).
-PROCESS_SECONDS = 2.0
+PROCESS_SECONDS = 3.0
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ Only RUNNING runs are candidates, so a finished run never claims a process that 
 folder.
 
 Reading every process's file descriptors every second would cost more than the Host screen's
-budget on a busy machine, so a link is kept for :data:`LINK_SECONDS` per process (the same pid
-started at the same time is the same process) and only re-checked after that; processes of
-other users, whose ``/proc`` entries cannot be read, are skipped quietly.
+budget on a busy machine, so a process is checked when first seen and its link kept for
+:data:`LINK_SECONDS` (the same pid started at the same time is the same process), and the
+running runs' traces are asked of the store every :data:`TRACES_SECONDS`; processes of other
+users, whose ``/proc`` entries cannot be read, are skipped quietly.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ import psutil
 
 from mltop.core.system.gpu import GpuReading
 
-#: How long a process's link (or the absence of one) is trusted before it is checked again.
-LINK_SECONDS = 5.0
+#: How long a process's link (or the absence of one) is trusted before it is checked again
+#: (a new process is checked when first seen; this is for one that opens a run's file later).
+LINK_SECONDS = 15.0
+#: How often the running runs' traces are asked of the store.
+TRACES_SECONDS = 10.0
 #: Processes shown besides those on a GPU or linked to a run: the busiest by CPU.
 TOP_BY_CPU = 8
 
@@ -153,14 +157,16 @@ class ProcessRow:
         }
 
 
-_ATTRS = ["pid", "name", "username", "cpu_percent", "memory_info", "create_time", "uids"]
+# Read for every process at each sample: one /proc/PID/stat each. Names, users, memory and
+# command lines are read only for the rows shown (about a tenth of the cost per process).
+_ATTRS = ["pid", "cpu_percent", "create_time"]
 
 
 @dataclass
 class ProcessWatcher:
     """Samples the processes worth showing and links them to runs, keeping costs bounded.
 
-    ``traces`` is asked for the running runs' traces at most every :data:`LINK_SECONDS`.
+    ``traces`` is asked for the running runs' traces at most every :data:`TRACES_SECONDS`.
     """
 
     traces: Callable[[], RunTraces] | None = None
@@ -171,18 +177,24 @@ class ProcessWatcher:
     _me: int = field(default_factory=os.getuid)
 
     def _current_traces(self, now: float) -> RunTraces:
-        if self.traces is not None and now - self._traces_at >= LINK_SECONDS:
+        if self.traces is not None and now - self._traces_at >= TRACES_SECONDS:
             self._traces_at = now
-            self._traces = self.traces()
-            self._links.clear()  # a run that started or ended changes every answer
+            traces = self.traces()
+            if traces != self._traces:
+                self._links.clear()  # a run that started or ended changes every answer
+            self._traces = traces
         return self._traces
 
-    def _link(self, key: tuple[int, float], uid: int | None, now: float) -> RunLink | None:
+    def _link(self, key: tuple[int, float], process: psutil.Process, now: float) -> RunLink | None:
         cached = self._links.get(key)
         if cached is not None and now - cached[0] < LINK_SECONDS:
             return cached[1]
         link = None
-        if uid is None or uid == self._me or self._me == 0:
+        try:
+            readable = self._me == 0 or process.uids().real == self._me
+        except (psutil.Error, OSError):
+            readable = False
+        if readable:
             link = link_process(key[0], self._traces)
         self._links[key] = (now, link)
         return link
@@ -192,44 +204,51 @@ class ProcessWatcher:
         now = time.monotonic()
         traces = self._current_traces(now)
         on_gpu = gpus.memory_by_pid() if gpus is not None else {}
-        rows: list[tuple[dict[str, Any], RunLink | None]] = []
+        rows: list[tuple[psutil.Process, dict[str, Any], RunLink | None]] = []
         seen: set[tuple[int, float]] = set()
         for process in psutil.process_iter(_ATTRS):
             info = process.info
             key = (info["pid"], info["create_time"] or 0.0)
             seen.add(key)
-            uids = info.get("uids")
-            link = self._link(key, uids.real if uids else None, now) if traces else None
-            rows.append((info, link))
+            link = self._link(key, process, now) if traces else None
+            rows.append((process, info, link))
         for key in [k for k in self._links if k not in seen]:
             del self._links[key]  # ended processes
-        wanted = [r for r in rows if r[0]["pid"] in on_gpu or r[1] is not None]
-        wanted_pids = {r[0]["pid"] for r in wanted}
+        wanted = [r for r in rows if r[1]["pid"] in on_gpu or r[2] is not None]
+        wanted_pids = {r[1]["pid"] for r in wanted}
         busiest = sorted(
-            (r for r in rows if r[0]["pid"] not in wanted_pids),
-            key=lambda r: r[0]["cpu_percent"] or 0.0,
+            (r for r in rows if r[1]["pid"] not in wanted_pids),
+            key=lambda r: r[1]["cpu_percent"] or 0.0,
             reverse=True,
         )[: self.top]
-        wanted.sort(key=lambda r: (-sum(on_gpu.get(r[0]["pid"], {}).values()), r[0]["pid"]))
-        return [self._row(info, link, on_gpu) for info, link in wanted + busiest]
+        wanted.sort(key=lambda r: (-sum(on_gpu.get(r[1]["pid"], {}).values()), r[1]["pid"]))
+        return [self._row(p, info, link, on_gpu) for p, info, link in wanted + busiest]
 
     def _row(
-        self, info: dict[str, Any], link: RunLink | None, on_gpu: dict[int, dict[int, int]]
+        self,
+        process: psutil.Process,
+        info: dict[str, Any],
+        link: RunLink | None,
+        on_gpu: dict[int, dict[int, int]],
     ) -> ProcessRow:
         pid = info["pid"]
+        name, user, memory, argv = "", None, None, []
         try:
-            argv = psutil.Process(pid).cmdline()
-        except (psutil.Error, OSError):
-            argv = []
-        command = " ".join(argv) or info["name"] or ""
+            with process.oneshot():
+                name = process.name()
+                memory = process.memory_info()
+                user = process.username()
+                argv = process.cmdline()
+        except (psutil.Error, OSError, KeyError):
+            pass  # ended meanwhile, or not ours to read: what was read is shown
+        command = " ".join(argv) or name
         # The program's own name and arguments: a virtualenv's long interpreter path would
         # push the script name off a narrow screen.
         short = " ".join([Path(argv[0]).name, *argv[1:]]) if argv else command
-        memory = info.get("memory_info")
         return ProcessRow(
             pid=pid,
-            name=info["name"] or "",
-            user=info.get("username"),
+            name=name,
+            user=user,
             command=command,
             short_command=short,
             cpu_percent=info.get("cpu_percent"),

@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,7 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from mltop.core.common.formatting import fit_text, fmt_duration
 from mltop.core.common.sanitize import inert
@@ -44,6 +43,7 @@ from mltop.core.system.readout import (
     sparkline,
 )
 from mltop.tui.commands import ScreenCommand, ScreenCommands
+from mltop.tui.screens.system.process_list import ProcessList
 from mltop.tui.widgets.keybar import KeyBar
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class HostScreen(Screen[None]):
         self._sampling = False
         self._timer: Timer | None = None
         self._rows: list[int] = []
+        self._drawn_width = 0
 
     @property
     def mltop(self) -> AppContext:
@@ -92,12 +93,7 @@ class HostScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(Text("reading the machine…"), id="host-summary")
-        table: DataTable[Text | str] = DataTable(
-            id="host-processes", cursor_type="row", zebra_stripes=False
-        )
-        for name in _COLUMNS:
-            table.add_column(name, key=name)
-        yield table
+        yield ProcessList(id="host-processes")
         yield KeyBar(id="host-keys")
 
     def on_mount(self) -> None:
@@ -127,8 +123,8 @@ class HostScreen(Screen[None]):
         if self._sampling:
             return  # the last sample is still being read: skip, never queue
         self._sampling = True
-        # Fill the table's height: the busiest processes after those on a GPU or in a run.
-        table = self.query_one("#host-processes", DataTable)
+        # Fill the list's height: the busiest processes after those on a GPU or in a run.
+        table = self.query_one(ProcessList)
         pinned = sum(1 for p in self.view.processes if p.link or p.gpu_memory) if self.view else 0
         self.monitor.top = max(3, table.size.height - 1 - pinned)
         self._sample()
@@ -160,33 +156,58 @@ class HostScreen(Screen[None]):
 
     @on(HostSampled)
     def _sampled(self, message: HostSampled) -> None:
+        before = self.view
         self.view, self.names = message.view, message.names
         width = max(40, self.size.width - 2)
-        self.query_one("#host-summary", Static).update(summary(message.view, width))
-        self._fill_processes(message.view)
+        view = message.view
+        # The summary's height is set, not measured (an auto height re-lays out the screen and
+        # redraws the process table at every update); it changes only with the GPUs.
+        widget = self.query_one("#host-summary", Static)
+        height = 5 + len(view.gpus.devices) + (view.gpus.problem is not None)
+        if widget.styles.height is None or widget.styles.height.value != height:
+            widget.styles.height = height
+        widget.update(summary(view, width), layout=False)
+        # The process list is re-read every few seconds, not every refresh: redraw the table
+        # (the costliest part of a refresh) only when its rows, runs or idle marks changed.
+        if (
+            before is None
+            or before.processes is not view.processes
+            or before.idle.keys() != view.idle.keys()
+            or self.size.width != self._drawn_width
+            or any(view.idle[r] // 60 != before.idle[r] // 60 for r in view.idle)
+        ):
+            self._drawn_width = self.size.width
+            self._fill_processes(view)
 
     def _fill_processes(self, view: HostView) -> None:
-        table = self.query_one("#host-processes", DataTable)
+        table = self.query_one(ProcessList)
         pids = [p.pid for p in view.processes]
-        cursor = table.cursor_row
-        selected = self._rows[cursor] if 0 <= cursor < len(self._rows) else None
-        table.clear()
+        selected = self._rows[table.cursor] if 0 <= table.cursor < len(self._rows) else None
         run_width = 24 if self.size.width >= 110 else 16
         cells = [self._cells(row, view, run_width) for row in view.processes]
-        # The command takes what the other columns leave (each column pads one cell a side).
         widths = [len(name) for name in _COLUMNS[:-1]]
         for row_cells in cells:
             widths = [max(w, c.cell_len) for w, c in zip(widths, row_cells, strict=False)]
-        command_width = max(12, self.size.width - sum(widths) - 2 * len(_COLUMNS) - 2)
-        for row, row_cells in zip(view.processes, cells, strict=True):
-            table.add_row(
-                *row_cells,
-                Text(fit_text(inert(row.short_command), command_width)),
-                key=str(row.pid),
-            )
+        # The command takes what the other columns leave (two cells between columns).
+        command_width = max(12, self.size.width - sum(widths) - 2 * len(widths) - 1)
+        right = {0, 2, 3, 4}  # PID, CPU, memory and GPU memory read right-aligned
+
+        def line(row_cells: list[Text], command: Text) -> Text:
+            out = Text(" ", no_wrap=True)
+            for index, (cell, width) in enumerate(zip(row_cells, widths, strict=True)):
+                pad = " " * (width - cell.cell_len)
+                out.append_text(Text(pad) + cell if index in right else cell + Text(pad))
+                out.append("  ")
+            out.append_text(command)
+            return out
+
+        header = line([Text(n, style="bold") for n in _COLUMNS[:-1]], Text("command", "bold"))
+        rows = [
+            line(row_cells, Text(fit_text(inert(row.short_command), command_width)))
+            for row, row_cells in zip(view.processes, cells, strict=True)
+        ]
+        table.set_rows(header, rows, pids.index(selected) if selected in pids else None)
         self._rows = pids
-        if selected in pids:
-            table.move_cursor(row=pids.index(selected), animate=False)
 
     def _cells(self, row: ProcessRow, view: HostView, run_width: int) -> list[Text]:
         """Every cell of a process's row but its command."""
@@ -199,11 +220,11 @@ class HostScreen(Screen[None]):
                 run_cell.append(f" ⚠ idle {fmt_duration(idle)}", style="bold yellow")
         gpu = ", ".join(f"{i}:{fmt_bytes(b)}" for i, b in sorted(row.gpu_memory.items()))
         return [
-            Text(str(row.pid), justify="right"),
+            Text(str(row.pid)),
             Text(fit_text(inert(row.user or "?"), 10)),
-            Text(fmt_percent(row.cpu_percent), justify="right"),
-            Text(fmt_bytes(row.rss), justify="right"),
-            Text(gpu, justify="right"),
+            Text(fmt_percent(row.cpu_percent)),
+            Text(fmt_bytes(row.rss)),
+            Text(gpu),
             run_cell,
         ]
 
@@ -213,9 +234,8 @@ class HostScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_open_run(self) -> None:
-        table = self.query_one("#host-processes", DataTable)
         view = self.view
-        cursor = table.cursor_row
+        cursor = self.query_one(ProcessList).cursor
         if view is None or not 0 <= cursor < len(view.processes):
             return
         row = view.processes[cursor]
@@ -226,11 +246,6 @@ class HostScreen(Screen[None]):
 
         root = self.root if self.root is not None else self.mltop.root
         self.app.push_screen(RunDetailScreen(row.link.run_id, root))
-
-    @on(DataTable.RowSelected, "#host-processes")
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_open_run()
 
     def help_extra(self) -> RenderableType:
         return Text(
@@ -245,59 +260,69 @@ class HostScreen(Screen[None]):
         return [ScreenCommand("Open the process's run", "key: enter", self.action_open_run)]
 
 
-def summary(view: HostView, width: int) -> RenderableType:
-    """The lines above the process table: host, CPU, memory, disk and network, GPUs."""
-    snapshot = view.snapshot
-    spark_width = max(10, min(40, width - 70))
-    history = view.history
-    grid = Table.grid(padding=(0, 1), expand=True)
-    grid.add_column(no_wrap=True, width=6, style="bold")
-    grid.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
-    grid.add_column(no_wrap=True, width=spark_width, justify="right", style="cyan")
+def summary(view: HostView, width: int) -> Text:
+    """The lines above the process table: host, CPU, memory, disk and network, GPUs.
 
-    def spark(values: list[float], top: float | None = None) -> Text:
-        return Text(sparkline(values, spark_width, top))
+    Plain lines padded by hand rather than a Rich table: this is redrawn every second, and a
+    table measures every cell on each draw.
+    """
+    snapshot = view.snapshot
+    history = view.history
+    spark_width = max(10, min(40, width - 70))
+    text_width = max(10, width - 7 - spark_width - 1)
+
+    def row(label: str, text: str, values: list[float], top: float | None = None) -> Text:
+        line = Text(f"{label:<7}", style="bold", no_wrap=True)
+        line.append(fit_text(text, text_width).ljust(text_width + 1))
+        line.append(sparkline(values, spark_width, top).rjust(spark_width), style="cyan")
+        return line
 
     cores = sparkline(list(snapshot.cpu_per_core), len(snapshot.cpu_per_core), 100)
-    grid.add_row(
-        "CPU",
-        Text(f"{bar(snapshot.cpu_percent, 12)} {fmt_percent(snapshot.cpu_percent):>4}  {cores}"),
-        spark([s.cpu_percent or 0.0 for s in history], 100),
-    )
     share = snapshot.memory_used / snapshot.memory_total * 100 if snapshot.memory_total else None
     swap = fmt_used(snapshot.swap_used, snapshot.swap_total) if snapshot.swap_total else "none"
-    grid.add_row(
-        "memory",
-        Text(f"{bar(share, 12)} {fmt_used(snapshot.memory_used, snapshot.memory_total)}"
-             f"  swap {swap}"),
-        spark([s.memory_used for s in history], snapshot.memory_total),
-    )  # fmt: skip
-    grid.add_row(
-        "disk",
-        Text(
-            f"read {fmt_rate(snapshot.disk_read_rate)}  write {fmt_rate(snapshot.disk_write_rate)}"
+    memory = fmt_used(snapshot.memory_used, snapshot.memory_total)
+    read, write = fmt_rate(snapshot.disk_read_rate), fmt_rate(snapshot.disk_write_rate)
+    recv, sent = fmt_rate(snapshot.net_recv_rate), fmt_rate(snapshot.net_sent_rate)
+    title = Text(inert(host_title(snapshot)), style="bold", no_wrap=True)
+    title.append(f"   ── {len(history)} s of 5 min ──", style="dim")
+    lines = [
+        title,
+        row(
+            "CPU",
+            f"{bar(snapshot.cpu_percent, 12)} {fmt_percent(snapshot.cpu_percent):>4}  {cores}",
+            [s.cpu_percent or 0.0 for s in history],
+            100,
         ),
-        spark([(s.disk_read_rate or 0) + (s.disk_write_rate or 0) for s in history]),
-    )
-    grid.add_row(
-        "net",
-        Text(f"recv {fmt_rate(snapshot.net_recv_rate)}  sent {fmt_rate(snapshot.net_sent_rate)}"),
-        spark([(s.net_recv_rate or 0) + (s.net_sent_rate or 0) for s in history]),
-    )
+        row(
+            "memory",
+            f"{bar(share, 12)} {memory}  swap {swap}",
+            [s.memory_used for s in history],
+            snapshot.memory_total,
+        ),
+        row(
+            "disk",
+            f"read {read}  write {write}",
+            [(s.disk_read_rate or 0) + (s.disk_write_rate or 0) for s in history],
+        ),
+        row(
+            "net",
+            f"recv {recv}  sent {sent}",
+            [(s.net_recv_rate or 0) + (s.net_sent_rate or 0) for s in history],
+        ),
+    ]
     for device in view.gpus.devices:
-        grid.add_row(
-            f"GPU {device.index}",
-            Text(
+        lines.append(
+            row(
+                f"GPU {device.index}",
                 f"{bar(device.utilization, 12)} {fmt_percent(device.utilization):>4}  "
                 f"{gpu_memory(device)}  {gpu_temperature(device)}  {gpu_power(device)}  "
-                f"{inert(device.name)}"
-            ),
-            spark(list(view.gpu_history.get(device.index, ())), 100),
+                f"{inert(device.name)}",
+                list(view.gpu_history.get(device.index, ())),
+                100,
+            )
         )
-    title = Text(inert(host_title(snapshot)), style="bold")
-    title.append(f"   ── {len(history)} s of 5 min ──", style="dim")
-    if view.gpus.problem is None:
-        return Group(title, grid)
-    problem = Text("GPUs   ", style="bold")
-    problem.append(fit_text(inert(view.gpus.problem), max(10, width - 7)), style="dim")
-    return Group(title, grid, problem)
+    if view.gpus.problem is not None:
+        problem = Text("GPUs   ", style="bold", no_wrap=True)
+        problem.append(fit_text(inert(view.gpus.problem), max(10, width - 7)), style="dim")
+        lines.append(problem)
+    return Text("\n").join(lines)
