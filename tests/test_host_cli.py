@@ -34,6 +34,8 @@ def test_host_prints_the_snapshot_and_one_line_for_the_missing_gpus() -> None:
     assert "no NVIDIA driver (NVML: " in gpu_lines[0] or "nvidia-ml-py is not" in gpu_lines[0]
     cpu = next(line for line in lines if line.startswith("CPU"))
     assert all(f"{i}:" in cpu for i in range(psutil.cpu_count()))
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["PID", "user"])
+    assert len(lines) > header + 1  # the busiest processes follow
     assert result.stderr == ""
 
 
@@ -49,6 +51,8 @@ def test_host_json_carries_every_reading_for_scripts() -> None:
         value = data[group][f"{rate}_bytes_per_second"]
         assert value is None or value >= 0
     assert data["gpus"]["devices"] == []
+    assert data["processes"] and all(isinstance(p["pid"], int) for p in data["processes"])
+    assert all(p["cpu_percent"] is None or p["cpu_percent"] >= 0 for p in data["processes"])
     assert data["gpus"]["problem"].startswith(("no NVIDIA driver", "GPUs not read"))
 
 

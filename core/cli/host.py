@@ -17,8 +17,10 @@ from rich.text import Text
 
 from mltop.core.cli.output import EXIT_OK, Parser, stdout_console
 from mltop.core.common.sanitize import inert, inert_json
-from mltop.core.system.gpu import GpuReading, NvmlReader
-from mltop.core.system.host import HostSnapshot, snapshot_once
+from mltop.core.system.gpu import GpuReading
+from mltop.core.system.host import HostSnapshot
+from mltop.core.system.live import HostView, read_once
+from mltop.core.system.processes import ProcessRow
 from mltop.core.system.readout import (
     fmt_bytes,
     fmt_percent,
@@ -33,17 +35,40 @@ from mltop.core.system.readout import (
 _DESCRIPTION = """\
 Print what the machine is doing now: CPU per core, memory, swap, disk and network rates (measured
 over half a second), load, and each NVIDIA GPU's utilization, memory, temperature, power and
-processes (through NVML: pip install 'mltop[gpu]'). Without a driver, one line says so."""
+processes (through NVML: pip install 'mltop[gpu]'; without a driver, one line says so), then the
+processes on a GPU and the busiest by CPU."""
 
 
-def host_json(snapshot: HostSnapshot, gpus: GpuReading) -> dict[str, object]:
+def host_json(
+    snapshot: HostSnapshot, gpus: GpuReading, processes: tuple[ProcessRow, ...] = ()
+) -> dict[str, object]:
     data = snapshot.as_json()
     data["gpus"] = {
         "driver": gpus.driver,
         "problem": gpus.problem,
         "devices": [d.as_json() for d in gpus.devices],
     }
+    data["processes"] = [p.as_json() for p in processes]
     return data
+
+
+def process_table(processes: tuple[ProcessRow, ...]) -> Table:
+    """Processes on a GPU, then the busiest by CPU (commands end in … where cut)."""
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for name in ("PID", "user", "CPU", "memory", "GPU memory"):
+        table.add_column(name, justify="left" if name == "user" else "right", no_wrap=True)
+    table.add_column("command", no_wrap=True, overflow="ellipsis")
+    for row in processes:
+        gpu = ", ".join(f"{i}:{fmt_bytes(b)}" for i, b in sorted(row.gpu_memory.items()))
+        table.add_row(
+            str(row.pid),
+            Text(inert(row.user or "?")),
+            fmt_percent(row.cpu_percent),
+            fmt_bytes(row.rss),
+            gpu,
+            Text(inert(row.short_command)),
+        )
+    return table
 
 
 def host_tables(snapshot: HostSnapshot, gpus: GpuReading) -> list[Table | Text]:
@@ -95,17 +120,13 @@ def cmd_host(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     parser = Parser(prog="mltop host", description=_DESCRIPTION)
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args(argv)
-    snapshot = snapshot_once()
-    reader = NvmlReader()
-    try:
-        gpus = reader.read()
-    finally:
-        reader.close()
+    view: HostView = read_once()
     if args.json:
-        text = inert_json(host_json(snapshot, gpus), indent=2, allow_nan=False)
-        (out_file or sys.stdout).write(text + "\n")
+        data = host_json(view.snapshot, view.gpus, view.processes)
+        (out_file or sys.stdout).write(inert_json(data, indent=2, allow_nan=False) + "\n")
         return EXIT_OK
     out = stdout_console(out_file)
-    for part in host_tables(snapshot, gpus):
+    for part in host_tables(view.snapshot, view.gpus):
         out.print(part)
+    out.print(process_table(view.processes))
     return EXIT_OK

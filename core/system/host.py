@@ -167,11 +167,3 @@ class HostSampler:
         )
         self.history.append(snapshot)
         return snapshot
-
-
-def snapshot_once(interval: float = 0.5) -> HostSnapshot:
-    """One snapshot whose rates are measured over ``interval`` seconds (for ``mltop host``)."""
-    sampler = HostSampler()
-    sampler.sample()
-    time.sleep(interval)
-    return sampler.sample()

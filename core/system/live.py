@@ -82,3 +82,14 @@ class HostMonitor:
 
     def close(self) -> None:
         self.gpu_reader.close()
+
+
+def read_once(interval: float = 0.5, gpu_reader: GpuReader | None = None) -> HostView:
+    """One view whose rates and CPU percentages are measured over ``interval`` seconds."""
+    monitor = HostMonitor(gpu_reader=gpu_reader or NvmlReader(), process_every=0.0)
+    try:
+        monitor.sample()
+        time.sleep(interval)
+        return monitor.sample()
+    finally:
+        monitor.close()
