@@ -18,6 +18,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
@@ -59,6 +60,14 @@ FILTER_DELAY = 0.15
 #: How often running runs' GPU use is read for the table (only on a machine with NVIDIA GPUs).
 LIVE_GPU_SECONDS = 5.0
 FILTER_HINT = 'filter: metrics.acc > 0.9 and (params.model = "sgd" or name ~ "rf-.*")'
+
+
+class LiveGpu(Message):
+    """Running runs' GPU use by run id (label, seconds idle), or None: this machine has none."""
+
+    def __init__(self, live: dict[str, tuple[str, float | None]] | None) -> None:
+        super().__init__()
+        self.live = live
 
 
 def short_path(path: Path) -> str:
@@ -182,25 +191,29 @@ class RunsScreen(Screen[None]):
 
         live: dict[str, tuple[str, float | None]] | None = {}
         try:
-            with self.mltop.store_in_use() as store:
-                traces = RunTraces.from_rows(*store.running_run_traces())
-        except StoreError:
-            traces = RunTraces()
-        try:
+            if self._gpu_monitor is None:
+                self._gpu_monitor = _gpu_monitor(self.gpu_reader)
+            monitor = self._gpu_monitor
+            if monitor.gpu_reader.read().problem is not None:
+                live = None  # no GPUs here (NVML remembers why): stop asking
+                return
+            try:
+                with self.mltop.store_in_use() as store:
+                    traces = RunTraces.from_rows(*store.running_run_traces())
+            except StoreError:
+                traces = RunTraces()
             if traces:
-                if self._gpu_monitor is None:
-                    self._gpu_monitor = _gpu_monitor(self.gpu_reader)
-                self._gpu_monitor.traces = lambda: traces
-                view = self._gpu_monitor.sample()
-                if view.gpus.problem is not None:
-                    live = None  # no GPUs here: stop asking
-                else:
-                    live = {r: (u.label(), view.idle.get(r)) for r, u in view.usage.items()}
+                monitor.traces = lambda: traces
+                view = monitor.sample()
+                live = {r: (u.label(), view.idle.get(r)) for r, u in view.usage.items()}
         finally:
             self._gpu_sampling = False
-        self.app.call_from_thread(self._show_live, live)
+            # A message, not call_from_thread: it is dropped quietly if the app has closed.
+            self.post_message(LiveGpu(live))
 
-    def _show_live(self, live: dict[str, tuple[str, float | None]] | None) -> None:
+    @on(LiveGpu)
+    def _show_live(self, message: LiveGpu) -> None:
+        live = message.live
         if live is None:
             if self._gpu_timer is not None:
                 self._gpu_timer.stop()
