@@ -111,7 +111,7 @@ async def test_host_screen_draws_each_gpu_of_a_real_two_gpu_machine(tmp_path: Pa
         gpu1 = next(line for line in summary if "GPU 1" in line)
         assert "0%" in gpu0 and "7.8/7.8 GB" in gpu0 and "45°C" in gpu0 and "5 W / 175 W" in gpu0
         assert "GeForce RTX 2070" in gpu0
-        assert "25°C" in gpu1 and "12 W / 175 W" in gpu1 and "0/7.8 GB" in gpu1
+        assert "25°C" in gpu1 and "12 W / 175 W" in gpu1 and "3 MB/7.8 GB" in gpu1
         assert not any("no NVIDIA driver" in line for line in summary)
 
 

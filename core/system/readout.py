@@ -51,6 +51,9 @@ def fmt_used(used: int | None, total: int | None) -> str:
     total_text = fmt_bytes(total)
     unit = total_text.rsplit(" ", 1)[1]
     scale = 1024.0 ** _UNITS.index(unit)
+    if 0 < used < scale / 10:
+        # 3 MB of 7.8 GB would read 0.0/7.8 GB: give the small amount its own unit.
+        return f"{fmt_bytes(used)}/{total_text}"
     return f"{_amount(used / scale)}/{total_text}"
 
 
