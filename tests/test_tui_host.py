@@ -129,3 +129,30 @@ async def test_enter_on_a_process_of_no_run_says_so(tmp_path: Path) -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HostScreen)
+
+
+async def test_a_process_command_line_is_shown_inert(tmp_path: Path) -> None:
+    """Escape sequences and Rich markup in a command line are drawn as text, never obeyed."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "train.py").write_text(TRAIN, encoding="utf-8")
+    hostile = "\x1b[2J[bold red]boom[/]"
+    child = subprocess.Popen(
+        [sys.executable, "train.py", hostile], cwd=project, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        app = make_app(project, tmp_path, live=False)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settled(pilot)
+            await pilot.press("h")
+            screen = app.screen
+            assert isinstance(screen, HostScreen)
+            await until(pilot, lambda: linked_row(screen, child.pid) is not None)
+            index = linked_row(screen, child.pid)
+            assert index is not None
+            drawn = screen.query_one(ProcessList).render_line(index + 1).text
+            assert "python train.py ␛[2J[bold red]boom[/]" in drawn
+    finally:
+        child.kill()
+        child.wait(timeout=10)
