@@ -156,3 +156,29 @@ async def test_a_process_command_line_is_shown_inert(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+async def test_host_is_in_the_palette_and_its_keys_in_help(tmp_path: Path) -> None:
+    from textual.command import CommandList, CommandPalette
+
+    from mltop.tui.screens.help import HelpScreen
+
+    app = make_app(tmp_path, tmp_path, scan=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        commands = app.screen.query_one(CommandList)
+        await until(pilot, lambda: commands.option_count > 3)
+        titles = [
+            str(commands.get_option_at_index(i).prompt).split("\n")[0]
+            for i in range(commands.option_count)
+        ]
+        assert "host" in titles
+        await pilot.press("escape")
+        await pilot.press("h")
+        await until(pilot, lambda: isinstance(app.screen, HostScreen))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        ids = [ids for *_, ids in app.screen._rows]  # type: ignore[attr-defined]
+        assert ids[0].startswith("host.") and "host.open_run" in ids and "app.host" in ids
