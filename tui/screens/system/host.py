@@ -160,8 +160,8 @@ class HostScreen(Screen[None]):
         self.view, self.names = message.view, message.names
         width = max(40, self.size.width - 2)
         view = message.view
-        # The summary's height is set, not measured (an auto height re-lays out the screen and
-        # redraws the process table at every update); it changes only with the GPUs.
+        # The summary's height is set rather than measured: it changes only with the GPUs, so
+        # the update of every second needs no layout pass of the screen.
         widget = self.query_one("#host-summary", Static)
         height = 5 + len(view.gpus.devices) + (view.gpus.problem is not None)
         if widget.styles.height is None or widget.styles.height.value != height:
