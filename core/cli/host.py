@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mltop.core.cli.output import EXIT_OK, Parser, stdout_console
+from mltop.core.common.formatting import fit_text
 from mltop.core.common.sanitize import inert, inert_json
 from mltop.core.system.gpu import GpuReading
 from mltop.core.system.host import HostSnapshot
@@ -52,22 +53,31 @@ def host_json(
     return data
 
 
-def process_table(processes: tuple[ProcessRow, ...]) -> Table:
-    """Processes on a GPU, then the busiest by CPU (commands end in … where cut)."""
-    table = Table(box=None, padding=(0, 1), header_style="bold")
-    for name in ("PID", "user", "CPU", "memory", "GPU memory"):
-        table.add_column(name, justify="left" if name == "user" else "right", no_wrap=True)
-    table.add_column("command", no_wrap=True, overflow="ellipsis")
-    for row in processes:
-        gpu = ", ".join(f"{i}:{fmt_bytes(b)}" for i, b in sorted(row.gpu_memory.items()))
-        table.add_row(
+def process_table(processes: tuple[ProcessRow, ...], width: int) -> Table:
+    """Processes on a GPU, then the busiest by CPU: every column whole but the command, which
+    takes the width left and ends in … where it is cut."""
+    rows = [
+        (
             str(row.pid),
-            Text(inert(row.user or "?")),
+            inert(row.user or "?"),
             fmt_percent(row.cpu_percent),
             fmt_bytes(row.rss),
-            gpu,
-            Text(inert(row.short_command)),
+            ", ".join(f"{i}:{fmt_bytes(b)}" for i, b in sorted(row.gpu_memory.items())),
         )
+        for row in processes
+    ]
+    names = ("PID", "user", "CPU", "memory", "GPU memory")
+    widths = [max([len(name), *(len(cells[i]) for cells in rows)]) for i, name in enumerate(names)]
+    # Each column pads one cell a side; the command gets the rest (Rich would squeeze them all).
+    command_width = max(12, width - sum(widths) - 2 * (len(names) + 1))
+    table = Table(box=None, padding=(0, 1), header_style="bold")
+    for name, column_width in zip(names, widths, strict=True):
+        justify = "left" if name == "user" else "right"
+        table.add_column(name, justify=justify, no_wrap=True, width=column_width)
+    table.add_column("command", no_wrap=True)
+    for cells, row in zip(rows, processes, strict=True):
+        command = fit_text(inert(row.short_command), command_width)
+        table.add_row(*(Text(c) for c in cells), Text(command))
     return table
 
 
@@ -128,5 +138,5 @@ def cmd_host(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     out = stdout_console(out_file)
     for part in host_tables(view.snapshot, view.gpus):
         out.print(part)
-    out.print(process_table(view.processes))
+    out.print(process_table(view.processes, out.width))
     return EXIT_OK
