@@ -136,6 +136,9 @@ class Run:
             "end_time": None,
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            # With the pid, what lets the Host screen tell this run's process among the others.
+            "cwd": os.getcwd(),
+            "argv": [str(a) for a in sys.argv],
             "git_commit": _git_commit(Path.cwd()),
             "error": None,
             "tags": {str(k): str(v) for k, v in tags.items()},

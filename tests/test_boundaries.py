@@ -280,6 +280,7 @@ CORE_MAY_IMPORT = {
         "mltop.core.runs",
         "mltop.core.store",
     },
+    "mltop.core.system": {"mltop.core.common", "mltop.core.entities", "mltop.core.store"},
 }
 
 

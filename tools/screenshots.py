@@ -1,7 +1,8 @@
 """Regenerate the README screenshots from the real app on a freshly trained sample project.
 
     python tools/screenshots.py     # writes screenshots/runs.svg, run_detail.svg, compare.svg,
-                                    # logs.svg, pipelines.svg, monitor.svg, runs_80x24.svg
+                                    # logs.svg, pipelines.svg, monitor.svg, host.svg,
+                                    # runs_80x24.svg
 
 The sample project is copied to a temporary folder and trained (about 10 s), one more run is
 left RUNNING as a live job would be, and the app is driven at 120x40 with Textual's test
@@ -126,6 +127,7 @@ async def shoot(project: Path, out: Path) -> None:
         await shoot_logs(pilot, screen, names, experiments, out)
         await shoot_pipelines(pilot, screen, out)
         await shoot_monitor(pilot, out)
+        await shoot_host(pilot, screen, out)
     app.close_store()
     await shoot_small(project, store, out)
 
@@ -245,6 +247,19 @@ async def shoot_monitor(pilot: Pilot, out: Path) -> None:
     app.save_screenshot("monitor.svg", str(out))
 
 
+async def shoot_host(pilot: Pilot, screen: RunsScreen, out: Path) -> None:
+    """The machine taking the screenshots, after ten seconds of history for the sparklines."""
+    from mltop.tui.screens.system.host import HostScreen
+
+    app = pilot.app
+    await back_to_runs(pilot, screen, time.monotonic() + 60)
+    await pilot.press("h")
+    host = app.screen
+    assert isinstance(host, HostScreen)
+    await until(pilot, lambda: host.view is not None and len(host.view.history) >= 10)
+    app.save_screenshot("host.svg", str(out))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
@@ -262,8 +277,8 @@ def main() -> int:
             for live in _LIVE:  # finish the live run before its folder goes away
                 live.__exit__(None, None, None)  # type: ignore[attr-defined]
         shots = (
-            "runs.svg, run_detail.svg, compare.svg, logs.svg, pipelines.svg, monitor.svg "
-            "and runs_80x24.svg"
+            "runs.svg, run_detail.svg, compare.svg, logs.svg, pipelines.svg, monitor.svg, "
+            "host.svg and runs_80x24.svg"
         )
         print(f"wrote {shots} in {args.out} ({time.perf_counter() - started:.1f} s)")
     return 0

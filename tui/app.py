@@ -99,6 +99,7 @@ class MltopApp(App[int]):
         Binding("question_mark", "help", "help", id="app.help"),
         # Hidden from the key lines (they are full at 80 columns); `?` and the palette list it.
         Binding("m", "monitor", "monitor", show=False, id="app.monitor"),
+        Binding("h", "host", "host", show=False, id="app.host"),
         Binding(
             "ctrl+p", "command_palette", "commands", show=False, priority=True, id="app.commands"
         ),
@@ -356,6 +357,13 @@ class MltopApp(App[int]):
 
         if not isinstance(self.screen, MonitorScreen):
             self.push_screen(MonitorScreen(self.root))
+
+    def action_host(self) -> None:
+        """The Host screen: the machine now, its GPUs, and the runs its processes belong to."""
+        from mltop.tui.screens.system.host import HostScreen
+
+        if not isinstance(self.screen, HostScreen):
+            self.push_screen(HostScreen(self.root))
 
     async def action_quit(self) -> None:
         self._cancel.set()

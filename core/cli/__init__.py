@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from mltop.core import __version__
 from mltop.core.cli.demo import cmd_demo
 from mltop.core.cli.diff import cmd_diff
+from mltop.core.cli.host import cmd_host
 from mltop.core.cli.ingest import cmd_ingest
 from mltop.core.cli.launch import cmd_open
 from mltop.core.cli.monitor import cmd_monitor
@@ -43,6 +44,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "tail": cmd_tail,
     "demo": cmd_demo,
     "monitor": cmd_monitor,
+    "host": cmd_host,
 }
 
 

@@ -22,6 +22,8 @@ usage: mltop [PATH] [--store FILE] [--mlflow URL] [--github OWNER/REPO]
                      [--format table|json|md] [--fail-on THRESHOLDS] [--sensitive COL]
                                             drift, data quality, prediction quality and
                                             fairness of a prediction log, per window
+       mltop host [--json]                  what the machine is doing now: CPU, memory,
+                                            disks, network, NVIDIA GPUs and their processes
        mltop demo [--live]                  train the sample project in a temporary folder
                                             and open mltop on it (--live: and follow a run
                                             training in the background)

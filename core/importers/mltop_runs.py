@@ -7,6 +7,7 @@ DuckDB ``read_json``. Runs are written in batches of whole runs, each batch in o
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -244,6 +245,7 @@ class MltopRunsImporter:
         run_tags: dict[str, object] = (
             {str(k): v for k, v in raw_tags.items()} if isinstance(raw_tags, dict) else {}
         )
+        run_tags.update(_process_tags(meta))
         try:
             names = os.listdir(folder)
         except OSError:
@@ -270,6 +272,17 @@ class MltopRunsImporter:
             updated=updated,
         )
         return record, _experiment_name(meta, folder), run_params, run_tags, run_logs
+
+
+def _process_tags(meta: dict[str, object]) -> dict[str, object]:
+    """The writer's working directory and command line, as the tags that link a live process
+    to its run (mltop.core.system.processes); absent or malformed, no tag."""
+    cwd, argv = meta.get("cwd"), meta.get("argv")
+    if not isinstance(cwd, str) or not isinstance(argv, list) or not argv:
+        return {}
+    if not all(isinstance(a, str) for a in argv):
+        return {}
+    return {"mltop.cwd": cwd, "mltop.cmdline": json.dumps(argv)}
 
 
 def _log_names(folder: Path, names: Sequence[str]) -> list[str]:

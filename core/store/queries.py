@@ -268,3 +268,26 @@ class RunsTableQueries(StoreConnection):
             "stale": sum(int(r[3]) for r in rows),
             "by_kind": {r[0]: int(r[1]) for r in rows},
         }
+
+    def running_run_traces(
+        self,
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str | None, str, str]]]:
+        """What ties a process to a RUNNING run (see mltop.core.system.processes).
+
+        The files each running run is read from or logs to, as ``(run_id, path)`` (the files
+        and logs tables); and the working directory and command line its writer recorded, as
+        ``(run_id, host, cwd, cmdline)`` from the ``mltop.cwd`` and ``mltop.cmdline`` tags.
+        """
+        running = "SELECT id FROM runs WHERE upper(status) = 'RUNNING'"
+        with self._lock:
+            files = self._con.execute(
+                f"SELECT run_id, path FROM files WHERE run_id IN ({running}) "
+                f"UNION SELECT run_id, path FROM logs WHERE run_id IN ({running})"
+            ).fetchall()
+            commands = self._con.execute(
+                "SELECT r.id, r.host, c.value, a.value FROM runs r "
+                "JOIN tags c ON c.run_id = r.id AND c.key = 'mltop.cwd' "
+                "JOIN tags a ON a.run_id = r.id AND a.key = 'mltop.cmdline' "
+                "WHERE upper(r.status) = 'RUNNING'"
+            ).fetchall()
+        return [(r[0], r[1]) for r in files], [(r[0], r[1], r[2], r[3]) for r in commands]

@@ -152,6 +152,8 @@ class RunTable(CutEdges, DataTable):
         self._styles: dict[str, Style] = {}
         self._mark_in_status = True
         self._widths: dict[Column, int] = {}
+        # Running runs' live GPU use and idle time, drawn after their names (set_live).
+        self.live: dict[str, tuple[str, float | None]] = {}
         # The view's columns in drawing order (see show) and what that order was fitted for.
         self.shown: tuple[Column, ...] = ()
         self._wanted: tuple[Column, ...] = ()
@@ -191,7 +193,8 @@ class RunTable(CutEdges, DataTable):
         # Marks share the status column (one cell: mark, symbol), or prefix the name without it.
         self._mark_in_status = any(c.cell == "status" for c in view.columns)
         self._widths = dict(zip(view.columns, view.widths, strict=True))
-        extra = {"status": 1, "name": 0 if self._mark_in_status else 2}
+        live = max((len(_live_text(*v)) + 2 for v in self.live.values()), default=0)
+        extra = {"status": 1, "name": (0 if self._mark_in_status else 2) + live}
         widths = [
             max(w + extra.get(c.cell, 0), self._label(c).cell_len)
             for c, w in zip(view.columns, view.widths, strict=True)
@@ -348,7 +351,22 @@ class RunTable(CutEdges, DataTable):
         text.append(inert(name) if name is not None else DASH, style=style)
         if children and self._value("id", row) in self.collapsed:
             text.append(f" +{children}", style="dim")
+        live = self.live.get(self._value("id", row))
+        if live is not None:
+            label, idle = live
+            text.append("  " + label, style="dim")
+            if idle is not None:
+                text.append(_live_text("", idle), style="bold yellow")
         return text
+
+    def set_live(self, live: dict[str, tuple[str, float | None]]) -> None:
+        """Show each running run's GPU use (``GPU 0,1 · 87% · 61 GB``) and idle time beside
+        its name; the name column widens to hold them."""
+        if live == self.live:
+            return
+        self.live = live
+        if self.view is not None:
+            self.show(self.view, self.sort_column, self.sort_descending, self._wanted)
 
     # -- actions ---------------------------------------------------------------------------------
 
@@ -392,3 +410,7 @@ class RunTable(CutEdges, DataTable):
             meta = event.style.meta
             if meta and meta.get("row", -1) >= 0:
                 self.action_open()
+
+
+def _live_text(label: str, idle: float | None) -> str:
+    return label + (f" ⚠ idle {fmt_duration(idle)}" if idle is not None else "")
