@@ -271,6 +271,13 @@ CORE_MAY_IMPORT = {
         "mltop.core.runs",
     },
     "mltop.core.logs": {"mltop.core.common", "mltop.core.entities"},
+    "mltop.core.registry": {
+        "mltop.core.common",
+        "mltop.core.entities",
+        "mltop.core.importers",
+        "mltop.core.runs",
+        "mltop.core.store",
+    },
     "mltop.core.live": {
         "mltop.core.common",
         "mltop.core.discovery",

@@ -22,6 +22,7 @@ from mltop.core.cli.demo import cmd_demo
 from mltop.core.cli.diff import cmd_diff
 from mltop.core.cli.ingest import cmd_ingest
 from mltop.core.cli.launch import cmd_open
+from mltop.core.cli.models import cmd_models
 from mltop.core.cli.output import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError
 from mltop.core.cli.pipelines import cmd_pipelines
 from mltop.core.cli.runs import cmd_runs
@@ -37,6 +38,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "ingest": cmd_ingest,
     "runs": cmd_runs,
     "diff": cmd_diff,
+    "models": cmd_models,
     "pipelines": cmd_pipelines,
     "tail": cmd_tail,
     "demo": cmd_demo,

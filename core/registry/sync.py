@@ -1,0 +1,116 @@
+"""Bring registries into the store as part of importing the MLflow source each belongs to.
+
+Discovery calls :func:`sync_local` with the sources it found, after their runs were imported,
+and the commands and the app call :func:`sync_server` beside each server's run sync: a registry
+appears with zero configuration wherever its runs do. Each source's registry is replaced whole
+when what was read changed (a database's header and size, an ``mlruns/models`` tree's files, a
+server's answers), so an unchanged source costs a ``stat`` and one store query. Any failure is a
+problem line naming the source; the runs of that source are imported all the same.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from mltop.core.common.httpclient import RemoteError
+from mltop.core.entities import ImportReport, SourceRef
+from mltop.core.importers import mlflow_files as files_importer
+from mltop.core.importers import mlflow_rest as rest_importer
+from mltop.core.importers import mlflow_sqlite as sqlite_importer
+from mltop.core.registry import mlflow_files, mlflow_rest, mlflow_sqlite
+from mltop.core.store import Store
+
+PREFIX = "model registry: "
+
+
+def _state(probe: sqlite_importer.Probe | None) -> str:
+    if probe is None:
+        return "-"
+    st, head = probe
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{head}"
+
+
+def sync_database(store: Store, db: Path, report: ImportReport) -> None:
+    """The registry of one MLflow SQLite database, unless unchanged since last read."""
+    source = str(db)
+    now = sqlite_importer.probe(db)
+    if now is None:
+        return
+    fingerprint = _state(now) + "|" + _state(sqlite_importer.probe(Path(source + "-wal")))
+    if store.registry_fingerprint(source) == fingerprint:
+        return
+    if not sqlite_importer.has_sqlite_header(db):
+        return  # the run importer has said what is wrong with the file
+    try:
+        models, versions = mlflow_sqlite.read_database(db)
+    except mlflow_sqlite.NoRegistry as exc:
+        report.problem(db, str(exc))
+        models, versions = [], []
+    except (OSError, sqlite3.Error, UnicodeDecodeError) as exc:
+        report.problem(db, PREFIX + f"cannot read: {sqlite_importer._one_line(exc)}")
+        return
+    store.put_registry(source, models, versions, fingerprint)
+
+
+def sync_tree(store: Store, root: Path, report: ImportReport) -> None:
+    """The registry of one ``mlruns`` tree (its ``models/`` folder), unless unchanged."""
+    source = str(root)
+    fingerprint = mlflow_files.fingerprint(root)
+    previous = store.registry_fingerprint(source)
+    if previous == fingerprint or (previous is None and not fingerprint):
+        return
+    models, versions = mlflow_files.read_tree(root, report)
+    store.put_registry(source, models, versions, fingerprint)
+
+
+_LOCAL = {
+    sqlite_importer.KIND: sync_database,
+    files_importer.KIND: sync_tree,
+}
+
+
+def sync_local(store: Store, refs: Iterable[SourceRef], report: ImportReport) -> None:
+    """The registries of the local MLflow sources among ``refs``; never raises on one."""
+    for ref in refs:
+        sync = _LOCAL.get(ref.kind)
+        if sync is None:
+            continue
+        try:
+            sync(store, Path(ref.location), report)
+        except Exception as exc:  # bad input must never stop the other sources
+            report.problem(ref.location, PREFIX + f"failed: {type(exc).__name__}: {exc}")
+
+
+def sync_server(
+    store: Store,
+    url: str,
+    report: ImportReport,
+    *,
+    client: rest_importer.MlflowRestClient | None = None,
+    **client_options: Any,
+) -> None:
+    """The registry of one tracking server; a failure is one line ``URL: what went wrong``."""
+    own = client is None
+    shown = url
+    try:
+        shown = rest_importer.normalize_url(url)[0]
+        if client is None:
+            client = rest_importer.connect(url, **client_options)
+        try:
+            models, versions, digest = mlflow_rest.read_server(client)
+        except mlflow_rest.NoRegistry as exc:
+            report.problem(shown, str(exc))
+            models, versions, digest = [], [], "no registry"
+        if store.registry_fingerprint(client.url) != digest:
+            store.put_registry(client.url, models, versions, digest)
+    except RemoteError as exc:
+        message = str(exc)
+        if client is not None:
+            message = client.settings.credentials.mask(message)
+        report.problem(shown, PREFIX + message)
+    finally:
+        if own and client is not None:
+            client.close()

@@ -1,0 +1,301 @@
+"""The model registry read from each MLflow source, checked field by field against MLflow's client.
+
+The stores were written by the real MLflow 3.17.2 and read back through ``MlflowClient`` into
+the oracles (tests/fixtures/mlflow-registry/PROVENANCE.md). The REST reader runs against a real
+``mlflow server`` over a copy of the SQLite store; MLflow's client then adds versions to it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow  # noqa: F401  (a test dependency: the `test` extra installs it)
+import mlflow_server
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mltop.core import cli
+from mltop.core.discovery import ingest
+from mltop.core.entities import ImportReport
+from mltop.core.importers import mlflow_rest
+from mltop.core.registry import mlflow_rest as registry_rest
+from mltop.core.registry import sync as registry_sync
+from mltop.core.store import Store, open_memory_store, open_store
+
+FIXTURE = Path(__file__).parent / "fixtures" / "mlflow-registry"
+
+
+def _extract(name: str, dest: Path) -> Path:
+    with tarfile.open(FIXTURE / name) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def _oracle(store: str) -> dict:
+    return json.loads((FIXTURE / f"oracle_{store}.json").read_text())
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def assert_matches_oracle(store: Store, oracle: dict, *, rest: bool = False) -> None:
+    """Every model and live version equals what MlflowClient read, field by field."""
+    live = {(v.name, v.version): v for v in store.model_versions() if not v.deleted}
+    expected = {(o["name"], o["version"]): o for o in oracle["model_versions"]}
+    assert set(live) == set(expected)
+    for key, o in expected.items():
+        v = live[key]
+        assert v.run_native_id == o["run_id"], key
+        assert v.uri == o["source"], key
+        assert v.status == o["status"], key
+        assert v.status_message == o["status_message"], key
+        assert (v.stage or "None") == o["current_stage"], key
+        assert sorted(v.aliases) == sorted(o["aliases"]), key
+        assert dict(v.tags) == o["tags"], key
+        assert v.description == o["description"], key
+        assert v.model_id == o["model_id"], key
+        assert v.user_id == o["user_id"], key
+        assert _ms(v.created) == o["creation_timestamp"], key
+        assert _ms(v.updated) == o["last_updated_timestamp"], key
+        # The version's run is the imported run MLflow names.
+        assert v.run_id is not None, key
+        run = store.run(v.run_id)
+        assert run is not None and run.native_id == o["run_id"], key
+    models = {m.name: m for m in store.registered_models()}
+    assert set(models) == {o["name"] for o in oracle["registered_models"]}
+    for o in oracle["registered_models"]:
+        m = models[o["name"]]
+        assert m.description == o["description"]
+        assert dict(m.tags) == o["tags"]
+        assert dict(m.aliases) == o["aliases"]
+        assert _ms(m.created) == o["creation_timestamp"]
+        assert _ms(m.updated) == o["last_updated_timestamp"]
+        versions = [v.version for v in store.model_versions(o["name"], deleted=False)]
+        assert sorted(versions, key=int) == sorted(o["versions"], key=int)
+    if not rest:  # the API hides deleted versions; the stores keep them, flagged
+        deleted = [(v.name, v.version) for v in store.model_versions() if v.deleted]
+        assert deleted == [("diabetes-regressor", "2")]
+
+
+def test_sqlite_store_registry_matches_mlflow_client(tmp_path):
+    root = _extract("sqlite-store.tar.gz", tmp_path)
+    store = open_memory_store()
+    report = ingest(root, store)
+    assert report.problems == []
+    assert_matches_oracle(store, _oracle("sqlite"))
+
+
+def test_file_store_registry_matches_mlflow_client(tmp_path):
+    root = _extract("file-store.tar.gz", tmp_path)
+    store = open_memory_store()
+    report = ingest(root, store)
+    assert report.problems == []
+    assert_matches_oracle(store, _oracle("filestore"))
+
+
+def test_unchanged_registry_is_not_read_again(tmp_path, monkeypatch):
+    root = _extract("sqlite-store.tar.gz", tmp_path)
+    store = open_memory_store()
+    ingest(root, store)
+    reads: list[Path] = []
+    real = registry_sync.mlflow_sqlite.read_database
+    monkeypatch.setattr(
+        registry_sync.mlflow_sqlite, "read_database", lambda db: reads.append(db) or real(db)
+    )
+    ingest(root, store)
+    assert reads == []
+    # A change to the registry (a new alias written by the real sqlite3 library) is read.
+    with sqlite3.connect(root / "sqlite" / "mlflow.db") as con:
+        con.execute(
+            "INSERT INTO registered_model_aliases VALUES ('staging', 2, 'iris-classifier', "
+            "'default')"
+        )
+    ingest(root, store)
+    assert len(reads) == 1
+    v2 = next(v for v in store.model_versions("iris-classifier") if v.version == "2")
+    assert v2.aliases == ("staging",)
+
+
+def test_registry_of_a_deleted_store_is_forgotten(tmp_path):
+    root = _extract("sqlite-store.tar.gz", tmp_path)
+    store = open_memory_store()
+    ingest(root, store)
+    assert store.registered_models()
+    (root / "sqlite" / "mlflow.db").unlink()
+    ingest(root, store)
+    assert store.registered_models() == [] and store.model_versions() == []
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def test_store_without_registry_tables_is_one_line_and_runs_still_import(tmp_path):
+    root = _extract("sqlite-store.tar.gz", tmp_path)
+    db = root / "sqlite" / "mlflow.db"
+    # An MLflow before the registry had none of its tables: drop them from a copy.
+    with sqlite3.connect(db) as con:
+        for table in (
+            "registered_model_aliases", "registered_model_tags", "model_version_tags",
+            "model_versions", "registered_models",
+        ):  # fmt: skip
+            con.execute(f"DROP TABLE {table}")
+    store = open_memory_store()
+    report = ingest(root, store)
+    assert report.runs_added == 9
+    assert [p.path for p in report.problems] == [str(db)]
+    message = report.problems[0].message
+    assert "no model registry tables" in message and "runs imported" in message
+    assert store.registered_models() == []
+
+
+def test_truncated_meta_yaml_is_one_line_and_the_rest_is_read(tmp_path):
+    root = _extract("file-store.tar.gz", tmp_path)
+    meta = root / "filestore" / "mlruns" / "models" / "iris-classifier" / "version-2" / "meta.yaml"
+    text = meta.read_bytes()
+    meta.write_bytes(text[: len(text) // 3] + b"\nsource: 'models:/m-")
+    store = open_memory_store()
+    report = ingest(root, store)
+    assert report.runs_added == 9
+    assert [p.path for p in report.problems] == [str(meta)]
+    assert "not valid YAML" in report.problems[0].message
+    versions = {(v.name, v.version) for v in store.model_versions()}
+    assert ("iris-classifier", "2") not in versions
+    assert ("iris-classifier", "3") in versions and ("diabetes-regressor", "1") in versions
+
+
+def test_registry_disabled_server_is_one_line_and_runs_still_import(tmp_path):
+    # No real mlflow server can run with its registry switched off, so a scripted server serves
+    # the real server's captured run listings and its real 404 body for everything else.
+    from test_mlflow_rest_faults import EXPERIMENTS, RUNS, fixture_bytes, reply, scripted_server
+
+    with scripted_server() as fake:
+        fake.route(EXPERIMENTS, reply(200, fixture_bytes("small-experiments-search")))
+        fake.route(RUNS, reply(200, fixture_bytes("small-runs-search-all")))
+        store = open_memory_store()
+        report = ImportReport()
+        mlflow_rest.sync_server(store, fake.url, report, histories=False)
+        registry_sync.sync_server(store, fake.url, report)
+    assert report.runs_added > 0
+    assert len(report.problems) == 1
+    problem = report.problems[0]
+    assert problem.path == fake.url
+    assert "no model registry" in problem.message and "404" in problem.message
+    assert store.registered_models() == []
+
+
+# -- a real mlflow server ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    work = tmp_path_factory.mktemp("registry-server")
+    root = _extract("sqlite-store.tar.gz", work)
+    with mlflow_server.mlflow_server(root / "sqlite" / "mlflow.db", work) as url:
+        yield url, work
+
+
+def test_server_registry_matches_mlflow_client(server):
+    url, _ = server
+    store = open_memory_store()
+    report = ImportReport()
+    mlflow_rest.sync_server(store, url, report, histories=False)
+    registry_sync.sync_server(store, url, report)
+    assert report.problems == []
+    assert_matches_oracle(store, _oracle("sqlite"), rest=True)
+
+
+def test_server_registry_is_read_whole_one_version_per_page(server):
+    url, _ = server
+    with mlflow_rest.connect(url) as client:
+        models, versions, _ = registry_rest.read_server(client, models_page=1, versions_page=1)
+    assert sorted(m.name for m in models) == ["diabetes-regressor", "iris-classifier"]
+    assert len(versions) == 6 and len({(v.name, v.version) for v in versions}) == 6
+
+
+def test_server_model_with_more_than_a_page_of_versions_is_read_whole(server):
+    url, work = server
+    client = MlflowClient(url)
+    client.create_registered_model("many-versions")
+    run = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1)[
+        0
+    ]
+    for _ in range(120):
+        client.create_model_version(
+            "many-versions", f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+        )
+    client.set_registered_model_alias("many-versions", "champion", "117")
+    with mlflow_rest.connect(url) as rest:
+        _, versions, _ = registry_rest.read_server(rest, versions_page=50)
+    mine = [v for v in versions if v.name == "many-versions"]
+    assert sorted(int(v.version) for v in mine) == list(range(1, 121))
+    assert [v.version for v in mine if v.aliases] == ["117"]
+    # And through the command line, as a CI job would read it.
+    out = work / "models.json"
+    with open(out, "w") as fh:
+        code = cli.cmd_models(
+            [str(work / "sqlite" / "artifacts"), "--mlflow", url, "--format", "json"], fh
+        )
+    assert code == 0
+    data = json.loads(out.read_text())
+    listed = [v for v in data["versions"] if v["name"] == "many-versions"]
+    assert len(listed) == 120
+    champion = next(v for v in listed if v["aliases"])
+    assert champion["version"] == "117" and champion["run_id"] == run.info.run_id
+
+
+# -- the command ---------------------------------------------------------------------------------
+
+
+def test_models_command_json_is_one_object_per_version(tmp_path, capsys):
+    root = _extract("sqlite-store.tar.gz", tmp_path)
+    out = tmp_path / "out.json"
+    with open(out, "w") as fh:
+        assert cli.cmd_models([str(root), "--format", "json"], fh) == 0
+    data = json.loads(out.read_text())
+    oracle = {(o["name"], o["version"]): o for o in _oracle("sqlite")["model_versions"]}
+    for v in data["versions"]:
+        if v["deleted"]:
+            assert (v["name"], v["version"]) == ("diabetes-regressor", "2")
+            continue
+        o = oracle[(v["name"], v["version"])]
+        for key in ("run_id", "source", "status", "current_stage", "description", "tags"):
+            assert v[key] == o[key], (key, v["name"], v["version"])
+        assert sorted(v["aliases"]) == sorted(o["aliases"])
+    iris = next(m for m in data["models"] if m["name"] == "iris-classifier")
+    assert iris["aliases"] == {"champion": "3", "challenger": "4"}
+    assert iris["latest_version"] == "4" and iris["version_count"] == 4
+
+
+def test_models_command_table_and_markdown(tmp_path):
+    root = _extract("file-store.tar.gz", tmp_path)
+    table = tmp_path / "table.txt"
+    with open(table, "w") as fh:
+        assert cli.cmd_models([str(root)], fh) == 0
+    text = table.read_text()
+    assert "@challenger v4  @champion v3" in text
+    assert "logreg-C1 (iris-species)" in text and "Production" in text
+    assert "(version deleted)" in text and "2 models, 6 versions" in text
+    md = tmp_path / "table.md"
+    with open(md, "w") as fh:
+        assert cli.cmd_models([str(root), "--format", "md"], fh) == 0
+    assert "| iris-classifier | v3 | @champion | Production | READY |" in md.read_text()
+
+
+def test_registry_survives_reopening_the_store_file(tmp_path):
+    root = _extract("sqlite-store.tar.gz", tmp_path / "proj")
+    with open_store(root) as store:
+        ingest(root, store)
+    moved = tmp_path / "moved"
+    shutil.move(root, moved)
+    with open_store(moved) as store:
+        ingest(moved, store)
+        assert [m.source for m in store.registered_models()] == [
+            str(moved / "sqlite" / "mlflow.db")
+        ] * 2
+        assert all(v.run_id for v in store.model_versions(deleted=False))
