@@ -299,3 +299,49 @@ def test_registry_survives_reopening_the_store_file(tmp_path):
             str(moved / "sqlite" / "mlflow.db")
         ] * 2
         assert all(v.run_id for v in store.model_versions(deleted=False))
+
+
+# -- diff of model versions ----------------------------------------------------------------------
+
+
+def _diff(argv: list[str], tmp_path: Path) -> tuple[int, str]:
+    out = tmp_path / "diff.txt"
+    with open(out, "w") as fh:
+        code = cli.cmd_diff(argv, fh)
+    return code, out.read_text()
+
+
+def test_diff_of_aliases_compares_their_runs_with_the_same_gates(tmp_path):
+    root = _extract("sqlite-store.tar.gz", tmp_path)
+    refs = ["models:/iris-classifier@champion", "models:/iris-classifier@challenger"]
+    # @challenger (logreg-C10) loses 0.048 cv_accuracy against @champion (logreg-C1).
+    code, text = _diff([*refs, "-C", str(root), "--fail-on", "cv_accuracy<-0.01"], tmp_path)
+    assert code == 1
+    assert "baseline: logreg-C1" in text and "logreg-C10" in text
+    code, _ = _diff([*refs, "-C", str(root), "--fail-on", "val_accuracy<-0.01"], tmp_path)
+    assert code == 0
+    code, text = _diff(
+        ["models:/iris-classifier/1", "models:/iris-classifier/2", "-C", str(root), "--json"],
+        tmp_path,
+    )
+    assert code == 0
+    names = [r["name"] for r in json.loads(text)["runs"]]
+    assert names == ["logreg-C0.1", "sgd-alpha1e-3"]
+
+
+@pytest.mark.parametrize(
+    ("ref", "says"),
+    [
+        ("models:/iris-classifier@prod", "has no alias 'prod' (aliases: @challenger, @champion)"),
+        ("models:/iris/1", "no registered model named 'iris'"),
+        ("models:/iris-classifier/9", "version 9 of 'iris-classifier' does not exist"),
+        ("models:/diabetes-regressor/2", "version 2 of 'diabetes-regressor' was deleted"),
+        ("models:/iris-classifier", "not a model version URI"),
+    ],
+)
+def test_diff_of_an_unknown_model_version_is_one_line_and_exit_2(tmp_path, capsys, ref, says):
+    root = _extract("sqlite-store.tar.gz", tmp_path)
+    code = cli.main(["diff", "models:/iris-classifier@champion", ref, "-C", str(root)])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and says in err
