@@ -273,6 +273,7 @@ CORE_MAY_IMPORT = {
     "mltop.core.logs": {"mltop.core.common", "mltop.core.entities"},
     "mltop.core.registry": {
         "mltop.core.common",
+        "mltop.core.compare",
         "mltop.core.entities",
         "mltop.core.importers",
         "mltop.core.runs",
