@@ -345,3 +345,26 @@ def test_diff_of_an_unknown_model_version_is_one_line_and_exit_2(tmp_path, capsy
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and says in err
+
+
+# -- the runs filter -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('model = "iris-classifier"', {"logreg-C0.1", "sgd-alpha1e-3", "logreg-C1", "logreg-C10"}),
+        ("alias = champion", {"logreg-C1", "ridge-a1"}),
+        ('model ~ "^diab" and alias in (challenger)', {"ridge-a0.1"}),
+        # gbr-40 made diabetes v2, which was deleted: it is no model's run any more.
+        ("not model", {"ridge-a10", "gbr-40", "rf-depth3"}),
+        ("alias", {"logreg-C1", "logreg-C10", "ridge-a1", "ridge-a0.1"}),
+    ],
+)
+def test_runs_filter_on_registry_facts(tmp_path, text, expected):
+    from mltop.core.runs.query import compile_query
+
+    root = _extract("file-store.tar.gz", tmp_path)
+    store = open_memory_store()
+    ingest(root, store)
+    assert {r.name for r in store.runs(compile_query(text))} == expected
