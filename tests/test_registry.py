@@ -368,3 +368,63 @@ def test_runs_filter_on_registry_facts(tmp_path, text, expected):
     store = open_memory_store()
     ingest(root, store)
     assert {r.name for r in store.runs(compile_query(text))} == expected
+
+
+# -- pipelines: the register phase and maturity --------------------------------------------------
+
+DVC_YAML = """\
+stages:
+  train:
+    cmd: python train.py
+    deps: [train.py]
+    outs: [model.pkl]
+  evaluate:
+    cmd: python evaluate.py
+    deps: [model.pkl]
+    metrics: [metrics.json]
+"""
+
+
+def _pipeline_project(tmp_path: Path, with_registry: bool) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "dvc.yaml").write_text(DVC_YAML)
+    if with_registry:
+        _extract("sqlite-store.tar.gz", root)
+    return root
+
+
+def test_registry_with_aliases_is_register_phase_and_maturity_evidence(tmp_path):
+    from mltop.core.pipelines.model import Phase
+    from mltop.core.pipelines.overview import build_overview
+    from mltop.core.pipelines.registry_evidence import registry_evidence, with_registry
+
+    root = _pipeline_project(tmp_path, with_registry=True)
+    store = open_memory_store()
+    ingest(root, store)
+    overview = build_overview(root)
+    assert "no model registry stage" in overview.comparison.maturity.missing
+    comparison = with_registry(overview.comparison, registry_evidence(store, root))
+    assert "no model registry stage" not in comparison.maturity.missing
+    assert (
+        "model registry with aliases: diabetes-regressor v3 @challenger v3 @champion v1; "
+        "iris-classifier v4 @challenger v4 @champion v3" in comparison.maturity.evidence
+    )
+    package = next(r for r in comparison.rows if r.phase is Phase.PACKAGE)
+    assert package.mlops_gap.startswith("no register stage; registry: diabetes-regressor v3")
+
+
+def test_no_registry_is_a_maturity_gap(tmp_path):
+    from mltop.core.pipelines.overview import build_overview
+    from mltop.core.pipelines.registry_evidence import (
+        NO_REGISTRY_GAP,
+        registry_evidence,
+        with_registry,
+    )
+
+    root = _pipeline_project(tmp_path, with_registry=False)
+    store = open_memory_store()
+    ingest(root, store)
+    comparison = with_registry(build_overview(root).comparison, registry_evidence(store, root))
+    assert NO_REGISTRY_GAP in comparison.maturity.missing
+    assert not any("model registry" in line for line in comparison.maturity.evidence)

@@ -162,3 +162,26 @@ async def test_models_key_is_in_help_and_palette_and_empty_folder_says_why(
             for i in range(commands.option_count)
         ]
         assert "models" in titles
+
+
+async def test_pipelines_screen_shows_the_registry_as_register_evidence(
+    registry_root: Path, tmp_path: Path
+) -> None:
+    from mltop.tui.screens.pipelines.screen import PipelinesScreen
+
+    (registry_root / "dvc.yaml").write_text(
+        "stages:\n  train:\n    cmd: python train.py\n    outs: [model.pkl]\n"
+    )
+    app = make_app(registry_root, tmp_path, live=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settled(pilot)
+        await until(pilot, lambda: not app.ingesting)
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, PipelinesScreen) and app.screen.settled)
+        screen = app.screen
+        assert isinstance(screen, PipelinesScreen)
+        maturity = screen.data.overview.comparison.maturity  # type: ignore[union-attr]
+        assert any(line.startswith("model registry with aliases") for line in maturity.evidence)
+        comparison = screen.data.overview.comparison  # type: ignore[union-attr]
+        package = next(r for r in comparison.rows if r.phase.name == "PACKAGE")
+        assert package.mlops_gap.startswith("no register stage; registry: diabetes-regressor")

@@ -48,6 +48,8 @@ class PhaseRow:
     devops: tuple[Stage, ...]
     mlops: tuple[Stage, ...]
     devops_note: str = ""
+    # What stands in for a missing MLOps stage (the register phase: the registry's models).
+    mlops_note: str = ""
 
     @property
     def coverage(self) -> str:
@@ -65,7 +67,7 @@ class PhaseRow:
 
     @property
     def mlops_gap(self) -> str:
-        return "" if self.mlops else MLOPS_GAPS[self.phase]
+        return "" if self.mlops else (self.mlops_note or MLOPS_GAPS[self.phase])
 
 
 @dataclass(frozen=True)
