@@ -428,3 +428,86 @@ def test_no_registry_is_a_maturity_gap(tmp_path):
     comparison = with_registry(build_overview(root).comparison, registry_evidence(store, root))
     assert NO_REGISTRY_GAP in comparison.maturity.missing
     assert not any("model registry" in line for line in comparison.maturity.evidence)
+
+
+# -- DVC's model registry (GTO), from real git tags ----------------------------------------------
+
+GTO_DVC_YAML = """\
+stages:
+  train:
+    cmd: python train.py
+    outs: [models/churn.pkl]
+artifacts:
+  churn:
+    path: models/churn.pkl
+    type: model
+    desc: Churn classifier
+    labels: [tabular, gbm]
+"""
+
+
+def _git(repo: Path, *args: str, when: int | None = None) -> None:
+    import os
+    import subprocess
+
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Ada",
+        "GIT_AUTHOR_EMAIL": "ada@example.com",
+        "GIT_COMMITTER_NAME": "Ada",
+        "GIT_COMMITTER_EMAIL": "ada@example.com",
+    }
+    if when is not None:  # tags made in one second must still replay in the order made
+        env["GIT_COMMITTER_DATE"] = env["GIT_AUTHOR_DATE"] = f"@{when} +0000"
+    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+
+
+def test_gto_versions_and_stages_from_git_tags(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "dvc.yaml").write_text(GTO_DVC_YAML)
+    (repo / ".dvc").mkdir()  # what `dvc init` leaves (DVC itself is not needed to read GTO)
+    (repo / ".dvc" / "config").write_text("")
+    _git(repo, "add", "dvc.yaml", ".dvc/config")
+    _git(repo, "commit", "-q", "-m", "first model", when=1_796_000_000)
+    _git(repo, "tag", "-a", "churn@v1.0.0", "-m", "first release", when=1_796_000_010)
+    _git(repo, "tag", "-a", "churn#prod#1", "-m", "to prod", when=1_796_000_020)
+    (repo / "train.py").write_text("print('v2')\n")
+    _git(repo, "add", "train.py")
+    _git(repo, "commit", "-q", "-m", "better model", when=1_796_000_100)
+    _git(repo, "tag", "-a", "churn@v1.1.0", "-m", "second release", when=1_796_000_110)
+    _git(repo, "tag", "-a", "churn#staging#2", "-m", "to staging", when=1_796_000_120)
+    _git(repo, "tag", "-a", "churn#prod#3", "-m", "promote", when=1_796_000_130)
+    _git(repo, "tag", "-a", "churn#staging!#4", "-m", "off staging", when=1_796_000_140)
+    (repo / "README").write_text("x\n")
+    _git(repo, "add", "README")
+    _git(repo, "commit", "-q", "-m", "third", when=1_796_000_200)
+    _git(repo, "tag", "-a", "churn@v1.2.0", "-m", "bad release", when=1_796_000_210)
+    _git(repo, "tag", "-a", "churn@v1.2.0!", "-m", "deregistered", when=1_796_000_220)
+    _git(repo, "tag", "v9.9.9", when=1_796_000_230)  # an ordinary release tag: not GTO's
+
+    store = open_memory_store()
+    report = ingest(repo, store)
+    assert [p for p in report.problems if "registry" in p.message] == []
+    (model,) = store.registered_models()
+    assert (model.name, model.source_kind, model.description) == (
+        "churn", "gto", "Churn classifier",
+    )  # fmt: skip
+    assert model.aliases == (("prod", "1.1.0"),)  # staging was unassigned, prod moved on
+    assert dict(model.tags) == {"labels": "tabular, gbm", "path": "models/churn.pkl",
+                                "type": "model"}  # fmt: skip
+    versions = {v.version: v for v in store.model_versions("churn")}
+    assert sorted(versions) == ["1.0.0", "1.1.0", "1.2.0"]
+    assert versions["1.2.0"].deleted and not versions["1.1.0"].deleted
+    assert versions["1.1.0"].aliases == ("prod",) and versions["1.0.0"].aliases == ()
+    assert versions["1.0.0"].description == "first release"
+    assert versions["1.0.0"].created == 1_796_000_010
+    assert versions["1.1.0"].uri == "models/churn.pkl"
+    # and the command line reads the same
+    out = tmp_path / "models.json"
+    with open(out, "w") as fh:
+        assert cli.cmd_models([str(repo), "--format", "json"], fh) == 0
+    data = json.loads(out.read_text())
+    assert data["models"][0]["aliases"] == {"prod": "1.1.0"}
+    assert data["models"][0]["latest_version"] == "1.1.0"

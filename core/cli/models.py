@@ -61,13 +61,12 @@ def rows(
     versions = []
     for listing in found:
         m = listing.model
-        latest = listing.latest
         models.append(
             [
                 m.name,
-                str(len(listing.live)),
+                str(listing.count),
                 badges(m.aliases) or "—",
-                f"v{latest.version}" if latest else "—",
+                f"v{listing.latest}" if listing.latest else "—",
                 fmt_iso(m.updated) or "—",
                 m.source,
             ]
@@ -149,7 +148,7 @@ def cmd_models(argv: Sequence[str], out_file: TextIO | None = None) -> int:
             out.print(_table(MODEL_HEADERS, model_cells))
             out.print()
             out.print(_table(VERSION_HEADERS, version_cells))
-            live = sum(len(f.live) for f in found)
+            live = sum(f.count for f in found)
             out.print(f"{len(found)} models, {live} versions")
     print_problems(report, err)
     return EXIT_PROBLEMS if report.problems else EXIT_OK

@@ -49,11 +49,11 @@ def _under(path: str, root: Path) -> bool:
 def registry_evidence(store: Store, root: Path) -> list[RegisteredModelEvidence]:
     """The registered models whose registry lies under ``root``, with latest version and aliases."""
     root = Path(root).resolve()
-    latest: dict[tuple[str, str], str] = {}
-    for version in store.model_versions(deleted=False):  # newest first within each model
-        latest.setdefault((version.source, version.name), version.version)
+    summaries = store.registry_summaries()
     return [
-        RegisteredModelEvidence(m.name, latest.get((m.source, m.name)), m.aliases, m.source)
+        RegisteredModelEvidence(
+            m.name, summaries.get((m.source, m.name), (0, None))[1], m.aliases, m.source
+        )
         for m in store.registered_models()
         if _under(m.source, root)
     ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from mltop.core.compare.diff import Verdict
 from mltop.core.compare.directions import Direction, DirectionRules
 from mltop.core.entities import ModelVersion, Run
-from mltop.core.registry.resolve import ModelListing
+from mltop.core.registry.resolve import ModelListing, with_versions
 from mltop.core.store import Store
 
 CHAMPION = "champion"
@@ -93,11 +93,13 @@ def model_board(
     directions: DirectionRules,
     max_metrics: int = DEFAULT_METRICS,
 ) -> ModelBoard:
-    """The versions of ``listing`` with their runs' primary metrics against @champion.
+    """The versions of ``listing`` (read here) with their runs' primary metrics against
+    @champion.
 
     The primary metrics are those most of the versions' runs have, held-out ones (``val_*``,
     ``test_*``) and ones with a known direction first.
     """
+    listing = with_versions(store, listing)
     versions = listing.versions
     run_ids = [v.run_id for v in versions if v.run_id and not v.deleted]
     runs = store.runs_by_id(run_ids) if run_ids else {}

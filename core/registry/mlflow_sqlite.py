@@ -9,10 +9,12 @@ one line; one without aliases (before 2.3) or tags simply has none of them.
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 from pathlib import Path
 
-from mltop.core.entities import ModelVersion, RegisteredModel
+import pyarrow as pa
+
 from mltop.core.importers import mlflow_sqlite as tracking
 from mltop.core.registry import fields
 
@@ -24,16 +26,56 @@ class NoRegistry(Exception):
     """The database has no registry tables; ``str()`` is the one line to report."""
 
 
-def _rows(con: sqlite3.Connection, sql: str) -> list[dict[str, object]]:
+_TYPES = {
+    "seq": pa.int64(),
+    "created": pa.float64(),
+    "updated": pa.float64(),
+    "deleted": pa.int8(),  # SQLite's 0/1, cast to BOOLEAN by the store's insert
+}
+
+
+def _columns(con: sqlite3.Connection, sql: str) -> pa.Table:
+    """One query's rows as an Arrow table, transposed in C.
+
+    The cyclic garbage collector is paused meanwhile: it would otherwise walk the ten thousand
+    fresh row tuples again and again (none can be part of a cycle), which cost more than
+    reading them (0.9 s instead of 0.12 s for 10,000 versions, measured by bench/registry.py).
+    """
     cur = con.execute(sql)
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        rows = cur.fetchall()
+        columns = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        del rows
+    finally:
+        if paused:
+            gc.enable()
+    return pa.table(
+        {n: pa.array(c, _TYPES.get(n, pa.string())) for n, c in zip(names, columns, strict=True)}
+    )
 
 
-def read_registry(
-    con: sqlite3.Connection, source: str
-) -> tuple[list[RegisteredModel], list[ModelVersion]]:
-    """Every registered model and version (deleted ones flagged) in one read transaction."""
+def _version_sql(columns: set[str]) -> str:
+    # A later MLflow may add model_id to the table; 3.17 keeps it only in `source`.
+    model_id = "model_id" if "model_id" in columns else "NULL"
+    return f"""
+        SELECT '{KIND}' AS source_kind, name, CAST(version AS TEXT) AS version,
+               CAST(version AS INTEGER) AS seq, NULLIF(run_id, '') AS run_native_id,
+               source AS uri, status, status_message,
+               CASE WHEN current_stage IN ('{fields.NO_STAGE}', '', '{fields.DELETED_STAGE}')
+                    THEN NULL ELSE current_stage END AS stage,
+               description, creation_time / 1000.0 AS created,
+               last_updated_time / 1000.0 AS updated, user_id, {model_id} AS model_id,
+               coalesce(current_stage = '{fields.DELETED_STAGE}', 0) AS deleted
+        FROM model_versions"""
+
+
+def read_tables(con: sqlite3.Connection) -> dict[str, pa.Table]:
+    """Every registered model and version (deleted ones flagged), aliases and tags, as the
+    store's registry tables, in one read transaction. Stages and times are normalised by
+    SQLite itself (see :mod:`.fields` for the rules), so no Python object is made per value."""
     tables = tracking.table_names(con)
     missing = [t for t in REQUIRED if t not in tables]
     if missing:
@@ -41,77 +83,45 @@ def read_registry(
             f"no model registry tables ({', '.join(missing)} missing: made by an MLflow "
             "without the registry); runs imported, no models"
         )
+    version_columns = {r[1] for r in con.execute("PRAGMA table_info(model_versions)").fetchall()}
+    queries = {
+        "registry_models": f"SELECT '{KIND}' AS source_kind, name, description, "
+        "creation_time / 1000.0 AS created, last_updated_time / 1000.0 AS updated "
+        "FROM registered_models",
+        "registry_versions": _version_sql(version_columns),
+        "registry_aliases": "SELECT name, alias, CAST(version AS TEXT) AS version "
+        "FROM registered_model_aliases" if "registered_model_aliases" in tables else None,
+        "registry_tags": " UNION ALL ".join(
+            sql
+            for sql, table in (
+                ("SELECT name, NULL AS version, key, value FROM registered_model_tags",
+                 "registered_model_tags"),
+                ("SELECT name, CAST(version AS TEXT), key, value FROM model_version_tags",
+                 "model_version_tags"),
+            )
+            if table in tables
+        ) or None,
+    }  # fmt: skip
     con.execute("BEGIN")
     try:
-        models = _rows(
-            con,
-            "SELECT name, description, creation_time AS created, "
-            "last_updated_time AS updated FROM registered_models",
-        )
-        versions = _rows(
-            con,
-            "SELECT name, version, creation_time AS creation_timestamp, "
-            "last_updated_time AS last_updated_timestamp, description, user_id, "
-            "current_stage, source, run_id, status, status_message FROM model_versions",
-        )
-        columns = {r[1] for r in con.execute("PRAGMA table_info(model_versions)").fetchall()}
-        if "model_id" in columns:  # a later MLflow may add it; 3.17 keeps it only in `source`
-            ids = con.execute("SELECT name, version, model_id FROM model_versions").fetchall()
-            by_key = {(str(n), str(v)): m for n, v, m in ids}
-            for row in versions:
-                row["model_id"] = by_key.get((str(row["name"]), str(row["version"])))
-        model_tags = (
-            con.execute("SELECT name, key, value FROM registered_model_tags").fetchall()
-            if "registered_model_tags" in tables
-            else []
-        )
-        version_tags = (
-            con.execute("SELECT name, version, key, value FROM model_version_tags").fetchall()
-            if "model_version_tags" in tables
-            else []
-        )
-        aliases = (
-            con.execute("SELECT name, alias, version FROM registered_model_aliases").fetchall()
-            if "registered_model_aliases" in tables
-            else []
-        )
+        return {name: _columns(con, sql) for name, sql in queries.items() if sql}
     finally:
         con.execute("COMMIT")
-    tags_of: dict[str, dict[str, str]] = {}
-    for name, key, value in model_tags:
-        tags_of.setdefault(str(name), {})[str(key)] = fields.text(value) or ""
-    vtags_of: dict[tuple[str, str], dict[str, str]] = {}
-    for name, version, key, value in version_tags:
-        vtags_of.setdefault((str(name), str(version)), {})[str(key)] = fields.text(value) or ""
-    aliases_of: dict[str, dict[str, str]] = {}
-    for name, alias, version in aliases:
-        aliases_of.setdefault(str(name), {})[str(alias)] = str(version)
-    out_models = [
-        fields.make_model(
-            KIND,
-            source,
-            str(m["name"]),
-            m,
-            tags_of.get(str(m["name"]), {}),
-            aliases_of.get(str(m["name"]), {}),
-        )
-        for m in models
-    ]
-    by_version = {n: fields.aliases_by_version(a) for n, a in aliases_of.items()}
-    out_versions = [
-        fields.make_version(
-            KIND,
-            source,
-            v,
-            vtags_of.get((str(v["name"]), str(v["version"])), {}),
-            by_version.get(str(v["name"]), {}).get(str(v["version"]), []),
-        )
-        for v in versions
-    ]
-    return out_models, out_versions
 
 
-def read_database(db: Path) -> tuple[list[RegisteredModel], list[ModelVersion]]:
-    """Open ``db`` read-only and read its registry; raises NoRegistry or sqlite3 errors."""
+def read_database(db: Path) -> dict[str, pa.Table]:
+    """Open ``db`` read-only and read its registry; raises NoRegistry or sqlite3 errors.
+
+    Text is decoded by SQLite first (fast); only a database holding bytes that are not UTF-8
+    is read again with the tracking reader's replacing decoder.
+    """
     with tracking.open_database(db) as con:
-        return read_registry(con, str(db))
+        replacing = con.text_factory
+        con.text_factory = str
+        try:
+            return read_tables(con)
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
+        con.text_factory = replacing
+        return read_tables(con)

@@ -27,35 +27,45 @@ class RegistryRefError(ValueError):
 
 @dataclass(frozen=True)
 class ModelListing:
-    """A model and its versions (newest first, deleted ones last among equals)."""
+    """A model, its live version count and latest version, and (when read) its versions,
+    newest first. The Models screen lists models without their versions (counted by the
+    store) and reads one model's versions when it is shown."""
 
     model: RegisteredModel
+    count: int
+    latest: str | None
     versions: tuple[ModelVersion, ...] = field(default=())
 
     @property
     def live(self) -> list[ModelVersion]:
         return [v for v in self.versions if not v.deleted]
 
-    @property
-    def latest(self) -> ModelVersion | None:
-        live = self.live
-        return live[0] if live else None
-
     def alias_version(self, alias: str) -> ModelVersion | None:
         target = dict(self.model.aliases).get(alias)
         return next((v for v in self.live if v.version == target), None)
 
 
-def listings(store: Store, name: str | None = None) -> list[ModelListing]:
-    """Every model (or the models called ``name``) with its versions, by name then source."""
-    versions: dict[tuple[str, str], list[ModelVersion]] = {}
-    for v in store.model_versions(name):
-        versions.setdefault((v.source, v.name), []).append(v)
-    return [
-        ModelListing(m, tuple(versions.get((m.source, m.name), ())))
-        for m in store.registered_models()
-        if name is None or m.name == name
-    ]
+def listings(store: Store, name: str | None = None, *, versions: bool = True) -> list[ModelListing]:
+    """Every model (or the models called ``name``) by name then source, with its versions
+    unless ``versions`` is False (then only counted)."""
+    summaries = store.registry_summaries()
+    read: dict[tuple[str, str], list[ModelVersion]] = {}
+    if versions:
+        for v in store.model_versions(name):
+            read.setdefault((v.source, v.name), []).append(v)
+    out = []
+    for m in store.registered_models():
+        if name is not None and m.name != name:
+            continue
+        count, latest = summaries.get((m.source, m.name), (0, None))
+        out.append(ModelListing(m, count, latest, tuple(read.get((m.source, m.name), ()))))
+    return out
+
+
+def with_versions(store: Store, listing: ModelListing) -> ModelListing:
+    """``listing`` with its versions read (one model's: a single indexed store read)."""
+    found = store.model_versions(listing.model.name, listing.model.source)
+    return ModelListing(listing.model, listing.count, listing.latest, tuple(found))
 
 
 def _ms(seconds: float | None) -> int | None:
@@ -88,7 +98,6 @@ def version_json(v: ModelVersion) -> dict[str, Any]:
 
 def model_json(listing: ModelListing) -> dict[str, Any]:
     m = listing.model
-    latest = listing.latest
     return {
         "name": m.name,
         "description": m.description,
@@ -96,8 +105,8 @@ def model_json(listing: ModelListing) -> dict[str, Any]:
         "aliases": dict(m.aliases),
         "creation_timestamp": _ms(m.created),
         "last_updated_timestamp": _ms(m.updated),
-        "version_count": len(listing.live),
-        "latest_version": latest.version if latest else None,
+        "version_count": listing.count,
+        "latest_version": listing.latest,
         "registry": m.source,
         "registry_kind": m.source_kind,
     }

@@ -17,10 +17,11 @@ from typing import Any
 
 from mltop.core.common.httpclient import RemoteError
 from mltop.core.entities import ImportReport, SourceRef
+from mltop.core.importers import dvc as dvc_importer
 from mltop.core.importers import mlflow_files as files_importer
 from mltop.core.importers import mlflow_rest as rest_importer
 from mltop.core.importers import mlflow_sqlite as sqlite_importer
-from mltop.core.registry import mlflow_files, mlflow_rest, mlflow_sqlite
+from mltop.core.registry import gto, mlflow_files, mlflow_rest, mlflow_sqlite
 from mltop.core.store import Store
 
 PREFIX = "model registry: "
@@ -45,14 +46,14 @@ def sync_database(store: Store, db: Path, report: ImportReport) -> None:
     if not sqlite_importer.has_sqlite_header(db):
         return  # the run importer has said what is wrong with the file
     try:
-        models, versions = mlflow_sqlite.read_database(db)
+        tables = mlflow_sqlite.read_database(db)
     except mlflow_sqlite.NoRegistry as exc:
         report.problem(db, str(exc))
-        models, versions = [], []
+        tables = {}
     except (OSError, sqlite3.Error, UnicodeDecodeError) as exc:
         report.problem(db, PREFIX + f"cannot read: {sqlite_importer._one_line(exc)}")
         return
-    store.put_registry(source, models, versions, fingerprint)
+    store.put_registry_tables(source, tables, fingerprint)
 
 
 def sync_tree(store: Store, root: Path, report: ImportReport) -> None:
@@ -66,9 +67,23 @@ def sync_tree(store: Store, root: Path, report: ImportReport) -> None:
     store.put_registry(source, models, versions, fingerprint)
 
 
+def sync_gto(store: Store, folder: Path, report: ImportReport) -> None:
+    """DVC's model registry (GTO) of a ``dvc.yaml`` folder: its artifacts and git tags."""
+    fingerprint = gto.fingerprint(folder)
+    if fingerprint is None or store.registry_fingerprint(str(folder)) == fingerprint:
+        return
+    try:
+        models, versions = gto.read_registry(folder, dvc_importer.Git(folder), report)
+    except dvc_importer.GitError as exc:
+        report.problem(folder, PREFIX + f"GTO tags not read: {exc}")
+        return
+    store.put_registry(str(folder), models, versions, fingerprint)
+
+
 _LOCAL = {
     sqlite_importer.KIND: sync_database,
     files_importer.KIND: sync_tree,
+    dvc_importer.KIND: sync_gto,
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -48,6 +48,60 @@ def _strings(values: Iterable[object]) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
+def registry_tables(
+    models: Sequence[RegisteredModel], versions: Sequence[ModelVersion]
+) -> dict[str, pa.Table]:
+    """The rows :meth:`RegistryTables.put_registry_tables` takes, from models and versions."""
+    aliases = [(m.name, a, ver) for m in models for a, ver in m.aliases]
+    tags = [(m.name, None, k, val) for m in models for k, val in m.tags]
+    tags += [(v.name, v.version, k, val) for v in versions for k, val in v.tags]
+    return {
+        "registry_models": pa.table(
+            {
+                "source_kind": _strings(m.source_kind for m in models),
+                "name": _strings(m.name for m in models),
+                "description": _strings(m.description for m in models),
+                "created": pa.array([m.created for m in models], pa.float64()),
+                "updated": pa.array([m.updated for m in models], pa.float64()),
+            }
+        ),
+        "registry_versions": pa.table(
+            {
+                "source_kind": _strings(v.source_kind for v in versions),
+                "name": _strings(v.name for v in versions),
+                "version": _strings(v.version for v in versions),
+                "seq": pa.array([version_order(v.version) for v in versions], pa.int64()),
+                "run_native_id": _strings(v.run_native_id for v in versions),
+                "uri": _strings(v.uri for v in versions),
+                "status": _strings(v.status for v in versions),
+                "status_message": _strings(v.status_message for v in versions),
+                "stage": _strings(v.stage for v in versions),
+                "description": _strings(v.description for v in versions),
+                "created": pa.array([v.created for v in versions], pa.float64()),
+                "updated": pa.array([v.updated for v in versions], pa.float64()),
+                "user_id": _strings(v.user_id for v in versions),
+                "model_id": _strings(v.model_id for v in versions),
+                "deleted": pa.array([v.deleted for v in versions], pa.bool_()),
+            }
+        ),
+        "registry_aliases": pa.table(
+            {
+                "name": _strings(a[0] for a in aliases),
+                "alias": _strings(a[1] for a in aliases),
+                "version": _strings(a[2] for a in aliases),
+            }
+        ),
+        "registry_tags": pa.table(
+            {
+                "name": _strings(t[0] for t in tags),
+                "version": _strings(t[1] for t in tags),
+                "key": _strings(t[2] for t in tags),
+                "value": _strings(t[3] for t in tags),
+            }
+        ),
+    }
+
+
 class RegistryTables(StoreConnection):
     """The ``registry_*`` tables."""
 
@@ -69,71 +123,27 @@ class RegistryTables(StoreConnection):
         fingerprint: str,
     ) -> None:
         """Replace everything ``source``'s registry holds, in one transaction."""
-        model_rows = pa.table(
-            {
-                "source_kind": _strings(m.source_kind for m in models),
-                "source": _strings(source for _ in models),
-                "name": _strings(m.name for m in models),
-                "description": _strings(m.description for m in models),
-                "created": pa.array([m.created for m in models], pa.float64()),
-                "updated": pa.array([m.updated for m in models], pa.float64()),
-            }
-        )
-        version_rows = pa.table(
-            {
-                "source_kind": _strings(v.source_kind for v in versions),
-                "source": _strings(source for _ in versions),
-                "name": _strings(v.name for v in versions),
-                "version": _strings(v.version for v in versions),
-                "seq": pa.array([version_order(v.version) for v in versions], pa.int64()),
-                "run_native_id": _strings(v.run_native_id for v in versions),
-                "uri": _strings(v.uri for v in versions),
-                "status": _strings(v.status for v in versions),
-                "status_message": _strings(v.status_message for v in versions),
-                "stage": _strings(v.stage for v in versions),
-                "description": _strings(v.description for v in versions),
-                "created": pa.array([v.created for v in versions], pa.float64()),
-                "updated": pa.array([v.updated for v in versions], pa.float64()),
-                "user_id": _strings(v.user_id for v in versions),
-                "model_id": _strings(v.model_id for v in versions),
-                "deleted": pa.array([v.deleted for v in versions], pa.bool_()),
-            }
-        )
-        aliases = [(m.name, a, ver) for m in models for a, ver in m.aliases]
-        alias_rows = pa.table(
-            {
-                "source": _strings(source for _ in aliases),
-                "name": _strings(a[0] for a in aliases),
-                "alias": _strings(a[1] for a in aliases),
-                "version": _strings(a[2] for a in aliases),
-            }
-        )
-        tags = [(m.name, None, k, val) for m in models for k, val in m.tags]
-        tags += [(v.name, v.version, k, val) for v in versions for k, val in v.tags]
-        tag_rows = pa.table(
-            {
-                "source": _strings(source for _ in tags),
-                "name": _strings(t[0] for t in tags),
-                "version": _strings(t[1] for t in tags),
-                "key": _strings(t[2] for t in tags),
-                "value": _strings(t[3] for t in tags),
-            }
-        )
-        new = {
-            "registry_models": model_rows,
-            "registry_versions": version_rows,
-            "registry_aliases": alias_rows,
-            "registry_tags": tag_rows,
-        }
+        self.put_registry_tables(source, registry_tables(models, versions), fingerprint)
+
+    def put_registry_tables(
+        self, source: str, tables: Mapping[str, pa.Table], fingerprint: str
+    ) -> None:
+        """:meth:`put_registry` for a reader that has its rows as columns already (a database
+        holding thousands of versions): ``tables`` maps each of ``registry_models``,
+        ``registry_versions``, ``registry_aliases``, ``registry_tags`` to its rows, columns by
+        name, without the ``source`` column (it is ``source`` for every row)."""
         with self.transaction(), self._lock:
             for table in _TABLES:
                 self._con.execute(f"DELETE FROM {table} WHERE source = ?", [source])
-            for table, rows in new.items():
-                if rows.num_rows == 0:
+            for table, rows in tables.items():
+                if table not in _TABLES or rows.num_rows == 0:
                     continue
                 self._con.register("_new_registry", rows)
                 try:
-                    self._con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _new_registry")
+                    self._con.execute(
+                        f"INSERT INTO {table} BY NAME SELECT ? AS source, * FROM _new_registry",
+                        [source],
+                    )
                 finally:
                     self._con.unregister("_new_registry")
             self._con.execute("INSERT INTO registry_scans VALUES (?, ?)", [source, fingerprint])
@@ -188,6 +198,15 @@ class RegistryTables(StoreConnection):
             for row in rows
         ]
 
+    def registry_summaries(self) -> dict[tuple[str, str], tuple[int, str | None]]:
+        """(live versions, latest live version) per (source, model), counted by DuckDB."""
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT source, name, count(*), arg_max(version, (coalesce(seq, -1), created)) "
+                "FROM registry_versions WHERE NOT deleted GROUP BY source, name"
+            ).fetchall()
+        return {(r[0], r[1]): (int(r[2]), r[3]) for r in rows}
+
     def model_versions(
         self, name: str | None = None, source: str | None = None, deleted: bool = True
     ) -> list[ModelVersion]:
@@ -203,14 +222,22 @@ class RegistryTables(StoreConnection):
             where.append("NOT v.deleted")
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         tag_where = "WHERE version IS NOT NULL" + (" AND name = ?" if name is not None else "")
-        tag_args = [name] if name is not None else []
+        tag_args: list[object] = [name] if name is not None else []
+        if source is not None:
+            tag_where += " AND source = ?"
+            tag_args.append(source)
         tags: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
         for src, n, v, key, value in self._registry_pairs(
             "registry_tags", tag_where + " ORDER BY key", tag_args
         ):
             tags[(src, n, v)].append((key, value))
         aliases: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-        alias_where = "WHERE name = ?" if name is not None else ""
+        alias_where = " AND ".join(
+            part
+            for part, wanted in (("name = ?", name), ("source = ?", source))
+            if wanted is not None
+        )
+        alias_where = f"WHERE {alias_where}" if alias_where else ""
         for src, n, alias, v in self._registry_pairs(
             "registry_aliases", alias_where + " ORDER BY alias", tag_args
         ):

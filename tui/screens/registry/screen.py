@@ -78,11 +78,19 @@ def _fitting(widths: list[int], fixed: int, width: int) -> int:
 
 
 class ModelsLoaded(Message):
-    def __init__(self, found: list[ModelListing] | None, generation: int, error: str | None):
+    def __init__(
+        self,
+        found: list[ModelListing] | None,
+        generation: int,
+        error: str | None,
+        board: ModelBoard | None = None,
+    ) -> None:
         super().__init__()
         self.found = found
         self.generation = generation
         self.error = error
+        # The first model's versions, read in the same worker: one round trip, not two.
+        self.board = board
 
 
 class BoardLoaded(Message):
@@ -173,7 +181,7 @@ class ModelsScreen(Screen[None]):
         found = self.found
         if found is not None:
             kinds = sorted({f.model.source_kind for f in found})
-            live = sum(len(f.live) for f in found)
+            live = sum(f.count for f in found)
             if kinds:
                 text.append(f"  ·  {', '.join(kinds)}")
             text.append(f"  ·  {len(found)} registered models  ·  {live} versions")
@@ -187,17 +195,20 @@ class ModelsScreen(Screen[None]):
 
     def reload(self) -> None:
         self._generation += 1
-        self._load(self._generation)
+        self._load(self._generation, self.models_table.cursor_row)
 
     @work(thread=True, exclusive=True, group="models")
-    def _load(self, generation: int) -> None:
+    def _load(self, generation: int, row: int) -> None:
+        directions = load_directions(self.root if self.root.is_dir() else self.root.parent)
         try:
             with self.mltop.store_in_use() as store:
-                found = listings(store)
+                found = listings(store, versions=False)
+                first = found[min(max(row, 0), len(found) - 1)] if found else None
+                board = model_board(store, first, directions, MAX_METRICS) if first else None
         except StoreError as exc:
             self.post_message(ModelsLoaded(None, generation, str(exc)))
             return
-        self.post_message(ModelsLoaded(found, generation, None))
+        self.post_message(ModelsLoaded(found, generation, None, board))
 
     def on_models_loaded(self, message: ModelsLoaded) -> None:
         if message.generation != self._generation:
@@ -221,7 +232,15 @@ class ModelsScreen(Screen[None]):
             return
         self._show_empty(None)
         self._draw_models()
-        self._request_board()
+        board = message.board
+        listing = self.listing
+        if board is not None and listing is not None and board.listing.model == listing.model:
+            self._board_generation += 1
+            self._board_answered = self._board_generation
+            self.board = board
+            self._draw_board()
+        else:
+            self._request_board()
 
     def _draw_models(self) -> None:
         """The models, with the columns that fit whole (name, versions and aliases always)."""
@@ -229,13 +248,12 @@ class ModelsScreen(Screen[None]):
         rows = []
         for listing in found:
             m = listing.model
-            latest = listing.latest
             rows.append(
                 [
                     Text(inert(m.name), style="bold"),
-                    Text(str(len(listing.live)), justify="right"),
+                    Text(str(listing.count), justify="right"),
                     Text(inert(badges(m.aliases)) or "—"),
-                    Text(f"v{inert(latest.version)}" if latest else "—"),
+                    Text(f"v{inert(listing.latest)}" if listing.latest else "—"),
                     Text(fmt_time(m.updated)),
                     Text(inert(registry_label(m.source)), style="dim"),
                 ]
@@ -282,7 +300,8 @@ class ModelsScreen(Screen[None]):
 
     @on(DataTable.RowHighlighted, "#models-table")
     def _model_moved(self) -> None:
-        if self.board is None or self.board.listing is not self.listing:
+        listing = self.listing
+        if self.board is None or listing is None or self.board.listing.model != listing.model:
             self.marked.clear()
             self._request_board()
 
