@@ -504,6 +504,10 @@ def test_gto_versions_and_stages_from_git_tags(tmp_path):
     assert versions["1.0.0"].description == "first release"
     assert versions["1.0.0"].created == 1_796_000_010
     assert versions["1.1.0"].uri == "models/churn.pkl"
+    from mltop.core.registry.resolve import resolve_ref
+
+    assert resolve_ref(store, "models:/churn@prod").version == "1.1.0"
+    assert resolve_ref(store, "models:/churn/v1.0.0").version == "1.0.0"
     # and the command line reads the same
     out = tmp_path / "models.json"
     with open(out, "w") as fh:

@@ -153,7 +153,9 @@ def resolve_ref(store: Store, text: str) -> ModelVersion:
                 f"{text}: model {name!r} has no alias {alias!r} (aliases: {known_aliases})"
             )
         return chosen
-    chosen = next((v for v in listing.versions if v.version == version), None)
+    # GTO names versions v1.2.0 and mltop keeps them as 1.2.0: both spellings are the version.
+    wanted = {version, version[1:] if version.startswith("v") else version}
+    chosen = next((v for v in listing.versions if v.version in wanted), None)
     if chosen is None or chosen.deleted:
         state = "was deleted" if chosen is not None else "does not exist"
         live = ", ".join(v.version for v in listing.live) or "none"
