@@ -515,3 +515,22 @@ def test_gto_versions_and_stages_from_git_tags(tmp_path):
     data = json.loads(out.read_text())
     assert data["models"][0]["aliases"] == {"prod": "1.1.0"}
     assert data["models"][0]["latest_version"] == "1.1.0"
+
+
+def test_live_watch_reads_a_registry_change_without_a_full_scan(tmp_path):
+    from mltop.core.live.watch import Watcher
+
+    root = _extract("sqlite-store.tar.gz", tmp_path)
+    db = root / "sqlite" / "mlflow.db"
+    store = open_memory_store()
+    ingest(root, store)
+    watcher = Watcher([root], store, lambda u: None)
+    watcher.apply({str(db)})  # settles what the watcher knows
+    with sqlite3.connect(db) as con:  # the real sqlite3 library moves @champion to v4
+        con.execute(
+            "UPDATE registered_model_aliases SET version = 4 "
+            "WHERE name = 'iris-classifier' AND alias = 'champion'"
+        )
+    watcher.apply({str(db)})
+    iris = next(m for m in store.registered_models() if m.name == "iris-classifier")
+    assert dict(iris.aliases)["champion"] == "4"

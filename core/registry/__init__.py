@@ -3,7 +3,8 @@ each version, read from where the registry already lives.
 
 One module per source reader (:mod:`.mlflow_sqlite` reads MLflow's registry tables with the
 standard library, :mod:`.mlflow_files` an ``mlruns/models/`` tree, :mod:`.mlflow_rest` a tracking
-server's ``registered-models``/``model-versions`` endpoints), :mod:`.sync` brings a source's
+server's ``registered-models``/``model-versions`` endpoints, :mod:`.gto` DVC's registry from
+git tags), :mod:`.sync` brings a source's
 registry into the store as part of importing that source (an unchanged source is not read
 again), and :mod:`.resolve` turns ``models:/NAME@alias`` and ``models:/NAME/3`` into runs and
 lists models with their versions for the command line and the Models screen, and

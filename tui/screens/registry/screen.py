@@ -15,6 +15,7 @@ only the latest is drawn.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -58,6 +59,7 @@ VERSION_DROPS = (
     frozenset({"created", "status", "experiment"}),
 )
 MIN_METRICS = 2
+LIVE_INTERVAL = 2.0
 MODEL_COLUMNS = ("name", "versions", "aliases", "latest", "updated", "registry")
 
 
@@ -133,6 +135,7 @@ class ModelsScreen(Screen[None]):
         self._board_generation = 0
         self._answered = 0
         self._board_answered = 0
+        self._last_live = 0.0
 
     @property
     def mltop(self) -> AppContext:
@@ -192,6 +195,14 @@ class ModelsScreen(Screen[None]):
         self.query_one("#models-empty", Static).update(message or "")
 
     # -- loading (workers) -----------------------------------------------------------------------
+
+    def live_changed(self, changed_runs: object) -> None:
+        """The folder changed while the screen is open: read the registry again, at most every
+        :data:`LIVE_INTERVAL` seconds (a training run writes several times a second)."""
+        now = time.monotonic()
+        if now - self._last_live >= LIVE_INTERVAL:
+            self._last_live = now
+            self.reload()
 
     def reload(self) -> None:
         self._generation += 1
