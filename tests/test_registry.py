@@ -534,3 +534,73 @@ def test_live_watch_reads_a_registry_change_without_a_full_scan(tmp_path):
     watcher.apply({str(db)})
     iris = next(m for m in store.registered_models() if m.name == "iris-classifier")
     assert dict(iris.aliases)["champion"] == "4"
+
+
+def _client_oracle(client: MlflowClient) -> dict:
+    """What MlflowClient reads of a registry, in the shape of the fixture's oracles."""
+    models, versions = [], []
+    for m in client.search_registered_models(max_results=1000):
+        m = client.get_registered_model(m.name)
+        found = client.search_model_versions(f"name = '{m.name}'", max_results=1000)
+        models.append(
+            {
+                "name": m.name, "description": m.description, "tags": dict(m.tags),
+                "aliases": {k: str(v) for k, v in m.aliases.items()},
+                "creation_timestamp": m.creation_timestamp,
+                "last_updated_timestamp": m.last_updated_timestamp,
+                "versions": [str(v.version) for v in found],
+            }
+        )  # fmt: skip
+        for v in found:
+            v = client.get_model_version(m.name, v.version)
+            versions.append(
+                {
+                    "name": v.name, "version": str(v.version), "run_id": v.run_id or None,
+                    "source": v.source, "status": v.status, "status_message": v.status_message,
+                    "current_stage": v.current_stage, "description": v.description,
+                    "tags": dict(v.tags), "aliases": list(v.aliases), "model_id": v.model_id,
+                    "user_id": v.user_id, "creation_timestamp": v.creation_timestamp,
+                    "last_updated_timestamp": v.last_updated_timestamp,
+                }
+            )  # fmt: skip
+    return {"registered_models": models, "model_versions": versions}
+
+
+def test_registry_edited_by_mlflow_matches_its_client(tmp_path):
+    """A rename, a version with no run, a new model with no versions, a moved alias and a
+    version tag with an empty value, made by MLflow's client, then read by both."""
+    root = _extract("sqlite-store.tar.gz", tmp_path)
+    client = MlflowClient(f"sqlite:///{root / 'sqlite' / 'mlflow.db'}")
+    client.rename_registered_model("iris-classifier", "iris-species-classifier")
+    client.create_registered_model("empty-model")
+    client.create_model_version("diabetes-regressor", "s3://bucket/model", description="")
+    client.set_registered_model_alias("diabetes-regressor", "champion", "3")
+    client.set_model_version_tag("diabetes-regressor", "4", "note", "")
+    store = open_memory_store()
+    report = ingest(root, store)
+    assert report.problems == []
+    oracle = _client_oracle(client)
+    live = {(v.name, v.version): v for v in store.model_versions() if not v.deleted}
+    expected = {(o["name"], o["version"]): o for o in oracle["model_versions"]}
+    assert set(live) == set(expected)
+    for key, o in expected.items():
+        v = live[key]
+        got = {
+            "name": v.name, "version": v.version, "run_id": v.run_native_id,
+            "source": v.uri, "status": v.status,
+            "status_message": v.status_message, "current_stage": v.stage or "None",
+            "description": v.description, "tags": dict(v.tags), "aliases": sorted(v.aliases),
+            "model_id": v.model_id, "user_id": v.user_id, "creation_timestamp": _ms(v.created),
+            "last_updated_timestamp": _ms(v.updated),
+        }  # fmt: skip
+        assert got == {**o, "aliases": sorted(o["aliases"])}, key
+    models = {m.name: m for m in store.registered_models()}
+    assert set(models) == {o["name"] for o in oracle["registered_models"]}
+    for o in oracle["registered_models"]:
+        m = models[o["name"]]
+        assert (m.description, dict(m.tags), dict(m.aliases)) == (
+            o["description"], o["tags"], o["aliases"],
+        )  # fmt: skip
+    # The renamed model keeps its runs; the version with no run says so on the Models screen.
+    assert all(v.run_id for v in store.model_versions("iris-species-classifier"))
+    assert store.model_versions("empty-model") == []

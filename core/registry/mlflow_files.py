@@ -1,10 +1,11 @@
 """An MLflow file store's registry: ``mlruns/models/<name>/`` read as MLflow's FileStore writes it.
 
-``<name>/meta.yaml`` holds the model (and an ``aliases:`` map), ``<name>/tags/<key>`` and
-``<name>/aliases/<alias>`` hold one value per file, ``<name>/version-N/meta.yaml`` and
-``version-N/tags/<key>`` the versions. Files are read as the run importer reads them (regular
-files only, bounded, YAML through the bounded loader): a truncated or damaged ``meta.yaml`` costs
-its model or version one problem line, never the rest of the registry.
+``<name>/meta.yaml`` holds the model, ``<name>/tags/<key>`` and ``<name>/aliases/<alias>`` hold
+one value per file (MLflow also copies the aliases into meta.yaml but reads only the files),
+``<name>/version-N/meta.yaml`` and ``version-N/tags/<key>`` the versions. Files are read as the
+run importer reads them (regular files only, bounded, YAML through the bounded loader): a
+truncated or damaged ``meta.yaml`` costs its model or version one problem line, never the rest
+of the registry.
 """
 
 from __future__ import annotations
@@ -76,9 +77,9 @@ def read_tree(root: Path, report: ImportReport) -> tuple[list[RegisteredModel], 
             report.problem(folder / META, f"{exc}; model {folder_name!r} left out")
             continue
         name = fields.text(meta.get("name")) or folder_name
+        # Only the aliases/ files count, as MLflow's FileStore reads them: the aliases: map in
+        # meta.yaml can outlive them (a rename drops the files and keeps the map).
         aliases = _values(folder / "aliases", report) if (folder / "aliases").is_dir() else {}
-        if not aliases and isinstance(meta.get("aliases"), dict):
-            aliases = {str(k): str(v) for k, v in meta["aliases"].items()}
         aliases = {k: v.strip() for k, v in aliases.items()}
         row = {
             "description": meta.get("description"),
