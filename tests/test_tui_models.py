@@ -185,3 +185,17 @@ async def test_pipelines_screen_shows_the_registry_as_register_evidence(
         comparison = screen.data.overview.comparison  # type: ignore[union-attr]
         package = next(r for r in comparison.rows if r.phase.name == "PACKAGE")
         assert package.mlops_gap.startswith("no register stage; registry: diabetes-regressor")
+
+
+async def test_models_opened_before_the_first_scan_fill_in_when_it_ends(
+    registry_root: Path, tmp_path: Path
+) -> None:
+    app = make_app(registry_root, tmp_path, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("M")  # on the first frame: no store yet, nothing scanned
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen))
+        screen = app.screen
+        assert isinstance(screen, ModelsScreen)
+        await until(pilot, lambda: screen.found is not None and len(screen.found) == 2)
+        await until(pilot, lambda: screen.settled)
+        assert screen.board is not None and screen.board.rows

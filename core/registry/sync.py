@@ -34,14 +34,17 @@ def _state(probe: sqlite_importer.Probe | None) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{head}"
 
 
-def sync_database(store: Store, db: Path, report: ImportReport) -> None:
-    """The registry of one MLflow SQLite database, unless unchanged since last read."""
+def sync_database(
+    store: Store, db: Path, report: ImportReport, previous: str | None = None
+) -> None:
+    """The registry of one MLflow SQLite database, unless unchanged since last read
+    (``previous``: the fingerprint of the last read, when the caller has it at hand)."""
     source = str(db)
     now = sqlite_importer.probe(db)
     if now is None:
         return
     fingerprint = _state(now) + "|" + _state(sqlite_importer.probe(Path(source + "-wal")))
-    if store.registry_fingerprint(source) == fingerprint:
+    if (previous or store.registry_fingerprint(source)) == fingerprint:
         return
     if not sqlite_importer.has_sqlite_header(db):
         return  # the run importer has said what is wrong with the file
@@ -56,21 +59,20 @@ def sync_database(store: Store, db: Path, report: ImportReport) -> None:
     store.put_registry_tables(source, tables, fingerprint)
 
 
-def sync_tree(store: Store, root: Path, report: ImportReport) -> None:
+def sync_tree(store: Store, root: Path, report: ImportReport, previous: str | None = None) -> None:
     """The registry of one ``mlruns`` tree (its ``models/`` folder), unless unchanged."""
     source = str(root)
     fingerprint = mlflow_files.fingerprint(root)
-    previous = store.registry_fingerprint(source)
     if previous == fingerprint or (previous is None and not fingerprint):
         return
     models, versions = mlflow_files.read_tree(root, report)
     store.put_registry(source, models, versions, fingerprint)
 
 
-def sync_gto(store: Store, folder: Path, report: ImportReport) -> None:
+def sync_gto(store: Store, folder: Path, report: ImportReport, previous: str | None = None) -> None:
     """DVC's model registry (GTO) of a ``dvc.yaml`` folder: its artifacts and git tags."""
     fingerprint = gto.fingerprint(folder)
-    if fingerprint is None or store.registry_fingerprint(str(folder)) == fingerprint:
+    if fingerprint is None or previous == fingerprint:
         return
     try:
         models, versions = gto.read_registry(folder, dvc_importer.Git(folder), report)
@@ -88,13 +90,14 @@ _LOCAL = {
 
 
 def sync_local(store: Store, refs: Iterable[SourceRef], report: ImportReport) -> None:
-    """The registries of the local MLflow sources among ``refs``; never raises on one."""
-    for ref in refs:
-        sync = _LOCAL.get(ref.kind)
-        if sync is None:
-            continue
+    """The registries of the local sources among ``refs``; never raises on one."""
+    wanted = [ref for ref in refs if ref.kind in _LOCAL]
+    if not wanted:
+        return
+    previous = store.registry_fingerprints()  # one query, not one per source
+    for ref in wanted:
         try:
-            sync(store, Path(ref.location), report)
+            _LOCAL[ref.kind](store, Path(ref.location), report, previous.get(str(ref.location)))
         except Exception as exc:  # bad input must never stop the other sources
             report.problem(ref.location, PREFIX + f"failed: {type(exc).__name__}: {exc}")
 

@@ -115,6 +115,12 @@ class RegistryTables(StoreConnection):
             ).fetchall()  # never fetchone: a half-read result blocks the next write
         return rows[0][0] if rows else None
 
+    def registry_fingerprints(self) -> dict[str, str]:
+        """:meth:`registry_fingerprint` of every source read so far, in one query."""
+        with self._lock:
+            rows = self._con.execute("SELECT source, fingerprint FROM registry_scans").fetchall()
+        return dict(rows)
+
     def put_registry(
         self,
         source: str,

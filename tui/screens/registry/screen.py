@@ -26,6 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
+from textual.worker import get_current_worker
 
 from mltop.core.common.formatting import fmt_time, fmt_value
 from mltop.core.common.sanitize import inert
@@ -60,6 +61,9 @@ VERSION_DROPS = (
 )
 MIN_METRICS = 2
 LIVE_INTERVAL = 2.0
+# How long a load waits for the store to open, and how often the screen checks for a scan's end.
+STORE_WAIT = 30.0
+SCAN_CHECK = 0.5
 MODEL_COLUMNS = ("name", "versions", "aliases", "latest", "updated", "registry")
 
 
@@ -136,6 +140,7 @@ class ModelsScreen(Screen[None]):
         self._answered = 0
         self._board_answered = 0
         self._last_live = 0.0
+        self._scanning = False
 
     @property
     def mltop(self) -> AppContext:
@@ -171,6 +176,15 @@ class ModelsScreen(Screen[None]):
     def on_mount(self) -> None:
         self._draw_header()
         self.reload()
+        self._scanning = self.mltop.ingesting
+        self.set_interval(SCAN_CHECK, self._after_scan)
+
+    def _after_scan(self) -> None:
+        """Read the registry again when a scan of the folder ends (it may have brought one)."""
+        scanning = self.mltop.ingesting
+        if self._scanning and not scanning:
+            self.reload()
+        self._scanning = scanning
 
     def on_resize(self) -> None:
         self._update_keys()
@@ -211,6 +225,13 @@ class ModelsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="models")
     def _load(self, generation: int, row: int) -> None:
         directions = load_directions(self.root if self.root.is_dir() else self.root.parent)
+        worker = get_current_worker()
+        deadline = time.monotonic() + STORE_WAIT
+        # Opened at once (M on the first frame): the store is being opened in another worker.
+        while self.mltop.store is None and time.monotonic() < deadline:
+            if worker.is_cancelled:
+                return
+            time.sleep(0.05)
         try:
             with self.mltop.store_in_use() as store:
                 found = listings(store, versions=False)
@@ -232,7 +253,9 @@ class ModelsScreen(Screen[None]):
             self._show_empty(Text(f" cannot read the registry: {inert(message.error)}", "red"))
             return
         if not message.found:
-            scanning = " (the folder is still being scanned)" if self.mltop.ingesting else ""
+            first_scan = self.mltop.scan and self.mltop.last_report is None
+            busy = self.mltop.ingesting or first_scan
+            scanning = " (the folder is still being scanned)" if busy else ""
             self._show_empty(
                 Text(
                     " no registered models under this folder" + scanning + ": mltop reads "
