@@ -266,6 +266,7 @@ def test_models_command_json_is_one_object_per_version(tmp_path, capsys):
         o = oracle[(v["name"], v["version"])]
         for key in ("run_id", "source", "status", "current_stage", "description", "tags"):
             assert v[key] == o[key], (key, v["name"], v["version"])
+        assert v["model_id"] is None and v["logged_model_id"] == o["model_id_from_source"]
         assert sorted(v["aliases"]) == sorted(o["aliases"])
     iris = next(m for m in data["models"] if m["name"] == "iris-classifier")
     assert iris["aliases"] == {"champion": "3", "challenger": "4"}

@@ -72,6 +72,18 @@ def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
+_LOGGED_MODEL = re.compile(r"^models:/(m-[0-9a-f]+)$")
+
+
+def logged_model_id(v: ModelVersion) -> str | None:
+    """The MLflow 3 logged model a version was registered from: MLflow's ``model_id`` when the
+    store keeps it (file store), else the id its ``models:/m-...`` source names (SQLite)."""
+    if v.model_id:
+        return v.model_id
+    found = _LOGGED_MODEL.match(v.uri or "")
+    return found[1] if found else None
+
+
 def version_json(v: ModelVersion) -> dict[str, Any]:
     """A version with its model's name, so scripts need no joins; MLflow's field names."""
     return {
@@ -88,6 +100,7 @@ def version_json(v: ModelVersion) -> dict[str, Any]:
         "tags": dict(v.tags),
         "description": v.description,
         "model_id": v.model_id,
+        "logged_model_id": logged_model_id(v),
         "creation_timestamp": _ms(v.created),
         "last_updated_timestamp": _ms(v.updated),
         "user_id": v.user_id,
