@@ -20,6 +20,7 @@ from mltop.core.common.regular_files import Confinement, confined_to, walk_tree
 from mltop.core.entities import ImportReport, Problem, SourceRef
 from mltop.core.importers.base import Detection, Importer
 from mltop.core.importers.registry import importers as default_importers
+from mltop.core.registry.sync import sync_local as sync_registries
 from mltop.core.store import STORE_DIR, Store
 
 SKIP_DIRS = frozenset(
@@ -324,6 +325,7 @@ def ingest(
         done += len(refs)
         if progress:
             progress(kind, done, total)
+    sync_registries(store, found.refs, report)
     reported = {problem.path for problem in report.problems}
     for path, what in found.not_regular:
         if str(path) not in reported:  # an importer that looked for it by name said so already
@@ -336,6 +338,7 @@ def ingest(
         keep += _stored_under(store, found.unlistable)
         scope = os.sep if store.anchor == root else str(root)
         report.removed_runs = store.forget_sources_under(scope, keep)
+        store.forget_registries(scope, keep)
     return report
 
 

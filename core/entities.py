@@ -220,3 +220,53 @@ class Experiment:
 class LogFile:
     run_id: str
     path: str
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A model of a registry (MLflow's registered model), as its source recorded it.
+
+    ``aliases`` maps alias -> version; ``tags`` are (key, value) pairs in key order. Times are
+    epoch seconds. ``source`` is the source the model was read from (a database, an ``mlruns``
+    folder or a server URL), so one name in two sources stays two models.
+    """
+
+    name: str
+    source_kind: str
+    source: str
+    description: str | None = None
+    created: float | None = None
+    updated: float | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    aliases: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One version of a registered model and the run that made it.
+
+    ``run_native_id`` is the tracker's run id as the registry recorded it; ``run_id`` is the
+    store's id of that run when the run was imported (None when it was not, or was deleted).
+    ``deleted`` marks a version the registry deleted but still keeps on disk (MLflow's
+    ``Deleted_Internal``): shown as such, never as a live version. ``stage`` is None when
+    MLflow's deprecated stage is unset (``None``).
+    """
+
+    name: str
+    version: str
+    source_kind: str
+    source: str
+    run_native_id: str | None = None
+    run_id: str | None = None
+    uri: str | None = None
+    status: str | None = None
+    status_message: str | None = None
+    stage: str | None = None
+    description: str | None = None
+    created: float | None = None
+    updated: float | None = None
+    user_id: str | None = None
+    model_id: str | None = None
+    deleted: bool = False
+    tags: tuple[tuple[str, str], ...] = ()
+    aliases: tuple[str, ...] = ()

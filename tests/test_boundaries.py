@@ -272,6 +272,14 @@ CORE_MAY_IMPORT = {
     },
     "mltop.core.logs": {"mltop.core.common", "mltop.core.entities"},
     "mltop.core.monitor": {"mltop.core.common"},
+    "mltop.core.registry": {
+        "mltop.core.common",
+        "mltop.core.compare",
+        "mltop.core.entities",
+        "mltop.core.importers",
+        "mltop.core.runs",
+        "mltop.core.store",
+    },
     "mltop.core.live": {
         "mltop.core.common",
         "mltop.core.discovery",

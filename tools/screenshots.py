@@ -2,7 +2,7 @@
 
     python tools/screenshots.py     # writes screenshots/runs.svg, run_detail.svg, compare.svg,
                                     # logs.svg, pipelines.svg, monitor.svg, host.svg,
-                                    # runs_80x24.svg
+                                    # runs_80x24.svg, models.svg
 
 The sample project is copied to a temporary folder and trained (about 10 s), one more run is
 left RUNNING as a live job would be, and the app is driven at 120x40 with Textual's test
@@ -10,8 +10,8 @@ harness: the runs table sorted by validation accuracy with two runs marked, then
 detail screen with its charts, then three runs of one experiment compared side by side, then
 the console log of the run that diverged (its traceback highlighted, the search on "nan"), then
 the sample's two workflows and its dvc pipeline lined up by lifecycle phase, with the DevOps and
-MLOps metrics band under them. Last, the runs table again at 80x24, the size of a default terminal
-over SSH.
+MLOps metrics band under them. Then the runs table again at 80x24, the size of a default terminal
+over SSH, and last the Models screen over the MLflow registry fixture of the tests.
 """
 
 from __future__ import annotations
@@ -130,6 +130,7 @@ async def shoot(project: Path, out: Path) -> None:
         await shoot_host(pilot, screen, out)
     app.close_store()
     await shoot_small(project, store, out)
+    await shoot_models(project.parent, out)
 
 
 async def shoot_small(project: Path, store: Path, out: Path) -> None:
@@ -260,6 +261,30 @@ async def shoot_host(pilot: Pilot, screen: RunsScreen, out: Path) -> None:
     app.save_screenshot("host.svg", str(out))
 
 
+async def shoot_models(folder: Path, out: Path) -> None:
+    """The Models screen over the registry fixture made by the real MLflow (the sample project
+    registers no models): iris-classifier's versions against @champion."""
+    import tarfile
+
+    from mltop.tui.app import MltopApp
+    from mltop.tui.screens.registry.screen import ModelsScreen
+
+    project = folder / "registry"
+    with tarfile.open(ROOT / "tests/fixtures/mlflow-registry/sqlite-store.tar.gz") as tar:
+        tar.extractall(project, filter="data")
+    app = MltopApp(project, folder / "registry-store.duckdb", live=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settled(pilot)
+        await until(pilot, lambda: not app.ingesting)  # type: ignore[attr-defined]
+        await pilot.press("M")
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen) and app.screen.settled)
+        await pilot.press("down")  # diabetes-regressor → iris-classifier
+        await until(pilot, lambda: app.screen.board.listing.model.name == "iris-classifier")
+        await pilot.pause(0.3)
+        app.save_screenshot("models.svg", str(out))
+    app.close_store()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
@@ -278,7 +303,7 @@ def main() -> int:
                 live.__exit__(None, None, None)  # type: ignore[attr-defined]
         shots = (
             "runs.svg, run_detail.svg, compare.svg, logs.svg, pipelines.svg, monitor.svg, "
-            "host.svg and runs_80x24.svg"
+            "host.svg, runs_80x24.svg and models.svg"
         )
         print(f"wrote {shots} in {args.out} ({time.perf_counter() - started:.1f} s)")
     return 0

@@ -100,6 +100,7 @@ class MltopApp(App[int]):
         # Hidden from the key lines (they are full at 80 columns); `?` and the palette list it.
         Binding("m", "monitor", "monitor", show=False, id="app.monitor"),
         Binding("h", "host", "host", show=False, id="app.host"),
+        Binding("M", "models", "models", show=False, id="app.models"),
         Binding(
             "ctrl+p", "command_palette", "commands", show=False, priority=True, id="app.commands"
         ),
@@ -277,12 +278,14 @@ class MltopApp(App[int]):
         of a remote run that is still training keep growing.
         """
         from mltop.core.importers import mlflow_rest
+        from mltop.core.registry import sync as registry_sync
 
         try:
             client = self._mlflow_clients.get(url)
             if client is None:
                 client = self._mlflow_clients[url] = mlflow_rest.connect(url)
             plan = mlflow_rest.sync_runs(store, client, report, progress=progress)
+            registry_sync.sync_server(store, url, report, client=client)
             self.runs_screen.post_message(StoreChanged())
             mlflow_rest.import_histories(
                 store, client, plan, report, progress=progress, should_stop=self._cancel.is_set
@@ -364,6 +367,14 @@ class MltopApp(App[int]):
 
         if not isinstance(self.screen, HostScreen):
             self.push_screen(HostScreen(self.root))
+
+    def action_models(self) -> None:
+        """The Models screen (the registry), from any screen; once on the stack at a time."""
+        from mltop.tui.screens.registry.screen import ModelsScreen
+
+        if isinstance(self.screen, ModelsScreen):
+            return
+        self.push_screen(ModelsScreen(self.root))
 
     async def action_quit(self) -> None:
         self._cancel.set()

@@ -24,6 +24,7 @@ from mltop.core.cli.diff import cmd_diff
 from mltop.core.cli.host import cmd_host
 from mltop.core.cli.ingest import cmd_ingest
 from mltop.core.cli.launch import cmd_open
+from mltop.core.cli.models import cmd_models
 from mltop.core.cli.monitor import cmd_monitor
 from mltop.core.cli.output import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, UsageError
 from mltop.core.cli.pipelines import cmd_pipelines
@@ -40,6 +41,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "ingest": cmd_ingest,
     "runs": cmd_runs,
     "diff": cmd_diff,
+    "models": cmd_models,
     "pipelines": cmd_pipelines,
     "tail": cmd_tail,
     "demo": cmd_demo,

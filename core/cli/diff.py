@@ -28,19 +28,30 @@ from mltop.core.cli.output import (
     stdout_console,
     store_root,
 )
-from mltop.core.cli.sources import ingest_with_progress
+from mltop.core.cli.sources import (
+    MLFLOW_HELP,
+    TIMEOUT_HELP,
+    ingest_with_progress,
+    mlflow_urls,
+    sync_servers,
+    timeout_seconds,
+)
 from mltop.core.common.sanitize import inert
 from mltop.core.compare.diff import GATE_HELP, GateError, check_gates, compare_runs, parse_gates
 from mltop.core.compare.diff_format import render_json, render_markdown, render_table
 from mltop.core.compare.directions import load_directions
 from mltop.core.entities import Run
+from mltop.core.registry.resolve import MODELS_URI, RegistryRefError
+from mltop.core.registry.resolve import resolve_ref as resolve_version
 from mltop.core.store import RunQuery, Store
 
 _DIFF_DESCRIPTION = """\
 Compare two or more runs: their params and metrics side by side, each run against a baseline.
 
 Each RUN is a run name, an id prefix, or a filter expression (anything with a space or an
-operator, e.g. "params.model = rf"), which may select several runs (oldest first). The first run
+operator, e.g. "params.model = rf"), which may select several runs (oldest first), or a model
+version of the registry (models:/NAME@champion, models:/NAME/3), which means the run that made
+it: a promotion step diffs @challenger against @champion with --fail-on. The first run
 is the baseline unless --baseline names another. Metric values are each run's last value; the
 best-of-history column gives the best value and its step (min for lower-is-better metrics such as
 loss, max for higher-is-better ones such as accuracy; see .mltop/directions.yaml to set a
@@ -74,6 +85,8 @@ def _resolve_ref(store: Store, ref: str, *, single: bool = False) -> list[Run]:
     """The runs a RUN argument means: an exact name, an id prefix, else a filter expression."""
     if not ref.strip():
         raise UsageError("mltop diff: an empty RUN argument")
+    if ref.startswith(MODELS_URI):
+        return [_model_run(store, ref)]
     text = ref
     found = store.find_runs(text)
     if len(found) == 1:
@@ -105,6 +118,22 @@ def _resolve_ref(store: Store, ref: str, *, single: bool = False) -> list[Run]:
     raise UsageError(f"mltop diff: no run named {shown!r} and no run id starting with it{hint}")
 
 
+def _model_run(store: Store, ref: str) -> Run:
+    """The run behind the model version a ``models:/NAME@ALIAS`` or ``models:/NAME/3`` names."""
+    try:
+        version = resolve_version(store, ref)
+    except RegistryRefError as exc:
+        raise UsageError(f"mltop diff: {inert(str(exc))}") from exc
+    run = store.run(version.run_id) if version.run_id else None
+    if run is None:
+        raise UsageError(
+            f"mltop diff: {inert(ref)}: version {inert(version.version)}'s run "
+            f"{inert(version.run_native_id or '(none)')} is not in the store (deleted, or its "
+            "tracking data is not under the folder)"
+        )
+    return run
+
+
 def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     parser = Parser(
         prog="mltop diff",
@@ -112,9 +141,16 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         epilog=_DIFF_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("runs", nargs="+", metavar="RUN", help="run name, id prefix or filter")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN",
+        help="run name, id prefix, filter, or a model version: models:/NAME@ALIAS, models:/NAME/3",
+    )
     parser.add_argument("--root", "-C", default=".", help="folder with the runs (default: .)")
     parser.add_argument("--store", help="store file (default: ROOT/.mltop/store.duckdb)")
+    parser.add_argument("--mlflow", action="append", metavar="URL", help=MLFLOW_HELP)
+    parser.add_argument("--timeout", type=timeout_seconds, metavar="SECONDS", help=TIMEOUT_HELP)
     parser.add_argument("--baseline", "-b", metavar="RUN", help="compare against this run")
     parser.add_argument(
         "--only-changed", action="store_true", help="hide rows where every run agrees"
@@ -152,9 +188,12 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     for problem in directions.problems:
         err.print(Text(f"mltop: {inert(problem)}", style="yellow"))
     with open_store_for(store_root(root), args.store, err) as store:
-        report = ingest_with_progress(
-            root, store, err, show_progress=err.is_terminal and args.format == "table"
-        )
+        show_progress = err.is_terminal and args.format == "table"
+        report = ingest_with_progress(root, store, err, show_progress=show_progress)
+        sync_servers(
+            mlflow_urls(args.mlflow), store, report, err, histories=True,
+            show_progress=show_progress, timeout=args.timeout,
+        )  # fmt: skip
         runs: list[Run] = []
         for ref in args.runs:
             runs += _resolve_ref(store, ref)

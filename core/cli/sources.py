@@ -157,10 +157,12 @@ def sync_servers(
     if not urls:
         return
     from mltop.core.importers import mlflow_rest
+    from mltop.core.registry import sync as registry_sync
 
     if not show_progress:
         for url in urls:
             mlflow_rest.sync_server(store, url, report, histories=histories, timeout=timeout)
+            registry_sync.sync_server(store, url, report, timeout=timeout)
         return
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -183,3 +185,4 @@ def sync_servers(
             mlflow_rest.sync_server(
                 store, url, report, histories=histories, progress=update, timeout=timeout
             )
+            registry_sync.sync_server(store, url, report, timeout=timeout)

@@ -13,6 +13,10 @@ usage: mltop [PATH] [--store FILE] [--mlflow URL] [--github OWNER/REPO]
                   [--metrics REGEX] [--format table|json|md] [--fail-on THRESHOLDS]
                                             compare runs' params and metrics against a
                                             baseline; --fail-on gates CI on regressions
+                  (RUN may be models:/NAME@ALIAS or models:/NAME/VERSION: that version's run)
+       mltop models [PATH] [--mlflow URL] [--format table|json|md]
+                                            the model registry: models, versions, aliases
+                                            and the run behind each version
        mltop tail RUN|FILE [-f] [--grep REGEX] [-n N] [-C PATH]
                                             print a run's logs (or a log file); -f follows
        mltop pipelines [PATH] [--format table|json|md] [--dag FILE] [--github OWNER/REPO]

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mltop.core.common.regular_files import confined_to
-from mltop.core.discovery import SKIP_DIRS, ingest, report_refused
+from mltop.core.discovery import SKIP_DIRS, ingest, report_refused, sync_registries
 from mltop.core.entities import ImportReport, Run, SourceRef, Status
 from mltop.core.importers.base import Importer
 from mltop.core.importers.registry import importers as default_importers
@@ -275,6 +275,7 @@ class Watcher:
                                 group[0].location,
                                 f"{kind} import failed: {type(exc).__name__}: {exc}",
                             )
+                    sync_registries(self.store, refs.values(), report)
                 report_refused(report, confinement)
                 changed = set()
                 after_ids: set[str] = set()

@@ -50,6 +50,7 @@ class PhaseRow:
     devops: tuple[Stage, ...]
     mlops: tuple[Stage, ...]
     devops_note: str = ""
+    # What stands in for a missing MLOps stage (the register phase: the registry's models).
     mlops_note: str = ""
 
     @property

@@ -38,6 +38,10 @@ Fields:
   ``now-1d``); ``duration`` takes seconds or durations (``90s``, ``5m``, ``1h30m``); MLflow's
   ``start_time``/``end_time``/``created`` are epoch milliseconds.
 
+* ``model`` and ``alias``: the registered models a run made a live version of, and the aliases
+  of those versions (``model = "fraud"``, ``alias = champion``); a run may have several, and a
+  test holds when one of them passes it.
+
 A comparison on a param, tag or metric needs the key to be present: ``params.lr != 0.1`` skips
 runs without ``lr`` (as in MLflow), while ``not params.lr = 0.1`` includes them. ``status`` compares
 case-insensitively and must name a known status.
@@ -123,6 +127,24 @@ class _Attr:
     sql: str
     type: AttrType
     help: str
+    # A fact a run may have several of (the models its versions belong to): ``sql`` is then a
+    # column inside this EXISTS subquery over the run ``r``, whose ``{cond}`` is the test.
+    exists: str | None = None
+
+    def wrap(self, cond: str) -> str:
+        return cond if self.exists is None else self.exists.format(cond=cond)
+
+
+# The live registry versions made by the run ``r`` (see mltop.core.store.registry).
+_VERSIONS_OF_RUN = (
+    "registry_versions v WHERE v.source = r.source AND v.run_native_id = r.native_id "
+    "AND NOT v.deleted"
+)
+_MODEL_OF_RUN = f"EXISTS (SELECT 1 FROM {_VERSIONS_OF_RUN} AND {{cond}})"
+_ALIAS_OF_RUN = (
+    f"EXISTS (SELECT 1 FROM {_VERSIONS_OF_RUN} AND EXISTS (SELECT 1 FROM registry_aliases a "
+    "WHERE a.source = v.source AND a.name = v.name AND a.version = v.version AND {cond}))"
+)
 
 
 #: Run attributes by name: the SQL column (fixed text, never user input) and how values read.
@@ -149,7 +171,10 @@ ATTRIBUTES: dict[str, _Attr] = {
     "experiment_id": _Attr("r.experiment_id", "text", "experiment id"),
     "start_time": _Attr("(r.start_time * 1000)", "ms", "start, epoch milliseconds (MLflow)"),
     "end_time": _Attr("(r.end_time * 1000)", "ms", "end, epoch milliseconds (MLflow)"),
-}
+    "model": _Attr("v.name", "text", "a registered model made from the run", _MODEL_OF_RUN),
+    "alias": _Attr("a.alias", "text", "an alias of a model version made from the run",
+                   _ALIAS_OF_RUN),
+}  # fmt: skip
 
 # Other spellings, mostly MLflow's, mapped onto the names above.
 _ATTRIBUTE_ALIASES = {
@@ -916,7 +941,7 @@ class _Compiler:
         if field.kind == "attribute":
             attr = self.attribute(field)
             if attr.type == "text":
-                return f"{attr.sql} {op} {self.arg(value.text)}"
+                return attr.wrap(f"{attr.sql} {op} {self.arg(value.text)}")
             if attr.type == "status":
                 return f"upper({attr.sql}) {op} {self.arg(value.text.upper())}"
             return f"{attr.sql} {op} {self.arg(self.need_number(field, value))}"
@@ -960,7 +985,7 @@ class _Compiler:
             attr = self.attribute(field)
             if attr.type not in ("text", "status"):
                 raise _text_only(field, node.pos)
-            return test(attr.sql, attr.type == "status")
+            return attr.wrap(test(attr.sql, attr.type == "status"))
         if field.kind == "metric":
             raise _text_only(field, node.pos)
         text_col = _KEYED[field.kind][2]
@@ -983,7 +1008,7 @@ class _Compiler:
                 args = [self.need_number(field, v) for v in values]
                 column = attr.sql
             marks = ", ".join(self.arg(a) for a in args)
-            return f"{column} {'NOT IN' if node.negated else 'IN'} ({marks})"
+            return attr.wrap(f"{column} {'NOT IN' if node.negated else 'IN'} ({marks})")
         if field.kind == "metric":
             column = self.metric_column(field)
             numbers = [self.need_number(field, v) for v in values]
@@ -1010,6 +1035,9 @@ class _Compiler:
         field = node.field
         if field.kind == "attribute":
             attr = self.attribute(field)
+            if attr.exists is not None:
+                found = attr.wrap("TRUE")
+                return found if node.present else f"NOT {found}"
             return f"{attr.sql} IS {'NOT ' if node.present else ''}NULL"
         if field.kind == "metric":
             column = self.metric_column(field)

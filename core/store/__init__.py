@@ -13,6 +13,7 @@ What it holds, one module per concern:
 * :mod:`.points` - metric points and summaries, including live folding;
 * :mod:`.files` - files and sources (incremental scanning);
 * :mod:`.logs` - the log files of runs;
+* :mod:`.registry` - registered models, versions, aliases and tags;
 * :mod:`.queries` - the filters, orders and runs-table reads of the runs browser;
 * :mod:`.opening` - the composed :class:`Store` and :func:`open_store`.
 

@@ -17,11 +17,12 @@ from mltop.core.store.files import FileTables
 from mltop.core.store.logs import LogTables
 from mltop.core.store.points import PointTables
 from mltop.core.store.queries import RunsTableQueries
+from mltop.core.store.registry import RegistryTables
 from mltop.core.store.runs import RunTables
 from mltop.core.store.schema import STORE_DIR, STORE_ENV, STORE_FILE, StoreError, default_store_path
 
 
-class Store(RunTables, PointTables, FileTables, LogTables, RunsTableQueries):
+class Store(RunTables, PointTables, FileTables, LogTables, RunsTableQueries, RegistryTables):
     """A DuckDB metadata store. Use :func:`open_store` to get one.
 
     One object over one connection, composed from one class per family of tables (all sharing

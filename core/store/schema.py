@@ -105,6 +105,31 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         ["CREATE TABLE store_meta (key VARCHAR NOT NULL, value VARCHAR)"],
     ),
     (
+        # The model registry: models, versions, aliases and tags per source (a database, an
+        # mlruns folder, a server), and the fingerprint of what was read, so an unchanged
+        # registry is not read again.
+        5,
+        [
+            """CREATE TABLE registry_models (
+                source_kind VARCHAR, source VARCHAR, name VARCHAR, description VARCHAR,
+                created DOUBLE, updated DOUBLE
+            )""",
+            """CREATE TABLE registry_versions (
+                source_kind VARCHAR, source VARCHAR, name VARCHAR, version VARCHAR, seq BIGINT,
+                run_native_id VARCHAR, uri VARCHAR, status VARCHAR, status_message VARCHAR,
+                stage VARCHAR, description VARCHAR, created DOUBLE, updated DOUBLE,
+                user_id VARCHAR, model_id VARCHAR, deleted BOOLEAN
+            )""",
+            """CREATE TABLE registry_aliases (
+                source VARCHAR, name VARCHAR, alias VARCHAR, version VARCHAR
+            )""",
+            """CREATE TABLE registry_tags (
+                source VARCHAR, name VARCHAR, version VARCHAR, key VARCHAR, value VARCHAR
+            )""",
+            "CREATE TABLE registry_scans (source VARCHAR, fingerprint VARCHAR)",
+        ],
+    ),
+    (
         # When the app or its watcher last brought a folder up to date, so that `mltop runs`
         # right after need not walk a hundred thousand run folders again (Store.last_scan).
         8,
@@ -123,11 +148,17 @@ PATH_COLUMNS = (
     ("runs", "source"),
     ("runs", "location"),
     ("logs", "path"),
+    ("registry_models", "source"),
+    ("registry_versions", "source"),
+    ("registry_aliases", "source"),
+    ("registry_tags", "source"),
+    ("registry_scans", "source"),
     ("scans", "root"),
 )
 DERIVED_TABLES = (
     "sources", "files", "experiments", "runs", "params", "tags", "metrics", "metric_summary",
-    "logs", "scans",
+    "logs", "registry_models", "registry_versions", "registry_aliases", "registry_tags",
+    "registry_scans", "scans",
 )  # fmt: skip
 
 # One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;

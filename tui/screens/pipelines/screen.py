@@ -37,6 +37,7 @@ from mltop.core.pipelines.model import (
 )
 from mltop.core.pipelines.overview import GitHubOptions, build_overview
 from mltop.core.pipelines.phases import OVERRIDES_FILE
+from mltop.core.pipelines.registry_evidence import registry_evidence, with_registry
 from mltop.core.pipelines.repository import side_title
 from mltop.core.store import StoreError
 from mltop.tui.commands import ScreenCommand, ScreenCommands
@@ -187,6 +188,9 @@ class PipelinesScreen(Screen[None]):
             try:
                 with use() as store:
                     links = link_runs(store, overview)
+                    home = overview.repository.root if overview.repository else self.root
+                    models = registry_evidence(store, home)
+                overview.comparison = with_registry(overview.comparison, models)
                 if getattr(self.app, "ingesting", False):
                     note = "runs are still being indexed; R links the new ones too"
             except StoreError:

@@ -1,0 +1,127 @@
+"""One model's versions beside the runs that made them: what the Models screen draws.
+
+Each version gets its run (name, experiment, or why there is none: the version or the run was
+deleted, or the run is not imported), the run's primary metrics, and each metric's change
+against the ``@champion`` version, judged by the metric's direction exactly as a diff judges it
+(:mod:`mltop.core.compare.directions`), so a version is "better" here when it would pass a gate
+there. Built in one worker call: two store reads (the runs, their metric summaries).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+from mltop.core.compare.diff import Verdict
+from mltop.core.compare.directions import Direction, DirectionRules
+from mltop.core.entities import ModelVersion, Run
+from mltop.core.registry.resolve import ModelListing, with_versions
+from mltop.core.store import Store
+
+CHAMPION = "champion"
+DEFAULT_METRICS = 6
+# Names that say "held-out": shown before training-set metrics of the same popularity.
+_HELD_OUT = ("val", "valid", "test", "eval")
+
+
+@dataclass(frozen=True)
+class MetricCell:
+    """A version's value of one metric and its change against @champion's (as a diff's cell);
+    ``verdict`` is None when the model has no @champion to compare with."""
+
+    value: float | None
+    delta: float | None = None
+    verdict: Verdict | None = None
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: ModelVersion
+    run: Run | None
+    cells: tuple[MetricCell, ...]
+
+    @property
+    def run_text(self) -> str:
+        """``name (experiment)``, or why the version has no run to show."""
+        if self.version.deleted:
+            return "(version deleted)"
+        if self.run is None:
+            if not self.version.run_native_id:
+                return "(no run)"
+            return "(run deleted or not imported)"
+        if self.run.experiment:
+            return f"{self.run.name} ({self.run.experiment})"
+        return self.run.name
+
+
+@dataclass(frozen=True)
+class ModelBoard:
+    listing: ModelListing
+    metrics: tuple[tuple[str, Direction], ...]
+    rows: tuple[VersionRow, ...]
+    champion: str | None
+
+
+def _judge(value: float | None, base: float | None, direction: Direction) -> MetricCell:
+    if value is None:
+        return MetricCell(None, None, Verdict.MISSING if base is not None else Verdict.SAME)
+    if base is None:
+        return MetricCell(value, None, Verdict.ADDED)
+    if math.isnan(value) or math.isnan(base):
+        same = math.isnan(value) and math.isnan(base)
+        return MetricCell(value, None, Verdict.SAME if same else Verdict.CHANGED)
+    delta = value - base
+    if delta == 0:
+        return MetricCell(value, 0.0, Verdict.SAME)
+    if direction is Direction.NEUTRAL or math.isnan(delta):
+        return MetricCell(value, delta, Verdict.CHANGED)
+    better = delta > 0 if direction is Direction.MAX else delta < 0
+    return MetricCell(value, delta, Verdict.BETTER if better else Verdict.WORSE)
+
+
+def _rank(key: str, count: int, directions: DirectionRules) -> tuple:
+    tokens = key.lower().replace("/", "_").split("_")
+    held_out = any(t in _HELD_OUT for t in tokens)
+    known = directions.direction(key) is not Direction.NEUTRAL
+    return (-count, not held_out, not known, key)
+
+
+def model_board(
+    store: Store,
+    listing: ModelListing,
+    directions: DirectionRules,
+    max_metrics: int = DEFAULT_METRICS,
+) -> ModelBoard:
+    """The versions of ``listing`` (read here) with their runs' primary metrics against
+    @champion.
+
+    The primary metrics are those most of the versions' runs have, held-out ones (``val_*``,
+    ``test_*``) and ones with a known direction first.
+    """
+    listing = with_versions(store, listing)
+    versions = listing.versions
+    run_ids = [v.run_id for v in versions if v.run_id and not v.deleted]
+    runs = store.runs_by_id(run_ids) if run_ids else {}
+    summaries = store.summaries(list(runs)) if runs else {}
+    counts = Counter(key for per_run in summaries.values() for key in per_run)
+    keys = sorted(counts, key=lambda k: _rank(k, counts[k], directions))[:max_metrics]
+    metrics = tuple((k, directions.direction(k)) for k in keys)
+    champion = listing.alias_version(CHAMPION)
+    base = summaries.get(champion.run_id or "", {}) if champion else {}
+    rows = []
+    for v in versions:
+        run = runs.get(v.run_id or "") if not v.deleted else None
+        own = summaries.get(run.id, {}) if run else {}
+        cells = []
+        for key, direction in metrics:
+            value = own[key].last if key in own else None
+            if champion is None or champion.run_id is None or champion.run_id not in runs:
+                cells.append(MetricCell(value))
+            elif v.version == champion.version:
+                cells.append(MetricCell(value, None, Verdict.BASELINE))
+            else:
+                base_value = base[key].last if key in base else None
+                cells.append(_judge(value, base_value, direction))
+        rows.append(VersionRow(v, run, tuple(cells)))
+    return ModelBoard(listing, metrics, tuple(rows), champion.version if champion else None)
