@@ -19,8 +19,6 @@ import pytest
 from test_import_wandb import (
     FINISHED,
     FIXTURES,
-    _field,
-    _varint,
     extract,
     frame,
     import_run,
@@ -28,6 +26,7 @@ from test_import_wandb import (
     real_payloads,
 )
 
+from mltop.core.common.protowire import encode_len_field, encode_varint
 from mltop.core.discovery import ingest
 from mltop.core.importers.wandb_offline import run_id_for
 from mltop.core.runs.query import compile_query
@@ -43,10 +42,13 @@ def wandb_dir(tmp_path: Path) -> Path:
 
 def stats_record(num: int, seconds: int, items: dict[str, bytes]) -> bytes:
     """A StatsRecord (Record field 7) as wandb-core frames one: timestamp, then items."""
-    timestamp = _varint(1 << 3) + _varint(seconds)
-    body = _field(2, timestamp)
-    body += b"".join(_field(3, _field(1, k.encode()) + _field(16, v)) for k, v in items.items())
-    return _varint(1 << 3) + _varint(num) + _field(7, body)
+    timestamp = encode_varint(1 << 3) + encode_varint(seconds)
+    body = encode_len_field(2, timestamp)
+    body += b"".join(
+        encode_len_field(3, encode_len_field(1, k.encode()) + encode_len_field(16, v))
+        for k, v in items.items()
+    )
+    return encode_varint(1 << 3) + encode_varint(num) + encode_len_field(7, body)
 
 
 def test_wandb_stats_records_are_system_metrics_at_their_time(wandb_dir: Path) -> None:
