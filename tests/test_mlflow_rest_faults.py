@@ -119,6 +119,12 @@ class FakeServer:
     requests: list[Request] = field(default_factory=list)
     url: str = ""
 
+    def __post_init__(self) -> None:
+        # A real server's registry is on by default, and empty until a model is registered: it
+        # answers its searches with {} (tests of a server without one route these to 404).
+        for endpoint in ("registered-models/search", "model-versions/search"):
+            self.routes.setdefault(f"{API}/{endpoint}", [reply(200, {})])
+
     def route(self, path: str, *actions: Action) -> None:
         """Answer ``path`` with these actions in turn, the last one from then on."""
         self.routes[path] = list(actions)

@@ -177,6 +177,10 @@ def test_registry_disabled_server_is_one_line_and_runs_still_import(tmp_path):
     with scripted_server() as fake:
         fake.route(EXPERIMENTS, reply(200, fixture_bytes("small-experiments-search")))
         fake.route(RUNS, reply(200, fixture_bytes("small-runs-search-all")))
+        fake.route(
+            f"{mlflow_rest.API}/registered-models/search",
+            reply(404, fixture_bytes("error-unknown-endpoint"), "text/html; charset=utf-8"),
+        )
         store = open_memory_store()
         report = ImportReport()
         mlflow_rest.sync_server(store, fake.url, report, histories=False)

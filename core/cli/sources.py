@@ -161,8 +161,9 @@ def sync_servers(
 
     if not show_progress:
         for url in urls:
-            mlflow_rest.sync_server(store, url, report, histories=histories, timeout=timeout)
-            registry_sync.sync_server(store, url, report, timeout=timeout)
+            plan = mlflow_rest.sync_server(store, url, report, histories=histories, timeout=timeout)
+            if plan is not None:  # a server whose runs could not be read said so already
+                registry_sync.sync_server(store, url, report, timeout=timeout)
         return
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -182,7 +183,8 @@ def sync_servers(
     with progress:
         for url in urls:
             tasks.clear()
-            mlflow_rest.sync_server(
+            plan = mlflow_rest.sync_server(
                 store, url, report, histories=histories, progress=update, timeout=timeout
             )
-            registry_sync.sync_server(store, url, report, timeout=timeout)
+            if plan is not None:
+                registry_sync.sync_server(store, url, report, timeout=timeout)

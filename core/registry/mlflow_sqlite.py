@@ -26,6 +26,10 @@ class NoRegistry(Exception):
     """The database has no registry tables; ``str()`` is the one line to report."""
 
 
+class NotTracking(Exception):
+    """Not an MLflow tracking database at all: the run importer reports it, once."""
+
+
 _TYPES = {
     "seq": pa.int64(),
     "created": pa.float64(),
@@ -77,6 +81,8 @@ def read_tables(con: sqlite3.Connection) -> dict[str, pa.Table]:
     store's registry tables, in one read transaction. Stages and times are normalised by
     SQLite itself (see :mod:`.fields` for the rules), so no Python object is made per value."""
     tables = tracking.table_names(con)
+    if not tables >= tracking.REQUIRED_TABLES:
+        raise NotTracking()  # the run importer says what the file is not
     missing = [t for t in REQUIRED if t not in tables]
     if missing:
         raise NoRegistry(

@@ -53,6 +53,8 @@ def sync_database(
     except mlflow_sqlite.NoRegistry as exc:
         report.problem(db, str(exc))
         tables = {}
+    except mlflow_sqlite.NotTracking:
+        tables = {}
     except (OSError, sqlite3.Error, UnicodeDecodeError) as exc:
         report.problem(db, PREFIX + f"cannot read: {sqlite_importer._one_line(exc)}")
         return
