@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from mltop.core import cli
 from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport
-from mltop.core.importers import mlflow_rest
+from mltop.core.importers import mlflow_rest, mlflow_rest_client
 from mltop.core.registry import mlflow_rest as registry_rest
 from mltop.core.registry import sync as registry_sync
 from mltop.core.store import Store, open_memory_store, open_store
@@ -178,7 +178,7 @@ def test_registry_disabled_server_is_one_line_and_runs_still_import(tmp_path):
         fake.route(EXPERIMENTS, reply(200, fixture_bytes("small-experiments-search")))
         fake.route(RUNS, reply(200, fixture_bytes("small-runs-search-all")))
         fake.route(
-            f"{mlflow_rest.API}/registered-models/search",
+            f"{mlflow_rest_client.API}/registered-models/search",
             reply(404, fixture_bytes("error-unknown-endpoint"), "text/html; charset=utf-8"),
         )
         store = open_memory_store()

@@ -91,7 +91,7 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _one_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
     if isinstance(exc, UnicodeDecodeError):  # SQLite's message quoted bytes of a corrupt schema
         return "malformed database schema (bytes that are not UTF-8)"
     return " ".join(str(exc).split()) or type(exc).__name__
@@ -153,7 +153,7 @@ def probe_db(path: Path) -> tuple[DbKind, str]:
     except OSError:
         return DbKind.OTHER, ""
     except DB_ERRORS as exc:
-        return DbKind.DAMAGED, f"damaged SQLite database ({_one_line(exc)})"
+        return DbKind.DAMAGED, f"damaged SQLite database ({error_line(exc)})"
     try:
         tables = table_names(con)
         if tables >= REQUIRED_TABLES and MLFLOW_MARKER in tables:
@@ -165,7 +165,7 @@ def probe_db(path: Path) -> tuple[DbKind, str]:
     except DB_ERRORS as exc:
         if named:
             return DbKind.MLFLOW, ""  # the import reports what is wrong
-        return DbKind.DAMAGED, f"damaged SQLite database ({_one_line(exc)})"
+        return DbKind.DAMAGED, f"damaged SQLite database ({error_line(exc)})"
     finally:
         con.close()
     return DbKind.OTHER, ""
@@ -493,7 +493,7 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
     try:
         con = opened.enter_context(open_database(db))
     except (OSError, *DB_ERRORS) as exc:
-        report.problem(db, f"cannot open read-only: {_one_line(exc)}")
+        report.problem(db, f"cannot open read-only: {error_line(exc)}")
         return
     try:
         try:
@@ -502,7 +502,7 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
             report.problem(db, str(exc))
             return
         except DB_ERRORS as exc:
-            report.problem(db, f"cannot read: {_one_line(exc)}")
+            report.problem(db, f"cannot read: {error_line(exc)}")
             return
         experiments: list[common.ExperimentRow] = [
             (common.experiment_id(KIND, store.id_path(source), native), KIND, source, native, name)
@@ -560,7 +560,7 @@ def _write_batches(
             complete = False
             names = ", ".join(w.record.name for w in batch[:3])
             more = f" and {len(batch) - 3} more" if len(batch) > 3 else ""
-            report.problem(db, f"cannot read metrics of runs {names}{more}: {_one_line(exc)}")
+            report.problem(db, f"cannot read metrics of runs {names}{more}: {error_line(exc)}")
             continue
         reread_ids = [run_of[u] for u in reread]
         with store.transaction():

@@ -17,6 +17,7 @@ from typing import Any
 from mltop.core.common.httpclient import RemoteError
 from mltop.core.entities import ModelVersion, RegisteredModel
 from mltop.core.importers import mlflow_rest as tracking
+from mltop.core.importers import mlflow_rest_client as rest_client
 from mltop.core.registry import fields
 
 KIND = tracking.KIND
@@ -31,26 +32,17 @@ class NoRegistry(Exception):
 def _pages(
     client: tracking.MlflowRestClient, endpoint: str, key: str, page_size: int
 ) -> Iterator[list[dict[str, Any]]]:
-    what = endpoint
-    paging = tracking._Paging(what)
-    seen: set[str] = set()
-    token: str | None = None
-    while True:
+    """One registry listing, paged with ``page_token`` through the tracking client's guard
+    against a server whose pages never end."""
+
+    def fetch(token: str | None) -> Any:
         params: dict[str, Any] = {"max_results": page_size}
         if token:
             params["page_token"] = token
-        data = tracking._object(
-            client.http.get_json(f"{tracking.API}/{endpoint}", params, what=what),
-            what,
-            (key, "next_page_token"),
-        )
-        page = [row for row in tracking._list(data, key, what) if isinstance(row, dict)]
-        yield page
-        ids = {json.dumps([r.get("name"), r.get("version")]) for r in page} - seen
-        seen |= ids
-        token = tracking._next_page(paging, data, what, bool(ids), None)
-        if token is None:
-            return
+        return client.http.get_json(f"{rest_client.API}/{endpoint}", params, what=endpoint)
+
+    identity = rest_client.unseen(lambda row: json.dumps([row.get("name"), row.get("version")]))
+    yield from rest_client.pages(fetch, endpoint, key, identity)
 
 
 def _pairs(items: object, key: str, value: str) -> dict[str, str]:

@@ -56,7 +56,7 @@ def sync_database(
     except mlflow_sqlite.NotTracking:
         tables = {}
     except (OSError, sqlite3.Error, UnicodeDecodeError) as exc:
-        report.problem(db, PREFIX + f"cannot read: {sqlite_importer._one_line(exc)}")
+        report.problem(db, PREFIX + f"cannot read: {sqlite_importer.error_line(exc)}")
         return
     store.put_registry_tables(source, tables, fingerprint)
 
