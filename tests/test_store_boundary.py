@@ -18,7 +18,7 @@ STORE = REPO / "core" / "store"
 DUCKDB_ELSEWHERE = {
     # Compiles a user's regex with DuckDB's own engine (RE2) in a private in-memory database, so a
     # bad pattern in a filter is a QueryError with a column instead of a failure in the store.
-    "core/runs/query.py": "checks regex patterns in an in-memory DuckDB",
+    "core/runs/query_sql.py": "checks regex patterns in an in-memory DuckDB",
     # The parsing database: reads CSV/JSON/TSV metric files into Arrow in memory, before the
     # points are handed to Store.add_points.
     "core/tabular.py": "parses metric files in a per-thread in-memory DuckDB",
