@@ -18,8 +18,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
@@ -36,7 +34,7 @@ from mltop.core.runs.runs_view import (
     default_columns,
     load_runs,
 )
-from mltop.core.store import RunQuery, Store, StoreError
+from mltop.core.store import RunQuery, Store
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.messages import (
     FilterRejected,
@@ -46,28 +44,17 @@ from mltop.tui.messages import (
     StoreChanged,
 )
 from mltop.tui.screens.runs.experiment_picker import ALL, ExperimentPicker
+from mltop.tui.screens.runs.live_gpu import LiveGpuScreen
 from mltop.tui.widgets.column_picker import ColumnPicker
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.run_table import RunTable
 
 if TYPE_CHECKING:
-    from mltop.core.system.gpu import GpuReader
-    from mltop.core.system.live import HostMonitor
     from mltop.tui.context import AppContext
 
 FILTER_DELAY = 0.15
-#: How often running runs' GPU use is read for the table (only on a machine with NVIDIA GPUs).
-LIVE_GPU_SECONDS = 5.0
 FILTER_HINT = 'filter: metrics.acc > 0.9 and (params.model = "sgd" or name ~ "rf-.*")'
-
-
-class LiveGpu(Message):
-    """Running runs' GPU use by run id (label, seconds idle), or None: this machine has none."""
-
-    def __init__(self, live: dict[str, tuple[str, float | None]] | None) -> None:
-        super().__init__()
-        self.live = live
 
 
 def short_path(path: Path) -> str:
@@ -83,7 +70,7 @@ def progress_bar(done: int, total: int, width: int = 10) -> str:
     return "▕" + "█" * filled + " " * (width - filled) + "▏"
 
 
-class RunsScreen(Screen[None]):
+class RunsScreen(LiveGpuScreen):
     CSS_PATH = "runs.tcss"
     COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "runs"
@@ -141,12 +128,6 @@ class RunsScreen(Screen[None]):
         self._ingest_started = False
         self._ingest_done = False
         self._status = "opening store…"
-        # Running runs' live GPU use (see _sample_gpus); the reader is NVML unless one is given.
-        self.gpu_reader: GpuReader | None = None
-        self.live_gpu_seconds = LIVE_GPU_SECONDS
-        self._gpu_monitor: HostMonitor | None = None
-        self._gpu_timer: Timer | None = None
-        self._gpu_sampling = False
 
     @property
     def mltop(self) -> AppContext:
@@ -175,50 +156,6 @@ class RunsScreen(Screen[None]):
         self.filter_bar.return_to = lambda: self.table
         self.set_focus(self.table)
         self._gpu_timer = self.set_interval(self.live_gpu_seconds, self._sample_gpus)
-
-    # -- running runs' GPU use -------------------------------------------------------------------
-
-    def _sample_gpus(self) -> None:
-        if self._gpu_sampling or self.store is None or self.app.screen is not self:
-            return
-        self._gpu_sampling = True
-        self._gpu_worker()
-
-    @work(thread=True, group="runs-gpu", exit_on_error=False)
-    def _gpu_worker(self) -> None:
-        """Which GPUs each running run's processes use, and which runs sit idle on theirs."""
-        from mltop.core.system.processes import RunTraces
-
-        live: dict[str, tuple[str, float | None]] | None = {}
-        try:
-            if self._gpu_monitor is None:
-                self._gpu_monitor = _gpu_monitor(self.gpu_reader)
-            monitor = self._gpu_monitor
-            if monitor.gpu_reader.read().problem is not None:
-                live = None  # no GPUs here (NVML remembers why): stop asking
-                return
-            try:
-                with self.mltop.store_in_use() as store:
-                    traces = RunTraces.from_rows(*store.running_run_traces())
-            except StoreError:
-                traces = RunTraces()
-            if traces:
-                monitor.traces = lambda: traces
-                view = monitor.sample()
-                live = {r: (u.label(), view.idle.get(r)) for r, u in view.usage.items()}
-        finally:
-            self._gpu_sampling = False
-            # A message, not call_from_thread: it is dropped quietly if the app has closed.
-            self.post_message(LiveGpu(live))
-
-    @on(LiveGpu)
-    def _show_live(self, message: LiveGpu) -> None:
-        live = message.live
-        if live is None:
-            if self._gpu_timer is not None:
-                self._gpu_timer.stop()
-            return
-        self.table.set_live(live)
 
     def on_resize(self) -> None:
         self._draw_header()
@@ -789,17 +726,3 @@ class RunsScreen(Screen[None]):
             self.set_columns([*self._shown_columns(), column])
 
         return add
-
-
-def _gpu_monitor(reader: GpuReader | None) -> HostMonitor:
-    """A monitor for the runs table: processes re-read at every (5 s) sample."""
-    from mltop.core.system.gpu import NvmlReader
-    from mltop.core.system.idle import IdleTracker, idle_settings
-    from mltop.core.system.live import HostMonitor
-
-    threshold, after, _ = idle_settings()
-    return HostMonitor(
-        gpu_reader=reader if reader is not None else NvmlReader(),
-        idle=IdleTracker(threshold, after),
-        process_every=0.0,
-    )
