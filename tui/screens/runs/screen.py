@@ -8,12 +8,10 @@ to the latest request is shown, so typing fast never shows an older result over 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -45,6 +43,7 @@ from mltop.tui.messages import (
 )
 from mltop.tui.screens.runs.experiment_picker import ALL, ExperimentPicker
 from mltop.tui.screens.runs.live_gpu import LiveGpuScreen
+from mltop.tui.screens.runs.palette import runs_commands, runs_help
 from mltop.tui.widgets.column_picker import ColumnPicker
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar
@@ -661,68 +660,7 @@ class RunsScreen(LiveGpuScreen):
     # -- help and palette ------------------------------------------------------------------------
 
     def help_extra(self) -> RenderableType:
-        legend = Table.grid(padding=(0, 2))
-        legend.add_column(style="bold")
-        legend.add_column()
-        for state, symbol in STATUS_SYMBOLS.items():
-            note = (
-                " (RUNNING, silent for 5 minutes; MLTOP_STALE_AFTER sets it)"
-                if state == "stale"
-                else ""
-            )
-            legend.add_row(symbol, state + note)
-        filters = Text(
-            "\nFilter examples (/):\n"
-            '  metrics.val_acc > 0.9 and params.model = "sgd"\n'
-            '  name ~ "rf-.*" or status = failed\n'
-            "  not tags.stage   ·   start > -2h   ·   duration > 5m   ·   metrics.loss.min < 0.1\n",
-            style="",
-        )
-        return Group(Text("\nStatus symbols", style="bold underline"), legend, filters)
+        return runs_help()
 
     def commands(self) -> list[ScreenCommand]:
-        def reset_columns() -> None:
-            self.set_columns(
-                default_columns(self.param_keys, self.metric_keys, varying=self.varying_params)
-            )
-
-        out = [
-            ScreenCommand("Clear filter", "show every run", lambda: self.set_filter("")),
-            ScreenCommand(
-                "Show failed runs", "filter: status = failed",
-                lambda: self.set_filter("status = failed"),
-            ),
-            ScreenCommand(
-                "Show running runs", "filter: status = running",
-                lambda: self.set_filter("status = running"),
-            ),
-            ScreenCommand("Reset columns", "the default columns", reset_columns),
-            ScreenCommand("Clear marks", "unmark every run", self.table.clear_marks),
-        ]  # fmt: skip
-        shown = set(self._shown_columns())
-        for column in available_columns(self.param_keys, self.metric_keys):
-            if column.kind == "attr":
-                continue
-            label = inert(column.label)
-            if column in shown:
-                out.append(
-                    ScreenCommand(f"Sort by {label}", "sort the table", self._sorter(column))
-                )
-            else:
-                out.append(
-                    ScreenCommand(
-                        f"Add column {label}", "show it in the table", self._adder(column)
-                    )
-                )
-        return out
-
-    def _sorter(self, column: Column) -> Callable[[], None]:
-        return lambda: self.sort_by(column, column.natural_descending)
-
-    def _adder(self, column: Column) -> Callable[[], None]:
-        def add() -> None:
-            # Sorting by the new column also scrolls the table to show it.
-            self.sort, self.descending = column, column.natural_descending
-            self.set_columns([*self._shown_columns(), column])
-
-        return add
+        return runs_commands(self)
