@@ -24,7 +24,7 @@ DUCKDB_ELSEWHERE = {
     "core/tabular.py": "parses metric files in a per-thread in-memory DuckDB",
     # These three run their parse SQL on tabular.connection() and import duckdb only to turn
     # duckdb.Error into the importer's own one-line message naming the file.
-    "core/importers/mlflow_files.py": "catches duckdb.Error from tabular's parsing database",
+    "core/importers/mlflow_metric_lines.py": "catches duckdb.Error from tabular's parsing database",
     "core/importers/dvclive.py": "catches duckdb.Error from tabular's parsing database",
     "core/importers/trackio.py": "catches duckdb.Error from tabular's parsing database",
     # The monitor reads prediction logs in place with a private in-memory DuckDB of its own:
