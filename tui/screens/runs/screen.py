@@ -24,7 +24,6 @@ from mltop.core.common.sanitize import inert
 from mltop.core.entities import Experiment
 from mltop.core.runs.query import QueryError, compile_query, unknown_metric_warnings
 from mltop.core.runs.runs_view import (
-    STATUS_SYMBOLS,
     Column,
     RunsView,
     ValuesCache,
@@ -42,6 +41,7 @@ from mltop.tui.messages import (
     StoreChanged,
 )
 from mltop.tui.screens.runs.experiment_picker import ALL, ExperimentPicker
+from mltop.tui.screens.runs.header import empty_text, runs_header, short_path
 from mltop.tui.screens.runs.live_gpu import LiveGpuScreen
 from mltop.tui.screens.runs.palette import runs_commands, runs_help
 from mltop.tui.widgets.column_picker import ColumnPicker
@@ -54,19 +54,6 @@ if TYPE_CHECKING:
 
 FILTER_DELAY = 0.15
 FILTER_HINT = 'filter: metrics.acc > 0.9 and (params.model = "sgd" or name ~ "rf-.*")'
-
-
-def short_path(path: Path) -> str:
-    """``~/proj`` rather than ``/home/ana/proj``."""
-    try:
-        return "~/" + str(path.relative_to(Path.home()))
-    except ValueError:
-        return str(path)
-
-
-def progress_bar(done: int, total: int, width: int = 10) -> str:
-    filled = round(width * done / total) if total else 0
-    return "▕" + "█" * filled + " " * (width - filled) + "▏"
 
 
 class RunsScreen(LiveGpuScreen):
@@ -339,22 +326,7 @@ class RunsScreen(LiveGpuScreen):
         self._show_counts()
 
     def _empty_text(self) -> Text:
-        text = Text()
-        text.append(f"No runs found under {short_path(self.root)}\n\n", style="bold")
-        text.append(
-            "mltop reads mltop run folders, MLflow (mlflow.db, mlruns/), DVC and dvclive,\n"
-            "TensorBoard event files, Lightning/Keras CSV logs, Hugging Face trainer_state.json,\n"
-            "W&B offline runs, trackio, and JSONL/CSV metric logs.\n\n",
-        )
-        text.append("Log a run from Python:\n", style="bold")
-        text.append(
-            "  from mltop.core.tracking import start_run\n"
-            '  with start_run("runs", name="first", params={"lr": 0.1}) as run:\n'
-            "      run.log(step=0, loss=0.5)\n\n"
-            "then press r to re-scan, or try `mltop demo`.",
-            style="dim",
-        )
-        return text
+        return empty_text(self.root)
 
     def _show_empty(self, text: RenderableType | None) -> None:
         """A message under the (header-only) table when there is nothing to list.
@@ -386,42 +358,14 @@ class RunsScreen(LiveGpuScreen):
         self.filter_bar.show_count(text)
 
     def _draw_header(self) -> None:
-        header = Text(no_wrap=True, overflow="ellipsis")
-        header.append(" mltop ", style="bold reverse")
-        header.append(f"  {inert(short_path(self.root))}", style="bold")
-        view = self.view
-        stats = view.stats if view is not None else {}
-        by_kind: dict[str, int] = stats.get("by_kind", {})
-        if by_kind:
-            kinds = ", ".join(inert(k) for k in by_kind)
-            noun = "source" if len(by_kind) == 1 else "sources"
-            header.append(f"  ·  {len(by_kind)} {noun}: {kinds}")
-        if view is not None:
-            header.append(f"  ·  {stats.get('total', view.total):,} runs")
-            running = stats.get("running", 0)
-            stale = stats.get("stale", 0)
-            if running:
-                header.append("  ·  ")
-                header.append(f"{STATUS_SYMBOLS['running']} {running} running", style="bold")
-            if stale:
-                header.append(f"  ◌ {stale} stale", style="dim")
-        right = Text(no_wrap=True)
-        if self._progress is not None:
-            _what, done, total = self._progress
-            pct = int(100 * done / total) if total else 0
-            right.append(f"indexing {pct}% {progress_bar(done, total)}")
-        elif self._status:
-            right.append(self._status, style="dim")
-        elif self.mltop.ingesting:
-            right.append("indexing…", style="dim")
-        width = self.size.width or 120
-        room = width - header.cell_len - right.cell_len - 1
-        if room >= 2:
-            header.append(" " * room)
-            header.append_text(right)
-        else:
-            header.append("  ")
-            header.append_text(right)
+        header = runs_header(
+            self.root,
+            self.view,
+            progress=self._progress,
+            status=self._status,
+            ingesting=self.mltop.ingesting,
+            width=self.size.width or 120,
+        )
         self.query_one("#runs-header", Static).update(header)
 
     def _update_keys(self) -> None:
