@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from mltop.core.entities import RunRecord, Status
-from mltop.core.runs.query import _Compiler, parse
+from mltop.core.runs.query import parse
+from mltop.core.runs.query_sql import _Compiler
 from mltop.core.store import Store, open_memory_store
 
 FILTERS = [

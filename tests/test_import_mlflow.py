@@ -21,7 +21,7 @@ import pytest
 from conftest import summary_rows
 
 from mltop.core.entities import ImportReport, SourceRef
-from mltop.core.importers import mlflow_files, mlflow_sqlite
+from mltop.core.importers import mlflow_files, mlflow_metric_lines, mlflow_sqlite
 from mltop.core.importers.mlflow_common import run_id
 from mltop.core.store import Store, open_memory_store
 
@@ -419,8 +419,9 @@ def test_files_appended_lines_add_only_new_points(tmp_path: Path, monkeypatch) -
     def untouchable(*args: object, **kwargs: object) -> None:
         raise AssertionError("an unchanged file was read")
 
-    for name in ("read_complete", "read_yaml", "read_value", "_parse_chunks"):
+    for name in ("read_complete", "read_yaml", "read_value"):
         monkeypatch.setattr(mlflow_files, name, untouchable)
+    monkeypatch.setattr(mlflow_metric_lines, "parse_chunks", untouchable)
     before = store.table_counts()
     again = run_import(store, FILES, root)
     assert again.counts == {} and again.problems == []

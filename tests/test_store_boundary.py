@@ -18,13 +18,13 @@ STORE = REPO / "core" / "store"
 DUCKDB_ELSEWHERE = {
     # Compiles a user's regex with DuckDB's own engine (RE2) in a private in-memory database, so a
     # bad pattern in a filter is a QueryError with a column instead of a failure in the store.
-    "core/runs/query.py": "checks regex patterns in an in-memory DuckDB",
+    "core/runs/query_sql.py": "checks regex patterns in an in-memory DuckDB",
     # The parsing database: reads CSV/JSON/TSV metric files into Arrow in memory, before the
     # points are handed to Store.add_points.
     "core/tabular.py": "parses metric files in a per-thread in-memory DuckDB",
     # These three run their parse SQL on tabular.connection() and import duckdb only to turn
     # duckdb.Error into the importer's own one-line message naming the file.
-    "core/importers/mlflow_files.py": "catches duckdb.Error from tabular's parsing database",
+    "core/importers/mlflow_metric_lines.py": "catches duckdb.Error from tabular's parsing database",
     "core/importers/dvclive.py": "catches duckdb.Error from tabular's parsing database",
     "core/importers/trackio.py": "catches duckdb.Error from tabular's parsing database",
     # The monitor reads prediction logs in place with a private in-memory DuckDB of its own:

@@ -17,12 +17,8 @@ read from its recorded offset (complete lines only), a replaced one is re-read, 
 is not opened. A run with any changed file gets its small files (meta, params, tags) re-read and
 its row rewritten; its histories change only by the new lines.
 
-Metric lines are parsed in bulk by DuckDB: Python reads each file's new bytes (one ``read`` per
-file, not per line), prefixes every line with the file's index in C-speed ``bytes.replace`` and
-writes one temporary file per batch, which a single ``read_csv`` splits and casts. DuckDB's own
-multi-file ``read_csv`` costs ~0.2 ms per file and cannot start at a byte offset, which is what
-appended files need. A batch DuckDB rejects is split in halves until the bad file is found, so
-one broken file costs a problem line, not the batch.
+Metric lines are read here (one ``read`` per file, from its recorded offset) and parsed in bulk
+by :mod:`mltop.core.importers.mlflow_metric_lines`.
 """
 
 from __future__ import annotations
@@ -32,11 +28,10 @@ import hashlib
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
@@ -47,126 +42,34 @@ from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers.base import (
     HEAD_BYTES,
-    Change,
     Detection,
-    classify,
     file_state,
     read_complete,
 )
+from mltop.core.importers.mlflow_files_tree import (
+    TRASH,
+    ExperimentDir,
+    MetricRead,
+    RunPlan,
+    looks_like_store,
+    plan_run,
+    rewritten,
+    scan_tree,
+)
+from mltop.core.importers.mlflow_metric_lines import LINE_HELP, check_text, parse_resilient
 from mltop.core.store import POINTS_SCHEMA, Store
-from mltop.core.tabular import ParseError, bytes_to_tempfile, connection, remove_quietly
 
 KIND = "mlflow-files"
-META = "meta.yaml"
-TRASH = ".trash"
 MAX_META_BYTES = 1 << 20
 # MLflow caps params and tags at a few thousand characters; a file far larger is not one.
 MAX_VALUE_BYTES = 1 << 20
 RACY_SECONDS = 2.0  # see settled()
 BATCH_RUNS = 500
 BATCH_BYTES = 32 << 20
-_SEP = "\x1f"  # between the file index and the line in the combined temporary file
-_LINE_HELP = "not 'timestamp value step' lines"
 
 
 class UnitError(Exception):
     """One file cannot be used; the message is one line for the report."""
-
-
-# -- the tree ---------------------------------------------------------------------------------
-
-
-@dataclass
-class ExperimentDir:
-    native: str
-    path: str
-    in_trash: bool
-
-    @property
-    def meta(self) -> str:
-        return os.path.join(self.path, META)
-
-
-@dataclass
-class RunDir:
-    """One run folder. Paths are plain strings: a re-scan handles tens of thousands of them."""
-
-    native: str
-    path: str
-    experiment: ExperimentDir
-    params: list[tuple[str, str]] = field(default_factory=list)
-    tags: list[tuple[str, str]] = field(default_factory=list)
-    metrics: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def meta(self) -> str:
-        return os.path.join(self.path, META)
-
-    def files(self) -> Iterator[str]:
-        yield self.meta
-        for group in (self.params, self.tags, self.metrics):
-            for path, _ in group:
-                yield path
-
-
-def _list_keyed(folder: str, prefix: str = "") -> list[tuple[str, str]]:
-    """Files under ``folder`` with their MLflow key (relative path, ``/``-separated)."""
-    out: list[tuple[str, str]] = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return out
-    for entry in entries:
-        key = prefix + entry.name
-        if entry.is_dir(follow_symlinks=False):
-            out.extend(_list_keyed(entry.path, key + "/"))
-        elif entry.is_file():
-            out.append((entry.path, key))
-    return out
-
-
-def _entries(folder: str) -> list[os.DirEntry[str]]:
-    try:
-        return list(os.scandir(folder))
-    except OSError:
-        return []
-
-
-def scan_tree(root: Path) -> tuple[list[ExperimentDir], list[RunDir]]:
-    """Experiment and run folders of an mlruns tree (names only, no file contents)."""
-    experiments: list[ExperimentDir] = []
-    runs: list[RunDir] = []
-    # Experiment ids are numbers; this also skips a registry's models/ folder at the root.
-    tops = [(e, False) for e in _entries(str(root))]
-    tops += [(e, True) for e in _entries(os.path.join(root, TRASH))]
-    for entry, in_trash in tops:
-        if not entry.name.isdigit() or not entry.is_dir(follow_symlinks=False):
-            continue
-        exp = ExperimentDir(entry.name, entry.path, in_trash)
-        children = _entries(exp.path)
-        is_experiment = any(c.name == META and c.is_file() for c in children)
-        for child in children:
-            if not child.is_dir(follow_symlinks=False):
-                continue
-            inside = {e.name: e for e in _entries(child.path)}
-            meta = inside.get(META)
-            if meta is None or not meta.is_file():
-                continue  # models/, datasets/, tags/, artifacts-only folders
-            is_experiment = True
-            run = RunDir(child.name, child.path, exp)
-            for group in ("params", "tags", "metrics"):
-                sub = inside.get(group)
-                if sub is not None and sub.is_dir(follow_symlinks=False):
-                    setattr(run, group, _list_keyed(sub.path))
-            runs.append(run)
-        if is_experiment:
-            experiments.append(exp)
-    return experiments, runs
-
-
-def looks_like_store(dirpath: Path, dirnames: Sequence[str]) -> bool:
-    """An experiment folder (numeric name, ``meta.yaml`` inside) among the children."""
-    return any(d.isdigit() and (dirpath / d / META).is_file() for d in dirnames)
 
 
 # -- small files ------------------------------------------------------------------------------
@@ -231,202 +134,6 @@ def settled(state: FileState) -> FileState:
     if time.time() - state.mtime < RACY_SECONDS:
         return dataclasses.replace(state, mtime=-1.0)
     return state
-
-
-# -- metric lines -----------------------------------------------------------------------------
-
-
-def _parse_sql(path: str) -> str:
-    literal = "'" + path.replace("'", "''") + "'"
-    return f"""
-        WITH raw AS (
-            SELECT f, string_split(trim(line, ' \t\r'), ' ') AS p
-            FROM read_csv({literal}, columns = {{'f': 'BIGINT', 'line': 'VARCHAR'}},
-                          delim = '{_SEP}', quote = '', escape = '', header = false,
-                          auto_detect = false)
-            WHERE line IS NOT NULL AND trim(line, ' \t\r') <> ''
-        ), parsed AS (
-            SELECT f, len(p) AS n,
-                   TRY_CAST(p[1] AS BIGINT) AS ts_ms,
-                   TRY_CAST(p[2] AS DOUBLE) AS value,
-                   CASE WHEN len(p) = 2 THEN 0 ELSE TRY_CAST(p[3] AS BIGINT) END AS step
-            FROM raw
-        )
-        SELECT f, CAST(ts_ms AS DOUBLE) / 1000 AS ts, value, step,
-               coalesce(n IN (2, 3, 5) AND ts_ms IS NOT NULL AND value IS NOT NULL
-                        AND step IS NOT NULL, false) AS ok
-        FROM parsed
-    """
-
-
-def _parse_chunks(chunks: dict[int, bytes]) -> pa.Table:
-    """Lines of several files at once: columns f (the file's index), ts, value, step, ok."""
-    parts = []
-    for index, data in chunks.items():
-        if not data:
-            continue
-        prefix = b"%d" % index + _SEP.encode()
-        parts.append(prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
-    if not parts:
-        return pa.table({"f": pa.array([], pa.int64())})
-    tmp = bytes_to_tempfile(b"".join(parts), ".lines")
-    try:
-        return connection().sql(_parse_sql(tmp)).to_arrow_table()
-    except duckdb.Error as exc:
-        raise ParseError(" ".join(str(exc).split())) from exc
-    finally:
-        remove_quietly(tmp)
-
-
-def parse_resilient(
-    chunks: dict[int, bytes], names: dict[int, Path], report: ImportReport
-) -> tuple[list[pa.Table], set[int]]:
-    """Parse all chunks; when DuckDB rejects the batch, halve it until the bad file is alone."""
-    try:
-        table = _parse_chunks(chunks)
-        return ([table] if table.num_rows else []), set()
-    except ParseError as exc:
-        if len(chunks) == 1:
-            (index,) = chunks
-            report.problem(names[index], f"{_LINE_HELP}: {exc}")
-            return [], {index}
-    keys = list(chunks)
-    half = len(keys) // 2
-    tables: list[pa.Table] = []
-    failed: set[int] = set()
-    for part in (keys[:half], keys[half:]):
-        got, bad = parse_resilient({k: chunks[k] for k in part}, names, report)
-        tables += got
-        failed |= bad
-    return tables, failed
-
-
-def _check_text(data: bytes) -> str | None:
-    """Why these bytes cannot be metric lines, or None."""
-    if b"\x00" in data or _SEP.encode() in data:
-        return "binary data, not 'timestamp value step' lines"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return f"not UTF-8 text (byte {exc.start})"
-    return None
-
-
-# -- planning ---------------------------------------------------------------------------------
-
-
-@dataclass
-class MetricRead:
-    path: Path
-    key: str
-    offset: int
-    st: os.stat_result
-
-
-@dataclass
-class RunPlan:
-    run: RunDir
-    run_id: str
-    stats: dict[str, os.stat_result] = field(default_factory=dict)
-    reads: list[MetricRead] = field(default_factory=list)
-    drop_keys: set[str] = field(default_factory=set)
-    gone_paths: list[str] = field(default_factory=list)
-    fresh: bool = True
-
-    @property
-    def new_bytes(self) -> int:
-        return sum(max(0, r.st.st_size - r.offset) for r in self.reads)
-
-
-def _key_of(path: str, native: str) -> str | None:
-    """The metric key of a recorded path ``.../<run id>/metrics/<key...>``, else None."""
-    parts = Path(path).parts
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == native and parts[i + 1] == "metrics":
-            return "/".join(parts[i + 2 :]) or None
-    return None
-
-
-def _classify(path: str, old: FileState | None) -> tuple[Change, os.stat_result | None]:
-    """:func:`classify` with a one-stat fast path for the common case, an untouched file."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (Change.DELETED if old is not None else Change.UNCHANGED), None
-    if old is None:
-        return Change.NEW, st
-    if st.st_size == old.size and st.st_mtime == old.mtime and st.st_ino == old.inode:
-        return Change.UNCHANGED, st
-    return classify(Path(path), old)
-
-
-def _same(st: os.stat_result, old: FileState | None) -> bool:
-    if old is None:
-        return False
-    return (st.st_size, st.st_mtime, st.st_ino) == (old.size, old.mtime, old.inode)
-
-
-def _rewritten(path: str, old: FileState | None) -> bool:
-    """Whether a file that is rewritten in place, not appended to, differs from its record."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return old is not None
-    return not _same(st, old)
-
-
-def plan_run(
-    run: RunDir,
-    run_id: str,
-    states: dict[str, FileState],
-    recorded: list[str],
-    force: bool = False,
-) -> RunPlan | None:
-    """What changed in one run folder since the last scan; None when nothing did.
-
-    ``force`` re-reads the run's small files even if untouched (its experiment changed).
-    """
-    plan = RunPlan(run, run_id, fresh=not recorded)
-    changed = force
-    keys = dict(run.metrics)
-    for path in run.files():
-        old = states.get(path)
-        key = keys.get(path)
-        if key is None:
-            # meta.yaml, params and tags are rewritten in place, not appended to: any new
-            # size or time means new content, and the run's small files are all re-read.
-            try:
-                st = os.stat(path)
-            except OSError:
-                changed = True
-                continue
-            plan.stats[path] = st
-            changed = changed or not _same(st, old)
-            continue
-        change, metric_st = _classify(path, old)
-        if metric_st is None:
-            changed = True  # vanished between listing and stat
-            continue
-        st = metric_st
-        plan.stats[path] = st
-        if change is Change.UNCHANGED:
-            continue
-        changed = True
-        appended = change is Change.APPENDED and old is not None
-        offset = old.offset if appended and old is not None else 0
-        plan.reads.append(MetricRead(Path(path), key, offset, st))
-        if not appended:
-            plan.drop_keys.add(key)
-    present = set(plan.stats)
-    for path in recorded:
-        if path in present:
-            continue
-        changed = True
-        plan.gone_paths.append(path)
-        key = _key_of(path, run.native)
-        if key is not None:
-            plan.drop_keys.add(key)
-    return plan if changed else None
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -517,7 +224,7 @@ def read_metrics(plans: Sequence[RunPlan], report: ImportReport) -> MetricBatch:
                 report.problem(read.path, f"cannot read: {exc.strerror or exc}")
                 forget += [str(read.path)] if read.offset == 0 else []
                 continue
-            why = _check_text(data)
+            why = check_text(data)
             if why is not None:
                 report.problem(read.path, why)
                 forget += [str(read.path)] if read.offset == 0 else []
@@ -543,7 +250,7 @@ def read_metrics(plans: Sequence[RunPlan], report: ImportReport) -> MetricBatch:
         counts = pc.value_counts(bad["f"]).to_pylist()
         for item in counts:
             n = item["counts"]
-            report.problem(names[item["values"]], f"{n} line{'s' * (n != 1)} skipped: {_LINE_HELP}")
+            report.problem(names[item["values"]], f"{n} line{'s' * (n != 1)} skipped: {LINE_HELP}")
     good = lines.filter(lines["ok"])
     f = good["f"]
     run_ids = pa.array([o[0] for o in owners], pa.string()).take(f)
@@ -624,7 +331,7 @@ def import_tree(store: Store, root: Path, report: ImportReport) -> None:
             recorded.setdefault(state.run_id, []).append(state.path)
 
     # An experiment renamed or deleted in place: its runs' rows carry its lifecycle.
-    changed_exps = {e.native for e in experiments if _rewritten(e.meta, states.get(e.meta))}
+    changed_exps = {e.native for e in experiments if rewritten(e.meta, states.get(e.meta))}
     exp_changed = bool(changed_exps or exp_recorded - {e.meta for e in experiments})
     plans: list[RunPlan] = []
     current: set[str] = set()

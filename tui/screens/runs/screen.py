@@ -8,18 +8,14 @@ to the latest request is shown, so typing fast never shows an older result over 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.console import Group, RenderableType
-from rich.table import Table
+from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
@@ -28,7 +24,6 @@ from mltop.core.common.sanitize import inert
 from mltop.core.entities import Experiment
 from mltop.core.runs.query import QueryError, compile_query, unknown_metric_warnings
 from mltop.core.runs.runs_view import (
-    STATUS_SYMBOLS,
     Column,
     RunsView,
     ValuesCache,
@@ -36,7 +31,7 @@ from mltop.core.runs.runs_view import (
     default_columns,
     load_runs,
 )
-from mltop.core.store import RunQuery, Store, StoreError
+from mltop.core.store import RunQuery, Store
 from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.messages import (
     FilterRejected,
@@ -46,44 +41,22 @@ from mltop.tui.messages import (
     StoreChanged,
 )
 from mltop.tui.screens.runs.experiment_picker import ALL, ExperimentPicker
+from mltop.tui.screens.runs.header import empty_text, runs_header, short_path
+from mltop.tui.screens.runs.live_gpu import LiveGpuScreen
+from mltop.tui.screens.runs.palette import runs_commands, runs_help
 from mltop.tui.widgets.column_picker import ColumnPicker
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.run_table import RunTable
 
 if TYPE_CHECKING:
-    from mltop.core.system.gpu import GpuReader
-    from mltop.core.system.live import HostMonitor
     from mltop.tui.context import AppContext
 
 FILTER_DELAY = 0.15
-#: How often running runs' GPU use is read for the table (only on a machine with NVIDIA GPUs).
-LIVE_GPU_SECONDS = 5.0
 FILTER_HINT = 'filter: metrics.acc > 0.9 and (params.model = "sgd" or name ~ "rf-.*")'
 
 
-class LiveGpu(Message):
-    """Running runs' GPU use by run id (label, seconds idle), or None: this machine has none."""
-
-    def __init__(self, live: dict[str, tuple[str, float | None]] | None) -> None:
-        super().__init__()
-        self.live = live
-
-
-def short_path(path: Path) -> str:
-    """``~/proj`` rather than ``/home/ana/proj``."""
-    try:
-        return "~/" + str(path.relative_to(Path.home()))
-    except ValueError:
-        return str(path)
-
-
-def progress_bar(done: int, total: int, width: int = 10) -> str:
-    filled = round(width * done / total) if total else 0
-    return "▕" + "█" * filled + " " * (width - filled) + "▏"
-
-
-class RunsScreen(Screen[None]):
+class RunsScreen(LiveGpuScreen):
     CSS_PATH = "runs.tcss"
     COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "runs"
@@ -141,12 +114,6 @@ class RunsScreen(Screen[None]):
         self._ingest_started = False
         self._ingest_done = False
         self._status = "opening store…"
-        # Running runs' live GPU use (see _sample_gpus); the reader is NVML unless one is given.
-        self.gpu_reader: GpuReader | None = None
-        self.live_gpu_seconds = LIVE_GPU_SECONDS
-        self._gpu_monitor: HostMonitor | None = None
-        self._gpu_timer: Timer | None = None
-        self._gpu_sampling = False
 
     @property
     def mltop(self) -> AppContext:
@@ -175,50 +142,6 @@ class RunsScreen(Screen[None]):
         self.filter_bar.return_to = lambda: self.table
         self.set_focus(self.table)
         self._gpu_timer = self.set_interval(self.live_gpu_seconds, self._sample_gpus)
-
-    # -- running runs' GPU use -------------------------------------------------------------------
-
-    def _sample_gpus(self) -> None:
-        if self._gpu_sampling or self.store is None or self.app.screen is not self:
-            return
-        self._gpu_sampling = True
-        self._gpu_worker()
-
-    @work(thread=True, group="runs-gpu", exit_on_error=False)
-    def _gpu_worker(self) -> None:
-        """Which GPUs each running run's processes use, and which runs sit idle on theirs."""
-        from mltop.core.system.processes import RunTraces
-
-        live: dict[str, tuple[str, float | None]] | None = {}
-        try:
-            if self._gpu_monitor is None:
-                self._gpu_monitor = _gpu_monitor(self.gpu_reader)
-            monitor = self._gpu_monitor
-            if monitor.gpu_reader.read().problem is not None:
-                live = None  # no GPUs here (NVML remembers why): stop asking
-                return
-            try:
-                with self.mltop.store_in_use() as store:
-                    traces = RunTraces.from_rows(*store.running_run_traces())
-            except StoreError:
-                traces = RunTraces()
-            if traces:
-                monitor.traces = lambda: traces
-                view = monitor.sample()
-                live = {r: (u.label(), view.idle.get(r)) for r, u in view.usage.items()}
-        finally:
-            self._gpu_sampling = False
-            # A message, not call_from_thread: it is dropped quietly if the app has closed.
-            self.post_message(LiveGpu(live))
-
-    @on(LiveGpu)
-    def _show_live(self, message: LiveGpu) -> None:
-        live = message.live
-        if live is None:
-            if self._gpu_timer is not None:
-                self._gpu_timer.stop()
-            return
-        self.table.set_live(live)
 
     def on_resize(self) -> None:
         self._draw_header()
@@ -403,22 +326,7 @@ class RunsScreen(Screen[None]):
         self._show_counts()
 
     def _empty_text(self) -> Text:
-        text = Text()
-        text.append(f"No runs found under {short_path(self.root)}\n\n", style="bold")
-        text.append(
-            "mltop reads mltop run folders, MLflow (mlflow.db, mlruns/), DVC and dvclive,\n"
-            "TensorBoard event files, Lightning/Keras CSV logs, Hugging Face trainer_state.json,\n"
-            "W&B offline runs, trackio, and JSONL/CSV metric logs.\n\n",
-        )
-        text.append("Log a run from Python:\n", style="bold")
-        text.append(
-            "  from mltop.core.tracking import start_run\n"
-            '  with start_run("runs", name="first", params={"lr": 0.1}) as run:\n'
-            "      run.log(step=0, loss=0.5)\n\n"
-            "then press r to re-scan, or try `mltop demo`.",
-            style="dim",
-        )
-        return text
+        return empty_text(self.root)
 
     def _show_empty(self, text: RenderableType | None) -> None:
         """A message under the (header-only) table when there is nothing to list.
@@ -450,42 +358,14 @@ class RunsScreen(Screen[None]):
         self.filter_bar.show_count(text)
 
     def _draw_header(self) -> None:
-        header = Text(no_wrap=True, overflow="ellipsis")
-        header.append(" mltop ", style="bold reverse")
-        header.append(f"  {inert(short_path(self.root))}", style="bold")
-        view = self.view
-        stats = view.stats if view is not None else {}
-        by_kind: dict[str, int] = stats.get("by_kind", {})
-        if by_kind:
-            kinds = ", ".join(inert(k) for k in by_kind)
-            noun = "source" if len(by_kind) == 1 else "sources"
-            header.append(f"  ·  {len(by_kind)} {noun}: {kinds}")
-        if view is not None:
-            header.append(f"  ·  {stats.get('total', view.total):,} runs")
-            running = stats.get("running", 0)
-            stale = stats.get("stale", 0)
-            if running:
-                header.append("  ·  ")
-                header.append(f"{STATUS_SYMBOLS['running']} {running} running", style="bold")
-            if stale:
-                header.append(f"  ◌ {stale} stale", style="dim")
-        right = Text(no_wrap=True)
-        if self._progress is not None:
-            _what, done, total = self._progress
-            pct = int(100 * done / total) if total else 0
-            right.append(f"indexing {pct}% {progress_bar(done, total)}")
-        elif self._status:
-            right.append(self._status, style="dim")
-        elif self.mltop.ingesting:
-            right.append("indexing…", style="dim")
-        width = self.size.width or 120
-        room = width - header.cell_len - right.cell_len - 1
-        if room >= 2:
-            header.append(" " * room)
-            header.append_text(right)
-        else:
-            header.append("  ")
-            header.append_text(right)
+        header = runs_header(
+            self.root,
+            self.view,
+            progress=self._progress,
+            status=self._status,
+            ingesting=self.mltop.ingesting,
+            width=self.size.width or 120,
+        )
         self.query_one("#runs-header", Static).update(header)
 
     def _update_keys(self) -> None:
@@ -724,82 +604,7 @@ class RunsScreen(Screen[None]):
     # -- help and palette ------------------------------------------------------------------------
 
     def help_extra(self) -> RenderableType:
-        legend = Table.grid(padding=(0, 2))
-        legend.add_column(style="bold")
-        legend.add_column()
-        for state, symbol in STATUS_SYMBOLS.items():
-            note = (
-                " (RUNNING, silent for 5 minutes; MLTOP_STALE_AFTER sets it)"
-                if state == "stale"
-                else ""
-            )
-            legend.add_row(symbol, state + note)
-        filters = Text(
-            "\nFilter examples (/):\n"
-            '  metrics.val_acc > 0.9 and params.model = "sgd"\n'
-            '  name ~ "rf-.*" or status = failed\n'
-            "  not tags.stage   ·   start > -2h   ·   duration > 5m   ·   metrics.loss.min < 0.1\n",
-            style="",
-        )
-        return Group(Text("\nStatus symbols", style="bold underline"), legend, filters)
+        return runs_help()
 
     def commands(self) -> list[ScreenCommand]:
-        def reset_columns() -> None:
-            self.set_columns(
-                default_columns(self.param_keys, self.metric_keys, varying=self.varying_params)
-            )
-
-        out = [
-            ScreenCommand("Clear filter", "show every run", lambda: self.set_filter("")),
-            ScreenCommand(
-                "Show failed runs", "filter: status = failed",
-                lambda: self.set_filter("status = failed"),
-            ),
-            ScreenCommand(
-                "Show running runs", "filter: status = running",
-                lambda: self.set_filter("status = running"),
-            ),
-            ScreenCommand("Reset columns", "the default columns", reset_columns),
-            ScreenCommand("Clear marks", "unmark every run", self.table.clear_marks),
-        ]  # fmt: skip
-        shown = set(self._shown_columns())
-        for column in available_columns(self.param_keys, self.metric_keys):
-            if column.kind == "attr":
-                continue
-            label = inert(column.label)
-            if column in shown:
-                out.append(
-                    ScreenCommand(f"Sort by {label}", "sort the table", self._sorter(column))
-                )
-            else:
-                out.append(
-                    ScreenCommand(
-                        f"Add column {label}", "show it in the table", self._adder(column)
-                    )
-                )
-        return out
-
-    def _sorter(self, column: Column) -> Callable[[], None]:
-        return lambda: self.sort_by(column, column.natural_descending)
-
-    def _adder(self, column: Column) -> Callable[[], None]:
-        def add() -> None:
-            # Sorting by the new column also scrolls the table to show it.
-            self.sort, self.descending = column, column.natural_descending
-            self.set_columns([*self._shown_columns(), column])
-
-        return add
-
-
-def _gpu_monitor(reader: GpuReader | None) -> HostMonitor:
-    """A monitor for the runs table: processes re-read at every (5 s) sample."""
-    from mltop.core.system.gpu import NvmlReader
-    from mltop.core.system.idle import IdleTracker, idle_settings
-    from mltop.core.system.live import HostMonitor
-
-    threshold, after, _ = idle_settings()
-    return HostMonitor(
-        gpu_reader=reader if reader is not None else NvmlReader(),
-        idle=IdleTracker(threshold, after),
-        process_every=0.0,
-    )
+        return runs_commands(self)
