@@ -143,6 +143,9 @@ class MltopApp(App[int]):
         self._users = 0
         self._users_lock = threading.Condition()
         self.ingesting = False
+        # How many scans of the folder have ended: a screen that waits for "the next scan's end"
+        # compares counts, since a short scan can begin and end between two of its checks.
+        self.scans_done = 0
         self._rescan = False
         self.last_report: ImportReport | None = None
         self.runs_screen = RunsScreen(root)
@@ -333,6 +336,7 @@ class MltopApp(App[int]):
             WorkerState.CANCELLED,
         ):
             self.ingesting = False
+            self.scans_done += 1
             if self._rescan:
                 self.start_ingest()
             elif self.live and not self._watching and not self._cancel.is_set():

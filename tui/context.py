@@ -26,6 +26,8 @@ class AppContext(Protocol):
     store: Store | None
     # The last finished import, kept on the app so the runs screen shows it again after a pop.
     last_report: ImportReport | None
+    # How many scans have ended (a screen waiting for the next scan compares counts).
+    scans_done: int
     # Whether the app scans the folder at all, and whether a scan is running now.
     scan: bool
     ingesting: bool

@@ -140,7 +140,7 @@ class ModelsScreen(Screen[None]):
         self._answered = 0
         self._board_answered = 0
         self._last_live = 0.0
-        self._scanning = False
+        self._scans_seen = 0
 
     @property
     def mltop(self) -> AppContext:
@@ -176,15 +176,18 @@ class ModelsScreen(Screen[None]):
     def on_mount(self) -> None:
         self._draw_header()
         self.reload()
-        self._scanning = self.mltop.ingesting
+        self._scans_seen = self.mltop.scans_done
         self.set_interval(SCAN_CHECK, self._after_scan)
 
     def _after_scan(self) -> None:
-        """Read the registry again when a scan of the folder ends (it may have brought one)."""
-        scanning = self.mltop.ingesting
-        if self._scanning and not scanning:
+        """Read the registry again when a scan of the folder ends (it may have brought one).
+
+        A scan's end is told by the app's count of ended scans, not by seeing ``ingesting`` go
+        from true to false: a short scan can begin and end between two checks."""
+        done = self.mltop.scans_done
+        if done != self._scans_seen:
+            self._scans_seen = done
             self.reload()
-        self._scanning = scanning
 
     def on_resize(self) -> None:
         self._update_keys()
