@@ -475,6 +475,12 @@ def test_gate_syntax() -> None:
             parse_gates(bad)
 
 
+def test_a_gate_typed_with_equals_first_is_an_error_not_a_gate_on_an_odd_key() -> None:
+    # `=>` for `>=` would otherwise read as a gate on a metric named "val_acc="
+    with pytest.raises(GateError, match=r"cannot read threshold 'val_acc=>0\.9'"):
+        parse_gates("val_acc=>0.9")
+
+
 def test_gates_name_each_regression_beyond_its_threshold(two_runs: Store) -> None:
     c = compare_runs(two_runs, ["a", "b"], directions=NO_OVERRIDES)
     # val_acc +0.10 (pass), val/loss +0.05 = +11% (fail at 5%, pass at 20%).

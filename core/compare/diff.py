@@ -34,6 +34,7 @@ from enum import StrEnum
 from typing import Literal
 
 from mltop.core.common.formatting import fmt_value
+from mltop.core.common.thresholds import Threshold, ThresholdError, parse_thresholds
 from mltop.core.compare.directions import Direction, DirectionRules, load_directions
 from mltop.core.entities import MetricSummary, Run
 from mltop.core.store import RunQuery, Store
@@ -464,12 +465,6 @@ def previous_run(store: Store, run_id: str) -> Run | None:
 
 # -- regression gates ----------------------------------------------------------------------------
 
-_GATE = re.compile(
-    r"""^\s*(?P<key>[^<>]+?)\s*(?P<op><=|>=|<|>)\s*
-        (?P<num>[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<pct>%)?\s*$""",
-    re.VERBOSE,
-)
-
 GATE_HELP = """\
 Each threshold is KEY<LIMIT or KEY>LIMIT (also <= and >=), comma-separated. The change of each
 compared run against the baseline is tested: the run fails when the change is below (<) or above
@@ -481,28 +476,15 @@ in percent of |baseline|. KEY is a metric key or a glob (val_*).
 A gated metric that is missing from a run or the baseline, or is NaN in either, fails too."""
 
 
-class GateError(ValueError):
-    """A ``--fail-on`` text that is not a list of thresholds."""
+GateError = ThresholdError
 
 
 @dataclass(frozen=True)
-class Gate:
-    """One threshold: fail when the change of ``key`` is ``op`` ``limit``."""
-
-    key: str
-    op: str
-    limit: float
-    relative: bool
-    text: str
+class Gate(Threshold):
+    """One threshold: fail when the change of ``key`` (a key or a glob) is ``op`` ``limit``."""
 
     def breached(self, delta: float, pct: float) -> bool:
-        amount = pct if self.relative else delta
-        return {
-            "<": amount < self.limit,
-            "<=": amount <= self.limit,
-            ">": amount > self.limit,
-            ">=": amount >= self.limit,
-        }[self.op]
+        return self.crossed(pct if self.relative else delta)
 
     def matches(self, key: str) -> bool:
         if any(c in self.key for c in "*?["):
@@ -525,28 +507,10 @@ class GateFailure:
 
 def parse_gates(text: str) -> list[Gate]:
     """Thresholds from ``--fail-on`` text; raises :class:`GateError` naming the bad part."""
-    gates = []
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        match = _GATE.match(part)
-        if match is None:
-            raise GateError(
-                f"cannot read threshold {part.strip()!r}: expected KEY<LIMIT or KEY>LIMIT, "
-                "e.g. val_acc<-0.01 or loss>+5%"
-            )
-        gates.append(
-            Gate(
-                key=match["key"],
-                op=match["op"],
-                limit=float(match["num"]),
-                relative=match["pct"] is not None,
-                text=part.strip(),
-            )
-        )
-    if not gates:
-        raise GateError("no thresholds given")
-    return gates
+    return [
+        Gate(t.key, t.op, t.limit, t.relative, t.text)
+        for t in parse_thresholds(text, "val_acc<-0.01 or loss>+5%")
+    ]
 
 
 def _fmt_change(delta: float, pct: float | None, relative: bool) -> str:

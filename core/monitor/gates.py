@@ -10,10 +10,10 @@ value the report could not compute fails the gate: a gate must not pass what it 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from mltop.core.common.thresholds import Threshold, ThresholdError, parse_thresholds
 from mltop.core.monitor.results import MonitorReport, Performance, Section
 
 GATE_HELP = """\
@@ -32,63 +32,35 @@ log; prefix a KEY with latest. (the last window) or any. (every window).
 
 PERFORMANCE_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "r2")
 
-_GATE = re.compile(
-    r"^\s*(?P<key>[^<>=\s][^<>=]*?)\s*(?P<op><=|>=|<|>)\s*"
-    r"(?P<num>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<pct>%)?\s*$"
-)
-
-
-class GateError(ValueError):
-    """A ``--fail-on`` text that is not a list of thresholds, or names no known key."""
+# A --fail-on text that is not a list of thresholds, or names no key a report has.
+GateError = ThresholdError
 
 
 @dataclass(frozen=True)
-class Gate:
-    scope: str  # "whole" | "latest" | "any"
-    key: str
-    op: str
-    limit: float
-    relative: bool
-    text: str
+class Gate(Threshold):
+    scope: str = "whole"  # "whole" | "latest" | "any"
 
     def breached(self, amount: float) -> bool:
-        return {
-            "<": amount < self.limit,
-            "<=": amount <= self.limit,
-            ">": amount > self.limit,
-            ">=": amount >= self.limit,
-        }[self.op]
+        return self.crossed(amount)
 
 
 def parse_gates(text: str) -> list[Gate]:
     """Thresholds from ``--fail-on`` text; :class:`GateError` names the part it cannot read."""
     gates = []
-    for part in text.split(","):
-        if not part.strip():
-            continue
-        match = _GATE.match(part)
-        if match is None:
-            raise GateError(
-                f"cannot read threshold {part.strip()!r}: expected KEY<LIMIT or KEY>LIMIT, "
-                "e.g. drift_share>0.5 or f1<-0.05"
-            )
-        key, scope = match["key"], "whole"
+    for t in parse_thresholds(text, "drift_share>0.5 or f1<-0.05"):
+        key, scope = t.key, "whole"
         for prefix in ("latest.", "any."):
             if key.startswith(prefix):
                 key, scope = key[len(prefix) :], prefix[:-1]
         base = key.split(".", 1)[0]
         if base not in _VALUES and base not in PERFORMANCE_KEYS:
-            raise GateError(f"threshold {part.strip()!r}: unknown key {base!r}")
-        if match["pct"] and base not in PERFORMANCE_KEYS:
+            raise GateError(f"threshold {t.text!r}: unknown key {base!r}")
+        if t.relative and base not in PERFORMANCE_KEYS:
             raise GateError(
-                f"threshold {part.strip()!r}: % compares with the reference, which only "
+                f"threshold {t.text!r}: % compares with the reference, which only "
                 "prediction-quality keys have"
             )
-        gates.append(
-            Gate(scope, key, match["op"], float(match["num"]), bool(match["pct"]), part.strip())
-        )
-    if not gates:
-        raise GateError("no thresholds given")
+        gates.append(Gate(key, t.op, t.limit, t.relative, t.text, scope))
     return gates
 
 
