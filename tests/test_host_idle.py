@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers.tui import on_runs
 from nvml_fake import MIB, FakeNvml
 from test_tui_host import linked_row, training  # noqa: F401  (the fixture)
 from tui_pilot import make_app, settled, until
@@ -58,15 +59,24 @@ def test_run_usage_adds_a_runs_processes_and_averages_their_gpus() -> None:
     assert run_gpu_usage(rows, reading) == {"r1": RunGpuUsage("r1", (0, 1), 0.0, 6760 * MIB)}
 
 
-async def test_runs_table_shows_a_running_runs_gpus_and_idle_flag(
+@pytest.fixture
+def idle_training(
     training: tuple[Path, subprocess.Popen[str]],  # noqa: F811
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> tuple[Path, subprocess.Popen[str], NvmlReader]:
+    """The training run and a GPU reading that puts it on GPU 0 (the machine's recorded process
+    12769 standing for it), with an idle window of 0 s: a quiet GPU is idle at once."""
     project, child = training
     monkeypatch.setenv("MLTOP_GPU_IDLE_AFTER", "0")
+    return project, child, NvmlReader(FakeNvml(pids={12769: child.pid}))
+
+
+async def test_runs_table_shows_a_running_runs_gpus_and_idle_flag(
+    idle_training: tuple[Path, subprocess.Popen[str], NvmlReader], tmp_path: Path
+) -> None:
+    project, _, gpu_reader = idle_training
     app = make_app(project, tmp_path, live=False)
-    app.runs_screen.gpu_reader = NvmlReader(FakeNvml(pids={12769: child.pid}))
+    app.runs_screen.gpu_reader = gpu_reader
     app.runs_screen.live_gpu_seconds = 0.2
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await settled(pilot)
@@ -95,16 +105,11 @@ async def test_runs_table_stops_asking_on_a_machine_without_gpus(
 
 
 async def test_host_screen_marks_a_run_idle_on_its_gpu(
-    training: tuple[Path, subprocess.Popen[str]],  # noqa: F811
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    idle_training: tuple[Path, subprocess.Popen[str], NvmlReader], tmp_path: Path
 ) -> None:
-    project, child = training
-    monkeypatch.setenv("MLTOP_GPU_IDLE_AFTER", "0")
-    app = make_app(project, tmp_path, live=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settled(pilot)
-        screen = HostScreen(gpu_reader=NvmlReader(FakeNvml(pids={12769: child.pid})))
+    project, child, gpu_reader = idle_training
+    async with on_runs(project, tmp_path, live=False) as (app, pilot, _):
+        screen = HostScreen(gpu_reader=gpu_reader)
         await app.push_screen(screen)
         await until(pilot, lambda: linked_row(screen, child.pid) is not None)
         await until(pilot, lambda: bool(screen.view and screen.view.idle))

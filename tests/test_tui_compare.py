@@ -4,17 +4,20 @@ run with the one before it, over real run folders and a real DuckDB store."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import math
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import pytest
 from conftest import write_run
+from helpers.tui import on_runs, pushed
 from rich.style import Style
 from textual.command import CommandPalette
 from textual.pilot import Pilot
-from tui_pilot import SIZE, make_app, names, settled, type_text
+from tui_pilot import SIZE, names, type_text
 
 from mltop.core.compare.diff import Verdict
 from mltop.core.compare.overlay import Series
@@ -90,6 +93,31 @@ async def mark_first(pilot: Pilot, count: int) -> list[str]:
     return marked
 
 
+async def compare_first(pilot: Pilot, count: int) -> tuple[list[str], CompareScreen]:
+    """Mark the first ``count`` rows and press c: their names, and the compare screen shown."""
+    marked = await mark_first(pilot, count)
+    await pilot.press("c")
+    return marked, await opened(pilot)
+
+
+@contextlib.asynccontextmanager
+async def comparing(
+    root: Path, tmp_path: Path, count: int, size: tuple[int, int] = SIZE
+) -> AsyncIterator[tuple[Pilot, CompareScreen]]:
+    """The app over ``root`` showing the compare screen of its first ``count`` runs."""
+    async with on_runs(root, tmp_path, size) as (_, pilot, _):
+        _, screen = await compare_first(pilot, count)
+        yield pilot, screen
+
+
+@pytest.fixture
+def swept(tmp_path: Path) -> Path:
+    """A project holding :func:`sweep`'s three runs."""
+    root = tmp_path / "proj"
+    sweep(root)
+    return root
+
+
 def sweep(root: Path) -> None:
     """Three runs of one experiment that differ in lr; model and epochs are the same."""
     for i, lr in enumerate((0.1, 0.01, 0.001)):
@@ -111,13 +139,9 @@ def sweep(root: Path) -> None:
 
 
 async def test_c_opens_compare_on_the_marked_runs_first_marked_is_baseline(
-    tmp_path: Path,
+    swept: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "proj"
-    sweep(root)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        runs = await settled(pilot)
+    async with on_runs(swept, tmp_path) as (app, pilot, runs):
         # Mark the second row first, then the first: marking order decides the baseline.
         order = names(runs)
         await pilot.press("j", "space", "k", "k", "space")
@@ -145,13 +169,9 @@ async def test_c_opens_compare_on_the_marked_runs_first_marked_is_baseline(
 
 
 async def test_metric_cells_show_value_change_and_best_coloured_by_direction(
-    tmp_path: Path,
+    swept: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "proj"
-    sweep(root)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        runs = await settled(pilot)
+    async with on_runs(swept, tmp_path) as (app, pilot, runs):
         await pilot.press("G", "space", "k", "k", "space")  # lr0.1 (oldest) then lr0.001
         order = names(runs)
         await pilot.press("c")
@@ -180,15 +200,9 @@ async def test_metric_cells_show_value_change_and_best_coloured_by_direction(
         assert table.cell_text(loss, 0).style == "bold"
 
 
-async def test_b_makes_the_cursor_column_the_baseline(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    sweep(root)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot)
-        marked = await mark_first(pilot, 3)
-        await pilot.press("c")
-        screen = await opened(pilot)
+async def test_b_makes_the_cursor_column_the_baseline(swept: Path, tmp_path: Path) -> None:
+    async with on_runs(swept, tmp_path) as (app, pilot, _):
+        marked, screen = await compare_first(pilot, 3)
         assert screen.comparison.baseline == 0
         # On the row-name column, b says what to do and changes nothing.
         await pilot.press("h", "h", "h", "h", "b")
@@ -207,15 +221,10 @@ async def test_b_makes_the_cursor_column_the_baseline(tmp_path: Path) -> None:
         assert screen.chart.on_top == 1
 
 
-async def test_o_toggles_only_differences_and_the_header_counts_rows(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    sweep(root)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot)
-        await mark_first(pilot, 2)
-        await pilot.press("c")
-        screen = await opened(pilot)
+async def test_o_toggles_only_differences_and_the_header_counts_rows(
+    swept: Path, tmp_path: Path
+) -> None:
+    async with comparing(swept, tmp_path, 2) as (pilot, screen):
         comparison = screen.comparison
         # Everything fits on a 40-row screen, so every row shows at first.
         assert not comparison.only_changed
@@ -239,12 +248,7 @@ async def test_only_differences_is_on_when_rows_do_not_fit(tmp_path: Path) -> No
     for i in range(2):
         params = {f"p{k:02d}": k for k in range(30)} | {"seed": i}
         write_run(root / "runs", f"run{i}", params=params)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settled(pilot)
-        await mark_first(pilot, 2)
-        await pilot.press("c")
-        screen = await opened(pilot)
+    async with comparing(root, tmp_path, 2, (80, 24)) as (_, screen):
         comparison = screen.comparison
         assert comparison.only_changed
         assert {r.key for r in comparison.rows} == {"seed"}
@@ -258,12 +262,7 @@ async def test_identical_runs_say_there_are_no_differences(tmp_path: Path) -> No
     root = tmp_path / "proj"
     write_run(root / "runs", "first", params={"lr": 0.1})
     write_run(root / "runs", "second", params={"lr": 0.1})
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot)
-        await mark_first(pilot, 2)
-        await pilot.press("c")
-        screen = await opened(pilot)
+    async with comparing(root, tmp_path, 2) as (pilot, screen):
         assert screen.comparison.identical
         assert "no differences between the 2 runs" in headline(screen)
         await pilot.press("o")  # hiding equal rows leaves none: the table says why
@@ -275,16 +274,9 @@ async def test_identical_runs_say_there_are_no_differences(tmp_path: Path) -> No
 
 
 async def test_metric_keys_and_the_table_cursor_switch_the_charted_metric(
-    tmp_path: Path,
+    swept: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "proj"
-    sweep(root)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot)
-        await mark_first(pilot, 3)
-        await pilot.press("c")
-        screen = await opened(pilot)
+    async with comparing(swept, tmp_path, 3) as (pilot, screen):
         keys = screen.metric_keys
         assert keys == ["epoch_time", "grad_norm", "val_acc", "val_loss"]
         first = screen.metric
@@ -311,15 +303,10 @@ async def test_metric_keys_and_the_table_cursor_switch_the_charted_metric(
         assert screen.metric == "epoch_time"
 
 
-async def test_x_cycles_the_axis_and_smoothing_changes_the_lines(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    sweep(root)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot)
-        await mark_first(pilot, 2)
-        await pilot.press("c")
-        screen = await opened(pilot)
+async def test_x_cycles_the_axis_and_smoothing_changes_the_lines(
+    swept: Path, tmp_path: Path
+) -> None:
+    async with comparing(swept, tmp_path, 2) as (pilot, screen):
         metric = screen.metric
         assert screen.x_kind == "step"
         steps = screen.chart.series[0].x
@@ -342,14 +329,10 @@ async def test_x_cycles_the_axis_and_smoothing_changes_the_lines(tmp_path: Path)
 
 
 async def test_d_diffs_the_current_run_with_the_previous_one_of_its_experiment(
-    tmp_path: Path,
+    swept: Path, tmp_path: Path
 ) -> None:
-    root = tmp_path / "proj"
-    sweep(root)
-    write_run(root / "other", "elsewhere", experiment="other")
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        runs = await settled(pilot)
+    write_run(swept / "other", "elsewhere", experiment="other")
+    async with on_runs(swept, tmp_path) as (app, pilot, runs):
         listed = names(runs)  # newest first
         digits = [n for n in listed if n != "elsewhere"]
         row = listed.index(digits[0])
@@ -368,12 +351,8 @@ async def test_d_diffs_the_current_run_with_the_previous_one_of_its_experiment(
         assert app.screen is runs
 
 
-async def test_compare_needs_two_marked_runs(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    sweep(root)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        runs = await settled(pilot)
+async def test_compare_needs_two_marked_runs(swept: Path, tmp_path: Path) -> None:
+    async with on_runs(swept, tmp_path) as (app, pilot, runs):
         await pilot.press("c")
         await pilot.pause()
         assert app.screen is runs
@@ -389,12 +368,8 @@ async def test_run_names_and_params_are_shown_inert(tmp_path: Path) -> None:
     evil = "[bold red]x[/] \x1b[31mred\x07"
     write_run(root / "runs", evil, params={"note": evil, "lr": 0.1})
     write_run(root / "runs", "plain", params={"note": "[link=http://x]y[/link]", "lr": 0.2})
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot)
-        await mark_first(pilot, 2)
-        await pilot.press("c")
-        screen = await opened(pilot)
+    async with on_runs(root, tmp_path) as (app, pilot, _):
+        _, screen = await compare_first(pilot, 2)
         table = screen.query_one(CompareTable)
         labels = [c.label.plain for c in table.ordered_columns]
         shown = "[bold red]x[/] ␛[31mred␇"
@@ -411,32 +386,23 @@ async def test_run_names_and_params_are_shown_inert(tmp_path: Path) -> None:
         assert svg.count(shown) >= 3
 
 
-async def test_help_and_palette_cover_the_compare_keys(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    sweep(root)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        runs = await settled(pilot)
+async def test_help_and_palette_cover_the_compare_keys(swept: Path, tmp_path: Path) -> None:
+    async with on_runs(swept, tmp_path) as (app, pilot, runs):
         # The runs screen's help lists its compare keys.
-        await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        ids = {i for row in app.screen._rows for i in row[3].split(", ")}
+        help_screen = await pushed(pilot, "question_mark", HelpScreen)
+        ids = {i for row in help_screen._rows for i in row[3].split(", ")}
         assert {"runs.compare", "runs.diff_previous"} <= ids
         assert {b.id for b in RunsScreen.BINDINGS} <= ids
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is runs)
-        marked = await mark_first(pilot, 2)
-        await pilot.press("c")
-        screen = await opened(pilot)
-        await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        ids = {i for row in app.screen._rows for i in row[3].split(", ")}
+        marked, screen = await compare_first(pilot, 2)
+        help_screen = await pushed(pilot, "question_mark", HelpScreen)
+        ids = {i for row in help_screen._rows for i in row[3].split(", ")}
         for binding in (*CompareScreen.BINDINGS, *CompareTable.BINDINGS):
             assert binding.id in ids
         await pilot.press("escape")
         await until(pilot, lambda: app.screen is screen)
-        await pilot.press("ctrl+p")
-        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pushed(pilot, "ctrl+p", CommandPalette)
         await type_text(pilot, f"Baseline: {marked[1]}")
         await pilot.pause(0.3)
         await pilot.press("enter")
@@ -449,9 +415,7 @@ async def test_a_hundred_marked_runs_open_and_stay_usable(tmp_path: Path) -> Non
         with start_run(root / "runs", name=f"run-{i:03d}", params={"seed": i}) as run:
             run.log(step=0, loss=1.0 / (i + 1))
             run.log(step=1, loss=0.5 / (i + 1))
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        runs = await settled(pilot)
+    async with on_runs(root, tmp_path) as (_, pilot, runs):
         runs.table.marked.update(runs.view.table.column("id").to_pylist())
         await pilot.press("c")
         screen = await opened(pilot)

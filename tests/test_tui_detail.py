@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import write_run
+from helpers.tui import open_detail, pushed, running
 from textual.widgets import Input
-from tui_pilot import SIZE, make_app, settled, type_text, until
+from tui_pilot import type_text, until
 
-from mltop.tui.app import MltopApp
 from mltop.tui.screens.runs.chart_focus import ChartFocusScreen
 from mltop.tui.screens.runs.detail import RunDetailScreen
 from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
@@ -21,20 +21,9 @@ def _project(tmp_path: Path) -> Path:
     return root
 
 
-async def _open_detail(pilot, app: MltopApp) -> RunDetailScreen:  # type: ignore[no-untyped-def]
-    await settled(pilot)
-    await pilot.press("enter")
-    await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.details)
-    screen = app.screen
-    assert isinstance(screen, RunDetailScreen)
-    await until(pilot, lambda: all(c.series is not None for c in screen.charts.values()))
-    return screen
-
-
 async def test_detail_shows_overview_params_metrics_and_charts(tmp_path: Path) -> None:
-    app = make_app(_project(tmp_path), tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await _open_detail(pilot, app)
+    async with running(_project(tmp_path), tmp_path) as (app, pilot):
+        screen = await open_detail(pilot)
         header = str(screen.query_one("#detail-header").render())
         assert "sgd-lr0.1" in header and "finished" in header
         assert set(screen.charts) == {"acc", "loss"}
@@ -48,9 +37,8 @@ async def test_detail_shows_overview_params_metrics_and_charts(tmp_path: Path) -
 
 
 async def test_chart_keys_change_axis_smoothing_scale_and_focus(tmp_path: Path) -> None:
-    app = make_app(_project(tmp_path), tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await _open_detail(pilot, app)
+    async with running(_project(tmp_path), tmp_path) as (app, pilot):
+        screen = await open_detail(pilot)
         chart = screen.charts["loss"]
         await pilot.press("x")
         assert screen.x_kind == "time"
@@ -85,17 +73,15 @@ async def test_chart_keys_change_axis_smoothing_scale_and_focus(tmp_path: Path) 
         await pilot.pause()
         assert app.screen is screen
         assert not screen.log_y  # the focused view hands its settings back
-        await pilot.press("z")
-        await until(pilot, lambda: isinstance(app.screen, ChartFocusScreen))
+        await pushed(pilot, "z", ChartFocusScreen)
         await pilot.press("escape", "escape")
         await pilot.pause()
         assert app.screen is app.runs_screen
 
 
 async def test_filter_narrows_charts_and_params(tmp_path: Path) -> None:
-    app = make_app(_project(tmp_path), tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await _open_detail(pilot, app)
+    async with running(_project(tmp_path), tmp_path) as (app, pilot):
+        screen = await open_detail(pilot)
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await type_text(pilot, "los")
@@ -109,9 +95,8 @@ async def test_filter_narrows_charts_and_params(tmp_path: Path) -> None:
 
 
 async def test_info_panel_toggles_and_narrow_terminals_hide_it(tmp_path: Path) -> None:
-    app = make_app(_project(tmp_path), tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await _open_detail(pilot, app)
+    async with running(_project(tmp_path), tmp_path, (80, 24)) as (_, pilot):
+        screen = await open_detail(pilot)
         info = screen.query_one("#detail-info")
         assert not info.display
         await pilot.press("i")
@@ -121,9 +106,8 @@ async def test_info_panel_toggles_and_narrow_terminals_hide_it(tmp_path: Path) -
 
 
 async def test_help_on_detail_lists_chart_keys(tmp_path: Path) -> None:
-    app = make_app(_project(tmp_path), tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await _open_detail(pilot, app)
+    async with running(_project(tmp_path), tmp_path) as (app, pilot):
+        await open_detail(pilot)
         await pilot.press("question_mark")
         await pilot.pause()
         ids = {i for row in app.screen._rows for i in row[3].split(", ")}

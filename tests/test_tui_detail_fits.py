@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers.tui import open_detail, pushed, running
 from textual.widget import Widget
-from tui_pilot import make_app, settled, until
 
 from mltop.core.tracking import start_run
-from mltop.tui.app import MltopApp
 from mltop.tui.screens.runs.detail import RunDetailScreen
 from mltop.tui.screens.runs.values import RunValuesScreen
 
@@ -26,23 +25,12 @@ def project(root: Path) -> None:
             run.log(step=step, grad=-1.2345678e-5 if step == 3 else -123456.789 + step)
 
 
-async def open_detail(pilot, app: MltopApp) -> RunDetailScreen:  # type: ignore[no-untyped-def]
-    await settled(pilot)
-    await pilot.press("enter")
-    await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.details)
-    screen = app.screen
-    assert isinstance(screen, RunDetailScreen)
-    await pilot.pause()
-    return screen
-
-
 async def test_metric_summary_lines_break_between_fields_never_inside_a_number(
     tmp_path: Path,
 ) -> None:
     project(tmp_path / "proj")
-    app = make_app(tmp_path / "proj", tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_detail(pilot, app)
+    async with running(tmp_path / "proj", tmp_path, (100, 30)) as (_, pilot):
+        screen = await open_detail(pilot, charts_drawn=False)
         panel = screen.query_one("#detail-metrics")
         lines = shown(panel)
         text = " ".join(" ".join(line.split()) for line in lines)
@@ -53,28 +41,24 @@ async def test_metric_summary_lines_break_between_fields_never_inside_a_number(
 
 async def test_a_long_param_keeps_one_line_and_v_shows_it_whole(tmp_path: Path) -> None:
     project(tmp_path / "proj")
-    app = make_app(tmp_path / "proj", tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await open_detail(pilot, app)
+    async with running(tmp_path / "proj", tmp_path, (120, 40)) as (app, pilot):
+        screen = await open_detail(pilot, charts_drawn=False)
         params = shown(screen.query_one("#detail-params"))
         files = [line for line in params if "files" in line]
         assert len(files) == 1 and files[0].rstrip().endswith("…")
         assert len([line for line in params if line.strip()]) == 3  # heading, files, lr
-        await pilot.press("v")
-        await until(pilot, lambda: isinstance(app.screen, RunValuesScreen))
+        await pushed(pilot, "v", RunValuesScreen)
         await pilot.pause()
         values = app.screen.query_one("#values")
         whole = "".join(line.strip() for line in shown(values))
         assert LONG in whole.replace("files", "", 1)
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await pushed(pilot, "escape", RunDetailScreen)
 
 
 async def test_overview_fields_keep_one_line_each(tmp_path: Path) -> None:
     project(tmp_path / "proj")
-    app = make_app(tmp_path / "proj", tmp_path)
-    async with app.run_test(size=(100, 30)) as pilot:
-        screen = await open_detail(pilot, app)
+    async with running(tmp_path / "proj", tmp_path, (100, 30)) as (_, pilot):
+        screen = await open_detail(pilot, charts_drawn=False)
         lines = [line for line in shown(screen.query_one("#detail-overview")) if line.strip()]
         # Every line starts with its field's name: no id or hash continues on a second line.
         assert all(not line.startswith(" ") for line in lines), lines

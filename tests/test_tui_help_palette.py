@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.command import CommandList, CommandPalette
-from tui_pilot import make_app, settled, until
+from helpers.tui import on_runs, palette_titles, pushed
 
 from mltop.tui.screens.help import HelpScreen
 
@@ -16,11 +15,8 @@ TEXTUAL_COMMANDS = {"Keys", "Maximize", "Quit", "Screenshot", "Theme"}
 async def test_help_lists_the_screen_keys_first_without_textual_internals(
     runs_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
-        await settled(pilot)
-        await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+    async with on_runs(runs_root, tmp_path, SMALL) as (app, pilot, _):
+        await pushed(pilot, "question_mark", HelpScreen)
         rows = app.screen._rows
         sections = list(dict.fromkeys(section for section, *_ in rows))
         assert sections[0] == "this screen" and sections[-1] == "everywhere"
@@ -36,18 +32,8 @@ async def test_help_lists_the_screen_keys_first_without_textual_internals(
 async def test_palette_lists_mltop_commands_before_textual_ones(
     runs_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
-        await settled(pilot)
-        await pilot.press("ctrl+p")
-        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
-        commands = app.screen.query_one(CommandList)
-        await until(pilot, lambda: commands.option_count > 10)
-        await pilot.pause(0.3)
-        titles = [
-            str(commands.get_option_at_index(i).prompt).split("\n")[0]
-            for i in range(commands.option_count)
-        ]
+    async with on_runs(runs_root, tmp_path, SMALL) as (_, pilot, _):
+        titles = await palette_titles(pilot, more_than=10)
         textual_at = [i for i, title in enumerate(titles) if title in TEXTUAL_COMMANDS]
         assert titles[0] == "Clear filter"
         assert textual_at == list(range(len(titles) - len(textual_at), len(titles))), titles

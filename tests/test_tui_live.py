@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from conftest import write_run
-from tui_pilot import SIZE, make_app, names, settled, until, watching
+from helpers.tui import on_runs, pushed, running
+from tui_pilot import names, until, watching
 
 from mltop.core.tracking import METRICS_FILE, start_run
 from mltop.tui.screens.logs.screen import LogsScreen
@@ -16,8 +17,7 @@ from mltop.tui.screens.runs.detail import RunDetailScreen
 async def test_a_new_run_appears_without_a_refresh(tmp_path: Path) -> None:
     root = tmp_path / "project"
     write_run(root / "runs", "first")
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(root, tmp_path) as (_, pilot):
         screen = await watching(pilot)
         write_run(root / "runs", "second")
         await until(pilot, lambda: sorted(names(screen)) == ["first", "second"], timeout=30)
@@ -28,11 +28,9 @@ async def test_runs_that_appear_under_another_screen_are_listed_on_return(
 ) -> None:
     root = tmp_path / "project"
     write_run(root / "runs", "first")
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(root, tmp_path) as (_, pilot):
         screen = await watching(pilot)
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        await pushed(pilot, "enter", RunDetailScreen)
         version = screen.store_version
         write_run(root / "runs", "second")
         await until(pilot, lambda: screen.store_version > version, timeout=30)
@@ -45,12 +43,9 @@ async def test_an_open_run_grows_as_its_job_logs(tmp_path: Path) -> None:
     root = tmp_path / "project"
     with start_run(root / "runs", name="live", params={"lr": 0.1}) as run:
         run.log(step=0, loss=1.0)
-        app = make_app(root, tmp_path)
-        async with app.run_test(size=SIZE) as pilot:
+        async with running(root, tmp_path) as (_, pilot):
             await watching(pilot)
-            await pilot.press("enter")
-            await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
-            detail = app.screen
+            detail = await pushed(pilot, "enter", RunDetailScreen)
             assert isinstance(detail, RunDetailScreen)
             await until(pilot, lambda: detail.details is not None)
             assert detail.details.metrics["loss"].count == 1
@@ -82,9 +77,7 @@ async def test_l_opens_the_logs_of_the_current_run(tmp_path: Path) -> None:
     root = tmp_path / "project"
     with start_run(root / "runs", name="talky", capture_output=True) as run:
         print("epoch 1/3 loss=0.5")
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot)
+    async with on_runs(root, tmp_path) as (app, pilot, _):
         logs = await _open_logs(pilot)
         await until(pilot, lambda: bool(logs.models))
         assert logs.models[0].path == run.folder / "output.log"
@@ -96,8 +89,7 @@ async def test_the_logs_header_follows_the_run_to_its_end(tmp_path: Path) -> Non
     root = tmp_path / "project"
     with start_run(root / "runs", name="talky", capture_output=True) as run:
         print("epoch 1/3 loss=0.5")
-        app = make_app(root, tmp_path)
-        async with app.run_test(size=SIZE) as pilot:
+        async with running(root, tmp_path) as (_, pilot):
             await watching(pilot)
             logs = await _open_logs(pilot)
             await until(pilot, lambda: logs.run is not None)

@@ -3,8 +3,11 @@ with their number, and notices wrapped to the terminal rather than cut at its ed
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from textual.pilot import Pilot
 from tui_pilot import until
 
 from mltop.core.discovery import ingest
@@ -21,18 +24,25 @@ def _header(screen: LogsScreen) -> str:
     return str(screen.query_one("#logs-header").render())
 
 
-def _app_of_the_one_run(root: Path) -> LogsApp:
-    """The Logs app over the one run of ``root``, imported into a fresh store."""
+@contextlib.asynccontextmanager
+async def _logs_of_the_one_run(
+    root: Path, rows: int | None = None, size: tuple[int, int] = SMALL
+) -> AsyncIterator[tuple[LogsApp, Pilot, LogsScreen]]:
+    """The Logs app over the one run of ``root`` (imported into a fresh store) running at
+    ``size``, once its screen knows the run and, given ``rows``, shows that many lines."""
     store = open_memory_store()
     ingest(root, store)
-    return LogsApp(run_id=next(r.id for r in store.runs()), store=store)
-
-
-async def _open_run_logs(app: LogsApp, pilot) -> LogsScreen:  # type: ignore[no-untyped-def]
-    await until(pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen.run is not None)
-    screen = app.screen
-    assert isinstance(screen, LogsScreen)
-    return screen
+    app = LogsApp(run_id=next(r.id for r in store.runs()), store=store)
+    async with app.run_test(size=size) as pilot:
+        await until(
+            pilot, lambda: isinstance(app.screen, LogsScreen) and app.screen.run is not None
+        )
+        screen = app.screen
+        assert isinstance(screen, LogsScreen)
+        if rows is not None:
+            await until(pilot, lambda: screen.model is not None and screen.model.rows == rows)
+            await pilot.pause()
+        yield app, pilot, screen
 
 
 async def _open_file_logs(app: LogsApp, pilot, rows: int) -> LogsScreen:  # type: ignore[no-untyped-def]
@@ -59,11 +69,7 @@ async def test_a_finished_run_is_not_said_to_be_followed_and_one_line_is_singula
     with start_run(root / "runs", name="done", capture_output=True) as run:
         print("the only line")
         run.log(step=0, loss=1.0)
-    app = _app_of_the_one_run(root)
-    async with app.run_test(size=SMALL) as pilot:
-        screen = await _open_run_logs(app, pilot)
-        await until(pilot, lambda: screen.model is not None and screen.model.rows == 1)
-        await pilot.pause()
+    async with _logs_of_the_one_run(root, 1) as (_, _, screen):
         header = _header(screen)
         assert "✓ finished" in header
         assert " 1 line " in header and "1 lines" not in header
@@ -81,11 +87,7 @@ async def test_a_running_run_is_followed(tmp_path: Path) -> None:
         print("epoch 1")
         print("epoch 2")
         run.log(step=0, loss=1.0)
-        app = _app_of_the_one_run(root)
-        async with app.run_test(size=SMALL) as pilot:
-            screen = await _open_run_logs(app, pilot)
-            await until(pilot, lambda: screen.model is not None and screen.model.rows == 2)
-            await pilot.pause()
+        async with _logs_of_the_one_run(root, 2) as (_, _, screen):
             header = _header(screen)
             assert "running" in header and "● following" in header
             assert " 2 lines " in header
@@ -98,9 +100,7 @@ async def test_a_notice_wraps_at_80_columns(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     with start_run(root / "runs", name="silent") as run:
         run.log(step=0, loss=1.0)
-    app = _app_of_the_one_run(root)
-    async with app.run_test(size=SMALL) as pilot:
-        screen = await _open_run_logs(app, pilot)
+    async with _logs_of_the_one_run(root) as (_, pilot, screen):
         await until(pilot, lambda: bool(screen.view.notice))
         await pilot.pause()
         view = screen.view
@@ -143,11 +143,7 @@ async def test_the_run_folder_is_cut_at_its_start_with_an_ellipsis_at_80_columns
     root = tmp_path / "proj"
     with start_run(root / "runs" / "digits-classifier", name="sgd-lr0.01", capture_output=True):
         print("the only line")
-    app = _app_of_the_one_run(root)
-    async with app.run_test(size=SMALL) as pilot:
-        screen = await _open_run_logs(app, pilot)
-        await until(pilot, lambda: screen.model is not None and screen.model.rows == 1)
-        await pilot.pause()
+    async with _logs_of_the_one_run(root, 1) as (_, _, screen):
         assert screen.model is not None
         folder = str(screen.model.path.parent)
         row = _header_row(screen)
@@ -161,11 +157,7 @@ async def test_the_run_folder_is_whole_when_the_terminal_is_wide(tmp_path: Path)
     root = tmp_path / "proj"
     with start_run(root / "runs", name="wide", capture_output=True):
         print("the only line")
-    app = _app_of_the_one_run(root)
-    async with app.run_test(size=(250, 40)) as pilot:
-        screen = await _open_run_logs(app, pilot)
-        await until(pilot, lambda: screen.model is not None and screen.model.rows == 1)
-        await pilot.pause()
+    async with _logs_of_the_one_run(root, 1, size=(250, 40)) as (_, _, screen):
         assert screen.model is not None
         assert _header_row(screen).endswith(f"  ·  {screen.model.path.parent}")
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import tarfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from helpers.tui import on_runs, palette_titles, pushed, running
 from rich.text import Text
-from textual.command import CommandList, CommandPalette
-from tui_pilot import make_app, settled, until
+from textual.pilot import Pilot
+from tui_pilot import until
 
 from mltop.core.compare.diff import Verdict
+from mltop.tui.app import MltopApp
 from mltop.tui.screens.compare.screen import CompareScreen
 from mltop.tui.screens.help import HelpScreen
 from mltop.tui.screens.registry.screen import ModelsScreen
@@ -33,14 +37,15 @@ def _cells(screen: ModelsScreen, table_id: str) -> list[list[str]]:
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
 
 
-async def _models(pilot, app) -> ModelsScreen:  # type: ignore[no-untyped-def]
-    await settled(pilot)
-    await until(pilot, lambda: not app.ingesting)
-    await pilot.press("M")
-    await until(pilot, lambda: isinstance(app.screen, ModelsScreen) and app.screen.settled)
-    screen = app.screen
-    assert isinstance(screen, ModelsScreen)
-    return screen
+@contextlib.asynccontextmanager
+async def on_models(
+    root: Path, tmp_path: Path, size: tuple[int, int]
+) -> AsyncIterator[tuple[MltopApp, Pilot, ModelsScreen]]:
+    """The app over ``root`` (not following it live) showing the Models screen, once the first
+    scan has ended and the screen has read the registry."""
+    async with on_runs(root, tmp_path, size, live=False) as (app, pilot, _):
+        await until(pilot, lambda: not app.ingesting)
+        yield app, pilot, await pushed(pilot, "M", ModelsScreen, lambda s: s.settled)
 
 
 async def _pick_model(pilot, screen: ModelsScreen, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -56,9 +61,7 @@ async def _pick_model(pilot, screen: ModelsScreen, name: str) -> None:  # type: 
 async def test_models_and_versions_with_runs_and_changes_against_champion(
     registry_root: Path, tmp_path: Path, size: tuple[int, int]
 ) -> None:
-    app = make_app(registry_root, tmp_path, live=False)
-    async with app.run_test(size=size) as pilot:
-        screen = await _models(pilot, app)
+    async with on_models(registry_root, tmp_path, size) as (app, pilot, screen):
         models = _cells(screen, "#models-table")
         assert [row[:4] for row in models] == [
             ["diabetes-regressor", "2", "@challenger v3  @champion v1", "v3"],
@@ -96,9 +99,7 @@ async def test_models_and_versions_with_runs_and_changes_against_champion(
 async def test_deleted_version_is_shown_as_such_and_enter_opens_a_versions_run(
     registry_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(registry_root, tmp_path, live=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await _models(pilot, app)
+    async with on_models(registry_root, tmp_path, (80, 24)) as (app, pilot, screen):
         await _pick_model(pilot, screen, "diabetes-regressor")
         versions = _cells(screen, "#versions-table")
         deleted = next(row for row in versions if row[1] == "v2")
@@ -109,9 +110,7 @@ async def test_deleted_version_is_shown_as_such_and_enter_opens_a_versions_run(
         await pilot.pause()
         assert app.screen is screen  # nothing to open: a notice, not an error
         screen.versions_table.move_cursor(row=[r[1] for r in versions].index("v3"))
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
-        detail = app.screen
+        detail = await pushed(pilot, "enter", RunDetailScreen)
         assert isinstance(detail, RunDetailScreen)
         run = app.store.run(detail.run_id)
         assert run is not None and run.name == "ridge-a0.1"
@@ -120,17 +119,13 @@ async def test_deleted_version_is_shown_as_such_and_enter_opens_a_versions_run(
 async def test_c_compares_marked_versions_runs_with_champion_as_baseline(
     registry_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(registry_root, tmp_path, live=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await _models(pilot, app)
+    async with on_models(registry_root, tmp_path, (120, 40)) as (app, pilot, screen):
         await _pick_model(pilot, screen, "iris-classifier")
         await pilot.press("tab")
         screen.versions_table.move_cursor(row=0)  # v4 @challenger
         await pilot.press("space")  # marks v4, moves to v3 @champion
         await pilot.press("space")
-        await pilot.press("c")
-        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
-        compare = app.screen
+        compare = await pushed(pilot, "c", CompareScreen)
         assert isinstance(compare, CompareScreen)
         names = [app.store.run(i).name for i in compare.run_ids]  # type: ignore[union-attr]
         assert names == ["logreg-C1", "logreg-C10"]  # @champion first: the baseline
@@ -141,26 +136,15 @@ async def test_models_key_is_in_help_and_palette_and_empty_folder_says_why(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    app = make_app(empty, tmp_path, live=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await _models(pilot, app)
+    async with on_models(empty, tmp_path, (80, 24)) as (app, pilot, screen):
         assert "no registered models" in str(screen.query_one("#models-empty").render())
-        await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pushed(pilot, "question_mark", HelpScreen)
         ids = [i for *_, i in app.screen._rows]
         assert any("app.models" in i for i in ids)
         await pilot.press("escape")
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, ModelsScreen))
-        await pilot.press("ctrl+p")
-        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
-        commands = app.screen.query_one(CommandList)
-        await until(pilot, lambda: commands.option_count > 5)
-        await pilot.pause(0.3)
-        titles = [
-            str(commands.get_option_at_index(i).prompt).split("\n")[0]
-            for i in range(commands.option_count)
-        ]
+        titles = await palette_titles(pilot, more_than=5)
         assert "models" in titles
 
 
@@ -172,9 +156,7 @@ async def test_pipelines_screen_shows_the_registry_as_register_evidence(
     (registry_root / "dvc.yaml").write_text(
         "stages:\n  train:\n    cmd: python train.py\n    outs: [model.pkl]\n"
     )
-    app = make_app(registry_root, tmp_path, live=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settled(pilot)
+    async with on_runs(registry_root, tmp_path, (120, 40), live=False) as (app, pilot, _):
         await until(pilot, lambda: not app.ingesting)
         await pilot.press("p")
         await until(pilot, lambda: isinstance(app.screen, PipelinesScreen) and app.screen.settled)
@@ -190,8 +172,7 @@ async def test_pipelines_screen_shows_the_registry_as_register_evidence(
 async def test_models_opened_before_the_first_scan_fill_in_when_it_ends(
     registry_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(registry_root, tmp_path, live=False)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running(registry_root, tmp_path, (80, 24), live=False) as (app, pilot):
         await pilot.press("M")  # on the first frame: no store yet, nothing scanned
         await until(pilot, lambda: isinstance(app.screen, ModelsScreen))
         screen = app.screen

@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from helpers.tui import pushed, running
 from rich.console import Console
 from rich.text import Text
 from textual.pilot import Pilot
@@ -23,7 +24,6 @@ from mltop.core.common.formatting import fit_value
 from mltop.core.demo import sample_project_dir
 from mltop.core.monitor import MonitorReport, build_report, load_config
 from mltop.core.monitor.sources import find_monitor_sources
-from mltop.tui.app import MltopApp
 from mltop.tui.screens.monitor.feature import FeatureScreen
 from mltop.tui.screens.monitor.screen import MonitorScreen
 from mltop.tui.widgets.keybar import KeyBar
@@ -54,15 +54,8 @@ def report(project: Path) -> MonitorReport:
     return build_report(load_config(project / ".mltop" / "monitor.yaml"))
 
 
-def app_over(root: Path, tmp_path: Path) -> MltopApp:
-    return MltopApp(root, tmp_path / "store" / "store.duckdb", scan=False)
-
-
 async def open_monitor(pilot: Pilot) -> MonitorScreen:
-    await pilot.press("m")
-    await until(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen))
-    screen = pilot.app.screen
-    assert isinstance(screen, MonitorScreen)
+    screen = await pushed(pilot, "m", MonitorScreen)
     await until(pilot, lambda: screen.settled and screen.view is not None, timeout=60)
     return screen
 
@@ -104,8 +97,7 @@ def test_the_project_holds_both_kinds_of_monitor(project: Path) -> None:
 async def test_m_shows_one_row_per_feature_as_the_engine_computed_it(
     project: Path, report: MonitorReport, tmp_path: Path
 ) -> None:
-    app = app_over(project, tmp_path)
-    async with app.run_test(size=WIDE) as pilot:
+    async with running(project, tmp_path, WIDE, scan=False) as (_, pilot):
         screen = await open_monitor(pilot)
         rows = table_rows(screen)
         assert list(rows) == list(report.roles.features)
@@ -130,8 +122,7 @@ async def test_m_shows_one_row_per_feature_as_the_engine_computed_it(
 async def test_arrows_step_through_windows_and_v_through_versions(
     project: Path, report: MonitorReport, tmp_path: Path
 ) -> None:
-    app = app_over(project, tmp_path)
-    async with app.run_test(size=WIDE) as pilot:
+    async with running(project, tmp_path, WIDE, scan=False) as (_, pilot):
         screen = await open_monitor(pilot)
         await pilot.press("left")
         last = report.windows[-1]
@@ -152,26 +143,21 @@ async def test_arrows_step_through_windows_and_v_through_versions(
 async def test_enter_opens_distributions_and_window_by_window_values(
     project: Path, report: MonitorReport, tmp_path: Path
 ) -> None:
-    app = app_over(project, tmp_path)
-    async with app.run_test(size=WIDE) as pilot:
+    async with running(project, tmp_path, WIDE, scan=False) as (_, pilot):
         await open_monitor(pilot)
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, FeatureScreen))
-        feature = app.screen
+        feature = await pushed(pilot, "enter", FeatureScreen)
         assert isinstance(feature, FeatureScreen) and feature.feature == "Income (k)"
         body = text_of(feature, "#feat-content")
         assert "reference against whole log" in body and "Income (k) by day" in body
         assert sum(w.start[:10] in body for w in report.windows) == len(report.windows)
         assert "█" in body
-        await pilot.press("escape")
-        await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        await pushed(pilot, "escape", MonitorScreen)
 
 
 async def test_n_shows_the_evidently_workspace_as_evidently_read_it(
     project: Path, tmp_path: Path
 ) -> None:
-    app = app_over(project, tmp_path)
-    async with app.run_test(size=WIDE) as pilot:
+    async with running(project, tmp_path, WIDE, scan=False) as (app, pilot):
         screen = await open_monitor(pilot)
         await pilot.press("n")
         await until(pilot, lambda: screen.settled and screen.view.kind == "evidently")
@@ -183,14 +169,12 @@ async def test_n_shows_the_evidently_workspace_as_evidently_read_it(
             assert rows[column][4] == ("✗ drift" if oracle["drift_detected"] else "✓ ok")
         assert "(Evidently)" in text_of(screen, "#mon-header")
         assert "✗ dataset drift" in text_of(screen, "#mon-summary")
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, FeatureScreen))
+        await pushed(pilot, "enter", FeatureScreen)
         assert "reference (Evidently's bins)" in text_of(app.screen, "#feat-content")
 
 
 async def test_at_80x24_the_table_band_and_keys_fit(project: Path, tmp_path: Path) -> None:
-    app = app_over(project, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
+    async with running(project, tmp_path, SMALL, scan=False) as (_, pilot):
         screen = await open_monitor(pilot)
         table = screen.query_one("#mon-table", DataTable)
         assert table.virtual_size.width <= SMALL[0]
@@ -203,12 +187,10 @@ async def test_at_80x24_the_table_band_and_keys_fit(project: Path, tmp_path: Pat
 
 
 async def test_a_folder_without_monitors_says_how_to_get_one(tmp_path: Path) -> None:
-    app = app_over(tmp_path / "empty", tmp_path)
     (tmp_path / "empty").mkdir()
-    async with app.run_test(size=SMALL) as pilot:
-        await pilot.press("m")
-        await until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.settled)
-        assert ".mltop/monitor.yaml" in text_of(app.screen, "#mon-summary")
+    async with running(tmp_path / "empty", tmp_path, SMALL, scan=False) as (_, pilot):
+        screen = await pushed(pilot, "m", MonitorScreen, lambda s: s.settled)
+        assert ".mltop/monitor.yaml" in text_of(screen, "#mon-summary")
 
 
 async def test_a_monitor_that_cannot_be_computed_is_one_inert_line(tmp_path: Path) -> None:
@@ -217,11 +199,9 @@ async def test_a_monitor_that_cannot_be_computed_is_one_inert_line(tmp_path: Pat
     (root / ".mltop" / "monitor.yaml").write_text(
         'log: "gone\\e[31m[red]x[/red].parquet"\nreference: ref.parquet\n', encoding="utf-8"
     )
-    app = app_over(root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
-        await pilot.press("m")
-        await until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.settled)
-        line = text_of(app.screen, "#mon-summary")
+    async with running(root, tmp_path, SMALL, scan=False) as (_, pilot):
+        screen = await pushed(pilot, "m", MonitorScreen, lambda s: s.settled)
+        line = text_of(screen, "#mon-summary")
         assert line.startswith("✗ ") and "gone" in line and "\n" not in line
         assert "\x1b" not in line and "␛[31m[red]x[/red]" in line
 
@@ -230,8 +210,7 @@ async def test_w_computes_weekly_windows_and_verdicts_read_without_colour(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
-    app = app_over(project, tmp_path)
-    async with app.run_test(size=WIDE) as pilot:
+    async with running(project, tmp_path, WIDE, scan=False) as (app, pilot):
         screen = await open_monitor(pilot)
         assert "daily" in text_of(screen, "#mon-header")
         await pilot.press("w")  # the config's daily windows -> weekly

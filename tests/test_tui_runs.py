@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_run
+from helpers.tui import on_runs, pushed, running
 from textual.command import CommandPalette
 from textual.widgets import Input
 from tui_pilot import SIZE, make_app, names, settled, type_text, until
@@ -29,9 +30,7 @@ from mltop.tui.widgets.run_table import MARK, RunTable
 async def test_startup_on_a_fresh_folder_imports_and_fills_the_table(
     runs_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (app, _, screen):
         assert sorted(names(screen)) == ["sgd-diverged", "sgd-lr0.001", "sgd-lr0.01", "sgd-lr0.1"]
         assert screen.table.row_count == 4
         header = str(screen.query_one("#runs-header").render())
@@ -62,9 +61,7 @@ async def test_reopening_an_indexed_folder_shows_rows_before_the_rescan(
 async def test_startup_on_an_empty_folder_explains_what_mltop_reads(tmp_path: Path) -> None:
     root = tmp_path / "empty"
     root.mkdir()
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(root, tmp_path) as (app, pilot, screen):
         empty = screen.query_one("#runs-empty")
         assert screen.has_class("-empty") and empty.display
         assert "No runs found" in str(empty.render())
@@ -75,9 +72,7 @@ async def test_startup_on_an_empty_folder_explains_what_mltop_reads(tmp_path: Pa
 
 
 async def test_sort_keys_cycle_and_reverse(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (_, pilot, screen):
         assert screen.sort == Column.attr("start")
         # s moves the sort to the next column after "started": duration, then the params.
         await pilot.press("s", "s")
@@ -93,9 +88,7 @@ async def test_sort_keys_cycle_and_reverse(runs_root: Path, tmp_path: Path) -> N
 
 
 async def test_clicking_a_header_sorts_by_it(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (_, pilot, screen):
         table = screen.table
         index = [c.label for c in table.view.columns].index("name")
         x = sum(c.render_width for c in table.ordered_columns[:index]) + 2
@@ -106,18 +99,14 @@ async def test_clicking_a_header_sorts_by_it(runs_root: Path, tmp_path: Path) ->
 
 
 async def test_clicking_a_row_moves_the_cursor(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (_, pilot, screen):
         await pilot.click(RunTable, offset=(10, 3))
         await pilot.pause()
         assert screen.table.cursor_row == 2
 
 
 async def test_filter_narrows_the_table_and_counts(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (app, pilot, screen):
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await type_text(pilot, "params.lr < 0.05")
@@ -137,9 +126,7 @@ async def test_filter_narrows_the_table_and_counts(runs_root: Path, tmp_path: Pa
 async def test_bad_filter_points_at_the_mistake_and_keeps_the_last_result(
     runs_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (_, pilot, screen):
         await pilot.press("slash")
         await type_text(pilot, "params.lr < 0.05")
         await settled(pilot)
@@ -173,9 +160,7 @@ async def test_bad_filter_points_at_the_mistake_and_keeps_the_last_result(
 
 
 async def test_space_marks_runs_and_marks_survive_sorting(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (_, pilot, screen):
         first, second = names(screen)[:2]
         await pilot.press("space", "space")
         table = screen.table
@@ -193,9 +178,7 @@ async def test_space_marks_runs_and_marks_survive_sorting(runs_root: Path, tmp_p
 
 
 async def test_enter_opens_the_run_and_escape_comes_back(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (app, pilot, screen):
         await pilot.press("j")
         wanted = names(screen)[1]
         await pilot.press("enter")
@@ -208,9 +191,7 @@ async def test_enter_opens_the_run_and_escape_comes_back(runs_root: Path, tmp_pa
 
 
 async def test_help_lists_every_binding_of_the_screen(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (app, pilot, screen):
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
@@ -224,9 +205,7 @@ async def test_help_lists_every_binding_of_the_screen(runs_root: Path, tmp_path:
 
 
 async def test_keymap_rebinds_by_id(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path, keymap={"runs.sort": "f2"})
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path, keymap={"runs.sort": "f2"}) as (_, pilot, screen):
         await pilot.press("s")
         await settled(pilot)
         assert screen.sort == Column.attr("start")
@@ -236,11 +215,8 @@ async def test_keymap_rebinds_by_id(runs_root: Path, tmp_path: Path) -> None:
 
 
 async def test_command_palette_offers_screen_commands(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
-        await pilot.press("ctrl+p")
-        await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+    async with on_runs(runs_root, tmp_path) as (_, pilot, screen):
+        await pushed(pilot, "ctrl+p", CommandPalette)
         await type_text(pilot, "Show failed runs")
         await pilot.pause(0.3)
         await pilot.press("enter")
@@ -250,9 +226,7 @@ async def test_command_palette_offers_screen_commands(runs_root: Path, tmp_path:
 
 
 async def test_columns_can_be_hidden_moved_and_picked(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (_, pilot, screen):
         labels = [c.label for c in screen.view.columns]
         assert labels[:3] == ["", "name", "experiment"]
         await pilot.press("s", "s", "s")  # sort by params.lr... then params.model
@@ -266,9 +240,7 @@ async def test_columns_can_be_hidden_moved_and_picked(runs_root: Path, tmp_path:
         await settled(pilot)
         assert "params.model" not in [c.label for c in screen.view.columns]
         # + opens the picker; the first hidden entry after the shown ones gets shown
-        await pilot.press("plus")
-        await until(pilot, lambda: isinstance(app.screen, ColumnPicker))
-        picker = app.screen
+        picker = await pushed(pilot, "plus", ColumnPicker)
         shown = sum(1 for _, on in picker.entries if on)
         for _ in range(shown):
             await pilot.press("j")
@@ -282,9 +254,7 @@ async def test_experiment_picker_restricts_the_table(tmp_path: Path) -> None:
     write_run(root / "digits", "a", params={"lr": 0.1})
     write_run(root / "digits", "b", params={"lr": 0.2})
     write_run(root / "iris", "c", params={"lr": 0.3})
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(root, tmp_path) as (app, pilot, screen):
         await pilot.press("e")
         await until(pilot, lambda: app.screen is not screen)
         await pilot.press("down", "down", "enter")  # all, digits, iris
@@ -312,9 +282,7 @@ async def test_nested_runs_show_under_their_parent_and_fold(tmp_path: Path) -> N
                           start_time=now - 7),
             ],
         )  # fmt: skip
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(root, tmp_path) as (_, pilot, screen):
         assert names(screen) == ["sweep", "fold-2", "fold-1"]
         assert screen.table._cell(Column.attr("name"), 1).plain.startswith("└ ")
         await pilot.press("o")
@@ -330,9 +298,7 @@ async def test_run_text_is_shown_inert(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     evil = "[bold red]x[/] \x1b[31mred\x1b]52;c;ZXZpbA==\x07"
     write_run(root / "runs", evil, params={"note": evil, "lr": 0.1})
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(root, tmp_path) as (app, pilot, screen):
         table = screen.table
         cell = table._cell(Column.attr("name"), 0)
         assert cell.plain == "[bold red]x[/] ␛[31mred␛]52;c;ZXZpbA==␇"
@@ -362,9 +328,7 @@ async def test_locked_store_falls_back_and_says_so(runs_root: Path, tmp_path: Pa
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        app = make_app(runs_root, tmp_path)
-        async with app.run_test(size=SIZE) as pilot:
-            screen = await settled(pilot)
+        async with on_runs(runs_root, tmp_path) as (app, _, screen):
             note = screen.query_one("#runs-note")
             assert note.display
             assert "in use by another mltop" in str(note.render())
@@ -377,9 +341,7 @@ async def test_locked_store_falls_back_and_says_so(runs_root: Path, tmp_path: Pa
 
 @pytest.mark.parametrize("key", ["q", "ctrl+c"])
 async def test_quit_keys(runs_root: Path, tmp_path: Path, key: str) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (app, pilot, _):
         await pilot.press(key)
         await pilot.pause()
     assert app.return_code == 0 or app.return_value == 0
@@ -392,8 +354,7 @@ async def test_quitting_during_an_import_stops_it_cleanly(tmp_path: Path) -> Non
     root = tmp_path / "proj"
     for i in range(30):
         write_run(root / "runs", f"run-{i}", steps=3)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(root, tmp_path) as (app, pilot):
         await until(pilot, lambda: app.store is not None)
         await pilot.press("q")
     app.close_store()
@@ -407,8 +368,7 @@ async def test_refresh_during_an_import_never_imports_twice(tmp_path: Path) -> N
     root = tmp_path / "proj"
     for i in range(20):
         write_run(root / "runs", f"run-{i}", steps=4)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(root, tmp_path) as (app, pilot):
         await until(pilot, lambda: app.runs_screen.view is not None)
         await pilot.press("r", "r", "r")
         screen = await settled(pilot)
@@ -420,9 +380,7 @@ async def test_refresh_during_an_import_never_imports_twice(tmp_path: Path) -> N
 
 
 async def test_theme_change_recolours_status_symbols(runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path) as (app, pilot, screen):
         row = names(screen).index("sgd-diverged")
         before = screen.table._cell(Column.attr("status"), row).spans[-1].style
         app.theme = "nord"

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 from conftest import write_run
+from helpers.tui import on_runs, pushed, running
 from textual.widgets import Input, OptionList
-from tui_pilot import make_app, settled, until
+from tui_pilot import settled, until
 
 from mltop.core.runs.runs_view import Column
 from mltop.tui.widgets.column_fit import fit_order
@@ -42,9 +43,7 @@ def header_line(screen: object) -> str:
 async def test_runs_table_at_80x24_shows_status_name_and_a_metric(
     wide_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(wide_root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(wide_root, tmp_path, SMALL) as (_, _, screen):
         header = header_line(screen)
         assert "name" in header
         assert "loss" in header or "acc" in header
@@ -55,9 +54,7 @@ async def test_runs_table_at_80x24_shows_status_name_and_a_metric(
 
 
 async def test_footer_at_80_columns_keeps_help_and_quit(wide_root: Path, tmp_path: Path) -> None:
-    app = make_app(wide_root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(wide_root, tmp_path, SMALL) as (_, pilot, screen):
         await pilot.pause()
         keys = str(screen.query_one(KeyBar).render())
         assert keys.rstrip().endswith("? help")
@@ -92,12 +89,9 @@ def test_metrics_take_the_room_before_params_and_source() -> None:
 async def test_a_column_added_with_plus_is_visible_at_80_columns(
     wide_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(wide_root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(wide_root, tmp_path, SMALL) as (_, pilot, screen):
         assert "min(loss)" not in header_line(screen)
-        await pilot.press("plus")
-        await until(pilot, lambda: isinstance(app.screen, ColumnPicker))
+        await pushed(pilot, "plus", ColumnPicker)
         await pilot.press("slash", *"min(loss")
         await pilot.press("down", "space", "enter")
         await settled(pilot)
@@ -109,11 +103,8 @@ async def test_a_column_added_with_plus_is_visible_at_80_columns(
 async def test_column_search_shows_what_is_typed_and_down_enters_the_list(
     wide_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(wide_root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
-        await settled(pilot)
-        await pilot.press("plus")
-        await until(pilot, lambda: isinstance(app.screen, ColumnPicker))
+    async with on_runs(wide_root, tmp_path, SMALL) as (app, pilot, _):
+        await pushed(pilot, "plus", ColumnPicker)
         await pilot.press("slash", "s", "e", "e")
         await pilot.pause()
         search = app.screen.query_one(Input)
@@ -145,9 +136,7 @@ async def test_run_detail_arrows_move_between_charts_in_every_direction(
     from mltop.tui.screens.runs.detail import RunDetailScreen
     from mltop.tui.widgets.chart import LineChart
 
-    app = make_app(many_metrics_root, tmp_path)
-    async with app.run_test(size=size) as pilot:
-        await settled(pilot)
+    async with on_runs(many_metrics_root, tmp_path, size) as (app, pilot, _):
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.charts)
         await pilot.pause()
@@ -201,8 +190,7 @@ def _headline(screen: object) -> str:
 
 
 async def test_compare_at_120_columns_fits_four_runs(five_runs_root: Path, tmp_path: Path) -> None:
-    app = make_app(five_runs_root, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with running(five_runs_root, tmp_path, (120, 40)) as (app, pilot):
         screen = await _compare_all(pilot, app)
         first, last, total = screen.table.shown_runs()
         assert total == 5 and first == 1 and last >= 4
@@ -211,8 +199,7 @@ async def test_compare_at_120_columns_fits_four_runs(five_runs_root: Path, tmp_p
 async def test_compare_at_80x24_fits_what_it_can_and_says_the_rest_scroll(
     five_runs_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(five_runs_root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
+    async with running(five_runs_root, tmp_path, SMALL) as (app, pilot):
         screen = await _compare_all(pilot, app)
         first, last, total = screen.table.shown_runs()
         assert (first, total) == (1, 5) and 3 <= last < 5
@@ -234,11 +221,8 @@ async def test_column_search_keeps_letters_typed_right_after_the_slash(
     list (Textual forwards each key to whatever has the focus when it arrives)."""
     from textual import events
 
-    app = make_app(wide_root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
-        await settled(pilot)
-        await pilot.press("plus")
-        await until(pilot, lambda: isinstance(app.screen, ColumnPicker))
+    async with on_runs(wide_root, tmp_path, SMALL) as (app, pilot, _):
+        await pushed(pilot, "plus", ColumnPicker)
         for key, character in (("slash", "/"), ("s", "s"), ("e", "e"), ("e", "e")):
             app.post_message(events.Key(key, character))
         await pilot.pause(0.2)

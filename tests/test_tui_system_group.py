@@ -7,12 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.tui import on_runs, open_detail, running
 from test_tracking_system import FakeGpus
-from tui_pilot import make_app, settled, until
 
 from mltop.core.tracking import start_run
-from mltop.tui.app import MltopApp
-from mltop.tui.screens.runs.detail import RunDetailScreen
 from mltop.tui.widgets.chart import LineChart
 
 
@@ -29,23 +27,12 @@ def system_root(tmp_path: Path) -> Path:
     return root
 
 
-async def _open(pilot, app: MltopApp) -> RunDetailScreen:  # type: ignore[no-untyped-def]
-    await settled(pilot)
-    await pilot.press("enter")
-    await until(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.charts)
-    screen = app.screen
-    assert isinstance(screen, RunDetailScreen)
-    await until(pilot, lambda: all(c.series is not None for c in screen.charts.values()))
-    return screen
-
-
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 async def test_system_charts_are_a_group_of_their_own_per_gpu(
     system_root: Path, tmp_path: Path, size: tuple[int, int]
 ) -> None:
-    app = make_app(system_root, tmp_path)
-    async with app.run_test(size=size) as pilot:
-        screen = await _open(pilot, app)
+    async with running(system_root, tmp_path, size) as (app, pilot):
+        screen = await open_detail(pilot)
         labels = [g.label for g in screen.groups]
         assert labels == [None, "system", "GPU 0", "GPU 1"]
         keys = [[c.key for c in g.query(LineChart)] for g in screen.groups]
@@ -100,7 +87,7 @@ def test_arrows_walk_between_groups_by_column() -> None:
 
 
 async def test_compare_overlays_a_system_metric_across_runs(tmp_path: Path) -> None:
-    from test_tui_compare import charted, mark_first, opened
+    from test_tui_compare import charted, compare_first
 
     root = tmp_path / "proj"
     for name in ("a", "b"):
@@ -109,12 +96,8 @@ async def test_compare_overlays_a_system_metric_across_runs(tmp_path: Path) -> N
             for step in range(4):
                 run.log(step=step, val_loss=1.0 / (step + 1) + (name == "b"))
                 time.sleep(0.06)
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settled(pilot)
-        await mark_first(pilot, 2)
-        await pilot.press("c")
-        screen = await opened(pilot)
+    async with on_runs(root, tmp_path, (120, 40)) as (_, pilot, _):
+        _, screen = await compare_first(pilot, 2)
         # The model's metric is charted first; system metrics follow the model's in m/M order.
         assert screen.metric == "val_loss"
         assert screen.metric_keys[0] == "val_loss"

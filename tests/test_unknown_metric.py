@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers.tui import on_runs
 from textual.widgets import Static
-from tui_pilot import make_app, settled
+from tui_pilot import settled
 
 SMALL = (80, 24)
 
@@ -47,9 +48,7 @@ def test_cli_known_metrics_give_no_warning(runs_root: Path) -> None:
 async def test_tui_says_under_the_filter_that_no_run_has_the_metric(
     runs_root: Path, tmp_path: Path
 ) -> None:
-    app = make_app(runs_root, tmp_path)
-    async with app.run_test(size=SMALL) as pilot:
-        screen = await settled(pilot)
+    async with on_runs(runs_root, tmp_path, SMALL) as (_, pilot, screen):
         screen.set_filter("metrics.los < 0.5")
         await settled(pilot)
         bar = screen.filter_bar

@@ -1,0 +1,87 @@
+"""Starting the app over a project and opening its screens by their keys, as a person would.
+
+Most app tests begin the same way (build the app over a folder, run it at a size, wait for the
+runs screen to read the folder, press a key and wait for the screen it opens); these are those
+steps once, so each test shows only what it checks."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from textual.command import CommandList, CommandPalette
+from textual.pilot import Pilot
+from textual.screen import Screen
+from tui_pilot import SIZE, make_app, settled, until
+
+from mltop.tui.app import MltopApp
+from mltop.tui.screens.runs.detail import RunDetailScreen
+from mltop.tui.screens.runs.screen import RunsScreen
+
+S = TypeVar("S", bound=Screen[object])
+
+
+@contextlib.asynccontextmanager
+async def running(
+    root: Path, tmp_path: Path, size: tuple[int, int] = SIZE, **kwargs: object
+) -> AsyncIterator[tuple[MltopApp, Pilot[object]]]:
+    """The app over ``root`` (its store in ``tmp_path``) running at ``size``; nothing awaited."""
+    app = make_app(root, tmp_path, **kwargs)
+    async with app.run_test(size=size) as pilot:
+        yield app, pilot
+
+
+@contextlib.asynccontextmanager
+async def on_runs(
+    root: Path, tmp_path: Path, size: tuple[int, int] = SIZE, **kwargs: object
+) -> AsyncIterator[tuple[MltopApp, Pilot[object], RunsScreen]]:
+    """:func:`running`, once the runs screen has read the folder (:func:`settled`)."""
+    async with running(root, tmp_path, size, **kwargs) as (app, pilot):
+        yield app, pilot, await settled(pilot)
+
+
+async def pushed(
+    pilot: Pilot[object],
+    key: str,
+    kind: type[S],
+    ready: Callable[[S], object] = lambda _: True,
+) -> S:
+    """Press ``key`` and wait until the app shows a ``kind`` screen that is ``ready``."""
+    await pilot.press(key)
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, kind) and bool(ready(app.screen)))
+    screen = app.screen
+    assert isinstance(screen, kind)
+    return screen
+
+
+async def palette_titles(pilot: Pilot[object], more_than: int) -> list[str]:
+    """Open the command palette (ctrl+p) and, once it lists more than ``more_than`` commands and
+    has stopped adding, the first line of every command's title, in the order shown."""
+    palette = await pushed(pilot, "ctrl+p", CommandPalette)
+    commands = palette.query_one(CommandList)
+    await until(pilot, lambda: commands.option_count > more_than)
+    await pilot.pause(0.3)
+    return [
+        str(commands.get_option_at_index(i).prompt).split("\n")[0]
+        for i in range(commands.option_count)
+    ]
+
+
+async def open_detail(pilot: Pilot[object], *, charts_drawn: bool = True) -> RunDetailScreen:
+    """Enter on the runs screen's current row once it settled: the run detail with its details
+    read and, with ``charts_drawn``, its charts made and every one's series loaded."""
+    await settled(pilot)
+    screen = await pushed(pilot, "enter", RunDetailScreen, lambda s: s.details)
+    if charts_drawn:
+        await until(pilot, lambda: charts_loaded(screen))
+    else:
+        await pilot.pause()
+    return screen
+
+
+def charts_loaded(screen: RunDetailScreen) -> bool:
+    """The run detail has made its charts and every one has its series."""
+    return bool(screen.charts) and all(c.series is not None for c in screen.charts.values())
