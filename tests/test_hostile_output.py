@@ -20,13 +20,12 @@ import struct
 import subprocess
 import sys
 import termios
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers.http import QuietHandler, serving
 
 from mltop.core.tracking import METRICS_FILE, start_run
 
@@ -305,33 +304,18 @@ def test_names_from_an_mlflow_server_are_inert(project: Path, tmp_path: Path) ->
     assert run["params"]["model"] == HOSTILE
 
 
-class _HostileErrors(BaseHTTPRequestHandler):
+class _HostileErrors(QuietHandler):
     """Answers every request as a failing tracking server whose error message is hostile."""
 
     def _answer(self) -> None:
-        body = json.dumps({"error_code": "INTERNAL_ERROR", "message": "s" + HOSTILE}).encode()
-        self.send_response(500)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        self.send_json({"error_code": "INTERNAL_ERROR", "message": "s" + HOSTILE}, status=500)
 
     do_GET = do_POST = _answer
 
-    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
-        pass
-
 
 def test_a_server_error_message_is_one_inert_problem_line(tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HostileErrors)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(_HostileErrors) as url:
         result = _mltop("runs", str(tmp_path), "--mlflow", url, "--store", _store(tmp_path))
-    finally:
-        server.shutdown()
-        server.server_close()
     assert result.returncode == 1
     assert_inert(result.stdout)
     assert_inert(result.stderr)

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers.pipelines import write_files
 
 from mltop.core.cli.pipelines import pipelines_command
 
@@ -105,14 +106,10 @@ def test_markdown_table_and_sections(project: Path) -> None:
 
 
 def test_file_text_cannot_inject_markup_escapes_or_table_cells(tmp_path: Path) -> None:
-    root = tmp_path / "proj"
-    (root / ".github/workflows").mkdir(parents=True)
-    (root / ".github/workflows/ci.yml").write_text(
-        "on: push\njobs:\n"
-        '  evil:\n    name: "test \\e[31m[bold red]x[/] | y <b>"\n    runs-on: x\n'
-        "    steps:\n      - run: pytest\n",
-        encoding="utf-8",
-    )
+    evil = '  evil:\n    name: "test \\e[31m[bold red]x[/] | y <b>"\n    runs-on: x\n'
+    root = write_files(tmp_path / "proj", {
+        ".github/workflows/ci.yml": f"on: push\njobs:\n{evil}    steps:\n      - run: pytest\n"
+    })  # fmt: skip
     _, text = run(root)
     assert "\x1b" not in text
     assert "␛[31m[bold red]x[/]" in text  # shown literally, the escape made visible

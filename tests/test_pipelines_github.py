@@ -7,15 +7,15 @@ the documented ``GET /repos/{owner}/{repo}/actions/runs`` and ``.../runs/{id}/jo
 
 from __future__ import annotations
 
+import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.http import QuietHandler, serving
 
 from mltop.core.cli.pipelines import pipelines_command
 from mltop.core.pipelines.detect import parse_file
@@ -116,38 +116,19 @@ class Server:
 def api() -> Iterator[Server]:
     state = Server()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             state.requests.append((self.path, dict(self.headers)))
             if state.delay:
                 time.sleep(state.delay)
             default = JOBS if "/jobs" in self.path else RUNS
             body = default if state.body is None else state.body
-            payload = json.dumps(body).encode()
-            try:
-                self.send_response(state.status)
-                for key, value in state.headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
+            # A client that gave up on a slow answer has closed its end.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_json(body, state.status, state.headers)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(Handler, poll=0.02) as state.url:
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def client(api: Server, **kw: Any) -> GitHubClient:
@@ -187,47 +168,40 @@ def test_401_bad_credentials(api: Server) -> None:
     assert str(info.value) == "GitHub API: 401 bad credentials; check the token in GITHUB_TOKEN"
 
 
+def refusal(api: Server, status: int, message: str, headers: dict[str, str] | None = None) -> str:
+    """The one-line error the client raises when the API answers ``status`` with ``message``."""
+    api.status = status
+    api.headers = headers or {}
+    api.body = {"message": message}
+    with pytest.raises(GitHubError) as info:
+        client(api).runs()
+    return str(info.value)
+
+
 def test_403_rate_limit_says_when_it_resets(api: Server) -> None:
     reset = int(time.time()) + 120
-    api.status = 403
-    api.headers = {
+    text = refusal(api, 403, "API rate limit exceeded for 1.2.3.4.", {
         "x-ratelimit-limit": "60",
         "x-ratelimit-remaining": "0",
         "x-ratelimit-reset": str(reset),
-    }
-    api.body = {"message": "API rate limit exceeded for 1.2.3.4."}
-    with pytest.raises(GitHubError) as info:
-        client(api).runs()
-    text = str(info.value)
+    })  # fmt: skip
     assert text.startswith("GitHub API rate limit (403): resets at ")
     assert "UTC (in 1" in text and "\n" not in text
 
 
 def test_429_retry_after(api: Server) -> None:
-    api.status = 429
-    api.headers = {"retry-after": "30"}
-    api.body = {"message": "secondary rate limit"}
-    with pytest.raises(GitHubError) as info:
-        client(api).runs()
-    assert str(info.value) == "GitHub API rate limit (429): retry after 30 s"
+    text = refusal(api, 429, "secondary rate limit", {"retry-after": "30"})
+    assert text == "GitHub API rate limit (429): retry after 30 s"
 
 
 def test_403_without_rate_limit_is_forbidden(api: Server) -> None:
-    api.status = 403
-    api.headers = {"x-ratelimit-remaining": "4999"}
-    api.body = {"message": "Resource not accessible by integration"}
-    with pytest.raises(GitHubError) as info:
-        client(api).runs()
-    assert str(info.value) == (
-        "GitHub API: 403 forbidden for octo/repo: Resource not accessible by integration"
-    )
+    message = "Resource not accessible by integration"
+    text = refusal(api, 403, message, {"x-ratelimit-remaining": "4999"})
+    assert text == f"GitHub API: 403 forbidden for octo/repo: {message}"
 
 
 def test_404_names_the_repository(api: Server) -> None:
-    api.status = 404
-    api.body = {"message": "Not Found"}
-    with pytest.raises(GitHubError, match=r"404 not found: octo/repo"):
-        client(api).runs()
+    assert "404 not found: octo/repo" in refusal(api, 404, "Not Found")
 
 
 def test_timeout_is_one_line(api: Server) -> None:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from conftest import deep_tree
+from helpers.pipelines import DVC_TRAIN_STAGE
 
 DEADLINE = 60  # seconds; the command takes about one
 
@@ -26,14 +27,6 @@ jobs:
     steps:
       - uses: actions/checkout@v4
       - run: python -m pytest
-"""
-
-DVC_YAML = """\
-stages:
-  train:
-    cmd: python train.py
-    deps: [train.py]
-    outs: [model.pkl]
 """
 
 DVC_LOCK = """\
@@ -72,7 +65,7 @@ def test_fifos_named_like_pipeline_files_and_outputs_never_block_the_command(
     os.mkfifo(tmp_path / ".gitlab-ci.yml")
     (tmp_path / "reports").mkdir()
     os.mkfifo(tmp_path / "reports" / "junit.xml")
-    (tmp_path / "dvc.yaml").write_text(DVC_YAML)
+    (tmp_path / "dvc.yaml").write_text(DVC_TRAIN_STAGE)
     (tmp_path / "dvc.lock").write_text(DVC_LOCK)
     (tmp_path / "train.py").write_text("x")
     os.mkfifo(tmp_path / "model.pkl")  # a stage output the status check would hash

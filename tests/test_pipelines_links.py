@@ -3,10 +3,10 @@ output folder or the project's folder, and the runs-screen filters that list exa
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from helpers.pipelines import sample_pipelines
 
 from mltop.core.entities import RunRecord
 from mltop.core.pipelines.github_runs import CiRun
@@ -23,7 +23,6 @@ from mltop.core.pipelines.overview import build_overview, load_pipeline
 from mltop.core.runs.query import compile_query
 from mltop.core.store import Store, open_memory_store
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_project"
 SHA = "acb5820ced9479c074f688cc328bf03f341a511d"
 OTHER = "0123456789abcdef0123456789abcdef01234567"
 
@@ -44,21 +43,9 @@ def record(name: str, location: Path | str, commit: str | None, start: float = 0
     )
 
 
-# what `dvc repro` records: the sample project's three stages ran with their current commands
-LAST_RUN = (
-    "schema: '2.0'\nstages:\n  prepare:\n    cmd: python prepare.py\n"
-    "  train:\n    cmd: python train.py --from-params\n  evaluate:\n    cmd: python evaluate.py\n"
-)
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    root = tmp_path / "proj [1] (x)"
-    (root / ".github" / "workflows").mkdir(parents=True)
-    shutil.copy(SAMPLE / "dvc.yaml", root / "dvc.yaml")
-    shutil.copy(SAMPLE / ".github" / "workflows" / "ci.yml", root / ".github/workflows/ci.yml")
-    (root / "dvc.lock").write_text(LAST_RUN, encoding="utf-8")
-    return root
+    return sample_pipelines(tmp_path / "proj [1] (x)")
 
 
 def test_runs_at_commits_match_full_and_abbreviated_hashes_either_way() -> None:

@@ -8,12 +8,11 @@ import json
 import os
 import shutil
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from helpers.http import QuietHandler, serving
 
 from mltop.core.cli.pipelines import pipelines_command
 from mltop.core.pipelines.overview import GitHubOptions, build_overview
@@ -133,7 +132,7 @@ def test_cli_table_and_json_carry_the_same_figures(repo: Path) -> None:
     assert found["drift"]["value"] is None and found["drift"]["side"] == "mlops"
 
 
-class _Runs(BaseHTTPRequestHandler):
+class _Runs(QuietHandler):
     """GitHub's REST answers for repository o/r: its default branch and its latest runs."""
 
     def do_GET(self) -> None:
@@ -167,15 +166,7 @@ class _Runs(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
             return
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.send_json(body)
 
 
 def test_deploy_frequency_and_change_failure_rate_come_from_github_runs(repo: Path) -> None:
@@ -184,15 +175,8 @@ def test_deploy_frequency_and_change_failure_rate_come_from_github_runs(repo: Pa
         "      - run: kubectl apply -f k8s/\n",
         encoding="utf-8",
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Runs)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        api = f"http://127.0.0.1:{server.server_address[1]}"
+    with serving(_Runs) as api:
         overview = build_overview(repo, GitHubOptions("o/r", token="t", api_url=api))
-    finally:
-        server.shutdown()
-        server.server_close()
     metrics = by_name(overview)
     deploy = metrics["deploy frequency"]
     assert deploy.value == "2 deploys, one every 4.0 days on average"  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from helpers.pipelines import write_files
 
 from mltop.core.cli.pipelines import pipelines_command
 from mltop.core.pipelines.model import Phase
@@ -246,13 +247,8 @@ def test_a_broken_workflow_is_one_line_and_the_rest_of_the_repository_shows(
 def test_statuses_of_a_joined_ml_side_come_from_each_files_own_lock(tmp_path: Path) -> None:
     root = tmp_path / "proj"
     shutil.copytree(HERE / "sample", root)
-    (root / "nested").mkdir()
-    (root / "nested/dvc.yaml").write_text(
-        "stages:\n  fit:\n    cmd: python train.py\n", encoding="utf-8"
-    )
-    (root / "nested/dvc.lock").write_text(
-        "schema: '2.0'\nstages:\n  fit:\n    cmd: python train.py\n", encoding="utf-8"
-    )
+    fit = "stages:\n  fit:\n    cmd: python train.py\n"
+    write_files(root / "nested", {"dvc.yaml": fit, "dvc.lock": "schema: '2.0'\n" + fit})
     overview = build_overview(root)
     mlops = overview.comparison.mlops
     assert mlops is not None and len(mlops.members) == 2
@@ -274,17 +270,14 @@ def test_a_joined_stage_box_names_the_stage_then_its_file(tmp_path: Path) -> Non
 
 
 def test_gitlab_local_includes_and_azure_templates_join_the_devops_side(tmp_path: Path) -> None:
-    gitlab = tmp_path / "gl"
-    (gitlab / "ci").mkdir(parents=True)
-    (gitlab / ".gitlab-ci.yml").write_text(
-        "stages: [lint, test]\ninclude:\n  - local: /ci/lint.yml\n  - local: ci/*.missing.yml\n"
-        "  - remote: https://example.org/x.yml\n"
-        "unit:\n  stage: test\n  script: [python -m pytest]\n",
-        encoding="utf-8",
-    )
-    (gitlab / "ci/lint.yml").write_text(
-        "ruff:\n  stage: lint\n  script: [ruff check .]\n", encoding="utf-8"
-    )
+    gitlab = write_files(tmp_path / "gl", {
+        ".gitlab-ci.yml": (
+            "stages: [lint, test]\ninclude:\n  - local: /ci/lint.yml\n"
+            "  - local: ci/*.missing.yml\n  - remote: https://example.org/x.yml\n"
+            "unit:\n  stage: test\n  script: [python -m pytest]\n"
+        ),
+        "ci/lint.yml": "ruff:\n  stage: lint\n  script: [ruff check .]\n",
+    })  # fmt: skip
     (gitlab / ".git").mkdir()
     overview = build_overview(gitlab)
     devops = overview.comparison.devops
@@ -299,14 +292,12 @@ def test_gitlab_local_includes_and_azure_templates_join_the_devops_side(tmp_path
     assert "/ci/lint.yml" not in not_followed  # read, so not listed as left out
     assert "include: remote https://example.org/x.yml" in not_followed
 
-    azure = tmp_path / "az"
-    (azure / "templates").mkdir(parents=True)
-    (azure / "azure-pipelines.yml").write_text(
-        "jobs:\n- template: templates/test.yml\n- template: jobs.yml@shared\n", encoding="utf-8"
-    )
-    (azure / "templates/test.yml").write_text(
-        "jobs:\n- job: pytest\n  steps:\n  - script: python -m pytest\n", encoding="utf-8"
-    )
+    azure = write_files(tmp_path / "az", {
+        "azure-pipelines.yml": (
+            "jobs:\n- template: templates/test.yml\n- template: jobs.yml@shared\n"
+        ),
+        "templates/test.yml": "jobs:\n- job: pytest\n  steps:\n  - script: python -m pytest\n",
+    })  # fmt: skip
     overview = build_overview(azure)
     devops = overview.comparison.devops
     assert devops is not None

@@ -17,6 +17,7 @@ from pathlib import Path
 import mlflow  # noqa: F401  (a test dependency: the `test` extra installs it)
 import mlflow_server
 import pytest
+from helpers.pipelines import DVC_TRAIN_STAGE
 from mlflow.tracking import MlflowClient
 
 from mltop.core import cli
@@ -83,20 +84,17 @@ def assert_matches_oracle(store: Store, oracle: dict, *, rest: bool = False) -> 
         assert deleted == [("diabetes-regressor", "2")]
 
 
-def test_sqlite_store_registry_matches_mlflow_client(tmp_path):
-    root = _extract("sqlite-store.tar.gz", tmp_path)
+@pytest.mark.parametrize(
+    ("archive", "oracle"),
+    [("sqlite-store.tar.gz", "sqlite"), ("file-store.tar.gz", "filestore")],
+    ids=["sqlite-store", "file-store"],
+)
+def test_store_registry_matches_mlflow_client(tmp_path, archive: str, oracle: str):
+    root = _extract(archive, tmp_path)
     store = open_memory_store()
     report = ingest(root, store)
     assert report.problems == []
-    assert_matches_oracle(store, _oracle("sqlite"))
-
-
-def test_file_store_registry_matches_mlflow_client(tmp_path):
-    root = _extract("file-store.tar.gz", tmp_path)
-    store = open_memory_store()
-    report = ingest(root, store)
-    assert report.problems == []
-    assert_matches_oracle(store, _oracle("filestore"))
+    assert_matches_oracle(store, _oracle(oracle))
 
 
 def test_unchanged_registry_is_not_read_again(tmp_path, monkeypatch):
@@ -377,17 +375,15 @@ def test_runs_filter_on_registry_facts(tmp_path, text, expected):
 
 # -- pipelines: the register phase and maturity --------------------------------------------------
 
-DVC_YAML = """\
-stages:
-  train:
-    cmd: python train.py
-    deps: [train.py]
-    outs: [model.pkl]
+DVC_YAML = (
+    DVC_TRAIN_STAGE
+    + """\
   evaluate:
     cmd: python evaluate.py
     deps: [model.pkl]
     metrics: [metrics.json]
 """
+)
 
 
 def _pipeline_project(tmp_path: Path, with_registry: bool) -> Path:
@@ -467,29 +463,36 @@ def _git(repo: Path, *args: str, when: int | None = None) -> None:
     subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
+def _commit(repo: Path, message: str, when: int, files: dict[str, str]) -> None:
+    """Write ``files`` (path: text) and commit them at ``when``."""
+    for path, text in files.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(text)
+    _git(repo, "add", *files)
+    _git(repo, "commit", "-q", "-m", message, when=when)
+
+
+def _tag(repo: Path, name: str, message: str, when: int) -> None:
+    """An annotated tag, as GTO writes a registration or a stage assignment."""
+    _git(repo, "tag", "-a", name, "-m", message, when=when)
+
+
 def test_gto_versions_and_stages_from_git_tags(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q", "-b", "main")
-    (repo / "dvc.yaml").write_text(GTO_DVC_YAML)
-    (repo / ".dvc").mkdir()  # what `dvc init` leaves (DVC itself is not needed to read GTO)
-    (repo / ".dvc" / "config").write_text("")
-    _git(repo, "add", "dvc.yaml", ".dvc/config")
-    _git(repo, "commit", "-q", "-m", "first model", when=1_796_000_000)
-    _git(repo, "tag", "-a", "churn@v1.0.0", "-m", "first release", when=1_796_000_010)
-    _git(repo, "tag", "-a", "churn#prod#1", "-m", "to prod", when=1_796_000_020)
-    (repo / "train.py").write_text("print('v2')\n")
-    _git(repo, "add", "train.py")
-    _git(repo, "commit", "-q", "-m", "better model", when=1_796_000_100)
-    _git(repo, "tag", "-a", "churn@v1.1.0", "-m", "second release", when=1_796_000_110)
-    _git(repo, "tag", "-a", "churn#staging#2", "-m", "to staging", when=1_796_000_120)
-    _git(repo, "tag", "-a", "churn#prod#3", "-m", "promote", when=1_796_000_130)
-    _git(repo, "tag", "-a", "churn#staging!#4", "-m", "off staging", when=1_796_000_140)
-    (repo / "README").write_text("x\n")
-    _git(repo, "add", "README")
-    _git(repo, "commit", "-q", "-m", "third", when=1_796_000_200)
-    _git(repo, "tag", "-a", "churn@v1.2.0", "-m", "bad release", when=1_796_000_210)
-    _git(repo, "tag", "-a", "churn@v1.2.0!", "-m", "deregistered", when=1_796_000_220)
+    # .dvc/config is what `dvc init` leaves (DVC itself is not needed to read GTO).
+    _commit(repo, "first model", 1_796_000_000, {"dvc.yaml": GTO_DVC_YAML, ".dvc/config": ""})
+    _tag(repo, "churn@v1.0.0", "first release", 1_796_000_010)
+    _tag(repo, "churn#prod#1", "to prod", 1_796_000_020)
+    _commit(repo, "better model", 1_796_000_100, {"train.py": "print('v2')\n"})
+    _tag(repo, "churn@v1.1.0", "second release", 1_796_000_110)
+    _tag(repo, "churn#staging#2", "to staging", 1_796_000_120)
+    _tag(repo, "churn#prod#3", "promote", 1_796_000_130)
+    _tag(repo, "churn#staging!#4", "off staging", 1_796_000_140)
+    _commit(repo, "third", 1_796_000_200, {"README": "x\n"})
+    _tag(repo, "churn@v1.2.0", "bad release", 1_796_000_210)
+    _tag(repo, "churn@v1.2.0!", "deregistered", 1_796_000_220)
     _git(repo, "tag", "v9.9.9", when=1_796_000_230)  # an ordinary release tag: not GTO's
 
     store = open_memory_store()

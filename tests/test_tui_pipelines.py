@@ -6,19 +6,20 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import write_run
+from helpers.http import QuietHandler, serving
+from helpers.pipelines import sample_pipelines
+from helpers.tui import pushed, running
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import OptionList
-from tui_pilot import SIZE, make_app
+from tui_pilot import SIZE, make_app, settled
 
 from mltop.core.cli.pipelines import pipelines_command
 from mltop.core.tracking import META_FILE
@@ -31,7 +32,6 @@ from mltop.tui.screens.pipelines.screen import PipelinesScreen
 from mltop.tui.screens.runs.screen import RunsScreen
 from mltop.tui.widgets.phase_grid import PhaseGrid
 
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_project"
 SHA = "acb5820ced9479c074f688cc328bf03f341a511d"
 HOSTILE = "boom[red]x[/red]\x1b[31m"
 
@@ -46,34 +46,18 @@ async def until(pilot: Pilot, predicate: Callable[[], object], timeout: float = 
         await pilot.pause(0.02)
 
 
-# what `dvc repro` records: the sample project's three stages ran with their current commands
-LAST_RUN = (
-    "schema: '2.0'\nstages:\n  prepare:\n    cmd: python prepare.py\n"
-    "  train:\n    cmd: python train.py --from-params\n  evaluate:\n    cmd: python evaluate.py\n"
-)
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """The sample project's own pipelines and two finished runs under ``runs/``."""
-    root = tmp_path / "proj"
-    (root / ".github" / "workflows").mkdir(parents=True)
-    shutil.copy(SAMPLE / "dvc.yaml", root / "dvc.yaml")
-    shutil.copy(SAMPLE / ".github" / "workflows" / "ci.yml", root / ".github/workflows/ci.yml")
-    (root / "dvc.lock").write_text(LAST_RUN, encoding="utf-8")
+    root = sample_pipelines(tmp_path / "proj")
     write_run(root / "runs", "sgd-lr0.1", steps=3)
     write_run(root / "runs", "rf-depth4", steps=3)
     return root
 
 
 async def open_pipelines(pilot: Pilot) -> PipelinesScreen:
-    app = pilot.app
-    assert isinstance(app, MltopApp)
-    await until(pilot, lambda: app.runs_screen.settled)
-    await pilot.press("p")
-    await until(pilot, lambda: isinstance(app.screen, PipelinesScreen) and app.screen.settled)
-    screen = app.screen
-    assert isinstance(screen, PipelinesScreen)
+    await settled(pilot)
+    screen = await pushed(pilot, "p", PipelinesScreen, lambda s: s.settled)
     await pilot.pause()
     return screen
 
@@ -96,8 +80,7 @@ def static_text(screen: Any, selector: str) -> str:
 async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
     project: Path, tmp_path: Path
 ) -> None:
-    app = make_app(project, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(project, tmp_path) as (_, pilot):
         screen = await open_pipelines(pilot)
         data = screen.data
         assert data is not None
@@ -135,8 +118,7 @@ async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
 
 
 async def test_reasons_toggle_and_side_moves(project: Path, tmp_path: Path) -> None:
-    app = make_app(project, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(project, tmp_path) as (_, pilot):
         screen = await open_pipelines(pilot)
         assert "why:" not in grid_text(screen)
         await pilot.click(PhaseGrid, offset=(25, 3))  # the DevOps cell of build / prepare
@@ -158,8 +140,7 @@ async def test_reasons_toggle_and_side_moves(project: Path, tmp_path: Path) -> N
 async def test_graph_view_draws_the_stages_and_moves_between_boxes(
     project: Path, tmp_path: Path
 ) -> None:
-    app = make_app(project, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(project, tmp_path) as (app, pilot):
         screen = await open_pipelines(pilot)
         await pilot.press("g")
         await until(pilot, lambda: isinstance(app.screen, PipelineDagScreen) and app.screen.settled)
@@ -208,8 +189,7 @@ async def test_one_repository_joins_its_ml_pipelines_and_p_picks_another_reposit
     (other / ".github/workflows/deploy.yml").write_text(
         "on: push\njobs:\n  ship:\n    runs-on: x\n    steps:\n      - run: kubectl apply -f k8s/\n"
     )
-    app = make_app(project, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(project, tmp_path) as (app, pilot):
         screen = await open_pipelines(pilot)
         overview = screen.data.overview  # type: ignore[union-attr]
         mlops = overview.comparison.mlops
@@ -221,9 +201,7 @@ async def test_one_repository_joins_its_ml_pipelines_and_p_picks_another_reposit
         assert "MLOps: 2 files: dvc.yaml, experiments/big/" in grid
         assert "register" in line_with(grid, "package / register")
         assert "ship" not in grid  # the vendored repository's job is not this one's
-        await pilot.press("P")
-        await until(pilot, lambda: isinstance(app.screen, PipelinePicker))
-        picker = app.screen
+        picker = await pushed(pilot, "P", PipelinePicker)
         assert isinstance(picker, PipelinePicker)
         assert [r.root for r in picker.repositories] == [project.resolve(), other.resolve()]
         picker.query_one(OptionList).highlighted = 1
@@ -242,8 +220,7 @@ async def test_one_repository_joins_its_ml_pipelines_and_p_picks_another_reposit
 async def test_empty_folder_says_no_pipelines_found(tmp_path: Path) -> None:
     root = tmp_path / "empty"
     root.mkdir()
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(root, tmp_path) as (app, pilot):
         screen = await open_pipelines(pilot)
         assert screen.has_class("-empty")
         empty = static_text(screen, "#pl-empty")
@@ -264,8 +241,7 @@ async def test_hostile_stage_names_stay_literal(tmp_path: Path) -> None:
         f'stages:\n  "{escaped}":\n    cmd: python train.py "[bold]x[/]"\n'
         f"  after:\n    cmd: python evaluate.py\n    deps: [out]\n"
     )
-    app = make_app(root, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(root, tmp_path) as (app, pilot):
         screen = await open_pipelines(pilot)
         shown = "boom[red]x[/red]␛[31m"
         assert shown in grid_text(screen)
@@ -279,13 +255,11 @@ async def test_hostile_stage_names_stay_literal(tmp_path: Path) -> None:
 
 async def test_o_lists_the_linked_runs_in_the_runs_table(project: Path, tmp_path: Path) -> None:
     write_run(project.parent / "elsewhere", "stranger", steps=2)
-    app = make_app(project.parent, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(project.parent, tmp_path) as (app, pilot):
         screen = await open_pipelines(pilot)
         await pilot.press("j")  # train
         assert screen.grid.selected_stage.id == "train"  # type: ignore[union-attr]
-        await pilot.press("o")
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pushed(pilot, "o", RunsScreen)
         runs = app.runs_screen
         assert runs.filter_text.startswith("location ~")
         await until(pilot, lambda: runs.settled and runs.view is not None and runs.view.rows == 2)
@@ -295,8 +269,7 @@ async def test_o_lists_the_linked_runs_in_the_runs_table(project: Path, tmp_path
 async def test_help_lists_every_binding_id_and_works_at_80x24(
     project: Path, tmp_path: Path
 ) -> None:
-    app = make_app(project, tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with running(project, tmp_path, (80, 24)) as (app, pilot):
         screen = await open_pipelines(pilot)
         text = grid_text(screen)
         assert "coverage" not in text.splitlines()[0]  # the column is left out when narrow
@@ -319,8 +292,7 @@ async def test_help_lists_every_binding_id_and_works_at_80x24(
 async def test_runs_screen_offers_pipelines_by_key_and_palette(
     project: Path, tmp_path: Path
 ) -> None:
-    app = make_app(project, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(project, tmp_path) as (app, pilot):
         await until(pilot, lambda: app.runs_screen.settled)
         runs = app.runs_screen
 
@@ -334,7 +306,7 @@ async def test_runs_screen_offers_pipelines_by_key_and_palette(
 # -- GitHub Actions through a local server ------------------------------------------------------
 
 
-class _GitHub(BaseHTTPRequestHandler):
+class _GitHub(QuietHandler):
     def do_GET(self) -> None:
         if self.path.startswith("/repos/o/r/actions/runs?"):
             body: dict[str, Any] = {
@@ -375,27 +347,13 @@ class _GitHub(BaseHTTPRequestHandler):
         else:
             self.send_error(404)
             return
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.send_json(body)
 
 
 @pytest.fixture
 def github() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _GitHub)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_GitHub) as url:
+        yield url
 
 
 async def test_github_job_status_and_runs_at_the_ci_commit(
@@ -438,8 +396,7 @@ async def test_a_stage_never_run_says_so_in_the_clis_words_and_links_no_runs(
     project: Path, tmp_path: Path
 ) -> None:
     (project / "dvc.lock").unlink()
-    app = make_app(project, tmp_path)
-    async with app.run_test(size=SIZE) as pilot:
+    async with running(project, tmp_path) as (_, pilot):
         screen = await open_pipelines(pilot)
         test_row = line_with(grid_text(screen), "test / train")
         assert "○ train  not run yet: no dvc.lock" in test_row
@@ -464,8 +421,7 @@ async def test_the_metrics_band_shows_devops_and_mlops_figures_side_by_side(
             check=True,
             capture_output=True,
         )
-    app = make_app(project, tmp_path)
-    async with app.run_test(size=(200, 60)) as pilot:
+    async with running(project, tmp_path, (200, 60)) as (_, pilot):
         screen = await open_pipelines(pilot)
         # a tall terminal gives the band a strip of its own under the table
         assert screen.query_one("#pl-metrics").display
