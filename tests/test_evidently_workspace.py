@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.fixtures import untar
 
 from mltop.core.monitor.evidently_workspace import (
     DriftSnapshot,
@@ -29,9 +29,7 @@ PROJECT = ORACLE["projects"][0]
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    with tarfile.open(FIXTURES / "evidently_workspace.tar.gz") as tar:
-        tar.extractall(tmp_path, filter="data")
-    return tmp_path / "evidently_workspace"
+    return untar(FIXTURES / "evidently_workspace.tar.gz", tmp_path)
 
 
 def snapshot_file(workspace: Path, index: int) -> Path:

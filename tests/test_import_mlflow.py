@@ -13,12 +13,14 @@ import os
 import random
 import shutil
 import sqlite3
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import summary_rows
+from helpers.files import not_tracker_databases
+from helpers.fixtures import untar
+from helpers.mlflow_oracle import assert_run_matches_oracle
 
 from mltop.core.entities import ImportReport, SourceRef
 from mltop.core.importers import mlflow_files, mlflow_metric_lines, mlflow_sqlite
@@ -33,10 +35,7 @@ FILES = mlflow_files.KIND
 
 def extract(archive: str, dest: Path) -> Path:
     """Unpack a fixture archive into ``dest`` and return the top folder it holds."""
-    with tarfile.open(FIXTURES / archive) as tar:
-        tar.extractall(dest, filter="data")
-        top = tar.getnames()[0].split("/")[0]
-    return dest / top
+    return untar(FIXTURES / archive, dest)
 
 
 def sqlite_copy(dest: Path) -> Path:
@@ -107,11 +106,7 @@ def test_every_run_matches_the_oracle(imported) -> None:
     assert set(runs) == {r["run_id"] for r in oracle["runs"]}
     for expected in oracle["runs"]:
         run = runs[expected["run_id"]]
-        assert run.name == expected["run_name"]
-        assert run.status == expected["status"]
-        assert run.lifecycle == expected["lifecycle_stage"]
-        assert run.experiment == expected["experiment_name"]
-        assert run.start_time == expected["start_time"] / 1000
+        assert_run_matches_oracle(run, expected)
         end = expected["end_time"]
         assert run.end_time == (end / 1000 if end is not None else None)
         assert run.artifact_uri == expected["artifact_uri"]
@@ -238,11 +233,7 @@ def test_sqlite_store_is_detected_by_header_and_tables(tmp_path: Path) -> None:
 
 
 def test_other_sqlite_and_db_files_are_not_claimed(tmp_path: Path) -> None:
-    con = sqlite3.connect(tmp_path / "app.db")
-    con.execute("CREATE TABLE runs (id INTEGER)")
-    con.commit()
-    con.close()
-    (tmp_path / "notes.db").write_text("not a database")
+    not_tracker_databases(tmp_path)
     assert detect(mlflow_sqlite.IMPORTER, tmp_path) is None
 
 

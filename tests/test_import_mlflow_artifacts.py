@@ -16,12 +16,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import textwrap
 from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
+from helpers.fixtures import untar
 from test_import_tensorboard import _scalar
 from tui_pilot import SIZE, make_app, settled, until
 
@@ -37,9 +37,7 @@ LOGGED_HISTORY = [(0, 5.0), (1, 6.0), (2, 7.0)]
 
 
 def _extract(archive: str, dest: Path) -> Path:
-    with tarfile.open(FIXTURES / "mlflow" / archive) as tar:
-        tar.extractall(dest, filter="data")
-        return dest / tar.getnames()[0].split("/")[0]
+    return untar(FIXTURES / "mlflow" / archive, dest)
 
 
 def _oracle(run: str, tag: str) -> list[tuple[int, float]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.stores import snapshot
 
 from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport, Run, SourceRef, Status, stable_id
@@ -58,17 +59,6 @@ def run_by_name(store: Store, name: str) -> Run:
 
 def iso(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
-
-
-def snapshot(store: Store) -> list[Any]:
-    out: list[Any] = []
-    for run in store.runs(order="name"):
-        fields = dict(run.__dict__)
-        fields.pop("updated")
-        out.append((fields, store.params(run.id), store.tags(run.id)))
-        for key in sorted(store.summaries([run.id])[run.id]):
-            out.append((key, store.history(run.id, key).to_pylist()))
-    return out
 
 
 class Writer:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.stores import snapshot
 
 from mltop.core.common.protowire import encode_len_field, encode_varint
 from mltop.core.discovery import ingest
@@ -100,18 +101,6 @@ def iso(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def snapshot(store: Store) -> list[Any]:
-    """Everything the store holds about its runs, for equality between import paths."""
-    out: list[Any] = []
-    for run in store.runs(order="name"):
-        fields = dict(run.__dict__)
-        fields.pop("updated")
-        out.append((fields, store.params(run.id), store.tags(run.id)))
-        for key, summary in sorted(store.summaries([run.id])[run.id].items()):
-            out.append((key, summary, store.history(run.id, key).to_pylist()))
-    return out
-
-
 # -- protobuf/framing encoders, to derive records from the real ones ----------------------------
 
 
@@ -152,6 +141,14 @@ def frame(payloads: list[bytes]) -> bytes:
 def real_payloads(folder: Path) -> list[bytes]:
     data = next(folder.glob("run-*.wandb")).read_bytes()
     return wandb_records.read_chunks(data).payloads
+
+
+def logged_last(folder: Path, record: bytes) -> None:
+    """Rewrite the run's .wandb file with ``record`` just before its exit record, as if the run
+    had logged it last."""
+    payloads = real_payloads(folder)
+    payloads.insert(-1, record)
+    next(folder.glob("run-*.wandb")).write_bytes(frame(payloads))
 
 
 # -- the reader ----------------------------------------------------------------------------------
@@ -269,10 +266,10 @@ def test_discovery_finds_run_folders_and_claims_the_wandb_logs(wandb_dir: Path) 
 def test_reimport_is_idempotent_and_an_unchanged_rescan_reads_nothing(wandb_dir: Path) -> None:
     store = open_memory_store()
     ingest(wandb_dir.parent, store, importers=[IMPORTER])
-    before = (store.table_counts(), snapshot(store))
+    before = (store.table_counts(), snapshot(store, summaries=True))
     again = ingest(wandb_dir.parent, store, importers=[IMPORTER])
     assert again.counts == {} and again.problems == []
-    assert (store.table_counts(), snapshot(store)) == before
+    assert (store.table_counts(), snapshot(store, summaries=True)) == before
 
 
 # -- live runs -----------------------------------------------------------------------------------
@@ -350,7 +347,7 @@ def test_a_growing_file_is_read_incrementally_and_ends_equal_to_a_fresh_import(
         # Every intermediate state equals a fresh import of the same bytes.
         fresh = open_memory_store()
         import_run(fresh, folder)
-        assert snapshot(store) == snapshot(fresh)
+        assert snapshot(store, summaries=True) == snapshot(fresh, summaries=True)
     run = store.run(run_id_for(folder))
     assert run is not None and run.status == Status.FINISHED
     oracle = json.loads((LIVE_ORACLE / f"{snapshot_name}.FINAL.summary.json").read_text())
@@ -360,26 +357,17 @@ def test_a_growing_file_is_read_incrementally_and_ends_equal_to_a_fresh_import(
 
 def test_nan_infinity_and_unicode_keys_survive(wandb_dir: Path) -> None:
     folder = wandb_dir / FINISHED
-    payloads = real_payloads(folder)
-    exit_record = payloads.pop()
-    payloads.append(
-        history_record(
-            9000,
-            50,
-            {
-                "ünï/lösß": b"NaN",
-                "train/loss": b"Infinity",
-                "grad norm / max": b"-Infinity",
-                "quoted": b'"NaN"',
-                "text": b'"hello"',
-                "flag": b"true",
-                "image": b'{"_type": "image-file"}',
-                "_timestamp": b"1795723450.5",
-            },
-        )
-    )
-    payloads.append(exit_record)
-    next(folder.glob("*.wandb")).write_bytes(frame(payloads))
+    values = {
+        "ünï/lösß": b"NaN",
+        "train/loss": b"Infinity",
+        "grad norm / max": b"-Infinity",
+        "quoted": b'"NaN"',
+        "text": b'"hello"',
+        "flag": b"true",
+        "image": b'{"_type": "image-file"}',
+        "_timestamp": b"1795723450.5",
+    }
+    logged_last(folder, history_record(9000, 50, values))
     store = open_memory_store()
     assert import_run(store, folder).problems == []
     run_id = run_id_for(folder)

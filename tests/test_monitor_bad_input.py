@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.files import write_lines
 
 from mltop.core.cli import main
 from mltop.core.monitor import MonitorConfig, MonitorError, build_report
@@ -66,12 +67,9 @@ def test_a_log_without_a_timestamp_asks_for_one(
 def test_a_label_column_of_numbers_and_words_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lines = ["ts,x,prediction,label"]
-    lines += [f"2025-05-01T0{i % 10}:00:00Z,{i},1,{'yes' if i == 7 else i % 2}" for i in range(40)]
-    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    line = one_line_error(
-        [str(tmp_path / "log.csv"), "--ref-window", "2025-05-01..2025-05-01T05:00"], capsys
-    )
+    rows = [f"2025-05-01T0{i % 10}:00:00Z,{i},1,{'yes' if i == 7 else i % 2}" for i in range(40)]
+    log = write_lines(tmp_path / "log.csv", ["ts,x,prediction,label", *rows])
+    line = one_line_error([str(log), "--ref-window", "2025-05-01..2025-05-01T05:00"], capsys)
     assert line.startswith(
         f"mltop monitor: {tmp_path / 'log.csv'}: label column 'label' mixes numbers and text"
     )
@@ -164,11 +162,8 @@ def test_a_feature_with_no_values_is_not_tested_and_said(
 
 def test_rows_with_unreadable_times_are_left_out_and_counted(tmp_path: Path) -> None:
     lines = ["time,x"] + [f"2025-05-0{1 + i % 2}T10:00:00Z,{i}" for i in range(30)]
-    lines += ["yesterday,3", "not a time,4"]
-    (tmp_path / "log.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    report = build_report(
-        MonitorConfig(log=str(tmp_path / "log.csv"), reference_window="2025-05-01..2025-05-02")
-    )
+    log = write_lines(tmp_path / "log.csv", [*lines, "yesterday,3", "not a time,4"])
+    report = build_report(MonitorConfig(log=str(log), reference_window="2025-05-01..2025-05-02"))
     assert report.overall.n_rows == 15  # the second day; the first is the reference
     assert report.problems[0] == (
         f"{tmp_path / 'log.csv'}: 2 rows without a readable time in 'time' were left out"

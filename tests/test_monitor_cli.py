@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
+from helpers.files import write_lines
+from helpers.fixtures import untar
 from rich.console import Console
 
 from mltop.core.cli import main
@@ -21,10 +22,7 @@ ORACLE = json.loads((FIXTURE / "oracle_monitoring.json").read_text(encoding="utf
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("monitoring-cli")
-    with tarfile.open(FIXTURE / "data.tar.gz") as tar:
-        tar.extractall(root, filter="data")
-    return root / "data"
+    return untar(FIXTURE / "data.tar.gz", tmp_path_factory.mktemp("monitoring-cli"))
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -141,12 +139,9 @@ def test_the_table_fits_80_columns_and_keeps_numbers_whole(data: Path) -> None:
 def test_names_and_values_from_the_log_are_shown_inert(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = ["ts,[bold]x\x1b[31m,c"]
-    rows += [f"2025-01-0{1 + i % 3}T10:00:00Z,{i % 7},[red]v{i % 3}\x1b]0;t\x07" for i in range(60)]
-    (tmp_path / "log.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    code, out, err = run(
-        [str(tmp_path / "log.csv"), "--ref-window", "2025-01-01..2025-01-02"], capsys
-    )
+    rows = [f"2025-01-0{1 + i % 3}T10:00:00Z,{i % 7},[red]v{i % 3}\x1b]0;t\x07" for i in range(60)]
+    log = write_lines(tmp_path / "log.csv", ["ts,[bold]x\x1b[31m,c", *rows])
+    code, out, err = run([str(log), "--ref-window", "2025-01-01..2025-01-02"], capsys)
     assert code == 0, err
     assert "\x1b" not in out and "\x07" not in out
     assert "[bold]x" in out  # markup shown as text, not applied

@@ -7,7 +7,6 @@ written here with pyarrow) and compares what it says with the report.
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers.fixtures import untar
 from scipy import stats
 
 from mltop.core.monitor import MonitorConfig, MonitorReport, build_report
@@ -28,10 +28,7 @@ CATEGORICAL = ["channel", "has_cosigner"]
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("monitoring-live")
-    with tarfile.open(FIXTURE / "data.tar.gz") as tar:
-        tar.extractall(root, filter="data")
-    return root / "data"
+    return untar(FIXTURE / "data.tar.gz", tmp_path_factory.mktemp("monitoring-live"))
 
 
 @pytest.fixture(scope="module")

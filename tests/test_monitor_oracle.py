@@ -9,11 +9,11 @@ scores listed in the provenance (a Wasserstein of 0.10003 against a threshold of
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.fixtures import untar
 
 from mltop.core.monitor import MonitorConfig, MonitorReport, Section, build_report
 
@@ -29,10 +29,7 @@ def close(value: float | None, expected: float) -> bool:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("monitoring")
-    with tarfile.open(FIXTURE / "data.tar.gz") as tar:
-        tar.extractall(root, filter="data")
-    return root / "data"
+    return untar(FIXTURE / "data.tar.gz", tmp_path_factory.mktemp("monitoring"))
 
 
 def report_for(data: Path, log: str, **options: Any) -> MonitorReport:

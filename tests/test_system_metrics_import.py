@@ -20,10 +20,9 @@ from test_import_wandb import (
     FINISHED,
     FIXTURES,
     extract,
-    frame,
     import_run,
+    logged_last,
     oracle_records,
-    real_payloads,
 )
 
 from mltop.core.common.protowire import encode_len_field, encode_varint
@@ -78,26 +77,17 @@ def _iso(text: str) -> Any:
 
 def test_wandb_gpu_stats_land_per_gpu_and_bad_values_are_one_line(wandb_dir: Path) -> None:
     folder = wandb_dir / FINISHED
-    payloads = real_payloads(folder)
-    exit_record = payloads.pop()
-    payloads.append(
-        stats_record(
-            9000,
-            1795723450,
-            {
-                "gpu.0.gpu": b"87.5",
-                "gpu.1.gpu": b"3.0",
-                "gpu.0.memoryAllocated": b"61.25",
-                "gpu.process.0.gpu": b"87.5",
-                "gpu.0.temp": b"NaN",
-                "cpu": b"1e400",  # beyond a double: infinity, as json reads it
-                "gpu.0.name": b'"NVIDIA A100"',  # text: not a number, left out
-                "memory_percent": b"{}",
-            },
-        )
-    )
-    payloads.append(exit_record)
-    next(folder.glob("*.wandb")).write_bytes(frame(payloads))
+    values = {
+        "gpu.0.gpu": b"87.5",
+        "gpu.1.gpu": b"3.0",
+        "gpu.0.memoryAllocated": b"61.25",
+        "gpu.process.0.gpu": b"87.5",
+        "gpu.0.temp": b"NaN",
+        "cpu": b"1e400",  # beyond a double: infinity, as json reads it
+        "gpu.0.name": b'"NVIDIA A100"',  # text: not a number, left out
+        "memory_percent": b"{}",
+    }
+    logged_last(folder, stats_record(9000, 1795723450, values))
     store = open_memory_store()
     report = import_run(store, folder)
     assert len(report.problems) == 1
