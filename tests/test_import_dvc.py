@@ -14,12 +14,14 @@ import os
 import random
 import shutil
 import subprocess
-import tarfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import stores
+from helpers.fixtures import untar
 
 from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport, SourceRef, Status
@@ -36,9 +38,7 @@ needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not i
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    with tarfile.open(FIXTURES / "dvc-project.tar.gz") as tar:
-        tar.extractall(tmp_path, filter="data")
-    return tmp_path / "dvc-project"
+    return untar(FIXTURES / "dvc-project.tar.gz", tmp_path)
 
 
 def import_project(store: Store, root: Path) -> ImportReport:
@@ -57,35 +57,29 @@ def git(root: Path, *args: str) -> str:
     ).stdout
 
 
-def flat_params(data: dict[str, Any]) -> dict[str, str]:
-    out: dict[str, str] = {}
-
-    def walk(prefix: str, value: Any) -> None:
+def leaves(data: dict[str, Any], sep: str, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """Every value under nested ``data``, named by its keys joined with ``sep``."""
+    for key, value in data.items():
+        name = f"{prefix}{sep}{key}" if prefix else key
         if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}.{k}" if prefix else k, v)
+            yield from leaves(value, sep, name)
         else:
-            out[prefix] = "true" if value is True else "false" if value is False else str(value)
+            yield name, value
 
-    walk("", data)
-    return out
+
+def flat_params(data: dict[str, Any]) -> dict[str, str]:
+    """params.yaml as DVC lists its params: dotted names, YAML's booleans as written."""
+    return {
+        name: "true" if value is True else "false" if value is False else str(value)
+        for name, value in leaves(data, ".")
+    }
 
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """Final values of every metrics file, named as DVCLive names them (``train/loss``), with
     DVCLive's ``step`` among them as ``dvc exp show`` lists it."""
-    out: dict[str, float] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}/{k}" if prefix else k, v)
-        else:
-            out[prefix] = float(value)
-
-    for entry in metrics.values():
-        walk("", entry["data"])
-    return out
+    files = [entry["data"] for entry in metrics.values()]
+    return {name: float(value) for data in files for name, value in leaves(data, "/")}
 
 
 def oracle_entries() -> dict[str, dict[str, Any]]:
@@ -110,15 +104,9 @@ def by_name(store: Store) -> dict[str, Any]:
 
 
 def snapshot(store: Store) -> list[Any]:
-    out: list[Any] = []
-    for run in store.runs(order="name"):
-        fields = dict(run.__dict__)
-        fields.pop("updated")
-        fields.pop("end_time")
-        out.append((fields, store.params(run.id), store.tags(run.id)))
-        for key in sorted(store.summaries([run.id])[run.id]):
-            out.append((key, store.history(run.id, key).to_pylist()))
-    return out
+    # A workspace or dvclive run ends at the ``updated`` time its importer gives it
+    # (core/importers/dvc.py, dvclive.py), so end_time differs between imports as updated does.
+    return stores.snapshot(store, drop=("updated", "end_time"))
 
 
 # -- against dvc exp show ------------------------------------------------------------------------

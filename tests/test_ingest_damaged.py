@@ -15,10 +15,13 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from helpers.files import not_tracker_databases
+from helpers.fixtures import untar
 
 from mltop.core.discovery import discover, ingest
 from mltop.core.entities import ImportReport, RunRecord, SourceRef
@@ -38,9 +41,7 @@ def trackio_copy(folder: Path, name: str = "corpus-digits.db") -> Path:
 
 
 def mlflow_copy(dest: Path) -> Path:
-    with tarfile.open(FIXTURES / "mlflow" / "small-sqlite.tar.gz") as tar:
-        tar.extractall(dest, filter="data")
-    return dest / "small-sqlite" / "mlflow.db"
+    return untar(FIXTURES / "mlflow" / "small-sqlite.tar.gz", dest) / "mlflow.db"
 
 
 def corrupt_schema(db: Path) -> None:
@@ -143,11 +144,7 @@ def test_a_truncated_mlflow_db_is_a_problem_line_every_scan(tmp_path: Path) -> N
 
 
 def test_an_app_database_that_is_not_a_tracker_stays_silent(tmp_path: Path) -> None:
-    con = sqlite3.connect(tmp_path / "app.db")
-    con.execute("CREATE TABLE runs (id INTEGER)")
-    con.commit()
-    con.close()
-    (tmp_path / "notes.db").write_text("not a database")
+    not_tracker_databases(tmp_path)
     report = ingest(tmp_path, open_memory_store())
     assert report.problems == []
 
@@ -265,19 +262,30 @@ def dvclive_copy(dest: Path) -> Path:
     return dest / "dvc-project" / "dvclive"
 
 
-def test_a_tsv_row_with_bytes_that_are_not_utf8_costs_that_row_only(tmp_path: Path) -> None:
-    folder = dvclive_copy(tmp_path)
+def assert_one_row_lost(
+    folder: Path, tsv: Path, damage: Callable[[Path], None], problem: str
+) -> None:
+    """After ``damage`` to ``tsv``, importing ``folder`` reports ``problem`` on that file alone
+    and keeps every point of the undamaged import but the one damaged row's."""
     whole = open_memory_store()
     ingest(folder, whole)
-    tsv = folder / "plots" / "metrics" / "train" / "loss.tsv"
-    data = tsv.read_bytes()
-    tsv.write_bytes(data[:20] + b"\xff\xfe" + data[20:])
+    damage(tsv)
     store = open_memory_store()
     report = ingest(folder, store)
-    assert [(p.path, p.message) for p in report.problems] == [
-        (str(tsv), "1 row with bytes that are not UTF-8 (first at line 2)")
-    ]
+    assert [(p.path, p.message) for p in report.problems] == [(str(tsv), problem)]
     assert points_of(store) == points_of(whole) - 1
+
+
+def test_a_tsv_row_with_bytes_that_are_not_utf8_costs_that_row_only(tmp_path: Path) -> None:
+    folder = dvclive_copy(tmp_path)
+
+    def damage(tsv: Path) -> None:
+        data = tsv.read_bytes()
+        tsv.write_bytes(data[:20] + b"\xff\xfe" + data[20:])
+
+    tsv = folder / "plots" / "metrics" / "train" / "loss.tsv"
+    problem = "1 row with bytes that are not UTF-8 (first at line 2)"
+    assert_one_row_lost(folder, tsv, damage, problem)
 
 
 def test_an_unreadable_tsv_is_named_by_its_own_path_every_scan(tmp_path: Path) -> None:
@@ -391,18 +399,14 @@ def test_jsonl_values_without_a_usable_step_are_counted_not_dropped_silently(
 
 def test_a_tsv_row_with_a_step_that_is_no_number_is_counted(tmp_path: Path) -> None:
     folder = dvclive_copy(tmp_path)
-    whole = open_memory_store()
-    ingest(folder, whole)
+
+    def damage(tsv: Path) -> None:
+        lines = tsv.read_text().splitlines()
+        lines[3] = "three\t" + lines[3].split("\t", 1)[1]
+        tsv.write_text("\n".join(lines) + "\n")
+
     tsv = folder / "plots" / "metrics" / "val" / "acc.tsv"
-    lines = tsv.read_text().splitlines()
-    lines[3] = "three\t" + lines[3].split("\t", 1)[1]
-    tsv.write_text("\n".join(lines) + "\n")
-    store = open_memory_store()
-    report = ingest(folder, store)
-    assert [(p.path, p.message) for p in report.problems] == [
-        (str(tsv), "1 value without a usable step skipped")
-    ]
-    assert points_of(store) == points_of(whole) - 1
+    assert_one_row_lost(folder, tsv, damage, "1 value without a usable step skipped")
 
 
 # -- Lightning hparams.yaml -------------------------------------------------------------------

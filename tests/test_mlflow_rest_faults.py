@@ -13,17 +13,18 @@ import contextlib
 import json
 import math
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
 import pytest
+from helpers.http import QuietHandler, serving
+from helpers.mlflow_oracle import assert_run_matches_oracle
 
 from mltop.core import cli
 from mltop.core.common.httpclient import RemoteError, RetryPolicy, redact_url, retry_after_seconds
@@ -160,7 +161,7 @@ def scripted_server() -> Iterator[FakeServer]:
     """A :class:`FakeServer` listening on 127.0.0.1 (a free port) until the block ends."""
     state = FakeServer()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
@@ -168,25 +169,29 @@ def scripted_server() -> Iterator[FakeServer]:
 
         do_POST = do_GET
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
+    with serving(Handler, poll=0.05) as state.url:
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeServer]:
     with scripted_server() as state:
         yield state
+
+
+def _mltop(
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    folder: Path,
+    store: Path | str,
+    url: str,
+    *options: str,
+) -> tuple[int, str, str]:
+    """``mltop COMMAND FOLDER --store STORE --mlflow URL [OPTIONS]`` run in this process, as
+    the console script runs it: its exit code, stdout and stderr."""
+    code = cli.main([command, str(folder), "--store", str(store), "--mlflow", url, *options])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @dataclass
@@ -492,11 +497,7 @@ def test_replayed_small_corpus_matches_mlflow_oracle(small):
     summaries = store.summaries([r.id for r in runs.values()])
     for expected in oracle["runs"]:
         run = runs[expected["run_id"]]
-        assert run.name == expected["run_name"]
-        assert run.status == expected["status"]
-        assert run.lifecycle == expected["lifecycle_stage"]
-        assert run.experiment == expected["experiment_name"]
-        assert run.start_time == expected["start_time"] / 1000
+        assert_run_matches_oracle(run, expected)
         assert store.params(run.id) == expected["params"]
         assert store.tags(run.id) == expected["tags"] | expected["mlflow_tags"]
         parent = expected["parent_run_id"]
@@ -697,8 +698,7 @@ def test_failing_histories_keep_complete_runs_and_cap_problem_lines(fake):
 def test_cli_reports_a_broken_server_in_one_line_without_traceback(fake, tmp_path, capsys):
     fake.route(EXPERIMENTS, reply(200, b"<html>login</html>", "text/html"))
     store = str(tmp_path / "s.duckdb")
-    code = cli.main(["ingest", str(tmp_path), "--store", store, "--mlflow", fake.url])
-    out, err = capsys.readouterr()
+    code, out, err = _mltop(capsys, "ingest", tmp_path, store, fake.url)
     assert code == 1
     assert "Traceback" not in out + err
     assert err.strip().splitlines() == [
@@ -719,8 +719,7 @@ def test_cli_server_gone_while_local_runs_still_list(tmp_path, capsys, monkeypat
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "loss": 0.5}\n')
     store = str(tmp_path / "s.duckdb")
-    code = cli.main(["runs", str(tmp_path), "--store", store, "--mlflow", url, "--json"])
-    out, err = capsys.readouterr()
+    code, out, err = _mltop(capsys, "runs", tmp_path, store, url, "--json")
     assert code == 1
     assert err.strip().splitlines() == [
         f"{url}: experiments/search: cannot connect (connection refused) after 4 attempts"
@@ -775,8 +774,7 @@ def test_step_beyond_int64_is_a_problem_line_and_the_rest_is_imported(
         {"key": "m", "value": 1.0, "timestamp": 1, "step": 3, "run_id": "r2"},
     ]}))  # fmt: skip
     store_path = tmp_path / "s.duckdb"
-    code = cli.main([command, str(tmp_path), "--store", str(store_path), "--mlflow", fake.url])
-    out, err = capsys.readouterr()
+    code, out, err = _mltop(capsys, command, tmp_path, store_path, fake.url)
     assert code == 1 and "Traceback" not in out + err
     lines = err.strip().splitlines()
     assert lines[0] == (
@@ -820,8 +818,7 @@ def test_secrets_echoed_by_the_server_are_masked_in_output_and_store(
     fake.route(BULK, reply(404, b"no"))
     fake.route(HISTORY, reply(400, echo))
     store_path = tmp_path / "s.duckdb"
-    code = cli.main(["ingest", str(tmp_path), "--store", str(store_path), "--mlflow", fake.url])
-    out, err = capsys.readouterr()
+    code, out, err = _mltop(capsys, "ingest", tmp_path, store_path, fake.url)
     assert code == 1
     assert TOKEN not in out + err
     assert "rejected header Authorization: Bearer ***" in err
@@ -870,10 +867,7 @@ def test_redirect_to_another_host_says_why_credentials_were_refused(fake, tmp_pa
 def test_empty_answer_is_a_server_error_not_zero_runs(fake, tmp_path, capsys, body):
     _one_experiment(fake)
     fake.route(RUNS, reply(200, body))
-    code = cli.main(
-        ["runs", str(tmp_path), "--store", str(tmp_path / "s.db"), "--mlflow", fake.url]
-    )
-    out, err = capsys.readouterr()
+    code, out, err = _mltop(capsys, "runs", tmp_path, tmp_path / "s.db", fake.url)
     assert "r1" not in out
     assert code == 1
     assert err.strip().splitlines() == [
@@ -978,8 +972,7 @@ def test_a_repeated_page_token_stops_paging_with_a_line_and_keeps_what_was_read(
     )
     fake.route(RUNS, reply(200, {"runs": [_run("r1", 1)]}))
     store = str(tmp_path / "s.duckdb")
-    code = cli.main(["runs", str(tmp_path), "--store", store, "--mlflow", fake.url, "--json"])
-    out, err = capsys.readouterr()
+    code, out, err = _mltop(capsys, "runs", tmp_path, store, fake.url, "--json")
     assert code == 1
     assert err.strip().splitlines() == [
         f"{fake.url}: experiments/search: the server sent a next_page_token it had sent "
@@ -995,8 +988,7 @@ def test_an_endless_page_token_stops_when_pages_bring_nothing_new(fake, tmp_path
         RUNS, bounded(lambda n: reply(200, {"runs": [_run("r1", 1)], "next_page_token": f"t{n}"}))
     )
     store_path = tmp_path / "s.duckdb"
-    code = cli.main(["runs", str(tmp_path), "--store", str(store_path), "--mlflow", fake.url])
-    _, err = capsys.readouterr()
+    code, _, err = _mltop(capsys, "runs", tmp_path, store_path, fake.url)
     assert code == 1
     assert err.strip().splitlines() == [
         f"{fake.url}: runs/search: 3 pages in a row brought nothing new yet the server sent "

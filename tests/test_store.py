@@ -181,13 +181,20 @@ def test_summary_ignores_nan_and_infinities_for_best_but_keeps_them_as_last() ->
     assert summary.last_step == 3
 
 
-def test_migrating_an_older_store_backfills_summaries(tmp_path: Path) -> None:
-    path = tmp_path / "old.duckdb"
+def _first_version_store(path: Path) -> duckdb.DuckDBPyConnection:
+    """A store file as the first version of mltop left it: the first migration's tables, at
+    schema version 1; open, for the test to add its rows."""
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE schema_version (version INTEGER, applied DOUBLE)")
     for statement in MIGRATIONS[0][1]:
         con.execute(statement)
     con.execute("INSERT INTO schema_version VALUES (1, 0)")
+    return con
+
+
+def test_migrating_an_older_store_backfills_summaries(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    con = _first_version_store(path)
     con.execute(
         "INSERT INTO runs (id, source_kind, source, name, status) "
         "VALUES ('r1', 'mltop', '/x', 'old-run', 'FINISHED')"
@@ -209,11 +216,7 @@ def test_an_older_store_in_its_folder_opens_and_is_rebuilt_with_ids_that_survive
     write_run(project / "runs", "sgd", steps=4)
     path = default_store_path(project)
     path.parent.mkdir(parents=True)
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_version (version INTEGER, applied DOUBLE)")
-    for statement in MIGRATIONS[0][1]:
-        con.execute(statement)
-    con.execute("INSERT INTO schema_version VALUES (1, 0)")
+    con = _first_version_store(path)
     # A run id as older versions made it: a hash of the absolute path.
     con.execute(
         "INSERT INTO runs (id, source_kind, source, name, status) "
@@ -444,17 +447,7 @@ def _chunk_table(chunk: list[tuple[str, str, int, float]], seen: int) -> pa.Tabl
 
 
 @settings(max_examples=60, deadline=None)
-@given(
-    chunks=st.lists(
-        st.lists(
-            _point,
-            min_size=1,
-            max_size=8,
-        ),
-        min_size=1,
-        max_size=5,
-    )
-)
+@given(chunks=st.lists(st.lists(_point, min_size=1, max_size=8), min_size=1, max_size=5))
 def test_folding_appended_points_equals_summarising_the_whole_history(chunks) -> None:
     # Histories of several runs arrive in chunks, as live jobs' do; folded summaries must be
     # what a full recompute says. Values are made unique so the step of a min or max is well
@@ -484,18 +477,8 @@ def test_folding_points_without_times_or_numbers_equals_a_full_recompute() -> No
     got, want = folded.summaries(["r"])["r"]["loss"], full.summaries(["r"])["r"]["loss"]
     assert (got.min, got.max, got.min_step, got.max_step) == (-1.0, 9.0, 4, 3)
     assert got.last != got.last and want.last != want.last  # NaN, the value at step 5
-    assert (got.count, got.first_step, got.last_step, got.last_time) == (
-        want.count,
-        want.first_step,
-        want.last_step,
-        want.last_time,
-    )
-    assert (got.min, got.max, got.min_step, got.max_step) == (
-        want.min,
-        want.max,
-        want.min_step,
-        want.max_step,
-    )
+    fields = ("count", "first_step", "last_step", "last_time", "min", "max", "min_step", "max_step")
+    assert [getattr(got, f) for f in fields] == [getattr(want, f) for f in fields]
 
 
 _cuts = st.one_of(
@@ -505,20 +488,12 @@ _cuts = st.one_of(
 )
 
 
+# A batch: what an importer deletes, then the points it appends.
+_batch = st.tuples(st.lists(_cuts, max_size=2), st.lists(_point, max_size=6))
+
+
 @settings(max_examples=60, deadline=None)
-@given(
-    batches=st.lists(
-        st.tuples(
-            st.lists(_cuts, max_size=2),
-            st.lists(
-                _point,
-                max_size=6,
-            ),
-        ),
-        min_size=1,
-        max_size=6,
-    )
-)
+@given(batches=st.lists(_batch, min_size=1, max_size=6))
 def test_updating_summaries_after_cuts_and_appends_equals_a_full_recompute(batches) -> None:
     # Importers delete what they re-read (whole histories, single metrics, whole runs), then
     # append, in one transaction; update_summaries must fold only what is safe to fold.
