@@ -153,22 +153,20 @@ class FakeNvml:
         self._check("nvmlDeviceGetEnforcedPowerLimit")
         return round(_number(gpu.fields["Power Readings/Enforced Power Limit"]) * 1000)
 
-    def nvmlDeviceGetComputeRunningProcesses(self, gpu: SmiGpu) -> list[Any]:
+    def _processes(self, gpu: SmiGpu, kind: str) -> list[Any]:
+        """nvidia-smi's processes of ``kind`` (``C`` compute, ``G`` graphics; ``C+G`` is both),
+        as NVML lists them: pid (mapped through ``pids``) and memory in bytes."""
         return [
             SimpleNamespace(
                 pid=self.pids.get(int(p["Process ID"]), int(p["Process ID"])),
                 usedGpuMemory=int(_number(p["Used GPU Memory"])) * MIB,
             )
             for p in gpu.processes
-            if p.get("Type") in ("C", "C+G")
+            if p.get("Type") in (kind, "C+G")
         ]
 
+    def nvmlDeviceGetComputeRunningProcesses(self, gpu: SmiGpu) -> list[Any]:
+        return self._processes(gpu, "C")
+
     def nvmlDeviceGetGraphicsRunningProcesses(self, gpu: SmiGpu) -> list[Any]:
-        return [
-            SimpleNamespace(
-                pid=self.pids.get(int(p["Process ID"]), int(p["Process ID"])),
-                usedGpuMemory=int(_number(p["Used GPU Memory"])) * MIB,
-            )
-            for p in gpu.processes
-            if p.get("Type") in ("G", "C+G")
-        ]
+        return self._processes(gpu, "G")

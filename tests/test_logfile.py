@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -65,9 +66,20 @@ def writer(tmp_path: Path):
         return made[-1]
 
     yield make
-    for w in made:
+    for w in made:  # a writer the test left running is told to quit, or killed if it will not
         if w.proc.poll() is None:
-            w.proc.kill()
+            try:
+                w.close()
+            finally:
+                if w.proc.poll() is None:
+                    w.proc.kill()
+
+
+@contextlib.contextmanager
+def followed(path: Path) -> Iterator[tuple[Tailer, LogFile]]:
+    """A Tailer and an indexed LogFile over ``path``, both closed when the block ends."""
+    with Tailer(path) as tail, LogFile(path) as log:
+        yield tail, log
 
 
 def read_all(log: LogFile) -> list[bytes]:
@@ -161,9 +173,7 @@ def test_a_half_written_line_waits_until_it_is_complete(tmp_path: Path, writer) 
     path = tmp_path / "train.log"
     w = writer(path)
     w.write("epoch 1 done\nepoch 2 lo")
-    tail = Tailer(path)
-    log = LogFile(path)
-    try:
+    with followed(path) as (tail, log):
         assert tail.poll().lines == [b"epoch 1 done"]
         log.refresh()
         assert log.count == 1 and log.has_partial and log.partial() == b"epoch 2 lo"
@@ -172,19 +182,13 @@ def test_a_half_written_line_waits_until_it_is_complete(tmp_path: Path, writer) 
         assert log.refresh().lines == 1
         assert log.lines(0, 5) == [b"epoch 1 done", b"epoch 2 loss=0.3"]
         assert not log.has_partial
-    finally:
-        tail.close()
-        log.close()
-        w.close()
 
 
 def test_copytruncate_is_read_again_from_the_start(tmp_path: Path, writer) -> None:
     path = tmp_path / "train.log"
     w = writer(path)
     w.write("old 1\nold 2\nold 3\n")
-    tail = Tailer(path)
-    log = LogFile(path)
-    try:
+    with followed(path) as (tail, log):
         assert tail.poll().lines == [b"old 1", b"old 2", b"old 3"]
         log.refresh()
         # logrotate's copytruncate: copy the file away, cut it to zero in place.
@@ -196,10 +200,6 @@ def test_copytruncate_is_read_again_from_the_start(tmp_path: Path, writer) -> No
         change = log.refresh()
         assert change.truncated and log.generation == 1
         assert log.lines(0, 10) == [b"new 1"]
-    finally:
-        tail.close()
-        log.close()
-        w.close()
 
 
 def test_truncated_and_rewritten_past_the_old_size_is_still_noticed(tmp_path: Path) -> None:
@@ -223,12 +223,10 @@ def test_rotation_is_followed_without_losing_or_repeating_lines(tmp_path: Path) 
     proc = subprocess.Popen(
         [sys.executable, str(WRITER), "watched", str(path), str(count), "0.0005"],
     )
-    tail = Tailer(path)
-    log = LogFile(path)
     got: list[bytes] = []
     events: list[FileEvent] = []
     rotated = 0
-    try:
+    with followed(path) as (tail, log):
         while True:
             running = proc.poll() is None
             for item in tail.poll().items:
@@ -253,18 +251,13 @@ def test_rotation_is_followed_without_losing_or_repeating_lines(tmp_path: Path) 
         # The indexed file keeps the rotated files' lines readable, in order.
         assert log.rotations == 2
         assert log.lines(0, log.count) == expected
-    finally:
-        tail.close()
-        log.close()
 
 
 def test_a_deleted_file_says_so(tmp_path: Path, writer) -> None:
     path = tmp_path / "train.log"
     w = writer(path)
     w.write("only line\n")
-    tail = Tailer(path)
-    log = LogFile(path)
-    try:
+    with followed(path) as (tail, log):
         assert tail.poll().lines == [b"only line"]
         log.refresh()
         path.unlink()
@@ -273,10 +266,6 @@ def test_a_deleted_file_says_so(tmp_path: Path, writer) -> None:
         wait_until(lambda: log.refresh().deleted or log.deleted, timeout=5)
         assert log.deleted
         assert log.lines(0, 5) == [b"only line", b"written after the unlink"]
-    finally:
-        tail.close()
-        log.close()
-        w.close()
 
 
 def test_a_missing_file_is_followed_once_it_appears(tmp_path: Path, writer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -10,7 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -159,9 +162,10 @@ def test_follow_prints_new_lines_across_truncation_and_rotation(tmp_path: Path) 
     assert "before 1" not in out.getvalue()
 
 
-def test_follow_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    log = tmp_path / "train.log"
-    log.write_text("first\n")
+@contextlib.contextmanager
+def following(log: Path) -> Iterator[tuple[subprocess.Popen[str], IO[str]]]:
+    """``mltop tail -f log`` in a real process, and its output; stopped with ctrl+c (SIGINT)
+    when the block ends."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "mltop.core.cli", "tail", "-f", str(log)],
         stdout=subprocess.PIPE,
@@ -170,13 +174,20 @@ def test_follow_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        assert proc.stdout.readline() == "first\n"
-        with open(log, "a") as fh:
-            fh.write("second\n")
-        assert proc.stdout.readline() == "second\n"
+        yield proc, proc.stdout
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
+
+
+def test_follow_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text("first\n")
+    with following(log) as (proc, out):
+        assert out.readline() == "first\n"
+        with open(log, "a") as fh:
+            fh.write("second\n")
+        assert out.readline() == "second\n"
     assert proc.returncode == 0
 
 
@@ -226,18 +237,8 @@ def test_help_says_follow_starts_at_the_last_ten_lines(tmp_path: Path, capsys) -
     assert "default: all; with --follow, the last 10" in help_text
     log = tmp_path / "a.log"
     log.write_text("".join(f"line {i}\n" for i in range(30)))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mltop.core.cli", "tail", "-f", str(log)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        assert [proc.stdout.readline() for _ in range(10)] == [f"line {i}\n" for i in range(20, 30)]
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+    with following(log) as (_, out):
+        assert [out.readline() for _ in range(10)] == [f"line {i}\n" for i in range(20, 30)]
 
 
 def test_a_ten_megabyte_line_is_shown_by_its_head_and_says_what_was_cut(tmp_path: Path) -> None:
