@@ -234,41 +234,36 @@ def test_to_sql_of_parse_is_compile_query() -> None:
 # -- operators -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("name = tree", {"tree"}),
-        ("name == 'tree'", {"tree"}),
-        ("name != tree", ALL - {"tree"}),
-        ("name <> tree", ALL - {"tree"}),
-        ("metrics.acc < 0.8", {"tree"}),
-        ("metrics.acc <= 0.7", {"tree"}),
-        ("metrics.acc > 0.91", {"sgd-tuned"}),
-        ("metrics.acc >= 0.91", {"sgd-baseline", "sgd-tuned"}),
-        ("name ~ 'sgd.*'", {"sgd-baseline", "sgd-tuned"}),
-        ("name !~ 'sgd'", ALL - {"sgd-baseline", "sgd-tuned"}),
-        ("name rlike '^tr'", {"tree"}),
-        ("name in (tree, 'sgd-tuned', nothing)", {"tree", "sgd-tuned"}),
-        ("name not in (tree, 'sgd-tuned')", ALL - {"tree", "sgd-tuned"}),
-        ("name like 'sgd-%'", {"sgd-baseline", "sgd-tuned"}),
-        ("name like 'SGD-%'", set()),
-        ("name ilike 'SGD-%'", {"sgd-baseline", "sgd-tuned"}),
-        ("name not like 'sgd-%'", ALL - {"sgd-baseline", "sgd-tuned"}),
-        ("name not ilike 'SGD-%'", ALL - {"sgd-baseline", "sgd-tuned"}),
-        ("commit is null", ALL - {"sgd-baseline"}),
-        ("commit is not null", {"sgd-baseline"}),
-        ("commit", {"sgd-baseline"}),
-        ("not commit", ALL - {"sgd-baseline"}),
-        ("tags.stage", {"sgd-baseline", "sgd-tuned", "mlp 学习"}),
-        ("not tags.stage", {"tree", INJECTED_NAME}),
-        ("tags.stage is null", {"tree", INJECTED_NAME}),
-        ("params.n_estimators", {"tree"}),
-        ("metrics.rmse", {"tree"}),
-        ("metrics.rmse is null", ALL - {"tree"}),
-    ],
-)
-def test_every_operator(store: Store, text: str, expected: set[str]) -> None:
-    assert names(store, text) == expected
+OPERATOR_FILTERS = [
+    ("name = tree", {"tree"}),
+    ("name == 'tree'", {"tree"}),
+    ("name != tree", ALL - {"tree"}),
+    ("name <> tree", ALL - {"tree"}),
+    ("metrics.acc < 0.8", {"tree"}),
+    ("metrics.acc <= 0.7", {"tree"}),
+    ("metrics.acc > 0.91", {"sgd-tuned"}),
+    ("metrics.acc >= 0.91", {"sgd-baseline", "sgd-tuned"}),
+    ("name ~ 'sgd.*'", {"sgd-baseline", "sgd-tuned"}),
+    ("name !~ 'sgd'", ALL - {"sgd-baseline", "sgd-tuned"}),
+    ("name rlike '^tr'", {"tree"}),
+    ("name in (tree, 'sgd-tuned', nothing)", {"tree", "sgd-tuned"}),
+    ("name not in (tree, 'sgd-tuned')", ALL - {"tree", "sgd-tuned"}),
+    ("name like 'sgd-%'", {"sgd-baseline", "sgd-tuned"}),
+    ("name like 'SGD-%'", set()),
+    ("name ilike 'SGD-%'", {"sgd-baseline", "sgd-tuned"}),
+    ("name not like 'sgd-%'", ALL - {"sgd-baseline", "sgd-tuned"}),
+    ("name not ilike 'SGD-%'", ALL - {"sgd-baseline", "sgd-tuned"}),
+    ("commit is null", ALL - {"sgd-baseline"}),
+    ("commit is not null", {"sgd-baseline"}),
+    ("commit", {"sgd-baseline"}),
+    ("not commit", ALL - {"sgd-baseline"}),
+    ("tags.stage", {"sgd-baseline", "sgd-tuned", "mlp 学习"}),
+    ("not tags.stage", {"tree", INJECTED_NAME}),
+    ("tags.stage is null", {"tree", INJECTED_NAME}),
+    ("params.n_estimators", {"tree"}),
+    ("metrics.rmse", {"tree"}),
+    ("metrics.rmse is null", ALL - {"tree"}),
+]
 
 
 def test_not_is_the_exact_complement_even_where_values_are_missing(store: Store) -> None:
@@ -295,146 +290,143 @@ def test_comparisons_need_the_key_like_mlflow(store: Store) -> None:
 # -- params, tags, metrics -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        # A number literal compares the parsed number (1e-2 == 0.01) or the same text.
-        ("params.lr = 0.01", {"sgd-baseline", INJECTED_NAME}),
-        # MLflow quotes param values: a string compares text only.
-        ("params.lr = '0.01'", {"sgd-baseline"}),
-        ('params.lr = "1e-2"', {INJECTED_NAME}),
-        ("params.lr < 0.005", {"sgd-tuned"}),
-        ("params.lr > 0", {"sgd-baseline", "sgd-tuned", INJECTED_NAME, "mlp 学习"}),
-        ("params.lr = auto", {"tree"}),
-        ("params.lr in (auto, 0.1)", {"tree", "mlp 学习"}),
-        ("params.epochs = 10", {"sgd-baseline"}),
-        ("params.epochs >= 10.0", {"sgd-baseline"}),
-        ("params.model ~ '^s'", {"sgd-baseline", "sgd-tuned"}),
-        ("param.model = tree", {"tree"}),
-        ("params.`my param` = x", {"sgd-baseline"}),
-        ('params."my param" = "x"', {"sgd-baseline"}),
-    ],
-)
-def test_params(store: Store, text: str, expected: set[str]) -> None:
-    assert names(store, text) == expected
+PARAM_FILTERS = [
+    # A number literal compares the parsed number (1e-2 == 0.01) or the same text.
+    ("params.lr = 0.01", {"sgd-baseline", INJECTED_NAME}),
+    # MLflow quotes param values: a string compares text only.
+    ("params.lr = '0.01'", {"sgd-baseline"}),
+    ('params.lr = "1e-2"', {INJECTED_NAME}),
+    ("params.lr < 0.005", {"sgd-tuned"}),
+    ("params.lr > 0", {"sgd-baseline", "sgd-tuned", INJECTED_NAME, "mlp 学习"}),
+    ("params.lr = auto", {"tree"}),
+    ("params.lr in (auto, 0.1)", {"tree", "mlp 学习"}),
+    ("params.epochs = 10", {"sgd-baseline"}),
+    ("params.epochs >= 10.0", {"sgd-baseline"}),
+    ("params.model ~ '^s'", {"sgd-baseline", "sgd-tuned"}),
+    ("param.model = tree", {"tree"}),
+    ("params.`my param` = x", {"sgd-baseline"}),
+    ('params."my param" = "x"', {"sgd-baseline"}),
+]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("tags.mlflow.source.git.commit = abc123", {"sgd-baseline"}),
-        ("tags.mlflow.runName = 'sgd-baseline'", {"sgd-baseline"}),
-        ("tags.\"mlflow.runName\" = 'sgd-baseline'", {"sgd-baseline"}),
-        ("tag.stage = dev", {"sgd-tuned"}),
-        ("tags.version = 1", {"sgd-baseline"}),  # "1.0" read as a number
-        ("tags.version = '1'", set()),  # text compares text
-        ("tags.version > 0.5", {"sgd-baseline"}),
-        ("tags.note = 'say \"hi\"\\n'", {"mlp 学习"}),
-        ('tags.note = "say \\"hi\\"\\n"', {"mlp 学习"}),
-        ("tags.note ~ 'hi'", {"mlp 学习"}),
-    ],
-)
-def test_tags(store: Store, text: str, expected: set[str]) -> None:
-    assert names(store, text) == expected
+TAG_FILTERS = [
+    ("tags.mlflow.source.git.commit = abc123", {"sgd-baseline"}),
+    ("tags.mlflow.runName = 'sgd-baseline'", {"sgd-baseline"}),
+    ("tags.\"mlflow.runName\" = 'sgd-baseline'", {"sgd-baseline"}),
+    ("tag.stage = dev", {"sgd-tuned"}),
+    ("tags.version = 1", {"sgd-baseline"}),  # "1.0" read as a number
+    ("tags.version = '1'", set()),  # text compares text
+    ("tags.version > 0.5", {"sgd-baseline"}),
+    ("tags.note = 'say \"hi\"\\n'", {"mlp 学习"}),
+    ('tags.note = "say \\"hi\\"\\n"', {"mlp 学习"}),
+    ("tags.note ~ 'hi'", {"mlp 学习"}),
+]
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("metrics.acc > 0.9", {"sgd-baseline", "sgd-tuned"}),  # the NaN last value is no match
-        ("metrics.acc = nan", {"mlp 学习"}),
-        ("metric.acc.max > 0.94", {"sgd-tuned"}),
-        ("metrics.acc.min < 0.55", {"sgd-baseline", "mlp 学习"}),
-        ("metrics.acc.last = 0.93", {"sgd-tuned"}),
-        ("metrics.acc.count = 3", {"sgd-baseline", "sgd-tuned"}),
-        ("metrics.acc.first_step = 0 and metrics.acc.last_step = 2", {"sgd-baseline", "sgd-tuned"}),
-        ("metrics.acc.max_step = 1", {"sgd-tuned"}),
-        ("metrics.val/roc_auc >= 0.75", {"sgd-baseline"}),
-        ("metrics.train.loss < 0.15", {"sgd-tuned"}),
-        ("metrics.train.loss.max >= 1", {"sgd-baseline"}),
-        ('metrics."val loss" = 0.4', {"sgd-baseline"}),
-        ("metrics.`val loss` = '0.4'", {"sgd-baseline"}),
-        # "a.min" the aggregate of metric a, versus the literal key "a.min".
-        ("metrics.a.min = 1", {"tree"}),
-        ('metrics."a.min" = 3', {"tree"}),
-        ('metrics."a.min".max = 5', {"tree"}),
-        ("metrics.a.min = 3", set()),
-        ("metrics.acc in (0.91, 0.7)", {"sgd-baseline", "tree"}),
-        ("metrics.acc not in (0.91, 0.7)", {"sgd-tuned", "mlp 学习"}),
-    ],
-)
-def test_metrics(store: Store, text: str, expected: set[str]) -> None:
-    assert names(store, text) == expected
+METRIC_FILTERS = [
+    ("metrics.acc > 0.9", {"sgd-baseline", "sgd-tuned"}),  # the NaN last value is no match
+    ("metrics.acc = nan", {"mlp 学习"}),
+    ("metric.acc.max > 0.94", {"sgd-tuned"}),
+    ("metrics.acc.min < 0.55", {"sgd-baseline", "mlp 学习"}),
+    ("metrics.acc.last = 0.93", {"sgd-tuned"}),
+    ("metrics.acc.count = 3", {"sgd-baseline", "sgd-tuned"}),
+    ("metrics.acc.first_step = 0 and metrics.acc.last_step = 2", {"sgd-baseline", "sgd-tuned"}),
+    ("metrics.acc.max_step = 1", {"sgd-tuned"}),
+    ("metrics.val/roc_auc >= 0.75", {"sgd-baseline"}),
+    ("metrics.train.loss < 0.15", {"sgd-tuned"}),
+    ("metrics.train.loss.max >= 1", {"sgd-baseline"}),
+    ('metrics."val loss" = 0.4', {"sgd-baseline"}),
+    ("metrics.`val loss` = '0.4'", {"sgd-baseline"}),
+    # "a.min" the aggregate of metric a, versus the literal key "a.min".
+    ("metrics.a.min = 1", {"tree"}),
+    ('metrics."a.min" = 3', {"tree"}),
+    ('metrics."a.min".max = 5', {"tree"}),
+    ("metrics.a.min = 3", set()),
+    ("metrics.acc in (0.91, 0.7)", {"sgd-baseline", "tree"}),
+    ("metrics.acc not in (0.91, 0.7)", {"sgd-tuned", "mlp 学习"}),
+]
 
 
 # -- attributes ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("status = running", {"sgd-tuned"}),
-        ("status = 'Running'", {"sgd-tuned"}),
-        ("status != FINISHED", {"sgd-tuned", "tree", INJECTED_NAME}),
-        ("status in (failed, killed)", {"tree", INJECTED_NAME}),
-        ("status ~ 'fin|fail'", {"sgd-baseline", "tree", "mlp 学习"}),
-        ("status like 'run%'", {"sgd-tuned"}),
-        ("experiment = mnist", {"sgd-baseline", "sgd-tuned", "mlp 学习"}),
-        ("experiment is null", {INJECTED_NAME}),
-        ("source = dvc", {"tree"}),
-        ("source ~ '^mlflow'", {"sgd-baseline", "sgd-tuned"}),
-        ("host in (gpu1, gpu2)", {"sgd-baseline", "sgd-tuned"}),
-        ("id = r3", {"tree"}),
-        ("run_id = 'ffee00'", {"sgd-tuned"}),
-        ("location ~ '^/mlruns/'", {"sgd-baseline", "sgd-tuned"}),
-        ("start > 2026-11-01", {"sgd-baseline", "sgd-tuned", "mlp 学习"}),
-        ("start < '2026-10-15T00:00:00Z'", {"tree"}),
-        ("start >= '2026-11-05 00:00:00+00:00'", {"sgd-tuned", "mlp 学习"}),
-        ("start > -3h", {"mlp 学习"}),
-        ("start > now-2d", {"sgd-tuned", "mlp 学习"}),
-        ("start > 'now - 2d'", {"sgd-tuned", "mlp 学习"}),
-        (f"start = {_ts(2026, 11, 2):.0f}", {"sgd-baseline"}),
-        ("start is null", {INJECTED_NAME}),
-        ("duration > 5m", {"sgd-baseline", "sgd-tuned", "mlp 学习"}),
-        ("duration < 1h30m", {"sgd-baseline", "tree"}),
-        ("duration <= 1h30m", {"sgd-baseline", "tree", "mlp 学习"}),
-        ("duration >= 2h", {"sgd-tuned"}),
-        ("duration = 30", {"tree"}),
-        ("duration < 0.5m", set()),
-        ("end is null", {"sgd-tuned", INJECTED_NAME}),
-    ],
-)
-def test_attributes(store: Store, text: str, expected: set[str]) -> None:
-    assert names(store, text) == expected
+ATTRIBUTE_FILTERS = [
+    ("status = running", {"sgd-tuned"}),
+    ("status = 'Running'", {"sgd-tuned"}),
+    ("status != FINISHED", {"sgd-tuned", "tree", INJECTED_NAME}),
+    ("status in (failed, killed)", {"tree", INJECTED_NAME}),
+    ("status ~ 'fin|fail'", {"sgd-baseline", "tree", "mlp 学习"}),
+    ("status like 'run%'", {"sgd-tuned"}),
+    ("experiment = mnist", {"sgd-baseline", "sgd-tuned", "mlp 学习"}),
+    ("experiment is null", {INJECTED_NAME}),
+    ("source = dvc", {"tree"}),
+    ("source ~ '^mlflow'", {"sgd-baseline", "sgd-tuned"}),
+    ("host in (gpu1, gpu2)", {"sgd-baseline", "sgd-tuned"}),
+    ("id = r3", {"tree"}),
+    ("run_id = 'ffee00'", {"sgd-tuned"}),
+    ("location ~ '^/mlruns/'", {"sgd-baseline", "sgd-tuned"}),
+    ("start > 2026-11-01", {"sgd-baseline", "sgd-tuned", "mlp 学习"}),
+    ("start < '2026-10-15T00:00:00Z'", {"tree"}),
+    ("start >= '2026-11-05 00:00:00+00:00'", {"sgd-tuned", "mlp 学习"}),
+    ("start > -3h", {"mlp 学习"}),
+    ("start > now-2d", {"sgd-tuned", "mlp 学习"}),
+    ("start > 'now - 2d'", {"sgd-tuned", "mlp 学习"}),
+    (f"start = {_ts(2026, 11, 2):.0f}", {"sgd-baseline"}),
+    ("start is null", {INJECTED_NAME}),
+    ("duration > 5m", {"sgd-baseline", "sgd-tuned", "mlp 学习"}),
+    ("duration < 1h30m", {"sgd-baseline", "tree"}),
+    ("duration <= 1h30m", {"sgd-baseline", "tree", "mlp 学习"}),
+    ("duration >= 2h", {"sgd-tuned"}),
+    ("duration = 30", {"tree"}),
+    ("duration < 0.5m", set()),
+    ("end is null", {"sgd-tuned", INJECTED_NAME}),
+]
+
+
+MLFLOW_EXAMPLE_FILTERS = [
+    # The examples of MLflow's search documentation, as written.
+    ('metrics.rmse < 1 and params.model = "tree"', {"tree"}),
+    ("tags.\"mlflow.runName\" = 'sgd-baseline'", {"sgd-baseline"}),
+    ('attributes.status = "FINISHED"', {"sgd-baseline", "mlp 学习"}),
+    ("params.lr LIKE '0.0%'", {"sgd-baseline", "sgd-tuned"}),
+    ("metrics.acc > 0.9 and params.lr = '0.01'", {"sgd-baseline"}),
+    (
+        'params.model = "LogisticRegression" and params.lambda = "0.001" and metrics.error <= 0.05',
+        set(),
+    ),
+    ("attribute.run_name = 'tree'", {"tree"}),
+    ("attributes.run_name ILIKE 'SGD%'", {"sgd-baseline", "sgd-tuned"}),
+    ("run_name = 'tree'", {"tree"}),
+    ("attributes.run_id IN ('0a1b2c', 'ffee00')", {"sgd-baseline", "sgd-tuned"}),
+    ("attributes.artifact_uri IS NULL", ALL),
+    (f"attributes.start_time > {_ts(2026, 11, 4) * 1000:.0f}", {"sgd-tuned", "mlp 学习"}),
+    (f"attributes.created < {_ts(2026, 11, 4) * 1000:.0f}", {"sgd-baseline", "tree"}),
+    ("attributes.start_time > 2026-11-04", {"sgd-tuned", "mlp 学习"}),
+    ("tags.mlflow.source.git.commit = 'abc123'", {"sgd-baseline"}),
+    ("metrics.`val loss` < 1 AND params.`my param` != 'y'", {"sgd-baseline"}),
+]
+
+FILTERS = {
+    "operator": OPERATOR_FILTERS,
+    "param": PARAM_FILTERS,
+    "tag": TAG_FILTERS,
+    "metric": METRIC_FILTERS,
+    "attribute": ATTRIBUTE_FILTERS,
+    "mlflow example": MLFLOW_EXAMPLE_FILTERS,
+}
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        # The examples of MLflow's search documentation, as written.
-        ('metrics.rmse < 1 and params.model = "tree"', {"tree"}),
-        ("tags.\"mlflow.runName\" = 'sgd-baseline'", {"sgd-baseline"}),
-        ('attributes.status = "FINISHED"', {"sgd-baseline", "mlp 学习"}),
-        ("params.lr LIKE '0.0%'", {"sgd-baseline", "sgd-tuned"}),
-        ("metrics.acc > 0.9 and params.lr = '0.01'", {"sgd-baseline"}),
-        (
-            'params.model = "LogisticRegression" and params.lambda = "0.001" '
-            "and metrics.error <= 0.05",
-            set(),
-        ),
-        ("attribute.run_name = 'tree'", {"tree"}),
-        ("attributes.run_name ILIKE 'SGD%'", {"sgd-baseline", "sgd-tuned"}),
-        ("run_name = 'tree'", {"tree"}),
-        ("attributes.run_id IN ('0a1b2c', 'ffee00')", {"sgd-baseline", "sgd-tuned"}),
-        ("attributes.artifact_uri IS NULL", ALL),
-        (f"attributes.start_time > {_ts(2026, 11, 4) * 1000:.0f}", {"sgd-tuned", "mlp 学习"}),
-        (f"attributes.created < {_ts(2026, 11, 4) * 1000:.0f}", {"sgd-baseline", "tree"}),
-        ("attributes.start_time > 2026-11-04", {"sgd-tuned", "mlp 学习"}),
-        ("tags.mlflow.source.git.commit = 'abc123'", {"sgd-baseline"}),
-        ("metrics.`val loss` < 1 AND params.`my param` != 'y'", {"sgd-baseline"}),
+        pytest.param(text, expected, id=f"{kind}: {text}")
+        for kind, cases in FILTERS.items()
+        for text, expected in cases
     ],
 )
-def test_mlflow_filters(store: Store, text: str, expected: set[str]) -> None:
+def test_a_filter_selects_exactly_the_runs_listed_with_it(
+    store: Store, text: str, expected: set[str]
+) -> None:
     assert names(store, text) == expected
 
 
