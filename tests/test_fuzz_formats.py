@@ -201,6 +201,15 @@ def _copy(src: Path) -> Callable[[Path], None]:
     return build
 
 
+def _single_file(src: Path) -> tuple[Callable[[Path], None], Callable[[Path], list[Path]]]:
+    """A format read from one file: copy ``src`` into the folder; that copy is mutated."""
+
+    def build(folder: Path) -> None:
+        shutil.copyfile(src, folder / src.name)
+
+    return build, lambda f: [f / src.name]
+
+
 FORMATS = [
     Format(
         "mlflow-sqlite",
@@ -264,11 +273,7 @@ FORMATS = [
     ),
     Format(
         "keras",
-        lambda f: shutil.copyfile(
-            FIXTURES / "training-logs" / "keras-csvlogger" / "keras-resumed.csv",
-            f / "keras-resumed.csv",
-        ),
-        lambda f: [f / "keras-resumed.csv"],
+        *_single_file(FIXTURES / "training-logs" / "keras-csvlogger" / "keras-resumed.csv"),
         TEXT,
         # A header that is no longer CSVLogger's may still be a plain metric log with an epoch
         # column; one without any step column is no metric log at all.
@@ -300,11 +305,7 @@ FORMATS = [
     ),
     Format(
         "jsonl",
-        lambda f: shutil.copyfile(
-            FIXTURES / "training-logs" / "python-logging" / "run-a.metrics.jsonl",
-            f / "run-a.metrics.jsonl",
-        ),
-        lambda f: [f / "run-a.metrics.jsonl"],
+        *_single_file(FIXTURES / "training-logs" / "python-logging" / "run-a.metrics.jsonl"),
         TEXT,
         # The generic reader takes a .jsonl whose first line is an object with a step key.
         still_source=looks_like_jsonl_metrics,
