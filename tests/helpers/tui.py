@@ -58,8 +58,9 @@ async def pushed(
 
 
 async def palette_titles(pilot: Pilot[object], more_than: int) -> list[str]:
-    """Open the command palette (ctrl+p) and, once it lists more than ``more_than`` commands and
-    has stopped adding, the first line of every command's title, in the order shown."""
+    """Open the command palette (ctrl+p); once it lists more than ``more_than`` commands, and
+    0.3 s later for the providers that answer last, the first line of every command's title,
+    in the order shown."""
     palette = await pushed(pilot, "ctrl+p", CommandPalette)
     commands = palette.query_one(CommandList)
     await until(pilot, lambda: commands.option_count > more_than)
