@@ -26,7 +26,6 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import get_current_worker
@@ -40,8 +39,9 @@ from mltop.core.compare.overlay import X_AXES, Series, XAxis, overlay
 from mltop.core.entities import Run
 from mltop.core.runs.system_keys import is_system_key
 from mltop.core.store import StoreError
-from mltop.tui.commands import ScreenCommand, ScreenCommands
+from mltop.tui.commands import ScreenCommand
 from mltop.tui.messages import CompareLoaded, OverlayLoaded
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.widgets.chart import SMOOTHING_STEPS
 from mltop.tui.widgets.compare_table import CompareLayout, CompareTable, build_layout, key_label
 from mltop.tui.widgets.keybar import KeyBar
@@ -99,14 +99,13 @@ def open_diff_with_previous(screen: AnyScreen, run_id: str | None, root: Path) -
     screen.run_worker(find, thread=True, exclusive=True, group="diff-previous")
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(MltopScreen[None]):
     CSS_PATH = "compare.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "compare"
     AUTO_FOCUS = "CompareTable"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="compare.back"),
+        back_binding("compare"),
         Binding("b", "baseline", "baseline", id="compare.baseline"),
         Binding("o", "only_differences", "only diffs", id="compare.only_differences"),
         Binding("m,right_square_bracket", "metric(1)", "metric", key_display="m/M",
@@ -511,9 +510,6 @@ class CompareScreen(Screen[None]):
             self.table.move_to("metric", key)
         self._draw_chart_title()
         self._request_overlay()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def action_baseline(self) -> None:
         comparison = self.comparison

@@ -19,7 +19,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
@@ -42,7 +41,8 @@ from mltop.core.system.readout import (
     host_title,
     sparkline,
 )
-from mltop.tui.commands import ScreenCommand, ScreenCommands
+from mltop.tui.commands import ScreenCommand
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.screens.system.process_list import ProcessList
 from mltop.tui.widgets.keybar import KeyBar
 
@@ -60,14 +60,13 @@ class HostSampled(Message):
         self.names = names
 
 
-class HostScreen(Screen[None]):
+class HostScreen(MltopScreen[None]):
     CSS_PATH = "host.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "host"
     AUTO_FOCUS = "#host-processes"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="host.back"),
+        back_binding("host"),
         Binding("enter", "open_run", "open run", id="host.open_run"),
     ]
 
@@ -229,9 +228,6 @@ class HostScreen(Screen[None]):
         ]
 
     # -- actions ---------------------------------------------------------------------------------
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def action_open_run(self) -> None:
         view = self.view
