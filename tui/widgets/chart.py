@@ -24,13 +24,11 @@ from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.message import Message
 from textual.reactive import reactive
-from textual.strip import Strip
-from textual.widget import Widget
 
 from mltop.core.common.formatting import fmt_duration, fmt_value
 from mltop.core.common.sanitize import inert
+from mltop.tui.widgets.chart_widget import BucketChart, ChartResized
 from mltop.tui.widgets.segments import text_segments
 
 BRAILLE = 0x2800
@@ -361,7 +359,7 @@ def _x_axis(
             Segment("".join(chars), styles.muted)]  # fmt: skip
 
 
-class LineChart(Widget, can_focus=True):
+class LineChart(BucketChart, can_focus=True):
     """A focusable chart of one metric. The screen feeds it buckets; it asks when resized."""
 
     DEFAULT_CSS = """
@@ -395,17 +393,10 @@ class LineChart(Widget, can_focus=True):
     log_y: reactive[bool] = reactive(False)
     x_kind: reactive[str] = reactive("step")
 
-    class Resized(Message):
+    FIRST_WIDTH = 40
+
+    class Resized(ChartResized):
         """The chart's width changed: it wants ``buckets`` slices of its history."""
-
-        def __init__(self, chart: LineChart, buckets: int) -> None:
-            super().__init__()
-            self.chart = chart
-            self.buckets = buckets
-
-        @property
-        def control(self) -> LineChart:
-            return self.chart
 
     def __init__(
         self,
@@ -420,16 +411,8 @@ class LineChart(Widget, can_focus=True):
         #: What the chart is headed with: the key, or a shorter name its group makes clear.
         self.title = key if title is None else title
         self.series: Series | None = None
-        self.message_text: str | None = "loading…"
-        self._cache: tuple[object, list[Strip]] | None = None
-        self._asked = 0
 
     # -- data ------------------------------------------------------------------------------------
-
-    def wanted_buckets(self, width: int | None = None) -> int:
-        """Dot columns of the plot area at the current (or a given) width."""
-        inner = (width if width is not None else self.content_size.width) or 40
-        return max(2, (inner - 7) * 2)
 
     def set_buckets(self, table: pa.Table, buckets: int, x_kind: str) -> None:
         self.series = Series.from_table(table, buckets)
@@ -437,29 +420,18 @@ class LineChart(Widget, can_focus=True):
             None if table.num_rows else ("no timestamps" if x_kind == "time" else "no points")
         )
         self.set_reactive(LineChart.x_kind, x_kind)
-        self._cache = None
-        self.refresh()
+        self.redraw()
 
     def show_message(self, text: str) -> None:
         self.message_text = text
         self.series = None
-        self._cache = None
-        self.refresh()
+        self.redraw()
 
     def watch_smoothing(self) -> None:
-        self._cache = None
-        self.refresh()
+        self.redraw()
 
     def watch_log_y(self) -> None:
-        self._cache = None
-        self.refresh()
-
-    def on_resize(self) -> None:
-        self._cache = None
-        wanted = self.wanted_buckets()
-        if wanted != self._asked:
-            self._asked = wanted
-            self.post_message(self.Resized(self, wanted))
+        self.redraw()
 
     # -- drawing ---------------------------------------------------------------------------------
 
@@ -474,29 +446,18 @@ class LineChart(Widget, can_focus=True):
             muted=get("chart--muted"),
         )
 
-    def _strips(self) -> list[Strip]:
-        size = self.content_size
-        key = (size, self.has_focus, self.app.theme, self.smoothing, self.log_y)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        styles = self._styles()
-        lines = draw_chart(
+    def cache_key(self) -> object:
+        return (self.content_size, self.has_focus, self.app.theme, self.smoothing, self.log_y)
+
+    def draw(self, width: int, height: int) -> list[list[Segment]]:
+        return draw_chart(
             self.series,
-            size.width,
-            size.height,
-            styles,
+            width,
+            height,
+            self._styles(),
             title=self.title,
             smoothing=self.smoothing,
             log_y=self.log_y,
             x_kind=self.x_kind,
             message=self.message_text,
         )
-        strips = [Strip(segs).adjust_cell_length(size.width) for segs in lines]
-        self._cache = (key, strips)
-        return strips
-
-    def render_line(self, y: int) -> Strip:
-        strips = self._strips()
-        if 0 <= y < len(strips):
-            return strips[y]
-        return Strip.blank(self.content_size.width)

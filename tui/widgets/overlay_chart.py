@@ -20,14 +20,12 @@ import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.message import Message
-from textual.strip import Strip
-from textual.widget import Widget
 
 from mltop.core.common.formatting import fmt_duration, fmt_value, local_moment
 from mltop.core.common.sanitize import inert
 from mltop.core.compare.overlay import Series
 from mltop.tui.widgets.chart import _braille, _draw_series, _fit
+from mltop.tui.widgets.chart_widget import BucketChart, ChartResized
 
 # Run colours, in run order (the table's column headers use the same ones). Chosen to read on
 # dark and light backgrounds and to stay clear of the green/red that mean better/worse.
@@ -278,7 +276,7 @@ def _x_axis(
             Segment("".join(chars), styles.muted)]  # fmt: skip
 
 
-class OverlayChart(Widget):
+class OverlayChart(BucketChart):
     """The compared runs' histories of one metric. The screen feeds it; it asks when resized."""
 
     DEFAULT_CSS = """
@@ -293,17 +291,8 @@ class OverlayChart(Widget):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"overlay--axis", "overlay--muted"}
 
-    class Resized(Message):
+    class Resized(ChartResized):
         """The chart's width changed: it wants ``buckets`` points per run."""
-
-        def __init__(self, chart: OverlayChart, buckets: int) -> None:
-            super().__init__()
-            self.chart = chart
-            self.buckets = buckets
-
-        @property
-        def control(self) -> OverlayChart:
-            return self.chart
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -312,14 +301,6 @@ class OverlayChart(Widget):
         self.x_kind = "step"
         self.smoothed = False
         self.on_top: int | None = None
-        self.message_text: str | None = "loading…"
-        self._cache: tuple[object, list[Strip]] | None = None
-        self._asked = 0
-
-    def wanted_buckets(self, width: int | None = None) -> int:
-        """Dot columns of the plot area at the current (or a given) width."""
-        inner = (width if width is not None else self.content_size.width) or 60
-        return max(2, (inner - 7) * 2)
 
     def show(
         self,
@@ -336,20 +317,11 @@ class OverlayChart(Widget):
         self.x_kind = x_kind
         self.on_top = on_top
         self.message_text = None
-        self._cache = None
-        self.refresh()
+        self.redraw()
 
     def show_message(self, text: str) -> None:
         self.message_text = text
-        self._cache = None
-        self.refresh()
-
-    def on_resize(self) -> None:
-        self._cache = None
-        wanted = self.wanted_buckets()
-        if wanted != self._asked:
-            self._asked = wanted
-            self.post_message(self.Resized(self, wanted))
+        self.redraw()
 
     def _styles(self) -> OverlayStyles:
         get = self.get_component_rich_style
@@ -359,28 +331,18 @@ class OverlayChart(Widget):
             axis=get("overlay--axis"), muted=get("overlay--muted"), runs=runs, text=base
         )
 
-    def _strips(self) -> list[Strip]:
-        size = self.content_size
-        key = (size, self.app.theme)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        lines = draw_overlay(
+    def cache_key(self) -> object:
+        return (self.content_size, self.app.theme)
+
+    def draw(self, width: int, height: int) -> list[list[Segment]]:
+        return draw_overlay(
             self.series,
-            size.width,
-            size.height,
+            width,
+            height,
             self._styles(),
             x_kind=self.x_kind,
             smoothed=self.smoothed,
             on_top=self.on_top,
-            legend_max=3 if size.height >= 14 else 2 if size.height >= 9 else 1,
+            legend_max=3 if height >= 14 else 2 if height >= 9 else 1,
             message=self.message_text,
         )
-        strips = [Strip(segs).adjust_cell_length(size.width) for segs in lines]
-        self._cache = (key, strips)
-        return strips
-
-    def render_line(self, y: int) -> Strip:
-        strips = self._strips()
-        if 0 <= y < len(strips):
-            return strips[y]
-        return Strip.blank(self.content_size.width)
