@@ -489,3 +489,14 @@ def text_items(value: Any) -> tuple[str, ...]:
         else:
             out.append(str(item))
     return tuple(out)
+
+
+def add_container(container: dict[str, Any], images: list[str], commands: list[str]) -> None:
+    """A Kubernetes container's image and command line (``command`` then ``args``), the way
+    Argo templates, Kubeflow executors and Tekton steps all write them."""
+    if isinstance(container.get("image"), str):
+        images.append(container["image"])
+    argv = [str(a) for a in as_list(container.get("command"))]
+    argv += [str(a) for a in as_list(container.get("args"))]
+    if argv:
+        commands.append(" ".join(argv))

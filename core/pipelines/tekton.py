@@ -22,6 +22,7 @@ from mltop.core.pipelines.model import (
     Pipeline,
     Reference,
     Stage,
+    add_container,
     as_list,
     one_line,
 )
@@ -168,12 +169,7 @@ def _add_task(
         for step in as_list(spec.get("steps")):
             if not isinstance(step, dict):
                 continue
-            if isinstance(step.get("image"), str):
-                images.append(step["image"])
-            argv = [str(a) for a in as_list(step.get("command"))]
-            argv += [str(a) for a in as_list(step.get("args"))]
-            if argv:
-                commands.append(" ".join(argv))
+            add_container(step, images, commands)
             if isinstance(step.get("script"), str):
                 commands.append(step["script"])
     params = tuple(str(p.get("name")) for p in as_list(task.get("params")) if isinstance(p, dict))
