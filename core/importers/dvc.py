@@ -85,6 +85,7 @@ from mltop.core.importers.dvclive import (
     read_tsv_files,
     tsv_paths,
     tsv_prefix,
+    write_tsv_run,
 )
 from mltop.core.importers.run_start import kept_start, start_of_history
 from mltop.core.store import RunQuery, Store
@@ -223,19 +224,11 @@ class DvcImporter:
             _, st = changes[str(root / rel)]
             if st is not None:
                 states.append(file_state(root / rel, st, st.st_size, run_id, source))
-        with store.transaction():
-            store.put_experiments([(project_id(id_root), KIND, source, root.name, root.name)])
-            store.put_runs(
-                source, [record], [(run_id, k, v) for k, v in params.items()], start.tags(run_id)
-            )
-            if full:
-                store.delete_points([run_id])
-            else:
-                store.delete_points([run_id], set(json_keys) | batch.new_keys.get(run_id, set()))
-            added = store.add_points(batch.points) + store.add_points(json_points)
-            store.update_summaries([run_id], [batch.points, json_points])
-            store.delete_files(gone)
-            store.put_files(source, states)
+        experiment = (project_id(id_root), KIND, source, root.name, root.name)
+        added = write_tsv_run(
+            store, experiment, record, params, start.tags(run_id), full=full, batch=batch,
+            json_points=json_points, json_keys=json_keys, gone=gone, states=states,
+        )  # fmt: skip
         report.add(KIND, runs=0 if existed else 1, points=added)
 
     def _read_doc(self, path: Path, report: ImportReport) -> object:
