@@ -9,6 +9,7 @@ layer, up/down to the nearest box of the layer above or below.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -34,11 +35,10 @@ if TYPE_CHECKING:
 SCROLL_STEP = 16
 
 
+@dataclass
 class DagReady(Message):
-    def __init__(self, drawing: DagDrawing, generation: int) -> None:
-        super().__init__()
-        self.drawing = drawing
-        self.generation = generation
+    drawing: DagDrawing
+    generation: int
 
 
 class DagCanvas(Static):

@@ -15,6 +15,7 @@ again, and only the latest answer is shown.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -64,12 +65,11 @@ BAND_MIN_HEIGHT = 34
 band sits in the summary pane, where it wraps and scrolls instead of crowding the stages out."""
 
 
+@dataclass
 class PipelinesLoaded(Message):
-    def __init__(self, data: PipelinesData | None, generation: int, error: str | None) -> None:
-        super().__init__()
-        self.data = data
-        self.generation = generation
-        self.error = error
+    data: PipelinesData | None
+    generation: int
+    error: str | None
 
 
 def github_options(app: object) -> GitHubOptions | None:
