@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -185,6 +186,53 @@ def _console() -> Console:
     return _RENDER_CONSOLE
 
 
+@dataclass(frozen=True)
+class PlotArea:
+    """Where a plot stands: its y range with the labels at its left edge, and the braille dots
+    right of the axis. The run detail's chart and the compare overlay lay out alike."""
+
+    y_min: float
+    y_max: float
+    top: str
+    bottom: str
+    label_w: int
+    plot_w: int
+    plot_h: int
+
+    @classmethod
+    def fit(
+        cls, y_min: float, y_max: float, width: int, plot_h: int, label: Callable[[float], str]
+    ) -> PlotArea:
+        """The area for values from ``y_min`` to ``y_max`` in ``width`` cells; a flat line gets
+        a band around it rather than a zero span."""
+        if y_max - y_min < 1e-12 * max(1.0, abs(y_max)):
+            pad = abs(y_max) * 0.05 or 0.5
+            y_min, y_max = y_min - pad, y_max + pad
+        top, bottom = label(y_max), label(y_min)
+        label_w = max(len(top), len(bottom))
+        return cls(y_min, y_max, top, bottom, label_w, max(1, width - label_w - 1), plot_h)
+
+    @property
+    def dots_w(self) -> int:
+        return self.plot_w * 2
+
+    @property
+    def dots_h(self) -> int:
+        return self.plot_h * 4
+
+    def to_row(self, values: np.ndarray) -> np.ndarray:
+        """Values to dot rows, the top row for ``y_max``."""
+        scaled = (self.y_max - values) / (self.y_max - self.y_min) * (self.dots_h - 1)
+        return np.clip(np.rint(scaled), 0, self.dots_h - 1)
+
+    def y_axis(self, row: int, muted: Style, axis: Style) -> list[Segment]:
+        """The label (on the first and last rows) and the axis left of plot row ``row``."""
+        last = self.plot_h - 1
+        tick = self.top if row == 0 else self.bottom if row == last else ""
+        mark = "┤" if row in (0, last) else "│"
+        return [Segment(tick.rjust(self.label_w), muted), Segment(mark, axis)]
+
+
 def _plot(
     series: Series | None,
     width: int,
@@ -220,26 +268,19 @@ def _plot(
         lo = np.where(np.isnan(lo) & np.isfinite(hi), y_min, lo)
         mean = np.where(np.isnan(mean) & np.isfinite(hi), lo, mean)
     smooth = ema(mean, smoothing) if smoothing > 0 else None
-    if y_max - y_min < 1e-12 * max(1.0, abs(y_max)):
-        pad = abs(y_max) * 0.05 or 0.5
-        y_min, y_max = y_min - pad, y_max + pad
 
     def label(v: float) -> str:
         return fmt_value(10**v if log_y else v, 3)
 
-    top, bottom = label(y_max), label(y_min)
-    label_w = max(len(top), len(bottom))
-    plot_w = max(1, width - label_w - 1)
-    dots_w, dots_h = plot_w * 2, plot_h * 4
+    area = PlotArea.fit(y_min, y_max, width, plot_h, label)
+    label_w, plot_w, dots_w, dots_h, to_row = (
+        area.label_w, area.plot_w, area.dots_w, area.dots_h, area.to_row
+    )  # fmt: skip
 
     # Bucket index -> dot column (a chart resized since the query still draws right).
     span = max(1, series.buckets - 1)
     cols = np.rint(series.bucket * (dots_w - 1) / span).astype(np.int64) if span else series.bucket
     cols = np.clip(cols, 0, dots_w - 1)
-
-    def to_row(values: np.ndarray) -> np.ndarray:
-        scaled = (y_max - values) / (y_max - y_min) * (dots_h - 1)
-        return np.clip(np.rint(scaled), 0, dots_h - 1)
 
     raw = np.zeros((dots_h, dots_w), dtype=bool)
     _draw_series(raw, cols, to_row(lo), to_row(hi), to_row(mean))
@@ -253,14 +294,7 @@ def _plot(
 
     out: list[list[Segment]] = []
     for row in range(plot_h):
-        if row == 0:
-            tick = top.rjust(label_w)
-        elif row == plot_h - 1:
-            tick = bottom.rjust(label_w)
-        else:
-            tick = " " * label_w
-        axis = "┤" if row in (0, plot_h - 1) else "│"
-        segs = [Segment(tick, styles.muted), Segment(axis, styles.axis)]
+        segs = area.y_axis(row, styles.muted, styles.axis)
         segs += _row_segments(
             raw_cells[row],
             None if line_cells is None else line_cells[row],

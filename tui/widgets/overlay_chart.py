@@ -24,7 +24,7 @@ from rich.text import Text
 from mltop.core.common.formatting import fmt_duration, fmt_value, local_moment
 from mltop.core.common.sanitize import inert
 from mltop.core.compare.overlay import Series
-from mltop.tui.widgets.chart import _braille, _draw_series, _fit
+from mltop.tui.widgets.chart import PlotArea, _braille, _draw_series, _fit
 from mltop.tui.widgets.chart_widget import BucketChart, ChartResized
 
 # Run colours, in run order (the table's column headers use the same ones). Chosen to read on
@@ -177,23 +177,14 @@ def draw_overlay(
         return note("no finite values")
     x_min, x_max = float(all_x.min()), float(all_x.max())
     y_min, y_max = float(all_y.min()), float(all_y.max())
-    if y_max - y_min < 1e-12 * max(1.0, abs(y_max)):
-        pad = abs(y_max) * 0.05 or 0.5
-        y_min, y_max = y_min - pad, y_max + pad
-    top, bottom = fmt_value(y_max, 3), fmt_value(y_min, 3)
-    label_w = max(len(top), len(bottom))
-    plot_w = max(1, width - label_w - 1)
-    dots_w, dots_h = plot_w * 2, plot_h * 4
+    area = PlotArea.fit(y_min, y_max, width, plot_h, lambda v: fmt_value(v, 3))
+    label_w, plot_w, dots_w, to_row = area.label_w, area.plot_w, area.dots_w, area.to_row
     x_span = x_max - x_min
 
     def to_col(x: np.ndarray) -> np.ndarray:
         if x_span <= 0:
             return np.full(x.shape, (dots_w - 1) // 2, dtype=np.int64)
         return np.clip(np.rint((x - x_min) / x_span * (dots_w - 1)), 0, dots_w - 1).astype(np.int64)
-
-    def to_row(values: np.ndarray) -> np.ndarray:
-        scaled = (y_max - values) / (y_max - y_min) * (dots_h - 1)
-        return np.clip(np.rint(scaled), 0, dots_h - 1)
 
     order = list(range(len(series)))
     if on_top is not None and 0 <= on_top < len(order):
@@ -207,7 +198,7 @@ def draw_overlay(
         ok = np.isfinite(x)
         if not ok.any():
             continue
-        grid = np.zeros((dots_h, dots_w), dtype=bool)
+        grid = np.zeros((area.dots_h, dots_w), dtype=bool)
         # The dot columns must rise: several points may share one (a run denser than the chart).
         cols = to_col(x[ok])
         _draw_series(grid, cols, to_row(lo[ok]), to_row(hi[ok]), to_row(y[ok]))
@@ -217,14 +208,7 @@ def draw_overlay(
 
     lines: list[list[Segment]] = []
     for row in range(plot_h):
-        if row == 0:
-            tick = top.rjust(label_w)
-        elif row == plot_h - 1:
-            tick = bottom.rjust(label_w)
-        else:
-            tick = " " * label_w
-        axis = "┤" if row in (0, plot_h - 1) else "│"
-        segs = [Segment(tick, styles.muted), Segment(axis, styles.axis)]
+        segs = area.y_axis(row, styles.muted, styles.axis)
         segs += _row_segments(cells[row], owner[row], styles)
         lines.append(segs)
     lines.append(_x_axis(x_min, x_max, label_w, plot_w, styles, x_kind))
