@@ -81,7 +81,7 @@ from mltop.core.importers.dvclive import (
     header_keys,
     parse_document,
     parse_tsvs,
-    read_doc,
+    read_doc_file,
     read_tsv_files,
     tsv_paths,
     tsv_prefix,
@@ -166,7 +166,7 @@ class DvcImporter:
 
         yamls: dict[str, object] = {}
         for rel in yaml_paths:
-            yamls[rel] = self._read_doc(root / rel, report)
+            yamls[rel] = read_doc_file(root / rel, report)
         lay = layout(yamls, exists)
         for rel, message in lay.problems:
             report.problem(root / rel, message)
@@ -193,9 +193,9 @@ class DvcImporter:
             report,
         )
         history = batch.keys.get(run_id, set())
-        params = params_of((rel, self._read_doc(root / rel, report)) for rel in lay.params)
+        params = params_of((rel, read_doc_file(root / rel, report)) for rel in lay.params)
         metric_docs = [
-            (rel, self._read_doc(root / rel, report), st.st_mtime)
+            (rel, read_doc_file(root / rel, report), st.st_mtime)
             for rel in lay.metrics
             if (st := changes.get(str(root / rel), (None, None))[1]) is not None
         ]
@@ -230,15 +230,6 @@ class DvcImporter:
             json_points=json_points, json_keys=json_keys, gone=gone, states=states,
         )  # fmt: skip
         report.add(KIND, runs=0 if existed else 1, points=added)
-
-    def _read_doc(self, path: Path, report: ImportReport) -> object:
-        try:
-            return read_doc(path)
-        except FormatError as exc:
-            report.problem(path, str(exc))
-        except OSError as exc:
-            report.problem(path, f"cannot read ({exc.strerror or exc})")
-        return None
 
     # -- experiments in git ----------------------------------------------------------------------
 
