@@ -380,6 +380,14 @@ def _x_axis(
     if last > first:
         end = _x_label(last, x_kind, origin, span)
         labels.append((plot_w - len(end), end))
+    return x_axis_line(labels, label_w, plot_w, styles.muted, styles.axis)
+
+
+def x_axis_line(
+    labels: list[tuple[int, str]], label_w: int, plot_w: int, muted: Style, axis: Style
+) -> list[Segment]:
+    """The line under a plot: ``labels`` at their columns, left to right, each dropped that
+    would overlap the one before it or run past the right edge."""
     chars = [" "] * plot_w
     taken_until = -1
     for pos, text in labels:
@@ -388,9 +396,7 @@ def _x_axis(
             continue
         chars[pos : pos + len(text)] = list(text)
         taken_until = pos + len(text)
-    corner = "└"
-    return [Segment(" " * label_w, styles.muted), Segment(corner, styles.axis),
-            Segment("".join(chars), styles.muted)]  # fmt: skip
+    return [Segment(" " * label_w, muted), Segment("└", axis), Segment("".join(chars), muted)]
 
 
 class LineChart(BucketChart, can_focus=True):

@@ -24,7 +24,7 @@ from rich.text import Text
 from mltop.core.common.formatting import fmt_duration, fmt_value, local_moment
 from mltop.core.common.sanitize import inert
 from mltop.core.compare.overlay import Series
-from mltop.tui.widgets.chart import PlotArea, _braille, _draw_series, _fit
+from mltop.tui.widgets.chart import PlotArea, _braille, _draw_series, _fit, x_axis_line
 from mltop.tui.widgets.chart_widget import BucketChart, ChartResized
 
 # Run colours, in run order (the table's column headers use the same ones). Chosen to read on
@@ -248,16 +248,7 @@ def _x_axis(
             labels.append((plot_w // 2, x_label(mid, x_kind, span, first)))
         end = x_label(last, x_kind, span, first)
         labels.append((plot_w - len(end), end))
-    chars = [" "] * plot_w
-    taken_until = -1
-    for pos, text in labels:
-        pos = max(pos, taken_until + 2 if taken_until >= 0 else 0)
-        if pos + len(text) > plot_w:
-            continue
-        chars[pos : pos + len(text)] = list(text)
-        taken_until = pos + len(text)
-    return [Segment(" " * label_w, styles.muted), Segment("└", styles.axis),
-            Segment("".join(chars), styles.muted)]  # fmt: skip
+    return x_axis_line(labels, label_w, plot_w, styles.muted, styles.axis)
 
 
 class OverlayChart(BucketChart):
