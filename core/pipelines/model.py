@@ -10,7 +10,7 @@ and status attachment make new copies with :func:`dataclasses.replace`.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -327,6 +327,16 @@ class GraphBuilder:
     def full(self) -> bool:
         """True once no more edges are kept; loops that add many edges stop early."""
         return len(self.edges) >= MAX_EDGES
+
+    def check_keys(
+        self, mapping: dict[Any, Any], known: Collection[object], where: str = ""
+    ) -> None:
+        """A problem line for each key of ``mapping`` the format does not define (a typo the CI
+        would reject or ignore); ``where`` names the job or stage, empty for the top level."""
+        for key in mapping:
+            if key not in known:
+                prefix = f"{where}: unknown key" if where else "unknown top-level key"
+                self.problem(f"{prefix} {one_line(key)!r}")
 
     def problem(self, message: str) -> None:
         if len(self.problems) >= MAX_PROBLEMS:

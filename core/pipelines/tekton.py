@@ -134,9 +134,7 @@ def _add_task(
     task: dict[str, Any], group: str | None, tasks: dict[str, Any], graph: GraphBuilder
 ) -> None:
     sid = str(task["name"])
-    for key in task:
-        if key not in TASK_KEYS:
-            graph.problem(f"task {sid!r}: unknown key {one_line(key)!r}")
+    graph.check_keys(task, TASK_KEYS, f"task {sid!r}")
     run_after = {str(n) for n in as_list(task.get("runAfter"))}
     for need in _needs(task):
         graph.add_edge(need, sid, "needs" if need in run_after else "result")
