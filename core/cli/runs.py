@@ -18,27 +18,32 @@ from rich.console import Console
 from rich.text import Text
 
 from mltop.core.cli.output import (
+    EXIT_OK,
+    EXIT_PROBLEMS,
     Parser,
     UsageError,
     open_store_for,
-    problems_exit,
+    print_problems,
     resolve_root,
     stderr_console,
     stdout_console,
+    store_root,
 )
 from mltop.core.cli.sources import (
     MLFLOW_HELP,
+    TIMEOUT_HELP,
     add_scan_option,
-    add_source_options,
     file_scope,
-    import_sources,
+    ingest_with_progress,
     mlflow_urls,
     scan_wanted,
+    sync_servers,
+    timeout_seconds,
 )
 from mltop.core.common.formatting import fmt_iso
 from mltop.core.common.sanitize import inert, inert_json_indented
 from mltop.core.compare.diff_format import json_number
-from mltop.core.entities import Run
+from mltop.core.entities import ImportReport, Run
 from mltop.core.runs.runs_listing import ColumnError, build_listing, left_out_note
 from mltop.core.store import RunQuery, Store
 
@@ -100,11 +105,15 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         "params.KEY, metrics.KEY (default: in a terminal, the ones that fit; piped, all)",
     )
     parser.add_argument("--limit", type=int, help="at most this many runs")
-    add_source_options(
-        parser,
-        mlflow_help=MLFLOW_HELP + "; only latest metric values are fetched (`mltop ingest "
-        "--mlflow` fetches full histories)",
+    parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
+    parser.add_argument(
+        "--mlflow",
+        action="append",
+        metavar="URL",
+        help=MLFLOW_HELP + "; only latest metric values are fetched (`mltop ingest --mlflow` "
+        "fetches full histories)",
     )
+    parser.add_argument("--timeout", type=timeout_seconds, metavar="SECONDS", help=TIMEOUT_HELP)
     add_scan_option(parser)
     args = parser.parse_args(argv)
     root = resolve_root(args.path)
@@ -115,11 +124,15 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     err = stderr_console()
     root, scope = file_scope(root, err)
     query = scope.and_(query)
-    with open_store_for(root, args.store, err) as store:
-        report = import_sources(
-            root, store, err, urls, timeout=args.timeout, histories=False,
-            show_progress=err.is_terminal and not args.json,
-            scan=scan_wanted(root, store, args.scan, err),
+    with open_store_for(store_root(root), args.store, err) as store:
+        show_progress = err.is_terminal and not args.json
+        if scan_wanted(root, store, args.scan, err):
+            report = ingest_with_progress(root, store, err, show_progress=show_progress)
+        else:
+            report = ImportReport()
+        sync_servers(
+            urls, store, report, err, histories=False, show_progress=show_progress,
+            timeout=args.timeout,
         )  # fmt: skip
         batches = store.runs_in_batches(query, order=order, descending=descending, limit=args.limit)
         try:
@@ -135,7 +148,8 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
             _write_json(stream, store, itertools.chain([first], batches))
         else:
             _write_table(stream, out_file, store, itertools.chain([first], batches), args, err)
-    return problems_exit(report, err)
+    print_problems(report, err)
+    return EXIT_PROBLEMS if report.problems else EXIT_OK
 
 
 def _write_json(stream: TextIO, store: Store, batches: Iterable[list[Run]]) -> None:
