@@ -85,12 +85,7 @@ def parse(path: Path, docs: list[Any]) -> Pipeline:
             if isinstance(art, dict):
                 what = f"{art.get('type', 'artifact')}: {art.get('path', '?')}"
                 graph.references.append(Reference("artifact", f"{art_name} ({what})"))
-    for stage_name, body in stages.items():
-        stage_name = str(stage_name)
-        if not isinstance(body, dict):
-            graph.problem(f"stage {stage_name!r} is not a mapping")
-            continue
-        graph.check_keys(body, STAGE_KEYS, f"stage {stage_name!r}")
+    for stage_name, body in graph.entries(stages, "stage", STAGE_KEYS):
         for sid, expanded, matrix in _expand(stage_name, body, context, graph):
             graph.add_stage(_stage(sid, expanded, matrix, graph))
     _link_by_paths(graph)

@@ -63,12 +63,7 @@ def parse(path: Path, docs: list[Any]) -> Pipeline:
     if not isinstance(jobs, dict):
         graph.problem("no 'jobs' mapping")
         return graph.build("devops", FORMAT, path, name)
-    for job_id, job in jobs.items():
-        job_id = str(job_id)
-        if not isinstance(job, dict):
-            graph.problem(f"job {job_id!r} is not a mapping")
-            continue
-        graph.check_keys(job, JOB_KEYS, f"job {job_id!r}")
+    for job_id, job in graph.entries(jobs, "job", JOB_KEYS):
         graph.add_stage(_stage(job_id, job, graph))
         for need in as_list(job.get("needs")):
             graph.add_edge(str(need), job_id)

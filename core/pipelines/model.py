@@ -10,7 +10,7 @@ and status attachment make new copies with :func:`dataclasses.replace`.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -337,6 +337,19 @@ class GraphBuilder:
             if key not in known:
                 prefix = f"{where}: unknown key" if where else "unknown top-level key"
                 self.problem(f"{prefix} {one_line(key)!r}")
+
+    def entries(
+        self, mapping: dict[Any, Any], what: str, known: Collection[object]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each (name, body) of a file's jobs or stages, its keys checked; an entry that is not
+        a mapping is a problem line (``job 'x' is not a mapping``) and is skipped."""
+        for name, body in mapping.items():
+            name = str(name)
+            if not isinstance(body, dict):
+                self.problem(f"{what} {name!r} is not a mapping")
+                continue
+            self.check_keys(body, known, f"{what} {name!r}")
+            yield name, body
 
     def problem(self, message: str) -> None:
         if len(self.problems) >= MAX_PROBLEMS:
