@@ -21,6 +21,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from mltop.core.common.formatting import fit_text, fit_value
@@ -32,7 +33,7 @@ from mltop.core.monitor.evidently_workspace import (
     read_workspace,
 )
 from mltop.core.monitor.sources import MonitorSource, find_monitor_sources
-from mltop.tui.screens.base import MltopScreen, back_binding
+from mltop.tui.commands import ScreenCommands
 from mltop.tui.screens.monitor.view import (
     MonitorView,
     from_evidently,
@@ -77,13 +78,14 @@ class MonitorLoaded(Message):
         self.error = error
 
 
-class MonitorScreen(MltopScreen[None]):
+class MonitorScreen(Screen[None]):
     CSS_PATH = "monitor.tcss"
+    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "monitor"
     AUTO_FOCUS = "#mon-table"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        back_binding("monitor"),
+        Binding("escape", "back", "back", id="monitor.back"),
         Binding("enter", "open_feature", "distributions", id="monitor.open"),
         Binding("left", "step(-1)", "earlier window", priority=True, id="monitor.earlier"),
         Binding("right", "step(1)", "later window", priority=True, id="monitor.later"),
@@ -341,6 +343,9 @@ class MonitorScreen(MltopScreen[None]):
         self.query_one("#mon-band", Static).update(out)
 
     # -- actions ------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
 
     def action_step(self, delta: int) -> None:
         view = self.view

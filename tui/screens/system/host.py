@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
@@ -41,8 +42,7 @@ from mltop.core.system.readout import (
     host_title,
     sparkline,
 )
-from mltop.tui.commands import ScreenCommand
-from mltop.tui.screens.base import MltopScreen, back_binding
+from mltop.tui.commands import ScreenCommand, ScreenCommands
 from mltop.tui.screens.system.process_list import ProcessList
 from mltop.tui.widgets.keybar import KeyBar
 
@@ -60,13 +60,14 @@ class HostSampled(Message):
         self.names = names
 
 
-class HostScreen(MltopScreen[None]):
+class HostScreen(Screen[None]):
     CSS_PATH = "host.tcss"
+    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "host"
     AUTO_FOCUS = "#host-processes"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        back_binding("host"),
+        Binding("escape", "back", "back", id="host.back"),
         Binding("enter", "open_run", "open run", id="host.open_run"),
     ]
 
@@ -228,6 +229,9 @@ class HostScreen(MltopScreen[None]):
         ]
 
     # -- actions ---------------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
 
     def action_open_run(self) -> None:
         view = self.view
