@@ -1,4 +1,4 @@
-"""What every mltop screen shares: the palette's commands, leaving with escape, the app's keys.
+"""What mltop's screens share: the palette's commands, leaving with escape, the app's keys.
 
 Each screen declares its own keys; these are the parts that must read the same everywhere, so
 a change (a palette provider, what "back" means, the quit keys) is made once: every screen lists
