@@ -70,15 +70,7 @@ def prepare_demo(
     log(f"mltop demo: training the sample project in {target} ...")
     # The served model's thirty days of predictions (what the monitor reads) are simulated on
     # the side while the sweep trains: a couple of seconds the demo then does not wait for.
-    serving = subprocess.Popen(
-        [sys.executable, "-u", "serve.py"],
-        cwd=target,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-    )
+    serving = _script(target, "serve.py")
     try:
         _train(target, extra_args, log, progress)
         output, _ = serving.communicate()
@@ -92,23 +84,28 @@ def prepare_demo(
     return target
 
 
-def _train(
-    target: Path,
-    extra_args: list[str] | None,
-    log: Callable[[str], None],
-    progress: Callable[[str], None] | None,
-) -> None:
-    cmd = [sys.executable, "-u", "train.py", *(extra_args or [])]
-    lines: list[str] = []
-    with subprocess.Popen(
-        cmd,
+def _script(target: Path, name: str, *args: str) -> subprocess.Popen[str]:
+    """A sample project script started in ``target``, its output and errors as one text stream
+    (unbuffered, so progress lines arrive as they are printed; undecodable bytes replaced)."""
+    return subprocess.Popen(
+        [sys.executable, "-u", name, *args],
         cwd=target,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         errors="replace",
-    ) as proc:
+    )
+
+
+def _train(
+    target: Path,
+    extra_args: list[str] | None,
+    log: Callable[[str], None],
+    progress: Callable[[str], None] | None,
+) -> None:
+    lines: list[str] = []
+    with _script(target, "train.py", *(extra_args or [])) as proc:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.rstrip("\n")

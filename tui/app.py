@@ -37,6 +37,7 @@ from mltop.tui.messages import (
     StoreFailed,
     StoreOpened,
 )
+from mltop.tui.screens.base import APP_KEYS
 from mltop.tui.screens.help import HelpScreen, binding_rows
 from mltop.tui.screens.runs.screen import RunsScreen
 
@@ -92,11 +93,7 @@ class MltopApp(App[int]):
     COMMANDS: ClassVar = {ScreenCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "quit", id="app.quit"),
-        # Textual only hints on ctrl+c; in a terminal tool it must quit.
-        Binding("ctrl+c", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_c"),
-        Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_q"),
-        Binding("question_mark", "help", "help", id="app.help"),
+        *APP_KEYS,
         # Hidden from the key lines (they are full at 80 columns); `?` and the palette list it.
         Binding("m", "monitor", "monitor", show=False, id="app.monitor"),
         Binding("h", "host", "host", show=False, id="app.host"),

@@ -2,6 +2,8 @@
 
 Workers never touch widgets: they post one of these and the screen's handler, on the UI
 thread, mounts the data. Frequent ones (ingest progress) may replace an unhandled predecessor.
+Each is a dataclass (Textual's ``Message`` initialises itself in ``__post_init__``), so a
+message is the list of what it carries.
 """
 
 from __future__ import annotations
@@ -17,30 +19,27 @@ from mltop.core.runs.runs_view import RunsView
 from mltop.core.store import Store
 
 
+@dataclass
 class StoreOpened(Message):
     """The store is open (``note`` says when it is a private fallback copy)."""
 
-    def __init__(self, store: Store) -> None:
-        super().__init__()
-        self.store = store
+    store: Store
 
 
+@dataclass
 class StoreFailed(Message):
     """The store could not be opened at all."""
 
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
+    error: str
 
 
+@dataclass
 class IngestProgress(Message):
     """Discovery/import progress: ``done`` of ``total`` sources, now importing ``what``."""
 
-    def __init__(self, what: str, done: int, total: int) -> None:
-        super().__init__()
-        self.what = what
-        self.done = done
-        self.total = total
+    what: str
+    done: int
+    total: int
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, IngestProgress)
@@ -53,41 +52,33 @@ class StoreChanged(Message):
         return isinstance(message, StoreChanged)
 
 
+@dataclass
 class IngestFinished(Message):
     """An ingest ended (``report`` is None when it failed with ``error``)."""
 
-    def __init__(self, report: ImportReport | None, error: str | None = None) -> None:
-        super().__init__()
-        self.report = report
-        self.error = error
+    report: ImportReport | None
+    error: str | None = None
 
 
+@dataclass
 class RunsLoaded(Message):
     """A new runs table for the runs screen (``generation`` drops stale answers)."""
 
-    def __init__(
-        self,
-        view: RunsView,
-        generation: int,
-        keys: tuple[list[str], list[str], list[str]] | None = None,
-        warnings: tuple[str, ...] = (),
-    ) -> None:
-        super().__init__()
-        self.view = view
-        self.generation = generation
-        self.keys = keys  # (param keys, metric keys, params that vary) when re-read
-        self.warnings = warnings  # why the filter may match nothing (metrics no run has)
+    view: RunsView
+    generation: int
+    # (param keys, metric keys, params that vary) when re-read
+    keys: tuple[list[str], list[str], list[str]] | None = None
+    warnings: tuple[str, ...] = ()  # why the filter may match nothing (metrics no run has)
 
 
+@dataclass
 class FilterRejected(Message):
     """The typed filter does not parse; the table keeps its last good result."""
 
-    def __init__(self, text: str, message: str, position: int, generation: int) -> None:
-        super().__init__()
-        self.text = text
-        self.message = message
-        self.position = position
-        self.generation = generation
+    text: str
+    message: str
+    position: int
+    generation: int
 
 
 @dataclass(frozen=True)
@@ -104,25 +95,24 @@ class RunDetails:
     points: int = 0
 
 
+@dataclass
 class DetailsLoaded(Message):
-    def __init__(self, details: RunDetails | None, run_id: str) -> None:
-        super().__init__()
-        self.details = details
-        self.run_id = run_id
+    details: RunDetails | None
+    run_id: str
 
 
+@dataclass
 class ChartDataLoaded(Message):
     """Downsampled history for one chart: ``buckets`` rows from :meth:`Store.history_buckets`."""
 
-    def __init__(self, key: str, buckets: pa.Table, x: str, width: int, info: Any = None) -> None:
-        super().__init__()
-        self.key = key
-        self.buckets = buckets
-        self.x = x
-        self.width = width
-        self.info = info
+    key: str
+    buckets: pa.Table
+    x: str
+    width: int
+    info: Any = None
 
 
+@dataclass
 class CompareLoaded(Message):
     """A comparison for the compare screen, with its table layout worked out in the worker.
 
@@ -130,16 +120,13 @@ class CompareLoaded(Message):
     (and the rest None) when the runs could not be compared.
     """
 
-    def __init__(
-        self, comparison: Any, layout: Any, generation: int, error: str | None = None
-    ) -> None:
-        super().__init__()
-        self.comparison = comparison
-        self.layout = layout
-        self.generation = generation
-        self.error = error
+    comparison: Any
+    layout: Any
+    generation: int
+    error: str | None = None
 
 
+@dataclass
 class OverlayLoaded(Message):
     """One metric of the compared runs on a shared x axis
     (:func:`mltop.core.compare.overlay.overlay`).
@@ -148,16 +135,13 @@ class OverlayLoaded(Message):
     older request is dropped.
     """
 
-    def __init__(self, request: tuple[str, str, float, int], series: list[Any]) -> None:
-        super().__init__()
-        self.request = request
-        self.series = series
+    request: tuple[str, str, float, int]
+    series: list[Any]
 
 
+@dataclass
 class LiveUpdate(Message):
     """The live watcher imported changes: which runs changed (new ones included)."""
 
-    def __init__(self, changed_runs: frozenset[str], new_runs: frozenset[str]) -> None:
-        super().__init__()
-        self.changed_runs = changed_runs
-        self.new_runs = new_runs
+    changed_runs: frozenset[str]
+    new_runs: frozenset[str]

@@ -29,12 +29,9 @@ from mltop.core.cli.output import (
     store_root,
 )
 from mltop.core.cli.sources import (
-    MLFLOW_HELP,
-    TIMEOUT_HELP,
-    ingest_with_progress,
+    add_source_options,
+    import_sources,
     mlflow_urls,
-    sync_servers,
-    timeout_seconds,
 )
 from mltop.core.common.sanitize import inert
 from mltop.core.compare.diff import GATE_HELP, GateError, check_gates, compare_runs, parse_gates
@@ -148,9 +145,7 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         help="run name, id prefix, filter, or a model version: models:/NAME@ALIAS, models:/NAME/3",
     )
     parser.add_argument("--root", "-C", default=".", help="folder with the runs (default: .)")
-    parser.add_argument("--store", help="store file (default: ROOT/.mltop/store.duckdb)")
-    parser.add_argument("--mlflow", action="append", metavar="URL", help=MLFLOW_HELP)
-    parser.add_argument("--timeout", type=timeout_seconds, metavar="SECONDS", help=TIMEOUT_HELP)
+    add_source_options(parser, root="ROOT")
     parser.add_argument("--baseline", "-b", metavar="RUN", help="compare against this run")
     parser.add_argument(
         "--only-changed", action="store_true", help="hide rows where every run agrees"
@@ -187,12 +182,10 @@ def cmd_diff(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     directions = load_directions(store_root(root))
     for problem in directions.problems:
         err.print(Text(f"mltop: {inert(problem)}", style="yellow"))
-    with open_store_for(store_root(root), args.store, err) as store:
-        show_progress = err.is_terminal and args.format == "table"
-        report = ingest_with_progress(root, store, err, show_progress=show_progress)
-        sync_servers(
-            mlflow_urls(args.mlflow), store, report, err, histories=True,
-            show_progress=show_progress, timeout=args.timeout,
+    with open_store_for(root, args.store, err) as store:
+        report = import_sources(
+            root, store, err, mlflow_urls(args.mlflow), timeout=args.timeout, histories=True,
+            show_progress=err.is_terminal and args.format == "table",
         )  # fmt: skip
         runs: list[Run] = []
         for ref in args.runs:

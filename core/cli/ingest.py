@@ -12,24 +12,18 @@ from rich.table import Table
 from rich.text import Text
 
 from mltop.core.cli.output import (
-    EXIT_OK,
-    EXIT_PROBLEMS,
     Parser,
     open_store_for,
-    print_problems,
+    problems_exit,
     resolve_root,
     stderr_console,
     stdout_console,
-    store_root,
 )
 from mltop.core.cli.sources import (
-    MLFLOW_HELP,
-    TIMEOUT_HELP,
+    add_source_options,
     file_scope,
-    ingest_with_progress,
+    import_sources,
     mlflow_urls,
-    sync_servers,
-    timeout_seconds,
 )
 from mltop.core.common.sanitize import inert
 
@@ -41,20 +35,17 @@ def cmd_ingest(argv: Sequence[str]) -> int:
         "their full metric histories).",
     )
     parser.add_argument("path", nargs="?", default=".")
-    parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
-    parser.add_argument("--mlflow", action="append", metavar="URL", help=MLFLOW_HELP)
-    parser.add_argument("--timeout", type=timeout_seconds, metavar="SECONDS", help=TIMEOUT_HELP)
+    add_source_options(parser)
     args = parser.parse_args(argv)
     root = resolve_root(args.path)
     urls = mlflow_urls(args.mlflow)
     err = stderr_console()
     out = stdout_console()
     root, _ = file_scope(root, err)
-    with open_store_for(store_root(root), args.store, err) as store:
-        report = ingest_with_progress(root, store, err, show_progress=err.is_terminal)
-        sync_servers(
-            urls, store, report, err, histories=True, show_progress=err.is_terminal,
-            timeout=args.timeout,
+    with open_store_for(root, args.store, err) as store:
+        report = import_sources(
+            root, store, err, urls, timeout=args.timeout, histories=True,
+            show_progress=err.is_terminal,
         )  # fmt: skip
         counts = store.table_counts()
     table = Table(box=None, pad_edge=False, show_edge=False)
@@ -71,5 +62,4 @@ def cmd_ingest(argv: Sequence[str]) -> int:
         + (f", {report.removed_runs} runs removed" if report.removed_runs else "")
         + (f", {len(report.problems)} problem files" if report.problems else "")
     )
-    print_problems(report, err)
-    return EXIT_PROBLEMS if report.problems else EXIT_OK
+    return problems_exit(report, err)

@@ -17,23 +17,17 @@ from rich.table import Table
 from rich.text import Text
 
 from mltop.core.cli.output import (
-    EXIT_OK,
-    EXIT_PROBLEMS,
     Parser,
     open_store_for,
-    print_problems,
+    problems_exit,
     resolve_root,
     stderr_console,
     stdout_console,
-    store_root,
 )
 from mltop.core.cli.sources import (
-    MLFLOW_HELP,
-    TIMEOUT_HELP,
-    ingest_with_progress,
+    add_source_options,
+    import_sources,
     mlflow_urls,
-    sync_servers,
-    timeout_seconds,
 )
 from mltop.core.common.formatting import fmt_iso
 from mltop.core.common.sanitize import inert, inert_json
@@ -112,19 +106,15 @@ def cmd_models(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     )
     parser.add_argument("path", nargs="?", default=".")
     parser.add_argument("--format", choices=("table", "json", "md"), default="table")
-    parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
-    parser.add_argument("--mlflow", action="append", metavar="URL", help=MLFLOW_HELP)
-    parser.add_argument("--timeout", type=timeout_seconds, metavar="SECONDS", help=TIMEOUT_HELP)
+    add_source_options(parser)
     args = parser.parse_args(argv)
     root = resolve_root(args.path)
     urls = mlflow_urls(args.mlflow)
     err = stderr_console()
-    with open_store_for(store_root(root), args.store, err) as store:
-        show_progress = err.is_terminal and args.format == "table"
-        report = ingest_with_progress(root, store, err, show_progress=show_progress)
-        sync_servers(
-            urls, store, report, err, histories=False, show_progress=show_progress,
-            timeout=args.timeout,
+    with open_store_for(root, args.store, err) as store:
+        report = import_sources(
+            root, store, err, urls, timeout=args.timeout, histories=False,
+            show_progress=err.is_terminal and args.format == "table",
         )  # fmt: skip
         found = listings(store)
         run_ids = [v.run_id for f in found for v in f.versions if v.run_id]
@@ -150,5 +140,4 @@ def cmd_models(argv: Sequence[str], out_file: TextIO | None = None) -> int:
             out.print(_table(VERSION_HEADERS, version_cells))
             live = sum(f.count for f in found)
             out.print(f"{len(found)} models, {live} versions")
-    print_problems(report, err)
-    return EXIT_PROBLEMS if report.problems else EXIT_OK
+    return problems_exit(report, err)

@@ -45,9 +45,10 @@ def stdout_console(file: TextIO | None = None) -> Console:
     return console
 
 
-def open_store_for(path: Path, store_arg: str | None, err: Console) -> Store:
-    """The store for ``path`` (or ``--store``), with any note about it said on stderr."""
-    store = open_store(path, Path(store_arg).expanduser() if store_arg else None)
+def open_store_for(root: Path, store_arg: str | None, err: Console) -> Store:
+    """The store of ``root`` (a folder, or a file's folder) or ``--store``, with any note about
+    it said on stderr."""
+    store = open_store(store_root(root), Path(store_arg).expanduser() if store_arg else None)
     if store.note:
         err.print(Text(f"mltop: {inert(store.note)}", style="yellow"))
     return store
@@ -72,6 +73,12 @@ def progress_text(what: str) -> str:
 def print_problems(report: ImportReport, err: Console) -> None:
     for problem in report.problems:
         err.print(Text(str(problem)))  # one inert line, whatever the file name holds
+
+
+def problems_exit(report: ImportReport, err: Console) -> int:
+    """Say the import's problems and give the exit code they mean: 1 with any, else 0."""
+    print_problems(report, err)
+    return EXIT_PROBLEMS if report.problems else EXIT_OK
 
 
 def run_brief(run: Run) -> str:

@@ -149,6 +149,29 @@ def timeout_seconds(text: str) -> float:
     return value
 
 
+def add_source_options(
+    parser: argparse.ArgumentParser, *, root: str = "PATH", mlflow_help: str = MLFLOW_HELP
+) -> None:
+    """``--store``, ``--mlflow`` and ``--timeout``, worded alike in every command that imports."""
+    parser.add_argument("--store", help=f"store file (default: {root}/.mltop/store.duckdb)")
+    parser.add_argument("--mlflow", action="append", metavar="URL", help=mlflow_help)
+    parser.add_argument("--timeout", type=timeout_seconds, metavar="SECONDS", help=TIMEOUT_HELP)
+
+
+def import_sources(
+    root: Path, store: Store, err: Console, urls: Sequence[str], *, timeout: float | None,
+    histories: bool, show_progress: bool, scan: bool = True,
+) -> ImportReport:  # fmt: skip
+    """What a command does before it reads the store: import what changed under ``root``
+    (unless ``scan`` is off), then each MLflow server; the problems of both in one report."""
+    report = ingest_with_progress(root, store, err, show_progress) if scan else ImportReport()
+    sync_servers(
+        urls, store, report, err, histories=histories, show_progress=show_progress,
+        timeout=timeout,
+    )  # fmt: skip
+    return report
+
+
 def sync_servers(
     urls: Sequence[str], store: Store, report: ImportReport, err: Console, *, histories: bool,
     show_progress: bool, timeout: float | None = None,

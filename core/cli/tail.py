@@ -23,7 +23,6 @@ from mltop.core.cli.output import (
     print_problems,
     resolve_root,
     stderr_console,
-    store_root,
 )
 from mltop.core.cli.sources import ingest_with_progress
 
@@ -72,7 +71,7 @@ def cmd_tail(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         paths = [target]
     else:
         root = resolve_root(args.root)
-        with open_store_for(store_root(root), args.store, err) as store:
+        with open_store_for(root, args.store, err) as store:
             report = ingest_with_progress(root, store, err, show_progress=err.is_terminal)
             found = store.find_runs(args.run) if args.run.strip() else []
             if len(found) != 1:

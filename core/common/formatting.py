@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from rich.cells import cell_len, get_character_cell_size
@@ -178,3 +179,11 @@ def fmt_iso(epoch: float | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone().isoformat(timespec="seconds")
+
+
+def short_path(path: Path) -> str:
+    """``~/proj`` rather than ``/home/ana/proj``: a header's folder, in the width it has."""
+    try:
+        return "~/" + str(Path(path).relative_to(Path.home()))
+    except ValueError:
+        return str(path)

@@ -81,6 +81,16 @@ def _head_matches(path: Path, recorded: str) -> bool:
     return head_fingerprint(path, n) == recorded
 
 
+def states_by_run(known: dict[str, FileState]) -> dict[str, list[FileState]]:
+    """The recorded file states of each run (states of no run left out): what a run folder
+    held at the last import, for importers whose run is several files."""
+    by_run: dict[str, list[FileState]] = {}
+    for state in known.values():
+        if state.run_id is not None:
+            by_run.setdefault(state.run_id, []).append(state)
+    return by_run
+
+
 def classify(path: Path, old: FileState | None) -> tuple[Change, os.stat_result | None]:
     """How a file changed since its recorded state. Costs one stat when nothing changed."""
     try:

@@ -81,10 +81,11 @@ from mltop.core.importers.dvclive import (
     header_keys,
     parse_document,
     parse_tsvs,
-    read_doc,
+    read_doc_file,
     read_tsv_files,
     tsv_paths,
     tsv_prefix,
+    write_tsv_run,
 )
 from mltop.core.importers.run_start import kept_start, start_of_history
 from mltop.core.store import RunQuery, Store
@@ -165,7 +166,7 @@ class DvcImporter:
 
         yamls: dict[str, object] = {}
         for rel in yaml_paths:
-            yamls[rel] = self._read_doc(root / rel, report)
+            yamls[rel] = read_doc_file(root / rel, report)
         lay = layout(yamls, exists)
         for rel, message in lay.problems:
             report.problem(root / rel, message)
@@ -192,9 +193,9 @@ class DvcImporter:
             report,
         )
         history = batch.keys.get(run_id, set())
-        params = params_of((rel, self._read_doc(root / rel, report)) for rel in lay.params)
+        params = params_of((rel, read_doc_file(root / rel, report)) for rel in lay.params)
         metric_docs = [
-            (rel, self._read_doc(root / rel, report), st.st_mtime)
+            (rel, read_doc_file(root / rel, report), st.st_mtime)
             for rel in lay.metrics
             if (st := changes.get(str(root / rel), (None, None))[1]) is not None
         ]
@@ -223,29 +224,12 @@ class DvcImporter:
             _, st = changes[str(root / rel)]
             if st is not None:
                 states.append(file_state(root / rel, st, st.st_size, run_id, source))
-        with store.transaction():
-            store.put_experiments([(project_id(id_root), KIND, source, root.name, root.name)])
-            store.put_runs(
-                source, [record], [(run_id, k, v) for k, v in params.items()], start.tags(run_id)
-            )
-            if full:
-                store.delete_points([run_id])
-            else:
-                store.delete_points([run_id], set(json_keys) | batch.new_keys.get(run_id, set()))
-            added = store.add_points(batch.points) + store.add_points(json_points)
-            store.update_summaries([run_id], [batch.points, json_points])
-            store.delete_files(gone)
-            store.put_files(source, states)
+        experiment = (project_id(id_root), KIND, source, root.name, root.name)
+        added = write_tsv_run(
+            store, experiment, record, params, start.tags(run_id), full=full, batch=batch,
+            json_points=json_points, json_keys=json_keys, gone=gone, states=states,
+        )  # fmt: skip
         report.add(KIND, runs=0 if existed else 1, points=added)
-
-    def _read_doc(self, path: Path, report: ImportReport) -> object:
-        try:
-            return read_doc(path)
-        except FormatError as exc:
-            report.problem(path, str(exc))
-        except OSError as exc:
-            report.problem(path, f"cannot read ({exc.strerror or exc})")
-        return None
 
     # -- experiments in git ----------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import math
 import os
 import posixpath
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -293,6 +293,33 @@ def read_tsv_files(files: Sequence[TsvFile], full_runs: set[str], report: Import
     return batch
 
 
+def write_tsv_run(
+    store: Store, experiment: tuple[str, str, str, str | None, str], record: RunRecord,
+    params: Mapping[str, object], tags: list[tuple[str, str, object]], *, full: bool,
+    batch: TsvBatch, json_points: pa.Table, json_keys: Iterable[str], gone: list[str],
+    states: list[FileState],
+) -> int:  # fmt: skip
+    """Write a run read from dvclive TSV histories and a metrics JSON, in one transaction.
+
+    A full read replaces all of the run's points; otherwise only the keys read again (the JSON's
+    and the TSV columns new since the last import) are, so a growing TSV only appends. The
+    ``dvclive`` and ``dvc`` importers both write this way. Returns the points added.
+    """
+    run_id, source = record.id, record.source
+    with store.transaction():
+        store.put_experiments([experiment])
+        store.put_runs(source, [record], [(run_id, k, v) for k, v in params.items()], tags)
+        if full:
+            store.delete_points([run_id])
+        else:
+            store.delete_points([run_id], set(json_keys) | batch.new_keys.get(run_id, set()))
+        added = store.add_points(batch.points) + store.add_points(json_points)
+        store.update_summaries([run_id], [batch.points, json_points])
+        store.delete_files(gone)
+        store.put_files(source, states)
+    return added
+
+
 def tsv_paths(plots_dir: Path) -> list[tuple[Path, str]]:
     """Every TSV under a plots/metrics folder with its metric-name prefix."""
     out: list[tuple[Path, str]] = []
@@ -432,19 +459,11 @@ class DvcliveImporter:
             _, st = changes.get(str(path), (Change.DELETED, None))
             if st is not None:
                 states.append(file_state(path, st, st.st_size, run_id, source))
-        with store.transaction():
-            store.put_experiments([(exp_id, KIND, "", exp_name, exp_name)])
-            store.put_runs(
-                source, [record], [(run_id, k, v) for k, v in params.items()], start.tags(run_id)
-            )
-            if full:
-                store.delete_points([run_id])
-            else:
-                store.delete_points([run_id], set(json_keys) | batch.new_keys.get(run_id, set()))
-            added = store.add_points(batch.points) + store.add_points(json_points)
-            store.update_summaries([run_id], [batch.points, json_points])
-            store.delete_files(gone)
-            store.put_files(source, states)
+        experiment = (exp_id, KIND, "", exp_name, exp_name)
+        added = write_tsv_run(
+            store, experiment, record, params, start.tags(run_id), full=full, batch=batch,
+            json_points=json_points, json_keys=json_keys, gone=gone, states=states,
+        )  # fmt: skip
         report.add(KIND, runs=0 if existed else 1, points=added)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef, Status, stable_id
-from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.base import Change, Detection, classify, file_state, states_by_run
 from mltop.core.importers.params import read_json_object
 from mltop.core.store import POINTS_SCHEMA, Store
 
@@ -180,10 +180,7 @@ class HfTrainerImporter:
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
         known = store.file_states()
-        by_run: dict[str, list[FileState]] = {}
-        for state in known.values():
-            if state.run_id is not None:
-                by_run.setdefault(state.run_id, []).append(state)
+        by_run = states_by_run(known)
         batch: list[_Update] = []
         for ref in {ref.key: ref for ref in refs}.values():
             try:

@@ -14,7 +14,6 @@ replaced file and is re-read in full.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from mltop.core.entities import (
     stable_id,
 )
 from mltop.core.importers.base import Change, Detection, classify, file_state
-from mltop.core.importers.linefiles import LineFile, read_line_files
+from mltop.core.importers.linefiles import LineFile, newest_mtime, read_line_files
 from mltop.core.importers.params import flatten_params
 from mltop.core.store import Store
 
@@ -155,7 +154,7 @@ class LightningImporter:
                     name=folder.name,
                     status=Status.FINISHED,
                     experiment_id=exp_id,
-                    updated=_newest_mtime([folder / METRICS_FILE, hp]),
+                    updated=newest_mtime([folder / METRICS_FILE, hp]),
                     source=str(folder),
                 )
             )
@@ -176,17 +175,6 @@ class LightningImporter:
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
         report.add(KIND, runs=new_runs, points=added)
-
-
-def _newest_mtime(paths: list[Path]) -> float | None:
-    best: float | None = None
-    for path in paths:
-        try:
-            mtime = os.stat(path).st_mtime
-        except OSError:
-            continue
-        best = mtime if best is None else max(best, mtime)
-    return best
 
 
 IMPORTER = LightningImporter()

@@ -363,6 +363,19 @@ def _parse_one_by_one(
 ) -> pa.Table:
     """The files of a batch DuckDB could not parse together, each alone, then line by line."""
     tables = []
+
+    def read_copy(cleaned: str, run_id: str, lf: LineFile, what: str) -> bool:
+        """Read the cleaned temporary copy of ``lf``; False (said, and marked failed) if even
+        that cannot be parsed."""
+        temps.append(cleaned)
+        try:
+            tables.append(reader({cleaned: run_id}, **kwargs))
+        except tabular.ParseError as exc:
+            report.problem(lf.path, f"{what} ({exc})")
+            failed.add(lf.path)
+            return False
+        return True
+
     for path, run_id in sources.items():
         lf = origin[path]
         try:
@@ -374,27 +387,14 @@ def _parse_one_by_one(
                 if cleaned is None:
                     report.problem(lf.path, f"not a readable CSV ({exc})")
                     failed.add(lf.path)
-                    continue
-                temps.append(cleaned)
-                try:
-                    tables.append(reader({cleaned: run_id}, **kwargs))
-                except tabular.ParseError as again:
-                    report.problem(lf.path, f"not a readable CSV ({again})")
-                    failed.add(lf.path)
-                    continue
-                if note:
+                elif read_copy(cleaned, run_id, lf, "not a readable CSV") and note:
                     report.problem(lf.path, note)
                 continue
         cleaned = _python_jsonl(path, lf.path, report)
         if cleaned is None:
             failed.add(lf.path)
-            continue
-        temps.append(cleaned)
-        try:
-            tables.append(reader({cleaned: run_id}, **kwargs))
-        except tabular.ParseError as exc:
-            report.problem(lf.path, f"not readable as JSON lines ({exc})")
-            failed.add(lf.path)
+        else:
+            read_copy(cleaned, run_id, lf, "not readable as JSON lines")
     return pa.concat_tables(tables) if tables else tabular.empty_points()
 
 

@@ -2,7 +2,8 @@
 a run mapped to its :class:`~mltop.core.entities.RunRecord` and its sync state.
 
 Apart from the HTTP client and the sync: pure functions over answers already received, shared by
-both phases of :mod:`~mltop.core.importers.mlflow_rest`.
+both phases (:mod:`~mltop.core.importers.mlflow_rest` and its ``_histories``), with the limits
+and the progress callback they share.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -25,6 +26,12 @@ from mltop.core.importers import mlflow_common as common
 KIND = "mlflow-server"
 # MLflow stores steps as int64; JSON can carry any integer, which no int64 column can hold.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# Problem lines about single runs, per phase, before the rest are counted in one line.
+MAX_RUN_PROBLEMS = 20
+
+#: ``progress(what, done, total)``, as both phases report it.
+Progress = Callable[[str, int, int], None]
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]*@")
 

@@ -38,7 +38,7 @@ from mltop.core.entities import (
     Status,
     stable_id,
 )
-from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.base import Change, Detection, classify, file_state, states_by_run
 from mltop.core.importers.run_start import trusted_start
 from mltop.core.importers.tfevents import EventColumns, decode
 from mltop.core.store import POINTS_SCHEMA, RunQuery, Store
@@ -143,10 +143,7 @@ class TensorBoardImporter:
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
         known = store.file_states()
-        by_run: dict[str, list[FileState]] = {}
-        for state in known.values():
-            if state.run_id is not None:
-                by_run.setdefault(state.run_id, []).append(state)
+        by_run = states_by_run(known)
         has_events: dict[Path, bool] = {}
         plans: list[_Plan] = []
         for ref in {ref.key: ref for ref in refs}.values():

@@ -20,6 +20,7 @@ from mltop.core.pipelines.model import (
     Pipeline,
     Reference,
     Stage,
+    add_container,
     as_list,
     one_line,
 )
@@ -224,12 +225,7 @@ def _leaf_stage(
         )
         kind = "containerSet"
     for container in containers:
-        if isinstance(container.get("image"), str):
-            images.append(container["image"])
-        argv = [str(a) for a in as_list(container.get("command"))]
-        argv += [str(a) for a in as_list(container.get("args"))]
-        if argv:
-            commands.append(" ".join(argv))
+        add_container(container, images, commands)
         if isinstance(container.get("source"), str):
             commands.append(container["source"])
     resource = template.get("resource")

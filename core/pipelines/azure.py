@@ -96,9 +96,7 @@ def parse(path: Path, docs: list[Any]) -> Pipeline:
         graph.problem("not an Azure Pipelines file: no top-level mapping")
         return graph.build("devops", FORMAT, path, path.stem)
     name = path.name
-    for key in doc:
-        if key not in TOP_KEYS:
-            graph.problem(f"unknown top-level key {one_line(key)!r}")
+    graph.check_keys(doc, TOP_KEYS)
     extends = doc.get("extends")
     if isinstance(extends, dict) and extends.get("template"):
         graph.references.append(Reference("template", str(extends["template"])))
@@ -155,9 +153,7 @@ def _jobs(items: list[Any], stage_name: str | None, graph: GraphBuilder) -> list
     for index, item in enumerate(items):
         if not isinstance(item, dict):
             continue
-        for key in item:
-            if key not in JOB_KEYS:
-                graph.problem(f"job {index + 1}: unknown key {one_line(key)!r}")
+        graph.check_keys(item, JOB_KEYS, f"job {index + 1}")
         if "template" in item:
             raw = f"template{index}"
             sid = f"{stage_name}.{raw}" if stage_name else raw

@@ -73,9 +73,7 @@ def parse(path: Path, docs: list[Any]) -> Pipeline:
     if not isinstance(doc, dict):
         graph.problem("not a dvc.yaml: no top-level mapping")
         return graph.build("mlops", FORMAT, path, name)
-    for key in doc:
-        if key not in TOP_KEYS:
-            graph.problem(f"unknown top-level key {one_line(key)!r}")
+    graph.check_keys(doc, TOP_KEYS)
     stages = doc.get("stages")
     if not isinstance(stages, dict):
         graph.problem("no 'stages' mapping")
@@ -87,14 +85,7 @@ def parse(path: Path, docs: list[Any]) -> Pipeline:
             if isinstance(art, dict):
                 what = f"{art.get('type', 'artifact')}: {art.get('path', '?')}"
                 graph.references.append(Reference("artifact", f"{art_name} ({what})"))
-    for stage_name, body in stages.items():
-        stage_name = str(stage_name)
-        if not isinstance(body, dict):
-            graph.problem(f"stage {stage_name!r} is not a mapping")
-            continue
-        for key in body:
-            if key not in STAGE_KEYS:
-                graph.problem(f"stage {stage_name!r}: unknown key {one_line(key)!r}")
+    for stage_name, body in graph.entries(stages, "stage", STAGE_KEYS):
         for sid, expanded, matrix in _expand(stage_name, body, context, graph):
             graph.add_stage(_stage(sid, expanded, matrix, graph))
     _link_by_paths(graph)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mltop.core.pipelines.matrix import github_matrix
-from mltop.core.pipelines.model import GraphBuilder, Pipeline, Reference, Stage, as_list, one_line
+from mltop.core.pipelines.model import GraphBuilder, Pipeline, Reference, Stage, as_list
 
 FORMAT = "github-actions"
 
@@ -58,21 +58,12 @@ def parse(path: Path, docs: list[Any]) -> Pipeline:
         graph.problem("not a GitHub Actions workflow: no top-level mapping")
         return graph.build("devops", FORMAT, path, path.stem)
     name = str(doc.get("name") or path.stem)
-    for key in doc:
-        if key not in TOP_KEYS:
-            graph.problem(f"unknown top-level key {one_line(key)!r}")
+    graph.check_keys(doc, TOP_KEYS)
     jobs = doc.get("jobs")
     if not isinstance(jobs, dict):
         graph.problem("no 'jobs' mapping")
         return graph.build("devops", FORMAT, path, name)
-    for job_id, job in jobs.items():
-        job_id = str(job_id)
-        if not isinstance(job, dict):
-            graph.problem(f"job {job_id!r} is not a mapping")
-            continue
-        for key in job:
-            if key not in JOB_KEYS:
-                graph.problem(f"job {job_id!r}: unknown key {one_line(key)!r}")
+    for job_id, job in graph.entries(jobs, "job", JOB_KEYS):
         graph.add_stage(_stage(job_id, job, graph))
         for need in as_list(job.get("needs")):
             graph.add_edge(str(need), job_id)

@@ -13,7 +13,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mltop.core.pipelines.model import GraphBuilder, Matrix, Pipeline, Stage, as_list, one_line
+from mltop.core.pipelines.model import (
+    GraphBuilder,
+    Matrix,
+    Pipeline,
+    Stage,
+    add_container,
+    as_list,
+    one_line,
+)
 
 FORMAT = "kubeflow"
 MAX_DEPTH = 20
@@ -143,12 +151,7 @@ def _stage(
         if isinstance(executor, dict):
             container = executor.get("container")
             if isinstance(container, dict):
-                if isinstance(container.get("image"), str):
-                    images.append(container["image"])
-                argv = [str(a) for a in as_list(container.get("command"))]
-                argv += [str(a) for a in as_list(container.get("args"))]
-                if argv:
-                    commands.append(" ".join(argv))
+                add_container(container, images, commands)
             if isinstance(executor.get("importer"), dict):
                 kind = "importer"
         defs = component.get("outputDefinitions")

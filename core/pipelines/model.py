@@ -10,7 +10,7 @@ and status attachment make new copies with :func:`dataclasses.replace`.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -328,6 +328,29 @@ class GraphBuilder:
         """True once no more edges are kept; loops that add many edges stop early."""
         return len(self.edges) >= MAX_EDGES
 
+    def check_keys(
+        self, mapping: dict[Any, Any], known: Collection[object], where: str = ""
+    ) -> None:
+        """A problem line for each key of ``mapping`` the format does not define (a typo the CI
+        would reject or ignore); ``where`` names the job or stage, empty for the top level."""
+        for key in mapping:
+            if key not in known:
+                prefix = f"{where}: unknown key" if where else "unknown top-level key"
+                self.problem(f"{prefix} {one_line(key)!r}")
+
+    def entries(
+        self, mapping: dict[Any, Any], what: str, known: Collection[object]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Each (name, body) of a file's jobs or stages, its keys checked; an entry that is not
+        a mapping is a problem line (``job 'x' is not a mapping``) and is skipped."""
+        for name, body in mapping.items():
+            name = str(name)
+            if not isinstance(body, dict):
+                self.problem(f"{what} {name!r} is not a mapping")
+                continue
+            self.check_keys(body, known, f"{what} {name!r}")
+            yield name, body
+
     def problem(self, message: str) -> None:
         if len(self.problems) >= MAX_PROBLEMS:
             self.dropped_problems += 1
@@ -489,3 +512,14 @@ def text_items(value: Any) -> tuple[str, ...]:
         else:
             out.append(str(item))
     return tuple(out)
+
+
+def add_container(container: dict[str, Any], images: list[str], commands: list[str]) -> None:
+    """A Kubernetes container's image and command line (``command`` then ``args``), the way
+    Argo templates, Kubeflow executors and Tekton steps all write them."""
+    if isinstance(container.get("image"), str):
+        images.append(container["image"])
+    argv = [str(a) for a in as_list(container.get("command"))]
+    argv += [str(a) for a in as_list(container.get("args"))]
+    if argv:
+        commands.append(" ".join(argv))

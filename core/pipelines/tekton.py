@@ -22,6 +22,7 @@ from mltop.core.pipelines.model import (
     Pipeline,
     Reference,
     Stage,
+    add_container,
     as_list,
     one_line,
 )
@@ -133,9 +134,7 @@ def _add_task(
     task: dict[str, Any], group: str | None, tasks: dict[str, Any], graph: GraphBuilder
 ) -> None:
     sid = str(task["name"])
-    for key in task:
-        if key not in TASK_KEYS:
-            graph.problem(f"task {sid!r}: unknown key {one_line(key)!r}")
+    graph.check_keys(task, TASK_KEYS, f"task {sid!r}")
     run_after = {str(n) for n in as_list(task.get("runAfter"))}
     for need in _needs(task):
         graph.add_edge(need, sid, "needs" if need in run_after else "result")
@@ -168,12 +167,7 @@ def _add_task(
         for step in as_list(spec.get("steps")):
             if not isinstance(step, dict):
                 continue
-            if isinstance(step.get("image"), str):
-                images.append(step["image"])
-            argv = [str(a) for a in as_list(step.get("command"))]
-            argv += [str(a) for a in as_list(step.get("args"))]
-            if argv:
-                commands.append(" ".join(argv))
+            add_container(step, images, commands)
             if isinstance(step.get("script"), str):
                 commands.append(step["script"])
     params = tuple(str(p.get("name")) for p in as_list(task.get("params")) if isinstance(p, dict))

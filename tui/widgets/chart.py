@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,13 +25,11 @@ from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.message import Message
 from textual.reactive import reactive
-from textual.strip import Strip
-from textual.widget import Widget
 
 from mltop.core.common.formatting import fmt_duration, fmt_value
 from mltop.core.common.sanitize import inert
+from mltop.tui.widgets.chart_widget import BucketChart, ChartResized
 from mltop.tui.widgets.segments import text_segments
 
 BRAILLE = 0x2800
@@ -187,6 +186,53 @@ def _console() -> Console:
     return _RENDER_CONSOLE
 
 
+@dataclass(frozen=True)
+class PlotArea:
+    """Where a plot stands: its y range with the labels at its left edge, and the braille dots
+    right of the axis. The run detail's chart and the compare overlay lay out alike."""
+
+    y_min: float
+    y_max: float
+    top: str
+    bottom: str
+    label_w: int
+    plot_w: int
+    plot_h: int
+
+    @classmethod
+    def fit(
+        cls, y_min: float, y_max: float, width: int, plot_h: int, label: Callable[[float], str]
+    ) -> PlotArea:
+        """The area for values from ``y_min`` to ``y_max`` in ``width`` cells; a flat line gets
+        a band around it rather than a zero span."""
+        if y_max - y_min < 1e-12 * max(1.0, abs(y_max)):
+            pad = abs(y_max) * 0.05 or 0.5
+            y_min, y_max = y_min - pad, y_max + pad
+        top, bottom = label(y_max), label(y_min)
+        label_w = max(len(top), len(bottom))
+        return cls(y_min, y_max, top, bottom, label_w, max(1, width - label_w - 1), plot_h)
+
+    @property
+    def dots_w(self) -> int:
+        return self.plot_w * 2
+
+    @property
+    def dots_h(self) -> int:
+        return self.plot_h * 4
+
+    def to_row(self, values: np.ndarray) -> np.ndarray:
+        """Values to dot rows, the top row for ``y_max``."""
+        scaled = (self.y_max - values) / (self.y_max - self.y_min) * (self.dots_h - 1)
+        return np.clip(np.rint(scaled), 0, self.dots_h - 1)
+
+    def y_axis(self, row: int, muted: Style, axis: Style) -> list[Segment]:
+        """The label (on the first and last rows) and the axis left of plot row ``row``."""
+        last = self.plot_h - 1
+        tick = self.top if row == 0 else self.bottom if row == last else ""
+        mark = "┤" if row in (0, last) else "│"
+        return [Segment(tick.rjust(self.label_w), muted), Segment(mark, axis)]
+
+
 def _plot(
     series: Series | None,
     width: int,
@@ -222,26 +268,19 @@ def _plot(
         lo = np.where(np.isnan(lo) & np.isfinite(hi), y_min, lo)
         mean = np.where(np.isnan(mean) & np.isfinite(hi), lo, mean)
     smooth = ema(mean, smoothing) if smoothing > 0 else None
-    if y_max - y_min < 1e-12 * max(1.0, abs(y_max)):
-        pad = abs(y_max) * 0.05 or 0.5
-        y_min, y_max = y_min - pad, y_max + pad
 
     def label(v: float) -> str:
         return fmt_value(10**v if log_y else v, 3)
 
-    top, bottom = label(y_max), label(y_min)
-    label_w = max(len(top), len(bottom))
-    plot_w = max(1, width - label_w - 1)
-    dots_w, dots_h = plot_w * 2, plot_h * 4
+    area = PlotArea.fit(y_min, y_max, width, plot_h, label)
+    label_w, plot_w, dots_w, dots_h, to_row = (
+        area.label_w, area.plot_w, area.dots_w, area.dots_h, area.to_row
+    )  # fmt: skip
 
     # Bucket index -> dot column (a chart resized since the query still draws right).
     span = max(1, series.buckets - 1)
     cols = np.rint(series.bucket * (dots_w - 1) / span).astype(np.int64) if span else series.bucket
     cols = np.clip(cols, 0, dots_w - 1)
-
-    def to_row(values: np.ndarray) -> np.ndarray:
-        scaled = (y_max - values) / (y_max - y_min) * (dots_h - 1)
-        return np.clip(np.rint(scaled), 0, dots_h - 1)
 
     raw = np.zeros((dots_h, dots_w), dtype=bool)
     _draw_series(raw, cols, to_row(lo), to_row(hi), to_row(mean))
@@ -255,14 +294,7 @@ def _plot(
 
     out: list[list[Segment]] = []
     for row in range(plot_h):
-        if row == 0:
-            tick = top.rjust(label_w)
-        elif row == plot_h - 1:
-            tick = bottom.rjust(label_w)
-        else:
-            tick = " " * label_w
-        axis = "┤" if row in (0, plot_h - 1) else "│"
-        segs = [Segment(tick, styles.muted), Segment(axis, styles.axis)]
+        segs = area.y_axis(row, styles.muted, styles.axis)
         segs += _row_segments(
             raw_cells[row],
             None if line_cells is None else line_cells[row],
@@ -348,6 +380,14 @@ def _x_axis(
     if last > first:
         end = _x_label(last, x_kind, origin, span)
         labels.append((plot_w - len(end), end))
+    return x_axis_line(labels, label_w, plot_w, styles.muted, styles.axis)
+
+
+def x_axis_line(
+    labels: list[tuple[int, str]], label_w: int, plot_w: int, muted: Style, axis: Style
+) -> list[Segment]:
+    """The line under a plot: ``labels`` at their columns, left to right, each dropped that
+    would overlap the one before it or run past the right edge."""
     chars = [" "] * plot_w
     taken_until = -1
     for pos, text in labels:
@@ -356,12 +396,10 @@ def _x_axis(
             continue
         chars[pos : pos + len(text)] = list(text)
         taken_until = pos + len(text)
-    corner = "└"
-    return [Segment(" " * label_w, styles.muted), Segment(corner, styles.axis),
-            Segment("".join(chars), styles.muted)]  # fmt: skip
+    return [Segment(" " * label_w, muted), Segment("└", axis), Segment("".join(chars), muted)]
 
 
-class LineChart(Widget, can_focus=True):
+class LineChart(BucketChart, can_focus=True):
     """A focusable chart of one metric. The screen feeds it buckets; it asks when resized."""
 
     DEFAULT_CSS = """
@@ -395,17 +433,10 @@ class LineChart(Widget, can_focus=True):
     log_y: reactive[bool] = reactive(False)
     x_kind: reactive[str] = reactive("step")
 
-    class Resized(Message):
+    FIRST_WIDTH = 40
+
+    class Resized(ChartResized):
         """The chart's width changed: it wants ``buckets`` slices of its history."""
-
-        def __init__(self, chart: LineChart, buckets: int) -> None:
-            super().__init__()
-            self.chart = chart
-            self.buckets = buckets
-
-        @property
-        def control(self) -> LineChart:
-            return self.chart
 
     def __init__(
         self,
@@ -420,16 +451,8 @@ class LineChart(Widget, can_focus=True):
         #: What the chart is headed with: the key, or a shorter name its group makes clear.
         self.title = key if title is None else title
         self.series: Series | None = None
-        self.message_text: str | None = "loading…"
-        self._cache: tuple[object, list[Strip]] | None = None
-        self._asked = 0
 
     # -- data ------------------------------------------------------------------------------------
-
-    def wanted_buckets(self, width: int | None = None) -> int:
-        """Dot columns of the plot area at the current (or a given) width."""
-        inner = (width if width is not None else self.content_size.width) or 40
-        return max(2, (inner - 7) * 2)
 
     def set_buckets(self, table: pa.Table, buckets: int, x_kind: str) -> None:
         self.series = Series.from_table(table, buckets)
@@ -437,29 +460,18 @@ class LineChart(Widget, can_focus=True):
             None if table.num_rows else ("no timestamps" if x_kind == "time" else "no points")
         )
         self.set_reactive(LineChart.x_kind, x_kind)
-        self._cache = None
-        self.refresh()
+        self.redraw()
 
     def show_message(self, text: str) -> None:
         self.message_text = text
         self.series = None
-        self._cache = None
-        self.refresh()
+        self.redraw()
 
     def watch_smoothing(self) -> None:
-        self._cache = None
-        self.refresh()
+        self.redraw()
 
     def watch_log_y(self) -> None:
-        self._cache = None
-        self.refresh()
-
-    def on_resize(self) -> None:
-        self._cache = None
-        wanted = self.wanted_buckets()
-        if wanted != self._asked:
-            self._asked = wanted
-            self.post_message(self.Resized(self, wanted))
+        self.redraw()
 
     # -- drawing ---------------------------------------------------------------------------------
 
@@ -474,29 +486,18 @@ class LineChart(Widget, can_focus=True):
             muted=get("chart--muted"),
         )
 
-    def _strips(self) -> list[Strip]:
-        size = self.content_size
-        key = (size, self.has_focus, self.app.theme, self.smoothing, self.log_y)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        styles = self._styles()
-        lines = draw_chart(
+    def cache_key(self) -> object:
+        return (self.content_size, self.has_focus, self.app.theme, self.smoothing, self.log_y)
+
+    def draw(self, width: int, height: int) -> list[list[Segment]]:
+        return draw_chart(
             self.series,
-            size.width,
-            size.height,
-            styles,
+            width,
+            height,
+            self._styles(),
             title=self.title,
             smoothing=self.smoothing,
             log_y=self.log_y,
             x_kind=self.x_kind,
             message=self.message_text,
         )
-        strips = [Strip(segs).adjust_cell_length(size.width) for segs in lines]
-        self._cache = (key, strips)
-        return strips
-
-    def render_line(self, y: int) -> Strip:
-        strips = self._strips()
-        if 0 <= y < len(strips):
-            return strips[y]
-        return Strip.blank(self.content_size.width)

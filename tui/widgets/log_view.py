@@ -11,6 +11,7 @@ anchored to the bottom so the newest line is always whole.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from rich.segment import Segment
@@ -70,13 +71,12 @@ class LogView(ScrollView, can_focus=True, inherit_bindings=False):
     wrap: reactive[bool] = reactive(False)
     cursor_row: reactive[int | None] = reactive(None)
 
+    @dataclass
     class FollowChanged(Message):
         """Following was switched on or off (by a key, or by scrolling away from the end)."""
 
-        def __init__(self, view: LogView, follow: bool) -> None:
-            super().__init__()
-            self.view = view
-            self.follow = follow
+        view: LogView
+        follow: bool
 
     def __init__(self, model: LogModel | None = None, *, id: str | None = None) -> None:
         super().__init__(id=id)

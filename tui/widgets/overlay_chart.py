@@ -20,14 +20,12 @@ import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.message import Message
-from textual.strip import Strip
-from textual.widget import Widget
 
 from mltop.core.common.formatting import fmt_duration, fmt_value, local_moment
 from mltop.core.common.sanitize import inert
 from mltop.core.compare.overlay import Series
-from mltop.tui.widgets.chart import _braille, _draw_series, _fit
+from mltop.tui.widgets.chart import PlotArea, _braille, _draw_series, _fit, x_axis_line
+from mltop.tui.widgets.chart_widget import BucketChart, ChartResized
 
 # Run colours, in run order (the table's column headers use the same ones). Chosen to read on
 # dark and light backgrounds and to stay clear of the green/red that mean better/worse.
@@ -179,23 +177,14 @@ def draw_overlay(
         return note("no finite values")
     x_min, x_max = float(all_x.min()), float(all_x.max())
     y_min, y_max = float(all_y.min()), float(all_y.max())
-    if y_max - y_min < 1e-12 * max(1.0, abs(y_max)):
-        pad = abs(y_max) * 0.05 or 0.5
-        y_min, y_max = y_min - pad, y_max + pad
-    top, bottom = fmt_value(y_max, 3), fmt_value(y_min, 3)
-    label_w = max(len(top), len(bottom))
-    plot_w = max(1, width - label_w - 1)
-    dots_w, dots_h = plot_w * 2, plot_h * 4
+    area = PlotArea.fit(y_min, y_max, width, plot_h, lambda v: fmt_value(v, 3))
+    label_w, plot_w, dots_w, to_row = area.label_w, area.plot_w, area.dots_w, area.to_row
     x_span = x_max - x_min
 
     def to_col(x: np.ndarray) -> np.ndarray:
         if x_span <= 0:
             return np.full(x.shape, (dots_w - 1) // 2, dtype=np.int64)
         return np.clip(np.rint((x - x_min) / x_span * (dots_w - 1)), 0, dots_w - 1).astype(np.int64)
-
-    def to_row(values: np.ndarray) -> np.ndarray:
-        scaled = (y_max - values) / (y_max - y_min) * (dots_h - 1)
-        return np.clip(np.rint(scaled), 0, dots_h - 1)
 
     order = list(range(len(series)))
     if on_top is not None and 0 <= on_top < len(order):
@@ -209,7 +198,7 @@ def draw_overlay(
         ok = np.isfinite(x)
         if not ok.any():
             continue
-        grid = np.zeros((dots_h, dots_w), dtype=bool)
+        grid = np.zeros((area.dots_h, dots_w), dtype=bool)
         # The dot columns must rise: several points may share one (a run denser than the chart).
         cols = to_col(x[ok])
         _draw_series(grid, cols, to_row(lo[ok]), to_row(hi[ok]), to_row(y[ok]))
@@ -219,14 +208,7 @@ def draw_overlay(
 
     lines: list[list[Segment]] = []
     for row in range(plot_h):
-        if row == 0:
-            tick = top.rjust(label_w)
-        elif row == plot_h - 1:
-            tick = bottom.rjust(label_w)
-        else:
-            tick = " " * label_w
-        axis = "┤" if row in (0, plot_h - 1) else "│"
-        segs = [Segment(tick, styles.muted), Segment(axis, styles.axis)]
+        segs = area.y_axis(row, styles.muted, styles.axis)
         segs += _row_segments(cells[row], owner[row], styles)
         lines.append(segs)
     lines.append(_x_axis(x_min, x_max, label_w, plot_w, styles, x_kind))
@@ -266,19 +248,10 @@ def _x_axis(
             labels.append((plot_w // 2, x_label(mid, x_kind, span, first)))
         end = x_label(last, x_kind, span, first)
         labels.append((plot_w - len(end), end))
-    chars = [" "] * plot_w
-    taken_until = -1
-    for pos, text in labels:
-        pos = max(pos, taken_until + 2 if taken_until >= 0 else 0)
-        if pos + len(text) > plot_w:
-            continue
-        chars[pos : pos + len(text)] = list(text)
-        taken_until = pos + len(text)
-    return [Segment(" " * label_w, styles.muted), Segment("└", styles.axis),
-            Segment("".join(chars), styles.muted)]  # fmt: skip
+    return x_axis_line(labels, label_w, plot_w, styles.muted, styles.axis)
 
 
-class OverlayChart(Widget):
+class OverlayChart(BucketChart):
     """The compared runs' histories of one metric. The screen feeds it; it asks when resized."""
 
     DEFAULT_CSS = """
@@ -293,17 +266,8 @@ class OverlayChart(Widget):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"overlay--axis", "overlay--muted"}
 
-    class Resized(Message):
+    class Resized(ChartResized):
         """The chart's width changed: it wants ``buckets`` points per run."""
-
-        def __init__(self, chart: OverlayChart, buckets: int) -> None:
-            super().__init__()
-            self.chart = chart
-            self.buckets = buckets
-
-        @property
-        def control(self) -> OverlayChart:
-            return self.chart
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -312,14 +276,6 @@ class OverlayChart(Widget):
         self.x_kind = "step"
         self.smoothed = False
         self.on_top: int | None = None
-        self.message_text: str | None = "loading…"
-        self._cache: tuple[object, list[Strip]] | None = None
-        self._asked = 0
-
-    def wanted_buckets(self, width: int | None = None) -> int:
-        """Dot columns of the plot area at the current (or a given) width."""
-        inner = (width if width is not None else self.content_size.width) or 60
-        return max(2, (inner - 7) * 2)
 
     def show(
         self,
@@ -336,20 +292,11 @@ class OverlayChart(Widget):
         self.x_kind = x_kind
         self.on_top = on_top
         self.message_text = None
-        self._cache = None
-        self.refresh()
+        self.redraw()
 
     def show_message(self, text: str) -> None:
         self.message_text = text
-        self._cache = None
-        self.refresh()
-
-    def on_resize(self) -> None:
-        self._cache = None
-        wanted = self.wanted_buckets()
-        if wanted != self._asked:
-            self._asked = wanted
-            self.post_message(self.Resized(self, wanted))
+        self.redraw()
 
     def _styles(self) -> OverlayStyles:
         get = self.get_component_rich_style
@@ -359,28 +306,18 @@ class OverlayChart(Widget):
             axis=get("overlay--axis"), muted=get("overlay--muted"), runs=runs, text=base
         )
 
-    def _strips(self) -> list[Strip]:
-        size = self.content_size
-        key = (size, self.app.theme)
-        if self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
-        lines = draw_overlay(
+    def cache_key(self) -> object:
+        return (self.content_size, self.app.theme)
+
+    def draw(self, width: int, height: int) -> list[list[Segment]]:
+        return draw_overlay(
             self.series,
-            size.width,
-            size.height,
+            width,
+            height,
             self._styles(),
             x_kind=self.x_kind,
             smoothed=self.smoothed,
             on_top=self.on_top,
-            legend_max=3 if size.height >= 14 else 2 if size.height >= 9 else 1,
+            legend_max=3 if height >= 14 else 2 if height >= 9 else 1,
             message=self.message_text,
         )
-        strips = [Strip(segs).adjust_cell_length(size.width) for segs in lines]
-        self._cache = (key, strips)
-        return strips
-
-    def render_line(self, y: int) -> Strip:
-        strips = self._strips()
-        if 0 <= y < len(strips):
-            return strips[y]
-        return Strip.blank(self.content_size.width)

@@ -151,21 +151,19 @@ class PhaseGrid(Widget, can_focus=True):
     }
     """
 
+    @dataclass
     class Selected(Message):
         """The cursor moved to ``stage_id`` on ``side`` (None: the side's header)."""
 
-        def __init__(self, side: Side, stage_id: str | None) -> None:
-            super().__init__()
-            self.side = side
-            self.stage_id = stage_id
+        side: Side
+        stage_id: str | None
 
+    @dataclass
     class Activated(Message):
         """``enter`` on a stage (open its graph) or on a header (pick the pipeline)."""
 
-        def __init__(self, side: Side, stage_id: str | None) -> None:
-            super().__init__()
-            self.side = side
-            self.stage_id = stage_id
+        side: Side
+        stage_id: str | None
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

@@ -26,24 +26,30 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from mltop.core.common.formatting import fmt_value
 from mltop.core.common.sanitize import inert
-from mltop.core.compare.diff import Comparison, Row, Verdict, compare_runs, previous_run
-from mltop.core.compare.diff_format import best_text, change_text, value_text
+from mltop.core.compare.diff import Comparison, compare_runs, previous_run
 from mltop.core.compare.directions import Direction, load_directions
 from mltop.core.compare.overlay import X_AXES, Series, XAxis, overlay
 from mltop.core.entities import Run
 from mltop.core.runs.system_keys import is_system_key
 from mltop.core.store import StoreError
-from mltop.tui.commands import ScreenCommand, ScreenCommands
+from mltop.tui.commands import ScreenCommand
 from mltop.tui.messages import CompareLoaded, OverlayLoaded
+from mltop.tui.screens.base import MltopScreen, back_binding
+from mltop.tui.screens.compare.lines import (
+    AXIS_NAMES,
+    cell_text,
+    chart_titles,
+    empty_text,
+    header_text,
+    headline_text,
+)
 from mltop.tui.widgets.chart import SMOOTHING_STEPS
-from mltop.tui.widgets.compare_table import CompareLayout, CompareTable, build_layout, key_label
+from mltop.tui.widgets.compare_table import CompareLayout, CompareTable, build_layout
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.overlay_chart import OverlayChart, run_colour
 
@@ -54,7 +60,6 @@ if TYPE_CHECKING:
 
 # The default smoothing (0.6, as in TensorBoard and :func:`overlay`).
 DEFAULT_SMOOTHING = SMOOTHING_STEPS.index(0.6)
-AXIS_NAMES = {"step": "step", "time": "time", "relative": "time since start"}
 # The chart's least height, as lines and as a share of the screen.
 CHART_MIN = 8
 CHART_SHARE = 0.4
@@ -99,14 +104,13 @@ def open_diff_with_previous(screen: AnyScreen, run_id: str | None, root: Path) -
     screen.run_worker(find, thread=True, exclusive=True, group="diff-previous")
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(MltopScreen[None]):
     CSS_PATH = "compare.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "compare"
     AUTO_FOCUS = "CompareTable"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="compare.back"),
+        back_binding("compare"),
         Binding("b", "baseline", "baseline", id="compare.baseline"),
         Binding("o", "only_differences", "only diffs", id="compare.only_differences"),
         Binding("m,right_square_bracket", "metric(1)", "metric", key_display="m/M",
@@ -335,55 +339,19 @@ class CompareScreen(Screen[None]):
         x_kind = self._overlay_request[1] if self._overlay_request else self.x_kind
         self.chart.show(series, colours, x_kind, smoothed=self.smoothing > 0, on_top=on_top)
 
-    # -- drawing ---------------------------------------------------------------------------------
+    # -- drawing (the words are lines.py's) --------------------------------------------------------
 
     def _draw_header(self) -> None:
-        header = Text(no_wrap=True, overflow="ellipsis")
-        header.append(f" {self.title_word} ", style="bold reverse")
-        header.append(f"  {len(self.run_ids)} runs")
-        comparison = self.comparison
-        if comparison is not None:
-            header.append("   baseline: ", style="dim")
-            header.append(inert(comparison.baseline_column.label), style="bold")
-            header.append("   only differences: ", style="dim")
-            shown = len(comparison.rows)
-            if comparison.only_changed:
-                header.append(f"on ({shown} of {comparison.total_rows} rows)")
-            else:
-                header.append(f"off ({comparison.total_rows} rows)")
-        right = Text(no_wrap=True)
-        right.append("x: ", style="dim")
-        right.append(self.x_kind)
-        right.append("  smoothing ", style="dim")
-        right.append(f"{self.smoothing:g}" if self.smoothing else "off")
-        right.append(" ")
-        room = (self.size.width or 120) - header.cell_len - right.cell_len
-        if room >= 2:
-            header.append(" " * room)
-            header.append_text(right)
+        header = header_text(
+            self.title_word, len(self.run_ids), self.comparison, self.x_kind, self.smoothing,
+            self.size.width or 120,
+        )  # fmt: skip
         self.query_one("#compare-header", Static).update(header)
 
     def _draw_headline(self) -> None:
-        comparison = self.comparison
-        if comparison is None:
-            return
-        line = Text(" ", no_wrap=True, overflow="ellipsis")
-        first, last, total = self.table.shown_runs()
-        if total and (first > 1 or last < total):
-            # Said first, so a narrow terminal never cuts it: the other runs are a scroll away.
-            shown = f"run {first}" if first == last else f"runs {first}–{last}"
-            arrows = ("←" if first > 1 else "") + ("→" if last < total else "")
-            line.append(f"{shown} of {total} on screen, {arrows} for the rest", style="bold")
-            line.append("  ·  ")
-        if comparison.identical:
-            line.append(comparison.headline(), style="bold")
-            line.append(" — every param and metric is the same", style="dim")
-        else:
-            line.append(comparison.headline())
-            if comparison.only_changed and comparison.hidden_rows:
-                line.append(f"   {comparison.hidden_rows} equal rows hidden (o shows them)",
-                            style="dim")  # fmt: skip
-        self.query_one("#compare-headline", Static).update(line)
+        if self.comparison is not None:
+            line = headline_text(self.comparison, *self.table.shown_runs())
+            self.query_one("#compare-headline", Static).update(line)
 
     @on(CompareTable.RunsShown)
     def _runs_shown(self) -> None:
@@ -392,95 +360,25 @@ class CompareScreen(Screen[None]):
     def _draw_empty(self) -> None:
         """With every row hidden (identical runs, only differences on), say so in the table."""
         comparison = self.comparison
-        empty = self.query_one("#compare-empty", Static)
         nothing = comparison is not None and not comparison.rows
         self.set_class(nothing, "-empty")
         if comparison is not None and nothing:
-            text = Text(no_wrap=True)
-            if comparison.identical:
-                text.append(f"no differences between the {len(comparison.runs)} runs", "bold")
-                if comparison.total_rows:
-                    text.append(f"  (o shows all {comparison.total_rows} rows)", style="dim")
-            else:
-                text.append("these runs have no params or metrics", style="dim")
-            empty.update(text)
+            self.query_one("#compare-empty", Static).update(empty_text(comparison))
 
     def _draw_cell(self) -> None:
         """The line under the table: the cursor's cell in full (values there may be cut)."""
-        widget = self.query_one("#compare-cell", Static)
         comparison = self.comparison
         line = self.table.current_line() if comparison is not None else None
-        if comparison is None or line is None or line.row is None:
-            widget.update("")
-            return
-        row = line.row
-        run = self.table.current_run()
-        text = Text(" ", no_wrap=True, overflow="ellipsis")
-        text.append(("" if row.kind == "metric" else "param ") + key_label(row), style="bold")
-        if run is None:
-            text.append(self._row_summary(row, comparison), style="dim")
-        else:
-            text.append("  ·  ")
-            text.append(inert(comparison.runs[run].label), style=f"bold {run_colour(run)}")
-            text.append_text(self._cell_summary(row, run, comparison))
-        widget.update(text)
-
-    def _row_summary(self, row: Row, comparison: Comparison) -> str:
-        present = row.present_in
-        where = "" if present == len(comparison.runs) else f", in {present} of the runs"
-        if row.kind == "metric":
-            goal = {Direction.MIN: "lower is better", Direction.MAX: "higher is better"}.get(
-                row.direction, "no known direction"
-            )
-            state = "differs" if row.differs else "same in every run"
-            return f"  ·  {goal}  ·  {state}{where}"
-        return f"  ·  {'differs' if row.differs else 'same in every run'}{where}"
-
-    def _cell_summary(self, row: Row, run: int, comparison: Comparison) -> Text:
-        cell = row.cells[run]
-        out = Text()
-        if not cell.present:
-            out.append(": — (no value)", style="dim")
-            return out
-        out.append(": ")
-        out.append(value_text(row, cell) if row.kind == "param" else fmt_value(cell.number))
-        if row.kind == "metric" and cell.step is not None:
-            out.append(f" at step {cell.step}", style="dim")
-        if cell.verdict is Verdict.BASELINE:
-            out.append("  (baseline)", style="dim")
-        else:
-            change = change_text(cell)
-            if change and row.kind == "metric":
-                out.append(f"  {change}")
-            verdict = cell.verdict.value
-            base = inert(comparison.baseline_column.label)
-            out.append(f"  {verdict} vs {base}", style="dim")
-        if row.kind == "metric":
-            out.append(f"  ·  best {best_text(row, cell)}", style="dim")
-            out.append(
-                f"  min {fmt_value(cell.min)}@{cell.min_step}  max {fmt_value(cell.max)}"
-                f"@{cell.max_step}  ·  {cell.count or 0:,} points",
-                style="dim",
-            )
-        return out
+        text = Text("")
+        if comparison is not None and line is not None and line.row is not None:
+            text = cell_text(comparison, line.row, self.table.current_run())
+        self.query_one("#compare-cell", Static).update(text)
 
     def _draw_chart_title(self) -> None:
         chart = self.chart
-        if self.metric is None:
-            chart.border_title = " overlay "
-            chart.border_subtitle = ""
-            return
-        row = self.comparison.find(self.metric) if self.comparison is not None else None
-        arrow = f" {row.direction.arrow}" if row is not None and row.direction.arrow else ""
-        # A Text, not a str: a str title is read as markup, and metric names are data.
-        chart.border_title = Text(f" {inert(self.metric)}{arrow} over {AXIS_NAMES[self.x_kind]} ")
-        position = (
-            f"metric {self.metric_keys.index(self.metric) + 1} of {len(self.metric_keys)}"
-            if self.metric in self.metric_keys
-            else ""
+        chart.border_title, chart.border_subtitle = chart_titles(
+            self.metric, self.comparison, self.metric_keys, self.x_kind, self.smoothing
         )
-        smoothing = f"smoothing {self.smoothing:g}" if self.smoothing else "no smoothing"
-        chart.border_subtitle = f" {smoothing} · {position} "
 
     # -- table events ----------------------------------------------------------------------------
 
@@ -511,9 +409,6 @@ class CompareScreen(Screen[None]):
             self.table.move_to("metric", key)
         self._draw_chart_title()
         self._request_overlay()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def action_baseline(self) -> None:
         comparison = self.comparison

@@ -7,6 +7,7 @@ thread. Apart from the screen so its module holds what the screen shows and does
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from textual.message import Message
@@ -17,12 +18,11 @@ from mltop.core.logs.logmodel import LogModel, ModelChange
 __all__ = ["LogsChanged", "RunLogsLoaded", "RunRefreshed", "SearchDone"]
 
 
+@dataclass
 class LogsChanged(Message):
     """The follow worker refreshed some files (frequent: a newer one replaces an unhandled one)."""
 
-    def __init__(self, changes: list[tuple[LogModel, ModelChange]]) -> None:
-        super().__init__()
-        self.changes = changes
+    changes: list[tuple[LogModel, ModelChange]]
 
     def can_replace(self, message: Message) -> bool:
         if isinstance(message, LogsChanged):
@@ -32,29 +32,24 @@ class LogsChanged(Message):
         return False
 
 
+@dataclass
 class RunLogsLoaded(Message):
-    def __init__(self, run: Run | None, paths: list[Path], error: str | None = None) -> None:
-        super().__init__()
-        self.run = run
-        self.paths = paths
-        self.error = error
+    run: Run | None
+    paths: list[Path]
+    error: str | None = None
 
 
+@dataclass
 class RunRefreshed(Message):
     """The run's record as the store has it now (status, duration for the header)."""
 
-    def __init__(self, run: Run) -> None:
-        super().__init__()
-        self.run = run
+    run: Run
 
 
+@dataclass
 class SearchDone(Message):
-    def __init__(
-        self, model: LogModel, row: int | None, wrapped: bool, pattern: str, forward: bool
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.row = row
-        self.wrapped = wrapped
-        self.pattern = pattern
-        self.forward = forward
+    model: LogModel
+    row: int | None
+    wrapped: bool
+    pattern: str
+    forward: bool

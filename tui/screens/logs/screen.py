@@ -27,7 +27,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
@@ -38,7 +37,8 @@ from mltop.core.logs.filewatch import FileWatch
 from mltop.core.logs.loghighlight import timestamp_length
 from mltop.core.logs.logmodel import LineMatcher, LogModel, PatternError, follow_logs
 from mltop.core.store import Store
-from mltop.tui.commands import ScreenCommand, ScreenCommands
+from mltop.tui.commands import ScreenCommand
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.screens.logs.header import logs_header, run_state
 from mltop.tui.screens.logs.messages import LogsChanged, RunLogsLoaded, RunRefreshed, SearchDone
 from mltop.tui.widgets.keybar import KeyBar
@@ -67,7 +67,7 @@ class LogInput(Input):
             screen.cancel_input()
 
 
-class LogsScreen(Screen[None]):
+class LogsScreen(MltopScreen[None]):
     """Log files of a run (``run_id``) or any files (``paths``), followed as they grow.
 
     ``store`` is the store to read a run's log list from; inside :class:`~mltop.tui.app.MltopApp`
@@ -75,11 +75,10 @@ class LogsScreen(Screen[None]):
     """
 
     CSS_PATH = "logs.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "logs"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="logs.back"),
+        back_binding("logs"),
         Binding("f", "toggle_follow", "follow", id="logs.follow"),
         # Priority (as the runs filter's "/"): a plain binding would run only after the letters
         # typed right behind it, already queued in a fast terminal, went to the log view.

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from textual.app import App
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 
 from mltop.core.store import Store
+from mltop.tui.screens.base import APP_KEYS
 from mltop.tui.screens.help import HelpScreen, binding_rows
 from mltop.tui.screens.logs.screen import LogsScreen
 
@@ -27,10 +28,7 @@ class LogsApp(App[int]):
 
     TITLE = "mltop logs"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "quit", id="app.quit"),
-        Binding("ctrl+c", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_c"),
-        Binding("ctrl+q", "quit", "quit", show=False, priority=True, id="app.quit_ctrl_q"),
-        Binding("question_mark", "help", "help", id="app.help"),
+        *APP_KEYS,
     ]
 
     def __init__(

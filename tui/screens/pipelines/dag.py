@@ -9,6 +9,7 @@ layer, up/down to the nearest box of the layer above or below.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -18,14 +19,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import ScrollableContainer
 from textual.geometry import Region, Spacing
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Static
 
 from mltop.core.common.sanitize import inert
 from mltop.core.pipelines.dag_layout import DagDrawing, pipeline_drawing, state_style
 from mltop.core.pipelines.model import Pipeline, format_duration, one_line
 from mltop.core.pipelines.repository import side_title
-from mltop.tui.commands import ScreenCommands
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.phase_grid import SIDE_LABELS, STYLES, Side, style_of
 
@@ -35,11 +35,10 @@ if TYPE_CHECKING:
 SCROLL_STEP = 16
 
 
+@dataclass
 class DagReady(Message):
-    def __init__(self, drawing: DagDrawing, generation: int) -> None:
-        super().__init__()
-        self.drawing = drawing
-        self.generation = generation
+    drawing: DagDrawing
+    generation: int
 
 
 class DagCanvas(Static):
@@ -77,15 +76,14 @@ def drawing_text(drawing: DagDrawing, selected: str | None, highlight: object = 
     return Text("\n", no_wrap=True).join(lines)
 
 
-class PipelineDagScreen(Screen[tuple[str, str | None] | None]):
+class PipelineDagScreen(MltopScreen[tuple[str, str | None] | None]):
     """Dismisses with (side, stage id) when ``o`` asks for the stage's linked runs."""
 
     CSS_PATH = "pipeline_dag.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "pipeline graph"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="dag.back"),
+        back_binding("dag"),
         Binding("left,h", "select('left')", "left", show=False, id="dag.left"),
         Binding("right,l", "select('right')", "right", show=False, id="dag.right"),
         Binding("up,k", "select('up')", "up", show=False, id="dag.up"),

@@ -15,6 +15,7 @@ again, and only the latest answer is shown.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -26,9 +27,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Static
 
+from mltop.core.common.formatting import short_path
 from mltop.core.common.sanitize import inert
 from mltop.core.pipelines.dag_layout import state_style
 from mltop.core.pipelines.links import PipelineLinks, link_runs
@@ -40,7 +41,8 @@ from mltop.core.pipelines.phases import OVERRIDES_FILE
 from mltop.core.pipelines.registry_evidence import registry_evidence, with_registry
 from mltop.core.pipelines.repository import side_title
 from mltop.core.store import StoreError
-from mltop.tui.commands import ScreenCommand, ScreenCommands
+from mltop.tui.commands import ScreenCommand
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.screens.pipelines.data import PipelinesData
 from mltop.tui.screens.pipelines.panes import metrics_band, pipeline_detail, stage_detail, summary
 from mltop.tui.screens.pipelines.picker import PipelinePicker
@@ -63,12 +65,11 @@ BAND_MIN_HEIGHT = 34
 band sits in the summary pane, where it wraps and scrolls instead of crowding the stages out."""
 
 
+@dataclass
 class PipelinesLoaded(Message):
-    def __init__(self, data: PipelinesData | None, generation: int, error: str | None) -> None:
-        super().__init__()
-        self.data = data
-        self.generation = generation
-        self.error = error
+    data: PipelinesData | None
+    generation: int
+    error: str | None
 
 
 def github_options(app: object) -> GitHubOptions | None:
@@ -82,21 +83,13 @@ def github_options(app: object) -> GitHubOptions | None:
     return GitHubOptions(str(repo))
 
 
-def short_path(path: Path) -> str:
-    try:
-        return "~/" + str(Path(path).relative_to(Path.home()))
-    except ValueError:
-        return str(path)
-
-
-class PipelinesScreen(Screen[None]):
+class PipelinesScreen(MltopScreen[None]):
     CSS_PATH = "pipelines.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "pipelines"
     AUTO_FOCUS = "PhaseGrid"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="pipelines.back"),
+        back_binding("pipelines"),
         Binding("g", "graph", "graph", id="pipelines.graph"),
         Binding("P", "pick", "pick repository", id="pipelines.pick"),
         Binding("r", "reasons", "reasons", id="pipelines.reasons"),
@@ -342,9 +335,6 @@ class PipelinesScreen(Screen[None]):
         self.query_one("#pl-summary", Static).update(summary(self.data, band=not strip))
 
     # -- actions ----------------------------------------------------------------------------
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def action_reasons(self) -> None:
         self.grid.set_reasons(not self.grid.show_reasons)

@@ -8,12 +8,11 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import Static
 
 from mltop.core.common.sanitize import inert
-from mltop.tui.commands import ScreenCommands
 from mltop.tui.messages import ChartDataLoaded
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
 from mltop.tui.widgets.keybar import KeyBar
 
@@ -21,13 +20,12 @@ if TYPE_CHECKING:
     from mltop.tui.context import AppContext
 
 
-class ChartFocusScreen(Screen[tuple[str, int, bool] | None]):
+class ChartFocusScreen(MltopScreen[tuple[str, int, bool] | None]):
     """Dismisses with the (x axis, smoothing step, log-y) the user left it with."""
 
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "chart"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,enter,z", "back", "back", id="chart.back"),
+        back_binding("chart", "escape,enter,z"),
         Binding("x", "x_axis", "step/time", id="chart.x_axis"),
         Binding("plus,equals_sign", "smooth(1)", "smoothing", key_display="+/-",
                 id="chart.smooth_more"),

@@ -20,7 +20,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Input, Static
 from textual.worker import get_current_worker
 
@@ -28,8 +27,9 @@ from mltop.core.common.formatting import fmt_duration
 from mltop.core.common.sanitize import inert
 from mltop.core.runs.runs_view import STATUS_SYMBOLS
 from mltop.core.runs.system_keys import is_system_key, short_name
-from mltop.tui.commands import ScreenCommand, ScreenCommands
+from mltop.tui.commands import ScreenCommand
 from mltop.tui.messages import ChartDataLoaded, DetailsLoaded, RunDetails
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.screens.runs.chart_groups import ChartGroup, chart_sections, neighbour
 from mltop.tui.screens.runs.run_info import (
     metrics_table,
@@ -78,13 +78,12 @@ class ChartGrid(VerticalScroll, inherit_bindings=False):
     ]
 
 
-class RunDetailScreen(Screen[None]):
+class RunDetailScreen(MltopScreen[None]):
     CSS_PATH = "run_detail.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "run detail"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="detail.back"),
+        back_binding("detail"),
         Binding("slash", "filter", "filter", priority=True, id="detail.filter"),
         Binding("x", "x_axis", "step/time", id="detail.x_axis"),
         Binding("plus,equals_sign", "smooth(1)", "smoothing", key_display="+/-",
@@ -373,9 +372,6 @@ class RunDetailScreen(Screen[None]):
             self._draw_charts_title()
 
     # -- actions ---------------------------------------------------------------------------------
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # "/" typed inside an input is text (a regex, a metric called val/loss), not a command.

@@ -10,16 +10,9 @@ from pathlib import Path
 
 from rich.text import Text
 
+from mltop.core.common.formatting import short_path
 from mltop.core.common.sanitize import inert
 from mltop.core.runs.runs_view import STATUS_SYMBOLS, RunsView
-
-
-def short_path(path: Path) -> str:
-    """``~/proj`` rather than ``/home/ana/proj``."""
-    try:
-        return "~/" + str(path.relative_to(Path.home()))
-    except ValueError:
-        return str(path)
 
 
 def progress_bar(done: int, total: int, width: int = 10) -> str:

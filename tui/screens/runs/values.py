@@ -14,21 +14,19 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Static
 
 from mltop.core.common.sanitize import inert
-from mltop.tui.commands import ScreenCommands
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.widgets.keybar import KeyBar
 
 
-class RunValuesScreen(Screen[None]):
-    COMMANDS: ClassVar = {ScreenCommands}
+class RunValuesScreen(MltopScreen[None]):
     HELP_TITLE = "full values"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,v", "back", "back", id="values.back"),
+        back_binding("values", "escape,v"),
     ]
 
     DEFAULT_CSS = """
