@@ -133,7 +133,7 @@ def cmd_models(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     if args.format == "json":
         data = {
             "models": [model_json(f) for f in found],
-            "versions": [version_json(v) for f in found for v in f.versions],
+            "versions": [version_json(v, f.logged_model(v)) for f in found for v in f.versions],
         }
         stream.write(inert_json(data, indent=2, allow_nan=False) + "\n")
     else:

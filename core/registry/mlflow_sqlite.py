@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from mltop.core.importers import mlflow_sqlite as tracking
+from mltop.core.importers.mlflow_common import MLFLOW_INFINITY
 from mltop.core.registry import fields
 
 KIND = tracking.KIND
@@ -36,9 +37,35 @@ _TYPES = {
     "updated": pa.float64(),
     "deleted": pa.int8(),  # SQLite's 0/1, cast to BOOLEAN by the store's insert
 }
+_METRIC_TYPES = {"value": pa.float64(), "step": pa.int64(), "ts": pa.int64()}
+# MLflow 3's logged models (the tables exist from 3.0 on), only those versions were made from:
+# a store logs one per run that calls log_model, registered or not.
+LOGGED_TABLES = ("logged_models", "logged_model_metrics", "logged_model_params")
 
 
-def _columns(con: sqlite3.Connection, sql: str) -> pa.Table:
+def _logged_sql(version_columns: set[str]) -> dict[str, str]:
+    ids = "SELECT substr(source, 9) FROM model_versions WHERE source LIKE 'models:/m-%'"
+    if "model_id" in version_columns:
+        ids += " UNION SELECT model_id FROM model_versions WHERE model_id IS NOT NULL"
+    status = " ".join(f"WHEN {n} THEN '{word}'" for n, word in fields.LOGGED_STATUS.items())
+    return {
+        "registry_logged_models": "SELECT model_id, name, CAST(experiment_id AS TEXT) AS "
+        "experiment_id, source_run_id AS run_native_id, "
+        f"CASE status {status} ELSE CAST(status AS TEXT) END AS status, "
+        "creation_timestamp_ms / 1000.0 AS created, last_updated_timestamp_ms / 1000.0 AS "
+        f"updated FROM logged_models WHERE model_id IN ({ids})",
+        # The largest double stands for an infinity (see mlflow_common.metric_value).
+        "registry_logged_metrics": "SELECT model_id, metric_name AS key, "
+        f"CASE WHEN abs(metric_value) = {MLFLOW_INFINITY!r} THEN metric_value * 9e999 "
+        "ELSE metric_value END AS value, "
+        "metric_step AS step, metric_timestamp_ms AS ts, dataset_name "
+        f"FROM logged_model_metrics WHERE model_id IN ({ids})",
+        "registry_logged_params": "SELECT model_id, param_key AS key, param_value AS value "
+        f"FROM logged_model_params WHERE model_id IN ({ids})",
+    }
+
+
+def _columns(con: sqlite3.Connection, sql: str, types: dict[str, pa.DataType]) -> pa.Table:
     """One query's rows as an Arrow table, transposed in C.
 
     The cyclic garbage collector is paused meanwhile: it would otherwise walk the ten thousand
@@ -57,7 +84,7 @@ def _columns(con: sqlite3.Connection, sql: str) -> pa.Table:
         if paused:
             gc.enable()
     return pa.table(
-        {n: pa.array(c, _TYPES.get(n, pa.string())) for n, c in zip(names, columns, strict=True)}
+        {n: pa.array(c, types.get(n, pa.string())) for n, c in zip(names, columns, strict=True)}
     )
 
 
@@ -108,9 +135,15 @@ def read_tables(con: sqlite3.Connection) -> dict[str, pa.Table]:
             if table in tables
         ) or None,
     }  # fmt: skip
+    if all(t in tables for t in LOGGED_TABLES):
+        queries.update(_logged_sql(version_columns))
     con.execute("BEGIN")
     try:
-        return {name: _columns(con, sql) for name, sql in queries.items() if sql}
+        return {
+            name: _columns(con, sql, _METRIC_TYPES if name.endswith("metrics") else _TYPES)
+            for name, sql in queries.items()
+            if sql
+        }
     finally:
         con.execute("COMMIT")
 

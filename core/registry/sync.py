@@ -21,7 +21,7 @@ from mltop.core.importers import dvc as dvc_importer
 from mltop.core.importers import mlflow_files as files_importer
 from mltop.core.importers import mlflow_rest as rest_importer
 from mltop.core.importers import mlflow_sqlite as sqlite_importer
-from mltop.core.registry import gto, mlflow_files, mlflow_rest, mlflow_sqlite
+from mltop.core.registry import fields, gto, mlflow_files, mlflow_rest, mlflow_sqlite
 from mltop.core.store import Store
 
 PREFIX = "model registry: "
@@ -64,11 +64,19 @@ def sync_database(
 def sync_tree(store: Store, root: Path, report: ImportReport, previous: str | None = None) -> None:
     """The registry of one ``mlruns`` tree (its ``models/`` folder), unless unchanged."""
     source = str(root)
-    fingerprint = mlflow_files.fingerprint(root)
-    if previous == fingerprint or (previous is None and not fingerprint):
+    if previous is None and not mlflow_files.fingerprint(root):
         return
+    if previous is not None:
+        # The logged models read last time: a metric logged to one since changes its files.
+        kept = store.logged_models(source).values()
+        folders = [mlflow_files.logged_folder(root, m) for m in kept]
+        if previous == mlflow_files.fingerprint(root, folders):
+            return
     models, versions = mlflow_files.read_tree(root, report)
-    store.put_registry(source, models, versions, fingerprint)
+    ids = {i for v in versions if not v.deleted and (i := fields.logged_model_id(v))}
+    logged = mlflow_files.read_logged_models(root, ids, report)
+    folders = [mlflow_files.logged_folder(root, m) for m in logged]
+    store.put_registry(source, models, versions, mlflow_files.fingerprint(root, folders), logged)
 
 
 def sync_gto(store: Store, folder: Path, report: ImportReport, previous: str | None = None) -> None:
@@ -120,12 +128,12 @@ def sync_server(
         if client is None:
             client = rest_importer.connect(url, **client_options)
         try:
-            models, versions, digest = mlflow_rest.read_server(client)
+            models, versions, logged, digest = mlflow_rest.read_server(client)
         except mlflow_rest.NoRegistry as exc:
             report.problem(shown, str(exc))
-            models, versions, digest = [], [], "no registry"
+            models, versions, logged, digest = [], [], [], "no registry"
         if store.registry_fingerprint(client.url) != digest:
-            store.put_registry(client.url, models, versions, digest)
+            store.put_registry(client.url, models, versions, digest, logged)
     except RemoteError as exc:
         message = str(exc)
         if client is not None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 
-from mltop.core.entities import ModelVersion, RegisteredModel
+from mltop.core.entities import LoggedModel, ModelVersion, RegisteredModel
 from mltop.core.store.connection import StoreConnection
 
 _TABLES = (
@@ -24,6 +24,9 @@ _TABLES = (
     "registry_aliases",
     "registry_tags",
     "registry_scans",
+    "registry_logged_models",
+    "registry_logged_metrics",
+    "registry_logged_params",
 )
 _VERSION_COLUMNS = (
     "v.name, v.version, v.source_kind, v.source, v.run_native_id, r.id, v.uri, v.status, "
@@ -48,10 +51,49 @@ def _strings(values: Iterable[object]) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
+def logged_model_tables(logged: Sequence[LoggedModel]) -> dict[str, pa.Table]:
+    """The ``registry_logged_*`` rows of MLflow 3 logged models."""
+    metrics = [(m.model_id, *row) for m in logged for row in m.metrics]
+    params = [(m.model_id, k, v) for m in logged for k, v in m.params]
+    return {
+        "registry_logged_models": pa.table(
+            {
+                "model_id": _strings(m.model_id for m in logged),
+                "name": _strings(m.name for m in logged),
+                "experiment_id": _strings(m.experiment_id for m in logged),
+                "run_native_id": _strings(m.run_native_id for m in logged),
+                "status": _strings(m.status for m in logged),
+                "created": pa.array([m.created for m in logged], pa.float64()),
+                "updated": pa.array([m.updated for m in logged], pa.float64()),
+            }
+        ),
+        "registry_logged_metrics": pa.table(
+            {
+                "model_id": _strings(r[0] for r in metrics),
+                "key": _strings(r[1] for r in metrics),
+                "value": pa.array([r[2] for r in metrics], pa.float64()),
+                "step": pa.array([r[3] for r in metrics], pa.int64()),
+                "ts": pa.array([r[4] for r in metrics], pa.int64()),
+                "dataset_name": _strings(r[5] for r in metrics),
+            }
+        ),
+        "registry_logged_params": pa.table(
+            {
+                "model_id": _strings(p[0] for p in params),
+                "key": _strings(p[1] for p in params),
+                "value": _strings(p[2] for p in params),
+            }
+        ),
+    }
+
+
 def registry_tables(
-    models: Sequence[RegisteredModel], versions: Sequence[ModelVersion]
+    models: Sequence[RegisteredModel],
+    versions: Sequence[ModelVersion],
+    logged: Sequence[LoggedModel] = (),
 ) -> dict[str, pa.Table]:
-    """The rows :meth:`RegistryTables.put_registry_tables` takes, from models and versions."""
+    """The rows :meth:`RegistryTables.put_registry_tables` takes, from models and versions
+    (and the logged models versions were registered from)."""
     aliases = [(m.name, a, ver) for m in models for a, ver in m.aliases]
     tags = [(m.name, None, k, val) for m in models for k, val in m.tags]
     tags += [(v.name, v.version, k, val) for v in versions for k, val in v.tags]
@@ -99,6 +141,7 @@ def registry_tables(
                 "value": _strings(t[3] for t in tags),
             }
         ),
+        **logged_model_tables(logged),
     }
 
 
@@ -127,17 +170,19 @@ class RegistryTables(StoreConnection):
         models: Sequence[RegisteredModel],
         versions: Sequence[ModelVersion],
         fingerprint: str,
+        logged: Sequence[LoggedModel] = (),
     ) -> None:
         """Replace everything ``source``'s registry holds, in one transaction."""
-        self.put_registry_tables(source, registry_tables(models, versions), fingerprint)
+        self.put_registry_tables(source, registry_tables(models, versions, logged), fingerprint)
 
     def put_registry_tables(
         self, source: str, tables: Mapping[str, pa.Table], fingerprint: str
     ) -> None:
         """:meth:`put_registry` for a reader that has its rows as columns already (a database
         holding thousands of versions): ``tables`` maps each of ``registry_models``,
-        ``registry_versions``, ``registry_aliases``, ``registry_tags`` to its rows, columns by
-        name, without the ``source`` column (it is ``source`` for every row)."""
+        ``registry_versions``, ``registry_aliases``, ``registry_tags`` (and the
+        ``registry_logged_*`` tables when the source has MLflow 3 logged models) to its rows,
+        columns by name, without the ``source`` column (it is ``source`` for every row)."""
         with self.transaction(), self._lock:
             for table in _TABLES:
                 self._con.execute(f"DELETE FROM {table} WHERE source = ?", [source])
@@ -284,3 +329,42 @@ class RegistryTables(StoreConnection):
                 f"SELECT DISTINCT r.id FROM {_VERSION_FROM} WHERE {' AND '.join(where)}", args
             ).fetchall()
         return [r[0] for r in rows]
+
+    def logged_models(
+        self, source: str | None = None, ids: Sequence[str] | None = None
+    ) -> dict[tuple[str, str], LoggedModel]:
+        """The logged models kept (of one source, and/or with these ids), by (source, id), with
+        their metrics and params: three reads, whatever the number of models."""
+        where, args = [], []
+        if source is not None:
+            where.append("source = ?")
+            args.append(source)
+        if ids is not None:
+            if not ids:
+                return {}
+            where.append("list_contains(?, model_id)")
+            args.append(list(ids))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        metrics: dict[tuple[str, str], list] = defaultdict(list)
+        for src, model_id, *row in self._registry_pairs(
+            "(SELECT source, model_id, key, value, step, ts, dataset_name "
+            "FROM registry_logged_metrics)",
+            clause + " ORDER BY key, step, ts",
+            args,
+        ):
+            metrics[(src, model_id)].append(tuple(row))
+        params: dict[tuple[str, str], list] = defaultdict(list)
+        for src, model_id, key, value in self._registry_pairs(
+            "registry_logged_params", clause + " ORDER BY key", args
+        ):
+            params[(src, model_id)].append((key, value))
+        out = {}
+        for src, model_id, *rest in self._registry_pairs("registry_logged_models", clause, args):
+            key = (src, model_id)
+            out[key] = LoggedModel(
+                model_id,
+                *rest,
+                metrics=tuple(metrics.get(key, ())),
+                params=tuple(params.get(key, ())),
+            )
+        return out
