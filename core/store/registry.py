@@ -29,16 +29,26 @@ _TABLES = (
     "registry_logged_params",
 )
 _VERSION_COLUMNS = (
-    "v.name, v.version, v.source_kind, v.source, v.run_native_id, r.id, v.uri, v.status, "
-    "v.status_message, v.stage, v.description, v.created, v.updated, v.user_id, v.model_id, "
-    "v.deleted"
+    "v.name, v.version, v.source_kind, v.source, v.run_native_id, coalesce(r.id, c.id), v.uri, "
+    "v.status, v.status_message, v.stage, v.description, v.created, v.updated, v.user_id, "
+    "v.model_id, v.deleted"
 )
 # A run deleted in its tracker stays in the store with lifecycle 'deleted': the version then
 # links to no run, as MLflow's UI shows it.
+# A GTO version's run_native_id is the commit its tag points at: the run is DVC's run of that
+# commit or experiment (same source, native id = the commit), else a run recorded at that commit
+# (another tracker's run in the repository, the latest started; DVC's workspace at HEAD last:
+# it holds whatever the working tree holds now).
 _VERSION_FROM = (
     "registry_versions v LEFT JOIN runs r ON r.source = v.source "
-    "AND r.native_id = v.run_native_id AND coalesce(r.lifecycle, '') <> 'deleted'"
+    "AND r.native_id = v.run_native_id AND coalesce(r.lifecycle, '') <> 'deleted' "
+    "LEFT JOIN (SELECT git_commit, arg_max(id, (native_id IS DISTINCT FROM 'workspace', "
+    "coalesce(start_time, 0), id)) AS id FROM runs WHERE git_commit IN "
+    "(SELECT run_native_id FROM registry_versions WHERE source_kind = 'gto') "
+    "AND coalesce(lifecycle, '') <> 'deleted' GROUP BY git_commit) c "
+    "ON v.source_kind = 'gto' AND c.git_commit = v.run_native_id"
 )
+_RUN_ID = "coalesce(r.id, c.id)"
 
 
 def version_order(version: str) -> int | None:
@@ -314,7 +324,7 @@ class RegistryTables(StoreConnection):
 
     def runs_of_models(self, model: str | None = None, alias: str | None = None) -> list[str]:
         """Ids of the runs behind live versions of ``model`` and/or with ``alias``."""
-        where, args = ["NOT v.deleted", "r.id IS NOT NULL"], []
+        where, args = ["NOT v.deleted", f"{_RUN_ID} IS NOT NULL"], []
         if model is not None:
             where.append("v.name = ?")
             args.append(model)
@@ -326,7 +336,8 @@ class RegistryTables(StoreConnection):
             args.append(alias)
         with self._lock:
             rows = self._con.execute(
-                f"SELECT DISTINCT r.id FROM {_VERSION_FROM} WHERE {' AND '.join(where)}", args
+                f"SELECT DISTINCT {_RUN_ID} FROM {_VERSION_FROM} WHERE {' AND '.join(where)}",
+                args,
             ).fetchall()
         return [r[0] for r in rows]
 
