@@ -22,6 +22,8 @@ from mltop.core.store import Store
 
 CHAMPION = "champion"
 DEFAULT_METRICS = 6
+# A logged model's id in the run column, shortened visibly (m- and 8 of its 32 hex digits).
+SHORT_ID = 10
 # Names that say "held-out": shown before training-set metrics of the same popularity.
 _HELD_OUT = ("val", "valid", "test", "eval")
 
@@ -47,15 +49,23 @@ class VersionRow:
     logged: LoggedModel | None = None
 
     @property
+    def no_run(self) -> str:
+        """Why the version has no run to open."""
+        if not self.version.run_native_id:
+            return "(no run)"
+        return "(run deleted or not imported)"
+
+    @property
     def run_text(self) -> str:
         """``name (experiment)``, or why the version has no run to show."""
         if self.version.deleted:
             return "(version deleted)"
         if self.run is None:
-            why = "(no run)" if not self.version.run_native_id else "(run deleted or not imported)"
-            if self.logged is not None:
-                return f"{why} logged model {self.logged.model_id}"
-            return why
+            if self.logged is not None:  # its metrics stand in for the run's: say whose
+                short = self.logged.model_id
+                short = short[:SHORT_ID] + "…" if len(short) > SHORT_ID + 1 else short
+                return f"logged model {short}"
+            return self.no_run
         if self.run.experiment:
             return f"{self.run.name} ({self.run.experiment})"
         return self.run.name
