@@ -44,7 +44,8 @@ def sync_database(
     if now is None:
         return
     fingerprint = _state(now) + "|" + _state(sqlite_importer.probe(Path(source + "-wal")))
-    if (previous or store.registry_fingerprint(source)) == fingerprint:
+    previous = previous or store.registry_fingerprint(source)
+    if previous == fingerprint:
         return
     if not sqlite_importer.has_sqlite_header(db):
         return  # the run importer has said what is wrong with the file
@@ -58,7 +59,7 @@ def sync_database(
     except (OSError, sqlite3.Error, UnicodeDecodeError) as exc:
         report.problem(db, PREFIX + f"cannot read: {sqlite_importer.error_line(exc)}")
         return
-    store.put_registry_tables(source, tables, fingerprint)
+    store.put_registry_tables(source, tables, fingerprint, first_read=previous is None)
 
 
 def sync_tree(store: Store, root: Path, report: ImportReport, previous: str | None = None) -> None:

@@ -186,15 +186,22 @@ class RegistryTables(StoreConnection):
         self.put_registry_tables(source, registry_tables(models, versions, logged), fingerprint)
 
     def put_registry_tables(
-        self, source: str, tables: Mapping[str, pa.Table], fingerprint: str
+        self,
+        source: str,
+        tables: Mapping[str, pa.Table],
+        fingerprint: str,
+        *,
+        first_read: bool = False,
     ) -> None:
         """:meth:`put_registry` for a reader that has its rows as columns already (a database
         holding thousands of versions): ``tables`` maps each of ``registry_models``,
         ``registry_versions``, ``registry_aliases``, ``registry_tags`` (and the
         ``registry_logged_*`` tables when the source has MLflow 3 logged models) to its rows,
-        columns by name, without the ``source`` column (it is ``source`` for every row)."""
+        columns by name, without the ``source`` column (it is ``source`` for every row).
+        ``first_read``: the caller found no fingerprint for ``source``, so there is nothing of
+        it to delete (eight statements saved on the first import of a registry)."""
         with self.transaction(), self._lock:
-            for table in _TABLES:
+            for table in () if first_read else _TABLES:
                 self._con.execute(f"DELETE FROM {table} WHERE source = ?", [source])
             for table, rows in tables.items():
                 if table not in _TABLES or rows.num_rows == 0:
