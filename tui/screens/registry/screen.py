@@ -67,8 +67,6 @@ LIVE_INTERVAL = 2.0
 STORE_WAIT = 30.0
 SCAN_CHECK = 0.5
 MODEL_COLUMNS = ("name", "versions", "aliases", "latest", "updated", "registry")
-# Rows each table gets before its first paint, at least (more when the screen is taller).
-FIRST_ROWS = 24
 
 
 def _widths(headers: list[str], rows: list[list[Text]]) -> list[int]:
@@ -145,9 +143,6 @@ class ModelsScreen(Screen[None]):
         self._board_answered = 0
         self._last_live = 0.0
         self._scans_seen = 0
-        # Tables whose rows out of sight are still to be added (table id -> fill token).
-        self._pending: dict[str, int] = {}
-        self._fills = 0
 
     @property
     def mltop(self) -> AppContext:
@@ -162,19 +157,13 @@ class ModelsScreen(Screen[None]):
         return self.query_one("#versions-table", DataTable)
 
     @property
-    def drawn(self) -> bool:
-        """The latest requests are answered and both tables hold the rows a screen shows."""
+    def settled(self) -> bool:
+        """The latest requests are answered (tests and screenshots wait for this)."""
         if self._answered != self._generation:
             return False
         if self.error or not self.found:
             return True
         return self._board_answered == self._board_generation and self.board is not None
-
-    @property
-    def settled(self) -> bool:
-        """:attr:`drawn`, and the rows out of sight are in too (tests and screenshots wait for
-        this)."""
-        return self.drawn and not self._pending
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -317,33 +306,10 @@ class ModelsScreen(Screen[None]):
         # could draw with the widths of its headers alone.
         for header, width in zip(MODEL_COLUMNS[:shown], widths, strict=False):
             table.add_column(header, width=width - CELL_PAD)
-        self._fill(table, [(cells[:shown], str(i)) for i, cells in enumerate(rows)], keep)
-
-    def _fill(self, table: DataTable, rows: list[tuple[list[Text], str]], keep: int) -> None:
-        """Add ``rows`` to the cleared ``table``: those a screen this tall can show at once, then
-        the rest after that paint, so both tables appear without waiting for rows out of sight
-        (a DataTable measures every cell it is given before it paints)."""
-        self._fills += 1
-        token = self._fills
-        first = max(FIRST_ROWS, self.size.height)
-        if keep >= first:  # the cursor stays where it was: on a row out of the first part
-            first = len(rows)
-        for cells, key in rows[:first]:
-            table.add_row(*cells, key=key)
+        for i, cells in enumerate(rows):
+            table.add_row(*cells[:shown], key=str(i))
         if rows:
             table.move_cursor(row=min(keep, len(rows) - 1))
-        if len(rows) > first:
-            self._pending[table.id or ""] = token
-            self.call_after_refresh(self._fill_rest, table, rows[first:], token)
-        else:
-            self._pending.pop(table.id or "", None)
-
-    def _fill_rest(self, table: DataTable, rows: list[tuple[list[Text], str]], token: int) -> None:
-        if self._pending.get(table.id or "") != token:
-            return  # the table was drawn again meanwhile
-        del self._pending[table.id or ""]
-        for cells, key in rows:
-            table.add_row(*cells, key=key)
 
     @property
     def listing(self) -> ModelListing | None:
@@ -421,8 +387,10 @@ class ModelsScreen(Screen[None]):
         table.clear(columns=True)
         for header, width in zip(headers[:shown], widths, strict=False):
             table.add_column(header, width=width - CELL_PAD)
-        keyed = [(c[:shown], r.version.version) for r, c in zip(board.rows, rows, strict=True)]
-        self._fill(table, keyed, keep)
+        for row, cells in zip(board.rows, rows, strict=True):
+            table.add_row(*cells[:shown], key=row.version.version)
+        if board.rows:
+            table.move_cursor(row=min(keep, len(board.rows) - 1))
         self._update_keys()
 
     def _version_cells(self, row: VersionRow, styles: dict, drop: frozenset[str]) -> list[Text]:
