@@ -61,40 +61,38 @@ def _strings(values: Iterable[object]) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
+_TEXT, _NUMBER, _INT = pa.string(), pa.float64(), pa.int64()
+_LOGGED_COLUMNS = {
+    "registry_logged_models": {
+        "model_id": _TEXT, "name": _TEXT, "experiment_id": _TEXT, "run_native_id": _TEXT,
+        "status": _TEXT, "created": _NUMBER, "updated": _NUMBER,
+    },
+    "registry_logged_metrics": {
+        "model_id": _TEXT, "key": _TEXT, "value": _NUMBER, "step": _INT, "ts": _INT,
+        "dataset_name": _TEXT,
+    },
+    "registry_logged_params": {"model_id": _TEXT, "key": _TEXT, "value": _TEXT},
+}  # fmt: skip
+
+
+def _rows_table(rows: list[tuple], columns: Mapping[str, pa.DataType]) -> pa.Table:
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    return pa.table(
+        {name: pa.array(v, kind) for (name, kind), v in zip(columns.items(), values, strict=True)}
+    )
+
+
 def logged_model_tables(logged: Sequence[LoggedModel]) -> dict[str, pa.Table]:
     """The ``registry_logged_*`` rows of MLflow 3 logged models."""
-    metrics = [(m.model_id, *row) for m in logged for row in m.metrics]
-    params = [(m.model_id, k, v) for m in logged for k, v in m.params]
-    return {
-        "registry_logged_models": pa.table(
-            {
-                "model_id": _strings(m.model_id for m in logged),
-                "name": _strings(m.name for m in logged),
-                "experiment_id": _strings(m.experiment_id for m in logged),
-                "run_native_id": _strings(m.run_native_id for m in logged),
-                "status": _strings(m.status for m in logged),
-                "created": pa.array([m.created for m in logged], pa.float64()),
-                "updated": pa.array([m.updated for m in logged], pa.float64()),
-            }
-        ),
-        "registry_logged_metrics": pa.table(
-            {
-                "model_id": _strings(r[0] for r in metrics),
-                "key": _strings(r[1] for r in metrics),
-                "value": pa.array([r[2] for r in metrics], pa.float64()),
-                "step": pa.array([r[3] for r in metrics], pa.int64()),
-                "ts": pa.array([r[4] for r in metrics], pa.int64()),
-                "dataset_name": _strings(r[5] for r in metrics),
-            }
-        ),
-        "registry_logged_params": pa.table(
-            {
-                "model_id": _strings(p[0] for p in params),
-                "key": _strings(p[1] for p in params),
-                "value": _strings(p[2] for p in params),
-            }
-        ),
+    rows = {
+        "registry_logged_models": [
+            (m.model_id, m.name, m.experiment_id, m.run_native_id, m.status, m.created, m.updated)
+            for m in logged
+        ],
+        "registry_logged_metrics": [(m.model_id, *row) for m in logged for row in m.metrics],
+        "registry_logged_params": [(m.model_id, k, v) for m in logged for k, v in m.params],
     }
+    return {name: _rows_table(rows[name], _LOGGED_COLUMNS[name]) for name in _LOGGED_COLUMNS}
 
 
 def registry_tables(
