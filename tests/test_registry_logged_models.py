@@ -182,6 +182,10 @@ def test_version_whose_run_was_deleted_shows_its_logged_model_metrics(tmp_path, 
     theirs = client.get_logged_model(logged["model_id"])
     assert logged["params"] == theirs.params
     assert logged["source_run_id"] == challenger.run_id
+    # and the table names the logged model whose metrics stand in for the deleted run's
+    assert cli.cmd_models([str(root), "--format", "md"]) == 0
+    table = capsys.readouterr().out
+    assert f"(run not imported) logged model {logged['model_id']}" in table
 
 
 def _id(source: str) -> str:

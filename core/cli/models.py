@@ -37,19 +37,20 @@ from mltop.core.cli.sources import (
 )
 from mltop.core.common.formatting import fmt_iso
 from mltop.core.common.sanitize import inert, inert_json
-from mltop.core.entities import ModelVersion, Run
+from mltop.core.entities import LoggedModel, ModelVersion, Run
 from mltop.core.registry.resolve import ModelListing, badges, listings, model_json, version_json
 
 MODEL_HEADERS = ("model", "versions", "aliases", "latest", "updated", "registry")
 VERSION_HEADERS = ("model", "version", "aliases", "stage", "status", "created", "run", "run id")
 
 
-def _run_cell(v: ModelVersion, runs: dict[str, Run]) -> str:
+def _run_cell(v: ModelVersion, runs: dict[str, Run], logged: LoggedModel | None) -> str:
     if v.deleted:
         return "(version deleted)"
     run = runs.get(v.run_id or "")
     if run is None:
-        return "(run not imported)" if v.run_native_id else "—"
+        gone = "(run not imported)" if v.run_native_id else "—"
+        return f"{gone} logged model {logged.model_id}" if logged is not None else gone
     return f"{run.name} ({run.experiment})" if run.experiment else run.name
 
 
@@ -80,7 +81,7 @@ def rows(
                     "Deleted" if v.deleted else (v.stage or "—"),
                     v.status or "—",
                     fmt_iso(v.created) or "—",
-                    _run_cell(v, runs),
+                    _run_cell(v, runs, listing.logged_model(v)),
                     v.run_native_id or "—",
                 ]
             )
