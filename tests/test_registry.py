@@ -217,7 +217,7 @@ def test_server_registry_matches_mlflow_client(server):
 def test_server_registry_is_read_whole_one_version_per_page(server):
     url, _ = server
     with mlflow_rest.connect(url) as client:
-        models, versions, _, _ = registry_rest.read_server(client, models_page=1, versions_page=1)
+        models, versions, _ = registry_rest.read_server(client, models_page=1, versions_page=1)
     assert sorted(m.name for m in models) == ["diabetes-regressor", "iris-classifier"]
     assert len(versions) == 6 and len({(v.name, v.version) for v in versions}) == 6
 
@@ -235,7 +235,7 @@ def test_server_model_with_more_than_a_page_of_versions_is_read_whole(server):
         )
     client.set_registered_model_alias("many-versions", "champion", "117")
     with mlflow_rest.connect(url) as rest:
-        _, versions, _, _ = registry_rest.read_server(rest, versions_page=50)
+        _, versions, _ = registry_rest.read_server(rest, versions_page=50)
     mine = [v for v in versions if v.name == "many-versions"]
     assert sorted(int(v.version) for v in mine) == list(range(1, 121))
     assert [v.version for v in mine if v.aliases] == ["117"]

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import mlflow_server
 import pytest
 from mlflow.tracking import MlflowClient
@@ -190,3 +191,32 @@ def test_version_whose_run_was_deleted_shows_its_logged_model_metrics(tmp_path, 
 
 def _id(source: str) -> str:
     return source.removeprefix("models:/")
+
+
+def test_logged_models_refused_by_the_server_is_one_line_and_versions_still_listed(server):
+    # No real server can be made to refuse logged-models/search alone, so a scripted server
+    # replays the real server's answers to the registry searches and refuses that one.
+    from test_mlflow_rest_faults import reply, scripted_server
+
+    api = f"{server}/api/2.0/mlflow"
+    answers = {
+        "registered-models/search": httpx.get(f"{api}/registered-models/search").content,
+        "model-versions/search": httpx.get(f"{api}/model-versions/search").content,
+        "experiments/search": httpx.post(
+            f"{api}/experiments/search", json={"max_results": 1000}
+        ).content,
+    }
+    refused = {"error_code": "PERMISSION_DENIED", "message": "Permission denied"}
+    with scripted_server() as fake:
+        for endpoint, body in answers.items():
+            fake.route(f"/api/2.0/mlflow/{endpoint}", reply(200, body))
+        fake.route("/api/2.0/mlflow/logged-models/search", reply(403, refused))
+        store = open_memory_store()
+        report = ImportReport()
+        registry_sync.sync_server(store, fake.url, report)
+    (problem,) = report.problems
+    assert problem.path == fake.url
+    assert "logged models not read" in problem.message and "403" in problem.message
+    assert "\n" not in problem.message
+    assert len([v for v in store.model_versions() if not v.deleted]) == 6
+    assert store.logged_models() == {}

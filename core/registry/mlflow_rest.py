@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from mltop.core.common.httpclient import RemoteError
@@ -106,11 +106,15 @@ def _parse_logged_model(raw: dict[str, Any]) -> LoggedModel | None:
 
 
 def read_logged_models(
-    client: tracking.MlflowRestClient, ids: set[str], page_size: int = LOGGED_PAGE
-) -> tuple[list[LoggedModel], list[dict[str, Any]]]:
-    """The logged models ``ids`` (and the raw answers kept, for the digest)."""
+    client: tracking.MlflowRestClient,
+    versions: Sequence[ModelVersion],
+    page_size: int = LOGGED_PAGE,
+) -> tuple[list[LoggedModel], str]:
+    """The logged models ``versions`` were registered from, and a digest of what was read
+    ("" when none is wanted). Read apart from the registry: its failure costs only these."""
+    ids = {i for v in versions if (i := fields.logged_model_id(v))}
     if not ids:
-        return [], []
+        return [], ""
     experiments = sorted(
         str(e["experiment_id"]) for e in client.experiments() if e.get("experiment_id")
     )
@@ -122,10 +126,11 @@ def read_logged_models(
             raw += [m for m in page if (m.get("info") or {}).get("model_id") in ids]
     except RemoteError as exc:
         if exc.status == 404 or exc.kind == "not-found":
-            return [], []  # a server before MLflow 3 has no logged models
+            return [], ""  # a server before MLflow 3 has no logged models
         raise
     found = {m.model_id: m for r in raw if (m := _logged_model(r)) is not None}
-    return [found[i] for i in sorted(found)], raw
+    digest = hashlib.sha1(json.dumps(raw, sort_keys=True).encode()).hexdigest()
+    return [found[i] for i in sorted(found)], digest
 
 
 def read_server(
@@ -133,9 +138,8 @@ def read_server(
     *,
     models_page: int = MODELS_PAGE,
     versions_page: int = VERSIONS_PAGE,
-) -> tuple[list[RegisteredModel], list[ModelVersion], list[LoggedModel], str]:
-    """Every model and live version of the server, the logged models versions were made
-    from, and a digest of what was read."""
+) -> tuple[list[RegisteredModel], list[ModelVersion], str]:
+    """Every model and live version of the server, and a digest of what was read."""
     source = client.url
     digest = hashlib.sha1()
     raw_models: list[dict[str, Any]] = []
@@ -186,7 +190,5 @@ def read_server(
                 aliases_of.get(name, {}).get(version, []),
             )
         )
-    ids = {i for v in versions if (i := fields.logged_model_id(v))}
-    logged, raw_logged = read_logged_models(client, ids)
-    digest.update(json.dumps([raw_models, raw_versions, raw_logged], sort_keys=True).encode())
-    return models, versions, logged, digest.hexdigest()
+    digest.update(json.dumps([raw_models, raw_versions], sort_keys=True).encode())
+    return models, versions, digest.hexdigest()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mltop.core.common.httpclient import RemoteError
-from mltop.core.entities import ImportReport, SourceRef
+from mltop.core.entities import ImportReport, LoggedModel, SourceRef
 from mltop.core.importers import dvc as dvc_importer
 from mltop.core.importers import mlflow_files as files_importer
 from mltop.core.importers import mlflow_rest as rest_importer
@@ -113,6 +113,11 @@ def sync_local(store: Store, refs: Iterable[SourceRef], report: ImportReport) ->
             report.problem(ref.location, PREFIX + f"failed: {type(exc).__name__}: {exc}")
 
 
+def _masked(exc: RemoteError, client: rest_importer.MlflowRestClient | None) -> str:
+    message = str(exc)
+    return client.settings.credentials.mask(message) if client is not None else message
+
+
 def sync_server(
     store: Store,
     url: str,
@@ -129,17 +134,20 @@ def sync_server(
         if client is None:
             client = rest_importer.connect(url, **client_options)
         try:
-            models, versions, logged, digest = mlflow_rest.read_server(client)
+            models, versions, digest = mlflow_rest.read_server(client)
         except mlflow_rest.NoRegistry as exc:
             report.problem(shown, str(exc))
-            models, versions, logged, digest = [], [], [], "no registry"
+            models, versions, digest = [], [], "no registry"
+        logged: list[LoggedModel] = []
+        try:
+            logged, logged_digest = mlflow_rest.read_logged_models(client, versions)
+            digest += f"|{logged_digest}"
+        except RemoteError as exc:  # the versions are listed all the same, without them
+            report.problem(shown, PREFIX + f"logged models not read: {_masked(exc, client)}")
         if store.registry_fingerprint(client.url) != digest:
             store.put_registry(client.url, models, versions, digest, logged)
     except RemoteError as exc:
-        message = str(exc)
-        if client is not None:
-            message = client.settings.credentials.mask(message)
-        report.problem(shown, PREFIX + message)
+        report.problem(shown, PREFIX + _masked(exc, client))
     finally:
         if own and client is not None:
             client.close()
