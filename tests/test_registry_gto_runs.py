@@ -73,7 +73,7 @@ def test_models_board_shows_gto_versions_runs_metrics_against_champion(repo):
     assert board.champion == "1.0.0"
     rows = {r.version.version: r for r in board.rows}
     assert rows["1.1.0"].run_text.startswith("lr-0.05")
-    assert rows["0.1.0"].run_text == "(run deleted or not imported)"
+    assert rows["0.1.0"].run_text == f"(no run at commit {PIPELINE_ONLY})"
     keys = [k for k, _ in board.metrics]
     assert keys
     summaries = store.summaries([rows["1.1.0"].run.id, rows["1.0.0"].run.id])

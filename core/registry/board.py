@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from mltop.core.compare.diff import Verdict
 from mltop.core.compare.directions import Direction, DirectionRules
 from mltop.core.entities import LoggedModel, ModelVersion, Run
+from mltop.core.registry.gto import KIND as GTO
 from mltop.core.registry.resolve import ModelListing, with_versions
 from mltop.core.store import Store
 
@@ -53,6 +54,8 @@ class VersionRow:
         """Why the version has no run to open."""
         if not self.version.run_native_id:
             return "(no run)"
+        if self.version.source_kind == GTO:  # a GTO version's run id is its tagged commit
+            return f"(no run at commit {self.version.run_native_id[:7]})"
         return "(run deleted or not imported)"
 
     @property
