@@ -15,10 +15,15 @@ that database:
   one model's board (runs, metrics, changes against @champion), as the screen's workers read
   them (:func:`listings` without versions + :func:`model_board`) — goal ≤ 1 s;
 * and the screen itself: ``M`` pressed in the app (120x40, headless) until both tables are
-  drawn — goal ≤ 1 s.
+  painted (the frame after both are filled) — goal ≤ 1 s.
 
-Usage: ``python bench/registry.py [--models 100] [--versions 100] [--repeat 3]``. Prints the
-median of the repeats beside the baseline and the goals; exits 1 when a goal is missed.
+Every figure is printed as wall time and CPU time (user + system of this process and its
+children, over all its threads), the median of the repeats, beside the baseline measured the
+same way in the same run, with the load average: on a busy machine wall time waits for a core,
+so the import's goal is judged by CPU time.
+
+Usage: ``python bench/registry.py [--models 100] [--versions 100] [--repeat 3]``. Exits 1 when a
+goal is missed.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -75,16 +81,54 @@ def build_database(folder: Path, models: int, versions: int) -> Path:
     return db
 
 
-def median_time(call: Callable[[], object], repeat: int) -> float:
-    times = []
+def cpu_seconds() -> float:
+    """User + system time of this process (all threads) and its waited-for children."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
+class Clock:
+    """Wall and CPU time of a stretch of code, collected over repeats (medians reported)."""
+
+    def __init__(self) -> None:
+        self.walls: list[float] = []
+        self.cpus: list[float] = []
+
+    def __enter__(self) -> Clock:
+        self._wall, self._cpu = time.perf_counter(), cpu_seconds()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.add(time.perf_counter() - self._wall, cpu_seconds() - self._cpu)
+
+    def add(self, wall: float, cpu: float) -> None:
+        self.walls.append(wall)
+        self.cpus.append(cpu)
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(self.walls)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpus)
+
+    def text(self) -> str:
+        return f"wall {self.wall * 1000:7.1f} ms  cpu {self.cpu * 1000:7.1f} ms"
+
+
+def median_time(call: Callable[[], object], repeat: int) -> Clock:
+    clock = Clock()
     for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        with clock:
+            call()
+    return clock
 
 
-def mltop_import(db: Path, work: Path) -> tuple[float, int]:
+def mltop_import(db: Path, work: Path) -> tuple[Clock, int]:
     from mltop.core.entities import ImportReport
     from mltop.core.registry.sync import sync_database
     from mltop.core.store import open_memory_store
@@ -94,18 +138,17 @@ def mltop_import(db: Path, work: Path) -> tuple[float, int]:
     shutil.copy(db, copy)
     counted = []
 
-    times = []
+    clock = Clock()
     for _ in range(REPEAT):
         store = open_memory_store()  # opening a store is not importing: as MLflow's client
-        started = time.perf_counter()
-        sync_database(store, copy, ImportReport())
-        times.append(time.perf_counter() - started)
+        with clock:
+            sync_database(store, copy, ImportReport())
         counted.append(len(store.model_versions()))
         store.close()
-    return statistics.median(times), counted[-1]
+    return clock, counted[-1]
 
 
-def mlflow_search(db: Path, work: Path) -> tuple[float, int]:
+def mlflow_search(db: Path, work: Path) -> tuple[Clock, int]:
     from mlflow.tracking import MlflowClient
 
     copy = work / "mlflow" / "mlflow.db"  # MLflow's client may write to a database it opens
@@ -141,7 +184,7 @@ def indexed_store(db: Path, work: Path) -> Path:
     return project
 
 
-def listing_time(project: Path) -> float:
+def listing_time(project: Path) -> Clock:
     from mltop.core.compare.directions import load_directions
     from mltop.core.registry.board import model_board
     from mltop.core.registry.resolve import listings
@@ -156,24 +199,32 @@ def listing_time(project: Path) -> float:
         return median_time(once, REPEAT)
 
 
-def screen_time(project: Path) -> float:
+def screen_time(project: Path) -> Clock:
+    """M pressed until both tables are painted: the screen has its answers and drew them, and
+    the frame after that was painted."""
     from mltop.tui.app import MltopApp
     from mltop.tui.screens.registry.screen import ModelsScreen
 
-    async def run() -> float:
+    painted = Clock()
+
+    async def run() -> None:
         app = MltopApp(project, scan=False)
         async with app.run_test(size=(120, 40)) as pilot:
             while app.store is None:
                 await pilot.pause(0.01)
-            started = time.perf_counter()
+            wall, cpu = time.perf_counter(), cpu_seconds()
             await pilot.press("M")
             while not (isinstance(app.screen, ModelsScreen) and app.screen.settled):
-                await pilot.pause(0.005)
-            elapsed = time.perf_counter() - started
+                await pilot.pause(0.002)
+            refreshed = asyncio.Event()
+            app.call_after_refresh(refreshed.set)  # runs once the next frame is painted
+            await refreshed.wait()
+            painted.add(time.perf_counter() - wall, cpu_seconds() - cpu)
         app.close_store()
-        return elapsed
 
-    return statistics.median(asyncio.run(run()) for _ in range(REPEAT))
+    for _ in range(REPEAT):
+        asyncio.run(run())
+    return painted
 
 
 REPEAT = 3
@@ -195,21 +246,25 @@ def main() -> int:
         total = args.models * args.versions
         print(f"built {total:,} versions of {args.models} models in "
               f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+        print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
         ours, ours_count = mltop_import(db, work)
         theirs, theirs_count = mlflow_search(db, work)
         assert ours_count == theirs_count == total, (ours_count, theirs_count)
-        speedup = theirs / ours
-        print(f"import {total:,} versions   mltop {ours * 1000:8.1f} ms   "
-              f"MlflowClient.search_model_versions {theirs * 1000:8.1f} ms   "
-              f"{speedup:5.1f}x faster (goal >= 10x)")  # fmt: skip
+        by_cpu, by_wall = theirs.cpu / ours.cpu, theirs.wall / ours.wall
+        print(f"import {total:,} versions")
+        print(f"  mltop sync_database                        {ours.text()}")
+        print(f"  baseline MlflowClient.search_model_versions {theirs.text()}")
+        print(f"  mltop is {by_cpu:5.1f}x faster by CPU time, {by_wall:5.1f}x by wall time "
+              "(goal >= 10x, judged by CPU time)")  # fmt: skip
         project = indexed_store(db, work)
         listed = listing_time(project)
-        print(f"Models listing + one model's board from the indexed store   {listed * 1000:7.1f} ms"
+        print(f"Models listing + one model's board (indexed store)  {listed.text()}"
               "   (goal <= 1000 ms)")  # fmt: skip
-        shown = screen_time(project)
-        print(f"Models screen: M pressed until both tables are drawn      {shown * 1000:7.1f} ms"
+        painted = screen_time(project)
+        print(f"Models screen: M until both tables are painted      {painted.text()}"
               "   (goal <= 1000 ms)")  # fmt: skip
-    ok = speedup >= 10 and listed <= 1.0 and shown <= 1.0
+        print("load average (1, 5, 15 min): {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    ok = by_cpu >= 10 and listed.wall <= 1.0 and painted.wall <= 1.0
     return 0 if ok else 1
 
 

@@ -270,3 +270,34 @@ class ModelVersion:
     deleted: bool = False
     tags: tuple[tuple[str, str], ...] = ()
     aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """An MLflow 3 logged model: what a registered version made from ``models:/m-...`` points
+    at, with the metrics and params MLflow recorded on the model itself.
+
+    ``metrics`` are MLflow's rows, (key, value, step, timestamp in ms, dataset name), in the
+    order read; ``params`` are (key, value) pairs in key order. A version whose run is gone or
+    was never imported still has these to show.
+    """
+
+    model_id: str
+    name: str | None = None
+    experiment_id: str | None = None
+    run_native_id: str | None = None
+    status: str | None = None
+    created: float | None = None
+    updated: float | None = None
+    metrics: tuple[tuple[str, float, int, int | None, str | None], ...] = ()
+    params: tuple[tuple[str, str], ...] = ()
+
+    def final_metrics(self) -> dict[str, float]:
+        """Each metric's latest value as MLflow reads a run's: highest step, then latest time,
+        then the larger value."""
+        best: dict[str, tuple[int, int, float]] = {}
+        for key, value, step, ts, _dataset in self.metrics:
+            rank = (step, ts if ts is not None else 0, value)
+            if key not in best or rank > best[key]:
+                best[key] = rank
+        return {key: rank[2] for key, rank in sorted(best.items())}

@@ -180,3 +180,60 @@ async def test_models_opened_before_the_first_scan_fill_in_when_it_ends(
         await until(pilot, lambda: screen.found is not None and len(screen.found) == 2)
         await until(pilot, lambda: screen.settled)
         assert screen.board is not None and screen.board.rows
+
+
+async def test_a_model_with_more_versions_than_the_screen_shows_gets_every_row(
+    registry_root: Path, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    # 60 more versions of iris-classifier, copies of v1's row, written by the real sqlite3.
+    with sqlite3.connect(registry_root / "sqlite" / "mlflow.db") as con:
+        for version in range(5, 65):
+            con.execute(
+                "INSERT INTO model_versions SELECT name, ?, creation_time + ?, "
+                "last_updated_time, description, user_id, current_stage, source, run_id, "
+                "run_link, status, status_message, storage_location, workspace "
+                "FROM model_versions WHERE name = 'iris-classifier' AND version = 1",
+                [version, version],
+            )
+    app = make_app(registry_root, tmp_path, live=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _models(pilot, app)
+        await _pick_model(pilot, screen, "iris-classifier")
+        versions = [row[1] for row in _cells(screen, "#versions-table")]
+        assert versions == [f"v{n}" for n in range(64, 0, -1)]
+        assert screen.versions_table.cursor_row == 0
+
+
+async def test_version_whose_run_was_deleted_shows_its_logged_models_metrics_and_params(
+    registry_root: Path, tmp_path: Path
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{registry_root / 'sqlite' / 'mlflow.db'}")
+    challenger = client.get_model_version_by_alias("diabetes-regressor", "challenger")
+    client.delete_run(challenger.run_id)
+    logged = client.get_logged_model(challenger.source.removeprefix("models:/"))
+    app = make_app(registry_root, tmp_path, live=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _models(pilot, app)
+        await _pick_model(pilot, screen, "diabetes-regressor")
+        version = str(challenger.version)
+        row = next(r for r in screen.board.rows if r.version.version == version)
+        assert row.run is None and row.logged is not None
+        assert [c.value for c in row.cells] == [
+            logged.metrics[[m.key for m in logged.metrics].index(k)].value
+            for k, _ in screen.board.metrics
+        ]
+        cells = next(r for r in _cells(screen, "#versions-table") if r[1] == f"v{version}")
+        assert any("logged model m-" in c for c in cells)
+        await pilot.press("tab")
+        screen.versions_table.move_cursor(
+            row=[r.version.version for r in screen.board.rows].index("3")
+        )
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is screen
+        (notice,) = [n for n in app._notifications if "params:" in n.message]
+        assert logged.params and all(f"{k}={v}" in notice.message for k, v in logged.params.items())

@@ -31,19 +31,20 @@ from mltop.core.cli.sources import (
 )
 from mltop.core.common.formatting import fmt_iso
 from mltop.core.common.sanitize import inert, inert_json
-from mltop.core.entities import ModelVersion, Run
+from mltop.core.entities import LoggedModel, ModelVersion, Run
 from mltop.core.registry.resolve import ModelListing, badges, listings, model_json, version_json
 
 MODEL_HEADERS = ("model", "versions", "aliases", "latest", "updated", "registry")
 VERSION_HEADERS = ("model", "version", "aliases", "stage", "status", "created", "run", "run id")
 
 
-def _run_cell(v: ModelVersion, runs: dict[str, Run]) -> str:
+def _run_cell(v: ModelVersion, runs: dict[str, Run], logged: LoggedModel | None) -> str:
     if v.deleted:
         return "(version deleted)"
     run = runs.get(v.run_id or "")
     if run is None:
-        return "(run not imported)" if v.run_native_id else "—"
+        gone = "(run not imported)" if v.run_native_id else "—"
+        return f"{gone} logged model {logged.model_id}" if logged is not None else gone
     return f"{run.name} ({run.experiment})" if run.experiment else run.name
 
 
@@ -74,7 +75,7 @@ def rows(
                     "Deleted" if v.deleted else (v.stage or "—"),
                     v.status or "—",
                     fmt_iso(v.created) or "—",
-                    _run_cell(v, runs),
+                    _run_cell(v, runs, listing.logged_model(v)),
                     v.run_native_id or "—",
                 ]
             )
@@ -123,7 +124,7 @@ def cmd_models(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     if args.format == "json":
         data = {
             "models": [model_json(f) for f in found],
-            "versions": [version_json(v) for f in found for v in f.versions],
+            "versions": [version_json(v, f.logged_model(v)) for f in found for v in f.versions],
         }
         stream.write(inert_json(data, indent=2, allow_nan=False) + "\n")
     else:

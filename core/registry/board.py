@@ -1,7 +1,8 @@
 """One model's versions beside the runs that made them: what the Models screen draws.
 
 Each version gets its run (name, experiment, or why there is none: the version or the run was
-deleted, or the run is not imported), the run's primary metrics, and each metric's change
+deleted, or the run is not imported), the run's primary metrics (for a version without a run,
+those of the MLflow 3 logged model it was registered from), and each metric's change
 against the ``@champion`` version, judged by the metric's direction exactly as a diff judges it
 (:mod:`mltop.core.compare.directions`), so a version is "better" here when it would pass a gate
 there. Built in one worker call: two store reads (the runs, their metric summaries).
@@ -15,12 +16,15 @@ from dataclasses import dataclass
 
 from mltop.core.compare.diff import Verdict
 from mltop.core.compare.directions import Direction, DirectionRules
-from mltop.core.entities import ModelVersion, Run
+from mltop.core.entities import LoggedModel, ModelVersion, Run
+from mltop.core.registry.gto import KIND as GTO
 from mltop.core.registry.resolve import ModelListing, with_versions
 from mltop.core.store import Store
 
 CHAMPION = "champion"
 DEFAULT_METRICS = 6
+# A logged model's id in the run column, shortened visibly (m- and 8 of its 32 hex digits).
+SHORT_ID = 10
 # Names that say "held-out": shown before training-set metrics of the same popularity.
 _HELD_OUT = ("val", "valid", "test", "eval")
 
@@ -37,9 +41,22 @@ class MetricCell:
 
 @dataclass(frozen=True)
 class VersionRow:
+    """A version, its run, its metric cells (the run's, or when it has no run its logged
+    model's) and the MLflow 3 logged model it was registered from."""
+
     version: ModelVersion
     run: Run | None
     cells: tuple[MetricCell, ...]
+    logged: LoggedModel | None = None
+
+    @property
+    def no_run(self) -> str:
+        """Why the version has no run to open."""
+        if not self.version.run_native_id:
+            return "(no run)"
+        if self.version.source_kind == GTO:  # a GTO version's run id is its tagged commit
+            return f"(no run at commit {self.version.run_native_id[:7]})"
+        return "(run deleted or not imported)"
 
     @property
     def run_text(self) -> str:
@@ -47,9 +64,11 @@ class VersionRow:
         if self.version.deleted:
             return "(version deleted)"
         if self.run is None:
-            if not self.version.run_native_id:
-                return "(no run)"
-            return "(run deleted or not imported)"
+            if self.logged is not None:  # its metrics stand in for the run's: say whose
+                short = self.logged.model_id
+                short = short[:SHORT_ID] + "…" if len(short) > SHORT_ID + 1 else short
+                return f"logged model {short}"
+            return self.no_run
         if self.run.experiment:
             return f"{self.run.name} ({self.run.experiment})"
         return self.run.name
@@ -104,24 +123,32 @@ def model_board(
     run_ids = [v.run_id for v in versions if v.run_id and not v.deleted]
     runs = store.runs_by_id(run_ids) if run_ids else {}
     summaries = store.summaries(list(runs)) if runs else {}
-    counts = Counter(key for per_run in summaries.values() for key in per_run)
+    # Each version's metrics: its run's, else (no run to read) its logged model's.
+    own: dict[str, dict[str, float]] = {}
+    for v in versions:
+        run = runs.get(v.run_id or "") if not v.deleted else None
+        logged = listing.logged_model(v)
+        if run is not None:
+            own[v.version] = {k: s.last for k, s in summaries.get(run.id, {}).items()}
+        elif logged is not None and logged.metrics:
+            own[v.version] = logged.final_metrics()
+    counts = Counter(key for values in own.values() for key in values)
     keys = sorted(counts, key=lambda k: _rank(k, counts[k], directions))[:max_metrics]
     metrics = tuple((k, directions.direction(k)) for k in keys)
     champion = listing.alias_version(CHAMPION)
-    base = summaries.get(champion.run_id or "", {}) if champion else {}
+    base = own.get(champion.version) if champion else None
     rows = []
     for v in versions:
         run = runs.get(v.run_id or "") if not v.deleted else None
-        own = summaries.get(run.id, {}) if run else {}
+        values = own.get(v.version, {})
         cells = []
         for key, direction in metrics:
-            value = own[key].last if key in own else None
-            if champion is None or champion.run_id is None or champion.run_id not in runs:
+            value = values.get(key)
+            if champion is None or base is None:
                 cells.append(MetricCell(value))
             elif v.version == champion.version:
                 cells.append(MetricCell(value, None, Verdict.BASELINE))
             else:
-                base_value = base[key].last if key in base else None
-                cells.append(_judge(value, base_value, direction))
-        rows.append(VersionRow(v, run, tuple(cells)))
+                cells.append(_judge(value, base.get(key), direction))
+        rows.append(VersionRow(v, run, tuple(cells), listing.logged_model(v)))
     return ModelBoard(listing, metrics, tuple(rows), champion.version if champion else None)

@@ -7,6 +7,7 @@ these helpers make one :class:`~mltop.core.entities.ModelVersion` of each.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from mltop.core.entities import ModelVersion, RegisteredModel
@@ -14,6 +15,9 @@ from mltop.core.importers.mlflow_common import ms_to_s
 
 DELETED_STAGE = "Deleted_Internal"
 NO_STAGE = "None"
+# MLflow's LoggedModelStatus: stores keep its number, the REST API its name with a prefix.
+LOGGED_STATUS = {0: "UNSPECIFIED", 1: "PENDING", 2: "READY", 3: "FAILED"}
+LOGGED_STATUS_PREFIX = "LOGGED_MODEL_"
 
 
 def text(value: object) -> str | None:
@@ -89,3 +93,25 @@ def aliases_by_version(aliases: Mapping[str, str]) -> dict[str, list[str]]:
     for alias, version in aliases.items():
         out.setdefault(str(version), []).append(alias)
     return out
+
+
+def logged_status(value: object) -> str | None:
+    """A logged model's status as one word (``READY``) from a number or a REST name."""
+    word = text(value)
+    if word is None:
+        return None
+    if word.strip().isdigit():
+        return LOGGED_STATUS.get(int(word), word)
+    return word.removeprefix(LOGGED_STATUS_PREFIX)
+
+
+_LOGGED_MODEL = re.compile(r"^models:/(m-[0-9a-f]+)$")
+
+
+def logged_model_id(v: ModelVersion) -> str | None:
+    """The MLflow 3 logged model a version was registered from: MLflow's ``model_id`` when the
+    store keeps it (file store), else the id its ``models:/m-...`` source names (SQLite)."""
+    if v.model_id:
+        return v.model_id
+    found = _LOGGED_MODEL.match(v.uri or "")
+    return found[1] if found else None

@@ -8,7 +8,9 @@ to the version registered at the tagged commit, ``name#prod!#4`` unassigns it, a
 time, then the tag's number). A stage holds one version at a time, as an MLflow alias does, so
 stages are kept as aliases (``@prod v1.2.0``); versions are kept without GTO's leading ``v``.
 Tags are listed with one ``git for-each-ref`` through the DVC importer's git runner (timeouts,
-no prompts, no locks taken).
+no prompts, no locks taken). A version's run is the one made at its tagged commit: the version
+keeps the commit as its run id, which is the native id of DVC's run of a commit or experiment
+(the store falls back to any run that recorded that commit).
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ def read_registry(
                 version=version,
                 source_kind=KIND,
                 source=source,
+                run_native_id=tag.commit,  # the run is the one made at the tagged commit
                 uri=_text(declared.get(name, {}).get("path")),
                 status="READY",
                 description=tag.message or None,

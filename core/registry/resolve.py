@@ -9,11 +9,13 @@ two registries (two databases under one folder) is ambiguous and said to be, nev
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mltop.core.entities import ModelVersion, RegisteredModel
+from mltop.core.compare.diff_format import json_number
+from mltop.core.entities import LoggedModel, ModelVersion, RegisteredModel
+from mltop.core.registry import fields
 from mltop.core.store import Store
 
 MODELS_URI = "models:/"
@@ -35,10 +37,17 @@ class ModelListing:
     count: int
     latest: str | None
     versions: tuple[ModelVersion, ...] = field(default=())
+    # The MLflow 3 logged models the versions were registered from, by model id.
+    logged: Mapping[str, LoggedModel] = field(default_factory=dict)
 
     @property
     def live(self) -> list[ModelVersion]:
         return [v for v in self.versions if not v.deleted]
+
+    def logged_model(self, v: ModelVersion) -> LoggedModel | None:
+        """The logged model ``v`` was registered from, when the registry holds it."""
+        model_id = fields.logged_model_id(v)
+        return self.logged.get(model_id) if model_id and not v.deleted else None
 
     def alias_version(self, alias: str) -> ModelVersion | None:
         target = dict(self.model.aliases).get(alias)
@@ -50,42 +59,56 @@ def listings(store: Store, name: str | None = None, *, versions: bool = True) ->
     unless ``versions`` is False (then only counted)."""
     summaries = store.registry_summaries()
     read: dict[tuple[str, str], list[ModelVersion]] = {}
+    logged: dict[str, dict[str, LoggedModel]] = {}
     if versions:
         for v in store.model_versions(name):
             read.setdefault((v.source, v.name), []).append(v)
+        for (source, model_id), model in store.logged_models().items():
+            logged.setdefault(source, {})[model_id] = model
     out = []
     for m in store.registered_models():
         if name is not None and m.name != name:
             continue
         count, latest = summaries.get((m.source, m.name), (0, None))
-        out.append(ModelListing(m, count, latest, tuple(read.get((m.source, m.name), ()))))
+        found = tuple(read.get((m.source, m.name), ()))
+        out.append(ModelListing(m, count, latest, found, logged.get(m.source, {})))
     return out
 
 
 def with_versions(store: Store, listing: ModelListing) -> ModelListing:
-    """``listing`` with its versions read (one model's: a single indexed store read)."""
-    found = store.model_versions(listing.model.name, listing.model.source)
-    return ModelListing(listing.model, listing.count, listing.latest, tuple(found))
+    """``listing`` with its versions and their logged models read (one model's: indexed
+    store reads)."""
+    source = listing.model.source
+    found = store.model_versions(listing.model.name, source)
+    ids = sorted({i for v in found if (i := fields.logged_model_id(v))})
+    logged = {i: m for (_, i), m in store.logged_models(source, ids).items()}
+    return ModelListing(listing.model, listing.count, listing.latest, tuple(found), logged)
 
 
 def _ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-_LOGGED_MODEL = re.compile(r"^models:/(m-[0-9a-f]+)$")
+def logged_model_json(model: LoggedModel | None) -> dict[str, Any] | None:
+    """A logged model's facts and its metrics (each key's latest value) and params."""
+    if model is None:
+        return None
+    return {
+        "model_id": model.model_id,
+        "name": model.name,
+        "status": model.status,
+        "source_run_id": model.run_native_id,
+        "experiment_id": model.experiment_id,
+        "creation_timestamp": _ms(model.created),
+        "last_updated_timestamp": _ms(model.updated),
+        "metrics": {k: json_number(v) for k, v in model.final_metrics().items()},
+        "params": dict(model.params),
+    }
 
 
-def logged_model_id(v: ModelVersion) -> str | None:
-    """The MLflow 3 logged model a version was registered from: MLflow's ``model_id`` when the
-    store keeps it (file store), else the id its ``models:/m-...`` source names (SQLite)."""
-    if v.model_id:
-        return v.model_id
-    found = _LOGGED_MODEL.match(v.uri or "")
-    return found[1] if found else None
-
-
-def version_json(v: ModelVersion) -> dict[str, Any]:
-    """A version with its model's name, so scripts need no joins; MLflow's field names."""
+def version_json(v: ModelVersion, logged: LoggedModel | None = None) -> dict[str, Any]:
+    """A version with its model's name, so scripts need no joins; MLflow's field names (and
+    the logged model it was registered from, with that model's metrics and params)."""
     return {
         "name": v.name,
         "version": v.version,
@@ -100,7 +123,8 @@ def version_json(v: ModelVersion) -> dict[str, Any]:
         "tags": dict(v.tags),
         "description": v.description,
         "model_id": v.model_id,
-        "logged_model_id": logged_model_id(v),
+        "logged_model_id": fields.logged_model_id(v),
+        "logged_model": logged_model_json(logged),
         "creation_timestamp": _ms(v.created),
         "last_updated_timestamp": _ms(v.updated),
         "user_id": v.user_id,

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from mltop.core.common.httpclient import RemoteError
-from mltop.core.entities import ImportReport, SourceRef
+from mltop.core.entities import ImportReport, LoggedModel, SourceRef
 from mltop.core.importers import dvc as dvc_importer
 from mltop.core.importers import mlflow_files as files_importer
 from mltop.core.importers import mlflow_rest as rest_importer
 from mltop.core.importers import mlflow_sqlite as sqlite_importer
-from mltop.core.registry import gto, mlflow_files, mlflow_rest, mlflow_sqlite
+from mltop.core.registry import fields, gto, mlflow_files, mlflow_rest, mlflow_sqlite
 from mltop.core.store import Store
 
 PREFIX = "model registry: "
@@ -44,7 +44,8 @@ def sync_database(
     if now is None:
         return
     fingerprint = _state(now) + "|" + _state(sqlite_importer.probe(Path(source + "-wal")))
-    if (previous or store.registry_fingerprint(source)) == fingerprint:
+    previous = previous or store.registry_fingerprint(source)
+    if previous == fingerprint:
         return
     if not sqlite_importer.has_sqlite_header(db):
         return  # the run importer has said what is wrong with the file
@@ -58,17 +59,25 @@ def sync_database(
     except (OSError, sqlite3.Error, UnicodeDecodeError) as exc:
         report.problem(db, PREFIX + f"cannot read: {sqlite_importer.error_line(exc)}")
         return
-    store.put_registry_tables(source, tables, fingerprint)
+    store.put_registry_tables(source, tables, fingerprint, first_read=previous is None)
 
 
 def sync_tree(store: Store, root: Path, report: ImportReport, previous: str | None = None) -> None:
     """The registry of one ``mlruns`` tree (its ``models/`` folder), unless unchanged."""
     source = str(root)
-    fingerprint = mlflow_files.fingerprint(root)
-    if previous == fingerprint or (previous is None and not fingerprint):
+    if previous is None and not mlflow_files.fingerprint(root):
         return
+    if previous is not None:
+        # The logged models read last time: a metric logged to one since changes its files.
+        kept = store.logged_models(source).values()
+        folders = [mlflow_files.logged_folder(root, m) for m in kept]
+        if previous == mlflow_files.fingerprint(root, folders):
+            return
     models, versions = mlflow_files.read_tree(root, report)
-    store.put_registry(source, models, versions, fingerprint)
+    ids = {i for v in versions if not v.deleted and (i := fields.logged_model_id(v))}
+    logged = mlflow_files.read_logged_models(root, ids, report)
+    folders = [mlflow_files.logged_folder(root, m) for m in logged]
+    store.put_registry(source, models, versions, mlflow_files.fingerprint(root, folders), logged)
 
 
 def sync_gto(store: Store, folder: Path, report: ImportReport, previous: str | None = None) -> None:
@@ -104,6 +113,11 @@ def sync_local(store: Store, refs: Iterable[SourceRef], report: ImportReport) ->
             report.problem(ref.location, PREFIX + f"failed: {type(exc).__name__}: {exc}")
 
 
+def _masked(exc: RemoteError, client: rest_importer.MlflowRestClient | None) -> str:
+    message = str(exc)
+    return client.settings.credentials.mask(message) if client is not None else message
+
+
 def sync_server(
     store: Store,
     url: str,
@@ -124,13 +138,16 @@ def sync_server(
         except mlflow_rest.NoRegistry as exc:
             report.problem(shown, str(exc))
             models, versions, digest = [], [], "no registry"
+        logged: list[LoggedModel] = []
+        try:
+            logged, logged_digest = mlflow_rest.read_logged_models(client, versions)
+            digest += f"|{logged_digest}"
+        except RemoteError as exc:  # the versions are listed all the same, without them
+            report.problem(shown, PREFIX + f"logged models not read: {_masked(exc, client)}")
         if store.registry_fingerprint(client.url) != digest:
-            store.put_registry(client.url, models, versions, digest)
+            store.put_registry(client.url, models, versions, digest, logged)
     except RemoteError as exc:
-        message = str(exc)
-        if client is not None:
-            message = client.settings.credentials.mask(message)
-        report.problem(shown, PREFIX + message)
+        report.problem(shown, PREFIX + _masked(exc, client))
     finally:
         if own and client is not None:
             client.close()

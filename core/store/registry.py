@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 
-from mltop.core.entities import ModelVersion, RegisteredModel
+from mltop.core.entities import LoggedModel, ModelVersion, RegisteredModel
 from mltop.core.store.connection import StoreConnection
 
 _TABLES = (
@@ -24,18 +24,31 @@ _TABLES = (
     "registry_aliases",
     "registry_tags",
     "registry_scans",
+    "registry_logged_models",
+    "registry_logged_metrics",
+    "registry_logged_params",
 )
 _VERSION_COLUMNS = (
-    "v.name, v.version, v.source_kind, v.source, v.run_native_id, r.id, v.uri, v.status, "
-    "v.status_message, v.stage, v.description, v.created, v.updated, v.user_id, v.model_id, "
-    "v.deleted"
+    "v.name, v.version, v.source_kind, v.source, v.run_native_id, coalesce(r.id, c.id), v.uri, "
+    "v.status, v.status_message, v.stage, v.description, v.created, v.updated, v.user_id, "
+    "v.model_id, v.deleted"
 )
 # A run deleted in its tracker stays in the store with lifecycle 'deleted': the version then
 # links to no run, as MLflow's UI shows it.
+# A GTO version's run_native_id is the commit its tag points at: the run is DVC's run of that
+# commit or experiment (same source, native id = the commit), else a run recorded at that commit
+# (another tracker's run in the repository, the latest started; DVC's workspace at HEAD last:
+# it holds whatever the working tree holds now).
 _VERSION_FROM = (
     "registry_versions v LEFT JOIN runs r ON r.source = v.source "
-    "AND r.native_id = v.run_native_id AND coalesce(r.lifecycle, '') <> 'deleted'"
+    "AND r.native_id = v.run_native_id AND coalesce(r.lifecycle, '') <> 'deleted' "
+    "LEFT JOIN (SELECT git_commit, arg_max(id, (native_id IS DISTINCT FROM 'workspace', "
+    "coalesce(start_time, 0), id)) AS id FROM runs WHERE git_commit IN "
+    "(SELECT run_native_id FROM registry_versions WHERE source_kind = 'gto') "
+    "AND coalesce(lifecycle, '') <> 'deleted' GROUP BY git_commit) c "
+    "ON v.source_kind = 'gto' AND c.git_commit = v.run_native_id"
 )
+_RUN_ID = "coalesce(r.id, c.id)"
 
 
 def version_order(version: str) -> int | None:
@@ -48,10 +61,47 @@ def _strings(values: Iterable[object]) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
+_TEXT, _NUMBER, _INT = pa.string(), pa.float64(), pa.int64()
+_LOGGED_COLUMNS = {
+    "registry_logged_models": {
+        "model_id": _TEXT, "name": _TEXT, "experiment_id": _TEXT, "run_native_id": _TEXT,
+        "status": _TEXT, "created": _NUMBER, "updated": _NUMBER,
+    },
+    "registry_logged_metrics": {
+        "model_id": _TEXT, "key": _TEXT, "value": _NUMBER, "step": _INT, "ts": _INT,
+        "dataset_name": _TEXT,
+    },
+    "registry_logged_params": {"model_id": _TEXT, "key": _TEXT, "value": _TEXT},
+}  # fmt: skip
+
+
+def _rows_table(rows: list[tuple], columns: Mapping[str, pa.DataType]) -> pa.Table:
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(columns)
+    return pa.table(
+        {name: pa.array(v, kind) for (name, kind), v in zip(columns.items(), values, strict=True)}
+    )
+
+
+def logged_model_tables(logged: Sequence[LoggedModel]) -> dict[str, pa.Table]:
+    """The ``registry_logged_*`` rows of MLflow 3 logged models."""
+    rows = {
+        "registry_logged_models": [
+            (m.model_id, m.name, m.experiment_id, m.run_native_id, m.status, m.created, m.updated)
+            for m in logged
+        ],
+        "registry_logged_metrics": [(m.model_id, *row) for m in logged for row in m.metrics],
+        "registry_logged_params": [(m.model_id, k, v) for m in logged for k, v in m.params],
+    }
+    return {name: _rows_table(rows[name], _LOGGED_COLUMNS[name]) for name in _LOGGED_COLUMNS}
+
+
 def registry_tables(
-    models: Sequence[RegisteredModel], versions: Sequence[ModelVersion]
+    models: Sequence[RegisteredModel],
+    versions: Sequence[ModelVersion],
+    logged: Sequence[LoggedModel] = (),
 ) -> dict[str, pa.Table]:
-    """The rows :meth:`RegistryTables.put_registry_tables` takes, from models and versions."""
+    """The rows :meth:`RegistryTables.put_registry_tables` takes, from models and versions
+    (and the logged models versions were registered from)."""
     aliases = [(m.name, a, ver) for m in models for a, ver in m.aliases]
     tags = [(m.name, None, k, val) for m in models for k, val in m.tags]
     tags += [(v.name, v.version, k, val) for v in versions for k, val in v.tags]
@@ -99,6 +149,7 @@ def registry_tables(
                 "value": _strings(t[3] for t in tags),
             }
         ),
+        **logged_model_tables(logged),
     }
 
 
@@ -127,19 +178,28 @@ class RegistryTables(StoreConnection):
         models: Sequence[RegisteredModel],
         versions: Sequence[ModelVersion],
         fingerprint: str,
+        logged: Sequence[LoggedModel] = (),
     ) -> None:
         """Replace everything ``source``'s registry holds, in one transaction."""
-        self.put_registry_tables(source, registry_tables(models, versions), fingerprint)
+        self.put_registry_tables(source, registry_tables(models, versions, logged), fingerprint)
 
     def put_registry_tables(
-        self, source: str, tables: Mapping[str, pa.Table], fingerprint: str
+        self,
+        source: str,
+        tables: Mapping[str, pa.Table],
+        fingerprint: str,
+        *,
+        first_read: bool = False,
     ) -> None:
         """:meth:`put_registry` for a reader that has its rows as columns already (a database
         holding thousands of versions): ``tables`` maps each of ``registry_models``,
-        ``registry_versions``, ``registry_aliases``, ``registry_tags`` to its rows, columns by
-        name, without the ``source`` column (it is ``source`` for every row)."""
+        ``registry_versions``, ``registry_aliases``, ``registry_tags`` (and the
+        ``registry_logged_*`` tables when the source has MLflow 3 logged models) to its rows,
+        columns by name, without the ``source`` column (it is ``source`` for every row).
+        ``first_read``: the caller found no fingerprint for ``source``, so there is nothing of
+        it to delete (eight statements saved on the first import of a registry)."""
         with self.transaction(), self._lock:
-            for table in _TABLES:
+            for table in () if first_read else _TABLES:
                 self._con.execute(f"DELETE FROM {table} WHERE source = ?", [source])
             for table, rows in tables.items():
                 if table not in _TABLES or rows.num_rows == 0:
@@ -269,7 +329,7 @@ class RegistryTables(StoreConnection):
 
     def runs_of_models(self, model: str | None = None, alias: str | None = None) -> list[str]:
         """Ids of the runs behind live versions of ``model`` and/or with ``alias``."""
-        where, args = ["NOT v.deleted", "r.id IS NOT NULL"], []
+        where, args = ["NOT v.deleted", f"{_RUN_ID} IS NOT NULL"], []
         if model is not None:
             where.append("v.name = ?")
             args.append(model)
@@ -281,6 +341,46 @@ class RegistryTables(StoreConnection):
             args.append(alias)
         with self._lock:
             rows = self._con.execute(
-                f"SELECT DISTINCT r.id FROM {_VERSION_FROM} WHERE {' AND '.join(where)}", args
+                f"SELECT DISTINCT {_RUN_ID} FROM {_VERSION_FROM} WHERE {' AND '.join(where)}",
+                args,
             ).fetchall()
         return [r[0] for r in rows]
+
+    def logged_models(
+        self, source: str | None = None, ids: Sequence[str] | None = None
+    ) -> dict[tuple[str, str], LoggedModel]:
+        """The logged models kept (of one source, and/or with these ids), by (source, id), with
+        their metrics and params: three reads, whatever the number of models."""
+        where, args = [], []
+        if source is not None:
+            where.append("source = ?")
+            args.append(source)
+        if ids is not None:
+            if not ids:
+                return {}
+            where.append("list_contains(?, model_id)")
+            args.append(list(ids))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        metrics: dict[tuple[str, str], list] = defaultdict(list)
+        for src, model_id, *row in self._registry_pairs(
+            "(SELECT source, model_id, key, value, step, ts, dataset_name "
+            "FROM registry_logged_metrics)",
+            clause + " ORDER BY key, step, ts",
+            args,
+        ):
+            metrics[(src, model_id)].append(tuple(row))
+        params: dict[tuple[str, str], list] = defaultdict(list)
+        for src, model_id, key, value in self._registry_pairs(
+            "registry_logged_params", clause + " ORDER BY key", args
+        ):
+            params[(src, model_id)].append((key, value))
+        out = {}
+        for src, model_id, *rest in self._registry_pairs("registry_logged_models", clause, args):
+            key = (src, model_id)
+            out[key] = LoggedModel(
+                model_id,
+                *rest,
+                metrics=tuple(metrics.get(key, ())),
+                params=tuple(params.get(key, ())),
+            )
+        return out

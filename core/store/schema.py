@@ -135,6 +135,26 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         8,
         ["CREATE TABLE scans (root VARCHAR NOT NULL, started DOUBLE NOT NULL)"],
     ),
+    (
+        # MLflow 3 logged models behind registered versions, with their own metrics and params:
+        # a version registered from ``models:/m-...`` shows them even when its run is gone.
+        9,
+        [
+            """CREATE TABLE registry_logged_models (
+                source VARCHAR, model_id VARCHAR, name VARCHAR, experiment_id VARCHAR,
+                run_native_id VARCHAR, status VARCHAR, created DOUBLE, updated DOUBLE
+            )""",
+            """CREATE TABLE registry_logged_metrics (
+                source VARCHAR, model_id VARCHAR, key VARCHAR, value DOUBLE, step BIGINT,
+                ts BIGINT, dataset_name VARCHAR
+            )""",
+            """CREATE TABLE registry_logged_params (
+                source VARCHAR, model_id VARCHAR, key VARCHAR, value VARCHAR
+            )""",
+            # Every registry is read again on the next scan, to find its logged models.
+            "DELETE FROM registry_scans",
+        ],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -153,12 +173,16 @@ PATH_COLUMNS = (
     ("registry_aliases", "source"),
     ("registry_tags", "source"),
     ("registry_scans", "source"),
+    ("registry_logged_models", "source"),
+    ("registry_logged_metrics", "source"),
+    ("registry_logged_params", "source"),
     ("scans", "root"),
 )
 DERIVED_TABLES = (
     "sources", "files", "experiments", "runs", "params", "tags", "metrics", "metric_summary",
     "logs", "registry_models", "registry_versions", "registry_aliases", "registry_tags",
-    "registry_scans", "scans",
+    "registry_scans", "scans", "registry_logged_models", "registry_logged_metrics",
+    "registry_logged_params",
 )  # fmt: skip
 
 # One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;

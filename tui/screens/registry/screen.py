@@ -4,9 +4,11 @@ Top: one row per registered model (versions, alias badges ``@champion v5``, late
 update, the registry it was read from). Below: the versions of the model under the cursor, with
 their aliases, stage (when set), status, creation time, the run that made each (name and
 experiment) and that run's primary metrics, each with its change against the ``@champion``
-version coloured by the metric's direction as in Compare. ``enter`` opens a version's run,
-``space`` marks versions, ``c`` compares the marked versions' runs (or the version under the
-cursor with @champion) and ``d`` diffs the version with @champion.
+version coloured by the metric's direction as in Compare (a version without a run shows the
+metrics of the MLflow 3 logged model it was registered from, and ``enter`` its params).
+``enter`` opens a version's run, ``space`` marks versions, ``c`` compares the marked versions'
+runs (or the version under the cursor with @champion) and ``d`` diffs the version with
+@champion.
 
 Both lists are read in workers (:func:`mltop.core.registry.resolve.listings`,
 :func:`mltop.core.registry.board.model_board`); each answer carries the request it answers and
@@ -451,7 +453,13 @@ class ModelsScreen(Screen[None]):
         if row is None:
             return
         if row.run is None:
-            self.notify(f"v{inert(row.version.version)}: {row.run_text}", timeout=4, markup=False)
+            text = f"v{inert(row.version.version)}: {row.no_run}"
+            if row.logged is not None:
+                # What the logged model was trained with is all there is to show of it.
+                text += f"; metrics from logged model {inert(row.logged.model_id)}"
+                params = ", ".join(f"{inert(k)}={inert(v)}" for k, v in row.logged.params)
+                text += f"\nparams: {params or 'none'}"
+            self.notify(text, timeout=8, markup=False)
             return
         self.app.push_screen(RunDetailScreen(row.run.id, self.root))
 
@@ -503,7 +511,7 @@ class ModelsScreen(Screen[None]):
         missing = [r for r in rows if r.run is None]
         if missing:
             r = missing[0]
-            self.notify(f"v{inert(r.version.version)}: {r.run_text}", timeout=4, markup=False)
+            self.notify(f"v{inert(r.version.version)}: {r.no_run}", timeout=4, markup=False)
             return
         ids = [r.run.id for r in rows if r.run is not None]
         self.app.push_screen(CompareScreen(ids, self.root, title=title))
