@@ -15,7 +15,8 @@ from mltop.core.common.sanitize import inert_json
 from mltop.core.discovery import ingest
 from mltop.core.live.watch import Watcher
 from mltop.core.store import open_store
-from mltop.core.store import runs as store_runs
+from mltop.core.store import queries as store_queries
+from mltop.core.tracking import start_run
 
 
 def _runs(root: Path, *args: str) -> str:
@@ -32,7 +33,7 @@ def test_json_written_in_batches_is_the_whole_list_dumped_at_once(
     runs_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = _runs(runs_root, "--json", "--sort=name")
-    monkeypatch.setattr(store_runs, "RUN_BATCH", 1)
+    monkeypatch.setattr(store_queries, "LISTING_BATCH", 1)
     batched = _runs(runs_root, "--json", "--sort=name", "--scan")
     assert batched == whole
     data = json.loads(batched)
@@ -49,9 +50,57 @@ def test_the_table_written_in_batches_matches_the_whole_table(
     runs_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     whole = _runs(runs_root, "--sort=name")
-    monkeypatch.setattr(store_runs, "RUN_BATCH", 3)
+    monkeypatch.setattr(store_queries, "LISTING_BATCH", 3)
     assert _runs(runs_root, "--sort=name", "--scan") == whole
     assert whole.splitlines()[-1] == "4 runs"
+
+
+class _Writes(io.StringIO):
+    """Counts the writes, to see the table go out a batch at a time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_the_table_goes_out_a_batch_at_a_time(
+    runs_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_queries, "LISTING_BATCH", 1)
+    out = _Writes()
+    assert cmd_runs([str(runs_root), "--sort=name"], out_file=out) == 0
+    assert out.writes == 1 + 4 + 1  # the header, a run per batch, the count
+    assert out.getvalue().splitlines()[-1] == "4 runs"
+
+
+def test_a_value_wider_than_its_sized_column_is_rounded_never_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Widths come from the extremes (0.1, 0.9) and the first batch (0.5): 0.123456 and
+    # 0.987654 lie between and need more room, so they are rounded to fit (formatting's rule).
+    for name, value in (("a", 0.5), ("b", 0.1), ("c", 0.123456), ("d", 0.9)):
+        with start_run(tmp_path / "runs", name=name) as run:
+            run.log(step=0, q=value)
+    monkeypatch.setattr(store_queries, "LISTING_BATCH", 1)
+    lines = _runs(tmp_path, "--sort=name", "--columns", "name,q").splitlines()
+    assert [line.split() for line in lines[:5]] == [
+        ["name", "q"], ["a", "0.5"], ["b", "0.1"], ["c", "0.1"], ["d", "0.9"]
+    ]  # fmt: skip
+    monkeypatch.setattr(store_queries, "LISTING_BATCH", 2048)
+    lines = _runs(tmp_path, "--sort=name", "--columns", "name,q", "--scan").splitlines()
+    assert lines[3].split() == ["c", "0.1235"]  # in the first batch: measured, shown whole
+
+
+def test_limit_lists_the_first_runs_of_the_order(runs_root: Path) -> None:
+    lines = _runs(runs_root, "--sort=-params.lr", "--limit", "2").splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == ["sgd-diverged", "sgd-lr0.1"]
+    assert lines[-1] == "2 runs"
+    data = json.loads(_runs(runs_root, "--sort=-params.lr", "--limit", "2", "--json"))
+    assert [r["params"]["lr"] for r in data] == ["5.0", "0.1"]
 
 
 def test_a_store_the_app_brought_up_to_date_seconds_ago_is_not_scanned_again(

@@ -38,6 +38,7 @@ from mltop.core.store.queries import (
     RUNS_TABLE_ATTRIBUTES,
     RunQuery,
     order_clause,
+    parse_order,
 )
 from mltop.core.store.runs import mapping_rows
 from mltop.core.store.schema import (
@@ -77,5 +78,6 @@ __all__ = [
     "open_memory_store",
     "open_store",
     "order_clause",
+    "parse_order",
     "scratch_base",
 ]
