@@ -77,22 +77,35 @@ def test_the_table_goes_out_a_batch_at_a_time(
     assert out.getvalue().splitlines()[-1] == "4 runs"
 
 
-def test_a_value_wider_than_its_sized_column_is_rounded_never_cut(
+def test_numbers_past_the_first_batch_are_printed_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Widths come from the extremes (0.1, 0.9) and the first batch (0.5): 0.123456 and
-    # 0.987654 lie between and need more room, so they are rounded to fit (formatting's rule).
-    for name, value in (("a", 0.5), ("b", 0.1), ("c", 0.123456), ("d", 0.9)):
+    # Neither the extremes (0.1, 0.9) nor the first batch (0.5) show how wide 0.123456 prints:
+    # the column is sized from the magnitudes, so it still fits whole.
+    for name, value in (("a", 0.5), ("b", 0.1), ("c", 0.123456), ("d", 0.9), ("e", -3e-7)):
         with start_run(tmp_path / "runs", name=name) as run:
             run.log(step=0, q=value)
     monkeypatch.setattr(store_queries, "LISTING_BATCH", 1)
     lines = _runs(tmp_path, "--sort=name", "--columns", "name,q").splitlines()
-    assert [line.split() for line in lines[:5]] == [
-        ["name", "q"], ["a", "0.5"], ["b", "0.1"], ["c", "0.1"], ["d", "0.9"]
+    assert [line.split() for line in lines[:6]] == [
+        ["name", "q"], ["a", "0.5"], ["b", "0.1"], ["c", "0.1235"], ["d", "0.9"],
+        ["e", "-3.000e-07"],
     ]  # fmt: skip
+    assert len({len(line) for line in lines[:6]}) == 1
+
+
+def test_wide_characters_past_the_first_batch_end_in_an_ellipsis_when_they_do_not_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("a", "bb", "学学学"):
+        with start_run(tmp_path / "runs", name=name) as run:
+            run.log(step=0, q=1.0)
+    monkeypatch.setattr(store_queries, "LISTING_BATCH", 1)
+    lines = _runs(tmp_path, "--sort=name", "--columns", "name,q").splitlines()
+    assert lines[3] == "学…   1"  # "name" is four cells wide: three wide characters take six
     monkeypatch.setattr(store_queries, "LISTING_BATCH", 2048)
     lines = _runs(tmp_path, "--sort=name", "--columns", "name,q", "--scan").splitlines()
-    assert lines[3].split() == ["c", "0.1235"]  # in the first batch: measured, shown whole
+    assert lines[3] == "学学学  1"  # in the first batch: measured, shown whole
 
 
 def test_limit_lists_the_first_runs_of_the_order(runs_root: Path) -> None:

@@ -395,10 +395,13 @@ class RunsTableQueries(StoreConnection):
             f"{plain.format('value')} FROM params WHERE run_id IN (SELECT id FROM listed) "
             "GROUP BY key ORDER BY count(*) DESC, key"
         )
+        fraction = "isfinite(last) AND last != round(last)"
         metrics_sql = (
             "SELECT key, count(*), min(last) FILTER (WHERE NOT isnan(last)), "
-            "max(last) FILTER (WHERE NOT isnan(last)), bool_or(isnan(last)) "
-            "FROM metric_summary WHERE run_id IN (SELECT id FROM listed) "
+            "max(last) FILTER (WHERE NOT isnan(last)), bool_or(isnan(last)), "
+            f"min(abs(last)) FILTER (WHERE {fraction}), max(abs(last)) FILTER (WHERE {fraction}), "
+            "max(abs(last)) FILTER (WHERE isfinite(last) AND last = round(last)), "
+            "bool_or(last < 0) FROM metric_summary WHERE run_id IN (SELECT id FROM listed) "
             "GROUP BY key ORDER BY count(*) DESC, key"
         )
         with self._lock:
@@ -419,8 +422,11 @@ class RunsTableQueries(StoreConnection):
             "no_duration": runs[-1] > 0,
             # key: (runs having it, distinct values, longest value, all plain)
             "params": {r[0]: (int(r[1]), int(r[2]), r[3] or 0, bool(r[4])) for r in params},
-            # key: (runs having it, least, greatest, any NaN)
-            "metrics": {r[0]: (int(r[1]), r[2], r[3], bool(r[4])) for r in metrics},
+            # key: (runs having it, least, greatest, any NaN, smallest and largest magnitude of
+            # the values with a fraction, largest magnitude of the whole ones, any negative)
+            "metrics": {
+                r[0]: (int(r[1]), *r[2:4], bool(r[4]), *r[5:8], bool(r[8])) for r in metrics
+            },
         }
 
     def param_key_stats(self) -> list[tuple[str, int, int]]:
