@@ -14,6 +14,7 @@ import itertools
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TextIO
 
 import pyarrow as pa
@@ -55,7 +56,7 @@ from mltop.core.runs.runs_listing import (
     left_out_note,
     listing_query,
 )
-from mltop.core.store import RunQuery, Store, parse_order
+from mltop.core.store import RunQuery, RunsSelection, Store, parse_order
 
 #: Run attributes the table may print (name comes with every row).
 TABLE_ATTRIBUTES = list(ATTRIBUTE_SOURCES.values())
@@ -171,14 +172,15 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         for line in unknown_metric_warnings(args.filter, args.sort, store.metric_keys()):
             err.print(Text(f"mltop: {inert(line)}"))
         stream = out_file or sys.stdout
+        selection = RunsSelection(
+            query, order=order, descending=descending, limit=args.limit,
+            valid_times=(MIN_TIME, MAX_TIME),
+        )  # fmt: skip
         if args.json:
-            batches = store.runs_table_batches(
-                query, attributes=JSON_ATTRIBUTES, order=order, descending=descending,
-                limit=args.limit, every_value=True, valid_times=(MIN_TIME, MAX_TIME),
-            )  # fmt: skip
-            _write_json(stream, batches)
+            json_rows = replace(selection, attributes=JSON_ATTRIBUTES, every_value=True)
+            _write_json(stream, store.runs_table_batches(json_rows))
         else:
-            _write_table(stream, out_file, store, query, order, descending, args, err)
+            _write_table(stream, out_file, store, selection, args, err)
     print_problems(report, err)
     return EXIT_PROBLEMS if report.problems else EXIT_OK
 
@@ -199,9 +201,7 @@ def _write_table(
     stream: TextIO,
     out_file: TextIO | None,
     store: Store,
-    query: RunQuery,
-    order: tuple[str, ...],
-    descending: bool,
+    selection: RunsSelection,
     args: argparse.Namespace,
     err: Console,
 ) -> None:
@@ -209,10 +209,7 @@ def _write_table(
     sized from the store's statistics of the listed runs and the first batch of them."""
     now = time.time()
     day, year = day_and_year(now)
-    stats = store.listing_stats(
-        query, order=order, descending=descending, limit=args.limit, day=day, year=year,
-        valid_times=(MIN_TIME, MAX_TIME),
-    )  # fmt: skip
+    stats = store.listing_stats(selection, day=day, year=year)
     out = stdout_console(out_file)
     chosen = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     terminal = out.is_terminal and chosen is None
@@ -220,11 +217,9 @@ def _write_table(
         params, metrics = listing_query(stats, chosen)
     except ColumnError as exc:
         raise UsageError(f"mltop: {exc}") from exc
-    batches = store.runs_table_batches(
-        query, attributes=TABLE_ATTRIBUTES, params=params,
-        metrics=[(k, "last") for k in metrics], order=order, descending=descending,
-        limit=args.limit, valid_times=(MIN_TIME, MAX_TIME),
-    )  # fmt: skip
+    columns = replace(selection, attributes=TABLE_ATTRIBUTES, params=params,
+                   metrics=[(k, "last") for k in metrics])  # fmt: skip
+    batches = store.runs_table_batches(columns)
     first = next(batches)
     listing = build_listing(stats, first, now=now, width=out.width if terminal else None,
                             chosen=chosen)  # fmt: skip

@@ -37,6 +37,7 @@ from mltop.core.store.queries import (
     RUNS_TABLE_AGGREGATES,
     RUNS_TABLE_ATTRIBUTES,
     RunQuery,
+    RunsSelection,
     order_clause,
     parse_order,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "STORE_FILE",
     "UPDATED_RESOLUTION",
     "RunQuery",
+    "RunsSelection",
     "Store",
     "StoreError",
     "default_store_path",

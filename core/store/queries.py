@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -150,6 +150,34 @@ _DURATION_WIDTHS = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class RunsSelection:
+    """Which runs, in which order, with which columns: what :meth:`RunsTableQueries.runs_table`
+    reads, as one value ``mltop runs`` hands to each of its reads (statistics, then rows)."""
+
+    query: RunQuery | None = None
+    attributes: Sequence[str] | None = None
+    params: Sequence[str] = ()
+    metrics: Sequence[tuple[str, str]] = ()
+    order: tuple[str, ...] = ("attr", "start")
+    descending: bool = True
+    limit: int | None = None
+    stale_before: float | None = None
+    every_value: bool = False
+    valid_times: tuple[float, float] | None = None
+
+    def sql(self) -> tuple[str, list[Any], list[str]]:
+        """The SQL, its parameters and its column names.
+
+        The runs are filtered (``b``), then sorted and cut to ``limit`` (``s``) before any param
+        or metric is joined, so ``--limit 20`` joins twenty rows whatever the store holds.
+        """
+        return _runs_table_sql(
+            self.query, self.attributes, self.params, self.metrics, self.order, self.descending,
+            self.limit, self.stale_before, self.every_value, self.valid_times,
+        )  # fmt: skip
+
+
 def _runs_table_sql(
     query: RunQuery | None,
     attributes: Sequence[str] | None,
@@ -159,14 +187,9 @@ def _runs_table_sql(
     descending: bool,
     limit: int | None,
     stale_before: float | None,
-    every_value: bool = False,
-    valid_times: tuple[float, float] | None = None,
+    every_value: bool,
+    valid_times: tuple[float, float] | None,
 ) -> tuple[str, list[Any], list[str]]:
-    """The SQL of :meth:`RunsTableQueries.runs_table`, its parameters and its column names.
-
-    The runs are filtered (``b``), then sorted and cut to ``limit`` (``s``) before any param or
-    metric is joined, so ``--limit 20`` joins twenty rows whatever the store holds.
-    """
     query = query or RunQuery()
     attrs = list(RUNS_TABLE_ATTRIBUTES if attributes is None else attributes)
     for name in attrs:
@@ -297,26 +320,15 @@ class RunsTableQueries(StoreConnection):
         Only the columns asked for cross into Arrow: for 100,000 runs each string column costs
         milliseconds, and the filter is applied before any param or metric is joined.
         """
-        sql, args, names = _runs_table_sql(
+        sql, args, names = RunsSelection(
             query, attributes, params, metrics, order, descending, limit, stale_before
-        )
+        ).sql()
         with self._lock:
             table = self._con.sql(sql, params=args).to_arrow_table()
         return table.rename_columns(names)
 
     def runs_table_batches(
-        self,
-        query: RunQuery | None = None,
-        *,
-        attributes: Sequence[str] | None = None,
-        params: Sequence[str] = (),
-        metrics: Sequence[tuple[str, str]] = (),
-        order: tuple[str, ...] = ("attr", "start"),
-        descending: bool = True,
-        limit: int | None = None,
-        every_value: bool = False,
-        valid_times: tuple[float, float] | None = None,
-        batch: int | None = None,
+        self, selection: RunsSelection, batch: int | None = None
     ) -> Iterator[pa.RecordBatch]:
         """:meth:`runs_table` as Arrow record batches, for ``mltop runs`` to print as they come.
 
@@ -326,10 +338,7 @@ class RunsTableQueries(StoreConnection):
         The query runs on a cursor of its own, so the store stays usable between batches; at
         least one batch comes out, empty when nothing matched.
         """
-        sql, args, names = _runs_table_sql(
-            query, attributes, params, metrics, order, descending, limit, None, every_value,
-            valid_times,
-        )  # fmt: skip
+        sql, args, names = selection.sql()
         with self._lock:
             cursor = self._con.cursor()
             try:
@@ -349,14 +358,10 @@ class RunsTableQueries(StoreConnection):
 
     def listing_stats(
         self,
-        query: RunQuery | None = None,
+        selection: RunsSelection,
         *,
-        order: tuple[str, ...] = ("attr", "start"),
-        descending: bool = True,
-        limit: int | None = None,
         day: tuple[float, float] = (0.0, 0.0),
         year: tuple[float, float] = (0.0, 0.0),
-        valid_times: tuple[float, float] = (-math.inf, math.inf),
     ) -> dict[str, Any]:
         """What ``mltop runs`` needs before its first line, over the runs it will list: their
         count, the widest of their text columns, which param and metric keys they have (most
@@ -365,13 +370,15 @@ class RunsTableQueries(StoreConnection):
         ``day`` and ``year`` are the local bounds of today and of this year (epoch seconds):
         a start time reads differently in each (``13:05``, ``Nov 24 13:05``, ``2024-11-24``),
         so the earliest start in each range stands for the widths that range prints; outside
-        ``valid_times`` a time is not a date at all. ``run_duration`` is as in Run.duration.
+        the selection's ``valid_times`` a time is not a date at all.
         Text columns say ``plain`` when every value is printable ASCII (one cell a character).
         """
-        sql, args, _ = _runs_table_sql(
-            query, ["experiment", "status", "source_kind", "start_time", "run_duration"],
-            (), (), order, descending, limit, None, False, valid_times,
-        )  # fmt: skip
+        valid_times = selection.valid_times or (-math.inf, math.inf)
+        sql, args, _ = replace(
+            selection,
+            attributes=["experiment", "status", "source_kind", "start_time", "run_duration"],
+            params=(), metrics=(), every_value=False, valid_times=valid_times,
+        ).sql()  # fmt: skip
         plain = "NOT coalesce(bool_or(regexp_matches({0}, '[^ -~]')), FALSE)"
         text = ("name", "experiment", "status", "source_kind")
         runs_sql = (
