@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from mltop.core.common.formatting import fmt_duration, fmt_value
 from mltop.core.runs.system_keys import is_system_key
-from mltop.core.store import RunQuery, Store
+from mltop.core.store import RunQuery, Store, string_array
 
 STALE_ENV = "MLTOP_STALE_AFTER"
 #: A RUNNING run silent for longer than this (seconds) is shown as stale.
@@ -244,9 +244,9 @@ class RunsView:
         """
         if not run_id or self.table.num_rows == 0:
             return None
-        hits = pc.is_in(self.table.column("id"), value_set=_one_string(run_id))
-        rows = np.flatnonzero(hits.to_numpy())
-        return int(rows[0]) if len(rows) else None
+        hits = pc.is_in(self.table.column("id"), value_set=string_array([run_id]))
+        rows = pc.indices_nonzero(hits)  # not to_numpy(): on a chunked array it imports pandas
+        return int(rows[0].as_py()) if len(rows) else None
 
 
 def nest(table: pa.Table, collapsed: frozenset[str] | set[str] = frozenset()) -> pa.Table:
@@ -317,13 +317,6 @@ def _int32(values: np.ndarray) -> pa.Array:
     """
     values = np.ascontiguousarray(values, dtype=np.int32)
     return pa.Array.from_buffers(pa.int32(), len(values), [None, pa.py_buffer(values)])
-
-
-def _one_string(text: str) -> pa.Array:
-    """An Arrow array of ``text`` alone, built from buffers for the reason :func:`_int32` gives."""
-    data = text.encode("utf-8", "surrogatepass")
-    offsets = np.array([0, len(data)], dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _mark_subtree(start: int, kids: dict[int, list[int]], visited: list[bool]) -> None:

@@ -22,11 +22,12 @@ per-family objects: every caller keeps ``store.put_runs(...)``, ``store.history(
 transaction across families, so no importer, screen or command changes beyond its import line.
 Import it from this package (``from mltop.core.store import Store``), never from its modules.
 
-May import: duckdb, pyarrow, :mod:`mltop.core.entities`, :mod:`mltop.core.common.scratch`. Never
-Textual nor :mod:`mltop.tui`, nor any other part of core (they ask the store, not the reverse).
+May import: duckdb, pyarrow, numpy, :mod:`mltop.core.entities`, :mod:`mltop.core.common.scratch`.
+Never Textual nor :mod:`mltop.tui`, nor any other part of core (they ask the store, not the
+reverse).
 """
 
-from mltop.core.store.connection import BLOCK_SIZE
+from mltop.core.store.connection import BLOCK_SIZE, string_array
 from mltop.core.store.opening import (
     Store,
     open_memory_store,
@@ -82,4 +83,5 @@ __all__ = [
     "order_clause",
     "parse_order",
     "scratch_base",
+    "string_array",
 ]
