@@ -323,8 +323,14 @@ def measure_chart(points: int = 1_000_000) -> dict[str, float]:
     }
 
 
-def verdict(seconds: float, goal: float) -> str:
-    return f"{'ok' if seconds <= goal else 'OVER'} (goal ≤ {goal * 1000:.0f} ms)"
+def verdict(seconds: float, goal: float, cpu: float | None = None) -> str:
+    """Against the goal by wall time, and by CPU time too when the machine is busier than its
+    cores (wall time then mostly measures waiting for one)."""
+    text = f"{'ok' if seconds <= goal else 'OVER'} (goal ≤ {goal * 1000:.0f} ms)"
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if cpu is not None and load > cores:
+        text += f", by CPU {'ok' if cpu <= goal else 'OVER'} (load {load:.1f} > {cores} cores)"
+    return text
 
 
 def ms(pair: tuple[float, float]) -> str:
@@ -340,16 +346,18 @@ def main() -> int:
     sizes = [10_000] if args.quick else [10_000, 100_000]
     for runs in sizes:
         seconds, line = measure_start(runs, args.repeat)
+        cpu = float(line.split("cpu=")[1].rstrip("s")) if "cpu=" in line else None
         goal = GOALS["start_10k"] if runs == 10_000 else GOALS["start_100k"]
         print(f"start to first frame with rows, {runs:,} runs: {seconds * 1000:.0f} ms  "
-              f"{verdict(seconds, goal)}  [{line}]")  # fmt: skip
+              f"{verdict(seconds, goal, cpu)}  [{line}]")  # fmt: skip
         if runs == 100_000:
             print(f"    (earlier: {EARLIER_100K['start'] * 1000:.0f} ms)")
     runs = sizes[-1]
     paint = measure_filter_paint(runs)
     print(
         f"filter, Enter to painted table, {runs:,} runs: {paint['wall'] * 1000:.0f} ms "
-        f"(cpu {paint['cpu'] * 1000:.0f})  {verdict(paint['wall'], GOALS['filter_paint'])}"
+        f"(cpu {paint['cpu'] * 1000:.0f})  "
+        f"{verdict(paint['wall'], GOALS['filter_paint'], paint['cpu'])}"
         f"  [earlier {EARLIER_100K['filter_paint'] * 1000:.0f} ms at 100,000]"
     )
     print(
@@ -363,7 +371,7 @@ def main() -> int:
         f = measure_filter_sort(store)
     print(
         f"filter + sort over {runs:,} runs in core: {ms(f['warm'])}  "
-        f"{verdict(f['warm'][0], GOALS['filter_sort'])}\n"
+        f"{verdict(f['warm'][0], GOALS['filter_sort'], f['warm'][1])}\n"
         f"    [{int(f['matched'][0]):,} match; first query (values cache cold) "
         f"{f['cold'][0] * 1000:.0f} ms; without the cache {ms(f['no_cache'])}; "
         f"the filter's WHERE alone {ms(f['count'])}; all runs by a param {ms(f['by_param'])}]"
@@ -371,7 +379,7 @@ def main() -> int:
     chart = measure_chart()
     print(
         f"chart of a 1,000,000-point metric (36x10): {ms(chart['grid_chart'])}  "
-        f"{verdict(chart['grid_chart'][0], GOALS['chart'])}\n"
+        f"{verdict(chart['grid_chart'][0], GOALS['chart'], chart['grid_chart'][1])}\n"
         f"    [116x36: {ms(chart['focused_chart'])}; time axis {ms(chart['time_axis'])}; "
         f"SQL downsampling alone {ms(chart['sql_only'])}]"
     )
