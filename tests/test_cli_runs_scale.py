@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from conftest import write_run
 from mltop.core.cli.runs import cmd_runs
 from mltop.core.common.sanitize import inert_json
 from mltop.core.discovery import ingest
+from mltop.core.entities import RunRecord
 from mltop.core.live.watch import Watcher
 from mltop.core.store import open_store
 from mltop.core.store import queries as store_queries
@@ -175,3 +177,38 @@ def test_the_fast_indented_json_is_exactly_json_dumps_with_an_indent() -> None:
     assert inert_json_indented(value) == inert_json(value, indent=2, allow_nan=False)
     with pytest.raises(ValueError):
         inert_json_indented({"x": float("nan")})
+
+
+def test_start_and_duration_columns_hold_every_kind_of_value_past_the_first_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first batch holds one run started today (13:05 reads in five cells) and lasting 5 s;
+    # later runs started this year (Jan 02 12:00, twelve cells), years ago, or never, and last
+    # over two days: the column widths come from the store's statistics, so all fit whole.
+    now = datetime.now()
+    this_year = datetime(now.year, 1, 2, 12) if now.timetuple().tm_yday > 2 else None
+    this_year = this_year or datetime(now.year, 12, 30, 12)
+    starts = {
+        "a": (now.replace(hour=0, minute=5).timestamp(), 5.0),
+        "b": (this_year.timestamp(), 200_000.0),
+        "c": (datetime(2001, 5, 6, 7, 8).timestamp(), 3_000.0),
+        "d": (None, None),
+    }
+    with open_store(tmp_path) as store:
+        store.put_runs(None, [
+            RunRecord(id=f"id-{name}", source_kind="mltop", location=str(tmp_path / name),
+                      name=name, start_time=start, end_time=start + took if start else None)
+            for name, (start, took) in starts.items()
+        ])  # fmt: skip
+    monkeypatch.setattr(store_queries, "LISTING_BATCH", 1)
+    lines = _runs(tmp_path, "--no-scan", "--sort=name", "--columns", "name,start,duration")
+    rows = lines.splitlines()[:5]
+    assert len({len(row) for row in rows}) == 1 and "…" not in lines
+    cells = [row.split(None, 1)[1].rsplit(None, 1) if i else row.split() for i, row in
+             enumerate(rows)]  # fmt: skip
+    assert cells[1:] == [
+        ["00:05", "5.0s"],
+        [this_year.strftime("%b %d %H:%M"), "2d07h"],
+        ["2001-05-06", "50m00s"],
+        ["—", "—"],
+    ]
