@@ -18,9 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from mltop.core.discovery import ingest
-from mltop.core.runs.runs_listing import build_listing
-from mltop.core.store import open_memory_store
 from mltop.core.tracking import start_run
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -139,11 +136,9 @@ def test_diff_in_a_terminal_puts_runs_that_do_not_fit_in_a_further_table(
 
 def test_a_terminal_narrower_than_a_name_still_shows_the_names_shortened(tmp_path: Path) -> None:
     project(tmp_path)
-    store = open_memory_store()
-    ingest(tmp_path, store)
-    runs = store.runs()
-    ids = [r.id for r in runs]
-    listing = build_listing(runs, store.params_for(ids), store.summaries(ids), width=10)
-    assert [c.header for c in listing.columns] == ["name"]
-    assert all(len(cell) <= 10 and cell.endswith("…") for cell in listing.columns[0].cells)
-    assert "status" in listing.left_out and "val_loss" in listing.left_out
+    output = in_terminal(10, "runs", str(tmp_path))
+    lines = table_lines(output)
+    assert lines[0].strip() == "name" and len(lines) == 5
+    assert all(len(line) <= 10 and line.endswith("…") for line in lines[1:])
+    note = " ".join(output[output.index("4 runs") :].split())
+    assert "left out to fit 10 columns (status," in note

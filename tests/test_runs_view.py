@@ -281,3 +281,28 @@ def test_values_cache_answers_like_the_joins(store: Store) -> None:
     ingest(Path(store.path).parent.parent, store)
     fresh = load_runs(store, compile_query('name = "new-run"'), cols, cache=cache, version=1)
     assert fresh.table.column("params.lr").to_pylist() == ["0.7"]
+
+
+def test_finding_a_row_and_matching_many_ids_never_import_pandas(tmp_path: Path) -> None:
+    # pyarrow imports pandas (36 MB resident for good) the first time pa.array meets a Python
+    # list; the runs screen only finds rows and matches ids, so it must not pay for that.
+    write_run(tmp_path / "runs", "a")
+    with open_store(tmp_path) as store:
+        ingest(tmp_path, store)
+    script = f"""
+import sys
+from pathlib import Path
+from mltop.core.runs.runs_view import default_columns, load_runs
+from mltop.core.store import open_store
+with open_store(Path({str(tmp_path)!r})) as store:
+    view = load_runs(store, None, default_columns(store.param_keys(), store.metric_keys()))
+    ids = [view.run_id(0)] + [f"x{{i}}" for i in range(300)]
+    assert len(store.summaries(ids)) == 301 and view.row_of(ids[0]) == 0
+    assert view.row_of("x1") is None
+    print("pandas" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

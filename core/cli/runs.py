@@ -2,8 +2,9 @@
 
 It imports what changed first, so the listing is never staler than the files (unless the app
 or its watcher did so seconds ago: see :func:`~mltop.core.cli.sources.scan_wanted`); filters
-and sort keys are the TUI's, and a piped table keeps every column whole. Runs are read from the
-store a batch at a time: JSON goes out as they come, the table once its widths are known.
+and sort keys are the TUI's, and a piped table keeps every column whole. Runs stream out of the
+store as Arrow batches and are written as they come: the table's widths are chosen up front
+(core/runs/runs_listing.py), so fifty thousand rows start printing at once.
 """
 
 from __future__ import annotations
@@ -11,9 +12,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import time
 from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
+from dataclasses import replace
+from typing import TextIO
 
+import pyarrow as pa
 from rich.console import Console
 from rich.text import Text
 
@@ -40,12 +44,22 @@ from mltop.core.cli.sources import (
     sync_servers,
     timeout_seconds,
 )
-from mltop.core.common.formatting import fmt_iso
+from mltop.core.common.formatting import MAX_TIME, MIN_TIME, fmt_iso
 from mltop.core.common.sanitize import inert, inert_json_indented
 from mltop.core.compare.diff_format import json_number
-from mltop.core.entities import ImportReport, Run
-from mltop.core.runs.runs_listing import ColumnError, build_listing, left_out_note
-from mltop.core.store import RunQuery, Store
+from mltop.core.entities import ImportReport
+from mltop.core.runs.runs_listing import (
+    ATTRIBUTE_SOURCES,
+    ColumnError,
+    build_listing,
+    day_and_year,
+    left_out_note,
+    listing_query,
+)
+from mltop.core.store import RunQuery, RunsSelection, Store, parse_order
+
+#: Run attributes the table may print (name comes with every row).
+TABLE_ATTRIBUTES = list(ATTRIBUTE_SOURCES.values())
 
 
 def _compile_filter(text: str | None) -> RunQuery:
@@ -70,23 +84,38 @@ def _parse_sort(sort: str | None) -> tuple[str, bool]:
     return sort, sort in ("start", "end", "duration")
 
 
-def run_json(run: Run, params: dict[str, str], metrics: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "name": run.name,
-        "status": run.status,
-        "experiment": run.experiment,
-        "source": run.source_kind,
-        "location": run.location,
-        "start": fmt_iso(run.start_time),
-        "end": fmt_iso(run.end_time),
-        "duration": run.duration,
-        "parent_id": run.parent_id,
-        "git_commit": run.git_commit,
-        "lifecycle": run.lifecycle,
-        "params": params,
-        "metrics": {k: json_number(s.last) for k, s in metrics.items()},
-    }
+#: Run attributes ``--json`` writes (besides id, name and parent_id, always there).
+JSON_ATTRIBUTES = [
+    "status", "experiment", "source_kind", "location", "start_time", "end_time",
+    "run_duration", "git_commit", "lifecycle",
+]  # fmt: skip
+
+
+def _json_items(batch: pa.RecordBatch) -> list[str]:
+    """Each run of ``batch`` as its indented JSON object (the text of ``inert_json(indent=2)``)."""
+    col = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+    items = []
+    for i, run_id in enumerate(col["id"]):
+        params = dict(zip(col["param_keys"][i] or (), col["param_values"][i] or (), strict=True))
+        metrics = zip(col["metric_keys"][i] or (), col["metric_lasts"][i] or (), strict=True)
+        run = {
+            "id": run_id,
+            "name": col["name"][i],
+            "status": col["status"][i],
+            "experiment": col["experiment"][i],
+            "source": col["source_kind"][i],
+            "location": col["location"][i],
+            "start": fmt_iso(col["start_time"][i]),
+            "end": fmt_iso(col["end_time"][i]),
+            "duration": col["run_duration"][i],
+            "parent_id": col["parent_id"][i],
+            "git_commit": col["git_commit"][i],
+            "lifecycle": col["lifecycle"][i],
+            "params": params,
+            "metrics": {k: json_number(v) for k, v in metrics},
+        }
+        items.append(inert_json_indented(run, "  "))
+    return items
 
 
 def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
@@ -119,7 +148,7 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     root = resolve_root(args.path)
     urls = mlflow_urls(args.mlflow)
     query = _compile_filter(args.filter)
-    order, descending = _parse_sort(args.sort)
+    order_text, descending = _parse_sort(args.sort)
     descending = descending or args.desc
     err = stderr_console()
     root, scope = file_scope(root, err)
@@ -134,35 +163,36 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
             urls, store, report, err, histories=False, show_progress=show_progress,
             timeout=args.timeout,
         )  # fmt: skip
-        batches = store.runs_in_batches(query, order=order, descending=descending, limit=args.limit)
-        try:
-            first = next(batches, [])
-        except ValueError as exc:
-            raise UsageError(f"mltop: {exc}") from exc
         from mltop.core.runs.query import unknown_metric_warnings
 
+        try:
+            order = parse_order(order_text)
+        except ValueError as exc:
+            raise UsageError(f"mltop: {exc}") from exc
         for line in unknown_metric_warnings(args.filter, args.sort, store.metric_keys()):
             err.print(Text(f"mltop: {inert(line)}"))
         stream = out_file or sys.stdout
+        selection = RunsSelection(
+            query, order=order, descending=descending, limit=args.limit,
+            valid_times=(MIN_TIME, MAX_TIME),
+        )  # fmt: skip
         if args.json:
-            _write_json(stream, store, itertools.chain([first], batches))
+            json_rows = replace(selection, attributes=JSON_ATTRIBUTES, every_value=True)
+            _write_json(stream, store.runs_table_batches(json_rows))
         else:
-            _write_table(stream, out_file, store, itertools.chain([first], batches), args, err)
+            _write_table(stream, out_file, store, selection, args, err)
     print_problems(report, err)
     return EXIT_PROBLEMS if report.problems else EXIT_OK
 
 
-def _write_json(stream: TextIO, store: Store, batches: Iterable[list[Run]]) -> None:
+def _write_json(stream: TextIO, batches: Iterable[pa.RecordBatch]) -> None:
     """The JSON list a batch of runs at a time: the same text as dumping the whole list with
     ``indent=2``, without holding fifty thousand runs' objects to build it."""
     opened = False
-    for runs in batches:
-        if not runs:
+    for batch in batches:
+        if not batch.num_rows:
             continue
-        ids = [r.id for r in runs]
-        params, metrics = store.params_for(ids), store.summaries(ids)
-        items = [inert_json_indented(run_json(r, params[r.id], metrics[r.id]), "  ") for r in runs]
-        stream.write(("[\n  " if not opened else ",\n  ") + ",\n  ".join(items))
+        stream.write(("[\n  " if not opened else ",\n  ") + ",\n  ".join(_json_items(batch)))
         opened = True
     stream.write("\n]\n" if opened else "[]\n")
 
@@ -171,35 +201,37 @@ def _write_table(
     stream: TextIO,
     out_file: TextIO | None,
     store: Store,
-    batches: Iterable[list[Run]],
+    selection: RunsSelection,
     args: argparse.Namespace,
     err: Console,
 ) -> None:
-    """The table: every row is needed for the columns' widths, then lines are written as
-    text (a rich ``Table`` of fifty thousand rows costs seconds)."""
-    runs: list[Run] = []
-    params: dict[str, dict[str, str]] = {}
-    metrics: dict[str, dict[str, Any]] = {}
-    for batch in batches:
-        ids = [r.id for r in batch]
-        runs += batch
-        params.update(store.params_for(ids))
-        metrics.update(store.summaries(ids))
+    """The table, printed as the rows stream out of the store: the columns are chosen and
+    sized from the store's statistics of the listed runs and the first batch of them."""
+    now = time.time()
+    day, year = day_and_year(now)
+    stats = store.listing_stats(selection, day=day, year=year)
     out = stdout_console(out_file)
     chosen = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     terminal = out.is_terminal and chosen is None
     try:
-        listing = build_listing(
-            runs, params, metrics, width=out.width if terminal else None, chosen=chosen
-        )
+        params, metrics = listing_query(stats, chosen)
     except ColumnError as exc:
         raise UsageError(f"mltop: {exc}") from exc
+    columns = replace(selection, attributes=TABLE_ATTRIBUTES, params=params,
+                   metrics=[(k, "last") for k in metrics])  # fmt: skip
+    batches = store.runs_table_batches(columns)
+    first = next(batches)
+    listing = build_listing(stats, first, now=now, width=out.width if terminal else None,
+                            chosen=chosen)  # fmt: skip
     if out.is_terminal:
         out.print(Text(listing.header_line(), style="bold"), soft_wrap=True)
     else:
         stream.write(listing.header_line() + "\n")
-    for line in listing.lines():
-        stream.write(line + "\n")
-    stream.write(f"{len(runs)} runs\n")
+    rows = 0
+    for batch in itertools.chain([first], batches):
+        if batch.num_rows:
+            stream.write("\n".join(listing.lines(batch)) + "\n")
+            rows += batch.num_rows
+    stream.write(f"{rows} runs\n")
     if listing.left_out:
         err.print(Text(left_out_note(listing, out.width), style="dim"))

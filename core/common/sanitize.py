@@ -19,6 +19,7 @@ sees that the log tried one).
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import lru_cache
 from typing import Any
@@ -109,7 +110,17 @@ def inert_json_indented(value: Any, pad: str = "") -> str:
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", _indented(value, pad))
 
 
+#: What the encoder above does with a string, without its dispatch (most scalars are strings).
+_STRING_JSON = json.encoder.encode_basestring
+
+
 def _indented(value: Any, pad: str) -> str:
+    if type(value) is str:
+        return _STRING_JSON(value)
+    if value is None:
+        return "null"
+    if type(value) is float and math.isfinite(value):
+        return float.__repr__(value)
     if isinstance(value, dict):
         if not value:
             return "{}"

@@ -9,7 +9,6 @@ column statistics instead of formatting every value.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
@@ -25,7 +24,7 @@ import pyarrow.compute as pc
 
 from mltop.core.common.formatting import fmt_duration, fmt_value
 from mltop.core.runs.system_keys import is_system_key
-from mltop.core.store import RunQuery, Store
+from mltop.core.store import RunQuery, Store, string_array
 
 STALE_ENV = "MLTOP_STALE_AFTER"
 #: A RUNNING run silent for longer than this (seconds) is shown as stale.
@@ -238,14 +237,16 @@ class RunsView:
         return None
 
     def row_of(self, run_id: str) -> int | None:
-        """The row showing ``run_id``."""
+        """The row showing ``run_id``.
+
+        A scan of the id column (a millisecond at 100,000 runs, once per reload) rather than a
+        dictionary of every id, which would keep 100,000 Python strings (15 MB) for it.
+        """
         if not run_id or self.table.num_rows == 0:
             return None
-        return self.rows_by_id.get(run_id)
-
-    @functools.cached_property
-    def rows_by_id(self) -> dict[str, int]:
-        return {rid: i for i, rid in enumerate(self.table.column("id").to_pylist())}
+        hits = pc.is_in(self.table.column("id"), value_set=string_array([run_id]))
+        rows = pc.indices_nonzero(hits)  # not to_numpy(): on a chunked array it imports pandas
+        return int(rows[0].as_py()) if len(rows) else None
 
 
 def nest(table: pa.Table, collapsed: frozenset[str] | set[str] = frozenset()) -> pa.Table:

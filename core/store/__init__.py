@@ -22,11 +22,12 @@ per-family objects: every caller keeps ``store.put_runs(...)``, ``store.history(
 transaction across families, so no importer, screen or command changes beyond its import line.
 Import it from this package (``from mltop.core.store import Store``), never from its modules.
 
-May import: duckdb, pyarrow, :mod:`mltop.core.entities`, :mod:`mltop.core.common.scratch`. Never
-Textual nor :mod:`mltop.tui`, nor any other part of core (they ask the store, not the reverse).
+May import: duckdb, pyarrow, numpy, :mod:`mltop.core.entities`, :mod:`mltop.core.common.scratch`.
+Never Textual nor :mod:`mltop.tui`, nor any other part of core (they ask the store, not the
+reverse).
 """
 
-from mltop.core.store.connection import BLOCK_SIZE
+from mltop.core.store.connection import BLOCK_SIZE, string_array
 from mltop.core.store.opening import (
     Store,
     open_memory_store,
@@ -37,7 +38,9 @@ from mltop.core.store.queries import (
     RUNS_TABLE_AGGREGATES,
     RUNS_TABLE_ATTRIBUTES,
     RunQuery,
+    RunsSelection,
     order_clause,
+    parse_order,
 )
 from mltop.core.store.runs import mapping_rows
 from mltop.core.store.schema import (
@@ -70,6 +73,7 @@ __all__ = [
     "STORE_FILE",
     "UPDATED_RESOLUTION",
     "RunQuery",
+    "RunsSelection",
     "Store",
     "StoreError",
     "default_store_path",
@@ -77,5 +81,7 @@ __all__ = [
     "open_memory_store",
     "open_store",
     "order_clause",
+    "parse_order",
     "scratch_base",
+    "string_array",
 ]

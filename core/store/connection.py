@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Self
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from mltop.core.store.schema import (
@@ -39,6 +40,20 @@ BLOCK_SIZE = 64 * 1024
 
 # DuckDB 2 refuses further work on a connection while a result is half-read (fetchone leaves it
 # so), which would also block the appender: every read here drains its result with fetchall.
+
+
+def string_array(texts: list[str]) -> pa.Array:
+    """An Arrow string array of ``texts``, built from its buffers.
+
+    ``pa.array`` would do, but it first asks whether its input is a pandas object, and asking
+    imports pandas: 36 MB resident for good, in an app that otherwise never needs it (opening
+    the runs screen on an unchanged folder only matches ids).
+    """
+    data = [t.encode("utf-8") for t in texts]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+    return pa.Array.from_buffers(pa.string(), len(data), buffers)
 
 
 class StoreConnection:
@@ -243,7 +258,7 @@ class StoreConnection:
                 self._cut_histories = None
 
     def _with_ids(self, name: str, ids: Iterable[str]) -> None:
-        table = pa.table({"id": pa.array(list(dict.fromkeys(ids)), pa.string())})
+        table = pa.table({"id": string_array(list(dict.fromkeys(ids)))})
         self._con.register(name, table)
 
     @contextlib.contextmanager

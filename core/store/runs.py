@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -23,9 +23,6 @@ from mltop.core.store.schema import (
 )
 
 _Row = TypeVar("_Row")
-
-#: Runs per batch of :meth:`RunTables.runs_in_batches`.
-RUN_BATCH = 2000
 
 
 def _runs_sql(
@@ -255,35 +252,6 @@ class RunTables(StoreConnection):
         with self._lock:
             rows = self._con.execute(sql, args).fetchall()
         return self._runs_from(rows)
-
-    def runs_in_batches(
-        self,
-        query: RunQuery | None = None,
-        *,
-        order: str = "start",
-        descending: bool = True,
-        limit: int | None = None,
-        batch: int | None = None,
-    ) -> Iterator[list[Run]]:
-        """:meth:`runs` a batch at a time, in the same order.
-
-        DuckDB sorts once; rows become Python objects only a batch at a time (on a cursor of
-        their own, so the caller may read each batch's params and summaries meanwhile), and a
-        listing of fifty thousand runs starts printing before the last of them is read.
-        """
-        sql, args = _runs_sql(query, order, descending, limit)
-        with self._lock:
-            cursor = self._con.cursor()
-            try:
-                cursor.execute(sql, args)
-            except BaseException:
-                cursor.close()
-                raise
-        try:
-            while rows := cursor.fetchmany(batch or RUN_BATCH):
-                yield self._runs_from(rows)
-        finally:
-            cursor.close()
 
     def run(self, run_id: str) -> Run | None:
         with self._lock:

@@ -27,7 +27,6 @@ from mltop.core.runs.runs_view import (
     Column,
     RunsView,
     ValuesCache,
-    available_columns,
     default_columns,
     load_runs,
 )
@@ -40,11 +39,10 @@ from mltop.tui.messages import (
     RunsLoaded,
     StoreChanged,
 )
+from mltop.tui.screens.runs.columns import RunsColumnsScreen
 from mltop.tui.screens.runs.experiment_picker import ALL, ExperimentPicker
 from mltop.tui.screens.runs.header import empty_text, runs_header, short_path
-from mltop.tui.screens.runs.live_gpu import LiveGpuScreen
 from mltop.tui.screens.runs.palette import runs_commands, runs_help
-from mltop.tui.widgets.column_picker import ColumnPicker
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.run_table import RunTable
@@ -56,7 +54,7 @@ FILTER_DELAY = 0.15
 FILTER_HINT = 'filter: metrics.acc > 0.9 and (params.model = "sgd" or name ~ "rf-.*")'
 
 
-class RunsScreen(LiveGpuScreen):
+class RunsScreen(RunsColumnsScreen):
     CSS_PATH = "runs.tcss"
     COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "runs"
@@ -422,76 +420,6 @@ class RunsScreen(LiveGpuScreen):
             self.reload()
         elif self.table.marked:
             self.table.clear_marks()
-
-    # -- sorting and columns ---------------------------------------------------------------------
-
-    def _shown_columns(self) -> list[Column]:
-        if self.columns is not None:
-            return list(self.columns)
-        return list(self.view.columns) if self.view is not None else []
-
-    def sort_by(self, column: Column, descending: bool | None = None) -> None:
-        if descending is None:
-            descending = not self.descending if column == self.sort else column.natural_descending
-        self.sort = column
-        self.descending = descending
-        self.reload()
-
-    def action_sort_next(self) -> None:
-        columns = self._shown_columns()
-        if not columns:
-            return
-        index = columns.index(self.sort) if self.sort in columns else -1
-        nxt = columns[(index + 1) % len(columns)]
-        self.sort_by(nxt, nxt.natural_descending)
-
-    def action_sort_reverse(self) -> None:
-        self.sort_by(self.sort, not self.descending)
-
-    @on(RunTable.HeaderClicked)
-    def _header_clicked(self, event: RunTable.HeaderClicked) -> None:
-        self.sort_by(event.column)
-
-    def set_columns(self, columns: list[Column]) -> None:
-        before = set(self._shown_columns())
-        self.columns = list(dict.fromkeys(columns)) or [Column.attr("name")]
-        self.added = tuple(c for c in self.columns if c not in before)
-        if self.sort not in self.columns:
-            self.sort, self.descending = Column.attr("start"), True
-        self.reload()
-
-    def action_columns(self) -> None:
-        current = self._shown_columns()
-        available = available_columns(self.param_keys, self.metric_keys)
-
-        def chosen(result: list[Column] | None) -> None:
-            if result is not None:
-                self.set_columns(result)
-
-        self.app.push_screen(ColumnPicker(current, available), chosen)
-
-    def action_hide_column(self) -> None:
-        columns = self._shown_columns()
-        if self.sort not in columns or len(columns) <= 1:
-            self.notify("sort by a column first (s), then - hides it", timeout=3)
-            return
-        index = columns.index(self.sort)
-        columns.pop(index)
-        self.columns = columns
-        nxt = columns[min(index, len(columns) - 1)]
-        self.sort, self.descending = nxt, nxt.natural_descending
-        self.reload()
-
-    def action_move_column(self, delta: int) -> None:
-        columns = self._shown_columns()
-        if self.sort not in columns:
-            return
-        index = columns.index(self.sort)
-        target = index + delta
-        if 0 <= target < len(columns):
-            columns[index], columns[target] = columns[target], columns[index]
-            self.columns = columns
-            self.reload()
 
     # -- experiments, folding, refresh, open -----------------------------------------------------
 
