@@ -34,6 +34,14 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, where: str) -> dict[str, np.nd
         raise MonitorError(f"{where}: {first_line(exc)}") from exc
 
 
+def execute(con: duckdb.DuckDBPyConnection, sql: str, where: str) -> None:
+    """Run a statement that returns nothing; a DuckDB failure is one line naming ``where``."""
+    try:
+        con.execute(sql)
+    except duckdb.Error as exc:
+        raise MonitorError(f"{where}: {first_line(exc)}") from exc
+
+
 def text_sql(column: str, duck_type: str) -> str:
     """A column as text: JSON values unquoted, everything else cast."""
     col = quote(column)
@@ -111,22 +119,22 @@ def present_counts(
     parts = []
     for i, c in enumerate(columns):
         col = quote(c)
-        cond = f"{col} IS NOT NULL" + (f" AND NOT isnan({col})" if is_float(types[c]) else "")
-        parts.append(f"count(*) FILTER (WHERE {cond}) AS c{i}")
+        if is_float(types[c]):
+            parts.append(f"count(*) FILTER (WHERE NOT isnan({col})) AS c{i}")
+        else:
+            parts.append(f"count({col}) AS c{i}")
     select = ", ".join(["count(*) AS n", *parts])
-    if by_window:
-        sql = (
-            f"SELECT coalesce({W}, {WHOLE}) AS w, {select} FROM {view} "
-            f"GROUP BY GROUPING SETS (({W}), ()) ORDER BY w"
-        )
-    else:
-        sql = f"SELECT {WHOLE} AS w, {select} FROM {view}"
+    # Per window only: the whole log is their sum, cheaper than a second grouping set.
+    sql = f"SELECT {W if by_window else WHOLE} AS w, {select} FROM {view} GROUP BY ALL ORDER BY w"
     res = run(con, sql, where)
     rows: dict[int, int] = {}
     present: dict[int, dict[str, int]] = {}
     for k, w in enumerate(res["w"].tolist()):
         rows[int(w)] = int(res["n"][k])
         present[int(w)] = {c: int(res[f"c{i}"][k]) for i, c in enumerate(columns)}
+    if by_window:
+        rows[WHOLE] = sum(rows.values())
+        present[WHOLE] = {c: sum(int(x) for x in res[f"c{i}"]) for i, c in enumerate(columns)}
     return rows, present
 
 
@@ -136,14 +144,17 @@ def slice_counts(
     """Rows per window and whole log for each value of ``column`` (a version or a group)."""
     s = text_sql(column, types[column])
     sql = (
-        f"SELECT coalesce(w, {WHOLE}) AS w, s, count(*) AS n FROM "
-        f"(SELECT {W} AS w, coalesce({s}, '(missing)') AS s FROM mon_cur) "
-        "GROUP BY GROUPING SETS ((w, s), (s)) ORDER BY w, s"
+        f"SELECT {W} AS w, coalesce({s}, '(missing)') AS s, count(*) AS n FROM mon_cur "
+        "GROUP BY ALL ORDER BY w, s"
     )
     res = run(con, sql, where)
     out: dict[int, dict[str, int]] = {}
+    whole: dict[str, int] = {}
     for w, s_value, n in zip(res["w"].tolist(), res["s"].tolist(), res["n"].tolist(), strict=True):
         out.setdefault(int(w), {})[str(s_value)] = int(n)
+        whole[str(s_value)] = whole.get(str(s_value), 0) + int(n)
+    if whole:
+        out[WHOLE] = dict(sorted(whole.items()))
     return out
 
 
@@ -194,9 +205,10 @@ def outcome_counts(
 
     Columns: ``w``, ``s`` (slice value as text, '' when not sliced), ``lab`` (labelled), ``y``
     (label is the positive class: 1/0; NULL unlabelled or no positive class), ``p`` (prediction
-    is), ``hit`` (label equals prediction), ``n``. Every slice comes from one scan of the log
-    (each row is counted once per slice), and the AUC from a second one: holding the rows
-    between the two would cost memory in proportion to the log.
+    is), ``hit`` (label equals prediction), ``n``. The log is scanned once into a small table
+    of counts at the finest grain (window × every slice column × outcome) and once more for
+    the AUC's (window × slices × score) counts; every slice and the whole log are then summed
+    from those tables, which hold thousands of rows where the log holds millions.
     """
     if all(is_numeric(types[c]) or types[c] == "BOOLEAN" for c in (label, prediction)):
         y, p = f"CAST({quote(label)} AS DOUBLE)", f"CAST({quote(prediction)} AS DOUBLE)"
@@ -207,20 +219,22 @@ def outcome_counts(
         p = _norm(text_sql(prediction, types[prediction]))
         labelled = f"{y} IS NOT NULL"
         pos = _sql_text(positive) if positive is not None else "NULL"
-    pairs = []
-    for k, column in enumerate(slices):
-        s = "''" if column is None else f"coalesce({text_sql(column, types[column])}, '(missing)')"
-        pairs.append(f"{{'k': {k}, 's': {s}}}")
+    columns = [
+        "''" if column is None else f"coalesce({text_sql(column, types[column])}, '(missing)')"
+        for column in slices
+    ]
+    keys = ", ".join(f"{c} AS s{k}" for k, c in enumerate(columns))
+    pairs = ", ".join(f"{{'k': {k}, 's': s{k}}}" for k in range(len(slices)))
     sc = "NULL::DOUBLE" if score is None else f"CAST({quote(score)} AS DOUBLE)"
-    inner = (
-        f"SELECT w, sl.k AS k, sl.s AS s, lab, y, p, hit, score FROM ("
-        f"SELECT {W if by_window else WHOLE} AS w, unnest([{', '.join(pairs)}]) AS sl, "
+    outcome = (
         f"{labelled} AS lab, "
         f"CASE WHEN {labelled} THEN ({y} = {pos})::INTEGER END AS y, "
         f"({p} = {pos})::INTEGER AS p, "
-        f"CASE WHEN {labelled} THEN ({y} = {p}) END AS hit, "
-        f"{sc} AS score FROM {view})"
+        f"CASE WHEN {labelled} THEN ({y} = {p}) END AS hit"
     )
+    w = W if by_window else WHOLE
+    fine = f"SELECT {w} AS w, {keys}, {outcome}, count(*) AS n FROM {view} GROUP BY ALL"
+    execute(con, f"CREATE OR REPLACE TEMP TABLE mon_fine AS {fine}", where)
     groups = (
         "(k, w, s, lab, y, p, hit), (k, s, lab, y, p, hit)"
         if by_window
@@ -228,11 +242,21 @@ def outcome_counts(
     )
     counts = run(
         con,
-        f"SELECT k, coalesce(w, {WHOLE}) AS w, s, lab, y, p, hit, count(*) AS n "
-        f"FROM ({inner}) GROUP BY GROUPING SETS ({groups}) ORDER BY k, w, s",
+        f"SELECT k, coalesce(w, {WHOLE}) AS w, s, lab, y, p, hit, sum(n)::BIGINT AS n FROM "
+        f"({_per_slice(pairs, 'mon_fine', 'lab, y, p, hit, n')}) "
+        f"GROUP BY GROUPING SETS ({groups}) ORDER BY k, w, s",
         where,
     )
-    auc = _auc(con, inner, by_window, where) if score is not None else {}
+    combos = run(
+        con,
+        f"SELECT count(DISTINCT ({', '.join(f's{k}' for k in range(len(slices)))}))"
+        " AS c FROM mon_fine",
+        where,
+    )
+    auc = {}
+    if score is not None:
+        scored = f"SELECT {w} AS w, {keys}, {sc} AS score, {outcome} FROM {view}"
+        auc = _auc(con, scored, pairs, int(combos["c"][0]), by_window, where)
     out = []
     for k in range(len(slices)):
         mask = np.asarray(counts["k"]) == k
@@ -241,8 +265,27 @@ def outcome_counts(
     return out
 
 
+def _per_slice(pairs: str, source: str, columns: str) -> str:
+    """Each row of ``source`` once per slice, as ``k`` (which slice) and ``s`` (its value)."""
+    return (
+        f"SELECT w, sl.k AS k, sl.s AS s, {columns} FROM "
+        f"(SELECT *, unnest([{pairs}]) AS sl FROM {source})"
+    )
+
+
+FINE_AUC_COMBOS = 64
+"""Up to this many combinations of slice values, the AUC's counts are taken at the finest grain
+(window × all slices × score) in one scan and summed per slice; beyond it (many groups of
+several attributes would multiply the rows) each row is counted once per slice instead."""
+
+
 def _auc(
-    con: duckdb.DuckDBPyConnection, inner: str, by_window: bool, where: str
+    con: duckdb.DuckDBPyConnection,
+    scored: str,
+    pairs: str,
+    combos: int,
+    by_window: bool,
+    where: str,
 ) -> dict[tuple[int, int, str], float]:
     """ROC AUC per slice, window and slice value, as ``roc_auc_score``: P(score of a positive >
     a negative's), ties counting one half, i.e. (2·Σ pos·(negatives scored below) + Σ pos·neg
@@ -250,13 +293,28 @@ def _auc(
 
     DuckDB counts positives and negatives per distinct score; the running sums are numpy's
     (a SQL window over a million score groups took seconds, numpy takes milliseconds)."""
+    kept = "lab AND y IS NOT NULL AND score IS NOT NULL AND NOT isnan(score)"
+    if combos <= FINE_AUC_COMBOS:
+        execute(
+            con,
+            "CREATE OR REPLACE TEMP TABLE mon_fine_auc AS SELECT * EXCLUDE (lab, y, p, hit), "
+            "count(*) FILTER (WHERE y = 1) AS pos, count(*) FILTER (WHERE y = 0) AS neg "
+            f"FROM ({scored}) WHERE {kept} GROUP BY ALL",
+            where,
+        )
+        source = "mon_fine_auc"
+    else:
+        source = (
+            f"(SELECT *, (y = 1)::INTEGER AS pos, (y = 0)::INTEGER AS neg FROM ({scored}) "
+            f"WHERE {kept})"
+        )
+    rows = _per_slice(pairs, source, "score, pos, neg")
     groups = "(k, w, s, score), (k, s, score)" if by_window else "(k, w, s, score)"
     res = run(
         con,
         f"SELECT k, coalesce(w, {WHOLE}) AS w, s, score, "
-        "count(*) FILTER (WHERE y = 1) AS pos, count(*) FILTER (WHERE y = 0) AS neg "
-        f"FROM ({inner}) WHERE lab AND y IS NOT NULL AND score IS NOT NULL AND NOT isnan(score) "
-        f"GROUP BY GROUPING SETS ({groups})",
+        "sum(pos)::BIGINT AS pos, sum(neg)::BIGINT AS neg "
+        f"FROM ({rows}) GROUP BY GROUPING SETS ({groups})",
         where,
     )
     if len(res["k"]) == 0:

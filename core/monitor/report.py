@@ -39,6 +39,7 @@ from mltop.core.monitor.source import (
     connect,
     describe,
     find_files,
+    is_float,
     is_numeric,
     parquet_schemas,
 )
@@ -133,8 +134,16 @@ def _build(
 
     say("counting rows")
     columns = [c for c in log_types if c != roles.timestamp]
+    # A feature's present values are the sum of its value counts (read below anyway), unless
+    # those count differently from "not null, not NaN": NaN as a category, JSON nulls.
+    counted = [
+        c
+        for c in columns
+        if c not in roles.features
+        or (roles.kind(c) != "numerical" and (is_float(log_types[c]) or log_types[c] == "JSON"))
+    ]
     rows, present = agg.present_counts(
-        con, "mon_cur", log_types, columns, by_window=True, where=where
+        con, "mon_cur", log_types, counted, by_window=True, where=where
     )
     if agg.WHOLE not in rows or rows[agg.WHOLE] == 0:
         raise MonitorError(f"{where}: no rows to compare with the reference")
@@ -182,8 +191,9 @@ def _build(
             dists.setdefault(w, {})
             if ref.n and c.n:
                 dists[w][feature] = _distribution(feature, kind, ref, cur[agg.WHOLE], c)
+            n_present = present.get(w, {}).get(feature, 0) if feature in counted else c.n
             quality.setdefault(w, {})[feature] = column_quality(
-                feature, rows.get(w, 0), present.get(w, {}).get(feature, 0), kind, c, ref
+                feature, rows.get(w, 0), n_present, kind, c, ref
             )
 
     for w in [agg.WHOLE, *range(windows.count)]:
