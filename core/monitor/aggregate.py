@@ -74,7 +74,7 @@ def feature_counts(
         sql = (
             f"SELECT w, v, count(*) AS n FROM "
             f"(SELECT {W} AS w, {v} AS v FROM {view} WHERE {present}) "
-            f"GROUP BY w, v" + (" ORDER BY w, v" if kind != "numerical" else "")
+            "GROUP BY w, v"
         )
     else:
         sql = (
@@ -82,28 +82,68 @@ def feature_counts(
             f"(SELECT {v} AS v FROM {view} WHERE {present}) GROUP BY v ORDER BY v"
         )
     res = run(con, sql, where)
-    windows = res["w"].astype(np.int64)
-    values = res["v"]
-    if kind == "numerical":
-        values = np.asarray(values, dtype=float)
-    else:
-        values = np.asarray(values, dtype=object)
-    counts = res["n"].astype(np.int64)
+    return _split(res["w"], res["v"], res["n"], kind == "numerical", by_window)
+
+
+def categorical_counts(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    features: Sequence[tuple[str, str]],
+    *,
+    where: str,
+) -> dict[str, dict[int, Counts]]:
+    """:func:`feature_counts` of several categorical ``(column, type)`` features per window, in
+    one scan of the log: a grouping set per feature (categories are few, so their tables are
+    small, and reading the log and placing each row in its window is done once)."""
+    if not features:
+        return {}
+    values = ", ".join(f"{text_sql(c, t)} AS v{k}" for k, (c, t) in enumerate(features))
+    keys = ", ".join(f"v{k}" for k in range(len(features)))
+    flags = ", ".join(f"grouping(v{k}) AS g{k}" for k in range(len(features)))
+    sets = ", ".join(f"({W}, v{k})" for k in range(len(features)))
+    res = run(
+        con,
+        f"SELECT {W} AS w, {keys}, {flags}, count(*) AS n FROM "
+        f"(SELECT {W}, {values} FROM {view}) GROUP BY GROUPING SETS ({sets})",
+        where,
+    )
+    out: dict[str, dict[int, Counts]] = {}
+    for k, (column, _type) in enumerate(features):
+        v = res[f"v{k}"]
+        present = ~np.ma.getmaskarray(v) & np.array([x is not None for x in np.ma.getdata(v)])
+        mask = (np.asarray(res[f"g{k}"]) == 0) & present
+        out[column] = _split(res["w"][mask], np.ma.getdata(v)[mask], res["n"][mask], False, True)
+    return out
+
+
+def _split(
+    w: np.ndarray, v: np.ndarray, n: np.ndarray, numeric: bool, by_window: bool
+) -> dict[int, Counts]:
+    """Rows of (window, value, count) as each window's sorted :class:`Counts`, and the whole
+    log's (-1: the windows' counts merged, cheaper than a second aggregation)."""
+    windows = np.asarray(w).astype(np.int64)
+    values = np.asarray(v, dtype=float if numeric else object)
+    counts = np.asarray(n).astype(np.int64)
     out: dict[int, Counts] = {}
     if len(windows) == 0:
         return out
-    if kind == "numerical" and by_window:
+    if by_window:
         # Sorted here rather than by DuckDB: numpy sorts 10^5 numbers faster than the query does.
-        order = np.lexsort((values, windows))
+        order = np.lexsort((values, windows)) if numeric else _by_window_then_value(windows, values)
         windows, values, counts = windows[order], values[order], counts[order]
     cuts = np.flatnonzero(np.diff(windows)) + 1
     for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(windows)], strict=True):
         out[int(windows[start])] = Counts(values[start:stop], counts[start:stop])
     if by_window:
-        # The whole log: the windows' counts merged (cheaper than a second aggregation).
         merged, where_in = np.unique(values, return_inverse=True)
         out[WHOLE] = Counts(merged, np.bincount(where_in, weights=counts).astype(np.int64))
     return out
+
+
+def _by_window_then_value(windows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The order sorting text values within windows (``lexsort`` takes no Python objects)."""
+    by_value = np.argsort(values, kind="stable")
+    return by_value[np.argsort(windows[by_value], kind="stable")]
 
 
 def present_counts(
@@ -224,7 +264,6 @@ def outcome_counts(
         for column in slices
     ]
     keys = ", ".join(f"{c} AS s{k}" for k, c in enumerate(columns))
-    pairs = ", ".join(f"{{'k': {k}, 's': s{k}}}" for k in range(len(slices)))
     sc = "NULL::DOUBLE" if score is None else f"CAST({quote(score)} AS DOUBLE)"
     outcome = (
         f"{labelled} AS lab, "
@@ -235,16 +274,10 @@ def outcome_counts(
     w = W if by_window else WHOLE
     fine = f"SELECT {w} AS w, {keys}, {outcome}, count(*) AS n FROM {view} GROUP BY ALL"
     execute(con, f"CREATE OR REPLACE TEMP TABLE mon_fine AS {fine}", where)
-    groups = (
-        "(k, w, s, lab, y, p, hit), (k, s, lab, y, p, hit)"
-        if by_window
-        else "(k, w, s, lab, y, p, hit)"
-    )
     counts = run(
         con,
-        f"SELECT k, coalesce(w, {WHOLE}) AS w, s, lab, y, p, hit, sum(n)::BIGINT AS n FROM "
-        f"({_per_slice(pairs, 'mon_fine', 'lab, y, p, hit, n')}) "
-        f"GROUP BY GROUPING SETS ({groups}) ORDER BY k, w, s",
+        _sum_per_slice("mon_fine", len(slices), "lab, y, p, hit", "sum(n)::BIGINT AS n", by_window)
+        + " ORDER BY k, w, s",
         where,
     )
     combos = run(
@@ -256,7 +289,7 @@ def outcome_counts(
     auc = {}
     if score is not None:
         scored = f"SELECT {w} AS w, {keys}, {sc} AS score, {outcome} FROM {view}"
-        auc = _auc(con, scored, pairs, int(combos["c"][0]), by_window, where)
+        auc = _auc(con, scored, len(slices), int(combos["c"][0]), by_window, where)
     out = []
     for k in range(len(slices)):
         mask = np.asarray(counts["k"]) == k
@@ -265,12 +298,17 @@ def outcome_counts(
     return out
 
 
-def _per_slice(pairs: str, source: str, columns: str) -> str:
-    """Each row of ``source`` once per slice, as ``k`` (which slice) and ``s`` (its value)."""
-    return (
-        f"SELECT w, sl.k AS k, sl.s AS s, {columns} FROM "
-        f"(SELECT *, unnest([{pairs}]) AS sl FROM {source})"
-    )
+def _sum_per_slice(source: str, slices: int, keys: str, sums: str, by_window: bool) -> str:
+    """``sums`` over ``source`` per slice ``k`` (its value ``s``), window and ``keys``, and per
+    slice value and keys over the whole log (``w`` = -1): one grouping per slice column."""
+    parts = []
+    for k in range(slices):
+        whole = f", (s{k}, {keys})" if by_window else ""
+        parts.append(
+            f"SELECT {k} AS k, coalesce(w, {WHOLE}) AS w, s{k} AS s, {keys}, {sums} "
+            f"FROM {source} GROUP BY GROUPING SETS ((w, s{k}, {keys}){whole})"
+        )
+    return " UNION ALL ".join(parts)
 
 
 FINE_AUC_COMBOS = 64
@@ -282,7 +320,7 @@ several attributes would multiply the rows) each row is counted once per slice i
 def _auc(
     con: duckdb.DuckDBPyConnection,
     scored: str,
-    pairs: str,
+    slices: int,
     combos: int,
     by_window: bool,
     where: str,
@@ -308,15 +346,8 @@ def _auc(
             f"(SELECT *, (y = 1)::INTEGER AS pos, (y = 0)::INTEGER AS neg FROM ({scored}) "
             f"WHERE {kept})"
         )
-    rows = _per_slice(pairs, source, "score, pos, neg")
-    groups = "(k, w, s, score), (k, s, score)" if by_window else "(k, w, s, score)"
-    res = run(
-        con,
-        f"SELECT k, coalesce(w, {WHOLE}) AS w, s, score, "
-        "sum(pos)::BIGINT AS pos, sum(neg)::BIGINT AS neg "
-        f"FROM ({rows}) GROUP BY GROUPING SETS ({groups})",
-        where,
-    )
+    sums = "sum(pos)::BIGINT AS pos, sum(neg)::BIGINT AS neg"
+    res = run(con, _sum_per_slice(source, slices, "score", sums, by_window), where)
     if len(res["k"]) == 0:
         return {}
     names, s_index = np.unique(np.asarray(res["s"], dtype=object).astype(str), return_inverse=True)

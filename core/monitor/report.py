@@ -159,12 +159,22 @@ def _build(
     quality: dict[int, dict[str, ColumnQuality]] = {}
     dists: dict[int, dict[str, Distribution]] = {}
     notes: dict[int, list[str]] = {}
+    say("counting categories")
+    categories = agg.categorical_counts(
+        con,
+        "mon_cur",
+        [(f, log_types[f]) for f in roles.features if roles.kind(f) != "numerical"],
+        where=where,
+    )
     for feature in roles.features:
-        say(f"feature {feature}")
         kind = roles.kind(feature)
-        cur = agg.feature_counts(
-            con, "mon_cur", feature, log_types[feature], kind, by_window=True, where=where
-        )
+        if feature in categories:
+            cur = categories[feature]
+        else:
+            say(f"feature {feature}")
+            cur = agg.feature_counts(
+                con, "mon_cur", feature, log_types[feature], kind, by_window=True, where=where
+            )
         ref = Counts.empty(kind == "numerical")
         if feature not in ref_types:
             problems.append(
