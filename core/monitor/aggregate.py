@@ -19,7 +19,13 @@ from mltop.core.monitor.drift import Counts
 from mltop.core.monitor.source import MonitorError, first_line, is_float, is_numeric, quote
 
 Connection = duckdb.DuckDBPyConnection  # for modules that pass it on without importing DuckDB
-Outcomes = list[tuple[dict[str, np.ndarray], dict[tuple[int, str], float]]]
+Outcomes = list[
+    tuple[
+        dict[str, np.ndarray],  # outcome counts
+        dict[tuple[int, str], float],  # ROC AUC per (window, slice value)
+        dict[tuple[int, str], dict[str, float]],  # one-vs-rest ROC AUC per class
+    ]
+]
 
 TS = "__mltop_ts"
 W = "__mltop_w"
@@ -238,6 +244,7 @@ def outcome_counts(
     slices: Sequence[str | None],
     by_window: bool,
     where: str,
+    class_scores: dict[str, str] | None = None,
 ) -> Outcomes:
     """Classification outcomes counted per window (-1: whole), slice value, truth and guess,
     and the ROC AUC of the score per (window, slice value) where both classes are labelled;
@@ -245,15 +252,18 @@ def outcome_counts(
 
     Columns: ``w``, ``s`` (slice value as text, '' when not sliced), ``lab`` (labelled), ``y``
     (label is the positive class: 1/0; NULL unlabelled or no positive class), ``p`` (prediction
-    is), ``hit`` (label equals prediction), ``n``. The log is scanned once into a small table
+    is), ``hit`` (label equals prediction), ``yv`` and ``pv`` (label and prediction as text:
+    a multi-class confusion matrix), ``n``. ``class_scores`` (class -> its score column) adds
+    each class's one-vs-rest AUC. The log is scanned once into a small table
     of counts at the finest grain (window × every slice column × outcome) and once more for
     the AUC's (window × slices × score) counts; every slice and the whole log are then summed
     from those tables, which hold thousands of rows where the log holds millions.
     """
-    if all(is_numeric(types[c]) or types[c] == "BOOLEAN" for c in (label, prediction)):
+    numeric = all(is_numeric(types[c]) or types[c] == "BOOLEAN" for c in (label, prediction))
+    if numeric:
         y, p = f"CAST({quote(label)} AS DOUBLE)", f"CAST({quote(prediction)} AS DOUBLE)"
         labelled = f"{y} IS NOT NULL AND NOT isnan({y})"
-        pos = "1.0"
+        pos = "1.0" if positive is not None else "NULL"
     else:
         y = _norm(text_sql(label, types[label]))
         p = _norm(text_sql(prediction, types[prediction]))
@@ -264,37 +274,58 @@ def outcome_counts(
         for column in slices
     ]
     keys = ", ".join(f"{c} AS s{k}" for k, c in enumerate(columns))
-    sc = "NULL::DOUBLE" if score is None else f"CAST({quote(score)} AS DOUBLE)"
-    outcome = (
-        f"{labelled} AS lab, "
-        f"CASE WHEN {labelled} THEN ({y} = {pos})::INTEGER END AS y, "
-        f"({p} = {pos})::INTEGER AS p, "
-        f"CASE WHEN {labelled} THEN ({y} = {p}) END AS hit"
-    )
+
+    def outcome(is_positive: str) -> str:
+        return (
+            f"{labelled} AS lab, "
+            f"CASE WHEN {labelled} THEN ({is_positive})::INTEGER END AS y, "
+            f"({p} = {pos})::INTEGER AS p, "
+            f"CASE WHEN {labelled} THEN ({y} = {p}) END AS hit, "
+            f"CASE WHEN {labelled} THEN CAST({y} AS VARCHAR) END AS yv, "
+            f"CAST({p} AS VARCHAR) AS pv"
+        )
+
     w = W if by_window else WHOLE
-    fine = f"SELECT {w} AS w, {keys}, {outcome}, count(*) AS n FROM {view} GROUP BY ALL"
-    execute(con, f"CREATE OR REPLACE TEMP TABLE mon_fine AS {fine}", where)
+    fine = f"SELECT {w} AS w, {keys}, {outcome(f'{y} = {pos}')}, count(*) AS n FROM {view} "
+    execute(con, f"CREATE OR REPLACE TEMP TABLE mon_fine AS {fine} GROUP BY ALL", where)
     counts = run(
         con,
-        _sum_per_slice("mon_fine", len(slices), "lab, y, p, hit", "sum(n)::BIGINT AS n", by_window)
+        _sum_per_slice(
+            "mon_fine", len(slices), "lab, y, p, hit, yv, pv", "sum(n)::BIGINT AS n", by_window
+        )
         + " ORDER BY k, w, s",
         where,
     )
     combos = run(
         con,
-        f"SELECT count(DISTINCT ({', '.join(f's{k}' for k in range(len(slices)))}))"
-        " AS c FROM mon_fine",
+        f"SELECT count(DISTINCT ({', '.join(f's{k}' for k in range(len(slices)))})) AS c "
+        "FROM mon_fine",
         where,
     )
-    auc = {}
+    n_combos = int(combos["c"][0])
+    auc: dict[tuple[int, int, str], float] = {}
     if score is not None:
-        scored = f"SELECT {w} AS w, {keys}, {sc} AS score, {outcome} FROM {view}"
-        auc = _auc(con, scored, len(slices), int(combos["c"][0]), by_window, where)
+        scored = f"SELECT {w} AS w, {keys}, CAST({quote(score)} AS DOUBLE) AS score, "
+        scored += f"{outcome(f'{y} = {pos}')} FROM {view}"
+        auc = _auc(con, scored, len(slices), n_combos, by_window, where)
+    # One-vs-rest per class with a score column: the class's rows are the positives.
+    by_class: dict[str, dict[tuple[int, int, str], float]] = {}
+    for name, column in (class_scores or {}).items():
+        literal = f"try_cast({_sql_text(name)} AS DOUBLE)" if numeric else _norm(_sql_text(name))
+        scored = f"SELECT {w} AS w, {keys}, CAST({quote(column)} AS DOUBLE) AS score, "
+        scored += f"{outcome(f'{y} = {literal}')} FROM {view}"
+        by_class[name] = _auc(con, scored, len(slices), n_combos, by_window, where)
     out = []
     for k in range(len(slices)):
         mask = np.asarray(counts["k"]) == k
         part = {name: col[mask] for name, col in counts.items() if name != "k"}
-        out.append((part, {key[1:]: v for key, v in auc.items() if key[0] == k}))
+        aucs = {key[1:]: v for key, v in auc.items() if key[0] == k}
+        classes: dict[tuple[int, str], dict[str, float]] = {}
+        for name, values in by_class.items():
+            for key, v in values.items():
+                if key[0] == k:
+                    classes.setdefault(key[1:], {})[name] = v
+        out.append((part, aucs, classes))
     return out
 
 
@@ -423,9 +454,12 @@ def positive_class(
     con: duckdb.DuckDBPyConnection, label: str, duck_type: str, where: str
 ) -> str | None:
     """The positive class as :func:`_norm` spells it: 1 (true, yes) when labels are binary."""
-    if is_numeric(duck_type) or duck_type == "BOOLEAN":
+    if duck_type == "BOOLEAN":
         return "1.0"
     labels = {v.lower() for v in distinct_labels(con, label, duck_type, where)}
+    if is_numeric(duck_type):
+        # 0/1 (or one of them): binary; three or more numbers are classes, none positive.
+        return "1.0" if {float(v) for v in labels} <= {0.0, 1.0} else None
     for pair, positive in ((("no", "yes"), "yes"), (("0", "1"), "1.0"), (("false", "true"), "1.0")):
         if labels <= set(pair):
             return positive

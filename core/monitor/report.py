@@ -458,18 +458,33 @@ def _outcomes(
             slices=slices,
             by_window=by_window,
             where=w_where,
+            class_scores=dict(roles.class_scores) if all_in(types) else None,
         )
+
+    def all_in(types: dict[str, str]) -> bool:
+        return all(column in types for _, column in roles.class_scores)
+
+    def per_class(
+        class_auc: dict[tuple[int, str], dict[str, float]], key: tuple[int, str]
+    ) -> dict[str, float | None] | None:
+        """Every class given a score column, with its AUC where it has one."""
+        if not roles.class_scores:
+            return None
+        found = class_auc.get(key, {})
+        return {name: found.get(name) for name, _ in roles.class_scores}
 
     slices: list[str | None] = [None, *([roles.version] if roles.version else []), *roles.sensitive]
     results = outcomes("mon_cur", log_types, slices, True, where)
-    counts, auc = results[0]
+    counts, auc, class_auc = results[0]
     for (w, s), rows in groups(counts).items():
-        perf[w] = classification(rows, auc.get((w, s)))
+        perf[w] = classification(rows, auc.get((w, s)), per_class(class_auc, (w, s)))
     if roles.version:
-        counts, auc = results[1]
+        counts, auc, class_auc = results[1]
         for (w, s), rows in groups(counts).items():
-            by_version.setdefault(w, {})[s] = classification(rows, auc.get((w, s)))
-    for attribute, (counts, auc) in zip(
+            by_version.setdefault(w, {})[s] = classification(
+                rows, auc.get((w, s)), per_class(class_auc, (w, s))
+            )
+    for attribute, (counts, auc, _) in zip(
         roles.sensitive, results[1 + bool(roles.version) :], strict=True
     ):
         split: dict[int, dict[str, dict[str, np.ndarray]]] = {}
@@ -479,11 +494,13 @@ def _outcomes(
             group_auc = {s: a for (aw, s), a in auc.items() if aw == w}
             fair.setdefault(w, {})[attribute] = fairness(attribute, by_group, group_auc)
     if ref_has:
-        counts, auc = outcomes("mon_ref", ref_types, [None], False, ref_where)[0]
+        counts, auc, class_auc = outcomes("mon_ref", ref_types, [None], False, ref_where)[0]
         ref_rows = groups(counts)
         if ref_rows:
             key, rows = next(iter(ref_rows.items()))
-            ref_perf = classification(rows, auc.get(key))
+            ref_perf = classification(
+                rows, auc.get(key), per_class(class_auc, key) if all_in(ref_types) else None
+            )
     return perf, by_version, fair, ref_perf
 
 
