@@ -31,6 +31,7 @@ from mltop.core.monitor.results import (
     MonitorReport,
     Performance,
     Roles,
+    SchemaChange,
     Section,
 )
 from mltop.core.monitor.source import (
@@ -38,10 +39,11 @@ from mltop.core.monitor.source import (
     MonitorError,
     connect,
     describe,
+    file_schemas,
     find_files,
+    holds_values,
     is_float,
     is_numeric,
-    parquet_schemas,
 )
 from mltop.core.monitor.windows import choose, iso, parse_range, timestamp_sql
 
@@ -254,11 +256,7 @@ def _build(
             f"(first {empty[0]})"
         )
     changes = schema_changes(ref_types, log_types, "log", ignore=_not_features(roles, log_types))
-    per_file = parquet_schemas(con, log)
-    if per_file:
-        first = next(iter(per_file.values()))
-        for path, types in per_file.items():
-            changes.extend(schema_changes(first, types, path))
+    changes.extend(_file_changes(con, log))
     return MonitorReport(
         log=where,
         reference=reference_text,
@@ -271,6 +269,25 @@ def _build(
         schema_changes=tuple(changes),
         problems=tuple(problems),
     )
+
+
+def _file_changes(con: agg.Connection, log: FileSet) -> list[SchemaChange]:
+    """Columns appearing, disappearing or changing type from the log's first file to each
+    other one; for CSV and JSONL a column without values in either file keeps its type."""
+    per_file = file_schemas(con, log)
+    if not per_file:
+        return []
+    first_path, first = next(iter(per_file.items()))
+    out = []
+    for path, types in per_file.items():
+        for change in schema_changes(first, types, path):
+            if change.change == "type" and not (
+                holds_values(con, log, first_path, change.column)
+                and holds_values(con, log, path, change.column)
+            ):
+                continue
+            out.append(change)
+    return out
 
 
 def _not_features(roles: Roles, types: dict[str, str]) -> list[str]:
