@@ -414,48 +414,44 @@ def _outcomes(
     ref_perf: Performance | None = None
     ref_has = roles.label in ref_types and roles.prediction in ref_types
     if task == "regression":
-        for slice_column in (None, roles.version) if roles.version else (None,):
+
+        def regressions(
+            view: str, types: dict[str, str], sliced: str | None, by_window: bool, at: str
+        ) -> list[tuple[int, str, Performance]]:
+            """MAE, RMSE and R² per window (and whole) and slice value, from DuckDB's sums."""
+            assert roles.label is not None and roles.prediction is not None
             sums = agg.regression_sums(
                 con,
-                "mon_cur",
+                view,
                 label=roles.label,
                 prediction=roles.prediction,
-                slice_column=slice_column,
-                types=log_types,
-                by_window=True,
-                where=where,
+                slice_column=sliced,
+                types=types,
+                by_window=by_window,
+                where=at,
             )
-            for k in range(len(sums["w"])):
-                p = regression(
-                    int(sums["n"][k]),
-                    int(sums["nl"][k]),
-                    _num(sums["sae"][k]),
-                    _num(sums["sse"][k]),
-                    _num(sums["var"][k]),
+            return [
+                (
+                    int(sums["w"][k]),
+                    str(sums["s"][k]),
+                    regression(
+                        int(sums["n"][k]),
+                        int(sums["nl"][k]),
+                        _num(sums["sae"][k]),
+                        _num(sums["sse"][k]),
+                        _num(sums["var"][k]),
+                    ),
                 )
-                w, s = int(sums["w"][k]), str(sums["s"][k])
-                if slice_column is None:
-                    perf[w] = p
-                else:
-                    by_version.setdefault(w, {})[s] = p
+                for k in range(len(sums["w"]))
+            ]
+
+        for w, _s, p in regressions("mon_cur", log_types, None, True, where):
+            perf[w] = p
+        if roles.version:
+            for w, s, p in regressions("mon_cur", log_types, roles.version, True, where):
+                by_version.setdefault(w, {})[s] = p
         if ref_has:
-            sums = agg.regression_sums(
-                con,
-                "mon_ref",
-                label=roles.label,
-                prediction=roles.prediction,
-                slice_column=None,
-                types=ref_types,
-                by_window=False,
-                where=ref_where,
-            )
-            ref_perf = regression(
-                int(sums["n"][0]),
-                int(sums["nl"][0]),
-                _num(sums["sae"][0]),
-                _num(sums["sse"][0]),
-                _num(sums["var"][0]),
-            )
+            ref_perf = regressions("mon_ref", ref_types, None, False, ref_where)[0][2]
         return perf, by_version, fair, ref_perf
 
     positive = agg.positive_class(con, roles.label, log_types[roles.label], where)
