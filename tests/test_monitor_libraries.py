@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from multiclass_log import multiclass_log
 from scipy import stats
 
 from mltop.core.monitor import MonitorConfig, MonitorReport, build_report
@@ -209,41 +210,6 @@ def test_z_test_of_one_shared_value_is_no_drift_as_in_evidently() -> None:
     assert z_pvalue(_counts(ref), _counts(cur)) == pytest.approx(expected, rel=1e-12)
 
 
-def _multiclass_log(folder: Path, labels: list[Any]) -> pd.DataFrame:
-    """Three classes over ten days, scores per class (softmax), labels on about 70% of rows,
-    two model versions and a group whose predictions are noisier."""
-    rng = np.random.default_rng(11)
-    n = 4000
-    ts = pd.Timestamp("2025-06-01", tz="UTC") + pd.to_timedelta(
-        np.sort(rng.uniform(0, 10 * 86400, n)), "s"
-    )
-    group = np.where(rng.uniform(size=n) < 0.35, "B", "A")
-    truth = rng.integers(0, 3, n)
-    logits = rng.normal(size=(n, 3)) + 1.6 * np.eye(3)[truth]
-    logits += np.where(group == "B", 1.5, 0.0)[:, None] * rng.normal(size=(n, 3))
-    probas = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    guess = probas.argmax(axis=1)
-    labelled = rng.uniform(size=n) < 0.7
-    names = np.array(labels, dtype=object)
-    frame = pd.DataFrame(
-        {
-            "timestamp": ts,
-            "x": rng.normal(size=n),
-            "model_version": np.where(np.arange(n) < n // 2, "v1", "v2"),
-            "group": group,
-            "prediction": names[guess],
-            "label": pd.array(np.where(labelled, names[truth], None)),
-            **{f"p_{labels[k]}": probas[:, k] for k in range(3)},
-        }
-    )
-    if isinstance(labels[0], int):
-        frame["prediction"] = frame["prediction"].astype("int64")
-        frame["label"] = frame["label"].astype("Int64")
-    frame.to_parquet(folder / "log.parquet")
-    frame.iloc[:1000].to_parquet(folder / "ref.parquet")
-    return frame
-
-
 def test_multiclass_quality_and_fairness_match_scikit_learn_and_fairlearn(tmp_path: Path) -> None:
     from fairlearn.metrics import MetricFrame
     from sklearn.metrics import (
@@ -254,7 +220,7 @@ def test_multiclass_quality_and_fairness_match_scikit_learn_and_fairlearn(tmp_pa
     )
 
     classes = ["bird", "cat", "dog"]
-    frame = _multiclass_log(tmp_path, classes)
+    frame = multiclass_log(tmp_path, classes)
     report = build_report(
         MonitorConfig(
             log=str(tmp_path / "log.parquet"),
@@ -326,7 +292,7 @@ def test_multiclass_quality_and_fairness_match_scikit_learn_and_fairlearn(tmp_pa
 def test_integer_labels_of_three_classes_are_multiclass_not_binary(tmp_path: Path) -> None:
     from sklearn.metrics import f1_score
 
-    frame = _multiclass_log(tmp_path, [0, 1, 2])
+    frame = multiclass_log(tmp_path, [0, 1, 2])
     report = build_report(
         MonitorConfig(
             log=str(tmp_path / "log.parquet"),
