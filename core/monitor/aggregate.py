@@ -275,10 +275,12 @@ def outcome_counts(
     ]
     keys = ", ".join(f"{c} AS s{k}" for k, c in enumerate(columns))
 
+    def truth(is_positive: str) -> str:
+        return f"{labelled} AS lab, CASE WHEN {labelled} THEN ({is_positive})::INTEGER END AS y"
+
     def outcome(is_positive: str) -> str:
         return (
-            f"{labelled} AS lab, "
-            f"CASE WHEN {labelled} THEN ({is_positive})::INTEGER END AS y, "
+            f"{truth(is_positive)}, "
             f"({p} = {pos})::INTEGER AS p, "
             f"CASE WHEN {labelled} THEN ({y} = {p}) END AS hit, "
             f"CASE WHEN {labelled} THEN CAST({y} AS VARCHAR) END AS yv, "
@@ -306,14 +308,14 @@ def outcome_counts(
     auc: dict[tuple[int, int, str], float] = {}
     if score is not None:
         scored = f"SELECT {w} AS w, {keys}, CAST({quote(score)} AS DOUBLE) AS score, "
-        scored += f"{outcome(f'{y} = {pos}')} FROM {view}"
+        scored += f"{truth(f'{y} = {pos}')} FROM {view}"
         auc = _auc(con, scored, len(slices), n_combos, by_window, where)
     # One-vs-rest per class with a score column: the class's rows are the positives.
     by_class: dict[str, dict[tuple[int, int, str], float]] = {}
     for name, column in (class_scores or {}).items():
         literal = f"try_cast({_sql_text(name)} AS DOUBLE)" if numeric else _norm(_sql_text(name))
         scored = f"SELECT {w} AS w, {keys}, CAST({quote(column)} AS DOUBLE) AS score, "
-        scored += f"{outcome(f'{y} = {literal}')} FROM {view}"
+        scored += f"{truth(f'{y} = {literal}')} FROM {view}"
         by_class[name] = _auc(con, scored, len(slices), n_combos, by_window, where)
     out = []
     for k in range(len(slices)):
@@ -366,7 +368,7 @@ def _auc(
     if combos <= FINE_AUC_COMBOS:
         execute(
             con,
-            "CREATE OR REPLACE TEMP TABLE mon_fine_auc AS SELECT * EXCLUDE (lab, y, p, hit), "
+            "CREATE OR REPLACE TEMP TABLE mon_fine_auc AS SELECT * EXCLUDE (lab, y), "
             "count(*) FILTER (WHERE y = 1) AS pos, count(*) FILTER (WHERE y = 0) AS neg "
             f"FROM ({scored}) WHERE {kept} GROUP BY ALL",
             where,
