@@ -219,7 +219,12 @@ def _build(
     perf, perf_by_version, fair, ref_perf = _outcomes(
         con, roles, log_types, ref_types, config, where, ref_where
     )
-    versions = agg.slice_counts(con, roles.version, log_types, where) if roles.version else {}
+    versions: dict[int, dict[str, int]] = {}
+    if roles.version and perf_by_version:
+        # Every row of a version is in its quality's count, labelled or not: no second scan.
+        versions = {w: {s: p.n_rows for s, p in by.items()} for w, by in perf_by_version.items()}
+    elif roles.version:
+        versions = agg.slice_counts(con, roles.version, log_types, where)
 
     def section(w: int) -> Section:
         start, end = (
