@@ -9,7 +9,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from multiclass_log import multiclass_log
 from rich.console import Console
 
 from mltop.core.cli import main
@@ -198,6 +197,8 @@ def test_the_installed_command_exits_1_on_a_crossed_gate(data: Path) -> None:
 def test_class_scores_give_each_class_its_line_and_a_bad_flag_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    from helpers.multiclass_log import multiclass_log
+
     multiclass_log(tmp_path, ["bird", "cat", "dog"])
     log, ref = str(tmp_path / "log.parquet"), str(tmp_path / "ref.parquet")
     flags = [f"--class-score={c}=p_{c}" for c in ("bird", "cat", "dog")]

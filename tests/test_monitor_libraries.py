@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from multiclass_log import multiclass_log
 from scipy import stats
 
 from mltop.core.monitor import MonitorConfig, MonitorReport, build_report
@@ -212,12 +210,15 @@ def test_z_test_of_one_shared_value_is_no_drift_as_in_evidently() -> None:
 
 def test_multiclass_quality_and_fairness_match_scikit_learn_and_fairlearn(tmp_path: Path) -> None:
     from fairlearn.metrics import MetricFrame
+    from helpers.multiclass_log import multiclass_log
     from sklearn.metrics import (
         accuracy_score,
         f1_score,
         precision_recall_fscore_support,
         roc_auc_score,
     )
+
+    from mltop.core.monitor import Performance
 
     classes = ["bird", "cat", "dog"]
     frame = multiclass_log(tmp_path, classes)
@@ -232,7 +233,8 @@ def test_multiclass_quality_and_fairness_match_scikit_learn_and_fairlearn(tmp_pa
     )
     assert report.roles.features == ("x",)  # the score columns are not features
 
-    def check(got: Any, rows: pd.DataFrame) -> None:
+    def check(got: Performance | None, rows: pd.DataFrame) -> None:
+        assert got is not None
         rows = rows[rows["label"].notna()]
         y, p = rows["label"].astype(str), rows["prediction"].astype(str)
         assert got.n_labeled == len(rows)
@@ -290,6 +292,7 @@ def test_multiclass_quality_and_fairness_match_scikit_learn_and_fairlearn(tmp_pa
 
 
 def test_integer_labels_of_three_classes_are_multiclass_not_binary(tmp_path: Path) -> None:
+    from helpers.multiclass_log import multiclass_log
     from sklearn.metrics import f1_score
 
     frame = multiclass_log(tmp_path, [0, 1, 2])
