@@ -204,6 +204,40 @@ def test_a_column_that_changes_type_between_files_is_a_schema_change(tmp_path: P
     assert "extra" not in report.overall.drift and "kind" in report.overall.drift
 
 
+@pytest.mark.parametrize("suffix", ["csv", "jsonl"])
+def test_csv_and_jsonl_files_changing_columns_are_schema_changes(
+    tmp_path: Path, suffix: str
+) -> None:
+    """A column added in one file, removed from another, holding numbers where the first file
+    held text: each a schema change naming its file. A column left empty in one file (a CSV
+    reader sees text, a JSONL reader nulls) is missing values, not a change of type."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frames = [_log([day]).to_pandas() for day in range(4)]
+    frames[1]["extra"] = 1.5
+    frames[2] = frames[2].drop(columns=["prediction"])
+    frames[2]["kind"] = np.arange(40)
+    frames[3]["amount"] = None
+    for k, frame in enumerate(frames):
+        path = folder / f"part-{k}.{suffix}"
+        if suffix == "csv":
+            frame.to_csv(path, index=False)
+        else:
+            frame.to_json(path, orient="records", lines=True, date_format="iso")
+    report = build_report(
+        MonitorConfig(log=str(folder), reference=str(folder / f"part-0.{suffix}"))
+    )
+    changes = {(c.column, c.change, Path(c.where).name) for c in report.schema_changes}
+    files = {c for c in changes if c[2] != "log"}
+    assert files == {
+        ("extra", "added", f"part-1.{suffix}"),
+        ("prediction", "removed", f"part-2.{suffix}"),
+        ("kind", "type", f"part-2.{suffix}"),
+    }
+    assert report.overall.n_rows == 160
+    assert report.overall.quality["amount"].missing_count == 40
+
+
 def test_a_reference_window_is_compared_with_what_came_after_it(tmp_path: Path) -> None:
     pq.write_table(_log([0, 1, 2, 3, 4, 5]), tmp_path / "log.parquet")
     log = str(tmp_path / "log.parquet")

@@ -187,3 +187,22 @@ def test_the_installed_command_exits_1_on_a_crossed_gate(data: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "latest.drift_share>0.5: drift_share is 0.857143 (2025-03-30T00:00:00Z)" in done.stderr
     assert json.loads(done.stdout)["overall"]["n_rows"] == 4995
+
+
+def test_class_scores_give_each_class_its_line_and_a_bad_flag_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers.multiclass_log import multiclass_log
+
+    multiclass_log(tmp_path, ["bird", "cat", "dog"])
+    log, ref = str(tmp_path / "log.parquet"), str(tmp_path / "ref.parquet")
+    flags = [f"--class-score={c}=p_{c}" for c in ("bird", "cat", "dog")]
+    code, out, err = run([log, "--ref", ref, *flags, "--format", "json"], capsys)
+    assert code == 0, err
+    per_class = json.loads(out)["overall"]["performance"]["per_class"]
+    assert list(per_class) == ["bird", "cat", "dog"]
+    assert all(0.5 < c["roc_auc"] < 1 for c in per_class.values())
+    assert "p_bird" not in json.loads(out)["overall"]["drift"]  # a score column, not a feature
+    code, out, err = run([log, "--ref", ref, "--class-score", "bird"], capsys)
+    assert code == 2 and out == ""
+    assert err.strip() == "mltop monitor: --class-score wants CLASS=COLUMN, not 'bird'"

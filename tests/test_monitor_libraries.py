@@ -203,3 +203,107 @@ def test_z_test_of_one_shared_value_is_no_drift_as_in_evidently() -> None:
     cur = np.array(["no"] * 12 + ["yes"] * 20, dtype=object)
     expected, _ = _z_stat_test(pd.Series(ref), pd.Series(cur), ColumnType.Categorical, 0.05)
     assert z_pvalue(_counts(ref), _counts(cur)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_multiclass_quality_and_fairness_match_scikit_learn_and_fairlearn(tmp_path: Path) -> None:
+    from fairlearn.metrics import MetricFrame
+    from helpers.multiclass_log import multiclass_log
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    from mltop.core.monitor import Performance
+
+    classes = ["bird", "cat", "dog"]
+    frame = multiclass_log(tmp_path, classes)
+    report = build_report(
+        MonitorConfig(
+            log=str(tmp_path / "log.parquet"),
+            reference=str(tmp_path / "ref.parquet"),
+            sensitive=("group",),
+            class_scores=tuple((c, f"p_{c}") for c in classes),
+            window="day",
+        )
+    )
+    assert report.roles.features == ("x",)  # the score columns are not features
+
+    def check(got: Performance | None, rows: pd.DataFrame) -> None:
+        assert got is not None
+        rows = rows[rows["label"].notna()]
+        y, p = rows["label"].astype(str), rows["prediction"].astype(str)
+        assert got.n_labeled == len(rows)
+        assert got.accuracy == pytest.approx(accuracy_score(y, p), abs=1e-12)
+        for name in ("precision", "recall", "f1"):
+            index = ("precision", "recall", "f1").index(name)
+            macro = precision_recall_fscore_support(y, p, average="macro", zero_division=0)
+            assert getattr(got, name) == pytest.approx(macro[index], abs=1e-12), name
+        seen = sorted(set(y) | set(p))
+        precision, recall, f1, support = precision_recall_fscore_support(
+            y, p, labels=seen, average=None, zero_division=0
+        )
+        assert list(got.per_class) == seen
+        for k, cls in enumerate(seen):
+            mine = got.per_class[cls]
+            assert (mine.precision, mine.recall, mine.f1) == pytest.approx(
+                (precision[k], recall[k], f1[k]), abs=1e-12
+            )
+            assert mine.support == support[k]
+        onehot = (y.to_numpy()[:, None] == np.array(classes)[None, :]).astype(int)
+        scores = rows[[f"p_{c}" for c in classes]].to_numpy()
+        if onehot.min(axis=0).max() == 0 and onehot.max(axis=0).min() == 1:
+            expected = roc_auc_score(onehot, scores, average=None)
+            assert got.roc_auc == pytest.approx(float(np.mean(expected)), abs=1e-12)
+            for k, cls in enumerate(classes):
+                assert got.per_class[cls].roc_auc == pytest.approx(expected[k], abs=1e-12)
+
+    check(report.overall.performance, frame)
+    day = frame["timestamp"].dt.floor("D")
+    for k, section in enumerate(report.windows):
+        check(section.performance, frame[day == day.min() + pd.Timedelta(days=k)])
+    for version in ("v1", "v2"):
+        check(
+            report.overall.performance_by_version[version], frame[frame["model_version"] == version]
+        )
+
+    # Fairness: what MetricFrame gives per group without a positive class; no parity differences.
+    rows = frame[frame["label"].notna()]
+    mf = MetricFrame(
+        metrics={
+            "accuracy": accuracy_score,
+            "f1": lambda t, g: f1_score(t, g, average="macro", zero_division=0),
+        },
+        y_true=rows["label"].astype(str),
+        y_pred=rows["prediction"].astype(str),
+        sensitive_features=rows["group"],
+    )
+    fair = report.overall.fairness["group"]
+    for group in ("A", "B"):
+        assert fair.groups[group].accuracy == pytest.approx(mf.by_group.loc[group, "accuracy"])
+        assert fair.groups[group].f1 == pytest.approx(mf.by_group.loc[group, "f1"], abs=1e-12)
+        assert fair.groups[group].selection_rate is None
+    assert fair.demographic_parity_difference is None
+    assert fair.equalized_odds_difference is None
+
+
+def test_integer_labels_of_three_classes_are_multiclass_not_binary(tmp_path: Path) -> None:
+    from helpers.multiclass_log import multiclass_log
+    from sklearn.metrics import f1_score
+
+    frame = multiclass_log(tmp_path, [0, 1, 2])
+    report = build_report(
+        MonitorConfig(
+            log=str(tmp_path / "log.parquet"),
+            reference=str(tmp_path / "ref.parquet"),
+            class_scores=tuple((str(c), f"p_{c}") for c in (0, 1, 2)),
+        )
+    )
+    got = report.overall.performance
+    rows = frame[frame["label"].notna()]
+    assert got is not None and list(got.per_class) == ["0", "1", "2"]
+    expected = f1_score(rows["label"].astype(int), rows["prediction"], average="macro")
+    assert got.f1 == pytest.approx(expected, abs=1e-12)
+    assert got.n_positive_labels is None
+    assert got.roc_auc is not None

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helpers.fixtures import untar
 
-from mltop.core.monitor import MonitorConfig, MonitorReport, Section, build_report
+from mltop.core.monitor import MonitorConfig, MonitorReport, Section, aggregate, build_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "monitoring"
 ORACLE = json.loads((FIXTURE / "oracle_monitoring.json").read_text(encoding="utf-8"))
@@ -181,3 +181,18 @@ def test_csv_and_jsonl_logs_give_the_parquet_report(data: Path, report: MonitorR
                 assert theirs.drift[column].drifted is drift.drifted
             assert mine.performance == theirs.performance
             assert mine.fairness == theirs.fairness
+
+
+def test_many_slice_combinations_count_auc_per_slice_with_the_same_result(
+    data: Path, report: MonitorReport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond a few combinations of versions and groups the AUC counts each slice on its own
+    instead of at the finest grain; both routes must give the same numbers."""
+    monkeypatch.setattr(aggregate, "FINE_AUC_COMBOS", 0)
+    other = report_for(data, "prediction_log.parquet", extra_tests=("psi", "ks"))
+    for mine, theirs in zip(
+        (report.overall, *report.windows), (other.overall, *other.windows), strict=True
+    ):
+        assert mine.performance == theirs.performance
+        assert mine.performance_by_version == theirs.performance_by_version
+        assert mine.fairness == theirs.fairness

@@ -5,6 +5,7 @@ pipeline files and its serve.py run in a subprocess, and the real Evidently work
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -143,3 +144,56 @@ def test_the_monitor_stage_pane_says_what_the_monitor_found(served: Path) -> Non
     [found] = overview.monitors
     assert f"monitor proj: {found.drift_text()}" in pane
     assert "partner_api" in pane
+
+
+def test_the_overview_answers_at_once_and_computes_a_changed_monitor_when_asked(
+    served: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "proj"
+    shutil.copytree(served, root)
+    first = build_overview(root, compute_monitors=False)
+    [pending] = first.monitors
+    assert pending.pending and pending.drift_text() == "computing…"
+    assert metric(first, "drift").value == "computing…"
+    computed = build_overview(root)
+    [found] = computed.monitors
+    assert not found.pending and "features drifted" in found.drift_text()
+    # Files unchanged: the kept finding, without computing.
+    [kept] = build_overview(root, compute_monitors=False).monitors
+    assert kept == found
+    # The log rewritten (new size and time): its finding is computing again.
+    log = root / "data" / "predictions.parquet"
+    log.write_bytes(log.read_bytes() + b"")
+    os.utime(log, ns=(log.stat().st_atime_ns, log.stat().st_mtime_ns + 10**9))
+    [changed] = build_overview(root, compute_monitors=False).monitors
+    assert changed.pending
+
+
+async def test_the_pipelines_screen_shows_computing_then_what_the_monitor_found(
+    served: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui_pilot import make_app, until
+
+    from mltop.tui.screens.pipelines.screen import PipelinesLoaded, PipelinesScreen
+
+    root = tmp_path / "proj"
+    shutil.copytree(served, root)
+    answers: list[PipelinesData | None] = []
+    shown = PipelinesScreen.on_pipelines_loaded
+
+    def recorded(self: PipelinesScreen, message: PipelinesLoaded) -> None:
+        answers.append(message.data)
+        shown(self, message)
+
+    monkeypatch.setattr(PipelinesScreen, "on_pipelines_loaded", recorded)
+    app = make_app(root, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.runs_screen.settled)
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, PipelinesScreen) and app.screen.settled)
+        screen = app.screen
+        assert isinstance(screen, PipelinesScreen) and screen.data is not None
+        states = [[m.pending for m in a.overview.monitors] for a in answers if a is not None]
+        assert states == [[True], [False]]
+        [found] = screen.data.overview.monitors
+        assert "features drifted" in found.drift_text()

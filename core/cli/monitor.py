@@ -78,6 +78,12 @@ def _parser() -> Parser:
     parser.add_argument(
         "--categorical", action="append", metavar="COLUMNS", help="treat these as categories"
     )
+    parser.add_argument(
+        "--class-score",
+        action="append",
+        metavar="CLASS=COLUMN",
+        help="multi-class: the score column of a class, for ROC AUC (repeatable)",
+    )
     parser.add_argument("--task", choices=("classification", "regression"))
     parser.add_argument(
         "--drift", action="append", choices=("psi", "ks"), help="also run this test (repeatable)"
@@ -120,6 +126,7 @@ def cmd_monitor(argv: Sequence[str], out_file: TextIO | None = None) -> int:
             label=args.label,
             version=args.version,
             sensitive=_names(args.sensitive),
+            class_scores=_class_scores(args.class_score),
             features=_names(args.features) or None,
             categorical=_names(args.categorical),
             task=args.task,
@@ -147,3 +154,14 @@ def cmd_monitor(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     for failure in failures:
         err.print(Text(f"mltop monitor: gate crossed: {inert(failure)}", style="red"))
     return EXIT_PROBLEMS if failures else EXIT_OK
+
+
+def _class_scores(given: list[str] | None) -> tuple[tuple[str, str], ...]:
+    """``--class-score CLASS=COLUMN`` flags as (class, column) pairs."""
+    pairs = []
+    for text in given or ():
+        name, sep, column = text.partition("=")
+        if not sep or not name or not column:
+            raise UsageError(f"mltop monitor: --class-score wants CLASS=COLUMN, not {text!r}")
+        pairs.append((name, column))
+    return tuple(pairs)

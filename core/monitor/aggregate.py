@@ -19,7 +19,13 @@ from mltop.core.monitor.drift import Counts
 from mltop.core.monitor.source import MonitorError, first_line, is_float, is_numeric, quote
 
 Connection = duckdb.DuckDBPyConnection  # for modules that pass it on without importing DuckDB
-Outcomes = list[tuple[dict[str, np.ndarray], dict[tuple[int, str], float]]]
+Outcomes = list[
+    tuple[
+        dict[str, np.ndarray],  # outcome counts
+        dict[tuple[int, str], float],  # ROC AUC per (window, slice value)
+        dict[tuple[int, str], dict[str, float]],  # one-vs-rest ROC AUC per class
+    ]
+]
 
 TS = "__mltop_ts"
 W = "__mltop_w"
@@ -30,6 +36,14 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, where: str) -> dict[str, np.nd
     """``sql``'s result as numpy columns; a DuckDB failure is one line naming ``where``."""
     try:
         return con.execute(sql).fetchnumpy()
+    except duckdb.Error as exc:
+        raise MonitorError(f"{where}: {first_line(exc)}") from exc
+
+
+def execute(con: duckdb.DuckDBPyConnection, sql: str, where: str) -> None:
+    """Run a statement that returns nothing; a DuckDB failure is one line naming ``where``."""
+    try:
+        con.execute(sql)
     except duckdb.Error as exc:
         raise MonitorError(f"{where}: {first_line(exc)}") from exc
 
@@ -66,7 +80,7 @@ def feature_counts(
         sql = (
             f"SELECT w, v, count(*) AS n FROM "
             f"(SELECT {W} AS w, {v} AS v FROM {view} WHERE {present}) "
-            f"GROUP BY w, v" + (" ORDER BY w, v" if kind != "numerical" else "")
+            "GROUP BY w, v"
         )
     else:
         sql = (
@@ -74,27 +88,67 @@ def feature_counts(
             f"(SELECT {v} AS v FROM {view} WHERE {present}) GROUP BY v ORDER BY v"
         )
     res = run(con, sql, where)
-    windows = res["w"].astype(np.int64)
-    values = res["v"]
-    if kind == "numerical":
-        values = np.asarray(values, dtype=float)
-    else:
-        values = np.asarray(values, dtype=object)
-    counts = res["n"].astype(np.int64)
+    return _split(res["w"], res["v"], res["n"], kind == "numerical", by_window)
+
+
+def categorical_counts(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    features: Sequence[tuple[str, str]],
+    *,
+    where: str,
+) -> dict[str, dict[int, Counts]]:
+    """:func:`feature_counts` of several categorical ``(column, type)`` features per window, in
+    one scan of the log: a grouping set per feature (categories are few, so their tables are
+    small, and reading the log and placing each row in its window is done once)."""
+    if not features:
+        return {}
+    values = ", ".join(f"{text_sql(c, t)} AS v{k}" for k, (c, t) in enumerate(features))
+    keys = ", ".join(f"v{k}" for k in range(len(features)))
+    flags = ", ".join(f"grouping(v{k}) AS g{k}" for k in range(len(features)))
+    sets = ", ".join(f"({W}, v{k})" for k in range(len(features)))
+    res = run(
+        con,
+        f"SELECT {W} AS w, {keys}, {flags}, count(*) AS n FROM "
+        f"(SELECT {W}, {values} FROM {view}) GROUP BY GROUPING SETS ({sets})",
+        where,
+    )
+    out: dict[str, dict[int, Counts]] = {}
+    for k, (column, _type) in enumerate(features):
+        v = res[f"v{k}"]
+        present = ~np.ma.getmaskarray(v) & np.array([x is not None for x in np.ma.getdata(v)])
+        mask = (np.asarray(res[f"g{k}"]) == 0) & present
+        out[column] = _split(res["w"][mask], np.ma.getdata(v)[mask], res["n"][mask], False, True)
+    return out
+
+
+def _split(
+    w: np.ndarray, v: np.ndarray, n: np.ndarray, numeric: bool, by_window: bool
+) -> dict[int, Counts]:
+    """Rows of (window, value, count) as each window's sorted :class:`Counts`, and the whole
+    log's (-1: the windows' counts merged, cheaper than a second aggregation)."""
+    windows = np.asarray(w).astype(np.int64)
+    values = np.asarray(v, dtype=float if numeric else object)
+    counts = np.asarray(n).astype(np.int64)
     out: dict[int, Counts] = {}
     if len(windows) == 0:
         return out
-    if kind == "numerical" and by_window:
-        # Sorted here rather than by DuckDB: numpy sorts 10^5 numbers faster than the query does.
-        order = np.lexsort((values, windows))
+    whole = None
+    if by_window:
+        # Sorted here rather than by DuckDB: numpy sorts 10^5 numbers faster than the query
+        # does. One sort by value serves both: its runs of equal values are the whole log's
+        # counts, and a stable sort of it by window keeps each window's values in order.
+        by_value = np.argsort(values, kind="stable")
+        ordered = values[by_value]
+        firsts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        whole = Counts(ordered[firsts], np.add.reduceat(counts[by_value], firsts))
+        order = by_value[np.argsort(windows[by_value], kind="stable")]
         windows, values, counts = windows[order], values[order], counts[order]
     cuts = np.flatnonzero(np.diff(windows)) + 1
     for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(windows)], strict=True):
         out[int(windows[start])] = Counts(values[start:stop], counts[start:stop])
-    if by_window:
-        # The whole log: the windows' counts merged (cheaper than a second aggregation).
-        merged, where_in = np.unique(values, return_inverse=True)
-        out[WHOLE] = Counts(merged, np.bincount(where_in, weights=counts).astype(np.int64))
+    if whole is not None:
+        out[WHOLE] = whole
     return out
 
 
@@ -111,22 +165,22 @@ def present_counts(
     parts = []
     for i, c in enumerate(columns):
         col = quote(c)
-        cond = f"{col} IS NOT NULL" + (f" AND NOT isnan({col})" if is_float(types[c]) else "")
-        parts.append(f"count(*) FILTER (WHERE {cond}) AS c{i}")
+        if is_float(types[c]):
+            parts.append(f"count(*) FILTER (WHERE NOT isnan({col})) AS c{i}")
+        else:
+            parts.append(f"count({col}) AS c{i}")
     select = ", ".join(["count(*) AS n", *parts])
-    if by_window:
-        sql = (
-            f"SELECT coalesce({W}, {WHOLE}) AS w, {select} FROM {view} "
-            f"GROUP BY GROUPING SETS (({W}), ()) ORDER BY w"
-        )
-    else:
-        sql = f"SELECT {WHOLE} AS w, {select} FROM {view}"
+    # Per window only: the whole log is their sum, cheaper than a second grouping set.
+    sql = f"SELECT {W if by_window else WHOLE} AS w, {select} FROM {view} GROUP BY ALL ORDER BY w"
     res = run(con, sql, where)
     rows: dict[int, int] = {}
     present: dict[int, dict[str, int]] = {}
     for k, w in enumerate(res["w"].tolist()):
         rows[int(w)] = int(res["n"][k])
         present[int(w)] = {c: int(res[f"c{i}"][k]) for i, c in enumerate(columns)}
+    if by_window:
+        rows[WHOLE] = sum(rows.values())
+        present[WHOLE] = {c: sum(int(x) for x in res[f"c{i}"]) for i, c in enumerate(columns)}
     return rows, present
 
 
@@ -136,14 +190,17 @@ def slice_counts(
     """Rows per window and whole log for each value of ``column`` (a version or a group)."""
     s = text_sql(column, types[column])
     sql = (
-        f"SELECT coalesce(w, {WHOLE}) AS w, s, count(*) AS n FROM "
-        f"(SELECT {W} AS w, coalesce({s}, '(missing)') AS s FROM mon_cur) "
-        "GROUP BY GROUPING SETS ((w, s), (s)) ORDER BY w, s"
+        f"SELECT {W} AS w, coalesce({s}, '(missing)') AS s, count(*) AS n FROM mon_cur "
+        "GROUP BY ALL ORDER BY w, s"
     )
     res = run(con, sql, where)
     out: dict[int, dict[str, int]] = {}
+    whole: dict[str, int] = {}
     for w, s_value, n in zip(res["w"].tolist(), res["s"].tolist(), res["n"].tolist(), strict=True):
         out.setdefault(int(w), {})[str(s_value)] = int(n)
+        whole[str(s_value)] = whole.get(str(s_value), 0) + int(n)
+    if whole:
+        out[WHOLE] = dict(sorted(whole.items()))
     return out
 
 
@@ -187,6 +244,7 @@ def outcome_counts(
     slices: Sequence[str | None],
     by_window: bool,
     where: str,
+    class_scores: dict[str, str] | None = None,
 ) -> Outcomes:
     """Classification outcomes counted per window (-1: whole), slice value, truth and guess,
     and the ROC AUC of the score per (window, slice value) where both classes are labelled;
@@ -194,55 +252,111 @@ def outcome_counts(
 
     Columns: ``w``, ``s`` (slice value as text, '' when not sliced), ``lab`` (labelled), ``y``
     (label is the positive class: 1/0; NULL unlabelled or no positive class), ``p`` (prediction
-    is), ``hit`` (label equals prediction), ``n``. Every slice comes from one scan of the log
-    (each row is counted once per slice), and the AUC from a second one: holding the rows
-    between the two would cost memory in proportion to the log.
+    is), ``hit`` (label equals prediction), ``yv`` and ``pv`` (label and prediction as text:
+    a multi-class confusion matrix), ``n``. ``class_scores`` (class -> its score column) adds
+    each class's one-vs-rest AUC. The log is scanned once into a small table
+    of counts at the finest grain (window × every slice column × outcome) and once more for
+    the AUC's (window × slices × score) counts; every slice and the whole log are then summed
+    from those tables, which hold thousands of rows where the log holds millions.
     """
-    if all(is_numeric(types[c]) or types[c] == "BOOLEAN" for c in (label, prediction)):
+    numeric = all(is_numeric(types[c]) or types[c] == "BOOLEAN" for c in (label, prediction))
+    if numeric:
         y, p = f"CAST({quote(label)} AS DOUBLE)", f"CAST({quote(prediction)} AS DOUBLE)"
         labelled = f"{y} IS NOT NULL AND NOT isnan({y})"
-        pos = "1.0"
+        pos = "1.0" if positive is not None else "NULL"
     else:
         y = _norm(text_sql(label, types[label]))
         p = _norm(text_sql(prediction, types[prediction]))
         labelled = f"{y} IS NOT NULL"
         pos = _sql_text(positive) if positive is not None else "NULL"
-    pairs = []
-    for k, column in enumerate(slices):
-        s = "''" if column is None else f"coalesce({text_sql(column, types[column])}, '(missing)')"
-        pairs.append(f"{{'k': {k}, 's': {s}}}")
-    sc = "NULL::DOUBLE" if score is None else f"CAST({quote(score)} AS DOUBLE)"
-    inner = (
-        f"SELECT w, sl.k AS k, sl.s AS s, lab, y, p, hit, score FROM ("
-        f"SELECT {W if by_window else WHOLE} AS w, unnest([{', '.join(pairs)}]) AS sl, "
-        f"{labelled} AS lab, "
-        f"CASE WHEN {labelled} THEN ({y} = {pos})::INTEGER END AS y, "
-        f"({p} = {pos})::INTEGER AS p, "
-        f"CASE WHEN {labelled} THEN ({y} = {p}) END AS hit, "
-        f"{sc} AS score FROM {view})"
-    )
-    groups = (
-        "(k, w, s, lab, y, p, hit), (k, s, lab, y, p, hit)"
-        if by_window
-        else "(k, w, s, lab, y, p, hit)"
-    )
+    columns = [
+        "''" if column is None else f"coalesce({text_sql(column, types[column])}, '(missing)')"
+        for column in slices
+    ]
+    keys = ", ".join(f"{c} AS s{k}" for k, c in enumerate(columns))
+
+    def truth(is_positive: str) -> str:
+        return f"{labelled} AS lab, CASE WHEN {labelled} THEN ({is_positive})::INTEGER END AS y"
+
+    def outcome(is_positive: str) -> str:
+        return (
+            f"{truth(is_positive)}, "
+            f"({p} = {pos})::INTEGER AS p, "
+            f"CASE WHEN {labelled} THEN ({y} = {p}) END AS hit, "
+            f"CASE WHEN {labelled} THEN CAST({y} AS VARCHAR) END AS yv, "
+            f"CAST({p} AS VARCHAR) AS pv"
+        )
+
+    w = W if by_window else WHOLE
+    fine = f"SELECT {w} AS w, {keys}, {outcome(f'{y} = {pos}')}, count(*) AS n FROM {view} "
+    execute(con, f"CREATE OR REPLACE TEMP TABLE mon_fine AS {fine} GROUP BY ALL", where)
     counts = run(
         con,
-        f"SELECT k, coalesce(w, {WHOLE}) AS w, s, lab, y, p, hit, count(*) AS n "
-        f"FROM ({inner}) GROUP BY GROUPING SETS ({groups}) ORDER BY k, w, s",
+        _sum_per_slice(
+            "mon_fine", len(slices), "lab, y, p, hit, yv, pv", "sum(n)::BIGINT AS n", by_window
+        )
+        + " ORDER BY k, w, s",
         where,
     )
-    auc = _auc(con, inner, by_window, where) if score is not None else {}
+    combos = run(
+        con,
+        f"SELECT count(DISTINCT ({', '.join(f's{k}' for k in range(len(slices)))})) AS c "
+        "FROM mon_fine",
+        where,
+    )
+    n_combos = int(combos["c"][0])
+    auc: dict[tuple[int, int, str], float] = {}
+    if score is not None:
+        scored = f"SELECT {w} AS w, {keys}, CAST({quote(score)} AS DOUBLE) AS score, "
+        scored += f"{truth(f'{y} = {pos}')} FROM {view}"
+        auc = _auc(con, scored, len(slices), n_combos, by_window, where)
+    # One-vs-rest per class with a score column: the class's rows are the positives.
+    by_class: dict[str, dict[tuple[int, int, str], float]] = {}
+    for name, column in (class_scores or {}).items():
+        literal = f"try_cast({_sql_text(name)} AS DOUBLE)" if numeric else _norm(_sql_text(name))
+        scored = f"SELECT {w} AS w, {keys}, CAST({quote(column)} AS DOUBLE) AS score, "
+        scored += f"{truth(f'{y} = {literal}')} FROM {view}"
+        by_class[name] = _auc(con, scored, len(slices), n_combos, by_window, where)
     out = []
     for k in range(len(slices)):
         mask = np.asarray(counts["k"]) == k
         part = {name: col[mask] for name, col in counts.items() if name != "k"}
-        out.append((part, {key[1:]: v for key, v in auc.items() if key[0] == k}))
+        aucs = {key[1:]: v for key, v in auc.items() if key[0] == k}
+        classes: dict[tuple[int, str], dict[str, float]] = {}
+        for name, values in by_class.items():
+            for key, v in values.items():
+                if key[0] == k:
+                    classes.setdefault(key[1:], {})[name] = v
+        out.append((part, aucs, classes))
     return out
 
 
+def _sum_per_slice(source: str, slices: int, keys: str, sums: str, by_window: bool) -> str:
+    """``sums`` over ``source`` per slice ``k`` (its value ``s``), window and ``keys``, and per
+    slice value and keys over the whole log (``w`` = -1): one grouping per slice column."""
+    parts = []
+    for k in range(slices):
+        whole = f", (s{k}, {keys})" if by_window else ""
+        parts.append(
+            f"SELECT {k} AS k, coalesce(w, {WHOLE}) AS w, s{k} AS s, {keys}, {sums} "
+            f"FROM {source} GROUP BY GROUPING SETS ((w, s{k}, {keys}){whole})"
+        )
+    return " UNION ALL ".join(parts)
+
+
+FINE_AUC_COMBOS = 64
+"""Up to this many combinations of slice values, the AUC's counts are taken at the finest grain
+(window × all slices × score) in one scan and summed per slice; beyond it (many groups of
+several attributes would multiply the rows) each row is counted once per slice instead."""
+
+
 def _auc(
-    con: duckdb.DuckDBPyConnection, inner: str, by_window: bool, where: str
+    con: duckdb.DuckDBPyConnection,
+    scored: str,
+    slices: int,
+    combos: int,
+    by_window: bool,
+    where: str,
 ) -> dict[tuple[int, int, str], float]:
     """ROC AUC per slice, window and slice value, as ``roc_auc_score``: P(score of a positive >
     a negative's), ties counting one half, i.e. (2·Σ pos·(negatives scored below) + Σ pos·neg
@@ -250,15 +364,23 @@ def _auc(
 
     DuckDB counts positives and negatives per distinct score; the running sums are numpy's
     (a SQL window over a million score groups took seconds, numpy takes milliseconds)."""
-    groups = "(k, w, s, score), (k, s, score)" if by_window else "(k, w, s, score)"
-    res = run(
-        con,
-        f"SELECT k, coalesce(w, {WHOLE}) AS w, s, score, "
-        "count(*) FILTER (WHERE y = 1) AS pos, count(*) FILTER (WHERE y = 0) AS neg "
-        f"FROM ({inner}) WHERE lab AND y IS NOT NULL AND score IS NOT NULL AND NOT isnan(score) "
-        f"GROUP BY GROUPING SETS ({groups})",
-        where,
-    )
+    kept = "lab AND y IS NOT NULL AND score IS NOT NULL AND NOT isnan(score)"
+    if combos <= FINE_AUC_COMBOS:
+        execute(
+            con,
+            "CREATE OR REPLACE TEMP TABLE mon_fine_auc AS SELECT * EXCLUDE (lab, y), "
+            "count(*) FILTER (WHERE y = 1) AS pos, count(*) FILTER (WHERE y = 0) AS neg "
+            f"FROM ({scored}) WHERE {kept} GROUP BY ALL",
+            where,
+        )
+        source = "mon_fine_auc"
+    else:
+        source = (
+            f"(SELECT *, (y = 1)::INTEGER AS pos, (y = 0)::INTEGER AS neg FROM ({scored}) "
+            f"WHERE {kept})"
+        )
+    sums = "sum(pos)::BIGINT AS pos, sum(neg)::BIGINT AS neg"
+    res = run(con, _sum_per_slice(source, slices, "score", sums, by_window), where)
     if len(res["k"]) == 0:
         return {}
     names, s_index = np.unique(np.asarray(res["s"], dtype=object).astype(str), return_inverse=True)
@@ -334,9 +456,12 @@ def positive_class(
     con: duckdb.DuckDBPyConnection, label: str, duck_type: str, where: str
 ) -> str | None:
     """The positive class as :func:`_norm` spells it: 1 (true, yes) when labels are binary."""
-    if is_numeric(duck_type) or duck_type == "BOOLEAN":
+    if duck_type == "BOOLEAN":
         return "1.0"
     labels = {v.lower() for v in distinct_labels(con, label, duck_type, where)}
+    if is_numeric(duck_type):
+        # 0/1 (or one of them): binary; three or more numbers are classes, none positive.
+        return "1.0" if {float(v) for v in labels} <= {0.0, 1.0} else None
     for pair, positive in ((("no", "yes"), "yes"), (("0", "1"), "1.0"), (("false", "true"), "1.0")):
         if labels <= set(pair):
             return positive

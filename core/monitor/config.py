@@ -16,6 +16,7 @@ are categorical, and so are those named in ``categorical``.
       timestamp: ts
       prediction: prediction
       score: prediction_proba
+      class_scores: {cat: p_cat, dog: p_dog, bird: p_bird}   # multi-class: each class's score
       label: label
       model_version: model_version
       sensitive: [group]
@@ -62,6 +63,7 @@ class MonitorConfig:
     label: str | None = None
     version: str | None = None
     sensitive: tuple[str, ...] = ()
+    class_scores: tuple[tuple[str, str], ...] = ()  # (class, its score column), multi-class
     features: tuple[str, ...] | None = None
     categorical: tuple[str, ...] = ()
     task: str | None = None  # "classification" | "regression"
@@ -102,7 +104,7 @@ def load_config(path: Path) -> MonitorConfig:
     if not isinstance(cols, dict):
         raise MonitorError(f"{path}: columns must be a mapping (timestamp: ts, label: y, ...)")
     col_keys = {"timestamp", "prediction", "score", "label", "model_version", "sensitive"}
-    col_keys |= {"features", "categorical"}
+    col_keys |= {"features", "categorical", "class_scores"}
     bad = sorted(set(map(str, cols)) - col_keys)
     if bad:
         raise MonitorError(
@@ -129,6 +131,7 @@ def load_config(path: Path) -> MonitorConfig:
         label=_opt_str(cols.get("label")),
         version=_opt_str(cols.get("model_version")),
         sensitive=_names(cols.get("sensitive"), path, "sensitive"),
+        class_scores=_class_scores(cols.get("class_scores"), path),
         features=None if features is None else _names(features, path, "features"),
         categorical=_names(cols.get("categorical"), path, "categorical"),
         task=_opt_str(doc.get("task")),
@@ -159,7 +162,13 @@ def infer_roles(config: MonitorConfig, columns: dict[str, str], log: str) -> Rol
     names = list(columns)
     for given in (config.timestamp, config.prediction, config.score, config.label, config.version):
         _require(given, names, log)
-    for given_name in (*config.sensitive, *(config.features or ()), *config.categorical):
+    class_columns = tuple(column for _, column in config.class_scores)
+    for given_name in (
+        *config.sensitive,
+        *(config.features or ()),
+        *config.categorical,
+        *class_columns,
+    ):
         _require(given_name, names, log)
     timestamp = config.timestamp or _pick(names, _TIMESTAMP_NAMES, log, "timestamp", required=True)
     assert timestamp is not None
@@ -167,7 +176,8 @@ def infer_roles(config: MonitorConfig, columns: dict[str, str], log: str) -> Rol
     score = config.score or _pick(names, _SCORE_NAMES, log, "score")
     label = config.label or _pick(names, _LABEL_NAMES, log, "label")
     version = config.version or _pick(names, _VERSION_NAMES, log, "model_version")
-    taken = {timestamp, prediction, score, label, version, *config.sensitive} - {None}
+    taken = {timestamp, prediction, score, label, version, *config.sensitive, *class_columns}
+    taken -= {None}
     if config.features is not None:
         features = tuple(config.features)
     else:
@@ -186,6 +196,7 @@ def infer_roles(config: MonitorConfig, columns: dict[str, str], log: str) -> Rol
         label=label,
         version=version,
         sensitive=tuple(config.sensitive),
+        class_scores=tuple(config.class_scores),
     )
 
 
@@ -210,6 +221,14 @@ def _pick(
             )
         return None
     return found[0]
+
+
+def _class_scores(value: Any, path: Path) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return tuple((str(k), v) for k, v in value.items())
+    raise MonitorError(f"{path}: class_scores must map each class to its score column")
 
 
 def _is_id(name: str) -> bool:

@@ -6,12 +6,13 @@ minus smallest selection rate, ``method="between_groups"``) and
 ``equalized_odds_difference`` (the larger of the TPR and the FPR differences,
 ``agg="worst_case"``). Also the parity difference over every row, labelled or not, which
 needs predictions only and so is known before labels arrive. All from the outcome counts of
-:mod:`mltop.core.monitor.performance`.
+:mod:`mltop.core.monitor.performance`. A multi-class model gets what Fairlearn allows without
+a positive class: accuracy and macro F1 per group; the differences stay undefined (None).
 """
 
 from __future__ import annotations
 
-from mltop.core.monitor.performance import Outcomes, confusion
+from mltop.core.monitor.performance import Outcomes, classification, confusion
 from mltop.core.monitor.results import Fairness, GroupMetrics
 
 
@@ -22,6 +23,22 @@ def _rate(a: int, b: int) -> float | None:
 def group_metrics(group: str, rows: Outcomes, auc: float | None) -> GroupMetrics:
     c = confusion(rows)
     n = c["labelled"]
+    if not c["binary"]:
+        # Multi-class: what MetricFrame computes per group (accuracy, macro F1); selection
+        # rates and true/false positive rates need a positive class, so Fairlearn has none.
+        perf = classification(rows)
+        return GroupMetrics(
+            group=group,
+            count=n,
+            accuracy=perf.accuracy,
+            f1=perf.f1,
+            selection_rate=None,
+            tpr=None,
+            fpr=None,
+            roc_auc=None,
+            selection_rate_all_rows=None,
+            rows=c["rows"],
+        )
     positives, negatives = c["tp"] + c["fn"], c["fp"] + c["tn"]
     return GroupMetrics(
         group=group,

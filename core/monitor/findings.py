@@ -8,19 +8,27 @@ snapshot), and the data quality flags (missing values, categories the reference 
 values outside the reference's range on more than :data:`OUT_OF_RANGE_FLAG` of rows, schema
 changes). A monitor that cannot be computed is a finding with its one-line error, never a
 crash of the view.
+
+A report of a big log takes seconds, so a view must not wait for it: each finding is kept for
+the life of the process, keyed on the state (size and modification time) of the config, the
+log's files and the reference's, and :func:`read_findings` with ``compute=False`` answers at
+once: the kept finding while those files are unchanged, else a *pending* one ("computing…")
+that the caller fills by calling it again with ``compute=True`` off its UI thread.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from mltop.core.common.formatting import fmt_value
-from mltop.core.monitor.config import load_config
+from mltop.core.monitor.config import MonitorConfig, load_config
 from mltop.core.monitor.evidently_workspace import read_workspace
 from mltop.core.monitor.report import build_report
 from mltop.core.monitor.results import MonitorReport
-from mltop.core.monitor.source import MonitorError
+from mltop.core.monitor.source import MonitorError, find_files
 from mltop.core.monitor.sources import MonitorSource, find_monitor_sources, relative
 
 OUT_OF_RANGE_FLAG = 0.01
@@ -42,8 +50,11 @@ class MonitorFinding:
     quality: tuple[str, ...] = ()
     quality_checked: bool = False  # Evidently drift reports hold no data quality
     error: str | None = None
+    pending: bool = False  # its files changed (or it was never computed): computing
 
     def drift_text(self) -> str:
+        if self.pending:
+            return "computing…"
         if self.error is not None:
             return f"not computed: {self.error}"
         if self.drift_share is None:
@@ -59,6 +70,8 @@ class MonitorFinding:
         return text
 
     def quality_text(self) -> str:
+        if self.pending:
+            return "computing…"
         if not self.quality_checked:
             return "not in these reports"
         return (
@@ -104,21 +117,73 @@ def _from_report(source: MonitorSource, report: MonitorReport, what: str) -> Mon
     )
 
 
-def read_findings(root: Path) -> list[MonitorFinding]:
-    """A finding per monitor under ``root``: each configured monitor, each workspace project."""
+State = tuple[tuple[str, int, int], ...]
+_KEPT: dict[Path, tuple[State, MonitorFinding]] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def _state(config_path: Path, config: MonitorConfig | None) -> State:
+    """Path, size and modification time of the config and of every file its report reads."""
+    paths = [str(config_path)]
+    if config is not None:
+        for spec in (config.log, config.reference):
+            if spec is None:
+                continue
+            try:
+                paths.extend(find_files(spec).files)
+            except MonitorError:
+                paths.append(spec)  # missing: its absence is the state (the report says why)
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append((path, -1, -1))
+            continue
+        out.append((path, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _monitor_finding(source: MonitorSource, compute: bool) -> MonitorFinding:
+    """The finding of a configured monitor: kept while its files are unchanged, else computed
+    (``compute``) or pending."""
+    config_path = source.config
+    assert config_path is not None
+    what = relative(config_path, source.root)
+    try:
+        config: MonitorConfig | None = load_config(config_path)
+    except MonitorError as exc:
+        config, error = None, str(exc)
+    else:
+        error = None
+    state = _state(config_path, config)
+    with _KEPT_LOCK:
+        kept = _KEPT.get(config_path)
+    if kept is not None and kept[0] == state:
+        return kept[1]
+    if config is None:
+        finding = MonitorFinding(source.name, "monitor", str(config_path), error=error)
+    elif not compute:
+        return MonitorFinding(source.name, "monitor", what, pending=True)
+    else:
+        try:
+            finding = _from_report(source, build_report(config), what)
+        except MonitorError as exc:
+            finding = MonitorFinding(source.name, "monitor", str(config_path), error=str(exc))
+    with _KEPT_LOCK:
+        _KEPT[config_path] = (state, finding)
+    return finding
+
+
+def read_findings(root: Path, *, compute: bool = True) -> list[MonitorFinding]:
+    """A finding per monitor under ``root``: each configured monitor, each workspace project.
+
+    ``compute=False`` never runs a report: a monitor whose files changed since its finding was
+    kept (or that has none yet) is returned pending."""
     findings: list[MonitorFinding] = []
     for source in find_monitor_sources(root):
         if source.kind == "monitor":
-            assert source.config is not None
-            what = relative(source.config, source.root)
-            try:
-                report = build_report(load_config(source.config))
-            except MonitorError as exc:
-                findings.append(
-                    MonitorFinding(source.name, "monitor", str(source.config), error=str(exc))
-                )
-                continue
-            findings.append(_from_report(source, report, what))
+            findings.append(_monitor_finding(source, compute))
             continue
         workspace = read_workspace(source.path)
         for project in workspace.projects:

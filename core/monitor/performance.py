@@ -11,10 +11,11 @@ passed in. :func:`regression` turns DuckDB's sums into MAE, RMSE and R² (``r2_s
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
-from mltop.core.monitor.results import Performance
+from mltop.core.monitor.results import ClassMetrics, Performance
 
 Outcomes = dict[str, np.ndarray]
 
@@ -76,8 +77,12 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b else 0.0
 
 
-def classification(rows: Outcomes, auc: float | None = None) -> Performance:
-    """Quality of one window and slice; ``auc`` comes from DuckDB (see aggregate._auc)."""
+def classification(
+    rows: Outcomes, auc: float | None = None, class_auc: dict[str, float | None] | None = None
+) -> Performance:
+    """Quality of one window and slice; ``auc`` comes from DuckDB (see aggregate._auc), and
+    ``class_auc`` (each class given a score column -> its one-vs-rest AUC, None where the
+    class has no positives or no negatives) for a multi-class model."""
     c = confusion(rows)
     labelled = c["labelled"]
     perf = Performance(
@@ -88,22 +93,83 @@ def classification(rows: Outcomes, auc: float | None = None) -> Performance:
     )
     if not labelled:
         return perf
-    binary = bool(c["binary"])
-    precision = _ratio(c["tp"], c["tp"] + c["fp"])
-    recall = _ratio(c["tp"], c["tp"] + c["fn"])
-    f1 = _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"])
+    if not c["binary"]:
+        return _multiclass(rows, perf, c["hits"] / labelled, class_auc or {})
     return Performance(
         task="classification",
         n_rows=c["rows"],
         n_labeled=labelled,
         labeled_share=labelled / c["rows"],
-        n_positive_labels=c["tp"] + c["fn"] if binary else None,
-        n_predicted_positive=c["predicted_labelled"] if binary else None,
+        n_positive_labels=c["tp"] + c["fn"],
+        n_predicted_positive=c["predicted_labelled"],
         accuracy=c["hits"] / labelled,
-        precision=precision if binary else None,
-        recall=recall if binary else None,
-        f1=f1 if binary else None,
-        roc_auc=auc if binary else None,
+        precision=_ratio(c["tp"], c["tp"] + c["fp"]),
+        recall=_ratio(c["tp"], c["tp"] + c["fn"]),
+        f1=_ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"]),
+        roc_auc=auc,
+    )
+
+
+def class_name(text: str) -> str:
+    """A class as it is shown and matched: numbers without a trailing ``.0`` (DuckDB reads
+    a label 2 as 2.0 when compared as a number), true/false as 1/0, text as it is."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return "1" if low == "true" else "0"
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else str(number)
+
+
+def class_matrix(rows: Outcomes) -> dict[tuple[str, str | None], int]:
+    """Labelled rows counted by (label, prediction) class; a missing prediction is None."""
+    lab, lab_ok = _filled(rows["lab"])
+    keep = lab_ok & (lab == 1)
+    out: dict[tuple[str, str | None], int] = {}
+    yv = np.ma.filled(rows["yv"], None) if np.ma.isMaskedArray(rows["yv"]) else rows["yv"]
+    pv = np.ma.filled(rows["pv"], None) if np.ma.isMaskedArray(rows["pv"]) else rows["pv"]
+    for truth, guess, n in zip(yv[keep], pv[keep], rows["n"][keep], strict=True):
+        key = (class_name(str(truth)), None if guess is None else class_name(str(guess)))
+        out[key] = out.get(key, 0) + int(n)
+    return out
+
+
+def _multiclass(
+    rows: Outcomes, base: Performance, accuracy: float, class_auc: dict[str, float | None]
+) -> Performance:
+    """Per-class one-vs-rest counts, and their macro averages over every class seen in the
+    labels or the predictions (scikit-learn's ``average="macro"``, ``zero_division=0``)."""
+    matrix = class_matrix(rows)
+    classes = sorted({t for t, _ in matrix} | {g for _, g in matrix if g is not None})
+    aucs = {class_name(k): v for k, v in class_auc.items()}
+    per_class: dict[str, ClassMetrics] = {}
+    for cls in classes:
+        tp = matrix.get((cls, cls), 0)
+        support = sum(n for (t, _), n in matrix.items() if t == cls)
+        predicted = sum(n for (_, g), n in matrix.items() if g == cls)
+        per_class[cls] = ClassMetrics(
+            label=cls,
+            support=support,
+            predicted=predicted,
+            precision=_ratio(tp, predicted),
+            recall=_ratio(tp, support),
+            f1=_ratio(2 * tp, support + predicted),
+            roc_auc=aucs.get(cls),
+        )
+    # Macro ROC AUC as roc_auc_score(one-hot labels, scores, average="macro") over the classes
+    # given a score column: defined only when each of them has positives and negatives.
+    scored = [aucs.get(name) for name in aucs]
+    macro_auc = sum(scored) / len(scored) if scored and all(a is not None for a in scored) else None
+    return replace(
+        base,
+        accuracy=accuracy,
+        precision=float(np.mean([m.precision for m in per_class.values()])),
+        recall=float(np.mean([m.recall for m in per_class.values()])),
+        f1=float(np.mean([m.f1 for m in per_class.values()])),
+        roc_auc=macro_auc,
+        per_class=per_class,
     )
 
 

@@ -4,7 +4,7 @@ Shares are of all the section's rows (so a new category on 4 of 100 rows reads 0
 many values are missing). Missing means null, or NaN in a floating-point column. Out of range
 means below the reference's smallest or above its largest value; a new category is a present
 value absent from the reference's present values. Schema changes compare the log's columns
-with the reference's (and, for a set of Parquet files, each file with the first).
+with the reference's, and each file of a log of several with its first file.
 """
 
 from __future__ import annotations

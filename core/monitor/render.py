@@ -115,6 +115,26 @@ def tables(report: MonitorReport) -> Iterator[tuple[str, list[str], list[list[st
             rows,
         )
 
+    if o.performance is not None and o.performance.per_class:
+        header = ["class", "labelled", "predicted", "precision", "recall", "f1", "ROC AUC"]
+        rows = [
+            [
+                c.label,
+                _num(c.support),
+                _num(c.predicted),
+                _num(c.precision),
+                _num(c.recall),
+                _num(c.f1),
+                _num(c.roc_auc),
+            ]
+            for c in o.performance.per_class.values()
+        ]
+        yield (
+            "Per class, whole log (one class against the rest; the macro average above)",
+            header,
+            rows,
+        )
+
     for attribute, fair in o.fairness.items():
         header = ["group", "rows", "labelled", "accuracy", "selection", "TPR", "FPR", "ROC AUC"]
         rows = [

@@ -31,6 +31,7 @@ from mltop.core.monitor.results import (
     MonitorReport,
     Performance,
     Roles,
+    SchemaChange,
     Section,
 )
 from mltop.core.monitor.source import (
@@ -38,9 +39,11 @@ from mltop.core.monitor.source import (
     MonitorError,
     connect,
     describe,
+    file_schemas,
     find_files,
+    holds_values,
+    is_float,
     is_numeric,
-    parquet_schemas,
 )
 from mltop.core.monitor.windows import choose, iso, parse_range, timestamp_sql
 
@@ -133,8 +136,16 @@ def _build(
 
     say("counting rows")
     columns = [c for c in log_types if c != roles.timestamp]
+    # A feature's present values are the sum of its value counts (read below anyway), unless
+    # those count differently from "not null, not NaN": NaN as a category, JSON nulls.
+    counted = [
+        c
+        for c in columns
+        if c not in roles.features
+        or (roles.kind(c) != "numerical" and (is_float(log_types[c]) or log_types[c] == "JSON"))
+    ]
     rows, present = agg.present_counts(
-        con, "mon_cur", log_types, columns, by_window=True, where=where
+        con, "mon_cur", log_types, counted, by_window=True, where=where
     )
     if agg.WHOLE not in rows or rows[agg.WHOLE] == 0:
         raise MonitorError(f"{where}: no rows to compare with the reference")
@@ -150,12 +161,22 @@ def _build(
     quality: dict[int, dict[str, ColumnQuality]] = {}
     dists: dict[int, dict[str, Distribution]] = {}
     notes: dict[int, list[str]] = {}
+    say("counting categories")
+    categories = agg.categorical_counts(
+        con,
+        "mon_cur",
+        [(f, log_types[f]) for f in roles.features if roles.kind(f) != "numerical"],
+        where=where,
+    )
     for feature in roles.features:
-        say(f"feature {feature}")
         kind = roles.kind(feature)
-        cur = agg.feature_counts(
-            con, "mon_cur", feature, log_types[feature], kind, by_window=True, where=where
-        )
+        if feature in categories:
+            cur = categories[feature]
+        else:
+            say(f"feature {feature}")
+            cur = agg.feature_counts(
+                con, "mon_cur", feature, log_types[feature], kind, by_window=True, where=where
+            )
         ref = Counts.empty(kind == "numerical")
         if feature not in ref_types:
             problems.append(
@@ -182,8 +203,9 @@ def _build(
             dists.setdefault(w, {})
             if ref.n and c.n:
                 dists[w][feature] = _distribution(feature, kind, ref, cur[agg.WHOLE], c)
+            n_present = present.get(w, {}).get(feature, 0) if feature in counted else c.n
             quality.setdefault(w, {})[feature] = column_quality(
-                feature, rows.get(w, 0), present.get(w, {}).get(feature, 0), kind, c, ref
+                feature, rows.get(w, 0), n_present, kind, c, ref
             )
 
     for w in [agg.WHOLE, *range(windows.count)]:
@@ -197,7 +219,12 @@ def _build(
     perf, perf_by_version, fair, ref_perf = _outcomes(
         con, roles, log_types, ref_types, config, where, ref_where
     )
-    versions = agg.slice_counts(con, roles.version, log_types, where) if roles.version else {}
+    versions: dict[int, dict[str, int]] = {}
+    if roles.version and perf_by_version:
+        # Every row of a version is in its quality's count, labelled or not: no second scan.
+        versions = {w: {s: p.n_rows for s, p in by.items()} for w, by in perf_by_version.items()}
+    elif roles.version:
+        versions = agg.slice_counts(con, roles.version, log_types, where)
 
     def section(w: int) -> Section:
         start, end = (
@@ -234,11 +261,7 @@ def _build(
             f"(first {empty[0]})"
         )
     changes = schema_changes(ref_types, log_types, "log", ignore=_not_features(roles, log_types))
-    per_file = parquet_schemas(con, log)
-    if per_file:
-        first = next(iter(per_file.values()))
-        for path, types in per_file.items():
-            changes.extend(schema_changes(first, types, path))
+    changes.extend(_file_changes(con, log))
     return MonitorReport(
         log=where,
         reference=reference_text,
@@ -251,6 +274,25 @@ def _build(
         schema_changes=tuple(changes),
         problems=tuple(problems),
     )
+
+
+def _file_changes(con: agg.Connection, log: FileSet) -> list[SchemaChange]:
+    """Columns appearing, disappearing or changing type from the log's first file to each
+    other one; for CSV and JSONL a column without values in either file keeps its type."""
+    per_file = file_schemas(con, log)
+    if not per_file:
+        return []
+    first_path, first = next(iter(per_file.items()))
+    out = []
+    for path, types in per_file.items():
+        for change in schema_changes(first, types, path):
+            if change.change == "type" and not (
+                holds_values(con, log, first_path, change.column)
+                and holds_values(con, log, path, change.column)
+            ):
+                continue
+            out.append(change)
+    return out
 
 
 def _not_features(roles: Roles, types: dict[str, str]) -> list[str]:
@@ -377,48 +419,44 @@ def _outcomes(
     ref_perf: Performance | None = None
     ref_has = roles.label in ref_types and roles.prediction in ref_types
     if task == "regression":
-        for slice_column in (None, roles.version) if roles.version else (None,):
+
+        def regressions(
+            view: str, types: dict[str, str], sliced: str | None, by_window: bool, at: str
+        ) -> list[tuple[int, str, Performance]]:
+            """MAE, RMSE and R² per window (and whole) and slice value, from DuckDB's sums."""
+            assert roles.label is not None and roles.prediction is not None
             sums = agg.regression_sums(
                 con,
-                "mon_cur",
+                view,
                 label=roles.label,
                 prediction=roles.prediction,
-                slice_column=slice_column,
-                types=log_types,
-                by_window=True,
-                where=where,
+                slice_column=sliced,
+                types=types,
+                by_window=by_window,
+                where=at,
             )
-            for k in range(len(sums["w"])):
-                p = regression(
-                    int(sums["n"][k]),
-                    int(sums["nl"][k]),
-                    _num(sums["sae"][k]),
-                    _num(sums["sse"][k]),
-                    _num(sums["var"][k]),
+            return [
+                (
+                    int(sums["w"][k]),
+                    str(sums["s"][k]),
+                    regression(
+                        int(sums["n"][k]),
+                        int(sums["nl"][k]),
+                        _num(sums["sae"][k]),
+                        _num(sums["sse"][k]),
+                        _num(sums["var"][k]),
+                    ),
                 )
-                w, s = int(sums["w"][k]), str(sums["s"][k])
-                if slice_column is None:
-                    perf[w] = p
-                else:
-                    by_version.setdefault(w, {})[s] = p
+                for k in range(len(sums["w"]))
+            ]
+
+        for w, _s, p in regressions("mon_cur", log_types, None, True, where):
+            perf[w] = p
+        if roles.version:
+            for w, s, p in regressions("mon_cur", log_types, roles.version, True, where):
+                by_version.setdefault(w, {})[s] = p
         if ref_has:
-            sums = agg.regression_sums(
-                con,
-                "mon_ref",
-                label=roles.label,
-                prediction=roles.prediction,
-                slice_column=None,
-                types=ref_types,
-                by_window=False,
-                where=ref_where,
-            )
-            ref_perf = regression(
-                int(sums["n"][0]),
-                int(sums["nl"][0]),
-                _num(sums["sae"][0]),
-                _num(sums["sse"][0]),
-                _num(sums["var"][0]),
-            )
+            ref_perf = regressions("mon_ref", ref_types, None, False, ref_where)[0][2]
         return perf, by_version, fair, ref_perf
 
     positive = agg.positive_class(con, roles.label, log_types[roles.label], where)
@@ -438,18 +476,33 @@ def _outcomes(
             slices=slices,
             by_window=by_window,
             where=w_where,
+            class_scores=dict(roles.class_scores) if all_in(types) else None,
         )
+
+    def all_in(types: dict[str, str]) -> bool:
+        return all(column in types for _, column in roles.class_scores)
+
+    def per_class(
+        class_auc: dict[tuple[int, str], dict[str, float]], key: tuple[int, str]
+    ) -> dict[str, float | None] | None:
+        """Every class given a score column, with its AUC where it has one."""
+        if not roles.class_scores:
+            return None
+        found = class_auc.get(key, {})
+        return {name: found.get(name) for name, _ in roles.class_scores}
 
     slices: list[str | None] = [None, *([roles.version] if roles.version else []), *roles.sensitive]
     results = outcomes("mon_cur", log_types, slices, True, where)
-    counts, auc = results[0]
+    counts, auc, class_auc = results[0]
     for (w, s), rows in groups(counts).items():
-        perf[w] = classification(rows, auc.get((w, s)))
+        perf[w] = classification(rows, auc.get((w, s)), per_class(class_auc, (w, s)))
     if roles.version:
-        counts, auc = results[1]
+        counts, auc, class_auc = results[1]
         for (w, s), rows in groups(counts).items():
-            by_version.setdefault(w, {})[s] = classification(rows, auc.get((w, s)))
-    for attribute, (counts, auc) in zip(
+            by_version.setdefault(w, {})[s] = classification(
+                rows, auc.get((w, s)), per_class(class_auc, (w, s))
+            )
+    for attribute, (counts, auc, _) in zip(
         roles.sensitive, results[1 + bool(roles.version) :], strict=True
     ):
         split: dict[int, dict[str, dict[str, np.ndarray]]] = {}
@@ -459,11 +512,13 @@ def _outcomes(
             group_auc = {s: a for (aw, s), a in auc.items() if aw == w}
             fair.setdefault(w, {})[attribute] = fairness(attribute, by_group, group_auc)
     if ref_has:
-        counts, auc = outcomes("mon_ref", ref_types, [None], False, ref_where)[0]
+        counts, auc, class_auc = outcomes("mon_ref", ref_types, [None], False, ref_where)[0]
         ref_rows = groups(counts)
         if ref_rows:
             key, rows = next(iter(ref_rows.items()))
-            ref_perf = classification(rows, auc.get(key))
+            ref_perf = classification(
+                rows, auc.get(key), per_class(class_auc, key) if all_in(ref_types) else None
+            )
     return perf, by_version, fair, ref_perf
 
 

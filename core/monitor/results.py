@@ -25,6 +25,7 @@ class Roles:
     label: str | None = None
     version: str | None = None
     sensitive: tuple[str, ...] = ()
+    class_scores: tuple[tuple[str, str], ...] = ()  # multi-class: (class, its score column)
 
     def kind(self, feature: str) -> str:
         return "categorical" if feature in self.categorical else "numerical"
@@ -87,12 +88,29 @@ class SchemaChange:
 
 
 @dataclass(frozen=True)
+class ClassMetrics:
+    """One class of a multi-class model, one-vs-rest on the labelled rows (scikit-learn's
+    ``precision_recall_fscore_support(average=None)``; ROC AUC on the class's score column)."""
+
+    label: str
+    support: int  # labelled rows of this class
+    predicted: int  # labelled rows predicted as this class
+    precision: float
+    recall: float
+    f1: float
+    roc_auc: float | None = None
+
+
+@dataclass(frozen=True)
 class Performance:
     """Prediction quality on the labelled rows of a section.
 
-    Classification (binary, positive class 1 or true): accuracy, precision, recall, F1 (0 when
+    Classification, binary (positive class 1 or true): accuracy, precision, recall, F1 (0 when
     undefined, as scikit-learn's ``zero_division=0``) and ROC AUC on the score column.
-    Regression: MAE, RMSE, R² (scikit-learn's ``r2_score`` with ``force_finite``).
+    Multi-class: accuracy, and precision, recall and F1 macro-averaged over the classes seen
+    in the labels or the predictions (as Evidently's ClassificationPreset reports them), each
+    class's own in ``per_class``; ROC AUC one-vs-rest, macro, where each class has a score
+    column (``class_scores``). Regression: MAE, RMSE, R² (``r2_score`` with ``force_finite``).
     """
 
     task: str  # "classification" | "regression"
@@ -109,6 +127,7 @@ class Performance:
     mae: float | None = None
     rmse: float | None = None
     r2: float | None = None
+    per_class: dict[str, ClassMetrics] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

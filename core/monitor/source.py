@@ -114,15 +114,33 @@ def describe(con: duckdb.DuckDBPyConnection, files: FileSet) -> dict[str, str]:
     return {str(name): str(kind) for name, kind, *_ in rows}
 
 
-def parquet_schemas(con: duckdb.DuckDBPyConnection, files: FileSet) -> dict[str, dict[str, str]]:
-    """Each Parquet file's own columns and types (footer only), to see schema changes."""
-    if files.format != "parquet" or len(files.files) < 2:
+def file_schemas(con: duckdb.DuckDBPyConnection, files: FileSet) -> dict[str, dict[str, str]]:
+    """Each file's own columns and types, to see schema changes between the files of a log:
+    a Parquet file's footer, or what DuckDB infers from a CSV or JSONL file's first rows."""
+    if len(files.files) < 2:
         return {}
     out: dict[str, dict[str, str]] = {}
     for f in files.files:
-        rows = con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_string(f)})").fetchall()
+        one = FileSet(f, (f,), files.format)
+        try:
+            rows = con.execute(f"DESCRIBE SELECT * FROM {one.reader()}").fetchall()
+        except duckdb.Error as exc:
+            raise MonitorError(f"{f}: {first_line(exc)}") from exc
         out[f] = {str(name): str(kind) for name, kind, *_ in rows}
     return out
+
+
+def holds_values(con: duckdb.DuckDBPyConnection, files: FileSet, path: str, column: str) -> bool:
+    """Whether ``column`` has a value in the file ``path``. A CSV column left empty in one file
+    reads as text there, a JSONL key always null as NULL: that is no change of type."""
+    if files.format == "parquet":
+        return True
+    one = FileSet(path, (path,), files.format)
+    try:
+        found = con.execute(f"SELECT count({quote(column)}) FROM {one.reader()}").fetchone()
+    except duckdb.Error as exc:
+        raise MonitorError(f"{path}: {first_line(exc)}") from exc
+    return bool(found and found[0])
 
 
 def _probe_parquet(con: duckdb.DuckDBPyConnection, path: str) -> None:

@@ -157,7 +157,11 @@ def stage_statuses(
 
 
 def build_overview(
-    path: Path, github: GitHubOptions | None = None, *, repository: Path | None = None
+    path: Path,
+    github: GitHubOptions | None = None,
+    *,
+    repository: Path | None = None,
+    compute_monitors: bool = True,
 ) -> Overview:
     """The comparison for a folder's repository (all its CI files on the DevOps side, all its
     ML pipelines on the MLOps side), or for one pipeline file shown on its side of the table.
@@ -165,7 +169,9 @@ def build_overview(
     A folder holding several repositories is split (:mod:`mltop.core.pipelines.repository`);
     the one holding the folder asked about, or else the most complete, is shown unless
     ``repository`` names another root (the TUI's picker). A root that is no longer found
-    falls back to that choice, with a note.
+    falls back to that choice, with a note. ``compute_monitors=False`` (a screen's first
+    answer) runs no monitor report: a monitor not computed for its files' present state is
+    a pending finding (see :func:`mltop.core.monitor.findings.read_findings`).
     """
     path = Path(path)
     root = path if path.is_dir() else path.parent
@@ -184,7 +190,7 @@ def build_overview(
     mlops = join(chosen.mlops, "mlops", chosen.root) if chosen else None
     # only the CI of the ML pipeline's own repository can be evidence that CI runs it
     # what the monitors under the repository found: evidence for its monitor phase
-    monitors = read_findings(chosen.root) if chosen else []
+    monitors = read_findings(chosen.root, compute=compute_monitors) if chosen else []
     comparison = compare(devops, mlops, list(chosen.devops) if chosen else [], root, monitors)
     overview = Overview(
         root,

@@ -28,6 +28,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
+from textual.worker import get_current_worker
 
 from mltop.core.common.formatting import short_path
 from mltop.core.common.sanitize import inert
@@ -36,7 +37,7 @@ from mltop.core.pipelines.links import PipelineLinks, link_runs
 from mltop.core.pipelines.model import (
     one_line,
 )
-from mltop.core.pipelines.overview import GitHubOptions, build_overview
+from mltop.core.pipelines.overview import GitHubOptions, Overview, build_overview
 from mltop.core.pipelines.phases import OVERRIDES_FILE
 from mltop.core.pipelines.registry_evidence import registry_evidence, with_registry
 from mltop.core.pipelines.repository import side_title
@@ -159,7 +160,11 @@ class PipelinesScreen(MltopScreen[None]):
     @property
     def settled(self) -> bool:
         """The latest request is answered (tests and screenshots wait for this)."""
-        return self._answered == self._generation and (self.data is not None or bool(self.error))
+        if self._answered != self._generation:
+            return False
+        if self.data is not None:
+            return not any(m.pending for m in self.data.overview.monitors)
+        return bool(self.error)
 
     def reload(self) -> None:
         self._generation += 1
@@ -168,12 +173,23 @@ class PipelinesScreen(MltopScreen[None]):
 
     @work(thread=True, exclusive=True, group="pipelines")
     def _load(self, generation: int, repository: Path | None) -> None:
+        """The overview at once, with monitors whose files changed shown "computing…"; then,
+        when there are such, their reports computed here (off the UI thread) and the overview
+        again: a big prediction log never holds the pipelines back."""
         started = time.perf_counter()
-        try:
-            overview = build_overview(self.root, self.github, repository=repository)
-        except Exception as exc:  # a parser bug must not leave the screen blank
-            self.post_message(PipelinesLoaded(None, generation, f"{type(exc).__name__}: {exc}"))
-            return
+        for compute in (False, True):
+            try:
+                overview = build_overview(
+                    self.root, self.github, repository=repository, compute_monitors=compute
+                )
+            except Exception as exc:  # a parser bug must not leave the screen blank
+                self.post_message(PipelinesLoaded(None, generation, f"{type(exc).__name__}: {exc}"))
+                return
+            self.post_message(PipelinesLoaded(self._linked(overview, started), generation, None))
+            if get_current_worker().is_cancelled or not any(m.pending for m in overview.monitors):
+                return
+
+    def _linked(self, overview: Overview, started: float) -> PipelinesData:
         links = PipelineLinks()
         note: str | None = None
         use = getattr(self.app, "store_in_use", None)
@@ -190,8 +206,7 @@ class PipelinesScreen(MltopScreen[None]):
                 note = "experiment runs are linked once the store is open (R reads again)"
             except Exception as exc:  # linking is a bonus: keep the view
                 note = f"could not link runs: {one_line(exc, 160)}"
-        data = PipelinesData(overview, links, note, time.perf_counter() - started)
-        self.post_message(PipelinesLoaded(data, generation, None))
+        return PipelinesData(overview, links, note, time.perf_counter() - started)
 
     def on_pipelines_loaded(self, message: PipelinesLoaded) -> None:
         if message.generation != self._generation:
