@@ -197,9 +197,7 @@ async def test_a_model_with_more_versions_than_the_screen_shows_gets_every_row(
                 "FROM model_versions WHERE name = 'iris-classifier' AND version = 1",
                 [version, version],
             )
-    app = make_app(registry_root, tmp_path, live=False)
-    async with app.run_test(size=(80, 24)) as pilot:
-        screen = await _models(pilot, app)
+    async with on_models(registry_root, tmp_path, (80, 24)) as (_, pilot, screen):
         await _pick_model(pilot, screen, "iris-classifier")
         versions = [row[1] for row in _cells(screen, "#versions-table")]
         assert versions == [f"v{n}" for n in range(64, 0, -1)]
@@ -215,9 +213,7 @@ async def test_version_whose_run_was_deleted_shows_its_logged_models_metrics_and
     challenger = client.get_model_version_by_alias("diabetes-regressor", "challenger")
     client.delete_run(challenger.run_id)
     logged = client.get_logged_model(challenger.source.removeprefix("models:/"))
-    app = make_app(registry_root, tmp_path, live=False)
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await _models(pilot, app)
+    async with on_models(registry_root, tmp_path, (120, 40)) as (app, pilot, screen):
         await _pick_model(pilot, screen, "diabetes-regressor")
         version = str(challenger.version)
         row = next(r for r in screen.board.rows if r.version.version == version)
