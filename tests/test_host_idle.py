@@ -76,7 +76,7 @@ async def test_runs_table_shows_a_running_runs_gpus_and_idle_flag(
         assert label == "GPU 0 · 0% · 6.6 GB" and idle is not None
         row = screen.view.row_of(run.id)  # type: ignore[union-attr]
         drawn = screen.table.render_line(row + 1).text
-        assert "resnet-live  GPU 0 · 0% · 6.6 GB ⚠ idle" in drawn
+        assert "GPU 0 · 0% · 6.6 GB ⚠ idle" in drawn
 
 
 async def test_runs_table_stops_asking_on_a_machine_without_gpus(
