@@ -15,7 +15,19 @@ from tui_pilot import make_app, settled, until
 from mltop.core.system.gpu import NvmlReader
 from mltop.core.system.idle import IdleTracker, RunGpuUsage, idle_settings, run_gpu_usage
 from mltop.core.system.processes import ProcessRow, RunLink
+from mltop.tui.app import MltopApp
 from mltop.tui.screens.system.host import HostScreen
+
+
+def live_gpu_app(project: tuple[Path, subprocess.Popen[str]], tmp_path: Path) -> MltopApp:
+    """The app over the training ``project`` (folder, child process), its runs table sampling
+    GPUs every 0.2 s from a real two-GPU machine's answers, the child standing for one of its
+    processes."""
+    folder, child = project
+    app = make_app(folder, tmp_path, live=False)
+    app.runs_screen.gpu_reader = NvmlReader(FakeNvml(pids={12769: child.pid}))
+    app.runs_screen.live_gpu_seconds = 0.2
+    return app
 
 
 def usage(util: float | None) -> dict[str, RunGpuUsage]:
@@ -63,11 +75,8 @@ async def test_runs_table_shows_a_running_runs_gpus_and_idle_flag(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    project, child = training
     monkeypatch.setenv("MLTOP_GPU_IDLE_AFTER", "0")
-    app = make_app(project, tmp_path, live=False)
-    app.runs_screen.gpu_reader = NvmlReader(FakeNvml(pids={12769: child.pid}))
-    app.runs_screen.live_gpu_seconds = 0.2
+    app = live_gpu_app(training, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await settled(pilot)
         await until(pilot, lambda: bool(screen.table.live))

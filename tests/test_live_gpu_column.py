@@ -9,14 +9,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from nvml_fake import FakeNvml
+from test_host_idle import live_gpu_app
 from test_tui_host import training  # noqa: F401  (the fixture)
-from tui_pilot import make_app, settled, until
+from tui_pilot import settled, until
 
 from mltop.core.discovery import ingest
 from mltop.core.runs.runs_view import LIVE_GPU, Column, load_runs
 from mltop.core.store import open_store
-from mltop.core.system.gpu import NvmlReader
 from mltop.core.tracking import start_run
 
 
@@ -53,11 +52,8 @@ async def test_a_running_runs_gpus_are_a_column_of_their_own_that_s_sorts_by(
     tmp_path: Path,
     size: tuple[int, int],
 ) -> None:
-    project, child = training
-    write_runs(project, ["finished-0", "finished-1"])  # newer than the running run
-    app = make_app(project, tmp_path, live=False)
-    app.runs_screen.gpu_reader = NvmlReader(FakeNvml(pids={12769: child.pid}))
-    app.runs_screen.live_gpu_seconds = 0.2
+    write_runs(training[0], ["finished-0", "finished-1"])  # newer than the running run
+    app = live_gpu_app(training, tmp_path)
     async with app.run_test(size=size) as pilot:
         screen = await settled(pilot)
         await until(pilot, lambda: LIVE_GPU in screen.table.shown)
@@ -81,10 +77,7 @@ async def test_a_live_text_wider_than_its_column_ends_in_an_ellipsis(
     training: tuple[Path, subprocess.Popen[str]],  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    project, child = training
-    app = make_app(project, tmp_path, live=False)
-    app.runs_screen.gpu_reader = NvmlReader(FakeNvml(pids={12769: child.pid}))
-    app.runs_screen.live_gpu_seconds = 0.2
+    app = live_gpu_app(training, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await settled(pilot)
         await until(pilot, lambda: bool(screen.table.live))

@@ -101,8 +101,18 @@ def test_arrows_walk_between_groups_by_column() -> None:
     assert neighbour(groups, "a", -1, 0, 2) is None
 
 
+async def compare_first_two(pilot):  # type: ignore[no-untyped-def]
+    """Mark the first two runs and open compare on them."""
+    from test_tui_compare import mark_first, opened
+
+    await settled(pilot)
+    await mark_first(pilot, 2)
+    await pilot.press("c")
+    return await opened(pilot)
+
+
 async def test_compare_overlays_a_system_metric_across_runs(tmp_path: Path) -> None:
-    from test_tui_compare import charted, mark_first, opened
+    from test_tui_compare import charted
 
     root = tmp_path / "proj"
     for name in ("a", "b"):
@@ -113,10 +123,7 @@ async def test_compare_overlays_a_system_metric_across_runs(tmp_path: Path) -> N
                 time.sleep(0.06)
     app = make_app(root, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settled(pilot)
-        await mark_first(pilot, 2)
-        await pilot.press("c")
-        screen = await opened(pilot)
+        screen = await compare_first_two(pilot)
         # The model's metric is charted first; system metrics follow the model's in m/M order.
         assert screen.metric == "val_loss"
         assert screen.metric_keys[0] == "val_loss"
@@ -135,7 +142,7 @@ async def test_compare_overlays_mlflows_own_system_metrics_of_two_real_runs(
     """Two runs logged by MLflow itself with system metrics on (real psutil samples)."""
     pytest.importorskip("psutil")  # MLflow samples nothing without it
     from test_system_metrics_import import MLFLOW_SCRIPT
-    from test_tui_compare import charted, mark_first, opened
+    from test_tui_compare import charted
 
     root = tmp_path / "proj"
     root.mkdir()
@@ -149,10 +156,7 @@ async def test_compare_overlays_mlflows_own_system_metrics_of_two_real_runs(
     key = "system/cpu_utilization_percentage"
     app = make_app(root, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settled(pilot)
-        await mark_first(pilot, 2)
-        await pilot.press("c")
-        screen = await opened(pilot)
+        screen = await compare_first_two(pilot)
         assert screen.metric == "loss"  # the model's metric first, the machine's after it
         assert key in screen.metric_keys
         for _ in screen.metric_keys:
