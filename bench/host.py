@@ -100,7 +100,9 @@ def main() -> int:
             child.kill()
             child.wait()
     cost = host - base
-    print(f"window {args.seconds:.0f} s at 120x40, {os.cpu_count()} cores")
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"window {args.seconds:.0f} s at 120x40, {os.cpu_count()} cores, load average {load}")
+    print("CPU time (user+sys of every thread) per second of wall time, in % of one core")
     print(f"runs screen open (baseline): {base:5.2f} % of one core")
     print(f"Host screen open:            {host:5.2f} % of one core, {drawn} refreshes drawn")
     verdict = "ok" if cost <= GOAL_PERCENT else "MISSED"

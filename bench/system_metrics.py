@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -118,7 +119,9 @@ def main() -> None:
         for n in range(args.repeat):
             for i, root in enumerate(roots):
                 times[i].append(import_once(root, n))
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"{args.runs:,} runs, median of {args.repeat} imports into a fresh store each")
+    print(f"  load average {load} (2 cores): judge by CPU time when it is high")
     print(f"  {'':<31}{'wall':>8}{'CPU':>10}{'points':>12}   ratio wall / CPU (budget 1.20)")
     base_wall = statistics.median(t[0] for t in times[0])
     base_cpu = statistics.median(t[1] for t in times[0])

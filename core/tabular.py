@@ -158,6 +158,11 @@ def wide_to_points(
         raise ParseError(" ".join(str(exc).split())) from exc
     finally:
         con.unregister("_file_runs")
+    return _placed(table, no_step)
+
+
+def _placed(table: pa.Table, no_step: dict[str, int] | None) -> pa.Table:
+    """The points that have a step, the others counted per run in ``no_step``."""
     steps = table.column("step")
     if steps.null_count:
         placed = pc.is_valid(steps)
@@ -199,16 +204,102 @@ def csv_relation(paths: Sequence[str], delimiter: str | None = None) -> str:
     )
 
 
-def jsonl_points(run_of_file: dict[str, str], **kwargs: object) -> pa.Table:
-    """Points from wide JSONL files ({path: run_id}), all parsed in one DuckDB scan."""
+def jsonl_points(
+    run_of_file: dict[str, str],
+    step_col: str | None = None,
+    time_col: str | None = None,
+    exclude: Sequence[str] = (),
+    row_step: bool = False,
+    no_step: dict[str, int] | None = None,
+) -> pa.Table:
+    """Points from JSONL files ({path: run_id}), all parsed in one DuckDB scan.
+
+    Each line is read as a map of its own fields, not into one wide table of every key any
+    line has: a file whose lines carry different keys (mltop's writer puts system samples on
+    lines of their own) would otherwise cost a cell per key of the whole batch on every line,
+    and inferring that table's columns reads every file twice more. Each file's step and time
+    fields are picked from its own keys (``step`` in one file, ``epoch`` in the next), with the
+    rules of :func:`wide_to_points`: text that is a number is a number, nested and boolean
+    values are no metric.
+    """
     if not run_of_file:
         return empty_points()
-    relation = jsonl_relation(list(run_of_file))
-    columns = _describe(relation)
-    if [c for c in columns if c != FILE_COLUMN] == ["json"]:
-        # DuckDB falls back to one raw "json" column when some records are not objects.
-        raise ParseError("some lines are not JSON objects")
-    return wide_to_points(relation, columns, run_of_file=run_of_file, **kwargs)  # type: ignore[arg-type]
+    con = connection()
+    files = "[" + ", ".join(_quote_literal(p) for p in run_of_file) + "]"
+    try:
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _lines AS
+            SELECT filename, row_number() OVER (PARTITION BY filename) - 1 AS line,
+                   CAST(json AS MAP(VARCHAR, VARCHAR)) AS fields
+            FROM read_ndjson_objects({files}, filename=true, maximum_object_size=67108864)"""
+        )
+        keys_of = dict(
+            con.execute(
+                """SELECT filename, list(DISTINCT key) FROM
+                   (SELECT filename, unnest(map_keys(fields)) AS key FROM _lines)
+                   GROUP BY filename"""
+            ).fetchall()
+        )
+        if any("" in keys for keys in keys_of.values()):
+            # A field named "" cannot be a column of the other readers: the line-by-line
+            # fallback leaves it out and says so.
+            raise ParseError('a field is named ""')
+        picked = {
+            path: _roles(keys_of.get(path, []), step_col, time_col, exclude) for path in run_of_file
+        }
+        table = _long_points(con, run_of_file, picked, row_step)
+    except duckdb.Error as exc:
+        raise ParseError(" ".join(str(exc).split())) from exc
+    finally:
+        con.execute("DROP TABLE IF EXISTS _lines")
+    return _placed(table, no_step)
+
+
+def _roles(
+    keys: Sequence[str], step_col: str | None, time_col: str | None, exclude: Sequence[str]
+) -> tuple[str | None, str | None, list[str]]:
+    """(step field, time field, fields that are no metric) of one file with these keys."""
+    step = step_col if step_col is not None else _pick(keys, STEP_COLUMNS)
+    time_ = time_col if time_col is not None else _pick(keys, TIME_COLUMNS)
+    return step or None, time_ or None, [c for c in (step, time_, *exclude) if c]
+
+
+def _long_points(
+    con: duckdb.DuckDBPyConnection,
+    run_of_file: dict[str, str],
+    picked: dict[str, tuple[str | None, str | None, list[str]]],
+    row_step: bool,
+) -> pa.Table:
+    """The points of the ``_lines`` table of :func:`jsonl_points`."""
+    roles = pa.table(
+        {
+            "filename": list(run_of_file),
+            "run_id": list(run_of_file.values()),
+            "step_key": [None if row_step else picked[p][0] for p in run_of_file],
+            "time_key": [picked[p][1] for p in run_of_file],
+            "skip": pa.array([picked[p][2] for p in run_of_file], pa.list_(pa.string())),
+        }
+    )
+    step = "l.fields[f.step_key]"
+    time_ = "l.fields[f.time_key]"
+    con.register("_file_roles", roles)
+    try:
+        return con.sql(
+            f"""SELECT run_id, key, step, ts, TRY_CAST(text AS DOUBLE) AS value
+            FROM (SELECT f.run_id, f.skip,
+                         CASE WHEN f.step_key IS NULL THEN l.line
+                              ELSE coalesce(TRY_CAST({step} AS BIGINT),
+                                            TRY_CAST(TRY_CAST({step} AS DOUBLE) AS BIGINT))
+                         END AS step,
+                         coalesce(TRY_CAST({time_} AS DOUBLE),
+                                  epoch(TRY_CAST({time_} AS TIMESTAMPTZ))) AS ts,
+                         unnest(map_keys(l.fields)) AS key,
+                         unnest(map_values(l.fields)) AS text
+                  FROM _lines l JOIN _file_roles f ON f.filename = l.filename)
+            WHERE NOT list_contains(skip, key) AND TRY_CAST(text AS DOUBLE) IS NOT NULL"""
+        ).to_arrow_table()
+    finally:
+        con.unregister("_file_roles")
 
 
 def csv_points(

@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.tui import on_runs
 from nvml_fake import MIB, FakeNvml
 from test_tui_host import linked_row, training  # noqa: F401  (the fixture)
 from tui_pilot import make_app, settled, until
@@ -16,7 +15,19 @@ from tui_pilot import make_app, settled, until
 from mltop.core.system.gpu import NvmlReader
 from mltop.core.system.idle import IdleTracker, RunGpuUsage, idle_settings, run_gpu_usage
 from mltop.core.system.processes import ProcessRow, RunLink
+from mltop.tui.app import MltopApp
 from mltop.tui.screens.system.host import HostScreen
+
+
+def live_gpu_app(project: tuple[Path, subprocess.Popen[str]], tmp_path: Path) -> MltopApp:
+    """The app over the training ``project`` (folder, child process), its runs table sampling
+    GPUs every 0.2 s from a real two-GPU machine's answers, the child standing for one of its
+    processes."""
+    folder, child = project
+    app = make_app(folder, tmp_path, live=False)
+    app.runs_screen.gpu_reader = NvmlReader(FakeNvml(pids={12769: child.pid}))
+    app.runs_screen.live_gpu_seconds = 0.2
+    return app
 
 
 def usage(util: float | None) -> dict[str, RunGpuUsage]:
@@ -59,25 +70,13 @@ def test_run_usage_adds_a_runs_processes_and_averages_their_gpus() -> None:
     assert run_gpu_usage(rows, reading) == {"r1": RunGpuUsage("r1", (0, 1), 0.0, 6760 * MIB)}
 
 
-@pytest.fixture
-def idle_training(
-    training: tuple[Path, subprocess.Popen[str]],  # noqa: F811
-    monkeypatch: pytest.MonkeyPatch,
-) -> tuple[Path, subprocess.Popen[str], NvmlReader]:
-    """The training run and a GPU reading that puts it on GPU 0 (the machine's recorded process
-    12769 standing for it), with an idle window of 0 s: a quiet GPU is idle at once."""
-    project, child = training
-    monkeypatch.setenv("MLTOP_GPU_IDLE_AFTER", "0")
-    return project, child, NvmlReader(FakeNvml(pids={12769: child.pid}))
-
-
 async def test_runs_table_shows_a_running_runs_gpus_and_idle_flag(
-    idle_training: tuple[Path, subprocess.Popen[str], NvmlReader], tmp_path: Path
+    training: tuple[Path, subprocess.Popen[str]],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    project, _, gpu_reader = idle_training
-    app = make_app(project, tmp_path, live=False)
-    app.runs_screen.gpu_reader = gpu_reader
-    app.runs_screen.live_gpu_seconds = 0.2
+    monkeypatch.setenv("MLTOP_GPU_IDLE_AFTER", "0")
+    app = live_gpu_app(training, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await settled(pilot)
         await until(pilot, lambda: bool(screen.table.live))
@@ -86,7 +85,7 @@ async def test_runs_table_shows_a_running_runs_gpus_and_idle_flag(
         assert label == "GPU 0 · 0% · 6.6 GB" and idle is not None
         row = screen.view.row_of(run.id)  # type: ignore[union-attr]
         drawn = screen.table.render_line(row + 1).text
-        assert "resnet-live  GPU 0 · 0% · 6.6 GB ⚠ idle" in drawn
+        assert "GPU 0 · 0% · 6.6 GB ⚠ idle" in drawn
 
 
 async def test_runs_table_stops_asking_on_a_machine_without_gpus(
@@ -105,11 +104,16 @@ async def test_runs_table_stops_asking_on_a_machine_without_gpus(
 
 
 async def test_host_screen_marks_a_run_idle_on_its_gpu(
-    idle_training: tuple[Path, subprocess.Popen[str], NvmlReader], tmp_path: Path
+    training: tuple[Path, subprocess.Popen[str]],  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    project, child, gpu_reader = idle_training
-    async with on_runs(project, tmp_path, live=False) as (app, pilot, _):
-        screen = HostScreen(gpu_reader=gpu_reader)
+    project, child = training
+    monkeypatch.setenv("MLTOP_GPU_IDLE_AFTER", "0")
+    app = make_app(project, tmp_path, live=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settled(pilot)
+        screen = HostScreen(gpu_reader=NvmlReader(FakeNvml(pids={12769: child.pid})))
         await app.push_screen(screen)
         await until(pilot, lambda: linked_row(screen, child.pid) is not None)
         await until(pilot, lambda: bool(screen.view and screen.view.idle))

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,3 +154,21 @@ def test_a_finished_run_claims_no_process(
         ingest(project, store)
         assert store.run(run_id).status == "FINISHED"
         assert link_process(trainer.pid, _traces(store)) is None
+
+
+def test_a_busy_process_reads_its_cpu_share_since_the_last_sample(
+    children: list[subprocess.Popen[str]],
+) -> None:
+    spin = "import time\nprint('ready', flush=True)\nwhile True: pass\n"
+    busy = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+    children.append(busy)
+    assert busy.stdout is not None and busy.stdout.readline().strip() == "ready"
+    watcher = ProcessWatcher(top=100_000)
+    first = {row.pid: row for row in watcher.sample()}
+    assert first[busy.pid].cpu_percent == 0.0  # no interval yet, as psutil's first reading
+    time.sleep(1.0)
+    row = {row.pid: row for row in watcher.sample()}[busy.pid]
+    # A spinning loop takes a core when it can; the machine running the tests may be shared.
+    assert row.cpu_percent is not None and 5.0 < row.cpu_percent <= 100.0 * (os.cpu_count() or 1)
+    assert "while True: pass" in row.command
+    assert row.user is not None and row.rss is not None and row.rss > 0

@@ -182,3 +182,17 @@ async def test_host_is_in_the_palette_and_its_keys_in_help(tmp_path: Path) -> No
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         ids = [ids for *_, ids in app.screen._rows]  # type: ignore[attr-defined]
         assert ids[0].startswith("host.") and "host.open_run" in ids and "app.host" in ids
+
+
+async def test_closing_the_host_screen_ends_its_sampling_and_closes_nvml(tmp_path: Path) -> None:
+    nvml = FakeNvml()
+    app = make_app(tmp_path, tmp_path, scan=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = HostScreen(gpu_reader=NvmlReader(nvml))
+        await app.push_screen(screen)
+        await until(pilot, lambda: screen.view is not None and len(screen.view.history) >= 2)
+        assert screen._sampler.is_alive()
+        await pilot.press("escape")
+        await until(pilot, lambda: not screen._sampler.is_alive())
+        assert nvml.shut_down == 1

@@ -3,6 +3,8 @@ model's metrics, on the model's x axis."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -108,3 +110,34 @@ async def test_compare_overlays_a_system_metric_across_runs(tmp_path: Path) -> N
         series = screen.chart.series
         assert [s.empty for s in series] == [False, False]
         assert key.startswith("system/")
+
+
+async def test_compare_overlays_mlflows_own_system_metrics_of_two_real_runs(
+    tmp_path: Path,
+) -> None:
+    """Two runs logged by MLflow itself with system metrics on (real psutil samples)."""
+    pytest.importorskip("psutil")  # MLflow samples nothing without it
+    from test_system_metrics_import import MLFLOW_SCRIPT
+    from test_tui_compare import charted, compare_first
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    for _ in range(2):
+        subprocess.run(
+            [sys.executable, "-c", MLFLOW_SCRIPT, str(root)],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    key = "system/cpu_utilization_percentage"
+    async with on_runs(root, tmp_path, (120, 40)) as (_, pilot, _):
+        _, screen = await compare_first(pilot, 2)
+        assert screen.metric == "loss"  # the model's metric first, the machine's after it
+        assert key in screen.metric_keys
+        for _ in screen.metric_keys:
+            if screen.metric == key:
+                break
+            await pilot.press("m")
+        await charted(pilot, screen, key)
+        assert [s.empty for s in screen.chart.series] == [False, False]
+        assert {s.key for s in screen.chart.series} == {key}

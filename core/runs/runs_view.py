@@ -13,7 +13,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mltop.core.common.formatting import fmt_duration, fmt_value
+from mltop.core.runs.live_column import order_by_live
 from mltop.core.runs.system_keys import is_system_key
 from mltop.core.store import RunQuery, Store, string_array
 
@@ -88,9 +89,10 @@ METRIC_AGGREGATES = ("last", "min", "max")
 
 @dataclass(frozen=True)
 class Column:
-    """One column of the runs table: a run attribute, a param, or an aggregate of a metric."""
+    """One column of the runs table: a run attribute, a param, an aggregate of a metric, or
+    ``live``: what a running run does now (its GPUs), known to the screen, not to the store."""
 
-    kind: str  # "attr" | "param" | "metric"
+    kind: str  # "attr" | "param" | "metric" | "live"
     name: str  # attribute name, param key or metric key
     agg: str = "last"
 
@@ -117,6 +119,8 @@ class Column:
             return ATTRIBUTES[self.name][1]
         if self.kind == "param":
             return f"params.{self.name}"
+        if self.kind == "live":
+            return f"live.{self.name}"
         return f"metrics.{self.name}.{self.agg}"
 
     @property
@@ -126,6 +130,8 @@ class Column:
             return ATTRIBUTES[self.name][0]
         if self.kind == "param":
             return f"params.{self.name}"
+        if self.kind == "live":
+            return self.name.upper()
         return self.name if self.agg == "last" else f"{self.agg}({self.name})"
 
     @property
@@ -133,11 +139,17 @@ class Column:
         """How a cell of this column is drawn: name, status, text, time, duration, number..."""
         if self.kind == "attr":
             return ATTRIBUTES[self.name][2]
+        if self.kind == "live":
+            return "live"
         return "param" if self.kind == "param" else "number"
 
     @property
     def order(self) -> tuple[str, ...]:
-        """This column as a sort key for :meth:`Store.runs_table`."""
+        """This column as a sort key for :meth:`Store.runs_table`. A live column sorts after
+        the store answers (:func:`~mltop.core.runs.live_column.order_by_live`), newest first
+        among the runs it has no value for."""
+        if self.kind == "live":
+            return ("attr", "start")
         if self.kind == "attr":
             return ("attr", "status" if self.name == "status" else self.name)
         if self.kind == "param":
@@ -149,6 +161,8 @@ class Column:
         """The direction a first sort on this column takes: newest, longest, best first."""
         if self.kind == "metric":
             return metric_goal(self.name) == "max"
+        if self.kind == "live":
+            return True  # the busiest GPUs first
         return self.kind == "attr" and self.name in ("start", "end", "updated", "duration")
 
 
@@ -196,6 +210,10 @@ def default_columns(
     cols += [Column.param(k) for k in param_keys[:params]]
     cols += [Column.metric(k) for k in ranked[:metrics]]
     return cols
+
+
+#: Running runs' GPUs now (``GPU 0,1 · 87% · 61 GB``), sorted by their utilization.
+LIVE_GPU = Column("live", "gpu")
 
 
 def available_columns(param_keys: Iterable[str], metric_keys: Iterable[str]) -> list[Column]:
@@ -413,11 +431,14 @@ def load_runs(
     with_stats: bool = True,
     cache: ValuesCache | None = None,
     version: object = 0,
+    live: Mapping[str, float] | None = None,
 ) -> RunsView:
     """Query the store for the runs screen: filter and sort in SQL, then nest and measure.
 
     With a :class:`ValuesCache` the SQL only filters and orders the runs; their param and
     metric values come from the cache (fetched for every run once per store ``version``).
+    Sorted by :data:`LIVE_GPU`, the running runs in ``live`` (GPU utilization by run id) come
+    first, by utilization.
     """
     now = time.time() if now is None else now
     stale_s = stale_after() if stale_after_s is None else stale_after_s
@@ -434,7 +455,7 @@ def load_runs(
         params=[c.name for c in valued if c.kind == "param"] if joined else [],
         metrics=[(c.name, c.agg) for c in valued if c.kind == "metric"] if joined else [],
         order=sort.order,
-        descending=descending,
+        descending=descending or sort.kind == "live",  # runs with no live figure: newest first
         stale_before=now - stale_s,
     )
     if cache is not None and valued:
@@ -445,6 +466,8 @@ def load_runs(
             for column, values in cache.take(store, version, ids, valued).items():
                 table = table.append_column(column.id, values)
     matched = table.num_rows
+    if sort.kind == "live":
+        table = order_by_live(table, live or {}, descending)
     table = nest(table, collapsed)
     stats = store.run_stats(now - stale_s) if with_stats else {}
     total = stats.get("total", matched) if with_stats else matched

@@ -157,9 +157,54 @@ class ProcessRow:
         }
 
 
-# Read for every process at each sample: one /proc/PID/stat each. Names, users, memory and
-# command lines are read only for the rows shown (about a tenth of the cost per process).
-_ATTRS = ["pid", "cpu_percent", "create_time"]
+#: Clock ticks per second, the unit of CPU times in ``/proc/PID/stat``.
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds() -> dict[tuple[int, float], float]:
+    """Every process's CPU seconds (user and system), keyed by (pid, start time).
+
+    Read from ``/proc/PID/stat`` directly, one read each: psutil's process iteration builds a
+    Process object and several calls per process, about four times the cost, and this runs
+    over every process of the machine every few seconds. Where there is no ``/proc``, psutil.
+    """
+    out: dict[tuple[int, float], float] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        for process in psutil.process_iter(["pid", "cpu_times", "create_time"]):
+            info = process.info
+            times = info["cpu_times"]
+            if times is not None:
+                out[(info["pid"], info["create_time"] or 0.0)] = times.user + times.system
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            fd = os.open(f"/proc/{name}/stat", os.O_RDONLY)
+            try:
+                data = os.read(fd, 4096)
+            finally:
+                os.close(fd)
+            # The command name is in parentheses and may hold spaces: fields follow the last ")".
+            fields = data[data.rfind(b")") + 2 :].split()
+            out[(int(name), int(fields[19]) / _TICKS)] = (
+                int(fields[11]) + int(fields[12])
+            ) / _TICKS
+        except (OSError, ValueError, IndexError):
+            continue  # ended between the listing and the read
+    return out
+
+
+def _owner(pid: int) -> int | None:
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        try:
+            return psutil.Process(pid).uids().real
+        except (psutil.Error, OSError):
+            return None
 
 
 @dataclass
@@ -167,6 +212,8 @@ class ProcessWatcher:
     """Samples the processes worth showing and links them to runs, keeping costs bounded.
 
     ``traces`` is asked for the running runs' traces at most every :data:`TRACES_SECONDS`.
+    A process's name, user and command line are read when it is first shown and again every
+    :data:`LINK_SECONDS` (a process may exec another program); its memory at every sample.
     """
 
     traces: Callable[[], RunTraces] | None = None
@@ -175,6 +222,11 @@ class ProcessWatcher:
     _traces: RunTraces = field(default_factory=RunTraces)
     _traces_at: float = float("-inf")
     _me: int = field(default_factory=os.getuid)
+    _cpu: dict[tuple[int, float], float] = field(default_factory=dict)
+    _cpu_at: float = float("-inf")
+    _details: dict[tuple[int, float], tuple[float, psutil.Process, str, str | None, list[str]]] = (
+        field(default_factory=dict)
+    )
 
     def _current_traces(self, now: float) -> RunTraces:
         if self.traces is not None and now - self._traces_at >= TRACES_SECONDS:
@@ -185,16 +237,12 @@ class ProcessWatcher:
             self._traces = traces
         return self._traces
 
-    def _link(self, key: tuple[int, float], process: psutil.Process, now: float) -> RunLink | None:
+    def _link(self, key: tuple[int, float], now: float) -> RunLink | None:
         cached = self._links.get(key)
         if cached is not None and now - cached[0] < LINK_SECONDS:
             return cached[1]
         link = None
-        try:
-            readable = self._me == 0 or process.uids().real == self._me
-        except (psutil.Error, OSError):
-            readable = False
-        if readable:
+        if self._me == 0 or _owner(key[0]) == self._me:
             link = link_process(key[0], self._traces)
         self._links[key] = (now, link)
         return link
@@ -204,43 +252,54 @@ class ProcessWatcher:
         now = time.monotonic()
         traces = self._current_traces(now)
         on_gpu = gpus.memory_by_pid() if gpus is not None else {}
-        rows: list[tuple[psutil.Process, dict[str, Any], RunLink | None]] = []
-        seen: set[tuple[int, float]] = set()
-        for process in psutil.process_iter(_ATTRS):
-            info = process.info
-            key = (info["pid"], info["create_time"] or 0.0)
-            seen.add(key)
-            link = self._link(key, process, now) if traces else None
-            rows.append((process, info, link))
-        for key in [k for k in self._links if k not in seen]:
-            del self._links[key]  # ended processes
-        wanted = [r for r in rows if r[1]["pid"] in on_gpu or r[2] is not None]
-        wanted_pids = {r[1]["pid"] for r in wanted}
+        cpu, before, elapsed = _cpu_seconds(), self._cpu, now - self._cpu_at
+        self._cpu, self._cpu_at = cpu, now
+        # CPU percent of one core over the time since the last sample; a process first seen
+        # now reads 0, as psutil's first cpu_percent does.
+        rows: list[tuple[tuple[int, float], float, RunLink | None]] = []
+        for key, seconds in cpu.items():
+            old = before.get(key)
+            percent = max(0.0, (seconds - old) / elapsed * 100) if old is not None else 0.0
+            rows.append((key, percent, self._link(key, now) if traces else None))
+        for stale in (self._links, self._details):
+            for key in [k for k in stale if k not in cpu]:
+                del stale[key]  # ended processes
+        wanted = [r for r in rows if r[0][0] in on_gpu or r[2] is not None]
+        wanted_pids = {r[0][0] for r in wanted}
         busiest = sorted(
-            (r for r in rows if r[1]["pid"] not in wanted_pids),
-            key=lambda r: r[1]["cpu_percent"] or 0.0,
-            reverse=True,
+            (r for r in rows if r[0][0] not in wanted_pids), key=lambda r: r[1], reverse=True
         )[: self.top]
-        wanted.sort(key=lambda r: (-sum(on_gpu.get(r[1]["pid"], {}).values()), r[1]["pid"]))
-        return [self._row(p, info, link, on_gpu) for p, info, link in wanted + busiest]
+        wanted.sort(key=lambda r: (-sum(on_gpu.get(r[0][0], {}).values()), r[0][0]))
+        return [
+            self._row(key, percent, link, on_gpu, now) for key, percent, link in wanted + busiest
+        ]
 
     def _row(
         self,
-        process: psutil.Process,
-        info: dict[str, Any],
+        key: tuple[int, float],
+        percent: float,
         link: RunLink | None,
         on_gpu: dict[int, dict[int, int]],
+        now: float,
     ) -> ProcessRow:
-        pid = info["pid"]
-        name, user, memory, argv = "", None, None, []
+        pid = key[0]
+        memory = None
+        details = self._details.get(key)
         try:
-            with process.oneshot():
-                name = process.name()
-                memory = process.memory_info()
-                user = process.username()
-                argv = process.cmdline()
-        except (psutil.Error, OSError, KeyError):
-            pass  # ended meanwhile, or not ours to read: what was read is shown
+            if details is None or now - details[0] >= LINK_SECONDS:
+                process = details[1] if details is not None else psutil.Process(pid)
+                with process.oneshot():
+                    name, user, argv = process.name(), None, []
+                    try:
+                        user = process.username()
+                        argv = process.cmdline()
+                    except (psutil.Error, OSError, KeyError):
+                        pass  # not ours to read: what was read is shown
+                details = self._details[key] = (now, process, name, user, argv)
+            memory = details[1].memory_info()
+        except (psutil.Error, OSError):
+            pass  # ended meanwhile: what was read is shown
+        _, _, name, user, argv = details if details is not None else (0, None, "", None, [])
         command = " ".join(argv) or name
         # The program's own name and arguments: a virtualenv's long interpreter path would
         # push the script name off a narrow screen.
@@ -251,7 +310,7 @@ class ProcessWatcher:
             user=user,
             command=command,
             short_command=short,
-            cpu_percent=info.get("cpu_percent"),
+            cpu_percent=percent,
             rss=memory.rss if memory is not None else None,
             gpu_memory=dict(on_gpu.get(pid, {})),
             link=link,

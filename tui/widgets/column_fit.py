@@ -23,7 +23,7 @@ def precedence(column: Column, wanted: Collection[Column]) -> int:
     """Lower comes on screen first when space is short."""
     if column.kind == "attr" and column.name in ("status", "name"):
         return 0
-    if column in wanted:
+    if column in wanted or column.kind == "live":
         return 1
     if column.kind == "metric":
         return 2

@@ -12,6 +12,7 @@ fastdatatable keeps the Arrow table and renders the rows on screen. On top of it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -27,7 +28,7 @@ from textual_fastdatatable.data_table import DataTable
 
 from mltop.core.common.formatting import fit_text, fit_value, fmt_duration, fmt_time
 from mltop.core.common.sanitize import inert
-from mltop.core.runs.runs_view import STATUS_SYMBOLS, Column, RunsView
+from mltop.core.runs.runs_view import LIVE_GPU, MAX_TEXT_WIDTH, STATUS_SYMBOLS, Column, RunsView
 from mltop.tui.widgets.column_fit import fit_order
 from mltop.tui.widgets.cut_edges import CutEdges
 
@@ -152,7 +153,7 @@ class RunTable(CutEdges, DataTable):
         self._styles: dict[str, Style] = {}
         self._mark_in_status = True
         self._widths: dict[Column, int] = {}
-        # Running runs' live GPU use and idle time, drawn after their names (set_live).
+        # Running runs' live GPU use and idle time, a column of their own (set_live).
         self.live: dict[str, tuple[str, float | None]] = {}
         # The view's columns in drawing order (see show) and what that order was fitted for.
         self.shown: tuple[Column, ...] = ()
@@ -192,17 +193,25 @@ class RunTable(CutEdges, DataTable):
         self._wanted = wanted
         # Marks share the status column (one cell: mark, symbol), or prefix the name without it.
         self._mark_in_status = any(c.cell == "status" for c in view.columns)
+        columns = self.with_live(view.columns)
         self._widths = dict(zip(view.columns, view.widths, strict=True))
-        live = max((len(_live_text(*v)) + 2 for v in self.live.values()), default=0)
-        extra = {"status": 1, "name": (0 if self._mark_in_status else 2) + live}
+        if LIVE_GPU in columns:
+            widest = max(len(_live_text(*v)) for v in self.live.values())
+            self._widths[LIVE_GPU] = min(widest, MAX_TEXT_WIDTH)
+        extra = {"status": 1, "name": 0 if self._mark_in_status else 2}
         widths = [
-            max(w + extra.get(c.cell, 0), self._label(c).cell_len)
-            for c, w in zip(view.columns, view.widths, strict=True)
+            max(self._widths[c] + extra.get(c.cell, 0), self._label(c).cell_len) for c in columns
         ]
-        order = fit_order(view.columns, widths, self._room(), wanted)
-        self.shown = tuple(view.columns[i] for i in order)
+        order = fit_order(columns, widths, self._room(), wanted)
+        self.shown = tuple(columns[i] for i in order)
         self._fitted_for = self._room()
-        data = {column.id: view.table.column(column.id) for column in self.shown}
+        # The live column's cells are drawn from ``live``: no value per run is built for it.
+        data = {
+            column.id: view.table.column(column.id)
+            if column.kind != "live"
+            else pa.nulls(view.rows, pa.string())
+            for column in self.shown
+        }
         widths = [widths[i] for i in order]
         if not data:
             data, widths = {" ": pa.nulls(view.rows, pa.string())}, [1]
@@ -220,6 +229,14 @@ class RunTable(CutEdges, DataTable):
         self.cursor_coordinate = Coordinate(max(target, 0), 0)
         self._scroll_cursor_into_view()
         self.call_after_refresh(self._reveal_sort_column)
+
+    def with_live(self, columns: Sequence[Column]) -> tuple[Column, ...]:
+        """``columns`` and, while some run is running on a GPU, the live GPU column after the
+        name (or first): the table shows it, ``s`` steps through it."""
+        if not self.live:
+            return tuple(columns)
+        at = next((i + 1 for i, c in enumerate(columns) if c.cell == "name"), 0)
+        return (*columns[:at], LIVE_GPU, *columns[at:])
 
     def _room(self) -> int:
         """Cells the columns can take: the table's width less its vertical scrollbar."""
@@ -301,6 +318,8 @@ class RunTable(CutEdges, DataTable):
 
     def _cell(self, column: Column, row: int) -> Text:
         cell = column.cell
+        if cell == "live":
+            return self._live_cell(row)
         value = self._value(column.id, row)
         if cell == "status":
             state = value or "finished"
@@ -351,17 +370,25 @@ class RunTable(CutEdges, DataTable):
         text.append(inert(name) if name is not None else DASH, style=style)
         if children and self._value("id", row) in self.collapsed:
             text.append(f" +{children}", style="dim")
+        return text
+
+    def _live_cell(self, row: int) -> Text:
+        """A running run's GPUs now and, in bold, how long they have sat idle; blank for the
+        other runs. A text wider than the column loses the end of its GPU part, with a visible
+        ``…``: the idle flag stays whole."""
         live = self.live.get(self._value("id", row))
-        if live is not None:
-            label, idle = live
-            text.append("  " + label, style="dim")
-            if idle is not None:
-                text.append(_live_text("", idle), style="bold yellow")
+        if live is None:
+            return Text("", no_wrap=True)
+        label, idle = live
+        flag = _live_text("", idle)
+        width = self._widths.get(LIVE_GPU, MAX_TEXT_WIDTH)
+        text = Text(fit_text(label, width - len(flag)), no_wrap=True)
+        text.append(flag, style="bold yellow")
         return text
 
     def set_live(self, live: dict[str, tuple[str, float | None]]) -> None:
-        """Show each running run's GPU use (``GPU 0,1 · 87% · 61 GB``) and idle time beside
-        its name; the name column widens to hold them."""
+        """Show each running run's GPU use (``GPU 0,1 · 87% · 61 GB``) and idle time in the
+        live GPU column, there while some run has them."""
         if live == self.live:
             return
         self.live = live

@@ -42,7 +42,7 @@ class RunsColumnsScreen(LiveGpuScreen):
         self.reload()
 
     def action_sort_next(self) -> None:
-        columns = self._shown_columns()
+        columns = list(self.table.with_live(self._shown_columns()))
         if not columns:
             return
         index = columns.index(self.sort) if self.sort in columns else -1

@@ -7,6 +7,7 @@ machine without NVIDIA GPUs it stops after its first sample.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from textual import on, work
@@ -14,6 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
 
+from mltop.core.runs.runs_view import LIVE_GPU, Column
 from mltop.core.store import Store, StoreError
 from mltop.tui.widgets.run_table import RunTable
 
@@ -27,11 +29,17 @@ LIVE_GPU_SECONDS = 5.0
 
 
 class LiveGpu(Message):
-    """Running runs' GPU use by run id (label, seconds idle), or None: this machine has none."""
+    """Running runs' GPU use by run id (label, seconds idle), or None: this machine has none;
+    and their GPUs' utilization, what the live column sorts by."""
 
-    def __init__(self, live: dict[str, tuple[str, float | None]] | None) -> None:
+    def __init__(
+        self,
+        live: dict[str, tuple[str, float | None]] | None,
+        utilization: dict[str, float] | None = None,
+    ) -> None:
         super().__init__()
         self.live = live
+        self.utilization = utilization or {}
 
 
 class LiveGpuScreen(Screen[None]):
@@ -42,6 +50,9 @@ class LiveGpuScreen(Screen[None]):
     """
 
     store: Store | None
+    # The subclass's sort and loading, which a sample may call for.
+    sort: Column
+    reload: Callable[[], None]
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,6 +62,9 @@ class LiveGpuScreen(Screen[None]):
         self._gpu_monitor: HostMonitor | None = None
         self._gpu_timer: Timer | None = None
         self._gpu_sampling = False
+        # Each running run's GPU utilization, for a table sorted by the live column (replaced
+        # whole at each sample: the loading thread reads it).
+        self.live_utilization: dict[str, float] = {}
 
     def _sample_gpus(self) -> None:
         if self._gpu_sampling or self.store is None or self.app.screen is not self:
@@ -64,6 +78,7 @@ class LiveGpuScreen(Screen[None]):
         from mltop.core.system.processes import RunTraces
 
         live: dict[str, tuple[str, float | None]] | None = {}
+        utilization: dict[str, float] = {}
         try:
             if self._gpu_monitor is None:
                 self._gpu_monitor = _gpu_monitor(self.gpu_reader)
@@ -80,10 +95,13 @@ class LiveGpuScreen(Screen[None]):
                 monitor.traces = lambda: traces
                 view = monitor.sample()
                 live = {r: (u.label(), view.idle.get(r)) for r, u in view.usage.items()}
+                utilization = {
+                    r: u.utilization for r, u in view.usage.items() if u.utilization is not None
+                }
         finally:
             self._gpu_sampling = False
             # A message, not call_from_thread: it is dropped quietly if the app has closed.
-            self.post_message(LiveGpu(live))
+            self.post_message(LiveGpu(live, utilization))
 
     @on(LiveGpu)
     def _show_live(self, message: LiveGpu) -> None:
@@ -92,7 +110,16 @@ class LiveGpuScreen(Screen[None]):
             if self._gpu_timer is not None:
                 self._gpu_timer.stop()
             return
+        ranking = _ranking(self.live_utilization)
+        self.live_utilization = message.utilization
         self.query_one(RunTable).set_live(live)
+        if self.sort == LIVE_GPU and _ranking(message.utilization) != ranking:
+            self.reload()  # the busiest run changed: the store's answer is ordered anew
+
+
+def _ranking(utilization: dict[str, float]) -> list[str]:
+    """The running runs in the order the live column sorts them."""
+    return sorted(utilization, key=lambda run_id: (-utilization[run_id], run_id))
 
 
 def _gpu_monitor(reader: GpuReader | None) -> HostMonitor:

@@ -248,7 +248,7 @@ class RunsScreen(RunsColumnsScreen):
                     self.varying_params,
                 )
                 columns = default_columns(params, metrics, varying=varying)
-            if sort not in columns and not (sort.kind == "attr" and sort.name == "start"):
+            if sort not in columns and sort.kind != "live" and sort != Column.attr("start"):
                 sort = Column.attr("start")
                 descending = True
             view = load_runs(
@@ -260,6 +260,7 @@ class RunsScreen(RunsColumnsScreen):
                 collapsed=collapsed,
                 cache=self.values_cache,
                 version=version,
+                live=self.live_utilization,
             )
             # Only a filter that names a metric can name one no run has.
             mentions = "metric" in text.lower()
@@ -292,7 +293,7 @@ class RunsScreen(RunsColumnsScreen):
         self.filter_bar.clear_error()
         self.filter_bar.show_warnings(message.warnings)
         self.table.collapsed = self.collapsed
-        sort = self.sort if self.sort in view.columns else None
+        sort = self.sort if self.sort in self.table.with_live(view.columns) else None
         # The default sort (newest first) needs no room on screen; a chosen one does.
         chosen = () if sort is None or sort == Column.attr("start") else (sort,)
         wanted = tuple(c for c in self.added if c in view.columns) + chosen

@@ -2,25 +2,28 @@
 with five minutes of history as sparklines, and the processes worth knowing about with the run
 each belongs to (``enter`` opens it).
 
-Sampling happens in a worker thread through :class:`mltop.core.system.live.HostMonitor`, one
-sample at a time (a tick that finds the last sample still running is skipped rather than
-queued), so a slow ``/proc`` never stalls keys or drawing; the screen only draws the
-:class:`~mltop.core.system.live.HostView` it gets back.
+Sampling happens in one thread for as long as the screen is open, through
+:class:`mltop.core.system.live.HostMonitor`: a sample, then a wait for the rest of the second
+(a slow ``/proc`` delays the next sample rather than queueing more), so keys and drawing never
+wait for it; the screen only draws the :class:`~mltop.core.system.live.HostView` it gets back.
+One thread for the screen's life rather than a Textual worker each second, which cost a thread
+and the app a round of worker state messages, about a fifth of the screen's budget.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import RenderableType
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Static
 
 from mltop.core.common.formatting import fit_text, fmt_duration
@@ -82,8 +85,8 @@ class HostScreen(Screen[None]):
         )
         self.view: HostView | None = None
         self.names: dict[str, str] = {}
-        self._sampling = False
-        self._timer: Timer | None = None
+        self._stop_sampling = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, name="mltop-host", daemon=True)
         self._rows: list[int] = []
         self._drawn_width = 0
 
@@ -99,13 +102,10 @@ class HostScreen(Screen[None]):
     def on_mount(self) -> None:
         if self._setting_problem:
             self.notify(self._setting_problem, severity="warning", timeout=10, markup=False)
-        self._tick()
-        self._timer = self.set_interval(REFRESH_SECONDS, self._tick)
+        self._sampler.start()
 
     def on_unmount(self) -> None:
-        if self._timer is not None:
-            self._timer.stop()
-        self.monitor.close()
+        self._stop_sampling.set()  # the sampling thread closes the monitor as it ends
 
     # -- sampling (worker thread) ----------------------------------------------------------------
 
@@ -119,24 +119,16 @@ class HostScreen(Screen[None]):
         except StoreError:
             return RunTraces()
 
-    def _tick(self) -> None:
-        if self._sampling:
-            return  # the last sample is still being read: skip, never queue
-        self._sampling = True
-        # Fill the list's height: the busiest processes after those on a GPU or in a run.
-        table = self.query_one(ProcessList)
-        pinned = sum(1 for p in self.view.processes if p.link or p.gpu_memory) if self.view else 0
-        self.monitor.top = max(3, table.size.height - 1 - pinned)
-        self._sample()
-
-    @work(thread=True, group="host", exit_on_error=False)
     def _sample(self) -> None:
+        """Sample once a second until the screen closes, then close the monitor (NVML)."""
         try:
-            view = self.monitor.sample()
-            names = self._run_names(view)
+            while not self._stop_sampling.is_set():
+                started = time.monotonic()
+                view = self.monitor.sample()
+                self.post_message(HostSampled(view, self._run_names(view)))
+                self._stop_sampling.wait(max(0.0, REFRESH_SECONDS - (time.monotonic() - started)))
         finally:
-            self._sampling = False
-        self.post_message(HostSampled(view, names))
+            self.monitor.close()
 
     def _run_names(self, view: HostView) -> dict[str, str]:
         wanted = {p.link.run_id for p in view.processes if p.link} - set(self.names)
@@ -160,6 +152,11 @@ class HostScreen(Screen[None]):
         self.view, self.names = message.view, message.names
         width = max(40, self.size.width - 2)
         view = message.view
+        # The next sample fills the list's height: the busiest processes after those on a GPU
+        # or in a run.
+        room = self.query_one(ProcessList).size.height
+        pinned = sum(1 for p in view.processes if p.link or p.gpu_memory)
+        self.monitor.top = max(3, room - 1 - pinned)
         # The summary's height is set rather than measured: it changes only with the GPUs, so
         # the update of every second needs no layout pass of the screen.
         widget = self.query_one("#host-summary", Static)
