@@ -297,8 +297,21 @@ def outcome_counts(
         )
 
     w = W if by_window else WHOLE
-    fine = f"SELECT {w} AS w, {keys}, {outcome(f'{y} = {pos}')}, count(*) AS n FROM {view} "
-    execute(con, f"CREATE OR REPLACE TEMP TABLE mon_fine AS {fine} GROUP BY ALL", where)
+    # The rows are first counted per window, slice and raw label and prediction (a few
+    # distinct values), and the outcome columns (text casts included) derived from those
+    # counts: the same expressions over the same column names, on thousands of rows, not
+    # millions.
+    raw = ", ".join(quote(c) for c in dict.fromkeys((label, prediction)))
+    inner_keys = ", ".join(f"{c} AS __mltop_s{k}" for k, c in enumerate(columns))
+    outer_keys = ", ".join(f"__mltop_s{k} AS s{k}" for k in range(len(columns)))
+    inner = (
+        f"SELECT {w} AS {W}, {inner_keys}, {raw}, count(*) AS __mltop_n FROM {view} GROUP BY ALL"
+    )
+    fine = (
+        f"SELECT {W} AS w, {outer_keys}, {outcome(f'{y} = {pos}')}, "
+        f"sum(__mltop_n)::BIGINT AS n FROM ({inner}) GROUP BY ALL"
+    )
+    execute(con, f"CREATE OR REPLACE TEMP TABLE mon_fine AS {fine}", where)
     counts = run(
         con,
         _sum_per_slice(
