@@ -138,11 +138,12 @@ def _split(
         # Sorted here rather than by DuckDB: numpy sorts 10^5 numbers faster than the query
         # does. One sort by value serves both: its runs of equal values are the whole log's
         # counts, and a stable sort of it by window keeps each window's values in order.
-        by_value = np.argsort(values, kind="stable")
+        # (Each (window, value) pair is one row, so the value sort need not be stable.)
+        by_value = np.argsort(values)
         ordered = values[by_value]
         firsts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         whole = Counts(ordered[firsts], np.add.reduceat(counts[by_value], firsts))
-        order = by_value[np.argsort(windows[by_value], kind="stable")]
+        order = by_value[_stable_order(windows[by_value])]
         windows, values, counts = windows[order], values[order], counts[order]
     cuts = np.flatnonzero(np.diff(windows)) + 1
     for start, stop in zip(np.r_[0, cuts], np.r_[cuts, len(windows)], strict=True):
@@ -150,6 +151,14 @@ def _split(
     if whole is not None:
         out[WHOLE] = whole
     return out
+
+
+def _stable_order(keys: np.ndarray) -> np.ndarray:
+    """The stable argsort of non-negative integer ``keys``: as 16-bit integers when they fit,
+    which numpy sorts by radix in linear time (4x faster than a merge sort on 10^5 keys)."""
+    if len(keys) and int(keys.min()) >= 0 and int(keys.max()) <= np.iinfo(np.int16).max:
+        keys = keys.astype(np.int16)
+    return np.argsort(keys, kind="stable")
 
 
 def present_counts(
@@ -288,8 +297,21 @@ def outcome_counts(
         )
 
     w = W if by_window else WHOLE
-    fine = f"SELECT {w} AS w, {keys}, {outcome(f'{y} = {pos}')}, count(*) AS n FROM {view} "
-    execute(con, f"CREATE OR REPLACE TEMP TABLE mon_fine AS {fine} GROUP BY ALL", where)
+    # The rows are first counted per window, slice and raw label and prediction (a few
+    # distinct values), and the outcome columns (text casts included) derived from those
+    # counts: the same expressions over the same column names, on thousands of rows, not
+    # millions.
+    raw = ", ".join(quote(c) for c in dict.fromkeys((label, prediction)))
+    inner_keys = ", ".join(f"{c} AS __mltop_s{k}" for k, c in enumerate(columns))
+    outer_keys = ", ".join(f"__mltop_s{k} AS s{k}" for k in range(len(columns)))
+    inner = (
+        f"SELECT {w} AS {W}, {inner_keys}, {raw}, count(*) AS __mltop_n FROM {view} GROUP BY ALL"
+    )
+    fine = (
+        f"SELECT {W} AS w, {outer_keys}, {outcome(f'{y} = {pos}')}, "
+        f"sum(__mltop_n)::BIGINT AS n FROM ({inner}) GROUP BY ALL"
+    )
+    execute(con, f"CREATE OR REPLACE TEMP TABLE mon_fine AS {fine}", where)
     counts = run(
         con,
         _sum_per_slice(
@@ -383,11 +405,21 @@ def _auc(
     res = run(con, _sum_per_slice(source, slices, "score", sums, by_window), where)
     if len(res["k"]) == 0:
         return {}
-    names, s_index = np.unique(np.asarray(res["s"], dtype=object).astype(str), return_inverse=True)
+    # Slice values numbered in order of appearance: a dict over a million strings is three
+    # times faster than np.unique's sort of them, and the numbers need no order.
+    numbers: dict[str, int] = {}
+    s_index = np.fromiter(
+        (numbers.setdefault(str(v), len(numbers)) for v in res["s"].tolist()),
+        dtype=np.int64,
+        count=len(res["s"]),
+    )
+    names = list(numbers)
     k = np.asarray(res["k"], dtype=np.int64)
     w = np.asarray(res["w"], dtype=np.int64) + 1  # -1 (whole log) becomes 0
     group = (k * (int(w.max()) + 1) + w) * len(names) + s_index
-    order = np.lexsort((np.asarray(res["score"], dtype=float), group))
+    # By group, then score: a sort by score (unique within a group) and a stable one by group.
+    by_score = np.argsort(np.asarray(res["score"], dtype=float))
+    order = by_score[_stable_order(group[by_score])]
     group = group[order]
     pos = np.asarray(res["pos"], dtype=np.int64)[order]
     neg = np.asarray(res["neg"], dtype=np.int64)[order]
