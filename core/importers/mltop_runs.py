@@ -32,7 +32,15 @@ from mltop.core.store import Store
 from mltop.core.tracking import META_FILE, METRICS_FILE, OUTPUT_FILE, PARAMS_FILE
 
 KIND = "mltop"
-BATCH_RUNS = 500
+#: Runs written per transaction, and the metric bytes read for one (a few long histories make a
+#: batch as well as thousands of short ones). Batches are big because a commit costs a write
+#: of every table's last rows: a first import of 100,000 runs in batches of 500 wrote 5x the
+#: size of the store it made.
+BATCH_RUNS = 5000
+BATCH_BYTES = 64 * 1024 * 1024
+#: A batch writing this many runs whole commits straight into the store file (see
+#: :meth:`Store.transaction`).
+LARGE_BATCH = 1000
 LOG_SUFFIXES = (".log", ".out", ".err")
 MAX_META_BYTES = 4 * 1024 * 1024
 #: The files of a run folder whose state the store records.
@@ -53,20 +61,38 @@ def _float(value: object) -> float | None:
     return None
 
 
-def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[SourceRef]:
-    """The run folders with a file that is new, gone or changed since the last scan.
+def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[SourceRef, int]]:
+    """The run folders with a file that is new, gone or changed since the last scan, each with
+    the size of its metrics file (0 when there is none).
 
     One stat per file and one comparison in the store per :data:`COMPARE_RUNS` folders: an
     unchanged folder of a hundred thousand runs costs what listing it costs, with no per-file
     state in Python and a bounded batch of stats in memory at a time.
     """
-    changed: list[SourceRef] = []
+    changed: list[tuple[SourceRef, int]] = []
     for start in range(0, len(refs), COMPARE_RUNS):
         changed += _changed_among(store, refs[start : start + COMPARE_RUNS])
     return changed
 
 
-def _changed_among(store: Store, refs: Sequence[SourceRef]) -> list[SourceRef]:
+def _batches(changed: Sequence[tuple[SourceRef, int]]) -> list[list[SourceRef]]:
+    """Changed run folders cut into batches of at most :data:`BATCH_RUNS` runs and
+    :data:`BATCH_BYTES` of metrics (a run bigger than that is a batch of its own)."""
+    batches: list[list[SourceRef]] = []
+    batch: list[SourceRef] = []
+    size = 0
+    for ref, metrics_bytes in changed:
+        if batch and (len(batch) >= BATCH_RUNS or size + metrics_bytes > BATCH_BYTES):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(ref)
+        size += metrics_bytes
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def _changed_among(store: Store, refs: Sequence[SourceRef]) -> list[tuple[SourceRef, int]]:
     paths: list[str] = []
     sizes: list[int | None] = []
     mtimes: list[float | None] = []
@@ -97,7 +123,12 @@ def _changed_among(store: Store, refs: Sequence[SourceRef]) -> list[SourceRef]:
     changed = store.changed_files(now)
     if not changed:
         return []
-    return [ref for ref in refs if any(f"{ref.location}{os.sep}{n}" in changed for n in RUN_FILES)]
+    metrics_at = RUN_FILES.index(METRICS_FILE)
+    return [
+        (ref, sizes[i * len(RUN_FILES) + metrics_at] or 0)
+        for i, ref in enumerate(refs)
+        if any(f"{ref.location}{os.sep}{n}" in changed for n in RUN_FILES)
+    ]
 
 
 def _first_seen(ref: SourceRef, known: dict[str, FileState]) -> bool:
@@ -115,13 +146,13 @@ class MltopRunsImporter:
         return Detection([SourceRef(KIND, dirpath)], claimed=set(filenames), prune=True)
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
-        refs = _changed_folders(store, refs)
-        if not refs:
+        changed = _changed_folders(store, refs)
+        if not changed:
             return
         # Each file state of a run folder is recorded with the folder as its source.
-        known = store.file_states(sources=(str(ref.location) for ref in refs))
-        for start in range(0, len(refs), BATCH_RUNS):
-            self._import_batch(store, refs[start : start + BATCH_RUNS], known, report)
+        known = store.file_states(sources=(str(ref.location) for ref, _ in changed))
+        for batch in _batches(changed):
+            self._import_batch(store, batch, known, report)
 
     def _import_batch(
         self,
@@ -203,7 +234,8 @@ class MltopRunsImporter:
         for run_id, run_states in meta_states.items():
             if run_id not in skipped and run_id in meta_changed:
                 states.extend(run_states)
-        with store.transaction():
+        with store.transaction(large=len(records) >= LARGE_BATCH):
+            store.mark_new_runs(r.id for r in records if _first_seen(ref_of[r.id], known))
             store.put_experiments(
                 [(eid, KIND, "", None, name) for eid, name in experiments.items()]
             )

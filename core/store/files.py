@@ -76,11 +76,14 @@ class FileTables(StoreConnection):
                 "run_id": pa.array([s.run_id for s in states], pa.string()),
             }
         )
-        paths = [st.path for st in states]
+        # A new run's files were never recorded (see mark_new_runs): nothing to replace.
+        new = self._new_runs
+        paths = [st.path for st in states if st.run_id is None or st.run_id not in new]
         with self._lock, self._matching("path", paths, "_put_paths") as (where, args):
             self._con.register("_new_files", table)
             try:
-                self._con.execute(f"DELETE FROM files WHERE {where}", args)
+                if paths:
+                    self._con.execute(f"DELETE FROM files WHERE {where}", args)
                 self._con.execute(
                     'INSERT INTO files (path, source, size, mtime, inode, "offset", head, run_id) '
                     'SELECT path, source, size, mtime, inode, "offset", head, run_id '

@@ -227,6 +227,12 @@ class PointTables(StoreConnection):
         if cut is None:
             self.refresh_summaries(sorted(wanted))
             return
+        new = wanted & self._new_runs
+        if new:
+            self._insert_new_summaries(new, appended)
+            wanted -= new
+            if not wanted:
+                return
         whole = {r for r in wanted if r in cut and cut[r] is None}
         keyed = {r: keys for r in wanted - whole if (keys := cut.get(r))}
         self.refresh_summaries(sorted(whole))
@@ -247,6 +253,27 @@ class PointTables(StoreConnection):
             )
             keep = pc.and_(keep, pc.invert(redone))
         self.fold_into_summaries(points.filter(keep))
+
+    def _insert_new_summaries(self, run_ids: set[str], appended: Sequence[pa.Table]) -> None:
+        """Summarise runs written for the first time (see ``mark_new_runs``) from the points
+        appended in this transaction alone, in one grouping: there is no stored row to fold
+        into or delete."""
+        tables = [t for t in appended if t.num_rows]
+        if not tables:
+            return
+        points = pa.concat_tables(
+            [t.select([f.name for f in POINTS_SCHEMA]).cast(POINTS_SCHEMA) for t in tables]
+        )
+        with self._lock, self._matching("run_id", run_ids, "_new_sum_runs") as (where, args):
+            self._con.register("_new_sum_points", points)
+            try:
+                self._con.execute(
+                    "INSERT INTO metric_summary "
+                    + SUMMARY_SELECT.format(table="_new_sum_points", where=f"WHERE {where}"),
+                    args,
+                )
+            finally:
+                self._con.unregister("_new_sum_points")
 
     def refresh_summaries(self, run_ids: Iterable[str], keys: Iterable[str] | None = None) -> None:
         """Recompute metric_summary for these runs (all their keys, or only ``keys``) from their
