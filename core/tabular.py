@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -180,11 +180,13 @@ def _describe(relation_sql: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def jsonl_relation(paths: Sequence[str]) -> str:
+def jsonl_relation(paths: Sequence[str], *, filename: bool = True) -> str:
+    """``read_json`` of these files, each row with its file's name in FILE_COLUMN (unless
+    ``filename`` is False: the lines carry that field themselves)."""
     files = "[" + ", ".join(_quote_literal(p) for p in paths) + "]"
+    named = f"filename={_quote_literal(FILE_COLUMN)}, " if filename else ""
     return (
-        f"read_json({files}, format='newline_delimited', union_by_name=true, "
-        f"filename={_quote_literal(FILE_COLUMN)}, "
+        f"read_json({files}, format='newline_delimited', union_by_name=true, {named}"
         "maximum_object_size=67108864, sample_size=-1)"
     )
 
@@ -199,16 +201,25 @@ def csv_relation(paths: Sequence[str], delimiter: str | None = None) -> str:
     )
 
 
-def jsonl_points(run_of_file: dict[str, str], **kwargs: object) -> pa.Table:
-    """Points from wide JSONL files ({path: run_id}), all parsed in one DuckDB scan."""
+def jsonl_points(
+    run_of_file: dict[str, str], *, tagged: dict[str, str] | None = None, **kwargs: object
+) -> pa.Table:
+    """Points from wide JSONL files ({path: run_id}), all parsed in one DuckDB scan.
+
+    With ``tagged``, every line carries its run's key in the field FILE_COLUMN instead, and
+    ``tagged`` maps those keys to run ids (the lines of many files written into one).
+    """
     if not run_of_file:
         return empty_points()
-    relation = jsonl_relation(list(run_of_file))
+    relation = jsonl_relation(list(run_of_file), filename=tagged is None)
     columns = _describe(relation)
     if [c for c in columns if c != FILE_COLUMN] == ["json"]:
         # DuckDB falls back to one raw "json" column when some records are not objects.
         raise ParseError("some lines are not JSON objects")
-    return wide_to_points(relation, columns, run_of_file=run_of_file, **kwargs)  # type: ignore[arg-type]
+    if tagged is not None and FILE_COLUMN not in columns:
+        raise ParseError("the lines carry no file tag")
+    runs = tagged if tagged is not None else run_of_file
+    return wide_to_points(relation, columns, run_of_file=runs, **kwargs)  # type: ignore[arg-type]
 
 
 def csv_points(
@@ -219,6 +230,37 @@ def csv_points(
         return empty_points()
     relation = csv_relation(list(run_of_file), delimiter)
     return wide_to_points(relation, _describe(relation), run_of_file=run_of_file, **kwargs)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def readable_bytes(data: bytes, suffix: str) -> Iterator[str]:
+    """A path DuckDB reads ``data`` from while the block lasts.
+
+    An anonymous file in memory where Linux has them (``memfd_create``, read through
+    ``/proc/self/fd``): the lines of a first import's batch are megabytes that would otherwise
+    be written to disk only to be read back once. Elsewhere a scratch file (see
+    :func:`bytes_to_tempfile`).
+    """
+    fd = None
+    if hasattr(os, "memfd_create"):
+        with contextlib.suppress(OSError):
+            fd = os.memfd_create("mltop-lines", os.MFD_CLOEXEC)
+    if fd is not None:
+        try:
+            path = f"/proc/self/fd/{fd}"
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if os.path.exists(path):
+                yield path
+                return
+        finally:
+            os.close(fd)
+    name = bytes_to_tempfile(data, suffix)
+    try:
+        yield name
+    finally:
+        remove_quietly(name)
 
 
 def bytes_to_tempfile(data: bytes, suffix: str) -> str:
