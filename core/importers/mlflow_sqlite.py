@@ -34,6 +34,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers.base import Detection, head_fingerprint
@@ -59,6 +61,11 @@ KIND = "mlflow-sqlite"
 DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 BATCH_RUNS = 500  # also keeps IN lists under SQLite's old 999-variable limit
 BATCH_POINTS = 250_000
+#: Runs written per store transaction (several read batches): each commit writes every table's
+#: last rows again, and a first import of 100,000 runs in commits of 500 wrote several times
+#: the size of the store it made. A commit of this many runs goes straight into the store file.
+WRITE_RUNS = 5000
+LARGE_WRITE = 1000
 
 _EXPERIMENTS = "\x00experiments"  # the key of the experiments' digest (never a run id)
 # What this process last wrote per (store, database, run): a metadata digest, so an unchanged
@@ -80,6 +87,7 @@ class _Work:
     digest: str
     histories: bool  # re-read the metric histories
     points: int
+    new: bool  # the store holds nothing of the run yet
 
 
 def _plan(
@@ -130,7 +138,8 @@ def _plan(
         digest = _digest(record, params, tags)
         if histories or record.id not in existing or written.get(record.id) != digest:
             points = sum(c for c, _ in stats.values()) if histories else 0
-            work.append(_Work(uuid, record, params, tags, digest, histories, points))
+            new = record.id not in existing
+            work.append(_Work(uuid, record, params, tags, digest, histories, points, new))
     gone = sorted(existing - set(run_of.values()))
     return work, gone, run_of
 
@@ -146,6 +155,21 @@ def _batches(work: list[_Work]) -> Iterator[list[_Work]]:
         points += item.points
     if batch:
         yield batch
+
+
+def _groups(batches: Iterator[list[_Work]]) -> Iterator[list[list[_Work]]]:
+    """Read batches gathered into the units one store transaction writes (see WRITE_RUNS)."""
+    group: list[list[_Work]] = []
+    runs = points = 0
+    for batch in batches:
+        group.append(batch)
+        runs += len(batch)
+        points += sum(w.points for w in batch)
+        if runs >= WRITE_RUNS or points >= BATCH_POINTS:
+            yield group
+            group, runs, points = [], 0, 0
+    if group:
+        yield group
 
 
 Probe = tuple[os.stat_result, str]
@@ -266,18 +290,26 @@ def _write_batches(
     complete = True
     wrote = False
     written = _written.setdefault(store, {}).setdefault(source, {})
-    for batch in _batches(work):
-        reread = [w.uuid for w in batch if w.histories]
-        try:
-            points = read_points(con, reread, run_of, snap.has_is_nan, db, report)
-        except DB_ERRORS as exc:
-            complete = False
-            names = ", ".join(w.record.name for w in batch[:3])
-            more = f" and {len(batch) - 3} more" if len(batch) > 3 else ""
-            report.problem(db, f"cannot read metrics of runs {names}{more}: {error_line(exc)}")
+    for group in _groups(_batches(work)):
+        batch: list[_Work] = []
+        read: list[pa.Table] = []
+        for part in group:
+            reread = [w.uuid for w in part if w.histories]
+            try:
+                read.append(read_points(con, reread, run_of, snap.has_is_nan, db, report))
+            except DB_ERRORS as exc:
+                complete = False
+                names = ", ".join(w.record.name for w in part[:3])
+                more = f" and {len(part) - 3} more" if len(part) > 3 else ""
+                report.problem(db, f"cannot read metrics of runs {names}{more}: {error_line(exc)}")
+                continue
+            batch += part
+        if not batch:
             continue
-        reread_ids = [run_of[u] for u in reread]
-        with store.transaction():
+        points = pa.concat_tables(read)
+        reread_ids = [run_of[w.uuid] for w in batch if w.histories]
+        with store.transaction(large=len(batch) >= LARGE_WRITE):
+            store.mark_new_runs(w.record.id for w in batch if w.new)
             if not wrote:
                 store.put_experiments(experiments)
             store.put_runs(
@@ -290,7 +322,7 @@ def _write_batches(
                 store.delete_points(reread_ids)
                 store.forget_files_of_others(reread_ids, source)
                 store.add_points(points)
-                store.refresh_summaries(reread_ids)
+                store.update_summaries(reread_ids, [points])
         wrote = True
         for w in batch:
             written[w.record.id] = w.digest

@@ -37,6 +37,10 @@ from mltop.core.store.schema import (
 #: (bench/watch_memory.py --block-size).
 BLOCK_SIZE = 64 * 1024
 
+#: Rows from which a write outside a transaction commits straight into the file (see
+#: :meth:`StoreConnection.transaction`).
+LARGE_WRITE = 1000
+
 # DuckDB 2 refuses further work on a connection while a result is half-read (fetchone leaves it
 # so), which would also block the appender: every read here drains its result with fetchall.
 
@@ -258,6 +262,12 @@ class StoreConnection:
             finally:
                 self._cut_histories = None
                 self._new_runs = frozenset()
+
+    def _own_transaction(self, *, large: bool) -> contextlib.AbstractContextManager[None]:
+        """A transaction for a write made outside one (joined, when one is open)."""
+        if self._cut_histories is not None:
+            return contextlib.nullcontext()
+        return self.transaction(large=large)
 
     def mark_new_runs(self, run_ids: Iterable[str]) -> None:
         """Say that these runs have no row anywhere in the store, for the open transaction.

@@ -185,10 +185,11 @@ class PointTables(StoreConnection):
         return int(rows[0][0]) if rows else 0
 
     def delete_points(self, run_ids: Iterable[str], keys: Iterable[str] | None = None) -> None:
-        """Forget histories of these runs (all keys, or only ``keys``) before a re-read."""
-        run_ids = list(run_ids)
+        """Forget histories of these runs (all keys, or only ``keys``) before a re-read (a run
+        marked new in this transaction has none: see ``mark_new_runs``)."""
+        run_ids = self._old_only(run_ids)
         keys = None if keys is None else list(keys)
-        if keys == []:
+        if keys == [] or not run_ids:
             return
         with self._lock, self._matching("run_id", run_ids, "_pt_runs") as (by_run, args):
             self._note_cut(run_ids, keys)
