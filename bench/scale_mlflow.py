@@ -22,19 +22,17 @@ Each figure runs in a fresh process, beside its baseline from the same run:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import find_seconds, in_child
+from scale import cold_import_against, rescan_against_find
 
 SHARED_10K = Path("/work/shared/fixtures/mlflow/scale/mlflow-10k-runs-3m-10s.db.zst")
 
@@ -46,28 +44,16 @@ from mltop.core.store import open_store
 ends = []
 real = ImportReport.add
 def add(self, kind, runs=0, points=0):
-    ends.append((time.perf_counter(), runs))
+    ends.append((time.perf_counter(), time.process_time(), runs))
     real(self, kind, runs=runs, points=points)
 ImportReport.add = add
 tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
 with open_store(tree, store_path) as store:
-    ends.append((time.perf_counter(), 0))
+    ends.append((time.perf_counter(), time.process_time(), 0))
     report = ingest(tree, store)
 assert not report.problems, report.problems[:3]
-per_run = [(t - s) / n for (s, _), (t, n) in zip(ends, ends[1:]) if n]
+per_run = [((t - s) / n, (c - d) / n) for (s, d, _), (t, c, n) in zip(ends, ends[1:]) if n]
 print("BATCHES " + json.dumps(per_run))
-"""
-
-RESCAN = """
-from pathlib import Path
-from mltop.core.discovery import ingest
-from mltop.core.store import open_store
-tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
-with open_store(tree, store_path) as store:
-    t0, c0 = time.perf_counter(), time.process_time()
-    report = ingest(tree, store)
-    print("INGEST %f %f" % (time.perf_counter() - t0, time.process_time() - c0))
-assert report.points_added == 0 and not report.problems, report
 """
 
 READ_SQLITE = """
@@ -134,46 +120,9 @@ def build_mlruns(out: Path, copies: int, source: Path) -> None:
             (target / "meta.yaml").write_text(changed)
 
 
-def batch_spread(lines: list[str]) -> tuple[float, float]:
-    batches = json.loads([x for x in lines if x.startswith("BATCHES ")][-1][8:])
-    return statistics.median(batches[:5]) * 1000, statistics.median(batches[-5:]) * 1000
-
-
 def bench(label: str, source: Path, tree: Path, store: Path, plain_code: str) -> None:
-    for leftover in (store, store.with_suffix(".duckdb.wal")):
-        leftover.unlink(missing_ok=True)
-    plain, _ = in_child(plain_code, str(source))
-    result, lines = in_child(COLD, str(tree), str(store))
-    head, tail = batch_spread(lines)
-    size = store.stat().st_size
-    print(
-        f"{label} cold import: {result['s']:6.1f} s (cpu {result['cpu']:5.1f} s)"
-        f"  peak {result['rss']:4.0f} MB   plain Python reading every run: {plain['s']:5.1f} s"
-        f" (cpu {plain['cpu']:5.1f} s)  ({result['s'] / plain['s']:.1f}x wall,"
-        f" {result['cpu'] / plain['cpu']:.1f}x cpu; budget 3x)"
-    )
-    print(
-        f"  per run, first 5 batches {head:6.3f} ms, last 5 {tail:6.3f} ms"
-        f"  ({(tail / head - 1) * 100:+.0f}%; budget +-25%)"
-    )
-    print(
-        f"  written {result['written'] / 1e6:6.0f} MB for a {size / 1e6:.0f} MB store"
-        f"  ({result['written'] / size:.1f}x; budget 2x)"
-    )
-    found = sorted(find_seconds(tree) for _ in range(3))[1]
-    samples = []
-    for _ in range(3):
-        result, lines = in_child(RESCAN, str(tree), str(store))
-        figures = [x for x in lines if x.startswith("INGEST ")][-1].split()
-        result["ingest"], result["ingest_cpu"] = float(figures[1]), float(figures[2])
-        samples.append(result)
-    mid = sorted(samples, key=lambda r: r["ingest"])[1]
-    print(
-        f"  re-scan, unchanged: {mid['ingest']:6.2f} s (cpu {mid['ingest_cpu']:5.2f} s)"
-        f"  peak {mid['rss']:4.0f} MB   find -printf '%s %T@': {found[0]:5.2f} s"
-        f" (cpu {found[1]:5.2f} s)  ({mid['ingest'] / found[0]:.1f}x wall,"
-        f" {mid['ingest_cpu'] / max(found[1], 1e-9):.1f}x cpu; budget 2x, 250 MB)"
-    )
+    cold_import_against(f"{label} cold import:", plain_code, source, COLD, tree, store)
+    print(f"  re-scan, unchanged: {rescan_against_find(tree, store)}")
 
 
 def main() -> None:
