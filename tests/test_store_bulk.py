@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from conftest import summary_rows, write_run
 
 from mltop.core.discovery import ingest
@@ -114,3 +115,29 @@ def test_batches_are_cut_by_runs_and_by_metric_bytes(monkeypatch) -> None:  # ty
         ["4"],
         ["5"],
     ]
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "filestore"])
+def test_an_mlflow_store_imported_in_small_large_commits_matches_one_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    from test_import_mlflow import FILES, SQLITE, filestore_copy, run_import, sqlite_copy
+
+    from mltop.core.importers import mlflow_files, mlflow_sqlite
+
+    location = sqlite_copy(tmp_path) if kind == "sqlite" else filestore_copy(tmp_path)
+    source = SQLITE if kind == "sqlite" else FILES
+    whole = open_memory_store()
+    run_import(whole, source, location)
+    monkeypatch.setattr(mlflow_sqlite, "BATCH_RUNS", 2)
+    monkeypatch.setattr(mlflow_sqlite, "WRITE_RUNS", 5)
+    monkeypatch.setattr(mlflow_sqlite, "LARGE_WRITE", 3)
+    monkeypatch.setattr(mlflow_files, "BATCH_RUNS", 5)
+    monkeypatch.setattr(mlflow_files, "LARGE_BATCH", 3)
+    with open_store(tmp_path, tmp_path / "store.duckdb") as batched:
+        report = run_import(batched, source, location)
+        assert not report.problems
+        assert batched.table_counts() == whole.table_counts()
+        assert summary_rows(batched) == summary_rows(whole)
+        again = run_import(batched, source, location)
+        assert again.runs_added == 0 and again.points_added == 0
