@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -185,15 +185,6 @@ def _describe(relation_sql: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def jsonl_relation(paths: Sequence[str]) -> str:
-    files = "[" + ", ".join(_quote_literal(p) for p in paths) + "]"
-    return (
-        f"read_json({files}, format='newline_delimited', union_by_name=true, "
-        f"filename={_quote_literal(FILE_COLUMN)}, "
-        "maximum_object_size=67108864, sample_size=-1)"
-    )
-
-
 def csv_relation(paths: Sequence[str], delimiter: str | None = None) -> str:
     files = "[" + ", ".join(_quote_literal(p) for p in paths) + "]"
     delim = f", delim={_quote_literal(delimiter)}" if delimiter else ""
@@ -211,6 +202,8 @@ def jsonl_points(
     exclude: Sequence[str] = (),
     row_step: bool = False,
     no_step: dict[str, int] | None = None,
+    *,
+    tagged: dict[str, str] | None = None,
 ) -> pa.Table:
     """Points from JSONL files ({path: run_id}), all parsed in one DuckDB scan.
 
@@ -221,18 +214,32 @@ def jsonl_points(
     fields are picked from its own keys (``step`` in one file, ``epoch`` in the next), with the
     rules of :func:`wide_to_points`: text that is a number is a number, nested and boolean
     values are no metric.
+
+    With ``tagged``, the lines of many files were written into one: each line carries its
+    file's key in the field FILE_COLUMN, and ``tagged`` maps those keys to run ids.
     """
     if not run_of_file:
         return empty_points()
     con = connection()
     files = "[" + ", ".join(_quote_literal(p) for p in run_of_file) + "]"
+    source = "filename"
+    if tagged is not None:
+        source = f"fields[{_quote_literal(FILE_COLUMN)}]"
+        exclude = (*exclude, FILE_COLUMN)
+        run_of_file = tagged
     try:
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _lines AS
-            SELECT filename, row_number() OVER (PARTITION BY filename) - 1 AS line,
-                   CAST(json AS MAP(VARCHAR, VARCHAR)) AS fields
-            FROM read_ndjson_objects({files}, filename=true, maximum_object_size=67108864)"""
+            SELECT {source} AS filename, row_number() OVER (PARTITION BY {source}) - 1 AS line,
+                   fields
+            FROM (SELECT filename, CAST(json AS MAP(VARCHAR, VARCHAR)) AS fields
+                  FROM read_ndjson_objects({files}, filename=true,
+                                           maximum_object_size=67108864))"""
         )
+        if tagged is not None and con.execute(
+            "SELECT count(*) FROM _lines WHERE filename IS NULL"
+        ).fetchone() != (0,):
+            raise ParseError("the lines carry no file tag")
         keys_of = dict(
             con.execute(
                 """SELECT filename, list(DISTINCT key) FROM
@@ -310,6 +317,37 @@ def csv_points(
         return empty_points()
     relation = csv_relation(list(run_of_file), delimiter)
     return wide_to_points(relation, _describe(relation), run_of_file=run_of_file, **kwargs)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def readable_bytes(data: bytes, suffix: str) -> Iterator[str]:
+    """A path DuckDB reads ``data`` from while the block lasts.
+
+    An anonymous file in memory where Linux has them (``memfd_create``, read through
+    ``/proc/self/fd``): the lines of a first import's batch are megabytes that would otherwise
+    be written to disk only to be read back once. Elsewhere a scratch file (see
+    :func:`bytes_to_tempfile`).
+    """
+    fd = None
+    if hasattr(os, "memfd_create"):
+        with contextlib.suppress(OSError):
+            fd = os.memfd_create("mltop-lines", os.MFD_CLOEXEC)
+    if fd is not None:
+        try:
+            path = f"/proc/self/fd/{fd}"
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if os.path.exists(path):
+                yield path
+                return
+        finally:
+            os.close(fd)
+    name = bytes_to_tempfile(data, suffix)
+    try:
+        yield name
+    finally:
+        remove_quietly(name)
 
 
 def bytes_to_tempfile(data: bytes, suffix: str) -> str:

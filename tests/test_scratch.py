@@ -17,6 +17,7 @@ from pathlib import Path
 from conftest import write_run
 
 from mltop.core.discovery import ingest
+from mltop.core.importers import linefiles
 from mltop.core.store import open_store, scratch_base
 
 KILLED_IMPORTER = textwrap.dedent(
@@ -55,10 +56,13 @@ HOLDER = textwrap.dedent(
 
 
 def _live_run(root: Path) -> None:
-    """A run whose last line is still being written: its complete lines go through a temp file."""
+    """A run whose last line is still being written: its complete lines go through a temp file
+    (when there are more than a small file's, which are parsed from memory)."""
     folder = write_run(root / "runs", "live", steps=3)
     with open(folder / "metrics.jsonl", "a") as fh:
-        fh.write('{"step": 3, "loss": 0.2')
+        lines = linefiles.TOGETHER_BYTES // 20
+        fh.write("".join(f'{{"step": {s}, "loss": 0.25}}\n' for s in range(3, 3 + lines)))
+        fh.write('{"step": 0, "loss": 0.2')
 
 
 def _kill_mid_ingest(root: Path, tmpdir: Path) -> Path:

@@ -72,10 +72,10 @@ class _WatchedStore:
         return getattr(self._store, name)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, large: bool = False) -> Iterator[None]:
         if self._cancel.is_set():
             raise IngestCancelled()
-        with self._store.transaction():
+        with self._store.transaction(large=large):
             yield
         now = time.monotonic()
         if now - self._last >= CHANGE_INTERVAL:

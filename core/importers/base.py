@@ -69,7 +69,12 @@ def head_fingerprint(path: Path | str, size: int | None = None) -> str:
             data = fh.read(HEAD_BYTES if size is None else min(size, HEAD_BYTES))
     except OSError:
         return ""
-    return f"{len(data)}:{hashlib.sha1(data).hexdigest()}"
+    return fingerprint(data)
+
+
+def fingerprint(head: bytes) -> str:
+    """The fingerprint of a file's first bytes already read (see :func:`head_fingerprint`)."""
+    return f"{len(head)}:{hashlib.sha1(head).hexdigest()}"
 
 
 def _head_matches(path: Path, recorded: str) -> bool:
@@ -114,15 +119,18 @@ def file_state(
     offset: int,
     run_id: str | None = None,
     source: str | None = None,
+    *,
+    head: str | None = None,
 ) -> FileState:
-    """The state to record after reading ``path`` up to ``offset``."""
+    """The state to record after reading ``path`` up to ``offset`` (``head``: its fingerprint,
+    when the caller has read the file's first bytes already)."""
     return FileState(
         path=str(path),
         size=st.st_size,
         mtime=st.st_mtime,
         inode=st.st_ino,
         offset=offset,
-        head=head_fingerprint(path, st.st_size),
+        head=head if head is not None else head_fingerprint(path, st.st_size),
         run_id=run_id,
         source=source,
     )

@@ -22,7 +22,18 @@ import pyarrow as pa
 from mltop.core import tabular
 from mltop.core.common.regular_files import open_regular
 from mltop.core.entities import FileState, ImportReport
-from mltop.core.importers.base import Change, classify, file_state, read_complete
+from mltop.core.importers.base import (
+    HEAD_BYTES,
+    Change,
+    classify,
+    file_state,
+    fingerprint,
+    read_complete,
+)
+
+#: JSONL files with at most this many new bytes are read here and parsed together (see
+#: :func:`_parse_together`); bigger ones are parsed where they lie.
+TOGETHER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -199,6 +210,9 @@ def read_line_files(
     # append while DuckDB reads, and then the points would run past the offset (and be read
     # again by the next scan).
     in_place: dict[str, tuple[os.stat_result, int]] = {}
+    # Small JSONL reads, parsed together (see _parse_together).
+    # With the stat and state index of a file read whole (it can be parsed in place).
+    together: list[tuple[LineFile, bytes, tuple[os.stat_result, int] | None]] = []
     try:
         for lf in files:
             change, st = classify(lf.path, lf.old)
@@ -214,6 +228,14 @@ def read_line_files(
             if offset == 0:
                 batch.replaced_runs.add(lf.run_id)
             try:
+                if fmt == "jsonl" and st.st_size - offset <= TOGETHER_BYTES:
+                    head, data, new_offset = _read_small(lf.path, offset, st.st_size)
+                    state = file_state(lf.path, st, new_offset, lf.run_id, lf.source, head=head)
+                    if data:
+                        whole = offset == 0 and new_offset == st.st_size
+                        together.append((lf, data, (st, len(batch.states)) if whole else None))
+                    batch.states.append(state)
+                    continue
                 if offset == 0 and st.st_size and _ends_with_newline(lf.path, st.st_size):
                     read_path, new_offset = str(lf.path), st.st_size
                     in_place[read_path] = (st, len(batch.states))
@@ -233,23 +255,104 @@ def read_line_files(
             sources[read_path] = lf.run_id
             origin[read_path] = lf
             batch.states.append(file_state(lf.path, st, new_offset, lf.run_id, lf.source))
+        options = dict(
+            delimiter=delimiter, step_col=step_col, time_col=time_col,
+            exclude=exclude, row_step=row_step,
+        )  # fmt: skip
+        parsed = _parse_together(together, report, **options)
+        if parsed is None:  # each parsed alone instead, as a bigger file is
+            for lf, data, whole in together:
+                if whole is not None:
+                    read_path = str(lf.path)
+                    in_place[read_path] = whole
+                else:
+                    read_path = tabular.bytes_to_tempfile(data, ".jsonl")
+                    temps.append(read_path)
+                sources[read_path] = lf.run_id
+                origin[read_path] = lf
+        else:
+            batch.points = parsed
         if sources:
-            options = dict(
-                delimiter=delimiter, step_col=step_col, time_col=time_col,
-                exclude=exclude, row_step=row_step,
-            )  # fmt: skip
             failed: set[Path] = set()
-            batch.points = _parse(sources, origin, fmt, report, temps, failed, **options)
+            points = _parse(sources, origin, fmt, report, temps, failed, **options)
             if _grew_while_read(sources, origin, in_place, batch, temps):
                 failed.clear()
-                batch.points = _parse(sources, origin, fmt, report, temps, failed, **options)
+                points = _parse(sources, origin, fmt, report, temps, failed, **options)
             for lf in origin.values():
                 if lf.path in failed:
                     _leave_as_it_was(batch, lf)
+            batch.points = pa.concat_tables([batch.points, points])
     finally:
         for temp in temps:
             tabular.remove_quietly(temp)
     return batch
+
+
+def _read_small(path: Path, offset: int, size: int) -> tuple[str, bytes, int]:
+    """A small file's head fingerprint, and its complete lines from ``offset`` with the offset
+    after them, in one read (the fingerprint would otherwise open the file again)."""
+    with open_regular(path) as fh:
+        if offset:
+            head = fh.read(min(size, HEAD_BYTES))
+            fh.seek(offset)
+            data = fh.read()
+        else:
+            data = fh.read()
+            head = data[: min(size, HEAD_BYTES)]
+    end = data.rfind(b"\n")
+    complete = data[: end + 1] if end >= 0 else b""
+    return fingerprint(head), complete, offset + len(complete)
+
+
+def _tagged(key: str, data: bytes) -> bytes | None:
+    """``data``'s lines, each object given the field FILE_COLUMN = ``key``; None unless every
+    line starts an object with a field of its own (``{}`` cannot take the tag, a line that is
+    not an object would lose it) and none names FILE_COLUMN already."""
+    if not data.startswith(b"{") or data.count(b"\n{") + 1 != data.count(b"\n"):
+        return None
+    if data.startswith(b"{}") or b"\n{}" in data or tabular.FILE_COLUMN.encode() in data:
+        return None
+    tag = b'{"' + tabular.FILE_COLUMN.encode() + b'":"' + key.encode() + b'",'
+    return tag + data[1:-1].replace(b"\n{", b"\n" + tag) + b"\n"
+
+
+def _parse_together(
+    together: Sequence[tuple[LineFile, bytes, object]],
+    report: ImportReport,
+    **options: object,
+) -> pa.Table | None:
+    """The new lines of many small JSONL files in one DuckDB parse of one file.
+
+        DuckDB's cost per file read (opening it, inferring its columns, twice) was most of a first
+        import of 100,000 small run folders. Each line is tagged with the file it came from, and the
+        files are parsed together; None (the caller parses each file alone, as before) when a file's
+        lines cannot be tagged or the parse fails, so a damaged file is handled and reported
+        exactly as it would be on its own. So is a batch when its lines cannot be written to a file
+    DuckDB reads (see :func:`~mltop.core.tabular.readable_bytes`).
+    """
+    if not together:
+        return tabular.empty_points()
+    parts = []
+    run_of: dict[str, str] = {}
+    for index, (lf, data, _) in enumerate(together):
+        key = f"f{index}"  # never read as a number or a date
+        tagged = _tagged(key, data)
+        if tagged is None:
+            return None
+        parts.append(tagged)
+        run_of[key] = lf.run_id
+    no_step: dict[str, int] = {}
+    options.pop("delimiter", None)
+    try:
+        with tabular.readable_bytes(b"".join(parts), ".jsonl") as path:
+            points = tabular.jsonl_points({path: ""}, tagged=run_of, no_step=no_step, **options)
+    except (OSError, tabular.ParseError):
+        return None
+    path_of = {lf.run_id: lf.path for lf, _, _ in together}
+    for run_id, count in sorted(no_step.items()):
+        values = f"{count} value{'s' if count != 1 else ''}"
+        add_note(report, path_of[run_id], f"{values} without a usable step skipped")
+    return points
 
 
 def _leave_as_it_was(batch: LineBatch, lf: LineFile) -> None:

@@ -25,14 +25,29 @@ from mltop.core.entities import (
     Status,
     stable_id,
 )
-from mltop.core.importers.base import Change, Detection, classify, file_state
+from mltop.core.importers.base import (
+    HEAD_BYTES,
+    Change,
+    Detection,
+    classify,
+    file_state,
+    fingerprint,
+)
 from mltop.core.importers.linefiles import LineFile, read_line_files
-from mltop.core.importers.params import flatten_params, read_json_object
+from mltop.core.importers.params import flatten_params, json_object, read_json_bytes
 from mltop.core.store import Store
 from mltop.core.tracking import META_FILE, METRICS_FILE, OUTPUT_FILE, PARAMS_FILE
 
 KIND = "mltop"
-BATCH_RUNS = 500
+#: Runs written per transaction, and the metric bytes read for one (a few long histories make a
+#: batch as well as thousands of short ones). Batches are big because a commit costs a write
+#: of every table's last rows: a first import of 100,000 runs in batches of 500 wrote 5x the
+#: size of the store it made.
+BATCH_RUNS = 5000
+BATCH_BYTES = 64 * 1024 * 1024
+#: A batch writing this many runs whole commits straight into the store file (see
+#: :meth:`Store.transaction`).
+LARGE_BATCH = 1000
 LOG_SUFFIXES = (".log", ".out", ".err")
 MAX_META_BYTES = 4 * 1024 * 1024
 #: The files of a run folder whose state the store records.
@@ -53,20 +68,38 @@ def _float(value: object) -> float | None:
     return None
 
 
-def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[SourceRef]:
-    """The run folders with a file that is new, gone or changed since the last scan.
+def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[SourceRef, int]]:
+    """The run folders with a file that is new, gone or changed since the last scan, each with
+    the size of its metrics file (0 when there is none).
 
     One stat per file and one comparison in the store per :data:`COMPARE_RUNS` folders: an
     unchanged folder of a hundred thousand runs costs what listing it costs, with no per-file
     state in Python and a bounded batch of stats in memory at a time.
     """
-    changed: list[SourceRef] = []
+    changed: list[tuple[SourceRef, int]] = []
     for start in range(0, len(refs), COMPARE_RUNS):
         changed += _changed_among(store, refs[start : start + COMPARE_RUNS])
     return changed
 
 
-def _changed_among(store: Store, refs: Sequence[SourceRef]) -> list[SourceRef]:
+def _batches(changed: Sequence[tuple[SourceRef, int]]) -> list[list[SourceRef]]:
+    """Changed run folders cut into batches of at most :data:`BATCH_RUNS` runs and
+    :data:`BATCH_BYTES` of metrics (a run bigger than that is a batch of its own)."""
+    batches: list[list[SourceRef]] = []
+    batch: list[SourceRef] = []
+    size = 0
+    for ref, metrics_bytes in changed:
+        if batch and (len(batch) >= BATCH_RUNS or size + metrics_bytes > BATCH_BYTES):
+            batches.append(batch)
+            batch, size = [], 0
+        batch.append(ref)
+        size += metrics_bytes
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def _changed_among(store: Store, refs: Sequence[SourceRef]) -> list[tuple[SourceRef, int]]:
     paths: list[str] = []
     sizes: list[int | None] = []
     mtimes: list[float | None] = []
@@ -97,7 +130,12 @@ def _changed_among(store: Store, refs: Sequence[SourceRef]) -> list[SourceRef]:
     changed = store.changed_files(now)
     if not changed:
         return []
-    return [ref for ref in refs if any(f"{ref.location}{os.sep}{n}" in changed for n in RUN_FILES)]
+    metrics_at = RUN_FILES.index(METRICS_FILE)
+    return [
+        (ref, sizes[i * len(RUN_FILES) + metrics_at] or 0)
+        for i, ref in enumerate(refs)
+        if any(f"{ref.location}{os.sep}{n}" in changed for n in RUN_FILES)
+    ]
 
 
 def _first_seen(ref: SourceRef, known: dict[str, FileState]) -> bool:
@@ -115,13 +153,13 @@ class MltopRunsImporter:
         return Detection([SourceRef(KIND, dirpath)], claimed=set(filenames), prune=True)
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
-        refs = _changed_folders(store, refs)
-        if not refs:
+        changed = _changed_folders(store, refs)
+        if not changed:
             return
         # Each file state of a run folder is recorded with the folder as its source.
-        known = store.file_states(sources=(str(ref.location) for ref in refs))
-        for start in range(0, len(refs), BATCH_RUNS):
-            self._import_batch(store, refs[start : start + BATCH_RUNS], known, report)
+        known = store.file_states(sources=(str(ref.location) for ref, _ in changed))
+        for batch in _batches(changed):
+            self._import_batch(store, batch, known, report)
 
     def _import_batch(
         self,
@@ -132,26 +170,27 @@ class MltopRunsImporter:
     ) -> None:
         metric_files: list[LineFile] = []
         meta_changed: dict[str, SourceRef] = {}
-        meta_states: dict[str, list[FileState]] = {}
+        # The stats of each run's metadata files; their states are made only for the runs read.
+        meta_stats: dict[str, list[tuple[Path, os.stat_result]]] = {}
         ref_of: dict[str, SourceRef] = {}
         for ref in refs:
             folder = ref.location
             run_id = stable_id(KIND, store.id_path(folder))
             ref_of[run_id] = ref
             changed = False
-            states: list[FileState] = []
+            stats: list[tuple[Path, os.stat_result]] = []
             for name in (META_FILE, PARAMS_FILE):
                 path = folder / name
                 change, st = classify(path, known.get(str(path)))
                 if change is not Change.UNCHANGED:
                     changed = True
                 if st is not None:
-                    states.append(file_state(path, st, st.st_size, run_id, str(folder)))
+                    stats.append((path, st))
             metrics = folder / METRICS_FILE
             metric_files.append(LineFile(metrics, run_id, known.get(str(metrics)), str(folder)))
             if changed:
                 meta_changed[run_id] = ref
-            meta_states[run_id] = states
+            meta_stats[run_id] = stats
 
         batch = read_line_files(metric_files, "jsonl", report)
         if not meta_changed and not batch.changed_runs:
@@ -180,11 +219,17 @@ class MltopRunsImporter:
         tags: list[tuple[str, str, object]] = []
         logs: dict[str, list[str]] = {}
         skipped: set[str] = set()
+        meta_states: list[FileState] = []
         for run_id, ref in meta_changed.items():
-            parsed = self._read_run(ref, run_id, report)
+            heads: dict[Path, str] = {}
+            parsed = self._read_run(ref, run_id, report, heads)
             if parsed is None:
                 skipped.add(run_id)
                 continue
+            meta_states += [
+                file_state(path, st, st.st_size, run_id, str(ref.location), head=heads.get(path))
+                for path, st in meta_stats[run_id]
+            ]
             record, exp_name, run_params, run_tags, run_logs = parsed
             records.append(record)
             if record.experiment_id is not None:
@@ -199,11 +244,9 @@ class MltopRunsImporter:
                 pc.is_in(points.column("run_id"), value_set=pa.array(sorted(skipped), pa.string()))
             )
             points = points.filter(keep)
-        states = [s for s in batch.states if s.run_id not in skipped]
-        for run_id, run_states in meta_states.items():
-            if run_id not in skipped and run_id in meta_changed:
-                states.extend(run_states)
-        with store.transaction():
+        states = [s for s in batch.states if s.run_id not in skipped] + meta_states
+        with store.transaction(large=len(records) >= LARGE_BATCH):
+            store.mark_new_runs(r.id for r in records if _first_seen(ref_of[r.id], known))
             store.put_experiments(
                 [(eid, KIND, "", None, name) for eid, name in experiments.items()]
             )
@@ -225,20 +268,28 @@ class MltopRunsImporter:
         report.add(KIND, runs=new_runs, points=added)
 
     def _read_run(
-        self, ref: SourceRef, run_id: str, report: ImportReport
+        self, ref: SourceRef, run_id: str, report: ImportReport, heads: dict[Path, str]
     ) -> tuple[RunRecord, str, dict[str, object], dict[str, object], list[str]] | None:
+        """The run of a folder, or None when its metadata cannot be read (said in ``report``).
+
+        ``heads`` receives the fingerprint of each metadata file read, from the bytes read.
+        """
         folder = ref.location
         try:
-            meta = read_json_object(folder / META_FILE, MAX_META_BYTES)
+            raw = read_json_bytes(folder / META_FILE, MAX_META_BYTES)
+            meta = json_object(raw)
         except (OSError, ValueError) as exc:
             reason = str(exc) if isinstance(exc, ValueError) else f"cannot read ({exc})"
             report.problem(folder / META_FILE, reason)
             return None
+        heads[folder / META_FILE] = fingerprint(raw[:HEAD_BYTES])
         run_params: dict[str, object] = {}
         params_path = folder / PARAMS_FILE
         if params_path.exists():
             try:
-                flatten_params(read_json_object(params_path, MAX_META_BYTES), out=run_params)
+                raw = read_json_bytes(params_path, MAX_META_BYTES)
+                heads[params_path] = fingerprint(raw[:HEAD_BYTES])
+                flatten_params(json_object(raw), out=run_params)
             except (OSError, ValueError) as exc:
                 report.problem(params_path, str(exc))
         raw_tags = meta.get("tags")

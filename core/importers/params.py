@@ -37,10 +37,19 @@ def read_json_object(path: Path, max_bytes: int, what: str = "a metadata file") 
 
     Python's json keeps NaN and Infinity, as trackers write them.
     """
+    return json_object(read_json_bytes(path, max_bytes, what))
+
+
+def read_json_bytes(path: Path, max_bytes: int, what: str = "a metadata file") -> bytes:
+    """The bytes of a small file; ValueError with a one-line reason when it is too large."""
     try:
-        raw = read_limited(path, max_bytes, what)
+        return read_limited(path, max_bytes, what)
     except SourceFileError as exc:
         raise ValueError(str(exc)) from exc
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """The JSON object in ``raw``; ValueError with a one-line reason otherwise."""
     if not raw.strip():
         raise ValueError("empty file")
     try:

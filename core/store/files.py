@@ -11,7 +11,7 @@ import pyarrow as pa
 from mltop.core.entities import (
     FileState,
 )
-from mltop.core.store.connection import StoreConnection
+from mltop.core.store.connection import LARGE_WRITE, StoreConnection
 
 
 class FileTables(StoreConnection):
@@ -76,11 +76,14 @@ class FileTables(StoreConnection):
                 "run_id": pa.array([s.run_id for s in states], pa.string()),
             }
         )
-        paths = [st.path for st in states]
+        # A new run's files were never recorded (see mark_new_runs): nothing to replace.
+        new = self._new_runs
+        paths = [st.path for st in states if st.run_id is None or st.run_id not in new]
         with self._lock, self._matching("path", paths, "_put_paths") as (where, args):
             self._con.register("_new_files", table)
             try:
-                self._con.execute(f"DELETE FROM files WHERE {where}", args)
+                if paths:
+                    self._con.execute(f"DELETE FROM files WHERE {where}", args)
                 self._con.execute(
                     'INSERT INTO files (path, source, size, mtime, inode, "offset", head, run_id) '
                     'SELECT path, source, size, mtime, inode, "offset", head, run_id '
@@ -96,7 +99,7 @@ class FileTables(StoreConnection):
         calls this, so that the other readers feeding the run (the TensorBoard logs in its
         artifacts) see their files as new and read them again.
         """
-        ids = list(run_ids)
+        ids = self._old_only(run_ids)  # a run new in this transaction has no files
         if not ids:
             return
         with self._lock, self._matching("run_id", ids, "_other_runs") as (where, args):
@@ -112,7 +115,13 @@ class FileTables(StoreConnection):
     # -- sources ----------------------------------------------------------------------------------
 
     def touch_sources(self, sources: Iterable[tuple[str, str]]) -> None:
-        """Record (kind, location) of discovered sources with the time of this scan."""
+        """Record (kind, location) of discovered sources not recorded yet.
+
+        ``last_scan`` is the time of the scan that first found the source: nothing reads a time
+        per source per scan (the ``scans`` table keeps when each folder was scanned), and
+        updating every row on every scan rewrote the whole table for nothing, the biggest
+        write of a re-scan of a hundred thousand unchanged runs.
+        """
         rows = list(dict.fromkeys(sources))
         if not rows:
             return
@@ -124,13 +133,10 @@ class FileTables(StoreConnection):
                 "last_scan": [now] * len(rows),
             }
         )
-        with self._lock:
+        # A first scan records every source: thousands of rows, committed into the file.
+        with self._lock, self._own_transaction(large=len(rows) >= LARGE_WRITE):
             self._con.register("_seen", table)
             try:
-                self._con.execute(
-                    "UPDATE sources SET last_scan = s.last_scan FROM _seen s "
-                    "WHERE sources.kind = s.kind AND sources.location = s.location"
-                )
                 self._con.execute(
                     "INSERT INTO sources (kind, location, last_scan) "
                     "SELECT kind, location, last_scan FROM _seen s WHERE NOT EXISTS "

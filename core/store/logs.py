@@ -31,10 +31,12 @@ class LogTables(StoreConnection):
                 "path": pa.array([p[1] for p in pairs], pa.string()),
             }
         )
-        with self._lock, self._matching("run_id", logs.keys(), "_log_runs") as (where, args):
+        old = self._old_only(logs.keys())
+        with self._lock, self._matching("run_id", old, "_log_runs") as (where, args):
             self._con.register("_new_logs", table)
             try:
-                self._con.execute(f"DELETE FROM logs WHERE {where}", args)
+                if old:
+                    self._con.execute(f"DELETE FROM logs WHERE {where}", args)
                 self._con.execute("INSERT INTO logs SELECT run_id, path FROM _new_logs")
             finally:
                 self._con.unregister("_new_logs")

@@ -185,10 +185,11 @@ class PointTables(StoreConnection):
         return int(rows[0][0]) if rows else 0
 
     def delete_points(self, run_ids: Iterable[str], keys: Iterable[str] | None = None) -> None:
-        """Forget histories of these runs (all keys, or only ``keys``) before a re-read."""
-        run_ids = list(run_ids)
+        """Forget histories of these runs (all keys, or only ``keys``) before a re-read (a run
+        marked new in this transaction has none: see ``mark_new_runs``)."""
+        run_ids = self._old_only(run_ids)
         keys = None if keys is None else list(keys)
-        if keys == []:
+        if keys == [] or not run_ids:
             return
         with self._lock, self._matching("run_id", run_ids, "_pt_runs") as (by_run, args):
             self._note_cut(run_ids, keys)
@@ -227,6 +228,12 @@ class PointTables(StoreConnection):
         if cut is None:
             self.refresh_summaries(sorted(wanted))
             return
+        new = wanted & self._new_runs
+        if new:
+            self._insert_new_summaries(new, appended)
+            wanted -= new
+            if not wanted:
+                return
         whole = {r for r in wanted if r in cut and cut[r] is None}
         keyed = {r: keys for r in wanted - whole if (keys := cut.get(r))}
         self.refresh_summaries(sorted(whole))
@@ -247,6 +254,27 @@ class PointTables(StoreConnection):
             )
             keep = pc.and_(keep, pc.invert(redone))
         self.fold_into_summaries(points.filter(keep))
+
+    def _insert_new_summaries(self, run_ids: set[str], appended: Sequence[pa.Table]) -> None:
+        """Summarise runs written for the first time (see ``mark_new_runs``) from the points
+        appended in this transaction alone, in one grouping: there is no stored row to fold
+        into or delete."""
+        tables = [t for t in appended if t.num_rows]
+        if not tables:
+            return
+        points = pa.concat_tables(
+            [t.select([f.name for f in POINTS_SCHEMA]).cast(POINTS_SCHEMA) for t in tables]
+        )
+        with self._lock, self._matching("run_id", run_ids, "_new_sum_runs") as (where, args):
+            self._con.register("_new_sum_points", points)
+            try:
+                self._con.execute(
+                    "INSERT INTO metric_summary "
+                    + SUMMARY_SELECT.format(table="_new_sum_points", where=f"WHERE {where}"),
+                    args,
+                )
+            finally:
+                self._con.unregister("_new_sum_points")
 
     def refresh_summaries(self, run_ids: Iterable[str], keys: Iterable[str] | None = None) -> None:
         """Recompute metric_summary for these runs (all their keys, or only ``keys``) from their

@@ -158,26 +158,31 @@ class RunTables(StoreConnection):
             }
         )
         cols = ", ".join(["source", *fields])
-        ids = [r.id for r in runs]
-        with (
-            self._lock,
-            self._matching("run_id", ids, "_run_ids") as (by_run, args),
-            self._matching("id", ids, "_run_ids2") as (by_id, id_args),
-        ):
+        with self._lock:
+            self._delete_runs_rows(self._old_only(r.id for r in runs))
             con = self._con
             con.register("_new_runs", table)
             con.register("_new_params", param_table)
             con.register("_new_tags", tag_table)
             try:
-                for name in ("params", "tags"):
-                    con.execute(f"DELETE FROM {name} WHERE {by_run}", args)
-                con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
                 con.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM _new_runs")
                 con.execute("INSERT INTO params SELECT run_id, key, value, num FROM _new_params")
                 con.execute("INSERT INTO tags SELECT run_id, key, value FROM _new_tags")
             finally:
                 for name in ("_new_runs", "_new_params", "_new_tags"):
                     con.unregister(name)
+
+    def _delete_runs_rows(self, ids: list[str]) -> None:
+        """Delete the rows, params and tags of runs about to be written again."""
+        if not ids:
+            return
+        with (
+            self._matching("run_id", ids, "_run_ids") as (by_run, args),
+            self._matching("id", ids, "_run_ids2") as (by_id, id_args),
+        ):
+            for name in ("params", "tags"):
+                self._con.execute(f"DELETE FROM {name} WHERE {by_run}", args)
+            self._con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
 
     def set_run_status(
         self, run_id: str, status: str, end_time: float | None, updated: float | None

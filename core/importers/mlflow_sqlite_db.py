@@ -1,0 +1,322 @@
+"""Reading MLflow's SQLite tracking database: opening it read-only, telling it from other SQLite
+files, the snapshot of its small tables, and metric histories read column-wise.
+
+Apart from :mod:`.mlflow_sqlite`, which decides what of the database to import and writes it:
+the registry reader (:mod:`mltop.core.registry.mlflow_sqlite`) and the artifacts reader open
+the database the same way.
+
+Metric histories are read column-wise: SQLite returns only the four numeric columns in
+(run, key) order, ``numpy.fromiter`` packs each row tuple straight into typed arrays, and the run
+id and key columns are expanded from the per-(run, key) counts of the same read transaction, so
+no Python string is made per point (half of the cost of fetching all six columns).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from mltop.core.common.regular_files import open_regular
+from mltop.core.entities import ImportReport
+from mltop.core.importers import mlflow_common as common
+from mltop.core.importers import sqlite_readonly
+from mltop.core.store import POINTS_SCHEMA
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+REQUIRED_TABLES = frozenset({"experiments", "runs", "metrics", "params", "tags"})
+# Alembic's table: every MLflow SQL store has it, a random app database with a `runs` table not.
+MLFLOW_MARKER = "alembic_version"
+BUSY_TIMEOUT = 2.0
+# SQLite's message for a corrupt schema can carry the corrupt bytes, which Python then fails to
+# decode: that surfaces as UnicodeDecodeError instead of sqlite3.DatabaseError.
+DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
+
+_RUN_COLUMNS = (
+    "run_uuid", "name", "status", "start_time", "end_time", "lifecycle_stage", "artifact_uri",
+    "experiment_id",
+)  # fmt: skip
+_POINT_DTYPE = np.dtype([("step", "i8"), ("ts", "f8"), ("value", "f8"), ("nan", "i8")])
+
+
+class SourceError(Exception):
+    """The database as a whole cannot be read; the message is one line for the report."""
+
+
+def has_sqlite_header(path: Path) -> bool:
+    try:
+        with open_regular(path) as fh:
+            return fh.read(16) == SQLITE_HEADER
+    except OSError:
+        return False
+
+
+def db_text(value: object) -> str:
+    """A value SQLite gave back as text (bytes decoded, None as empty)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def error_line(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):  # SQLite's message quoted bytes of a corrupt schema
+        return "malformed database schema (bytes that are not UTF-8)"
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+_CONNECT = {"isolation_level": None, "timeout": BUSY_TIMEOUT, "check_same_thread": False}
+
+
+@contextlib.contextmanager
+def open_database(db: Path) -> Iterator[sqlite3.Connection]:
+    """A read-only connection that never takes a write lock nor creates a file beside ``db``.
+
+    Autocommit (reads BEGIN explicitly); how it gets in is :mod:`.sqlite_readonly`'s choice.
+    """
+    with sqlite_readonly.open_readonly(db, **_CONNECT) as con:
+        # SQLite stores whatever bytes it is given as TEXT: a bad byte must not cost the file.
+        con.text_factory = _decode
+        yield con
+
+
+def _decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def table_names(con: sqlite3.Connection) -> set[str]:
+    rows = con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {db_text(r[0]) for r in rows}
+
+
+DEFAULT_NAME = "mlflow.db"  # what `mlflow server`/`mlflow ui` create: a source by its name alone
+
+
+class DbKind(Enum):
+    MLFLOW = "mlflow"
+    OTHER = "other"
+    DAMAGED = "damaged"
+
+
+def probe_db(path: Path) -> tuple[DbKind, str]:
+    """Whether a ``*.db`` is an MLflow database, some other file, or a damaged SQLite database.
+
+    A SQLite file whose schema cannot be read is DAMAGED (with SQLite's one-line reason): it may
+    well be a tracker's database, so it must be reported, not passed over. A file named
+    ``mlflow.db`` is taken as MLFLOW whatever it holds, so the import says what is wrong with it.
+    A file that cannot be opened is OTHER here; discovery reports unreadable source files.
+    """
+    named = path.name == DEFAULT_NAME
+    try:
+        with open_regular(path) as fh:
+            header = fh.read(16)
+    except OSError:
+        return DbKind.OTHER, ""
+    if header != SQLITE_HEADER:
+        return (DbKind.MLFLOW if named else DbKind.OTHER), ""
+    # The schema is all detection needs: a WAL without its index is not worth a copy here.
+    try:
+        how = sqlite_readonly.how_to_open(path)
+        con = sqlite_readonly.connect_uri(path, "immutable" if how == "copy" else how, **_CONNECT)
+    except OSError:
+        return DbKind.OTHER, ""
+    except DB_ERRORS as exc:
+        return DbKind.DAMAGED, f"damaged SQLite database ({error_line(exc)})"
+    try:
+        tables = table_names(con)
+        if tables >= REQUIRED_TABLES and MLFLOW_MARKER in tables:
+            return DbKind.MLFLOW, ""
+        # Named like one but without MLflow's tables: the import says what is missing, unless
+        # the file is trackio's (its `metrics` table has a run_name column).
+        if named and "run_name" not in columns(con, "metrics"):
+            return DbKind.MLFLOW, ""
+    except DB_ERRORS as exc:
+        if named:
+            return DbKind.MLFLOW, ""  # the import reports what is wrong
+        return DbKind.DAMAGED, f"damaged SQLite database ({error_line(exc)})"
+    finally:
+        con.close()
+    return DbKind.OTHER, ""
+
+
+def columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {db_text(r[1]) for r in con.execute(f"PRAGMA table_info({table})").fetchall()}
+
+
+def is_mlflow_db(path: Path) -> bool:
+    """MLflow's tables, or the name mlflow.db: a check for the discovery walk."""
+    return probe_db(path)[0] is DbKind.MLFLOW
+
+
+@contextlib.contextmanager
+def _read_transaction(con: sqlite3.Connection) -> Iterator[None]:
+    """One consistent snapshot for several SELECTs; released as soon as they are done."""
+    con.execute("BEGIN")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(*DB_ERRORS):
+            con.execute("COMMIT")
+
+
+@dataclass
+class Snapshot:
+    """The small tables of an MLflow database plus per-(run, key) metric counts."""
+
+    experiments: list[tuple[str, str, bool]] = field(default_factory=list)
+    runs: list[tuple[Any, ...]] = field(default_factory=list)
+    params: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    # run_uuid -> {key: (count, max timestamp ms)}
+    stats: dict[str, dict[str, tuple[int, float | None]]] = field(default_factory=dict)
+    has_is_nan: bool = True
+
+
+def read_snapshot(con: sqlite3.Connection) -> Snapshot:
+    tables = table_names(con)
+    missing = sorted(REQUIRED_TABLES - tables)
+    if missing:
+        raise SourceError(f"not an MLflow tracking database (no {', '.join(missing)} table)")
+    snap = Snapshot()
+    with _read_transaction(con):
+        run_cols = columns(con, "runs")
+        if "run_uuid" not in run_cols:
+            raise SourceError("not an MLflow tracking database (runs table has no run_uuid)")
+        exp_cols = columns(con, "experiments")
+        snap.has_is_nan = "is_nan" in columns(con, "metrics")
+        select = ", ".join(c if c in run_cols else "NULL" for c in _RUN_COLUMNS)
+        snap.runs = con.execute(f"SELECT {select} FROM runs").fetchall()
+        stage = "lifecycle_stage" if "lifecycle_stage" in exp_cols else "NULL"
+        for exp_id, name, life in con.execute(
+            f"SELECT experiment_id, name, {stage} FROM experiments"
+        ).fetchall():
+            snap.experiments.append(
+                (db_text(exp_id), db_text(name), db_text(life).lower() == common.DELETED)
+            )
+        for run, key, value in con.execute('SELECT run_uuid, "key", value FROM params'):
+            snap.params.setdefault(db_text(run), []).append((db_text(key), db_text(value)))
+        for run, key, value in con.execute('SELECT run_uuid, "key", value FROM tags'):
+            snap.tags.setdefault(db_text(run), {})[db_text(key)] = db_text(value)
+        for run, key, count, last in con.execute(
+            'SELECT run_uuid, "key", count(*), max(timestamp) FROM metrics GROUP BY run_uuid, "key"'
+        ):
+            last_ms = float(last) if isinstance(last, int | float) else None
+            snap.stats.setdefault(db_text(run), {})[db_text(key)] = (int(count), last_ms)
+    return snap
+
+
+def _points_fast(
+    con: sqlite3.Connection, uuids: Sequence[str], run_of: dict[str, str], nan_col: str
+) -> pa.Table | None:
+    """Histories of these runs, column-wise; None when a row does not fit (then the slow path)."""
+    marks = ", ".join("?" * len(uuids))
+    with _read_transaction(con):
+        groups = con.execute(
+            f'SELECT run_uuid, "key", count(*) FROM metrics WHERE run_uuid IN ({marks}) '
+            'GROUP BY run_uuid, "key" ORDER BY run_uuid, "key"',
+            list(uuids),
+        ).fetchall()
+        cursor = con.execute(
+            f"SELECT step, timestamp, value, {nan_col} FROM metrics "
+            f'WHERE run_uuid IN ({marks}) ORDER BY run_uuid, "key"',
+            list(uuids),
+        )
+        try:
+            rows = np.fromiter(cursor, dtype=_POINT_DTYPE)
+        except (TypeError, ValueError, OverflowError):
+            return None
+    counts = np.fromiter((g[2] for g in groups), dtype=np.int64, count=len(groups))
+    if int(counts.sum()) != len(rows) or any(db_text(g[0]) not in run_of for g in groups):
+        return None  # an index that disagrees with its table: a damaged file
+    group_of_row = pa.array(np.repeat(np.arange(len(groups), dtype=np.int32), counts))
+    run_ids = pa.array([run_of[db_text(g[0])] for g in groups], pa.string()).take(group_of_row)
+    keys = pa.array([db_text(g[1]) for g in groups], pa.string()).take(group_of_row)
+    values = rows["value"].copy()
+    sentinel = np.abs(values) == common.MLFLOW_INFINITY
+    values[sentinel] = np.copysign(np.inf, values[sentinel])
+    values[rows["nan"] != 0] = np.nan
+    return pa.table(
+        {
+            "run_id": run_ids,
+            "key": keys,
+            "step": pa.array(rows["step"]),
+            "ts": pa.array(rows["ts"] / 1000.0),
+            "value": pa.array(values),
+        },
+        schema=POINTS_SCHEMA,
+    )
+
+
+def _number(value: object, kind: type) -> Any:
+    if value is None or isinstance(value, bytes | bool):
+        return None
+    try:
+        return kind(value)
+    except (TypeError, ValueError, OverflowError):
+        try:
+            return kind(float(value))  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            return None
+
+
+def _points_slow(
+    con: sqlite3.Connection,
+    uuids: Sequence[str],
+    run_of: dict[str, str],
+    nan_col: str,
+    db: Path,
+    report: ImportReport,
+) -> pa.Table:
+    """Row by row, for a database whose metric rows break MLflow's own column constraints."""
+    marks = ", ".join("?" * len(uuids))
+    out: dict[str, list[Any]] = {name: [] for name in POINTS_SCHEMA.names}
+    bad = 0
+    rows = con.execute(
+        f'SELECT run_uuid, "key", step, timestamp, value, {nan_col} FROM metrics '
+        f"WHERE run_uuid IN ({marks})",
+        list(uuids),
+    ).fetchall()
+    for run, key, step, ts, value, is_nan in rows:
+        number = float("nan") if is_nan not in (0, None, "0") else _number(value, float)
+        number = common.metric_value(number) if number is not None else None
+        run_id = run_of.get(db_text(run))
+        if number is None or run_id is None:
+            bad += 1
+            continue
+        step_int = _number(step, int)
+        ts_ms = _number(ts, float)
+        out["run_id"].append(run_id)
+        out["key"].append(db_text(key))
+        out["step"].append(step_int if step_int is not None and abs(step_int) < 2**63 else 0)
+        out["ts"].append(ts_ms / 1000.0 if ts_ms is not None else None)
+        out["value"].append(number)
+    if bad:
+        report.problem(db, f"{bad} metric rows without a numeric value were skipped")
+    return pa.table(
+        {name: pa.array(out[name], POINTS_SCHEMA.field(name).type) for name in out},
+        schema=POINTS_SCHEMA,
+    )
+
+
+def read_points(
+    con: sqlite3.Connection,
+    uuids: Sequence[str],
+    run_of: dict[str, str],
+    has_is_nan: bool,
+    db: Path,
+    report: ImportReport,
+) -> pa.Table:
+    """The full metric histories of these runs as a points table."""
+    if not uuids:
+        return POINTS_SCHEMA.empty_table()
+    nan_col = "is_nan" if has_is_nan else "0"
+    table = _points_fast(con, uuids, run_of, nan_col)
+    if table is None:
+        table = _points_slow(con, uuids, run_of, nan_col, db, report)
+    return table
