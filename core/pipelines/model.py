@@ -490,6 +490,17 @@ def one_line(text: object, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def path_under(path: Path | str, root: Path | None) -> str:
+    """``path`` as reports and overrides name it: relative to ``root`` with forward slashes, or
+    whole (forward slashes too) when it lies outside ``root`` or there is no root."""
+    if root is not None:
+        try:
+            return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return Path(path).as_posix()
+
+
 def as_list(value: Any) -> list[Any]:
     """YAML fields that take one item or a list of them, as a list."""
     if value is None:

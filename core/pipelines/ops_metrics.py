@@ -39,7 +39,7 @@ import yaml
 from mltop.core.importers.dvc_git import Git, GitError
 from mltop.core.monitor.findings import MonitorFinding
 from mltop.core.pipelines.github_runs import GitHubClient, GitHubError
-from mltop.core.pipelines.model import Phase, Pipeline, one_line
+from mltop.core.pipelines.model import Phase, Pipeline, one_line, path_under
 
 Side = Literal["devops", "mlops"]
 MAX_RELEASES = 50
@@ -193,14 +193,11 @@ def _github_metrics(
         runs = client.runs(branch=branch, per_page=GITHUB_RUNS)
     except GitHubError as exc:
         why = f"GitHub runs, which could not be read ({one_line(exc, 160)})"
-        return [
-            OpsMetric("devops", "deploy frequency", None, needs=why),
-            OpsMetric("devops", "change failure rate", None, needs=why),
-        ]
+        return _unmeasured("devops", ("deploy frequency", "change failure rate"), why)
     where = f" on {one_line(branch, 40)}" if branch else ""
     files = [m for m in ((devops.members or (devops,)) if devops else ())]
     deploy_paths = {
-        _rel(Path(f.path), root) for f in files if any(s.phase is Phase.DEPLOY for s in f.stages)
+        path_under(f.path, root) for f in files if any(s.phase is Phase.DEPLOY for s in f.stages)
     }
     out: list[OpsMetric] = []
     deployed = sorted(
@@ -293,18 +290,21 @@ def _tags(git: Git) -> list[tuple[str, float]]:
     return tags
 
 
+RELEASE_METRICS = ("release frequency", "lead time to release")
+RETRAINING_METRICS = ("retraining frequency", "primary metric across retrainings")
+
+
+def _unmeasured(side: Side, names: Sequence[str], needs: str) -> list[OpsMetric]:
+    """The band's figures that share one missing source: each says what it needs."""
+    return [OpsMetric(side, name, None, needs=needs) for name in names]
+
+
 def _release_metrics(git: Git | None, tags: list[tuple[str, float]], why: str) -> list[OpsMetric]:
     if git is None or why:
-        return [
-            OpsMetric("devops", "release frequency", None, needs=why),
-            OpsMetric("devops", "lead time to release", None, needs=why),
-        ]
+        return _unmeasured("devops", RELEASE_METRICS, why)
     if not tags:
         needs = "release tags (git tag); this repository has none"
-        return [
-            OpsMetric("devops", "release frequency", None, needs=needs),
-            OpsMetric("devops", "lead time to release", None, needs=needs),
-        ]
+        return _unmeasured("devops", RELEASE_METRICS, needs)
     first, last = tags[0][1], tags[-1][1]
     names = f"{one_line(tags[0][0], 40)} … {one_line(tags[-1][0], 40)}"
     out = [
@@ -352,25 +352,16 @@ def _ml_metrics(git: Git | None, root: Path, mlops: Pipeline | None, why: str) -
     dvc_files = [m for m in ((mlops.members or (mlops,)) if mlops else ()) if m.format == "dvc"]
     if git is None or why:
         needs = why or "a git repository"
-        return [
-            OpsMetric("mlops", "retraining frequency", None, needs=needs),
-            OpsMetric("mlops", "primary metric across retrainings", None, needs=needs),
-        ]
+        return _unmeasured("mlops", RETRAINING_METRICS, needs)
     if not dvc_files:
         needs = "a dvc.yaml whose dvc.lock is committed (the record of each retraining)"
-        return [
-            OpsMetric("mlops", "retraining frequency", None, needs=needs),
-            OpsMetric("mlops", "primary metric across retrainings", None, needs=needs),
-        ]
-    locks = [_rel(Path(m.path).with_name("dvc.lock"), root) for m in dvc_files]
+        return _unmeasured("mlops", RETRAINING_METRICS, needs)
+    locks = [path_under(Path(m.path).with_name("dvc.lock"), root) for m in dvc_files]
     try:
         raw = git.run("log", f"-n{MAX_RETRAININGS}", "--format=%H%x09%ct", "--", *locks)
     except GitError as exc:
         problem = one_line(exc, 160)
-        return [
-            OpsMetric("mlops", "retraining frequency", None, needs=problem),
-            OpsMetric("mlops", "primary metric across retrainings", None, needs=problem),
-        ]
+        return _unmeasured("mlops", RETRAINING_METRICS, problem)
     commits = []
     for line in raw.decode("utf-8", "replace").splitlines():
         sha, _, stamp = line.partition("\t")
@@ -380,10 +371,7 @@ def _ml_metrics(git: Git | None, root: Path, mlops: Pipeline | None, why: str) -
     where = ", ".join(one_line(p, 80) for p in locks)
     if not commits:
         needs = f"commits of {where} (run dvc repro and commit the lock)"
-        return [
-            OpsMetric("mlops", "retraining frequency", None, needs=needs),
-            OpsMetric("mlops", "primary metric across retrainings", None, needs=needs),
-        ]
+        return _unmeasured("mlops", RETRAINING_METRICS, needs)
     first, last = commits[0][1], commits[-1][1]
     out = [
         OpsMetric(
@@ -404,7 +392,7 @@ def _metric_trend(
 ) -> OpsMetric:
     name = "primary metric across retrainings"
     files = [
-        _rel(Path(p.path).parent / (s.group or "") / metric, root)
+        path_under(Path(p.path).parent / (s.group or "") / metric, root)
         for p in dvc_files
         for s in p.stages
         for metric in s.metrics
@@ -481,13 +469,6 @@ def _lookup(data: Any, dotted: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return value
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
 
 
 __all__ = ["OpsMetric", "duration_words", "measure", "rate"]
