@@ -525,6 +525,23 @@ def text_items(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def job_image(container: Any) -> str | None:
+    """A CI job's container as GitHub Actions and Azure write it: an image name, or a mapping
+    holding one under ``image``."""
+    if isinstance(container, str):
+        return container
+    if isinstance(container, dict) and isinstance(container.get("image"), str):
+        return str(container["image"])
+    return None
+
+
+def environment_name(environment: Any) -> str | None:
+    """The environment a CI job deploys to, as GitHub, GitLab and Azure write it: a name, or a
+    mapping holding one under ``name``."""
+    name = environment.get("name") if isinstance(environment, dict) else environment
+    return str(name) if name is not None else None
+
+
 def add_container(container: dict[str, Any], images: list[str], commands: list[str]) -> None:
     """A Kubernetes container's image and command line (``command`` then ``args``), the way
     Argo templates, Kubeflow executors and Tekton steps all write them."""
