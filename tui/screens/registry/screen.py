@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -42,9 +42,6 @@ from mltop.tui.screens.compare.screen import CompareScreen
 from mltop.tui.screens.runs.detail import RunDetailScreen
 from mltop.tui.widgets.compare_table import verdict_styles
 from mltop.tui.widgets.keybar import KeyBar
-
-if TYPE_CHECKING:
-    from mltop.tui.context import AppContext
 
 ARROWS = {Verdict.BETTER: " ▲", Verdict.WORSE: " ▼"}
 # Metric columns read per model; as many as fit the width are shown (never a cut number).
@@ -141,10 +138,6 @@ class ModelsScreen(MltopScreen[None]):
         self._board_answered = 0
         self._last_live = 0.0
         self._scans_seen = 0
-
-    @property
-    def mltop(self) -> AppContext:
-        return self.app  # type: ignore[return-value]
 
     @property
     def models_table(self) -> DataTable:
