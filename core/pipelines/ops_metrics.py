@@ -82,10 +82,14 @@ def _period(first: float, last: float) -> str:
     return _day(first) if _day(first) == _day(last) else f"{_day(first)} … {_day(last)}"
 
 
-def rate(count: int, first: float, last: float) -> str:
-    """How often events came: the mean gap between consecutive ones (needs two or more)."""
-    gap = (last - first) / max(count - 1, 1)
-    return f"one every {duration_words(gap)} on average"
+def frequency(count: int, noun: str, first: float, last: float) -> str:
+    """How many events and, from two on, how often they came (the mean gap between consecutive
+    ones): ``3 deploys, one every 2.0 days on average``."""
+    text = f"{count} {noun}{'s' if count != 1 else ''}"
+    if count > 1:
+        gap = (last - first) / (count - 1)
+        text += f", one every {duration_words(gap)} on average"
+    return text
 
 
 def duration_words(seconds: float) -> str:
@@ -224,12 +228,7 @@ def _github_metrics(
             OpsMetric(
                 "devops",
                 "deploy frequency",
-                f"{len(deployed)} deploy{'s' if len(deployed) != 1 else ''}"
-                + (
-                    f", {rate(len(deployed), deployed[0], deployed[-1])}"
-                    if len(deployed) > 1
-                    else ""
-                ),
+                frequency(len(deployed), "deploy", deployed[0], deployed[-1]),
                 evidence=f"successful GitHub runs of {', '.join(sorted(deploy_paths)[:3])}{where}",
                 period=_period(deployed[0], deployed[-1]),
             )
@@ -311,8 +310,7 @@ def _release_metrics(git: Git | None, tags: list[tuple[str, float]], why: str) -
         OpsMetric(
             "devops",
             "release frequency",
-            f"{len(tags)} release{'s' if len(tags) != 1 else ''}"
-            + (f", {rate(len(tags), first, last)}" if len(tags) > 1 else ""),
+            frequency(len(tags), "release", first, last),
             evidence=f"git tags {names}" if len(tags) > 1 else f"git tag {names.split(' … ')[0]}",
             period=_period(first, last),
         )
@@ -377,8 +375,7 @@ def _ml_metrics(git: Git | None, root: Path, mlops: Pipeline | None, why: str) -
         OpsMetric(
             "mlops",
             "retraining frequency",
-            f"{len(commits)} retraining{'s' if len(commits) != 1 else ''}"
-            + (f", {rate(len(commits), first, last)}" if len(commits) > 1 else ""),
+            frequency(len(commits), "retraining", first, last),
             evidence=f"commits that changed {where}",
             period=_period(first, last),
         )
@@ -471,4 +468,4 @@ def _lookup(data: Any, dotted: str) -> float | None:
     return value
 
 
-__all__ = ["OpsMetric", "duration_words", "measure", "rate"]
+__all__ = ["OpsMetric", "duration_words", "frequency", "measure"]
