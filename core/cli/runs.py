@@ -22,12 +22,10 @@ from rich.console import Console
 from rich.text import Text
 
 from mltop.core.cli.output import (
-    EXIT_OK,
-    EXIT_PROBLEMS,
     Parser,
     UsageError,
     open_store_for,
-    print_problems,
+    problems_exit,
     resolve_root,
     stderr_console,
     stdout_console,
@@ -35,19 +33,16 @@ from mltop.core.cli.output import (
 )
 from mltop.core.cli.sources import (
     MLFLOW_HELP,
-    TIMEOUT_HELP,
     add_scan_option,
+    add_source_options,
     file_scope,
-    ingest_with_progress,
+    import_sources,
     mlflow_urls,
     scan_wanted,
-    sync_servers,
-    timeout_seconds,
 )
 from mltop.core.common.formatting import MAX_TIME, MIN_TIME, fmt_iso
 from mltop.core.common.sanitize import inert, inert_json_indented
 from mltop.core.compare.diff_format import json_number
-from mltop.core.entities import ImportReport
 from mltop.core.runs.runs_listing import (
     ATTRIBUTE_SOURCES,
     ColumnError,
@@ -134,15 +129,11 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
         "params.KEY, metrics.KEY (default: in a terminal, the ones that fit; piped, all)",
     )
     parser.add_argument("--limit", type=int, help="at most this many runs")
-    parser.add_argument("--store", help="store file (default: PATH/.mltop/store.duckdb)")
-    parser.add_argument(
-        "--mlflow",
-        action="append",
-        metavar="URL",
-        help=MLFLOW_HELP + "; only latest metric values are fetched (`mltop ingest --mlflow` "
-        "fetches full histories)",
+    add_source_options(
+        parser,
+        mlflow_help=MLFLOW_HELP + "; only latest metric values are fetched (`mltop ingest "
+        "--mlflow` fetches full histories)",
     )
-    parser.add_argument("--timeout", type=timeout_seconds, metavar="SECONDS", help=TIMEOUT_HELP)
     add_scan_option(parser)
     args = parser.parse_args(argv)
     root = resolve_root(args.path)
@@ -155,13 +146,9 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
     query = scope.and_(query)
     with open_store_for(store_root(root), args.store, err) as store:
         show_progress = err.is_terminal and not args.json
-        if scan_wanted(root, store, args.scan, err):
-            report = ingest_with_progress(root, store, err, show_progress=show_progress)
-        else:
-            report = ImportReport()
-        sync_servers(
-            urls, store, report, err, histories=False, show_progress=show_progress,
-            timeout=args.timeout,
+        report = import_sources(
+            root, store, err, urls, timeout=args.timeout, histories=False,
+            show_progress=show_progress, scan=scan_wanted(root, store, args.scan, err),
         )  # fmt: skip
         from mltop.core.runs.query import unknown_metric_warnings
 
@@ -181,8 +168,7 @@ def cmd_runs(argv: Sequence[str], out_file: TextIO | None = None) -> int:
             _write_json(stream, store.runs_table_batches(json_rows))
         else:
             _write_table(stream, out_file, store, selection, args, err)
-    print_problems(report, err)
-    return EXIT_PROBLEMS if report.problems else EXIT_OK
+    return problems_exit(report, err)
 
 
 def _write_json(stream: TextIO, batches: Iterable[pa.RecordBatch]) -> None:

@@ -20,6 +20,8 @@ from mltop.core.pipelines.model import (
     Reference,
     Stage,
     as_list,
+    environment_name,
+    job_image,
     one_line,
 )
 
@@ -204,13 +206,9 @@ def _job_stage(
         if isinstance(step.get("template"), str):
             graph.references.append(Reference("template", step["template"], sid))
             actions.append(f"template {step['template']}")
-    container = job.get("container")
-    if isinstance(container, str):
-        images.append(container)
-    elif isinstance(container, dict) and isinstance(container.get("image"), str):
-        images.append(container["image"])
-    env = job.get("environment")
-    environment = env.get("name") if isinstance(env, dict) else env
+    image = job_image(job.get("container"))
+    if image is not None:
+        images.append(image)
     return Stage(
         id=sid,
         name=str(job.get("displayName") or raw),
@@ -220,7 +218,7 @@ def _job_stage(
         images=tuple(images),
         matrix=_matrix(strategy) if kind == "job" else None,
         group=stage_name,
-        environment=str(environment) if environment is not None else None,
+        environment=environment_name(job.get("environment")),
     )
 
 

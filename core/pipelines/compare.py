@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mltop.core.monitor.findings import MonitorFinding
-from mltop.core.pipelines.model import Phase, Pipeline, Stage, one_line
+from mltop.core.pipelines.model import Phase, Pipeline, Stage, one_line, path_under
 from mltop.core.pipelines.phase_names import name_tokens
 from mltop.core.pipelines.phases import runs_ml_pipeline
 from mltop.core.pipelines.repository import side_title
@@ -139,12 +139,7 @@ def _names(stages: Iterable[Stage], limit: int = 4) -> str:
 def _display(pipeline: Pipeline, root: Path | None) -> str:
     if pipeline.members and root is not None:
         return side_title(pipeline, root)
-    if root is not None:
-        try:
-            return Path(pipeline.path).resolve().relative_to(Path(root).resolve()).as_posix()
-        except ValueError:
-            pass
-    return str(pipeline.path)
+    return path_under(pipeline.path, root)
 
 
 def compare(

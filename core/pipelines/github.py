@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from mltop.core.pipelines.matrix import github_matrix
-from mltop.core.pipelines.model import GraphBuilder, Pipeline, Reference, Stage, as_list
+from mltop.core.pipelines.model import (
+    GraphBuilder,
+    Pipeline,
+    Reference,
+    Stage,
+    as_list,
+    environment_name,
+    job_image,
+)
 
 FORMAT = "github-actions"
 
@@ -95,11 +103,9 @@ def _stage(job_id: str, job: dict[str, Any], graph: GraphBuilder) -> Stage:
                 images.append(step_uses.removeprefix("docker://"))
             else:
                 actions.append(step_uses)
-    container = job.get("container")
-    if isinstance(container, str):
-        images.append(container)
-    elif isinstance(container, dict) and isinstance(container.get("image"), str):
-        images.append(container["image"])
+    image = job_image(job.get("container"))
+    if image is not None:
+        images.append(image)
     services = job.get("services")
     if isinstance(services, dict):
         for service in services.values():
@@ -109,8 +115,6 @@ def _stage(job_id: str, job: dict[str, Any], graph: GraphBuilder) -> Stage:
     matrix = None
     if isinstance(strategy, dict) and "matrix" in strategy:
         matrix = github_matrix(strategy["matrix"])
-    env = job.get("environment")
-    environment = env.get("name") if isinstance(env, dict) else env
     outputs = job.get("outputs")
     return Stage(
         id=job_id,
@@ -121,5 +125,5 @@ def _stage(job_id: str, job: dict[str, Any], graph: GraphBuilder) -> Stage:
         images=tuple(images),
         outputs=tuple(str(k) for k in outputs) if isinstance(outputs, dict) else (),
         matrix=matrix,
-        environment=str(environment) if environment is not None else None,
+        environment=environment_name(job.get("environment")),
     )

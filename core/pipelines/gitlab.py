@@ -27,6 +27,7 @@ from mltop.core.pipelines.model import (
     Reference,
     Stage,
     as_list,
+    environment_name,
     one_line,
     text_items,
 )
@@ -245,8 +246,6 @@ def _stage(job_id: str, job: dict[str, Any], stage_name: str, graph: GraphBuilde
             target = trigger.get("project") or _include_target(trigger.get("include"))
         graph.references.append(Reference("trigger", one_line(target, 120), job_id))
         actions.append(f"trigger {one_line(target, 120)}")
-    env = job.get("environment")
-    environment = env.get("name") if isinstance(env, dict) else env
     artifacts = job.get("artifacts")
     outputs = text_items(artifacts.get("paths")) if isinstance(artifacts, dict) else ()
     inputs = text_items(job.get("dependencies"))
@@ -261,7 +260,7 @@ def _stage(job_id: str, job: dict[str, Any], stage_name: str, graph: GraphBuilde
         outputs=outputs,
         matrix=_parallel(job.get("parallel")),
         group=stage_name,
-        environment=str(environment) if environment is not None else None,
+        environment=environment_name(job.get("environment")),
     )
 
 

@@ -16,7 +16,14 @@ from typing import Any
 
 from mltop.core.common.regular_files import open_regular, read_limited, walk_tree
 from mltop.core.pipelines.detect import SKIP_DIRS
-from mltop.core.pipelines.model import Phase, Pipeline, StageStatus, StatusState, one_line
+from mltop.core.pipelines.model import (
+    Phase,
+    Pipeline,
+    StageStatus,
+    StatusState,
+    one_line,
+    path_under,
+)
 
 MAX_JUNIT_BYTES = 64 * 1024 * 1024
 
@@ -192,7 +199,7 @@ def junit_status(reports: list[JUnitReport], root: Path | None = None) -> StageS
     durations = [r.duration for r in reports if r.duration is not None]
     details: list[str] = []
     for report in reports:
-        where = relpath(report.path, root) if root is not None else str(report.path)
+        where = path_under(report.path, root)
         details.append(f"{where}: {report.summary()}")
         details.extend(f"failed: {c}" for c in report.failed_cases)
     summary = f"junit {passed} ✓ {failed} ✗" + (f" {skipped} skipped" if skipped else "")
@@ -203,10 +210,3 @@ def junit_status(reports: list[JUnitReport], root: Path | None = None) -> StageS
         tuple(details),
         source="junit",
     )
-
-
-def relpath(path: Path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return str(path)

@@ -490,6 +490,17 @@ def one_line(text: object, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
+def path_under(path: Path | str, root: Path | None) -> str:
+    """``path`` as reports and overrides name it: relative to ``root`` with forward slashes, or
+    whole (forward slashes too) when it lies outside ``root`` or there is no root."""
+    if root is not None:
+        try:
+            return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            pass
+    return Path(path).as_posix()
+
+
 def as_list(value: Any) -> list[Any]:
     """YAML fields that take one item or a list of them, as a list."""
     if value is None:
@@ -512,6 +523,23 @@ def text_items(value: Any) -> tuple[str, ...]:
         else:
             out.append(str(item))
     return tuple(out)
+
+
+def job_image(container: Any) -> str | None:
+    """A CI job's container as GitHub Actions and Azure write it: an image name, or a mapping
+    holding one under ``image``."""
+    if isinstance(container, str):
+        return container
+    if isinstance(container, dict) and isinstance(container.get("image"), str):
+        return str(container["image"])
+    return None
+
+
+def environment_name(environment: Any) -> str | None:
+    """The environment a CI job deploys to, as GitHub, GitLab and Azure write it: a name, or a
+    mapping holding one under ``name``."""
+    name = environment.get("name") if isinstance(environment, dict) else environment
+    return str(name) if name is not None else None
 
 
 def add_container(container: dict[str, Any], images: list[str], commands: list[str]) -> None:

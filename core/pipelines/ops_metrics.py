@@ -39,7 +39,7 @@ import yaml
 from mltop.core.importers.dvc_git import Git, GitError
 from mltop.core.monitor.findings import MonitorFinding
 from mltop.core.pipelines.github_runs import GitHubClient, GitHubError
-from mltop.core.pipelines.model import Phase, Pipeline, one_line
+from mltop.core.pipelines.model import Phase, Pipeline, one_line, path_under
 
 Side = Literal["devops", "mlops"]
 MAX_RELEASES = 50
@@ -82,10 +82,14 @@ def _period(first: float, last: float) -> str:
     return _day(first) if _day(first) == _day(last) else f"{_day(first)} … {_day(last)}"
 
 
-def rate(count: int, first: float, last: float) -> str:
-    """How often events came: the mean gap between consecutive ones (needs two or more)."""
-    gap = (last - first) / max(count - 1, 1)
-    return f"one every {duration_words(gap)} on average"
+def frequency(count: int, noun: str, first: float, last: float) -> str:
+    """How many events and, from two on, how often they came (the mean gap between consecutive
+    ones): ``3 deploys, one every 2.0 days on average``."""
+    text = f"{count} {noun}{'s' if count != 1 else ''}"
+    if count > 1:
+        gap = (last - first) / (count - 1)
+        text += f", one every {duration_words(gap)} on average"
+    return text
 
 
 def duration_words(seconds: float) -> str:
@@ -193,14 +197,11 @@ def _github_metrics(
         runs = client.runs(branch=branch, per_page=GITHUB_RUNS)
     except GitHubError as exc:
         why = f"GitHub runs, which could not be read ({one_line(exc, 160)})"
-        return [
-            OpsMetric("devops", "deploy frequency", None, needs=why),
-            OpsMetric("devops", "change failure rate", None, needs=why),
-        ]
+        return _unmeasured("devops", ("deploy frequency", "change failure rate"), why)
     where = f" on {one_line(branch, 40)}" if branch else ""
     files = [m for m in ((devops.members or (devops,)) if devops else ())]
     deploy_paths = {
-        _rel(Path(f.path), root) for f in files if any(s.phase is Phase.DEPLOY for s in f.stages)
+        path_under(f.path, root) for f in files if any(s.phase is Phase.DEPLOY for s in f.stages)
     }
     out: list[OpsMetric] = []
     deployed = sorted(
@@ -227,12 +228,7 @@ def _github_metrics(
             OpsMetric(
                 "devops",
                 "deploy frequency",
-                f"{len(deployed)} deploy{'s' if len(deployed) != 1 else ''}"
-                + (
-                    f", {rate(len(deployed), deployed[0], deployed[-1])}"
-                    if len(deployed) > 1
-                    else ""
-                ),
+                frequency(len(deployed), "deploy", deployed[0], deployed[-1]),
                 evidence=f"successful GitHub runs of {', '.join(sorted(deploy_paths)[:3])}{where}",
                 period=_period(deployed[0], deployed[-1]),
             )
@@ -293,26 +289,28 @@ def _tags(git: Git) -> list[tuple[str, float]]:
     return tags
 
 
+RELEASE_METRICS = ("release frequency", "lead time to release")
+RETRAINING_METRICS = ("retraining frequency", "primary metric across retrainings")
+
+
+def _unmeasured(side: Side, names: Sequence[str], needs: str) -> list[OpsMetric]:
+    """The band's figures that share one missing source: each says what it needs."""
+    return [OpsMetric(side, name, None, needs=needs) for name in names]
+
+
 def _release_metrics(git: Git | None, tags: list[tuple[str, float]], why: str) -> list[OpsMetric]:
     if git is None or why:
-        return [
-            OpsMetric("devops", "release frequency", None, needs=why),
-            OpsMetric("devops", "lead time to release", None, needs=why),
-        ]
+        return _unmeasured("devops", RELEASE_METRICS, why)
     if not tags:
         needs = "release tags (git tag); this repository has none"
-        return [
-            OpsMetric("devops", "release frequency", None, needs=needs),
-            OpsMetric("devops", "lead time to release", None, needs=needs),
-        ]
+        return _unmeasured("devops", RELEASE_METRICS, needs)
     first, last = tags[0][1], tags[-1][1]
     names = f"{one_line(tags[0][0], 40)} … {one_line(tags[-1][0], 40)}"
     out = [
         OpsMetric(
             "devops",
             "release frequency",
-            f"{len(tags)} release{'s' if len(tags) != 1 else ''}"
-            + (f", {rate(len(tags), first, last)}" if len(tags) > 1 else ""),
+            frequency(len(tags), "release", first, last),
             evidence=f"git tags {names}" if len(tags) > 1 else f"git tag {names.split(' … ')[0]}",
             period=_period(first, last),
         )
@@ -352,25 +350,16 @@ def _ml_metrics(git: Git | None, root: Path, mlops: Pipeline | None, why: str) -
     dvc_files = [m for m in ((mlops.members or (mlops,)) if mlops else ()) if m.format == "dvc"]
     if git is None or why:
         needs = why or "a git repository"
-        return [
-            OpsMetric("mlops", "retraining frequency", None, needs=needs),
-            OpsMetric("mlops", "primary metric across retrainings", None, needs=needs),
-        ]
+        return _unmeasured("mlops", RETRAINING_METRICS, needs)
     if not dvc_files:
         needs = "a dvc.yaml whose dvc.lock is committed (the record of each retraining)"
-        return [
-            OpsMetric("mlops", "retraining frequency", None, needs=needs),
-            OpsMetric("mlops", "primary metric across retrainings", None, needs=needs),
-        ]
-    locks = [_rel(Path(m.path).with_name("dvc.lock"), root) for m in dvc_files]
+        return _unmeasured("mlops", RETRAINING_METRICS, needs)
+    locks = [path_under(Path(m.path).with_name("dvc.lock"), root) for m in dvc_files]
     try:
         raw = git.run("log", f"-n{MAX_RETRAININGS}", "--format=%H%x09%ct", "--", *locks)
     except GitError as exc:
         problem = one_line(exc, 160)
-        return [
-            OpsMetric("mlops", "retraining frequency", None, needs=problem),
-            OpsMetric("mlops", "primary metric across retrainings", None, needs=problem),
-        ]
+        return _unmeasured("mlops", RETRAINING_METRICS, problem)
     commits = []
     for line in raw.decode("utf-8", "replace").splitlines():
         sha, _, stamp = line.partition("\t")
@@ -380,17 +369,13 @@ def _ml_metrics(git: Git | None, root: Path, mlops: Pipeline | None, why: str) -
     where = ", ".join(one_line(p, 80) for p in locks)
     if not commits:
         needs = f"commits of {where} (run dvc repro and commit the lock)"
-        return [
-            OpsMetric("mlops", "retraining frequency", None, needs=needs),
-            OpsMetric("mlops", "primary metric across retrainings", None, needs=needs),
-        ]
+        return _unmeasured("mlops", RETRAINING_METRICS, needs)
     first, last = commits[0][1], commits[-1][1]
     out = [
         OpsMetric(
             "mlops",
             "retraining frequency",
-            f"{len(commits)} retraining{'s' if len(commits) != 1 else ''}"
-            + (f", {rate(len(commits), first, last)}" if len(commits) > 1 else ""),
+            frequency(len(commits), "retraining", first, last),
             evidence=f"commits that changed {where}",
             period=_period(first, last),
         )
@@ -404,7 +389,7 @@ def _metric_trend(
 ) -> OpsMetric:
     name = "primary metric across retrainings"
     files = [
-        _rel(Path(p.path).parent / (s.group or "") / metric, root)
+        path_under(Path(p.path).parent / (s.group or "") / metric, root)
         for p in dvc_files
         for s in p.stages
         for metric in s.metrics
@@ -483,11 +468,4 @@ def _lookup(data: Any, dotted: str) -> float | None:
     return value
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return Path(path).as_posix()
-
-
-__all__ = ["OpsMetric", "duration_words", "measure", "rate"]
+__all__ = ["OpsMetric", "duration_words", "frequency", "measure"]

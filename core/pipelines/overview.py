@@ -21,7 +21,7 @@ from mltop.core.pipelines.github_runs import (
     GitHubError,
     github_run_status,
 )
-from mltop.core.pipelines.model import Pipeline, StageStatus
+from mltop.core.pipelines.model import Pipeline, StageStatus, path_under
 from mltop.core.pipelines.ops_metrics import OpsMetric, measure
 from mltop.core.pipelines.phases import PhaseOverrides, assign_phases, load_overrides
 from mltop.core.pipelines.repository import (
@@ -133,7 +133,7 @@ def pipeline_status(
     if github is not None and pipeline.format == "github-actions" and pipeline.stages:
         try:
             client = _client(github)
-            rel = _relative(pipeline.path, root)
+            rel = path_under(pipeline.path, root)
             found, note, run = github_run_status(pipeline, client, rel, github.branch)
             result.statuses.update(found)
             result.notes.append(note)
@@ -266,10 +266,3 @@ def _chosen(
             return repo
     notes.append(f"{wanted} is no longer found; showing the automatic pick")
     return auto
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return Path(path).as_posix()

@@ -24,7 +24,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
-from mltop.core.pipelines.model import Phase, Pipeline, Stage, one_line
+from mltop.core.pipelines.model import Phase, Pipeline, Stage, one_line, path_under
 from mltop.core.pipelines.phase_names import name_tokens, phase_from_name, phase_from_weak_name
 from mltop.core.pipelines.yamlload import PipelineFileError, load_documents
 
@@ -408,7 +408,7 @@ def assign_phases(
     pipeline: Pipeline, overrides: PhaseOverrides | None = None, root: Path | None = None
 ) -> Pipeline:
     """A copy of ``pipeline`` with every stage's phase and reason filled in."""
-    rel = _relative(pipeline.path, root)
+    rel = path_under(pipeline.path, root)
     stages = []
     for stage in pipeline.stages:
         if overrides is not None:
@@ -419,12 +419,3 @@ def assign_phases(
         phase, reason = classify(stage)
         stages.append(replace(stage, phase=phase, phase_reason=reason))
     return replace(pipeline, stages=tuple(stages))
-
-
-def _relative(path: Path, root: Path | None) -> str:
-    if root is not None:
-        try:
-            return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-        except ValueError:
-            pass
-    return Path(path).as_posix()

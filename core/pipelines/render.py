@@ -20,6 +20,7 @@ from mltop.core.pipelines.model import (
     StageStatus,
     layers,
     one_line,
+    path_under,
 )
 from mltop.core.pipelines.overview import Overview
 from mltop.core.pipelines.repository import Repository, followed, side_title
@@ -42,13 +43,6 @@ def md_cell(text: object, limit: int = 300) -> str:
 
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def stage_label(stage: Stage, status: StageStatus | None) -> str:
@@ -95,8 +89,8 @@ def pipeline_dict(
     pipeline: Pipeline, statuses: dict[str, StageStatus], root: Path
 ) -> dict[str, Any]:
     return {
-        "path": _rel(pipeline.path, root),
-        "files": [_rel(m.path, root) for m in pipeline.members or (pipeline,)],
+        "path": path_under(pipeline.path, root),
+        "files": [path_under(m.path, root) for m in pipeline.members or (pipeline,)],
         "format": pipeline.format,
         "kind": pipeline.kind,
         "name": pipeline.name,
@@ -106,7 +100,7 @@ def pipeline_dict(
                 "name": s.name,
                 "kind": s.kind,
                 "group": s.group,
-                "file": _rel(Path(pipeline.path) / s.origin if s.origin else pipeline.path, root),
+                "file": path_under(pipeline.path / s.origin if s.origin else pipeline.path, root),
                 "phase": s.phase.value if s.phase else None,
                 "phase_reason": s.phase_reason,
                 "needs": list(s.needs),
@@ -145,10 +139,10 @@ def _row_dict(row: PhaseRow) -> dict[str, Any]:
 
 def repository_dict(repo: Repository, root: Path) -> dict[str, Any]:
     return {
-        "root": _rel(repo.root, root),
+        "root": path_under(repo.root, root),
         "marker": repo.marker or None,
-        "devops": [_rel(p.path, root) for p in repo.devops],
-        "mlops": [_rel(p.path, root) for p in repo.mlops],
+        "devops": [path_under(p.path, root) for p in repo.devops],
+        "mlops": [path_under(p.path, root) for p in repo.mlops],
         "stages": repo.stages,
         "pairing": repo.pairing(root),
     }
@@ -196,7 +190,7 @@ def overview_dict(overview: Overview) -> dict[str, Any]:
         ],
         "pipelines": [
             {
-                "path": _rel(p.path, root),
+                "path": path_under(p.path, root),
                 "format": p.format,
                 "kind": p.kind,
                 "stages": len(p.stages),
@@ -410,8 +404,8 @@ def render_dag(
     ``width`` is drawn as rows of boxes per dependency level instead, since a terminal would
     wrap the lines into nonsense."""
     out = [
-        f"{inert(_rel(pipeline.path, root), 100)}  ({pipeline.format}, {len(pipeline.stages)} "
-        f"stages, {len(pipeline.edges)} edges)",
+        f"{inert(path_under(pipeline.path, root), 100)}  ({pipeline.format}, "
+        f"{len(pipeline.stages)} stages, {len(pipeline.edges)} edges)",
         "",
     ]
     drawing = pipeline_drawing(pipeline, statuses, max_box_width=30)

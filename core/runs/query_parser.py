@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -273,18 +274,24 @@ class _Parser:
         return node
 
     def or_expr(self, depth: int) -> Node:
-        items = [self.and_expr(depth)]
-        while self.at_keyword("or"):
-            self.advance()
-            items.append(self.and_expr(depth))
-        return items[0] if len(items) == 1 else Or(tuple(items))
+        return self._joined("or", self.and_expr, Or, depth)
 
     def and_expr(self, depth: int) -> Node:
-        items = [self.unary(depth)]
-        while self.at_keyword("and"):
+        return self._joined("and", self.unary, And, depth)
+
+    def _joined(
+        self,
+        keyword: str,
+        operand: Callable[[int], Node],
+        join: Callable[[tuple[Node, ...]], Node],
+        depth: int,
+    ) -> Node:
+        """Operands separated by ``keyword``: a lone operand as it is, else ``join`` of them all."""
+        items = [operand(depth)]
+        while self.at_keyword(keyword):
             self.advance()
-            items.append(self.unary(depth))
-        return items[0] if len(items) == 1 else And(tuple(items))
+            items.append(operand(depth))
+        return items[0] if len(items) == 1 else join(tuple(items))
 
     def unary(self, depth: int) -> Node:
         if depth > _MAX_DEPTH:

@@ -9,12 +9,15 @@ stand-alone Logs app quit and show help on the same keys.
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual.binding import Binding
 from textual.screen import Screen
 
 from mltop.tui.commands import ScreenCommands
+
+if TYPE_CHECKING:
+    from mltop.tui.context import AppContext
 
 ResultT = TypeVar("ResultT")
 
@@ -34,7 +37,8 @@ def back_binding(screen_id: str, keys: str = "escape") -> Binding:
 
 
 class MltopScreen(Screen[ResultT]):
-    """A screen whose palette lists its keys and commands, and whose ``back`` pops it.
+    """A screen whose palette lists its keys and commands, whose ``back`` pops it, and which
+    reaches the app through :attr:`mltop`.
 
     A screen that returns a value, or first clears a search on escape, overrides
     :meth:`action_back`.
@@ -42,6 +46,11 @@ class MltopScreen(Screen[ResultT]):
 
     COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE: ClassVar[str]
+
+    @property
+    def mltop(self) -> AppContext:
+        """The app as the screens may use it (declared in tui/context.py, not imported)."""
+        return self.app  # type: ignore[return-value]
 
     def action_back(self) -> None:
         self.app.pop_screen()

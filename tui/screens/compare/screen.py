@@ -144,10 +144,6 @@ class CompareScreen(MltopScreen[None]):
         self._follow_timer: Timer | None = None
 
     @property
-    def mltop(self) -> AppContext:
-        return self.app  # type: ignore[return-value]
-
-    @property
     def table(self) -> CompareTable:
         return self.query_one(CompareTable)
 

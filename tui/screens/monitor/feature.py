@@ -17,14 +17,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Static
 
 from mltop.core.common.formatting import fit_text, fit_value
 from mltop.core.common.sanitize import inert
 from mltop.core.monitor import MonitorReport
 from mltop.core.monitor.evidently_workspace import Distribution, EvidentlyProject
-from mltop.tui.commands import ScreenCommands
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.screens.monitor.view import share_text, verdict
 from mltop.tui.widgets.keybar import KeyBar
 
@@ -91,13 +90,12 @@ def single(title: str, bars: Bars, width: int, style: str) -> Group:
     return Group(Text(title, style="dim"), table)
 
 
-class FeatureScreen(Screen[None]):
+class FeatureScreen(MltopScreen[None]):
     CSS_PATH = "monitor.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "monitor: one feature"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="monitor_feature.back"),
+        back_binding("monitor_feature"),
         Binding("left", "step(-1)", "earlier window", priority=True, id="monitor_feature.earlier"),
         Binding("right", "step(1)", "later window", priority=True, id="monitor_feature.later"),
     ]
@@ -128,9 +126,6 @@ class FeatureScreen(Screen[None]):
             return len(self.result.snapshots)
         assert isinstance(self.result, MonitorReport)
         return len(self.result.windows)
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def action_step(self, delta: int) -> None:
         if self.count:

@@ -21,7 +21,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from mltop.core.common.formatting import fit_text, fit_value
@@ -33,7 +32,7 @@ from mltop.core.monitor.evidently_workspace import (
     read_workspace,
 )
 from mltop.core.monitor.sources import MonitorSource, find_monitor_sources
-from mltop.tui.commands import ScreenCommands
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.screens.monitor.view import (
     MonitorView,
     from_evidently,
@@ -78,14 +77,13 @@ class MonitorLoaded(Message):
         self.error = error
 
 
-class MonitorScreen(Screen[None]):
+class MonitorScreen(MltopScreen[None]):
     CSS_PATH = "monitor.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "monitor"
     AUTO_FOCUS = "#mon-table"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="monitor.back"),
+        back_binding("monitor"),
         Binding("enter", "open_feature", "distributions", id="monitor.open"),
         Binding("left", "step(-1)", "earlier window", priority=True, id="monitor.earlier"),
         Binding("right", "step(1)", "later window", priority=True, id="monitor.later"),
@@ -343,9 +341,6 @@ class MonitorScreen(Screen[None]):
         self.query_one("#mon-band", Static).update(out)
 
     # -- actions ------------------------------------------------------------------------------
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def action_step(self, delta: int) -> None:
         view = self.view

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -57,9 +57,6 @@ from mltop.tui.widgets.phase_grid import (
     Side,
     style_of,
 )
-
-if TYPE_CHECKING:
-    from mltop.tui.context import AppContext
 
 BAND_MIN_HEIGHT = 34
 """From this many rows the metrics band gets a full-width strip under the table; below it the
@@ -108,10 +105,6 @@ class PipelinesScreen(MltopScreen[None]):
         """The repository root picked with ``P``; None shows the automatic choice."""
         self._generation = 0
         self._answered = 0
-
-    @property
-    def mltop(self) -> AppContext:
-        return self.app  # type: ignore[return-value]
 
     # -- layout -----------------------------------------------------------------------------
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Static
 from textual.worker import get_current_worker
 
@@ -38,14 +37,11 @@ from mltop.core.compare.directions import load_directions
 from mltop.core.registry.board import ModelBoard, VersionRow, model_board
 from mltop.core.registry.resolve import ModelListing, badges, listings
 from mltop.core.store import StoreError
-from mltop.tui.commands import ScreenCommands
+from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.screens.compare.screen import CompareScreen
 from mltop.tui.screens.runs.detail import RunDetailScreen
 from mltop.tui.widgets.compare_table import verdict_styles
 from mltop.tui.widgets.keybar import KeyBar
-
-if TYPE_CHECKING:
-    from mltop.tui.context import AppContext
 
 ARROWS = {Verdict.BETTER: " ▲", Verdict.WORSE: " ▼"}
 # Metric columns read per model; as many as fit the width are shown (never a cut number).
@@ -114,14 +110,13 @@ def registry_label(source: str) -> str:
     return source if "://" in source else Path(source).name
 
 
-class ModelsScreen(Screen[None]):
+class ModelsScreen(MltopScreen[None]):
     CSS_PATH = "registry.tcss"
-    COMMANDS: ClassVar = {ScreenCommands}
     HELP_TITLE = "models"
     AUTO_FOCUS = "#models-table"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "back", id="models.back"),
+        back_binding("models"),
         Binding("enter", "open_run", "open run", priority=True, id="models.open_run"),
         Binding("space", "mark", "mark", id="models.mark"),
         Binding("c", "compare", "compare", id="models.compare"),
@@ -143,10 +138,6 @@ class ModelsScreen(Screen[None]):
         self._board_answered = 0
         self._last_live = 0.0
         self._scans_seen = 0
-
-    @property
-    def mltop(self) -> AppContext:
-        return self.app  # type: ignore[return-value]
 
     @property
     def models_table(self) -> DataTable:
@@ -432,9 +423,6 @@ class ModelsScreen(Screen[None]):
         self.query_one(KeyBar).update_keys(extra)
 
     # -- actions ---------------------------------------------------------------------------------
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
     def action_reload(self) -> None:
         self.reload()

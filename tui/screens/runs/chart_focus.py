@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import work
@@ -15,9 +15,6 @@ from mltop.tui.messages import ChartDataLoaded
 from mltop.tui.screens.base import MltopScreen, back_binding
 from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
 from mltop.tui.widgets.keybar import KeyBar
-
-if TYPE_CHECKING:
-    from mltop.tui.context import AppContext
 
 
 class ChartFocusScreen(MltopScreen[tuple[str, int, bool] | None]):
@@ -54,10 +51,6 @@ class ChartFocusScreen(MltopScreen[tuple[str, int, bool] | None]):
         self.x_kind = x_kind
         self.smoothing_index = smoothing
         self.log_y = log_y
-
-    @property
-    def mltop(self) -> AppContext:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(id="chart-title")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from rich.console import RenderableType
 from rich.style import Style
@@ -44,9 +44,6 @@ from mltop.tui.widgets.chart import SMOOTHING_STEPS, LineChart
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar
 from mltop.tui.widgets.run_table import status_styles
-
-if TYPE_CHECKING:
-    from mltop.tui.context import AppContext
 
 CHART_MIN_WIDTH = 34
 NARROW = 100
@@ -118,10 +115,6 @@ class RunDetailScreen(MltopScreen[None]):
         self._pending: dict[str, int] = {}
         self._flush_scheduled = False
         self._info_forced: bool | None = None
-
-    @property
-    def mltop(self) -> AppContext:
-        return self.app  # type: ignore[return-value]
 
     # -- layout ----------------------------------------------------------------------------------
 
