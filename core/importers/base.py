@@ -96,17 +96,19 @@ def states_by_run(known: dict[str, FileState]) -> dict[str, list[FileState]]:
     return by_run
 
 
-def classify(path: Path, old: FileState | None) -> tuple[Change, os.stat_result | None]:
-    """How a file changed since its recorded state. Costs one stat when nothing changed."""
+def classify(path: str | Path, old: FileState | None) -> tuple[Change, os.stat_result | None]:
+    """How a file changed since its recorded state. Costs one stat when nothing changed, and
+    takes the path as the walk gives it (a ``str`` from a tree of a million metric files is
+    not turned into a ``Path`` unless the file changed)."""
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:
         return (Change.DELETED if old is not None else Change.UNCHANGED), None
     if old is None:
         return Change.NEW, st
     if st.st_size == old.size and st.st_mtime == old.mtime and st.st_ino == old.inode:
         return Change.UNCHANGED, st
-    if st.st_ino == old.inode and st.st_size >= old.offset and _head_matches(path, old.head):
+    if st.st_ino == old.inode and st.st_size >= old.offset and _head_matches(Path(path), old.head):
         if st.st_size == old.offset and st.st_size == old.size:
             return Change.UNCHANGED, st
         return Change.APPENDED, st

@@ -151,19 +151,6 @@ def _key_of(path: str, native: str) -> str | None:
     return None
 
 
-def _classify(path: str, old: FileState | None) -> tuple[Change, os.stat_result | None]:
-    """:func:`classify` with a one-stat fast path for the common case, an untouched file."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (Change.DELETED if old is not None else Change.UNCHANGED), None
-    if old is None:
-        return Change.NEW, st
-    if st.st_size == old.size and st.st_mtime == old.mtime and st.st_ino == old.inode:
-        return Change.UNCHANGED, st
-    return classify(Path(path), old)
-
-
 def _same(st: os.stat_result, old: FileState | None) -> bool:
     if old is None:
         return False
@@ -207,7 +194,7 @@ def plan_run(
             plan.stats[path] = st
             changed = changed or not _same(st, old)
             continue
-        change, metric_st = _classify(path, old)
+        change, metric_st = classify(path, old)
         if metric_st is None:
             changed = True  # vanished between listing and stat
             continue

@@ -38,6 +38,7 @@ from mltop.core.compare.directions import Direction
 from mltop.tui.widgets.cut_edges import CutEdges
 from mltop.tui.widgets.overlay_chart import run_colour
 from mltop.tui.widgets.run_table import RunsBackend
+from mltop.tui.widgets.table_style import cursor_css
 
 KEY_MAX = 30
 # A run's name in a compact column: at least this wide, cut with … beyond its column.
@@ -216,27 +217,7 @@ class CompareTable(CutEdges, DataTable):
         color: $text-muted;
         text-style: bold;
     }
-    CompareTable > .datatable--cursor {
-        background: $block-cursor-blurred-background;
-        color: $block-cursor-blurred-foreground;
-    }
-    CompareTable:focus > .datatable--cursor {
-        background: $block-cursor-background;
-        color: $block-cursor-foreground;
-        text-style: $block-cursor-text-style;
-    }
-    CompareTable > .datatable--hover { background: $block-hover-background; }
-    CompareTable > .datatable--fixed { background: $surface; color: $text; }
-    CompareTable > .datatable--fixed-cursor {
-        background: $block-cursor-blurred-background;
-        color: $block-cursor-blurred-foreground;
-    }
-    CompareTable:focus > .datatable--fixed-cursor {
-        background: $block-cursor-background;
-        color: $block-cursor-foreground;
-        text-style: $block-cursor-text-style;
-    }
-    """
+    """ + cursor_css("CompareTable")
 
     class RunsShown(Message):
         """The table scrolled sideways or was resized: which runs are on screen changed."""

@@ -31,6 +31,7 @@ from mltop.core.common.sanitize import inert
 from mltop.core.runs.runs_view import LIVE_GPU, MAX_TEXT_WIDTH, STATUS_SYMBOLS, Column, RunsView
 from mltop.tui.widgets.column_fit import fit_order
 from mltop.tui.widgets.cut_edges import CutEdges
+from mltop.tui.widgets.table_style import cursor_css
 
 MARK = "◆"
 DASH = "—"
@@ -103,27 +104,7 @@ class RunTable(CutEdges, DataTable):
     }
     RunTable > .datatable--even-row { background: $surface; }
     RunTable:dark > .datatable--even-row { background: $surface; }
-    RunTable > .datatable--cursor {
-        background: $block-cursor-blurred-background;
-        color: $block-cursor-blurred-foreground;
-    }
-    RunTable:focus > .datatable--cursor {
-        background: $block-cursor-background;
-        color: $block-cursor-foreground;
-        text-style: $block-cursor-text-style;
-    }
-    RunTable > .datatable--hover { background: $block-hover-background; }
-    RunTable > .datatable--fixed { background: $surface; color: $text; }
-    RunTable > .datatable--fixed-cursor {
-        background: $block-cursor-blurred-background;
-        color: $block-cursor-blurred-foreground;
-    }
-    RunTable:focus > .datatable--fixed-cursor {
-        background: $block-cursor-background;
-        color: $block-cursor-foreground;
-        text-style: $block-cursor-text-style;
-    }
-    """
+    """ + cursor_css("RunTable")
 
     class Opened(Message):
         """The user asked to open a run (enter, double click)."""
