@@ -38,7 +38,7 @@ from mltop.core.compare.directions import Direction
 from mltop.tui.widgets.cut_edges import CutEdges
 from mltop.tui.widgets.overlay_chart import run_colour
 from mltop.tui.widgets.run_table import RunsBackend
-from mltop.tui.widgets.table_style import cursor_css
+from mltop.tui.widgets.table_style import table_css
 
 KEY_MAX = 30
 # A run's name in a compact column: at least this wide, cut with … beyond its column.
@@ -212,12 +212,7 @@ class CompareTable(CutEdges, DataTable):
         scrollbar-size-vertical: 1;
         scrollbar-size-horizontal: 1;
     }
-    CompareTable > .datatable--header {
-        background: $panel;
-        color: $text-muted;
-        text-style: bold;
-    }
-    """ + cursor_css("CompareTable")
+    """ + table_css("CompareTable")
 
     class RunsShown(Message):
         """The table scrolled sideways or was resized: which runs are on screen changed."""

@@ -31,7 +31,7 @@ from mltop.core.common.sanitize import inert
 from mltop.core.runs.runs_view import LIVE_GPU, MAX_TEXT_WIDTH, STATUS_SYMBOLS, Column, RunsView
 from mltop.tui.widgets.column_fit import fit_order
 from mltop.tui.widgets.cut_edges import CutEdges
-from mltop.tui.widgets.table_style import cursor_css
+from mltop.tui.widgets.table_style import table_css
 
 MARK = "◆"
 DASH = "—"
@@ -97,14 +97,9 @@ class RunTable(CutEdges, DataTable):
         max-height: 100%;
         scrollbar-size-vertical: 1;
     }
-    RunTable > .datatable--header {
-        background: $panel;
-        color: $text-muted;
-        text-style: bold;
-    }
     RunTable > .datatable--even-row { background: $surface; }
     RunTable:dark > .datatable--even-row { background: $surface; }
-    """ + cursor_css("RunTable")
+    """ + table_css("RunTable")
 
     class Opened(Message):
         """The user asked to open a run (enter, double click)."""
