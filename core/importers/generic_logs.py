@@ -186,13 +186,7 @@ class GenericLogsImporter:
         with store.transaction():
             store.put_experiments([(e, fmt, "", None, n) for e, n in experiments.items()])
             store.put_runs(None, records)
-            if deleted:
-                store.delete_runs(deleted)
-            replaced = batch.replaced_runs - deleted
-            if replaced:
-                store.delete_points(replaced)
-            added = store.add_points(batch.points)
-            store.update_summaries(set(changed) - deleted, [batch.points])
+            added = batch.write_points(store, deleted, changed)
             store.put_files(None, batch.states)
             store.put_logs(logs)
         report.add(fmt, runs=new_runs, points=added)

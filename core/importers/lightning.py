@@ -165,13 +165,7 @@ class LightningImporter:
             store.put_experiments([(e, KIND, "", None, n) for e, n in experiments.items()])
             store.put_runs(None, records, params)
             store.touch_runs(grown_only)
-            if deleted:
-                store.delete_runs(deleted)
-            replaced = batch.replaced_runs - deleted
-            if replaced:
-                store.delete_points(replaced)
-            added = store.add_points(batch.points)
-            store.update_summaries(changed, [batch.points])
+            added = batch.write_points(store, deleted, changed)
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
         report.add(KIND, runs=new_runs, points=added)

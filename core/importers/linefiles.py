@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from mltop.core.importers.base import (
     fingerprint,
     read_complete,
 )
+from mltop.core.store import Store
 
 #: JSONL files with at most this many new bytes are read here and parsed together (see
 #: :func:`_parse_together`); bigger ones are parsed where they lie.
@@ -56,6 +57,22 @@ class LineBatch:
     deleted: list[LineFile] = field(default_factory=list)
     changed_runs: set[str] = field(default_factory=set)
     mtimes: dict[str, float] = field(default_factory=dict)
+
+    def write_points(self, store: Store, deleted: set[str], changed: Iterable[str]) -> int:
+        """Write the batch's points inside the caller's transaction; the points added.
+
+        The order matters and is the same for every importer of line files: runs whose file
+        is gone are deleted, a replaced file's run loses its old points before the new ones
+        go in, and only then are the changed runs' summaries brought up to date.
+        """
+        if deleted:
+            store.delete_runs(deleted)
+        replaced = self.replaced_runs - deleted
+        if replaced:
+            store.delete_points(replaced)
+        added = store.add_points(self.points)
+        store.update_summaries(set(changed) - deleted, [self.points])
+        return added
 
 
 def _ends_with_newline(path: Path, size: int) -> bool:
