@@ -19,14 +19,23 @@ from rich.cells import cell_len, get_character_cell_size
 ELLIPSIS = "…"
 
 
-def fmt_value(value: float | None, digits: int = 4) -> str:
-    """A metric value in at most ``digits`` significant digits; NaN and infinities spelled out."""
-    if value is None:
-        return "—"
+def non_finite(value: float) -> str | None:
+    """How NaN and the infinities are spelled wherever mltop shows a number (``nan``, ``inf``,
+    ``-inf``: what MLflow's and TensorBoard's files hold, not Python's ``float`` repr); None
+    for a finite value."""
     if math.isnan(value):
         return "nan"
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
+    return None
+
+
+def fmt_value(value: float | None, digits: int = 4) -> str:
+    """A metric value in at most ``digits`` significant digits; NaN and infinities spelled out."""
+    if value is None:
+        return "—"
+    if (spelled := non_finite(value)) is not None:
+        return spelled
     if value == 0:
         return "0"
     if value == int(value) and abs(value) < 1e9:

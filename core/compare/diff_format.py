@@ -23,7 +23,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from mltop.core.common.formatting import fmt_value
+from mltop.core.common.formatting import fmt_value, non_finite
 from mltop.core.common.sanitize import inert, inert_json
 from mltop.core.compare.diff import Cell, Comparison, GateFailure, Row, Verdict
 from mltop.core.compare.directions import Direction
@@ -56,10 +56,8 @@ def fmt_pct(pct: float | None) -> str:
     """A signed percent change: ``+24%``, ``-1.1%``, ``+0.04%``; empty when undefined."""
     if pct is None:
         return ""
-    if math.isnan(pct):
-        return "nan%"
-    if math.isinf(pct):
-        return "+inf%" if pct > 0 else "-inf%"
+    if (spelled := non_finite(pct)) is not None:
+        return f"{'+' if spelled == 'inf' else ''}{spelled}%"
     magnitude = abs(pct)
     if magnitude >= 1e4:
         body = f"{pct:+.2e}"
