@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,25 @@ def test_demo_versions_link_to_the_runs_trained_at_their_commits(demo: Path) -> 
     assert listing.latest == "1.1.0"
     board = model_board(store, listing, load_directions(demo))
     assert board.champion == "1.1.0" and all(row.run is not None for row in board.rows)
+
+
+def test_gto_itself_reads_the_demo_registry_as_mltop_does(demo: Path) -> None:
+    gto = Path(sys.executable).parent / "gto"  # installed with the test extras
+    shown = subprocess.run(
+        [str(gto), "show", "--json"], cwd=demo, check=True, capture_output=True, text=True
+    )
+    by_gto = json.loads(shown.stdout)
+    store = open_memory_store()
+    ingest(demo, store)
+    ours = {x.model.name: x for x in listings(store, versions=False)}
+    # An artifact declared but never released is mltop's model without versions; `gto show`
+    # leaves it out.
+    assert set(by_gto) == {name for name, x in ours.items() if x.latest} == {"digits"}
+    for name, expected in by_gto.items():
+        listing = ours[name]
+        assert f"v{listing.latest}" == expected["version"]
+        aliases = {stage: f"v{version}" for stage, version in listing.model.aliases}
+        assert aliases == expected["stage"]
 
 
 def test_models_command_lists_the_demo_models(
