@@ -73,10 +73,10 @@ def prepare_demo(
     # the side while the sweep trains: a couple of seconds the demo then does not wait for.
     serving = _script(target, "serve.py")
     try:
-        repository = _make_repository(target, log)
-        _follow(target, ["train.py", *(extra_args or [])], log, progress)
-        if repository:  # the sweep's best models released as GTO versions (git tags)
-            _follow(target, ["register.py"], log, progress)
+        # In a repository, the sweep's best models are then released as GTO versions (git tags)
+        # by register.py, in the trainer's process (scikit-learn is imported once).
+        register = ["--register"] if _make_repository(target, log) else []
+        _follow(target, ["train.py", *(extra_args or []), *register], log, progress)
         output, _ = serving.communicate()
     finally:
         if serving.poll() is None:

@@ -1,6 +1,6 @@
 """Release the sweep's best models into the repository's model registry, the way GTO does it.
 
-    python train.py && python register.py
+    python train.py && python register.py    # or: python train.py --register
 
 For each data set, the two best finished sweep runs (by the primary metric: ``val_acc`` for
 classification, ``val_rmse`` for regression) become two versions of that data set's artifact
@@ -37,6 +37,8 @@ ARTIFACTS = {"digits": "digits", "breast_cancer": "breast-cancer", "diabetes": "
 PRIMARY = {"classification": ("val_acc", True), "regression": ("val_rmse", False)}
 RELEASES = Path("releases")
 EXPERIMENT = "release"
+#: The sweep's params that describe the data or the schedule rather than the model.
+_NOT_HP = {"model", "dataset", "task", "epochs", "seed", "n_train", "n_val", "n_features"}
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,12 @@ def release(artifact: str, dataset: str, chosen: Candidate, key: str, version: s
     """Commit the chosen configuration, train it at that commit and tag the commit; its sha."""
     p = chosen.params
     hp = {k: v for k, v in p.items() if k not in _NOT_HP}
-    cfg = Config(
-        dataset, f"{artifact}-v{version}", p["model"], hp, int(p["epochs"]), int(p["seed"]),
-        experiment=EXPERIMENT,
-    )  # fmt: skip
+    epochs, seed = int(p["epochs"]), int(p["seed"])
+    cfg = Config(dataset, f"{artifact}-v{version}", p["model"], hp, epochs, seed, EXPERIMENT)
     RELEASES.mkdir(exist_ok=True)
-    record = {"artifact": artifact, "version": version, "from_run": f"{dataset}/{chosen.name}",
-              key: chosen.value, "config": {"model": cfg.model, "epochs": cfg.epochs,
-              "seed": cfg.seed, **hp}}  # fmt: skip
+    config = {"model": cfg.model, "epochs": epochs, "seed": seed, **hp}
+    record = {"artifact": artifact, "version": version, "from_run": f"{dataset}/{chosen.name}"}
+    record.update({key: chosen.value, "config": config})
     path = RELEASES / f"{artifact}.json"
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     message = f"{artifact} v{version}: {chosen.name} ({key} {chosen.value:.4g})"
@@ -106,9 +106,6 @@ def release(artifact: str, dataset: str, chosen: Candidate, key: str, version: s
     joblib.dump(result.model, Path("models") / f"{artifact}.joblib")
     git("tag", "-a", f"{artifact}@v{version}", sha, "-m", f"Registering {message}")
     return sha
-
-
-_NOT_HP = {"model", "dataset", "task", "epochs", "seed", "n_train", "n_val", "n_features"}
 
 
 def register(runs: Path, datasets: list[str]) -> int:
