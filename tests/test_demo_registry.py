@@ -157,7 +157,7 @@ def test_a_gto_registry_needs_git_but_not_dvc(
     assert listing.latest == "1.10.0"
 
 
-def test_demo_without_git_trains_and_says_why_it_has_no_models(
+async def test_demo_without_git_trains_and_says_why_it_has_no_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "no-tools"))  # git cannot be found
@@ -170,3 +170,6 @@ def test_demo_without_git_trains_and_says_why_it_has_no_models(
     assert "mltop demo: git is not installed, so the sample's models are not registered" in logged
     assert not (folder / ".git").exists()
     assert (folder / "runs" / "digits" / "sgd-lr0.1" / "mltop-run.json").is_file()
+    async with on_models(folder, tmp_path, (80, 24)) as (_app, _pilot, screen):
+        empty = str(screen.query_one("#models-empty").render())
+        assert "no registered models" in empty and "GTO's git tags" in empty
