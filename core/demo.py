@@ -28,6 +28,7 @@ _IGNORED = shutil.ignore_patterns(
     "data",
     "models",
     "reports",
+    "releases",
     "metrics.json",
     "monitor.json",
     "__init__.py",
@@ -72,7 +73,10 @@ def prepare_demo(
     # the side while the sweep trains: a couple of seconds the demo then does not wait for.
     serving = _script(target, "serve.py")
     try:
-        _train(target, extra_args, log, progress)
+        # In a repository, the sweep's best models are then released as GTO versions (git tags)
+        # by register.py, in the trainer's process (scikit-learn is imported once).
+        register = ["--register"] if _make_repository(target, log) else []
+        _follow(target, ["train.py", *(extra_args or []), *register], log, progress)
         output, _ = serving.communicate()
     finally:
         if serving.poll() is None:
@@ -98,14 +102,15 @@ def _script(target: Path, name: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def _train(
+def _follow(
     target: Path,
-    extra_args: list[str] | None,
+    command: list[str],
     log: Callable[[str], None],
     progress: Callable[[str], None] | None,
 ) -> None:
+    """Run a sample project script to its end, passing each line it prints to ``progress``."""
     lines: list[str] = []
-    with _script(target, "train.py", *(extra_args or [])) as proc:
+    with _script(target, *command) as proc:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.rstrip("\n")
@@ -115,7 +120,47 @@ def _train(
                     progress(line)
     if proc.returncode != 0:
         tail = lines[-1:] or ["no output"]
-        log(f"mltop demo: train.py exited with {proc.returncode}: {tail[0]}")
+        log(f"mltop demo: {command[0]} exited with {proc.returncode}: {tail[0]}")
+
+
+def _git(target: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args],
+        cwd=target,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=30,
+        check=False,
+    )
+
+
+def _make_repository(target: Path, log: Callable[[str], None]) -> bool:
+    """Make the demo folder a git repository with the project committed, as a team's project is:
+    runs then record the commit they trained at and ``register.py`` tags its releases (GTO).
+
+    Without git the demo still trains; it only has no model registry, and says why.
+    """
+    if shutil.which("git") is None:
+        log("mltop demo: git is not installed, so the sample's models are not registered")
+        return False
+    if (target / ".git").exists():
+        return True
+    for args in (
+        ("init", "-q", "-b", "main"),
+        # The demo repository's own committer: commits and tags need no global git identity.
+        ("config", "user.name", "mltop demo"),
+        ("config", "user.email", "demo@mltop.invalid"),
+        ("add", "-A"),
+        ("commit", "-q", "-m", "sample project"),
+    ):
+        done = _git(target, *args)
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            log(f"mltop demo: git {args[0]} failed ({tail}), so the models are not registered")
+            return False
+    return True
 
 
 #: Where the background live run's own stdout/stderr go (its console is also in its output.log).

@@ -5,6 +5,7 @@
     python train.py --only digits/sgd-lr0.1 --only logreg-C1
     python train.py --live               # one slow run (about a minute) to watch live in mltop
     python train.py --from-params        # the dvc.yaml `train` stage: params.yaml -> model file
+    python train.py --register           # the sweep, then register.py's releases (GTO tags)
 
 Each run becomes a folder ``runs/<experiment>/<name>/`` holding its parameters, one metrics line
 per epoch and the console output, so ``mltop`` (or ``tail -f``) can follow it while it trains.
@@ -434,6 +435,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="train the params.yaml configuration on data/prepared.npz (the dvc train stage)",
     )
+    parser.add_argument(
+        "--register",
+        action="store_true",
+        help="then release the best runs with GTO tags, as `python register.py` does",
+    )
     parser.add_argument("--list", action="store_true", help="list the configurations and exit")
     return parser.parse_args(argv)
 
@@ -464,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(results)
     print(f"\nruns written to {out}/ - open them with: mltop {out}")
     unexpected = [r for r in results if r.status == "FAILED" and not r.cfg.expect_failure]
+    if args.register and not unexpected:
+        # In this process: scikit-learn is imported already, a second of the release's time.
+        from register import register
+
+        return register(out, sorted({r.cfg.dataset for r in results}))
     return 1 if unexpected else 0
 
 

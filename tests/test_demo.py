@@ -46,9 +46,12 @@ def test_training_reports_each_run_as_it_starts(tmp_path: Path) -> None:
         progress=lines.append,
     )
     started = [line for line in lines if line.startswith("training ")]
+    # The sweep, then the two releases register.py trains at their tagged commits.
     assert [line.split(":")[0] for line in started] == [
         "training digits/sgd-lr0.1",
         "training digits/logreg-C1",
+        "training release/digits-v1.0.0",
+        "training release/digits-v1.1.0",
     ]
     assert (folder / "runs" / "digits" / "sgd-lr0.1" / META_FILE).exists()
 

@@ -85,7 +85,13 @@ def demo_store(demo: Path) -> Iterator[Store]:
 def test_demo_trains_every_configuration_and_one_fails(demo: Path, demo_store: Store):
     runs = mltop_runs(demo_store)
     expected = {(exp, name) for exp, names in SWEEP.items() for name in names}
-    assert set(runs) == expected
+    # register.py's releases: the two best runs of each data set, trained at their commits.
+    releases = {
+        ("release", f"{model}-v{version}")
+        for model in ("digits", "breast-cancer", "diabetes")
+        for version in ("1.0.0", "1.1.0")
+    }
+    assert set(runs) == expected | releases
     assert {key for key, r in runs.items() if r.status != "FINISHED"} == {FAILING}
     assert (demo / "runs" / "digits" / "sgd-lr0.1" / "metrics.jsonl").exists()
     assert not (demo / "__init__.py").exists()
@@ -102,13 +108,16 @@ def test_demo_serves_the_model_for_thirty_days_for_its_monitor(demo: Path):
 def test_demo_runs_carry_params_tags_and_histories(demo_store: Store):
     for (exp, name), run in mltop_runs(demo_store).items():
         params = demo_store.params(run.id)
-        assert params["dataset"] == exp
+        dataset = params["dataset"]
         assert params["seed"] == "0"
-        assert params["model"] == name.split("-")[0]
-        assert demo_store.tags(run.id)["dataset"] == exp
+        assert demo_store.tags(run.id)["dataset"] == dataset
+        if exp == "release":  # register.py's: named for the model and version it releases
+            assert name.startswith(dataset.replace("_", "-") + "-v")
+        else:
+            assert (exp, params["model"]) == (dataset, name.split("-")[0])
         if (exp, name) == FAILING:
             continue
-        key = "val_rmse" if exp == "diabetes" else "val_acc"
+        key = "val_rmse" if dataset == "diabetes" else "val_acc"
         values = history(demo_store, run, key)
         assert 20 <= len(values) <= 50
         assert len(values) == int(params["epochs"])
@@ -263,7 +272,7 @@ def test_a_copied_moved_or_pruned_project_shows_exactly_the_runs_under_it(
     project = tmp_path / "proj"
     shutil.copytree(demo, project, ignore=shutil.ignore_patterns(".mltop"))
     original = _run_ids(project)
-    assert len(original) == 16
+    assert len(original) == 16 + 6  # the sweep and register.py's releases
 
     # `cp -r proj A` copies the store in .mltop/ too: it still indexes only A, by the same ids.
     copied = tmp_path / "A"
@@ -277,7 +286,7 @@ def test_a_copied_moved_or_pruned_project_shows_exactly_the_runs_under_it(
     copied.rename(moved)
     rescan = _cli("ingest", str(moved)).stdout
     assert "points added" not in rescan
-    assert rescan.startswith("16 sources, 16 runs, 2,")
+    assert rescan.startswith("23 sources, 22 runs, 3,")  # the runs and the GTO registry
     runs = _run_ids(moved)
     assert set(runs) == set(original)
     assert all(Path(where).is_relative_to(moved) for where in runs.values())

@@ -19,6 +19,7 @@ _IMPORTERS: list[str] = [
     "wandb_offline",
     "trackio",
     "dvc",
+    "gto_repo",
     "dvclive",
     "tensorboard",
     "mlflow_tensorboard",

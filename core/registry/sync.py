@@ -97,6 +97,7 @@ _LOCAL = {
     sqlite_importer.KIND: sync_database,
     files_importer.KIND: sync_tree,
     dvc_importer.KIND: sync_gto,
+    gto.KIND: sync_gto,  # a git repository with GTO artifacts but no .dvc/
 }
 
 

@@ -10,6 +10,7 @@ a version's run is found whichever of the three MLflow sources holds it.
 from __future__ import annotations
 
 import os
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -51,10 +52,21 @@ _VERSION_FROM = (
 _RUN_ID = "coalesce(r.id, c.id)"
 
 
+_SEMVER = re.compile(r"(\d{1,6})\.(\d{1,6})\.(\d{1,6})(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
+
+
 def version_order(version: str) -> int | None:
-    """The number of an MLflow version (``"12"`` -> 12), for sorting; None for other schemes."""
+    """The number of an MLflow version (``"12"`` -> 12), or of a GTO semantic version
+    (``"1.10.0"`` after ``"1.9.0"``, a pre-release ``"2.0.0-rc1"`` just before ``"2.0.0"``),
+    for sorting; None for other schemes. GTO tags made in the same second (a release script)
+    are then still told apart, as ``gto show`` tells its latest version by semantic order."""
     text = version.strip()
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    if text.isdigit():
+        return int(text) if len(text) < 19 else None
+    if m := _SEMVER.fullmatch(text):
+        major, minor, patch = (int(part) for part in m.groups()[:3])
+        return ((major * 10**6 + minor) * 10**6 + patch) * 2 - (1 if m[4] else 0)
+    return None
 
 
 def _strings(values: Iterable[object]) -> pa.Array:

@@ -255,7 +255,8 @@ class ModelsScreen(MltopScreen[None]):
             self._show_empty(
                 Text(
                     " no registered models under this folder" + scanning + ": mltop reads "
-                    "MLflow's registry from mlflow.db, mlruns/models/ and --mlflow servers",
+                    "MLflow's registry from mlflow.db, mlruns/models/ and --mlflow servers, "
+                    "and GTO's git tags in a git repository that declares artifacts",
                     style="dim",
                 )
             )
