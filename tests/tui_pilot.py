@@ -22,6 +22,10 @@ def make_app(root: Path, tmp_path: Path, **kwargs: object) -> MltopApp:
     return MltopApp(root, tmp_path / "store" / "store.duckdb", **kwargs)  # type: ignore[arg-type]
 
 
+ENDLESS_GROUPS = frozenset({"watch", "logs-follow"})
+"""Worker groups that follow files until their app or screen closes."""
+
+
 async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
     """Let the app run (workers included) until ``predicate`` holds."""
     deadline = time.monotonic() + timeout
@@ -30,12 +34,15 @@ async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15
         if predicate():
             return
         # An exclusive worker superseded by a newer request is cancelled: keep waiting.
-        # The live watcher's worker runs until the app closes: wait for the others only.
+        # The live watcher's and the Logs screen's followers run until their app or screen
+        # closes: wait for the others only, and never past the deadline, so a worker that
+        # follows something without end cannot hold the test forever.
         # (An empty list means "all workers" to Textual, so only wait when there are some.)
-        finite = [w for w in pilot.app.workers if w.group != "watch"]
+        finite = [w for w in pilot.app.workers if w.group not in ENDLESS_GROUPS]
         if finite:
-            with contextlib.suppress(WorkerCancelled):
-                await pilot.app.workers.wait_for_complete(finite)
+            left = max(0.05, deadline - time.monotonic())
+            with contextlib.suppress(WorkerCancelled, TimeoutError):
+                await asyncio.wait_for(pilot.app.workers.wait_for_complete(finite), left)
         await pilot.pause()
         if predicate():
             return
