@@ -115,11 +115,18 @@ def wide_to_points(
     metric_cols = [c for c in columns if c not in skip]
     if not metric_cols:
         return empty_points()
-    step_expr = (
-        f"TRY_CAST({_quote_ident(step_col)} AS BIGINT)"
-        if step_col and not row_step
-        else f"(row_number() OVER (PARTITION BY {FILE_COLUMN}) - 1)"
-    )
+    if step_col and not row_step:
+        step_expr = f"TRY_CAST({_quote_ident(step_col)} AS BIGINT)"
+    else:
+        # The row's place in its file is the step. A window without ORDER BY numbers rows in
+        # the order the threads hand them over; a table filled from the scan keeps the files'
+        # order (DuckDB preserves insertion order), so its rowid orders each file's rows.
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _wide AS SELECT * FROM {relation_sql}")
+        except duckdb.Error as exc:
+            raise ParseError(" ".join(str(exc).split())) from exc
+        relation_sql = "_wide"
+        step_expr = f"(row_number() OVER (PARTITION BY {FILE_COLUMN} ORDER BY rowid) - 1)"
     # Times come as epoch numbers (seconds, or ms with time_scale=0.001) or as ISO strings.
     time_expr = (
         f"coalesce(TRY_CAST(CAST({_quote_ident(time_col)} AS VARCHAR) AS DOUBLE) "
@@ -158,6 +165,7 @@ def wide_to_points(
         raise ParseError(" ".join(str(exc).split())) from exc
     finally:
         con.unregister("_file_runs")
+        con.execute("DROP TABLE IF EXISTS _wide")
     return _placed(table, no_step)
 
 
@@ -228,14 +236,22 @@ def jsonl_points(
         exclude = (*exclude, FILE_COLUMN)
         run_of_file = tagged
     try:
+        # A line's number is its place in its file. A window without ORDER BY numbers rows in
+        # whatever order the threads hand them over (a third of 900,000 lines came out of
+        # place); a table filled from the scan keeps the files' order (DuckDB preserves
+        # insertion order), so its rowid orders each file's lines.
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _read AS
+            SELECT filename, CAST(json AS MAP(VARCHAR, VARCHAR)) AS fields
+            FROM read_ndjson_objects({files}, filename=true, maximum_object_size=67108864)"""
+        )
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _lines AS
-            SELECT {source} AS filename, row_number() OVER (PARTITION BY {source}) - 1 AS line,
-                   fields
-            FROM (SELECT filename, CAST(json AS MAP(VARCHAR, VARCHAR)) AS fields
-                  FROM read_ndjson_objects({files}, filename=true,
-                                           maximum_object_size=67108864))"""
+            SELECT {source} AS filename,
+                   row_number() OVER (PARTITION BY {source} ORDER BY rowid) - 1 AS line, fields
+            FROM _read"""
         )
+        con.execute("DROP TABLE _read")
         if tagged is not None and con.execute(
             "SELECT count(*) FROM _lines WHERE filename IS NULL"
         ).fetchone() != (0,):
@@ -258,6 +274,7 @@ def jsonl_points(
     except duckdb.Error as exc:
         raise ParseError(" ".join(str(exc).split())) from exc
     finally:
+        con.execute("DROP TABLE IF EXISTS _read")
         con.execute("DROP TABLE IF EXISTS _lines")
     return _placed(table, no_step)
 
