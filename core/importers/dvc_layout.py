@@ -56,6 +56,14 @@ class Layout:
     problems: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _add_joined(found: dict[str, None], base: str, paths: Iterable[str]) -> None:
+    """Add each of ``paths`` joined to ``base`` to ``found`` (an ordered set); a path that
+    leaves the repository, is absolute or templated (`${...}`) is not added."""
+    for path in paths:
+        if (joined := _join(base, path)) is not None:
+            found[joined] = None
+
+
 def layout(dvc_yamls: dict[str, object], exists: Callable[[str], bool]) -> Layout:
     """Params files, metrics files and DVCLive folders named by these parsed ``dvc.yaml`` files.
 
@@ -74,15 +82,8 @@ def layout(dvc_yamls: dict[str, object], exists: Callable[[str], bool]) -> Layou
         if not isinstance(doc, dict):
             out.problems.append((yaml_path, "not a DVC pipeline (expected a mapping)"))
             continue
-        for path in entry_paths(doc.get("params")):
-            if (joined := _join(base, path)) is not None:
-                params[joined] = None
-        for path in entry_paths(doc.get("metrics")):
-            if (joined := _join(base, path)) is not None:
-                metrics[joined] = None
-        for path in entry_paths(doc.get("plots")):
-            if (joined := _join(base, path)) is not None:
-                plots[joined] = None
+        for key, found in (("params", params), ("metrics", metrics), ("plots", plots)):
+            _add_joined(found, base, entry_paths(doc.get(key)))
         stages = doc.get("stages")
         if not isinstance(stages, dict):
             continue
@@ -103,12 +104,8 @@ def layout(dvc_yamls: dict[str, object], exists: Callable[[str], bool]) -> Layou
                     and (joined := _join(stage_base, PARAMS_FILE)) is not None
                 ):
                     params[joined] = None
-            for path in entry_paths(stage.get("metrics")):
-                if (joined := _join(stage_base, path)) is not None:
-                    metrics[joined] = None
-            for path in entry_paths(stage.get("plots")):
-                if (joined := _join(stage_base, path)) is not None:
-                    plots[joined] = None
+            _add_joined(metrics, stage_base, entry_paths(stage.get("metrics")))
+            _add_joined(plots, stage_base, entry_paths(stage.get("plots")))
     out.params = [p for p in params if exists(p)]
     out.metrics = list(metrics)
     live: dict[str, None] = {}
