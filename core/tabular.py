@@ -236,22 +236,15 @@ def jsonl_points(
         exclude = (*exclude, FILE_COLUMN)
         run_of_file = tagged
     try:
-        # A line's number is its place in its file. A window without ORDER BY numbers rows in
-        # whatever order the threads hand them over (a third of 900,000 lines came out of
-        # place); a table filled from the scan keeps the files' order (DuckDB preserves
-        # insertion order), so its rowid orders each file's lines.
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _read AS
-            SELECT filename, CAST(json AS MAP(VARCHAR, VARCHAR)) AS fields
-            FROM read_ndjson_objects({files}, filename=true, maximum_object_size=67108864)"""
-        )
+        # A table filled from the scan keeps the files' order (DuckDB preserves insertion
+        # order), so its rowid numbers each file's lines (see _long_points).
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE _lines AS
-            SELECT {source} AS filename,
-                   row_number() OVER (PARTITION BY {source} ORDER BY rowid) - 1 AS line, fields
-            FROM _read"""
+            SELECT {source} AS filename, fields
+            FROM (SELECT filename, CAST(json AS MAP(VARCHAR, VARCHAR)) AS fields
+                  FROM read_ndjson_objects({files}, filename=true,
+                                           maximum_object_size=67108864))"""
         )
-        con.execute("DROP TABLE _read")
         if tagged is not None and con.execute(
             "SELECT count(*) FROM _lines WHERE filename IS NULL"
         ).fetchone() != (0,):
@@ -274,7 +267,6 @@ def jsonl_points(
     except duckdb.Error as exc:
         raise ParseError(" ".join(str(exc).split())) from exc
     finally:
-        con.execute("DROP TABLE IF EXISTS _read")
         con.execute("DROP TABLE IF EXISTS _lines")
     return _placed(table, no_step)
 
@@ -319,7 +311,11 @@ def _long_points(
                                   epoch(TRY_CAST({time_} AS TIMESTAMPTZ))) AS ts,
                          unnest(map_keys(l.fields)) AS key,
                          unnest(map_values(l.fields)) AS text
-                  FROM _lines l JOIN _file_roles f ON f.filename = l.filename)
+                  FROM (SELECT filename, fields,
+                               row_number() OVER (PARTITION BY filename ORDER BY rowid) - 1
+                                   AS line
+                        FROM _lines) l
+                  JOIN _file_roles f ON f.filename = l.filename)
             WHERE NOT list_contains(skip, key) AND TRY_CAST(text AS DOUBLE) IS NOT NULL"""
         ).to_arrow_table()
     finally:
