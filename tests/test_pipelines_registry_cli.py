@@ -63,3 +63,23 @@ def test_pipelines_command_honours_no_scan(tmp_path, capsys):
     # The store now holds it: --no-scan reads it without importing again.
     text = _pipelines(capsys, str(root), "--format", "json", "--no-scan")
     assert EVIDENCE in json.loads(text)["maturity"]["evidence"]
+
+
+def test_a_hostile_model_name_in_the_register_cell_is_inert(tmp_path, capsys):
+    # GTO reads artifact names from dvc.yaml: any text, escape sequences and markup included.
+    import subprocess
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    name = "evil\x1b[31mred[bold]x\u202e"
+    (root / "dvc.yaml").write_text(
+        json.dumps({"artifacts": {name: {"type": "model", "path": "m.pkl"}}}), encoding="utf-8"
+    )
+    git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "project"], cwd=root, check=True)
+    for fmt in ("table", "md"):
+        out = _pipelines(capsys, str(root), "--format", fmt)
+        assert "no register stage; registry: evil" in out
+        assert "\x1b" not in out and "\u202e" not in out

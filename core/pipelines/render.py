@@ -55,7 +55,7 @@ def stage_label(stage: Stage, status: StageStatus | None) -> str:
 
 def _cell(stages: tuple[Stage, ...], gap: str, statuses: dict[str, StageStatus]) -> str:
     if not stages:
-        return f"✗ {gap}"
+        return f"✗ {inert(gap)}"  # a gap may name what was found instead (registry models)
     return ", ".join(stage_label(s, statuses.get(s.id)) for s in stages)
 
 
