@@ -18,7 +18,7 @@ from typing import Concatenate, ParamSpec
 
 from mltop.core.common.regular_files import Confinement, confined_to, walk_tree
 from mltop.core.entities import ImportReport, Problem, SourceRef
-from mltop.core.importers.base import Detection, Importer
+from mltop.core.importers.base import Detection, Importer, Sources
 from mltop.core.importers.registry import importers as default_importers
 from mltop.core.registry.sync import sync_local as sync_registries
 from mltop.core.store import STORE_DIR, Store
@@ -62,7 +62,7 @@ def _is_virtualenv(dirpath: str, filenames: list[str]) -> bool:
 
 @dataclass(frozen=True)
 class Found:
-    refs: list[SourceRef]
+    refs: Sources
     importers: dict[str, Importer]
     #: Files that are not regular files (FIFOs, devices, sockets), with what each is: never read.
     not_regular: list[tuple[Path, str]] = field(default_factory=list)
@@ -137,21 +137,37 @@ def _decodable(name: str) -> bool:
     return True
 
 
+def _first_marker(chosen: list[Importer]) -> tuple[str, str] | None:
+    """(marker file, kind) when the first importer names its sources by a marker file.
+
+    Only the first: a folder holding its marker is then its source whatever the others would
+    say, exactly as its ``detect`` claiming every file and pruning the walk decides it.
+    """
+    marker = getattr(chosen[0], "folder_marker", None) if chosen else None
+    return (marker, chosen[0].kind) if isinstance(marker, str) else None
+
+
 def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     """Walk ``root`` and list its sources, in walk order, without reading them.
 
     Detection may peek at a file's head; run inside :func:`confined_to` (as :func:`ingest`
-    does) so that a symlink out of ``root`` is not followed by it either.
+    does) so that a symlink out of ``root`` is not followed by it either. A folder holding the
+    first importer's ``folder_marker`` is recorded as text, with no ``Path``, ``Detection`` or
+    ``SourceRef`` made for it: a re-scan of a hundred thousand run folders is mostly this.
     """
     chosen = list(importers) if importers is not None else default_importers()
     by_kind = {imp.kind: imp for imp in chosen}
-    refs: list[SourceRef] = []
+    root = root.resolve()
+    refs = Sources(root)
+    marked = _first_marker(chosen)
+    marker, marker_kind = marked if marked is not None else ("", "")
+    # The marked folders recorded, made only if another importer names a source of that kind.
+    folders: set[str] | None = None
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
     not_regular: list[tuple[Path, str]] = []
     undecodable: list[Path] = []
     unlistable: list[Path] = []
-    root = root.resolve()
 
     def unlisted(exc: OSError) -> None:
         # A folder that cannot be listed may hold runs: say so instead of walking past it.
@@ -160,12 +176,26 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
         problems.append(_problem(where, f"cannot list folder ({exc.strerror or exc})"))
 
     if root.is_file():
-        return Found(_sources_of_file(root, chosen, problems), by_kind, problems=problems)
+        for ref in _sources_of_file(root, chosen, problems):
+            refs.append(ref)
+        return Found(refs, by_kind, problems=problems)
     for dirpath, dirnames, filenames, others in walk_tree(root, onerror=unlisted):
         if _is_virtualenv(dirpath, filenames):
             dirnames[:] = []
             continue
-        not_regular.extend((Path(dirpath) / name, what) for name, what in sorted(others))
+        if others:
+            not_regular.extend((Path(dirpath) / name, what) for name, what in sorted(others))
+        if marked is not None and marker in filenames:
+            dirnames[:] = []  # what the importer's detect says: every file claimed, no descent
+            if (marker_kind, dirpath) in seen:
+                continue
+            if _decodable(dirpath):
+                refs.append_folder(marker_kind, dirpath)
+                if folders is not None:
+                    folders.add(dirpath)
+            else:
+                undecodable.append(Path(dirpath))
+            continue
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         filenames.sort()
         path = Path(dirpath)
@@ -180,7 +210,9 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
                     continue  # handed over to a reader that was not asked for
                 location = _inside(ref.location, root, path)
                 key = (ref.kind, str(location))
-                if key in seen:
+                if ref.kind == marker_kind and folders is None:
+                    folders = set(refs.of_kind(marker_kind).texts())
+                if key in seen or (folders is not None and key[1] in folders):
                     continue
                 seen.add(key)
                 if _decodable(key[1]):
@@ -306,9 +338,8 @@ def ingest(
         report.problem(problem.path, problem.message)
     for path in found.undecodable:
         report.problem(path, "the path is not valid UTF-8; skipped (rename it to import it)")
-    by_kind: dict[str, list[SourceRef]] = {}
-    for ref in found.refs:
-        by_kind.setdefault(ref.kind, []).append(ref)
+    kinds = found.refs.kinds()
+    by_kind = {kind: found.refs.of_kind(kind) for kind in dict.fromkeys(kinds)}
     total = len(found.refs)
     done = 0
     if progress:
@@ -325,16 +356,18 @@ def ingest(
         done += len(refs)
         if progress:
             progress(kind, done, total)
-    sync_registries(store, found.refs, report)
+    # A marked folder (a run folder) holds no model registry: only detected sources can.
+    sync_registries(store, found.refs.detected(), report)
     reported = {problem.path for problem in report.problems}
     for path, what in found.not_regular:
         if str(path) not in reported:  # an importer that looked for it by name said so already
             report.problem(path, f"not read ({what}, not a regular file)")
-    store.touch_sources((ref.kind, str(ref.location)) for ref in found.refs)
+    locations = found.refs.texts()
+    store.touch_sources(kinds, locations)
     if forget_missing and root.is_dir():
         # A source that could not be read this time keeps the runs it had: an unreadable or
         # half-copied file is not a deleted one.
-        keep = [str(ref.location) for ref in found.refs] + [p.path for p in found.problems]
+        keep = locations + [p.path for p in found.problems]
         keep += _stored_under(store, found.unlistable)
         scope = os.sep if store.anchor == root else str(root)
         report.removed_runs = store.forget_sources_under(scope, keep)

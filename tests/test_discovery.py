@@ -26,7 +26,7 @@ def test_a_virtualenv_under_any_name_is_skipped(tmp_path: Path) -> None:
     env.mkdir()
     (env / "pyvenv.cfg").write_text("home = /usr/bin\n")
     write_run(env / "lib" / "runs", "hidden")
-    assert discover(tmp_path).refs == []
+    assert list(discover(tmp_path).refs) == []
 
 
 def test_a_run_folder_claims_its_files(tmp_path: Path) -> None:

@@ -180,19 +180,24 @@ def walk_tree(root: Path, onerror: Callable[[OSError], None] | None = None) -> W
     would block or never end. Dangling symlinks name nothing to read and are left out.
     """
     stack = [str(root)]
+    pop, push, scandir = stack.pop, stack.append, os.scandir
+    # Per folder as little Python as the walk allows: a re-scan of a hundred thousand run
+    # folders is mostly this loop (no set or join made for a folder with no subfolder).
     while stack:
-        top = stack.pop()
+        top = pop()
         dirnames: list[str] = []
         filenames: list[str] = []
         others: list[tuple[str, str]] = []
-        linked: set[str] = set()  # folder symlinks: listed, never descended
+        linked: set[str] | None = None  # folder symlinks: listed, never descended
         try:
-            with os.scandir(top) as entries:
+            with scandir(top) as entries:
                 for entry in entries:
                     try:
                         if entry.is_dir():
                             dirnames.append(entry.name)
                             if entry.is_symlink():  # from the directory entry: no system call
+                                if linked is None:
+                                    linked = set()
                                 linked.add(entry.name)
                         elif entry.is_file():
                             filenames.append(entry.name)
@@ -205,4 +210,8 @@ def walk_tree(root: Path, onerror: Callable[[OSError], None] | None = None) -> W
                 onerror(exc)
             continue
         yield top, dirnames, filenames, others
-        stack.extend(os.path.join(top, name) for name in reversed(dirnames) if name not in linked)
+        if dirnames:
+            base = top if top.endswith(os.sep) else top + os.sep
+            for name in reversed(dirnames):
+                if linked is None or name not in linked:
+                    push(base + name)

@@ -32,6 +32,8 @@ from mltop.core.importers.base import (
     classify,
     file_state,
     fingerprint,
+    source_texts,
+    stat_table,
 )
 from mltop.core.importers.linefiles import LineFile, read_line_files
 from mltop.core.importers.params import flatten_params, json_object, read_json_bytes
@@ -53,7 +55,8 @@ MAX_META_BYTES = 4 * 1024 * 1024
 #: The files of a run folder whose state the store records.
 RUN_FILES = (META_FILE, PARAMS_FILE, METRICS_FILE)
 #: Run folders whose file states are compared with the store in one query.
-COMPARE_RUNS = 10_000
+COMPARE_RUNS = 25_000
+_RUN_NAMES = tuple(os.sep + name for name in RUN_FILES)
 
 
 def experiment_id(name: str) -> str:
@@ -74,11 +77,14 @@ def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[Sour
 
     One stat per file and one comparison in the store per :data:`COMPARE_RUNS` folders: an
     unchanged folder of a hundred thousand runs costs what listing it costs, with no per-file
-    state in Python and a bounded batch of stats in memory at a time.
+    state in Python and a bounded batch of stats in memory at a time. Folders are handled as
+    path text; a :class:`SourceRef` is made only for a folder that changed.
     """
+    folders = source_texts(refs)
     changed: list[tuple[SourceRef, int]] = []
-    for start in range(0, len(refs), COMPARE_RUNS):
-        changed += _changed_among(store, refs[start : start + COMPARE_RUNS])
+    for start in range(0, len(folders), COMPARE_RUNS):
+        for i, metrics_bytes in _changed_among(store, folders[start : start + COMPARE_RUNS]):
+            changed.append((refs[start + i], metrics_bytes))
     return changed
 
 
@@ -99,42 +105,35 @@ def _batches(changed: Sequence[tuple[SourceRef, int]]) -> list[list[SourceRef]]:
     return batches
 
 
-def _changed_among(store: Store, refs: Sequence[SourceRef]) -> list[tuple[SourceRef, int]]:
-    paths: list[str] = []
-    sizes: list[int | None] = []
-    mtimes: list[float | None] = []
-    inodes: list[int | None] = []
-    for ref in refs:
-        folder = str(ref.location) + os.sep
-        for name in RUN_FILES:
-            path = folder + name
-            try:
-                st = os.stat(path)
-            except OSError:
-                sizes.append(None)
-                mtimes.append(None)
-                inodes.append(None)
-            else:
-                sizes.append(st.st_size)
-                mtimes.append(st.st_mtime)
-                inodes.append(st.st_ino)
-            paths.append(path)
-    now = pa.table(
-        {
-            "path": pa.array(paths, pa.string()),
-            "size": pa.array(sizes, pa.int64()),
-            "mtime": pa.array(mtimes, pa.float64()),
-            "inode": pa.array(inodes, pa.int64()),
-        }
-    )
-    changed = store.changed_files(now)
+def _changed_among(store: Store, folders: list[str]) -> list[tuple[int, int]]:
+    """(index in ``folders``, metrics bytes) of the folders with a changed file."""
+    paths = [folder + name for folder in folders for name in _RUN_NAMES]
+    sizes: list[int] = []
+    mtimes: list[float] = []
+    inodes: list[int] = []
+    there = bytearray(len(paths))  # 1 where the file is there; a gone file's state is null
+    stat = os.stat
+    for i, path in enumerate(paths):
+        try:
+            st = stat(path)
+        except OSError:
+            sizes.append(0)
+            mtimes.append(0.0)
+            inodes.append(0)
+        else:
+            sizes.append(st.st_size)
+            mtimes.append(st.st_mtime)
+            inodes.append(st.st_ino)
+            there[i] = 1
+    changed = store.changed_files(stat_table(paths, sizes, mtimes, inodes, there))
     if not changed:
         return []
+    width = len(RUN_FILES)
     metrics_at = RUN_FILES.index(METRICS_FILE)
     return [
-        (ref, sizes[i * len(RUN_FILES) + metrics_at] or 0)
-        for i, ref in enumerate(refs)
-        if any(f"{ref.location}{os.sep}{n}" in changed for n in RUN_FILES)
+        (i, sizes[i * width + metrics_at])
+        for i in range(len(folders))
+        if any(p in changed for p in paths[i * width : (i + 1) * width])
     ]
 
 
@@ -146,6 +145,8 @@ def _first_seen(ref: SourceRef, known: dict[str, FileState]) -> bool:
 
 class MltopRunsImporter:
     kind = KIND
+    #: A folder holding this file is one run: discovery records it without calling detect.
+    folder_marker = META_FILE
 
     def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
         if META_FILE not in filenames:

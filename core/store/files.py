@@ -11,7 +11,7 @@ import pyarrow as pa
 from mltop.core.entities import (
     FileState,
 )
-from mltop.core.store.connection import LARGE_WRITE, StoreConnection
+from mltop.core.store.connection import LARGE_WRITE, StoreConnection, string_array
 
 
 class FileTables(StoreConnection):
@@ -114,33 +114,29 @@ class FileTables(StoreConnection):
 
     # -- sources ----------------------------------------------------------------------------------
 
-    def touch_sources(self, sources: Iterable[tuple[str, str]]) -> None:
-        """Record (kind, location) of discovered sources not recorded yet.
+    def touch_sources(self, kinds: Sequence[str], locations: Sequence[str]) -> None:
+        """Record the discovered sources (``kinds[i]``, ``locations[i]``) not recorded yet.
 
         ``last_scan`` is the time of the scan that first found the source: nothing reads a time
         per source per scan (the ``scans`` table keeps when each folder was scanned), and
         updating every row on every scan rewrote the whole table for nothing, the biggest
-        write of a re-scan of a hundred thousand unchanged runs.
+        write of a re-scan of a hundred thousand unchanged runs. The columns go to DuckDB as
+        Arrow string arrays (no Python object per source) and it drops the duplicates.
         """
-        rows = list(dict.fromkeys(sources))
-        if not rows:
+        if not locations:
             return
-        now = time.time()
         table = pa.table(
-            {
-                "kind": [k for k, _ in rows],
-                "location": [loc for _, loc in rows],
-                "last_scan": [now] * len(rows),
-            }
+            {"kind": string_array(list(kinds)), "location": string_array(list(locations))}
         )
         # A first scan records every source: thousands of rows, committed into the file.
-        with self._lock, self._own_transaction(large=len(rows) >= LARGE_WRITE):
+        with self._lock, self._own_transaction(large=len(locations) >= LARGE_WRITE):
             self._con.register("_seen", table)
             try:
                 self._con.execute(
                     "INSERT INTO sources (kind, location, last_scan) "
-                    "SELECT kind, location, last_scan FROM _seen s WHERE NOT EXISTS "
-                    "(SELECT 1 FROM sources x WHERE x.kind = s.kind AND x.location = s.location)"
+                    "SELECT DISTINCT kind, location, ?::DOUBLE FROM _seen s WHERE NOT EXISTS "
+                    "(SELECT 1 FROM sources x WHERE x.kind = s.kind AND x.location = s.location)",
+                    [time.time()],
                 )
             finally:
                 self._con.unregister("_seen")
