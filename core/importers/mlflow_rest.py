@@ -301,7 +301,7 @@ def sync_runs(
             store.delete_files([s.path for s in gone])
         plan.runs_removed = len(gone)
         report.removed_runs += len(gone)
-    store.touch_sources([(KIND, url)])
+    store.touch_sources([KIND], [url])
     return plan
 
 
