@@ -186,9 +186,9 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
             not_regular.extend((Path(dirpath) / name, what) for name, what in sorted(others))
         if marked is not None and marker in filenames:
             dirnames[:] = []  # what the importer's detect says: every file claimed, no descent
-            if (marker_kind, dirpath) in seen:
+            if seen and (marker_kind, dirpath) in seen:
                 continue
-            if _decodable(dirpath):
+            if dirpath.isascii() or _decodable(dirpath):
                 refs.append_folder(marker_kind, dirpath)
                 if folders is not None:
                     folders.add(dirpath)

@@ -111,3 +111,12 @@ def test_a_changed_run_among_many_is_the_one_read_again(tmp_path: Path) -> None:
         by_name = {run.name: run for run in store.runs()}
         assert store.params(by_name["run-03"].id) == {}
         assert store.params(by_name["run-04"].id) == {"lr": "0.1"}
+
+
+def test_path_text_crosses_to_arrow_unchanged_whatever_its_characters() -> None:
+    from mltop.core.store import string_array
+
+    texts = ["/runs/a", "", "/runs/caf\u00e9", "/runs/\u6f22\u5b57/x", "/runs/b"]
+    assert string_array(texts).to_pylist() == texts
+    assert string_array(["/runs/a", "/runs/b"]).to_pylist() == ["/runs/a", "/runs/b"]
+    assert string_array([]).to_pylist() == []

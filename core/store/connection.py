@@ -53,11 +53,17 @@ def string_array(texts: list[str]) -> pa.Array:
     imports pandas: 36 MB resident for good, in an app that otherwise never needs it (opening
     the runs screen on an unchanged folder only matches ids).
     """
-    data = [t.encode("utf-8") for t in texts]
-    offsets = np.zeros(len(data) + 1, dtype=np.int32)
-    np.cumsum([len(d) for d in data], out=offsets[1:])
-    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
-    return pa.Array.from_buffers(pa.string(), len(data), buffers)
+    offsets = np.zeros(len(texts) + 1, dtype=np.int32)
+    joined = "".join(texts)
+    if joined.isascii():  # a character is a byte: no bytes object per text
+        data = joined.encode("ascii")
+        np.cumsum(np.fromiter(map(len, texts), np.int32, len(texts)), out=offsets[1:])
+    else:
+        encoded = [t.encode("utf-8") for t in texts]
+        data = b"".join(encoded)
+        np.cumsum([len(d) for d in encoded], out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    return pa.Array.from_buffers(pa.string(), len(texts), buffers)
 
 
 class StoreConnection:
