@@ -6,6 +6,7 @@ store is built there by the first cold import. Each figure is printed beside its
 budget in one run:
 
   * re-scan of the unchanged tree vs `find -printf '%s %T@'` (budget 2x, peak RSS <= 250 MB),
+    as `ingest` does it and as the app's background worker does it (its first scan, headless),
   * `mltop runs` filtered and sorted (about half the runs) as a table and as JSON, vs the
     `--limit 20` call and its first line out (budgets 3 s, 300 MB, first line 1 s),
   * cold import vs a plain Python script reading every run's files (budget 3x), with the cost
