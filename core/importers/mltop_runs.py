@@ -54,7 +54,9 @@ LOG_SUFFIXES = (".log", ".out", ".err")
 MAX_META_BYTES = 4 * 1024 * 1024
 #: The files of a run folder whose state the store records.
 RUN_FILES = (META_FILE, PARAMS_FILE, METRICS_FILE)
-#: Run folders whose file states are compared with the store in one query.
+#: Run folders whose file states are compared with the store in one query. Each query scans the
+#: whole ``files`` table: at 100,000 runs, batches of 25,000 cost 0.13 s CPU against 0.23 s for
+#: batches of 10,000, for about 20 MB more at the peak of a re-scan (bench/scale.py).
 COMPARE_RUNS = 25_000
 _RUN_NAMES = tuple(os.sep + name for name in RUN_FILES)
 
