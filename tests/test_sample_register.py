@@ -163,11 +163,42 @@ def test_project_in_a_subfolder_releases_gtos_path_named_artifacts_and_mltop_sho
     store = open_memory_store()
     ingest(repo, store)
     ours = {x.model.name: x for x in listings(store, versions=False)}
-    # dvc.yaml declares three artifacts in ml/sample: DVC addresses them as ml/sample:NAME.
-    assert set(ours) == {"ml/sample:digits", "ml/sample:breast-cancer", "ml/sample:diabetes"}
+    # dvc.yaml declares three artifacts in ml/sample, DVC addresses them as ml/sample:NAME, and
+    # the one released is listed as GTO lists it (the others: see the next test).
+    assert set(ours) == set(by_gto) == {"ml/sample:digits"}
+    assert ours["ml/sample:digits"].model.description == "Handwritten digit classifier " \
+        "(8x8 pixels, 10 classes)"  # fmt: skip
     for name, expected in by_gto.items():
         assert f"v{ours[name].latest}" == expected["version"]
         stages = {stage: f"v{v}" for stage, v in ours[name].model.aliases}
         assert stages == expected["stage"]
     (version,) = store.model_versions("ml/sample:digits")
     assert version.uri == "models/digits.joblib" and version.aliases == ("prod",)
+
+
+def test_a_repository_holding_the_sample_lists_no_models_until_one_is_released(
+    tmp_path: Path,
+) -> None:
+    """mltop's own repository holds the sample in a subfolder: its dvc.yaml declares three
+    models, but nothing is tagged. ``gto show`` lists nothing (GTO reads tags and
+    artifacts.yaml, never dvc.yaml), and neither does mltop; in a DVC project (``.dvc/``),
+    dvc.yaml's declarations are DVC's model registry, which lists a model before its first
+    version, and so does mltop, under DVC's names."""
+    repo = tmp_path / "repo"
+    copy_project(repo / "sample_project")
+    _repository(repo)
+    assert _gto_show(repo) == {}
+    store = open_memory_store()
+    ingest(repo, store)
+    assert listings(store, versions=False) == []
+
+    (repo / ".dvc").mkdir()
+    (repo / ".dvc" / "config").write_text("", encoding="utf-8")
+    store = open_memory_store()
+    ingest(repo, store)
+    declared = {x.model.name: x.latest for x in listings(store, versions=False)}
+    assert declared == {
+        "sample_project:digits": None,
+        "sample_project:breast-cancer": None,
+        "sample_project:diabetes": None,
+    }

@@ -9,6 +9,10 @@ to the version registered at the tagged commit, ``name#prod!#4`` unassigns it, a
 tags since git refuses ``:`` there; models are kept under the name GTO shows. Each folder's
 source holds the artifacts of its own path; the repository's root also holds those whose path
 declares nothing (any other folder's are that folder's own), so no model is listed twice.
+An artifact never versioned is listed as its registry lists it: ``gto show`` lists those of
+``artifacts.yaml`` but never reads ``dvc.yaml``, whose declarations are DVC's model registry,
+which lists them from the declaration on (as DVC Studio does) in a DVC project (``.dvc/``) only.
+So a plain git repository holding a sample ``dvc.yaml`` has no models until one is tagged.
 Events are replayed in tag order (creation time, then the tag's number). A stage holds one
 version at a time, as an MLflow alias does, so stages are kept as aliases (``@prod v1.2.0``);
 versions are kept without GTO's leading ``v``.
@@ -33,6 +37,7 @@ from mltop.core.common.regular_files import read_limited
 from mltop.core.common.safe_yaml import YamlRefused, load_yaml
 from mltop.core.entities import ImportReport, ModelVersion, RegisteredModel
 from mltop.core.importers import dvc as dvc_importer
+from mltop.core.importers.dvclive import dvc_root_of
 
 KIND = "gto"
 MAX_DECLARATION = 8 * 1024 * 1024
@@ -59,9 +64,12 @@ class Tag:
     message: str
 
 
-def declared_artifacts(folder: Path, report: ImportReport) -> dict[str, dict[str, object]]:
-    """Artifacts ``dvc.yaml`` (its ``artifacts:``) and ``artifacts.yaml`` declare in ``folder``."""
-    out: dict[str, dict[str, object]] = {}
+def declared_artifacts(
+    folder: Path, report: ImportReport
+) -> dict[str, tuple[str, dict[str, object]]]:
+    """Artifacts ``dvc.yaml`` (its ``artifacts:``) and ``artifacts.yaml`` declare in ``folder``:
+    the file that declares each, and its fields."""
+    out: dict[str, tuple[str, dict[str, object]]] = {}
     for file_name in DECLARATIONS:
         path = folder / file_name
         if not path.is_file():
@@ -78,7 +86,7 @@ def declared_artifacts(folder: Path, report: ImportReport) -> dict[str, dict[str
         if not isinstance(section, dict):
             continue
         for name, spec in section.items():
-            out.setdefault(str(name), spec if isinstance(spec, dict) else {})
+            out.setdefault(str(name), (file_name, spec if isinstance(spec, dict) else {}))
     return out
 
 
@@ -133,7 +141,12 @@ def read_registry(
     source = str(folder)
     here = repository_path(git)
     owns = _owner(folder, here)
-    declared = {full_name(here, k): v for k, v in declared_artifacts(folder, report).items()}
+    found = declared_artifacts(folder, report).items()
+    declared = {full_name(here, k): spec for k, (_, spec) in found}
+    # A model declared but never versioned is listed where its registry lists it: GTO's
+    # (`gto show`) lists artifacts.yaml's; dvc.yaml's only DVC's, in a DVC project.
+    listing = ("artifacts.yaml", "dvc.yaml") if dvc_root_of(folder) else ("artifacts.yaml",)
+    unversioned = {full_name(here, k) for k, (file_name, _) in found if file_name in listing}
     tags = sorted(list_tags(git), key=lambda t: t.created)
     registered: dict[str, dict[str, ModelVersion]] = {}
     at_commit: dict[tuple[str, str], str] = {}
@@ -182,7 +195,7 @@ def read_registry(
             stages.setdefault(name, {})[stage] = version
     models = []
     versions: list[ModelVersion] = []
-    for name in sorted(set(declared) | set(registered)):
+    for name in sorted(unversioned | set(registered)):
         spec = declared.get(name, {})
         times = touched.get(name, [])
         aliases = dict(stages.get(name, {})) if name not in deprecated else {}
