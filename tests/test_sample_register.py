@@ -174,6 +174,11 @@ def test_project_in_a_subfolder_releases_gtos_path_named_artifacts_and_mltop_sho
         assert stages == expected["stage"]
     (version,) = store.model_versions("ml/sample:digits")
     assert version.uri == "models/digits.joblib" and version.aliases == ("prod",)
+    # The version's run is the release trained at its commit, found under the pipeline's
+    # folder although evaluate's metrics.json beside dvc.yaml looks like DVCLive's output.
+    runs = {(r.experiment, r.name): r for r in store.runs() if r.source_kind == "mltop"}
+    assert set(runs) == {("pipeline", "train-sgd"), ("release", "digits-v1.0.0")}
+    assert version.run_id == runs[("release", "digits-v1.0.0")].id
 
 
 def test_a_repository_holding_the_sample_lists_no_models_until_one_is_released(
