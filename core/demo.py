@@ -29,6 +29,7 @@ _IGNORED = shutil.ignore_patterns(
     "models",
     "reports",
     "releases",
+    "registry.json",
     "metrics.json",
     "monitor.json",
     "__init__.py",

@@ -157,7 +157,7 @@ def test_style_spans_name_the_status_and_cover_their_text() -> None:
         "prepare": StageStatus(StatusState.UP_TO_DATE, "up to date"),
     }
     d = pipeline_drawing(pipeline, statuses, extra={"train": [("→ 4 runs", "link")]})
-    assert d.layers == [["prepare", "serve"], ["train", "monitor"], ["evaluate"]]
+    assert d.layers == [["prepare", "serve"], ["train", "monitor"], ["evaluate"], ["register"]]
     found = {d.lines[i][s:e]: style for i, spans in enumerate(d.styles) for s, e, style in spans}
     # a failed stage's border is drawn in the same style, so its span runs on into the border
     assert any("✗ failed 3s" in text and style == "fail" for text, style in found.items())

@@ -66,15 +66,17 @@ def test_pipelines_command_honours_no_scan(tmp_path, capsys):
 
 
 def test_a_hostile_model_name_in_the_register_cell_is_inert(tmp_path, capsys):
-    # GTO reads artifact names from dvc.yaml: any text, escape sequences and markup included.
+    # GTO reads artifact names from artifacts.yaml (and lists them before any version): any
+    # text, escape sequences and markup included.
     import subprocess
 
     root = tmp_path / "repo"
     root.mkdir()
     name = "evil\x1b[31mred[bold]x\u202e"
-    (root / "dvc.yaml").write_text(
-        json.dumps({"artifacts": {name: {"type": "model", "path": "m.pkl"}}}), encoding="utf-8"
+    (root / "artifacts.yaml").write_text(
+        json.dumps({name: {"type": "model", "path": "m.pkl"}}), encoding="utf-8"
     )
+    (root / "dvc.yaml").write_text("stages:\n  train:\n    cmd: python train.py\n", "utf-8")
     git = ["git", "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], cwd=root, check=True)
     subprocess.run([*git, "add", "-A"], cwd=root, check=True)

@@ -9,6 +9,7 @@ run DVC's importer made of that commit, so the Models board shows its metrics ag
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -21,7 +22,7 @@ from mltop.core.compare.directions import load_directions
 from mltop.core.discovery import ingest
 from mltop.core.registry.board import model_board
 from mltop.core.registry.resolve import listings, resolve_ref
-from mltop.core.store import open_memory_store
+from mltop.core.store import open_memory_store, open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dvc"
 BASELINE = "41e5e79fd0c4259dc377c1b168481411e2199cee"
@@ -113,3 +114,28 @@ def test_gto_version_links_to_another_trackers_run_at_its_commit(tmp_path, monke
     (version,) = store.model_versions("churn")
     linked = store.run(version.run_id)
     assert linked is not None and linked.name == "train-churn"
+
+
+def test_a_folder_no_longer_a_dvc_project_keeps_its_gto_registry_but_not_dvcs_runs(
+    repo: Path, tmp_path: Path
+) -> None:
+    """``.dvc/`` removed, ``dvc.yaml`` kept: GTO still reads the folder, DVC's importer does not,
+    so its runs go as a deleted folder's runs go; ``dvc init`` again brings them back."""
+    dvc_kinds = {"dvc", "dvc-exp"}
+    with open_store(tmp_path / "store-home") as store:  # a DuckDB file, kept across scans
+        ingest(repo, store)
+        before = {r.id for r in store.runs() if r.source_kind in dvc_kinds}
+        assert before and {v.run_id for v in store.model_versions("digits")} & before
+
+        shutil.move(repo / ".dvc", tmp_path / "dvc-config")
+        ingest(repo, store)
+        assert [r for r in store.runs() if r.source_kind in dvc_kinds] == []
+        assert [e for e in store.experiments() if e.source_kind in dvc_kinds] == []
+        versions = store.model_versions("digits")
+        assert {v.version for v in versions} == {"1.0.0", "1.1.0", "1.2.0", "0.1.0"}
+        assert {v.source_kind for v in versions} == {"gto"}
+        assert all(v.run_id is None for v in versions)  # no run made at their commits now
+
+        shutil.move(tmp_path / "dvc-config", repo / ".dvc")
+        ingest(repo, store)
+        assert {r.id for r in store.runs() if r.source_kind in dvc_kinds} == before

@@ -107,10 +107,12 @@ async def test_p_opens_both_sides_aligned_by_phase_with_coverage_and_maturity(
         assert "✗ no feature or preprocessing stage" in line_with(text, "build / prepare")
         assert "○ serve" in line_with(text, "deploy")
         summary = static_text(screen, "#pl-summary")
-        assert "DevOps covers 3 of 7" in summary and "MLOps covers 5 of 7" in summary
+        assert "DevOps covers 3 of 7" in summary and "MLOps covers 6 of 7" in summary
         assert "MLOps maturity: level 2" in summary
         assert "evidence" in summary and "missing" in summary
-        assert "no model registry stage" in summary
+        # dvc.yaml's register stage (register.py, GTO tags) covers the register phase
+        assert "○ register  not run yet" in line_with(text, "package / register")
+        assert "no model registry stage" not in summary
         # the first MLOps stage is selected; its pane says why it sits in its phase
         assert screen.grid.side == "mlops" and screen.grid.selected_stage.id == "prepare"
         detail = static_text(screen, "#pl-detail")
@@ -154,13 +156,16 @@ async def test_graph_view_draws_the_stages_and_moves_between_boxes(
             ["prepare", "serve"],
             ["train", "monitor"],
             ["evaluate"],
+            ["register"],
         ]
         assert dag.selected == "prepare"
         await pilot.press("down")
         assert dag.selected == "train"
         assert "→ 2 runs" in static_text(dag, "#dag-detail")
-        await pilot.press("down", "down")
+        await pilot.press("down")
         assert dag.selected == "evaluate"
+        await pilot.press("down", "down")  # the register stage, the last layer
+        assert dag.selected == "register"
         await pilot.press("tab")  # the other side's graph
         await until(pilot, lambda: dag.drawing is not None and dag.side == "devops")
         assert dag.drawing.layers == [["lint"], ["test"], ["pipeline"]]  # type: ignore[union-attr]

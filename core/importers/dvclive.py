@@ -346,6 +346,20 @@ def is_dvclive_dir(dirpath: Path, dirnames: Iterable[str], filenames: Iterable[s
     return "metrics.json" in names and bool({"report.html", "report.md", "dvc.yaml"} & names)
 
 
+def is_pipeline_folder(dirpath: Path, dirnames: Iterable[str], filenames: Iterable[str]) -> bool:
+    """A DVC project's folder (``.dvc/``, or a ``dvc.yaml`` declaring ``stages:``), which DVCLive's
+    output folder never is: DVCLive's own ``dvc.yaml`` holds metrics and plots only."""
+    if ".dvc" in set(dirnames):
+        return True
+    if "dvc.yaml" not in set(filenames):
+        return False
+    try:
+        doc = load_yaml(read_limited(dirpath / "dvc.yaml", MAX_DOC_BYTES, "dvc.yaml").decode())
+    except (OSError, UnicodeDecodeError, YamlRefused, yaml.YAMLError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("stages"), dict)
+
+
 def dvc_root_of(folder: Path) -> Path | None:
     """The DVC project (a folder with ``.dvc/``) that contains ``folder``, if any."""
     for parent in [folder, *folder.parents]:
@@ -383,8 +397,11 @@ class DvcliveImporter:
             self._in_project[parent] = dvc_root_of(parent) is not None
         refs = [] if self._in_project[parent] else [SourceRef(KIND, dirpath)]
         # Inside a DVC project the project's importer reads this folder (workspace and
-        # experiments); either way nobody else should read its TSVs as generic CSV logs.
-        return Detection(refs, claimed=set(filenames), prune=True)
+        # experiments); either way nobody else should read its TSVs as generic CSV logs. A
+        # pipeline's own folder (its evaluate stage wrote metrics.json beside dvc.yaml) is
+        # walked on: its runs, models and data are in its subfolders.
+        prune = not is_pipeline_folder(dirpath, dirnames, filenames)
+        return Detection(refs, claimed=set(filenames), prune=prune)
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
         known = store.file_states()

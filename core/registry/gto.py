@@ -4,9 +4,18 @@ versions and stage assignments read from git tags, as ``gto show`` reads them.
 GTO keeps no database: ``name@v1.2.0`` registers a version at the tagged commit (``name@v1.2.0!``
 deregisters it), ``name#prod#3`` (or ``name#prod`` in simple notation) assigns the stage ``prod``
 to the version registered at the tagged commit, ``name#prod!#4`` unassigns it, and
-``name@deprecated`` deprecates the whole artifact. Events are replayed in tag order (creation
-time, then the tag's number). A stage holds one version at a time, as an MLflow alias does, so
-stages are kept as aliases (``@prod v1.2.0``); versions are kept without GTO's leading ``v``.
+``name@deprecated`` deprecates the whole artifact. An artifact declared in a subfolder's
+``dvc.yaml`` is named ``path/to:name`` (how DVC addresses it), written ``path/to=name`` in its
+tags since git refuses ``:`` there; models are kept under the name GTO shows. Each folder's
+source holds the artifacts of its own path; the repository's root also holds those whose path
+declares nothing (any other folder's are that folder's own), so no model is listed twice.
+An artifact never versioned is listed as its registry lists it: ``gto show`` lists those of
+``artifacts.yaml`` but never reads ``dvc.yaml``, whose declarations are DVC's model registry,
+which lists them from the declaration on (as DVC Studio does) in a DVC project (``.dvc/``) only.
+So a plain git repository holding a sample ``dvc.yaml`` has no models until one is tagged.
+Events are replayed in tag order (creation time, then the tag's number). A stage holds one
+version at a time, as an MLflow alias does, so stages are kept as aliases (``@prod v1.2.0``);
+versions are kept without GTO's leading ``v``.
 Tags are listed with one ``git for-each-ref`` through the DVC importer's git runner (timeouts,
 no prompts, no locks taken). A version's run is the one made at its tagged commit: the version
 keeps the commit as its run id, which is the native id of DVC's run of a commit or experiment
@@ -18,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,14 +37,20 @@ from mltop.core.common.regular_files import read_limited
 from mltop.core.common.safe_yaml import YamlRefused, load_yaml
 from mltop.core.entities import ImportReport, ModelVersion, RegisteredModel
 from mltop.core.importers import dvc as dvc_importer
+from mltop.core.importers.dvclive import dvc_root_of
 
 KIND = "gto"
 MAX_DECLARATION = 8 * 1024 * 1024
 DECLARATIONS = ("dvc.yaml", "artifacts.yaml")
-_NAME = r"(?P<name>[a-z0-9](?:[a-z0-9_/:=.-]*[a-z0-9])?)"
-_REGISTER = re.compile(_NAME + r"@v(?P<version>\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?)(?P<off>!)?$")
-_DEPRECATE = re.compile(_NAME + r"@deprecated$")
-_ASSIGN = re.compile(_NAME + r"#(?P<stage>[a-z0-9_-]+)(?P<off>!)?(?:#(?P<n>\d+))?$")
+# GTO's grammar of its tags: an artifact (``dir=name``), then a version, a stage or a
+# deprecation, cancelled by ``!``, and the event's number after ``#``.
+_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9_/-]*[a-zA-Z0-9])?"
+_ARTIFACT = rf"(?:(?P<dir>[a-zA-Z0-9_./-]+)=)?(?P<base>{_PART})"
+_SEMVER = r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?"
+_TAG = re.compile(
+    rf"{_ARTIFACT}(?:(?:#(?P<stage>{_PART})|@v(?P<version>{_SEMVER}))(?P<off>!?)"
+    r"|@(?P<deprecated>deprecated)|@created)(?:#(?P<n>\d+))?"
+)
 _FORMAT = "%(refname:strip=2)%00%(objectname)%00%(*objectname)%00%(creatordate:unix)%00" \
     "%(taggername)%00%(contents:subject)"  # fmt: skip
 
@@ -48,9 +64,12 @@ class Tag:
     message: str
 
 
-def declared_artifacts(folder: Path, report: ImportReport) -> dict[str, dict[str, object]]:
-    """Artifacts ``dvc.yaml`` (its ``artifacts:``) and ``artifacts.yaml`` declare in ``folder``."""
-    out: dict[str, dict[str, object]] = {}
+def declared_artifacts(
+    folder: Path, report: ImportReport
+) -> dict[str, tuple[str, dict[str, object]]]:
+    """Artifacts ``dvc.yaml`` (its ``artifacts:``) and ``artifacts.yaml`` declare in ``folder``:
+    the file that declares each, and its fields."""
+    out: dict[str, tuple[str, dict[str, object]]] = {}
     for file_name in DECLARATIONS:
         path = folder / file_name
         if not path.is_file():
@@ -67,7 +86,7 @@ def declared_artifacts(folder: Path, report: ImportReport) -> dict[str, dict[str
         if not isinstance(section, dict):
             continue
         for name, spec in section.items():
-            out.setdefault(str(name), spec if isinstance(spec, dict) else {})
+            out.setdefault(str(name), (file_name, spec if isinstance(spec, dict) else {}))
     return out
 
 
@@ -88,12 +107,46 @@ def _number(match: re.Match[str]) -> int:
     return int(match["n"]) if match["n"] else 0
 
 
+def full_name(path: str, name: str) -> str:
+    """An artifact's name as GTO and DVC show it: ``path/to:name`` outside the repository's root."""
+    return f"{path}:{name}" if path else name
+
+
+def repository_path(git: dvc_importer.Git) -> str:
+    """``git``'s folder relative to its repository's root (``""`` at the root), POSIX style."""
+    return git.run("rev-parse", "--show-prefix").decode("utf-8", "replace").strip().rstrip("/")
+
+
+def _owner(folder: Path, here: str) -> Callable[[str], bool]:
+    """Whether an artifact path found in a tag belongs to the source at ``folder`` (``here``)."""
+    if here:
+        return lambda path: path == here
+
+    def at_root(path: str) -> bool:
+        if not path:
+            return True
+        parts = path.split("/")
+        if "" in parts or ".." in parts:  # not a folder of this repository
+            return True
+        return not any((folder.joinpath(*parts) / name).is_file() for name in DECLARATIONS)
+
+    return at_root
+
+
 def read_registry(
     folder: Path, git: dvc_importer.Git, report: ImportReport
 ) -> tuple[list[RegisteredModel], list[ModelVersion]]:
-    """The artifacts of ``folder``'s repository, their versions and stages, from its tags."""
+    """The artifacts of ``folder``'s repository that are this folder's (see the module's
+    docstring), their versions and stages, from its tags."""
     source = str(folder)
-    declared = declared_artifacts(folder, report)
+    here = repository_path(git)
+    owns = _owner(folder, here)
+    found = declared_artifacts(folder, report).items()
+    declared = {full_name(here, k): spec for k, (_, spec) in found}
+    # A model declared but never versioned is listed where its registry lists it: GTO's
+    # (`gto show`) lists artifacts.yaml's; dvc.yaml's only DVC's, in a DVC project.
+    listing = ("artifacts.yaml", "dvc.yaml") if dvc_root_of(folder) else ("artifacts.yaml",)
+    unversioned = {full_name(here, k) for k, (file_name, _) in found if file_name in listing}
     tags = sorted(list_tags(git), key=lambda t: t.created)
     registered: dict[str, dict[str, ModelVersion]] = {}
     at_commit: dict[tuple[str, str], str] = {}
@@ -101,9 +154,12 @@ def read_registry(
     assignments: list[tuple[float, int, str, str, bool, str]] = []
     touched: dict[str, list[float]] = {}
     for tag in tags:
-        if m := _REGISTER.match(tag.name):
-            name, version = m["name"], m["version"]
-            touched.setdefault(name, []).append(tag.created)
+        m = _TAG.fullmatch(tag.name)
+        if m is None or not owns(m["dir"] or ""):
+            continue
+        name = full_name(m["dir"] or "", m["base"])
+        touched.setdefault(name, []).append(tag.created)
+        if version := m["version"]:
             versions = registered.setdefault(name, {})
             if m["off"]:  # deregistered: still listed, as deleted
                 if version in versions:
@@ -123,13 +179,11 @@ def read_registry(
                 user_id=tag.tagger or None,
             )
             at_commit[(name, tag.commit)] = version
-        elif m := _DEPRECATE.match(tag.name):
-            deprecated.add(m["name"])
-            touched.setdefault(m["name"], []).append(tag.created)
-        elif m := _ASSIGN.match(tag.name):
-            touched.setdefault(m["name"], []).append(tag.created)
+        elif m["deprecated"]:
+            deprecated.add(name)
+        elif m["stage"]:
             assignments.append(
-                (tag.created, _number(m), m["name"], m["stage"], bool(m["off"]), tag.commit)
+                (tag.created, _number(m), name, m["stage"], bool(m["off"]), tag.commit)
             )
     stages: dict[str, dict[str, str]] = {}
     for _, _, name, stage, off, commit in sorted(assignments):
@@ -141,7 +195,7 @@ def read_registry(
             stages.setdefault(name, {})[stage] = version
     models = []
     versions: list[ModelVersion] = []
-    for name in sorted(set(declared) | set(registered)):
+    for name in sorted(unversioned | set(registered)):
         spec = declared.get(name, {})
         times = touched.get(name, [])
         aliases = dict(stages.get(name, {})) if name not in deprecated else {}

@@ -205,6 +205,35 @@ class RunTables(StoreConnection):
                 self._con.execute(f"DELETE FROM {table} WHERE {by_run}", args)
             self._con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
 
+    def forget_source_kinds(self, source: str, kinds: Sequence[str]) -> int:
+        """Drop what importers of ``kinds`` stored for ``source``: their runs, experiments and
+        the run-less file states they kept there; the number of runs dropped.
+
+        For a folder one importer no longer reads while another still does (a DVC project whose
+        ``.dvc/`` was removed, still GTO's registry): the scan keeps sources by folder, so the
+        old importer's runs would otherwise stay as if the project were still there.
+        """
+        kinds = list(kinds)
+        with self._lock:
+            gone = [
+                r[0]
+                for r in self._con.execute(
+                    "SELECT id FROM runs WHERE source = ? AND list_contains(?::VARCHAR[], "
+                    "source_kind)",
+                    [source, kinds],
+                ).fetchall()
+            ]
+            if gone:
+                self.delete_runs(gone)
+            self._con.execute(
+                "DELETE FROM experiments WHERE source = ? AND list_contains(?::VARCHAR[], "
+                "source_kind) AND id NOT IN "
+                "(SELECT experiment_id FROM runs WHERE experiment_id IS NOT NULL)",
+                [source, kinds],
+            )
+            self._con.execute("DELETE FROM files WHERE source = ? AND run_id IS NULL", [source])
+        return len(gone)
+
     def touch_runs(
         self, mtimes: Mapping[str, float], *, older_than: float = UPDATED_RESOLUTION
     ) -> list[str]:
