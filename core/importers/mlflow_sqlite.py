@@ -104,17 +104,20 @@ class _Scan:
     existing: set[str]
     deleted_exps: set[str]
     written: dict[str, int]  # run id -> digest of what this process last wrote
-    run_of: dict[str, str] = field(default_factory=dict)  # native id -> run id, every run seen
+    # The runs of ``existing`` the database still has (a first import keeps nothing here).
+    kept: set[str] = field(default_factory=set)
 
 
-def _plan(scan: _Scan, chunk: RunChunk) -> list[_Work]:
-    """Which runs of this chunk to (re)write, and whether to re-read their histories."""
+def _plan(scan: _Scan, chunk: RunChunk) -> tuple[list[_Work], dict[str, str]]:
+    """Which runs of this chunk to (re)write, whether to re-read their histories, and the
+    chunk's native-id -> run-id map."""
     store, source = scan.store, scan.source
     id_source = store.id_path(source)
     records: list[tuple[str, RunRecord]] = []
+    run_of: dict[str, str] = {}
     for row in chunk.runs:
         uuid, name, status, start, end, stage, artifact_uri, exp = row
-        if not uuid or uuid in scan.run_of:
+        if not uuid or uuid in run_of:
             continue
         exp_native = db_text(exp) if exp is not None else None
         stats = chunk.stats.get(uuid, {})
@@ -134,9 +137,10 @@ def _plan(scan: _Scan, chunk: RunChunk) -> list[_Work]:
             updated=common.ms_to_s(last_ms),
             id_source=id_source,
         )
-        scan.run_of[uuid] = record.id
+        run_of[uuid] = record.id
         records.append((uuid, record))
     known = [r.id for _, r in records if r.id in scan.existing]
+    scan.kept.update(known)
     summaries = store.summaries(known) if known and not scan.fresh else {}
     work: list[_Work] = []
     for uuid, record in records:
@@ -155,7 +159,7 @@ def _plan(scan: _Scan, chunk: RunChunk) -> list[_Work]:
         if histories or new or scan.written.get(record.id) != digest:
             points = sum(c for c, _ in stats.values()) if histories else 0
             work.append(_Work(uuid, record, params, tags, digest, histories, points, new))
-    return work
+    return work, run_of
 
 
 def _batches(work: list[_Work]) -> Iterator[list[_Work]]:
@@ -277,7 +281,7 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
     if wal_now is not None:
         states_now.append(recorded(wal, wal_now))
     # A database read only in part says nothing of the runs it did not give: none is gone.
-    gone = sorted(scan.existing - set(scan.run_of.values())) if complete else []
+    gone = sorted(scan.existing - scan.kept) if complete else []
     with store.transaction():
         if not wrote:
             store.put_experiments(experiments)
@@ -311,13 +315,15 @@ def _import_chunks(
             return False, wrote
         if chunk is None:
             return complete, wrote
-        work = _plan(scan, chunk)
+        work, run_of = _plan(scan, chunk)
         for group in _groups(_batches(work)):
             read_all, wrote_now = _write_group(
-                scan, con, db, layout, group, [] if wrote else experiments, report
+                scan, con, db, layout, group, run_of, [] if wrote else experiments, report
             )
             complete = complete and read_all
             wrote = wrote or wrote_now
+            # What DuckDB keeps cached of the blocks just written grows with the store.
+            scan.store.drop_cached_blocks()
 
 
 def _write_group(
@@ -326,13 +332,14 @@ def _write_group(
     db: Path,
     layout: Layout,
     group: list[list[_Work]],
+    run_of: dict[str, str],
     experiments: list[common.ExperimentRow],
     report: ImportReport,
 ) -> tuple[bool, bool]:
     """Read the histories of one group of batches and write it in one store transaction:
     (every batch read, anything written). The experiments go in with the first write, so runs
     never point at a missing experiment."""
-    store, run_of = scan.store, scan.run_of
+    store = scan.store
     complete = True
     batch: list[_Work] = []
     read: list[pa.Table] = []
