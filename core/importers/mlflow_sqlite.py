@@ -322,8 +322,10 @@ def _import_chunks(
             )
             complete = complete and read_all
             wrote = wrote or wrote_now
-            # What DuckDB keeps cached of the blocks just written grows with the store.
-            scan.store.drop_cached_blocks()
+            if sum(len(part) for part in group) >= LARGE_WRITE:
+                # What DuckDB keeps cached of a bulk import's blocks grows with the store; the
+                # few runs a live database changes leave the cache to the queries that use it.
+                scan.store.drop_cached_blocks()
 
 
 def _write_group(
