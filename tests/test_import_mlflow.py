@@ -359,6 +359,44 @@ def test_sqlite_rows_breaking_mlflow_constraints_are_skipped_alone(tmp_path: Pat
     points_consistent(store)
 
 
+def test_sqlite_runs_past_a_damaged_page_are_kept_and_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs are read a chunk at a time: a damaged page in a later chunk leaves the chunks before
+    it written and drops no run the store holds, since the database did not say it lost them."""
+    monkeypatch.setattr(mlflow_sqlite, "WRITE_RUNS", 5)  # 16 runs: four chunks
+    db = sqlite_copy(tmp_path)
+    marker = b"overflow-page-marker"
+    con = sqlite3.connect(db)
+    with con:  # the last run's row spills over several overflow pages of its own
+        last, first = con.execute("SELECT max(rowid), min(rowid) FROM runs").fetchone()
+        long_uri = "A" * 6000 + marker.decode() + "B" * 14000
+        con.execute("UPDATE runs SET artifact_uri = ? WHERE rowid = ?", [long_uri, last])
+        page_size = con.execute("PRAGMA page_size").fetchone()[0]
+    con.close()
+    store = open_memory_store()
+    assert run_import(store, SQLITE, db).counts[SQLITE].runs == 16
+    damaged = store.runs_by_id([r.id for r in store.runs()])
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE runs SET name = 'renamed-early' WHERE rowid = ?", [first])
+    con.close()
+    data = bytearray(db.read_bytes())
+    page = data.index(marker) // page_size * page_size  # a middle page of the overflow chain
+    data[page : page + page_size] = bytes(page_size)
+    db.write_bytes(bytes(data))
+
+    report = run_import(store, SQLITE, db)
+    assert [(p.path, p.message) for p in report.problems] == [
+        (str(db), "cannot read: database disk image is malformed")
+    ]
+    assert {r.id for r in store.runs()} == set(damaged)  # none dropped
+    assert "renamed-early" in {r.name for r in store.runs()}  # the chunk before was written
+    points_consistent(store)
+    again = run_import(store, SQLITE, db)  # the state was not recorded: read again, same answer
+    assert [p.message for p in again.problems] == [report.problems[0].message]
+
+
 def test_sqlite_without_mlflow_tables_is_one_problem(tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"
     con = sqlite3.connect(db)

@@ -84,6 +84,23 @@ def test_a_large_commit_goes_into_the_file_and_leaves_the_threshold_as_it_was(
         assert store.table_counts()["metrics"] == 3 * len(ids)
 
 
+def test_dropping_cached_blocks_frees_them_and_leaves_the_store_as_it_was(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.duckdb"
+    ids = [f"run-{i}" for i in range(20_000)]
+    with open_store(tmp_path, path) as store:
+        limit = store._con.execute("SELECT current_setting('memory_limit')").fetchall()
+        with store.transaction(large=True):
+            _write(store, ids, "bulk")
+        cached = store.table_cache_bytes()
+        assert cached > 1_000_000  # the blocks the commit wrote stay in DuckDB's buffers
+        store.drop_cached_blocks()
+        assert store.table_cache_bytes() < cached / 4
+        assert store._con.execute("SELECT current_setting('memory_limit')").fetchall() == limit
+        assert store.table_counts()["metrics"] == 3 * len(ids)  # read back from the file
+
+
 def test_a_first_import_in_several_batches_stores_what_one_batch_does(
     tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]

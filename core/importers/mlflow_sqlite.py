@@ -10,28 +10,30 @@ Incremental strategy (the database is one file, so file offsets do not help):
 * the database and its ``-wal`` are recorded as file states (size, mtime, inode and a fingerprint
   of the header, which SQLite changes on every commit, all taken before reading); when neither
   changed, the scan costs two ``stat`` calls, two 256-byte reads and one store query;
-* when either changed, one short read transaction takes the run table, params, tags and a
-  per-(run, metric) ``count(*), max(timestamp)`` aggregate. MLflow metrics are append-only (there
-  is no API to edit or delete a logged point), so a run whose counts and last timestamps equal
-  the summaries already in the store has unchanged histories; only the other runs' histories are
-  re-read, whole, from SQLite. Run metadata (status, end time, tags) is rewritten only for runs
-  whose metadata differs from what this process last wrote, or for every run after a restart.
+* when either changed, the runs are read :data:`WRITE_RUNS` at a time, each chunk in one short
+  read transaction with its params, tags and a per-(run, metric) ``count(*), max(timestamp)``
+  aggregate, so memory holds one chunk, not the database (a 100,000-run database read whole
+  peaked at 824 MB). MLflow metrics are append-only (there is no API to edit or delete a logged
+  point), so a run whose counts and last timestamps equal the summaries already in the store has
+  unchanged histories; only the other runs' histories are re-read, whole, from SQLite. Run
+  metadata (status, end time, tags) is rewritten only for runs whose metadata differs from what
+  this process last wrote, or for every run after a restart.
 * writes go in batches of whole runs, one store transaction each; the database's file state is
-  recorded last, so an interrupted import is completed by the next scan.
+  recorded last, so an interrupted import is completed by the next scan. Runs the store holds
+  that the database no longer has are dropped only after every chunk was read.
 
-Reading the database (opening, probing, the snapshot, histories) is :mod:`.mlflow_sqlite_db`;
+Reading the database (opening, probing, the chunks of runs, histories) is :mod:`.mlflow_sqlite_db`;
 this module decides what to read and writes it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
 import weakref
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,15 +44,17 @@ from mltop.core.importers.base import Detection, head_fingerprint
 from mltop.core.importers.mlflow_sqlite_db import (
     DB_ERRORS,
     DbKind,
-    Snapshot,
+    Layout,
+    RunChunk,
     SourceError,
     db_text,
     error_line,
     has_sqlite_header,
     open_database,
     probe_db,
+    read_chunks,
+    read_layout,
     read_points,
-    read_snapshot,
 )
 from mltop.core.importers.mlflow_sqlite_db import REQUIRED_TABLES as REQUIRED_TABLES
 from mltop.core.importers.mlflow_sqlite_db import is_mlflow_db as is_mlflow_db
@@ -70,12 +74,12 @@ LARGE_WRITE = 1000
 _EXPERIMENTS = "\x00experiments"  # the key of the experiments' digest (never a run id)
 # What this process last wrote per (store, database, run): a metadata digest, so an unchanged
 # run's row is not rewritten on every change of a live database. Weak keys: it dies with the store.
-_written: weakref.WeakKeyDictionary[Store, dict[str, dict[str, str]]] = weakref.WeakKeyDictionary()
+_written: weakref.WeakKeyDictionary[Store, dict[str, dict[str, int]]] = weakref.WeakKeyDictionary()
 
 
-def _digest(record: RunRecord, params: list[tuple[str, str]], tags: dict[str, str]) -> str:
-    text = repr((record, sorted(params), sorted(tags.items())))
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _digest(record: RunRecord, params: list[tuple[str, str]], tags: dict[str, str]) -> int:
+    """What is written of a run, as a number to compare within this process (never stored)."""
+    return hash((record, tuple(sorted(params)), tuple(sorted(tags.items()))))
 
 
 @dataclass
@@ -84,34 +88,40 @@ class _Work:
     record: RunRecord
     params: list[tuple[str, str]]
     tags: dict[str, str]
-    digest: str
+    digest: int
     histories: bool  # re-read the metric histories
     points: int
     new: bool  # the store holds nothing of the run yet
 
 
-def _plan(
-    store: Store, source: str, snap: Snapshot, fresh: bool
-) -> tuple[list[_Work], list[str], dict[str, str]]:
-    """Which runs to (re)write, which to drop, and the native-id -> run-id map."""
-    existing = store.run_ids_of_source(source)
-    summaries = store.summaries(sorted(existing)) if existing and not fresh else {}
-    written = _written.setdefault(store, {}).setdefault(source, {})
-    if fresh:
-        written.clear()
-    deleted_exps = {e[0] for e in snap.experiments if e[2]}
-    work: list[_Work] = []
+@dataclass
+class _Scan:
+    """One import of one database: what the store held before, and the runs seen so far."""
+
+    store: Store
+    source: str
+    fresh: bool
+    existing: set[str]
+    deleted_exps: set[str]
+    written: dict[str, int]  # run id -> digest of what this process last wrote
+    # The runs of ``existing`` the database still has (a first import keeps nothing here).
+    kept: set[str] = field(default_factory=set)
+
+
+def _plan(scan: _Scan, chunk: RunChunk) -> tuple[list[_Work], dict[str, str]]:
+    """Which runs of this chunk to (re)write, whether to re-read their histories, and the
+    chunk's native-id -> run-id map."""
+    store, source = scan.store, scan.source
+    id_source = store.id_path(source)
+    records: list[tuple[str, RunRecord]] = []
     run_of: dict[str, str] = {}
-    for row in snap.runs:
+    for row in chunk.runs:
         uuid, name, status, start, end, stage, artifact_uri, exp = row
-        uuid = db_text(uuid)
         if not uuid or uuid in run_of:
             continue
         exp_native = db_text(exp) if exp is not None else None
-        stats = snap.stats.get(uuid, {})
+        stats = chunk.stats.get(uuid, {})
         last_ms = max((s[1] for s in stats.values() if s[1] is not None), default=None)
-        tags = snap.tags.get(uuid, {})
-        params = snap.params.get(uuid, [])
         record = common.make_record(
             kind=KIND,
             source=source,
@@ -119,29 +129,37 @@ def _plan(
             experiment_native_id=exp_native,
             name=name,
             status=status,
-            lifecycle=common.lifecycle_of(stage, exp_native in deleted_exps),
+            lifecycle=common.lifecycle_of(stage, exp_native in scan.deleted_exps),
             start_ms=start,
             end_ms=end,
             artifact_uri=artifact_uri,
-            tags=tags,
+            tags=chunk.tags.get(uuid, {}),
             updated=common.ms_to_s(last_ms),
-            id_source=store.id_path(source),
+            id_source=id_source,
         )
         run_of[uuid] = record.id
+        records.append((uuid, record))
+    known = [r.id for _, r in records if r.id in scan.existing]
+    scan.kept.update(known)
+    summaries = store.summaries(known) if known and not scan.fresh else {}
+    work: list[_Work] = []
+    for uuid, record in records:
+        stats = chunk.stats.get(uuid, {})
+        new = record.id not in scan.existing
         stored = summaries.get(record.id, {})
         histories = (
-            fresh
-            or record.id not in existing
+            scan.fresh
+            or new
             or {k: (c, t / 1000.0 if t is not None else None) for k, (c, t) in stats.items()}
             != {k: (s.count, s.last_time) for k, s in stored.items()}
         )
+        tags = chunk.tags.get(uuid, {})
+        params = chunk.params.get(uuid, [])
         digest = _digest(record, params, tags)
-        if histories or record.id not in existing or written.get(record.id) != digest:
+        if histories or new or scan.written.get(record.id) != digest:
             points = sum(c for c, _ in stats.values()) if histories else 0
-            new = record.id not in existing
             work.append(_Work(uuid, record, params, tags, digest, histories, points, new))
-    gone = sorted(existing - set(run_of.values()))
-    return work, gone, run_of
+    return work, run_of
 
 
 def _batches(work: list[_Work]) -> Iterator[list[_Work]]:
@@ -233,9 +251,12 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
     except (OSError, *DB_ERRORS) as exc:
         report.problem(db, f"cannot open read-only: {error_line(exc)}")
         return
+    written = _written.setdefault(store, {}).setdefault(source, {})
+    if fresh:
+        written.clear()
     try:
         try:
-            snap = read_snapshot(con)
+            layout = read_layout(con)
         except SourceError as exc:
             report.problem(db, str(exc))
             return
@@ -244,21 +265,23 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
             return
         experiments: list[common.ExperimentRow] = [
             (common.experiment_id(KIND, store.id_path(source), native), KIND, source, native, name)
-            for native, name, _ in snap.experiments
+            for native, name, _ in layout.experiments
         ]
-        work, gone, run_of = _plan(store, source, snap, fresh)
-        written = _written.setdefault(store, {}).setdefault(source, {})
-        exp_digest = hashlib.sha1(repr(experiments).encode("utf-8", "surrogatepass")).hexdigest()
+        exp_digest = hash(tuple(experiments))
         if written.get(_EXPERIMENTS) == exp_digest:
             experiments = []  # unchanged since this process last wrote them
-        complete, wrote = _write_batches(
-            store, con, db, source, snap, work, experiments, run_of, report
-        )
+        scan = _Scan(
+            store, source, fresh, store.run_ids_of_source(source),
+            {e[0] for e in layout.experiments if e[2]}, written,
+        )  # fmt: skip
+        complete, wrote = _import_chunks(scan, con, db, layout, experiments, report)
     finally:
         opened.close()
     states_now = [recorded(db, db_now)]
     if wal_now is not None:
         states_now.append(recorded(wal, wal_now))
+    # A database read only in part says nothing of the runs it did not give: none is gone.
+    gone = sorted(scan.existing - scan.kept) if complete else []
     with store.transaction():
         if not wrote:
             store.put_experiments(experiments)
@@ -272,62 +295,89 @@ def import_database(store: Store, db: Path, report: ImportReport) -> None:
     written[_EXPERIMENTS] = exp_digest
 
 
-def _write_batches(
-    store: Store,
+def _import_chunks(
+    scan: _Scan,
     con: sqlite3.Connection,
     db: Path,
-    source: str,
-    snap: Snapshot,
-    work: list[_Work],
+    layout: Layout,
     experiments: list[common.ExperimentRow],
-    run_of: dict[str, str],
     report: ImportReport,
 ) -> tuple[bool, bool]:
-    """Write the planned runs batch by batch: (every batch read, any batch written).
-
-    The experiments go in with the first batch, so runs never point at a missing experiment.
-    """
+    """Read the runs a chunk at a time and write what changed: (all read, any written)."""
     complete = True
     wrote = False
-    written = _written.setdefault(store, {}).setdefault(source, {})
-    for group in _groups(_batches(work)):
-        batch: list[_Work] = []
-        read: list[pa.Table] = []
-        for part in group:
-            reread = [w.uuid for w in part if w.histories]
-            try:
-                read.append(read_points(con, reread, run_of, snap.has_is_nan, db, report))
-            except DB_ERRORS as exc:
-                complete = False
-                names = ", ".join(w.record.name for w in part[:3])
-                more = f" and {len(part) - 3} more" if len(part) > 3 else ""
-                report.problem(db, f"cannot read metrics of runs {names}{more}: {error_line(exc)}")
-                continue
-            batch += part
-        if not batch:
-            continue
-        points = pa.concat_tables(read)
-        reread_ids = [run_of[w.uuid] for w in batch if w.histories]
-        with store.transaction(large=len(batch) >= LARGE_WRITE):
-            store.mark_new_runs(w.record.id for w in batch if w.new)
-            if not wrote:
-                store.put_experiments(experiments)
-            store.put_runs(
-                source,
-                [w.record for w in batch],
-                params=[(w.record.id, k, v) for w in batch for k, v in w.params],
-                tags=[(w.record.id, k, v) for w in batch for k, v in w.tags.items()],
+    chunks = read_chunks(con, layout, WRITE_RUNS)
+    while True:
+        try:
+            chunk = next(chunks, None)
+        except DB_ERRORS as exc:
+            report.problem(db, f"cannot read: {error_line(exc)}")
+            return False, wrote
+        if chunk is None:
+            return complete, wrote
+        work, run_of = _plan(scan, chunk)
+        for group in _groups(_batches(work)):
+            read_all, wrote_now = _write_group(
+                scan, con, db, layout, group, run_of, [] if wrote else experiments, report
             )
-            if reread_ids:
-                store.delete_points(reread_ids)
-                store.forget_files_of_others(reread_ids, source)
-                store.add_points(points)
-                store.update_summaries(reread_ids, [points])
-        wrote = True
-        for w in batch:
-            written[w.record.id] = w.digest
-        report.add(KIND, runs=len(batch), points=points.num_rows)
-    return complete, wrote
+            complete = complete and read_all
+            wrote = wrote or wrote_now
+            if sum(len(part) for part in group) >= LARGE_WRITE:
+                # What DuckDB keeps cached of a bulk import's blocks grows with the store; the
+                # few runs a live database changes leave the cache to the queries that use it.
+                scan.store.drop_cached_blocks()
+
+
+def _write_group(
+    scan: _Scan,
+    con: sqlite3.Connection,
+    db: Path,
+    layout: Layout,
+    group: list[list[_Work]],
+    run_of: dict[str, str],
+    experiments: list[common.ExperimentRow],
+    report: ImportReport,
+) -> tuple[bool, bool]:
+    """Read the histories of one group of batches and write it in one store transaction:
+    (every batch read, anything written). The experiments go in with the first write, so runs
+    never point at a missing experiment."""
+    store = scan.store
+    complete = True
+    batch: list[_Work] = []
+    read: list[pa.Table] = []
+    for part in group:
+        reread = [w.uuid for w in part if w.histories]
+        try:
+            read.append(read_points(con, reread, run_of, layout.has_is_nan, db, report))
+        except DB_ERRORS as exc:
+            complete = False
+            names = ", ".join(w.record.name for w in part[:3])
+            more = f" and {len(part) - 3} more" if len(part) > 3 else ""
+            report.problem(db, f"cannot read metrics of runs {names}{more}: {error_line(exc)}")
+            continue
+        batch += part
+    if not batch:
+        return complete, False
+    points = pa.concat_tables(read)
+    reread_ids = [run_of[w.uuid] for w in batch if w.histories]
+    with store.transaction(large=len(batch) >= LARGE_WRITE):
+        store.mark_new_runs(w.record.id for w in batch if w.new)
+        store.put_experiments(experiments)
+        store.put_runs(
+            scan.source,
+            [w.record for w in batch],
+            params=[(w.record.id, k, v) for w in batch for k, v in w.params],
+            tags=[(w.record.id, k, v) for w in batch for k, v in w.tags.items()],
+        )
+        if reread_ids:
+            store.delete_points(reread_ids)
+            store.forget_files_of_others(reread_ids, scan.source)
+            store.add_points(points)
+            store.update_summaries(reread_ids, [points])
+    for w in batch:
+        scan.written[w.record.id] = w.digest
+    report.add(KIND, runs=len(batch), points=points.num_rows)
+    return complete, True
 
 
 class MlflowSqliteImporter:

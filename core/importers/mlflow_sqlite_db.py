@@ -1,5 +1,6 @@
 """Reading MLflow's SQLite tracking database: opening it read-only, telling it from other SQLite
-files, the snapshot of its small tables, and metric histories read column-wise.
+files, its runs a chunk at a time with their params, tags and metric counts, and metric
+histories read column-wise.
 
 Apart from :mod:`.mlflow_sqlite`, which decides what of the database to import and writes it:
 the registry reader (:mod:`mltop.core.registry.mlflow_sqlite`) and the artifacts reader open
@@ -166,49 +167,94 @@ def _read_transaction(con: sqlite3.Connection) -> Iterator[None]:
 
 
 @dataclass
-class Snapshot:
-    """The small tables of an MLflow database plus per-(run, key) metric counts."""
+class Layout:
+    """How to read this database's runs (its schema's version) and its experiments."""
 
+    run_select: str
+    has_is_nan: bool
     experiments: list[tuple[str, str, bool]] = field(default_factory=list)
-    runs: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+@dataclass
+class RunChunk:
+    """Some runs with their params, tags and per-(run, key) metric counts, read together."""
+
+    runs: list[tuple[Any, ...]]  # the columns of _RUN_COLUMNS, run_uuid as text
     params: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     tags: dict[str, dict[str, str]] = field(default_factory=dict)
     # run_uuid -> {key: (count, max timestamp ms)}
     stats: dict[str, dict[str, tuple[int, float | None]]] = field(default_factory=dict)
-    has_is_nan: bool = True
 
 
-def read_snapshot(con: sqlite3.Connection) -> Snapshot:
+def read_layout(con: sqlite3.Connection) -> Layout:
+    """The schema checks and the experiments; raises SourceError for a database that is not
+    MLflow's."""
     tables = table_names(con)
     missing = sorted(REQUIRED_TABLES - tables)
     if missing:
         raise SourceError(f"not an MLflow tracking database (no {', '.join(missing)} table)")
-    snap = Snapshot()
     with _read_transaction(con):
         run_cols = columns(con, "runs")
         if "run_uuid" not in run_cols:
             raise SourceError("not an MLflow tracking database (runs table has no run_uuid)")
-        exp_cols = columns(con, "experiments")
-        snap.has_is_nan = "is_nan" in columns(con, "metrics")
-        select = ", ".join(c if c in run_cols else "NULL" for c in _RUN_COLUMNS)
-        snap.runs = con.execute(f"SELECT {select} FROM runs").fetchall()
-        stage = "lifecycle_stage" if "lifecycle_stage" in exp_cols else "NULL"
+        select = ", ".join(
+            "CAST(run_uuid AS TEXT)" if c == "run_uuid" else c if c in run_cols else "NULL"
+            for c in _RUN_COLUMNS
+        )
+        layout = Layout(select, "is_nan" in columns(con, "metrics"))
+        stage = "lifecycle_stage" if "lifecycle_stage" in columns(con, "experiments") else "NULL"
         for exp_id, name, life in con.execute(
             f"SELECT experiment_id, name, {stage} FROM experiments"
         ).fetchall():
-            snap.experiments.append(
+            layout.experiments.append(
                 (db_text(exp_id), db_text(name), db_text(life).lower() == common.DELETED)
             )
-        for run, key, value in con.execute('SELECT run_uuid, "key", value FROM params'):
-            snap.params.setdefault(db_text(run), []).append((db_text(key), db_text(value)))
-        for run, key, value in con.execute('SELECT run_uuid, "key", value FROM tags'):
-            snap.tags.setdefault(db_text(run), {})[db_text(key)] = db_text(value)
-        for run, key, count, last in con.execute(
-            'SELECT run_uuid, "key", count(*), max(timestamp) FROM metrics GROUP BY run_uuid, "key"'
-        ):
-            last_ms = float(last) if isinstance(last, int | float) else None
-            snap.stats.setdefault(db_text(run), {})[db_text(key)] = (int(count), last_ms)
-    return snap
+    return layout
+
+
+_ROWID_MIN, _ROWID_MAX = -(2**63), 2**63 - 1
+# Columns as text the way db_text makes them (bytes decoded by the connection, NULL as empty).
+_PAIR = "coalesce(CAST(run_uuid AS TEXT), ''), coalesce(CAST(\"key\" AS TEXT), '')"
+_VALUE = "coalesce(CAST(value AS TEXT), '')"
+_IN = "WHERE run_uuid IN (SELECT run_uuid FROM runs WHERE rowid BETWEEN ? AND ?)"
+
+
+def read_chunks(con: sqlite3.Connection, layout: Layout, size: int) -> Iterator[RunChunk]:
+    """Every run, ``size`` at a time in rowid order, each chunk with its params, tags and metric
+    counts from one read transaction of its own.
+
+    A chunk, not the whole database, is what is held in memory (a 100,000-run database's rows
+    as Python objects took most of a gigabyte), and each read transaction is short: in a
+    rollback-mode database a reader blocks MLflow's commits for as long as it reads. Runs
+    committed after the file's state was taken may be missed or half-seen across chunks; the
+    changed state makes the next scan read them (see :mod:`.mlflow_sqlite`).
+    """
+    low = _ROWID_MIN
+    runs_sql = (
+        f"SELECT rowid, {layout.run_select} FROM runs WHERE rowid >= ? ORDER BY rowid LIMIT ?"
+    )
+    while True:
+        with _read_transaction(con):
+            rows = con.execute(runs_sql, [low, size]).fetchall()
+            if not rows:
+                return
+            span = [low, rows[-1][0]]  # the same runs again, for the other tables
+            out = RunChunk([row[1:] for row in rows])
+            for run, key, value in con.execute(f"SELECT {_PAIR}, {_VALUE} FROM params {_IN}", span):
+                out.params.setdefault(run, []).append((key, value))
+            for run, key, value in con.execute(f"SELECT {_PAIR}, {_VALUE} FROM tags {_IN}", span):
+                out.tags.setdefault(run, {})[key] = value
+            for run, key, count, last in con.execute(
+                f"SELECT {_PAIR}, count(*), max(timestamp) FROM metrics {_IN} "
+                'GROUP BY run_uuid, "key"',
+                span,
+            ):
+                last_ms = float(last) if isinstance(last, int | float) else None
+                out.stats.setdefault(run, {})[key] = (int(count), last_ms)
+        yield out
+        if len(rows) < size or span[1] == _ROWID_MAX:
+            return
+        low = span[1] + 1
 
 
 def _points_fast(
