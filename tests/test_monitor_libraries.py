@@ -343,13 +343,13 @@ def test_multiclass_roc_auc_per_group_is_scikit_learns_ovr_macro_or_says_why_not
 
     overall = report.overall.fairness["group"]
     assert check(overall, frame) == 1
-    assert overall.groups["C"].roc_auc_note == "no bird labelled"
+    assert overall.groups["C"].roc_auc_note == "no bird labels"
     assert overall.groups["A"].roc_auc is not None and overall.groups["B"].roc_auc is not None
     day = frame["timestamp"].dt.floor("D")
     for k, section in enumerate(report.windows):
         check(section.fairness["group"], frame[day == day.min() + pd.Timedelta(days=k)])
     table = render_markdown(report)
-    assert "| C | " in table and "| no bird labelled |" in table
+    assert "| C | " in table and "| no bird labels |" in table
 
 
 def test_integer_labels_of_three_classes_are_multiclass_not_binary(tmp_path: Path) -> None:

@@ -79,10 +79,10 @@ def _missing_auc(perf: Performance, class_auc: dict[str, float | None] | None) -
     support = {name: m.support for name, m in perf.per_class.items()}
     absent = [name for name in undefined if not support.get(name)]
     if absent:
-        return f"no {', '.join(absent)} labelled"
+        return f"no {', '.join(absent)} labels"
     alone = [name for name in undefined if support.get(name) == perf.n_labeled]
     if alone:
-        return f"only {alone[0]} labelled"
+        return f"only {alone[0]} labels"
     return f"no {', '.join(undefined)} scores"
 
 
