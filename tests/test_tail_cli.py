@@ -124,8 +124,9 @@ def test_no_color_turns_colour_off(project: Path) -> None:
 
 
 class _Passes(io.StringIO):
-    """The follower's output; it flushes once per pass over its files, so the flushes count
-    the passes (a pass that began after a write has seen that write)."""
+    """The follower's output; it flushes once per pass over its files (and before a notice
+    of rotation or truncation, none of which happens while it is counted), so the flushes
+    count the passes: a pass that began after a write has seen that write."""
 
     def __init__(self) -> None:
         super().__init__()
