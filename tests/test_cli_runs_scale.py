@@ -96,6 +96,40 @@ def test_numbers_past_the_first_batch_are_printed_whole(
     assert len({len(line) for line in lines[:6]}) == 1
 
 
+def test_a_number_column_is_as_wide_as_its_widest_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Magnitudes from 0.25 to 12.5 and a negative value could take seven characters (-0.1235);
+    # these take four at most, and the column is four wide.
+    for name, value in (("a", 0.5), ("b", 0.25), ("c", -3.0), ("d", 12.5)):
+        with start_run(tmp_path / "runs", name=name) as run:
+            run.log(step=0, q=value)
+    monkeypatch.setattr(store_queries, "LISTING_BATCH", 1)
+    lines = _runs(tmp_path, "--sort=name", "--columns", "name,q").splitlines()
+    assert lines[:5] == ["name     q", "a      0.5", "b     0.25", "c       -3", "d     12.5"]
+
+
+def test_the_store_measures_numbers_as_fmt_value_writes_them() -> None:
+    import duckdb
+    import numpy as np
+
+    from mltop.core.common.formatting import fmt_value
+
+    rng = np.random.default_rng(7)
+    values = (rng.standard_normal(20_000) * 10.0 ** rng.integers(-12, 14, 20_000)).tolist()
+    values += [round(v, k) for v in rng.uniform(-1000, 1000, 2000).tolist() for k in (0, 1, 3)]
+    values += [0.0, -0.0, 1e-4, 9.9995e-5, 999999.5, 1e6, -1e6, 1e9, -1e9, 999999999.0, 9999.5]
+    values += [12.5, 0.125, 1e100, 1e-100, 5e-324, 1.7976931348623157e308, 99995.0, 1e5 + 0.5]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, v DOUBLE)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(values)))
+    expression = store_queries.FMT_VALUE_SQL.format("v")
+    written = [
+        text for _, text in con.execute(f"SELECT i, {expression} FROM t ORDER BY i").fetchall()
+    ]
+    assert written == [fmt_value(v) for v in values]
+
+
 def test_wide_characters_past_the_first_batch_end_in_an_ellipsis_when_they_do_not_fit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

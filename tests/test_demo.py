@@ -61,10 +61,19 @@ def test_stopping_the_live_trainer_ends_it_and_marks_its_run_killed(tmp_path: Pa
     shutil.copytree(sample_project_dir(), folder, ignore=IGNORE)
     proc = start_live(folder, log=lambda _: None)
     try:
-        run_folder = wait_for_live_run(folder, proc, timeout=60)
+        # Deadlines are generous: on a loaded machine the trainer's start (Python, scikit-learn,
+        # the data) and its shutdown take many times what they take on an idle one.
+        run_folder = wait_for_live_run(folder, proc, timeout=300)
         assert run_folder is not None
+        # Its folder exists as the run writer starts: interrupted before its `with` block runs,
+        # there is no run to mark yet. Its first line in output.log says it is inside.
+        output = run_folder / "output.log"
+        deadline = time.monotonic() + 300
+        while not (output.exists() and "training " in output.read_text(encoding="utf-8")):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
         assert _alive(proc.pid)
-        assert stop_live(proc) is True
+        assert stop_live(proc, timeout=120) is True
         assert proc.returncode is not None and not _alive(proc.pid)
         meta = json.loads((run_folder / META_FILE).read_text(encoding="utf-8"))
         assert meta["status"] == "KILLED"

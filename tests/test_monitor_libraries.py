@@ -288,6 +288,70 @@ def test_multiclass_quality_and_fairness_match_scikit_learn_and_fairlearn(tmp_pa
     assert fair.equalized_odds_difference is None
 
 
+def test_multiclass_roc_auc_per_group_is_scikit_learns_ovr_macro_or_says_why_not(
+    tmp_path: Path,
+) -> None:
+    import warnings
+
+    from helpers.multiclass_log import multiclass_log
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import roc_auc_score
+
+    from mltop.core.monitor.render import render_markdown
+
+    classes = ["bird", "cat", "dog"]
+    frame = multiclass_log(tmp_path, classes)
+    # Group C: half of B's rows, none of them a labelled bird (its unlabelled rows stay).
+    moved = (frame["group"] == "B") & (frame["label"] != "bird") & (frame.index % 2 == 0)
+    frame.loc[moved, "group"] = "C"
+    frame.to_parquet(tmp_path / "log.parquet")
+    report = build_report(
+        MonitorConfig(
+            log=str(tmp_path / "log.parquet"),
+            reference=str(tmp_path / "ref.parquet"),
+            sensitive=("group",),
+            class_scores=tuple((c, f"p_{c}") for c in classes),
+            window="day",
+        )
+    )
+
+    def check(fairness, rows: pd.DataFrame) -> int:
+        """Each group's AUC against scikit-learn's; the number of groups it refuses."""
+        refused = 0
+        rows = rows[rows["label"].notna()]
+        for group, got in fairness.groups.items():
+            mine = rows[rows["group"] == group]
+            scores = mine[[f"p_{c}" for c in classes]].to_numpy()
+            with warnings.catch_warnings():
+                # A class without positives (or negatives) in the group: scikit-learn warns
+                # and answers NaN (older versions raise).
+                warnings.simplefilter("ignore", UndefinedMetricWarning)
+                try:
+                    expected = roc_auc_score(
+                        mine["label"].astype(str), scores, multi_class="ovr", average="macro",
+                        labels=classes,
+                    )  # fmt: skip
+                except ValueError:
+                    expected = float("nan")
+            if np.isnan(expected):
+                refused += 1
+                assert got.roc_auc is None and got.roc_auc_note, group
+                continue
+            assert got.roc_auc == pytest.approx(expected, abs=1e-12), group
+            assert got.roc_auc_note is None
+        return refused
+
+    overall = report.overall.fairness["group"]
+    assert check(overall, frame) == 1
+    assert overall.groups["C"].roc_auc_note == "no bird labels"
+    assert overall.groups["A"].roc_auc is not None and overall.groups["B"].roc_auc is not None
+    day = frame["timestamp"].dt.floor("D")
+    for k, section in enumerate(report.windows):
+        check(section.fairness["group"], frame[day == day.min() + pd.Timedelta(days=k)])
+    table = render_markdown(report)
+    assert "| C | " in table and "| no bird labels |" in table
+
+
 def test_integer_labels_of_three_classes_are_multiclass_not_binary(tmp_path: Path) -> None:
     from helpers.multiclass_log import multiclass_log
     from sklearn.metrics import f1_score

@@ -169,6 +169,27 @@ def test_the_overview_answers_at_once_and_computes_a_changed_monitor_when_asked(
     assert changed.pending
 
 
+def test_a_monitor_still_computing_is_not_maturity_evidence_until_its_figures_are_in(
+    served: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "proj"
+    shutil.copytree(served, root)
+    text = (root / "dvc.yaml").read_text(encoding="utf-8")
+    (root / "dvc.yaml").write_text(text.split("  serve:")[0], encoding="utf-8")  # no stage
+    first = build_overview(root, compute_monitors=False)
+    [pending] = first.monitors
+    assert pending.pending
+    maturity = first.comparison.maturity
+    assert not any(e.startswith("monitor proj") for e in maturity.evidence)
+    assert "nothing monitors drift or data quality yet (monitor proj: computing…)" in (
+        maturity.missing
+    )
+    computed = build_overview(root).comparison.maturity
+    assert any(e.startswith("monitor proj: ") and "drifted" in e for e in computed.evidence)
+    assert not any(m.startswith("nothing monitors") for m in computed.missing)
+    assert computed.level == maturity.level
+
+
 async def test_the_pipelines_screen_shows_computing_then_what_the_monitor_found(
     served: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,5 +216,11 @@ async def test_the_pipelines_screen_shows_computing_then_what_the_monitor_found(
         assert isinstance(screen, PipelinesScreen) and screen.data is not None
         states = [[m.pending for m in a.overview.monitors] for a in answers if a is not None]
         assert states == [[True], [False]]
+        # The first answer's monitor is computing: no maturity evidence until the second.
+        readings = [a.overview.comparison.maturity for a in answers if a is not None]
+        assert [any(e.startswith("monitor proj: ") for e in m.evidence) for m in readings] == [
+            False,
+            True,
+        ]
         [found] = screen.data.overview.monitors
         assert "features drifted" in found.drift_text()

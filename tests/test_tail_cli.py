@@ -123,17 +123,36 @@ def test_no_color_turns_colour_off(project: Path) -> None:
         del os.environ["NO_COLOR"]
 
 
+class _Passes(io.StringIO):
+    """The follower's output; it flushes once per pass over its files (and before a notice
+    of rotation or truncation, none of which happens while it is counted), so the flushes
+    count the passes: a pass that began after a write has seen that write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+#: Seconds a follow test waits for what it expects: generous, as a loaded machine can stall a
+#: process for many seconds; a passing test never waits that long.
+DEADLINE = 120
+
+
 def test_follow_prints_new_lines_across_truncation_and_rotation(tmp_path: Path) -> None:
     log = tmp_path / "train.log"
     log.write_text("before 1\nbefore 2\n")
-    out, err = io.StringIO(), io.StringIO()
+    out, err = _Passes(), io.StringIO()
     stop = threading.Event()
     options = TailOptions(follow=True, last=1, matcher=LineMatcher("e"), poll=0.05)
     thread = threading.Thread(target=tail_files, args=([log], out, err, options, stop))
     thread.start()
 
     def wait_for(text: str, stream: io.StringIO) -> None:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + DEADLINE
         while text not in stream.getvalue():
             assert time.monotonic() < deadline, (text, stream.getvalue())
             time.sleep(0.01)
@@ -143,7 +162,11 @@ def test_follow_prints_new_lines_across_truncation_and_rotation(tmp_path: Path) 
         with open(log, "a") as fh:  # a real writer appends, half a line first
             fh.write("half ")
             fh.flush()
-            time.sleep(0.2)
+            # Two more passes: the second began after the write, and printed nothing of it.
+            passes, deadline = out.flushes, time.monotonic() + DEADLINE
+            while out.flushes < passes + 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
             assert "half" not in out.getvalue()
             fh.write("done\n")
         wait_for("half done\n", out)
@@ -157,7 +180,8 @@ def test_follow_prints_new_lines_across_truncation_and_rotation(tmp_path: Path) 
         wait_for("rotated file\n", out)
     finally:
         stop.set()
-        thread.join(5)
+        thread.join(DEADLINE)
+    assert not thread.is_alive()
     assert out.getvalue() == "before 2\nhalf done\nnew start\nrotated file\n"
     assert "before 1" not in out.getvalue()
 
@@ -177,7 +201,7 @@ def following(log: Path) -> Iterator[tuple[subprocess.Popen[str], IO[str]]]:
         yield proc, proc.stdout
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        proc.wait(timeout=DEADLINE)
 
 
 def test_follow_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
@@ -220,10 +244,10 @@ def test_demo_live_starts_a_detached_run_and_finds_its_folder(tmp_path: Path) ->
     (tmp_path / "train.py").write_text(LIVE_TRAIN)
     proc = start_live(tmp_path, log=lambda m: None)
     try:
-        folder = wait_for_live_run(tmp_path, proc, timeout=30)
+        folder = wait_for_live_run(tmp_path, proc, timeout=DEADLINE)
         assert folder is not None and folder.name == "sgd-live"
         assert os.getsid(proc.pid) != os.getsid(0)  # its own session: no terminal of ours
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=DEADLINE) == 0
         assert (folder / "output.log").read_text().splitlines() == ["epoch 0", "epoch 1", "epoch 2"]
     finally:
         if proc.poll() is None:

@@ -146,7 +146,7 @@ def tables(report: MonitorReport) -> Iterator[tuple[str, list[str], list[list[st
                 _num(g.selection_rate),
                 _num(g.tpr),
                 _num(g.fpr),
-                _num(g.roc_auc),
+                g.roc_auc_note or _num(g.roc_auc),
             ]
             for g in fair.groups.values()
         ]

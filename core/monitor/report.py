@@ -502,7 +502,7 @@ def _outcomes(
             by_version.setdefault(w, {})[s] = classification(
                 rows, auc.get((w, s)), per_class(class_auc, (w, s))
             )
-    for attribute, (counts, auc, _) in zip(
+    for attribute, (counts, auc, class_auc) in zip(
         roles.sensitive, results[1 + bool(roles.version) :], strict=True
     ):
         split: dict[int, dict[str, dict[str, np.ndarray]]] = {}
@@ -510,7 +510,10 @@ def _outcomes(
             split.setdefault(w, {})[s] = rows
         for w, by_group in split.items():
             group_auc = {s: a for (aw, s), a in auc.items() if aw == w}
-            fair.setdefault(w, {})[attribute] = fairness(attribute, by_group, group_auc)
+            group_class_auc = {s: per_class(class_auc, (w, s)) or {} for s in by_group}
+            fair.setdefault(w, {})[attribute] = fairness(
+                attribute, by_group, group_auc, group_class_auc
+            )
     if ref_has:
         counts, auc, class_auc = outcomes("mon_ref", ref_types, [None], False, ref_where)[0]
         ref_rows = groups(counts)

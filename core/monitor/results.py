@@ -144,6 +144,8 @@ class GroupMetrics:
     roc_auc: float | None
     selection_rate_all_rows: float | None  # the share predicted positive among all its rows
     rows: int  # all rows of the group, labelled or not
+    # Why a multi-class group has no ROC AUC (a class without labelled rows in it, ...).
+    roc_auc_note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ MLOPS_GAPS = {
     Phase.DEPLOY: "no model deployment stage",
     Phase.MONITOR: "nothing watches drift or data quality",
 }
+MONITOR_GAP = "nothing monitors drift or data quality"
 DEVOPS_GAPS = {
     Phase.SOURCE: "no checkout stage",
     Phase.BUILD: "no build or lint stage",
@@ -188,8 +189,12 @@ def read_maturity(
     evidence: list[str] = []
     missing: list[str] = []
     by_phase = {row.phase: row for row in rows}
-    watched = bool(monitors)
-    evidence.extend(f"monitor {one_line(m.name, 80)}: {m.drift_text()}" for m in monitors)
+    # Evidence is what a monitor has found: one still computing (its first report, or its
+    # files changed since) raises nothing until its figures are in.
+    found = [m for m in monitors if not m.pending]
+    computing = [m for m in monitors if m.pending]
+    watched = bool(found)
+    evidence.extend(f"monitor {one_line(m.name, 80)}: {m.drift_text()}" for m in found)
     ci_runs: list[str] = []
     ci_trains: list[str] = []
     train_commands = {
@@ -217,7 +222,7 @@ def read_maturity(
         evidence.append("no ML pipeline definition found (dvc.yaml, Kubeflow, Argo)")
         evidence.extend(ci_trains)
         missing.append("no automated training pipeline")
-        missing.extend(_ops_gaps(by_phase, watched))
+        missing.extend(_ops_gaps(by_phase, watched, computing))
         return Maturity(0, "level 0: training is manual", tuple(evidence), tuple(missing))
     where = _display(mlops, root)
     train = by_phase[Phase.TEST].mlops
@@ -229,7 +234,7 @@ def read_maturity(
         missing.append("no training stage in the ML pipeline")
         if not evaluate:
             missing.append("no evaluation stage")
-        missing.extend(_ops_gaps(by_phase, watched))
+        missing.extend(_ops_gaps(by_phase, watched, computing))
         return Maturity(
             0,
             f"level 0: {where} automates no training, so training is manual",
@@ -257,7 +262,7 @@ def read_maturity(
         missing.append(
             "no CI job runs the ML pipeline (`dvc repro`, `dvc exp run` or a pipeline submit)"
         )
-    missing.extend(_ops_gaps(by_phase, watched))
+    missing.extend(_ops_gaps(by_phase, watched, computing))
     partial = [m for m in missing if m in ("no evaluation stage", "no data validation stage")]
     if level == 2:
         headline = "level 2: the training pipeline is automated and CI runs it" + (
@@ -294,14 +299,26 @@ def _runs_one_of(stage: Stage, commands: set[str]) -> str | None:
     return None
 
 
-def _ops_gaps(by_phase: dict[Phase, PhaseRow], watched: bool = False) -> list[str]:
+def _computing(monitors: Sequence[MonitorFinding]) -> str:
+    """The monitors whose first figures are still being computed, named after a gap."""
+    if not monitors:
+        return ""
+    more = f" (+{len(monitors) - 1} more)" if len(monitors) > 1 else ""
+    return f" yet (monitor {one_line(monitors[0].name, 80)}: computing…{more})"
+
+
+def _ops_gaps(
+    by_phase: dict[Phase, PhaseRow],
+    watched: bool = False,
+    computing: Sequence[MonitorFinding] = (),
+) -> list[str]:
     gaps = []
     if not by_phase[Phase.PACKAGE].mlops:
         gaps.append("no model registry stage")
     if not by_phase[Phase.DEPLOY].mlops and not by_phase[Phase.DEPLOY].devops:
         gaps.append("nothing deploys the model")
     if not by_phase[Phase.MONITOR].mlops and not by_phase[Phase.MONITOR].devops and not watched:
-        gaps.append("nothing monitors drift or data quality")
+        gaps.append(MONITOR_GAP + _computing(computing))
     if not by_phase[Phase.TEST].devops:
         gaps.append("no CI job runs tests")
     return gaps

@@ -8,10 +8,11 @@ printed whole, however wide the lines get.
 
 Fifty thousand runs are printed as they stream out of the store, so the widths are chosen before
 most values are read: from column statistics the store computes in one pass (the longest text,
-the magnitudes of each metric, which kinds of start time and duration occur) and, for text that
-is not printable ASCII, from the first batch. Numbers always fit: their widths are bounded from
-the magnitudes. A later text wider than its column anyway (wide characters past the first batch)
-is fitted by :mod:`mltop.core.common.formatting`'s rule: it ends in ``…``, never cut silently.
+the widest value of each metric as it prints, which kinds of start time and duration occur) and,
+for text that is not printable ASCII, from the first batch. Numbers always fit, and their
+columns are no wider than their widest value (or header). A later text wider than its column
+anyway (wide characters past the first batch) is fitted by
+:mod:`mltop.core.common.formatting`'s rule: it ends in ``…``, never cut silently.
 """
 
 from __future__ import annotations
@@ -242,9 +243,12 @@ def _column(
                                f"params.{key}", 0, plain=plain)  # fmt: skip
         widths = [min(longest, PARAM_MAX), 1 if runs < stats["count"] else 0]
     elif kind == "metric":
-        runs, *values = stats["metrics"][key]
+        runs, least, greatest, nan, finite = stats["metrics"][key]
         column = ListingColumn(inert(key), "metric", f"metrics.{key}.last", 0, numeric=True)
-        widths = [widest_number(*values), 1 if runs < stats["count"] else 0]
+        # The extremes stand for the infinities, the store measured the finite values.
+        widths = [len(fmt_value(v)) for v in (least, greatest) if v is not None]
+        widths += [len(fmt_value(math.nan)) if nan else 0, finite]
+        widths.append(1 if runs < stats["count"] else 0)
     elif key == "start":
         today, this_year, other, invalid = stats["start"]
         column = ListingColumn(key, "start", "start_time", 0)
@@ -265,38 +269,6 @@ def _column(
         widths.append(_width(_CELLS[column.kind](first.column(column.source).to_pylist(), now),
                              column.plain))  # fmt: skip
     return replace(column, width=max(cell_len(column.header), 1, *widths))
-
-
-def widest_number(
-    least: float | None,
-    greatest: float | None,
-    nan: bool,
-    fraction_low: float | None,
-    fraction_high: float | None,
-    whole_high: float | None,
-    negative: bool,
-) -> int:
-    """The most cells :func:`fmt_value` can take for a column of numbers, from its statistics:
-    the extremes (``inf``), whether NaN occurs, the smallest and largest magnitude of the values
-    with a fraction and of the whole ones, and whether any is negative.
-
-    Four significant digits take at most ``5 - e`` characters for a value of exponent ``e``
-    below zero (``0.001235``), five from 1 to 9999 (``123.5``), and nine in e-notation (ten
-    with a three-digit exponent), so the widest value is known without formatting each one.
-    """
-    widths = [len(fmt_value(v)) for v in (least, greatest) if v is not None]
-    if nan:
-        widths.append(len(fmt_value(math.nan)))
-    sign = 1 if negative else 0
-    if whole_high is not None:
-        widths.append(len(fmt_value(whole_high)) + sign)
-    if fraction_low is not None and fraction_high is not None:
-        low = math.floor(math.log10(fraction_low))
-        high = math.floor(math.log10(fraction_high))
-        widths += [(5 - e if e < 0 else 5) + sign for e in range(max(low, -4), min(high, 3) + 1)]
-        if low < -4 or high > 3:
-            widths.append(9 + sign + (1 if low <= -100 or high >= 100 else 0))
-    return max(widths, default=0)
 
 
 def _chosen(name: str, param_keys: Sequence[str], metric_keys: Sequence[str]) -> tuple[str, str]:

@@ -143,6 +143,17 @@ def order_clause(order: str) -> tuple[list[str], list[Any]]:
 #: Rows per Arrow batch of :meth:`RunsTableQueries.runs_table_batches`.
 LISTING_BATCH = 2048
 
+#: :func:`mltop.core.common.formatting.fmt_value` of a finite DOUBLE ``{0}`` as a DuckDB
+#: expression (zero, whole numbers below 1e9, e-notation outside [1e-4, 1e6), else four
+#: significant digits): its length is a metric column's exact width, measured in the same scan
+#: as the column's other statistics instead of formatting every value in Python.
+FMT_VALUE_SQL = (
+    "CASE WHEN {0} = 0 THEN '0' "
+    "WHEN {0} = trunc({0}) AND abs({0}) < 1e9 THEN CAST(CAST({0} AS BIGINT) AS VARCHAR) "
+    "WHEN abs({0}) >= 1e6 OR abs({0}) < 1e-4 THEN printf('%.3e', {0}) "
+    "ELSE printf('%.4g', {0}) END"
+)
+
 #: Ranges of durations (seconds) within which :func:`fmt_duration`'s text grows with the value,
 #: so the longest in each range is the widest it prints (``9.9s``, ``59s``, ``9m59s`` ...).
 _DURATION_WIDTHS = (
@@ -371,7 +382,8 @@ class RunsTableQueries(StoreConnection):
         a start time reads differently in each (``13:05``, ``Nov 24 13:05``, ``2024-11-24``),
         so the earliest start in each range stands for the widths that range prints; outside
         the selection's ``valid_times`` a time is not a date at all.
-        Text columns say ``plain`` when every value is printable ASCII (one cell a character).
+        Text columns say ``plain`` when every value is printable ASCII (one cell a character);
+        a metric's widest finite value is measured exactly (:data:`FMT_VALUE_SQL`).
         """
         valid_times = selection.valid_times or (-math.inf, math.inf)
         sql, args, _ = replace(
@@ -402,13 +414,11 @@ class RunsTableQueries(StoreConnection):
             f"{plain.format('value')} FROM params WHERE run_id IN (SELECT id FROM listed) "
             "GROUP BY key ORDER BY count(*) DESC, key"
         )
-        fraction = "isfinite(last) AND last != round(last)"
         metrics_sql = (
             "SELECT key, count(*), min(last) FILTER (WHERE NOT isnan(last)), "
             "max(last) FILTER (WHERE NOT isnan(last)), bool_or(isnan(last)), "
-            f"min(abs(last)) FILTER (WHERE {fraction}), max(abs(last)) FILTER (WHERE {fraction}), "
-            "max(abs(last)) FILTER (WHERE isfinite(last) AND last = round(last)), "
-            "bool_or(last < 0) FROM metric_summary WHERE run_id IN (SELECT id FROM listed) "
+            f"max(length({FMT_VALUE_SQL.format('last')})) FILTER (WHERE isfinite(last)) "
+            "FROM metric_summary WHERE run_id IN (SELECT id FROM listed) "
             "GROUP BY key ORDER BY count(*) DESC, key"
         )
         with self._lock:
@@ -429,11 +439,9 @@ class RunsTableQueries(StoreConnection):
             "no_duration": runs[-1] > 0,
             # key: (runs having it, distinct values, longest value, all plain)
             "params": {r[0]: (int(r[1]), int(r[2]), r[3] or 0, bool(r[4])) for r in params},
-            # key: (runs having it, least, greatest, any NaN, smallest and largest magnitude of
-            # the values with a fraction, largest magnitude of the whole ones, any negative)
-            "metrics": {
-                r[0]: (int(r[1]), *r[2:4], bool(r[4]), *r[5:8], bool(r[8])) for r in metrics
-            },
+            # key: (runs having it, least, greatest, any NaN, the most characters a finite
+            # value takes as fmt_value writes it)
+            "metrics": {r[0]: (int(r[1]), *r[2:4], bool(r[4]), r[5] or 0) for r in metrics},
         }
 
     def param_key_stats(self) -> list[tuple[str, int, int]]:
