@@ -148,8 +148,10 @@ class Run:
             json.dumps(_jsonable(dict(params)), indent=2, sort_keys=True) + "\n",
             encoding="utf-8",
         )
-        self._write_meta()
+        # The metrics file is open before meta.json says RUNNING: from then on the run is whole,
+        # and start_run's handler can mark it KILLED or FAILED.
         self._metrics = open(folder / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._write_meta()
 
     @property
     def id(self) -> str:
@@ -247,20 +249,23 @@ def start_run(
         params or {},
         tags or {},
     )
-    if system_metrics:
-        from mltop.core.tracking_system import NvmlGpus
-
-        run.start_system_metrics(system_interval, NvmlGpus.load())
     log_file: TextIO | None = None
     saved = (sys.stdout, sys.stderr)
-    if capture_output:
-        log_file = open(run.folder / OUTPUT_FILE, "a", encoding="utf-8")  # noqa: SIM115
-        sys.stdout = _Tee(saved[0], log_file)  # type: ignore[assignment]
-        sys.stderr = _Tee(saved[1], log_file)  # type: ignore[assignment]
+    # Everything after meta.json says RUNNING is inside the handler: an interrupt while the
+    # sampler starts (NVML can take seconds to load) must leave the run KILLED, not RUNNING
+    # for ever.
     try:
+        if system_metrics:
+            from mltop.core.tracking_system import NvmlGpus
+
+            run.start_system_metrics(system_interval, NvmlGpus.load())
+        if capture_output:
+            log_file = open(run.folder / OUTPUT_FILE, "a", encoding="utf-8")  # noqa: SIM115
+            sys.stdout = _Tee(saved[0], log_file)  # type: ignore[assignment]
+            sys.stderr = _Tee(saved[1], log_file)  # type: ignore[assignment]
         yield run
     except BaseException as exc:
-        if capture_output:
+        if log_file is not None:
             import traceback
 
             traceback.print_exc()

@@ -51,6 +51,27 @@ def test_ctrl_c_marks_the_run_killed(tmp_path: Path) -> None:
     assert _meta(run.folder)["status"] == "KILLED"
 
 
+def test_ctrl_c_while_the_run_is_being_set_up_marks_it_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real SIGINT cannot be timed into the moment between meta.json saying RUNNING and the
+    # block starting, so NVML's loading (which takes seconds on a GPU machine) raises it here.
+    from mltop.core import tracking_system
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tracking_system.NvmlGpus, "load", staticmethod(interrupted))
+    with (
+        pytest.raises(KeyboardInterrupt),
+        start_run(tmp_path, name="setup", system_metrics=True),
+    ):
+        pytest.fail("the block must not start")
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    meta = _meta(folder)
+    assert meta["status"] == "KILLED" and meta["end_time"] is not None
+
+
 def test_non_finite_values_are_written_and_read_back(tmp_path: Path) -> None:
     with start_run(tmp_path, name="nan") as run:
         run.log(step=0, a=float("nan"), b=float("inf"), c=float("-inf"))
