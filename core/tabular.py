@@ -256,10 +256,14 @@ def jsonl_points(
             # A field named "" cannot be a column of the other readers: the line-by-line
             # fallback leaves it out and says so.
             raise ParseError('a field is named ""')
-        picked = {
-            path: _roles(list(keys_of.get(path, ())), step_col, time_col, exclude)
-            for path in run_of_file
-        }
+        # Roles are picked once per set of keys: a batch of one writer's runs has one or two.
+        by_keys: dict[tuple[str, ...], tuple[str | None, str | None, list[str]]] = {}
+        picked = {}
+        for path in run_of_file:
+            keys = tuple(keys_of.get(path, ()))
+            if keys not in by_keys:
+                by_keys[keys] = _roles(keys, step_col, time_col, exclude)
+            picked[path] = by_keys[keys]
         columns = list(dict.fromkeys(k for keys in keys_of.values() for k in keys))
         if _fits_wide(shapes, columns, tagged is not None):
             table = _wide_points(con, files, tagged is not None, columns, run_of_file, picked,
