@@ -286,7 +286,7 @@ def _fits_wide(
 
     It costs a cell per key on every line, so it is taken while the batch has few keys and its
     lines fill at least 1/:data:`WIDE_SPARSENESS` of the cells; never for keys that cannot all
-    be columns (the same name in another case, or a name this module adds).
+    be columns (the same name in another case, or a name this module uses).
     """
     if len(columns) > WIDE_COLUMNS:
         return False
@@ -294,7 +294,8 @@ def _fits_wide(
     fields = sum(n * len(keys) for _, keys, n in shapes)
     if len(columns) * lines > WIDE_SPARSENESS * max(fields, 1):
         return False
-    ours = {_STEP, _TS, _RUN} | (set() if tagged else {FILE_COLUMN})
+    # "rowid" would hide the table's own row numbers, which number lines without a step.
+    ours = {_STEP, _TS, _RUN, "rowid"} | (set() if tagged else {FILE_COLUMN})
     lowered = {c.lower() for c in columns}
     return len(lowered) == len(columns) and not lowered & ours
 

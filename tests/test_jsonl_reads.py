@@ -140,6 +140,14 @@ def test_keys_differing_only_in_case_stay_two_metrics(tmp_path: Path) -> None:
     ]
 
 
+def test_a_field_named_rowid_is_a_metric_and_lines_keep_their_order(tmp_path: Path) -> None:
+    files = _files(tmp_path, {"a": "".join(f'{{"rowid": {9 - i}}}\n' for i in range(10))})
+    points = tabular.jsonl_points(files)
+    assert sorted(zip(points["step"].to_pylist(), points["value"].to_pylist(), strict=True)) == [
+        (i, 9.0 - i) for i in range(10)
+    ]
+
+
 def test_a_batch_whose_files_each_log_other_keys_is_read_as_maps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
