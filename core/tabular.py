@@ -221,8 +221,9 @@ def jsonl_points(
 ) -> pa.Table:
     """Points from JSONL files ({path: run_id}), all parsed in one DuckDB scan.
 
-    A first, cheap scan lists each file's key sets (``json_keys``, no values). When the batch's
-    lines share few keys they are read into one wide table of those keys, every value as text
+    A first, cheap scan lists the batch's key sets (``json_keys``, no values; each file's own
+    only when the files' step or time fields may differ). When the batch's lines share few keys
+    they are read into one wide table of those keys, every value as text
     (:func:`_wide_points`); a batch whose files each log different keys is read line by line as
     maps instead (:func:`_map_points`): a wide table would cost a cell per key of the whole
     batch on every line. Each file's step and time fields are picked from its own keys
@@ -241,30 +242,23 @@ def jsonl_points(
         source = f"json->>{_quote_literal(FILE_COLUMN)}"
         exclude = (*exclude, FILE_COLUMN)
         run_of_file = tagged
+    reader = f"read_ndjson_objects({files}, filename=true, maximum_object_size={MAX_LINE})"
     try:
-        shapes = con.execute(
-            f"""SELECT {source} AS filename, json_keys(json) AS keys, count(*) AS lines
-            FROM read_ndjson_objects({files}, filename=true, maximum_object_size={MAX_LINE})
-            GROUP BY ALL"""
+        shapes: list[tuple[list[str], int]] = con.execute(
+            f"SELECT json_keys(json) AS keys, count(*) AS lines FROM {reader} GROUP BY ALL"
         ).fetchall()
-        if tagged is not None and any(shape[0] is None for shape in shapes):
-            raise ParseError("the lines carry no file tag")
-        keys_of: dict[str, dict[str, None]] = {}
-        for filename, keys, _ in shapes:
-            keys_of.setdefault(filename, {}).update(dict.fromkeys(keys))
-        if any("" in keys for keys in keys_of.values()):
+        columns = list(dict.fromkeys(k for keys, _ in shapes for k in keys))
+        if "" in columns:
             # A field named "" cannot be a column of the other readers: the line-by-line
             # fallback leaves it out and says so.
             raise ParseError('a field is named ""')
-        # Roles are picked once per set of keys: a batch of one writer's runs has one or two.
-        by_keys: dict[tuple[str, ...], tuple[str | None, str | None, list[str]]] = {}
-        picked = {}
-        for path in run_of_file:
-            keys = tuple(keys_of.get(path, ()))
-            if keys not in by_keys:
-                by_keys[keys] = _roles(keys, step_col, time_col, exclude)
-            picked[path] = by_keys[keys]
-        columns = list(dict.fromkeys(k for keys in keys_of.values() for k in keys))
+        if tagged is not None and any(FILE_COLUMN not in keys for keys, _ in shapes):
+            raise ParseError("the lines carry no file tag")
+        shared = _shared_roles([keys for keys, _ in shapes], columns, step_col, time_col, exclude)
+        if shared is not None:
+            picked = dict.fromkeys(run_of_file, shared)
+        else:
+            picked = _roles_by_file(con, reader, source, run_of_file, step_col, time_col, exclude)
         if _fits_wide(shapes, columns, tagged is not None):
             table = _wide_points(con, files, tagged is not None, columns, run_of_file, picked,
                                  row_step)  # fmt: skip
@@ -279,9 +273,7 @@ def jsonl_points(
 MAX_LINE = 64 * 1024 * 1024
 
 
-def _fits_wide(
-    shapes: Sequence[tuple[str, list[str], int]], columns: list[str], tagged: bool
-) -> bool:
+def _fits_wide(shapes: Sequence[tuple[list[str], int]], columns: list[str], tagged: bool) -> bool:
     """Whether one wide table of every key of the batch is the cheaper read.
 
     It costs a cell per key on every line, so it is taken while the batch has few keys and its
@@ -290,14 +282,63 @@ def _fits_wide(
     """
     if len(columns) > WIDE_COLUMNS:
         return False
-    lines = sum(n for _, _, n in shapes)
-    fields = sum(n * len(keys) for _, keys, n in shapes)
+    lines = sum(n for _, n in shapes)
+    fields = sum(n * len(keys) for keys, n in shapes)
     if len(columns) * lines > WIDE_SPARSENESS * max(fields, 1):
         return False
     # "rowid" would hide the table's own row numbers, which number lines without a step.
     ours = {_STEP, _TS, _RUN, "rowid"} | (set() if tagged else {FILE_COLUMN})
     lowered = {c.lower() for c in columns}
     return len(lowered) == len(columns) and not lowered & ours
+
+
+def _shared_roles(
+    key_sets: Sequence[list[str]],
+    columns: list[str],
+    step_col: str | None,
+    time_col: str | None,
+    exclude: Sequence[str],
+) -> tuple[str | None, str | None, list[str]] | None:
+    """The roles every file of the batch has, known from its key sets alone; None when the
+    files may differ (each file's keys are then listed, see :func:`_roles_by_file`).
+
+    A file's step field is the first of STEP_COLUMNS among its keys. When the first of them
+    among all the batch's keys is on every line, it is every file's; when none is there, no
+    file has one. The same holds for the time field.
+    """
+    if len({c.lower() for c in columns}) != len(columns):
+        return None  # which of two spellings a file picks depends on its own keys
+    for given, candidates in ((step_col, STEP_COLUMNS), (time_col, TIME_COLUMNS)):
+        chosen = _pick(columns, candidates) if given is None else None
+        if chosen is not None and not all(chosen in keys for keys in key_sets):
+            return None
+    return _roles(columns, step_col, time_col, exclude)
+
+
+def _roles_by_file(
+    con: duckdb.DuckDBPyConnection,
+    reader: str,
+    source: str,
+    run_of_file: dict[str, str],
+    step_col: str | None,
+    time_col: str | None,
+    exclude: Sequence[str],
+) -> dict[str, tuple[str | None, str | None, list[str]]]:
+    """Each file's roles, from its own keys (``source`` names the file of a line)."""
+    keys_of: dict[str, dict[str, None]] = {}
+    for filename, keys in con.execute(
+        f"SELECT {source} AS filename, json_keys(json) AS keys FROM {reader} GROUP BY ALL"
+    ).fetchall():
+        keys_of.setdefault(filename, {}).update(dict.fromkeys(keys))
+    # Roles are picked once per set of keys: a batch of one writer's runs has one or two.
+    by_keys: dict[tuple[str, ...], tuple[str | None, str | None, list[str]]] = {}
+    picked = {}
+    for path in run_of_file:
+        keys = tuple(keys_of.get(path, ()))
+        if keys not in by_keys:
+            by_keys[keys] = _roles(keys, step_col, time_col, exclude)
+        picked[path] = by_keys[keys]
+    return picked
 
 
 def _wide_points(

@@ -140,6 +140,15 @@ def test_keys_differing_only_in_case_stay_two_metrics(tmp_path: Path) -> None:
     ]
 
 
+def test_files_spelling_the_step_field_differently_each_keep_their_own(tmp_path: Path) -> None:
+    files = _files(tmp_path, {"a": '{"Step": 5, "loss": 1}\n', "b": '{"step": 7, "loss": 2}\n'})
+    points = tabular.jsonl_points(files)
+    assert sorted(zip(points["run_id"].to_pylist(), points["step"].to_pylist(), strict=True)) == [
+        ("a", 5),
+        ("b", 7),
+    ]
+
+
 def test_a_field_named_rowid_is_a_metric_and_lines_keep_their_order(tmp_path: Path) -> None:
     files = _files(tmp_path, {"a": "".join(f'{{"rowid": {9 - i}}}\n' for i in range(10))})
     points = tabular.jsonl_points(files)
