@@ -8,13 +8,15 @@ machine CPU and memory, the GPU's utilization, memory, memory share and power), 
 their own as the writer's thread appends them, over the run's duration. With one step a
 second that is 10 samples a run (the budget's case); ``--slow`` adds runs whose steps take 6 s,
 so the same 100 steps last 10 minutes and carry 60 samples (more system points than model
-points).
+points). ``--varied`` adds a tree whose runs each log metrics named after the run (a sweep
+logging per-run names): such a batch is read as maps rather than as one wide table of every
+key, and its line shows what that read costs beside the baseline.
 
 Each tree is imported into a fresh store ``--repeat`` times, the trees taking turns so that a
 load coming and going on a shared machine hits them alike; the medians of wall and CPU time
 are printed side by side with their ratios to the baseline.
 
-Usage: python bench/system_metrics.py [--runs 1000] [--repeat 5] [--slow]
+Usage: python bench/system_metrics.py [--runs 1000] [--repeat 5] [--slow] [--varied]
 """
 
 from __future__ import annotations
@@ -46,8 +48,12 @@ SYSTEM = (
 STEPS = 100
 
 
-def make_tree(root: Path, runs: int, step_seconds: float, system: bool) -> int:
-    """Run folders as mltop.core.tracking writes them; returns the number of points."""
+def make_tree(
+    root: Path, runs: int, step_seconds: float, system: bool, own_names: bool = False
+) -> int:
+    """Run folders as mltop.core.tracking writes them; returns the number of points.
+
+    ``own_names``: each run's model metrics are named after the run (``loss_17``)."""
     base = 1_790_000_000.0
     points = 0
     for i in range(runs):
@@ -66,7 +72,7 @@ def make_tree(root: Path, runs: int, step_seconds: float, system: bool) -> int:
         for step in range(STEPS):
             row: dict[str, float] = {"step": step, "ts": start + step * step_seconds}
             for k, name in enumerate(MODEL):
-                row[name] = 1.0 / (1 + step + k + i % 7)
+                row[f"{name}_{i}" if own_names else name] = 1.0 / (1 + step + k + i % 7)
             lines.append((row["ts"], json.dumps(row)))
             points += len(MODEL)
         if system:
@@ -101,18 +107,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--slow", action="store_true", help="also runs of 6 s a step")
+    parser.add_argument("--varied", action="store_true", help="also runs of own metric names")
     args = parser.parse_args()
     cases = [
-        ("model metrics only (baseline)", 1.0, False),
-        ("plus system, 1 s a step", 1.0, True),
+        ("model metrics only (baseline)", 1.0, False, False),
+        ("plus system, 1 s a step", 1.0, True, False),
     ]
     if args.slow:
-        cases.append(("plus system, 6 s a step", 6.0, True))
+        cases.append(("plus system, 6 s a step", 6.0, True, False))
+    if args.varied:
+        cases.append(("each run's own names (maps)", 1.0, False, True))
     with tempfile.TemporaryDirectory() as tmp:
         roots = [Path(tmp) / f"tree-{n}" for n in range(len(cases))]
         points = [
-            make_tree(root, args.runs, step_seconds, system)
-            for root, (_, step_seconds, system) in zip(roots, cases, strict=True)
+            make_tree(root, args.runs, step_seconds, system, own)
+            for root, (_, step_seconds, system, own) in zip(roots, cases, strict=True)
         ]
         import_once(roots[0], -1)  # warm: module imports and the OS file cache
         times: list[list[tuple[float, float]]] = [[] for _ in cases]
@@ -125,7 +134,7 @@ def main() -> None:
     print(f"  {'':<31}{'wall':>8}{'CPU':>10}{'points':>12}   ratio wall / CPU (budget 1.20)")
     base_wall = statistics.median(t[0] for t in times[0])
     base_cpu = statistics.median(t[1] for t in times[0])
-    for (label, _, _), runs_times, count in zip(cases, times, points, strict=True):
+    for (label, *_), runs_times, count in zip(cases, times, points, strict=True):
         wall = statistics.median(t[0] for t in runs_times)
         cpu = statistics.median(t[1] for t in runs_times)
         ratios = f"{wall / base_wall:.2f} / {cpu / base_cpu:.2f}"

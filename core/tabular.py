@@ -33,6 +33,7 @@ TIME_COLUMNS = ("ts", "timestamp", "time", "_timestamp", "wall_time", "created_t
 FILE_COLUMN = "__mltop_file"
 _STEP = "__mltop_step"
 _TS = "__mltop_ts"
+_RUN = "__mltop_run"
 
 _local = threading.local()
 
@@ -203,6 +204,11 @@ def csv_relation(paths: Sequence[str], delimiter: str | None = None) -> str:
     )
 
 
+#: Line shapes above which a batch is read as maps rather than wide (see :func:`_fits_wide`).
+WIDE_COLUMNS = 512
+WIDE_SPARSENESS = 4
+
+
 def jsonl_points(
     run_of_file: dict[str, str],
     step_col: str | None = None,
@@ -215,13 +221,14 @@ def jsonl_points(
 ) -> pa.Table:
     """Points from JSONL files ({path: run_id}), all parsed in one DuckDB scan.
 
-    Each line is read as a map of its own fields, not into one wide table of every key any
-    line has: a file whose lines carry different keys (mltop's writer puts system samples on
-    lines of their own) would otherwise cost a cell per key of the whole batch on every line,
-    and inferring that table's columns reads every file twice more. Each file's step and time
-    fields are picked from its own keys (``step`` in one file, ``epoch`` in the next), with the
-    rules of :func:`wide_to_points`: text that is a number is a number, nested and boolean
-    values are no metric.
+    A first, cheap scan lists the batch's key sets (``json_keys``, no values; each file's own
+    only when the files' step or time fields may differ). When the batch's lines share few keys
+    they are read into one wide table of those keys, every value as text
+    (:func:`_wide_points`); a batch whose files each log different keys is read line by line as
+    maps instead (:func:`_map_points`): a wide table would cost a cell per key of the whole
+    batch on every line. Each file's step and time fields are picked from its own keys
+    (``step`` in one file, ``epoch`` in the next), with the rules of :func:`wide_to_points`:
+    text that is a number is a number, nested and boolean values are no metric.
 
     With ``tagged``, the lines of many files were written into one: each line carries its
     file's key in the field FILE_COLUMN, and ``tagged`` maps those keys to run ids.
@@ -232,43 +239,243 @@ def jsonl_points(
     files = "[" + ", ".join(_quote_literal(p) for p in run_of_file) + "]"
     source = "filename"
     if tagged is not None:
-        source = f"fields[{_quote_literal(FILE_COLUMN)}]"
+        source = f"json->>{_quote_literal(FILE_COLUMN)}"
         exclude = (*exclude, FILE_COLUMN)
         run_of_file = tagged
+    reader = f"read_ndjson_objects({files}, filename=true, maximum_object_size={MAX_LINE})"
     try:
-        # A table filled from the scan keeps the files' order (DuckDB preserves insertion
-        # order), so its rowid numbers each file's lines (see _long_points).
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _lines AS
-            SELECT {source} AS filename, fields
-            FROM (SELECT filename, CAST(json AS MAP(VARCHAR, VARCHAR)) AS fields
-                  FROM read_ndjson_objects({files}, filename=true,
-                                           maximum_object_size=67108864))"""
-        )
-        if tagged is not None and con.execute(
-            "SELECT count(*) FROM _lines WHERE filename IS NULL"
-        ).fetchone() != (0,):
-            raise ParseError("the lines carry no file tag")
-        keys_of = dict(
-            con.execute(
-                """SELECT filename, list(DISTINCT key) FROM
-                   (SELECT filename, unnest(map_keys(fields)) AS key FROM _lines)
-                   GROUP BY filename"""
-            ).fetchall()
-        )
-        if any("" in keys for keys in keys_of.values()):
+        shapes: list[tuple[list[str], int]] = con.execute(
+            f"SELECT json_keys(json) AS keys, count(*) AS lines FROM {reader} GROUP BY ALL"
+        ).fetchall()
+        columns = list(dict.fromkeys(k for keys, _ in shapes for k in keys))
+        if "" in columns:
             # A field named "" cannot be a column of the other readers: the line-by-line
             # fallback leaves it out and says so.
             raise ParseError('a field is named ""')
-        picked = {
-            path: _roles(keys_of.get(path, []), step_col, time_col, exclude) for path in run_of_file
-        }
-        table = _long_points(con, run_of_file, picked, row_step)
+        if tagged is not None and any(FILE_COLUMN not in keys for keys, _ in shapes):
+            raise ParseError("the lines carry no file tag")
+        shared = _shared_roles([keys for keys, _ in shapes], columns, step_col, time_col, exclude)
+        if shared is not None:
+            picked = dict.fromkeys(run_of_file, shared)
+        else:
+            picked = _roles_by_file(con, reader, source, run_of_file, step_col, time_col, exclude)
+        if _fits_wide(shapes, columns, tagged is not None):
+            table = _wide_points(con, files, tagged is not None, columns, run_of_file, picked,
+                                 row_step)  # fmt: skip
+        else:
+            table = _map_points(con, files, tagged is not None, run_of_file, picked, row_step)
     except duckdb.Error as exc:
         raise ParseError(" ".join(str(exc).split())) from exc
-    finally:
-        con.execute("DROP TABLE IF EXISTS _lines")
     return _placed(table, no_step)
+
+
+#: The longest line read from a JSONL file (DuckDB's default is 16 MB).
+MAX_LINE = 64 * 1024 * 1024
+
+
+def _fits_wide(shapes: Sequence[tuple[list[str], int]], columns: list[str], tagged: bool) -> bool:
+    """Whether one wide table of every key of the batch is the cheaper read.
+
+    It costs a cell per key on every line, so it is taken while the batch has few keys and its
+    lines fill at least 1/:data:`WIDE_SPARSENESS` of the cells; never for keys that cannot all
+    be columns (the same name in another case, or a name this module uses).
+    """
+    if len(columns) > WIDE_COLUMNS:
+        return False
+    lines = sum(n for _, n in shapes)
+    fields = sum(n * len(keys) for keys, n in shapes)
+    if len(columns) * lines > WIDE_SPARSENESS * max(fields, 1):
+        return False
+    # "rowid" would hide the table's own row numbers, which number lines without a step.
+    ours = {_STEP, _TS, _RUN, "rowid"} | (set() if tagged else {FILE_COLUMN})
+    lowered = {c.lower() for c in columns}
+    return len(lowered) == len(columns) and not lowered & ours
+
+
+def _shared_roles(
+    key_sets: Sequence[list[str]],
+    columns: list[str],
+    step_col: str | None,
+    time_col: str | None,
+    exclude: Sequence[str],
+) -> tuple[str | None, str | None, list[str]] | None:
+    """The roles every file of the batch has, known from its key sets alone; None when the
+    files may differ (each file's keys are then listed, see :func:`_roles_by_file`).
+
+    A file's step field is the first of STEP_COLUMNS among its keys. When the first of them
+    among all the batch's keys is on every line, it is every file's; when none is there, no
+    file has one. The same holds for the time field.
+    """
+    if len({c.lower() for c in columns}) != len(columns):
+        return None  # which of two spellings a file picks depends on its own keys
+    for given, candidates in ((step_col, STEP_COLUMNS), (time_col, TIME_COLUMNS)):
+        chosen = _pick(columns, candidates) if given is None else None
+        if chosen is not None and not all(chosen in keys for keys in key_sets):
+            return None
+    return _roles(columns, step_col, time_col, exclude)
+
+
+def _roles_by_file(
+    con: duckdb.DuckDBPyConnection,
+    reader: str,
+    source: str,
+    run_of_file: dict[str, str],
+    step_col: str | None,
+    time_col: str | None,
+    exclude: Sequence[str],
+) -> dict[str, tuple[str | None, str | None, list[str]]]:
+    """Each file's roles, from its own keys (``source`` names the file of a line)."""
+    keys_of: dict[str, dict[str, None]] = {}
+    for filename, keys in con.execute(
+        f"SELECT {source} AS filename, json_keys(json) AS keys FROM {reader} GROUP BY ALL"
+    ).fetchall():
+        keys_of.setdefault(filename, {}).update(dict.fromkeys(keys))
+    # Roles are picked once per set of keys: a batch of one writer's runs has one or two.
+    by_keys: dict[tuple[str, ...], tuple[str | None, str | None, list[str]]] = {}
+    picked = {}
+    for path in run_of_file:
+        keys = tuple(keys_of.get(path, ()))
+        if keys not in by_keys:
+            by_keys[keys] = _roles(keys, step_col, time_col, exclude)
+        picked[path] = by_keys[keys]
+    return picked
+
+
+def _wide_points(
+    con: duckdb.DuckDBPyConnection,
+    files: str,
+    tagged: bool,
+    columns: list[str],
+    run_of_file: dict[str, str],
+    picked: dict[str, tuple[str | None, str | None, list[str]]],
+    row_step: bool,
+) -> pa.Table:
+    """Points of a batch read as one table with a text column per key, UNPIVOTed in DuckDB.
+
+    Every value is read as the text a map read gives it, so both reads make the same points.
+    ``records=true`` makes a line that is no object, or an object with a key twice, an error
+    (as the map read's cast does), which sends the batch to the callers' fallbacks.
+
+    When every file has the same step and time fields (a batch of one writer's runs) they are
+    plain columns and each row's file becomes its run id afterwards, in Arrow; otherwise each
+    row is joined to its file's fields (a third more time).
+    """
+    declared = ", ".join(f"{_quote_literal(c)}: 'VARCHAR'" for c in columns)
+    name = "" if tagged else f", filename={_quote_literal(FILE_COLUMN)}"
+    reader = (
+        f"read_ndjson({files}, columns={{{declared}}}, records=true, "
+        f"format='newline_delimited', maximum_object_size={MAX_LINE}{name})"
+    )
+    if row_step:
+        picked = {path: (None, t, skip) for path, (_, t, skip) in picked.items()}
+    by_line = any(s is None for s, _, _ in picked.values())
+    if by_line:
+        # The line's place in its file (see wide_to_points: the table keeps the scan's order).
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _wide AS SELECT * FROM {reader}")
+        reader = "_wide"
+    line = f"(row_number() OVER (PARTITION BY w.{FILE_COLUMN} ORDER BY w.rowid) - 1)"
+    step_text = "coalesce(TRY_CAST({0} AS BIGINT), TRY_CAST(TRY_CAST({0} AS DOUBLE) AS BIGINT))"
+    time_text = "coalesce(TRY_CAST({0} AS DOUBLE), epoch(TRY_CAST({0} AS TIMESTAMPTZ)))"
+    uniform = len({(s, t, tuple(skip)) for s, t, skip in picked.values()}) == 1
+    if uniform:
+        step_key, time_key, skip = next(iter(picked.values()))
+        step = _role(step_key, columns, step_text, line, "NULL::BIGINT")
+        time_ = _role(time_key, columns, time_text, "NULL::DOUBLE", "NULL::DOUBLE")
+        skipped = set(skip)
+    else:
+        step = _per_file_role("step_key", picked, 0, columns, step_text, line, "NULL::BIGINT")
+        time_ = _per_file_role("time_key", picked, 1, columns, time_text, "NULL::DOUBLE",
+                               "NULL::DOUBLE")  # fmt: skip
+        skipped = set()
+    values = []
+    for key in columns:
+        if key == FILE_COLUMN or key in skipped:
+            continue
+        value = f"TRY_CAST({_column(key)} AS DOUBLE)"
+        if not uniform and any(key in skip for _, _, skip in picked.values()):
+            value = (
+                f"CASE WHEN list_contains(f.skip, {_quote_literal(key)}) THEN NULL ELSE {value} END"
+            )
+        values.append(f"{value} AS {_quote_ident(key)}")
+    if not values:
+        con.execute("DROP TABLE IF EXISTS _wide")
+        return empty_points()
+    run = f"w.{FILE_COLUMN}" if uniform else "f.run_id"
+    join = "" if uniform else f"JOIN _file_roles f ON f.filename = w.{FILE_COLUMN}"
+    if not uniform:
+        con.register("_file_roles", _roles_table(run_of_file, picked, row_step))
+    try:
+        table = con.sql(
+            f"""SELECT {_RUN} AS run_id, key, {_STEP} AS step, {_TS} AS ts, value
+            FROM (UNPIVOT (SELECT {run} AS {_RUN}, {step} AS {_STEP}, {time_} AS {_TS},
+                                  {", ".join(values)}
+                           FROM {reader} w {join})
+                  ON COLUMNS(* EXCLUDE ({_RUN}, {_STEP}, {_TS}))
+                  INTO NAME key VALUE value)"""
+        ).to_arrow_table()
+    finally:
+        if not uniform:
+            con.unregister("_file_roles")
+        con.execute("DROP TABLE IF EXISTS _wide")
+    return _runs_of_files(table, run_of_file) if uniform else table
+
+
+def _role(key: str | None, columns: list[str], convert: str, missing: str, absent: str) -> str:
+    """The expression of one role (step or time) filled by the field ``key`` in every file:
+    ``missing`` when no field has the role, ``absent`` when the named field is in no line."""
+    if key is None:
+        return missing
+    return convert.format(_column(key)) if key in columns else absent
+
+
+def _per_file_role(
+    role: str,
+    picked: dict[str, tuple[str | None, str | None, list[str]]],
+    at: int,
+    columns: list[str],
+    convert: str,
+    missing: str,
+    absent: str,
+) -> str:
+    """The expression of a role whose field differs between files (joined as ``f``)."""
+    keys = sorted({p[at] for p in picked.values() if p[at] is not None and p[at] in columns})
+    whens = " ".join(
+        f"WHEN f.{role} = {_quote_literal(k)} THEN {convert.format(_column(k))}" for k in keys
+    )
+    return f"CASE WHEN f.{role} IS NULL THEN {missing} {whens} ELSE {absent} END"
+
+
+def _runs_of_files(table: pa.Table, run_of_file: dict[str, str]) -> pa.Table:
+    """``table`` with the file each row came from (in its run_id column) made that file's run
+    id; rows of a file not in ``run_of_file`` are dropped, as a join would."""
+    at = pc.index_in(table.column("run_id"), value_set=pa.array(list(run_of_file), pa.string()))
+    if at.null_count:
+        table = table.filter(pc.is_valid(at))
+        at = at.drop_null()
+    runs = pa.array(list(run_of_file.values()), pa.string()).take(at)
+    return table.set_column(0, "run_id", runs)
+
+
+def _column(key: str) -> str:
+    return "w." + _quote_ident(key)
+
+
+def _roles_table(
+    run_of_file: dict[str, str],
+    picked: dict[str, tuple[str | None, str | None, list[str]]],
+    row_step: bool,
+) -> pa.Table:
+    return pa.table(
+        {
+            "filename": list(run_of_file),
+            "run_id": list(run_of_file.values()),
+            "step_key": pa.array(
+                [None if row_step else picked[p][0] for p in run_of_file], pa.string()
+            ),
+            "time_key": pa.array([picked[p][1] for p in run_of_file], pa.string()),
+            "skip": pa.array([picked[p][2] for p in run_of_file], pa.list_(pa.string())),
+        }
+    )
 
 
 def _roles(
@@ -280,25 +487,27 @@ def _roles(
     return step or None, time_ or None, [c for c in (step, time_, *exclude) if c]
 
 
-def _long_points(
+def _map_points(
     con: duckdb.DuckDBPyConnection,
+    files: str,
+    tagged: bool,
     run_of_file: dict[str, str],
     picked: dict[str, tuple[str | None, str | None, list[str]]],
     row_step: bool,
 ) -> pa.Table:
-    """The points of the ``_lines`` table of :func:`jsonl_points`."""
-    roles = pa.table(
-        {
-            "filename": list(run_of_file),
-            "run_id": list(run_of_file.values()),
-            "step_key": [None if row_step else picked[p][0] for p in run_of_file],
-            "time_key": [picked[p][1] for p in run_of_file],
-            "skip": pa.array([picked[p][2] for p in run_of_file], pa.list_(pa.string())),
-        }
+    """Points of a batch read line by line as maps of their fields, then unnested."""
+    source = f"fields[{_quote_literal(FILE_COLUMN)}]" if tagged else "filename"
+    # A table filled from the scan keeps the files' order (DuckDB preserves insertion order),
+    # so its rowid numbers each file's lines.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _lines AS
+        SELECT {source} AS filename, fields
+        FROM (SELECT filename, CAST(json AS MAP(VARCHAR, VARCHAR)) AS fields
+              FROM read_ndjson_objects({files}, filename=true, maximum_object_size={MAX_LINE}))"""
     )
     step = "l.fields[f.step_key]"
     time_ = "l.fields[f.time_key]"
-    con.register("_file_roles", roles)
+    con.register("_file_roles", _roles_table(run_of_file, picked, row_step))
     try:
         return con.sql(
             f"""SELECT run_id, key, step, ts, TRY_CAST(text AS DOUBLE) AS value
@@ -320,6 +529,7 @@ def _long_points(
         ).to_arrow_table()
     finally:
         con.unregister("_file_roles")
+        con.execute("DROP TABLE IF EXISTS _lines")
 
 
 def csv_points(

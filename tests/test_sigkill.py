@@ -79,7 +79,8 @@ def test_sigkill_mid_import_leaves_no_partial_run_and_reimport_completes(
     finished_early = proc.poll() is not None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    if finished_early:
+    # The import may also be over with the process not yet gone: it said "done" first.
+    if finished_early or "done" in proc.stdout.read():
         pytest.skip("the import finished before the kill on this machine; nothing to test")
 
     survivors = _assert_only_whole_runs(tmp_path)

@@ -174,17 +174,19 @@ class MltopRunsImporter:
         metric_files: list[LineFile] = []
         meta_changed: dict[str, SourceRef] = {}
         # The stats of each run's metadata files; their states are made only for the runs read.
-        meta_stats: dict[str, list[tuple[Path, os.stat_result]]] = {}
+        meta_stats: dict[str, list[tuple[str, os.stat_result]]] = {}
         ref_of: dict[str, SourceRef] = {}
         for ref in refs:
             folder = ref.location
             run_id = stable_id(KIND, store.id_path(folder))
             ref_of[run_id] = ref
             changed = False
-            stats: list[tuple[Path, os.stat_result]] = []
+            stats: list[tuple[str, os.stat_result]] = []
+            # Paths as text: a Path per file was a tenth of a first import's time.
+            base = str(folder) + os.sep
             for name in (META_FILE, PARAMS_FILE):
-                path = folder / name
-                change, st = classify(path, known.get(str(path)))
+                path = base + name
+                change, st = classify(path, known.get(path))
                 if change is not Change.UNCHANGED:
                     changed = True
                 if st is not None:
@@ -224,7 +226,7 @@ class MltopRunsImporter:
         skipped: set[str] = set()
         meta_states: list[FileState] = []
         for run_id, ref in meta_changed.items():
-            heads: dict[Path, str] = {}
+            heads: dict[str, str] = {}
             parsed = self._read_run(ref, run_id, report, heads)
             if parsed is None:
                 skipped.add(run_id)
@@ -267,28 +269,31 @@ class MltopRunsImporter:
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
             store.put_logs(logs)
-        new_runs = sum(1 for r in records if str(Path(r.location) / META_FILE) not in known)
+        new_runs = sum(1 for r in records if os.path.join(r.location, META_FILE) not in known)
         report.add(KIND, runs=new_runs, points=added)
 
     def _read_run(
-        self, ref: SourceRef, run_id: str, report: ImportReport, heads: dict[Path, str]
+        self, ref: SourceRef, run_id: str, report: ImportReport, heads: dict[str, str]
     ) -> tuple[RunRecord, str, dict[str, object], dict[str, object], list[str]] | None:
         """The run of a folder, or None when its metadata cannot be read (said in ``report``).
 
-        ``heads`` receives the fingerprint of each metadata file read, from the bytes read.
+        ``heads`` receives the fingerprint of each metadata file read (by path), from the bytes
+        read.
         """
         folder = ref.location
+        base = str(folder) + os.sep
+        meta_path = base + META_FILE
         try:
-            raw = read_json_bytes(folder / META_FILE, MAX_META_BYTES)
+            raw = read_json_bytes(meta_path, MAX_META_BYTES)
             meta = json_object(raw)
         except (OSError, ValueError) as exc:
             reason = str(exc) if isinstance(exc, ValueError) else f"cannot read ({exc})"
-            report.problem(folder / META_FILE, reason)
+            report.problem(meta_path, reason)
             return None
-        heads[folder / META_FILE] = fingerprint(raw[:HEAD_BYTES])
+        heads[meta_path] = fingerprint(raw[:HEAD_BYTES])
         run_params: dict[str, object] = {}
-        params_path = folder / PARAMS_FILE
-        if params_path.exists():
+        params_path = base + PARAMS_FILE
+        if os.path.exists(params_path):
             try:
                 raw = read_json_bytes(params_path, MAX_META_BYTES)
                 heads[params_path] = fingerprint(raw[:HEAD_BYTES])
@@ -305,7 +310,7 @@ class MltopRunsImporter:
         except OSError:
             names = []
         updated = max(
-            (s.st_mtime for s in (_stat(folder / n) for n in names) if s is not None),
+            (s.st_mtime for s in (_stat(base + n) for n in names) if s is not None),
             default=None,
         )
         run_logs = _log_names(folder, names)
@@ -355,9 +360,9 @@ def _log_files(folder: Path) -> list[str]:
         return []
 
 
-def _stat(path: Path) -> os.stat_result | None:
+def _stat(path: str) -> os.stat_result | None:
     try:
-        return path.stat()
+        return os.stat(path)
     except OSError:
         return None
 

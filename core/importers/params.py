@@ -40,7 +40,7 @@ def read_json_object(path: Path, max_bytes: int, what: str = "a metadata file") 
     return json_object(read_json_bytes(path, max_bytes, what))
 
 
-def read_json_bytes(path: Path, max_bytes: int, what: str = "a metadata file") -> bytes:
+def read_json_bytes(path: Path | str, max_bytes: int, what: str = "a metadata file") -> bytes:
     """The bytes of a small file; ValueError with a one-line reason when it is too large."""
     try:
         return read_limited(path, max_bytes, what)
