@@ -410,7 +410,7 @@ def test_files_appended_lines_add_only_new_points(tmp_path: Path, monkeypatch) -
     def untouchable(*args: object, **kwargs: object) -> None:
         raise AssertionError("an unchanged file was read")
 
-    for name in ("read_complete", "read_yaml", "read_value"):
+    for name in ("read_complete", "read_yaml", "read_meta", "read_value"):
         monkeypatch.setattr(mlflow_files, name, untouchable)
     monkeypatch.setattr(mlflow_metric_lines, "parse_chunks", untouchable)
     before = store.table_counts()

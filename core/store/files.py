@@ -112,6 +112,65 @@ class FileTables(StoreConnection):
         with self._lock, self._matching("path", paths, "_gone_files") as (where, args):
             self._con.execute(f"DELETE FROM files WHERE {where}", args)
 
+    # -- the runs of a tree of run folders (MLflow's file store) ------------------------------
+
+    def changed_runs(self, source: str, now: pa.Table) -> set[str]:
+        """The runs of ``now`` with a file that is new, changed or gone since it was recorded.
+
+        ``now`` lists every file of some runs of ``source`` as a stat just read them:
+        ``run_id``, ``path``, ``size``, ``mtime``, ``inode``. A run is changed when one of its
+        files is not recorded, differs from its record in size, mtime or inode, or is recorded
+        for the run but not listed. One join per call, so that a re-scan of a tree of a hundred
+        thousand runs makes no Python object per unchanged file.
+        """
+        with self._lock:
+            self._con.register("_now_tree", now)
+            try:
+                rows = self._con.execute(
+                    "WITH f AS (SELECT path, run_id, size, mtime, inode FROM files "
+                    "WHERE source = ? AND run_id IN (SELECT run_id FROM _now_tree)) "
+                    "SELECT DISTINCT coalesce(n.run_id, f.run_id) "
+                    "FROM _now_tree n FULL JOIN f ON f.path = n.path "
+                    "WHERE n.path IS NULL OR f.path IS NULL OR n.size IS DISTINCT FROM f.size "
+                    "OR n.mtime IS DISTINCT FROM f.mtime OR n.inode IS DISTINCT FROM f.inode",
+                    [source],
+                ).fetchall()
+            finally:
+                self._con.unregister("_now_tree")
+        return {row[0] for row in rows}
+
+    def run_file_states(self, source: str, run_ids: Iterable[str | None]) -> dict[str, FileState]:
+        """Recorded states of ``source``'s files read into these runs, by path (``None`` among
+        ``run_ids`` asks for the source's files of no run too: an experiment's meta.yaml)."""
+        ids = list(run_ids)
+        sql = (
+            'SELECT path, size, mtime, inode, "offset", head, run_id FROM files '
+            "WHERE source = ? AND ({where} OR (? AND run_id IS NULL))"
+        )
+        with self._lock, self._matching("run_id", ids, "_state_runs") as (where, args):
+            rows = self._con.execute(
+                sql.format(where=where), [source, *args, None in ids]
+            ).fetchall()
+        return {
+            row[0]: FileState(row[0], row[1], row[2], row[3], row[4], row[5] or "", row[6])
+            for row in rows
+        }
+
+    def runs_with_files_except(self, source: str, run_ids: Iterable[str]) -> list[str]:
+        """The runs that ``source``'s recorded files were read into, other than ``run_ids``:
+        those whose folder is gone when ``run_ids`` are the folders listed now."""
+        with self._lock:
+            self._with_ids("_listed_runs", run_ids)
+            try:
+                rows = self._con.execute(
+                    "SELECT DISTINCT run_id FROM files WHERE source = ? AND run_id IS NOT NULL "
+                    "AND run_id NOT IN (SELECT id FROM _listed_runs)",
+                    [source],
+                ).fetchall()
+            finally:
+                self._con.unregister("_listed_runs")
+        return sorted(row[0] for row in rows)
+
     # -- sources ----------------------------------------------------------------------------------
 
     def touch_sources(self, sources: Iterable[tuple[str, str]]) -> None:
