@@ -327,12 +327,15 @@ def import_tree(store: Store, root: Path, report: ImportReport) -> None:
     exp_changed = bool(changed_exps or exp_recorded - {e.meta for e in experiments})
     writer = _Writer(store, source, experiments, exp_changed, report)
     listed: set[str] = set()
+    digests = store.run_digests(source)
     for chunk in list_runs(experiments, lambda n: common.run_id(KIND, id_source, n), listed):
-        changed = store.changed_runs(source, chunk.table())
+        changed = dict(store.changed_runs(chunk.table(), digests))
         todo = [r for r in chunk.runs if r[0] in changed or r[1].experiment.native in changed_exps]
         if not todo:
             continue
-        states = store.run_file_states(source, [rid for rid, _, _, _ in todo])
+        # A run the store has no file of (every run of a first import) has no state to fetch.
+        known = [rid for rid, _, _, _ in todo if changed.get(rid, True)]
+        states = store.run_file_states(source, known) if known else {}
         recorded: dict[str, list[str]] = {}
         for state in states.values():
             recorded.setdefault(state.run_id or "", []).append(state.path)
@@ -345,7 +348,8 @@ def import_tree(store: Store, root: Path, report: ImportReport) -> None:
             if plan is not None:
                 writer.add(plan)
     writer.flush()
-    gone = store.runs_with_files_except(source, listed)
+    # A run with recorded files and no folder now: deleted on disk.
+    gone = sorted(set(digests.column("run_id").to_pylist()) - listed)
     pending = writer.experiments()[0] if writer.rows_due else []
     if not (pending or exp_changed or gone):
         return

@@ -26,9 +26,9 @@ from mltop.core.store import string_array
 META = "meta.yaml"
 TRASH = ".trash"
 GROUPS = ("params", "tags", "metrics")
-#: Files listed (with their stat results) before they are compared with the store in one join.
-#: MLflow writes about sixteen files a run: some 6,000 runs, 20 MB of stat results, at a time.
-COMPARE_FILES = 100_000
+#: Files listed (paths and three numbers each) before they are compared with the store in one
+#: small join: MLflow writes about sixteen files a run, so some 1,200 runs at a time.
+COMPARE_FILES = 20_000
 
 
 # -- the tree ---------------------------------------------------------------------------------

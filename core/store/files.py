@@ -13,6 +13,12 @@ from mltop.core.entities import (
 )
 from mltop.core.store.connection import LARGE_WRITE, StoreConnection
 
+#: What :meth:`FileTables.run_digests` folds a run's files into: the same expression over the
+#: recorded states and over a fresh listing (the same column types), so equal files give equal
+#: digests.
+_DIGEST = "bit_xor(hash(path, size, mtime, inode))"
+_EVICT_TO = "16MB"
+
 
 class FileTables(StoreConnection):
     """The ``files`` and ``sources`` tables."""
@@ -114,30 +120,53 @@ class FileTables(StoreConnection):
 
     # -- the runs of a tree of run folders (MLflow's file store) ------------------------------
 
-    def changed_runs(self, source: str, now: pa.Table) -> set[str]:
-        """The runs of ``now`` with a file that is new, changed or gone since it was recorded.
+    def run_digests(self, source: str) -> pa.Table:
+        """Per run of ``source``: how many files are recorded for it and a 64-bit digest of
+        their paths, sizes, mtimes and inodes (columns ``run_id``, ``files``, ``digest``).
 
-        ``now`` lists every file of some runs of ``source`` as a stat just read them:
-        ``run_id``, ``path``, ``size``, ``mtime``, ``inode``. A run is changed when one of its
-        files is not recorded, differs from its record in size, mtime or inode, or is recorded
-        for the run but not listed. One join per call, so that a re-scan of a tree of a hundred
-        thousand runs makes no Python object per unchanged file.
+        One scan of the files table per re-scan, so that comparing a hundred thousand runs'
+        files with :meth:`changed_runs` costs one small join per chunk, not a scan of every
+        recorded file per chunk, and no Python object per file.
+        """
+        with self._lock:
+            table = self._con.sql(
+                f"SELECT run_id, count(*) AS files, {_DIGEST} AS digest FROM files "
+                "WHERE source = ? AND run_id IS NOT NULL GROUP BY run_id",
+                params=[source],
+            ).to_arrow_table()
+            # DuckDB keeps the blocks it read (70 MB of paths at a hundred thousand runs)
+            # until it needs room; nothing reads them again before the next re-scan. A
+            # moment's lower memory limit evicts them, and the limit goes back as it was.
+            limit = self._con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+            self._con.execute(f"SET memory_limit = '{_EVICT_TO}'")
+            self._con.execute(f"SET memory_limit = '{limit}'")
+        return table
+
+    def changed_runs(self, now: pa.Table, recorded: pa.Table) -> list[tuple[str, bool]]:
+        """The runs of ``now`` whose files differ from ``recorded`` (:meth:`run_digests`).
+
+        ``now`` lists every file of some runs as a stat just read them: ``run_id``, ``path``,
+        ``size``, ``mtime``, ``inode``. A run is changed when a file is new, gone, or differs in
+        size, mtime or inode from its record: its digest or its count of files differs (two
+        different sets of files share a digest with a chance of one in 2^64). Each changed run
+        comes with whether ``recorded`` holds it: a run it does not hold has no recorded state to
+        fetch.
         """
         with self._lock:
             self._con.register("_now_tree", now)
+            self._con.register("_recorded_runs", recorded)
             try:
                 rows = self._con.execute(
-                    "WITH f AS (SELECT path, run_id, size, mtime, inode FROM files "
-                    "WHERE source = ? AND run_id IN (SELECT run_id FROM _now_tree)) "
-                    "SELECT DISTINCT coalesce(n.run_id, f.run_id) "
-                    "FROM _now_tree n FULL JOIN f ON f.path = n.path "
-                    "WHERE n.path IS NULL OR f.path IS NULL OR n.size IS DISTINCT FROM f.size "
-                    "OR n.mtime IS DISTINCT FROM f.mtime OR n.inode IS DISTINCT FROM f.inode",
-                    [source],
+                    f"WITH n AS (SELECT run_id, count(*) AS files, {_DIGEST} AS digest "
+                    "FROM _now_tree GROUP BY run_id) "
+                    "SELECT n.run_id, r.run_id IS NOT NULL "
+                    "FROM n LEFT JOIN _recorded_runs r ON r.run_id = n.run_id "
+                    "WHERE r.run_id IS NULL OR r.files <> n.files OR r.digest <> n.digest"
                 ).fetchall()
             finally:
                 self._con.unregister("_now_tree")
-        return {row[0] for row in rows}
+                self._con.unregister("_recorded_runs")
+        return [(row[0], row[1]) for row in rows]
 
     def run_file_states(self, source: str, run_ids: Iterable[str | None]) -> dict[str, FileState]:
         """Recorded states of ``source``'s files read into these runs, by path (``None`` among
@@ -155,21 +184,6 @@ class FileTables(StoreConnection):
             row[0]: FileState(row[0], row[1], row[2], row[3], row[4], row[5] or "", row[6])
             for row in rows
         }
-
-    def runs_with_files_except(self, source: str, run_ids: Iterable[str]) -> list[str]:
-        """The runs that ``source``'s recorded files were read into, other than ``run_ids``:
-        those whose folder is gone when ``run_ids`` are the folders listed now."""
-        with self._lock:
-            self._with_ids("_listed_runs", run_ids)
-            try:
-                rows = self._con.execute(
-                    "SELECT DISTINCT run_id FROM files WHERE source = ? AND run_id IS NOT NULL "
-                    "AND run_id NOT IN (SELECT id FROM _listed_runs)",
-                    [source],
-                ).fetchall()
-            finally:
-                self._con.unregister("_listed_runs")
-        return sorted(row[0] for row in rows)
 
     # -- sources ----------------------------------------------------------------------------------
 
