@@ -12,10 +12,14 @@ Layout (as MLflow writes it)::
 A key with ``/`` is a sub-folder (``metrics/val/roc_auc``). Experiment folders also hold
 ``models/``, ``datasets/`` and ``tags/``: a run folder is one with its own ``meta.yaml``.
 
-Incremental: every file read is recorded. A re-scan stats each file; a metric file that grew is
-read from its recorded offset (complete lines only), a replaced one is re-read, an untouched one
-is not opened. A run with any changed file gets its small files (meta, params, tags) re-read and
-its row rewritten; its histories change only by the new lines.
+Incremental: every file read is recorded. A re-scan lists and stats each file and compares the
+stats with the records in the store, a chunk of runs at a time, by a digest per run (see
+:mod:`mltop.core.importers.mlflow_files_tree`); only a run with a changed file is planned. There
+a metric file that grew is read from its recorded offset (complete lines only), a replaced one
+is re-read, an untouched one is not opened; the run's small files (meta, params, tags) are
+re-read and its row rewritten; its histories change only by the new lines. Changed runs are
+written as the listing goes, a batch at a time, so a first import of a hundred thousand runs
+holds one batch in memory, not the tree.
 
 Metric lines are read here (one ``read`` per file, from its recorded offset) and parsed in bulk
 by :mod:`mltop.core.importers.mlflow_metric_lines`.

@@ -2,10 +2,12 @@
 
 Apart from reading and writing runs because a re-scan of an untouched store is only this: list
 the experiment and run folders (plain strings, one ``scandir`` per folder), stat every file, and
-compare the stats with the recorded states in the store, one join per :data:`COMPARE_FILES`
-files, so that no Python object is made per unchanged file and nothing is opened unless it
-changed. Only the runs with a changed file are planned (their recorded states fetched, each
-changed file classified). The layout is described in :mod:`mltop.core.importers.mlflow_files`.
+compare the stats with the recorded states in the store: the store folds each run's recorded
+files into a count and a digest once per scan, and each chunk of :data:`COMPARE_FILES` listed
+files is folded the same way and joined with them, so that no Python object is made per
+unchanged file and nothing is opened unless it changed. Only the runs with a changed file are
+planned (their recorded states fetched, each changed file classified). The layout is described
+in :mod:`mltop.core.importers.mlflow_files`.
 """
 
 from __future__ import annotations
