@@ -23,7 +23,12 @@ from helpers.fixtures import untar
 from helpers.mlflow_oracle import assert_run_matches_oracle
 
 from mltop.core.entities import ImportReport, SourceRef
-from mltop.core.importers import mlflow_files, mlflow_metric_lines, mlflow_sqlite
+from mltop.core.importers import (
+    mlflow_files,
+    mlflow_files_tree,
+    mlflow_metric_lines,
+    mlflow_sqlite,
+)
 from mltop.core.importers.mlflow_common import run_id
 from mltop.core.store import Store, open_memory_store
 
@@ -448,7 +453,7 @@ def test_files_appended_lines_add_only_new_points(tmp_path: Path, monkeypatch) -
     def untouchable(*args: object, **kwargs: object) -> None:
         raise AssertionError("an unchanged file was read")
 
-    for name in ("read_complete", "read_yaml", "read_value"):
+    for name in ("read_complete", "read_yaml", "read_meta", "read_value"):
         monkeypatch.setattr(mlflow_files, name, untouchable)
     monkeypatch.setattr(mlflow_metric_lines, "parse_chunks", untouchable)
     before = store.table_counts()
@@ -486,6 +491,72 @@ def test_files_status_change_and_removed_run(tmp_path: Path) -> None:
     assert store.file_states(str(root)) and all(
         "rf-diabetes" not in p for p in store.file_states(str(root))
     )
+
+
+def test_files_rescan_in_many_chunks_rereads_only_the_changed_runs(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Listing compared a few files at a time and written a few runs at a time: a first import
+    gives what one batch gives, and a re-scan reads only runs whose files changed, including a
+    metric file renamed with its size, mtime and inode kept."""
+    root = filestore_copy(tmp_path)
+    whole = open_memory_store()
+    run_import(whole, FILES, root)
+    monkeypatch.setattr(mlflow_files_tree, "COMPARE_FILES", 30)
+    monkeypatch.setattr(mlflow_files, "BATCH_RUNS", 3)
+    monkeypatch.setattr(mlflow_files, "LARGE_BATCH", 2)
+    store = open_memory_store()
+    report = run_import(store, FILES, root)
+    assert report.counts[FILES].runs == 16 and report.problems == []
+    assert summary_rows(store) == summary_rows(whole)
+    assert {r.name: r.experiment for r in store.runs()} == {
+        r.name: r.experiment for r in whole.runs()
+    }
+
+    tagged, renamed = run_dir(root, "gbr-diabetes"), run_dir(root, "sgd-wine-interrupted")
+    (tagged / "tags" / "reviewed").write_text("yes")
+    before = (renamed / "metrics" / "train_loss").stat()
+    (renamed / "metrics" / "train_loss").rename(renamed / "metrics" / "loss_renamed")
+    assert (renamed / "metrics" / "loss_renamed").stat().st_mtime == before.st_mtime
+    shutil.rmtree(run_dir(root, "rf-diabetes"))
+    read: list[str] = []
+    real = mlflow_files.read_meta
+
+    def counted(path: str | Path) -> tuple[dict[str, Any], bytes]:
+        if Path(path).parent.parent != root:  # a run's meta.yaml, not an experiment's
+            read.append(Path(path).parent.name)
+        return real(path)
+
+    monkeypatch.setattr(mlflow_files, "read_meta", counted)
+    report = run_import(store, FILES, root)
+    assert sorted(read) == sorted([tagged.name, renamed.name])
+    assert report.counts[FILES].runs == 2 and report.removed_runs == 1
+    runs = {r.name: r for r in store.runs()}
+    assert "rf-diabetes" not in runs
+    assert store.tags(runs["gbr-diabetes"].id)["reviewed"] == "yes"
+    rid = runs["sgd-wine-interrupted"].id
+    assert store.history(rid, "train_loss").num_rows == 0
+    assert store.history(rid, "loss_renamed").num_rows == 15
+    points_consistent(store)
+
+
+def test_release_buffers_keeps_the_memory_limit() -> None:
+    store = open_memory_store()
+
+    def limit() -> str:
+        return store._con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+
+    default = limit()
+    for _ in range(3):
+        store.release_buffers()
+    assert limit() == default
+    store._con.execute("SET memory_limit = '300MB'")
+    printed = limit()
+    store.release_buffers()
+    once = limit()
+    for _ in range(3):
+        store.release_buffers()
+    assert limit() == once and once in (printed, "286.0 MiB")
 
 
 def test_files_meta_rewritten_within_one_clock_tick_is_still_seen(tmp_path: Path) -> None:

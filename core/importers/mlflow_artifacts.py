@@ -43,14 +43,16 @@ def tensorboard_roots(mlruns: Path, experiments: list[str]) -> list[Path]:
     """
     roots = []
     for experiment in experiments:
+        # Plain strings until a folder is found: a store holds a hundred thousand runs.
+        base = os.path.join(mlruns, experiment)
         try:
-            runs = sorted(e.name for e in os.scandir(mlruns / experiment) if e.is_dir())
+            runs = sorted(e.name for e in os.scandir(base) if e.is_dir())
         except OSError:
             continue
         for run in runs:
-            folder = mlruns / experiment / run / ARTIFACTS / TENSORBOARD_LOGS
-            if folder.is_dir():
-                roots.append(folder)
+            folder = os.path.join(base, run, ARTIFACTS, TENSORBOARD_LOGS)
+            if os.path.isdir(folder):
+                roots.append(Path(folder))
     return roots
 
 

@@ -12,10 +12,14 @@ Layout (as MLflow writes it)::
 A key with ``/`` is a sub-folder (``metrics/val/roc_auc``). Experiment folders also hold
 ``models/``, ``datasets/`` and ``tags/``: a run folder is one with its own ``meta.yaml``.
 
-Incremental: every file read is recorded. A re-scan stats each file; a metric file that grew is
-read from its recorded offset (complete lines only), a replaced one is re-read, an untouched one
-is not opened. A run with any changed file gets its small files (meta, params, tags) re-read and
-its row rewritten; its histories change only by the new lines.
+Incremental: every file read is recorded. A re-scan lists and stats each file and compares the
+stats with the records in the store, a chunk of runs at a time, by a digest per run (see
+:mod:`mltop.core.importers.mlflow_files_tree`); only a run with a changed file is planned. There
+a metric file that grew is read from its recorded offset (complete lines only), a replaced one
+is re-read, an untouched one is not opened; the run's small files (meta, params, tags) are
+re-read and its row rewritten; its histories change only by the new lines. Changed runs are
+written as the listing goes, a batch at a time, so a first import of a hundred thousand runs
+holds one batch in memory, not the tree.
 
 Metric lines are read here (one ``read`` per file, from its recorded offset) and parsed in bulk
 by :mod:`mltop.core.importers.mlflow_metric_lines`.
@@ -24,10 +28,9 @@ by :mod:`mltop.core.importers.mlflow_metric_lines`.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,8 @@ from mltop.core.importers.base import (
     HEAD_BYTES,
     Detection,
     file_state,
+    fingerprint,
+    head_fingerprint,
     read_complete,
 )
 from mltop.core.importers.mlflow_files_tree import (
@@ -51,10 +56,13 @@ from mltop.core.importers.mlflow_files_tree import (
     ExperimentDir,
     MetricRead,
     RunPlan,
+    Stat,
+    experiment_dirs,
+    fill_keys,
+    list_runs,
     looks_like_store,
     plan_run,
     rewritten,
-    scan_tree,
 )
 from mltop.core.importers.mlflow_metric_lines import LINE_HELP, check_text, parse_resilient
 from mltop.core.store import POINTS_SCHEMA, Store
@@ -67,7 +75,9 @@ RACY_SECONDS = 2.0  # see settled()
 #: Runs (and metric bytes) read and written per store transaction: each commit writes every
 #: table's last rows again, and a first import of 100,000 runs in commits of 500 wrote several
 #: times the size of the store it made. A commit of LARGE_BATCH runs goes straight into the file.
-BATCH_RUNS = 5000
+#: Batches of 5,000 held 130-190 MB more than the import's start at the peak of their write;
+#: 2,000 hold about 100 MB and write as much (2.1x the store at 10,400 runs, 2.0x with 5,000).
+BATCH_RUNS = 2000
 BATCH_BYTES = 32 << 20
 LARGE_BATCH = 1000
 
@@ -80,6 +90,11 @@ class UnitError(Exception):
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
+    return read_meta(path)[0]
+
+
+def read_meta(path: str | Path) -> tuple[dict[str, Any], bytes]:
+    """An MLflow meta.yaml's mapping, and the bytes it was read from (its state's head)."""
     try:
         with open_regular(path) as fh:
             data = fh.read(MAX_META_BYTES + 1)
@@ -99,7 +114,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise UnitError(f"not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(doc, dict):
         raise UnitError("not an MLflow meta.yaml (not a mapping)")
-    return doc
+    return doc, data
 
 
 def read_value(path: str | Path) -> tuple[str, bytes]:
@@ -115,16 +130,15 @@ def read_value(path: str | Path) -> tuple[str, bytes]:
 
 
 def state_of(
-    path: str | Path, st: os.stat_result, offset: int, run_id: str | None, start: bytes
+    path: str | Path, st: Stat, offset: int, run_id: str | None, start: bytes
 ) -> FileState:
-    """:func:`file_state`, hashing the head from bytes already read from the file's start.
+    """The state to record after reading ``path`` up to ``offset``, hashing the head from
+    bytes already read from the file's start when they cover it.
 
     Saves opening every file a second time on a first import (17,000 files for 1,000 runs).
     """
     n = min(st.st_size, HEAD_BYTES)
-    if len(start) < n:
-        return file_state(Path(path), st, offset, run_id)
-    head = f"{n}:{hashlib.sha1(start[:n]).hexdigest()}"
+    head = fingerprint(start[:n]) if len(start) >= n else head_fingerprint(Path(path), st.st_size)
     return FileState(str(path), st.st_size, st.st_mtime, st.st_ino, offset, head, run_id)
 
 
@@ -157,7 +171,7 @@ def read_run(
     """The run's row, params and tags from its small files; None when meta.yaml is unusable."""
     run = plan.run
     try:
-        meta = read_yaml(run.meta)
+        meta, meta_data = read_meta(run.meta)
         if "run_id" not in meta and "run_uuid" not in meta:
             raise UnitError("not an MLflow run meta.yaml (no run_id)")
     except UnitError as exc:
@@ -166,7 +180,7 @@ def read_run(
     states: list[FileState] = []
     meta_st = plan.stats.get(run.meta)
     if meta_st is not None:
-        states.append(settled(file_state(Path(run.meta), meta_st, meta_st.st_size, plan.run_id)))
+        states.append(settled(state_of(run.meta, meta_st, meta_st.st_size, plan.run_id, meta_data)))
     values: dict[str, dict[str, str]] = {"params": {}, "tags": {}}
     for group, files in (("params", run.params), ("tags", run.tags)):
         for path, key in files:
@@ -271,19 +285,6 @@ def read_metrics(plans: Sequence[RunPlan], report: ImportReport) -> MetricBatch:
     return MetricBatch(points, states, touched, forget)
 
 
-def _batches(plans: list[RunPlan]) -> Iterator[list[RunPlan]]:
-    batch: list[RunPlan] = []
-    size = 0
-    for plan in plans:
-        if batch and (len(batch) >= BATCH_RUNS or size + plan.new_bytes > BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(plan)
-        size += plan.new_bytes
-    if batch:
-        yield batch
-
-
 def _experiments(
     source: str, dirs: list[ExperimentDir], report: ImportReport, id_source: str
 ) -> tuple[list[common.ExperimentRow], set[str], list[FileState]]:
@@ -324,53 +325,110 @@ def import_tree(store: Store, root: Path, report: ImportReport) -> None:
     forget_gone_logs(store, root)
     source = str(root)
     id_source = store.id_path(root)
-    states = store.file_states(source)
-    experiments, runs = scan_tree(root)
-    recorded: dict[str, list[str]] = {}
-    exp_recorded: set[str] = set()
-    for state in states.values():
-        if state.run_id is None:
-            exp_recorded.add(state.path)
-        else:
-            recorded.setdefault(state.run_id, []).append(state.path)
-
+    experiments = experiment_dirs(root)
+    exp_states = store.run_file_states(source, [None])
+    exp_recorded = set(exp_states)
     # An experiment renamed or deleted in place: its runs' rows carry its lifecycle.
-    changed_exps = {e.native for e in experiments if rewritten(e.meta, states.get(e.meta))}
+    changed_exps = {e.native for e in experiments if rewritten(e.meta, exp_states.get(e.meta))}
     exp_changed = bool(changed_exps or exp_recorded - {e.meta for e in experiments})
-    plans: list[RunPlan] = []
-    current: set[str] = set()
-    for run in runs:
-        rid = common.run_id(KIND, id_source, run.native)
-        if rid in current:
-            continue  # the same run id in two experiment folders: keep the first
-        current.add(rid)
-        force = run.experiment.native in changed_exps
-        plan = plan_run(run, rid, states, recorded.get(rid, []), force)
-        if plan is not None:
-            plans.append(plan)
-    gone = sorted(set(recorded) - current)
-    if not plans and not gone and not exp_changed:
-        return
-
-    exp_rows, deleted_exps, exp_states = _experiments(source, experiments, report, id_source)
-    # Experiments go in with the first batch of runs, when they changed or a run is new (its
-    # experiment folder may have no meta.yaml to notice it by).
-    pending = exp_rows if exp_changed or any(p.fresh for p in plans) else []
-    for batch in _batches(plans):
-        if _write_batch(store, source, batch, deleted_exps, pending, report):
-            pending = []
+    writer = _Writer(store, source, experiments, exp_changed, report)
+    listed: set[str] = set()
+    digests = store.run_digests(source)
+    for chunk in list_runs(experiments, lambda n: common.run_id(KIND, id_source, n), listed):
+        changed = dict(store.changed_runs(chunk.table(), digests))
+        todo = [r for r in chunk.runs if r[0] in changed or r[1].experiment.native in changed_exps]
+        if not todo:
+            continue
+        # A run the store has no file of (every run of a first import) has no state to fetch.
+        known = [rid for rid, _, _, _ in todo if changed.get(rid, True)]
+        states = store.run_file_states(source, known) if known else {}
+        recorded: dict[str, list[str]] = {}
+        for state in states.values():
+            recorded.setdefault(state.run_id or "", []).append(state.path)
+        for rid, run, start, end in todo:
+            fill_keys(run, chunk.paths[start:end])
+            force = run.experiment.native in changed_exps
+            plan = plan_run(
+                run, rid, chunk.stats_of(start, end), states, recorded.get(rid, []), force
+            )
+            if plan is not None:
+                writer.add(plan)
+    writer.flush()
+    # A run with recorded files and no folder now: deleted on disk.
+    gone = sorted(set(digests.column("run_id").to_pylist()) - listed)
+    pending = writer.experiments()[0] if writer.rows_due else []
     if not (pending or exp_changed or gone):
         return
     with store.transaction():
         store.put_experiments(pending)
         if exp_changed:
-            stale = exp_recorded - {s.path for s in exp_states}
+            _, _, now_states = writer.experiments()
+            stale = exp_recorded - {s.path for s in now_states}
             if stale:
                 store.delete_files(stale)
-            store.put_files(source, exp_states)
+            store.put_files(source, now_states)
         if gone:
             store.delete_runs(gone)
             report.removed_runs += len(gone)
+
+
+class _Writer:
+    """Changed runs gathered into batches, each read and written in one store transaction.
+
+    The experiments' rows go in with the first batch written, when they changed or the batch
+    has a new run (its experiment folder may have no meta.yaml to notice it by), so that no run
+    is ever in the store without its experiment. They are read once, when first needed.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        source: str,
+        dirs: list[ExperimentDir],
+        exp_changed: bool,
+        report: ImportReport,
+    ) -> None:
+        self.store, self.source, self.dirs, self.report = store, source, dirs, report
+        self.exp_changed = exp_changed
+        self.experiments_written = False
+        self.fresh_seen = False
+        self._experiments: tuple[list[common.ExperimentRow], set[str], list[FileState]] | None = (
+            None
+        )
+        self.batch: list[RunPlan] = []
+        self.size = 0
+
+    def experiments(self) -> tuple[list[common.ExperimentRow], set[str], list[FileState]]:
+        if self._experiments is None:
+            id_source = self.store.id_path(self.source)
+            self._experiments = _experiments(self.source, self.dirs, self.report, id_source)
+        return self._experiments
+
+    @property
+    def rows_due(self) -> bool:
+        """The experiments' rows are still to be written: they changed, or a run is new."""
+        return not self.experiments_written and (self.exp_changed or self.fresh_seen)
+
+    def add(self, plan: RunPlan) -> None:
+        if self.batch and (
+            len(self.batch) >= BATCH_RUNS or self.size + plan.new_bytes > BATCH_BYTES
+        ):
+            self.flush()
+        self.batch.append(plan)
+        self.size += plan.new_bytes
+        self.fresh_seen = self.fresh_seen or plan.fresh
+
+    def flush(self) -> None:
+        if not self.batch:
+            return
+        batch, self.batch, self.size = self.batch, [], 0
+        rows, deleted, _ = self.experiments()
+        due = self.rows_due
+        if _write_batch(self.store, self.source, batch, deleted, rows if due else [], self.report):
+            self.experiments_written = self.experiments_written or due
+            if len(batch) >= LARGE_BATCH:
+                # A first import would otherwise keep every block it wrote in DuckDB's buffers.
+                self.store.release_buffers()
 
 
 def _write_batch(

@@ -1,23 +1,36 @@
 """An ``mlruns/`` tree's folders, and what changed in them since the last scan.
 
 Apart from reading and writing runs because a re-scan of an untouched store is only this: list
-the experiment and run folders (plain strings, one ``scandir`` per folder) and stat every file
-against its recorded state, so that nothing is opened unless it changed. The layout is described
+the experiment and run folders (plain strings, one ``scandir`` per folder), stat every file, and
+compare the stats with the recorded states in the store: the store folds each run's recorded
+files into a count and a digest once per scan, and each chunk of :data:`COMPARE_FILES` listed
+files is folded the same way and joined with them, so that no Python object is made per
+unchanged file and nothing is opened unless it changed. Only the runs with a changed file are
+planned (their recorded states fetched, each changed file classified). The layout is described
 in :mod:`mltop.core.importers.mlflow_files`.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
 
 from mltop.core.entities import FileState
 from mltop.core.importers.base import Change, classify
+from mltop.core.store import string_array
 
 META = "meta.yaml"
 TRASH = ".trash"
+GROUPS = ("params", "tags", "metrics")
+#: Files listed (paths and three numbers each) before they are compared with the store in one
+#: small join: MLflow writes about sixteen files a run, so some 1,200 runs at a time.
+COMPARE_FILES = 20_000
 
 
 # -- the tree ---------------------------------------------------------------------------------
@@ -56,59 +69,155 @@ class RunDir:
                 yield path
 
 
-def _list_keyed(folder: str, prefix: str = "") -> list[tuple[str, str]]:
-    """Files under ``folder`` with their MLflow key (relative path, ``/``-separated)."""
-    out: list[tuple[str, str]] = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return out
-    for entry in entries:
-        key = prefix + entry.name
-        if entry.is_dir(follow_symlinks=False):
-            out.extend(_list_keyed(entry.path, key + "/"))
-        elif entry.is_file():
-            out.append((entry.path, key))
-    return out
-
-
 def _entries(folder: str) -> list[os.DirEntry[str]]:
     try:
-        return list(os.scandir(folder))
+        with os.scandir(folder) as it:
+            return list(it)
     except OSError:
         return []
 
 
-def scan_tree(root: Path) -> tuple[list[ExperimentDir], list[RunDir]]:
-    """Experiment and run folders of an mlruns tree (names only, no file contents)."""
+def _is_run(entries: Sequence[os.DirEntry[str]]) -> bool:
+    return any(e.name == META and e.is_file() for e in entries)
+
+
+def experiment_dirs(root: Path) -> list[ExperimentDir]:
+    """The experiment folders of an mlruns tree: numeric folders (at the top or in ``.trash``)
+    holding a ``meta.yaml`` or a run folder; ``models/`` of a registry is skipped by its name."""
     experiments: list[ExperimentDir] = []
-    runs: list[RunDir] = []
-    # Experiment ids are numbers; this also skips a registry's models/ folder at the root.
     tops = [(e, False) for e in _entries(str(root))]
     tops += [(e, True) for e in _entries(os.path.join(root, TRASH))]
     for entry, in_trash in tops:
         if not entry.name.isdigit() or not entry.is_dir(follow_symlinks=False):
             continue
         exp = ExperimentDir(entry.name, entry.path, in_trash)
-        children = _entries(exp.path)
-        is_experiment = any(c.name == META and c.is_file() for c in children)
-        for child in children:
+        # An experiment folder without its meta.yaml still holds runs (rare: listed to know).
+        if os.path.isfile(exp.meta) or any(
+            c.is_dir(follow_symlinks=False) and _is_run(_entries(c.path))
+            for c in _entries(exp.path)
+        ):
+            experiments.append(exp)
+    return experiments
+
+
+class Stat(NamedTuple):
+    """What a scan keeps of a file's stat: a whole ``os.stat_result`` is about a kilobyte of
+    Python objects, and a listing holds :data:`COMPARE_FILES` of them."""
+
+    st_size: int
+    st_mtime: float
+    st_ino: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Stat:
+        return cls(st.st_size, st.st_mtime, st.st_ino)
+
+
+@dataclass
+class Listing:
+    """Run folders and their files, stat'd, in the order listed (one chunk of a tree)."""
+
+    runs: list[tuple[str, RunDir, int, int]] = field(default_factory=list)  # id, folder, files
+    paths: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    mtimes: list[float] = field(default_factory=list)
+    inodes: list[int] = field(default_factory=list)
+
+    def add(self, path: str, st: os.stat_result) -> None:
+        self.paths.append(path)
+        self.sizes.append(st.st_size)
+        self.mtimes.append(st.st_mtime)
+        self.inodes.append(st.st_ino)
+
+    def table(self) -> pa.Table:
+        """The columns :meth:`~mltop.core.store.Store.changed_runs` compares.
+
+        Built from buffers: ``pa.array`` would import pandas (36 MB resident for good) in the
+        TUI's background re-scan, which otherwise never needs it.
+        """
+        counts = [end - start for _, _, start, end in self.runs]
+        owner = np.repeat(np.arange(len(self.runs), dtype=np.int64), counts)
+        return pa.table(
+            {
+                "run_id": string_array([rid for rid, _, _, _ in self.runs]).take(_numbers(owner)),
+                "path": string_array(self.paths),
+                "size": _numbers(np.array(self.sizes, np.int64)),
+                "mtime": _numbers(np.array(self.mtimes, np.float64)),
+                "inode": _numbers(np.array(self.inodes, np.int64)),
+            }
+        )
+
+    def stats_of(self, start: int, end: int) -> dict[str, Stat]:
+        return {
+            self.paths[i]: Stat(self.sizes[i], self.mtimes[i], self.inodes[i])
+            for i in range(start, end)
+        }
+
+
+def _numbers(values: np.ndarray) -> pa.Array:
+    kind = pa.int64() if values.dtype == np.int64 else pa.float64()
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+
+def _stat_files(folder: str, listing: Listing) -> None:
+    """Every regular file under ``folder`` (sub-folders are keys with ``/``), with its stat."""
+    for entry in _entries(folder):
+        if entry.is_dir(follow_symlinks=False):
+            _stat_files(entry.path, listing)
+        elif entry.is_file():
+            try:
+                st = entry.stat()
+            except OSError:
+                continue  # gone since the listing: not there
+            listing.add(entry.path, st)
+
+
+def list_runs(
+    experiments: Sequence[ExperimentDir], run_id_of: Callable[[str], str], seen: set[str]
+) -> Iterator[Listing]:
+    """The run folders of these experiments with their files, a chunk at a time.
+
+    A run folder is one with its own ``meta.yaml``; ``models/``, ``datasets/`` and ``tags/``
+    beside the runs have none. A run id already in ``seen`` (the same run in two experiment
+    folders) is skipped: the first is kept. ``seen`` ends holding every run id listed.
+    """
+    chunk = Listing()
+    for exp in experiments:
+        for child in sorted(_entries(exp.path), key=lambda e: e.name):
             if not child.is_dir(follow_symlinks=False):
                 continue
-            inside = {e.name: e for e in _entries(child.path)}
-            meta = inside.get(META)
-            if meta is None or not meta.is_file():
-                continue  # models/, datasets/, tags/, artifacts-only folders
-            is_experiment = True
+            inside = _entries(child.path)
+            if not _is_run(inside):
+                continue
+            rid = run_id_of(child.name)
+            if rid in seen:
+                continue
+            seen.add(rid)
+            start = len(chunk.paths)
+            for entry in inside:
+                if entry.name == META:
+                    try:
+                        chunk.add(entry.path, entry.stat())
+                    except OSError:
+                        continue
+                elif entry.name in GROUPS and entry.is_dir(follow_symlinks=False):
+                    _stat_files(entry.path, chunk)
             run = RunDir(child.name, child.path, exp)
-            for group in ("params", "tags", "metrics"):
-                sub = inside.get(group)
-                if sub is not None and sub.is_dir(follow_symlinks=False):
-                    setattr(run, group, _list_keyed(sub.path))
-            runs.append(run)
-        if is_experiment:
-            experiments.append(exp)
-    return experiments, runs
+            chunk.runs.append((rid, run, start, len(chunk.paths)))
+            if len(chunk.paths) >= COMPARE_FILES:
+                yield chunk
+                chunk = Listing()
+    if chunk.runs:
+        yield chunk
+
+
+def fill_keys(run: RunDir, paths: Sequence[str]) -> None:
+    """Sort a run's listed files into its params, tags and metrics with their MLflow keys."""
+    cut = len(run.path) + 1
+    for path in paths:
+        group, sep, key = path[cut:].partition(os.sep)
+        if sep and group in GROUPS:
+            getattr(run, group).append((path, key.replace(os.sep, "/")))
 
 
 def looks_like_store(dirpath: Path, dirnames: Sequence[str]) -> bool:
@@ -124,14 +233,14 @@ class MetricRead:
     path: Path
     key: str
     offset: int
-    st: os.stat_result
+    st: Stat
 
 
 @dataclass
 class RunPlan:
     run: RunDir
     run_id: str
-    stats: dict[str, os.stat_result] = field(default_factory=dict)
+    stats: dict[str, Stat] = field(default_factory=dict)
     reads: list[MetricRead] = field(default_factory=list)
     drop_keys: set[str] = field(default_factory=set)
     gone_paths: list[str] = field(default_factory=list)
@@ -151,7 +260,7 @@ def _key_of(path: str, native: str) -> str | None:
     return None
 
 
-def _same(st: os.stat_result, old: FileState | None) -> bool:
+def _same(st: Stat | os.stat_result, old: FileState | None) -> bool:
     if old is None:
         return False
     return (st.st_size, st.st_mtime, st.st_ino) == (old.size, old.mtime, old.inode)
@@ -169,36 +278,37 @@ def rewritten(path: str, old: FileState | None) -> bool:
 def plan_run(
     run: RunDir,
     run_id: str,
+    listed: dict[str, Stat],
     states: dict[str, FileState],
-    recorded: list[str],
+    recorded: Sequence[str],
     force: bool = False,
 ) -> RunPlan | None:
     """What changed in one run folder since the last scan; None when nothing did.
 
-    ``force`` re-reads the run's small files even if untouched (its experiment changed).
+    ``listed`` holds the run's files with the stat the listing read (see :func:`fill_keys` for
+    their keys). ``force`` re-reads the run's small files even if untouched (its experiment
+    changed).
     """
     plan = RunPlan(run, run_id, fresh=not recorded)
     changed = force
     keys = dict(run.metrics)
-    for path in run.files():
+    for path, st in listed.items():
         old = states.get(path)
         key = keys.get(path)
         if key is None:
             # meta.yaml, params and tags are rewritten in place, not appended to: any new
             # size or time means new content, and the run's small files are all re-read.
-            try:
-                st = os.stat(path)
-            except OSError:
-                changed = True
-                continue
             plan.stats[path] = st
             changed = changed or not _same(st, old)
+            continue
+        if _same(st, old):
+            plan.stats[path] = st
             continue
         change, metric_st = classify(path, old)
         if metric_st is None:
             changed = True  # vanished between listing and stat
             continue
-        st = metric_st
+        st = Stat.of(metric_st)
         plan.stats[path] = st
         if change is Change.UNCHANGED:
             continue

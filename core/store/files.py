@@ -13,6 +13,12 @@ from mltop.core.entities import (
 )
 from mltop.core.store.connection import LARGE_WRITE, StoreConnection, string_array
 
+#: What :meth:`FileTables.run_digests` folds a run's files into: the same expression over the
+#: recorded states and over a fresh listing (the same column types), so equal files give equal
+#: digests.
+_DIGEST = "bit_xor(hash(path, size, mtime, inode))"
+_EVICT_TO = "16MB"
+
 
 class FileTables(StoreConnection):
     """The ``files`` and ``sources`` tables."""
@@ -111,6 +117,89 @@ class FileTables(StoreConnection):
             return
         with self._lock, self._matching("path", paths, "_gone_files") as (where, args):
             self._con.execute(f"DELETE FROM files WHERE {where}", args)
+
+    # -- the runs of a tree of run folders (MLflow's file store) ------------------------------
+
+    def run_digests(self, source: str) -> pa.Table:
+        """Per run of ``source``: how many files are recorded for it and a 64-bit digest of
+        their paths, sizes, mtimes and inodes (columns ``run_id``, ``files``, ``digest``).
+
+        One scan of the files table per re-scan, so that comparing a hundred thousand runs'
+        files with :meth:`changed_runs` costs one small join per chunk, not a scan of every
+        recorded file per chunk, and no Python object per file.
+        """
+        with self._lock:
+            table = self._con.sql(
+                f"SELECT run_id, count(*) AS files, {_DIGEST} AS digest FROM files "
+                "WHERE source = ? AND run_id IS NOT NULL GROUP BY run_id",
+                params=[source],
+            ).to_arrow_table()
+        # The blocks read (70 MB of paths at a hundred thousand runs) are not read again
+        # before the next re-scan.
+        self.release_buffers()
+        return table
+
+    def release_buffers(self) -> None:
+        """Let go of the table blocks DuckDB keeps in memory after reading or writing them.
+
+        DuckDB holds them until it needs room, up to its memory limit (80% of the machine):
+        a re-scan that reads every file's record, or a first import writing a hundred thousand
+        runs, would keep hundreds of MB that nothing reads again. A moment's lower memory
+        limit evicts them, and the limit goes back as it was: DuckDB's default exactly
+        (RESET); a limit set on the connection as DuckDB prints it, which may lose its last
+        printed digit once ('300MB' prints as 286.1 MiB and comes back as 286.0 MiB) and
+        then stays.
+        """
+        query = "SELECT current_setting('memory_limit')"
+        with self._lock:
+            limit = self._con.execute(query).fetchall()[0][0]
+            self._con.execute(f"SET memory_limit = '{_EVICT_TO}'")
+            self._con.execute("RESET memory_limit")
+            if self._con.execute(query).fetchall()[0][0] != limit:
+                self._con.execute(f"SET memory_limit = '{limit}'")
+
+    def changed_runs(self, now: pa.Table, recorded: pa.Table) -> list[tuple[str, bool]]:
+        """The runs of ``now`` whose files differ from ``recorded`` (:meth:`run_digests`).
+
+        ``now`` lists every file of some runs as a stat just read them: ``run_id``, ``path``,
+        ``size``, ``mtime``, ``inode``. A run is changed when a file is new, gone, or differs in
+        size, mtime or inode from its record: its digest or its count of files differs (two
+        different sets of files share a digest with a chance of one in 2^64). Each changed run
+        comes with whether ``recorded`` holds it: a run it does not hold has no recorded state to
+        fetch.
+        """
+        with self._lock:
+            self._con.register("_now_tree", now)
+            self._con.register("_recorded_runs", recorded)
+            try:
+                rows = self._con.execute(
+                    f"WITH n AS (SELECT run_id, count(*) AS files, {_DIGEST} AS digest "
+                    "FROM _now_tree GROUP BY run_id) "
+                    "SELECT n.run_id, r.run_id IS NOT NULL "
+                    "FROM n LEFT JOIN _recorded_runs r ON r.run_id = n.run_id "
+                    "WHERE r.run_id IS NULL OR r.files <> n.files OR r.digest <> n.digest"
+                ).fetchall()
+            finally:
+                self._con.unregister("_now_tree")
+                self._con.unregister("_recorded_runs")
+        return [(row[0], row[1]) for row in rows]
+
+    def run_file_states(self, source: str, run_ids: Iterable[str | None]) -> dict[str, FileState]:
+        """Recorded states of ``source``'s files read into these runs, by path (``None`` among
+        ``run_ids`` asks for the source's files of no run too: an experiment's meta.yaml)."""
+        ids = list(run_ids)
+        sql = (
+            'SELECT path, size, mtime, inode, "offset", head, run_id FROM files '
+            "WHERE source = ? AND ({where} OR (? AND run_id IS NULL))"
+        )
+        with self._lock, self._matching("run_id", ids, "_state_runs") as (where, args):
+            rows = self._con.execute(
+                sql.format(where=where), [source, *args, None in ids]
+            ).fetchall()
+        return {
+            row[0]: FileState(row[0], row[1], row[2], row[3], row[4], row[5] or "", row[6])
+            for row in rows
+        }
 
     # -- sources ----------------------------------------------------------------------------------
 
