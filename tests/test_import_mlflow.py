@@ -30,7 +30,7 @@ from mltop.core.importers import (
     mlflow_sqlite,
 )
 from mltop.core.importers.mlflow_common import run_id
-from mltop.core.store import Store, open_memory_store
+from mltop.core.store import Store, open_memory_store, open_store
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mlflow"
 ORACLE = json.loads((FIXTURES / "small-expected.json").read_text())
@@ -540,8 +540,8 @@ def test_files_rescan_in_many_chunks_rereads_only_the_changed_runs(
     points_consistent(store)
 
 
-def test_release_buffers_keeps_the_memory_limit() -> None:
-    store = open_memory_store()
+def test_release_buffers_keeps_the_memory_limit(tmp_path: Path) -> None:
+    store = open_store(tmp_path)
 
     def limit() -> str:
         return store._con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]

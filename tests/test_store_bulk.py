@@ -95,7 +95,7 @@ def test_dropping_cached_blocks_frees_them_and_leaves_the_store_as_it_was(
             _write(store, ids, "bulk")
         cached = store.table_cache_bytes()
         assert cached > 1_000_000  # the blocks the commit wrote stay in DuckDB's buffers
-        store.drop_cached_blocks()
+        store.release_buffers()
         assert store.table_cache_bytes() < cached / 4
         assert store._con.execute("SELECT current_setting('memory_limit')").fetchall() == limit
         assert store.table_counts()["metrics"] == 3 * len(ids)  # read back from the file

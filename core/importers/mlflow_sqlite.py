@@ -325,7 +325,7 @@ def _import_chunks(
             if sum(len(part) for part in group) >= LARGE_WRITE:
                 # What DuckDB keeps cached of a bulk import's blocks grows with the store; the
                 # few runs a live database changes leave the cache to the queries that use it.
-                scan.store.drop_cached_blocks()
+                scan.store.release_buffers()
 
 
 def _write_group(

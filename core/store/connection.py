@@ -260,25 +260,33 @@ class StoreConnection:
             ).fetchall()
         return int(rows[0][0] or 0) if rows else 0
 
-    def drop_cached_blocks(self) -> None:
-        """Let go of the table blocks DuckDB keeps in memory after writing them.
+    def release_buffers(self) -> None:
+        """Let go of the table blocks DuckDB keeps in memory after reading or writing them.
 
-        DuckDB keeps the blocks it wrote in its buffer pool until its memory limit (80% of the
-        machine's memory) presses: a first import of a 100,000-run MLflow database ended
-        holding 73 MB of the store it had just written. Lowering the limit evicts the unpinned
-        ones at once (DuckDB refuses a limit below what is pinned, after evicting the rest);
-        RESET gives back DuckDB's default, the limit the store always runs at (the setting reads
-        back rounded, so it is not saved and restored). The lock is held, so no query of this
-        store runs under the low limit. A block read later comes from the file; an in-memory
-        store has none, and would spill its tables to a ``.tmp`` folder: it keeps them.
+        DuckDB holds them in its buffer pool until its memory limit (80% of the machine's
+        memory) presses: a first import of a 100,000-run MLflow database ended holding 73 MB of
+        the store it had just written, and a re-scan that reads every file's record 70 MB that
+        nothing reads again before the next one. A moment's lower limit evicts the unpinned
+        blocks at once (DuckDB refuses a limit below what is pinned, after evicting the rest),
+        and the limit goes back as it was: DuckDB's default exactly (RESET); a limit set on the
+        connection as DuckDB prints it, which may lose its last printed digit once ('300MB'
+        prints as 286.1 MiB and comes back as 286.0 MiB) and then stays. The lock is held, so
+        no query of this store runs under the low limit. A block read later comes from the
+        file; an in-memory store has none, and would spill its tables to a ``.tmp`` folder: it
+        keeps them.
         """
         if self.path is None:
             return
-        with self._lock, contextlib.suppress(duckdb.Error):
+        query = "SELECT current_setting('memory_limit')"
+        with self._lock:
+            limit = self._con.execute(query).fetchall()[0][0]
             try:
-                self._con.execute("SET memory_limit = '256KB'")
+                with contextlib.suppress(duckdb.Error):
+                    self._con.execute("SET memory_limit = '256KB'")
             finally:
                 self._con.execute("RESET memory_limit")
+                if self._con.execute(query).fetchall()[0][0] != limit:
+                    self._con.execute(f"SET memory_limit = '{limit}'")
 
     @contextlib.contextmanager
     def transaction(self, *, large: bool = False) -> Iterator[None]:

@@ -17,7 +17,6 @@ from mltop.core.store.connection import LARGE_WRITE, StoreConnection, string_arr
 #: recorded states and over a fresh listing (the same column types), so equal files give equal
 #: digests.
 _DIGEST = "bit_xor(hash(path, size, mtime, inode))"
-_EVICT_TO = "16MB"
 
 
 class FileTables(StoreConnection):
@@ -138,25 +137,6 @@ class FileTables(StoreConnection):
         # before the next re-scan.
         self.release_buffers()
         return table
-
-    def release_buffers(self) -> None:
-        """Let go of the table blocks DuckDB keeps in memory after reading or writing them.
-
-        DuckDB holds them until it needs room, up to its memory limit (80% of the machine):
-        a re-scan that reads every file's record, or a first import writing a hundred thousand
-        runs, would keep hundreds of MB that nothing reads again. A moment's lower memory
-        limit evicts them, and the limit goes back as it was: DuckDB's default exactly
-        (RESET); a limit set on the connection as DuckDB prints it, which may lose its last
-        printed digit once ('300MB' prints as 286.1 MiB and comes back as 286.0 MiB) and
-        then stays.
-        """
-        query = "SELECT current_setting('memory_limit')"
-        with self._lock:
-            limit = self._con.execute(query).fetchall()[0][0]
-            self._con.execute(f"SET memory_limit = '{_EVICT_TO}'")
-            self._con.execute("RESET memory_limit")
-            if self._con.execute(query).fetchall()[0][0] != limit:
-                self._con.execute(f"SET memory_limit = '{limit}'")
 
     def changed_runs(self, now: pa.Table, recorded: pa.Table) -> list[tuple[str, bool]]:
         """The runs of ``now`` whose files differ from ``recorded`` (:meth:`run_digests`).
