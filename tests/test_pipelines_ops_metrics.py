@@ -15,6 +15,7 @@ import pytest
 from helpers.http import QuietHandler, serving
 
 from mltop.core.cli.pipelines import pipelines_command
+from mltop.core.pipelines.ops_metrics import duration_words
 from mltop.core.pipelines.overview import GitHubOptions, build_overview
 
 HERE = Path(__file__).resolve().parent / "pipelines"
@@ -188,3 +189,13 @@ def test_deploy_frequency_and_change_failure_rate_come_from_github_runs(repo: Pa
     # a cancelled run is neither a success nor a failure of the change
     assert cfr.value == "2 of 5 runs failed (40.0 %)"  # type: ignore[attr-defined]
     assert cfr.evidence == "completed GitHub runs on trunk"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(0.2, "under a second"), (12.4, "12 s"), (59.4, "59 s"), (90, "2 min"), (7200, "2.0 h")],
+)
+def test_a_gap_under_a_minute_is_said_in_seconds_not_as_zero_minutes(
+    seconds: float, words: str
+) -> None:
+    assert duration_words(seconds) == words

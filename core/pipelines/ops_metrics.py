@@ -93,6 +93,14 @@ def frequency(count: int, noun: str, first: float, last: float) -> str:
 
 
 def duration_words(seconds: float) -> str:
+    """A gap between releases in the unit a person counts it in.
+
+    Seconds under a minute: tags made by one script a few seconds apart are not "0 min".
+    """
+    if seconds < 1:
+        return "under a second"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
     if seconds < 3600:
         return f"{seconds / 60:.0f} min"
     if seconds < 2 * 86400:
