@@ -193,7 +193,7 @@ def test_deploy_frequency_and_change_failure_rate_come_from_github_runs(repo: Pa
 
 @pytest.mark.parametrize(
     ("seconds", "words"),
-    [(0.2, "under a second"), (12.4, "12 s"), (59.4, "59 s"), (90, "2 min"), (7200, "2.0 h")],
+    [(0.2, "<1 s"), (12.4, "12 s"), (59.4, "59 s"), (90, "2 min"), (7200, "2.0 h")],
 )
 def test_a_gap_under_a_minute_is_said_in_seconds_not_as_zero_minutes(
     seconds: float, words: str

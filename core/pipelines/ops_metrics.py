@@ -98,7 +98,7 @@ def duration_words(seconds: float) -> str:
     Seconds under a minute: tags made by one script a few seconds apart are not "0 min".
     """
     if seconds < 1:
-        return "under a second"
+        return "<1 s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     if seconds < 3600:
