@@ -116,17 +116,24 @@ def wide_to_points(
     metric_cols = [c for c in columns if c not in skip]
     if not metric_cols:
         return empty_points()
+    held: dict[str, str] = {}
     if step_col and not row_step:
         step_expr = f"TRY_CAST({_quote_ident(step_col)} AS BIGINT)"
     else:
         # The row's place in its file is the step. A window without ORDER BY numbers rows in
         # the order the threads hand them over; a table filled from the scan keeps the files'
         # order (DuckDB preserves insertion order), so its rowid orders each file's rows.
+        # A column of the file named rowid would hide the table's own: it is kept under a
+        # private name in the table and its points keep the file's name.
+        renamed = {c: f"{FILE_COLUMN}_{i}" for i, c in enumerate(columns) if c.lower() == "rowid"}
+        rename = ", ".join(f"{_quote_ident(c)} AS {_quote_ident(n)}" for c, n in renamed.items())
+        star = f"* RENAME ({rename})" if renamed else "*"
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _wide AS SELECT * FROM {relation_sql}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _wide AS SELECT {star} FROM {relation_sql}")
         except duckdb.Error as exc:
             raise ParseError(" ".join(str(exc).split())) from exc
         relation_sql = "_wide"
+        held = renamed
         step_expr = f"(row_number() OVER (PARTITION BY {FILE_COLUMN} ORDER BY rowid) - 1)"
     # Times come as epoch numbers (seconds, or ms with time_scale=0.001) or as ISO strings.
     time_expr = (
@@ -138,7 +145,8 @@ def wide_to_points(
     )
     file_expr = FILE_COLUMN if run_of_file is not None else "''"
     casts = ", ".join(
-        f"TRY_CAST(trim(CAST({_quote_ident(c)} AS VARCHAR), '\"') AS DOUBLE) AS {_quote_ident(c)}"
+        f"TRY_CAST(trim(CAST({_quote_ident(held.get(c, c))} AS VARCHAR), '\"') AS DOUBLE) "
+        f"AS {_quote_ident(c)}"
         for c in metric_cols
     )
     base = (

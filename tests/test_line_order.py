@@ -49,3 +49,16 @@ def test_csv_files_without_a_step_number_points_by_row(tmp_path: Path) -> None:
     points = tabular.csv_points({str(path): "run"})
     assert points.num_rows == 2 * LINES
     assert _misplaced(points) == 0
+
+
+def test_a_csv_column_named_rowid_is_a_metric_and_rows_keep_their_order(tmp_path: Path) -> None:
+    # The rows are numbered by the rowid of the table the scan fills; a column of that name
+    # would have numbered them by its own text ("10" before "2").
+    path = tmp_path / "history.csv"
+    path.write_text("loss,rowid\n" + "".join(f"{i},{LINES - i}\n" for i in range(LINES)))
+    points = tabular.csv_points({str(path): "run"})
+    loss = points.filter(pc.equal(points["key"], "loss"))
+    rowid = points.filter(pc.equal(points["key"], "rowid"))
+    assert loss.num_rows == rowid.num_rows == LINES
+    assert _misplaced(loss) == 0
+    assert pc.sum(pc.add(rowid["step"], pc.cast(rowid["value"], "int64"))).as_py() == LINES * LINES
