@@ -243,16 +243,26 @@ def bench_import(tree: Path, store: Path) -> None:
     cold_import_against("cold import:              ", READ_ALL, tree, COLD, tree, store)
 
 
-def rescan_against_find(tree: Path, store: Path) -> str:
-    """The median of three re-scans of the unchanged ``tree`` beside `find` over it, one line."""
+def _median_beside_find(
+    tree: Path, script: str, store: Path, tag: str, names: tuple[str, ...]
+) -> tuple[dict[str, float], float, float]:
+    """The median by wall time of three runs of ``script`` in a child, each reporting a line
+    ``TAG figures...`` read into ``names``, and `find`'s median (seconds, CPU) over ``tree``."""
     found, found_cpu = sorted(find_seconds(tree) for _ in range(3))[1]
     samples = []
     for _ in range(3):
-        result, lines = in_child(RESCAN, str(tree), str(store))
-        figures = [x for x in lines if x.startswith("INGEST ")][-1].split()
-        result["ingest"], result["ingest_cpu"] = float(figures[1]), float(figures[2])
+        result, lines = in_child(script, str(tree), str(store))
+        figures = [x for x in lines if x.startswith(f"{tag} ")][-1].split()
+        result.update(zip(names, (float(x) for x in figures[1:]), strict=True))
         samples.append(result)
-    mid = sorted(samples, key=lambda r: r["ingest"])[1]
+    return sorted(samples, key=lambda r: r["ingest"])[1], found, found_cpu
+
+
+def rescan_against_find(tree: Path, store: Path) -> str:
+    """The median of three re-scans of the unchanged ``tree`` beside `find` over it, one line."""
+    mid, found, found_cpu = _median_beside_find(
+        tree, RESCAN, store, "INGEST", ("ingest", "ingest_cpu")
+    )
     return (
         f"{mid['ingest']:6.2f} s (cpu {mid['ingest_cpu']:5.2f} s;"
         f" whole process {mid['cpu']:5.2f} s)  peak {mid['rss']:5.0f} MB"
@@ -278,15 +288,9 @@ def bench_rescan(tree: Path, store: Path) -> None:
 
 def tui_rescan_against_find(tree: Path, store: Path) -> str:
     """The app's first scan of the unchanged ``tree`` (the median of three) beside `find`."""
-    found, found_cpu = sorted(find_seconds(tree) for _ in range(3))[1]
-    samples = []
-    for _ in range(3):
-        result, lines = in_child(TUI_RESCAN, str(tree), str(store))
-        figures = [x for x in lines if x.startswith("TUI_INGEST ")][-1].split()
-        wall, cpu, thread, before = (float(x) for x in figures[1:])
-        result.update(ingest=wall, cpu_in=cpu, thread=thread, before=before)
-        samples.append(result)
-    mid = sorted(samples, key=lambda r: r["ingest"])[1]
+    mid, found, found_cpu = _median_beside_find(
+        tree, TUI_RESCAN, store, "TUI_INGEST", ("ingest", "cpu_in", "thread", "before")
+    )
     return (
         f"{mid['ingest']:6.2f} s (cpu {mid['thread']:5.2f} s in its thread,"
         f" {mid['cpu_in']:5.2f} s the whole process meanwhile)"
