@@ -111,9 +111,22 @@ def test_a_monitor_that_cannot_be_computed_is_named_with_its_reason(tmp_path: Pa
     assert found.error is not None and "predictions.parquet" in found.error
     drift = metric(overview, "drift")
     assert drift.value is None and "proj: " in drift.needs
-    assert "not computed" in next(
-        e for e in overview.comparison.maturity.evidence if "monitor" in e
+    # A monitor that cannot be computed watches nothing: a gap with its reason, not evidence.
+    maturity = overview.comparison.maturity
+    assert not any(e.startswith("monitor proj") for e in maturity.evidence)
+    assert any(
+        m.startswith("monitor proj: not computed: ") and "predictions.parquet" in m
+        for m in maturity.missing
     )
+
+
+def test_a_monitor_that_cannot_be_computed_leaves_the_monitor_gap_open(tmp_path: Path) -> None:
+    root = sample_files(tmp_path / "proj", "dvc.yaml", ".mltop/monitor.yaml")
+    text = (root / "dvc.yaml").read_text(encoding="utf-8")
+    (root / "dvc.yaml").write_text(text.split("  serve:")[0], encoding="utf-8")  # no stage
+    maturity = build_overview(root).comparison.maturity
+    assert "nothing monitors drift or data quality" in maturity.missing
+    assert any(m.startswith("monitor proj: not computed: ") for m in maturity.missing)
 
 
 def test_a_monitor_folder_named_with_escapes_is_shown_inert(tmp_path: Path) -> None:

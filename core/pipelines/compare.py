@@ -190,9 +190,11 @@ def read_maturity(
     missing: list[str] = []
     by_phase = {row.phase: row for row in rows}
     # Evidence is what a monitor has found: one still computing (its first report, or its
-    # files changed since) raises nothing until its figures are in.
-    found = [m for m in monitors if not m.pending]
+    # files changed since) raises nothing until its figures are in, and one that cannot be
+    # computed watches nothing: it is a gap to fix, named with its reason.
+    found = [m for m in monitors if not m.pending and m.error is None]
     computing = [m for m in monitors if m.pending]
+    broken = [m for m in monitors if not m.pending and m.error is not None]
     watched = bool(found)
     evidence.extend(f"monitor {one_line(m.name, 80)}: {m.drift_text()}" for m in found)
     ci_runs: list[str] = []
@@ -222,7 +224,7 @@ def read_maturity(
         evidence.append("no ML pipeline definition found (dvc.yaml, Kubeflow, Argo)")
         evidence.extend(ci_trains)
         missing.append("no automated training pipeline")
-        missing.extend(_ops_gaps(by_phase, watched, computing))
+        missing.extend(_ops_gaps(by_phase, watched, computing, broken))
         return Maturity(0, "level 0: training is manual", tuple(evidence), tuple(missing))
     where = _display(mlops, root)
     train = by_phase[Phase.TEST].mlops
@@ -234,7 +236,7 @@ def read_maturity(
         missing.append("no training stage in the ML pipeline")
         if not evaluate:
             missing.append("no evaluation stage")
-        missing.extend(_ops_gaps(by_phase, watched, computing))
+        missing.extend(_ops_gaps(by_phase, watched, computing, broken))
         return Maturity(
             0,
             f"level 0: {where} automates no training, so training is manual",
@@ -262,7 +264,7 @@ def read_maturity(
         missing.append(
             "no CI job runs the ML pipeline (`dvc repro`, `dvc exp run` or a pipeline submit)"
         )
-    missing.extend(_ops_gaps(by_phase, watched, computing))
+    missing.extend(_ops_gaps(by_phase, watched, computing, broken))
     partial = [m for m in missing if m in ("no evaluation stage", "no data validation stage")]
     if level == 2:
         headline = "level 2: the training pipeline is automated and CI runs it" + (
@@ -311,6 +313,7 @@ def _ops_gaps(
     by_phase: dict[Phase, PhaseRow],
     watched: bool = False,
     computing: Sequence[MonitorFinding] = (),
+    broken: Sequence[MonitorFinding] = (),
 ) -> list[str]:
     gaps = []
     if not by_phase[Phase.PACKAGE].mlops:
@@ -319,6 +322,7 @@ def _ops_gaps(
         gaps.append("nothing deploys the model")
     if not by_phase[Phase.MONITOR].mlops and not by_phase[Phase.MONITOR].devops and not watched:
         gaps.append(MONITOR_GAP + _computing(computing))
+    gaps.extend(one_line(f"monitor {m.name}: {m.drift_text()}", 300) for m in broken)
     if not by_phase[Phase.TEST].devops:
         gaps.append("no CI job runs tests")
     return gaps
