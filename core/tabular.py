@@ -580,7 +580,10 @@ def tagged_csv_points(
     if row_step or not step or step not in names or (time_ and time_ not in names):
         raise ParseError("no step column")
     skipped = {step, time_, *exclude}
-    types = {n: "BIGINT" if n == step else "VARCHAR" if n in skipped else "DOUBLE" for n in names}
+    types = {
+        n: "BIGINT" if n == step else "DOUBLE" if n == time_ or n not in skipped else "VARCHAR"
+        for n in names
+    }
     declared = ", ".join(
         f"{_quote_literal(c)}: {_quote_literal(t)}"
         for c, t in {FILE_COLUMN: "VARCHAR", **types}.items()
