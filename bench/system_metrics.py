@@ -4,13 +4,15 @@ Trees of 1,000 mltop run folders with the same model metrics as bench/ingest.py 
 100 steps, one step a second), one without system metrics (the baseline) and others also
 holding what ``start_run(system_metrics=True)`` writes for one GPU: a sample every 10 s (the
 default of mltop's writer, MLflow and W&B) of 9 ``system/...`` keys (process CPU and RSS,
-machine CPU and memory, the GPU's utilization, memory, memory share and power), on lines of
-their own as the writer's thread appends them, over the run's duration. With one step a
-second that is 10 samples a run (the budget's case); ``--slow`` adds runs whose steps take 6 s,
-so the same 100 steps last 10 minutes and carry 60 samples (more system points than model
-points). ``--varied`` adds a tree whose runs each log metrics named after the run (a sweep
-logging per-run names): such a batch is read as maps rather than as one wide table of every
-key, and its line shows what that read costs beside the baseline.
+machine CPU and memory, the GPU's utilization, memory, memory share and power), as rows of
+``system.csv`` under a header of the keys, over the run's duration. With one step a second
+that is 10 samples a run (the budget's case); ``--slow`` adds runs whose steps take 6 s, so the
+same 100 steps last 10 minutes and carry 60 samples (more system points than model points).
+Runs written by earlier versions of the writer hold the same samples as lines of their own in
+``metrics.jsonl``; their lines ("old layout") show what reading those still costs.
+``--varied`` adds a tree whose runs each log metrics named after the run (a sweep logging
+per-run names): such a batch is read as maps rather than as one wide table of every key, and
+its line shows what that read costs beside the baseline.
 
 Each tree is imported into a fresh store ``--repeat`` times, the trees taking turns so that a
 load coming and going on a shared machine hits them alike; the medians of wall and CPU time
@@ -31,7 +33,13 @@ from pathlib import Path
 
 from mltop.core.discovery import ingest
 from mltop.core.store import open_store
-from mltop.core.tracking import META_FILE, METRICS_FILE, PARAMS_FILE, SYSTEM_INTERVAL
+from mltop.core.tracking import (
+    META_FILE,
+    METRICS_FILE,
+    PARAMS_FILE,
+    SYSTEM_FILE,
+    SYSTEM_INTERVAL,
+)
 
 MODEL = ("loss", "val_loss", "acc", "val_acc", "lr")
 SYSTEM = (
@@ -49,11 +57,13 @@ STEPS = 100
 
 
 def make_tree(
-    root: Path, runs: int, step_seconds: float, system: bool, own_names: bool = False
+    root: Path, runs: int, step_seconds: float, system: str | None, own_names: bool = False
 ) -> int:
     """Run folders as mltop.core.tracking writes them; returns the number of points.
 
-    ``own_names``: each run's model metrics are named after the run (``loss_17``)."""
+    ``system``: None (no samples), "csv" (in system.csv, as the writer records them) or
+    "lines" (lines of metrics.jsonl, as earlier writers did). ``own_names``: each run's model
+    metrics are named after the run (``loss_17``)."""
     base = 1_790_000_000.0
     points = 0
     for i in range(runs):
@@ -75,17 +85,22 @@ def make_tree(
                 row[f"{name}_{i}" if own_names else name] = 1.0 / (1 + step + k + i % 7)
             lines.append((row["ts"], json.dumps(row)))
             points += len(MODEL)
-        if system:
-            t = SYSTEM_INTERVAL
-            while t <= STEPS * step_seconds:
-                row = {"step": min(STEPS - 1, int(t // step_seconds)), "ts": start + t}
-                for k, name in enumerate(SYSTEM):
-                    row[name] = 40.0 + (i * 7 + k * 13 + int(t)) % 60
+        rows = [",".join(("step", "ts", *SYSTEM))]
+        t = SYSTEM_INTERVAL
+        while system and t <= STEPS * step_seconds:
+            row = {"step": min(STEPS - 1, int(t // step_seconds)), "ts": start + t}
+            for k, name in enumerate(SYSTEM):
+                row[name] = 40.0 + (i * 7 + k * 13 + int(t)) % 60
+            if system == "lines":
                 lines.append((row["ts"], json.dumps(row)))
-                points += len(SYSTEM)
-                t += SYSTEM_INTERVAL
+            else:  # as Run._log_system writes a row
+                rows.append(",".join(str(v) if k == "step" else repr(v) for k, v in row.items()))
+            points += len(SYSTEM)
+            t += SYSTEM_INTERVAL
         lines.sort(key=lambda line: line[0])  # one file, in the order the lines were written
         (folder / METRICS_FILE).write_text("\n".join(text for _, text in lines) + "\n")
+        if system == "csv":
+            (folder / SYSTEM_FILE).write_text("\n".join(rows) + "\n")
     return points
 
 
@@ -109,14 +124,16 @@ def main() -> None:
     parser.add_argument("--slow", action="store_true", help="also runs of 6 s a step")
     parser.add_argument("--varied", action="store_true", help="also runs of own metric names")
     args = parser.parse_args()
-    cases = [
-        ("model metrics only (baseline)", 1.0, False, False),
-        ("plus system, 1 s a step", 1.0, True, False),
+    cases: list[tuple[str, float, str | None, bool]] = [
+        ("model metrics only (baseline)", 1.0, None, False),
+        ("plus system, 1 s a step", 1.0, "csv", False),
+        ("  old layout (metrics.jsonl)", 1.0, "lines", False),
     ]
     if args.slow:
-        cases.append(("plus system, 6 s a step", 6.0, True, False))
+        cases.append(("plus system, 6 s a step", 6.0, "csv", False))
+        cases.append(("  old layout (metrics.jsonl)", 6.0, "lines", False))
     if args.varied:
-        cases.append(("each run's own names (maps)", 1.0, False, True))
+        cases.append(("each run's own names (maps)", 1.0, None, True))
     with tempfile.TemporaryDirectory() as tmp:
         roots = [Path(tmp) / f"tree-{n}" for n in range(len(cases))]
         points = [

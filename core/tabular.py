@@ -550,6 +550,66 @@ def csv_points(
     return wide_to_points(relation, _describe(relation), run_of_file=run_of_file, **kwargs)  # type: ignore[arg-type]
 
 
+def tagged_csv_points(
+    path: str,
+    names: Sequence[str],
+    tagged: dict[str, str],
+    delimiter: str,
+    step_col: str | None = None,
+    time_col: str | None = None,
+    exclude: Sequence[str] = (),
+    row_step: bool = False,
+    no_step: dict[str, int] | None = None,
+) -> pa.Table:
+    """Points from the rows of many plain CSV files of one header, written into one file.
+
+    Each row starts with its file's key (the field FILE_COLUMN, mapped to run ids by
+    ``tagged``), then the fields ``names`` (the header, given here and not in the file). These
+    are a writer's numbers, so the columns are declared with their types (the step an integer,
+    time and values floats; an empty cell is no value): nothing is sniffed, inferred or cast
+    from text, and every line is one row (no quoting). Anything else (a line with another
+    number of fields, a cell that is no number, no step column) is a ParseError, and the caller
+    reads each file alone, where text becomes NULL as in :func:`csv_points`.
+    """
+    lowered = [n.lower() for n in names]
+    ours = {FILE_COLUMN.lower(), _STEP, _TS, _RUN, "rowid"}
+    if len(set(lowered)) != len(lowered) or "" in lowered or set(lowered) & ours:
+        raise ParseError("the header's names cannot all be columns")
+    step = step_col if step_col is not None else _pick(names, STEP_COLUMNS)
+    time_ = (time_col if time_col is not None else _pick(names, TIME_COLUMNS)) or None
+    if row_step or not step or step not in names or (time_ and time_ not in names):
+        raise ParseError("no step column")
+    skipped = {step, time_, *exclude}
+    types = {
+        n: "BIGINT" if n == step else "DOUBLE" if n == time_ or n not in skipped else "VARCHAR"
+        for n in names
+    }
+    declared = ", ".join(
+        f"{_quote_literal(c)}: {_quote_literal(t)}"
+        for c, t in {FILE_COLUMN: "VARCHAR", **types}.items()
+    )
+    values = [n for n in names if n not in skipped]
+    if not values:
+        return empty_points()
+    time_expr = _quote_ident(time_) if time_ else "NULL::DOUBLE"
+    con = connection()
+    try:
+        table = con.sql(
+            f"""SELECT {_RUN} AS run_id, key, {_STEP} AS step, {_TS} AS ts, value
+            FROM (UNPIVOT (SELECT {FILE_COLUMN} AS {_RUN}, {_quote_ident(step)} AS {_STEP},
+                                  {time_expr} AS {_TS}, {", ".join(map(_quote_ident, values))}
+                           FROM read_csv([{_quote_literal(path)}], header=false,
+                                         auto_detect=false, columns={{{declared}}},
+                                         delim={_quote_literal(delimiter)}, quote='',
+                                         escape='', comment='', new_line='\\n'))
+                  ON COLUMNS(* EXCLUDE ({_RUN}, {_STEP}, {_TS}))
+                  INTO NAME key VALUE value)"""
+        ).to_arrow_table()
+    except duckdb.Error as exc:
+        raise ParseError(" ".join(str(exc).split())) from exc
+    return _placed(_runs_of_files(table, tagged), no_step)
+
+
 @contextlib.contextmanager
 def readable_bytes(data: bytes, suffix: str) -> Iterator[str]:
     """A path DuckDB reads ``data`` from while the block lasts.

@@ -16,9 +16,12 @@ One folder per run, plain files that any tool (or ``tail -f``) can read:
   values are written as ``NaN``/``Infinity``, which DuckDB's ``read_json`` accepts.
 * ``output.log``      the console output, when ``capture_output=True``.
 
-With ``system_metrics=True`` a thread also appends, every 10 s (``system_interval``), the CPU and
-memory of the process tree, the machine's, and those of the GPUs it uses where NVML exists, as
-``system/...`` metrics at the current step (:mod:`mltop.core.tracking_system`).
+* ``system.csv``      with ``system_metrics=True``: a thread appends, every 10 s
+  (``system_interval``), the CPU and memory of the process tree, the machine's, and those of the
+  GPUs it uses where NVML exists: a header ``step,ts,system/...`` written once, then a row per
+  sample at the current step, an empty cell where a figure is missing
+  (:mod:`mltop.core.tracking_system`). Runs written before kept these samples as lines of
+  ``metrics.jsonl``; mltop reads both.
 
 The status becomes FINISHED when the block ends, FAILED (with the exception message) when it
 raises; a job killed with SIGKILL stays RUNNING, and mltop shows it as stale once its files stop
@@ -48,6 +51,7 @@ FORMAT = "mltop-run/1"
 META_FILE = "mltop-run.json"
 PARAMS_FILE = "params.json"
 METRICS_FILE = "metrics.jsonl"
+SYSTEM_FILE = "system.csv"
 OUTPUT_FILE = "output.log"
 #: Seconds between two system metric samples, as MLflow and W&B sample by default.
 SYSTEM_INTERVAL = 10.0
@@ -124,8 +128,10 @@ class Run:
         self.folder = folder
         self.name = name
         self._step = 0
-        self._lock = threading.Lock()  # log() and the system metrics thread share the file
+        self._lock = threading.Lock()  # log() and finish() share the metrics file
         self._sampler: SystemSampler | None = None
+        self._system: TextIO | None = None
+        self._system_columns: list[str] = []
         self._meta: dict[str, Any] = {
             "format": FORMAT,
             "id": uuid.uuid4().hex,
@@ -182,16 +188,26 @@ class Run:
             self._metrics.flush()
 
     def _log_system(self, values: dict[str, float]) -> None:
-        """A system sample, at the step the run has reached (the last one logged)."""
-        row: dict[str, Any] = {"step": max(self._step - 1, 0), "ts": round(time.time(), 6)}
-        row.update(values)
-        self._write_row(row)
+        """A system sample, as a row of system.csv at the step the run has reached (the last
+        one logged); an empty cell for a figure the sample does not have."""
+        cells = [str(max(self._step - 1, 0)), repr(round(time.time(), 6))]
+        cells += [repr(float(values[k])) if k in values else "" for k in self._system_columns]
+        system = self._system
+        if system is None or system.closed:
+            return
+        system.write(",".join(cells) + "\n")
+        system.flush()
 
     def start_system_metrics(self, interval: float, gpus: GpuReader | None) -> None:
         from mltop.core.tracking_system import SystemSampler
 
-        self._sampler = SystemSampler(self._log_system, interval, gpus)
-        self._sampler.start()
+        sampler = SystemSampler(self._log_system, interval, gpus)
+        self._system_columns = sampler.columns()
+        self._system = open(self.folder / SYSTEM_FILE, "a", encoding="utf-8")  # noqa: SIM115
+        self._system.write(",".join(["step", "ts", *self._system_columns]) + "\n")
+        self._system.flush()
+        self._sampler = sampler
+        sampler.start()
 
     def set_tag(self, key: str, value: Any) -> None:
         self._meta["tags"][str(key)] = str(value)
@@ -202,6 +218,8 @@ class Run:
             return
         if self._sampler is not None:
             self._sampler.stop()
+        if self._system is not None:
+            self._system.close()
         with self._lock:
             self._metrics.close()
         self._meta.update(status=status, end_time=time.time(), error=error)
@@ -280,4 +298,4 @@ def start_run(
             log_file.close()
 
 
-__all__ = ["META_FILE", "METRICS_FILE", "PARAMS_FILE", "Run", "start_run"]
+__all__ = ["META_FILE", "METRICS_FILE", "PARAMS_FILE", "SYSTEM_FILE", "Run", "start_run"]

@@ -2,8 +2,13 @@
 
 A daemon thread samples, every ``interval`` seconds (10 by default, as MLflow and W&B do), what
 the training process tree costs the machine, and hands each sample to the run, which appends it
-to ``metrics.jsonl`` like any ``log()`` call, at the step the run had reached. Keys follow
-MLflow's ``system/...`` vocabulary so one filter reaches both trackers' figures:
+as a row of ``system.csv`` at the step the run had reached. The keys are the file's header,
+written once: a row is a few dozen bytes of numbers, where a JSON line repeating nine long keys
+was four times the size of a model line and made reading the samples cost a third more than
+the model metrics they sit beside (bench/system_metrics.py). The columns are fixed when the run
+starts (:meth:`SystemSampler.columns`): every GPU of the machine has its four, left empty while
+none of the job's processes uses it. Keys follow MLflow's ``system/...`` vocabulary so one
+filter reaches both trackers' figures:
 
 * ``system/process_cpu_utilization_percentage``: CPU of the process and all its children (one
   full core is 100, as ``top`` counts); ``system/process_memory_rss_megabytes``: their RSS.
@@ -29,6 +34,20 @@ import psutil
 
 #: Megabytes as MLflow counts them (10**6 bytes), so the same key holds the same number.
 MB = 1e6
+#: The keys of every sample, then those of each GPU (``system/gpu_N_`` + one of GPU_KEYS).
+PROCESS_KEYS = (
+    "system/process_cpu_utilization_percentage",
+    "system/process_memory_rss_megabytes",
+    "system/cpu_utilization_percentage",
+    "system/system_memory_usage_megabytes",
+    "system/system_memory_usage_percentage",
+)
+GPU_KEYS = (
+    "utilization_percentage",
+    "memory_usage_megabytes",
+    "memory_usage_percentage",
+    "power_usage_watts",
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,10 @@ class GpuSample:
 
 
 class GpuReader(Protocol):
+    def indices(self) -> list[int]:
+        """Every GPU of the machine (the columns a run's samples may fill)."""
+        ...
+
     def sample(self, pids: set[int]) -> list[GpuSample]:
         """The GPUs on which one of ``pids`` runs, with their figures now."""
         ...
@@ -65,6 +88,9 @@ class NvmlGpus:
             return cls(pynvml)
         except Exception:  # ImportError, or any NVMLError: no GPU figures, not a failure
             return None
+
+    def indices(self) -> list[int]:
+        return list(range(self._count))
 
     def sample(self, pids: set[int]) -> list[GpuSample]:
         nvml = self._nvml
@@ -110,6 +136,12 @@ class SystemSampler:
         self._thread = threading.Thread(target=self._loop, name="mltop-system-metrics", daemon=True)
         self._tree()  # CPU percentages count from here: the first sample is a real one
         psutil.cpu_percent()
+
+    def columns(self) -> list[str]:
+        """Every key a sample of this sampler can hold, in a fixed order: the machine's GPUs are
+        asked once, here."""
+        gpus = self._gpus.indices() if self._gpus is not None else []
+        return [*PROCESS_KEYS, *(f"system/gpu_{i}_{key}" for i in gpus for key in GPU_KEYS)]
 
     def start(self) -> None:
         self._thread.start()
@@ -158,13 +190,9 @@ class SystemSampler:
             except psutil.Error:
                 continue  # exited between the listing and the read
         memory = psutil.virtual_memory()
-        out = {
-            "system/process_cpu_utilization_percentage": cpu,
-            "system/process_memory_rss_megabytes": rss / MB,
-            "system/cpu_utilization_percentage": psutil.cpu_percent(),
-            "system/system_memory_usage_megabytes": memory.used / MB,
-            "system/system_memory_usage_percentage": memory.used / memory.total * 100,
-        }
+        figures = (cpu, rss / MB, psutil.cpu_percent(), memory.used / MB,
+                   memory.used / memory.total * 100)  # fmt: skip
+        out = dict(zip(PROCESS_KEYS, figures, strict=True))
         if self._gpus is not None:
             for gpu in self._gpus.sample({p.pid for p in procs}):
                 prefix = f"system/gpu_{gpu.index}_"

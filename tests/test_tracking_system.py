@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from mltop.core.discovery import ingest
+from mltop.core.runs.query import compile_query
 from mltop.core.runs.system_keys import is_system_key, system_groups
 from mltop.core.store import open_memory_store
-from mltop.core.tracking import METRICS_FILE, start_run
+from mltop.core.tracking import METRICS_FILE, SYSTEM_FILE, start_run
 from mltop.core.tracking_system import GpuSample, SystemSampler
 
 # The training script: it logs 6 steps over ~1.5 s while a child process holds 200 MB, and
@@ -42,8 +44,11 @@ SCRIPT = textwrap.dedent(
 def test_writer_samples_the_process_tree_into_system_metrics(tmp_path: Path) -> None:
     root = tmp_path / "runs"
     subprocess.run([sys.executable, "-c", SCRIPT, str(root)], check=True, timeout=60)
+    # The model's lines alone in metrics.jsonl; the samples in system.csv, keys in its header.
     rows = [json.loads(x) for x in (root / "sys" / METRICS_FILE).read_text().splitlines()]
-    system_rows = [r for r in rows if "system/process_cpu_utilization_percentage" in r]
+    assert [sorted(r) for r in rows] == [["loss", "step", "ts"]] * 6
+    with open(root / "sys" / SYSTEM_FILE, newline="") as fh:
+        system_rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(fh)]
     assert len(system_rows) >= 4  # ~1.5 s at 0.2 s, and one more when the run ends
     assert {r["step"] for r in system_rows} <= set(range(6))  # the step reached when sampled
     assert max(r["system/process_memory_rss_megabytes"] for r in system_rows) > 200
@@ -63,6 +68,17 @@ def test_writer_samples_the_process_tree_into_system_metrics(tmp_path: Path) -> 
         "system/system_memory_usage_megabytes",
         "system/system_memory_usage_percentage",
     }  # no GPU series: this machine has no NVML
+    rss = store.history(run.id, "system/process_memory_rss_megabytes").to_pylist()
+    assert [p["value"] for p in rss] == [
+        r["system/process_memory_rss_megabytes"] for r in system_rows
+    ]
+    assert [p["ts"] for p in rss] == [r["ts"] for r in system_rows]
+
+    def names(text: str) -> list[str]:
+        return [r.name for r in store.runs(compile_query(text))]
+
+    assert names('metrics."system/process_memory_rss_megabytes".max > 200') == ["sys"]
+    assert names('metrics."system/gpu_0_utilization_percentage".max < 20') == []  # no GPU here
 
 
 class FakeGpus:
@@ -74,6 +90,9 @@ class FakeGpus:
 
     def __init__(self) -> None:
         self.asked: list[set[int]] = []
+
+    def indices(self) -> list[int]:
+        return list(range(8))
 
     def sample(self, pids: set[int]) -> list[GpuSample]:
         self.asked.append(pids)
@@ -99,12 +118,36 @@ def test_gpu_samples_use_mlflow_keys_per_gpu(tmp_path: Path) -> None:
     assert len(groups["GPU 0"]) == len(groups["GPU 1"]) == 4
 
 
+def test_every_gpu_of_the_machine_has_columns_and_unused_ones_stay_empty(tmp_path: Path) -> None:
+    with start_run(tmp_path / "runs", name="gpus") as run:
+        run.log(step=0, loss=1.0)
+        run.start_system_metrics(60.0, FakeGpus())
+        run.log(step=1, loss=0.5)
+    with open(run.folder / SYSTEM_FILE, newline="") as fh:
+        header, *rows = list(csv.reader(fh))
+    assert header[:2] == ["step", "ts"] and len(header) == 2 + 5 + 8 * 4
+    ((step, _, *cells),) = rows  # the run ended before the first interval: its last sample
+    assert step == "1"
+    named = dict(zip(header[2:], cells, strict=True))
+    assert named["system/gpu_1_power_usage_watts"] == "401.2"
+    assert all(v == "" for k, v in named.items() if k.startswith("system/gpu_7_"))
+
+    store = open_memory_store()
+    assert ingest(tmp_path, store).problems == []
+    (stored,) = store.runs()
+    groups = dict(system_groups([k for k in store.summaries([stored.id])[stored.id]]))
+    assert sorted(groups) == ["GPU 0", "GPU 1", "system"]  # no series for the idle GPUs
+    assert store.history(stored.id, "system/gpu_0_utilization_percentage").to_pylist() == [
+        {"step": 1, "ts": float(rows[0][1]), "value": 87.0}
+    ]
+
+
 def test_a_run_with_system_metrics_ends_them_with_the_run(tmp_path: Path) -> None:
     with start_run(tmp_path, name="quick", system_metrics=True, system_interval=30) as run:
         run.log(loss=1.0)
-    rows = [json.loads(x) for x in (run.folder / METRICS_FILE).read_text().splitlines()]
+    rows = (run.folder / SYSTEM_FILE).read_text().splitlines()
     # Shorter than one interval: the sample taken when the run ends is still there.
-    assert len(rows) == 2 and "system/process_memory_rss_megabytes" in rows[1]
+    assert len(rows) == 2 and "system/process_memory_rss_megabytes" in rows[0].split(",")
     never = start_run(tmp_path, name="never", system_metrics=True, system_interval=0)
     with pytest.raises(ValueError, match="system_interval must be > 0"), never:
         pass

@@ -213,11 +213,15 @@ def read_line_files(
     time_col: str | None = None,
     exclude: Sequence[str] = (),
     row_step: bool = False,
+    plain_csv: bool = False,
 ) -> LineBatch:
     """Read what changed in these files since their recorded state.
 
     ``fmt`` is "jsonl" or "csv". Files that were truncated or replaced are read from the start
     and their runs listed in ``replaced_runs`` (the caller deletes those runs' old points first).
+    ``plain_csv``: the CSV files are a writer's rows of numbers (a line is a row, no quoting,
+    ``delimiter`` given), so small ones are parsed together as small JSONL files are (see
+    :func:`_parse_csv_together`).
     """
     batch = LineBatch()
     sources: dict[str, str] = {}  # path DuckDB reads -> run id
@@ -245,9 +249,12 @@ def read_line_files(
             if offset == 0:
                 batch.replaced_runs.add(lf.run_id)
             try:
-                if fmt == "jsonl" and st.st_size - offset <= TOGETHER_BYTES:
+                small = st.st_size - offset <= TOGETHER_BYTES
+                if small and (fmt == "jsonl" or (plain_csv and delimiter)):
                     head, data, new_offset = _read_small(lf.path, offset, st.st_size)
                     state = file_state(lf.path, st, new_offset, lf.run_id, lf.source, head=head)
+                    if data and fmt == "csv" and offset > 0:
+                        data = _first_line(lf.path) + data
                     if data:
                         whole = offset == 0 and new_offset == st.st_size
                         together.append((lf, data, (st, len(batch.states)) if whole else None))
@@ -276,14 +283,15 @@ def read_line_files(
             delimiter=delimiter, step_col=step_col, time_col=time_col,
             exclude=exclude, row_step=row_step,
         )  # fmt: skip
-        parsed = _parse_together(together, report, **options)
+        parse_together = _parse_csv_together if fmt == "csv" else _parse_together
+        parsed = parse_together(together, report, **options)
         if parsed is None:  # each parsed alone instead, as a bigger file is
             for lf, data, whole in together:
                 if whole is not None:
                     read_path = str(lf.path)
                     in_place[read_path] = whole
                 else:
-                    read_path = tabular.bytes_to_tempfile(data, ".jsonl")
+                    read_path = tabular.bytes_to_tempfile(data, "." + fmt)
                     temps.append(read_path)
                 sources[read_path] = lf.run_id
                 origin[read_path] = lf
@@ -370,6 +378,59 @@ def _parse_together(
         values = f"{count} value{'s' if count != 1 else ''}"
         add_note(report, path_of[run_id], f"{values} without a usable step skipped")
     return points
+
+
+def _parse_csv_together(
+    together: Sequence[tuple[LineFile, bytes, object]],
+    report: ImportReport,
+    *,
+    delimiter: str | None = None,
+    **options: object,
+) -> pa.Table | None:
+    """The new rows of many small plain CSV files (each ``data`` starts with its file's header)
+    in one DuckDB parse per header, as :func:`_parse_together` does for JSONL.
+
+    Each row is prefixed with its file's key; files of the same header (a batch of one writer's
+    runs has one or two) go into one file read with declared columns, nothing sniffed. None
+    (the caller parses each file alone, where a damaged file is handled and reported as it
+    always was) when a header cannot be read or a parse fails.
+    """
+    if not together:
+        return tabular.empty_points()
+    if not delimiter:
+        return None
+    sep = delimiter.encode()
+    groups: dict[bytes, list[bytes]] = {}
+    run_of: dict[str, str] = {}
+    for index, (lf, data, _) in enumerate(together):
+        data = data.replace(b"\r\n", b"\n")
+        end = data.find(b"\n")
+        header, rows = data[:end], data[end + 1 :]
+        if not rows:
+            continue  # the header alone: no sample yet
+        key = f"f{index}"
+        tag = key.encode() + sep
+        groups.setdefault(header, []).append(tag + rows[:-1].replace(b"\n", b"\n" + tag) + b"\n")
+        run_of[key] = lf.run_id
+    tables = []
+    no_step: dict[str, int] = {}
+    for header, parts in groups.items():
+        names = _csv_fields(header.decode("utf-8", errors="replace"), delimiter)
+        if not names:
+            return None
+        try:
+            with tabular.readable_bytes(b"".join(parts), ".csv") as path:
+                points = tabular.tagged_csv_points(
+                    path, names, run_of, delimiter, no_step=no_step, **options
+                )
+            tables.append(points)
+        except (OSError, tabular.ParseError):
+            return None
+    path_of = {lf.run_id: lf.path for lf, _, _ in together}
+    for run_id, count in sorted(no_step.items()):
+        values = f"{count} value{'s' if count != 1 else ''}"
+        add_note(report, path_of[run_id], f"{values} without a usable step skipped")
+    return pa.concat_tables(tables) if tables else tabular.empty_points()
 
 
 def _leave_as_it_was(batch: LineBatch, lf: LineFile) -> None:

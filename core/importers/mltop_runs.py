@@ -7,6 +7,7 @@ DuckDB ``read_json``. Runs are written in batches of whole runs, each batch in o
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -35,10 +36,10 @@ from mltop.core.importers.base import (
     source_texts,
     stat_table,
 )
-from mltop.core.importers.linefiles import LineFile, read_line_files
+from mltop.core.importers.linefiles import LineBatch, LineFile, read_line_files
 from mltop.core.importers.params import flatten_params, json_object, read_json_bytes
 from mltop.core.store import Store
-from mltop.core.tracking import META_FILE, METRICS_FILE, OUTPUT_FILE, PARAMS_FILE
+from mltop.core.tracking import META_FILE, METRICS_FILE, OUTPUT_FILE, PARAMS_FILE, SYSTEM_FILE
 
 KIND = "mltop"
 #: Runs written per transaction, and the metric bytes read for one (a few long histories make a
@@ -53,7 +54,7 @@ LARGE_BATCH = 1000
 LOG_SUFFIXES = (".log", ".out", ".err")
 MAX_META_BYTES = 4 * 1024 * 1024
 #: The files of a run folder whose state the store records.
-RUN_FILES = (META_FILE, PARAMS_FILE, METRICS_FILE)
+RUN_FILES = (META_FILE, PARAMS_FILE, METRICS_FILE, SYSTEM_FILE)
 #: Run folders whose file states are compared with the store in one query. Each query scans the
 #: whole ``files`` table: at 100,000 runs, batches of 25,000 cost 0.13 s CPU against 0.23 s for
 #: batches of 10,000, for about 20 MB more at the peak of a re-scan (bench/scale.py).
@@ -131,9 +132,9 @@ def _changed_among(store: Store, folders: list[str]) -> list[tuple[int, int]]:
     if not changed:
         return []
     width = len(RUN_FILES)
-    metrics_at = RUN_FILES.index(METRICS_FILE)
+    metrics_at, system_at = RUN_FILES.index(METRICS_FILE), RUN_FILES.index(SYSTEM_FILE)
     return [
-        (i, sizes[i * width + metrics_at])
+        (i, sizes[i * width + metrics_at] + sizes[i * width + system_at])
         for i in range(len(folders))
         if any(p in changed for p in paths[i * width : (i + 1) * width])
     ]
@@ -172,6 +173,7 @@ class MltopRunsImporter:
         report: ImportReport,
     ) -> None:
         metric_files: list[LineFile] = []
+        system_files: list[LineFile] = []
         meta_changed: dict[str, SourceRef] = {}
         # The stats of each run's metadata files; their states are made only for the runs read.
         meta_stats: dict[str, list[tuple[str, os.stat_result]]] = {}
@@ -193,17 +195,20 @@ class MltopRunsImporter:
                     stats.append((path, st))
             metrics = folder / METRICS_FILE
             metric_files.append(LineFile(metrics, run_id, known.get(str(metrics)), str(folder)))
+            system = base + SYSTEM_FILE
+            if system in known or os.path.exists(system):
+                system_files.append(LineFile(Path(system), run_id, known.get(system), str(folder)))
             if changed:
                 meta_changed[run_id] = ref
             meta_stats[run_id] = stats
 
-        batch = read_line_files(metric_files, "jsonl", report)
+        batch, restarted = _read_metric_files(metric_files, system_files, report)
         if not meta_changed and not batch.changed_runs:
             return
         # A run whose metrics grew while its metadata stayed is the live case (a job logging
         # every second): only its points, file offsets and `updated` are written, unless a log
         # file appeared or vanished in its folder, which needs the whole run re-read.
-        reread = batch.replaced_runs | {lf.run_id for lf in batch.deleted}
+        reread = restarted
         grown_only = {
             run_id: batch.mtimes.get(run_id)
             for run_id in batch.changed_runs
@@ -257,7 +262,7 @@ class MltopRunsImporter:
             )
             store.put_runs(None, records, params, tags)
             store.touch_runs({r: t for r, t in grown_only.items() if t is not None})
-            replaced = (batch.replaced_runs | {lf.run_id for lf in batch.deleted}) - skipped
+            replaced = restarted - skipped
             # A run seen for the first time has no stored points: deleting them would scan the
             # whole metrics table for nothing, and its summaries fold from this batch alone
             # (the cost per batch of a first import stays flat as the store fills).
@@ -331,6 +336,59 @@ class MltopRunsImporter:
             updated=updated,
         )
         return record, _experiment_name(meta, folder), run_params, run_tags, run_logs
+
+
+def _read_metric_files(
+    metric_files: Sequence[LineFile], system_files: Sequence[LineFile], report: ImportReport
+) -> tuple[LineBatch, set[str]]:
+    """What changed in the runs' ``metrics.jsonl`` and ``system.csv``, as one batch, with the
+    runs whose stored points must be deleted before the batch's go in.
+
+    A run's points are deleted whole, so a run that has both files and one of them was
+    replaced or is gone is read whole: both files from the start. A new ``system.csv`` in a
+    known run (its first sample) only adds points.
+    """
+    restarted: set[str] = set()
+    if system_files:
+        pair_of = {lf.run_id: lf for lf in metric_files}
+        whole: dict[str, list[LineFile]] = {}
+        for samples in system_files:
+            pair = [pair_of[samples.run_id], samples]
+            if any(lf.old is not None for lf in pair) and _restarts(pair):
+                restarted.add(samples.run_id)
+                whole[samples.run_id] = [_from_start(lf) for lf in pair]
+        if whole:
+            metric_files = [whole.get(lf.run_id, [lf])[0] for lf in metric_files]
+            system_files = [whole.get(lf.run_id, [lf, lf])[1] for lf in system_files]
+    batch = read_line_files(metric_files, "jsonl", report)
+    paired = {lf.run_id for lf in system_files}
+    restarted |= (batch.replaced_runs - paired) | {lf.run_id for lf in batch.deleted}
+    if not system_files:
+        return batch, restarted
+    system = read_line_files(system_files, "csv", report, delimiter=",", plain_csv=True)
+    restarted |= {lf.run_id for lf in system.deleted}
+    batch.points = pa.concat_tables([batch.points, system.points])
+    batch.states += system.states
+    batch.replaced_runs |= system.replaced_runs
+    batch.deleted += system.deleted
+    batch.changed_runs |= system.changed_runs
+    for run_id, mtime in system.mtimes.items():
+        batch.mtimes[run_id] = max(batch.mtimes.get(run_id, 0.0), mtime)
+    return batch, restarted
+
+
+def _restarts(files: Sequence[LineFile]) -> bool:
+    """Whether a recorded file of these was replaced or is gone since the last scan."""
+    return any(
+        lf.old is not None and classify(lf.path, lf.old)[0] in (Change.REPLACED, Change.DELETED)
+        for lf in files
+    )
+
+
+def _from_start(lf: LineFile) -> LineFile:
+    """The file read from its start, as a new one; a gone file keeps its state, so the read
+    says it is gone."""
+    return dataclasses.replace(lf, old=None) if os.path.exists(lf.path) else lf
 
 
 def _process_tags(meta: dict[str, object]) -> dict[str, object]:
