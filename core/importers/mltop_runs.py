@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mltop.core.common.collector import collector_held
 from mltop.core.common.regular_files import is_regular
 from mltop.core.entities import (
     FileState,
@@ -83,7 +84,24 @@ class Folder(NamedTuple):
     seen: tuple[Seen | None, ...]
 
 
-def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[Folder, int]]:
+#: A changed run folder as it waits for its batch: its path, then the size, mtime and inode of
+#: each of :data:`RUN_FILES` (three Nones for a file that was not there). A first import of
+#: 100,000 runs holds one per run until its batch: one plain tuple of atoms (which Python's
+#: collector stops tracking) where a :class:`Folder` with its stats was six objects, twice the
+#: memory; the :class:`Folder` is made when its batch is read.
+Compared = tuple[Any, ...]
+_ABSENT = (None, None, None)
+
+
+def _folder(compared: Compared) -> Folder:
+    seen = tuple(
+        None if compared[k] is None else Seen(*compared[k : k + 3])
+        for k in range(1, len(compared), 3)
+    )
+    return Folder(compared[0], seen)
+
+
+def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[Compared, int]]:
     """The run folders with a file that is new, gone or changed since the last scan, each with
     the size of its metrics file (0 when there is none).
 
@@ -93,7 +111,7 @@ def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[Fold
     path text, and what the stats found is kept only for the folders that changed.
     """
     folders = source_texts(refs)
-    changed: list[tuple[Folder, int]] = []
+    changed: list[tuple[Compared, int]] = []
     for start in range(0, len(folders), COMPARE_RUNS):
         changed += _changed_among(store, folders[start : start + COMPARE_RUNS])
     return changed
@@ -119,7 +137,7 @@ def _batches(changed: Sequence[tuple[T, int]]) -> list[list[T]]:
     return batches
 
 
-def _changed_among(store: Store, folders: list[str]) -> list[tuple[Folder, int]]:
+def _changed_among(store: Store, folders: list[str]) -> list[tuple[Compared, int]]:
     """The folders among ``folders`` with a changed file, each with its metrics bytes."""
     paths = [folder + name for folder in folders for name in _RUN_NAMES]
     sizes: list[int] = []
@@ -148,11 +166,10 @@ def _changed_among(store: Store, folders: list[str]) -> list[tuple[Folder, int]]
     for i, folder in enumerate(folders):
         at = i * width
         if any(p in changed for p in paths[at : at + width]):
-            seen = tuple(
-                Seen(sizes[k], mtimes[k], inodes[k]) if there[k] else None
-                for k in range(at, at + width)
-            )
-            out.append((Folder(folder, seen), sizes[at + metrics_at]))
+            record: list[Any] = [folder]
+            for k in range(at, at + width):
+                record += (sizes[k], mtimes[k], inodes[k]) if there[k] else _ABSENT
+            out.append((tuple(record), sizes[at + metrics_at]))
     return out
 
 
@@ -177,14 +194,15 @@ class MltopRunsImporter:
         if not changed:
             return
         # Each file state of a run folder is recorded with the folder as its source.
-        known = store.file_states(sources=(folder.path for folder, _ in changed))
-        for batch in _batches(changed):
-            self._import_batch(store, batch, known, report)
+        known = store.file_states(sources=(compared[0] for compared, _ in changed))
+        with collector_held():
+            for batch in _batches(changed):
+                self._import_batch(store, batch, known, report)
 
     def _import_batch(
         self,
         store: Store,
-        folders: Sequence[Folder],
+        compared: Sequence[Compared],
         known: dict[str, FileState],
         report: ImportReport,
     ) -> None:
@@ -193,7 +211,7 @@ class MltopRunsImporter:
         # The stats of each run's metadata files; their states are made only for the runs read.
         meta_stats: dict[str, list[tuple[str, os.stat_result | Seen]]] = {}
         folder_of: dict[str, Folder] = {}
-        for folder in folders:
+        for folder in map(_folder, compared):
             run_id = stable_id(KIND, store.id_path(folder.path))
             folder_of[run_id] = folder
             changed = False

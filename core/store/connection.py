@@ -66,6 +66,21 @@ def string_array(texts: list[str]) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(texts), buffers)
 
 
+def _as_posix(relative: str) -> str:
+    """``Path(relative).as_posix()``: the text itself when it is in that form already (a first
+    import asks for every run folder's id, and a ``Path`` costs ten times this test)."""
+    if (
+        os.sep == "/"
+        and relative
+        and relative[0] != "."
+        and relative[-1] not in "./"
+        and "//" not in relative
+        and "/./" not in relative
+    ):
+        return relative
+    return Path(relative).as_posix()
+
+
 class StoreConnection:
     """The DuckDB connection of a store and what every family of tables shares."""
 
@@ -224,9 +239,9 @@ class StoreConnection:
         if text == here:
             return "."
         prefix = here.rstrip(os.sep) + os.sep
-        if text.startswith(prefix):
-            return Path(text[len(prefix) :]).as_posix()
-        return text
+        if not text.startswith(prefix):
+            return text
+        return _as_posix(text[len(prefix) :])
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file.
