@@ -112,8 +112,11 @@ def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[Comp
     """
     folders = source_texts(refs)
     changed: list[tuple[Compared, int]] = []
+    # A store that records no file (a first import) has nothing to compare the stats with:
+    # every folder with a file is new.
+    first = not store.holds_files()
     for start in range(0, len(folders), COMPARE_RUNS):
-        changed += _changed_among(store, folders[start : start + COMPARE_RUNS])
+        changed += _changed_among(store, folders[start : start + COMPARE_RUNS], first)
     return changed
 
 
@@ -137,8 +140,11 @@ def _batches(changed: Sequence[tuple[T, int]]) -> list[list[T]]:
     return batches
 
 
-def _changed_among(store: Store, folders: list[str]) -> list[tuple[Compared, int]]:
-    """The folders among ``folders`` with a changed file, each with its metrics bytes."""
+def _changed_among(
+    store: Store, folders: list[str], first: bool = False
+) -> list[tuple[Compared, int]]:
+    """The folders among ``folders`` with a changed file, each with its metrics bytes (with
+    ``first``, the store records no file: every file there is new)."""
     paths = [folder + name for folder in folders for name in _RUN_NAMES]
     sizes: list[int] = []
     mtimes: list[float] = []
@@ -157,19 +163,25 @@ def _changed_among(store: Store, folders: list[str]) -> list[tuple[Compared, int
             mtimes.append(st.st_mtime)
             inodes.append(st.st_ino)
             there[i] = 1
-    changed = store.changed_files(stat_table(paths, sizes, mtimes, inodes, there))
-    if not changed:
-        return []
     width = len(RUN_FILES)
+    changed: set[str] = set()
+    if not first:
+        changed = store.changed_files(stat_table(paths, sizes, mtimes, inodes, there))
+        if not changed:
+            return []
     metrics_at = RUN_FILES.index(METRICS_FILE)
     out = []
     for i, folder in enumerate(folders):
         at = i * width
-        if any(p in changed for p in paths[at : at + width]):
-            record: list[Any] = [folder]
-            for k in range(at, at + width):
-                record += (sizes[k], mtimes[k], inodes[k]) if there[k] else _ABSENT
-            out.append((tuple(record), sizes[at + metrics_at]))
+        if first:
+            if not any(there[at : at + width]):
+                continue
+        elif not any(p in changed for p in paths[at : at + width]):
+            continue
+        record: list[Any] = [folder]
+        for k in range(at, at + width):
+            record += (sizes[k], mtimes[k], inodes[k]) if there[k] else _ABSENT
+        out.append((tuple(record), sizes[at + metrics_at]))
     return out
 
 
@@ -306,7 +318,7 @@ class MltopRunsImporter:
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
             store.put_logs(logs)
-        new_runs = sum(1 for r in records if os.path.join(r.location, META_FILE) not in known)
+        new_runs = sum(1 for r in records if r.location + os.sep + META_FILE not in known)
         report.add(KIND, runs=new_runs, points=added)
 
     def _read_run(
