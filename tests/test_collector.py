@@ -1,4 +1,5 @@
-"""The cyclic collector is held off during a bulk import and comes back as it was."""
+"""The cyclic collector is held off during a bulk import and comes back as it was; so does
+DuckDB's thread count."""
 
 from __future__ import annotations
 
@@ -62,21 +63,26 @@ def test_it_comes_back_when_the_block_raises() -> None:
     assert gc.isenabled()
 
 
-def test_an_import_of_run_folders_holds_it_while_writing_batches(
+def test_an_import_of_run_folders_writes_batches_with_the_collector_off_on_one_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for i in range(3):
         write_run(tmp_path / "runs", f"r{i}")
-    during: list[bool] = []
+    store = open_memory_store()
+
+    def threads() -> str:
+        return str(store._con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+
+    before = threads()
+    during: list[tuple[bool, str]] = []
     real = mltop_runs.MltopRunsImporter._import_batch
 
     def spy(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        during.append(gc.isenabled())
+        during.append((gc.isenabled(), threads()))
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(mltop_runs.MltopRunsImporter, "_import_batch", spy)
-    store = open_memory_store()
     report = ingest(tmp_path, store)
     assert report.runs_added == 3 and not report.problems
-    assert during == [False]
-    assert gc.isenabled()
+    assert during == [(False, "1")]
+    assert gc.isenabled() and threads() == before

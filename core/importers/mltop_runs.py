@@ -207,7 +207,7 @@ class MltopRunsImporter:
             return
         # Each file state of a run folder is recorded with the folder as its source.
         known = store.file_states(sources=(compared[0] for compared, _ in changed))
-        with collector_held():
+        with collector_held(), store.one_worker_thread():
             for batch in _batches(changed):
                 self._import_batch(store, batch, known, report)
 

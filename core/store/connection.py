@@ -104,6 +104,9 @@ class StoreConnection:
         self._cut_histories: dict[str, set[str] | None] | None = None
         # Runs the open transaction writes for the first time (see mark_new_runs).
         self._new_runs: frozenset[str] = frozenset()
+        # Imports running with one worker thread, and DuckDB's setting before the first.
+        self._one_thread_holds = 0
+        self._threads_before = ""
         self._con = duckdb.connect(
             str(path) if path is not None else ":memory:",
             config={"default_block_size": str(BLOCK_SIZE)},
@@ -302,6 +305,29 @@ class StoreConnection:
                 self._con.execute("RESET memory_limit")
                 if self._con.execute(query).fetchall()[0][0] != limit:
                     self._con.execute(f"SET memory_limit = '{limit}'")
+
+    @contextlib.contextmanager
+    def one_worker_thread(self) -> Iterator[None]:
+        """DuckDB works on one thread for the block (an import of many small batches), and on
+        as many as before after it; overlapping blocks (the app's scan and a watcher) restore
+        the setting when the last ends.
+
+        A batch's queries are small: a second thread took 6% more CPU for a 10,000-run first
+        import and no less wall time on two cores (bench/scale.py).
+        """
+        with self._lock:
+            if self._one_thread_holds == 0:
+                rows = self._con.execute("SELECT current_setting('threads')").fetchall()
+                self._threads_before = str(rows[0][0])
+                self._con.execute("SET threads = 1")
+            self._one_thread_holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._one_thread_holds -= 1
+                if self._one_thread_holds == 0:
+                    self._con.execute(f"SET threads = {int(self._threads_before)}")
 
     @contextlib.contextmanager
     def transaction(self, *, large: bool = False) -> Iterator[None]:
