@@ -112,6 +112,9 @@ assert not report.problems, report.problems[:3]
 print("BATCHES " + json.dumps(batches))
 """
 
+# The baseline: every run's three files read and parsed as the import reads them (the metadata
+# and params as JSON objects, each metrics line as one), with nothing else. The import also
+# walks the tree, stats each file, lists each run folder (its logs) and writes the store.
 READ_ALL = """
 from pathlib import Path
 n = 0

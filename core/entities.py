@@ -29,23 +29,26 @@ class Status(StrEnum):
     def parse(cls, value: object, default: Status | None = None) -> Status:
         """Map a tracker's status word (any case, a few synonyms) onto a Status."""
         text = str(value).strip().upper() if value is not None else ""
-        aliases = {
-            "DONE": cls.FINISHED,
-            "SUCCESS": cls.FINISHED,
-            "SUCCEEDED": cls.FINISHED,
-            "COMPLETED": cls.FINISHED,
-            "ERROR": cls.FAILED,
-            "CRASHED": cls.FAILED,
-            "FAILURE": cls.FAILED,
-            "CANCELLED": cls.KILLED,
-            "CANCELED": cls.KILLED,
-            "QUEUED": cls.SCHEDULED,
-        }
-        if text in cls.__members__:
-            return cls[text]
-        if text in aliases:
-            return aliases[text]
+        found = _STATUS_WORDS.get(text)
+        if found is not None:
+            return found
         return default if default is not None else cls.FINISHED
+
+
+#: Every word :meth:`Status.parse` knows, made once: a first import parses a status per run.
+_STATUS_WORDS: dict[str, Status] = {
+    **{status.value: status for status in Status},
+    "DONE": Status.FINISHED,
+    "SUCCESS": Status.FINISHED,
+    "SUCCEEDED": Status.FINISHED,
+    "COMPLETED": Status.FINISHED,
+    "ERROR": Status.FAILED,
+    "CRASHED": Status.FAILED,
+    "FAILURE": Status.FAILED,
+    "CANCELLED": Status.KILLED,
+    "CANCELED": Status.KILLED,
+    "QUEUED": Status.SCHEDULED,
+}
 
 
 def stable_id(*parts: str) -> str:

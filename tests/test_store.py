@@ -578,3 +578,15 @@ def test_the_step_of_a_tied_best_is_the_first_step_that_reached_it(tmp_path: Pat
     (run_id,) = [r.id for r in store.runs()]
     flat = store.summaries([run_id])[run_id]["epoch_time"]
     assert (flat.min_step, flat.max_step) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["runs/a", "runs//a", "runs/./a", "./runs/a", "runs/a/", "runs/a/.", ".hidden/a", "a.", ""],
+)
+def test_a_run_folder_hashes_the_relative_path_pathlib_would_give(relative: str) -> None:
+    """The id text of a folder under the store's anchor is its relative path in the form
+    ``Path.as_posix`` gives, also when it is taken from the text without a Path."""
+    store = open_memory_store()
+    store.anchor = Path("/project")
+    assert store.id_path("/project/" + relative) == Path(relative).as_posix()

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Protocol, overload
+from typing import NamedTuple, Protocol, overload
 
 import numpy as np
 import pyarrow as pa
@@ -175,14 +175,34 @@ def states_by_run(known: dict[str, FileState]) -> dict[str, list[FileState]]:
     return by_run
 
 
-def classify(path: str | Path, old: FileState | None) -> tuple[Change, os.stat_result | None]:
-    """How a file changed since its recorded state. Costs one stat when nothing changed, and
-    takes the path as the walk gives it (a ``str`` from a tree of a million metric files is
-    not turned into a ``Path`` unless the file changed)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return (Change.DELETED if old is not None else Change.UNCHANGED), None
+class Seen(NamedTuple):
+    """What a stat made earlier said of a file: the fields a file state records, by the names
+    :class:`os.stat_result` gives them, so either is taken where a stat is.
+
+    The comparison of a scan with the store stats every file of a run folder once; the
+    folders that changed are then read with these, not stat'ed again.
+    """
+
+    st_size: int
+    st_mtime: float
+    st_ino: int
+
+
+def classify(
+    path: str | Path, old: FileState | None, seen: Seen | None = None
+) -> tuple[Change, os.stat_result | Seen | None]:
+    """How a file changed since its recorded state. Costs one stat when nothing changed (none
+    when ``seen`` says what a stat of it found already), and takes the path as the walk gives
+    it (a ``str`` from a tree of a million metric files is not turned into a ``Path`` unless the
+    file changed)."""
+    st: os.stat_result | Seen
+    if seen is not None:
+        st = seen
+    else:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return (Change.DELETED if old is not None else Change.UNCHANGED), None
     if old is None:
         return Change.NEW, st
     if st.st_size == old.size and st.st_mtime == old.mtime and st.st_ino == old.inode:
@@ -222,8 +242,8 @@ def stat_table(
 
 
 def file_state(
-    path: Path,
-    st: os.stat_result,
+    path: Path | str,
+    st: os.stat_result | Seen,
     offset: int,
     run_id: str | None = None,
     source: str | None = None,

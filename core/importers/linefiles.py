@@ -20,11 +20,12 @@ from pathlib import Path
 import pyarrow as pa
 
 from mltop.core import tabular
-from mltop.core.common.regular_files import open_regular
+from mltop.core.common.regular_files import open_regular, read_whole
 from mltop.core.entities import FileState, ImportReport
 from mltop.core.importers.base import (
     HEAD_BYTES,
     Change,
+    Seen,
     classify,
     file_state,
     fingerprint,
@@ -41,10 +42,12 @@ TOGETHER_BYTES = 1024 * 1024
 class LineFile:
     """One metric log file of one run, with what the store remembers of it."""
 
-    path: Path
+    path: Path | str
     run_id: str
     old: FileState | None
     source: str | None = None
+    #: What a stat of it said already, when the caller made one (it is not stat'ed again).
+    seen: Seen | None = None
 
 
 @dataclass
@@ -230,13 +233,13 @@ def read_line_files(
     # Files DuckDB reads in place, with the stat their recorded offset comes from: a writer may
     # append while DuckDB reads, and then the points would run past the offset (and be read
     # again by the next scan).
-    in_place: dict[str, tuple[os.stat_result, int]] = {}
+    in_place: dict[str, tuple[os.stat_result | Seen, int]] = {}
     # Small JSONL reads, parsed together (see _parse_together).
     # With the stat and state index of a file read whole (it can be parsed in place).
-    together: list[tuple[LineFile, bytes, tuple[os.stat_result, int] | None]] = []
+    together: list[tuple[LineFile, bytes, tuple[os.stat_result | Seen, int] | None]] = []
     try:
         for lf in files:
-            change, st = classify(lf.path, lf.old)
+            change, st = classify(lf.path, lf.old, lf.seen)
             if change is Change.UNCHANGED:
                 continue
             if change is Change.DELETED or st is None:
@@ -313,17 +316,17 @@ def read_line_files(
     return batch
 
 
-def _read_small(path: Path, offset: int, size: int) -> tuple[str, bytes, int]:
+def _read_small(path: Path | str, offset: int, size: int) -> tuple[str, bytes, int]:
     """A small file's head fingerprint, and its complete lines from ``offset`` with the offset
     after them, in one read (the fingerprint would otherwise open the file again)."""
-    with open_regular(path) as fh:
-        if offset:
+    if offset:
+        with open_regular(path) as fh:
             head = fh.read(min(size, HEAD_BYTES))
             fh.seek(offset)
             data = fh.read()
-        else:
-            data = fh.read()
-            head = data[: min(size, HEAD_BYTES)]
+    else:
+        data = read_whole(path)
+        head = data[: min(size, HEAD_BYTES)]
     end = data.rfind(b"\n")
     complete = data[: end + 1] if end >= 0 else b""
     return fingerprint(head), complete, offset + len(complete)
@@ -448,7 +451,7 @@ def _leave_as_it_was(batch: LineBatch, lf: LineFile) -> None:
 def _grew_while_read(
     sources: dict[str, str],
     origin: dict[str, LineFile],
-    in_place: dict[str, tuple[os.stat_result, int]],
+    in_place: dict[str, tuple[os.stat_result | Seen, int]],
     batch: LineBatch,
     temps: list[str],
 ) -> bool:
@@ -462,7 +465,7 @@ def _grew_while_read(
             now = os.stat(path)
         except OSError:
             continue  # deleted meanwhile: the next scan notices
-        if now.st_size == st.st_size and now.st_mtime_ns == st.st_mtime_ns:
+        if now.st_size == st.st_size and now.st_mtime == st.st_mtime:
             continue
         lf = origin.pop(path)
         run_id = sources.pop(path)

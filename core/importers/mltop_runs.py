@@ -12,11 +12,12 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mltop.core.common.collector import collector_held
 from mltop.core.common.regular_files import is_regular
 from mltop.core.entities import (
     FileState,
@@ -30,6 +31,7 @@ from mltop.core.importers.base import (
     HEAD_BYTES,
     Change,
     Detection,
+    Seen,
     classify,
     file_state,
     fingerprint,
@@ -74,28 +76,59 @@ def _float(value: object) -> float | None:
     return None
 
 
-def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[SourceRef, int]]:
+class Folder(NamedTuple):
+    """A run folder that changed: its path as text, and what the comparison's stat found of
+    each of its :data:`RUN_FILES` (None where there was no file). Its files are read with
+    these, not stat'ed again."""
+
+    path: str
+    seen: tuple[Seen | None, ...]
+
+
+#: A changed run folder as it waits for its batch: its path, then the size, mtime and inode of
+#: each of :data:`RUN_FILES` (three Nones for a file that was not there). A first import of
+#: 100,000 runs holds one per run until its batch: one plain tuple of atoms (which Python's
+#: collector stops tracking) where a :class:`Folder` with its stats was six objects, twice the
+#: memory; the :class:`Folder` is made when its batch is read.
+Compared = tuple[Any, ...]
+_ABSENT = (None, None, None)
+
+
+def _folder(compared: Compared) -> Folder:
+    seen = tuple(
+        None if compared[k] is None else Seen(*compared[k : k + 3])
+        for k in range(1, len(compared), 3)
+    )
+    return Folder(compared[0], seen)
+
+
+def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[Compared, int]]:
     """The run folders with a file that is new, gone or changed since the last scan, each with
-    the size of its metrics file (0 when there is none).
+    the size of its metrics and system files (0 when there is none).
 
     One stat per file and one comparison in the store per :data:`COMPARE_RUNS` folders: an
     unchanged folder of a hundred thousand runs costs what listing it costs, with no per-file
     state in Python and a bounded batch of stats in memory at a time. Folders are handled as
-    path text; a :class:`SourceRef` is made only for a folder that changed.
+    path text, and what the stats found is kept only for the folders that changed.
     """
     folders = source_texts(refs)
-    changed: list[tuple[SourceRef, int]] = []
+    changed: list[tuple[Compared, int]] = []
+    # A store that records no file (a first import) has nothing to compare the stats with:
+    # every folder with a file is new.
+    first = not store.holds_files()
     for start in range(0, len(folders), COMPARE_RUNS):
-        for i, metrics_bytes in _changed_among(store, folders[start : start + COMPARE_RUNS]):
-            changed.append((refs[start + i], metrics_bytes))
+        changed += _changed_among(store, folders[start : start + COMPARE_RUNS], first)
     return changed
 
 
-def _batches(changed: Sequence[tuple[SourceRef, int]]) -> list[list[SourceRef]]:
+T = TypeVar("T")
+
+
+def _batches(changed: Sequence[tuple[T, int]]) -> list[list[T]]:
     """Changed run folders cut into batches of at most :data:`BATCH_RUNS` runs and
     :data:`BATCH_BYTES` of metrics (a run bigger than that is a batch of its own)."""
-    batches: list[list[SourceRef]] = []
-    batch: list[SourceRef] = []
+    batches: list[list[T]] = []
+    batch: list[T] = []
     size = 0
     for ref, metrics_bytes in changed:
         if batch and (len(batch) >= BATCH_RUNS or size + metrics_bytes > BATCH_BYTES):
@@ -108,8 +141,11 @@ def _batches(changed: Sequence[tuple[SourceRef, int]]) -> list[list[SourceRef]]:
     return batches
 
 
-def _changed_among(store: Store, folders: list[str]) -> list[tuple[int, int]]:
-    """(index in ``folders``, metrics bytes) of the folders with a changed file."""
+def _changed_among(
+    store: Store, folders: list[str], first: bool = False
+) -> list[tuple[Compared, int]]:
+    """The folders among ``folders`` with a changed file, each with its metrics and system
+    bytes (with ``first``, the store records no file: every file there is new)."""
     paths = [folder + name for folder in folders for name in _RUN_NAMES]
     sizes: list[int] = []
     mtimes: list[float] = []
@@ -128,22 +164,32 @@ def _changed_among(store: Store, folders: list[str]) -> list[tuple[int, int]]:
             mtimes.append(st.st_mtime)
             inodes.append(st.st_ino)
             there[i] = 1
-    changed = store.changed_files(stat_table(paths, sizes, mtimes, inodes, there))
-    if not changed:
-        return []
     width = len(RUN_FILES)
+    changed: set[str] = set()
+    if not first:
+        changed = store.changed_files(stat_table(paths, sizes, mtimes, inodes, there))
+        if not changed:
+            return []
     metrics_at, system_at = RUN_FILES.index(METRICS_FILE), RUN_FILES.index(SYSTEM_FILE)
-    return [
-        (i, sizes[i * width + metrics_at] + sizes[i * width + system_at])
-        for i in range(len(folders))
-        if any(p in changed for p in paths[i * width : (i + 1) * width])
-    ]
+    out = []
+    for i, folder in enumerate(folders):
+        at = i * width
+        if first:
+            if not any(there[at : at + width]):
+                continue
+        elif not any(p in changed for p in paths[at : at + width]):
+            continue
+        record: list[Any] = [folder]
+        for k in range(at, at + width):
+            record += (sizes[k], mtimes[k], inodes[k]) if there[k] else _ABSENT
+        out.append((tuple(record), sizes[at + metrics_at] + sizes[at + system_at]))
+    return out
 
 
-def _first_seen(ref: SourceRef, known: dict[str, FileState]) -> bool:
+def _first_seen(folder: str, known: dict[str, FileState]) -> bool:
     """No file of this run folder was ever recorded: the store holds nothing of the run."""
-    folder = str(ref.location) + os.sep
-    return not any(folder + name in known for name in RUN_FILES)
+    base = folder + os.sep
+    return not any(base + name in known for name in RUN_FILES)
 
 
 class MltopRunsImporter:
@@ -161,45 +207,48 @@ class MltopRunsImporter:
         if not changed:
             return
         # Each file state of a run folder is recorded with the folder as its source.
-        known = store.file_states(sources=(str(ref.location) for ref, _ in changed))
-        for batch in _batches(changed):
-            self._import_batch(store, batch, known, report)
+        known = store.file_states(sources=(compared[0] for compared, _ in changed))
+        with collector_held(), store.one_worker_thread():
+            for batch in _batches(changed):
+                self._import_batch(store, batch, known, report)
 
     def _import_batch(
         self,
         store: Store,
-        refs: Sequence[SourceRef],
+        compared: Sequence[Compared],
         known: dict[str, FileState],
         report: ImportReport,
     ) -> None:
         metric_files: list[LineFile] = []
         system_files: list[LineFile] = []
-        meta_changed: dict[str, SourceRef] = {}
+        meta_changed: dict[str, Folder] = {}
         # The stats of each run's metadata files; their states are made only for the runs read.
-        meta_stats: dict[str, list[tuple[str, os.stat_result]]] = {}
-        ref_of: dict[str, SourceRef] = {}
-        for ref in refs:
-            folder = ref.location
-            run_id = stable_id(KIND, store.id_path(folder))
-            ref_of[run_id] = ref
+        meta_stats: dict[str, list[tuple[str, os.stat_result | Seen]]] = {}
+        folder_of: dict[str, Folder] = {}
+        for folder in map(_folder, compared):
+            run_id = stable_id(KIND, store.id_path(folder.path))
+            folder_of[run_id] = folder
             changed = False
-            stats: list[tuple[str, os.stat_result]] = []
+            stats: list[tuple[str, os.stat_result | Seen]] = []
             # Paths as text: a Path per file was a tenth of a first import's time.
-            base = str(folder) + os.sep
-            for name in (META_FILE, PARAMS_FILE):
+            base = folder.path + os.sep
+            meta_seen, params_seen, metrics_seen, system_seen = folder.seen  # RUN_FILES' order
+            for name, seen in ((META_FILE, meta_seen), (PARAMS_FILE, params_seen)):
                 path = base + name
-                change, st = classify(path, known.get(path))
+                change, st = classify(path, known.get(path), seen)
                 if change is not Change.UNCHANGED:
                     changed = True
                 if st is not None:
                     stats.append((path, st))
-            metrics = folder / METRICS_FILE
-            metric_files.append(LineFile(metrics, run_id, known.get(str(metrics)), str(folder)))
+            metrics = base + METRICS_FILE
+            old = known.get(metrics)
+            metric_files.append(LineFile(metrics, run_id, old, folder.path, metrics_seen))
             system = base + SYSTEM_FILE
-            if system in known or os.path.exists(system):
-                system_files.append(LineFile(Path(system), run_id, known.get(system), str(folder)))
+            if system_seen is not None or system in known:
+                old = known.get(system)
+                system_files.append(LineFile(system, run_id, old, folder.path, system_seen))
             if changed:
-                meta_changed[run_id] = ref
+                meta_changed[run_id] = folder
             meta_stats[run_id] = stats
 
         batch, restarted = _read_metric_files(metric_files, system_files, report)
@@ -217,11 +266,11 @@ class MltopRunsImporter:
         if grown_only:
             recorded = store.log_paths(grown_only)
             for run_id in list(grown_only):
-                if _log_files(ref_of[run_id].location) != recorded.get(run_id, []):
+                if _log_files(folder_of[run_id].path) != recorded.get(run_id, []):
                     del grown_only[run_id]
         for run_id in batch.changed_runs:
             if run_id not in grown_only:
-                meta_changed.setdefault(run_id, ref_of[run_id])
+                meta_changed.setdefault(run_id, folder_of[run_id])
 
         records: list[RunRecord] = []
         experiments: dict[str, str] = {}
@@ -230,15 +279,16 @@ class MltopRunsImporter:
         logs: dict[str, list[str]] = {}
         skipped: set[str] = set()
         meta_states: list[FileState] = []
-        for run_id, ref in meta_changed.items():
+        for run_id, folder in meta_changed.items():
             heads: dict[str, str] = {}
-            parsed = self._read_run(ref, run_id, report, heads)
+            stats = meta_stats[run_id]
+            parsed = self._read_run(folder, run_id, report, heads, {p for p, _ in stats})
             if parsed is None:
                 skipped.add(run_id)
                 continue
             meta_states += [
-                file_state(path, st, st.st_size, run_id, str(ref.location), head=heads.get(path))
-                for path, st in meta_stats[run_id]
+                file_state(path, st, st.st_size, run_id, folder.path, head=heads.get(path))
+                for path, st in stats
             ]
             record, exp_name, run_params, run_tags, run_logs = parsed
             records.append(record)
@@ -256,7 +306,7 @@ class MltopRunsImporter:
             points = points.filter(keep)
         states = [s for s in batch.states if s.run_id not in skipped] + meta_states
         with store.transaction(large=len(records) >= LARGE_BATCH):
-            store.mark_new_runs(r.id for r in records if _first_seen(ref_of[r.id], known))
+            store.mark_new_runs(r.id for r in records if _first_seen(r.location, known))
             store.put_experiments(
                 [(eid, KIND, "", None, name) for eid, name in experiments.items()]
             )
@@ -266,7 +316,7 @@ class MltopRunsImporter:
             # A run seen for the first time has no stored points: deleting them would scan the
             # whole metrics table for nothing, and its summaries fold from this batch alone
             # (the cost per batch of a first import stays flat as the store fills).
-            replaced -= {run_id for run_id in replaced if _first_seen(ref_of[run_id], known)}
+            replaced -= {r for r in replaced if _first_seen(folder_of[r].path, known)}
             if replaced:
                 store.delete_points(replaced)
             added = store.add_points(points)
@@ -274,19 +324,24 @@ class MltopRunsImporter:
             store.delete_files([str(lf.path) for lf in batch.deleted])
             store.put_files(None, states)
             store.put_logs(logs)
-        new_runs = sum(1 for r in records if os.path.join(r.location, META_FILE) not in known)
+        new_runs = sum(1 for r in records if r.location + os.sep + META_FILE not in known)
         report.add(KIND, runs=new_runs, points=added)
 
     def _read_run(
-        self, ref: SourceRef, run_id: str, report: ImportReport, heads: dict[str, str]
+        self,
+        folder: Folder,
+        run_id: str,
+        report: ImportReport,
+        heads: dict[str, str],
+        present: set[str],
     ) -> tuple[RunRecord, str, dict[str, object], dict[str, object], list[str]] | None:
         """The run of a folder, or None when its metadata cannot be read (said in ``report``).
 
         ``heads`` receives the fingerprint of each metadata file read (by path), from the bytes
-        read.
+        read; ``present`` holds the paths of the metadata files a stat found.
         """
-        folder = ref.location
-        base = str(folder) + os.sep
+        path = folder.path
+        base = path + os.sep
         meta_path = base + META_FILE
         try:
             raw = read_json_bytes(meta_path, MAX_META_BYTES)
@@ -298,7 +353,7 @@ class MltopRunsImporter:
         heads[meta_path] = fingerprint(raw[:HEAD_BYTES])
         run_params: dict[str, object] = {}
         params_path = base + PARAMS_FILE
-        if os.path.exists(params_path):
+        if params_path in present:
             try:
                 raw = read_json_bytes(params_path, MAX_META_BYTES)
                 heads[params_path] = fingerprint(raw[:HEAD_BYTES])
@@ -311,22 +366,25 @@ class MltopRunsImporter:
         )
         run_tags.update(_process_tags(meta))
         try:
-            names = os.listdir(folder)
+            names = os.listdir(path)
         except OSError:
             names = []
+        # The run's files were stat'ed by the comparison: only the folder's other entries are.
+        mtimes = {n: s.st_mtime for n, s in zip(RUN_FILES, folder.seen, strict=True) if s}
         updated = max(
-            (s.st_mtime for s in (_stat(base + n) for n in names) if s is not None),
+            (m for m in (mtimes.get(n) or _mtime(base + n) for n in names) if m is not None),
             default=None,
         )
-        run_logs = _log_names(folder, names)
+        run_logs = _log_names(path, names)
         name = meta.get("name")
+        experiment = _experiment_name(meta, path)
         record = RunRecord(
             id=run_id,
             source_kind=KIND,
-            location=str(folder),
-            name=str(name) if name not in (None, "") else folder.name,
+            location=path,
+            name=str(name) if name not in (None, "") else os.path.basename(path),
             status=Status.parse(meta.get("status"), Status.RUNNING),
-            experiment_id=experiment_id(_experiment_name(meta, folder)),
+            experiment_id=experiment_id(experiment),
             native_id=str(meta["id"]) if meta.get("id") is not None else None,
             start_time=_float(meta.get("start_time")),
             end_time=_float(meta.get("end_time")),
@@ -335,7 +393,7 @@ class MltopRunsImporter:
             error=str(meta["error"]) if meta.get("error") else None,
             updated=updated,
         )
-        return record, _experiment_name(meta, folder), run_params, run_tags, run_logs
+        return record, experiment, run_params, run_tags, run_logs
 
 
 def _read_metric_files(
@@ -380,7 +438,8 @@ def _read_metric_files(
 def _restarts(files: Sequence[LineFile]) -> bool:
     """Whether a recorded file of these was replaced or is gone since the last scan."""
     return any(
-        lf.old is not None and classify(lf.path, lf.old)[0] in (Change.REPLACED, Change.DELETED)
+        lf.old is not None
+        and classify(lf.path, lf.old, lf.seen)[0] in (Change.REPLACED, Change.DELETED)
         for lf in files
     )
 
@@ -402,32 +461,34 @@ def _process_tags(meta: dict[str, object]) -> dict[str, object]:
     return {"mltop.cwd": cwd, "mltop.cmdline": json.dumps(argv)}
 
 
-def _log_names(folder: Path, names: Sequence[str]) -> list[str]:
+def _log_names(folder: str, names: Sequence[str]) -> list[str]:
     """The run's log files; only regular ones, since the log view opens and follows them."""
     return sorted(
-        str(folder / n)
-        for n in names
-        if (n == OUTPUT_FILE or n.endswith(LOG_SUFFIXES)) and is_regular(folder / n)
+        path
+        for path in (
+            os.path.join(folder, n) for n in names if n == OUTPUT_FILE or n.endswith(LOG_SUFFIXES)
+        )
+        if is_regular(path)
     )
 
 
-def _log_files(folder: Path) -> list[str]:
+def _log_files(folder: str) -> list[str]:
     try:
         return _log_names(folder, os.listdir(folder))
     except OSError:
         return []
 
 
-def _stat(path: str) -> os.stat_result | None:
+def _mtime(path: str) -> float | None:
     try:
-        return os.stat(path)
+        return os.stat(path).st_mtime
     except OSError:
         return None
 
 
-def _experiment_name(meta: dict[str, Any], folder: Path) -> str:
+def _experiment_name(meta: dict[str, Any], folder: str) -> str:
     name = meta.get("experiment")
-    return str(name) if name not in (None, "") else folder.parent.name
+    return str(name) if name not in (None, "") else os.path.basename(os.path.dirname(folder))
 
 
 IMPORTER = MltopRunsImporter()

@@ -66,6 +66,21 @@ def string_array(texts: list[str]) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), len(texts), buffers)
 
 
+def _as_posix(relative: str) -> str:
+    """``Path(relative).as_posix()``: the text itself when it is in that form already (a first
+    import asks for every run folder's id, and a ``Path`` costs ten times this test)."""
+    if (
+        os.sep == "/"
+        and relative
+        and relative[0] != "."
+        and relative[-1] not in "./"
+        and "//" not in relative
+        and "/./" not in relative
+    ):
+        return relative
+    return Path(relative).as_posix()
+
+
 class StoreConnection:
     """The DuckDB connection of a store and what every family of tables shares."""
 
@@ -89,6 +104,9 @@ class StoreConnection:
         self._cut_histories: dict[str, set[str] | None] | None = None
         # Runs the open transaction writes for the first time (see mark_new_runs).
         self._new_runs: frozenset[str] = frozenset()
+        # Imports running with one worker thread, and DuckDB's setting before the first.
+        self._one_thread_holds = 0
+        self._threads_before = ""
         self._con = duckdb.connect(
             str(path) if path is not None else ":memory:",
             config={"default_block_size": str(BLOCK_SIZE)},
@@ -224,9 +242,9 @@ class StoreConnection:
         if text == here:
             return "."
         prefix = here.rstrip(os.sep) + os.sep
-        if text.startswith(prefix):
-            return Path(text[len(prefix) :]).as_posix()
-        return text
+        if not text.startswith(prefix):
+            return text
+        return _as_posix(text[len(prefix) :])
 
     def checkpoint(self) -> None:
         """Fold the write-ahead log into the database file.
@@ -287,6 +305,29 @@ class StoreConnection:
                 self._con.execute("RESET memory_limit")
                 if self._con.execute(query).fetchall()[0][0] != limit:
                     self._con.execute(f"SET memory_limit = '{limit}'")
+
+    @contextlib.contextmanager
+    def one_worker_thread(self) -> Iterator[None]:
+        """DuckDB works on one thread for the block (an import of many small batches), and on
+        as many as before after it; overlapping blocks (the app's scan and a watcher) restore
+        the setting when the last ends.
+
+        A batch's queries are small: a second thread took 6% more CPU for a 10,000-run first
+        import and no less wall time on two cores (bench/scale.py).
+        """
+        with self._lock:
+            if self._one_thread_holds == 0:
+                rows = self._con.execute("SELECT current_setting('threads')").fetchall()
+                self._threads_before = str(rows[0][0])
+                self._con.execute("SET threads = 1")
+            self._one_thread_holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._one_thread_holds -= 1
+                if self._one_thread_holds == 0:
+                    self._con.execute(f"SET threads = {int(self._threads_before)}")
 
     @contextlib.contextmanager
     def transaction(self, *, large: bool = False) -> Iterator[None]:

@@ -43,6 +43,12 @@ class FileTables(StoreConnection):
             for row in rows
         }
 
+    def holds_files(self) -> bool:
+        """Whether any file state is recorded; a store that holds none (a first import) has
+        nothing to compare a scan's stats with."""
+        with self._lock:
+            return bool(self._con.execute("SELECT 1 FROM files LIMIT 1").fetchall())
+
     def changed_files(self, now: pa.Table) -> set[str]:
         """The paths of ``now`` whose file differs from its recorded state, in one join.
 
