@@ -265,6 +265,8 @@ class RunsScreen(RunsColumnsScreen):
             # Only a filter that names a metric can name one no run has.
             mentions = "metric" in text.lower()
             metric_keys = known[1] if known else (store.metric_keys() if mentions else [])
+            # The query's working memory (joins, sorts) goes back now, not a second later.
+            store.return_freed_memory()
         warnings = tuple(unknown_metric_warnings(text, None, metric_keys))
         if not worker.is_cancelled:
             self.post_message(RunsLoaded(view, generation, known, warnings))
