@@ -297,7 +297,8 @@ def tui_rescan_against_find(tree: Path, store: Path) -> str:
     return (
         f"{mid['ingest']:6.2f} s (cpu {mid['thread']:5.2f} s in its thread,"
         f" {mid['cpu_in']:5.2f} s the whole process meanwhile)"
-        f"  rss {mid['before']:4.0f} MB before, peak {mid['rss']:4.0f} MB"
+        f"  rss {mid['before']:4.0f} MB before (every run on screen as it begins;"
+        f" budget 250 MB), peak {mid['rss']:4.0f} MB"
         f"   find: {found:5.2f} s (cpu {found_cpu:5.2f} s)"
         f"  ({mid['thread'] / max(found_cpu, 1e-9):.1f}x cpu in its thread; budget 2x)"
     )

@@ -147,13 +147,14 @@ _SCREEN_LAYERS = {
     "mltop.tui.widgets",
 }
 TUI_MAY_IMPORT = {
-    "mltop.tui.app": _SCREEN_LAYERS,
+    "mltop.tui.app": _SCREEN_LAYERS | {"mltop.tui.no_pandas"},
     "mltop.tui.screens": _SCREEN_LAYERS,
     "mltop.tui.keymap": {"mltop.tui.screens", "mltop.tui.widgets"},
     "mltop.tui.commands": {"mltop.core"},
     "mltop.tui.messages": {"mltop.core"},
     "mltop.tui.context": {"mltop.core"},
     "mltop.tui.widgets": {"mltop.core", "mltop.tui.widgets"},
+    "mltop.tui.no_pandas": set(),
 }
 
 

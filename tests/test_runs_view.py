@@ -283,6 +283,23 @@ def test_values_cache_answers_like_the_joins(store: Store) -> None:
     assert fresh.table.column("params.lr").to_pylist() == ["0.7"]
 
 
+def test_values_cache_holds_no_buffer_of_the_answers_it_was_filled_from(store: Store) -> None:
+    # DuckDB frees an answer's memory only once every column of it is gone: a cached column
+    # sharing its buffers would keep the whole answer (ids, names...) beside the next one.
+    cols = default_columns(store.param_keys(), store.metric_keys())
+    cache = ValuesCache()
+    seeded = load_runs(store, None, cols, cache=cache).table  # every run: seeds the cache
+    load_runs(store, compile_query("params.lr < 0.05"), cols, cache=cache)
+    cache.take(store, 0, seeded.column("id").combine_chunks(), [Column.metric("loss", "min")])
+
+    def addresses(arrays: list[pa.Array]) -> set[int]:
+        return {b.address for a in arrays for b in a.buffers() if b is not None and b.size}
+
+    answer = addresses([chunk for column in seeded.columns for chunk in column.chunks])
+    held = addresses([*cache._columns.values(), cache._ids])
+    assert len(cache._columns) > 2 and held and not held & answer
+
+
 def test_finding_a_row_and_matching_many_ids_never_import_pandas(tmp_path: Path) -> None:
     # pyarrow imports pandas (36 MB resident for good) the first time pa.array meets a Python
     # list; the runs screen only finds rows and matches ids, so it must not pay for that.

@@ -158,3 +158,33 @@ def test_an_mlflow_store_imported_in_small_large_commits_matches_one_import(
         assert summary_rows(batched) == summary_rows(whole)
         again = run_import(batched, source, location)
         assert again.runs_added == 0 and again.points_added == 0
+
+
+def _anonymous_mb() -> float:
+    """Resident anonymous memory of this process (heap, not mapped files), in MB."""
+    with open("/proc/self/status") as status:
+        return next(int(x.split()[1]) / 1024 for x in status if x.startswith("RssAnon:"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's /proc")
+def test_memory_a_query_freed_goes_back_at_once_and_the_cached_blocks_stay(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.duckdb"
+    ids = [f"run-{i}" for i in range(20_000)]
+    with open_store(tmp_path, path) as store:
+        limit = store._con.execute("SELECT current_setting('memory_limit')").fetchall()
+        with store.transaction(large=True):
+            _write(store, ids, "bulk")
+        store.runs_table(attributes=[], params=["lr"], metrics=[("loss", "last")])
+        before = _anonymous_mb()
+        # A hash aggregate of millions of groups: about 100 MB of working memory, all freed
+        # when it ends, and a one-row answer.
+        store._con.execute("SELECT count(*) FROM (SELECT DISTINCT i FROM range(3000000) t(i))")
+        grown = _anonymous_mb()
+        cached = store.table_cache_bytes()
+        store.return_freed_memory()
+        assert grown - before > 40  # the allocator kept it (it lets go about a second later)
+        assert _anonymous_mb() - before < 15
+        assert store.table_cache_bytes() == cached  # unlike release_buffers
+        assert store._con.execute("SELECT current_setting('memory_limit')").fetchall() == limit

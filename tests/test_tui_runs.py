@@ -19,8 +19,10 @@ from mltop.core.discovery import ingest
 from mltop.core.entities import RunRecord
 from mltop.core.runs.runs_view import Column
 from mltop.core.store import open_store
+from mltop.tui.messages import IngestFinished
 from mltop.tui.screens.help import HelpScreen
 from mltop.tui.screens.runs.detail import RunDetailScreen
+from mltop.tui.screens.runs.screen import RunsScreen
 from mltop.tui.widgets.column_picker import ColumnPicker
 from mltop.tui.widgets.filter_bar import FilterBar
 from mltop.tui.widgets.keybar import KeyBar
@@ -387,3 +389,34 @@ async def test_theme_change_recolours_status_symbols(runs_root: Path, tmp_path: 
         await pilot.pause()
         after = screen.table._cell(Column.attr("status"), row).spans[-1].style
         assert before != after
+
+
+async def test_the_blocks_a_rescan_read_are_let_go_when_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A re-scan reads every file's record; nothing reads them again before the next one, so
+    # the app hands them back instead of keeping them cached for as long as it is open (at
+    # 100,000 runs: 20 MB).
+    root = tmp_path / "project"
+    for i in range(150):
+        write_run(root / "runs", f"run-{i}", steps=2)
+    store_path = tmp_path / "store" / "store.duckdb"
+    with open_store(root, store_path) as store:
+        ingest(root, store)
+        store.release_buffers()
+        floor = store.table_cache_bytes()  # what DuckDB keeps whatever is asked
+    app = make_app(root, tmp_path, live=False)
+    cached_when_done: list[int] = []
+    finished = RunsScreen.on_ingest_finished
+
+    def spy(screen: RunsScreen, message: IngestFinished) -> None:
+        # The folder is unchanged: nothing was committed, so nothing read the store since.
+        assert app.store is not None
+        cached_when_done.append(app.store.table_cache_bytes())
+        finished(screen, message)
+
+    monkeypatch.setattr(RunsScreen, "on_ingest_finished", spy)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await settled(pilot)
+        assert screen.table.row_count == 150
+    assert len(cached_when_done) == 1 and cached_when_done[0] <= floor

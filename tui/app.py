@@ -37,6 +37,7 @@ from mltop.tui.messages import (
     StoreFailed,
     StoreOpened,
 )
+from mltop.tui.no_pandas import answer_without_pandas
 from mltop.tui.screens.base import APP_KEYS
 from mltop.tui.screens.help import HelpScreen, binding_rows
 from mltop.tui.screens.runs.screen import RunsScreen
@@ -118,6 +119,7 @@ class MltopApp(App[int]):
         live: bool = True,
     ) -> None:
         super().__init__()
+        answer_without_pandas()  # 36 MB the app never uses (see the module)
         self.root = root
         # GitHub Actions run status on the pipelines screen: OWNER/REPO (token: $GITHUB_TOKEN);
         # the API address is only changed for GitHub Enterprise and tests.
@@ -263,6 +265,9 @@ class MltopApp(App[int]):
                 store.record_scan(str(self.root), began)  # `mltop runs` right after trusts it
                 for url in self.mlflow_urls:
                     self._sync_server(url, watched, report, progress)
+                # What the scan read (every file's record: 20 MB of blocks at 100,000 runs) is
+                # not read again before the next one; the runs screen reads its own back.
+                store.release_buffers()
         except IngestCancelled:
             error = "cancelled"
         except Exception as exc:  # the UI must survive any import failure and say what it was

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+import pyarrow as pa
 from rich.console import RenderableType
 from rich.text import Text
 from textual import on, work
@@ -265,6 +266,10 @@ class RunsScreen(RunsColumnsScreen):
             # Only a filter that names a metric can name one no run has.
             mentions = "metric" in text.lower()
             metric_keys = known[1] if known else (store.metric_keys() if mentions else [])
+            # The query's working memory (joins, sorts) goes back now, not a second later, and
+            # so does what Arrow's allocator kept of the answers this one replaced (25 MB).
+            store.return_freed_memory()
+            pa.default_memory_pool().release_unused()
         warnings = tuple(unknown_metric_warnings(text, None, metric_keys))
         if not worker.is_cancelled:
             self.post_message(RunsLoaded(view, generation, known, warnings))
@@ -470,7 +475,6 @@ class RunsScreen(RunsColumnsScreen):
         if self.collapsed:
             self.collapsed.clear()
         else:
-            import pyarrow as pa
             import pyarrow.compute as pc
 
             # A cast, not a comparison with 0: Python scalars in Arrow calls import pandas.

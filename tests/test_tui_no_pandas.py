@@ -1,0 +1,53 @@
+"""The app never loads pandas (36 MB resident for good): not at start-up, not when its first
+scan imports runs, yet pyarrow still converts pandas objects when asked to."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import write_run
+
+SCRIPT = r"""
+import sys
+from pathlib import Path
+from mltop.tui.app import MltopApp
+
+app = MltopApp(Path(sys.argv[1]), Path(sys.argv[2]), live=False)
+shown = []
+
+def wait() -> None:
+    if app.scans_done and app.runs_screen.settled:
+        shown.append(app.runs_screen.table.row_count)
+        app.exit(0)
+    else:
+        app.set_timer(0.1, wait)
+
+app.call_later(wait)
+app.run(headless=True, size=(120, 40))
+app.close_store()
+print("rows", shown[0])
+print("pandas", "pandas" in sys.modules)
+import pandas as pd
+import pyarrow as pa
+print("from_pandas", pa.Table.from_pandas(pd.DataFrame({"a": [1, 2]})).num_rows)
+"""
+
+
+def test_a_first_scan_that_imports_runs_leaves_pandas_unloaded(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        write_run(tmp_path / "project" / "runs", name)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "project"), str(tmp_path / "s.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert "rows 3" in lines  # the scan did import the runs
+    assert "pandas False" in lines
+    assert "from_pandas 2" in lines
