@@ -18,6 +18,8 @@ TAG_PARENT = "mlflow.parentRunId"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 # MLflow has no standard host tag; these are the names teams and plugins use for one.
 HOST_TAGS = ("mlflow.hostname", "mlflow.host", "host", "hostname")
+#: The tags :func:`make_record` reads (the rest only go to the store as they are).
+RECORD_TAGS = (TAG_RUN_NAME, TAG_PARENT, TAG_GIT_COMMIT, *HOST_TAGS)
 
 # The file store writes RunStatus as its protobuf number.
 STATUS_CODES = {

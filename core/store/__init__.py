@@ -42,7 +42,7 @@ from mltop.core.store.queries import (
     order_clause,
     parse_order,
 )
-from mltop.core.store.runs import mapping_rows
+from mltop.core.store.runs import mapping_rows, positions_in
 from mltop.core.store.schema import (
     DERIVED_TABLES,
     MIGRATIONS,
@@ -82,6 +82,7 @@ __all__ = [
     "open_store",
     "order_clause",
     "parse_order",
+    "positions_in",
     "scratch_base",
     "string_array",
 ]
