@@ -53,6 +53,7 @@ from mltop.core.importers.mlflow_sqlite_db import (
     SourceError,
     db_text,
     error_line,
+    gc_paused,
     has_sqlite_header,
     open_database,
     probe_db,
@@ -378,7 +379,8 @@ def _import_chunks(
             return False, wrote
         if chunk is None:
             return complete, wrote
-        work, run_of = _plan(scan, chunk)
+        with gc_paused():  # a record and its work item per run, none in a cycle
+            work, run_of = _plan(scan, chunk)
         for group in _groups(_batches(work)):
             read_all, wrote_now = _write_group(
                 scan, con, db, layout, group, run_of, [] if wrote else experiments, report

@@ -15,6 +15,7 @@ no Python string is made per point (half of the cost of fetching all six columns
 from __future__ import annotations
 
 import contextlib
+import gc
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -167,6 +168,23 @@ def _read_transaction(con: sqlite3.Connection) -> Iterator[None]:
             con.execute("COMMIT")
 
 
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while tens of thousands of row tuples are made.
+
+    None of them can be part of a cycle, but each allocation counts towards a collection, and
+    the collections walk the fresh tuples again and again: reading a 10,000-run database's
+    chunks took a third longer with it running.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
 @dataclass
 class Layout:
     """How to read this database's runs (its schema's version) and its experiments."""
@@ -265,7 +283,7 @@ def _read_chunk(
     )
     con.text_factory = text
     try:
-        with _read_transaction(con):
+        with gc_paused(), _read_transaction(con):
             rows = con.execute(runs_sql, [low, size]).fetchall()
             if not rows:
                 return None, low
@@ -279,6 +297,16 @@ def _read_chunk(
             ).fetchall()
     finally:
         con.text_factory = _decode
+    with gc_paused():
+        return _as_chunk(rows, params, tags, stats), span[1]
+
+
+def _as_chunk(
+    rows: list[tuple[Any, ...]],
+    params: list[tuple[str, str, str]],
+    tags: list[tuple[str, str, str]],
+    stats: list[tuple[str, str, int, Any]],
+) -> RunChunk:
     out = RunChunk([row[1:] for row in rows], _keyed(params), _keyed(tags))
     wanted = pc.is_in(out.tags["key"], value_set=string_array(list(common.RECORD_TAGS)))
     picked = out.tags.filter(wanted)
@@ -287,7 +315,7 @@ def _read_chunk(
     for run, key, count, last in stats:
         last_ms = float(last) if isinstance(last, int | float) else None
         out.stats.setdefault(run, {})[key] = (int(count), last_ms)
-    return out, span[1]
+    return out
 
 
 def _keyed(rows: list[tuple[str, str, str]]) -> pa.Table:

@@ -15,6 +15,7 @@ from mltop.core.entities import (
     Run,
     RunRecord,
 )
+from mltop.core.store.columns import float_array, text_array
 from mltop.core.store.connection import StoreConnection, string_array
 from mltop.core.store.queries import RunQuery, order_clause
 from mltop.core.store.schema import (
@@ -75,29 +76,6 @@ def _param_text(value: object) -> str:
     return str(value)
 
 
-def _texts(values: Sequence[str | None]) -> pa.Array:
-    """A nullable Arrow string column built from buffers (``pa.array`` imports pandas: see
-    :func:`.connection.string_array`)."""
-    if None not in values:
-        return string_array(values)  # type: ignore[arg-type]
-    array = string_array([v if v is not None else "" for v in values])
-    valid = np.fromiter((v is not None for v in values), np.bool_, len(values))
-    bits = pa.py_buffer(np.packbits(valid, bitorder="little"))
-    return pa.Array.from_buffers(pa.string(), len(values), [bits, *array.buffers()[1:]])
-
-
-def _floats(values: Sequence[float | None]) -> pa.Array:
-    """A nullable float64 column built from buffers; a NaN stays a value, as ``pa.array`` keeps
-    it."""
-    n = len(values)
-    data = np.fromiter((np.nan if v is None else v for v in values), np.float64, n)
-    valid = None
-    if None in values:
-        mask = np.fromiter((v is not None for v in values), np.bool_, n)
-        valid = pa.py_buffer(np.packbits(mask, bitorder="little"))
-    return pa.Array.from_buffers(pa.float64(), n, [valid, pa.py_buffer(data)])
-
-
 def positions_in(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
     """Per element of ``values``, its position in ``value_set``, or -1 (``pc.index_in``).
 
@@ -153,7 +131,7 @@ def _keyed_table(rows: Iterable[tuple[str, str, object]] | pa.Table, *, numbers:
         "value": string_array([_param_text(p[2]) for p in first]),
     }
     if numbers:
-        columns["num"] = _floats([_as_float(p[2]) for p in first])
+        columns["num"] = float_array([_as_float(p[2]) for p in first])
     return pa.table(columns)
 
 
@@ -174,7 +152,7 @@ class RunTables(StoreConnection):
         experiments = _first_per(experiments, lambda e: e[0])
         cols = list(zip(*experiments, strict=True))
         names = ["id", "source_kind", "source", "native_id", "name"]
-        table = pa.table({name: _texts(col) for name, col in zip(names, cols, strict=True)})
+        table = pa.table({name: text_array(col) for name, col in zip(names, cols, strict=True)})
         with self._lock, self._matching("id", cols[0], "_exp_ids") as (where, args):
             self._con.register("_new_exps", table)
             try:
@@ -212,10 +190,10 @@ class RunTables(StoreConnection):
             "lifecycle", "parent_id", "git_commit", "host", "artifact_uri", "error",
         ]  # fmt: skip
         floats = ["start_time", "end_time", "updated"]
-        columns = {f: _texts([getattr(r, f) for r in runs]) for f in texts}
+        columns = {f: text_array([getattr(r, f) for r in runs]) for f in texts}
         columns["status"] = string_array([str(r.status) for r in runs])
-        columns |= {f: _floats([getattr(r, f) for r in runs]) for f in floats}
-        columns["source"] = _texts([source or r.source or r.location for r in runs])
+        columns |= {f: float_array([getattr(r, f) for r in runs]) for f in floats}
+        columns["source"] = text_array([source or r.source or r.location for r in runs])
         table = pa.table(columns)
         param_table = _keyed_table(params, numbers=True)
         tag_table = _keyed_table(tags, numbers=False)
