@@ -168,62 +168,107 @@ class _Scan:
     kept: set[str] = field(default_factory=set)
 
 
+def _numbers(column: pa.ChunkedArray) -> np.ndarray:
+    """A numeric column as float64, NaN where null (read from its buffers: no pandas)."""
+    array = column.combine_chunks()
+    kind = np.int64 if pa.types.is_int64(array.type) else np.float64
+    data = array.buffers()[1]
+    values = np.frombuffer(data, kind, len(array), array.offset * 8).astype(np.float64)
+    if array.null_count:
+        bits = np.unpackbits(np.frombuffer(array.buffers()[0], np.uint8), bitorder="little")
+        values[bits[array.offset : array.offset + len(array)] == 0] = np.nan
+    return values
+
+
+@dataclass
+class _Metrics:
+    """A chunk's metric counts folded per run (by position in the chunk's records)."""
+
+    last_ms: list[float | None]  # the latest timestamp of any of the run's metrics
+    points: list[int]
+    summaries: pa.Table  # run_id, key, count, last_time (s): what the store's summaries say
+
+    @classmethod
+    def of(cls, stats: pa.Table, at: np.ndarray, ids: list[str]) -> _Metrics:
+        n = len(ids)
+        counts, last_ms = _numbers(stats["count"]), _numbers(stats["last_ms"])
+        held = at >= 0
+        timed = held & ~np.isnan(last_ms)
+        latest = np.full(n, -np.inf)
+        np.maximum.at(latest, at[timed], last_ms[timed])
+        points = np.bincount(at[held], weights=counts[held], minlength=n)
+        keep = _int64(np.flatnonzero(held))
+        seconds = last_ms / 1000.0
+        nulls = np.isnan(seconds)
+        valid = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if nulls.any() else None
+        summaries = pa.table(
+            {
+                "run_id": string_array(ids).take(_int64(at[held])),
+                "key": stats["key"].take(keep),
+                "count": stats["count"].take(keep),
+                "last_time": pa.Array.from_buffers(
+                    pa.float64(), len(seconds), [valid, pa.py_buffer(seconds)]
+                ).take(keep),
+            }
+        )
+        return cls(
+            [x if x > -np.inf else None for x in latest.tolist()],
+            [int(x) for x in points.tolist()],
+            summaries,
+        )
+
+
 def _plan(scan: _Scan, chunk: RunChunk) -> tuple[list[_Work], dict[str, str]]:
     """Which runs of this chunk to (re)write, whether to re-read their histories, and the
     chunk's native-id -> run-id map."""
     store, source = scan.store, scan.source
     id_source = store.id_path(source)
-    records: list[tuple[str, RunRecord]] = []
-    run_of: dict[str, str] = {}
-    for row in chunk.runs:
+    seen: set[str] = set()
+    rows_of_runs = [r for r in chunk.runs if r[0] and r[0] not in seen and not seen.add(r[0])]
+    uuids = string_array([r[0] for r in rows_of_runs])
+    ids = [common.run_id(KIND, id_source, r[0]) for r in rows_of_runs]
+    metrics = _Metrics.of(chunk.stats, positions_in(chunk.stats["run_uuid"], uuids), ids)
+    records: list[RunRecord] = []
+    for position, row in enumerate(rows_of_runs):
         uuid, name, status, start, end, stage, artifact_uri, exp = row
-        if not uuid or uuid in run_of:
-            continue
         exp_native = db_text(exp) if exp is not None else None
-        stats = chunk.stats.get(uuid, {})
-        last_ms = max((s[1] for s in stats.values() if s[1] is not None), default=None)
-        record = common.make_record(
-            kind=KIND,
-            source=source,
-            native_id=uuid,
-            experiment_native_id=exp_native,
-            name=name,
-            status=status,
-            lifecycle=common.lifecycle_of(stage, exp_native in scan.deleted_exps),
-            start_ms=start,
-            end_ms=end,
-            artifact_uri=artifact_uri,
-            tags=chunk.record_tags.get(uuid, {}),
-            updated=common.ms_to_s(last_ms),
-            id_source=id_source,
+        records.append(
+            common.make_record(
+                kind=KIND,
+                source=source,
+                native_id=uuid,
+                experiment_native_id=exp_native,
+                name=name,
+                status=status,
+                lifecycle=common.lifecycle_of(stage, exp_native in scan.deleted_exps),
+                start_ms=start,
+                end_ms=end,
+                artifact_uri=artifact_uri,
+                tags=chunk.record_tags.get(uuid, {}),
+                updated=common.ms_to_s(metrics.last_ms[position]),
+                id_source=id_source,
+            )
         )
-        run_of[uuid] = record.id
-        records.append((uuid, record))
-    uuids = string_array([u for u, _ in records])
+    run_of = dict(zip([r[0] for r in rows_of_runs], ids, strict=True))
     rows = _Rows(
         chunk.params, chunk.tags, positions_in(chunk.params["run_uuid"], uuids),
-        positions_in(chunk.tags["run_uuid"], uuids),
-        [r.id for _, r in records],
+        positions_in(chunk.tags["run_uuid"], uuids), ids,
     )  # fmt: skip
-    digests = _digests([r for _, r in records], rows)
-    known = [r.id for _, r in records if r.id in scan.existing]
+    digests = _digests(records, rows)
+    known = [i for i in ids if i in scan.existing]
     scan.kept.update(known)
-    summaries = store.summaries(known) if known and not scan.fresh else {}
-    recorded = store.metadata_digests(known) if known and not scan.fresh else {}
+    reread: set[str] = set()
+    recorded: dict[str, int] = {}
+    if known and not scan.fresh:
+        reread = store.runs_with_other_summaries(known, metrics.summaries)
+        recorded = store.metadata_digests(known)
     work: list[_Work] = []
-    for position, (uuid, record) in enumerate(records):
-        stats = chunk.stats.get(uuid, {})
+    for position, (uuid, record) in enumerate(zip(uuids.to_pylist(), records, strict=True)):
         new = record.id not in scan.existing
-        stored = summaries.get(record.id, {})
-        histories = (
-            scan.fresh
-            or new
-            or {k: (c, t / 1000.0 if t is not None else None) for k, (c, t) in stats.items()}
-            != {k: (s.count, s.last_time) for k, s in stored.items()}
-        )
+        histories = scan.fresh or new or record.id in reread
         digest = digests[position]
         if histories or new or recorded.get(record.id) != digest:
-            points = sum(c for c, _ in stats.values()) if histories else 0
+            points = metrics.points[position] if histories else 0
             work.append(_Work(uuid, record, position, rows, digest, histories, points, new))
     return work, run_of
 

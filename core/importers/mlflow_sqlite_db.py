@@ -31,7 +31,7 @@ from mltop.core.common.regular_files import open_regular
 from mltop.core.entities import ImportReport
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers import sqlite_readonly
-from mltop.core.store import POINTS_SCHEMA, string_array
+from mltop.core.store import POINTS_SCHEMA, float_array, int_array, string_array
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 REQUIRED_TABLES = frozenset({"experiments", "runs", "metrics", "params", "tags"})
@@ -209,10 +209,11 @@ class RunChunk:
     runs: list[tuple[Any, ...]]  # the columns of _RUN_COLUMNS, run_uuid as text
     params: pa.Table
     tags: pa.Table
+    # Per (run, key) with metrics: run_uuid, key, count and last_ms (the latest timestamp, in
+    # epoch ms; null when none is a number)
+    stats: pa.Table
     # run_uuid -> the tags a run's record is made of (common.RECORD_TAGS)
     record_tags: dict[str, dict[str, str]] = field(default_factory=dict)
-    # run_uuid -> {key: (count, max timestamp ms)}
-    stats: dict[str, dict[str, tuple[int, float | None]]] = field(default_factory=dict)
 
 
 def read_layout(con: sqlite3.Connection) -> Layout:
@@ -245,6 +246,8 @@ _ROWID_MIN, _ROWID_MAX = -(2**63), 2**63 - 1
 # Columns as text the way db_text makes them (bytes decoded by the connection, NULL as empty).
 _PAIR = "coalesce(CAST(run_uuid AS TEXT), ''), coalesce(CAST(\"key\" AS TEXT), '')"
 _VALUE = "coalesce(CAST(value AS TEXT), '')"
+# A timestamp as SQLite gives a number (NULL for text or bytes a damaged row may hold).
+_NUMBER = "CASE WHEN typeof(timestamp) IN ('integer', 'real') THEN timestamp END"
 _IN = "WHERE run_uuid IN (SELECT run_uuid FROM runs WHERE rowid BETWEEN ? AND ?)"
 
 
@@ -291,7 +294,7 @@ def _read_chunk(
             params = con.execute(f"SELECT {_PAIR}, {_VALUE} FROM params {_IN}", span).fetchall()
             tags = con.execute(f"SELECT {_PAIR}, {_VALUE} FROM tags {_IN}", span).fetchall()
             stats = con.execute(
-                f"SELECT {_PAIR}, count(*), max(timestamp) FROM metrics {_IN} "
+                f"SELECT {_PAIR}, count(*), max({_NUMBER}) FROM metrics {_IN} "
                 'GROUP BY run_uuid, "key"',
                 span,
             ).fetchall()
@@ -305,16 +308,22 @@ def _as_chunk(
     rows: list[tuple[Any, ...]],
     params: list[tuple[str, str, str]],
     tags: list[tuple[str, str, str]],
-    stats: list[tuple[str, str, int, Any]],
+    stats: list[tuple[str, str, int, float | None]],
 ) -> RunChunk:
-    out = RunChunk([row[1:] for row in rows], _keyed(params), _keyed(tags))
+    columns = list(zip(*stats, strict=True)) or [(), (), (), ()]
+    table = pa.table(
+        {
+            "run_uuid": string_array(columns[0]),
+            "key": string_array(columns[1]),
+            "count": int_array(columns[2]),
+            "last_ms": float_array(columns[3]),
+        }
+    )
+    out = RunChunk([row[1:] for row in rows], _keyed(params), _keyed(tags), table)
     wanted = pc.is_in(out.tags["key"], value_set=string_array(list(common.RECORD_TAGS)))
     picked = out.tags.filter(wanted)
     for run, key, value in zip(*(picked[c].to_pylist() for c in KEYED), strict=True):
         out.record_tags.setdefault(run, {})[key] = value
-    for run, key, count, last in stats:
-        last_ms = float(last) if isinstance(last, int | float) else None
-        out.stats.setdefault(run, {})[key] = (int(count), last_ms)
     return out
 
 

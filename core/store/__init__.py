@@ -27,6 +27,7 @@ Never Textual nor :mod:`mltop.tui`, nor any other part of core (they ask the sto
 reverse).
 """
 
+from mltop.core.store.columns import float_array, int_array, text_array
 from mltop.core.store.connection import BLOCK_SIZE, string_array
 from mltop.core.store.opening import (
     Store,
@@ -77,6 +78,8 @@ __all__ = [
     "Store",
     "StoreError",
     "default_store_path",
+    "float_array",
+    "int_array",
     "mapping_rows",
     "open_memory_store",
     "open_store",
@@ -85,4 +88,5 @@ __all__ = [
     "positions_in",
     "scratch_base",
     "string_array",
+    "text_array",
 ]

@@ -233,6 +233,27 @@ class RunTables(StoreConnection):
                 for name in staged:
                     con.unregister(name)
 
+    def runs_with_other_summaries(self, run_ids: Sequence[str], now: pa.Table) -> set[str]:
+        """Those of ``run_ids`` whose metric summaries differ from ``now`` (``run_id``, ``key``,
+        ``count``, ``last_time``, the rows of these runs only): a key more or less, another
+        count or another latest time. A source whose points are only ever appended (MLflow's)
+        re-reads the histories of these runs alone; compared here, not as a Python object per
+        metric of every run."""
+        with self._lock, self._matching("run_id", run_ids, "_summary_runs") as (where, args):
+            self._con.register("_now_summaries", now)
+            try:
+                rows = self._con.execute(
+                    "SELECT coalesce(n.run_id, h.run_id) FROM _now_summaries n FULL OUTER JOIN "
+                    f"(SELECT run_id, key, count, last_time FROM metric_summary WHERE {where}) h "
+                    "ON n.run_id = h.run_id AND n.key = h.key WHERE n.run_id IS NULL "
+                    "OR h.run_id IS NULL OR n.count <> h.count "
+                    "OR n.last_time IS DISTINCT FROM h.last_time",
+                    args,
+                ).fetchall()
+            finally:
+                self._con.unregister("_now_summaries")
+        return {r[0] for r in rows}
+
     def metadata_digests(self, run_ids: Iterable[str]) -> dict[str, int]:
         """The digests :meth:`put_runs` recorded for these runs (absent: none recorded)."""
         with self._lock, self._matching("run_id", run_ids, "_digest_runs") as (where, args):
