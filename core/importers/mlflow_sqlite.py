@@ -64,7 +64,13 @@ from mltop.core.importers.mlflow_sqlite_db import (
 from mltop.core.importers.mlflow_sqlite_db import REQUIRED_TABLES as REQUIRED_TABLES
 from mltop.core.importers.mlflow_sqlite_db import is_mlflow_db as is_mlflow_db
 from mltop.core.importers.mlflow_sqlite_db import table_names as table_names
-from mltop.core.store import Store, positions_in, string_array
+from mltop.core.store import (
+    Store,
+    float_values,
+    numbers_array,
+    positions_in,
+    string_array,
+)
 
 KIND = "mlflow-sqlite"
 DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -100,18 +106,12 @@ class _Rows:
         out = []
         for table, owner in ((self.params, self.params_owner), (self.tags, self.tags_owner)):
             keep = np.flatnonzero(chosen[owner])
-            picked = table.take(_int64(keep))
-            run_ids = ids.take(_int64(owner[keep]))
+            picked = table.take(numbers_array(keep))
+            run_ids = ids.take(numbers_array(owner[keep]))
             out.append(
                 pa.table({"run_id": run_ids, "key": picked["key"], "value": picked["value"]})
             )
         return out[0], out[1]
-
-
-def _int64(values: np.ndarray) -> pa.Array:
-    """Indices for ``take``, built from the buffer (``pa.array`` would import pandas)."""
-    data = np.ascontiguousarray(values, np.int64)
-    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
 
 
 def _digests(records: list[RunRecord], rows: _Rows) -> list[int]:
@@ -130,7 +130,7 @@ def _digests(records: list[RunRecord], rows: _Rows) -> list[int]:
         grouped = owner[order]
         bounds = np.searchsorted(grouped, np.arange(len(records) + 1))
         for name in KEYED[1:]:
-            column = table[name].take(_int64(order)).combine_chunks()
+            column = table[name].take(numbers_array(order)).combine_chunks()
             offsets = np.frombuffer(
                 column.buffers()[1], np.int32, len(column) + 1, column.offset * 4
             )
@@ -168,18 +168,6 @@ class _Scan:
     kept: set[str] = field(default_factory=set)
 
 
-def _numbers(column: pa.ChunkedArray) -> np.ndarray:
-    """A numeric column as float64, NaN where null (read from its buffers: no pandas)."""
-    array = column.combine_chunks()
-    kind = np.int64 if pa.types.is_int64(array.type) else np.float64
-    data = array.buffers()[1]
-    values = np.frombuffer(data, kind, len(array), array.offset * 8).astype(np.float64)
-    if array.null_count:
-        bits = np.unpackbits(np.frombuffer(array.buffers()[0], np.uint8), bitorder="little")
-        values[bits[array.offset : array.offset + len(array)] == 0] = np.nan
-    return values
-
-
 @dataclass
 class _Metrics:
     """A chunk's metric counts folded per run (by position in the chunk's records)."""
@@ -191,19 +179,19 @@ class _Metrics:
     @classmethod
     def of(cls, stats: pa.Table, at: np.ndarray, ids: list[str]) -> _Metrics:
         n = len(ids)
-        counts, last_ms = _numbers(stats["count"]), _numbers(stats["last_ms"])
+        counts, last_ms = float_values(stats["count"]), float_values(stats["last_ms"])
         held = at >= 0
         timed = held & ~np.isnan(last_ms)
         latest = np.full(n, -np.inf)
         np.maximum.at(latest, at[timed], last_ms[timed])
         points = np.bincount(at[held], weights=counts[held], minlength=n)
-        keep = _int64(np.flatnonzero(held))
+        keep = numbers_array(np.flatnonzero(held))
         seconds = last_ms / 1000.0
         nulls = np.isnan(seconds)
         valid = pa.py_buffer(np.packbits(~nulls, bitorder="little")) if nulls.any() else None
         summaries = pa.table(
             {
-                "run_id": string_array(ids).take(_int64(at[held])),
+                "run_id": string_array(ids).take(numbers_array(at[held])),
                 "key": stats["key"].take(keep),
                 "count": stats["count"].take(keep),
                 "last_time": pa.Array.from_buffers(

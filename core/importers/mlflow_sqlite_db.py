@@ -31,7 +31,13 @@ from mltop.core.common.regular_files import open_regular
 from mltop.core.entities import ImportReport
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers import sqlite_readonly
-from mltop.core.store import POINTS_SCHEMA, float_array, int_array, string_array
+from mltop.core.store import (
+    POINTS_SCHEMA,
+    float_array,
+    int_array,
+    numbers_array,
+    string_array,
+)
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 REQUIRED_TABLES = frozenset({"experiments", "runs", "metrics", "params", "tags"})
@@ -356,7 +362,7 @@ def _points_fast(
     counts = np.fromiter((g[2] for g in groups), dtype=np.int64, count=len(groups))
     if int(counts.sum()) != len(rows) or any(db_text(g[0]) not in run_of for g in groups):
         return None  # an index that disagrees with its table: a damaged file
-    group_of_row = _column(np.repeat(np.arange(len(groups), dtype=np.int64), counts))
+    group_of_row = numbers_array(np.repeat(np.arange(len(groups), dtype=np.int64), counts))
     run_ids = string_array([run_of[db_text(g[0])] for g in groups]).take(group_of_row)
     keys = string_array([db_text(g[1]) for g in groups]).take(group_of_row)
     values = rows["value"].copy()
@@ -367,20 +373,12 @@ def _points_fast(
         {
             "run_id": run_ids,
             "key": keys,
-            "step": _column(rows["step"]),
-            "ts": _column(rows["ts"] / 1000.0),
-            "value": _column(values),
+            "step": numbers_array(rows["step"]),
+            "ts": numbers_array(rows["ts"] / 1000.0),
+            "value": numbers_array(values),
         },
         schema=POINTS_SCHEMA,
     )
-
-
-def _column(values: np.ndarray) -> pa.Array:
-    """An int64 or float64 column without nulls, from the array's buffer (``pa.array`` imports
-    pandas: see :func:`mltop.core.store.string_array`)."""
-    kind = pa.int64() if values.dtype.kind == "i" else pa.float64()
-    data = np.ascontiguousarray(values, np.int64 if values.dtype.kind == "i" else np.float64)
-    return pa.Array.from_buffers(kind, len(data), [None, pa.py_buffer(data)])
 
 
 def _number(value: object, kind: type) -> Any:

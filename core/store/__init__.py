@@ -27,7 +27,14 @@ Never Textual nor :mod:`mltop.tui`, nor any other part of core (they ask the sto
 reverse).
 """
 
-from mltop.core.store.columns import float_array, int_array, text_array
+from mltop.core.store.columns import (
+    float_array,
+    float_values,
+    int_array,
+    numbers_array,
+    positions_in,
+    text_array,
+)
 from mltop.core.store.connection import BLOCK_SIZE, string_array
 from mltop.core.store.opening import (
     Store,
@@ -43,7 +50,7 @@ from mltop.core.store.queries import (
     order_clause,
     parse_order,
 )
-from mltop.core.store.runs import mapping_rows, positions_in
+from mltop.core.store.runs import mapping_rows
 from mltop.core.store.schema import (
     DERIVED_TABLES,
     MIGRATIONS,
@@ -79,8 +86,10 @@ __all__ = [
     "StoreError",
     "default_store_path",
     "float_array",
+    "float_values",
     "int_array",
     "mapping_rows",
+    "numbers_array",
     "open_memory_store",
     "open_store",
     "order_clause",

@@ -15,7 +15,7 @@ from mltop.core.entities import (
     Run,
     RunRecord,
 )
-from mltop.core.store.columns import float_array, text_array
+from mltop.core.store.columns import float_array, numbers_array, positions_in, text_array
 from mltop.core.store.connection import StoreConnection, string_array
 from mltop.core.store.queries import RunQuery, order_clause
 from mltop.core.store.schema import (
@@ -76,26 +76,6 @@ def _param_text(value: object) -> str:
     return str(value)
 
 
-def positions_in(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
-    """Per element of ``values``, its position in ``value_set``, or -1 (``pc.index_in``).
-
-    Read from the result's buffers: ``fill_null`` with a Python scalar, or numpy's view of an
-    Arrow array, would import pandas (see :func:`.connection.string_array`).
-    """
-    found = pc.index_in(values, value_set=value_set)
-    if isinstance(found, pa.ChunkedArray):
-        found = found.combine_chunks()
-    n = len(found)
-    if n == 0:
-        return np.zeros(0, np.int64)
-    validity, data = found.buffers()
-    out = np.frombuffer(data, np.int32, n, found.offset * 4).astype(np.int64)
-    if found.null_count:
-        bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
-        out[bits[found.offset : found.offset + n] == 0] = -1
-    return out
-
-
 def _first_rows(table: pa.Table) -> pa.Table:
     """The first row of each (run_id, key) of an Arrow table, in Arrow (no pandas, no Python
     object per row); a table without repeats, as a tracker's keyed rows are, is returned as is.
@@ -111,7 +91,7 @@ def _first_rows(table: pa.Table) -> pa.Table:
     group = positions_in(pairs, pc.unique(pairs))
     _, first = np.unique(group, return_index=True)
     first.sort()
-    return table.take(pa.Array.from_buffers(pa.int64(), len(first), [None, pa.py_buffer(first)]))
+    return table.take(numbers_array(first))
 
 
 def _keyed_table(rows: Iterable[tuple[str, str, object]] | pa.Table, *, numbers: bool) -> pa.Table:
