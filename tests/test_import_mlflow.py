@@ -406,6 +406,7 @@ def test_sqlite_runs_past_a_damaged_page_are_kept_and_read_again(
     """Runs are read a chunk at a time: a damaged page in a later chunk leaves the chunks before
     it written and drops no run the store holds, since the database did not say it lost them."""
     monkeypatch.setattr(mlflow_sqlite, "WRITE_RUNS", 5)  # 16 runs: four chunks
+    monkeypatch.setattr(mlflow_sqlite, "RESCAN_RUNS", 5)  # and four when read again
     db = sqlite_copy(tmp_path)
     marker = b"overflow-page-marker"
     con = sqlite3.connect(db)

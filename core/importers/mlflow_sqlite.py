@@ -80,6 +80,10 @@ BATCH_POINTS = 250_000
 #: last rows again, and a first import of 100,000 runs in commits of 500 wrote several times
 #: the size of the store it made. A commit of this many runs goes straight into the store file.
 WRITE_RUNS = 5000
+#: Runs read per chunk when the store already holds the database: such a scan mostly compares
+#: (digests, summaries), and smaller chunks with DuckDB's cached blocks let go after each kept
+#: a 100,000-run re-scan at 228 MB instead of 286 MB, for about the same CPU.
+RESCAN_RUNS = 2000
 LARGE_WRITE = 1000
 
 # What this process last wrote of each (store, database)'s experiments, so a live database's
@@ -403,7 +407,8 @@ def _import_chunks(
     """Read the runs a chunk at a time and write what changed: (all read, any written)."""
     complete = True
     wrote = False
-    chunks = read_chunks(con, layout, WRITE_RUNS)
+    size = WRITE_RUNS if scan.fresh else RESCAN_RUNS
+    chunks = read_chunks(con, layout, size)
     while True:
         try:
             chunk = next(chunks, None)
@@ -414,6 +419,7 @@ def _import_chunks(
             return complete, wrote
         with gc_paused():  # a record and its work item per run, none in a cycle
             work, run_of = _plan(scan, chunk)
+        released = False
         for group in _groups(_batches(work)):
             read_all, wrote_now = _write_group(
                 scan, con, db, layout, group, run_of, [] if wrote else experiments, report
@@ -424,6 +430,11 @@ def _import_chunks(
                 # What DuckDB keeps cached of a bulk import's blocks grows with the store; the
                 # few runs a live database changes leave the cache to the queries that use it.
                 scan.store.release_buffers()
+                released = True
+        if not released and not scan.fresh and len(chunk.runs) >= size:
+            # A database of many chunks: the blocks this chunk's comparisons read are not the
+            # next chunk's (a database of one chunk, a live one, keeps its cache).
+            scan.store.release_buffers()
 
 
 def _write_group(
