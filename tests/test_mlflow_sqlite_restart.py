@@ -15,10 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 from helpers.fixtures import untar
 
+from mltop.core.entities import RunRecord
 from mltop.core.importers import mlflow_sqlite
-from mltop.core.store import Store, open_store
+from mltop.core.store import Store, open_memory_store, open_store, string_array
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mlflow"
 
@@ -126,3 +128,25 @@ def test_a_database_replaced_by_an_unrelated_one_is_imported_right(tmp_path: Pat
         assert contents(store) == built_from_scratch(folder, tmp_path / "scratch.duckdb")
         assert {r.name for r in store.runs() if r.native_id == kept} == {"renamed"}
         assert store.table_counts()["runs"] == 16
+
+
+def test_a_digest_lives_as_long_as_the_write_it_describes() -> None:
+    """A run rewritten without a digest (another importer) or deleted loses the one recorded."""
+    store = open_memory_store()
+    runs = [RunRecord(id=i, source_kind="t", location="/x", name=i) for i in ("a", "b", "c")]
+    params = pa.table(
+        {
+            "run_id": string_array(["a", "a", "b"]),
+            "key": string_array(["lr", "lr", "lr"]),  # a repeated key: the first row is kept
+            "value": string_array(["0.1", "0.2", " 1e-3 "]),
+        }
+    )
+    store.put_runs("/x", runs, params=params, digests={"a": 1, "b": -2, "c": 2**63 - 1})
+    assert store.metadata_digests(["a", "b", "c"]) == {"a": 1, "b": -2, "c": 2**63 - 1}
+    assert store.param_values(["a", "b"]) == {
+        "a": {"lr": ("0.1", 0.1)},
+        "b": {"lr": (" 1e-3 ", 0.001)},
+    }
+    store.put_runs("/x", runs[:1])
+    store.delete_runs(["b"])
+    assert store.metadata_digests(["a", "b", "c"]) == {"c": 2**63 - 1}
