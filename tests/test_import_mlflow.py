@@ -364,12 +364,49 @@ def test_sqlite_rows_breaking_mlflow_constraints_are_skipped_alone(tmp_path: Pat
     points_consistent(store)
 
 
+def test_sqlite_text_that_is_not_utf8_and_repeated_keys_keep_every_run(tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 in a tag and a param, and a params table without MLflow's
+    primary key holding one key twice: the values read with U+FFFD, the first row kept."""
+    db = sqlite_copy(tmp_path)
+    uuid = native_of(db, "rf-diabetes")
+    con = sqlite3.connect(db)
+    with con:
+        con.execute(
+            "UPDATE tags SET value = CAST(X'7465616dff' AS TEXT) WHERE key = 'team' "
+            "AND run_uuid = ?",
+            [uuid],
+        )
+        con.execute("ALTER TABLE params RENAME TO params_old")
+        con.execute(
+            'CREATE TABLE params ("key" VARCHAR(250), value VARCHAR(8000), run_uuid VARCHAR(32))'
+        )
+        con.execute("INSERT INTO params SELECT key, value, run_uuid FROM params_old ORDER BY rowid")
+        con.execute("DROP TABLE params_old")
+        con.execute(
+            "INSERT INTO params VALUES ('n_estimators', CAST(X'3130ff' AS TEXT), ?), "
+            "('late', '2', ?)",
+            [uuid, uuid],
+        )
+    con.close()
+    store = open_memory_store()
+    report = run_import(store, SQLITE, db)
+    assert report.problems == [] and report.counts[SQLITE].runs == 16
+    run = by_native(store)[uuid]
+    assert store.tags(run.id)["team"] == "team\ufffd"
+    params = store.param_values([run.id])[run.id]
+    expected = oracle_run(ORACLE["stores"]["sqlite"], "rf-diabetes")["params"]["n_estimators"]
+    assert params["n_estimators"] == (expected, float(expected))  # the first of the two rows
+    assert params["late"] == ("2", 2.0)
+    assert run_import(store, SQLITE, db).counts == {}
+
+
 def test_sqlite_runs_past_a_damaged_page_are_kept_and_read_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Runs are read a chunk at a time: a damaged page in a later chunk leaves the chunks before
     it written and drops no run the store holds, since the database did not say it lost them."""
     monkeypatch.setattr(mlflow_sqlite, "WRITE_RUNS", 5)  # 16 runs: four chunks
+    monkeypatch.setattr(mlflow_sqlite, "RESCAN_RUNS", 5)  # and four when read again
     db = sqlite_copy(tmp_path)
     marker = b"overflow-page-marker"
     con = sqlite3.connect(db)

@@ -148,6 +148,7 @@ def test_an_mlflow_store_imported_in_small_large_commits_matches_one_import(
     run_import(whole, source, location)
     monkeypatch.setattr(mlflow_sqlite, "BATCH_RUNS", 2)
     monkeypatch.setattr(mlflow_sqlite, "WRITE_RUNS", 5)
+    monkeypatch.setattr(mlflow_sqlite, "RESCAN_RUNS", 4)
     monkeypatch.setattr(mlflow_sqlite, "LARGE_WRITE", 3)
     monkeypatch.setattr(mlflow_files, "BATCH_RUNS", 5)
     monkeypatch.setattr(mlflow_files, "LARGE_BATCH", 3)

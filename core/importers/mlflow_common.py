@@ -8,6 +8,7 @@ run's name, parent and git commit kept as ``mlflow.*`` tags, deleted runs kept i
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 
@@ -18,6 +19,8 @@ TAG_PARENT = "mlflow.parentRunId"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
 # MLflow has no standard host tag; these are the names teams and plugins use for one.
 HOST_TAGS = ("mlflow.hostname", "mlflow.host", "host", "hostname")
+#: The tags :func:`make_record` reads (the rest only go to the store as they are).
+RECORD_TAGS = (TAG_RUN_NAME, TAG_PARENT, TAG_GIT_COMMIT, *HOST_TAGS)
 
 # The file store writes RunStatus as its protobuf number.
 STATUS_CODES = {
@@ -56,6 +59,11 @@ def parse_status(value: object) -> Status:
     text = str(value).strip() if value is not None else ""
     if text.isdigit():
         return STATUS_CODES.get(int(text), Status.FINISHED)
+    return _status_word(text)
+
+
+@functools.lru_cache(maxsize=64)  # a handful of words, read once per run imported
+def _status_word(text: str) -> Status:
     return Status.parse(text)
 
 
@@ -84,6 +92,7 @@ def run_id(kind: str, source: str, native_id: str) -> str:
     return stable_id(kind, source, native_id)
 
 
+@functools.lru_cache(maxsize=1024)  # the few experiments of a store, once per run imported
 def experiment_id(kind: str, source: str, native_id: str) -> str:
     return stable_id(kind, source, "experiment", native_id)
 

@@ -27,6 +27,14 @@ Never Textual nor :mod:`mltop.tui`, nor any other part of core (they ask the sto
 reverse).
 """
 
+from mltop.core.store.columns import (
+    float_array,
+    float_values,
+    int_array,
+    numbers_array,
+    positions_in,
+    text_array,
+)
 from mltop.core.store.connection import BLOCK_SIZE, string_array
 from mltop.core.store.opening import (
     Store,
@@ -77,11 +85,17 @@ __all__ = [
     "Store",
     "StoreError",
     "default_store_path",
+    "float_array",
+    "float_values",
+    "int_array",
     "mapping_rows",
+    "numbers_array",
     "open_memory_store",
     "open_store",
     "order_clause",
     "parse_order",
+    "positions_in",
     "scratch_base",
     "string_array",
+    "text_array",
 ]

@@ -11,6 +11,7 @@ import pyarrow as pa
 from mltop.core.entities import (
     FileState,
 )
+from mltop.core.store.columns import float_array, int_array, text_array
 from mltop.core.store.connection import LARGE_WRITE, StoreConnection, string_array
 
 #: What :meth:`FileTables.run_digests` folds a run's files into: the same expression over the
@@ -77,14 +78,14 @@ class FileTables(StoreConnection):
             return
         table = pa.table(
             {
-                "path": [s.path for s in states],
-                "source": pa.array([s.source or source for s in states], pa.string()),
-                "size": pa.array([s.size for s in states], pa.int64()),
-                "mtime": pa.array([s.mtime for s in states], pa.float64()),
-                "inode": pa.array([s.inode for s in states], pa.int64()),
-                "offset": pa.array([s.offset for s in states], pa.int64()),
-                "head": [s.head for s in states],
-                "run_id": pa.array([s.run_id for s in states], pa.string()),
+                "path": text_array([s.path for s in states]),
+                "source": text_array([s.source or source for s in states]),
+                "size": int_array([s.size for s in states]),
+                "mtime": float_array([s.mtime for s in states]),
+                "inode": int_array([s.inode for s in states]),
+                "offset": int_array([s.offset for s in states]),
+                "head": text_array([s.head for s in states]),
+                "run_id": text_array([s.run_id for s in states]),
             }
         )
         # A new run's files were never recorded (see mark_new_runs): nothing to replace.

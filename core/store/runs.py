@@ -6,14 +6,17 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mltop.core.entities import (
     Experiment,
     Run,
     RunRecord,
 )
-from mltop.core.store.connection import StoreConnection
+from mltop.core.store.columns import float_array, numbers_array, positions_in, text_array
+from mltop.core.store.connection import StoreConnection, string_array
 from mltop.core.store.queries import RunQuery, order_clause
 from mltop.core.store.schema import (
     RUN_COLUMNS,
@@ -73,6 +76,45 @@ def _param_text(value: object) -> str:
     return str(value)
 
 
+def _first_rows(table: pa.Table) -> pa.Table:
+    """The first row of each (run_id, key) of an Arrow table, in Arrow (no pandas, no Python
+    object per row); a table without repeats, as a tracker's keyed rows are, is returned as is.
+    """
+    n = table.num_rows
+    separators = pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(np.arange(n + 1, dtype=np.int32)),
+                         pa.py_buffer(b"\x1f" * n)],
+    )  # fmt: skip
+    pairs = pc.binary_join_element_wise(table["run_id"], table["key"], separators)
+    if pc.count_distinct(pairs).as_py() == n:
+        return table
+    group = positions_in(pairs, pc.unique(pairs))
+    _, first = np.unique(group, return_index=True)
+    first.sort()
+    return table.take(numbers_array(first))
+
+
+def _keyed_table(rows: Iterable[tuple[str, str, object]] | pa.Table, *, numbers: bool) -> pa.Table:
+    """(run_id, key, value[, num]) rows as an Arrow table, the first row of each (run, key).
+
+    An Arrow table (text values) is taken as it is, its repeats dropped in Arrow; its ``num``
+    is left to the INSERT (``TRY_CAST``, which reads numbers as :func:`_as_float` does, but for
+    digits other than ASCII ones). Triples go through :func:`_param_text` and, for params,
+    :func:`_as_float`.
+    """
+    if isinstance(rows, pa.Table):
+        return _first_rows(rows.select(["run_id", "key", "value"]))
+    first = _first_per(rows, lambda p: (p[0], p[1]))
+    columns = {
+        "run_id": string_array([p[0] for p in first]),
+        "key": string_array([p[1] for p in first]),
+        "value": string_array([_param_text(p[2]) for p in first]),
+    }
+    if numbers:
+        columns["num"] = float_array([_as_float(p[2]) for p in first])
+    return pa.table(columns)
+
+
 def mapping_rows(run_id: str, mapping: Mapping[str, object]) -> list[tuple[str, str, object]]:
     """(run_id, key, value) triples for :meth:`Store.put_runs` from a params or tags dict."""
     return [(run_id, str(k), v) for k, v in mapping.items()]
@@ -89,15 +131,8 @@ class RunTables(StoreConnection):
             return
         experiments = _first_per(experiments, lambda e: e[0])
         cols = list(zip(*experiments, strict=True))
-        table = pa.table(
-            {
-                "id": pa.array(cols[0], pa.string()),
-                "source_kind": pa.array(cols[1], pa.string()),
-                "source": pa.array(cols[2], pa.string()),
-                "native_id": pa.array(cols[3], pa.string()),
-                "name": pa.array(cols[4], pa.string()),
-            }
-        )
+        names = ["id", "source_kind", "source", "native_id", "name"]
+        table = pa.table({name: text_array(col) for name, col in zip(names, cols, strict=True)})
         with self._lock, self._matching("id", cols[0], "_exp_ids") as (where, args):
             self._con.register("_new_exps", table)
             try:
@@ -113,64 +148,99 @@ class RunTables(StoreConnection):
         self,
         source: str | None,
         runs: Sequence[RunRecord],
-        params: Iterable[tuple[str, str, object]] = (),
-        tags: Iterable[tuple[str, str, object]] = (),
+        params: Iterable[tuple[str, str, object]] | pa.Table = (),
+        tags: Iterable[tuple[str, str, object]] | pa.Table = (),
+        digests: Mapping[str, int] | None = None,
     ) -> None:
         """Replace these runs with their params and tags (idempotent: same ids, same rows).
 
-        ``params`` and ``tags`` are (run_id, key, value) triples; params keep their text and, when
-        it parses, their number. ``source`` is the discovered source of all these runs; when None,
-        each run's own ``source`` (or else its location) is used.
+        ``params`` and ``tags`` are (run_id, key, value) triples, or Arrow tables of those three
+        text columns (an importer that reads rows column-wise hands them over without a Python
+        object per row); params keep their text and, when it parses, their number. ``source``
+        is the discovered source of all these runs; when None, each run's own ``source`` (or
+        else its location) is used. ``digests`` (run_id -> a signed 64-bit number) is what an
+        importer computed of each run's source rows, read back by :meth:`metadata_digests`; a run
+        written without one loses the one it had.
         """
         if not runs:
             return
         runs = _first_per(runs, lambda r: r.id)
-        fields = [
+        texts = [
             "id", "source_kind", "location", "native_id", "experiment_id", "name", "status",
-            "lifecycle", "start_time", "end_time", "parent_id", "git_commit", "host",
-            "artifact_uri", "error", "updated",
+            "lifecycle", "parent_id", "git_commit", "host", "artifact_uri", "error",
         ]  # fmt: skip
-        data: dict[str, list[Any]] = {f: [] for f in fields}
-        for run in runs:
-            for f in fields:
-                value = getattr(run, f)
-                data[f].append(str(value) if f == "status" else value)
-        floats = {"start_time", "end_time", "updated"}
-        table = pa.table(
-            {f: pa.array(v, pa.float64() if f in floats else pa.string()) for f, v in data.items()}
-            | {"source": pa.array([source or r.source or r.location for r in runs], pa.string())}
-        )
-        param_rows = _first_per(params, lambda p: (p[0], p[1]))
-        param_table = pa.table(
+        floats = ["start_time", "end_time", "updated"]
+        columns = {f: text_array([getattr(r, f) for r in runs]) for f in texts}
+        columns["status"] = string_array([str(r.status) for r in runs])
+        columns |= {f: float_array([getattr(r, f) for r in runs]) for f in floats}
+        columns["source"] = text_array([source or r.source or r.location for r in runs])
+        table = pa.table(columns)
+        param_table = _keyed_table(params, numbers=True)
+        tag_table = _keyed_table(tags, numbers=False)
+        num = "num" if "num" in param_table.column_names else "TRY_CAST(value AS DOUBLE)"
+        ids = {r.id for r in runs}
+        kept = [(i, d) for i, d in (digests or {}).items() if i in ids]
+        numbers = np.array([d for _, d in kept], np.int64)
+        digest_table = pa.table(
             {
-                "run_id": pa.array([p[0] for p in param_rows], pa.string()),
-                "key": pa.array([p[1] for p in param_rows], pa.string()),
-                "value": pa.array([_param_text(p[2]) for p in param_rows], pa.string()),
-                "num": pa.array([_as_float(p[2]) for p in param_rows], pa.float64()),
+                "run_id": string_array([i for i, _ in kept]),
+                "digest": pa.Array.from_buffers(
+                    pa.int64(), len(kept), [None, pa.py_buffer(numbers)]
+                ),
             }
         )
-        tag_rows = _first_per(tags, lambda t: (t[0], t[1]))
-        tag_table = pa.table(
-            {
-                "run_id": pa.array([t[0] for t in tag_rows], pa.string()),
-                "key": pa.array([t[1] for t in tag_rows], pa.string()),
-                "value": pa.array([_param_text(t[2]) for t in tag_rows], pa.string()),
-            }
-        )
-        cols = ", ".join(["source", *fields])
+        cols = ", ".join(columns)
         with self._lock:
             self._delete_runs_rows(self._old_only(r.id for r in runs))
             con = self._con
-            con.register("_new_runs", table)
-            con.register("_new_params", param_table)
-            con.register("_new_tags", tag_table)
+            staged = {
+                "_new_runs": table,
+                "_new_params": param_table,
+                "_new_tags": tag_table,
+                "_new_digests": digest_table,
+            }
+            for name, staged_table in staged.items():
+                con.register(name, staged_table)
             try:
                 con.execute(f"INSERT INTO runs ({cols}) SELECT {cols} FROM _new_runs")
-                con.execute("INSERT INTO params SELECT run_id, key, value, num FROM _new_params")
+                con.execute(f"INSERT INTO params SELECT run_id, key, value, {num} FROM _new_params")
                 con.execute("INSERT INTO tags SELECT run_id, key, value FROM _new_tags")
+                if kept:
+                    con.execute(
+                        "INSERT INTO metadata_digests SELECT run_id, digest FROM _new_digests"
+                    )
             finally:
-                for name in ("_new_runs", "_new_params", "_new_tags"):
+                for name in staged:
                     con.unregister(name)
+
+    def runs_with_other_summaries(self, run_ids: Sequence[str], now: pa.Table) -> set[str]:
+        """Those of ``run_ids`` whose metric summaries differ from ``now`` (``run_id``, ``key``,
+        ``count``, ``last_time``, the rows of these runs only): a key more or less, another
+        count or another latest time. A source whose points are only ever appended (MLflow's)
+        re-reads the histories of these runs alone; compared here, not as a Python object per
+        metric of every run."""
+        with self._lock, self._matching("run_id", run_ids, "_summary_runs") as (where, args):
+            self._con.register("_now_summaries", now)
+            try:
+                rows = self._con.execute(
+                    "SELECT coalesce(n.run_id, h.run_id) FROM _now_summaries n FULL OUTER JOIN "
+                    f"(SELECT run_id, key, count, last_time FROM metric_summary WHERE {where}) h "
+                    "ON n.run_id = h.run_id AND n.key = h.key WHERE n.run_id IS NULL "
+                    "OR h.run_id IS NULL OR n.count <> h.count "
+                    "OR n.last_time IS DISTINCT FROM h.last_time",
+                    args,
+                ).fetchall()
+            finally:
+                self._con.unregister("_now_summaries")
+        return {r[0] for r in rows}
+
+    def metadata_digests(self, run_ids: Iterable[str]) -> dict[str, int]:
+        """The digests :meth:`put_runs` recorded for these runs (absent: none recorded)."""
+        with self._lock, self._matching("run_id", run_ids, "_digest_runs") as (where, args):
+            rows = self._con.execute(
+                f"SELECT run_id, digest FROM metadata_digests WHERE {where}", args
+            ).fetchall()
+        return dict(rows)
 
     def _delete_runs_rows(self, ids: list[str]) -> None:
         """Delete the rows, params and tags of runs about to be written again."""
@@ -180,7 +250,7 @@ class RunTables(StoreConnection):
             self._matching("run_id", ids, "_run_ids") as (by_run, args),
             self._matching("id", ids, "_run_ids2") as (by_id, id_args),
         ):
-            for name in ("params", "tags"):
+            for name in ("params", "tags", "metadata_digests"):
                 self._con.execute(f"DELETE FROM {name} WHERE {by_run}", args)
             self._con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
 
@@ -201,7 +271,9 @@ class RunTables(StoreConnection):
             self._matching("id", ids, "_gone_ids") as (by_id, id_args),
         ):
             self._note_cut(ids, None)
-            for table in ("params", "tags", "metrics", "metric_summary", "logs", "files"):
+            for table in (
+                "params", "tags", "metrics", "metric_summary", "logs", "files", "metadata_digests",
+            ):  # fmt: skip
                 self._con.execute(f"DELETE FROM {table} WHERE {by_run}", args)
             self._con.execute(f"DELETE FROM runs WHERE {by_id}", id_args)
 

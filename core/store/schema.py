@@ -155,6 +155,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "DELETE FROM registry_scans",
         ],
     ),
+    (
+        # What an importer last wrote of each run, as a number it computes from the source's
+        # rows: a fresh process re-reading a changed MLflow database rewrites only the runs
+        # whose rows changed (Store.put_runs keeps it, Store.metadata_digests reads it).
+        13,
+        ["CREATE TABLE metadata_digests (run_id VARCHAR NOT NULL, digest BIGINT NOT NULL)"],
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -182,7 +189,7 @@ DERIVED_TABLES = (
     "sources", "files", "experiments", "runs", "params", "tags", "metrics", "metric_summary",
     "logs", "registry_models", "registry_versions", "registry_aliases", "registry_tags",
     "registry_scans", "scans", "registry_logged_models", "registry_logged_metrics",
-    "registry_logged_params",
+    "registry_logged_params", "metadata_digests",
 )  # fmt: skip
 
 # One aggregate per (run, key). "last" is the value at the highest step, ties broken by time;
