@@ -369,7 +369,7 @@ def ingest(
         keep = locations + [p.path for p in found.problems]
         keep += _stored_under(store, found.unlistable)
         scope = os.sep if store.anchor == root else str(root)
-        report.removed_runs = store.forget_sources_under(scope, keep)
+        report.removed_runs += store.forget_sources_under(scope, keep)
         store.forget_registries(scope, keep)
     return report
 

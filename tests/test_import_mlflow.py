@@ -22,6 +22,7 @@ from helpers.files import not_tracker_databases
 from helpers.fixtures import untar
 from helpers.mlflow_oracle import assert_run_matches_oracle
 
+from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport, SourceRef
 from mltop.core.importers import (
     mlflow_files,
@@ -528,6 +529,18 @@ def test_files_status_change_and_removed_run(tmp_path: Path) -> None:
     assert store.file_states(str(root)) and all(
         "rf-diabetes" not in p for p in store.file_states(str(root))
     )
+
+
+def test_a_scan_of_the_folder_counts_the_runs_mlflow_deleted(tmp_path: Path) -> None:
+    """`mltop ingest` and the watcher say how many runs went: the runs an importer dropped from
+    a store it still reads count beside the run folders gone from disk."""
+    root = filestore_copy(tmp_path)
+    store = open_memory_store()
+    ingest(tmp_path, store)
+    shutil.rmtree(run_dir(root, "rf-diabetes"))
+    report = ingest(tmp_path, store)
+    assert report.removed_runs == 1
+    assert "rf-diabetes" not in {r.name for r in store.runs()}
 
 
 def test_files_rescan_in_many_chunks_rereads_only_the_changed_runs(
