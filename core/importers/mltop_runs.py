@@ -161,8 +161,9 @@ class MltopRunsImporter:
             return
         # Each file state of a run folder is recorded with the folder as its source.
         known = store.file_states(sources=(str(ref.location) for ref, _ in changed))
-        for batch in _batches(changed):
-            self._import_batch(store, batch, known, report)
+        with store.bulk():
+            for batch in _batches(changed):
+                self._import_batch(store, batch, known, report)
 
     def _import_batch(
         self,
