@@ -16,7 +16,8 @@ budget in one run:
     python bench/scale.py [--runs 100000] [--data /tmp/mltop-scale] [--only rescan,runs,import]
 
 Each measurement runs in a fresh process under `/usr/bin/time -v` when it is there (peak RSS
-and bytes written come from the kernel: /proc/self/io's write_bytes).
+and bytes written come from the kernel: /proc/self/io's write_bytes, and its
+cancelled_write_bytes for the part written to files deleted before the kernel wrote them out).
 """
 
 from __future__ import annotations
@@ -80,16 +81,17 @@ def make_tree(root: Path, runs: int) -> None:
 
 CHILD = r"""
 import json, resource, sys, time
-def written():
+def written(field="write_bytes:"):
     with open("/proc/self/io") as fh:
-        return next((int(x.split()[1]) for x in fh if x.startswith("write_bytes:")), 0)
+        return next((int(x.split()[1]) for x in fh if x.startswith(field)), 0)
 start = time.perf_counter()
 exec(compile(sys.argv[1], "<bench>", "exec"))
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 cpu = time.process_time()
 print("RESULT " + json.dumps(
-    {"s": seconds, "cpu": cpu, "rss": peak, "written": written()}), flush=True)
+    {"s": seconds, "cpu": cpu, "rss": peak, "written": written(),
+     "cancelled": written("cancelled_write_bytes:")}), flush=True)
 """
 
 COLD = """
@@ -238,7 +240,8 @@ def cold_import_against(
     print(
         f"  written {result['written'] / 1e6:6.0f} MB for a {size / 1e6:.0f} MB store"
         f"  ({result['written'] / size:.2f}x; budget 2x), {in_use / 1e6:.0f} MB of it in use"
-        f" ({result['written'] / in_use:.2f}x)"
+        f" ({result['written'] / in_use:.2f}x); {result['cancelled'] / 1e6:.0f} MB of the"
+        " written went to temporary files deleted before they reached the disk"
     )
 
 

@@ -65,10 +65,12 @@ KIND = "mlflow-sqlite"
 DB_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 BATCH_RUNS = 500  # also keeps IN lists under SQLite's old 999-variable limit
 BATCH_POINTS = 250_000
-#: Runs written per store transaction (several read batches): each commit writes every table's
-#: last rows again, and a first import of 100,000 runs in commits of 500 wrote several times
-#: the size of the store it made. A commit of this many runs goes straight into the store file.
-WRITE_RUNS = 5000
+#: Runs read per chunk and written per store transaction (several read batches), a few of
+#: which commit together (Store.bulk): each commit writes every table's last rows again. At a
+#: hundred thousand runs, 5,000 a transaction each committed wrote 2.2x the store; 2,500 in a
+#: bulk, 1.1x at 30,000 runs with a lower peak (the chunk read is half the size). A
+#: transaction of this many runs goes straight into the store file.
+WRITE_RUNS = 2500
 LARGE_WRITE = 1000
 
 _EXPERIMENTS = "\x00experiments"  # the key of the experiments' digest (never a run id)
@@ -408,7 +410,8 @@ class MlflowSqliteImporter:
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
         for ref in refs:
             try:
-                import_database(store, Path(ref.location), report)
+                with store.bulk():  # groups committed a few together (see Store.bulk)
+                    import_database(store, Path(ref.location), report)
             except Exception as exc:  # bad input must never stop the other sources
                 report.problem(ref.location, f"import failed: {type(exc).__name__}: {exc}")
 
