@@ -2,7 +2,8 @@
 
 A folder with ``mltop-run.json`` is one run. Its ``metrics.jsonl`` grows while the job runs, so
 only new complete lines are read on each scan, and all changed runs of a scan are parsed in one
-DuckDB ``read_json``. Runs are written in batches of whole runs, each batch in one transaction.
+DuckDB ``read_json``. Runs are written in batches of whole runs, each batch in one transaction,
+a few batches committed together (``Store.bulk``).
 """
 
 from __future__ import annotations
