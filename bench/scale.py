@@ -11,12 +11,13 @@ budget in one run:
     `--limit 20` call and its first line out (budgets 3 s, 300 MB, first line 1 s),
   * cold import vs a plain Python script reading every run's files (budget 3x), with the cost
     per run of the first and last batch (budget +-25%) and bytes written vs final store size
-    (budget 2x).
+    (budget 2x) and vs the part of it in use (the rest: free blocks left by rewrites).
 
     python bench/scale.py [--runs 100000] [--data /tmp/mltop-scale] [--only rescan,runs,import]
 
 Each measurement runs in a fresh process under `/usr/bin/time -v` when it is there (peak RSS
-and bytes written come from the kernel: /proc/self/io's write_bytes).
+and bytes written come from the kernel: /proc/self/io's write_bytes, and its
+cancelled_write_bytes for the part written to files deleted before the kernel wrote them out).
 """
 
 from __future__ import annotations
@@ -80,16 +81,17 @@ def make_tree(root: Path, runs: int) -> None:
 
 CHILD = r"""
 import json, resource, sys, time
-def written():
+def written(field="write_bytes:"):
     with open("/proc/self/io") as fh:
-        return next((int(x.split()[1]) for x in fh if x.startswith("write_bytes:")), 0)
+        return next((int(x.split()[1]) for x in fh if x.startswith(field)), 0)
 start = time.perf_counter()
 exec(compile(sys.argv[1], "<bench>", "exec"))
 seconds = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 cpu = time.process_time()
 print("RESULT " + json.dumps(
-    {"s": seconds, "cpu": cpu, "rss": peak, "written": written()}), flush=True)
+    {"s": seconds, "cpu": cpu, "rss": peak, "written": written(),
+     "cancelled": written("cancelled_write_bytes:")}), flush=True)
 """
 
 COLD = """
@@ -108,6 +110,7 @@ mltop_runs.MltopRunsImporter._import_batch = timed
 tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
 with open_store(tree, store_path) as store:
     report = ingest(tree, store)
+    print("IN_USE %d" % store.bytes_in_use())
 assert not report.problems, report.problems[:3]
 print("BATCHES " + json.dumps(batches))
 """
@@ -224,6 +227,7 @@ def cold_import_against(
         statistics.median(b[1] for b in part) * 1000 for part in (batches[:5], batches[-5:])
     )
     size = store.stat().st_size
+    in_use = int([x for x in lines if x.startswith("IN_USE ")][-1].split()[1])
     print(
         f"{label} {result['s']:6.1f} s (cpu {result['cpu']:5.1f} s)"
         f"  peak {result['rss']:5.0f} MB"
@@ -238,7 +242,9 @@ def cold_import_against(
     )
     print(
         f"  written {result['written'] / 1e6:6.0f} MB for a {size / 1e6:.0f} MB store"
-        f"  ({result['written'] / size:.1f}x; budget 2x)"
+        f"  ({result['written'] / size:.2f}x; budget 2x), {in_use / 1e6:.0f} MB of it in use"
+        f" ({result['written'] / in_use:.2f}x); {result['cancelled'] / 1e6:.0f} MB of the"
+        " written went to temporary files deleted before they reached the disk"
     )
 
 

@@ -54,6 +54,7 @@ tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
 with open_store(tree, store_path) as store:
     ends.append((time.perf_counter(), time.process_time(), 0))
     report = ingest(tree, store)
+    print("IN_USE %d" % store.bytes_in_use())
 assert not report.problems, report.problems[:3]
 per_run = [((t - s) / n, (c - d) / n) for (s, d, _), (t, c, n) in zip(ends, ends[1:]) if n]
 print("BATCHES " + json.dumps(per_run))

@@ -24,8 +24,9 @@ IMPORTER = textwrap.dedent(
     from pathlib import Path
     from mltop.core import discovery
     from mltop.core.importers import mltop_runs
-    from mltop.core.store import open_store
+    from mltop.core.store import connection, open_store
     mltop_runs.BATCH_RUNS = 20  # many small transactions, so the kill lands between and inside
+    connection.BULK_MEMORY = 256 * 1024  # and commits of a few of them, not one of them all
     root = Path(sys.argv[1])
     store = open_store(root)
     print("importing", flush=True)

@@ -7,8 +7,9 @@ An importer is one module per source kind with two jobs:
   readers skip them) and whether the walk should not descend further (a tracker's own tree).
 * ``import_sources(store, refs, report)`` brings a batch of its sources up to date in the store:
   it reads only what changed since the last scan (see :func:`classify`), writes each run (or
-  batch of whole runs) inside one ``store.transaction()``, and reports bad files as one-line
-  problems instead of raising.
+  batch of whole runs) inside one ``store.transaction()`` (many batches inside one
+  ``store.bulk()``, which commits a few together), and reports bad files as one-line problems
+  instead of raising.
 
 An importer whose source is a whole folder named by one marker file (an mltop run folder) says
 so with a ``folder_marker`` attribute: discovery then records such folders as text without

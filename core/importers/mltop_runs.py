@@ -2,7 +2,8 @@
 
 A folder with ``mltop-run.json`` is one run. Its ``metrics.jsonl`` grows while the job runs, so
 only new complete lines are read on each scan, and all changed runs of a scan are parsed in one
-DuckDB ``read_json``. Runs are written in batches of whole runs, each batch in one transaction.
+DuckDB ``read_json``. Runs are written in batches of whole runs, each batch in one transaction,
+a few batches committed together (``Store.bulk``).
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ class MltopRunsImporter:
             return
         # Each file state of a run folder is recorded with the folder as its source.
         known = store.file_states(sources=(compared[0] for compared, _ in changed))
-        with collector_held(), store.one_worker_thread():
+        with collector_held(), store.one_worker_thread(), store.bulk():
             for batch in _batches(changed):
                 self._import_batch(store, batch, known, report)
 

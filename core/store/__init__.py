@@ -3,7 +3,9 @@
 Everything in the store is derived from the sources (tracker files, logs, servers), so it can be
 deleted and rebuilt at any time. Writes are batch-first (Arrow tables, never ``executemany``,
 which manages ~400 rows/s) and happen inside :meth:`Store.transaction`, so a unit of import (one
-or more whole runs) is either fully in the store or not at all, even after SIGKILL.
+or more whole runs) is either fully in the store or not at all, even after SIGKILL. An importer
+writing many units wraps them in :meth:`Store.bulk`, which commits a few at a time (every
+commit writes each table's last row group again).
 
 What it holds, one module per concern:
 
