@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from helpers.fixtures import untar
 
+from mltop.core.discovery import ingest
 from mltop.core.entities import RunRecord
 from mltop.core.importers import mlflow_sqlite
 from mltop.core.store import Store, open_memory_store, open_store, string_array
@@ -97,6 +99,46 @@ def test_a_fresh_process_rewrites_only_the_run_whose_tag_changed(tmp_path: Path)
         held = contents(store)
     assert held == built_from_scratch(folder, tmp_path / "scratch.duckdb")
     assert import_in_fresh_process(folder, store_path)["counts"] == {}
+
+
+def test_a_rescan_commits_the_runs_it_rewrites_before_it_records_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-scan holds no bulk open: the rewritten run is committed by the time the database's
+    state is recorded, so the blocks it read can be let go as it goes (a first import groups its
+    commits; a re-scan that kept them open held DuckDB's cache to the end)."""
+    db = sqlite_db(tmp_path / "project")
+    folder, store_path = db.parent, tmp_path / "store.duckdb"
+    import_in_fresh_process(folder, store_path)
+    con = sqlite3.connect(db)
+    with con:
+        (uuid,) = con.execute("SELECT run_uuid FROM runs WHERE name = 'rf-diabetes'").fetchone()
+        con.execute(
+            "UPDATE tags SET value = 'platform-2' WHERE key = 'team' AND run_uuid = ?", [uuid]
+        )
+    con.close()
+
+    with open_store(folder, store_path) as store:
+        (run,) = [r for r in store.runs() if r.native_id == uuid]
+        seen: list[str] = []
+        put_files = store.put_files
+
+        def recording(*args: object, **kwargs: object) -> None:
+            cursor = store.cursor()  # another connection: it sees committed rows only
+            try:
+                rows = cursor.execute(
+                    "SELECT value FROM tags WHERE run_id = ? AND key = 'team'", [run.id]
+                ).fetchall()
+            finally:
+                cursor.close()
+            seen.extend(r[0] for r in rows)
+            put_files(*args, **kwargs)
+
+        monkeypatch.setattr(store, "put_files", recording)
+        report = ingest(folder, store)
+        assert not report.problems
+        assert report.counts[mlflow_sqlite.KIND].runs == 1
+        assert seen == ["platform-2"]
 
 
 def test_a_database_replaced_by_an_unrelated_one_is_imported_right(tmp_path: Path) -> None:
