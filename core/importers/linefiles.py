@@ -376,10 +376,7 @@ def _parse_together(
             points = tabular.jsonl_points({path: ""}, tagged=run_of, no_step=no_step, **options)
     except (OSError, tabular.ParseError):
         return None
-    path_of = {lf.run_id: lf.path for lf, _, _ in together}
-    for run_id, count in sorted(no_step.items()):
-        values = f"{count} value{'s' if count != 1 else ''}"
-        add_note(report, path_of[run_id], f"{values} without a usable step skipped")
+    _note_no_step(report, together, no_step)
     return points
 
 
@@ -429,11 +426,20 @@ def _parse_csv_together(
             tables.append(points)
         except (OSError, tabular.ParseError):
             return None
+    _note_no_step(report, together, no_step)
+    return pa.concat_tables(tables) if tables else tabular.empty_points()
+
+
+def _note_no_step(
+    report: ImportReport,
+    together: Sequence[tuple[LineFile, bytes, object]],
+    no_step: dict[str, int],
+) -> None:
+    """One note per file parsed together whose values had no usable step (they were skipped)."""
     path_of = {lf.run_id: lf.path for lf, _, _ in together}
     for run_id, count in sorted(no_step.items()):
         values = f"{count} value{'s' if count != 1 else ''}"
         add_note(report, path_of[run_id], f"{values} without a usable step skipped")
-    return pa.concat_tables(tables) if tables else tabular.empty_points()
 
 
 def _leave_as_it_was(batch: LineBatch, lf: LineFile) -> None:
