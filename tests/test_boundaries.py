@@ -147,14 +147,13 @@ _SCREEN_LAYERS = {
     "mltop.tui.widgets",
 }
 TUI_MAY_IMPORT = {
-    "mltop.tui.app": _SCREEN_LAYERS | {"mltop.tui.no_pandas"},
+    "mltop.tui.app": _SCREEN_LAYERS,
     "mltop.tui.screens": _SCREEN_LAYERS,
     "mltop.tui.keymap": {"mltop.tui.screens", "mltop.tui.widgets"},
     "mltop.tui.commands": {"mltop.core"},
     "mltop.tui.messages": {"mltop.core"},
     "mltop.tui.context": {"mltop.core"},
     "mltop.tui.widgets": {"mltop.core", "mltop.tui.widgets"},
-    "mltop.tui.no_pandas": set(),
 }
 
 

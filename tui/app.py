@@ -25,6 +25,7 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.worker import Worker, WorkerState
 
+from mltop.core.common.no_pandas import answer_without_pandas
 from mltop.core.entities import ImportReport
 from mltop.core.store import Store, StoreError, open_store
 from mltop.tui.commands import ScreenCommands
@@ -37,7 +38,6 @@ from mltop.tui.messages import (
     StoreFailed,
     StoreOpened,
 )
-from mltop.tui.no_pandas import answer_without_pandas
 from mltop.tui.screens.base import APP_KEYS
 from mltop.tui.screens.help import HelpScreen, binding_rows
 from mltop.tui.screens.runs.screen import RunsScreen

@@ -32,6 +32,7 @@ from mltop.core.cli.runs import cmd_runs
 from mltop.core.cli.tail import cmd_tail
 from mltop.core.cli.usage import USAGE
 from mltop.core.common.malloc import limit_malloc_arenas
+from mltop.core.common.no_pandas import answer_without_pandas
 from mltop.core.common.sanitize import inert
 from mltop.core.store import StoreError
 
@@ -52,6 +53,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     limit_malloc_arenas()  # before the TUI's threads start (see mltop.core.common.malloc)
+    answer_without_pandas()  # 36 MB no command uses (see mltop.core.common.no_pandas)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         if args and args[0] in ("-h", "--help", "help"):

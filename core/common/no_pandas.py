@@ -1,12 +1,13 @@
-"""Keep pandas out of the app: pyarrow's "is this a pandas object?" answered without it.
+"""Keep pandas out of mltop's processes: pyarrow's "is this a pandas object?" answered without it.
 
 Many pyarrow calls (``pa.array`` of a list, ``Schema.empty_table``, a Python scalar in a compute
 call) first ask whether their input is a pandas object, and the first such question imports
-pandas: 36 MB resident for as long as the app stays open, the first time a scan imports runs
-(``POINTS_SCHEMA.empty_table()`` and ``pa.array`` in the importers and the store). Nothing in
-mltop hands pyarrow a pandas object, so the app has pyarrow ask the question once with pandas
-unimportable: pyarrow remembers the answer for such checks, and still imports pandas when a
-call needs it for real (``Table.from_pandas``, ``to_pandas``).
+pandas: 36 MB resident for as long as the process lives (the app for hours), the first time a
+scan imports runs (``POINTS_SCHEMA.empty_table()`` and ``pa.array`` in the importers and the
+store). Nothing in mltop hands pyarrow a pandas object, so its command line and its app have
+pyarrow ask the question once with pandas unimportable: pyarrow remembers the answer for such
+checks, and still imports pandas when a call needs it for real (``Table.from_pandas``,
+``to_pandas``).
 """
 
 from __future__ import annotations

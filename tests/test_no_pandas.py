@@ -1,5 +1,6 @@
-"""The app never loads pandas (36 MB resident for good): not at start-up, not when its first
-scan imports runs, yet pyarrow still converts pandas objects when asked to."""
+"""mltop's processes never load pandas (36 MB resident for good): not the app at start-up or
+when its first scan imports runs, not `mltop ingest`; yet pyarrow still converts pandas objects
+when asked to."""
 
 from __future__ import annotations
 
@@ -51,3 +52,28 @@ def test_a_first_scan_that_imports_runs_leaves_pandas_unloaded(tmp_path: Path) -
     assert "rows 3" in lines  # the scan did import the runs
     assert "pandas False" in lines
     assert "from_pandas 2" in lines
+
+
+CLI = r"""
+import sys
+from mltop.core.cli import main
+
+code = main(["ingest", sys.argv[1], "--store", sys.argv[2]])
+print("code", code)
+print("pandas", "pandas" in sys.modules)
+"""
+
+
+def test_an_ingest_that_imports_runs_leaves_pandas_unloaded(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        write_run(tmp_path / "project" / "runs", name)
+    out = subprocess.run(
+        [sys.executable, "-c", CLI, str(tmp_path / "project"), str(tmp_path / "s.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert "code 0" in lines
+    assert "pandas False" in lines
