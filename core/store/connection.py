@@ -471,8 +471,6 @@ class StoreConnection:
                     self._commit_bulk(bulk)
         finally:
             with self._lock:
-                if bulk.open:  # its commit failed: DuckDB rolled it back
-                    bulk.open = False
                 self._bulk = None
 
     def _commit_bulk(self, bulk: _Bulk) -> None:
