@@ -99,6 +99,8 @@ from pathlib import Path
 from mltop.core.discovery import ingest
 from mltop.core.importers import mltop_runs
 from mltop.core.store import open_store
+from mltop.core.common.no_pandas import answer_without_pandas
+answer_without_pandas()  # as `mltop ingest` does (see mltop.core.common.no_pandas)
 batches = []
 real = mltop_runs.MltopRunsImporter._import_batch
 def timed(self, store, refs, known, report):
@@ -131,6 +133,8 @@ RESCAN = """
 from pathlib import Path
 from mltop.core.discovery import ingest
 from mltop.core.store import open_store
+from mltop.core.common.no_pandas import answer_without_pandas
+answer_without_pandas()  # as `mltop ingest` does (see mltop.core.common.no_pandas)
 tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
 with open_store(tree, store_path) as store:
     t0, c0 = time.perf_counter(), time.process_time()

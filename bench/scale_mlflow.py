@@ -44,6 +44,8 @@ from pathlib import Path
 from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport
 from mltop.core.store import open_store
+from mltop.core.common.no_pandas import answer_without_pandas
+answer_without_pandas()  # as `mltop ingest` does (see mltop.core.common.no_pandas)
 ends = []
 real = ImportReport.add
 def add(self, kind, runs=0, points=0):
@@ -71,6 +73,8 @@ CHANGED = """
 from pathlib import Path
 from mltop.core.discovery import ingest
 from mltop.core.store import open_store
+from mltop.core.common.no_pandas import answer_without_pandas
+answer_without_pandas()  # as `mltop ingest` does (see mltop.core.common.no_pandas)
 tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
 with open_store(tree, store_path) as store:
     t0, c0 = time.perf_counter(), time.process_time()

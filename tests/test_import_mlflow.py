@@ -572,7 +572,7 @@ def test_files_rescan_in_many_chunks_rereads_only_the_changed_runs(
     read: list[str] = []
     real = mlflow_files.read_meta
 
-    def counted(path: str | Path) -> tuple[dict[str, Any], bytes]:
+    def counted(path: str | Path) -> dict[str, Any]:
         if Path(path).parent.parent != root:  # a run's meta.yaml, not an experiment's
             read.append(Path(path).parent.name)
         return real(path)
@@ -809,3 +809,78 @@ def test_files_corrupt_then_restored_files_never_raise(tmp_path: Path) -> None:
         assert restored.problems == [], hows
         assert store.table_counts() == baseline, hows
     points_consistent(store)
+
+
+def test_files_a_run_records_one_state_for_its_small_files(tmp_path: Path) -> None:
+    root = filestore_copy(tmp_path)
+    store = open_memory_store()
+    run_import(store, FILES, root)
+    folder = run_dir(root, "gbr-diabetes")
+    paths = {p for p in store.file_states(str(root)) if p.startswith(f"{folder}{os.sep}")}
+    metrics = {str(p) for p in (folder / "metrics").rglob("*") if p.is_file()}
+    assert paths == metrics | {str(folder / mlflow_files_tree.SMALL_FILES)}
+
+
+@pytest.mark.parametrize("change", ["tag edited", "tag added", "param removed", "meta touched"])
+def test_files_any_change_to_a_small_file_rereads_the_run_alone(
+    tmp_path: Path, change: str
+) -> None:
+    root = filestore_copy(tmp_path)
+    store = open_memory_store()
+    run_import(store, FILES, root)
+    folder = run_dir(root, "gbr-diabetes")
+    rid = run_id(FILES, str(root), folder.name)
+    tag = next(p for p in (folder / "tags").iterdir() if p.name == "mlflow.runName")
+    param = sorted((folder / "params").iterdir())[0]
+    if change == "tag edited":
+        tag.write_text("gbr-diabetes-renamed")
+    elif change == "tag added":
+        (folder / "tags" / "reviewed").write_text("yes")
+    elif change == "param removed":
+        param.unlink()
+    else:
+        os.utime(folder / "meta.yaml", (1, 1))
+    for written in (tag, folder / "tags" / "reviewed"):
+        if written.exists():  # past the clock-tick guard, so the next scan may trust it
+            os.utime(written, (written.stat().st_atime - 60, written.stat().st_mtime - 60))
+    report = run_import(store, FILES, root)
+    assert report.counts[FILES].runs == 1 and report.problems == []
+    assert param.exists() == (param.name in store.params(rid))
+    assert store.tags(rid).get("reviewed") == ("yes" if change == "tag added" else None)
+    assert run_import(store, FILES, root).counts == {}
+
+
+def test_files_a_store_recording_each_small_file_is_read_once_more_then_folded(
+    tmp_path: Path,
+) -> None:
+    """A store written when every param and tag file had its own state: the first scan finds
+    each run's files differ, reads the small files once and keeps the folded state only."""
+    root = filestore_copy(tmp_path)
+    store = open_memory_store()
+    run_import(store, FILES, root)
+    folder = run_dir(root, "gbr-diabetes")
+    rid = run_id(FILES, str(root), folder.name)
+    old = [
+        mlflow_files.file_state(p, p.stat(), p.stat().st_size, run_id=rid)
+        for p in [folder / "meta.yaml", *(folder / "params").iterdir()]
+    ]
+    store.put_files(str(root), old)
+    report = run_import(store, FILES, root)
+    assert report.counts[FILES].runs == 1
+    assert not {str(s.path) for s in old} & set(store.file_states(str(root)))
+    assert run_import(store, FILES, root).counts == {}
+
+
+def test_files_an_unreadable_param_is_named_at_every_scan_until_it_reads(tmp_path: Path) -> None:
+    root = filestore_copy(tmp_path)
+    folder = run_dir(root, "gbr-diabetes")
+    param = sorted((folder / "params").iterdir())[0]
+    param.write_bytes(b"\xff\xfe not text")
+    store = open_memory_store()
+    for _ in range(2):
+        report = run_import(store, FILES, root)
+        assert [p.path for p in report.problems] == [str(param)]
+    param.write_text("0.5")
+    report = run_import(store, FILES, root)
+    assert report.problems == [] and report.counts[FILES].runs == 1
+    assert store.params(run_id(FILES, str(root), folder.name))[param.name] == "0.5"

@@ -29,7 +29,7 @@ from typing import NamedTuple, Protocol, overload
 import numpy as np
 import pyarrow as pa
 
-from mltop.core.common.regular_files import open_regular
+from mltop.core.common.regular_files import read_from
 from mltop.core.entities import FileState, ImportReport, SourceRef
 from mltop.core.store import Store, string_array
 
@@ -145,8 +145,7 @@ def head_fingerprint(path: Path | str, size: int | None = None) -> str:
     from a replaced one even when it was shorter than HEAD_BYTES at the last scan.
     """
     try:
-        with open_regular(path) as fh:
-            data = fh.read(HEAD_BYTES if size is None else min(size, HEAD_BYTES))
+        data = read_from(path, 0, HEAD_BYTES if size is None else min(size, HEAD_BYTES))
     except OSError:
         return ""
     return fingerprint(data)
@@ -270,9 +269,7 @@ def read_complete(path: Path, offset: int, limit: int | None = None) -> tuple[by
 
     A line still being written (no newline yet) is left for the next scan.
     """
-    with open_regular(path) as fh:
-        fh.seek(offset)
-        data = fh.read() if limit is None else fh.read(limit)
+    data = read_from(path, offset, limit)
     end = data.rfind(b"\n")
     if end < 0:
         return b"", offset

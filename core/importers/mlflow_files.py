@@ -39,7 +39,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
-from mltop.core.common.regular_files import open_regular, read_limited
+from mltop.core.common.flat_yaml import read_flat_mapping
+from mltop.core.common.regular_files import FileTooLarge, read_limited
 from mltop.core.common.safe_yaml import YamlRefused, load_yaml
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
@@ -55,6 +56,7 @@ from mltop.core.importers.mlflow_files_tree import (
     TRASH,
     ExperimentDir,
     MetricRead,
+    RunDir,
     RunPlan,
     Stat,
     experiment_dirs,
@@ -91,22 +93,26 @@ class UnitError(Exception):
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    return read_meta(path)[0]
+    return read_meta(path)
 
 
-def read_meta(path: str | Path) -> tuple[dict[str, Any], bytes]:
-    """An MLflow meta.yaml's mapping, and the bytes it was read from (its state's head)."""
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """An MLflow meta.yaml's mapping."""
     try:
-        with open_regular(path) as fh:
-            data = fh.read(MAX_META_BYTES + 1)
+        # Read from the descriptor, sized by its stat: a file object's read(1 MiB + 1)
+        # allocated the whole MiB first, three quarters of reading a 400-byte meta.yaml.
+        data = read_limited(path, MAX_META_BYTES, "an MLflow meta.yaml")
+    except FileTooLarge as exc:
+        raise UnitError("larger than 1 MiB: not an MLflow meta.yaml") from exc
     except OSError as exc:
         raise UnitError(f"cannot read: {exc.strerror or exc}") from exc
-    if len(data) > MAX_META_BYTES:
-        raise UnitError("larger than 1 MiB: not an MLflow meta.yaml")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnitError(f"not UTF-8 text (byte {exc.start})") from exc
+    doc: Any = read_flat_mapping(text)  # MLflow's own meta.yaml, without the general loader
+    if doc is not None:
+        return doc
     try:
         doc = load_yaml(text)
     except YamlRefused as exc:
@@ -115,17 +121,17 @@ def read_meta(path: str | Path) -> tuple[dict[str, Any], bytes]:
         raise UnitError(f"not valid YAML: {' '.join(str(exc).split())}") from exc
     if not isinstance(doc, dict):
         raise UnitError("not an MLflow meta.yaml (not a mapping)")
-    return doc, data
+    return doc
 
 
-def read_value(path: str | Path) -> tuple[str, bytes]:
-    """A param or tag value: the whole file, as MLflow wrote it (no stripping), and its bytes."""
+def read_value(path: str | Path) -> str:
+    """A param or tag value: the whole file, as MLflow wrote it (no stripping)."""
     try:
         data = read_limited(path, MAX_VALUE_BYTES, "an MLflow param or tag")
     except OSError as exc:
         raise UnitError(f"cannot read: {exc.strerror or exc}") from exc
     try:
-        return data.decode("utf-8"), data
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UnitError(f"not UTF-8 text (byte {exc.start})") from exc
 
@@ -141,6 +147,11 @@ def state_of(
     n = min(st.st_size, HEAD_BYTES)
     head = fingerprint(start[:n]) if len(start) >= n else head_fingerprint(Path(path), st.st_size)
     return FileState(str(path), st.st_size, st.st_mtime, st.st_ino, offset, head, run_id)
+
+
+def small_state(run: RunDir, run_id: str, st: Stat) -> FileState:
+    """The state recorded for a run's small files together (no head: they are never appended)."""
+    return FileState(run.small_state, st.st_size, st.st_mtime, st.st_ino, st.st_size, "", run_id)
 
 
 def settled(state: FileState) -> FileState:
@@ -172,28 +183,25 @@ def read_run(
     """The run's row, params and tags from its small files; None when meta.yaml is unusable."""
     run = plan.run
     try:
-        meta, meta_data = read_meta(run.meta)
+        meta = read_meta(run.meta)
         if "run_id" not in meta and "run_uuid" not in meta:
             raise UnitError("not an MLflow run meta.yaml (no run_id)")
     except UnitError as exc:
         report.problem(run.meta, str(exc))
         return None
-    states: list[FileState] = []
-    meta_st = plan.stats.get(run.meta)
-    if meta_st is not None:
-        states.append(settled(state_of(run.meta, meta_st, meta_st.st_size, plan.run_id, meta_data)))
     values: dict[str, dict[str, str]] = {"params": {}, "tags": {}}
+    failed = False
     for group, files in (("params", run.params), ("tags", run.tags)):
         for path, key in files:
-            st = plan.stats.get(path)
-            if st is None:
-                continue
             try:
-                values[group][key], data = read_value(path)
+                values[group][key] = read_value(path)
             except UnitError as exc:
                 report.problem(path, str(exc))
-                continue
-            states.append(settled(state_of(path, st, st.st_size, plan.run_id, data)))
+                failed = True
+    # One state for meta.yaml, params and tags (mlflow_files_tree.SMALL_FILES), as listed; none
+    # while one of them cannot be read, so that each scan tries the run's small files again.
+    small = plan.stats.get(run.small_state)
+    states = [] if small is None or failed else [settled(small_state(run, plan.run_id, small))]
     tags = values["tags"]
     mtimes = [st.st_mtime for st in plan.stats.values()]
     record = common.make_record(

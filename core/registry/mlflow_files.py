@@ -65,7 +65,7 @@ def _values(folder: Path, report: ImportReport) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in _files(folder):
         try:
-            out[name] = tracking.read_value(folder / name)[0]
+            out[name] = tracking.read_value(folder / name)
         except tracking.UnitError as exc:
             report.problem(folder / name, str(exc))
     return out
@@ -145,7 +145,7 @@ def _logged_folders(root: Path, ids: set[str]) -> dict[str, Path]:
 def _metric_rows(path: Path, key: str) -> list[tuple[str, float, int, int | None, str | None]]:
     """A logged model's metric file: ``timestamp value step [run_id]`` per line."""
     rows = []
-    for number, line in enumerate(tracking.read_value(path)[0].splitlines(), 1):
+    for number, line in enumerate(tracking.read_value(path).splitlines(), 1):
         parts = line.split()
         if not parts:
             continue
