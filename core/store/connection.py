@@ -48,10 +48,11 @@ LARGE_WRITE = 1000
 #: or more (122,880 rows) into the file as it runs and keeps smaller ones in memory (its
 #: ``IN_MEMORY_TABLE`` buffers) until the commit; each commit writes every table's last, partly
 #: filled row group again, and the checkpoint at a commit takes about three times the memory of
-#: the rows it compresses. A batch of 5,000 native runs holds ~14 MB: at 16 MB every second
-#: batch commits, and a first import of 100,000 runs wrote 128 MB instead of 152 MB, its peak
-#: 420 MB instead of 459 MB (bench/scale.py).
-BULK_MEMORY = 16 * 1024 * 1024
+#: the rows it compresses. First imports of 100,000 runs (bench/scale.py, bench/scale_mlflow.py),
+#: 16 MB -> 48 MB: native 16.2 -> 14.0 s CPU, written 1.54x -> 1.31x the store, peak 363 -> 391
+#: MB; MLflow SQLite 14.2-15.3 -> 13.7 s, 1.67x -> 1.27x, peak 280 -> 320 MB; MLflow file store
+#: 48.3 -> 43.2 s, 2.41x -> 1.35x (its commits wrote 5 to 25 MB each at 16 MB), peak ~340 MB.
+BULK_MEMORY = 48 * 1024 * 1024
 
 # DuckDB 2 refuses further work on a connection while a result is half-read (fetchone leaves it
 # so), which would also block the appender: every read here drains its result with fetchall.
