@@ -212,17 +212,20 @@ def list_runs(
                 continue
             seen.add(rid)
             run = RunDir(child.name, child.path, exp)
-            small: list[tuple[str, os.stat_result]] = []
+            meta: list[tuple[str, os.stat_result]] = []
+            values: list[tuple[str, os.stat_result]] = []  # params and tags
             metrics: list[tuple[str, os.stat_result]] = []
             for entry in inside:
-                if entry.name == META:
+                name = entry.name
+                if name == META:
                     try:
-                        small.append((entry.path, entry.stat()))
+                        meta.append((entry.path, entry.stat()))
                     except OSError:
                         continue
-                elif entry.name in GROUPS and entry.is_dir(follow_symlinks=False):
-                    _stat_files(entry.path, metrics if entry.name == "metrics" else small)
-            run.small = [path for path, _ in small if path != run.meta]
+                elif name in GROUPS and entry.is_dir(follow_symlinks=False):
+                    _stat_files(entry.path, metrics if name == "metrics" else values)
+            run.small = [path for path, _ in values]
+            small = meta + values
             start = len(chunk.paths)
             chunk.add(run.small_state, fold_small_files(small))
             for path, st in metrics:
