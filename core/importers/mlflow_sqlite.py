@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
@@ -51,6 +52,7 @@ from mltop.core.importers.mlflow_sqlite_db import (
     Layout,
     RunChunk,
     SourceError,
+    chunk_points,
     db_text,
     error_line,
     gc_paused,
@@ -417,7 +419,8 @@ def _import_chunks(
     complete = True
     wrote = False
     size = WRITE_RUNS if scan.fresh else RESCAN_RUNS
-    chunks = read_chunks(con, layout, size)
+    # A first import reads every history: a chunk's points come with it when they are few.
+    chunks = read_chunks(con, layout, size, BATCH_POINTS if scan.fresh else 0)
     while True:
         try:
             chunk = next(chunks, None)
@@ -428,10 +431,13 @@ def _import_chunks(
             return complete, wrote
         with gc_paused():  # a record and its work item per run, none in a cycle
             work, run_of = _plan(scan, chunk)
+        points = chunk_points(chunk, run_of)
+        full = len(chunk.runs) >= size
+        chunk = None  # its rows are in the work items now; let them go as those are written
         released = False
         for group in _groups(_batches(work)):
             read_all, wrote_now = _write_group(
-                scan, con, db, layout, group, run_of, [] if wrote else experiments, report
+                scan, con, db, layout, group, run_of, [] if wrote else experiments, report, points
             )
             complete = complete and read_all
             wrote = wrote or wrote_now
@@ -440,7 +446,7 @@ def _import_chunks(
                 # few runs a live database changes leave the cache to the queries that use it.
                 scan.store.release_buffers()
                 released = True
-        if not released and not scan.fresh and len(chunk.runs) >= size:
+        if not released and not scan.fresh and full:
             # A database of many chunks: the blocks this chunk's comparisons read are not the
             # next chunk's (a database of one chunk, a live one, keeps its cache).
             scan.store.release_buffers()
@@ -455,16 +461,23 @@ def _write_group(
     run_of: dict[str, str],
     experiments: list[common.ExperimentRow],
     report: ImportReport,
+    pre_read: pa.Table | None = None,
 ) -> tuple[bool, bool]:
     """Read the histories of one group of batches and write it in one store transaction:
     (every batch read, anything written). The experiments go in with the first write, so runs
-    never point at a missing experiment."""
+    never point at a missing experiment. ``pre_read``: the points of every run of the
+    chunk, read with it (the group's are taken from there)."""
     store = scan.store
     complete = True
     batch: list[_Work] = []
     read: list[pa.Table] = []
     for part in group:
         reread = [w.uuid for w in part if w.histories]
+        if pre_read is not None:
+            wanted = string_array([run_of[u] for u in reread])
+            read.append(pre_read.filter(pc.is_in(pre_read["run_id"], value_set=wanted)))
+            batch += part
+            continue
         try:
             read.append(read_points(con, reread, run_of, layout.has_is_nan, db, report))
         except DB_ERRORS as exc:

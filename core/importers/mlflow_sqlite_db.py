@@ -220,6 +220,9 @@ class RunChunk:
     stats: pa.Table
     # run_uuid -> the tags a run's record is made of (common.RECORD_TAGS)
     record_tags: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The chunk's metric points when they were read with it (see read_chunks): step, ts (ms),
+    # value and nan per row, ordered by run and key, the groups of ``stats`` in that order.
+    points: np.ndarray | None = None
 
 
 def read_layout(con: sqlite3.Connection) -> Layout:
@@ -257,9 +260,14 @@ _NUMBER = "CASE WHEN typeof(timestamp) IN ('integer', 'real') THEN timestamp END
 _IN = "WHERE run_uuid IN (SELECT run_uuid FROM runs WHERE rowid BETWEEN ? AND ?)"
 
 
-def read_chunks(con: sqlite3.Connection, layout: Layout, size: int) -> Iterator[RunChunk]:
+def read_chunks(
+    con: sqlite3.Connection, layout: Layout, size: int, points_up_to: int = 0
+) -> Iterator[RunChunk]:
     """Every run, ``size`` at a time in rowid order, each chunk with its params, tags and metric
-    counts from one read transaction of its own.
+    counts from one read transaction of its own; with its metric points too when it has at most
+    ``points_up_to`` of them (a first import reads every history: in the same transaction the
+    counts need no second grouping to place each point, and the latest timestamps come from the
+    points, not from a pass over the table's rows).
 
     A chunk, not the whole database, is what is held in memory (a 100,000-run database's rows
     as Python objects took most of a gigabyte), and each read transaction is short: in a
@@ -270,11 +278,11 @@ def read_chunks(con: sqlite3.Connection, layout: Layout, size: int) -> Iterator[
     low = _ROWID_MIN
     while True:
         try:
-            chunk, last = _read_chunk(con, layout, low, size, str)
+            chunk, last = _read_chunk(con, layout, low, size, str, points_up_to)
         except sqlite3.OperationalError:
             # Text that is not UTF-8 ("Could not decode"): read again, decoding value by value
             # (a Python call per value, so only for a chunk that needs it).
-            chunk, last = _read_chunk(con, layout, low, size, _decode)
+            chunk, last = _read_chunk(con, layout, low, size, _decode, points_up_to)
         if chunk is None:
             return
         yield chunk
@@ -284,7 +292,7 @@ def read_chunks(con: sqlite3.Connection, layout: Layout, size: int) -> Iterator[
 
 
 def _read_chunk(
-    con: sqlite3.Connection, layout: Layout, low: int, size: int, text: Any
+    con: sqlite3.Connection, layout: Layout, low: int, size: int, text: Any, points_up_to: int
 ) -> tuple[RunChunk | None, int]:
     """The chunk of runs from rowid ``low`` on, and its last rowid; ``text`` decodes TEXT."""
     runs_sql = (
@@ -299,15 +307,49 @@ def _read_chunk(
             span = [low, rows[-1][0]]  # the same runs again, for the other tables
             params = con.execute(f"SELECT {_PAIR}, {_VALUE} FROM params {_IN}", span).fetchall()
             tags = con.execute(f"SELECT {_PAIR}, {_VALUE} FROM tags {_IN}", span).fetchall()
-            stats = con.execute(
-                f"SELECT {_PAIR}, count(*), max({_NUMBER}) FROM metrics {_IN} "
-                'GROUP BY run_uuid, "key"',
-                span,
-            ).fetchall()
+            read = _stats_with_points(con, layout, span, points_up_to) if points_up_to else None
+            stats, points = read if read is not None else (None, None)
+            if stats is None:
+                stats = con.execute(
+                    f"SELECT {_PAIR}, count(*), max({_NUMBER}) FROM metrics {_IN} "
+                    'GROUP BY run_uuid, "key"',
+                    span,
+                ).fetchall()
     finally:
         con.text_factory = _decode
     with gc_paused():
-        return _as_chunk(rows, params, tags, stats), span[1]
+        chunk = _as_chunk(rows, params, tags, stats)
+    chunk.points = points
+    return chunk, span[1]
+
+
+def _stats_with_points(
+    con: sqlite3.Connection, layout: Layout, span: list[int], up_to: int
+) -> tuple[list[tuple[Any, ...]], np.ndarray] | None:
+    """The chunk's per-(run, key) counts and latest timestamps with its points, in the open read
+    transaction; None when it has more than ``up_to`` points or a row is not numbers."""
+    groups = con.execute(
+        f'SELECT {_PAIR}, count(*) FROM metrics {_IN} GROUP BY run_uuid, "key" '
+        'ORDER BY run_uuid, "key"',
+        span,
+    ).fetchall()
+    counts = np.fromiter((g[2] for g in groups), dtype=np.int64, count=len(groups))
+    if int(counts.sum()) > up_to:
+        return None
+    nan_col = "is_nan" if layout.has_is_nan else "0"
+    cursor = con.execute(
+        f'SELECT step, timestamp, value, {nan_col} FROM metrics {_IN} ORDER BY run_uuid, "key"',
+        span,
+    )
+    try:
+        rows = np.fromiter(cursor, dtype=_POINT_DTYPE)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if int(counts.sum()) != len(rows):
+        return None  # an index that disagrees with its table: a damaged file
+    last = np.maximum.reduceat(rows["ts"], np.cumsum(counts) - counts) if len(rows) else []
+    stats = [(g[0], g[1], g[2], float(t)) for g, t in zip(groups, last, strict=True)]
+    return stats, rows
 
 
 def _as_chunk(
@@ -362,9 +404,32 @@ def _points_fast(
     counts = np.fromiter((g[2] for g in groups), dtype=np.int64, count=len(groups))
     if int(counts.sum()) != len(rows) or any(db_text(g[0]) not in run_of for g in groups):
         return None  # an index that disagrees with its table: a damaged file
-    group_of_row = numbers_array(np.repeat(np.arange(len(groups), dtype=np.int64), counts))
-    run_ids = string_array([run_of[db_text(g[0])] for g in groups]).take(group_of_row)
-    keys = string_array([db_text(g[1]) for g in groups]).take(group_of_row)
+    owners = [(run_of[db_text(g[0])], db_text(g[1])) for g in groups]
+    return points_table(owners, counts, rows)
+
+
+def chunk_points(chunk: RunChunk, run_of: dict[str, str]) -> pa.Table | None:
+    """The points read with ``chunk`` (None when they were not), of the runs in ``run_of``."""
+    if chunk.points is None:
+        return None
+    stats = chunk.stats
+    counts = stats["count"].to_numpy(zero_copy_only=False).astype(np.int64)
+    owners = [
+        (run_of.get(u, ""), k)
+        for u, k in zip(stats["run_uuid"].to_pylist(), stats["key"].to_pylist(), strict=True)
+    ]
+    table = points_table(owners, counts, chunk.points)
+    kept = np.array([bool(run_id) for run_id, _ in owners], np.bool_)
+    if not kept.all():  # rows of a run the chunk does not keep (an empty run_uuid)
+        table = table.take(numbers_array(np.flatnonzero(np.repeat(kept, counts))))
+    return table
+
+
+def points_table(owners: list[tuple[str, str]], counts: np.ndarray, rows: np.ndarray) -> pa.Table:
+    """Points of rows ordered by group, each group's (run id, key) and its count of rows."""
+    group_of_row = numbers_array(np.repeat(np.arange(len(owners), dtype=np.int64), counts))
+    run_ids = string_array([o[0] for o in owners]).take(group_of_row)
+    keys = string_array([o[1] for o in owners]).take(group_of_row)
     values = rows["value"].copy()
     sentinel = np.abs(values) == common.MLFLOW_INFINITY
     values[sentinel] = np.copysign(np.inf, values[sentinel])
