@@ -101,30 +101,32 @@ VALUES = [
 KEYS = ["name", "run_id", "on", "null", "yes", "1", "_x", "a-b", "<<", "k e y", "x" * 200]
 
 
+def read_alike(text: str) -> dict[str, object]:
+    """The flat reading of ``text`` (empty when it leaves the text to the general loader),
+    asserted equal to the general loader's, types included."""
+    flat = read_flat_mapping(text)
+    if flat is None:
+        return {}
+    general = load_yaml(text)
+    assert flat == general, text
+    assert [type(v) for v in flat.values()] == [type(v) for v in general.values()], text
+    assert all(type(k) is str for k in flat), text
+    return flat
+
+
 @pytest.mark.parametrize("value", VALUES)
 def test_a_value_is_read_as_the_general_loader_reads_it_or_left_to_it(value: str) -> None:
-    text = f"name: {value}\n"
-    flat = read_flat_mapping(text)
-    if flat is not None:
-        assert flat == load_yaml(text)
-        assert type(flat["name"]) is type(load_yaml(text)["name"])
+    read_alike(f"name: {value}\n")
 
 
 @pytest.mark.parametrize("key", KEYS)
 def test_a_key_is_read_only_when_it_is_a_plain_string(key: str) -> None:
-    text = f"{key}: x\n"
-    flat = read_flat_mapping(text)
-    if flat is not None:
-        assert flat == load_yaml(text)
-        assert all(type(k) is str for k in flat)
+    read_alike(f"{key}: x\n")
 
 
 def test_pairs_of_lines_agree_with_the_general_loader() -> None:
     for a, b in itertools.product(VALUES[:40], repeat=2):
-        text = f"first: {a}\nsecond: {b}\n"
-        flat = read_flat_mapping(text)
-        if flat is not None:
-            assert flat == load_yaml(text), text
+        read_alike(f"first: {a}\nsecond: {b}\n")
 
 
 @pytest.mark.parametrize(
