@@ -215,7 +215,11 @@ def classify(
 
 
 def stat_table(
-    paths: list[str], sizes: list[int], mtimes: list[float], inodes: list[int], there: bytearray
+    paths: list[str],
+    sizes: Sequence[int],
+    mtimes: Sequence[float],
+    inodes: Sequence[int],
+    there: bytearray,
 ) -> pa.Table:
     """The table :meth:`~mltop.core.store.Store.changed_files` compares: each path with the
     size, mtime and inode a stat just read, all null where ``there`` holds 0 (no file).
@@ -227,7 +231,7 @@ def stat_table(
     bits = np.frombuffer(bytes(there), np.uint8)
     valid = None if bits.all() else pa.py_buffer(np.packbits(bits, bitorder="little"))
 
-    def column(values: list[int] | list[float], kind: pa.DataType, dtype: type) -> pa.Array:
+    def column(values: Sequence[int] | Sequence[float], kind: pa.DataType, dtype: type) -> pa.Array:
         data = pa.py_buffer(np.array(values, dtype=dtype))
         return pa.Array.from_buffers(kind, n, [valid, data])
 

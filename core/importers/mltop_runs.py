@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from array import array
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
@@ -148,9 +149,10 @@ def _changed_among(
     """The folders among ``folders`` with a changed file, each with its metrics and system
     bytes (with ``first``, the store records no file: every file there is new)."""
     paths = [folder + name for folder in folders for name in _RUN_NAMES]
-    sizes: list[int] = []
-    mtimes: list[float] = []
-    inodes: list[int] = []
+    # Typed arrays, not lists: no Python int or float per stat (~6 MB of a chunk's 75,000).
+    sizes = array("q")
+    mtimes = array("d")
+    inodes = array("q")
     there = bytearray(len(paths))  # 1 where the file is there; a gone file's state is null
     stat = os.stat
     for i, path in enumerate(paths):
