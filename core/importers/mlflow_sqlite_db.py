@@ -343,8 +343,8 @@ def _stats_with_points(
     )
     try:
         rows = np.fromiter(cursor, dtype=_POINT_DTYPE)
-    except (TypeError, ValueError, OverflowError):
-        return None
+    except (TypeError, ValueError, OverflowError, *DB_ERRORS):
+        return None  # read as before: the counts with the latest times, the points by batch
     if int(counts.sum()) != len(rows):
         return None  # an index that disagrees with its table: a damaged file
     last = np.maximum.reduceat(rows["ts"], np.cumsum(counts) - counts) if len(rows) else []
