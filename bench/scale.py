@@ -79,6 +79,13 @@ def make_tree(root: Path, runs: int) -> None:
         (folder / METRICS_FILE).write_text("\n".join(lines) + "\n")
 
 
+# What `mltop ingest` does before it reads anything (see mltop.core.common.no_pandas); the
+# scripts that stand for it begin with it, the plain baselines do not.
+AS_MLTOP_INGEST = """
+from mltop.core.common.no_pandas import answer_without_pandas
+answer_without_pandas()
+"""
+
 CHILD = r"""
 import json, resource, sys, time
 def written(field="write_bytes:"):
@@ -94,13 +101,13 @@ print("RESULT " + json.dumps(
      "cancelled": written("cancelled_write_bytes:")}), flush=True)
 """
 
-COLD = """
+COLD = (
+    AS_MLTOP_INGEST
+    + """
 from pathlib import Path
 from mltop.core.discovery import ingest
 from mltop.core.importers import mltop_runs
 from mltop.core.store import open_store
-from mltop.core.common.no_pandas import answer_without_pandas
-answer_without_pandas()  # as `mltop ingest` does (see mltop.core.common.no_pandas)
 batches = []
 real = mltop_runs.MltopRunsImporter._import_batch
 def timed(self, store, refs, known, report):
@@ -116,6 +123,7 @@ with open_store(tree, store_path) as store:
 assert not report.problems, report.problems[:3]
 print("BATCHES " + json.dumps(batches))
 """
+)
 
 # The baseline: every run's three files read and parsed as the import reads them (the metadata
 # and params as JSON objects, each metrics line as one), with nothing else. The import also
@@ -129,12 +137,12 @@ for folder in sorted(Path(sys.argv[2], "runs").iterdir()):
     n += sum(len(json.loads(line)) for line in (folder / "metrics.jsonl").read_bytes().splitlines())
 """
 
-RESCAN = """
+RESCAN = (
+    AS_MLTOP_INGEST
+    + """
 from pathlib import Path
 from mltop.core.discovery import ingest
 from mltop.core.store import open_store
-from mltop.core.common.no_pandas import answer_without_pandas
-answer_without_pandas()  # as `mltop ingest` does (see mltop.core.common.no_pandas)
 tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
 with open_store(tree, store_path) as store:
     t0, c0 = time.perf_counter(), time.process_time()
@@ -142,6 +150,7 @@ with open_store(tree, store_path) as store:
     print("INGEST %f %f" % (time.perf_counter() - t0, time.process_time() - c0))
 assert report.points_added == 0 and not report.problems, report
 """
+)
 
 # The app over the same tree and store: its first scan, started by the runs screen once the
 # stored runs are on screen, is the background re-scan. Timed inside the worker thread (its own

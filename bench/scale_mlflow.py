@@ -35,17 +35,23 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import cold_import_against, in_child, rescan_against_find, tui_rescan_against_find
+from scale import (
+    AS_MLTOP_INGEST,
+    cold_import_against,
+    in_child,
+    rescan_against_find,
+    tui_rescan_against_find,
+)
 
 SHARED_10K = Path("/work/shared/fixtures/mlflow/scale/mlflow-10k-runs-3m-10s.db.zst")
 
-COLD = """
+COLD = (
+    AS_MLTOP_INGEST
+    + """
 from pathlib import Path
 from mltop.core.discovery import ingest
 from mltop.core.entities import ImportReport
 from mltop.core.store import open_store
-from mltop.core.common.no_pandas import answer_without_pandas
-answer_without_pandas()  # as `mltop ingest` does (see mltop.core.common.no_pandas)
 ends = []
 real = ImportReport.add
 def add(self, kind, runs=0, points=0):
@@ -61,6 +67,7 @@ assert not report.problems, report.problems[:3]
 per_run = [((t - s) / n, (c - d) / n) for (s, d, _), (t, c, n) in zip(ends, ends[1:]) if n]
 print("BATCHES " + json.dumps(per_run))
 """
+)
 
 READ_SQLITE = """
 import sqlite3
@@ -69,12 +76,12 @@ for table in ("experiments", "runs", "params", "tags", "metrics"):
     con.execute(f"SELECT * FROM {table}").fetchall()
 """
 
-CHANGED = """
+CHANGED = (
+    AS_MLTOP_INGEST
+    + """
 from pathlib import Path
 from mltop.core.discovery import ingest
 from mltop.core.store import open_store
-from mltop.core.common.no_pandas import answer_without_pandas
-answer_without_pandas()  # as `mltop ingest` does (see mltop.core.common.no_pandas)
 tree, store_path = Path(sys.argv[2]), Path(sys.argv[3])
 with open_store(tree, store_path) as store:
     t0, c0 = time.perf_counter(), time.process_time()
@@ -83,6 +90,7 @@ with open_store(tree, store_path) as store:
     print("INGEST %f %f %d" % (time.perf_counter() - t0, time.process_time() - c0, runs))
 assert not report.problems, report.problems[:3]
 """
+)
 
 READ_FILES = """
 import os

@@ -37,18 +37,24 @@ print("from_pandas", pa.Table.from_pandas(pd.DataFrame({"a": [1, 2]})).num_rows)
 """
 
 
-def test_a_first_scan_that_imports_runs_leaves_pandas_unloaded(tmp_path: Path) -> None:
+def run_on_three_runs(script: str, tmp_path: Path) -> list[str]:
+    """``script`` in a fresh Python over a project of three run folders and a new store: the
+    lines it printed (it must exit 0)."""
     for name in ("a", "b", "c"):
         write_run(tmp_path / "project" / "runs", name)
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path / "project"), str(tmp_path / "s.duckdb")],
+        [sys.executable, "-c", script, str(tmp_path / "project"), str(tmp_path / "s.duckdb")],
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, "TERM": "xterm-256color"},
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+    return out.stdout.splitlines()
+
+
+def test_a_first_scan_that_imports_runs_leaves_pandas_unloaded(tmp_path: Path) -> None:
+    lines = run_on_three_runs(SCRIPT, tmp_path)
     assert "rows 3" in lines  # the scan did import the runs
     assert "pandas False" in lines
     assert "from_pandas 2" in lines
@@ -65,15 +71,6 @@ print("pandas", "pandas" in sys.modules)
 
 
 def test_an_ingest_that_imports_runs_leaves_pandas_unloaded(tmp_path: Path) -> None:
-    for name in ("a", "b", "c"):
-        write_run(tmp_path / "project" / "runs", name)
-    out = subprocess.run(
-        [sys.executable, "-c", CLI, str(tmp_path / "project"), str(tmp_path / "s.duckdb")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+    lines = run_on_three_runs(CLI, tmp_path)
     assert "code 0" in lines
     assert "pandas False" in lines

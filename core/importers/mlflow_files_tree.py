@@ -28,7 +28,6 @@ from mltop.core.store import string_array
 META = "meta.yaml"
 TRASH = ".trash"
 GROUPS = ("params", "tags", "metrics")
-SMALL_GROUPS = ("params", "tags")
 SMALL_FILES = "meta.yaml+params+tags"
 """The name (under the run folder; no file has it) the run's small files are recorded by, as one.
 

@@ -327,29 +327,46 @@ def _stats_with_points(
     con: sqlite3.Connection, layout: Layout, span: list[int], up_to: int
 ) -> tuple[list[tuple[Any, ...]], np.ndarray] | None:
     """The chunk's per-(run, key) counts and latest timestamps with its points, in the open read
-    transaction; None when it has more than ``up_to`` points or a row is not numbers."""
-    groups = con.execute(
-        f'SELECT {_PAIR}, count(*) FROM metrics {_IN} GROUP BY run_uuid, "key" '
-        'ORDER BY run_uuid, "key"',
-        span,
-    ).fetchall()
-    counts = np.fromiter((g[2] for g in groups), dtype=np.int64, count=len(groups))
-    if int(counts.sum()) > up_to:
-        return None
+    transaction; None when it has more than ``up_to`` points or they cannot be read so (then
+    the counts with the latest times are read as before, and the points batch by batch)."""
     nan_col = "is_nan" if layout.has_is_nan else "0"
-    cursor = con.execute(
-        f'SELECT step, timestamp, value, {nan_col} FROM metrics {_IN} ORDER BY run_uuid, "key"',
-        span,
-    )
     try:
-        rows = np.fromiter(cursor, dtype=_POINT_DTYPE)
-    except (TypeError, ValueError, OverflowError, *DB_ERRORS):
-        return None  # read as before: the counts with the latest times, the points by batch
-    if int(counts.sum()) != len(rows):
-        return None  # an index that disagrees with its table: a damaged file
+        read = _grouped_rows(con, _IN, span, nan_col, up_to)
+    except DB_ERRORS:
+        return None
+    if read is None:
+        return None
+    groups, counts, rows = read
     last = np.maximum.reduceat(rows["ts"], np.cumsum(counts) - counts) if len(rows) else []
     stats = [(g[0], g[1], g[2], float(t)) for g, t in zip(groups, last, strict=True)]
     return stats, rows
+
+
+def _grouped_rows(
+    con: sqlite3.Connection, where: str, args: list[Any], nan_col: str, up_to: int | None = None
+) -> tuple[list[tuple[Any, ...]], np.ndarray, np.ndarray] | None:
+    """The metric rows ``where`` selects, ordered by (run, key), with each group's run and key
+    as text and its count of rows. None when there are more than ``up_to``, a row does not fit
+    the numbers (a damaged or hand-written database) or the counts disagree with the rows."""
+    groups = con.execute(
+        f'SELECT {_PAIR}, count(*) FROM metrics {where} GROUP BY run_uuid, "key" '
+        'ORDER BY run_uuid, "key"',
+        args,
+    ).fetchall()
+    counts = np.fromiter((g[2] for g in groups), dtype=np.int64, count=len(groups))
+    if up_to is not None and int(counts.sum()) > up_to:
+        return None
+    cursor = con.execute(
+        f'SELECT step, timestamp, value, {nan_col} FROM metrics {where} ORDER BY run_uuid, "key"',
+        args,
+    )
+    try:
+        rows = np.fromiter(cursor, dtype=_POINT_DTYPE)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if int(counts.sum()) != len(rows):
+        return None  # an index that disagrees with its table: a damaged file
+    return groups, counts, rows
 
 
 def _as_chunk(
@@ -387,25 +404,13 @@ def _points_fast(
     """Histories of these runs, column-wise; None when a row does not fit (then the slow path)."""
     marks = ", ".join("?" * len(uuids))
     with _read_transaction(con):
-        groups = con.execute(
-            f'SELECT run_uuid, "key", count(*) FROM metrics WHERE run_uuid IN ({marks}) '
-            'GROUP BY run_uuid, "key" ORDER BY run_uuid, "key"',
-            list(uuids),
-        ).fetchall()
-        cursor = con.execute(
-            f"SELECT step, timestamp, value, {nan_col} FROM metrics "
-            f'WHERE run_uuid IN ({marks}) ORDER BY run_uuid, "key"',
-            list(uuids),
-        )
-        try:
-            rows = np.fromiter(cursor, dtype=_POINT_DTYPE)
-        except (TypeError, ValueError, OverflowError):
-            return None
-    counts = np.fromiter((g[2] for g in groups), dtype=np.int64, count=len(groups))
-    if int(counts.sum()) != len(rows) or any(db_text(g[0]) not in run_of for g in groups):
+        read = _grouped_rows(con, f"WHERE run_uuid IN ({marks})", list(uuids), nan_col)
+    if read is None:
+        return None
+    groups, counts, rows = read
+    if any(g[0] not in run_of for g in groups):
         return None  # an index that disagrees with its table: a damaged file
-    owners = [(run_of[db_text(g[0])], db_text(g[1])) for g in groups]
-    return points_table(owners, counts, rows)
+    return points_table([(run_of[g[0]], g[1]) for g in groups], counts, rows)
 
 
 def chunk_points(chunk: RunChunk, run_of: dict[str, str]) -> pa.Table | None:
