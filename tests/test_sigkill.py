@@ -27,6 +27,15 @@ IMPORTER = textwrap.dedent(
     from mltop.core.store import connection, open_store
     mltop_runs.BATCH_RUNS = 20  # many small transactions, so the kill lands between and inside
     connection.BULK_MEMORY = 256 * 1024  # and commits of a few of them, not one of them all
+    written = mltop_runs.MltopRunsImporter._import_batch
+
+    def announced(*args, **kwargs):
+        # Says each batch as it is written, so the test can kill at a known point of the
+        # import, not at a wall-clock guess a fast machine outruns.
+        written(*args, **kwargs)
+        print("batch", flush=True)
+
+    mltop_runs.MltopRunsImporter._import_batch = announced
     root = Path(sys.argv[1])
     store = open_store(root)
     print("importing", flush=True)
@@ -66,23 +75,29 @@ def _assert_only_whole_runs(root: Path) -> int:
         return len(runs)
 
 
-@pytest.mark.parametrize("delay", [0.15, 0.6, 1.2])
+BATCHES = RUNS // 20
+
+
+@pytest.mark.parametrize(("after", "delay"), [(0, 0.0), (1, 0.0), (6, 0.01), (12, 0.02)])
 def test_sigkill_mid_import_leaves_no_partial_run_and_reimport_completes(
-    tmp_path: Path, delay: float
+    tmp_path: Path, after: int, delay: float
 ) -> None:
+    """Killed after ``after`` of the 30 batches were written (and ``delay`` seconds into the
+    next), only whole runs are stored and the next import adds exactly the rest."""
     _make_tree(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-c", IMPORTER, str(tmp_path)], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "importing"
+    for _ in range(after):
+        assert proc.stdout.readline().strip() == "batch"
     time.sleep(delay)
-    finished_early = proc.poll() is not None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    # The import may also be over with the process not yet gone: it said "done" first.
-    if finished_early or "done" in proc.stdout.read():
-        pytest.skip("the import finished before the kill on this machine; nothing to test")
+    said = proc.stdout.read().split()
+    assert "done" not in said, "the import ended before the kill; the test no longer kills it"
+    assert len(said) + after < BATCHES
 
     survivors = _assert_only_whole_runs(tmp_path)
     assert survivors < RUNS
