@@ -9,7 +9,6 @@ import random
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from conftest import copy_fixture, write_run
 
@@ -166,29 +165,65 @@ def test_a_params_file_that_appears_or_changes_in_an_unchanged_run_is_read(
     assert store.params(run_id) == {}
 
 
-def test_changed_files_names_new_gone_and_changed_paths_only(tmp_path: Path) -> None:
+def test_changed_runs_against_folder_digests_names_changed_folders_only(tmp_path: Path) -> None:
     from mltop.core.entities import FileState
+    from mltop.core.importers.base import stat_table
     from mltop.core.store import open_store
+
+    names = ("/m", "/p")
+
+    def state(path: str, size: int = 10, mtime: float = 1.5, inode: int = 7) -> FileState:
+        return FileState(path, size, mtime, inode, size, "", "run", path.rsplit("/", 1)[0])
 
     with open_store(tmp_path, tmp_path / "store.duckdb") as store:
         store.put_files(
-            "src",
+            None,
             [
-                FileState("/a", 10, 1.5, 7, 10, ""),
-                FileState("/b", 10, 1.5, 7, 10, ""),
-                FileState("/c", 10, 1.5, 7, 10, ""),
-                FileState("/gone", 10, 1.5, 7, 10, ""),
+                *(state(f"/r/{run}/m") for run in ("same", "size", "mtime", "inode", "lost")),
+                *(state(f"/r/{run}/p") for run in ("same", "size", "mtime", "inode", "gone")),
+                state("/r/gone/m"),
+                state("/r/grew/m"),
+                state("/r/same/other.txt"),  # recorded under the folder by another name
             ],
         )
-        now = pa.table(
-            {
-                "path": ["/a", "/b", "/c", "/gone", "/new", "/never"],
-                "size": pa.array([10, 11, 10, None, 3, None], pa.int64()),
-                "mtime": [1.5, 1.5, 1.25, None, 1.0, None],
-                "inode": pa.array([7, 7, 7, None, 1, None], pa.int64()),
-            }
+        recorded = store.folder_digests(names)
+        # The seven folders with a file of those names, and none other.
+        assert recorded.num_rows == 7
+        #         m: size, mtime, inode (None: not there)     p: the same
+        now = {
+            "/r/same": [(10, 1.5, 7), (10, 1.5, 7)],
+            "/r/size": [(11, 1.5, 7), (10, 1.5, 7)],
+            "/r/mtime": [(10, 1.5, 7), (10, 1.25, 7)],
+            "/r/inode": [(10, 1.5, 8), (10, 1.5, 7)],
+            "/r/lost": [None, None],
+            "/r/gone": [(10, 1.5, 7), None],
+            "/r/grew": [(10, 1.5, 7), (1, 1.0, 9)],
+            "/r/new": [(3, 1.0, 1), None],
+            "/r/never": [None, None],
+        }
+        folders = list(now)
+        paths = [folder + name for folder in folders for name in names]
+        stats = [st for folder in folders for st in now[folder]]
+        there = bytearray(st is not None for st in stats)
+        table = stat_table(
+            folders,
+            paths,
+            [st[0] if st else 0 for st in stats],
+            [st[1] if st else 0.0 for st in stats],
+            [st[2] if st else 0 for st in stats],
+            there,
         )
-        assert store.changed_files(now) == {"/b", "/c", "/gone", "/new"}
+        assert dict(store.changed_runs(table, recorded)) == {
+            "/r/size": True,
+            "/r/mtime": True,
+            "/r/inode": True,
+            "/r/lost": True,
+            "/r/gone": True,
+            "/r/grew": True,
+            # Not recorded: new, or (nothing there either) nothing at all, the caller tells.
+            "/r/new": False,
+            "/r/never": False,
+        }
 
 
 def test_growing_metrics_keep_the_run_alive_without_rewriting_it(runs_root: Path) -> None:

@@ -215,14 +215,16 @@ def classify(
 
 
 def stat_table(
+    runs: list[str],
     paths: list[str],
     sizes: Sequence[int],
     mtimes: Sequence[float],
     inodes: Sequence[int],
     there: bytearray,
 ) -> pa.Table:
-    """The table :meth:`~mltop.core.store.Store.changed_files` compares: each path with the
-    size, mtime and inode a stat just read, all null where ``there`` holds 0 (no file).
+    """The table :meth:`~mltop.core.store.Store.changed_runs` compares: each path with the
+    size, mtime and inode a stat just read, all null where ``there`` holds 0 (no file), and
+    its run (``runs[i]`` owns the i-th of ``len(runs)`` equal slices of ``paths``).
 
     Built from buffers: ``pa.array`` first asks whether a Python list is a pandas object, and
     asking imports pandas, ~45 MB and a third of a second, into a re-scan that changes nothing.
@@ -231,12 +233,19 @@ def stat_table(
     bits = np.frombuffer(bytes(there), np.uint8)
     valid = None if bits.all() else pa.py_buffer(np.packbits(bits, bitorder="little"))
 
-    def column(values: Sequence[int] | Sequence[float], kind: pa.DataType, dtype: type) -> pa.Array:
-        data = pa.py_buffer(np.array(values, dtype=dtype))
-        return pa.Array.from_buffers(kind, n, [valid, data])
+    def column(
+        values: Sequence[int] | Sequence[float] | np.ndarray,
+        kind: pa.DataType,
+        dtype: type,
+        nulls: pa.Buffer | None = valid,
+    ) -> pa.Array:
+        data = pa.py_buffer(np.asarray(values, dtype=dtype))
+        return pa.Array.from_buffers(kind, n, [nulls, data])
 
+    owner = np.repeat(np.arange(len(runs), dtype=np.int64), n // max(len(runs), 1))
     return pa.table(
         {
+            "run_id": string_array(runs).take(column(owner, pa.int64(), np.int64, None)),
             "path": string_array(paths),
             "size": column(sizes, pa.int64(), np.int64),
             "mtime": column(mtimes, pa.float64(), np.float64),

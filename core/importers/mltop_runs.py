@@ -59,10 +59,8 @@ LOG_SUFFIXES = (".log", ".out", ".err")
 MAX_META_BYTES = 4 * 1024 * 1024
 #: The files of a run folder whose state the store records.
 RUN_FILES = (META_FILE, PARAMS_FILE, METRICS_FILE, SYSTEM_FILE)
-#: Run folders whose file states are compared with the store in one query. Each query scans the
-#: whole ``files`` table: at 100,000 runs, batches of 25,000 cost 0.13 s CPU against 0.23 s for
-#: batches of 10,000, for about 20 MB more at the peak of a re-scan (bench/scale.py).
-COMPARE_RUNS = 25_000
+#: Run folders whose stats are held and compared with the recorded digests at a time.
+COMPARE_RUNS = 10_000
 _RUN_NAMES = tuple(os.sep + name for name in RUN_FILES)
 
 
@@ -108,18 +106,24 @@ def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[Comp
     """The run folders with a file that is new, gone or changed since the last scan, each with
     the size of its metrics and system files (0 when there is none).
 
-    One stat per file and one comparison in the store per :data:`COMPARE_RUNS` folders: an
-    unchanged folder of a hundred thousand runs costs what listing it costs, with no per-file
-    state in Python and a bounded batch of stats in memory at a time. Folders are handled as
-    path text, and what the stats found is kept only for the folders that changed.
+    One stat per file and, per :data:`COMPARE_RUNS` folders, one comparison of their digests
+    with the digests of what the store recorded, folded once per scan
+    (:meth:`~mltop.core.store.Store.folder_digests`): an unchanged folder of a hundred
+    thousand runs costs what listing it costs, with no per-file state in Python and a bounded
+    batch of stats in memory at a time. Folders are handled as path text, and what the stats
+    found is kept only for the folders that changed.
     """
     folders = source_texts(refs)
     changed: list[tuple[Compared, int]] = []
     # A store that records no file (a first import) has nothing to compare the stats with:
     # every folder with a file is new.
-    first = not store.holds_files()
+    recorded = store.folder_digests(_RUN_NAMES) if store.holds_files() else None
     for start in range(0, len(folders), COMPARE_RUNS):
-        changed += _changed_among(store, folders[start : start + COMPARE_RUNS], first)
+        changed += _changed_among(store, folders[start : start + COMPARE_RUNS], recorded)
+    if recorded is not None:
+        # The comparisons' joins freed ~10 MB that DuckDB's allocator would keep for a while,
+        # through the rest of the scan.
+        store.return_freed_memory()
     return changed
 
 
@@ -144,10 +148,11 @@ def _batches(changed: Sequence[tuple[T, int]]) -> list[list[T]]:
 
 
 def _changed_among(
-    store: Store, folders: list[str], first: bool = False
+    store: Store, folders: list[str], recorded: pa.Table | None
 ) -> list[tuple[Compared, int]]:
     """The folders among ``folders`` with a changed file, each with its metrics and system
-    bytes (with ``first``, the store records no file: every file there is new)."""
+    bytes (``recorded`` is None when the store records no file: every file there is new)."""
+    width = len(RUN_FILES)
     paths = [folder + name for folder in folders for name in _RUN_NAMES]
     # Typed arrays, not lists: no Python int or float per stat (~6 MB of a chunk's 75,000).
     sizes = array("q")
@@ -167,20 +172,22 @@ def _changed_among(
             mtimes.append(st.st_mtime)
             inodes.append(st.st_ino)
             there[i] = 1
-    width = len(RUN_FILES)
-    changed: set[str] = set()
-    if not first:
-        changed = store.changed_files(stat_table(paths, sizes, mtimes, inodes, there))
-        if not changed:
+    differ: dict[str, bool] = {}
+    if recorded is not None:
+        now = stat_table(folders, paths, sizes, mtimes, inodes, there)
+        differ = dict(store.changed_runs(now, recorded))
+        del now
+        if not differ:
             return []
     metrics_at, system_at = RUN_FILES.index(METRICS_FILE), RUN_FILES.index(SYSTEM_FILE)
     out = []
     for i, folder in enumerate(folders):
         at = i * width
-        if first:
-            if not any(there[at : at + width]):
-                continue
-        elif not any(p in changed for p in paths[at : at + width]):
+        if recorded is not None and folder not in differ:
+            continue
+        # A folder with none of its files there is new only when the store holds nothing of
+        # it; one it holds lost its files and is read again (and said so).
+        if not differ.get(folder) and not any(there[at : at + width]):
             continue
         record: list[Any] = [folder]
         for k in range(at, at + width):
@@ -206,14 +213,15 @@ class MltopRunsImporter:
         return Detection([SourceRef(KIND, dirpath)], claimed=set(filenames), prune=True)
 
     def import_sources(self, store: Store, refs: Sequence[SourceRef], report: ImportReport) -> None:
-        changed = _changed_folders(store, refs)
-        if not changed:
-            return
-        # Each file state of a run folder is recorded with the folder as its source.
-        known = store.file_states(sources=(compared[0] for compared, _ in changed))
-        with collector_held(), store.one_worker_thread(), store.bulk():
-            for batch in _batches(changed):
-                self._import_batch(store, batch, known, report)
+        with store.one_worker_thread():
+            changed = _changed_folders(store, refs)
+            if not changed:
+                return
+            # Each file state of a run folder is recorded with the folder as its source.
+            known = store.file_states(sources=(compared[0] for compared, _ in changed))
+            with collector_held(), store.bulk():
+                for batch in _batches(changed):
+                    self._import_batch(store, batch, known, report)
 
     def _import_batch(
         self,
