@@ -18,7 +18,7 @@ from typing import Concatenate, ParamSpec
 
 from mltop.core.common.regular_files import Confinement, confined_to, walk_tree
 from mltop.core.entities import ImportReport, Problem, SourceRef
-from mltop.core.importers.base import Detection, Importer, Sources
+from mltop.core.importers.base import Detection, Importer, Sources, listed_mask
 from mltop.core.importers.registry import importers as default_importers
 from mltop.core.store import STORE_DIR, Store
 
@@ -160,6 +160,7 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
     refs = Sources(root)
     marked = _first_marker(chosen)
     marker, marker_kind = marked if marked is not None else ("", "")
+    folder_files: tuple[str, ...] = getattr(chosen[0], "folder_files", ()) if marked else ()
     # The marked folders recorded, made only if another importer names a source of that kind.
     folders: set[str] | None = None
     problems: list[Problem] = []
@@ -189,7 +190,7 @@ def discover(root: Path, importers: Iterable[Importer] | None = None) -> Found:
             if seen and (marker_kind, dirpath) in seen:
                 continue
             if dirpath.isascii() or _decodable(dirpath):
-                refs.append_folder(marker_kind, dirpath)
+                refs.append_folder(marker_kind, dirpath, listed_mask(folder_files, filenames))
                 if folders is not None:
                     folders.add(dirpath)
             else:

@@ -120,3 +120,45 @@ def test_path_text_crosses_to_arrow_unchanged_whatever_its_characters() -> None:
     assert string_array(texts).to_pylist() == texts
     assert string_array(["/runs/a", "/runs/b"]).to_pylist() == ["/runs/a", "/runs/b"]
     assert string_array([]).to_pylist() == []
+
+
+def test_each_run_folder_keeps_which_of_its_files_the_walk_listed(tmp_path: Path) -> None:
+    _mixed_tree(tmp_path)
+    runs = tmp_path / "runs"
+    (runs / "b" / mltop_runs.PARAMS_FILE).unlink()
+    (runs / "c" / mltop_runs.SYSTEM_FILE).write_text("step,ts,system/cpu\n0,1.0,5.0\n")
+    found = discover(tmp_path).refs
+    mine = found.of_kind("mltop")
+
+    def expected(folder: str) -> int:
+        there = set(os.listdir(runs / folder))
+        return sum(1 << i for i, name in enumerate(mltop_runs.RUN_FILES) if name in there)
+
+    assert list(mine.listed()) == [expected(n) for n in ("a", "b", "c", "outer")]
+    assert expected("b") & 0b10 == 0 and expected("c") & 0b1000
+    assert list(mine[1:3].listed()) == [expected("b"), expected("c")]
+    # A source no walk listed (a detected file, a ref made by hand) has every file looked for.
+    assert [m for m, k in zip(found.listed(), found.kinds(), strict=True) if k != "mltop"] == [0xFF]
+
+
+def test_files_that_appear_or_go_between_scans_are_read_at_the_next(tmp_path: Path) -> None:
+    """The walk's listing decides which files a re-scan looks at: a system.csv written after a
+    scan is imported by the next, and a params.json deleted is forgotten by it."""
+    folders = [write_run(tmp_path / "runs", f"run-{i}") for i in range(3)]
+    with open_store(tmp_path, tmp_path / "store.duckdb") as store:
+        ingest(tmp_path, store)
+        (folders[1] / mltop_runs.SYSTEM_FILE).write_text(
+            "step,ts,system/cpu_utilization_percentage\n4,1790000000.0,55.5\n"
+        )
+        (folders[2] / mltop_runs.PARAMS_FILE).unlink()
+        report = ingest(tmp_path, store)
+        assert report.points_added == 1 and not report.problems
+        by_name = {run.name: run for run in store.runs()}
+        keys = store.summaries([by_name["run-1"].id])[by_name["run-1"].id]
+        assert keys["system/cpu_utilization_percentage"].last == 55.5
+        assert store.params(by_name["run-2"].id) == {}
+        assert ingest(tmp_path, store).runs_added == 0
+        (folders[1] / mltop_runs.SYSTEM_FILE).unlink()
+        ingest(tmp_path, store)
+        keys = store.summaries([by_name["run-1"].id])[by_name["run-1"].id]
+        assert "system/cpu_utilization_percentage" not in keys

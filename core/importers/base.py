@@ -13,7 +13,8 @@ An importer is one module per source kind with two jobs:
 
 An importer whose source is a whole folder named by one marker file (an mltop run folder) says
 so with a ``folder_marker`` attribute: discovery then records such folders as text without
-calling ``detect`` (see :class:`Sources`).
+calling ``detect`` (see :class:`Sources`), and with ``folder_files`` (at most eight names) which
+of those files the walk listed in each, so the importer need not look for the others.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from mltop.core.entities import FileState, ImportReport, SourceRef
 from mltop.core.store import Store, string_array
 
 HEAD_BYTES = 256
+#: A listing mask with every bit set: each of the folder's files is to be looked for.
+ALL_LISTED = 0xFF
 
 
 @dataclass
@@ -72,14 +75,19 @@ class Sources(Sequence[SourceRef]):
         self._kinds: list[str] = []
         # A str is a folder source of the kind beside it (location = that path, root = root).
         self._items: list[SourceRef | str] = []
+        # Per source, bit i set when the walk listed the i-th of its importer's folder_files
+        # in it (every bit for a source of no listing: each file is to be looked for).
+        self._listed = bytearray()
 
     def append(self, ref: SourceRef) -> None:
         self._kinds.append(ref.kind)
         self._items.append(ref)
+        self._listed.append(ALL_LISTED)
 
-    def append_folder(self, kind: str, location: str) -> None:
+    def append_folder(self, kind: str, location: str, listed: int = ALL_LISTED) -> None:
         self._kinds.append(kind)
         self._items.append(location)
+        self._listed.append(listed)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -93,6 +101,7 @@ class Sources(Sequence[SourceRef]):
             part = Sources(self.root)
             part._kinds = self._kinds[index]
             part._items = self._items[index]
+            part._listed = self._listed[index]
             return part
         item = self._items[index]
         if isinstance(item, str):
@@ -111,10 +120,16 @@ class Sources(Sequence[SourceRef]):
         """Each source's location as text, in order, without making a ``Path`` per folder."""
         return [i if isinstance(i, str) else str(i.location) for i in self._items]
 
+    def listed(self) -> bytes:
+        """Per source, which of its importer's ``folder_files`` the walk listed (a bit each)."""
+        return bytes(self._listed)
+
     def of_kind(self, kind: str) -> Sources:
         """The sources of one kind, still compact."""
         part = Sources(self.root)
-        part._items = [i for k, i in zip(self._kinds, self._items, strict=True) if k == kind]
+        at = [n for n, k in enumerate(self._kinds) if k == kind]
+        part._items = [self._items[n] for n in at]
+        part._listed = bytearray(self._listed[n] for n in at)
         part._kinds = [kind] * len(part._items)
         return part
 
@@ -128,6 +143,19 @@ def source_texts(refs: Sequence[SourceRef]) -> list[str]:
     if isinstance(refs, Sources):
         return refs.texts()
     return [str(ref.location) for ref in refs]
+
+
+def listed_files(refs: Sequence[SourceRef]) -> bytes:
+    """Per source of ``refs``, which of its importer's ``folder_files`` the discovery walk
+    listed in it (see :class:`Sources`); every bit set where nothing was listed."""
+    if isinstance(refs, Sources):
+        return refs.listed()
+    return bytes([ALL_LISTED]) * len(refs)
+
+
+def listed_mask(names: Sequence[str], filenames: Sequence[str]) -> int:
+    """The bits :meth:`Sources.listed` holds for a folder whose walk listed ``filenames``."""
+    return sum(1 << i for i, name in enumerate(names) if name in filenames)
 
 
 class Change(Enum):

@@ -37,6 +37,7 @@ from mltop.core.importers.base import (
     classify,
     file_state,
     fingerprint,
+    listed_files,
     source_texts,
     stat_table,
 )
@@ -62,6 +63,7 @@ RUN_FILES = (META_FILE, PARAMS_FILE, METRICS_FILE, SYSTEM_FILE)
 #: Run folders whose stats are held and compared with the recorded digests at a time.
 COMPARE_RUNS = 10_000
 _RUN_NAMES = tuple(os.sep + name for name in RUN_FILES)
+_BITS = tuple(1 << i for i in range(8))
 
 
 def experiment_id(name: str) -> str:
@@ -114,12 +116,14 @@ def _changed_folders(store: Store, refs: Sequence[SourceRef]) -> list[tuple[Comp
     found is kept only for the folders that changed.
     """
     folders = source_texts(refs)
+    listed = listed_files(refs)
     changed: list[tuple[Compared, int]] = []
     # A store that records no file (a first import) has nothing to compare the stats with:
     # every folder with a file is new.
     recorded = store.folder_digests(_RUN_NAMES) if store.holds_files() else None
     for start in range(0, len(folders), COMPARE_RUNS):
-        changed += _changed_among(store, folders[start : start + COMPARE_RUNS], recorded)
+        end = start + COMPARE_RUNS
+        changed += _changed_among(store, folders[start:end], listed[start:end], recorded)
     if recorded is not None:
         # The comparisons' joins freed ~10 MB that DuckDB's allocator would keep for a while,
         # through the rest of the scan.
@@ -148,30 +152,39 @@ def _batches(changed: Sequence[tuple[T, int]]) -> list[list[T]]:
 
 
 def _changed_among(
-    store: Store, folders: list[str], recorded: pa.Table | None
+    store: Store, folders: list[str], listed: bytes, recorded: pa.Table | None
 ) -> list[tuple[Compared, int]]:
     """The folders among ``folders`` with a changed file, each with its metrics and system
-    bytes (``recorded`` is None when the store records no file: every file there is new)."""
+    bytes (``recorded`` is None when the store records no file: every file there is new).
+
+    A file the discovery walk did not list in its folder (``listed``, see
+    :func:`~mltop.core.importers.base.listed_files`) is not there: looking for it again was
+    a failed stat and an exception a folder (most folders have no ``system.csv``), a sixth of
+    a re-scan. One that appears after the walk is read by the next scan.
+    """
     width = len(RUN_FILES)
     paths = [folder + name for folder in folders for name in _RUN_NAMES]
     # Typed arrays, not lists: no Python int or float per stat (~6 MB of a chunk's 75,000).
-    sizes = array("q")
-    mtimes = array("d")
-    inodes = array("q")
+    sizes = array("q", bytes(8 * len(paths)))
+    mtimes = array("d", bytes(8 * len(paths)))
+    inodes = array("q", bytes(8 * len(paths)))
     there = bytearray(len(paths))  # 1 where the file is there; a gone file's state is null
     stat = os.stat
-    for i, path in enumerate(paths):
-        try:
-            st = stat(path)
-        except OSError:
-            sizes.append(0)
-            mtimes.append(0.0)
-            inodes.append(0)
-        else:
-            sizes.append(st.st_size)
-            mtimes.append(st.st_mtime)
-            inodes.append(st.st_ino)
-            there[i] = 1
+    bits = _BITS[:width]
+    i = 0
+    for mask in listed:
+        for bit in bits:
+            if mask & bit:
+                try:
+                    st = stat(paths[i])
+                except OSError:
+                    pass
+                else:
+                    sizes[i] = st.st_size
+                    mtimes[i] = st.st_mtime
+                    inodes[i] = st.st_ino
+                    there[i] = 1
+            i += 1
     differ: dict[str, bool] = {}
     if recorded is not None:
         now = stat_table(folders, paths, sizes, mtimes, inodes, there)
@@ -204,8 +217,10 @@ def _first_seen(folder: str, known: dict[str, FileState]) -> bool:
 
 class MltopRunsImporter:
     kind = KIND
-    #: A folder holding this file is one run: discovery records it without calling detect.
+    #: A folder holding this file is one run: discovery records it without calling detect,
+    #: noting which of these files it listed there.
     folder_marker = META_FILE
+    folder_files = RUN_FILES
 
     def detect(self, dirpath: Path, dirnames: list[str], filenames: list[str]) -> Detection | None:
         if META_FILE not in filenames:
