@@ -159,8 +159,8 @@ def _changed_among(
 
     A file the discovery walk did not list in its folder (``listed``, see
     :func:`~mltop.core.importers.base.listed_files`) is not there: looking for it again was
-    a failed stat and an exception a folder (most folders have no ``system.csv``), a sixth of
-    a re-scan. One that appears after the walk is read by the next scan.
+    a failed stat and an exception a folder (most folders have no ``system.csv``), about a
+    tenth of a re-scan. One that appears after the walk is read by the next scan.
     """
     width = len(RUN_FILES)
     paths = [folder + name for folder in folders for name in _RUN_NAMES]
