@@ -13,6 +13,7 @@ import os
 import random
 import shutil
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -917,3 +918,24 @@ def test_sqlite_points_read_with_their_chunk_or_batch_by_batch_are_the_same(
     # database whose file changed and whose rows did not rewrites no run.
     os.utime(db, (1, 1))
     assert run_import(with_chunk, SQLITE, db).counts == {}
+
+
+def test_sqlite_chunks_read_ahead_while_histories_are_read_batch_by_batch_end_the_same(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The next chunk is read on a thread of its own while this one's histories are read from
+    the same connection: many small chunks, every history read batch by batch, same store."""
+    db = sqlite_copy(tmp_path)
+    whole = open_memory_store()
+    run_import(whole, SQLITE, db)
+    monkeypatch.setattr(mlflow_sqlite, "WRITE_RUNS", 3)
+    monkeypatch.setattr(mlflow_sqlite, "BATCH_RUNS", 2)
+    monkeypatch.setattr(mlflow_sqlite, "BATCH_POINTS", 5)
+    chunked = open_memory_store()
+    report = run_import(chunked, SQLITE, db)
+    assert report.problems == []
+    assert summary_rows(whole) == summary_rows(chunked)
+    assert {r.id: r for r in whole.runs()} == {r.id: r for r in chunked.runs()}
+    assert whole.point_count() == chunked.point_count() > 100
+    points_consistent(chunked)
+    assert not [t for t in threading.enumerate() if t.name == "mltop-read-mlflow-db"]

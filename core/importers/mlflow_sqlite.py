@@ -33,6 +33,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import threading
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mltop.core.common.read_ahead import read_ahead
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers.base import Detection, head_fingerprint
@@ -174,6 +176,8 @@ class _Scan:
     deleted_exps: set[str]
     # The runs of ``existing`` the database still has (a first import keeps nothing here).
     kept: set[str] = field(default_factory=set)
+    # Held by whoever reads the database: the next chunk is read while this one is written.
+    reading: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -420,36 +424,39 @@ def _import_chunks(
     wrote = False
     size = WRITE_RUNS if scan.fresh else RESCAN_RUNS
     # A first import reads every history: a chunk's points come with it when they are few.
-    chunks = read_chunks(con, layout, size, BATCH_POINTS if scan.fresh else 0)
-    while True:
-        try:
-            chunk = next(chunks, None)
-        except DB_ERRORS as exc:
-            report.problem(db, f"cannot read: {error_line(exc)}")
-            return False, wrote
-        if chunk is None:
-            return complete, wrote
-        with gc_paused():  # a record and its work item per run, none in a cycle
-            work, run_of = _plan(scan, chunk)
-        points = chunk_points(chunk, run_of)
-        full = len(chunk.runs) >= size
-        chunk = None  # its rows are in the work items now; let them go as those are written
-        released = False
-        for group in _groups(_batches(work)):
-            read_all, wrote_now = _write_group(
-                scan, con, db, layout, group, run_of, [] if wrote else experiments, report, points
-            )
-            complete = complete and read_all
-            wrote = wrote or wrote_now
-            if sum(len(part) for part in group) >= LARGE_WRITE:
-                # What DuckDB keeps cached of a bulk import's blocks grows with the store; the
-                # few runs a live database changes leave the cache to the queries that use it.
+    read = read_chunks(con, layout, size, BATCH_POINTS if scan.fresh else 0)
+    with read_ahead(read, scan.reading, "mltop-read-mlflow-db") as chunks:
+        while True:
+            try:
+                chunk = next(chunks, None)
+            except DB_ERRORS as exc:
+                report.problem(db, f"cannot read: {error_line(exc)}")
+                return False, wrote
+            if chunk is None:
+                return complete, wrote
+            with gc_paused():  # a record and its work item per run, none in a cycle
+                work, run_of = _plan(scan, chunk)
+            points = chunk_points(chunk, run_of)
+            full = len(chunk.runs) >= size
+            chunk = None  # its rows are in the work items now; let them go as those are written
+            released = False
+            for group in _groups(_batches(work)):
+                read_all, wrote_now = _write_group(
+                    scan, con, db, layout, group, run_of, [] if wrote else experiments, report,
+                    points,
+                )  # fmt: skip
+                complete = complete and read_all
+                wrote = wrote or wrote_now
+                if sum(len(part) for part in group) >= LARGE_WRITE:
+                    # What DuckDB keeps cached of a bulk import's blocks grows with the store;
+                    # the few runs a live database changes leave the cache to the queries that
+                    # use it.
+                    scan.store.release_buffers()
+                    released = True
+            if not released and not scan.fresh and full:
+                # A database of many chunks: the blocks this chunk's comparisons read are not
+                # the next chunk's (a database of one chunk, a live one, keeps its cache).
                 scan.store.release_buffers()
-                released = True
-        if not released and not scan.fresh and full:
-            # A database of many chunks: the blocks this chunk's comparisons read are not the
-            # next chunk's (a database of one chunk, a live one, keeps its cache).
-            scan.store.release_buffers()
 
 
 def _write_group(
@@ -471,22 +478,27 @@ def _write_group(
     complete = True
     batch: list[_Work] = []
     read: list[pa.Table] = []
-    for part in group:
-        reread = [w.uuid for w in part if w.histories]
-        if pre_read is not None:
-            wanted = string_array([run_of[u] for u in reread])
-            read.append(pre_read.filter(pc.is_in(pre_read["run_id"], value_set=wanted)))
+    if pre_read is not None:
+        batch = [w for part in group for w in part]
+        wanted = {run_of[w.uuid] for w in batch if w.histories}
+        if len(wanted) == len(run_of):  # every run of the chunk: a first import's whole chunk
+            read.append(pre_read)
+        else:
+            chosen = pc.is_in(pre_read["run_id"], value_set=string_array(sorted(wanted)))
+            read.append(pre_read.filter(chosen))
+    else:
+        for part in group:
+            reread = [w.uuid for w in part if w.histories]
+            try:
+                with scan.reading:  # the chunks' reader takes turns on the connection
+                    read.append(read_points(con, reread, run_of, layout.has_is_nan, db, report))
+            except DB_ERRORS as exc:
+                complete = False
+                names = ", ".join(w.record.name for w in part[:3])
+                more = f" and {len(part) - 3} more" if len(part) > 3 else ""
+                report.problem(db, f"cannot read metrics of runs {names}{more}: {error_line(exc)}")
+                continue
             batch += part
-            continue
-        try:
-            read.append(read_points(con, reread, run_of, layout.has_is_nan, db, report))
-        except DB_ERRORS as exc:
-            complete = False
-            names = ", ".join(w.record.name for w in part[:3])
-            more = f" and {len(part) - 3} more" if len(part) > 3 else ""
-            report.problem(db, f"cannot read metrics of runs {names}{more}: {error_line(exc)}")
-            continue
-        batch += part
     if not batch:
         return complete, False
     points = pa.concat_tables(read)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -182,13 +183,24 @@ def gc_paused() -> Iterator[None]:
     the collections walk the fresh tuples again and again: reading a 10,000-run database's
     chunks took a third longer with it running.
     """
-    paused = gc.isenabled()
-    gc.disable()
+    global _paused_by, _gc_was_enabled
+    with _gc_lock:  # the chunks are read on a thread of their own while the last is written
+        if _paused_by == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _paused_by += 1
     try:
         yield
     finally:
-        if paused:
-            gc.enable()
+        with _gc_lock:
+            _paused_by -= 1
+            if _paused_by == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+_gc_lock = threading.Lock()
+_paused_by = 0  # threads inside gc_paused: the collector runs again when the last one leaves
+_gc_was_enabled = False
 
 
 @dataclass
