@@ -4,8 +4,8 @@ An import alternates between two kinds of work: reading rows out of a source (sq
 Python objects of them, releasing the GIL inside SQLite) and writing them into the store
 (DuckDB compresses and commits without the GIL). One after the other, each waits for the other;
 with the next piece read while the last is written, the second core works too. A 100,000-run
-MLflow database imported in 15.0 s one after the other and 11.4-12.1 s read ahead, for about
-the same CPU.
+MLflow database imported in 13.2 s one after the other and 10.6-10.9 s read ahead, for about
+the same CPU (bench/scale_mlflow.py).
 
 The source's connection is shared, so the caller and the reader take turns on it through one
 lock: the reader holds it while it reads a piece, the caller whenever it reads more from the

@@ -19,6 +19,9 @@ Incremental strategy (the database is one file, so file offsets do not help):
   metadata (status, end time, params, tags) is rewritten only for runs whose digest of it
   differs from the one the store recorded when it last wrote the run, so a fresh process
   re-reading a changed database rewrites the runs that changed, not all of them.
+* the next chunk is read on a second thread while the last is compared and written
+  (:mod:`mltop.core.common.read_ahead`): SQLite and sqlite3's row objects on one side, DuckDB's
+  compression and commits (without the GIL) on the other, no longer waiting for each other;
 * writes go in batches of whole runs, one store transaction each; the database's file state is
   recorded last, so an interrupted import is completed by the next scan. Runs the store holds
   that the database no longer has are dropped only after every chunk was read.
