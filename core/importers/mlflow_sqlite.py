@@ -46,6 +46,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mltop.core.common.collector import collector_held
 from mltop.core.common.read_ahead import read_ahead
 from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
 from mltop.core.importers import mlflow_common as common
@@ -60,7 +61,6 @@ from mltop.core.importers.mlflow_sqlite_db import (
     chunk_points,
     db_text,
     error_line,
-    gc_paused,
     has_sqlite_header,
     open_database,
     probe_db,
@@ -437,7 +437,7 @@ def _import_chunks(
                 return False, wrote
             if chunk is None:
                 return complete, wrote
-            with gc_paused():  # a record and its work item per run, none in a cycle
+            with collector_held():  # a record and its work item per run, none in a cycle
                 work, run_of = _plan(scan, chunk)
             points = chunk_points(chunk, run_of)
             full = len(chunk.runs) >= size
