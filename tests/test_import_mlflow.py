@@ -6,6 +6,7 @@ The fixtures are real MLflow 3.17.2 stores (tests/fixtures/mlflow/PROVENANCE.md)
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -918,6 +919,32 @@ def test_sqlite_points_read_with_their_chunk_or_batch_by_batch_are_the_same(
     # database whose file changed and whose rows did not rewrites no run.
     os.utime(db, (1, 1))
     assert run_import(with_chunk, SQLITE, db).counts == {}
+
+
+def test_files_tree_is_listed_with_the_collector_held_and_it_comes_back(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The listing makes objects a file and no cycle: the collector's passes over them (and, in
+    the app, over every row on screen) are held off while a chunk is listed, not after."""
+    root = filestore_copy(tmp_path)
+    during: list[bool] = []
+    real = mlflow_files_tree.fold_small_files
+
+    def spy(listed):  # type: ignore[no-untyped-def]
+        during.append(gc.isenabled())
+        return real(listed)
+
+    monkeypatch.setattr(mlflow_files_tree, "fold_small_files", spy)
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        report = run_import(open_memory_store(), FILES, root)
+        assert gc.isenabled()
+    finally:
+        if not was:
+            gc.disable()
+    assert report.counts[FILES].runs == 16 and report.problems == []
+    assert len(during) == 16 and not any(during)
 
 
 def test_sqlite_chunks_read_ahead_while_histories_are_read_batch_by_batch_end_the_same(

@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from mltop.core.common.collector import collector_held
 from mltop.core.common.flat_yaml import read_flat_mapping
 from mltop.core.common.regular_files import FileTooLarge, read_limited
 from mltop.core.common.safe_yaml import YamlRefused, load_yaml
@@ -343,7 +344,14 @@ def import_tree(store: Store, root: Path, report: ImportReport) -> None:
     writer = _Writer(store, source, experiments, exp_changed, report)
     listed: set[str] = set()
     digests = store.run_digests(source)
-    for chunk in list_runs(experiments, lambda n: common.run_id(KIND, id_source, n), listed):
+    chunks = list_runs(experiments, lambda n: common.run_id(KIND, id_source, n), listed)
+    while True:
+        # The listing makes a few objects a file and no cycle: the collector's passes over them
+        # (and, in the app, over every row on screen) are held off while a chunk is listed.
+        with collector_held():
+            chunk = next(chunks, None)
+        if chunk is None:
+            break
         changed = dict(store.changed_runs(chunk.table(), digests))
         todo = [r for r in chunk.runs if r[0] in changed or r[1].experiment.native in changed_exps]
         if not todo:
