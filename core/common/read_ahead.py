@@ -73,7 +73,7 @@ def read_ahead(items: Iterator[T], lock: threading.Lock, name: str) -> Iterator[
         yield taken()
     finally:
         stop.set()
-        wanted.release()  # wakes a reader waiting for leave to read
+        wanted.release()  # wakes a reader that waits for its next permit
         reader.join()
         close = getattr(items, "close", None)
         if close is not None:
