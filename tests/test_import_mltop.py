@@ -403,3 +403,64 @@ def test_data_files_that_are_not_metric_logs_are_ignored(tmp_path: Path) -> None
     (tmp_path / "events.jsonl").write_text('{"user": "a", "action": "click"}\n')
     store, report = _ingest(tmp_path)
     assert store.count_runs() == 0 and not report.problems
+
+
+def _snapshot(store: Store) -> dict[str, object]:
+    runs = {r.id: r for r in store.runs()}
+    ids = sorted(runs)
+    return {
+        "runs": runs,
+        "params": {i: store.params(i) for i in ids},
+        "summaries": store.summaries(ids),
+        "logs": {i: [log.path for log in store.logs(i)] for i in ids},
+        "points": store.point_count(),
+    }
+
+
+def test_many_small_batches_end_as_one_batch_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of two runs, each in its own transaction: a first import, then a scan after
+    every kind of change (grown metrics, grown with a new log, new metadata, a truncated
+    history, broken metadata), ends as one batch does."""
+    from mltop.core.importers import mltop_runs
+
+    def tree(name: str) -> Path:
+        root = tmp_path / name
+        for i in range(9):
+            write_run(root / "runs", f"run-{i}", steps=4 + i, params={"i": i})
+        return root
+
+    def change(root: Path) -> None:
+        runs = root / "runs"
+        with open(runs / "run-1" / METRICS_FILE, "a") as fh:  # grown only
+            fh.write(json.dumps({"step": 50, "loss": 0.5}) + "\n")
+        with open(runs / "run-4" / METRICS_FILE, "a") as fh:  # grown, and a log appeared
+            fh.write(json.dumps({"step": 50, "loss": 0.4}) + "\n")
+        (runs / "run-4" / "train.log").write_text("epoch 50\n")
+        meta = json.loads((runs / "run-6" / META_FILE).read_text())  # new metadata
+        meta["status"] = "KILLED"
+        (runs / "run-6" / META_FILE).write_text(json.dumps(meta))
+        (runs / "run-7" / METRICS_FILE).write_text(json.dumps({"step": 0, "loss": 9.0}) + "\n")
+        (runs / "run-8" / META_FILE).write_text("{not json")  # broken: that run only
+
+    root = tree("project")
+    whole, _ = _ingest(root)
+    monkeypatch.setattr(mltop_runs, "BATCH_RUNS", 2)
+    split, report = _ingest(root)
+    assert report.problems == [] and report.runs_added == 9
+    assert _snapshot(split) == _snapshot(whole)
+    change(root)
+    monkeypatch.setattr(mltop_runs, "BATCH_RUNS", 5000)
+    _, whole_report = _ingest(root, whole)
+    monkeypatch.setattr(mltop_runs, "BATCH_RUNS", 2)
+    _, split_report = _ingest(root, split)
+    assert [p.message for p in split_report.problems] == [p.message for p in whole_report.problems]
+    assert len(split_report.problems) == 1
+    assert _snapshot(split) == _snapshot(whole)
+    runs = {r.name: r for r in split.runs()}
+    assert [log.path for log in split.logs(runs["run-4"].id)] == [
+        str(root / "runs" / "run-4" / "train.log")
+    ]
+    assert runs["run-6"].status == "KILLED"
+    assert split.summaries([runs["run-7"].id])[runs["run-7"].id]["loss"].count == 1
