@@ -14,6 +14,7 @@ from conftest import copy_fixture, write_run
 
 from mltop.core import tabular
 from mltop.core.discovery import ingest
+from mltop.core.importers import mltop_runs
 from mltop.core.store import Store, open_memory_store
 from mltop.core.tracking import META_FILE, METRICS_FILE
 
@@ -423,7 +424,6 @@ def test_many_small_batches_end_as_one_batch_does(
     """Batches of two runs, each in its own transaction: a first import, then a scan after
     every kind of change (grown metrics, grown with a new log, new metadata, a truncated
     history, broken metadata), ends as one batch does."""
-    from mltop.core.importers import mltop_runs
 
     def tree(name: str) -> Path:
         root = tmp_path / name
