@@ -13,6 +13,7 @@ What it holds, one module per concern:
 * :mod:`.connection` - the connection, transactions, migrating and re-anchoring a store file;
 * :mod:`.runs` - runs, experiments, params and tags;
 * :mod:`.points` - metric points and summaries, including live folding;
+* :mod:`.summaries` - summaries computed outside SQL (a first import's, a live batch's);
 * :mod:`.files` - files and sources (incremental scanning);
 * :mod:`.logs` - the log files of runs;
 * :mod:`.registry` - registered models, versions, aliases and tags;

@@ -49,7 +49,7 @@ def _runs_sql(
 def _first_per(rows: Iterable[_Row], key: Callable[[_Row], Hashable]) -> list[_Row]:
     """The first row of each key, in order. Done here rather than with SQL ``DISTINCT ON``:
     DuckDB 2.0 keeps native memory after every grouping of a registered Arrow table (see
-    :func:`.points._batch_summaries`), and these writes run on every live import batch."""
+    :func:`.summaries.batch_summaries`), and these writes run on every live import batch."""
     first: dict[Hashable, _Row] = {}
     for row in rows:
         first.setdefault(key(row), row)

@@ -211,6 +211,11 @@ FROM {table} {where}
 GROUP BY run_id, key
 """
 
+# metric_summary's columns in order (the fields of entities.MetricSummary).
+SUMMARY_COLUMNS = (
+    "run_id, key, last, min, max, count, first_step, last_step, min_step, max_step, last_time"
+)
+
 RUN_COLUMNS = (
     "r.id, r.name, r.status, e.name, r.source_kind, r.location, r.start_time, r.end_time, "
     "r.parent_id, r.git_commit, r.host, r.lifecycle, r.artifact_uri, r.error, r.updated, "
