@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mltop.core.entities import RunRecord
-from mltop.core.store import open_memory_store
+from mltop.core.store import open_memory_store, summaries
 from mltop.core.store.schema import SUMMARY_COLUMNS, SUMMARY_SELECT
 from mltop.core.store.summaries import summarise_points
 
@@ -94,6 +94,16 @@ def test_points_whose_order_only_sql_defines_are_left_to_sql(damage: tuple[str, 
     name, column = damage
     points = points.set_column(points.column_names.index(name), name, column)
     assert summarise_points(points) is None
+
+
+def test_more_points_than_numpy_takes_at_once_are_left_to_sql(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    points = _table([("r", "loss", s, float(s), 1.0) for s in range(5)])
+    monkeypatch.setattr(summaries, "SUMMARISE_UP_TO", 4)
+    assert summarise_points(points) is None
+    monkeypatch.setattr(summaries, "SUMMARISE_UP_TO", 5)
+    assert summarise_points(points) is not None
 
 
 @pytest.mark.parametrize("value", [None, 0.5], ids=["null value", "plain"])

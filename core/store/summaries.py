@@ -116,10 +116,17 @@ def summary_table(rows: Sequence[MetricSummary]) -> pa.Table:
     return pa.table(columns)
 
 
+#: The most points :func:`summarise_points` takes at once. Its arrays hold 35-70 bytes a point
+#: beside the points themselves (70 for points it must put in order first); DuckDB's grouping
+#: streams, so more points than this (one huge history read whole) go to SQL.
+SUMMARISE_UP_TO = 1_000_000
+
+
 def summarise_points(points: pa.Table) -> pa.Table | None:
     """``SUMMARY_SELECT`` of ``points`` (columns of ``POINTS_SCHEMA``) as metric_summary rows,
     computed with numpy; None for points it leaves to SQL (a null run, key, step or value, or
-    a time that is not a finite number: rare, and where the SQL's ordering rules are subtle).
+    a time that is not a finite number: rare, and where the SQL's ordering rules are subtle;
+    and more than :data:`SUMMARISE_UP_TO` points).
 
     A first import's summaries were DuckDB grouping every new point by two strings: 0.9 s of
     CPU for 3M points of 100,000 MLflow runs. Importers hand points over grouped by (run, key)
@@ -131,7 +138,7 @@ def summarise_points(points: pa.Table) -> pa.Table | None:
     counts every point, ``last_time`` is the latest time (null when no point has one).
     """
     n = points.num_rows
-    if n == 0:
+    if n == 0 or n > SUMMARISE_UP_TO:
         return None
     step_col, ts_col, value_col = (
         points.column(c).combine_chunks() for c in ("step", "ts", "value")
