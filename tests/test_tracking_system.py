@@ -41,8 +41,10 @@ SCRIPT = textwrap.dedent(
         samples = os.path.join(sys.argv[1], "sys", "system.csv")
         give_up = time.time() + 20
         while time.time() < give_up:
-            if os.path.exists(samples) and len(open(samples).read().splitlines()) > 3:
-                break
+            if os.path.exists(samples):
+                with open(samples) as fh:
+                    if len(fh.read().splitlines()) > 3:  # the header and 3 rows
+                        break
             time.sleep(0.05)
     child.kill()
     """

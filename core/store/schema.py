@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from mltop.core.entities import MetricSummary
+
 STORE_ENV = "MLTOP_STORE"
 STORE_DIR = ".mltop"
 STORE_FILE = "store.duckdb"
@@ -211,10 +213,8 @@ FROM {table} {where}
 GROUP BY run_id, key
 """
 
-# metric_summary's columns in order (the fields of entities.MetricSummary).
-SUMMARY_COLUMNS = (
-    "run_id, key, last, min, max, count, first_step, last_step, min_step, max_step, last_time"
-)
+# metric_summary's columns in order: a MetricSummary is made from a row of them.
+SUMMARY_COLUMNS = ", ".join(MetricSummary.__dataclass_fields__)
 
 RUN_COLUMNS = (
     "r.id, r.name, r.status, e.name, r.source_kind, r.location, r.start_time, r.end_time, "

@@ -53,8 +53,7 @@ def batch_summaries(points: pa.Table) -> list[MetricSummary]:
     of a registered Arrow table (measured linear over 16,000 batches), and the live watcher
     summarises a batch twice a second. Same rules as ``SUMMARY_SELECT``: ``last`` is the value
     at the highest (step, time), nulls skipped as ``arg_max`` does; min and max skip NaN and
-    infinities;
-    ``count`` counts every point.
+    infinities; ``count`` counts every point.
     """
     keys = ["run_id", "key"]
     table = points.append_column("_ts", pc.fill_null(points.column("ts"), 0.0))
