@@ -26,8 +26,16 @@ ENDLESS_GROUPS = frozenset({"watch", "logs-follow"})
 """Worker groups that follow files until their app or screen closes."""
 
 
-async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    """Let the app run (workers included) until ``predicate`` holds."""
+async def until(
+    pilot: Pilot,
+    predicate: Callable[[], bool],
+    timeout: float = 15.0,
+    describe: Callable[[], str] | None = None,
+) -> None:
+    """Let the app run (workers included) until ``predicate`` holds.
+
+    On a timeout the error names the workers still on the app and what ``describe`` says of
+    the state reached, so a failure seen once on a loaded machine can be read afterwards."""
     deadline = time.monotonic() + timeout
     while True:
         await pilot.pause()
@@ -47,8 +55,19 @@ async def until(pilot: Pilot, predicate: Callable[[], bool], timeout: float = 15
         if predicate():
             return
         if time.monotonic() > deadline:
-            raise AssertionError("the app did not reach the expected state in time")
+            raise AssertionError(timed_out(pilot, describe))
         await asyncio.sleep(0.02)
+
+
+def timed_out(pilot: Pilot, describe: Callable[[], str] | None) -> str:
+    """What :func:`until` says when the state it waits for did not come."""
+    workers = ", ".join(f"{w.group}/{w.name}: {w.state.name}" for w in pilot.app.workers)
+    state = f"; {describe()}" if describe is not None else ""
+    screen = type(pilot.app.screen).__name__
+    return (
+        f"the app did not reach the expected state in time (screen {screen};"
+        f" workers: {workers or 'none'}{state})"
+    )
 
 
 async def settled(pilot: Pilot) -> RunsScreen:

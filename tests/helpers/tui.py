@@ -77,10 +77,19 @@ async def open_detail(pilot: Pilot[object], *, charts_drawn: bool = True) -> Run
     await settled(pilot)
     screen = await pushed(pilot, "enter", RunDetailScreen, lambda s: s.details)
     if charts_drawn:
-        await until(pilot, lambda: charts_loaded(screen))
+        await until(pilot, lambda: charts_loaded(screen), describe=lambda: charts_state(screen))
     else:
         await pilot.pause()
     return screen
+
+
+def charts_state(screen: RunDetailScreen) -> str:
+    """Which charts still wait for their series, and the requests not sent yet."""
+    waiting = [k for k, c in screen.charts.items() if c.series is None]
+    return (
+        f"{len(screen.charts)} charts, waiting for series: {waiting}; pending requests"
+        f" {screen._pending}, flush scheduled {screen._flush_scheduled}"
+    )
 
 
 def charts_loaded(screen: RunDetailScreen) -> bool:
