@@ -105,6 +105,11 @@ def host_of(tags: Mapping[str, str]) -> str | None:
     return None
 
 
+def run_name(name: object, tags: Mapping[str, str], native_id: str) -> str:
+    """The name column when it holds one, else the ``mlflow.runName`` tag, else the run id."""
+    return str(name) if name not in (None, "") else tags.get(TAG_RUN_NAME) or native_id
+
+
 def make_record(
     *,
     kind: str,
@@ -128,7 +133,6 @@ def make_record(
     """
     start = ms_to_s(start_ms)
     end = ms_to_s(end_ms)
-    run_name = str(name) if name not in (None, "") else tags.get(TAG_RUN_NAME) or native_id
     parent = tags.get(TAG_PARENT)
     candidates = [t for t in (start, end, updated) if t is not None]
     ids = id_source if id_source is not None else source
@@ -136,7 +140,7 @@ def make_record(
         id=run_id(kind, ids, native_id),
         source_kind=kind,
         location=source,
-        name=run_name,
+        name=run_name(name, tags, native_id),
         status=parse_status(status),
         experiment_id=(
             experiment_id(kind, ids, experiment_native_id)

@@ -26,14 +26,14 @@ Incremental strategy (the database is one file, so file offsets do not help):
   recorded last, so an interrupted import is completed by the next scan. Runs the store holds
   that the database no longer has are dropped only after every chunk was read.
 
-Reading the database (opening, probing, the chunks of runs, histories) is :mod:`.mlflow_sqlite_db`;
-this module decides what to read and writes it.
+Reading the database (opening, probing, the chunks of runs, histories) is :mod:`.mlflow_sqlite_db`,
+a chunk's runs as the store's columns :mod:`.mlflow_sqlite_runs`; this module decides what to
+read and writes it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sqlite3
 import threading
@@ -48,18 +48,16 @@ import pyarrow.compute as pc
 
 from mltop.core.common.collector import collector_held
 from mltop.core.common.read_ahead import read_ahead
-from mltop.core.entities import FileState, ImportReport, RunRecord, SourceRef
+from mltop.core.entities import FileState, ImportReport, SourceRef
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers.base import Detection, head_fingerprint
 from mltop.core.importers.mlflow_sqlite_db import (
     DB_ERRORS,
-    KEYED,
     DbKind,
     Layout,
     RunChunk,
     SourceError,
     chunk_points,
-    db_text,
     error_line,
     has_sqlite_header,
     open_database,
@@ -71,6 +69,7 @@ from mltop.core.importers.mlflow_sqlite_db import (
 from mltop.core.importers.mlflow_sqlite_db import REQUIRED_TABLES as REQUIRED_TABLES
 from mltop.core.importers.mlflow_sqlite_db import is_mlflow_db as is_mlflow_db
 from mltop.core.importers.mlflow_sqlite_db import table_names as table_names
+from mltop.core.importers.mlflow_sqlite_runs import run_columns
 from mltop.core.store import (
     Store,
     float_values,
@@ -102,19 +101,21 @@ _written: weakref.WeakKeyDictionary[Store, dict[str, int]] = weakref.WeakKeyDict
 
 @dataclass
 class _Rows:
-    """A chunk's params and tags with, per row, the position of its run in the chunk's records
-    (-1 for a row of no run kept), and the run ids by position."""
+    """A chunk's runs (the store's ``runs`` columns, see :func:`run_columns`), params and tags
+    with, per params or tags row, the position of its run in the chunk (-1 for a row of no run
+    kept), and the run ids by position."""
 
+    runs: pa.Table
     params: pa.Table
     tags: pa.Table
     params_owner: np.ndarray
     tags_owner: np.ndarray
     ids: list[str]
 
-    def of(self, positions: list[int]) -> tuple[pa.Table, pa.Table]:
-        """The (run_id, key, value) params and tags of the runs at these positions."""
+    def of(self, positions: Sequence[int]) -> tuple[pa.Table, pa.Table, pa.Table]:
+        """The runs at these positions and their (run_id, key, value) params and tags."""
         chosen = np.zeros(len(self.ids) + 1, np.bool_)  # the last slot stands for -1
-        chosen[positions] = True
+        chosen[list(positions)] = True
         ids = string_array(self.ids)
         out = []
         for table, owner in ((self.params, self.params_owner), (self.tags, self.tags_owner)):
@@ -124,42 +125,15 @@ class _Rows:
             out.append(
                 pa.table({"run_id": run_ids, "key": picked["key"], "value": picked["value"]})
             )
-        return out[0], out[1]
-
-
-def _digests(records: list[RunRecord], rows: _Rows) -> list[int]:
-    """Per record, a signed 64-bit digest of what is written of the run: the record and its
-    params and tags, as the store keeps it beside the run (:meth:`Store.metadata_digests`).
-
-    One BLAKE2b per run over its record's text and its rows' bytes (keys, values and their
-    lengths) sliced from the Arrow buffers, so no Python object is made per row. Rows are
-    taken in the order SQLite gave them (grouped by run first): the same rows in another order
-    only cost a needless rewrite, never a missed change.
-    """
-    hashers = [hashlib.blake2b(repr(r).encode("utf-8", "surrogatepass"), digest_size=8)
-               for r in records]  # fmt: skip
-    for table, owner in ((rows.params, rows.params_owner), (rows.tags, rows.tags_owner)):
-        order = np.argsort(owner, kind="stable")
-        grouped = owner[order]
-        bounds = np.searchsorted(grouped, np.arange(len(records) + 1))
-        for name in KEYED[1:]:
-            column = table[name].take(numbers_array(order)).combine_chunks()
-            offsets = np.frombuffer(
-                column.buffers()[1], np.int32, len(column) + 1, column.offset * 4
-            )
-            data = memoryview(column.buffers()[2] or b"")
-            sizes = memoryview(np.diff(offsets).astype(np.int32).tobytes())
-            for i, hasher in enumerate(hashers):
-                start, stop = int(bounds[i]), int(bounds[i + 1])
-                hasher.update(sizes[start * 4 : stop * 4])
-                hasher.update(data[offsets[start] : offsets[stop]])
-    return [int.from_bytes(h.digest(), "little", signed=True) for h in hashers]
+        runs = self.runs.take(numbers_array(np.asarray(positions, np.int64)))
+        return runs, out[0], out[1]
 
 
 @dataclass
 class _Work:
     uuid: str
-    record: RunRecord
+    id: str
+    name: str
     position: int  # in the chunk's records (see _Rows)
     rows: _Rows
     digest: int
@@ -231,33 +205,16 @@ def _plan(scan: _Scan, chunk: RunChunk) -> tuple[list[_Work], dict[str, str]]:
     uuids = string_array([r[0] for r in rows_of_runs])
     ids = [common.run_id(KIND, id_source, r[0]) for r in rows_of_runs]
     metrics = _Metrics.of(chunk.stats, positions_in(chunk.stats["run_uuid"], uuids), ids)
-    records: list[RunRecord] = []
-    for position, row in enumerate(rows_of_runs):
-        uuid, name, status, start, end, stage, artifact_uri, exp = row
-        exp_native = db_text(exp) if exp is not None else None
-        records.append(
-            common.make_record(
-                kind=KIND,
-                source=source,
-                native_id=uuid,
-                experiment_native_id=exp_native,
-                name=name,
-                status=status,
-                lifecycle=common.lifecycle_of(stage, exp_native in scan.deleted_exps),
-                start_ms=start,
-                end_ms=end,
-                artifact_uri=artifact_uri,
-                tags=chunk.record_tags.get(uuid, {}),
-                updated=common.ms_to_s(metrics.last_ms[position]),
-                id_source=id_source,
-            )
-        )
+    runs = run_columns(
+        rows_of_runs, ids, chunk.record_tags, metrics.last_ms, kind=KIND, source=source,
+        id_source=id_source, deleted_experiments=scan.deleted_exps,
+    )  # fmt: skip
     run_of = dict(zip([r[0] for r in rows_of_runs], ids, strict=True))
     rows = _Rows(
-        chunk.params, chunk.tags, positions_in(chunk.params["run_uuid"], uuids),
+        runs, chunk.params, chunk.tags, positions_in(chunk.params["run_uuid"], uuids),
         positions_in(chunk.tags["run_uuid"], uuids), ids,
     )  # fmt: skip
-    digests = _digests(records, rows)
+    digests = store.metadata_digests_of(*rows.of(range(len(ids))))
     known = [i for i in ids if i in scan.existing]
     scan.kept.update(known)
     reread: set[str] = set()
@@ -266,13 +223,16 @@ def _plan(scan: _Scan, chunk: RunChunk) -> tuple[list[_Work], dict[str, str]]:
         reread = store.runs_with_other_summaries(known, metrics.summaries)
         recorded = store.metadata_digests(known)
     work: list[_Work] = []
-    for position, (uuid, record) in enumerate(zip(uuids.to_pylist(), records, strict=True)):
-        new = record.id not in scan.existing
-        histories = scan.fresh or new or record.id in reread
-        digest = digests[position]
-        if histories or new or recorded.get(record.id) != digest:
+    names = runs["name"].to_pylist()
+    for position, (uuid, run) in enumerate(zip(uuids.to_pylist(), ids, strict=True)):
+        new = run not in scan.existing
+        histories = scan.fresh or new or run in reread
+        digest = int(digests[position])
+        if histories or new or recorded.get(run) != digest:
             points = metrics.points[position] if histories else 0
-            work.append(_Work(uuid, record, position, rows, digest, histories, points, new))
+            work.append(
+                _Work(uuid, run, names[position], position, rows, digest, histories, points, new)
+            )
     return work, run_of
 
 
@@ -497,7 +457,7 @@ def _write_group(
                     read.append(read_points(con, reread, run_of, layout.has_is_nan, db, report))
             except DB_ERRORS as exc:
                 complete = False
-                names = ", ".join(w.record.name for w in part[:3])
+                names = ", ".join(w.name for w in part[:3])
                 more = f" and {len(part) - 3} more" if len(part) > 3 else ""
                 report.problem(db, f"cannot read metrics of runs {names}{more}: {error_line(exc)}")
                 continue
@@ -506,16 +466,12 @@ def _write_group(
         return complete, False
     points = pa.concat_tables(read)
     reread_ids = [run_of[w.uuid] for w in batch if w.histories]
-    params, tags = batch[0].rows.of([w.position for w in batch])
+    runs, params, tags = batch[0].rows.of([w.position for w in batch])
     with store.transaction(large=len(batch) >= LARGE_WRITE):
-        store.mark_new_runs(w.record.id for w in batch if w.new)
+        store.mark_new_runs(w.id for w in batch if w.new)
         store.put_experiments(experiments)
         store.put_runs(
-            scan.source,
-            [w.record for w in batch],
-            params=params,
-            tags=tags,
-            digests={w.record.id: w.digest for w in batch},
+            scan.source, runs, params=params, tags=tags, digests={w.id: w.digest for w in batch}
         )
         if reread_ids:
             store.delete_points(reread_ids)

@@ -53,7 +53,7 @@ from mltop.core.store.queries import (
     order_clause,
     parse_order,
 )
-from mltop.core.store.runs import mapping_rows
+from mltop.core.store.runs import RUN_TEXTS, RUN_TIMES, mapping_rows, run_table
 from mltop.core.store.schema import (
     DERIVED_TABLES,
     MIGRATIONS,
@@ -77,6 +77,8 @@ __all__ = [
     "POINTS_SCHEMA",
     "RUNS_TABLE_AGGREGATES",
     "RUNS_TABLE_ATTRIBUTES",
+    "RUN_TEXTS",
+    "RUN_TIMES",
     "SCHEMA_VERSION",
     "SMALL_ID_SET",
     "STORE_DIR",
@@ -98,6 +100,7 @@ __all__ = [
     "order_clause",
     "parse_order",
     "positions_in",
+    "run_table",
     "scratch_base",
     "string_array",
     "text_array",

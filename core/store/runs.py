@@ -120,6 +120,32 @@ def mapping_rows(run_id: str, mapping: Mapping[str, object]) -> list[tuple[str, 
     return [(run_id, str(k), v) for k, v in mapping.items()]
 
 
+#: The ``runs`` columns :meth:`RunTables.put_runs` writes: texts, then times (epoch seconds).
+RUN_TEXTS = (
+    "id", "source_kind", "location", "native_id", "experiment_id", "name", "status",
+    "lifecycle", "parent_id", "git_commit", "host", "artifact_uri", "error", "source",
+)  # fmt: skip
+RUN_TIMES = ("start_time", "end_time", "updated")
+
+
+def run_table(runs: Sequence[RunRecord], source: str | None = None) -> pa.Table:
+    """Records as the Arrow table :meth:`RunTables.put_runs` writes; ``source`` as it says."""
+    columns = {f: text_array([getattr(r, f) for r in runs]) for f in RUN_TEXTS[:-1]}
+    columns["status"] = string_array([str(r.status) for r in runs])
+    columns["source"] = text_array([source or r.source or r.location for r in runs])
+    columns |= {f: float_array([getattr(r, f) for r in runs]) for f in RUN_TIMES}
+    return pa.table(columns)
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: every input bit moves every output bit (uint64, wrapping)."""
+    x = values ^ (values >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
 class RunTables(StoreConnection):
     """The ``runs``, ``experiments``, ``params`` and ``tags`` tables."""
 
@@ -147,38 +173,37 @@ class RunTables(StoreConnection):
     def put_runs(
         self,
         source: str | None,
-        runs: Sequence[RunRecord],
+        runs: Sequence[RunRecord] | pa.Table,
         params: Iterable[tuple[str, str, object]] | pa.Table = (),
         tags: Iterable[tuple[str, str, object]] | pa.Table = (),
         digests: Mapping[str, int] | None = None,
     ) -> None:
         """Replace these runs with their params and tags (idempotent: same ids, same rows).
 
-        ``params`` and ``tags`` are (run_id, key, value) triples, or Arrow tables of those three
-        text columns (an importer that reads rows column-wise hands them over without a Python
-        object per row); params keep their text and, when it parses, their number. ``source``
-        is the discovered source of all these runs; when None, each run's own ``source`` (or
-        else its location) is used. ``digests`` (run_id -> a signed 64-bit number) is what an
-        importer computed of each run's source rows, read back by :meth:`metadata_digests`; a run
-        written without one loses the one it had.
+        ``runs`` are records, or an Arrow table of the :data:`RUN_TEXTS` and :data:`RUN_TIMES`
+        columns with one row per run id (an importer that reads runs column-wise, see
+        :func:`run_table`). ``params`` and ``tags`` are (run_id, key, value) triples, or Arrow
+        tables of those three text columns (an importer that reads rows column-wise hands them
+        over without a Python object per row); params keep their text and, when it parses,
+        their number. ``source`` is the discovered source of all these runs; when None, each
+        run's own ``source`` (or else its location) is used. ``digests`` (run_id -> a signed
+        64-bit number) is what an importer computed of each run's source rows, read back by
+        :meth:`metadata_digests`; a run written without one loses the one it had.
         """
-        if not runs:
+        if isinstance(runs, pa.Table):
+            table = runs.select(list(RUN_TEXTS + RUN_TIMES))
+            if source is not None:
+                column = string_array([source] * table.num_rows)
+                table = table.set_column(RUN_TEXTS.index("source"), "source", column)
+        else:
+            table = run_table(_first_per(runs, lambda r: r.id), source)
+        if not table.num_rows:
             return
-        runs = _first_per(runs, lambda r: r.id)
-        texts = [
-            "id", "source_kind", "location", "native_id", "experiment_id", "name", "status",
-            "lifecycle", "parent_id", "git_commit", "host", "artifact_uri", "error",
-        ]  # fmt: skip
-        floats = ["start_time", "end_time", "updated"]
-        columns = {f: text_array([getattr(r, f) for r in runs]) for f in texts}
-        columns["status"] = string_array([str(r.status) for r in runs])
-        columns |= {f: float_array([getattr(r, f) for r in runs]) for f in floats}
-        columns["source"] = text_array([source or r.source or r.location for r in runs])
-        table = pa.table(columns)
         param_table = _keyed_table(params, numbers=True)
         tag_table = _keyed_table(tags, numbers=False)
         num = "num" if "num" in param_table.column_names else "TRY_CAST(value AS DOUBLE)"
-        ids = {r.id for r in runs}
+        run_ids = table["id"].to_pylist()
+        ids = set(run_ids)
         kept = [(i, d) for i, d in (digests or {}).items() if i in ids]
         numbers = np.array([d for _, d in kept], np.int64)
         digest_table = pa.table(
@@ -189,9 +214,9 @@ class RunTables(StoreConnection):
                 ),
             }
         )
-        cols = ", ".join(columns)
+        cols = ", ".join(table.column_names)
         with self._lock:
-            self._delete_runs_rows(self._old_only(r.id for r in runs))
+            self._delete_runs_rows(self._old_only(run_ids))
             con = self._con
             staged = {
                 "_new_runs": table,
@@ -212,6 +237,47 @@ class RunTables(StoreConnection):
             finally:
                 for name in staged:
                     con.unregister(name)
+
+    def metadata_digests_of(self, runs: pa.Table, params: pa.Table, tags: pa.Table) -> np.ndarray:
+        """Per row of ``runs`` (a :meth:`put_runs` table), a signed 64-bit digest of what
+        :meth:`put_runs` writes of the run: its row and its params and tags ((run_id, key,
+        value) tables, in any order; rows of other runs are left out). An importer compares it
+        with :meth:`metadata_digests` to rewrite only the runs that changed, and hands it to
+        :meth:`put_runs` to keep.
+
+        DuckDB hashes each row (a projection: no grouping, no join, nothing kept after), and
+        numpy folds a run's params and tags into sums (so their order does not matter) mixed
+        with its own row's hash. A DuckDB that hashed differently would rewrite each run's
+        metadata once, never miss a change.
+        """
+        n = runs.num_rows
+        fields = ", ".join(RUN_TEXTS + RUN_TIMES)
+        with self._lock:
+            own = self._row_hashes(f"hash({fields})", runs)
+            folded = []
+            for table in (params, tags):
+                at = positions_in(table["run_id"], runs["id"])
+                held = at >= 0
+                hashes = self._row_hashes("hash(key, value)", table)
+                total = np.zeros(n, np.uint64)
+                np.add.at(total, at[held], hashes[held])
+                folded.append(total)
+        digest = _mix(own ^ _mix(folded[0] ^ np.uint64(0x9E3779B97F4A7C15)))
+        digest = _mix(digest ^ _mix(folded[1] ^ np.uint64(0xC2B2AE3D27D4EB4F)))
+        return digest.view(np.int64)
+
+    def _row_hashes(self, expression: str, table: pa.Table) -> np.ndarray:
+        """DuckDB's ``expression`` (a UBIGINT hash) of each row of ``table``, in its order (a
+        plain scan keeps it: DuckDB preserves insertion order)."""
+        if not table.num_rows:
+            return np.zeros(0, np.uint64)
+        self._con.register("_hashed_rows", table)
+        try:
+            result = self._con.sql(f"SELECT {expression} AS h FROM _hashed_rows").to_arrow_table()
+        finally:
+            self._con.unregister("_hashed_rows")
+        column = result["h"].combine_chunks()
+        return np.frombuffer(column.buffers()[1], np.uint64, len(column), column.offset)
 
     def runs_with_other_summaries(self, run_ids: Sequence[str], now: pa.Table) -> set[str]:
         """Those of ``run_ids`` whose metric summaries differ from ``now`` (``run_id``, ``key``,
