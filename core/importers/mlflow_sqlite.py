@@ -111,11 +111,17 @@ class _Rows:
     params_owner: np.ndarray
     tags_owner: np.ndarray
     ids: list[str]
+    # of() for every run, kept: a first import asks it twice (digests, then the write).
+    _whole: tuple[pa.Table, pa.Table, pa.Table] | None = field(default=None, repr=False)
 
     def of(self, positions: Sequence[int]) -> tuple[pa.Table, pa.Table, pa.Table]:
         """The runs at these positions and their (run_id, key, value) params and tags."""
+        positions = list(positions)
+        whole = positions == list(range(len(self.ids)))
+        if whole and self._whole is not None:
+            return self._whole
         chosen = np.zeros(len(self.ids) + 1, np.bool_)  # the last slot stands for -1
-        chosen[list(positions)] = True
+        chosen[positions] = True
         ids = string_array(self.ids)
         out = []
         for table, owner in ((self.params, self.params_owner), (self.tags, self.tags_owner)):
@@ -126,6 +132,8 @@ class _Rows:
                 pa.table({"run_id": run_ids, "key": picked["key"], "value": picked["value"]})
             )
         runs = self.runs.take(numbers_array(np.asarray(positions, np.int64)))
+        if whole:
+            self._whole = (runs, out[0], out[1])
         return runs, out[0], out[1]
 
 

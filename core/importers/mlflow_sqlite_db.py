@@ -34,6 +34,7 @@ from mltop.core.importers import sqlite_readonly
 from mltop.core.store import (
     POINTS_SCHEMA,
     float_array,
+    float_values,
     int_array,
     numbers_array,
     string_array,
@@ -403,7 +404,8 @@ def chunk_points(chunk: RunChunk, run_of: dict[str, str]) -> pa.Table | None:
     if chunk.points is None:
         return None
     stats = chunk.stats
-    counts = stats["count"].to_numpy(zero_copy_only=False).astype(np.int64)
+    # Not ChunkedArray.to_numpy: it imports pandas (0.4 s of CPU and 40 MB, for good).
+    counts = float_values(stats["count"]).astype(np.int64)
     owners = [
         (run_of.get(u, ""), k)
         for u, k in zip(stats["run_uuid"].to_pylist(), stats["key"].to_pylist(), strict=True)

@@ -48,12 +48,16 @@ def int_array(values: Sequence[int | None]) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), n, [_validity(values), pa.py_buffer(data)])
 
 
-def numbers_array(values: np.ndarray) -> pa.Array:
-    """An int64 or float64 column without nulls, from a numpy array (indices for ``take``)."""
+def numbers_array(values: np.ndarray, missing: np.ndarray | None = None) -> pa.Array:
+    """An int64 or float64 column from a numpy array (indices for ``take``), null where
+    ``missing`` is True."""
     integers = values.dtype.kind in "iub"
     data = np.ascontiguousarray(values, np.int64 if integers else np.float64)
     kind = pa.int64() if integers else pa.float64()
-    return pa.Array.from_buffers(kind, len(data), [None, pa.py_buffer(data)])
+    valid = None
+    if missing is not None and missing.any():
+        valid = pa.py_buffer(np.packbits(~missing, bitorder="little"))
+    return pa.Array.from_buffers(kind, len(data), [valid, pa.py_buffer(data)])
 
 
 def float_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -66,6 +70,29 @@ def float_values(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
         bits = np.unpackbits(np.frombuffer(array.buffers()[0], np.uint8), bitorder="little")
         values[bits[array.offset : array.offset + len(array)] == 0] = np.nan
     return values
+
+
+def raw_values(array: pa.Array) -> np.ndarray:
+    """An int32, int64 or float64 Arrow array's data as numpy, read from its buffer; whatever a
+    null slot holds is left there (see :func:`valid_mask`)."""
+    kind = _NUMPY_KINDS[array.type]
+    if len(array) == 0:
+        return np.zeros(0, kind)
+    width = np.dtype(kind).itemsize
+    return np.frombuffer(array.buffers()[1], kind, len(array), array.offset * width)
+
+
+_NUMPY_KINDS = {pa.int32(): np.int32, pa.int64(): np.int64, pa.float64(): np.float64}
+
+
+def valid_mask(array: pa.Array) -> np.ndarray:
+    """True where ``array`` holds a value, from its validity bitmap (not ``to_numpy`` of
+    ``is_valid``, which imports pandas)."""
+    n = len(array)
+    if not array.null_count:
+        return np.ones(n, np.bool_)
+    bits = np.unpackbits(np.frombuffer(array.buffers()[0], np.uint8), bitorder="little")
+    return bits[array.offset : array.offset + n].astype(np.bool_)
 
 
 def positions_in(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:

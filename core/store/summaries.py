@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mltop.core.entities import MetricSummary
+from mltop.core.store.columns import numbers_array, raw_values, valid_mask
 
 
 def fold_summaries(old: MetricSummary, new: MetricSummary) -> MetricSummary | None:
@@ -147,14 +148,16 @@ def summarise_points(points: pa.Table) -> pa.Table | None:
     keys = pc.dictionary_encode(points.column("key").combine_chunks())
     if step_col.null_count or value_col.null_count or runs.null_count or keys.null_count:
         return None
-    timed = pc.is_valid(ts_col).to_numpy(zero_copy_only=False)
-    ts = ts_col.fill_null(0.0).to_numpy()  # the SQL orders a missing time as 0
+    # Read from the buffers: to_numpy and fill_null with a Python scalar import pandas
+    # (0.4 s of CPU and 40 MB, for good, in an import that never needs it).
+    timed = valid_mask(ts_col)
+    ts = np.where(timed, raw_values(ts_col), 0.0)  # SQL orders no time as 0
     if not np.isfinite(ts).all():
         return None
     width = len(keys.dictionary)
-    codes = runs.indices.to_numpy().astype(np.int64) * width + keys.indices.to_numpy()
-    step = step_col.to_numpy()
-    value = value_col.to_numpy()
+    codes = raw_values(runs.indices).astype(np.int64) * width + raw_values(keys.indices)
+    step = raw_values(step_col)
+    value = raw_values(value_col)
     starts = _group_starts(codes)
     if len(starts) != len(np.unique(codes[starts])):  # a group in several places
         order = np.argsort(codes, kind="stable")
@@ -182,19 +185,17 @@ def summarise_points(points: pa.Table) -> pa.Table | None:
     group = codes[starts]
     return pa.table(
         {
-            "run_id": runs.dictionary.take(pa.array(group // width)),
-            "key": keys.dictionary.take(pa.array(group % width)),
-            "last": pa.array(last, pa.float64()),
-            "min": pa.array(low, pa.float64(), mask=none),
-            "max": pa.array(high, pa.float64(), mask=none),
-            "count": pa.array(lengths, pa.int64()),
-            "first_step": pa.array(first_step, pa.int64()),
-            "last_step": pa.array(last_step, pa.int64()),
-            "min_step": pa.array(low_step, pa.int64(), mask=none),
-            "max_step": pa.array(high_step, pa.int64(), mask=none),
-            "last_time": pa.array(
-                last_time, pa.float64(), mask=~np.logical_or.reduceat(timed, starts)
-            ),
+            "run_id": runs.dictionary.take(numbers_array(group // width)),
+            "key": keys.dictionary.take(numbers_array(group % width)),
+            "last": numbers_array(last),
+            "min": numbers_array(low, none),
+            "max": numbers_array(high, none),
+            "count": numbers_array(lengths),
+            "first_step": numbers_array(first_step),
+            "last_step": numbers_array(last_step),
+            "min_step": numbers_array(low_step, none),
+            "max_step": numbers_array(high_step, none),
+            "last_time": numbers_array(last_time, ~np.logical_or.reduceat(timed, starts)),
         }
     )
 
