@@ -6,12 +6,14 @@ steps once, so each test shows only what it checks."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TypeVar
 
 from textual.command import CommandList, CommandPalette
+from textual.message import Message
 from textual.pilot import Pilot
 from textual.screen import Screen
 from tui_pilot import SIZE, make_app, settled, until
@@ -29,7 +31,9 @@ async def running(
 ) -> AsyncIterator[tuple[MltopApp, Pilot[object]]]:
     """The app over ``root`` (its store in ``tmp_path``) running at ``size``; nothing awaited."""
     app = make_app(root, tmp_path, **kwargs)
-    async with app.run_test(size=size) as pilot:
+    trace = MessageTrace()
+    app.test_trace = trace  # type: ignore[attr-defined]
+    async with app.run_test(size=size, message_hook=trace) as pilot:
         yield app, pilot
 
 
@@ -83,12 +87,48 @@ async def open_detail(pilot: Pilot[object], *, charts_drawn: bool = True) -> Run
     return screen
 
 
+class MessageTrace:
+    """The messages a test's app dispatched that tell how its screens got their data: a count
+    of each kind and the last ones in order (Textual calls this hook for every message it
+    dispatches)."""
+
+    KINDS = frozenset(
+        {"Resized", "ChartDataLoaded", "DetailsLoaded", "LiveUpdate", "StateChanged", "Timer"}
+    )
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.last: collections.deque[str] = collections.deque(maxlen=60)
+
+    def __call__(self, message: Message) -> None:
+        kind = type(message).__name__
+        if kind not in self.KINDS or getattr(message, "_traced", False):
+            return
+        message._traced = True  # type: ignore[attr-defined]  # once, not at every bubbling step
+        self.counts[kind] += 1
+        if kind == "Resized":
+            kind += f"({getattr(message.chart, 'key', '')}, {message.buckets})"  # type: ignore[attr-defined]
+        elif kind == "ChartDataLoaded":
+            kind += f"({message.key}, {message.x})"  # type: ignore[attr-defined]
+        elif kind == "StateChanged":
+            worker = message.worker  # type: ignore[attr-defined]
+            kind += f"({worker.group}/{worker.name}: {message.state.name})"  # type: ignore[attr-defined]
+        if kind != "Timer":
+            self.last.append(kind)
+
+    def __str__(self) -> str:
+        return f"messages {dict(self.counts)}, the last: {list(self.last)}"
+
+
 def charts_state(screen: RunDetailScreen) -> str:
-    """Which charts still wait for their series, and the requests not sent yet."""
+    """Which charts still wait for their series, the requests not sent yet, and the messages
+    that came (see :class:`MessageTrace`)."""
     waiting = [k for k, c in screen.charts.items() if c.series is None]
+    sizes = [(k, c.size.width, c.size.height) for k, c in list(screen.charts.items())[:3]]
     return (
         f"{len(screen.charts)} charts, waiting for series: {waiting}; pending requests"
-        f" {screen._pending}, flush scheduled {screen._flush_scheduled}"
+        f" {screen._pending}, flush scheduled {screen._flush_scheduled}; first charts' sizes"
+        f" {sizes}; x {screen.x_kind}; {getattr(screen.app, 'test_trace', '')}"
     )
 
 
