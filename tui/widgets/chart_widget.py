@@ -57,8 +57,23 @@ class BucketChart(Widget):
         self._cache = None
         self.refresh()
 
+    def on_mount(self) -> None:
+        # Textual sends no Resize to a widget that entered its map of widgets through a lazy
+        # rebuild (something asked where a widget is, a focus or a scroll, between the mount and
+        # the layout): the run detail, which mounts its charts and focuses the first at once,
+        # then had charts that never asked for their data (about one time in thirty). So a
+        # chart also asks once it has been laid out, and when it paints (see _strips).
+        self.call_after_refresh(self._ask, laid_out=True)
+
     def on_resize(self) -> None:
         self._cache = None
+        self._ask()
+
+    def _ask(self, laid_out: bool = False) -> None:
+        """Post a Resized when the width wants another number of buckets than was asked for;
+        with ``laid_out``, only once the chart has a width (a chart not shown has none)."""
+        if laid_out and not self.content_size.width:
+            return
         wanted = self.wanted_buckets()
         if wanted != self._asked:
             self._asked = wanted
@@ -73,6 +88,7 @@ class BucketChart(Widget):
 
     def _strips(self) -> list[Strip]:
         size = self.content_size
+        self._ask(laid_out=True)  # painted at a width no Resize told of (see on_mount)
         key = self.cache_key()
         if self._cache is not None and self._cache[0] == key:
             return self._cache[1]
