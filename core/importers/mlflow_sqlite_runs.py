@@ -20,7 +20,14 @@ import pyarrow as pa
 
 from mltop.core.importers import mlflow_common as common
 from mltop.core.importers.mlflow_sqlite_db import db_text
-from mltop.core.store import RUN_TEXTS, RUN_TIMES, run_table, string_array, text_array
+from mltop.core.store import (
+    RUN_TEXTS,
+    RUN_TIMES,
+    numbers_array,
+    run_table,
+    string_array,
+    text_array,
+)
 
 _T = TypeVar("_T")
 
@@ -68,6 +75,9 @@ def run_columns(
     start = _seconds(starts)
     end = _seconds(ends)
     latest = np.array([np.nan if v is None else v for v in last_ms], np.float64) / 1000.0
+    # The latest of the run's times (a time is never NaN here: NaN stands for none); a run
+    # with none has no "updated".
+    updated = np.fmax(np.fmax(start, end), latest)
     columns = {
         "id": string_array(list(ids)),
         "source_kind": string_array([kind] * n),
@@ -94,10 +104,9 @@ def run_columns(
         "artifact_uri": text_array([str(a) if a not in (None, "") else None for a in uris]),
         "error": text_array([None] * n),
         "source": string_array([source] * n),
-        "start_time": _nullable(start),
-        "end_time": _nullable(end),
-        # The latest of the run's times; a run with none has no "updated".
-        "updated": _nullable(np.fmax(np.fmax(start, end), latest)),
+        "start_time": numbers_array(start, np.isnan(start)),
+        "end_time": numbers_array(end, np.isnan(end)),
+        "updated": numbers_array(updated, np.isnan(updated)),
     }
     return pa.table({name: columns[name] for name in RUN_TEXTS + RUN_TIMES})
 
@@ -118,11 +127,3 @@ def _mapped(values: list[Any], convert: Callable[[Any], _T]) -> list[_T]:
 def _seconds(values: list[Any]) -> np.ndarray:
     """Epoch-millisecond values as seconds, NaN where :func:`common.ms_to_s` gives None."""
     return np.array([np.nan if s is None else s for s in map(common.ms_to_s, values)], np.float64)
-
-
-def _nullable(values: np.ndarray) -> pa.Array:
-    """A float64 column, null where ``values`` is NaN (no time here is ever a NaN value)."""
-    missing = np.isnan(values)
-    valid = pa.py_buffer(np.packbits(~missing, bitorder="little")) if missing.any() else None
-    data = np.ascontiguousarray(values, np.float64)
-    return pa.Array.from_buffers(pa.float64(), len(data), [valid, pa.py_buffer(data)])

@@ -130,11 +130,15 @@ RUN_TIMES = ("start_time", "end_time", "updated")
 
 def run_table(runs: Sequence[RunRecord], source: str | None = None) -> pa.Table:
     """Records as the Arrow table :meth:`RunTables.put_runs` writes; ``source`` as it says."""
-    columns = {f: text_array([getattr(r, f) for r in runs]) for f in RUN_TEXTS[:-1]}
+    columns = {
+        f: text_array([getattr(r, f) for r in runs])
+        for f in RUN_TEXTS
+        if f not in ("status", "source")
+    }
     columns["status"] = string_array([str(r.status) for r in runs])
     columns["source"] = text_array([source or r.source or r.location for r in runs])
     columns |= {f: float_array([getattr(r, f) for r in runs]) for f in RUN_TIMES}
-    return pa.table(columns)
+    return pa.table({f: columns[f] for f in RUN_TEXTS + RUN_TIMES})
 
 
 def _mix(values: np.ndarray) -> np.ndarray:
